@@ -1,0 +1,503 @@
+//! Disks on Linux: mounts from `/proc/self/mountinfo`, I/O counters from `/proc/diskstats`,
+//! sizes from `statvfs`.
+//!
+//! `statvfs` on a hung network mount blocks forever, so it runs on a worker thread with a
+//! deadline: a mount that does not answer is reported `unresponsive` with its last known sizes,
+//! and is not asked again until the stuck call returns. The rest of the sample never waits on it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use smon_proto::Disk;
+
+use crate::config::DiskFilter;
+
+/// Filesystem types that are not storage; left out unless `include_fs_types` names them.
+pub const PSEUDO_FS: &[&str] = &[
+    "autofs",
+    "binfmt_misc",
+    "bpf",
+    "cgroup",
+    "cgroup2",
+    "configfs",
+    "debugfs",
+    "devpts",
+    "devtmpfs",
+    "efivarfs",
+    "fusectl",
+    "fuse.gvfsd-fuse",
+    "fuse.lxcfs",
+    "fuse.portal",
+    "hugetlbfs",
+    "mqueue",
+    "nsfs",
+    "overlay",
+    "proc",
+    "pstore",
+    "ramfs",
+    "rpc_pipefs",
+    "securityfs",
+    "selinuxfs",
+    "squashfs",
+    "sysfs",
+    "tmpfs",
+    "tracefs",
+    "nfsd",
+    "devfs",
+    "functionfs",
+    "rootfs",
+];
+
+/// How long one `statvfs` may take before its mount is declared unresponsive.
+const STATVFS_DEADLINE: Duration = Duration::from_millis(250);
+
+/// One line of `mountinfo`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Device number `major:minor` (0 major for virtual and network filesystems).
+    pub dev: (u32, u32),
+    /// Where it is mounted.
+    pub mount_point: String,
+    /// Filesystem type.
+    pub fs_type: String,
+    /// Mount source, e.g. `/dev/sda1` or `server:/export`.
+    pub source: String,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// Undoes the octal escapes (`\040` for a space) the kernel writes in mountinfo paths.
+fn unescape(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_owned();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses `/proc/<pid>/mountinfo` text. Malformed lines are skipped.
+pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        // 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let l: Vec<&str> = left.split(' ').collect();
+        let r: Vec<&str> = right.split(' ').collect();
+        if l.len() < 6 || r.len() < 3 {
+            continue;
+        }
+        let Some((maj, min)) = l[2].split_once(':') else {
+            continue;
+        };
+        let (Ok(maj), Ok(min)) = (maj.parse(), min.parse()) else {
+            continue;
+        };
+        let opts = l[5];
+        out.push(Mount {
+            dev: (maj, min),
+            mount_point: unescape(l[4]),
+            fs_type: r[0].to_owned(),
+            source: unescape(r[1]),
+            read_only: opts.split(',').any(|o| o == "ro"),
+        });
+    }
+    out
+}
+
+/// Cumulative I/O counters of one block device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IoCounters {
+    /// Bytes read since boot.
+    pub read_bytes: u64,
+    /// Bytes written since boot.
+    pub write_bytes: u64,
+}
+
+/// Parses `/proc/diskstats`: device number -> counters. Sectors there are always 512 bytes.
+pub fn parse_diskstats(text: &str) -> HashMap<(u32, u32), IoCounters> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 10 {
+            continue;
+        }
+        let (Ok(maj), Ok(min), Ok(rd), Ok(wr)) = (
+            f[0].parse(),
+            f[1].parse(),
+            f[5].parse::<u64>(),
+            f[9].parse::<u64>(),
+        ) else {
+            continue;
+        };
+        out.insert(
+            (maj, min),
+            IoCounters {
+                read_bytes: rd * 512,
+                write_bytes: wr * 512,
+            },
+        );
+    }
+    out
+}
+
+/// Chooses the mounts to report: drops pseudo and excluded filesystems and mounts below
+/// excluded paths, and keeps one mount per block device (the shortest path), so bind mounts
+/// are not counted twice.
+pub fn select_mounts(mounts: Vec<Mount>, filter: &DiskFilter) -> Vec<Mount> {
+    let mut chosen: Vec<Mount> = Vec::new();
+    for m in mounts {
+        let included = filter.include_fs_types.iter().any(|t| *t == m.fs_type);
+        if !included && PSEUDO_FS.contains(&m.fs_type.as_str()) {
+            continue;
+        }
+        if filter.exclude_fs_types.iter().any(|t| *t == m.fs_type) {
+            continue;
+        }
+        if filter.exclude_mounts.iter().any(|x| {
+            m.mount_point == *x
+                || (m.mount_point.starts_with(x.as_str())
+                    && m.mount_point[x.len()..].starts_with('/'))
+        }) {
+            continue;
+        }
+        if m.dev.0 != 0 {
+            if let Some(prev) = chosen.iter_mut().find(|c| c.dev == m.dev) {
+                if m.mount_point.len() < prev.mount_point.len() {
+                    *prev = m;
+                }
+                continue;
+            }
+        } else if chosen.iter().any(|c| c.mount_point == m.mount_point) {
+            continue;
+        }
+        chosen.push(m);
+    }
+    chosen
+}
+
+/// Sizes from one `statvfs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FsSize {
+    total: u64,
+    free: u64,
+    avail: u64,
+}
+
+fn statvfs(path: &Path) -> std::io::Result<FsSize> {
+    let s = rustix::fs::statvfs(path)?;
+    let fr = s.f_frsize;
+    Ok(FsSize {
+        total: s.f_blocks.saturating_mul(fr),
+        free: s.f_bfree.saturating_mul(fr),
+        avail: s.f_bavail.saturating_mul(fr),
+    })
+}
+
+type Reply = (PathBuf, std::io::Result<FsSize>);
+
+/// A thread that runs `statvfs` calls one at a time.
+struct Worker {
+    req: mpsc::Sender<PathBuf>,
+    reply: mpsc::Receiver<Reply>,
+}
+
+impl Worker {
+    fn spawn() -> std::io::Result<Self> {
+        let (req_tx, req_rx) = mpsc::channel::<PathBuf>();
+        let (rep_tx, rep_rx) = mpsc::channel::<Reply>();
+        thread::Builder::new()
+            .name("smon-statvfs".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                // Ends when the sampler drops the request side (also after giving up on a stuck call).
+                while let Ok(p) = req_rx.recv() {
+                    let r = statvfs(&p);
+                    if rep_tx.send((p, r)).is_err() {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Self {
+            req: req_tx,
+            reply: rep_rx,
+        })
+    }
+}
+
+/// Disk collector state kept between samples.
+pub struct DiskCollector {
+    proc_root: PathBuf,
+    filter: DiskFilter,
+    worker: Option<Worker>,
+    /// Mounts whose `statvfs` is stuck, with the receiver on which the answer will arrive.
+    stuck: Vec<(String, mpsc::Receiver<Reply>)>,
+    last_size: HashMap<String, FsSize>,
+    last_io: Option<(Instant, HashMap<(u32, u32), IoCounters>)>,
+    rdev_cache: HashMap<String, Option<(u32, u32)>>,
+}
+
+impl DiskCollector {
+    /// A collector reading `<proc_root>/self/mountinfo` and `<proc_root>/diskstats`.
+    pub fn new(proc_root: PathBuf, filter: DiskFilter) -> Self {
+        Self {
+            proc_root,
+            filter,
+            worker: None,
+            stuck: Vec::new(),
+            last_size: HashMap::new(),
+            last_io: None,
+            rdev_cache: HashMap::new(),
+        }
+    }
+
+    /// Block device number behind a mount, for I/O rates: the mount's own device, or for
+    /// filesystems with anonymous device numbers (btrfs) the device file it was mounted from.
+    fn io_dev(&mut self, m: &Mount) -> (u32, u32) {
+        if m.dev.0 != 0 || !m.source.starts_with("/dev/") {
+            return m.dev;
+        }
+        *self
+            .rdev_cache
+            .entry(m.source.clone())
+            .or_insert_with(|| {
+                rustix::fs::stat(m.source.as_str())
+                    .ok()
+                    .map(|st| (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev)))
+            })
+            .get_or_insert(m.dev)
+    }
+
+    /// Takes one sample. Problems are appended to `errors`; what could be read is returned.
+    pub fn sample(&mut self, errors: &mut Vec<String>) -> Vec<Disk> {
+        let mountinfo = match std::fs::read_to_string(self.proc_root.join("self/mountinfo")) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(format!("disks: cannot read mountinfo: {e}"));
+                return Vec::new();
+            }
+        };
+        let mounts = select_mounts(parse_mountinfo(&mountinfo), &self.filter);
+
+        let now = Instant::now();
+        let io_now = std::fs::read_to_string(self.proc_root.join("diskstats"))
+            .map(|t| parse_diskstats(&t))
+            .unwrap_or_default();
+        let prev = self.last_io.take();
+
+        // Stuck calls that have since returned free their mount again.
+        self.stuck
+            .retain(|(_, rx)| matches!(rx.try_recv(), Err(mpsc::TryRecvError::Empty)));
+
+        let mut out = Vec::with_capacity(mounts.len());
+        for m in &mounts {
+            let stuck = self.stuck.iter().any(|(p, _)| *p == m.mount_point);
+            let size = if stuck {
+                None
+            } else {
+                self.stat_with_deadline(&m.mount_point, errors)
+            };
+            let unresponsive = size.is_none();
+            let size = match size {
+                Some(s) => {
+                    self.last_size.insert(m.mount_point.clone(), s);
+                    s
+                }
+                None => match self.last_size.get(&m.mount_point) {
+                    Some(s) => *s,
+                    None => {
+                        if stuck {
+                            errors.push(format!("disks: {}: statvfs still blocked", m.mount_point));
+                        }
+                        FsSize::default()
+                    }
+                },
+            };
+            if size.total == 0 && !unresponsive {
+                continue; // nothing to report about an empty filesystem (e.g. a FUSE stub)
+            }
+            let used = size.total.saturating_sub(size.free);
+            let denom = used + size.avail;
+            let dev = self.io_dev(m);
+            let rates = match (&prev, io_now.get(&dev)) {
+                (Some((t0, old)), Some(new)) => old.get(&dev).map(|old| {
+                    let secs = now.duration_since(*t0).as_secs_f64().max(1e-3);
+                    let rate = |a: u64, b: u64| (b.saturating_sub(a) as f64 / secs).round() as u64;
+                    (
+                        rate(old.read_bytes, new.read_bytes),
+                        rate(old.write_bytes, new.write_bytes),
+                    )
+                }),
+                (None, Some(_)) => Some((0, 0)),
+                _ => None,
+            };
+            out.push(Disk {
+                device: m.source.clone(),
+                fs_type: m.fs_type.clone(),
+                mount_point: m.mount_point.clone(),
+                total_bytes: size.total,
+                used_bytes: used,
+                available_bytes: size.avail,
+                used_percent: if denom == 0 {
+                    0.0
+                } else {
+                    (used as f64 * 100.0 / denom as f64) as f32
+                },
+                read_bytes_per_s: rates.map(|r| r.0),
+                write_bytes_per_s: rates.map(|r| r.1),
+                unresponsive,
+                read_only: m.read_only,
+            });
+        }
+        self.last_io = Some((now, io_now));
+        self.last_size
+            .retain(|k, _| mounts.iter().any(|m| m.mount_point == *k));
+        out
+    }
+
+    fn stat_with_deadline(&mut self, mount: &str, errors: &mut Vec<String>) -> Option<FsSize> {
+        if self.worker.is_none() {
+            match Worker::spawn() {
+                Ok(w) => self.worker = Some(w),
+                Err(e) => {
+                    errors.push(format!("disks: cannot start the statvfs thread: {e}"));
+                    return None;
+                }
+            }
+        }
+        let w = self.worker.as_ref()?;
+        if w.req.send(PathBuf::from(mount)).is_err() {
+            self.worker = None;
+            return None;
+        }
+        match w.reply.recv_timeout(STATVFS_DEADLINE) {
+            Ok((_, Ok(s))) => Some(s),
+            Ok((_, Err(e))) => {
+                errors.push(format!("disks: {mount}: statvfs failed: {e}"));
+                None
+            }
+            Err(_) => {
+                // Give the stuck worker up: keep its reply channel to learn when it returns, and
+                // start a fresh worker for the other mounts.
+                errors.push(format!(
+                    "disks: {mount}: statvfs timed out; mount unresponsive"
+                ));
+                tracing::warn!(
+                    mount,
+                    "A filesystem did not answer statvfs in time; reporting it unresponsive."
+                );
+                if let Some(w) = self.worker.take() {
+                    self.stuck.push((mount.to_owned(), w.reply));
+                }
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = include_str!("../../tests/fixtures/proc/self/mountinfo");
+    const DISKSTATS: &str = include_str!("../../tests/fixtures/proc/diskstats");
+
+    #[test]
+    fn parses_mountinfo_fixture() {
+        let m = parse_mountinfo(MOUNTINFO);
+        let root = m.iter().find(|m| m.mount_point == "/").expect("root");
+        assert_eq!(root.dev, (259, 2));
+        assert_eq!(root.fs_type, "ext4");
+        assert_eq!(root.source, "/dev/nvme0n1p2");
+        assert!(!root.read_only);
+        let spaced = m
+            .iter()
+            .find(|m| m.mount_point == "/mnt/my disk")
+            .expect("escaped path");
+        assert_eq!(spaced.fs_type, "vfat");
+        assert!(
+            m.iter()
+                .any(|m| m.mount_point == "/snap/core/1" && m.read_only)
+        );
+        let nfs = m.iter().find(|m| m.fs_type == "nfs4").expect("nfs");
+        assert_eq!(nfs.source, "nas:/export/home");
+        assert_eq!(nfs.dev.0, 0);
+    }
+
+    #[test]
+    fn selects_real_filesystems_once() {
+        let picked = select_mounts(parse_mountinfo(MOUNTINFO), &DiskFilter::default());
+        let points: Vec<&str> = picked.iter().map(|m| m.mount_point.as_str()).collect();
+        assert_eq!(
+            points,
+            vec!["/", "/boot/efi", "/mnt/my disk", "/home/shared", "/data"]
+        );
+        // The bind mount of / under /var/lib/docker-bind is dropped: same device, longer path.
+    }
+
+    #[test]
+    fn filters_are_applied() {
+        let filter = DiskFilter {
+            include_fs_types: vec!["tmpfs".into()],
+            exclude_fs_types: vec!["nfs4".into()],
+            exclude_mounts: vec!["/boot".into(), "/mnt/my disk".into()],
+        };
+        let picked = select_mounts(parse_mountinfo(MOUNTINFO), &filter);
+        let points: Vec<&str> = picked.iter().map(|m| m.mount_point.as_str()).collect();
+        assert_eq!(points, vec!["/", "/dev/shm", "/run", "/data"]);
+    }
+
+    #[test]
+    fn parses_diskstats_fixture() {
+        let d = parse_diskstats(DISKSTATS);
+        assert_eq!(
+            d[&(259, 2)],
+            IoCounters {
+                read_bytes: 123_456 * 512,
+                write_bytes: 654_321 * 512
+            }
+        );
+        assert_eq!(d[&(8, 0)].read_bytes, 1000 * 512);
+        assert!(!d.contains_key(&(7, 0)) || d[&(7, 0)].read_bytes == 0);
+    }
+
+    #[test]
+    fn unescapes_octal() {
+        assert_eq!(unescape(r"/mnt/my\040disk"), "/mnt/my disk");
+        assert_eq!(unescape(r"/a\134b"), r"/a\b");
+        assert_eq!(unescape(r"/trailing\04"), r"/trailing\04");
+    }
+
+    #[test]
+    fn live_sample_reports_root() {
+        let mut c = DiskCollector::new(PathBuf::from("/proc"), DiskFilter::default());
+        let mut errors = Vec::new();
+        let first = c.sample(&mut errors);
+        let second = c.sample(&mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        // A container may mount its root as overlay (a pseudo fs here), so only check shapes.
+        for d in first.iter().chain(&second) {
+            assert!(d.total_bytes > 0 && d.used_bytes <= d.total_bytes, "{d:?}");
+            assert!((0.0..=100.0).contains(&d.used_percent));
+        }
+    }
+}

@@ -1,0 +1,648 @@
+//! Collectors: everything the agent knows about its host, gathered into one [`Snapshot`].
+//!
+//! One [`Collector`] owns one `sysinfo::System` for the life of the agent and refreshes only
+//! what a snapshot needs (narrow refresh kinds). It is blocking and is driven by the sampler
+//! thread; nothing here is async. OS-specific readers (disks, utmp sessions) sit behind one name
+//! each, with empty stand-ins on other systems.
+
+pub mod gpu;
+pub mod redact;
+
+#[cfg(target_os = "linux")]
+pub mod disks;
+#[cfg(target_os = "linux")]
+pub mod sessions;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use smon_proto::{
+    Cpu, Disk, HostInfo, LoadAverage, Memory, NetInterface, Parts, Process, Session, Snapshot,
+    Temperature,
+};
+use sysinfo::{
+    Components, CpuRefreshKind, MemoryRefreshKind, Networks, Pid, ProcessRefreshKind,
+    ProcessesToUpdate, System, UpdateKind, Users,
+};
+
+use crate::config::{DiskFilter, NetworkFilter, Settings};
+use gpu::GpuSource;
+use redact::Redactor;
+
+/// Where OS files are read from; tests point these at fixtures.
+#[derive(Debug, Clone)]
+pub struct Roots {
+    /// The proc filesystem (`/proc`).
+    pub proc: PathBuf,
+    /// The utmp file (`/var/run/utmp`).
+    pub utmp: PathBuf,
+}
+
+impl Default for Roots {
+    fn default() -> Self {
+        Self {
+            proc: PathBuf::from("/proc"),
+            utmp: PathBuf::from("/var/run/utmp"),
+        }
+    }
+}
+
+/// What a collector is built from.
+pub struct CollectorConfig {
+    /// OS file roots.
+    pub roots: Roots,
+    /// Redaction rules for command lines.
+    pub redactor: Redactor,
+    /// Disk filters.
+    pub disks: DiskFilter,
+    /// Network filters.
+    pub network: NetworkFilter,
+    /// GPU source, if any.
+    pub gpus: Option<Box<dyn GpuSource>>,
+    /// Sampling interval, reported in `HostInfo`.
+    pub interval: Duration,
+}
+
+impl CollectorConfig {
+    /// The collector config for validated settings, with the real OS roots and the GPU source
+    /// the settings ask for.
+    pub fn from_settings(s: &Settings) -> Self {
+        Self {
+            roots: Roots::default(),
+            redactor: Redactor::new(s.redact_patterns.clone()),
+            disks: s.disks.clone(),
+            network: s.network.clone(),
+            gpus: gpu::open(s.gpu),
+            interval: s.interval,
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+type DiskState = disks::DiskCollector;
+#[cfg(not(target_os = "linux"))]
+type DiskState = sysinfo::Disks;
+
+/// A redacted command line, kept while the process lives so it is redacted once.
+struct CachedCmd {
+    start_time: u64,
+    cmdline: String,
+    seen: u64,
+}
+
+/// Collects snapshots. Keep one for the life of the agent.
+pub struct Collector {
+    cfg: CollectorConfig,
+    sys: System,
+    networks: Networks,
+    components: Components,
+    users: Users,
+    users_refreshed: Instant,
+    disks: DiskState,
+    cmd_cache: HashMap<Pid, CachedCmd>,
+    last_refresh: Instant,
+    ticks: u64,
+    boot_unix_ms: u64,
+    own_pid: Option<Pid>,
+}
+
+/// The process fields refreshed every sample: CPU and memory always; user and command line only
+/// once per process (they do not change). Threads and the environment are never read.
+fn process_kind() -> ProcessRefreshKind {
+    ProcessRefreshKind::nothing()
+        .with_cpu()
+        .with_memory()
+        .with_user(UpdateKind::OnlyIfNotSet)
+        .with_cmd(UpdateKind::OnlyIfNotSet)
+        .without_tasks()
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn percent(part: u64, whole: u64) -> f32 {
+    if whole == 0 {
+        0.0
+    } else {
+        (part as f64 * 100.0 / whole as f64) as f32
+    }
+}
+
+impl Collector {
+    /// Builds a collector and takes the first (baseline) refresh; CPU figures are meaningful
+    /// from the first [`Collector::sample`] that follows at least
+    /// `sysinfo::MINIMUM_CPU_UPDATE_INTERVAL` later.
+    pub fn new(cfg: CollectorConfig) -> Result<Self, String> {
+        let mut sys = System::new().map_err(|e| format!("cannot read system information: {e}"))?;
+        sys.refresh_cpu_specifics(CpuRefreshKind::nothing().with_usage().with_frequency());
+        sys.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram().with_swap());
+        sys.refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
+        let networks = Networks::new_with_refreshed_list()
+            .map_err(|e| format!("cannot list network interfaces: {e}"))?;
+        let components = Components::new_with_refreshed_list()
+            .map_err(|e| format!("cannot list sensors: {e}"))?;
+        let users =
+            Users::new_with_refreshed_list().map_err(|e| format!("cannot list users: {e}"))?;
+        #[cfg(target_os = "linux")]
+        let disks = disks::DiskCollector::new(cfg.roots.proc.clone(), cfg.disks.clone());
+        #[cfg(not(target_os = "linux"))]
+        let disks = sysinfo::Disks::new_with_refreshed_list()
+            .map_err(|e| format!("cannot list disks: {e}"))?;
+        let boot_unix_ms = System::boot_time().map(|s| s * 1000).unwrap_or(0);
+        let mut c = Self {
+            cfg,
+            sys,
+            networks,
+            components,
+            users,
+            users_refreshed: Instant::now(),
+            disks,
+            cmd_cache: HashMap::new(),
+            last_refresh: Instant::now(),
+            ticks: 0,
+            boot_unix_ms,
+            own_pid: sysinfo::get_current_pid().ok(),
+        };
+        let mut ignored = Vec::new();
+        c.collect_disks(&mut ignored);
+        Ok(c)
+    }
+
+    /// Static facts about the host.
+    pub fn info(&mut self) -> HostInfo {
+        let mut caps = vec![
+            "cpu",
+            "memory",
+            "disks",
+            "network",
+            "processes",
+            "temperatures",
+        ];
+        if cfg!(target_os = "linux") {
+            caps.push("users");
+        }
+        let (gpu_names, gpu_source) = match self.cfg.gpus.as_mut() {
+            Some(g) => {
+                caps.push("gpus");
+                let names = g
+                    .sample()
+                    .map(|v| v.into_iter().map(|g| g.name).collect())
+                    .unwrap_or_default();
+                (names, g.kind())
+            }
+            None => (Vec::new(), "none"),
+        };
+        let cpus = self.sys.cpus();
+        HostInfo {
+            hostname: System::host_name().unwrap_or_default(),
+            os_name: System::name().unwrap_or_default(),
+            os_version: System::os_version().unwrap_or_default(),
+            kernel_version: System::kernel_version().unwrap_or_default(),
+            arch: System::cpu_arch(),
+            boot_unix_ms: self.boot_unix_ms,
+            cpu_brand: cpus
+                .first()
+                .map(|c| c.brand().trim().to_owned())
+                .unwrap_or_default(),
+            cpu_logical_cores: cpus.len() as u32,
+            cpu_physical_cores: System::physical_core_count().ok().map(|n| n as u32),
+            memory_total_bytes: self.sys.total_memory(),
+            swap_total_bytes: self.sys.total_swap(),
+            gpu_names,
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+            capabilities: caps.into_iter().map(str::to_owned).collect(),
+            sample_interval_ms: self.cfg.interval.as_millis() as u32,
+            gpu_source: gpu_source.to_owned(),
+        }
+    }
+
+    /// Takes one full sample (every part included) with sequence number `seq`.
+    pub fn sample(&mut self, seq: u64) -> Snapshot {
+        let started = Instant::now();
+        self.ticks += 1;
+        let mut errors = Vec::new();
+        let elapsed = self.last_refresh.elapsed().as_secs_f64().max(1e-3);
+        self.last_refresh = Instant::now();
+
+        self.sys
+            .refresh_cpu_specifics(CpuRefreshKind::nothing().with_usage().with_frequency());
+        self.sys
+            .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram().with_swap());
+        self.sys
+            .refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
+        self.networks.refresh(true);
+        self.components.refresh(false);
+
+        let cpus = self.sys.cpus();
+        let cpu = Cpu {
+            total_percent: self.sys.global_cpu_usage(),
+            logical_cores: cpus.len() as u32,
+            frequency_mhz: cpus.first().map(|c| c.frequency()).unwrap_or(0),
+            per_core_percent: cpus.iter().map(|c| c.usage()).collect(),
+            per_core_frequency_mhz: cpus.iter().map(|c| c.frequency()).collect(),
+        };
+        let total = self.sys.total_memory();
+        let avail = self.sys.available_memory();
+        let used = total.saturating_sub(avail);
+        let memory = Memory {
+            total_bytes: total,
+            used_bytes: used,
+            available_bytes: avail,
+            used_percent: percent(used, total),
+            swap_total_bytes: self.sys.total_swap(),
+            swap_used_bytes: self.sys.used_swap(),
+            swap_used_percent: percent(self.sys.used_swap(), self.sys.total_swap()),
+        };
+        let load = System::load_average()
+            .map(|l| LoadAverage {
+                one: l.one,
+                five: l.five,
+                fifteen: l.fifteen,
+            })
+            .unwrap_or_default();
+
+        let networks = self.collect_networks(elapsed);
+        let disks = self.collect_disks(&mut errors);
+        let processes = self.collect_processes(total);
+        let sessions = self.collect_sessions(&mut errors);
+        let temperatures = self
+            .components
+            .iter()
+            .map(|c| Temperature {
+                label: c.label().to_owned(),
+                celsius: c.temperature().filter(|t| t.is_finite()),
+                max_celsius: c.max().filter(|t| t.is_finite()),
+                critical_celsius: c.critical().filter(|t| t.is_finite()),
+            })
+            .collect();
+        let gpus = self.collect_gpus(&mut errors);
+
+        Snapshot {
+            seq,
+            sample_unix_ms: unix_ms(SystemTime::now()),
+            collect_us: started.elapsed().as_micros() as u64,
+            hostname: System::host_name().unwrap_or_default(),
+            boot_unix_ms: self.boot_unix_ms,
+            uptime_s: System::uptime().unwrap_or(0),
+            load: Some(load),
+            cpu: Some(cpu),
+            memory: Some(memory),
+            disks,
+            networks,
+            process_count: processes.len() as u32,
+            processes,
+            sessions,
+            gpus,
+            temperatures,
+            parts: Some(Parts::DETAIL),
+            errors,
+        }
+    }
+
+    fn collect_networks(&self, elapsed: f64) -> Vec<NetInterface> {
+        let mut out: Vec<NetInterface> = self
+            .networks
+            .iter()
+            .map(|(name, n)| (name.to_string_lossy(), n))
+            .filter(|(name, _)| self.cfg.network.allows(name))
+            .map(|(name, n)| {
+                let mac = n.mac_address();
+                NetInterface {
+                    name: name.into_owned(),
+                    rx_bytes_per_s: (n.received() as f64 / elapsed).round() as u64,
+                    tx_bytes_per_s: (n.transmitted() as f64 / elapsed).round() as u64,
+                    rx_total_bytes: n.total_received(),
+                    tx_total_bytes: n.total_transmitted(),
+                    mac: if mac.is_unspecified() {
+                        String::new()
+                    } else {
+                        mac.to_string()
+                    },
+                    addresses: n
+                        .ip_networks()
+                        .iter()
+                        .map(|ip| format!("{}/{}", ip.addr, ip.prefix))
+                        .collect(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    #[cfg(target_os = "linux")]
+    fn collect_disks(&mut self, errors: &mut Vec<String>) -> Vec<Disk> {
+        self.disks.sample(errors)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn collect_disks(&mut self, _errors: &mut Vec<String>) -> Vec<Disk> {
+        self.disks.refresh(true);
+        self.disks
+            .iter()
+            .filter(|d| {
+                let fs = d.file_system().to_string_lossy();
+                let mp = d.mount_point().to_string_lossy();
+                !self.cfg.disks.exclude_fs_types.iter().any(|t| *t == fs)
+                    && !self
+                        .cfg
+                        .disks
+                        .exclude_mounts
+                        .iter()
+                        .any(|m| mp == m.as_str())
+            })
+            .map(|d| {
+                let total = d.total_space();
+                let avail = d.available_space();
+                let used = total.saturating_sub(avail);
+                Disk {
+                    device: d.name().to_string_lossy().into_owned(),
+                    fs_type: d.file_system().to_string_lossy().into_owned(),
+                    mount_point: d.mount_point().to_string_lossy().into_owned(),
+                    total_bytes: total,
+                    used_bytes: used,
+                    available_bytes: avail,
+                    used_percent: percent(used, total),
+                    read_bytes_per_s: None,
+                    write_bytes_per_s: None,
+                    unresponsive: false,
+                    read_only: d.is_read_only(),
+                }
+            })
+            .collect()
+    }
+
+    #[cfg(target_os = "linux")]
+    fn collect_sessions(&self, errors: &mut Vec<String>) -> Vec<Session> {
+        sessions::read_sessions(&self.cfg.roots.utmp, errors)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn collect_sessions(&self, _errors: &mut Vec<String>) -> Vec<Session> {
+        Vec::new()
+    }
+
+    fn user_name(&mut self, uid: &sysinfo::Uid) -> String {
+        if let Some(u) = self.users.get_user_by_id(uid) {
+            return u.name().to_owned();
+        }
+        // A user created after the agent started: reread the user list, at most every 10 s.
+        if self.users_refreshed.elapsed() > Duration::from_secs(10) {
+            self.users.refresh();
+            self.users_refreshed = Instant::now();
+            if let Some(u) = self.users.get_user_by_id(uid) {
+                return u.name().to_owned();
+            }
+        }
+        uid.to_string()
+    }
+
+    fn collect_processes(&mut self, total_mem: u64) -> Vec<Process> {
+        let now_s = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let tick = self.ticks;
+        let mut rows = Vec::with_capacity(self.sys.processes().len());
+        let mut uids = Vec::with_capacity(rows.capacity());
+        for (pid, p) in self.sys.processes() {
+            if p.thread_kind().is_some() {
+                continue; // a thread listed on its own; we report processes
+            }
+            let start = p.start_time();
+            let cached = self.cmd_cache.entry(*pid).or_insert_with(|| CachedCmd {
+                start_time: u64::MAX,
+                cmdline: String::new(),
+                seen: 0,
+            });
+            if cached.start_time != start {
+                let args: Vec<String> = p
+                    .cmd()
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                cached.cmdline = self.cfg.redactor.redact_args(&args);
+                cached.start_time = start;
+            }
+            cached.seen = tick;
+            uids.push(p.user_id().cloned());
+            rows.push(Process {
+                pid: pid.as_u32(),
+                ppid: p.parent().map(|p| p.as_u32()).unwrap_or(0),
+                user: String::new(),
+                name: p.name().to_string_lossy().into_owned(),
+                cmdline: cached.cmdline.clone(),
+                cpu_percent: p.cpu_usage(),
+                memory_bytes: p.memory(),
+                memory_percent: percent(p.memory(), total_mem),
+                start_unix_ms: start * 1000,
+                run_time_s: now_s.saturating_sub(start),
+                state: state_name(p.status()).to_owned(),
+            });
+        }
+        self.cmd_cache.retain(|_, c| c.seen == tick);
+        for (row, uid) in rows.iter_mut().zip(uids) {
+            row.user = match uid {
+                Some(uid) => self.user_name(&uid),
+                None => String::new(),
+            };
+        }
+        rows.sort_by(|a, b| {
+            b.cpu_percent
+                .total_cmp(&a.cpu_percent)
+                .then(a.pid.cmp(&b.pid))
+        });
+        rows
+    }
+
+    fn collect_gpus(&mut self, errors: &mut Vec<String>) -> Vec<smon_proto::Gpu> {
+        let Some(src) = self.cfg.gpus.as_mut() else {
+            return Vec::new();
+        };
+        match src.sample() {
+            Ok(mut gpus) => {
+                for g in &mut gpus {
+                    for gp in &mut g.processes {
+                        if let Some(p) = self.sys.process(Pid::from_u32(gp.pid)) {
+                            gp.name = p.name().to_string_lossy().into_owned();
+                            if let Some(uid) = p.user_id() {
+                                gp.user = self
+                                    .users
+                                    .get_user_by_id(uid)
+                                    .map(|u| u.name().to_owned())
+                                    .unwrap_or_else(|| uid.to_string());
+                            }
+                        }
+                    }
+                }
+                gpus
+            }
+            Err(e) => {
+                errors.push(e);
+                Vec::new()
+            }
+        }
+    }
+
+    /// The agent's own pid, for tests and diagnostics.
+    pub fn own_pid(&self) -> Option<u32> {
+        self.own_pid.map(|p| p.as_u32())
+    }
+}
+
+/// Lower-case state names, stable across sysinfo versions.
+fn state_name(s: sysinfo::ProcessStatus) -> &'static str {
+    use sysinfo::ProcessStatus as S;
+    match s {
+        S::Run => "running",
+        S::Sleep => "sleeping",
+        S::Idle => "idle",
+        S::Stop => "stopped",
+        S::Zombie => "zombie",
+        S::Tracing => "tracing",
+        S::Dead => "dead",
+        S::UninterruptibleDiskSleep => "disk-sleep",
+        S::Waking => "waking",
+        S::Wakekill => "wakekill",
+        S::Parked => "parked",
+        S::LockBlocked => "lock-blocked",
+        _ => "unknown",
+    }
+}
+
+/// Returns a copy of `full` with only the asked-for heavy parts.
+pub fn with_parts(full: &Snapshot, parts: Parts) -> Snapshot {
+    Snapshot {
+        seq: full.seq,
+        sample_unix_ms: full.sample_unix_ms,
+        collect_us: full.collect_us,
+        hostname: full.hostname.clone(),
+        boot_unix_ms: full.boot_unix_ms,
+        uptime_s: full.uptime_s,
+        load: full.load,
+        cpu: full.cpu.as_ref().map(|c| Cpu {
+            total_percent: c.total_percent,
+            logical_cores: c.logical_cores,
+            frequency_mhz: c.frequency_mhz,
+            per_core_percent: if parts.per_core {
+                c.per_core_percent.clone()
+            } else {
+                Vec::new()
+            },
+            per_core_frequency_mhz: if parts.per_core {
+                c.per_core_frequency_mhz.clone()
+            } else {
+                Vec::new()
+            },
+        }),
+        memory: full.memory,
+        disks: full.disks.clone(),
+        networks: full.networks.clone(),
+        process_count: full.process_count,
+        processes: if parts.processes {
+            full.processes.clone()
+        } else {
+            Vec::new()
+        },
+        sessions: full.sessions.clone(),
+        gpus: full
+            .gpus
+            .iter()
+            .map(|g| smon_proto::Gpu {
+                index: g.index,
+                uuid: g.uuid.clone(),
+                name: g.name.clone(),
+                utilization_percent: g.utilization_percent,
+                memory_utilization_percent: g.memory_utilization_percent,
+                memory_used_bytes: g.memory_used_bytes,
+                memory_total_bytes: g.memory_total_bytes,
+                fan_percent: g.fan_percent,
+                temperature_celsius: g.temperature_celsius,
+                power_mw: g.power_mw,
+                power_limit_mw: g.power_limit_mw,
+                performance_state: g.performance_state,
+                processes: if parts.gpu_processes {
+                    g.processes.clone()
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect(),
+        temperatures: full.temperatures.clone(),
+        parts: Some(parts),
+        errors: full.errors.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collector(gpus: Option<Box<dyn GpuSource>>) -> Collector {
+        Collector::new(CollectorConfig {
+            roots: Roots::default(),
+            redactor: Redactor::default(),
+            disks: DiskFilter::default(),
+            network: NetworkFilter::default(),
+            gpus,
+            interval: Duration::from_secs(1),
+        })
+        .expect("collector")
+    }
+
+    #[test]
+    fn sample_has_every_part_and_summary_strips_them() {
+        let mut c = collector(Some(Box::new(gpu::FakeGpus::new(2))));
+        std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
+        let full = c.sample(7);
+        assert_eq!(full.seq, 7);
+        assert!(full.process_count > 0 && full.processes.len() == full.process_count as usize);
+        let cpu = full.cpu.as_ref().expect("cpu");
+        assert_eq!(cpu.per_core_percent.len(), cpu.logical_cores as usize);
+        let me = full
+            .processes
+            .iter()
+            .find(|p| Some(p.pid) == c.own_pid())
+            .expect("own process listed");
+        assert!(!me.user.is_empty() && me.memory_bytes > 0, "{me:?}");
+        assert_eq!(full.gpus.len(), 2);
+        assert_eq!(
+            full.gpus[0].processes[0].name, me.name,
+            "GPU process name filled from the process table"
+        );
+        assert_eq!(full.gpus[0].processes[0].user, me.user);
+        let mem = full.memory.expect("memory");
+        assert!(mem.total_bytes > 0 && mem.used_bytes <= mem.total_bytes);
+
+        let summary = with_parts(&full, Parts::SUMMARY);
+        assert!(summary.processes.is_empty());
+        assert_eq!(summary.process_count, full.process_count);
+        assert!(
+            summary
+                .cpu
+                .as_ref()
+                .expect("cpu")
+                .per_core_percent
+                .is_empty()
+        );
+        assert!(summary.gpus.iter().all(|g| g.processes.is_empty()));
+        assert_eq!(summary.gpus.len(), 2);
+        assert_eq!(summary.parts, Some(Parts::SUMMARY));
+        assert_eq!(with_parts(&full, Parts::DETAIL), full);
+    }
+
+    #[test]
+    fn info_describes_the_host() {
+        let mut c = collector(None);
+        let info = c.info();
+        assert!(info.cpu_logical_cores >= 1);
+        assert!(info.memory_total_bytes > 0);
+        assert_eq!(info.gpu_source, "none");
+        assert!(!info.capabilities.iter().any(|c| c == "gpus"));
+        assert_eq!(info.agent_version, env!("CARGO_PKG_VERSION"));
+    }
+}

@@ -1,0 +1,120 @@
+//! Logged-in users, read from the utmp file (`/var/run/utmp`): user, terminal, remote host,
+//! login time and session leader pid. A missing file means no sessions (some minimal and
+//! container systems have none), not an error.
+
+use std::path::Path;
+
+use smon_proto::Session;
+
+/// Reads the `USER_PROCESS` entries of a utmp file. A record that cannot be parsed is skipped
+/// and reported in `errors`; the sessions read before a truncated tail are kept.
+pub fn read_sessions(path: &Path, errors: &mut Vec<String>) -> Vec<Session> {
+    let parser = match utmp_rs::UtmpParser::from_path(path) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+        Err(e) => {
+            errors.push(format!("sessions: {}: {e}", path.display()));
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for entry in parser {
+        match entry {
+            Ok(utmp_rs::UtmpEntry::UserProcess {
+                pid,
+                line,
+                user,
+                host,
+                time,
+                ..
+            }) if !user.is_empty() => {
+                out.push(Session {
+                    user,
+                    terminal: line,
+                    from: host,
+                    login_unix_ms: u64::try_from(time.unix_timestamp_nanos() / 1_000_000)
+                        .unwrap_or(0),
+                    pid: u32::try_from(pid).unwrap_or(0),
+                });
+            }
+            Ok(_) => {}
+            Err(utmp_rs::ParseError::Utmp(e)) => {
+                errors.push(format!(
+                    "sessions: {}: skipped a record: {e}",
+                    path.display()
+                ));
+            }
+            Err(e) => {
+                errors.push(format!("sessions: {}: {e}", path.display()));
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fixture(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/utmp")
+            .join(name)
+    }
+
+    #[test]
+    fn reads_local_and_remote_sessions() {
+        let mut errors = Vec::new();
+        let s = read_sessions(&fixture("sessions.utmp"), &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        // The fixture also holds BOOT_TIME, LOGIN_PROCESS and DEAD_PROCESS records: only the
+        // three USER_PROCESS ones are sessions.
+        assert_eq!(s.len(), 3, "{s:?}");
+        assert_eq!(
+            s[0],
+            Session {
+                user: "alice".into(),
+                terminal: "tty1".into(),
+                from: String::new(),
+                login_unix_ms: 1_700_000_000_250,
+                pid: 1201
+            }
+        );
+        assert_eq!(
+            s[1],
+            Session {
+                user: "bob".into(),
+                terminal: "pts/0".into(),
+                from: "203.0.113.7".into(),
+                login_unix_ms: 1_700_000_100_000,
+                pid: 2302
+            }
+        );
+        assert_eq!(s[2].user, "carol");
+        assert_eq!(s[2].terminal, "pts/1");
+        assert_eq!(s[2].from, "laptop.example.org");
+        assert_eq!(s[2].login_unix_ms, 1_700_000_200_999);
+    }
+
+    #[test]
+    fn empty_and_missing_files_mean_no_sessions() {
+        let mut errors = Vec::new();
+        assert_eq!(read_sessions(&fixture("empty.utmp"), &mut errors), vec![]);
+        assert_eq!(
+            read_sessions(&fixture("does-not-exist.utmp"), &mut errors),
+            vec![]
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn truncated_file_is_an_error_not_a_panic() {
+        let mut errors = Vec::new();
+        let s = read_sessions(&fixture("truncated.utmp"), &mut errors);
+        assert!(s.is_empty());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("truncated.utmp"), "{errors:?}");
+    }
+}

@@ -1,0 +1,844 @@
+//! The agent's configuration (`config_node.json`): serde structs that reject unknown keys, and a
+//! validation pass that reports every problem at once, naming the file, the field and the value.
+//!
+//! The JSON keeps the shape users of the older Python System Monitor know: `server`, `manager`
+//! and `monitor` blocks. Loading turns the raw file into [`Settings`], the typed, checked values
+//! the agent runs on; nothing downstream re-validates.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Deserialize;
+
+/// The example config shipped in the repository, used when no `--config` is given.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config_node.json");
+
+/// Name shown for the embedded default in error messages.
+pub const EMBEDDED_NAME: &str = "<embedded config_node.json>";
+
+/// Shortest token accepted: shorter ones are guessable.
+const MIN_TOKEN_LEN: usize = 16;
+
+/// Fastest sampling interval accepted.
+pub const MIN_INTERVAL_MS: u64 = 100;
+
+/// Most fake GPUs the demo source will pretend to have.
+const MAX_FAKE_GPUS: u32 = 16;
+
+/// The whole `config_node.json` file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// HTTP side: the single-host web view (served from the next release on); validated now.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Who keeps the agent alive.
+    #[serde(default)]
+    pub manager: ManagerConfig,
+    /// What to collect and how to serve it over gRPC.
+    pub monitor: MonitorConfig,
+}
+
+/// The `server` block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP server listens on.
+    #[serde(default = "default_http_host")]
+    pub host: String,
+    /// Port the HTTP server listens on.
+    #[serde(default = "default_http_port")]
+    pub port: u16,
+    /// True when nginx (or another reverse proxy) fronts the server.
+    #[serde(default)]
+    pub behind_proxy: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: default_http_host(),
+            port: default_http_port(),
+            behind_proxy: false,
+        }
+    }
+}
+
+fn default_http_host() -> String {
+    "127.0.0.1".to_owned()
+}
+
+fn default_http_port() -> u16 {
+    8081
+}
+
+/// The `manager` block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagerConfig {
+    /// `self` (the binary keeps itself alive), `supervisor` or `systemd`.
+    #[serde(default = "default_manager_mode")]
+    pub mode: String,
+}
+
+impl Default for ManagerConfig {
+    fn default() -> Self {
+        Self {
+            mode: default_manager_mode(),
+        }
+    }
+}
+
+fn default_manager_mode() -> String {
+    "self".to_owned()
+}
+
+/// The `monitor` block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Must be `node` for the agent (`app` is the aggregator's).
+    pub mode: String,
+    /// Sampling interval in milliseconds (at least 100).
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u64,
+    /// Socket address of the gRPC listener, e.g. `127.0.0.1:50051` or `[::]:50051`.
+    #[serde(default = "default_grpc_listen")]
+    pub grpc_listen: String,
+    /// `token` (every call needs the bearer token) or `none` (allowed on loopback only).
+    #[serde(default = "default_auth")]
+    pub auth: String,
+    /// The bearer token inline. Prefer `token_file` or the `SMON_TOKEN` environment variable.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// File holding the bearer token; created with a random token (mode 0600) when missing.
+    /// Relative paths are relative to the config file's directory.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// GPU source: `auto` (NVML when present), `off`, or `fake` (a demo source).
+    #[serde(default = "default_gpu")]
+    pub gpu: String,
+    /// How many GPUs the `fake` source pretends to have.
+    #[serde(default = "default_fake_gpu_count")]
+    pub fake_gpu_count: u32,
+    /// Extra regular expressions redacted from command lines. With a capture group only the
+    /// group is replaced; without one the whole match is.
+    #[serde(default)]
+    pub redact_patterns: Vec<String>,
+    /// Which filesystems to report.
+    #[serde(default)]
+    pub disks: DiskFilterConfig,
+    /// Which network interfaces to report.
+    #[serde(default)]
+    pub network: NetworkFilterConfig,
+}
+
+fn default_interval_ms() -> u64 {
+    1000
+}
+
+fn default_grpc_listen() -> String {
+    "127.0.0.1:50051".to_owned()
+}
+
+fn default_auth() -> String {
+    "token".to_owned()
+}
+
+fn default_gpu() -> String {
+    "auto".to_owned()
+}
+
+fn default_fake_gpu_count() -> u32 {
+    2
+}
+
+/// The `monitor.disks` block.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskFilterConfig {
+    /// Filesystem types to report even though they are pseudo filesystems (e.g. `tmpfs`).
+    #[serde(default)]
+    pub include_fs_types: Vec<String>,
+    /// Filesystem types never to report (e.g. `nfs4`).
+    #[serde(default)]
+    pub exclude_fs_types: Vec<String>,
+    /// Mount points never to report; an entry also excludes everything below it.
+    #[serde(default)]
+    pub exclude_mounts: Vec<String>,
+}
+
+/// The `monitor.network` block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkFilterConfig {
+    /// Interface names never to report; a trailing `*` matches a prefix (e.g. `veth*`).
+    #[serde(default = "default_exclude_interfaces")]
+    pub exclude_interfaces: Vec<String>,
+}
+
+impl Default for NetworkFilterConfig {
+    fn default() -> Self {
+        Self {
+            exclude_interfaces: default_exclude_interfaces(),
+        }
+    }
+}
+
+fn default_exclude_interfaces() -> Vec<String> {
+    vec!["lo".to_owned()]
+}
+
+/// Who keeps the process alive (acted on by the manager; parsed and validated now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagerMode {
+    /// The binary supervises itself.
+    SelfManaged,
+    /// Supervisor (`supervisord`) runs it.
+    Supervisor,
+    /// systemd runs it.
+    Systemd,
+}
+
+/// Where GPU data comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuMode {
+    /// NVML when the library and a GPU are present, else none.
+    Auto,
+    /// Never look for GPUs.
+    Off,
+    /// A demo source with this many GPUs.
+    Fake(u32),
+}
+
+/// How gRPC callers authenticate.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// Every call must carry `authorization: Bearer <token>`.
+    Token(String),
+    /// No authentication (loopback listeners only).
+    None,
+}
+
+impl fmt::Debug for Auth {
+    // Never print the token, even in debug output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Token(_) => f.write_str("Token(<hidden>)"),
+            Auth::None => f.write_str("None"),
+        }
+    }
+}
+
+/// Validated disk filters.
+#[derive(Debug, Clone, Default)]
+pub struct DiskFilter {
+    /// Pseudo filesystem types to report anyway.
+    pub include_fs_types: Vec<String>,
+    /// Filesystem types never to report.
+    pub exclude_fs_types: Vec<String>,
+    /// Mount points (and everything below them) never to report.
+    pub exclude_mounts: Vec<String>,
+}
+
+/// Validated network filters.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkFilter {
+    /// Interface names or `prefix*` patterns never to report.
+    pub exclude_interfaces: Vec<String>,
+}
+
+impl NetworkFilter {
+    /// True when the interface should be reported.
+    pub fn allows(&self, name: &str) -> bool {
+        !self
+            .exclude_interfaces
+            .iter()
+            .any(|p| match p.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => name == p,
+            })
+    }
+}
+
+/// Everything the agent runs on, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the settings came from (a path or the embedded default), for messages.
+    pub source: String,
+    /// HTTP listen address (for the web view).
+    pub http_listen: SocketAddr,
+    /// True when behind a reverse proxy.
+    pub behind_proxy: bool,
+    /// Who keeps the process alive.
+    pub manager: ManagerMode,
+    /// Sampling interval.
+    pub interval: Duration,
+    /// gRPC listen address.
+    pub grpc_listen: SocketAddr,
+    /// gRPC authentication.
+    pub auth: Auth,
+    /// GPU source.
+    pub gpu: GpuMode,
+    /// Extra redaction patterns, compiled.
+    pub redact_patterns: Vec<Regex>,
+    /// Disk filters.
+    pub disks: DiskFilter,
+    /// Network filters.
+    pub network: NetworkFilter,
+}
+
+/// One invalid field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Dotted path of the field, e.g. `monitor.interval_ms`.
+    pub field: String,
+    /// The offending value as written (or `<hidden>` for secrets).
+    pub value: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: '{}' {}", self.field, self.value, self.problem)
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: cannot read the file: {source}")]
+    Read {
+        /// The config file.
+        file: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid JSON of the expected shape (including unknown keys).
+    #[error("{file}: {field}: {message}")]
+    Parse {
+        /// The config file.
+        file: String,
+        /// Dotted path of the field where parsing stopped (`.` for the top level).
+        field: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// The file parsed, but some values are invalid: all of them are listed.
+    #[error("{}", render_invalid(.file, .errors))]
+    Invalid {
+        /// The config file.
+        file: String,
+        /// Every invalid field.
+        errors: Vec<FieldError>,
+    },
+}
+
+fn render_invalid(file: &str, errors: &[FieldError]) -> String {
+    let lines: Vec<String> = errors.iter().map(|e| format!("{file}: {e}")).collect();
+    lines.join("\n")
+}
+
+/// Where a token may come from besides the config, injected so tests need not touch the
+/// process environment.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    /// Value of `SMON_TOKEN`, which overrides any token in the config.
+    pub smon_token: Option<String>,
+}
+
+impl Env {
+    /// Reads the real process environment.
+    pub fn from_process() -> Self {
+        Self {
+            smon_token: std::env::var("SMON_TOKEN").ok().filter(|t| !t.is_empty()),
+        }
+    }
+}
+
+/// Loads and validates a config file. Relative paths inside it are resolved against the file's
+/// directory.
+pub fn load_file(path: &Path, env: &Env) -> Result<Settings, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    load_str(&text, &file, &base, env)
+}
+
+/// Loads the embedded default config; relative paths are resolved against the working directory.
+pub fn load_embedded(env: &Env) -> Result<Settings, ConfigError> {
+    load_str(EMBEDDED_DEFAULT, EMBEDDED_NAME, Path::new(""), env)
+}
+
+/// Parses and validates config text. `file` names it in errors; `base` resolves relative paths.
+pub fn load_str(text: &str, file: &str, base: &Path, env: &Env) -> Result<Settings, ConfigError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let raw: NodeConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        ConfigError::Parse {
+            file: file.to_owned(),
+            field,
+            message: e.into_inner().to_string(),
+        }
+    })?;
+    raw.validate(base, env)
+        .map_err(|errors| ConfigError::Invalid {
+            file: file.to_owned(),
+            errors,
+        })
+}
+
+impl NodeConfig {
+    /// Checks every field and returns the typed settings, or every problem found.
+    pub fn validate(&self, base: &Path, env: &Env) -> Result<Settings, Vec<FieldError>> {
+        let mut errs = Vec::new();
+        let mut bad = |field: &str, value: &dyn fmt::Display, problem: &str| {
+            errs.push(FieldError {
+                field: field.to_owned(),
+                value: value.to_string(),
+                problem: problem.to_owned(),
+            });
+        };
+
+        let http_listen = match self.server.host.parse::<std::net::IpAddr>() {
+            Ok(ip) => Some(SocketAddr::new(ip, self.server.port)),
+            Err(_) => {
+                bad("server.host", &self.server.host, "is not an IP address");
+                None
+            }
+        };
+
+        let manager = match self.manager.mode.as_str() {
+            "self" => Some(ManagerMode::SelfManaged),
+            "supervisor" => Some(ManagerMode::Supervisor),
+            "systemd" => Some(ManagerMode::Systemd),
+            other => {
+                bad(
+                    "manager.mode",
+                    &other,
+                    "is not one of self, supervisor, systemd",
+                );
+                None
+            }
+        };
+
+        let m = &self.monitor;
+        if m.mode != "node" {
+            bad(
+                "monitor.mode",
+                &m.mode,
+                "must be 'node' for smon-agent ('app' is for smon-aggregator)",
+            );
+        }
+        if m.interval_ms < MIN_INTERVAL_MS {
+            bad(
+                "monitor.interval_ms",
+                &m.interval_ms,
+                "is below the minimum of 100",
+            );
+        } else if m.interval_ms > 3_600_000 {
+            bad(
+                "monitor.interval_ms",
+                &m.interval_ms,
+                "is above the maximum of 3600000 (one hour)",
+            );
+        }
+        let grpc_listen = match m.grpc_listen.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                bad(
+                    "monitor.grpc_listen",
+                    &m.grpc_listen,
+                    "is not a socket address (e.g. 127.0.0.1:50051)",
+                );
+                None
+            }
+        };
+
+        let auth = match m.auth.as_str() {
+            "none" => {
+                if m.token.is_some() || m.token_file.is_some() {
+                    bad(
+                        "monitor.auth",
+                        &"none",
+                        "cannot be combined with token or token_file",
+                    );
+                }
+                match grpc_listen {
+                    Some(a) if a.ip().is_loopback() => Some(Auth::None),
+                    Some(a) => {
+                        bad(
+                            "monitor.auth",
+                            &"none",
+                            &format!(
+                                "is allowed only on a loopback listener, and monitor.grpc_listen is {a}"
+                            ),
+                        );
+                        None
+                    }
+                    None => None,
+                }
+            }
+            "token" => {
+                if m.token.is_some() && m.token_file.is_some() {
+                    bad(
+                        "monitor.token_file",
+                        &display_path(m.token_file.as_deref()),
+                        "cannot be combined with monitor.token; set one",
+                    );
+                }
+                match resolve_token(m, base, env) {
+                    Ok(t) if t.len() < MIN_TOKEN_LEN => {
+                        bad(
+                            token_field(m, env),
+                            &"<hidden>",
+                            "is shorter than 16 characters",
+                        );
+                        None
+                    }
+                    Ok(t) if t.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+                        bad(
+                            token_field(m, env),
+                            &"<hidden>",
+                            "contains whitespace or control characters",
+                        );
+                        None
+                    }
+                    Ok(t) => Some(Auth::Token(t)),
+                    Err((field, value, problem)) => {
+                        bad(field, &value, &problem);
+                        None
+                    }
+                }
+            }
+            other => {
+                bad("monitor.auth", &other, "is not one of token, none");
+                None
+            }
+        };
+
+        let gpu = match m.gpu.as_str() {
+            "auto" => Some(GpuMode::Auto),
+            "off" => Some(GpuMode::Off),
+            "fake" => {
+                if m.fake_gpu_count == 0 || m.fake_gpu_count > MAX_FAKE_GPUS {
+                    bad(
+                        "monitor.fake_gpu_count",
+                        &m.fake_gpu_count,
+                        "must be between 1 and 16",
+                    );
+                    None
+                } else {
+                    Some(GpuMode::Fake(m.fake_gpu_count))
+                }
+            }
+            other => {
+                bad("monitor.gpu", &other, "is not one of auto, off, fake");
+                None
+            }
+        };
+
+        let mut redact_patterns = Vec::new();
+        for (i, p) in m.redact_patterns.iter().enumerate() {
+            match Regex::new(p) {
+                Ok(r) if r.is_match("") => {
+                    bad(
+                        &format!("monitor.redact_patterns[{i}]"),
+                        p,
+                        "matches the empty string",
+                    );
+                }
+                Ok(r) => redact_patterns.push(r),
+                Err(e) => {
+                    let first = e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned();
+                    bad(
+                        &format!("monitor.redact_patterns[{i}]"),
+                        p,
+                        &format!("is not a valid regular expression: {first}"),
+                    );
+                }
+            }
+        }
+
+        for (i, mnt) in m.disks.exclude_mounts.iter().enumerate() {
+            if !mnt.starts_with('/') {
+                bad(
+                    &format!("monitor.disks.exclude_mounts[{i}]"),
+                    mnt,
+                    "is not an absolute path",
+                );
+            }
+        }
+        for (name, list) in [
+            ("include_fs_types", &m.disks.include_fs_types),
+            ("exclude_fs_types", &m.disks.exclude_fs_types),
+        ] {
+            for (i, t) in list.iter().enumerate() {
+                if t.is_empty() || t.contains(char::is_whitespace) {
+                    bad(
+                        &format!("monitor.disks.{name}[{i}]"),
+                        t,
+                        "is not a filesystem type name",
+                    );
+                }
+            }
+        }
+        for (i, n) in m.network.exclude_interfaces.iter().enumerate() {
+            if n.is_empty() || n == "*" || n.contains(char::is_whitespace) {
+                bad(
+                    &format!("monitor.network.exclude_interfaces[{i}]"),
+                    n,
+                    "is not an interface name or prefix*",
+                );
+            }
+        }
+
+        match (
+            errs.is_empty(),
+            http_listen,
+            manager,
+            grpc_listen,
+            auth,
+            gpu,
+        ) {
+            (true, Some(http_listen), Some(manager), Some(grpc_listen), Some(auth), Some(gpu)) => {
+                Ok(Settings {
+                    source: String::new(),
+                    http_listen,
+                    behind_proxy: self.server.behind_proxy,
+                    manager,
+                    interval: Duration::from_millis(m.interval_ms),
+                    grpc_listen,
+                    auth,
+                    gpu,
+                    redact_patterns,
+                    disks: DiskFilter {
+                        include_fs_types: m.disks.include_fs_types.clone(),
+                        exclude_fs_types: m.disks.exclude_fs_types.clone(),
+                        exclude_mounts: m
+                            .disks
+                            .exclude_mounts
+                            .iter()
+                            .map(|s| match s.trim_end_matches('/') {
+                                "" => "/".to_owned(),
+                                t => t.to_owned(),
+                            })
+                            .collect(),
+                    },
+                    network: NetworkFilter {
+                        exclude_interfaces: m.network.exclude_interfaces.clone(),
+                    },
+                })
+            }
+            _ => Err(errs),
+        }
+    }
+}
+
+fn display_path(p: Option<&Path>) -> String {
+    p.map(|p| p.display().to_string()).unwrap_or_default()
+}
+
+fn token_field(m: &MonitorConfig, env: &Env) -> &'static str {
+    if env.smon_token.is_some() {
+        "SMON_TOKEN (environment)"
+    } else if m.token.is_some() {
+        "monitor.token"
+    } else {
+        "monitor.token_file"
+    }
+}
+
+/// Finds the token: `SMON_TOKEN`, then `token`, then `token_file` (created when missing).
+fn resolve_token(
+    m: &MonitorConfig,
+    base: &Path,
+    env: &Env,
+) -> Result<String, (&'static str, String, String)> {
+    if let Some(t) = &env.smon_token {
+        return Ok(t.trim().to_owned());
+    }
+    if let Some(t) = &m.token {
+        return Ok(t.clone());
+    }
+    let Some(rel) = &m.token_file else {
+        return Err((
+            "monitor.auth",
+            "token".to_owned(),
+            "needs monitor.token, monitor.token_file or SMON_TOKEN in the environment".to_owned(),
+        ));
+    };
+    let path = if rel.is_absolute() {
+        rel.clone()
+    } else {
+        base.join(rel)
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(s.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            create_token_file(&path).map_err(|e| {
+                (
+                    "monitor.token_file",
+                    path.display().to_string(),
+                    format!("does not exist and cannot be created: {e}"),
+                )
+            })
+        }
+        Err(e) => Err((
+            "monitor.token_file",
+            path.display().to_string(),
+            format!("cannot be read: {e}"),
+        )),
+    }
+}
+
+/// Writes a new random token to `path`, readable by the owner only.
+fn create_token_file(path: &Path) -> std::io::Result<String> {
+    use rand::Rng as _;
+    use std::io::Write as _;
+    let bytes: [u8; 32] = rand::rng().random();
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(token.as_bytes())?;
+    f.write_all(b"\n")?;
+    tracing::info!(path = %path.display(), "Created a new random gRPC token file; give it to the aggregator.");
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Settings, ConfigError> {
+        load_str(
+            text,
+            "test.json",
+            Path::new("/nonexistent"),
+            &Env::default(),
+        )
+    }
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s =
+            load_str(EMBEDDED_DEFAULT, EMBEDDED_NAME, dir.path(), &Env::default()).expect("valid");
+        assert_eq!(s.interval, Duration::from_secs(1));
+        assert!(s.grpc_listen.ip().is_loopback());
+        assert!(matches!(s.auth, Auth::Token(ref t) if t.len() == 64));
+        // The token file was created, owner-only, and is reused on the next load.
+        let path = dir.path().join("smon-agent.token");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path)
+                .expect("token file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let again =
+            load_str(EMBEDDED_DEFAULT, EMBEDDED_NAME, dir.path(), &Env::default()).expect("valid");
+        assert_eq!(again.auth, s.auth);
+    }
+
+    #[test]
+    fn env_token_overrides_config() {
+        let env = Env {
+            smon_token: Some("from-the-environment-123".into()),
+        };
+        let s = load_str(
+            r#"{"monitor":{"mode":"node","token":"from-the-config-file-123"}}"#,
+            "t.json",
+            Path::new("."),
+            &env,
+        )
+        .expect("valid");
+        assert_eq!(s.auth, Auth::Token("from-the-environment-123".into()));
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let err = load(
+            r#"{"manager":{"mode":"cron"},"monitor":{"mode":"app","interval_ms":5,"grpc_listen":"node7:50O51","auth":"token","token":"short","gpu":"amd"}}"#,
+        )
+        .expect_err("invalid");
+        let text = err.to_string();
+        for want in [
+            "test.json: manager.mode: 'cron' is not one of self, supervisor, systemd",
+            "test.json: monitor.mode: 'app' must be 'node'",
+            "test.json: monitor.interval_ms: '5' is below the minimum of 100",
+            "test.json: monitor.grpc_listen: 'node7:50O51' is not a socket address",
+            "test.json: monitor.token: '<hidden>' is shorter than 16 characters",
+            "test.json: monitor.gpu: 'amd' is not one of auto, off, fake",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        assert!(
+            !text.contains("short\n") && !text.contains("'short'"),
+            "token leaked: {text}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_its_path() {
+        let err = load(r#"{"monitor":{"mode":"node","intervall_ms":100}}"#).expect_err("invalid");
+        let text = err.to_string();
+        assert!(
+            text.starts_with(
+                "test.json: monitor.intervall_ms: unknown field `intervall_ms`, expected one of"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn auth_none_only_on_loopback() {
+        assert!(
+            load(r#"{"monitor":{"mode":"node","auth":"none","grpc_listen":"127.0.0.2:1"}}"#)
+                .is_ok()
+        );
+        assert!(
+            load(r#"{"monitor":{"mode":"node","auth":"none","grpc_listen":"[::1]:1"}}"#).is_ok()
+        );
+        let err = load(r#"{"monitor":{"mode":"node","auth":"none","grpc_listen":"0.0.0.0:1"}}"#)
+            .expect_err("refused");
+        assert!(
+            err.to_string()
+                .contains("monitor.auth: 'none' is allowed only on a loopback listener"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn interface_filter_prefixes() {
+        let f = NetworkFilter {
+            exclude_interfaces: vec!["lo".into(), "veth*".into()],
+        };
+        assert!(!f.allows("lo"));
+        assert!(!f.allows("veth12ab"));
+        assert!(f.allows("eth0"));
+        assert!(f.allows("lo0"));
+    }
+}

@@ -1,0 +1,149 @@
+//! The sampler: one dedicated OS thread that owns the [`Collector`] and takes a sample every
+//! interval, publishing the latest on a `watch` channel. RPC handlers only read that channel;
+//! they never touch the OS, so a slow collection can delay the next sample but never a reply.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use smon_proto::{HostInfo, Parts, Snapshot};
+use tokio::sync::{oneshot, watch};
+
+use crate::collect::{Collector, with_parts};
+
+/// One sample, kept both whole and as the summary that most callers ask for (built once per
+/// sample instead of once per request).
+#[derive(Debug)]
+pub struct Sample {
+    /// Every part.
+    pub full: Snapshot,
+    /// Without the heavy parts.
+    pub summary: Snapshot,
+}
+
+impl Sample {
+    /// The sample with just `parts`.
+    pub fn view(&self, parts: Parts) -> Snapshot {
+        if parts == Parts::SUMMARY {
+            self.summary.clone()
+        } else if parts == Parts::DETAIL {
+            self.full.clone()
+        } else {
+            with_parts(&self.full, parts)
+        }
+    }
+}
+
+/// The latest sample (`None` until the first one).
+pub type Latest = watch::Receiver<Option<Arc<Sample>>>;
+
+/// Handle on the sampler thread.
+pub struct Sampler {
+    info: HostInfo,
+    rx: Latest,
+    stop_tx: Option<mpsc::Sender<()>>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Sampler {
+    /// Starts the thread, which builds the collector with `make` and takes a sample every
+    /// `interval`. Returns once the collector is built and the host facts are known.
+    pub async fn start<F>(interval: Duration, make: F) -> std::io::Result<Self>
+    where
+        F: FnOnce() -> Result<Collector, String> + Send + 'static,
+    {
+        let (tx, rx) = watch::channel(None);
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let (info_tx, info_rx) = oneshot::channel();
+        let handle = std::thread::Builder::new()
+            .name("smon-sampler".into())
+            .spawn(move || sampler_loop(interval, make, tx, stop_rx, info_tx))?;
+        let info = info_rx
+            .await
+            .map_err(|_| std::io::Error::other("the sampler thread stopped while starting"))?
+            .map_err(std::io::Error::other)?;
+        Ok(Self {
+            info,
+            rx,
+            stop_tx: Some(stop_tx),
+            handle: Some(handle),
+        })
+    }
+
+    /// Static facts about the host.
+    pub fn info(&self) -> &HostInfo {
+        &self.info
+    }
+
+    /// A receiver of the latest sample.
+    pub fn subscribe(&self) -> Latest {
+        self.rx.clone()
+    }
+
+    /// Stops the thread and waits for it (at most one second; a collector stuck in the kernel
+    /// is left behind rather than holding up shutdown).
+    pub async fn stop(mut self) {
+        drop(self.stop_tx.take());
+        if let Some(h) = self.handle.take() {
+            let joined = tokio::task::spawn_blocking(move || h.join());
+            if tokio::time::timeout(Duration::from_secs(1), joined)
+                .await
+                .is_err()
+            {
+                tracing::warn!("The sampler thread did not stop within 1 s; leaving it.");
+            }
+        }
+    }
+}
+
+fn sampler_loop<F>(
+    interval: Duration,
+    make: F,
+    tx: watch::Sender<Option<Arc<Sample>>>,
+    stop: mpsc::Receiver<()>,
+    info_tx: oneshot::Sender<Result<HostInfo, String>>,
+) where
+    F: FnOnce() -> Result<Collector, String>,
+{
+    let mut collector = match make() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = info_tx.send(Err(e));
+            return;
+        }
+    };
+    let _ = info_tx.send(Ok(collector.info()));
+    // CPU usage is a difference between two refreshes at least this far apart.
+    if !matches!(
+        stop.recv_timeout(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL),
+        Err(mpsc::RecvTimeoutError::Timeout)
+    ) {
+        return;
+    }
+    let mut seq = 0u64;
+    let mut next = Instant::now();
+    loop {
+        seq += 1;
+        // A bug in one collector must not end sampling for good: log it and try next tick.
+        let taken =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| collector.sample(seq)));
+        match taken {
+            Ok(full) => {
+                let summary = with_parts(&full, Parts::SUMMARY);
+                tx.send_replace(Some(Arc::new(Sample { full, summary })));
+            }
+            Err(_) => tracing::error!(seq, "A collector panicked; this sample is skipped."),
+        }
+        next += interval;
+        let now = Instant::now();
+        if next < now {
+            // Collection took longer than the interval: skip the missed ticks, do not burst.
+            next = now + interval;
+        }
+        match stop.recv_timeout(next - now) {
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            _ => break,
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The gRPC side: the `smon.v1.Agent` service over the sampler's latest sample, the bearer-token
+//! check in front of it, and the server setup.
+//!
+//! The server is built in one place ([`serve`]) so that TLS and mutual TLS can be added to the
+//! same builder next to the token check, without touching the handlers.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use smon_proto::agent_server::{Agent, AgentServer};
+use smon_proto::{GetInfoRequest, GetSnapshotRequest, HostInfo, Parts, Snapshot, WatchRequest};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_util::sync::CancellationToken;
+use tonic::service::Interceptor;
+use tonic::{Request, Response, Status};
+
+use crate::config::{Auth, Settings};
+use crate::sampler::Latest;
+
+/// How long `GetSnapshot` waits for the very first sample after start-up.
+const FIRST_SAMPLE_WAIT: Duration = Duration::from_secs(5);
+
+/// Messages a `Watch` stream may have queued for a slow client before samples are dropped
+/// (a live view wants the newest sample, not a backlog).
+const WATCH_BUFFER: usize = 4;
+
+/// The service implementation: reads the latest sample, never the OS.
+pub struct AgentService {
+    info: Arc<HostInfo>,
+    latest: Latest,
+    stop: CancellationToken,
+}
+
+impl AgentService {
+    /// A service over the sampler's channel. Open `Watch` streams end when `stop` is cancelled.
+    pub fn new(info: Arc<HostInfo>, latest: Latest, stop: CancellationToken) -> Self {
+        Self { info, latest, stop }
+    }
+}
+
+fn parts_of(p: Option<Parts>) -> Parts {
+    p.unwrap_or(Parts::SUMMARY)
+}
+
+type SnapshotStream = Pin<Box<dyn Stream<Item = Result<Snapshot, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Agent for AgentService {
+    async fn get_info(&self, _req: Request<GetInfoRequest>) -> Result<Response<HostInfo>, Status> {
+        Ok(Response::new((*self.info).clone()))
+    }
+
+    async fn get_snapshot(
+        &self,
+        req: Request<GetSnapshotRequest>,
+    ) -> Result<Response<Snapshot>, Status> {
+        let parts = parts_of(req.into_inner().parts);
+        let mut rx = self.latest.clone();
+        let sample =
+            match tokio::time::timeout(FIRST_SAMPLE_WAIT, rx.wait_for(Option::is_some)).await {
+                Ok(Ok(s)) => s.clone(),
+                Ok(Err(_)) => return Err(Status::unavailable("the agent is shutting down")),
+                Err(_) => return Err(Status::unavailable("no sample yet; the agent is starting")),
+            };
+        let sample = sample.ok_or_else(|| Status::unavailable("no sample yet"))?;
+        Ok(Response::new(sample.view(parts)))
+    }
+
+    type WatchStream = SnapshotStream;
+
+    async fn watch(
+        &self,
+        req: Request<WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let req = req.into_inner();
+        let parts = parts_of(req.parts);
+        let min_gap = Duration::from_millis(u64::from(req.min_interval_ms));
+        let mut rx = self.latest.clone();
+        let stop = self.stop.clone();
+        let (tx, out) = mpsc::channel(WATCH_BUFFER);
+        tokio::spawn(async move {
+            // The current sample first, then every new one.
+            rx.mark_changed();
+            let mut last_sent: Option<Instant> = None;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tx.closed() => break,
+                    changed = rx.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        let Some(sample) = rx.borrow_and_update().clone() else { continue };
+                        if last_sent.is_some_and(|t| t.elapsed() + Duration::from_millis(5) < min_gap) {
+                            continue;
+                        }
+                        match tx.try_send(Ok(sample.view(parts))) {
+                            Ok(()) => last_sent = Some(Instant::now()),
+                            Err(mpsc::error::TrySendError::Full(_)) => {} // slow client: skip
+                            Err(mpsc::error::TrySendError::Closed(_)) => break,
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+    }
+}
+
+/// Checks `authorization: Bearer <token>` in constant time. Refusals are logged without the
+/// token, at most once per second (with a count of the ones not logged), so a scanner cannot
+/// flood the log.
+#[derive(Clone)]
+pub struct TokenCheck {
+    expected: Option<Arc<Vec<u8>>>,
+    log: Arc<RefusalLog>,
+}
+
+struct RefusalLog {
+    started: Instant,
+    last_ms: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl TokenCheck {
+    /// A check for `auth` (`Auth::None` lets every call through).
+    pub fn new(auth: &Auth) -> Self {
+        let expected = match auth {
+            Auth::Token(t) => Some(Arc::new(format!("Bearer {t}").into_bytes())),
+            Auth::None => None,
+        };
+        Self {
+            expected,
+            log: Arc::new(RefusalLog {
+                started: Instant::now(),
+                last_ms: AtomicU64::new(0),
+                suppressed: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    fn refuse(&self, req: &Request<()>, reason: &'static str) -> Status {
+        let now = self.log.started.elapsed().as_millis() as u64 + 1000;
+        let last = self.log.last_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1000
+            && self
+                .log
+                .last_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let suppressed = self.log.suppressed.swap(0, Ordering::Relaxed);
+            let peer = req
+                .remote_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            tracing::warn!(%peer, reason, suppressed, "Refused an unauthenticated gRPC call.");
+        } else {
+            self.log.suppressed.fetch_add(1, Ordering::Relaxed);
+        }
+        Status::unauthenticated(reason)
+    }
+}
+
+impl Interceptor for TokenCheck {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        let Some(expected) = &self.expected else {
+            return Ok(req);
+        };
+        match req.metadata().get("authorization") {
+            None => Err(self.refuse(&req, "missing bearer token")),
+            Some(v) if bool::from(v.as_bytes().ct_eq(expected.as_slice())) => Ok(req),
+            Some(_) => Err(self.refuse(&req, "wrong bearer token")),
+        }
+    }
+}
+
+/// Serves the agent service on `listener` until `stop` is cancelled.
+pub async fn serve(
+    settings: &Settings,
+    info: Arc<HostInfo>,
+    latest: Latest,
+    listener: TcpListener,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let server = AgentServer::new(AgentService::new(info, latest, stop.clone()))
+        .max_decoding_message_size(64 * 1024);
+    let svc = tonic::service::interceptor::InterceptedService::new(
+        server,
+        TokenCheck::new(&settings.auth),
+    );
+    // TLS goes here, on this builder (`.tls_config(..)`), when configured.
+    let mut builder = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .concurrency_limit_per_connection(64);
+    builder
+        .add_service(svc)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.cancelled_owned())
+        .await?;
+    Ok(())
+}
