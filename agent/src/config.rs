@@ -382,7 +382,12 @@ pub fn load_embedded(env: &Env) -> Result<Settings, ConfigError> {
 pub fn load_str(text: &str, file: &str, base: &Path, env: &Env) -> Result<Settings, ConfigError> {
     let de = &mut serde_json::Deserializer::from_str(text);
     let raw: NodeConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
+        // serde_path_to_error writes `?` for a position it cannot name (a syntax error).
+        let path = e.path().to_string();
+        let field = match path.trim_end_matches(".?") {
+            "?" | "" => ".".to_owned(),
+            p => p.to_owned(),
+        };
         ConfigError::Parse {
             file: file.to_owned(),
             field,

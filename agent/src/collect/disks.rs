@@ -133,8 +133,11 @@ pub struct IoCounters {
     pub write_bytes: u64,
 }
 
+/// I/O counters by device number.
+pub type IoTable = HashMap<(u32, u32), IoCounters>;
+
 /// Parses `/proc/diskstats`: device number -> counters. Sectors there are always 512 bytes.
-pub fn parse_diskstats(text: &str) -> HashMap<(u32, u32), IoCounters> {
+pub fn parse_diskstats(text: &str) -> IoTable {
     let mut out = HashMap::new();
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -166,11 +169,11 @@ pub fn parse_diskstats(text: &str) -> HashMap<(u32, u32), IoCounters> {
 pub fn select_mounts(mounts: Vec<Mount>, filter: &DiskFilter) -> Vec<Mount> {
     let mut chosen: Vec<Mount> = Vec::new();
     for m in mounts {
-        let included = filter.include_fs_types.iter().any(|t| *t == m.fs_type);
+        let included = filter.include_fs_types.contains(&m.fs_type);
         if !included && PSEUDO_FS.contains(&m.fs_type.as_str()) {
             continue;
         }
-        if filter.exclude_fs_types.iter().any(|t| *t == m.fs_type) {
+        if filter.exclude_fs_types.contains(&m.fs_type) {
             continue;
         }
         if filter.exclude_mounts.iter().any(|x| {
@@ -198,12 +201,19 @@ pub fn select_mounts(mounts: Vec<Mount>, filter: &DiskFilter) -> Vec<Mount> {
 /// Sizes from one `statvfs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FsSize {
-    total: u64,
-    free: u64,
-    avail: u64,
+    /// Size of the filesystem.
+    pub total: u64,
+    /// Free space, including blocks reserved for root.
+    pub free: u64,
+    /// Space available to unprivileged users.
+    pub avail: u64,
 }
 
-fn statvfs(path: &Path) -> std::io::Result<FsSize> {
+/// How sizes are read; tests substitute a function that hangs like a dead NFS server.
+pub type StatFn = fn(&Path) -> std::io::Result<FsSize>;
+
+/// The real `statvfs`.
+pub fn statvfs(path: &Path) -> std::io::Result<FsSize> {
     let s = rustix::fs::statvfs(path)?;
     let fr = s.f_frsize;
     Ok(FsSize {
@@ -222,7 +232,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn spawn() -> std::io::Result<Self> {
+    fn spawn(stat: StatFn) -> std::io::Result<Self> {
         let (req_tx, req_rx) = mpsc::channel::<PathBuf>();
         let (rep_tx, rep_rx) = mpsc::channel::<Reply>();
         thread::Builder::new()
@@ -231,7 +241,7 @@ impl Worker {
             .spawn(move || {
                 // Ends when the sampler drops the request side (also after giving up on a stuck call).
                 while let Ok(p) = req_rx.recv() {
-                    let r = statvfs(&p);
+                    let r = stat(&p);
                     if rep_tx.send((p, r)).is_err() {
                         break;
                     }
@@ -252,8 +262,9 @@ pub struct DiskCollector {
     /// Mounts whose `statvfs` is stuck, with the receiver on which the answer will arrive.
     stuck: Vec<(String, mpsc::Receiver<Reply>)>,
     last_size: HashMap<String, FsSize>,
-    last_io: Option<(Instant, HashMap<(u32, u32), IoCounters>)>,
+    last_io: Option<(Instant, IoTable)>,
     rdev_cache: HashMap<String, Option<(u32, u32)>>,
+    stat: StatFn,
 }
 
 impl DiskCollector {
@@ -267,7 +278,14 @@ impl DiskCollector {
             last_size: HashMap::new(),
             last_io: None,
             rdev_cache: HashMap::new(),
+            stat: statvfs,
         }
+    }
+
+    /// Replaces the size reader (for tests).
+    pub fn with_stat(mut self, stat: StatFn) -> Self {
+        self.stat = stat;
+        self
     }
 
     /// Block device number behind a mount, for I/O rates: the mount's own device, or for
@@ -376,7 +394,7 @@ impl DiskCollector {
 
     fn stat_with_deadline(&mut self, mount: &str, errors: &mut Vec<String>) -> Option<FsSize> {
         if self.worker.is_none() {
-            match Worker::spawn() {
+            match Worker::spawn(self.stat) {
                 Ok(w) => self.worker = Some(w),
                 Err(e) => {
                     errors.push(format!("disks: cannot start the statvfs thread: {e}"));
@@ -485,6 +503,45 @@ mod tests {
         assert_eq!(unescape(r"/mnt/my\040disk"), "/mnt/my disk");
         assert_eq!(unescape(r"/a\134b"), r"/a\b");
         assert_eq!(unescape(r"/trailing\04"), r"/trailing\04");
+    }
+
+    fn fake_stat(p: &Path) -> std::io::Result<FsSize> {
+        if p == Path::new("/home/shared") {
+            // A dead NFS server: the call does not come back for a long time.
+            std::thread::sleep(Duration::from_secs(3));
+        }
+        Ok(FsSize { total: 1000, free: 400, avail: 300 })
+    }
+
+    #[test]
+    fn a_hung_mount_is_reported_unresponsive_without_stalling_the_others() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/proc");
+        let mut c = DiskCollector::new(root, DiskFilter::default()).with_stat(fake_stat);
+        for round in 0..3 {
+            let mut errors = Vec::new();
+            let started = Instant::now();
+            let disks = c.sample(&mut errors);
+            // One deadline at most, in the first round; later rounds skip the stuck mount.
+            let limit = if round == 0 { STATVFS_DEADLINE * 2 } else { STATVFS_DEADLINE };
+            assert!(started.elapsed() < limit, "round {round} took {:?}", started.elapsed());
+            assert_eq!(disks.len(), 5, "{disks:?}");
+            for d in &disks {
+                if d.mount_point == "/home/shared" {
+                    assert!(d.unresponsive);
+                    assert!(d.read_bytes_per_s.is_none(), "a network fs has no I/O counters");
+                } else {
+                    assert!(!d.unresponsive, "{d:?}");
+                    assert_eq!((d.total_bytes, d.used_bytes, d.available_bytes), (1000, 600, 300));
+                    assert!((d.used_percent - 66.666).abs() < 0.01, "df-style percent: {}", d.used_percent);
+                }
+            }
+            assert!(errors.iter().any(|e| e.contains("/home/shared")), "{errors:?}");
+        }
+        // I/O rates come from the diskstats fixture for block devices.
+        let mut errors = Vec::new();
+        let disks = c.sample(&mut errors);
+        let root_disk = disks.iter().find(|d| d.mount_point == "/").expect("root");
+        assert_eq!(root_disk.read_bytes_per_s, Some(0), "unchanged counters give a zero rate");
     }
 
     #[test]

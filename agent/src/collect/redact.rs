@@ -116,10 +116,10 @@ impl Redactor {
     /// Redacts free text (one argument, or a whole command line as one string).
     pub fn redact_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut s: Cow<'a, str> = Cow::Borrowed(text);
-        if s.contains("://") {
-            if let Cow::Owned(o) = URL_USERINFO.replace_all(&s, format!("$1:{MASK}@")) {
-                s = Cow::Owned(o);
-            }
+        if s.contains("://")
+            && let Cow::Owned(o) = URL_USERINFO.replace_all(&s, format!("$1:{MASK}@"))
+        {
+            s = Cow::Owned(o);
         }
         if s.contains('=') {
             let replaced = KEY_VALUE.replace_all(&s, |c: &Captures<'_>| {
@@ -135,10 +135,11 @@ impl Redactor {
                 s = Cow::Owned(o);
             }
         }
-        if s.len() >= 14 && s.to_ascii_lowercase().contains("authorization") {
-            if let Cow::Owned(o) = AUTH_HEADER.replace_all(&s, format!("${{1}}{MASK}")) {
-                s = Cow::Owned(o);
-            }
+        if s.len() >= 14
+            && s.to_ascii_lowercase().contains("authorization")
+            && let Cow::Owned(o) = AUTH_HEADER.replace_all(&s, format!("${{1}}{MASK}"))
+        {
+            s = Cow::Owned(o);
         }
         for re in &self.extra {
             let replaced = re.replace_all(&s, |c: &Captures<'_>| match c.get(1) {

@@ -1,0 +1,268 @@
+//! The real `smon-agent` binary: signals, `--once --json`, the exit status of a bad config,
+//! secrets kept out of logs, and running as the unprivileged user `nobody`.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use smon_proto::{GetSnapshotRequest, Parts, WatchRequest};
+use tokio_stream::StreamExt as _;
+
+use crate::support::{self, TOKEN};
+
+const BIN: &str = env!("CARGO_BIN_EXE_smon-agent");
+
+fn write_config(dir: &Path, port: u16, extra: &str) -> PathBuf {
+    let path = dir.join("config_node.json");
+    let text = format!(
+        r#"{{"monitor":{{"mode":"node","interval_ms":200,"grpc_listen":"127.0.0.1:{port}","gpu":"fake","fake_gpu_count":1{extra}}}}}"#
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+fn signal(child: &Child, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, sig).expect("kill");
+}
+
+/// Waits for the child to exit, at most `limit`; returns its status and how long it took.
+fn wait_exit(child: &mut Child, limit: Duration) -> (std::process::ExitStatus, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            return (st, start.elapsed());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("agent still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn stderr_of(child: &mut Child) -> String {
+    let mut s = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut s);
+    }
+    s
+}
+
+async fn stops_on(sig: rustix::process::Signal) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = support::free_port();
+    let cfg = write_config(dir.path(), port, "");
+    let mut child = Command::new(BIN)
+        .args(["--config".as_ref(), cfg.as_os_str()])
+        .env("SMON_TOKEN", TOKEN)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn agent");
+    let addr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut c = support::client(addr, Some(TOKEN)).await;
+    // An open Watch stream must not hold shutdown up.
+    let mut stream = c
+        .watch(WatchRequest::default())
+        .await
+        .expect("watch")
+        .into_inner();
+    stream.next().await.expect("first").expect("ok");
+    // A refused call is logged without the token that was tried.
+    let mut bad = support::client(addr, Some("not-the-token-but-long-enough")).await;
+    bad.get_snapshot(GetSnapshotRequest::default())
+        .await
+        .expect_err("refused");
+
+    signal(&child, sig);
+    let (status, took) = wait_exit(&mut child, Duration::from_secs(2));
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let log = stderr_of(&mut child);
+    assert!(
+        log.contains("Refused an unauthenticated gRPC call"),
+        "{log}"
+    );
+    assert!(log.contains("wrong bearer token"), "{log}");
+    assert!(
+        !log.contains(TOKEN) && !log.contains("not-the-token"),
+        "a token reached the log:\n{log}"
+    );
+    assert!(log.contains("Stopped."), "{log}");
+}
+
+#[tokio::test]
+async fn sigterm_stops_within_two_seconds() {
+    stops_on(rustix::process::Signal::TERM).await;
+}
+
+#[tokio::test]
+async fn sigint_stops_within_two_seconds() {
+    stops_on(rustix::process::Signal::INT).await;
+}
+
+#[test]
+fn once_json_prints_a_full_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), support::free_port(), "");
+    let out = Command::new(BIN)
+        .args([
+            "--once".as_ref(),
+            "--json".as_ref(),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+        ])
+        .env("SMON_TOKEN", TOKEN)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(v["seq"], 1);
+    assert!(v["process_count"].as_u64().expect("count") > 0);
+    assert_eq!(
+        v["processes"].as_array().expect("processes").len() as u64,
+        v["process_count"].as_u64().expect("count")
+    );
+    assert!(
+        v["cpu"]["per_core_percent"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    );
+    assert_eq!(v["gpus"][0]["name"], "Fake NVIDIA H100 80GB HBM3");
+    assert!(v["gpus"][0]["processes"][0]["user"].is_string());
+    assert!(v["memory"]["total_bytes"].as_u64().expect("mem") > 0);
+    assert!(v["disks"].is_array() && v["networks"].is_array() && v["sessions"].is_array());
+}
+
+#[test]
+fn bad_config_exits_64_naming_file_field_and_value() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("bad.json");
+    std::fs::write(
+        &cfg,
+        r#"{"monitor":{"mode":"node","interval_ms":50,"grpc_listen":"node7:50O51"}}"#,
+    )
+    .expect("write");
+    let out = Command::new(BIN)
+        .args(["--config".as_ref(), cfg.as_os_str()])
+        .env_remove("SMON_TOKEN")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let file = cfg.display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{file}: monitor.interval_ms: '50' is below the minimum of 100"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{file}: monitor.grpc_listen: 'node7:50O51' is not a socket address"
+        )),
+        "{err}"
+    );
+
+    let out = Command::new(BIN)
+        .args(["--config", "/nonexistent/config_node.json"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("/nonexistent/config_node.json: cannot read the file")
+    );
+}
+
+/// Runs everything as `nobody` when the tests run as root (CI does); otherwise the tests
+/// already run unprivileged and the same checks apply to the current user.
+#[tokio::test]
+async fn runs_unprivileged_as_nobody() {
+    let root = rustix::process::geteuid().is_root();
+    // nobody must be able to reach the binary and the config: copy both to a 0755 directory.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let bin = dir.path().join("smon-agent");
+    std::fs::copy(BIN, &bin).expect("copy binary");
+    let port = support::free_port();
+    let cfg = write_config(dir.path(), port, "");
+    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&bin);
+        c
+    } else {
+        Command::new(&bin)
+    };
+    let expected_user = if root {
+        "nobody".to_owned()
+    } else {
+        support::current_user()
+    };
+    let mut child = cmd
+        .args(["--config".as_ref(), cfg.as_os_str()])
+        .env("SMON_TOKEN", TOKEN)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+
+    let addr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut c = support::client(addr, Some(TOKEN)).await;
+    let mut snap = c
+        .get_snapshot(GetSnapshotRequest {
+            parts: Some(Parts::DETAIL),
+        })
+        .await;
+    for _ in 0..20 {
+        if snap.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        snap = c
+            .get_snapshot(GetSnapshotRequest {
+                parts: Some(Parts::DETAIL),
+            })
+            .await;
+    }
+    let snap = snap
+        .expect("detail snapshot from the unprivileged agent")
+        .into_inner();
+    let me = snap
+        .processes
+        .iter()
+        .find(|p| p.pid == child.id())
+        .expect("the agent lists itself");
+    assert_eq!(me.user, expected_user);
+    assert!(
+        snap.processes.iter().any(|p| p.pid == 1),
+        "other users' processes are visible"
+    );
+    assert!(
+        snap.cpu.is_some() && snap.memory.is_some() && !snap.disks.is_empty(),
+        "{:?}",
+        snap.errors
+    );
+    assert!(
+        snap.errors.is_empty(),
+        "collector errors as {expected_user}: {:?}",
+        snap.errors
+    );
+    assert_eq!(snap.gpus[0].processes[0].user, expected_user);
+
+    signal(&child, rustix::process::Signal::TERM);
+    let (status, _) = wait_exit(&mut child, Duration::from_secs(2));
+    assert!(status.success(), "{}", stderr_of(&mut child));
+}

@@ -1,0 +1,69 @@
+//! Config fixtures: every file under `tests/fixtures/invalid/` must be refused with the error
+//! lines listed in its `.expected` sibling (the path in the message is written `{file}`), and
+//! every file under `tests/fixtures/valid/` must load.
+
+use std::path::Path;
+
+use smon_agent::config::{self, Env};
+
+use crate::support::fixture;
+
+fn json_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .expect("fixture dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn invalid_fixtures_fail_with_their_expected_errors() {
+    let files = json_files(&fixture("invalid"));
+    assert!(files.len() >= 8, "fixtures missing");
+    for f in files {
+        let expected = std::fs::read_to_string(f.with_extension("expected"))
+            .expect("a .expected file per fixture");
+        let err = config::load_file(&f, &Env::default())
+            .expect_err(&format!("{} should be invalid", f.display()))
+            .to_string();
+        let file = f.display().to_string();
+        for line in expected.lines().filter(|l| !l.trim().is_empty()) {
+            let want = line.replace("{file}", &file);
+            assert!(
+                err.contains(&want),
+                "{}:\n  want: {want}\n  got:  {err}",
+                f.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn valid_fixtures_load() {
+    let files = json_files(&fixture("valid"));
+    assert!(!files.is_empty());
+    for f in files {
+        let env = Env { smon_token: None };
+        if let Err(e) = config::load_file(&f, &env) {
+            panic!("{} should be valid: {e}", f.display());
+        }
+    }
+}
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("config_node.json");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config_node.json"),
+        &copy,
+    )
+    .expect("copy");
+    config::load_file(&copy, &Env::default()).expect("config_node.json is valid");
+    assert!(
+        dir.path().join("smon-agent.token").exists(),
+        "token file created next to the config"
+    );
+}

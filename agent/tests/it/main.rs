@@ -1,0 +1,7 @@
+//! Integration tests of the agent: the real gRPC server on loopback sockets, the real binary
+//! (signals, exit codes, `--once`, running as `nobody`) and config fixtures.
+
+mod binary;
+mod config_fixtures;
+mod grpc;
+mod support;
