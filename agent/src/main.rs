@@ -37,6 +37,55 @@ struct Args {
     /// Only check the config and exit (status 0 when valid, 64 when not).
     #[arg(long)]
     check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Ask a running agent for a snapshot (or a live stream) over gRPC and print it.
+    Query {
+        /// Agent address.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        addr: String,
+        /// File holding the bearer token (default: $SMON_TOKEN, else ./smon-agent.token if
+        /// present, else no token).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Keep printing every sample until interrupted.
+        #[arg(long)]
+        watch: bool,
+        /// Include the process list, per-core use and GPU processes.
+        #[arg(long)]
+        detail: bool,
+        /// Print JSON, one snapshot per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn query_token(token_file: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
+    if let Some(p) = token_file {
+        let t = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        return Ok(Some(t.trim().to_owned()));
+    }
+    if let Some(t) = config::Env::from_process().smon_token {
+        return Ok(Some(t));
+    }
+    Ok(std::fs::read_to_string("smon-agent.token").ok().map(|t| t.trim().to_owned()))
+}
+
+fn query(cmd: Command) -> anyhow::Result<()> {
+    let Command::Query { addr, token_file, watch, detail, json } = cmd;
+    let token = query_token(token_file.as_ref())?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let q = smon_agent::query::Query { addr, token, watch, detail, json };
+        tokio::select! {
+            r = smon_agent::query::run(q) => r,
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })
 }
 
 fn init_logging(format: &str) {
@@ -68,8 +117,17 @@ fn load(args: &Args) -> Result<Settings, ConfigError> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
     init_logging(&args.log_format);
+    if let Some(cmd) = args.command.take() {
+        return match query(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("smon-agent query: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match load(&args) {
         Ok(s) => s,
         Err(e) => {
@@ -97,61 +155,13 @@ fn main() -> ExitCode {
 
 /// `--once`: two refreshes (CPU use is a difference), then print the second.
 fn once(settings: &Settings, json: bool) -> anyhow::Result<()> {
-    let mut c =
-        Collector::new(CollectorConfig::from_settings(settings)).map_err(anyhow::Error::msg)?;
+    let mut c = Collector::new(CollectorConfig::from_settings(settings)).map_err(anyhow::Error::msg)?;
     std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(250)));
     let snap = c.sample(1);
     if json {
         println!("{}", serde_json::to_string_pretty(&snap)?);
-        return Ok(());
-    }
-    let cpu = snap.cpu.unwrap_or_default();
-    let mem = snap.memory.unwrap_or_default();
-    let load = snap.load.unwrap_or_default();
-    println!("host      {}  up {} s", snap.hostname, snap.uptime_s);
-    println!(
-        "cpu       {:.1} % of {} cores, load {:.2} {:.2} {:.2}",
-        cpu.total_percent, cpu.logical_cores, load.one, load.five, load.fifteen
-    );
-    println!(
-        "memory    {:.1} % of {} MiB, swap {:.1} %",
-        mem.used_percent,
-        mem.total_bytes >> 20,
-        mem.swap_used_percent
-    );
-    for d in &snap.disks {
-        println!(
-            "disk      {} {} on {}: {:.1} % of {} MiB",
-            d.device,
-            d.fs_type,
-            d.mount_point,
-            d.used_percent,
-            d.total_bytes >> 20
-        );
-    }
-    for n in &snap.networks {
-        println!(
-            "network   {}: rx {} B/s, tx {} B/s",
-            n.name, n.rx_bytes_per_s, n.tx_bytes_per_s
-        );
-    }
-    println!("processes {}", snap.process_count);
-    for s in &snap.sessions {
-        println!(
-            "user      {} on {} from {}",
-            s.user,
-            s.terminal,
-            if s.from.is_empty() { "local" } else { &s.from }
-        );
-    }
-    for g in &snap.gpus {
-        println!(
-            "gpu {}     {} util {:?} % mem {:?}/{:?} B",
-            g.index, g.name, g.utilization_percent, g.memory_used_bytes, g.memory_total_bytes
-        );
-    }
-    for e in &snap.errors {
-        println!("error     {e}");
+    } else {
+        print!("{}", smon_agent::query::render(&snap));
     }
     Ok(())
 }
