@@ -7,6 +7,7 @@
 
 pub mod collect;
 pub mod config;
+pub mod daemon;
 pub mod query;
 pub mod sampler;
 pub mod service;

@@ -11,8 +11,7 @@ use smon_agent::collect::{Collector, CollectorConfig};
 use smon_agent::config::{self, ConfigError, Settings};
 use tokio_util::sync::CancellationToken;
 
-/// Exit status for a bad config or bad arguments (EX_USAGE).
-const EXIT_USAGE: u8 = 64;
+use smon_agent::daemon::EXIT_USAGE;
 
 /// How long shutdown may take before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
@@ -66,40 +65,43 @@ enum Command {
 
 fn query_token(token_file: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
     if let Some(p) = token_file {
-        let t = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let t =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
         return Ok(Some(t.trim().to_owned()));
     }
     if let Some(t) = config::Env::from_process().smon_token {
         return Ok(Some(t));
     }
-    Ok(std::fs::read_to_string("smon-agent.token").ok().map(|t| t.trim().to_owned()))
+    Ok(std::fs::read_to_string("smon-agent.token")
+        .ok()
+        .map(|t| t.trim().to_owned()))
 }
 
 fn query(cmd: Command) -> anyhow::Result<()> {
-    let Command::Query { addr, token_file, watch, detail, json } = cmd;
+    let Command::Query {
+        addr,
+        token_file,
+        watch,
+        detail,
+        json,
+    } = cmd;
     let token = query_token(token_file.as_ref())?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
-        let q = smon_agent::query::Query { addr, token, watch, detail, json };
+        let q = smon_agent::query::Query {
+            addr,
+            token,
+            watch,
+            detail,
+            json,
+        };
         tokio::select! {
             r = smon_agent::query::run(q) => r,
             _ = tokio::signal::ctrl_c() => Ok(()),
         }
     })
-}
-
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if format == "json" {
-        b.json().init();
-    } else {
-        b.init();
-    }
 }
 
 fn load(args: &Args) -> Result<Settings, ConfigError> {
@@ -118,7 +120,7 @@ fn load(args: &Args) -> Result<Settings, ConfigError> {
 
 fn main() -> ExitCode {
     let mut args = Args::parse();
-    init_logging(&args.log_format);
+    smon_agent::daemon::init_logging(args.log_format == "json");
     if let Some(cmd) = args.command.take() {
         return match query(cmd) {
             Ok(()) => ExitCode::SUCCESS,
@@ -155,7 +157,8 @@ fn main() -> ExitCode {
 
 /// `--once`: two refreshes (CPU use is a difference), then print the second.
 fn once(settings: &Settings, json: bool) -> anyhow::Result<()> {
-    let mut c = Collector::new(CollectorConfig::from_settings(settings)).map_err(anyhow::Error::msg)?;
+    let mut c =
+        Collector::new(CollectorConfig::from_settings(settings)).map_err(anyhow::Error::msg)?;
     std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(250)));
     let snap = c.sample(1);
     if json {
@@ -185,7 +188,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
                 )
             })?;
         let stop = CancellationToken::new();
-        let signals = tokio::spawn(stop_on_signal(stop.clone()));
+        let signals = tokio::spawn(smon_agent::daemon::stop_on_signal(stop.clone()));
         let run = smon_agent::run(settings, listener, stop.clone());
         tokio::pin!(run);
         tokio::select! {
@@ -202,27 +205,4 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
     rt.shutdown_timeout(Duration::from_millis(100));
     tracing::info!("Stopped.");
     Ok(())
-}
-
-async fn stop_on_signal(stop: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::error!("Cannot install signal handlers.");
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => tracing::info!(signal = "SIGTERM", "Shutting down."),
-            _ = int.recv() => tracing::info!(signal = "SIGINT", "Shutting down."),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    stop.cancel();
 }

@@ -38,7 +38,11 @@ pub async fn run(q: Query) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot connect to {uri}"))?;
     let auth: Option<MetadataValue<_>> = match &q.token {
-        Some(t) => Some(format!("Bearer {t}").parse().context("the token has characters not allowed in a header")?),
+        Some(t) => Some(
+            format!("Bearer {t}")
+                .parse()
+                .context("the token has characters not allowed in a header")?,
+        ),
         None => None,
     };
     let mut client = AgentClient::with_interceptor(channel, move |mut req: tonic::Request<()>| {
@@ -47,7 +51,11 @@ pub async fn run(q: Query) -> anyhow::Result<()> {
         }
         Ok(req)
     });
-    let parts = if q.detail { Parts::DETAIL } else { Parts::SUMMARY };
+    let parts = if q.detail {
+        Parts::DETAIL
+    } else {
+        Parts::SUMMARY
+    };
     let print = |s: &Snapshot| -> anyhow::Result<()> {
         if q.json {
             println!("{}", serde_json::to_string(s)?);
@@ -58,7 +66,10 @@ pub async fn run(q: Query) -> anyhow::Result<()> {
     };
     if q.watch {
         let mut stream = client
-            .watch(WatchRequest { parts: Some(parts), min_interval_ms: 0 })
+            .watch(WatchRequest {
+                parts: Some(parts),
+                min_interval_ms: 0,
+            })
             .await
             .context("Watch failed")?
             .into_inner();
@@ -66,7 +77,10 @@ pub async fn run(q: Query) -> anyhow::Result<()> {
             print(&s.context("the stream broke")?)?;
         }
     } else {
-        let s = client.get_snapshot(GetSnapshotRequest { parts: Some(parts) }).await.context("GetSnapshot failed")?;
+        let s = client
+            .get_snapshot(GetSnapshotRequest { parts: Some(parts) })
+            .await
+            .context("GetSnapshot failed")?;
         print(s.get_ref())?;
     }
     Ok(())
@@ -82,7 +96,11 @@ pub fn render(s: &Snapshot) -> String {
     let cpu = s.cpu.clone().unwrap_or_default();
     let mem = s.memory.unwrap_or_default();
     let load = s.load.unwrap_or_default();
-    let _ = writeln!(o, "#{} {}  up {} s  {} processes", s.seq, s.hostname, s.uptime_s, s.process_count);
+    let _ = writeln!(
+        o,
+        "#{} {}  up {} s  {} processes",
+        s.seq, s.hostname, s.uptime_s, s.process_count
+    );
     let _ = writeln!(
         o,
         "  cpu     {:5.1} % of {} cores  load {:.2} {:.2} {:.2}",
@@ -109,10 +127,18 @@ pub fn render(s: &Snapshot) -> String {
         );
     }
     for n in &s.networks {
-        let _ = writeln!(o, "  net     {}  rx {} B/s  tx {} B/s", n.name, n.rx_bytes_per_s, n.tx_bytes_per_s);
+        let _ = writeln!(
+            o,
+            "  net     {}  rx {} B/s  tx {} B/s",
+            n.name, n.rx_bytes_per_s, n.tx_bytes_per_s
+        );
     }
     for u in &s.sessions {
-        let from = if u.from.is_empty() { "local" } else { u.from.as_str() };
+        let from = if u.from.is_empty() {
+            "local"
+        } else {
+            u.from.as_str()
+        };
         let _ = writeln!(o, "  user    {} on {} from {}", u.user, u.terminal, from);
     }
     for g in &s.gpus {
@@ -125,12 +151,22 @@ pub fn render(s: &Snapshot) -> String {
             pct(g.utilization_percent),
             g.memory_used_bytes.map_or(0, mib),
             g.memory_total_bytes.map_or(0, mib),
-            g.temperature_celsius.map_or("-".to_owned(), |t| format!("{t} C")),
-            g.power_mw.map_or("-".to_owned(), |p| format!("{:.0}", f64::from(p) / 1000.0)),
+            g.temperature_celsius
+                .map_or("-".to_owned(), |t| format!("{t} C")),
+            g.power_mw
+                .map_or("-".to_owned(), |p| format!("{:.0}", f64::from(p) / 1000.0)),
         );
     }
     for p in s.processes.iter().take(10) {
-        let _ = writeln!(o, "  proc    {:>7} {:<10} {:5.1} % {:>6} MiB  {}", p.pid, p.user, p.cpu_percent, mib(p.memory_bytes), p.cmdline);
+        let _ = writeln!(
+            o,
+            "  proc    {:>7} {:<10} {:5.1} % {:>6} MiB  {}",
+            p.pid,
+            p.user,
+            p.cpu_percent,
+            mib(p.memory_bytes),
+            p.cmdline
+        );
     }
     for e in &s.errors {
         let _ = writeln!(o, "  error   {e}");
@@ -148,13 +184,25 @@ mod tests {
         let s = Snapshot {
             seq: 3,
             hostname: "h1".into(),
-            disks: vec![Disk { mount_point: "/mnt/nfs".into(), unresponsive: true, ..Default::default() }],
-            gpus: vec![Gpu { index: 0, name: "G".into(), utilization_percent: Some(40), ..Default::default() }],
+            disks: vec![Disk {
+                mount_point: "/mnt/nfs".into(),
+                unresponsive: true,
+                ..Default::default()
+            }],
+            gpus: vec![Gpu {
+                index: 0,
+                name: "G".into(),
+                utilization_percent: Some(40),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let text = render(&s);
         assert!(text.starts_with("#3 h1"), "{text}");
         assert!(text.contains("/mnt/nfs  UNRESPONSIVE"), "{text}");
-        assert!(text.contains("util 40 %") && text.contains("temp -") && text.contains("power - W"), "{text}");
+        assert!(
+            text.contains("util 40 %") && text.contains("temp -") && text.contains("power - W"),
+            "{text}"
+        );
     }
 }

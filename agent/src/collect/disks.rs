@@ -510,7 +510,11 @@ mod tests {
             // A dead NFS server: the call does not come back for a long time.
             std::thread::sleep(Duration::from_secs(3));
         }
-        Ok(FsSize { total: 1000, free: 400, avail: 300 })
+        Ok(FsSize {
+            total: 1000,
+            free: 400,
+            avail: 300,
+        })
     }
 
     #[test]
@@ -522,26 +526,51 @@ mod tests {
             let started = Instant::now();
             let disks = c.sample(&mut errors);
             // One deadline at most, in the first round; later rounds skip the stuck mount.
-            let limit = if round == 0 { STATVFS_DEADLINE * 2 } else { STATVFS_DEADLINE };
-            assert!(started.elapsed() < limit, "round {round} took {:?}", started.elapsed());
+            let limit = if round == 0 {
+                STATVFS_DEADLINE * 2
+            } else {
+                STATVFS_DEADLINE
+            };
+            assert!(
+                started.elapsed() < limit,
+                "round {round} took {:?}",
+                started.elapsed()
+            );
             assert_eq!(disks.len(), 5, "{disks:?}");
             for d in &disks {
                 if d.mount_point == "/home/shared" {
                     assert!(d.unresponsive);
-                    assert!(d.read_bytes_per_s.is_none(), "a network fs has no I/O counters");
+                    assert!(
+                        d.read_bytes_per_s.is_none(),
+                        "a network fs has no I/O counters"
+                    );
                 } else {
                     assert!(!d.unresponsive, "{d:?}");
-                    assert_eq!((d.total_bytes, d.used_bytes, d.available_bytes), (1000, 600, 300));
-                    assert!((d.used_percent - 66.666).abs() < 0.01, "df-style percent: {}", d.used_percent);
+                    assert_eq!(
+                        (d.total_bytes, d.used_bytes, d.available_bytes),
+                        (1000, 600, 300)
+                    );
+                    assert!(
+                        (d.used_percent - 66.666).abs() < 0.01,
+                        "df-style percent: {}",
+                        d.used_percent
+                    );
                 }
             }
-            assert!(errors.iter().any(|e| e.contains("/home/shared")), "{errors:?}");
+            assert!(
+                errors.iter().any(|e| e.contains("/home/shared")),
+                "{errors:?}"
+            );
         }
         // I/O rates come from the diskstats fixture for block devices.
         let mut errors = Vec::new();
         let disks = c.sample(&mut errors);
         let root_disk = disks.iter().find(|d| d.mount_point == "/").expect("root");
-        assert_eq!(root_disk.read_bytes_per_s, Some(0), "unchanged counters give a zero rate");
+        assert_eq!(
+            root_disk.read_bytes_per_s,
+            Some(0),
+            "unchanged counters give a zero rate"
+        );
     }
 
     #[test]

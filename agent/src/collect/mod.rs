@@ -30,6 +30,11 @@ use crate::config::{DiskFilter, NetworkFilter, Settings};
 use gpu::GpuSource;
 use redact::Redactor;
 
+/// This host's name as the OS reports it (empty when unknown).
+pub fn hostname() -> String {
+    System::host_name().unwrap_or_default()
+}
+
 /// Where OS files are read from; tests point these at fixtures.
 #[derive(Debug, Clone)]
 pub struct Roots {

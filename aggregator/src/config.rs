@@ -1,0 +1,588 @@
+//! The aggregator's configuration (`config_app.json`), in the same shape and with the same
+//! strictness as the agent's: unknown keys refused, every problem reported at once with the
+//! file, the field and the value.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use smon_agent::config::{ConfigError, FieldError, ManagerConfig, ManagerMode};
+use smon_web::store::HostSpec;
+
+/// The example config shipped in the repository, used when no `--config` is given.
+pub const EMBEDDED_DEFAULT: &str = include_str!("../../config_app.json");
+
+/// Name shown for the embedded default in error messages.
+pub const EMBEDDED_NAME: &str = "<embedded config_app.json>";
+
+/// The whole `config_app.json`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// The HTTP server (dashboard, REST, Socket.IO).
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Who keeps the aggregator alive.
+    #[serde(default)]
+    pub manager: ManagerConfig,
+    /// What to watch.
+    pub monitor: MonitorConfig,
+}
+
+/// The `server` block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// Port to listen on.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// True when nginx (or another reverse proxy) fronts the server.
+    #[serde(default)]
+    pub behind_proxy: bool,
+    /// Path prefix the dashboard is served under when the proxy does not strip it, e.g. `/smon`.
+    #[serde(default = "default_base_path")]
+    pub base_path: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: default_host(),
+            port: default_port(),
+            behind_proxy: false,
+            base_path: default_base_path(),
+        }
+    }
+}
+
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_port() -> u16 {
+    8080
+}
+fn default_base_path() -> String {
+    "/".into()
+}
+
+/// The `monitor` block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Must be `app`.
+    pub mode: String,
+    /// How often agents send samples to the aggregator, in milliseconds (at least 100).
+    #[serde(default = "default_interval")]
+    pub poll_interval_ms: u64,
+    /// A host is `stale` after this many intervals without a sample.
+    #[serde(default = "default_stale")]
+    pub stale_after_intervals: u32,
+    /// A host is `down` after this many intervals without a sample.
+    #[serde(default = "default_down")]
+    pub down_after_intervals: u32,
+    /// Also watch the aggregator's own host, in-process (no agent needed).
+    #[serde(default = "default_true")]
+    pub include_self: bool,
+    /// Cluster of the aggregator's own host.
+    #[serde(default = "default_self_cluster")]
+    pub self_cluster: String,
+    /// Name of the aggregator's own host (default: its host name).
+    #[serde(default)]
+    pub self_name: Option<String>,
+    /// GPU source for the own host: `auto`, `off` or `fake`.
+    #[serde(default = "default_gpu")]
+    pub self_gpu: String,
+    /// The clusters and their agents.
+    #[serde(default)]
+    pub clusters: Vec<ClusterConfig>,
+}
+
+fn default_interval() -> u64 {
+    1000
+}
+fn default_stale() -> u32 {
+    3
+}
+fn default_down() -> u32 {
+    10
+}
+fn default_true() -> bool {
+    true
+}
+fn default_self_cluster() -> String {
+    "local".into()
+}
+fn default_gpu() -> String {
+    "auto".into()
+}
+
+/// One cluster.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Cluster name (`[A-Za-z0-9._-]`, 1-63 characters).
+    pub name: String,
+    /// Its hosts.
+    pub hosts: Vec<HostConfig>,
+}
+
+/// One agent to poll.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// Host name, unique in its cluster (`[A-Za-z0-9._-]`, 1-63 characters).
+    pub name: String,
+    /// The agent's gRPC address, `host:port`.
+    pub address: String,
+    /// The agent's bearer token (prefer `token_file`).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// File holding the agent's token; relative to the config file's directory.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Free-form tags, shown and filterable in the UI.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// An agent to poll, checked.
+#[derive(Clone)]
+pub struct Target {
+    /// Identity in the store.
+    pub spec: HostSpec,
+    /// `host:port`.
+    pub address: String,
+    /// Bearer token, if the agent needs one.
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("spec", &self.spec)
+            .field("address", &self.address)
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .finish()
+    }
+}
+
+/// The aggregator's own host, collected in-process.
+#[derive(Debug, Clone)]
+pub struct SelfHost {
+    /// Identity in the store.
+    pub spec: HostSpec,
+    /// GPU source.
+    pub gpu: smon_agent::config::GpuMode,
+}
+
+/// Everything the aggregator runs on, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the settings came from, for messages.
+    pub source: String,
+    /// HTTP listen address.
+    pub http_listen: SocketAddr,
+    /// Behind a reverse proxy.
+    pub behind_proxy: bool,
+    /// Path prefix (`""` or `/prefix`).
+    pub base_path: String,
+    /// Who keeps the process alive.
+    pub manager: ManagerMode,
+    /// Sampling interval asked of agents.
+    pub interval: Duration,
+    /// Stale after this many intervals.
+    pub stale_after_intervals: u32,
+    /// Down after this many intervals.
+    pub down_after_intervals: u32,
+    /// Own host, if watched.
+    pub self_host: Option<SelfHost>,
+    /// Agents to poll.
+    pub targets: Vec<Target>,
+}
+
+fn valid_name(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+fn valid_address(s: &str) -> bool {
+    if s.parse::<SocketAddr>().is_ok() {
+        return true;
+    }
+    match s.rsplit_once(':') {
+        Some((host, port)) => {
+            port.parse::<u16>().is_ok_and(|p| p > 0)
+                && !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        }
+        None => false,
+    }
+}
+
+/// Loads and validates a config file.
+pub fn load_file(path: &Path) -> Result<Settings, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    load_str(&text, &file, &base)
+}
+
+/// Loads the embedded default.
+pub fn load_embedded() -> Result<Settings, ConfigError> {
+    load_str(EMBEDDED_DEFAULT, EMBEDDED_NAME, Path::new(""))
+}
+
+/// Parses and validates config text; `file` names it in errors, `base` resolves relative paths.
+pub fn load_str(text: &str, file: &str, base: &Path) -> Result<Settings, ConfigError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let raw: AppConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = match path.trim_end_matches(".?") {
+            "?" | "" => ".".to_owned(),
+            p => p.to_owned(),
+        };
+        ConfigError::Parse {
+            file: file.to_owned(),
+            field,
+            message: e.into_inner().to_string(),
+        }
+    })?;
+    let mut s = raw.validate(base).map_err(|errors| ConfigError::Invalid {
+        file: file.to_owned(),
+        errors,
+    })?;
+    s.source = file.to_owned();
+    Ok(s)
+}
+
+impl AppConfig {
+    /// Checks every field; returns the settings or every problem.
+    pub fn validate(&self, base: &Path) -> Result<Settings, Vec<FieldError>> {
+        let mut errs = Vec::new();
+        let mut bad = |field: String, value: &dyn fmt::Display, problem: &str| {
+            errs.push(FieldError {
+                field,
+                value: value.to_string(),
+                problem: problem.to_owned(),
+            });
+        };
+        let http_listen = match self.server.host.parse::<std::net::IpAddr>() {
+            Ok(ip) => Some(SocketAddr::new(ip, self.server.port)),
+            Err(_) => {
+                bad(
+                    "server.host".into(),
+                    &self.server.host,
+                    "is not an IP address",
+                );
+                None
+            }
+        };
+        let bp = &self.server.base_path;
+        if !bp.starts_with('/')
+            || bp.contains("//")
+            || bp
+                .chars()
+                .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.')))
+        {
+            bad(
+                "server.base_path".into(),
+                bp,
+                "must be a path like / or /smon",
+            );
+        }
+        let manager = match self.manager.mode.as_str() {
+            "self" => Some(ManagerMode::SelfManaged),
+            "supervisor" => Some(ManagerMode::Supervisor),
+            "systemd" => Some(ManagerMode::Systemd),
+            other => {
+                bad(
+                    "manager.mode".into(),
+                    &other,
+                    "is not one of self, supervisor, systemd",
+                );
+                None
+            }
+        };
+        let m = &self.monitor;
+        if m.mode != "app" {
+            bad(
+                "monitor.mode".into(),
+                &m.mode,
+                "must be 'app' for smon-aggregator ('node' is for smon-agent)",
+            );
+        }
+        if m.poll_interval_ms < 100 || m.poll_interval_ms > 3_600_000 {
+            bad(
+                "monitor.poll_interval_ms".into(),
+                &m.poll_interval_ms,
+                "must be between 100 and 3600000",
+            );
+        }
+        if m.stale_after_intervals < 2 {
+            bad(
+                "monitor.stale_after_intervals".into(),
+                &m.stale_after_intervals,
+                "must be at least 2",
+            );
+        }
+        if m.down_after_intervals <= m.stale_after_intervals {
+            bad(
+                "monitor.down_after_intervals".into(),
+                &m.down_after_intervals,
+                "must be greater than stale_after_intervals",
+            );
+        }
+        let gpu = match m.self_gpu.as_str() {
+            "auto" => Some(smon_agent::config::GpuMode::Auto),
+            "off" => Some(smon_agent::config::GpuMode::Off),
+            "fake" => Some(smon_agent::config::GpuMode::Fake(2)),
+            other => {
+                bad(
+                    "monitor.self_gpu".into(),
+                    &other,
+                    "is not one of auto, off, fake",
+                );
+                None
+            }
+        };
+        if !valid_name(&m.self_cluster) {
+            bad(
+                "monitor.self_cluster".into(),
+                &m.self_cluster,
+                "must be 1-63 of A-Z a-z 0-9 . _ -",
+            );
+        }
+        let self_name = m.self_name.clone().unwrap_or_else(|| {
+            let h = smon_agent::collect::hostname();
+            let short: String = h
+                .split('.')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+                .take(63)
+                .collect();
+            if short.is_empty() {
+                "self".into()
+            } else {
+                short
+            }
+        });
+        if !valid_name(&self_name) {
+            bad(
+                "monitor.self_name".into(),
+                &self_name,
+                "must be 1-63 of A-Z a-z 0-9 . _ -",
+            );
+        }
+
+        let mut ids = HashSet::new();
+        let mut cluster_names = HashSet::new();
+        if m.include_self {
+            ids.insert(format!("{}:{}", m.self_cluster, self_name));
+        }
+        let mut targets = Vec::new();
+        for (ci, c) in m.clusters.iter().enumerate() {
+            let cf = format!("monitor.clusters[{ci}]");
+            if !valid_name(&c.name) {
+                bad(
+                    format!("{cf}.name"),
+                    &c.name,
+                    "must be 1-63 of A-Z a-z 0-9 . _ -",
+                );
+            }
+            if !cluster_names.insert(c.name.clone()) {
+                bad(format!("{cf}.name"), &c.name, "is used by another cluster");
+            }
+            if c.hosts.is_empty() {
+                bad(format!("{cf}.hosts"), &"[]", "lists no host");
+            }
+            for (hi, h) in c.hosts.iter().enumerate() {
+                let hf = format!("{cf}.hosts[{hi}]");
+                if !valid_name(&h.name) {
+                    bad(
+                        format!("{hf}.name"),
+                        &h.name,
+                        "must be 1-63 of A-Z a-z 0-9 . _ -",
+                    );
+                } else if !ids.insert(format!("{}:{}", c.name, h.name)) {
+                    bad(
+                        format!("{hf}.name"),
+                        &h.name,
+                        "is used by another host of this cluster",
+                    );
+                }
+                if !valid_address(&h.address) {
+                    bad(
+                        format!("{hf}.address"),
+                        &h.address,
+                        "is not a host:port address",
+                    );
+                }
+                for (ti, t) in h.tags.iter().enumerate() {
+                    if t.is_empty() || t.len() > 63 || t.chars().any(char::is_control) {
+                        bad(
+                            format!("{hf}.tags[{ti}]"),
+                            t,
+                            "must be 1-63 printable characters",
+                        );
+                    }
+                }
+                let token = match (&h.token, &h.token_file) {
+                    (Some(_), Some(f)) => {
+                        bad(
+                            format!("{hf}.token_file"),
+                            &f.display(),
+                            "cannot be combined with token; set one",
+                        );
+                        None
+                    }
+                    (Some(t), None) => Some(t.clone()),
+                    (None, Some(f)) => {
+                        let p = if f.is_absolute() {
+                            f.clone()
+                        } else {
+                            base.join(f)
+                        };
+                        match std::fs::read_to_string(&p) {
+                            Ok(t) => Some(t.trim().to_owned()),
+                            Err(e) => {
+                                bad(
+                                    format!("{hf}.token_file"),
+                                    &p.display(),
+                                    &format!("cannot be read: {e}"),
+                                );
+                                None
+                            }
+                        }
+                    }
+                    (None, None) => None,
+                };
+                if let Some(t) = &token {
+                    if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                        let field = if h.token.is_some() {
+                            "token"
+                        } else {
+                            "token_file"
+                        };
+                        bad(
+                            format!("{hf}.{field}"),
+                            &"<hidden>",
+                            "is not a valid token (16+ characters, no whitespace)",
+                        );
+                    }
+                }
+                targets.push(Target {
+                    spec: HostSpec {
+                        cluster: c.name.clone(),
+                        name: h.name.clone(),
+                        address: h.address.clone(),
+                        tags: h.tags.clone(),
+                    },
+                    address: h.address.clone(),
+                    token,
+                });
+            }
+        }
+        if !m.include_self && targets.is_empty() {
+            bad(
+                "monitor.clusters".into(),
+                &"[]",
+                "lists no host and include_self is false: nothing to watch",
+            );
+        }
+
+        match (errs.is_empty(), http_listen, manager, gpu) {
+            (true, Some(http_listen), Some(manager), Some(gpu)) => Ok(Settings {
+                source: String::new(),
+                http_listen,
+                behind_proxy: self.server.behind_proxy,
+                base_path: smon_web::hub::normalise_base(&self.server.base_path),
+                manager,
+                interval: Duration::from_millis(m.poll_interval_ms),
+                stale_after_intervals: m.stale_after_intervals,
+                down_after_intervals: m.down_after_intervals,
+                self_host: m.include_self.then(|| SelfHost {
+                    spec: HostSpec {
+                        cluster: m.self_cluster.clone(),
+                        name: self_name,
+                        address: "in-process".into(),
+                        tags: Vec::new(),
+                    },
+                    gpu,
+                }),
+                targets,
+            }),
+            _ => Err(errs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Settings, ConfigError> {
+        load_str(text, "app.json", Path::new("/nonexistent"))
+    }
+
+    #[test]
+    fn embedded_default_is_valid_and_watches_itself() {
+        let s = load_embedded().expect("valid");
+        assert!(s.http_listen.ip().is_loopback());
+        assert!(s.self_host.is_some());
+        assert_eq!(s.base_path, "");
+    }
+
+    #[test]
+    fn reports_every_problem() {
+        let err = load(r#"{"server":{"base_path":"smon"},"monitor":{"mode":"node","poll_interval_ms":10,"stale_after_intervals":5,"down_after_intervals":4,"clusters":[
+            {"name":"lab","hosts":[{"name":"n1","address":"node7:50O51"},{"name":"n1","address":"10.0.0.1:50051","token":"short"}]},
+            {"name":"lab","hosts":[]}]}}"#)
+        .expect_err("invalid")
+        .to_string();
+        for want in [
+            "app.json: server.base_path: 'smon' must be a path like / or /smon",
+            "app.json: monitor.mode: 'node' must be 'app'",
+            "app.json: monitor.poll_interval_ms: '10' must be between 100 and 3600000",
+            "app.json: monitor.down_after_intervals: '4' must be greater than stale_after_intervals",
+            "app.json: monitor.clusters[0].hosts[0].address: 'node7:50O51' is not a host:port address",
+            "app.json: monitor.clusters[0].hosts[1].name: 'n1' is used by another host of this cluster",
+            "app.json: monitor.clusters[0].hosts[1].token: '<hidden>' is not a valid token",
+            "app.json: monitor.clusters[1].name: 'lab' is used by another cluster",
+            "app.json: monitor.clusters[1].hosts: '[]' lists no host",
+        ] {
+            assert!(err.contains(want), "missing {want:?} in\n{err}");
+        }
+        assert!(!err.contains("short"), "token leaked: {err}");
+    }
+
+    #[test]
+    fn hostnames_and_prefixes_are_accepted() {
+        let s = load(r#"{"server":{"base_path":"/smon/"},"monitor":{"mode":"app","include_self":false,"clusters":[{"name":"lab","hosts":[{"name":"gpu-01","address":"gpu-01.lab.example:50051","token":"0123456789abcdef0123","tags":["gpu","rack 3"]}]}]}}"#)
+            .expect("valid");
+        assert_eq!(s.base_path, "/smon");
+        assert_eq!(s.targets[0].spec.id(), "lab:gpu-01");
+        assert!(format!("{:?}", s.targets[0]).contains("<hidden>"));
+    }
+
+    #[test]
+    fn nothing_to_watch_is_refused() {
+        let err = load(r#"{"monitor":{"mode":"app","include_self":false}}"#)
+            .expect_err("invalid")
+            .to_string();
+        assert!(err.contains("nothing to watch"), "{err}");
+    }
+}

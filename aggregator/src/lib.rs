@@ -1,0 +1,129 @@
+//! smon-aggregator: polls every agent of every cluster (and, optionally, its own host
+//! in-process), merges the samples in the cluster store, and serves the live dashboard, the REST
+//! API and Socket.IO.
+//!
+//! `main.rs` is thin; tests call [`run`] on `127.0.0.1:0`.
+
+pub mod config;
+pub mod poller;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use smon_agent::collect::{Collector, CollectorConfig, Roots, redact::Redactor};
+use smon_agent::config::{DiskFilter, NetworkFilter};
+use smon_agent::sampler::Sampler;
+use smon_proto::Parts;
+use smon_web::hub::{self, Demand, Web, now_ms};
+use smon_web::store::{ClusterStore, StoreConfig};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Settings;
+
+/// How long shutdown waits for pollers and the hub.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// Runs the aggregator until `stop` is cancelled, serving HTTP on `listener`.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let interval_ms = settings.interval.as_millis() as u64;
+    let mut store_cfg = StoreConfig::for_interval(interval_ms);
+    store_cfg.stale_after_ms = interval_ms * u64::from(settings.stale_after_intervals);
+    store_cfg.down_after_ms = interval_ms * u64::from(settings.down_after_intervals);
+    let mut specs = Vec::new();
+    if let Some(me) = &settings.self_host {
+        specs.push(me.spec.clone());
+    }
+    specs.extend(settings.targets.iter().map(|t| t.spec.clone()));
+    let store = Arc::new(Mutex::new(ClusterStore::new(specs, store_cfg, now_ms())));
+    let web = Arc::new(Web {
+        store: store.clone(),
+        demand: Demand::default(),
+        mode: "app",
+    });
+    let tracker = TaskTracker::new();
+
+    for t in &settings.targets {
+        let demand = web.demand.subscribe(&t.spec.id());
+        tracker.spawn(poller::run(
+            t.clone(),
+            store.clone(),
+            demand,
+            settings.interval,
+            Duration::from_millis(store_cfg.down_after_ms),
+            stop.clone(),
+        ));
+    }
+
+    let mut sampler = None;
+    if let Some(me) = &settings.self_host {
+        let gpu = me.gpu;
+        let interval = settings.interval;
+        let s = Sampler::start(interval, move || {
+            Collector::new(CollectorConfig {
+                roots: Roots::default(),
+                redactor: Redactor::default(),
+                disks: DiskFilter::default(),
+                network: NetworkFilter {
+                    exclude_interfaces: vec!["lo".into()],
+                },
+                gpus: smon_agent::collect::gpu::open(gpu),
+                interval,
+            })
+        })
+        .await?;
+        web.store().set_info(&me.spec.id(), s.info().clone());
+        tracker.spawn(hub::feed_local(
+            s.subscribe(),
+            me.spec.id(),
+            web.clone(),
+            |latest, detail| {
+                latest.as_ref().map(|s| {
+                    s.view(if detail {
+                        Parts::DETAIL
+                    } else {
+                        Parts::SUMMARY
+                    })
+                })
+            },
+            stop.clone(),
+        ));
+        sampler = Some(s);
+    }
+
+    let (app, io) = hub::router(web.clone(), &settings.base_path);
+    tracker.spawn(hub::run_hub(io.clone(), web.clone(), stop.clone()));
+    // Open Socket.IO connections would hold graceful shutdown up: close them on stop.
+    let closer = stop.clone();
+    tracker.spawn(async move {
+        closer.cancelled().await;
+        io.close().await;
+    });
+    tracker.close();
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, base_path = %settings.base_path, hosts = settings.targets.len(), include_self = settings.self_host.is_some(), "Serving the dashboard.");
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned())
+    .await;
+    stop.cancel();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("Some tasks did not stop in time.");
+    }
+    if let Some(s) = sampler {
+        s.stop().await;
+    }
+    served?;
+    Ok(())
+}

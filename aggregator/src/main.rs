@@ -1,0 +1,84 @@
+//! The `smon-aggregator` binary: parses arguments, loads the config, sets up logging and
+//! signals, and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use smon_agent::daemon::{self, EXIT_USAGE};
+use tokio_util::sync::CancellationToken;
+
+/// How long shutdown may take before the process exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1800);
+
+/// smon aggregator: polls agents and serves the live dashboard.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Config file (config_app.json). Without it, the embedded default is used: the dashboard
+    /// on http://127.0.0.1:8080/ showing this host.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_parser = ["human", "json"], default_value = "human")]
+    log_format: String,
+    /// Only check the config and exit (status 0 when valid, 64 when not).
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    daemon::init_logging(args.log_format == "json");
+    let loaded = match &args.config {
+        Some(p) => smon_aggregator::config::load_file(p),
+        None => smon_aggregator::config::load_embedded(),
+    };
+    let settings = match loaded {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("smon-aggregator: invalid configuration:\n{e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if args.check_config {
+        eprintln!("{}: configuration is valid", settings.source);
+        return ExitCode::SUCCESS;
+    }
+    match serve(settings) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("smon-aggregator: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: smon_aggregator::config::Settings) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("smon-aggregator")
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(settings.http_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (server.host/server.port in {})", settings.http_listen, settings.source))?;
+        tracing::info!(url = %format!("http://{}{}/", settings.http_listen, settings.base_path), "Dashboard address.");
+        let stop = CancellationToken::new();
+        let signals = tokio::spawn(daemon::stop_on_signal(stop.clone()));
+        let run = smon_aggregator::run(settings, listener, stop.clone());
+        tokio::pin!(run);
+        tokio::select! {
+            r = &mut run => { signals.abort(); r }
+            _ = stop.cancelled() => match tokio::time::timeout(SHUTDOWN_GRACE, run).await {
+                Ok(r) => r,
+                Err(_) => { tracing::warn!("Shutdown took too long; exiting anyway."); Ok(()) }
+            }
+        }
+    })?;
+    rt.shutdown_timeout(Duration::from_millis(100));
+    tracing::info!("Stopped.");
+    Ok(())
+}

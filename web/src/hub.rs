@@ -1,0 +1,419 @@
+//! The HTTP side shared by both daemons: the embedded UI, the read-only REST API, the Socket.IO
+//! namespace (rooms `overview` and `host:<id>`), and the hub task that turns store changes into
+//! room emits once per interval.
+//!
+//! Who watches which host is counted here ([`Demand`]); pollers read it to ask their agent for
+//! the detail parts only while a browser looks at that host.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use socketioxide::SocketIo;
+use socketioxide::extract::{AckSender, SocketRef, TryData};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::assets;
+use crate::store::ClusterStore;
+use crate::wire::{Ack, Hello, Subscribe};
+
+/// Milliseconds since the Unix epoch, server clock.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// How many browsers watch each host, and a channel per host that says whether anyone does.
+#[derive(Clone, Default)]
+pub struct Demand {
+    inner: Arc<Mutex<HashMap<String, (usize, watch::Sender<bool>)>>>,
+}
+
+impl Demand {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, (usize, watch::Sender<bool>)>> {
+        // A poisoned lock only means a panic elsewhere mid-update of a counter; keep serving.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A receiver that is `true` while at least one browser watches `id`.
+    pub fn subscribe(&self, id: &str) -> watch::Receiver<bool> {
+        self.lock()
+            .entry(id.to_owned())
+            .or_insert_with(|| (0, watch::channel(false).0))
+            .1
+            .subscribe()
+    }
+
+    /// Whether anyone watches `id`.
+    pub fn is_watched(&self, id: &str) -> bool {
+        self.lock().get(id).is_some_and(|(n, _)| *n > 0)
+    }
+
+    fn add(&self, id: &str) {
+        let mut m = self.lock();
+        let e = m
+            .entry(id.to_owned())
+            .or_insert_with(|| (0, watch::channel(false).0));
+        e.0 += 1;
+        if e.0 == 1 {
+            e.1.send_replace(true);
+        }
+    }
+
+    fn remove(&self, id: &str) {
+        let mut m = self.lock();
+        if let Some(e) = m.get_mut(id) {
+            e.0 = e.0.saturating_sub(1);
+            if e.0 == 0 {
+                e.1.send_replace(false);
+            }
+        }
+    }
+}
+
+/// Everything the HTTP side shares.
+pub struct Web {
+    /// The store the pollers feed.
+    pub store: Arc<Mutex<ClusterStore>>,
+    /// Who watches which host.
+    pub demand: Demand,
+    /// `app` or `node`.
+    pub mode: &'static str,
+}
+
+impl Web {
+    /// Locks the store. Never held across an `.await`.
+    pub fn store(&self) -> MutexGuard<'_, ClusterStore> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn interval_ms(&self) -> u64 {
+        self.store().config().interval_ms
+    }
+}
+
+/// The host a socket watches, kept in its extensions.
+#[derive(Clone)]
+struct Watching(String);
+
+fn room_of(id: &str) -> String {
+    format!("host:{id}")
+}
+
+fn on_connect(s: SocketRef, web: Arc<Web>) {
+    let hello = Hello {
+        mode: web.mode.to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        interval_ms: web.interval_ms(),
+        server_time_ms: now_ms(),
+    };
+    let _ = s.emit("hello", &hello);
+
+    let w = web.clone();
+    s.on(
+        "subscribe",
+        move |s: SocketRef, TryData(req): TryData<Subscribe>, ack: AckSender| {
+            let w = w.clone();
+            async move { on_subscribe(&s, req, ack, &w) }
+        },
+    );
+
+    let w = web.clone();
+    s.on(
+        "unsubscribe",
+        move |s: SocketRef, TryData(req): TryData<Subscribe>, ack: AckSender| {
+            let w = w.clone();
+            async move { on_unsubscribe(&s, req, ack, &w) }
+        },
+    );
+
+    let w = web;
+    s.on_disconnect(move |s: SocketRef| {
+        let w = w.clone();
+        async move {
+            if let Some(Watching(id)) = s.extensions.remove::<Watching>() {
+                w.demand.remove(&id);
+            }
+        }
+    });
+}
+
+fn on_subscribe(
+    s: &SocketRef,
+    req: Result<Subscribe, socketioxide::ParserError>,
+    ack: AckSender,
+    w: &Web,
+) {
+    let reply = match req {
+        Err(e) => Ack {
+            ok: false,
+            error: Some(format!("bad subscribe request: {e}")),
+        },
+        Ok(Subscribe::Overview) => {
+            s.join("overview");
+            let full = w.store().overview(now_ms());
+            let _ = s.emit("overview", &full);
+            Ack {
+                ok: true,
+                error: None,
+            }
+        }
+        Ok(Subscribe::Host { id }) => {
+            let full = w.store().host_full(&id, now_ms());
+            match full {
+                None => Ack {
+                    ok: false,
+                    error: Some(format!("unknown host '{id}'")),
+                },
+                Some(full) => {
+                    let previous = s.extensions.get::<Watching>();
+                    if previous.as_ref().map(|p| p.0.as_str()) != Some(id.as_str()) {
+                        if let Some(Watching(old)) = previous {
+                            s.leave(room_of(&old));
+                            w.demand.remove(&old);
+                        }
+                        s.join(room_of(&id));
+                        w.demand.add(&id);
+                        s.extensions.insert(Watching(id));
+                    }
+                    let _ = s.emit("host", &full);
+                    Ack {
+                        ok: true,
+                        error: None,
+                    }
+                }
+            }
+        }
+    };
+    let _ = ack.send(&reply);
+}
+
+fn on_unsubscribe(
+    s: &SocketRef,
+    req: Result<Subscribe, socketioxide::ParserError>,
+    ack: AckSender,
+    w: &Web,
+) {
+    let reply = match req {
+        Err(e) => Ack {
+            ok: false,
+            error: Some(format!("bad unsubscribe request: {e}")),
+        },
+        Ok(Subscribe::Overview) => {
+            s.leave("overview");
+            Ack {
+                ok: true,
+                error: None,
+            }
+        }
+        Ok(Subscribe::Host { id }) => {
+            if s.extensions
+                .get::<Watching>()
+                .is_some_and(|Watching(cur)| cur == id)
+            {
+                s.extensions.remove::<Watching>();
+                s.leave(room_of(&id));
+                w.demand.remove(&id);
+            }
+            Ack {
+                ok: true,
+                error: None,
+            }
+        }
+    };
+    let _ = ack.send(&reply);
+}
+
+/// Sends store changes to the rooms once per interval until `stop`. Periodic frames are
+/// volatile: a tab whose buffer is full misses one instead of holding the others back.
+pub async fn run_hub(io: SocketIo, web: Arc<Web>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(web.interval_ms()));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let now = now_ms();
+        let changes = {
+            let mut st = web.store();
+            st.tick(now);
+            st.take_changes(now, |id| web.demand.is_watched(id))
+        };
+        if let Some(delta) = changes.delta {
+            if let Err(e) = io
+                .to("overview")
+                .volatile()
+                .emit("overview_delta", &delta)
+                .await
+            {
+                tracing::debug!(error = %e, "Overview delta not delivered to every socket.");
+            }
+        }
+        for (id, update) in changes.host_updates {
+            if let Err(e) = io
+                .to(room_of(&id))
+                .volatile()
+                .emit("host_update", &update)
+                .await
+            {
+                tracing::debug!(host = %id, error = %e, "Host update not delivered to every socket.");
+            }
+        }
+    }
+}
+
+/// A REST error: a status and a reason, as `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type Shared = State<Arc<Web>>;
+
+async fn clusters(State(w): Shared) -> impl IntoResponse {
+    Json(w.store().clusters())
+}
+
+async fn hosts(State(w): Shared) -> impl IntoResponse {
+    Json(w.store().rows())
+}
+
+async fn host(State(w): Shared, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let st = w.store();
+    let row = st
+        .row(&id)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown host '{id}'")))?;
+    let (info, detail) = st.info_and_latest(&id).unwrap_or((None, None));
+    Ok(Json(
+        serde_json::json!({ "host": row, "info": info, "detail": detail }),
+    ))
+}
+
+async fn events(State(w): Shared, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let ev = w
+        .store()
+        .events(&id)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown host '{id}'")))?;
+    Ok(Json(ev))
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(w): Shared) -> Response {
+    if w.store().ready() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not every host has been tried yet",
+        )
+            .into_response()
+    }
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "no such API route".into())
+}
+
+async fn index(headers: HeaderMap) -> Response {
+    assets::serve("index.html", &headers)
+}
+
+async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
+    assets::serve(&format!("assets/{path}"), &headers)
+}
+
+/// Normalises a base path: `""` or `/` -> `""`, `smon/` -> `/smon`.
+pub fn normalise_base(base: &str) -> String {
+    let t = base.trim_matches('/');
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!("/{t}")
+    }
+}
+
+/// The HTTP router (UI, REST, Socket.IO) under `base` (e.g. `""` or `/smon`), and the Socket.IO
+/// handle for [`run_hub`].
+pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
+    let base = normalise_base(base);
+    let (layer, io) = SocketIo::builder()
+        .req_path(format!("{base}/socket.io"))
+        .max_payload(64 * 1024)
+        .build_layer();
+    let w = web.clone();
+    io.ns("/", move |s: SocketRef| {
+        let w = w.clone();
+        async move { on_connect(s, w) }
+    });
+    let p = |s: &str| format!("{base}{s}");
+    let mut app: Router<Arc<Web>> = Router::new()
+        .route(&p("/"), get(index))
+        .route(&p("/assets/{*path}"), get(asset))
+        .route(&p("/api/v1/clusters"), get(clusters))
+        .route(&p("/api/v1/hosts"), get(hosts))
+        .route(&p("/api/v1/hosts/{id}"), get(host))
+        .route(&p("/api/v1/hosts/{id}/events"), get(events))
+        .route(&p("/api/{*rest}"), get(api_not_found))
+        .route(&p("/healthz"), get(healthz))
+        .route(&p("/readyz"), get(readyz));
+    if !base.is_empty() {
+        // Relative asset URLs need the trailing slash.
+        let to = format!("{base}/");
+        app = app.route(&base, get(move || async move { Redirect::permanent(&to) }));
+    }
+    let app = app
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        )
+        .layer(layer)
+        // `with_state` after the Socket.IO layer: otherwise the layer is rebuilt per request
+        // and long-polling sessions are lost ("Session ID unknown").
+        .with_state(web);
+    (app, io)
+}
+
+/// Feeds the store from an in-process source (the agent's own sampler, or the aggregator's own
+/// host): on every change of `rx`, `view(value, detail)` gives the snapshot to record, with the
+/// detail parts while someone watches `id`. Ends at `stop` or when the source goes away.
+pub async fn feed_local<T, F>(
+    mut rx: watch::Receiver<T>,
+    id: String,
+    web: Arc<Web>,
+    view: F,
+    stop: CancellationToken,
+) where
+    T: Send + Sync,
+    F: Fn(&T, bool) -> Option<smon_proto::Snapshot> + Send,
+{
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = rx.changed() => if changed.is_err() { return },
+        }
+        let detail = web.demand.is_watched(&id);
+        let snap = view(&rx.borrow_and_update(), detail);
+        if let Some(s) = snap {
+            web.store().apply(&id, s, now_ms());
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The JSON the browser receives (see `web/PROTOCOL.md`). Host facts and samples are the agent's
+//! own gRPC messages (`HostInfo`, `Snapshot`, serialised as they are); the overview row and the
+//! cluster aggregates are the only shapes of our own, because a row is a digest of a snapshot.
+
+use serde::{Deserialize, Serialize};
+use smon_proto::{HostInfo, Snapshot};
+
+/// Where a host stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Never reached yet.
+    Pending,
+    /// Samples arrive.
+    Up,
+    /// No sample for a few intervals; the connection may still be open.
+    Stale,
+    /// Unreachable, or no sample for many intervals.
+    Down,
+}
+
+impl Status {
+    /// The lowercase name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Up => "up",
+            Status::Stale => "stale",
+            Status::Down => "down",
+        }
+    }
+}
+
+/// One GPU in an overview row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuBrief {
+    /// NVML index.
+    pub index: u32,
+    /// Product name.
+    pub name: String,
+    /// Utilisation, 0-100.
+    pub util_percent: Option<u32>,
+    /// Memory in use.
+    pub mem_used_bytes: Option<u64>,
+    /// Total memory.
+    pub mem_total_bytes: Option<u64>,
+}
+
+/// One row of the home page: who the host is, its state, and a digest of its latest sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostRow {
+    /// `"<cluster>:<host>"`.
+    pub id: String,
+    /// Cluster name.
+    pub cluster: String,
+    /// Host name as configured.
+    pub name: String,
+    /// Agent address (`in-process` for the server's own host).
+    pub address: String,
+    /// Tags from the config.
+    pub tags: Vec<String>,
+    /// State.
+    pub status: Status,
+    /// When the state last changed.
+    pub status_since_ms: u64,
+    /// When the last sample arrived (server clock).
+    pub last_seen_ms: Option<u64>,
+    /// The last failure, while it matters.
+    pub last_error: Option<String>,
+    /// Host name the host reports.
+    pub hostname: Option<String>,
+    /// OS name and version.
+    pub os: Option<String>,
+    /// Kernel version.
+    pub kernel: Option<String>,
+    /// Logical CPUs.
+    pub cpu_cores: Option<u32>,
+    /// Seconds since boot.
+    pub uptime_s: Option<u64>,
+    /// CPU use, 0-100.
+    pub cpu_percent: Option<f32>,
+    /// Load average 1, 5, 15 minutes.
+    pub load: Option<[f64; 3]>,
+    /// Memory use, 0-100.
+    pub mem_percent: Option<f32>,
+    /// Memory in use.
+    pub mem_used_bytes: Option<u64>,
+    /// Total memory.
+    pub mem_total_bytes: Option<u64>,
+    /// Swap use, 0-100.
+    pub swap_percent: Option<f32>,
+    /// Use of the fullest filesystem, 0-100.
+    pub disk_max_percent: Option<f32>,
+    /// Mount point of the fullest filesystem.
+    pub disk_max_mount: Option<String>,
+    /// Received bytes per second, all interfaces.
+    pub net_rx_bytes_per_s: Option<u64>,
+    /// Sent bytes per second, all interfaces.
+    pub net_tx_bytes_per_s: Option<u64>,
+    /// GPUs.
+    pub gpus: Vec<GpuBrief>,
+    /// Logged-in sessions.
+    pub users: Option<u32>,
+    /// Processes.
+    pub processes: Option<u32>,
+    /// The last CPU % values, oldest first.
+    pub spark: Vec<f32>,
+}
+
+/// Aggregates of one cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Cluster {
+    /// Cluster name.
+    pub name: String,
+    /// Hosts in it.
+    pub hosts: u32,
+    /// Hosts up.
+    pub up: u32,
+    /// Hosts stale.
+    pub stale: u32,
+    /// Hosts down.
+    pub down: u32,
+    /// Hosts never reached yet.
+    pub pending: u32,
+    /// Logical CPUs of the hosts with data.
+    pub cpu_cores: u32,
+    /// CPUs in use (sum of use % x cores / 100).
+    pub cpu_cores_used: f64,
+    /// Memory in use.
+    pub mem_used_bytes: u64,
+    /// Total memory.
+    pub mem_total_bytes: u64,
+    /// GPUs.
+    pub gpus: u32,
+    /// GPUs at 10 % use or more.
+    pub gpus_busy: u32,
+    /// Logged-in sessions.
+    pub users: u32,
+}
+
+/// Sent on connect.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hello {
+    /// `app` (aggregator) or `node` (single-host view).
+    pub mode: String,
+    /// Server version.
+    pub version: String,
+    /// Sampling interval.
+    pub interval_ms: u64,
+    /// Server clock.
+    pub server_time_ms: u64,
+}
+
+/// The whole overview (on subscribe).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Overview {
+    /// Server clock.
+    pub server_time_ms: u64,
+    /// Every cluster.
+    pub clusters: Vec<Cluster>,
+    /// Every host.
+    pub hosts: Vec<HostRow>,
+}
+
+/// What changed in the overview since the last frame.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OverviewDelta {
+    /// Server clock.
+    pub server_time_ms: u64,
+    /// Every cluster (small).
+    pub clusters: Vec<Cluster>,
+    /// Changed or added rows.
+    pub hosts: Vec<HostRow>,
+    /// Removed host ids.
+    pub removed: Vec<String>,
+}
+
+/// The last 15 minutes of one host, as columns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// Sample times.
+    pub t: Vec<u64>,
+    /// CPU %.
+    pub cpu: Vec<f32>,
+    /// Memory %.
+    pub mem: Vec<f32>,
+    /// Received B/s.
+    pub rx: Vec<u64>,
+    /// Sent B/s.
+    pub tx: Vec<u64>,
+    /// Utilisation per GPU (outer: GPU, inner: sample); `null` where unknown.
+    pub gpu: Vec<Vec<Option<u32>>>,
+}
+
+/// A host page's full state (on subscribe).
+#[derive(Debug, Clone, Serialize)]
+pub struct HostFull {
+    /// Server clock.
+    pub server_time_ms: u64,
+    /// The row.
+    pub host: HostRow,
+    /// Static facts.
+    pub info: Option<HostInfo>,
+    /// The latest sample (with every part while someone watches).
+    pub detail: Option<Snapshot>,
+    /// Chart data.
+    pub history: History,
+}
+
+/// A host page's update.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostUpdate {
+    /// Server clock.
+    pub server_time_ms: u64,
+    /// The row.
+    pub host: HostRow,
+    /// The latest sample.
+    pub detail: Option<Snapshot>,
+}
+
+/// One record of `/api/v1/hosts/{id}/events`, the shape existing scripts read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Sample time.
+    pub time: u64,
+    /// CPU %.
+    pub cpu_percent: f32,
+    /// Memory %.
+    pub memory_percent: f32,
+    /// Use of the fullest filesystem.
+    pub disk_percent: f32,
+    /// Processes.
+    pub num_pids: u32,
+}
+
+/// A browser's `subscribe` / `unsubscribe` request.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "room", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Subscribe {
+    /// The home page.
+    Overview,
+    /// One host page.
+    Host {
+        /// Host id.
+        id: String,
+    },
+}
+
+/// The answer to `subscribe`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ack {
+    /// Whether it worked.
+    pub ok: bool,
+    /// Why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
