@@ -32,7 +32,7 @@ const MAX_FAKE_GPUS: u32 = 16;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
-    /// HTTP side: the single-host web view (served from the next release on); validated now.
+    /// HTTP side: the single-host web view.
     #[serde(default)]
     pub server: ServerConfig,
     /// Who keeps the agent alive.
@@ -55,6 +55,12 @@ pub struct ServerConfig {
     /// True when nginx (or another reverse proxy) fronts the server.
     #[serde(default)]
     pub behind_proxy: bool,
+    /// Serve the single-host web view (the dashboard for this host alone).
+    #[serde(default)]
+    pub web: bool,
+    /// Path prefix of the web view when the proxy does not strip it, e.g. `/smon`.
+    #[serde(default = "default_base_path")]
+    pub base_path: String,
 }
 
 impl Default for ServerConfig {
@@ -63,8 +69,14 @@ impl Default for ServerConfig {
             host: default_http_host(),
             port: default_http_port(),
             behind_proxy: false,
+            web: false,
+            base_path: default_base_path(),
         }
     }
+}
+
+fn default_base_path() -> String {
+    "/".to_owned()
 }
 
 fn default_http_host() -> String {
@@ -269,8 +281,10 @@ impl NetworkFilter {
 pub struct Settings {
     /// Where the settings came from (a path or the embedded default), for messages.
     pub source: String,
-    /// HTTP listen address (for the web view).
-    pub http_listen: SocketAddr,
+    /// HTTP listen address of the web view, when it is enabled.
+    pub web: Option<SocketAddr>,
+    /// Path prefix of the web view (`""` or `/prefix`).
+    pub base_path: String,
     /// True when behind a reverse proxy.
     pub behind_proxy: bool,
     /// Who keeps the process alive.
@@ -421,6 +435,25 @@ impl NodeConfig {
             }
         };
 
+        if let Some(a) = http_listen
+            && self.server.web
+            && !a.ip().is_loopback()
+        {
+            bad(
+                "server.host",
+                &a.ip(),
+                "is not a loopback address: the web view has no login yet, so it listens on loopback only (put nginx with authentication in front of it)",
+            );
+        }
+        let bp = &self.server.base_path;
+        if !bp.starts_with('/')
+            || bp.contains("//")
+            || bp
+                .chars()
+                .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.')))
+        {
+            bad("server.base_path", bp, "must be a path like / or /smon");
+        }
         let manager = match self.manager.mode.as_str() {
             "self" => Some(ManagerMode::SelfManaged),
             "supervisor" => Some(ManagerMode::Supervisor),
@@ -623,7 +656,8 @@ impl NodeConfig {
             (true, Some(http_listen), Some(manager), Some(grpc_listen), Some(auth), Some(gpu)) => {
                 Ok(Settings {
                     source: String::new(),
-                    http_listen,
+                    web: self.server.web.then_some(http_listen),
+                    base_path: normalise_base(&self.server.base_path),
                     behind_proxy: self.server.behind_proxy,
                     manager,
                     interval: Duration::from_millis(m.interval_ms),
@@ -651,6 +685,16 @@ impl NodeConfig {
             }
             _ => Err(errs),
         }
+    }
+}
+
+/// Normalises a base path: `/` -> `""`, `smon/` -> `/smon`.
+pub fn normalise_base(base: &str) -> String {
+    let t = base.trim_matches('/');
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!("/{t}")
     }
 }
 

@@ -12,7 +12,11 @@ pub mod query;
 pub mod sampler;
 pub mod service;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use smon_proto::{HostInfo, Parts};
+use smon_web::hub::{self, Demand, Web, now_ms};
+use smon_web::store::{ClusterStore, HostSpec, StoreConfig};
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -20,17 +24,19 @@ use tokio_util::sync::CancellationToken;
 use crate::collect::{Collector, CollectorConfig};
 use crate::config::Settings;
 
-/// Runs the agent until `stop` is cancelled: starts the sampler thread and serves gRPC on
-/// `listener`. Returns once the server and the sampler have stopped.
+/// Runs the agent until `stop` is cancelled: starts the sampler thread, serves gRPC on `grpc`
+/// and, when given, the single-host web view on `http`. Returns once everything has stopped.
 pub async fn run(
     settings: Settings,
-    listener: TcpListener,
+    grpc: TcpListener,
+    http: Option<TcpListener>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     run_with(
         CollectorConfig::from_settings(&settings),
         settings,
-        listener,
+        grpc,
+        http,
         stop,
     )
     .await
@@ -40,16 +46,83 @@ pub async fn run(
 pub async fn run_with(
     collector: CollectorConfig,
     settings: Settings,
-    listener: TcpListener,
+    grpc: TcpListener,
+    http: Option<TcpListener>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let interval = settings.interval;
     let sampler = sampler::Sampler::start(interval, move || Collector::new(collector)).await?;
     let info = Arc::new(sampler.info().clone());
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, interval_ms = interval.as_millis() as u64, auth = if matches!(settings.auth, config::Auth::None) { "none" } else { "token" }, "Serving gRPC.");
-    let served = service::serve(&settings, info, sampler.subscribe(), listener, stop.clone()).await;
+    let addr = grpc.local_addr()?;
+    let auth = if matches!(settings.auth, config::Auth::None) {
+        "none"
+    } else {
+        "token"
+    };
+    tracing::info!(%addr, interval_ms = interval.as_millis() as u64, auth, "Serving gRPC.");
+
+    let web_task = http.map(|listener| {
+        let web = node_view(&info, interval);
+        let id = web.store().ids().remove(0);
+        let feed = tokio::spawn(hub::feed_local(
+            sampler.subscribe(),
+            id,
+            web.clone(),
+            |latest, detail| latest.as_ref().map(|s| s.view(if detail { Parts::DETAIL } else { Parts::SUMMARY })),
+            stop.clone(),
+        ));
+        if let Ok(a) = listener.local_addr() {
+            tracing::info!(url = %format!("http://{a}{}/", settings.base_path), "Serving the single-host web view.");
+        }
+        let base = settings.base_path.clone();
+        let stop_web = stop.clone();
+        let serve = tokio::spawn(async move { hub::serve(web, &base, listener, stop_web).await });
+        (feed, serve)
+    });
+
+    let served = service::serve(&settings, info, sampler.subscribe(), grpc, stop.clone()).await;
     stop.cancel();
+    if let Some((feed, serve)) = web_task {
+        let _ = feed.await;
+        if let Ok(Err(e)) = serve.await {
+            tracing::warn!(error = %e, "The web view stopped with an error.");
+        }
+    }
     sampler.stop().await;
     served
+}
+
+/// The store and hub state of the single-host view: one cluster `local` with this host.
+fn node_view(info: &HostInfo, interval: std::time::Duration) -> Arc<Web> {
+    let name: String = info
+        .hostname
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .take(63)
+        .collect();
+    let spec = HostSpec {
+        cluster: "local".into(),
+        name: if name.is_empty() {
+            "localhost".into()
+        } else {
+            name
+        },
+        address: "in-process".into(),
+        tags: Vec::new(),
+    };
+    let id = spec.id();
+    let mut store = ClusterStore::new(
+        vec![spec],
+        StoreConfig::for_interval(interval.as_millis() as u64),
+        now_ms(),
+    );
+    store.set_info(&id, info.clone());
+    Arc::new(Web {
+        store: Arc::new(Mutex::new(store)),
+        demand: Demand::default(),
+        mode: "node",
+    })
 }

@@ -187,9 +187,18 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
                     settings.grpc_listen, settings.source
                 )
             })?;
+        let http = match settings.web {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!(
+                    "cannot listen on {addr} (server.host/server.port in {})",
+                    settings.source
+                )
+            })?),
+            None => None,
+        };
         let stop = CancellationToken::new();
         let signals = tokio::spawn(smon_agent::daemon::stop_on_signal(stop.clone()));
-        let run = smon_agent::run(settings, listener, stop.clone());
+        let run = smon_agent::run(settings, listener, http, stop.clone());
         tokio::pin!(run);
         tokio::select! {
             r = &mut run => { signals.abort(); r }

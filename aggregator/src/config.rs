@@ -289,6 +289,15 @@ impl AppConfig {
                 None
             }
         };
+        if let Some(a) = http_listen
+            && !a.ip().is_loopback()
+        {
+            bad(
+                "server.host".into(),
+                &a.ip(),
+                "is not a loopback address: the dashboard has no login yet, so it listens on loopback only (put nginx with authentication in front of it)",
+            );
+        }
         let bp = &self.server.base_path;
         if !bp.starts_with('/')
             || bp.contains("//")

@@ -35,11 +35,14 @@ pub fn now_ms() -> u64 {
 /// How many browsers watch each host, and a channel per host that says whether anyone does.
 #[derive(Clone, Default)]
 pub struct Demand {
-    inner: Arc<Mutex<HashMap<String, (usize, watch::Sender<bool>)>>>,
+    inner: Arc<Mutex<Watchers>>,
 }
 
+/// Per host: how many sockets watch it, and the channel pollers read.
+type Watchers = HashMap<String, (usize, watch::Sender<bool>)>;
+
 impl Demand {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, (usize, watch::Sender<bool>)>> {
+    fn lock(&self) -> MutexGuard<'_, Watchers> {
         // A poisoned lock only means a panic elsewhere mid-update of a counter; keep serving.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -249,15 +252,14 @@ pub async fn run_hub(io: SocketIo, web: Arc<Web>, stop: CancellationToken) {
             st.tick(now);
             st.take_changes(now, |id| web.demand.is_watched(id))
         };
-        if let Some(delta) = changes.delta {
-            if let Err(e) = io
+        if let Some(delta) = changes.delta
+            && let Err(e) = io
                 .to("overview")
                 .volatile()
                 .emit("overview_delta", &delta)
                 .await
-            {
-                tracing::debug!(error = %e, "Overview delta not delivered to every socket.");
-            }
+        {
+            tracing::debug!(error = %e, "Overview delta not delivered to every socket.");
         }
         for (id, update) in changes.host_updates {
             if let Err(e) = io
@@ -416,4 +418,34 @@ pub async fn feed_local<T, F>(
             web.store().apply(&id, s, now_ms());
         }
     }
+}
+
+/// Serves the dashboard on `listener` under `base` until `stop`: the router, the hub task, and
+/// closing open Socket.IO connections on stop so graceful shutdown does not wait for them.
+pub async fn serve(
+    web: Arc<Web>,
+    base: &str,
+    listener: tokio::net::TcpListener,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let (app, io) = router(web.clone(), base);
+    let hub = tokio::spawn(run_hub(io.clone(), web, stop.clone()));
+    let closer_stop = stop.clone();
+    let closer = tokio::spawn(async move {
+        closer_stop.cancelled().await;
+        io.close().await;
+    });
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned())
+    .await;
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = hub.await;
+        let _ = closer.await;
+    })
+    .await;
+    served
 }

@@ -63,7 +63,7 @@ pub async fn start_with(s: Settings) -> InProcess {
         utmp: fixture("utmp/sessions.utmp"),
         ..Roots::default()
     };
-    let task = tokio::spawn(smon_agent::run_with(cc, s, listener, stop.clone()));
+    let task = tokio::spawn(smon_agent::run_with(cc, s, listener, None, stop.clone()));
     InProcess { addr, stop, task }
 }
 

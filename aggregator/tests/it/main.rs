@@ -1,0 +1,5 @@
+//! Integration tests of the aggregator: real agents as separate processes on 127.0.0.x
+//! addresses, the aggregator in-process on 127.0.0.1:0, observed through its REST API.
+
+mod fleet;
+mod support;

@@ -1,0 +1,175 @@
+//! Helpers: agent processes on loopback addresses, an in-process aggregator, REST polling.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The token every test agent uses.
+pub const TOKEN: &str = "aggregator-test-token-0123456789";
+
+/// The agent binary, built on demand when only this package's tests were asked for.
+pub fn agent_bin() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_smon-aggregator"))
+        .parent()
+        .expect("target dir")
+        .to_path_buf();
+    let bin = dir.join("smon-agent");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "-p", "smon-agent"])
+            .status()
+            .expect("cargo build");
+        assert!(st.success(), "building smon-agent failed");
+    }
+    bin
+}
+
+/// A free port on `ip` (bound then released).
+pub fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// An agent process; killed on drop.
+pub struct Agent {
+    pub addr: SocketAddr,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Agent {
+    /// Starts an agent on `ip` (a fresh port) with a 200 ms interval and one fake GPU.
+    pub fn start(ip: &str) -> Self {
+        let port = free_port(ip);
+        let addr: SocketAddr = format!("{ip}:{port}").parse().expect("addr");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut a = Self {
+            addr,
+            child: None,
+            dir,
+        };
+        a.spawn();
+        a
+    }
+
+    fn spawn(&mut self) {
+        let cfg = self.dir.path().join("config_node.json");
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"{{"monitor":{{"mode":"node","interval_ms":200,"grpc_listen":"{}","token":"{TOKEN}","gpu":"fake","fake_gpu_count":1}}}}"#,
+                self.addr
+            ),
+        )
+        .expect("config");
+        let child = Command::new(agent_bin())
+            .args(["--config".as_ref(), cfg.as_os_str()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn agent");
+        self.child = Some(child);
+    }
+
+    /// Kills the process (SIGKILL: no goodbye to the aggregator).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same address.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An aggregator running in this process.
+pub struct Aggregator {
+    pub base: String,
+    pub stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Aggregator {
+    /// Starts one from config text (relative paths against the working directory).
+    pub async fn start(config: &str) -> Self {
+        let settings = smon_aggregator::config::load_str(config, "test.json", Path::new("."))
+            .expect("valid config");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!(
+            "http://{}{}",
+            listener.local_addr().expect("addr"),
+            settings.base_path
+        );
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(smon_aggregator::run(settings, listener, stop.clone()));
+        Self { base, stop, task }
+    }
+
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let r = tokio::time::timeout(Duration::from_secs(3), self.task).await;
+        assert!(
+            matches!(r, Ok(Ok(Ok(())))),
+            "aggregator did not stop cleanly: {r:?}"
+        );
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = reqwest::get(format!("{}{path}", self.base))
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The row of host `id`.
+    pub async fn row(&self, id: &str) -> Value {
+        let (_, hosts) = self.get("/api/v1/hosts").await;
+        hosts
+            .as_array()
+            .and_then(|a| a.iter().find(|h| h["id"] == id).cloned())
+            .unwrap_or(Value::Null)
+    }
+
+    /// Waits until `check(row)` holds for host `id`; returns the row. Panics after `limit`.
+    pub async fn wait_row(
+        &self,
+        id: &str,
+        limit: Duration,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let start = Instant::now();
+        loop {
+            let row = self.row(id).await;
+            if check(&row) {
+                return row;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{id}: not {what} within {limit:?}; last row: {row}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
