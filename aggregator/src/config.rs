@@ -479,19 +479,19 @@ impl AppConfig {
                     }
                     (None, None) => None,
                 };
-                if let Some(t) = &token {
-                    if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                        let field = if h.token.is_some() {
-                            "token"
-                        } else {
-                            "token_file"
-                        };
-                        bad(
-                            format!("{hf}.{field}"),
-                            &"<hidden>",
-                            "is not a valid token (16+ characters, no whitespace)",
-                        );
-                    }
+                if let Some(t) = &token
+                    && (t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+                {
+                    let field = if h.token.is_some() {
+                        "token"
+                    } else {
+                        "token_file"
+                    };
+                    bad(
+                        format!("{hf}.{field}"),
+                        &"<hidden>",
+                        "is not a valid token (16+ characters, no whitespace)",
+                    );
                 }
                 targets.push(Target {
                     spec: HostSpec {
