@@ -14,7 +14,7 @@ use smon_proto::{GetInfoRequest, GetSnapshotRequest, HostInfo, Parts, Snapshot, 
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_stream::Stream;
+use tokio_stream::{Stream, StreamExt as _};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Interceptor;
@@ -201,9 +201,17 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .concurrency_limit_per_connection(64);
+    // With our own listener the builder's TCP options do not apply to accepted sockets: set
+    // TCP_NODELAY here, or small replies wait for delayed ACKs (~40 ms per call).
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(s) = &conn {
+            let _ = s.set_nodelay(true);
+        }
+        conn
+    });
     builder
         .add_service(svc)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop.cancelled_owned())
+        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
         .await?;
     Ok(())
 }

@@ -144,6 +144,7 @@ impl ClusterStore {
                     status: Status::Pending,
                     status_since_ms: now_ms,
                     last_seen_ms: None,
+                    sample_unix_ms: None,
                     last_error: None,
                     hostname: None,
                     os: None,
@@ -241,6 +242,7 @@ impl ClusterStore {
             .iter()
             .max_by(|a, b| a.used_percent.total_cmp(&b.used_percent));
         r.last_seen_ms = Some(now_ms);
+        r.sample_unix_ms = Some(snap.sample_unix_ms);
         r.last_error = None;
         r.hostname = Some(snap.hostname.clone());
         r.uptime_s = Some(snap.uptime_s);

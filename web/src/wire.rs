@@ -65,6 +65,8 @@ pub struct HostRow {
     pub status_since_ms: u64,
     /// When the last sample arrived (server clock).
     pub last_seen_ms: Option<u64>,
+    /// When the agent took the last sample (agent clock).
+    pub sample_unix_ms: Option<u64>,
     /// The last failure, while it matters.
     pub last_error: Option<String>,
     /// Host name the host reports.

@@ -11,6 +11,8 @@ pub mod redact;
 #[cfg(target_os = "linux")]
 pub mod disks;
 #[cfg(target_os = "linux")]
+pub mod procs;
+#[cfg(target_os = "linux")]
 pub mod sessions;
 
 use std::collections::HashMap;
@@ -21,10 +23,9 @@ use smon_proto::{
     Cpu, Disk, HostInfo, LoadAverage, Memory, NetInterface, Parts, Process, Session, Snapshot,
     Temperature,
 };
-use sysinfo::{
-    Components, CpuRefreshKind, MemoryRefreshKind, Networks, Pid, ProcessRefreshKind,
-    ProcessesToUpdate, System, UpdateKind, Users,
-};
+use sysinfo::{Components, CpuRefreshKind, MemoryRefreshKind, Networks, System, Users};
+#[cfg(not(target_os = "linux"))]
+use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, UpdateKind};
 
 use crate::config::{DiskFilter, NetworkFilter, Settings};
 use gpu::GpuSource;
@@ -90,6 +91,7 @@ type DiskState = disks::DiskCollector;
 type DiskState = sysinfo::Disks;
 
 /// A redacted command line, kept while the process lives so it is redacted once.
+#[cfg(not(target_os = "linux"))]
 struct CachedCmd {
     start_time: u64,
     cmdline: String,
@@ -105,15 +107,19 @@ pub struct Collector {
     users: Users,
     users_refreshed: Instant,
     disks: DiskState,
+    #[cfg(target_os = "linux")]
+    procs: procs::ProcTable,
+    #[cfg(not(target_os = "linux"))]
     cmd_cache: HashMap<Pid, CachedCmd>,
+    user_names: HashMap<u32, String>,
     last_refresh: Instant,
     ticks: u64,
     boot_unix_ms: u64,
-    own_pid: Option<Pid>,
 }
 
-/// The process fields refreshed every sample: CPU and memory always; user and command line only
-/// once per process (they do not change). Threads and the environment are never read.
+/// The process fields refreshed every sample (platforms other than Linux): CPU and memory
+/// always; user and command line only once per process. Threads and the environment never.
+#[cfg(not(target_os = "linux"))]
 fn process_kind() -> ProcessRefreshKind {
     ProcessRefreshKind::nothing()
         .with_cpu()
@@ -145,6 +151,7 @@ impl Collector {
         let mut sys = System::new().map_err(|e| format!("cannot read system information: {e}"))?;
         sys.refresh_cpu_specifics(CpuRefreshKind::nothing().with_usage().with_frequency());
         sys.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram().with_swap());
+        #[cfg(not(target_os = "linux"))]
         sys.refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
         let networks = Networks::new_with_refreshed_list()
             .map_err(|e| format!("cannot list network interfaces: {e}"))?;
@@ -158,7 +165,13 @@ impl Collector {
         let disks = sysinfo::Disks::new_with_refreshed_list()
             .map_err(|e| format!("cannot list disks: {e}"))?;
         let boot_unix_ms = System::boot_time().map(|s| s * 1000).unwrap_or(0);
+        let user_names = users.iter().map(|u| (uid_of(u.id()), u.name().to_owned())).collect();
         let mut c = Self {
+            #[cfg(target_os = "linux")]
+            procs: procs::ProcTable::new(cfg.roots.proc.clone(), boot_unix_ms),
+            #[cfg(not(target_os = "linux"))]
+            cmd_cache: HashMap::new(),
+            user_names,
             cfg,
             sys,
             networks,
@@ -166,14 +179,13 @@ impl Collector {
             users,
             users_refreshed: Instant::now(),
             disks,
-            cmd_cache: HashMap::new(),
             last_refresh: Instant::now(),
             ticks: 0,
             boot_unix_ms,
-            own_pid: sysinfo::get_current_pid().ok(),
         };
         let mut ignored = Vec::new();
         c.collect_disks(&mut ignored);
+        c.collect_processes(0, &mut ignored);
         Ok(c)
     }
 
@@ -237,6 +249,7 @@ impl Collector {
             .refresh_cpu_specifics(CpuRefreshKind::nothing().with_usage().with_frequency());
         self.sys
             .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram().with_swap());
+        #[cfg(not(target_os = "linux"))]
         self.sys
             .refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
         self.networks.refresh(true);
@@ -272,7 +285,7 @@ impl Collector {
 
         let networks = self.collect_networks(elapsed);
         let disks = self.collect_disks(&mut errors);
-        let processes = self.collect_processes(total);
+        let processes = self.collect_processes(total, &mut errors);
         let sessions = self.collect_sessions(&mut errors);
         let temperatures = self
             .components
@@ -284,7 +297,7 @@ impl Collector {
                 critical_celsius: c.critical().filter(|t| t.is_finite()),
             })
             .collect();
-        let gpus = self.collect_gpus(&mut errors);
+        let gpus = self.collect_gpus_with(&processes, &mut errors);
 
         Snapshot {
             seq,
@@ -391,50 +404,65 @@ impl Collector {
         Vec::new()
     }
 
-    fn user_name(&mut self, uid: &sysinfo::Uid) -> String {
-        if let Some(u) = self.users.get_user_by_id(uid) {
-            return u.name().to_owned();
+    fn user_name(&mut self, uid: u32) -> String {
+        if let Some(n) = self.user_names.get(&uid) {
+            return n.clone();
         }
         // A user created after the agent started: reread the user list, at most every 10 s.
         if self.users_refreshed.elapsed() > Duration::from_secs(10) {
             self.users.refresh();
             self.users_refreshed = Instant::now();
-            if let Some(u) = self.users.get_user_by_id(uid) {
-                return u.name().to_owned();
+            self.user_names = self.users.iter().map(|u| (uid_of(u.id()), u.name().to_owned())).collect();
+            if let Some(n) = self.user_names.get(&uid) {
+                return n.clone();
             }
         }
         uid.to_string()
     }
 
-    fn collect_processes(&mut self, total_mem: u64) -> Vec<Process> {
-        let now_s = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+    #[cfg(target_os = "linux")]
+    fn collect_processes(&mut self, total_mem: u64, errors: &mut Vec<String>) -> Vec<Process> {
+        let now_ms = unix_ms(SystemTime::now());
+        let rows = self.procs.sample(Instant::now(), &self.cfg.redactor, errors);
+        let mut out: Vec<Process> = rows
+            .into_iter()
+            .map(|r| Process {
+                pid: r.pid,
+                ppid: r.ppid,
+                user: r.uid.map(|u| self.user_name(u)).unwrap_or_default(),
+                name: r.name,
+                cmdline: r.cmdline,
+                cpu_percent: r.cpu_percent,
+                memory_bytes: r.rss_bytes,
+                memory_percent: percent(r.rss_bytes, total_mem),
+                start_unix_ms: r.start_unix_ms,
+                run_time_s: now_ms.saturating_sub(r.start_unix_ms) / 1000,
+                state: r.state.to_owned(),
+            })
+            .collect();
+        out.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent).then(a.pid.cmp(&b.pid)));
+        out
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn collect_processes(&mut self, total_mem: u64, _errors: &mut Vec<String>) -> Vec<Process> {
+        let now_s = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let tick = self.ticks;
         let mut rows = Vec::with_capacity(self.sys.processes().len());
         let mut uids = Vec::with_capacity(rows.capacity());
         for (pid, p) in self.sys.processes() {
             if p.thread_kind().is_some() {
-                continue; // a thread listed on its own; we report processes
+                continue;
             }
             let start = p.start_time();
-            let cached = self.cmd_cache.entry(*pid).or_insert_with(|| CachedCmd {
-                start_time: u64::MAX,
-                cmdline: String::new(),
-                seen: 0,
-            });
+            let cached = self.cmd_cache.entry(*pid).or_insert_with(|| CachedCmd { start_time: u64::MAX, cmdline: String::new(), seen: 0 });
             if cached.start_time != start {
-                let args: Vec<String> = p
-                    .cmd()
-                    .iter()
-                    .map(|a| a.to_string_lossy().into_owned())
-                    .collect();
+                let args: Vec<String> = p.cmd().iter().map(|a| a.to_string_lossy().into_owned()).collect();
                 cached.cmdline = self.cfg.redactor.redact_args(&args);
                 cached.start_time = start;
             }
             cached.seen = tick;
-            uids.push(p.user_id().cloned());
+            uids.push(p.user_id().map(uid_of));
             rows.push(Process {
                 pid: pid.as_u32(),
                 ppid: p.parent().map(|p| p.as_u32()).unwrap_or(0),
@@ -446,41 +474,26 @@ impl Collector {
                 memory_percent: percent(p.memory(), total_mem),
                 start_unix_ms: start * 1000,
                 run_time_s: now_s.saturating_sub(start),
-                state: state_name(p.status()).to_owned(),
+                state: format!("{:?}", p.status()).to_lowercase(),
             });
         }
         self.cmd_cache.retain(|_, c| c.seen == tick);
         for (row, uid) in rows.iter_mut().zip(uids) {
-            row.user = match uid {
-                Some(uid) => self.user_name(&uid),
-                None => String::new(),
-            };
+            row.user = uid.map(|u| self.user_name(u)).unwrap_or_default();
         }
-        rows.sort_by(|a, b| {
-            b.cpu_percent
-                .total_cmp(&a.cpu_percent)
-                .then(a.pid.cmp(&b.pid))
-        });
+        rows.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent).then(a.pid.cmp(&b.pid)));
         rows
     }
 
-    fn collect_gpus(&mut self, errors: &mut Vec<String>) -> Vec<smon_proto::Gpu> {
-        let Some(src) = self.cfg.gpus.as_mut() else {
-            return Vec::new();
-        };
+    fn collect_gpus_with(&mut self, procs: &[Process], errors: &mut Vec<String>) -> Vec<smon_proto::Gpu> {
+        let Some(src) = self.cfg.gpus.as_mut() else { return Vec::new() };
         match src.sample() {
             Ok(mut gpus) => {
                 for g in &mut gpus {
                     for gp in &mut g.processes {
-                        if let Some(p) = self.sys.process(Pid::from_u32(gp.pid)) {
-                            gp.name = p.name().to_string_lossy().into_owned();
-                            if let Some(uid) = p.user_id() {
-                                gp.user = self
-                                    .users
-                                    .get_user_by_id(uid)
-                                    .map(|u| u.name().to_owned())
-                                    .unwrap_or_else(|| uid.to_string());
-                            }
+                        if let Some(p) = procs.iter().find(|p| p.pid == gp.pid) {
+                            gp.name = p.name.clone();
+                            gp.user = p.user.clone();
                         }
                     }
                 }
@@ -495,27 +508,20 @@ impl Collector {
 
     /// The agent's own pid, for tests and diagnostics.
     pub fn own_pid(&self) -> Option<u32> {
-        self.own_pid.map(|p| p.as_u32())
+        Some(std::process::id())
     }
 }
 
-/// Lower-case state names, stable across sysinfo versions.
-fn state_name(s: sysinfo::ProcessStatus) -> &'static str {
-    use sysinfo::ProcessStatus as S;
-    match s {
-        S::Run => "running",
-        S::Sleep => "sleeping",
-        S::Idle => "idle",
-        S::Stop => "stopped",
-        S::Zombie => "zombie",
-        S::Tracing => "tracing",
-        S::Dead => "dead",
-        S::UninterruptibleDiskSleep => "disk-sleep",
-        S::Waking => "waking",
-        S::Wakekill => "wakekill",
-        S::Parked => "parked",
-        S::LockBlocked => "lock-blocked",
-        _ => "unknown",
+/// The numeric id behind a sysinfo user id.
+fn uid_of(u: &sysinfo::Uid) -> u32 {
+    #[cfg(unix)]
+    {
+        **u
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = u;
+        0
     }
 }
 

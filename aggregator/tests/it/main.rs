@@ -1,5 +1,6 @@
 //! Integration tests of the aggregator: real agents as separate processes on 127.0.0.x
 //! addresses, the aggregator in-process on 127.0.0.1:0, observed through its REST API.
 
+mod browser;
 mod fleet;
 mod support;

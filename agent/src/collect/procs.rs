@@ -1,0 +1,236 @@
+//! The process table on Linux, read as narrowly as possible: per sample one open and read of
+//! `/proc/<pid>/stat` (state, parent, CPU ticks, start time, resident pages; parsed by the
+//! `procfs` crate) into a reused buffer; the owner and the command line once per process, the
+//! command line redacted then and cached.
+//! `status`, `statm`, `environ` and the thread list are never read. This is what keeps the
+//! agent's own CPU use low at 1 Hz (see `BENCHMARKS.md`): sysinfo's process refresh also reads
+//! `status` for every process, which the kernel formats at some cost.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::redact::Redactor;
+
+/// One process in a sample, before user names are resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcRow {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id.
+    pub ppid: u32,
+    /// Owner (uid of `/proc/<pid>`).
+    pub uid: Option<u32>,
+    /// Short name (`comm`).
+    pub name: String,
+    /// Redacted command line.
+    pub cmdline: String,
+    /// CPU use since the previous sample, percent of one core.
+    pub cpu_percent: f32,
+    /// Resident memory.
+    pub rss_bytes: u64,
+    /// Start time, ms since the epoch.
+    pub start_unix_ms: u64,
+    /// State name.
+    pub state: &'static str,
+}
+
+struct Known {
+    start: u64,
+    ticks: u64,
+    uid: Option<u32>,
+    cmdline: String,
+    seen: u64,
+}
+
+/// Reads the process table; keeps what is needed between samples (CPU ticks, command lines).
+pub struct ProcTable {
+    root: PathBuf,
+    known: HashMap<i32, Known>,
+    last: Option<Instant>,
+    ticks_per_s: f64,
+    page: u64,
+    boot_unix_ms: u64,
+    round: u64,
+    buf: Vec<u8>,
+}
+
+/// Lower-case name of a `/proc/<pid>/stat` state letter.
+pub fn state_name(c: char) -> &'static str {
+    match c {
+        'R' => "running",
+        'S' => "sleeping",
+        'D' => "disk-sleep",
+        'Z' => "zombie",
+        'T' => "stopped",
+        't' => "tracing",
+        'X' | 'x' => "dead",
+        'I' => "idle",
+        'P' => "parked",
+        'W' => "waking",
+        'K' => "wakekill",
+        _ => "unknown",
+    }
+}
+
+impl ProcTable {
+    /// A table reading `<root>/<pid>/...`; `boot_unix_ms` turns start ticks into times.
+    pub fn new(root: PathBuf, boot_unix_ms: u64) -> Self {
+        Self {
+            root,
+            known: HashMap::new(),
+            last: None,
+            ticks_per_s: procfs::ticks_per_second() as f64,
+            page: procfs::page_size(),
+            boot_unix_ms,
+            round: 0,
+            buf: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Reads every process at `now`. Processes that vanish while being read are skipped.
+    pub fn sample(&mut self, now: Instant, redactor: &Redactor, errors: &mut Vec<String>) -> Vec<ProcRow> {
+        use procfs::FromRead as _;
+        use std::io::Read as _;
+        self.round += 1;
+        let elapsed = self.last.map(|t| now.duration_since(t).as_secs_f64()).filter(|e| *e > 0.0);
+        self.last = Some(now);
+        let dir = match std::fs::read_dir(&self.root) {
+            Ok(d) => d,
+            Err(e) => {
+                errors.push(format!("processes: {}: {e}", self.root.display()));
+                return Vec::new();
+            }
+        };
+        let mut rows = Vec::with_capacity(self.known.len() + 16);
+        let mut path = self.root.clone();
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+            // One open and read per process per sample: `<pid>/stat` (the library parses it).
+            path.push(&name);
+            path.push("stat");
+            self.buf.clear();
+            let read = std::fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut self.buf));
+            path.pop();
+            if read.is_err() {
+                path.pop();
+                continue; // gone in the meantime
+            }
+            let Ok(st) = procfs::process::Stat::from_read(&self.buf[..]) else {
+                path.pop();
+                continue;
+            };
+            let ticks = st.utime + st.stime;
+            let known = self.known.entry(pid).or_insert_with(|| Known { start: u64::MAX, ticks, uid: None, cmdline: String::new(), seen: 0 });
+            let prev_ticks = if known.start == st.starttime { Some(known.ticks) } else { None };
+            if known.start != st.starttime {
+                // New process (or a reused pid): what does not change is read once.
+                known.start = st.starttime;
+                match procfs::process::Process::new_with_root(path.clone()) {
+                    Ok(p) => {
+                        known.uid = p.uid().ok();
+                        known.cmdline = p.cmdline().map(|args| redactor.redact_args(&args)).unwrap_or_default();
+                    }
+                    Err(_) => {
+                        known.uid = None;
+                        known.cmdline = String::new();
+                    }
+                }
+            }
+            path.pop();
+            known.ticks = ticks;
+            known.seen = self.round;
+            let cpu_percent = match (prev_ticks, elapsed) {
+                (Some(prev), Some(secs)) => (ticks.saturating_sub(prev) as f64 / self.ticks_per_s / secs * 100.0) as f32,
+                _ => 0.0,
+            };
+            rows.push(ProcRow {
+                pid: pid as u32,
+                ppid: st.ppid.max(0) as u32,
+                uid: known.uid,
+                name: st.comm,
+                cmdline: known.cmdline.clone(),
+                cpu_percent,
+                rss_bytes: st.rss.saturating_mul(self.page),
+                start_unix_ms: self.boot_unix_ms + (st.starttime as f64 * 1000.0 / self.ticks_per_s) as u64,
+                state: state_name(st.state),
+            });
+        }
+        let round = self.round;
+        self.known.retain(|_, k| k.seen == round);
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn write_proc(root: &std::path::Path, pid: u32, comm: &str, state: char, utime: u64, start: u64, rss: u64, cmdline: &[&str]) {
+        let d = root.join(pid.to_string());
+        std::fs::create_dir_all(&d).expect("mkdir");
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+        // cutime cstime priority nice num_threads itrealvalue starttime vsize rss ...
+        let stat = format!(
+            "{pid} ({comm}) {state} 1 {pid} {pid} 0 -1 4194304 100 0 0 0 {utime} 10 0 0 20 0 1 0 {start} 1000000 {rss} 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+        );
+        std::fs::write(d.join("stat"), stat).expect("stat");
+        let mut cl = cmdline.join("\0");
+        cl.push('\0');
+        std::fs::write(d.join("cmdline"), cl).expect("cmdline");
+    }
+
+    #[test]
+    fn reads_a_fixture_tree_and_computes_cpu_between_samples() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        write_proc(root, 42, "my proc", 'S', 100, 5000, 256, &["server", "--password", "hunter2"]);
+        write_proc(root, 43, "kworker/0:1", 'I', 0, 10, 0, &[]);
+        std::fs::write(root.join("not-a-pid"), "x").expect("noise");
+        let mut t = ProcTable::new(root.to_path_buf(), 1_700_000_000_000);
+        let red = Redactor::default();
+        let mut errors = Vec::new();
+        let t0 = Instant::now();
+        let first = t.sample(t0, &red, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(first.len(), 2);
+        let p = first.iter().find(|r| r.pid == 42).expect("pid 42");
+        assert_eq!(p.name, "my proc", "comm with a space");
+        assert_eq!(p.state, "sleeping");
+        assert_eq!(p.ppid, 1);
+        assert_eq!(p.cmdline, "server --password ***");
+        assert_eq!(p.cpu_percent, 0.0, "no rate on first sight");
+        assert_eq!(p.rss_bytes, 256 * procfs::page_size());
+        let tps = procfs::ticks_per_second();
+        assert_eq!(p.start_unix_ms, 1_700_000_000_000 + 5000 * 1000 / tps);
+
+        // 50 more ticks of user time over 2 s is 25 % of a core at 100 ticks/s.
+        write_proc(root, 42, "my proc", 'R', 100 + tps / 2, 5000, 256, &["changed"]);
+        let second = t.sample(t0 + Duration::from_secs(2), &red, &mut errors);
+        let p = second.iter().find(|r| r.pid == 42).expect("pid 42");
+        assert!((p.cpu_percent - 25.0).abs() < 0.01, "{}", p.cpu_percent);
+        assert_eq!(p.state, "running");
+        assert_eq!(p.cmdline, "server --password ***", "command line read once per process");
+
+        // A pid reused by a new process is read afresh; a vanished one is forgotten.
+        std::fs::remove_dir_all(root.join("43")).expect("rm");
+        write_proc(root, 42, "other", 'S', 1, 9000, 1, &["other", "token=abc"]);
+        let third = t.sample(t0 + Duration::from_secs(3), &red, &mut errors);
+        assert_eq!(third.len(), 1);
+        assert_eq!(third[0].cmdline, "other token=***");
+        assert_eq!(third[0].cpu_percent, 0.0);
+        assert_eq!(t.known.len(), 1);
+    }
+
+    #[test]
+    fn reads_the_real_proc() {
+        let mut t = ProcTable::new(PathBuf::from("/proc"), 0);
+        let mut errors = Vec::new();
+        let rows = t.sample(Instant::now(), &Redactor::default(), &mut errors);
+        let me = rows.iter().find(|r| r.pid == std::process::id()).expect("own process");
+        assert!(me.rss_bytes > 0 && me.uid.is_some());
+        assert!(!me.cmdline.is_empty());
+    }
+}

@@ -1,0 +1,140 @@
+//! The dashboard in a real browser (Debian's chromium driven by playwright-core through
+//! `web/ui/tests/browser.mjs`), against a real aggregator and real agents: the home page lists
+//! the hosts and updates live, a host page shows processes, users and fake GPU cards, a stopped
+//! agent renders as down; Socket.IO over WebSocket and over polling only; under a path prefix;
+//! and the agent's own single-host view.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::{Agent, Aggregator, TOKEN, agent_bin, free_port};
+
+fn ui_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/ui")
+}
+
+/// Runs one `browser.mjs` scenario; panics with its output when it fails.
+fn browser(args: &[&str]) {
+    let script = ui_dir().join("tests/browser.mjs");
+    let out = Command::new("node").arg(&script).args(args).current_dir(ui_dir()).output().expect("node is installed");
+    assert!(
+        out.status.success(),
+        "browser.mjs {args:?} failed:\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn fleet_config(agents: &[&Agent], base_path: &str) -> String {
+    let hosts: Vec<String> = agents
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!(r#"{{"name":"n{}","address":"{}","token":"{TOKEN}"}}"#, i + 1, a.addr))
+        .collect();
+    format!(
+        r#"{{"server":{{"base_path":"{base_path}"}},"monitor":{{"mode":"app","poll_interval_ms":500,"include_self":false,"clusters":[{{"name":"lab","hosts":[{}]}}]}}}}"#,
+        hosts.join(",")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_a_real_browser() {
+    let a1 = Agent::start("127.0.0.7");
+    let mut a2 = Agent::start("127.0.0.8");
+    let a3 = Agent::start("127.0.0.9");
+    let agg = Aggregator::start(&fleet_config(&[&a1, &a2, &a3], "/")).await;
+    for id in ["lab:n1", "lab:n2", "lab:n3"] {
+        agg.wait_row(id, Duration::from_secs(10), "up", |r| r["status"] == "up").await;
+    }
+    let url = format!("{}/", agg.base);
+    let home = url.clone();
+    let u = url.clone();
+    tokio::task::spawn_blocking(move || {
+        browser(&["home", &home, "lab:n1,lab:n2,lab:n3"]);
+        browser(&["host", &u, "lab:n2", "1"]);
+        browser(&["transport", &u, "websocket"]);
+        browser(&["transport", &u, "polling"]);
+    })
+    .await
+    .expect("browser scenarios");
+
+    a2.kill();
+    let u = url.clone();
+    tokio::task::spawn_blocking(move || browser(&["status", &u, "lab:n2", "down"])).await.expect("down scenario");
+    agg.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_under_a_path_prefix() {
+    let a1 = Agent::start("127.0.0.10");
+    let agg = Aggregator::start(&fleet_config(&[&a1], "/smon")).await;
+    agg.wait_row("lab:n1", Duration::from_secs(10), "up", |r| r["status"] == "up").await;
+    let url = format!("{}/", agg.base);
+    assert!(url.ends_with("/smon/"));
+    tokio::task::spawn_blocking(move || {
+        browser(&["home", &url, "lab:n1"]);
+        browser(&["host", &url, "lab:n1", "1"]);
+        browser(&["transport", &url, "polling"]);
+    })
+    .await
+    .expect("prefix scenarios");
+    agg.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_single_host_view() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let http = free_port("127.0.0.1");
+    let cfg = dir.path().join("config_node.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"server":{{"host":"127.0.0.1","port":{http},"web":true}},"monitor":{{"mode":"node","interval_ms":500,"grpc_listen":"127.0.0.1:{}","auth":"none","gpu":"fake","fake_gpu_count":2}}}}"#,
+            free_port("127.0.0.1")
+        ),
+    )
+    .expect("config");
+    let mut child = Command::new(agent_bin()).args(["--config".as_ref(), cfg.as_os_str()]).spawn().expect("agent");
+    let base = format!("http://127.0.0.1:{http}");
+    let mut id = None;
+    for _ in 0..100 {
+        if let Ok(r) = reqwest::get(format!("{base}/api/v1/hosts")).await
+            && let Ok(v) = r.json::<serde_json::Value>().await
+            && v[0]["status"] == "up"
+        {
+            id = v[0]["id"].as_str().map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = id.expect("the agent's own host is up in its web view");
+    assert!(id.starts_with("local:"), "{id}");
+    let url = format!("{base}/");
+    let result = tokio::task::spawn_blocking(move || {
+        browser(&["home", &url, &id]);
+        browser(&["host", &url, &id, "2"]);
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    result.expect("single-host scenarios");
+}
+
+/// Writes the README screenshots of a demo fleet (fake GPUs) to `docs/screenshots/`:
+/// `cargo test -p smon-aggregator --test it screenshots -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes docs/screenshots; run on demand"]
+async fn screenshots() {
+    let agents: Vec<Agent> = (2..=6).map(|i| Agent::start(&format!("127.0.1.{i}"))).collect();
+    let refs: Vec<&Agent> = agents.iter().collect();
+    let agg = Aggregator::start(&fleet_config(&refs, "/")).await;
+    agg.wait_row("lab:n5", Duration::from_secs(10), "up", |r| r["status"] == "up").await;
+    tokio::time::sleep(Duration::from_secs(8)).await; // some history for the charts
+    let url = format!("{}/", agg.base);
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let out = out.display().to_string();
+    tokio::task::spawn_blocking(move || browser(&["screenshot", &url, &out])).await.expect("screenshots");
+    agg.shutdown().await;
+}

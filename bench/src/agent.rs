@@ -1,0 +1,664 @@
+//! `smon-bench agent`: starts smon-agent and node_exporter on loopback, polls both at 1 Hz for
+//! the window, then in back-to-back bursts, and reports what each cost.
+//!
+//! Order of a run: extra idle processes (a realistic process list), the two exporters, a
+//! warm-up, the measured window (CPU and RSS are read around it), the bursts, the report.
+//! Every child is stopped by the [`Children`] guard, whatever happens.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, bail, ensure};
+use prost::Message as _;
+use smon_proto::agent_client::AgentClient;
+use smon_proto::{GetInfoRequest, GetSnapshotRequest, Parts};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::AgentArgs;
+use crate::children::Children;
+use crate::machine::{self, Machine};
+use crate::procfs;
+use crate::report::{self, AgentOnly, Exporter, Report};
+use crate::stats::{self, Latency};
+
+/// How long an exporter may take to answer its first request.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Per-request limit; a poll slower than this counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+struct Bearer(MetadataValue<Ascii>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+type Client = AgentClient<InterceptedService<Channel, Bearer>>;
+
+/// node_exporter's side of the run: where to poll it and its pid.
+struct Node {
+    http: reqwest::Client,
+    url: String,
+    pid: u32,
+}
+
+/// One 1 Hz poll of the agent.
+struct SmonPoll {
+    latency: Duration,
+    bytes: usize,
+    seq: u64,
+    collect_us: u64,
+    process_count: u32,
+    listed: usize,
+}
+
+/// What one exporter's polling in a window gave.
+struct Series<T> {
+    ok: Vec<T>,
+    failed: usize,
+    first_error: Option<String>,
+    rss: Vec<u64>,
+}
+
+impl<T> Series<T> {
+    fn new() -> Self {
+        Self {
+            ok: Vec::new(),
+            failed: 0,
+            first_error: None,
+            rss: Vec::new(),
+        }
+    }
+
+    fn fail(&mut self, e: impl std::fmt::Display) {
+        self.failed += 1;
+        self.first_error.get_or_insert_with(|| e.to_string());
+    }
+
+    fn rss_range(&self) -> (u64, u64) {
+        let min = self.rss.iter().copied().min().unwrap_or(0);
+        let max = self.rss.iter().copied().max().unwrap_or(0);
+        (min, max)
+    }
+}
+
+/// Runs the benchmark and prints (and with `--write`, stores) the report.
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let machine = Machine::describe();
+    let root = workspace_root();
+    let agent_bin = agent_binary(args.agent_bin.as_deref(), &root)?;
+    let node_bin = args
+        .node_exporter
+        .is_file()
+        .then(|| args.node_exporter.clone());
+    if node_bin.is_none() {
+        eprintln!(
+            "node_exporter not found at {}: install it with `apt-get install -y \
+             prometheus-node-exporter` (Debian) or pass --node-exporter PATH. Going on with \
+             smon only.",
+            args.node_exporter.display()
+        );
+    }
+
+    // Declared before the guard so the guard, dropped first, stops the children before their
+    // config and logs go.
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let mut kids = Children::default();
+
+    if args.extra_procs > 0 {
+        eprintln!("Starting {} idle `sleep 3600` processes.", args.extra_procs);
+    }
+    for _ in 0..args.extra_procs {
+        kids.spawn(
+            "sleep",
+            Command::new("sleep")
+                .arg("3600")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            false,
+            None,
+        )?;
+    }
+
+    let token: String = rand::random::<[u8; 16]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let agent_port = free_port()?;
+    let config = dir.path().join("config_node.json");
+    let cfg = serde_json::json!({"monitor": {
+        "mode": "node",
+        "interval_ms": 1000,
+        "grpc_listen": format!("127.0.0.1:{agent_port}"),
+        "auth": "token",
+        "token": token,
+        "gpu": "off",
+    }});
+    std::fs::write(&config, serde_json::to_vec_pretty(&cfg)?)
+        .with_context(|| format!("cannot write {}", config.display()))?;
+    let agent_log = dir.path().join("smon-agent.log");
+    eprintln!(
+        "Starting {} on 127.0.0.1:{agent_port}.",
+        agent_bin.display()
+    );
+    let agent_pid = kids.spawn(
+        "smon-agent",
+        Command::new(&agent_bin)
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file(&agent_log)?),
+        true,
+        Some(agent_log),
+    )?;
+
+    let node = match &node_bin {
+        Some(bin) => {
+            let port = free_port()?;
+            let log = dir.path().join("node_exporter.log");
+            eprintln!("Starting {} on 127.0.0.1:{port}.", bin.display());
+            let pid = kids.spawn(
+                "node_exporter",
+                Command::new(bin)
+                    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(log_file(&log)?),
+                true,
+                Some(log),
+            )?;
+            let http = reqwest::Client::builder()
+                .no_proxy()
+                .tcp_nodelay(true)
+                .timeout(REQUEST_TIMEOUT)
+                .build()
+                .context("cannot build the HTTP client")?;
+            Some(Node {
+                http,
+                url: format!("http://127.0.0.1:{port}/metrics"),
+                pid,
+            })
+        }
+        None => None,
+    };
+
+    let mut client = connect_agent(&mut kids, agent_pid, agent_port, &token).await?;
+    let info = client
+        .get_info(GetInfoRequest {})
+        .await
+        .context("GetInfo")?
+        .into_inner();
+    if let Some(n) = &node {
+        wait_http(&mut kids, n).await?;
+    }
+
+    if args.warmup_s > 0 {
+        eprintln!("Warming up for {} s.", args.warmup_s);
+        let (s, h) = window(&mut client, node.as_ref(), args.warmup_s, agent_pid).await;
+        if s.ok.is_empty() {
+            bail!(
+                "every GetSnapshot failed during the warm-up: {}",
+                s.first_error.unwrap_or_default()
+            );
+        }
+        if let Some(e) = h.first_error {
+            eprintln!("node_exporter failed during the warm-up: {e}");
+        }
+    }
+    kids.ensure_running(agent_pid)?;
+    if let Some(n) = &node {
+        kids.ensure_running(n.pid)?;
+    }
+
+    eprintln!("Polling both at 1 Hz for {} s.", args.duration_s);
+    let ticks0 = (
+        procfs::cpu_ticks(agent_pid)?,
+        node.as_ref()
+            .map(|n| procfs::cpu_ticks(n.pid))
+            .transpose()?,
+    );
+    let t0 = Instant::now();
+    let (smon_series, node_series) =
+        window(&mut client, node.as_ref(), args.duration_s, agent_pid).await;
+    let wall = t0.elapsed().as_secs_f64();
+    let ticks1 = (
+        procfs::cpu_ticks(agent_pid)?,
+        node.as_ref()
+            .map(|n| procfs::cpu_ticks(n.pid))
+            .transpose()?,
+    );
+    let smon_mem = procfs::memory(agent_pid)?;
+    let node_mem = node.as_ref().map(|n| procfs::memory(n.pid)).transpose()?;
+    let cpu = |a: u64, b: u64| (b - a) as f64 / procfs::ticks_per_second() as f64 / wall * 100.0;
+    if smon_series.ok.is_empty() {
+        bail!(
+            "every GetSnapshot failed in the window: {}",
+            smon_series.first_error.unwrap_or_default()
+        );
+    }
+    if let Some(e) = &smon_series.first_error {
+        eprintln!(
+            "{} GetSnapshot calls failed; the first: {e}",
+            smon_series.failed
+        );
+    }
+    if let Some(e) = &node_series.first_error {
+        eprintln!(
+            "{} /metrics polls failed; the first: {e}",
+            node_series.failed
+        );
+    }
+
+    eprintln!("Bursts: {} calls of each kind, back to back.", args.burst);
+    let (detail_burst, _) = smon_burst(&mut client, Some(Parts::DETAIL), args.burst).await?;
+    let (summary_burst, summary_bytes) = smon_burst(&mut client, None, args.burst).await?;
+    let node_burst = match &node {
+        Some(n) => Some(http_burst(n, args.burst).await?),
+        None => None,
+    };
+    let smon_hwm = procfs::memory(agent_pid)?.hwm;
+    let node_hwm = node
+        .as_ref()
+        .map(|n| procfs::memory(n.pid))
+        .transpose()?
+        .map(|m| m.hwm);
+    kids.ensure_running(agent_pid)?;
+
+    // One entry per distinct sample: at 1 Hz a poll may see the same sample twice.
+    let samples: BTreeMap<u64, (u64, u32)> = smon_series
+        .ok
+        .iter()
+        .map(|p| (p.seq, (p.collect_us, p.process_count)))
+        .collect();
+    let collect: Vec<Duration> = samples
+        .values()
+        .map(|(us, _)| Duration::from_micros(*us))
+        .collect();
+    let listed = stats::mean(smon_series.ok.iter().map(|p| p.listed as f64)).unwrap_or(0.0);
+    let agent = AgentOnly {
+        summary_burst,
+        summary_bytes,
+        collect: Latency::of(&collect).context("no samples")?,
+        collect_mean_us: stats::mean(samples.values().map(|(us, _)| *us as f64)).unwrap_or(0.0),
+        processes_mean: stats::mean(samples.values().map(|(_, n)| f64::from(*n))).unwrap_or(0.0),
+        us_per_process: stats::mean(
+            samples
+                .values()
+                .filter(|(_, n)| *n > 0)
+                .map(|(us, n)| *us as f64 / f64::from(*n)),
+        )
+        .unwrap_or(0.0),
+    };
+    let smon = Exporter {
+        version: format!(
+            "smon-agent {}{}{}",
+            info.agent_version,
+            git_rev(&root),
+            binary_size(&agent_bin)
+        ),
+        memory: smon_mem,
+        rss_range: smon_series.rss_range(),
+        hwm_after_burst: smon_hwm,
+        cpu_percent: cpu(ticks0.0, ticks1.0),
+        payload: format!(
+            "every part: {listed:.0} processes, {} cores",
+            info.cpu_logical_cores
+        ),
+        bytes_per_poll: stats::mean(smon_series.ok.iter().map(|p| p.bytes as f64)).unwrap_or(0.0),
+        poll: Latency::of(&smon_series.ok.iter().map(|p| p.latency).collect::<Vec<_>>())
+            .context("no polls")?,
+        failed_polls: smon_series.failed,
+        polls: smon_series.ok.len() + smon_series.failed,
+        burst: detail_burst,
+    };
+    let node = match (&node, node_mem, node_hwm, node_burst, ticks0.1, ticks1.1) {
+        (Some(_), Some(mem), Some(hwm), Some(burst), Some(a), Some(b)) => {
+            let (bytes, lat): (Vec<f64>, Vec<Duration>) =
+                node_series.ok.iter().map(|(b, l)| (*b as f64, *l)).unzip();
+            match Latency::of(&lat) {
+                Some(poll) => Ok(Exporter {
+                    version: node_bin
+                        .as_deref()
+                        .map(|b| {
+                            let v = machine::version_of(b)
+                                .unwrap_or_else(|| "node_exporter (version unknown)".into());
+                            format!("{v}{}", binary_size(b))
+                        })
+                        .unwrap_or_default(),
+                    memory: mem,
+                    rss_range: node_series.rss_range(),
+                    hwm_after_burst: hwm,
+                    cpu_percent: cpu(a, b),
+                    payload: "default collectors, no process list".into(),
+                    bytes_per_poll: stats::mean(bytes).unwrap_or(0.0),
+                    poll,
+                    failed_polls: node_series.failed,
+                    polls: node_series.ok.len() + node_series.failed,
+                    burst,
+                }),
+                None => Err("every poll failed".to_owned()),
+            }
+        }
+        _ => Err("not installed".to_owned()),
+    };
+
+    let report = Report {
+        machine,
+        command_line: command_line(),
+        window_s: args.duration_s,
+        warmup_s: args.warmup_s,
+        burst_calls: args.burst,
+        extra_procs: args.extra_procs,
+        smon,
+        agent,
+        node,
+    };
+    let section = report.markdown();
+    println!("{section}");
+    if let Some(path) = &args.write {
+        let existing = match std::fs::read_to_string(path) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let text = report::splice(existing.as_deref(), &section)
+            .with_context(|| format!("{}", path.display()))?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("Wrote the agent section of {}.", path.display());
+    }
+    drop(kids);
+    Ok(())
+}
+
+/// Polls the agent (and node_exporter, half a second later in each second) once a second for
+/// `secs` seconds, and reads the agent's and node_exporter's RSS once a second.
+async fn window(
+    client: &mut Client,
+    node: Option<&Node>,
+    secs: u64,
+    agent_pid: u32,
+) -> (Series<SmonPoll>, Series<(usize, Duration)>) {
+    let start = tokio::time::Instant::now();
+    let smon = async {
+        let mut s = Series::new();
+        let mut tick = tokio::time::interval_at(start, Duration::from_secs(1));
+        for _ in 0..secs {
+            tick.tick().await;
+            let t = Instant::now();
+            let req = GetSnapshotRequest {
+                parts: Some(Parts::DETAIL),
+            };
+            match client.get_snapshot(req).await {
+                Ok(r) => {
+                    let latency = t.elapsed();
+                    let snap = r.into_inner();
+                    s.ok.push(SmonPoll {
+                        latency,
+                        bytes: snap.encoded_len(),
+                        seq: snap.seq,
+                        collect_us: snap.collect_us,
+                        process_count: snap.process_count,
+                        listed: snap.processes.len(),
+                    });
+                }
+                Err(e) => s.fail(e),
+            }
+            if let Ok(m) = procfs::memory(agent_pid) {
+                s.rss.push(m.rss);
+            }
+        }
+        s
+    };
+    let http = async {
+        let mut s = Series::new();
+        let Some(n) = node else { return s };
+        let mut tick =
+            tokio::time::interval_at(start + Duration::from_millis(500), Duration::from_secs(1));
+        for _ in 0..secs {
+            tick.tick().await;
+            match get_metrics(n).await {
+                Ok(v) => s.ok.push(v),
+                Err(e) => s.fail(format!("{e:#}")),
+            }
+            if let Ok(m) = procfs::memory(n.pid) {
+                s.rss.push(m.rss);
+            }
+        }
+        s
+    };
+    let (s, h) = tokio::join!(smon, http);
+    // The window is whole seconds: wait out the last one before CPU time is read.
+    tokio::time::sleep_until(start + Duration::from_secs(secs)).await;
+    (s, h)
+}
+
+/// One `GET /metrics`: (body bytes, latency including the body).
+async fn get_metrics(n: &Node) -> anyhow::Result<(usize, Duration)> {
+    let t = Instant::now();
+    let body = n
+        .http
+        .get(&n.url)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    Ok((body.len(), t.elapsed()))
+}
+
+/// `calls` back-to-back `GetSnapshot` calls: latencies and the mean reply size.
+async fn smon_burst(
+    client: &mut Client,
+    parts: Option<Parts>,
+    calls: u64,
+) -> anyhow::Result<(Latency, f64)> {
+    let mut lat = Vec::with_capacity(calls as usize);
+    let mut bytes = 0usize;
+    for _ in 0..calls {
+        let t = Instant::now();
+        let snap = client
+            .get_snapshot(GetSnapshotRequest { parts })
+            .await
+            .context("GetSnapshot in the burst")?
+            .into_inner();
+        lat.push(t.elapsed());
+        bytes += snap.encoded_len();
+    }
+    let l = Latency::of(&lat).context("no calls")?;
+    Ok((l, bytes as f64 / lat.len() as f64))
+}
+
+/// `calls` back-to-back `GET /metrics`.
+async fn http_burst(n: &Node, calls: u64) -> anyhow::Result<Latency> {
+    let mut lat = Vec::with_capacity(calls as usize);
+    for _ in 0..calls {
+        let (_, l) = get_metrics(n).await.context("GET /metrics in the burst")?;
+        lat.push(l);
+    }
+    Latency::of(&lat).context("no calls")
+}
+
+/// Connects to the agent, retrying until it answers `GetInfo` or [`READY_TIMEOUT`] passes.
+async fn connect_agent(
+    kids: &mut Children,
+    pid: u32,
+    port: u16,
+    token: &str,
+) -> anyhow::Result<Client> {
+    let bearer = Bearer(
+        format!("Bearer {token}")
+            .parse()
+            .context("token is not valid metadata")?,
+    );
+    let endpoint = Endpoint::from_shared(format!("http://127.0.0.1:{port}"))?
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true);
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        kids.ensure_running(pid)?;
+        let last = match endpoint.connect().await {
+            Ok(ch) => {
+                let mut c = AgentClient::with_interceptor(ch, bearer.clone());
+                match c.get_info(GetInfoRequest {}).await {
+                    Ok(_) => return Ok(c),
+                    Err(e) => e.to_string(),
+                }
+            }
+            Err(e) => format!("{e:#}"),
+        };
+        if Instant::now() > deadline {
+            bail!("smon-agent did not answer within {READY_TIMEOUT:?}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until node_exporter answers `GET /metrics`.
+async fn wait_http(kids: &mut Children, n: &Node) -> anyhow::Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        kids.ensure_running(n.pid)?;
+        let last = match get_metrics(n).await {
+            Ok(_) => return Ok(()),
+            Err(e) => format!("{e:#}"),
+        };
+        if Instant::now() > deadline {
+            bail!("node_exporter did not answer within {READY_TIMEOUT:?}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A loopback port nobody listens on now. (Another process could take it before the child
+/// binds it; on a benchmark machine that race is not worth a port-passing protocol.)
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind 127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn log_file(path: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))
+}
+
+/// The workspace this benchmark was built in.
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The agent binary: the one given, or this workspace's release build, built when missing.
+fn agent_binary(given: Option<&Path>, root: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        ensure!(
+            p.is_file(),
+            "{}: no such file (build it with `cargo build --release -p smon-agent`)",
+            p.display()
+        );
+        return Ok(p.to_path_buf());
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let bin = target.join("release").join("smon-agent");
+    if !bin.is_file() {
+        eprintln!(
+            "{} is missing; running `cargo build --release -p smon-agent`.",
+            bin.display()
+        );
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--release", "-p", "smon-agent"])
+            .current_dir(root)
+            .status()
+            .context("cannot run cargo")?;
+        ensure!(
+            status.success() && bin.is_file(),
+            "`cargo build --release -p smon-agent` failed ({status})"
+        );
+    } else if newest_mtime(&root.join("agent").join("src"))
+        .zip(std::fs::metadata(&bin).and_then(|m| m.modified()).ok())
+        .is_some_and(|(src, built)| src > built)
+    {
+        eprintln!(
+            "Warning: {} is older than agent/src; run `cargo build --release -p smon-agent` \
+             to measure the current code.",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// The newest modification time of any file under `dir`.
+fn newest_mtime(dir: &Path) -> Option<SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        let t = if meta.is_dir() {
+            newest_mtime(&entry.path())
+        } else {
+            meta.modified().ok()
+        };
+        newest = newest.max(t);
+    }
+    newest
+}
+
+/// " (git abc1234)" or " (git abc1234 + uncommitted changes in agent/)", empty without git.
+fn git_rev(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(rev) if !rev.is_empty() => {
+            let dirty = git(&["status", "--porcelain", "--", "agent", "proto"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!(" (git {rev} + uncommitted changes in agent/ or proto/)")
+            } else {
+                format!(" (git {rev})")
+            }
+        }
+        _ => String::new(),
+    }
+}
+
+/// ", 10.4 MiB binary", empty when the size is unknown.
+fn binary_size(bin: &Path) -> String {
+    std::fs::metadata(bin)
+        .map(|m| format!(", {:.1} MiB binary", m.len() as f64 / (1024.0 * 1024.0)))
+        .unwrap_or_default()
+}
+
+/// This run's command line, as `smon-bench agent ...`.
+fn command_line() -> String {
+    let mut words = vec!["smon-bench".to_owned()];
+    words.extend(std::env::args().skip(1).map(|a| {
+        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'') {
+            format!("'{}'", a.replace('\'', r"'\''"))
+        } else {
+            a
+        }
+    }));
+    words.join(" ")
+}

@@ -1,0 +1,98 @@
+/**
+ * Entry point: applies the theme before the first paint, then builds the shell (top bar with the
+ * connection indicator, the stale-data banner, the page), routes between the home and host
+ * pages, and dispatches the server's frames to the page on screen.
+ */
+import "./styles/app.css";
+import { Connection } from "./connection";
+import { h, setAttr, setText, show } from "./dom";
+import { age, ago } from "./format";
+import { HomePage } from "./pages/home";
+import { HostPage } from "./pages/host";
+import { sameRoute, watchRoute, type Route } from "./router";
+import { initTheme, toggleTheme } from "./theme";
+
+initTheme();
+
+function start(): void {
+  const conn = new Connection();
+  const version = h("span", { class: "version" });
+  const crumb = h("span", { class: "crumb" });
+  const themeBtn = h("button", { type: "button", class: "icon-btn", id: "theme-toggle", title: "Light / dark theme", "aria-label": "Switch between light and dark theme" }, h("i", { class: "theme-icon", "aria-hidden": "true" }));
+  themeBtn.addEventListener("click", toggleTheme);
+  const banner = h("div", { id: "stale-banner", class: "banner", role: "status", hidden: true });
+  const viewEl = h("main", { id: "view" });
+  document.body.append(
+    h("header", { class: "topbar" }, h("a", { class: "brand", href: "#/" }, h("i", { class: "logo", "aria-hidden": "true" }), "smon"), version, crumb, h("span", { class: "spacer" }), conn.indicator, themeBtn),
+    banner,
+    viewEl,
+  );
+
+  let page: HomePage | HostPage | null = null;
+  let route: Route | null = null;
+
+  watchRoute((r) => {
+    if (sameRoute(route, r) && page) return;
+    route = r;
+    page?.destroy();
+    viewEl.replaceChildren();
+    window.scrollTo(0, 0);
+    if (r.page === "host") {
+      const p = new HostPage(conn, r.id);
+      page = p;
+      setText(crumb, `/ ${r.id}`);
+      document.title = `${r.id} · smon`;
+      conn.setRoom(p.room, (a) => p.onAck(a));
+    } else {
+      page = new HomePage(conn);
+      setText(crumb, "");
+      document.title = "smon";
+      conn.setRoom(page.room);
+    }
+    viewEl.append(page.el);
+    updateBanner();
+  });
+
+  conn.on("hello", (m) => {
+    setText(version, `${m.mode} · v${m.version}`);
+  });
+  conn.on("overview", (m) => {
+    if (page instanceof HomePage) page.onOverview(m);
+  });
+  conn.on("overview_delta", (m) => {
+    if (page instanceof HomePage) page.onDelta(m);
+  });
+  conn.on("host", (m) => {
+    if (page instanceof HostPage) page.onHost(m);
+  });
+  conn.on("host_update", (m) => {
+    if (page instanceof HostPage) page.onUpdate(m);
+  });
+  conn.onState(() => updateBanner());
+
+  /**
+   * Stale data must never look live: when no frame came for 3 intervals, or the connection is
+   * down, say so with the age of what is shown, and grey the page.
+   */
+  function updateBanner(): void {
+    const since = conn.sinceLastFrame();
+    let text = "";
+    if (since !== null) {
+      // The age shown is that of the data: the last frame's, or the host's last sample if older.
+      const from = ago(Math.max(since, page?.dataAgeMs() ?? 0));
+      if (conn.state !== "connected") text = `Connection lost, reconnecting… Showing data from ${from}.`;
+      else if (since > 3 * conn.intervalMs()) text = `Stale: no update for ${age(since)}. Showing data from ${from}.`;
+    }
+    setText(banner, text);
+    show(banner, text !== "");
+    setAttr(viewEl, "data-stale", text ? "true" : null);
+  }
+
+  window.setInterval(() => {
+    page?.tick();
+    updateBanner();
+  }, 1000);
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start, { once: true });
+else start();

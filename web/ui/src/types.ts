@@ -1,0 +1,304 @@
+/**
+ * Types of the JSON the server sends: the Socket.IO frames and REST answers of web/PROTOCOL.md,
+ * and the agent's HostInfo / Snapshot messages (proto/smon/v1/snapshot.proto) as JSON, with the
+ * field names of the .proto. Optional proto fields, and metrics a host has not reported yet, are
+ * `null`. Bytes are bytes, percentages 0-100, times Unix milliseconds, durations seconds.
+ */
+
+/** Host status, as the server decides it. */
+export type HostStatus = "pending" | "up" | "stale" | "down";
+
+/** One GPU, as summarised in a HostRow. */
+export interface GpuSummary {
+  index: number;
+  name: string;
+  util_percent: number | null;
+  mem_used_bytes: number | null;
+  mem_total_bytes: number | null;
+}
+
+/** One row of the home page (PROTOCOL.md "HostRow"). */
+export interface HostRow {
+  /** `"<cluster>:<host>"`. */
+  id: string;
+  cluster: string;
+  name: string;
+  address: string;
+  tags: string[];
+  status: HostStatus;
+  status_since_ms: number;
+  /** When the last sample arrived (server clock). */
+  last_seen_ms: number | null;
+  /** When the agent took the last sample (agent clock); the clock of `History.t`. */
+  sample_unix_ms: number | null;
+  /** Text of the last failure, if any. */
+  last_error: string | null;
+  hostname: string | null;
+  os: string | null;
+  kernel: string | null;
+  cpu_cores: number | null;
+  uptime_s: number | null;
+  cpu_percent: number | null;
+  /** Load average over 1, 5, 15 minutes. */
+  load: [number, number, number] | number[] | null;
+  mem_percent: number | null;
+  mem_used_bytes: number | null;
+  mem_total_bytes: number | null;
+  swap_percent: number | null;
+  disk_max_percent: number | null;
+  disk_max_mount: string | null;
+  net_rx_bytes_per_s: number | null;
+  net_tx_bytes_per_s: number | null;
+  gpus: GpuSummary[] | null;
+  users: number | null;
+  processes: number | null;
+  /** Last 60 CPU % samples, oldest first. */
+  spark: number[] | null;
+}
+
+/** Totals of one cluster (PROTOCOL.md "Cluster"). */
+export interface Cluster {
+  name: string;
+  hosts: number;
+  up: number;
+  stale: number;
+  down: number;
+  pending: number;
+  cpu_cores: number;
+  cpu_cores_used: number;
+  mem_used_bytes: number;
+  mem_total_bytes: number;
+  gpus: number;
+  /** GPUs at 10 % use or more. */
+  gpus_busy: number;
+  users: number;
+}
+
+/** The host page's chart data, last 15 minutes (PROTOCOL.md "History"). */
+export interface History {
+  /** Sample times (the agent's clock, like `Snapshot.sample_unix_ms`). */
+  t: number[];
+  cpu: (number | null)[];
+  mem: (number | null)[];
+  rx: (number | null)[];
+  tx: (number | null)[];
+  /** One array per GPU, each with one value per sample. */
+  gpu: (number | null)[][];
+}
+
+// ---------------------------------------------------------------------------------------------
+// smon.v1 messages (snapshot.proto) as JSON.
+
+export interface HostInfo {
+  hostname: string;
+  os_name: string;
+  os_version: string;
+  kernel_version: string;
+  arch: string;
+  boot_unix_ms: number;
+  cpu_brand: string;
+  cpu_logical_cores: number;
+  cpu_physical_cores: number | null;
+  memory_total_bytes: number;
+  swap_total_bytes: number;
+  gpu_names: string[];
+  agent_version: string;
+  capabilities: string[];
+  sample_interval_ms: number;
+  /** "nvml", "fake" or "none". */
+  gpu_source: string;
+}
+
+export interface LoadAverage {
+  one: number;
+  five: number;
+  fifteen: number;
+}
+
+export interface Cpu {
+  total_percent: number;
+  logical_cores: number;
+  /** 0 when unknown. */
+  frequency_mhz: number;
+  per_core_percent: number[];
+  per_core_frequency_mhz: number[];
+}
+
+export interface Memory {
+  total_bytes: number;
+  used_bytes: number;
+  available_bytes: number;
+  used_percent: number;
+  swap_total_bytes: number;
+  swap_used_bytes: number;
+  swap_used_percent: number;
+}
+
+export interface Disk {
+  device: string;
+  fs_type: string;
+  mount_point: string;
+  total_bytes: number;
+  used_bytes: number;
+  available_bytes: number;
+  used_percent: number;
+  read_bytes_per_s: number | null;
+  write_bytes_per_s: number | null;
+  unresponsive: boolean;
+  read_only: boolean;
+}
+
+export interface NetInterface {
+  name: string;
+  rx_bytes_per_s: number;
+  tx_bytes_per_s: number;
+  rx_total_bytes: number;
+  tx_total_bytes: number;
+  mac: string;
+  addresses: string[];
+}
+
+export interface Process {
+  pid: number;
+  ppid: number;
+  user: string;
+  name: string;
+  cmdline: string;
+  /** Percent of ONE core: can exceed 100. */
+  cpu_percent: number;
+  memory_bytes: number;
+  memory_percent: number;
+  start_unix_ms: number;
+  run_time_s: number;
+  state: string;
+}
+
+export interface Session {
+  user: string;
+  terminal: string;
+  from: string;
+  login_unix_ms: number;
+  pid: number;
+}
+
+export interface GpuProcess {
+  pid: number;
+  name: string;
+  user: string;
+  memory_used_bytes: number | null;
+  kind: string;
+}
+
+export interface Gpu {
+  index: number;
+  uuid: string;
+  name: string;
+  utilization_percent: number | null;
+  memory_utilization_percent: number | null;
+  memory_used_bytes: number | null;
+  memory_total_bytes: number | null;
+  fan_percent: number | null;
+  temperature_celsius: number | null;
+  power_mw: number | null;
+  power_limit_mw: number | null;
+  /** 0 (P0, highest) to 15. */
+  performance_state: number | null;
+  processes: GpuProcess[];
+}
+
+export interface Temperature {
+  label: string;
+  celsius: number | null;
+  max_celsius: number | null;
+  critical_celsius: number | null;
+}
+
+export interface Parts {
+  processes: boolean;
+  per_core: boolean;
+  gpu_processes: boolean;
+}
+
+export interface Snapshot {
+  seq: number;
+  sample_unix_ms: number;
+  collect_us: number;
+  hostname: string;
+  boot_unix_ms: number;
+  uptime_s: number;
+  load: LoadAverage | null;
+  cpu: Cpu | null;
+  memory: Memory | null;
+  disks: Disk[];
+  networks: NetInterface[];
+  process_count: number;
+  processes: Process[];
+  sessions: Session[];
+  gpus: Gpu[];
+  temperatures: Temperature[];
+  parts: Parts | null;
+  errors: string[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Socket.IO frames.
+
+export interface Hello {
+  mode: "app" | "node";
+  version: string;
+  interval_ms: number;
+  server_time_ms: number;
+}
+
+export interface Overview {
+  server_time_ms: number;
+  clusters: Cluster[];
+  hosts: HostRow[];
+}
+
+export interface OverviewDelta {
+  server_time_ms: number;
+  /** Every cluster. */
+  clusters: Cluster[];
+  /** Changed or added rows only. */
+  hosts: HostRow[];
+  removed: string[];
+}
+
+export interface HostFrame {
+  server_time_ms: number;
+  host: HostRow;
+  info: HostInfo | null;
+  detail: Snapshot | null;
+  history: History;
+}
+
+export interface HostUpdate {
+  server_time_ms: number;
+  host: HostRow;
+  detail: Snapshot | null;
+}
+
+/** Payload of `subscribe` / `unsubscribe`. */
+export type Room = { room: "overview" } | { room: "host"; id: string };
+
+/** Answer to `subscribe` / `unsubscribe`. */
+export interface Ack {
+  ok: boolean;
+  error?: string;
+}
+
+/** Server -> client events. */
+export interface ServerEvents {
+  hello: (m: Hello) => void;
+  overview: (m: Overview) => void;
+  overview_delta: (m: OverviewDelta) => void;
+  host: (m: HostFrame) => void;
+  host_update: (m: HostUpdate) => void;
+}
+
+/** Client -> server events. */
+export interface ClientEvents {
+  subscribe: (room: Room, ack: (a: Ack) => void) => void;
+  unsubscribe: (room: Room, ack: (a: Ack) => void) => void;
+}

@@ -1,0 +1,311 @@
+#!/usr/bin/env node
+// Browser checks of the smon UI, driven by the Rust integration tests (which start the real
+// servers and agents, then call this script once per check). Uses Debian's chromium through
+// playwright-core; no browser is downloaded.
+//
+//   node tests/browser.mjs home       <url> <id1,id2,...>
+//   node tests/browser.mjs host       <url> <id> <expectGpus>
+//   node tests/browser.mjs status     <url> <id> <up|stale|down|pending>
+//   node tests/browser.mjs transport  <url> <websocket|polling>
+//   node tests/browser.mjs screenshot <url> <outdir>
+//
+// <url> is the page, e.g. http://127.0.0.1:8080/ or http://127.0.0.1:8080/smon/.
+// Exit status: 0 when the check passed, 1 when it failed (with what the page showed), 2 on
+// bad usage. Environment: CHROMIUM (default /usr/bin/chromium), SMON_BROWSER_TIMEOUT_MS (the
+// wait of each step, default 15000, at most 15000).
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const STEP_MS = Math.min(15_000, Number(process.env.SMON_BROWSER_TIMEOUT_MS) || 15_000);
+const LIVE_MS = 10_000;
+const STATUSES = ["up", "stale", "down", "pending"];
+
+class CheckFailed extends Error {}
+
+function usage(msg) {
+  console.error(`browser.mjs: ${msg}
+usage:
+  browser.mjs home       <url> <id1,id2,...>
+  browser.mjs host       <url> <id> <expectGpus>
+  browser.mjs status     <url> <id> <up|stale|down|pending>
+  browser.mjs transport  <url> <websocket|polling>
+  browser.mjs screenshot <url> <outdir>`);
+  process.exit(2);
+}
+
+/** `url` with a query parameter set (before any hash). */
+function withQuery(url, key, value) {
+  const u = new URL(url);
+  u.searchParams.set(key, value);
+  return u.toString();
+}
+
+/** `url` with the hash replaced. */
+function withHash(url, hash) {
+  const u = new URL(url);
+  u.hash = hash;
+  return u.toString();
+}
+
+/** A CSS attribute selector for a host row. */
+function rowSel(id, status) {
+  const q = JSON.stringify(id);
+  return status ? `tr[data-host-id=${q}][data-status=${JSON.stringify(status)}]` : `tr[data-host-id=${q}]`;
+}
+
+async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    timeout: STEP_MS,
+  });
+}
+
+/** Opens a page that records console errors and failed requests, for the failure report. */
+async function open(browser, viewport = { width: 1280, height: 800 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_MS);
+  page.setDefaultNavigationTimeout(STEP_MS);
+  const log = [];
+  page.on("console", (m) => {
+    if (m.type() === "error" || m.type() === "warning") log.push(`console.${m.type()}: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => log.push(`page error: ${e.message}`));
+  page.on("requestfailed", (r) => {
+    const f = r.failure()?.errorText ?? "";
+    // Long-polling requests cut short by navigation or an upgrade are not failures.
+    if (!f.includes("ERR_ABORTED")) log.push(`request failed: ${r.method()} ${r.url()} ${f}`);
+  });
+  page.on("response", (r) => {
+    if (r.status() >= 400) log.push(`HTTP ${r.status()}: ${r.request().method()} ${r.url()}`);
+  });
+  page.smonLog = log;
+  return page;
+}
+
+/** What the page shows, for a failure message. */
+async function describe(page) {
+  try {
+    const s = await page.evaluate(() => {
+      const conn = document.querySelector("#conn");
+      const rows = Array.from(document.querySelectorAll("tr[data-host-id]")).map((r) => `${r.getAttribute("data-host-id")}=${r.getAttribute("data-status")}`);
+      const hs = document.querySelector("#host-status");
+      const banner = document.querySelector("#stale-banner");
+      return {
+        url: location.href,
+        conn: conn ? `${conn.getAttribute("data-state")} (${conn.textContent?.trim()}; transport ${conn.getAttribute("data-transport") ?? "?"})` : "no #conn element",
+        rows: rows.length ? rows.join(", ") : "none",
+        hostStatus: hs ? hs.getAttribute("data-status") : null,
+        processes: document.querySelectorAll("#processes [data-pid]").length,
+        gpuCards: document.querySelectorAll(".gpu-card").length,
+        banner: banner && !banner.hidden ? banner.textContent : null,
+        body: (document.body?.innerText ?? "").replace(/\s+/g, " ").slice(0, 300),
+      };
+    });
+    const lines = [
+      `  url:        ${s.url}`,
+      `  connection: ${s.conn}`,
+      `  host rows:  ${s.rows}`,
+    ];
+    if (s.hostStatus !== null) lines.push(`  host page:  status=${s.hostStatus}, ${s.processes} process rows, ${s.gpuCards} GPU cards`);
+    if (s.banner) lines.push(`  banner:     ${s.banner}`);
+    lines.push(`  page text:  ${s.body}`);
+    const log = page.smonLog ?? [];
+    lines.push(log.length ? `  console/network:\n    ${log.slice(-15).join("\n    ")}` : "  console/network: no errors");
+    return lines.join("\n");
+  } catch (e) {
+    return `  (could not read the page: ${e.message})`;
+  }
+}
+
+/** Runs `fn`; on a timeout, fails with `what` and what the page shows. */
+async function step(page, what, fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    const why = e instanceof CheckFailed ? e.message : e.name === "TimeoutError" ? `timed out after ${STEP_MS} ms` : e.message.split("\n")[0];
+    throw new CheckFailed(`${what}: ${why}\n${await describe(page)}`);
+  }
+}
+
+async function waitConnected(page) {
+  await step(page, "waiting for #conn to be connected", () => page.waitForSelector('#conn[data-state="connected"]', { state: "attached" }));
+}
+
+async function goto(page, url) {
+  await step(page, `opening ${url}`, () => page.goto(url, { waitUntil: "domcontentloaded" }));
+}
+
+// ------------------------------------------------------------------ subcommands
+
+async function home(browser, url, idsArg) {
+  const ids = (idsArg ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  if (ids.length === 0) usage("home: no host id given");
+  const page = await open(browser);
+  await goto(page, url);
+  await waitConnected(page);
+  for (const id of ids) {
+    await step(page, `waiting for the row of ${id} with data-status="up"`, () => page.waitForSelector(rowSel(id, "up"), { state: "attached" }));
+  }
+  // A live update: the CPU text of a listed row changes without a reload. An idle host can show
+  // the same CPU % for a while; its row's data-sample-ms (time of the agent's sample) advancing
+  // is then the proof that rows are patched live.
+  const read = () =>
+    page.evaluate(
+      (list) =>
+        list.map((id) => {
+          const row = document.querySelector(`tr[data-host-id=${JSON.stringify(id)}]`);
+          return { cpu: row?.querySelector('[data-field="cpu"]')?.textContent?.trim() ?? null, sample: row?.getAttribute("data-sample-ms") ?? null };
+        }),
+      ids,
+    );
+  const before = await read();
+  const deadline = Date.now() + LIVE_MS;
+  let after = before;
+  const cpuChanged = () => after.some((v, i) => v.cpu !== before[i]?.cpu);
+  const sampleAdvanced = () => after.some((v, i) => v.sample !== null && before[i]?.sample !== null && Number(v.sample) > Number(before[i]?.sample));
+  while (Date.now() < deadline) {
+    await page.waitForTimeout(250);
+    after = await read();
+    if (cpuChanged()) break;
+  }
+  const cpus = (l) => JSON.stringify(l.map((v) => v.cpu));
+  if (cpuChanged()) {
+    console.log(`ok: home: ${ids.length} host(s) up; CPU changed live ${cpus(before)} -> ${cpus(after)}`);
+  } else if (sampleAdvanced()) {
+    console.log(`ok: home: ${ids.length} host(s) up; CPU text stayed ${cpus(before)} (idle) but data-sample-ms advanced live`);
+  } else {
+    throw new CheckFailed(`no live update: the CPU cell of ${ids.join(", ")} stayed ${cpus(before)} and data-sample-ms stayed ${JSON.stringify(before.map((v) => v.sample))} for ${LIVE_MS} ms\n${await describe(page)}`);
+  }
+}
+
+async function host(browser, url, id, expectArg) {
+  if (!id) usage("host: no host id given");
+  const expect = Number(expectArg);
+  if (!Number.isInteger(expect) || expect < 0) usage(`host: <expectGpus> must be a whole number, not '${expectArg}'`);
+  const page = await open(browser);
+  await goto(page, withHash(url, `#/host/${id}`));
+  await waitConnected(page);
+  const first = await step(page, "waiting for a row in #processes", () => page.waitForSelector("#processes [data-pid], #host-error:not([hidden])", { state: "attached" }));
+  if ((await first.getAttribute("id")) === "host-error") {
+    const said = await first.$eval("p", (p) => p.textContent?.trim() ?? "").catch(() => "");
+    throw new CheckFailed(`the host page says: ${said || "error"}\n${await describe(page)}`);
+  }
+  await step(page, "looking for #sessions", () => page.waitForSelector("#sessions", { state: "attached" }));
+  await step(page, `expecting exactly ${expect} .gpu-card`, async () => {
+    const deadline = Date.now() + STEP_MS;
+    let n = -1;
+    while (Date.now() < deadline) {
+      n = await page.locator(".gpu-card").count();
+      if (n === expect) return;
+      await page.waitForTimeout(200);
+    }
+    throw new CheckFailed(`found ${n} .gpu-card element(s)`);
+  });
+  if (expect > 0) {
+    await step(page, "waiting for a GPU card that lists a process", () => page.waitForSelector(".gpu-card [data-pid]", { state: "attached" }));
+  }
+  const n = await page.locator("#processes [data-pid]").count();
+  const status = await page.getAttribute("#host-status", "data-status");
+  console.log(`ok: host ${id}: status ${status}, ${n} process rows shown, #sessions present, ${expect} GPU card(s)`);
+}
+
+async function status(browser, url, id, want) {
+  if (!id) usage("status: no host id given");
+  if (!STATUSES.includes(want)) usage(`status: <status> must be one of ${STATUSES.join(", ")}, not '${want}'`);
+  const page = await open(browser);
+  await goto(page, url);
+  await waitConnected(page);
+  await step(page, `waiting for the row of ${id} with data-status="${want}"`, () => page.waitForSelector(rowSel(id, want), { state: "attached" }));
+  console.log(`ok: status: ${id} is ${want}`);
+}
+
+async function transport(browser, url, kind) {
+  if (kind !== "websocket" && kind !== "polling") usage(`transport: must be websocket or polling, not '${kind}'`);
+  const page = await open(browser);
+  await goto(page, withQuery(url, "transport", kind));
+  await waitConnected(page);
+  await step(page, "waiting for a host row", () => page.waitForSelector("tr[data-host-id]", { state: "attached" }));
+  const used = await page.getAttribute("#conn", "data-transport");
+  if (used !== kind) throw new CheckFailed(`connected, but over '${used}' instead of '${kind}'\n${await describe(page)}`);
+  // A row that updates after the first frame proves data flows over this transport too.
+  const n = await page.locator("tr[data-host-id]").count();
+  console.log(`ok: transport ${kind}: connected, ${n} host row(s)`);
+}
+
+async function screenshot(browser, url, outdir) {
+  if (!outdir) usage("screenshot: no output directory given");
+  await mkdir(outdir, { recursive: true });
+  const page = await open(browser, { width: 1280, height: 800 });
+  await goto(page, url);
+  await waitConnected(page);
+  await step(page, "waiting for a host row", () => page.waitForSelector("tr[data-host-id]", { state: "attached" }));
+  await page.waitForTimeout(1500); // a few live ticks
+  await page.screenshot({ path: join(outdir, "home.png") });
+  const first = await page.getAttribute("tr[data-host-id]", "data-host-id");
+  const withGpu = await page.evaluate(() => document.querySelector('tr[data-host-id]:not([data-gpus="0"])')?.getAttribute("data-host-id") ?? null);
+
+  await goto(page, withHash(url, `#/host/${first}`));
+  await step(page, `waiting for the host page of ${first}`, () => page.waitForSelector('#host-status:not([data-status="pending"]), #processes [data-pid]', { state: "attached" }));
+  await page.waitForTimeout(1500); // charts laid out, a few samples
+  await page.screenshot({ path: join(outdir, "host.png"), fullPage: true });
+
+  const gpuHost = withGpu ?? first;
+  if (gpuHost !== first) {
+    await goto(page, withHash(url, `#/host/${gpuHost}`));
+    await step(page, `waiting for the host page of ${gpuHost}`, () => page.waitForSelector("#host-status", { state: "attached" }));
+  }
+  if (withGpu) {
+    await step(page, "waiting for a GPU card", () => page.waitForSelector(".gpu-card", { state: "visible" }));
+    await page.waitForTimeout(1000);
+    await page.evaluate(() => {
+      const el = document.querySelector(".gpu-card")?.closest(".section") ?? document.querySelector(".gpu-card");
+      if (el) window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - 56);
+    });
+    await page.waitForTimeout(300);
+  } else {
+    console.log("note: no host has GPUs; gpu.png shows the first host page instead");
+  }
+  await page.screenshot({ path: join(outdir, "gpu.png") });
+
+  const phone = await open(browser, { width: 390, height: 844 });
+  await goto(phone, url);
+  await waitConnected(phone);
+  await step(phone, "waiting for a host row (phone)", () => phone.waitForSelector("tr[data-host-id]", { state: "attached" }));
+  await phone.waitForTimeout(1000);
+  await phone.screenshot({ path: join(outdir, "home-phone.png") });
+  console.log(`ok: screenshots in ${outdir}: home.png, host.png (${first}), gpu.png (${gpuHost}), home-phone.png`);
+}
+
+// ------------------------------------------------------------------ main
+
+const COMMANDS = { home, host, status, transport, screenshot };
+const [cmd, url, ...rest] = process.argv.slice(2);
+if (!cmd || !(cmd in COMMANDS)) usage(cmd ? `unknown subcommand '${cmd}'` : "no subcommand");
+if (!url) usage(`${cmd}: no url given`);
+try {
+  new URL(url);
+} catch {
+  usage(`${cmd}: '${url}' is not a URL`);
+}
+
+let browser;
+let code = 0;
+// A hard stop, in case something hangs outside the per-step timeouts.
+const watchdog = setTimeout(() => {
+  console.error(`FAIL ${cmd}: gave up after 90 s`);
+  process.exit(1);
+}, 90_000);
+try {
+  browser = await launch();
+  await COMMANDS[cmd](browser, url, ...rest);
+} catch (e) {
+  code = 1;
+  console.error(`FAIL ${cmd}: ${e instanceof CheckFailed ? e.message : e.stack ?? e}`);
+} finally {
+  await browser?.close().catch(() => undefined);
+  clearTimeout(watchdog);
+}
+process.exit(code);
