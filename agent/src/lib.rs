@@ -51,6 +51,7 @@ pub async fn run_with(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let interval = settings.interval;
+    let demand = collector.demand.clone();
     let sampler = sampler::Sampler::start(interval, move || Collector::new(collector)).await?;
     let info = Arc::new(sampler.info().clone());
     let addr = grpc.local_addr()?;
@@ -64,11 +65,17 @@ pub async fn run_with(
     let web_task = http.map(|listener| {
         let web = node_view(&info, interval);
         let id = web.store().ids().remove(0);
+        let demand = demand.clone();
         let feed = tokio::spawn(hub::feed_local(
             sampler.subscribe(),
             id,
             web.clone(),
-            |latest, detail| latest.as_ref().map(|s| s.view(if detail { Parts::DETAIL } else { Parts::SUMMARY })),
+            move |latest, detail| {
+                if detail {
+                    demand.mark();
+                }
+                latest.as_ref().map(|s| s.view(if detail { Parts::DETAIL } else { Parts::SUMMARY }))
+            },
             stop.clone(),
         ));
         if let Ok(a) = listener.local_addr() {
@@ -80,7 +87,7 @@ pub async fn run_with(
         (feed, serve)
     });
 
-    let served = service::serve(&settings, info, sampler.subscribe(), grpc, stop.clone()).await;
+    let served = service::serve(&settings, info, sampler.subscribe(), demand, grpc, stop.clone()).await;
     stop.cancel();
     if let Some((feed, serve)) = web_task {
         let _ = feed.await;

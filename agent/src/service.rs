@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Interceptor;
 use tonic::{Request, Response, Status};
 
+use crate::collect::DetailDemand;
 use crate::config::{Auth, Settings};
 use crate::sampler::Latest;
 
@@ -34,14 +35,27 @@ const WATCH_BUFFER: usize = 4;
 pub struct AgentService {
     info: Arc<HostInfo>,
     latest: Latest,
+    demand: DetailDemand,
     stop: CancellationToken,
 }
 
 impl AgentService {
-    /// A service over the sampler's channel. Open `Watch` streams end when `stop` is cancelled.
-    pub fn new(info: Arc<HostInfo>, latest: Latest, stop: CancellationToken) -> Self {
-        Self { info, latest, stop }
+    /// A service over the sampler's channel. Requests for processes are recorded in `demand`
+    /// (the collector then reads the process table every sample). Open `Watch` streams end
+    /// when `stop` is cancelled.
+    pub fn new(info: Arc<HostInfo>, latest: Latest, demand: DetailDemand, stop: CancellationToken) -> Self {
+        Self { info, latest, demand, stop }
     }
+
+    fn interval(&self) -> Duration {
+        Duration::from_millis(u64::from(self.info.sample_interval_ms.max(1)))
+    }
+}
+
+/// Whether a sample's process list was read with the sample itself (not carried over from an
+/// earlier scan).
+fn processes_fresh(s: &Snapshot, interval: Duration) -> bool {
+    s.sample_unix_ms.saturating_sub(s.processes_unix_ms) < (interval.as_millis() as u64 / 2).max(50)
 }
 
 fn parts_of(p: Option<Parts>) -> Parts {
@@ -61,13 +75,26 @@ impl Agent for AgentService {
         req: Request<GetSnapshotRequest>,
     ) -> Result<Response<Snapshot>, Status> {
         let parts = parts_of(req.into_inner().parts);
+        let wants_procs = parts.processes || parts.gpu_processes;
+        if wants_procs {
+            self.demand.mark();
+        }
+        let interval = self.interval();
         let mut rx = self.latest.clone();
-        let sample =
-            match tokio::time::timeout(FIRST_SAMPLE_WAIT, rx.wait_for(Option::is_some)).await {
-                Ok(Ok(s)) => s.clone(),
-                Ok(Err(_)) => return Err(Status::unavailable("the agent is shutting down")),
-                Err(_) => return Err(Status::unavailable("no sample yet; the agent is starting")),
-            };
+        // Without recent demand the process table is read only every 10 s: a caller asking for
+        // processes waits (about one interval) for a sample with a fresh list.
+        let ready = |s: &Option<Arc<crate::sampler::Sample>>| match s {
+            None => false,
+            Some(s) => !wants_procs || processes_fresh(&s.full, interval),
+        };
+        let wait = FIRST_SAMPLE_WAIT.max(interval * 3);
+        let waited = match tokio::time::timeout(wait, rx.wait_for(ready)).await {
+            Ok(Ok(s)) => Some(s.clone()),
+            Ok(Err(_)) => return Err(Status::unavailable("the agent is shutting down")),
+            Err(_) => None,
+        };
+        // No fresh list in time (a very slow scan): answer with what there is.
+        let sample = waited.unwrap_or_else(|| self.latest.borrow().clone());
         let sample = sample.ok_or_else(|| Status::unavailable("no sample yet"))?;
         Ok(Response::new(sample.view(parts)))
     }
@@ -80,6 +107,8 @@ impl Agent for AgentService {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let req = req.into_inner();
         let parts = parts_of(req.parts);
+        let wants_procs = parts.processes || parts.gpu_processes;
+        let demand = self.demand.clone();
         let min_gap = Duration::from_millis(u64::from(req.min_interval_ms));
         let mut rx = self.latest.clone();
         let stop = self.stop.clone();
@@ -95,6 +124,9 @@ impl Agent for AgentService {
                     changed = rx.changed() => {
                         if changed.is_err() {
                             break;
+                        }
+                        if wants_procs {
+                            demand.mark(); // keeps full process scans going while this stream lives
                         }
                         let Some(sample) = rx.borrow_and_update().clone() else { continue };
                         if last_sent.is_some_and(|t| t.elapsed() + Duration::from_millis(5) < min_gap) {
@@ -186,10 +218,11 @@ pub async fn serve(
     settings: &Settings,
     info: Arc<HostInfo>,
     latest: Latest,
+    demand: DetailDemand,
     listener: TcpListener,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let server = AgentServer::new(AgentService::new(info, latest, stop.clone()))
+    let server = AgentServer::new(AgentService::new(info, latest, demand, stop.clone()))
         .max_decoding_message_size(64 * 1024);
     let svc = tonic::service::interceptor::InterceptedService::new(
         server,

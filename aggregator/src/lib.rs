@@ -10,7 +10,7 @@ pub mod poller;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use smon_agent::collect::{Collector, CollectorConfig, Roots, redact::Redactor};
+use smon_agent::collect::{Collector, CollectorConfig, DetailDemand, Roots, redact::Redactor};
 use smon_agent::config::{DiskFilter, NetworkFilter};
 use smon_agent::sampler::Sampler;
 use smon_proto::Parts;
@@ -64,6 +64,8 @@ pub async fn run(
     if let Some(me) = &settings.self_host {
         let gpu = me.gpu;
         let interval = settings.interval;
+        let demand = DetailDemand::default();
+        let collector_demand = demand.clone();
         let s = Sampler::start(interval, move || {
             Collector::new(CollectorConfig {
                 roots: Roots::default(),
@@ -74,6 +76,7 @@ pub async fn run(
                 },
                 gpus: smon_agent::collect::gpu::open(gpu),
                 interval,
+                demand: collector_demand,
             })
         })
         .await?;

@@ -25,6 +25,7 @@ use crate::machine::{self, Machine};
 use crate::procfs;
 use crate::report::{self, AgentOnly, Exporter, Report};
 use crate::stats::{self, Latency};
+use crate::workspace::{self, Package, binary_size, command_line, free_port, log_file};
 
 /// How long an exporter may take to answer its first request.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
@@ -95,7 +96,7 @@ impl<T> Series<T> {
 /// Runs the benchmark and prints (and with `--write`, stores) the report.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let machine = Machine::describe();
-    let root = workspace_root();
+    let root = workspace::workspace_root();
     let agent_bin = agent_binary(args.agent_bin.as_deref(), &root)?;
     let node_bin = args
         .node_exporter
@@ -135,7 +136,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let agent_port = free_port()?;
+    let agent_port = free_port("127.0.0.1")?;
     let config = dir.path().join("config_node.json");
     let cfg = serde_json::json!({"monitor": {
         "mode": "node",
@@ -166,7 +167,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
 
     let node = match &node_bin {
         Some(bin) => {
-            let port = free_port()?;
+            let port = free_port("127.0.0.1")?;
             let log = dir.path().join("node_exporter.log");
             eprintln!("Starting {} on 127.0.0.1:{port}.", bin.display());
             let pid = kids.spawn(
@@ -305,7 +306,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         version: format!(
             "smon-agent {}{}{}",
             info.agent_version,
-            git_rev(&root),
+            workspace::git_rev(&root, &["agent", "proto"]),
             binary_size(&agent_bin)
         ),
         memory: smon_mem,
@@ -368,14 +369,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let section = report.markdown();
     println!("{section}");
     if let Some(path) = &args.write {
-        let existing = match std::fs::read_to_string(path) {
-            Ok(t) => Some(t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-        };
-        let text = report::splice(existing.as_deref(), &section)
-            .with_context(|| format!("{}", path.display()))?;
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        workspace::write_section(path, &section, report::START, report::END)?;
         eprintln!("Wrote the agent section of {}.", path.display());
     }
     drop(kids);
@@ -542,23 +536,6 @@ async fn wait_http(kids: &mut Children, n: &Node) -> anyhow::Result<()> {
     }
 }
 
-/// A loopback port nobody listens on now. (Another process could take it before the child
-/// binds it; on a benchmark machine that race is not worth a port-passing protocol.)
-fn free_port() -> anyhow::Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").context("cannot bind 127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
-fn log_file(path: &Path) -> anyhow::Result<std::fs::File> {
-    std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))
-}
-
-/// The workspace this benchmark was built in.
-fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
-
 /// The agent binary: the one given, or this workspace's release build, built when missing.
 fn agent_binary(given: Option<&Path>, root: &Path) -> anyhow::Result<PathBuf> {
     if let Some(p) = given {
@@ -569,96 +546,12 @@ fn agent_binary(given: Option<&Path>, root: &Path) -> anyhow::Result<PathBuf> {
         );
         return Ok(p.to_path_buf());
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let bin = target.join("release").join("smon-agent");
-    if !bin.is_file() {
-        eprintln!(
-            "{} is missing; running `cargo build --release -p smon-agent`.",
-            bin.display()
-        );
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "smon-agent"])
-            .current_dir(root)
-            .status()
-            .context("cannot run cargo")?;
-        ensure!(
-            status.success() && bin.is_file(),
-            "`cargo build --release -p smon-agent` failed ({status})"
-        );
-    } else if newest_mtime(&root.join("agent").join("src"))
-        .zip(std::fs::metadata(&bin).and_then(|m| m.modified()).ok())
-        .is_some_and(|(src, built)| src > built)
-    {
-        eprintln!(
-            "Warning: {} is older than agent/src; run `cargo build --release -p smon-agent` \
-             to measure the current code.",
-            bin.display()
-        );
-    }
-    Ok(bin)
-}
-
-/// The newest modification time of any file under `dir`.
-fn newest_mtime(dir: &Path) -> Option<SystemTime> {
-    let mut newest = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let Ok(meta) = entry.metadata() else { continue };
-        let t = if meta.is_dir() {
-            newest_mtime(&entry.path())
-        } else {
-            meta.modified().ok()
-        };
-        newest = newest.max(t);
-    }
-    newest
-}
-
-/// " (git abc1234)" or " (git abc1234 + uncommitted changes in agent/)", empty without git.
-fn git_rev(root: &Path) -> String {
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .arg("-C")
-            .arg(root)
-            .args(args)
-            .stderr(Stdio::null())
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-    };
-    match git(&["rev-parse", "--short", "HEAD"]) {
-        Some(rev) if !rev.is_empty() => {
-            let dirty = git(&["status", "--porcelain", "--", "agent", "proto"])
-                .is_some_and(|s| !s.is_empty());
-            if dirty {
-                format!(" (git {rev} + uncommitted changes in agent/ or proto/)")
-            } else {
-                format!(" (git {rev})")
-            }
-        }
-        _ => String::new(),
-    }
-}
-
-/// ", 10.4 MiB binary", empty when the size is unknown.
-fn binary_size(bin: &Path) -> String {
-    std::fs::metadata(bin)
-        .map(|m| format!(", {:.1} MiB binary", m.len() as f64 / (1024.0 * 1024.0)))
-        .unwrap_or_default()
-}
-
-/// This run's command line, as `smon-bench agent ...`.
-fn command_line() -> String {
-    let mut words = vec!["smon-bench".to_owned()];
-    words.extend(std::env::args().skip(1).map(|a| {
-        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || c == '\'') {
-            format!("'{}'", a.replace('\'', r"'\''"))
-        } else {
-            a
-        }
-    }));
-    words.join(" ")
+    let bins = workspace::release_binaries(
+        root,
+        &[Package {
+            name: "smon-agent",
+            sources: &["agent/src"],
+        }],
+    )?;
+    bins.into_iter().next().context("no agent binary")
 }

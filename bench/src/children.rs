@@ -2,7 +2,7 @@
 //! on an error, on a panic, and when Ctrl-C drops the benchmark's future.
 
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -47,6 +47,14 @@ impl Children {
             log,
         });
         Ok(pid)
+    }
+
+    /// The exit status of the child `pid`, `None` while it runs.
+    pub fn try_wait(&mut self, pid: u32) -> anyhow::Result<Option<ExitStatus>> {
+        let Some(p) = self.procs.iter_mut().find(|p| p.child.id() == pid) else {
+            bail!("pid {pid} is not a child of the benchmark");
+        };
+        Ok(p.child.try_wait()?)
     }
 
     /// Fails, quoting the end of its log, when the child `pid` has exited.

@@ -3,13 +3,20 @@
 //!
 //! `smon-bench agent` runs the node agent next to Prometheus node_exporter, polls both the same
 //! way and reports memory, CPU, bytes and latency per poll, and the agent's sample time.
+//!
+//! `smon-bench e2e` runs a demo fleet of agents, the aggregator and a headless browser, and
+//! reports the latency from an agent's sample to the home page's DOM and the bytes per second
+//! the page receives.
 
 mod agent;
 mod children;
+mod e2e;
+mod e2e_report;
 mod machine;
 mod procfs;
 mod report;
 mod stats;
+mod workspace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +36,10 @@ enum Command {
     /// The node agent side by side with Prometheus node_exporter: RSS, CPU, bytes and latency
     /// per poll, sample time per process.
     Agent(AgentArgs),
+    /// A demo fleet (real agents and aggregator) and a headless browser: latency from an
+    /// agent's sample to the home page's DOM, p50 and p99, and the bytes per second the page
+    /// receives.
+    E2e(E2eArgs),
 }
 
 /// Arguments of `smon-bench agent`.
@@ -59,6 +70,28 @@ pub struct AgentArgs {
     pub write: Option<PathBuf>,
 }
 
+/// Arguments of `smon-bench e2e`.
+#[derive(Debug, clap::Args)]
+pub struct E2eArgs {
+    /// Agents in the demo fleet, on 127.0.0.2 and up (0, 1, 2, 0, ... fake GPUs each).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=200))]
+    pub agents: u64,
+    /// The agents' sampling interval and the aggregator's poll interval, in ms.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub interval_ms: u64,
+    /// How long the browser measures, in seconds.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub duration_s: u64,
+    /// The Node.js executable that runs web/ui/tests/e2e-latency.mjs (chromium is
+    /// /usr/bin/chromium, or $CHROMIUM).
+    #[arg(long, default_value = "node")]
+    pub node: PathBuf,
+    /// Also rewrite the e2e section of this markdown file (e.g. BENCHMARKS.md), keeping
+    /// everything outside its markers.
+    #[arg(long)]
+    pub write: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // One thread: the benchmark shares a small machine with what it measures, and a
@@ -77,6 +110,7 @@ fn main() -> ExitCode {
         let work = async {
             match cli.command {
                 Command::Agent(args) => agent::run(args).await,
+                Command::E2e(args) => e2e::run(args).await,
             }
         };
         // On Ctrl-C or SIGTERM the work future is dropped, and with it the guard that stops

@@ -117,7 +117,7 @@ fn lat3(l: &Latency) -> String {
     format!("{} / {} / {}", ms(l.p50), ms(l.p99), ms(l.max))
 }
 
-fn verdict(met: bool, goal: &str) -> String {
+pub(crate) fn verdict(met: bool, goal: &str) -> String {
     format!("{goal}: **{}**", if met { "met" } else { "missed" })
 }
 
@@ -345,9 +345,20 @@ impl Report {
     }
 }
 
-/// The new content of BENCHMARKS.md: `section` (markers included) replaces what lies between
-/// the markers in `existing`, is appended when there are none, or starts a new file.
+/// The new content of BENCHMARKS.md with the agent section: see [`splice_between`].
 pub fn splice(existing: Option<&str>, section: &str) -> anyhow::Result<String> {
+    splice_between(existing, section, START, END)
+}
+
+/// The new content of BENCHMARKS.md: `section` (markers included) replaces what lies between
+/// the markers `start` and `end` in `existing`, is appended when there are none, or starts a
+/// new file.
+pub fn splice_between(
+    existing: Option<&str>,
+    section: &str,
+    start: &str,
+    end: &str,
+) -> anyhow::Result<String> {
     let section = section.trim_end_matches('\n');
     let Some(text) = existing else {
         return Ok(format!(
@@ -357,12 +368,12 @@ pub fn splice(existing: Option<&str>, section: &str) -> anyhow::Result<String> {
              of this file is kept as written.\n\n{section}\n"
         ));
     };
-    match (text.find(START), text.find(END)) {
+    match (text.find(start), text.find(end)) {
         (Some(s), Some(e)) if s < e => {
-            Ok(format!("{}{section}{}", &text[..s], &text[e + END.len()..]))
+            Ok(format!("{}{section}{}", &text[..s], &text[e + end.len()..]))
         }
         (None, None) => Ok(format!("{}\n\n{section}\n", text.trim_end_matches('\n'))),
-        _ => bail!("the markers {START} and {END} are not a matched pair; fix them by hand"),
+        _ => bail!("the markers {start} and {end} are not a matched pair; fix them by hand"),
     }
 }
 

@@ -17,6 +17,8 @@ pub mod sessions;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use smon_proto::{
@@ -54,6 +56,30 @@ impl Default for Roots {
     }
 }
 
+/// Whether someone wants the process list: the gRPC service (and in-process viewers) mark it,
+/// the collector reads it to decide between a full process scan and a cheap count.
+#[derive(Debug, Clone, Default)]
+pub struct DetailDemand(Arc<AtomicU64>);
+
+impl DetailDemand {
+    /// Records that process detail was asked for now.
+    pub fn mark(&self) {
+        self.0.store(unix_ms(SystemTime::now()), Ordering::Relaxed);
+    }
+
+    /// Whether detail was asked for within `window`.
+    pub fn recent(&self, window: Duration) -> bool {
+        let last = self.0.load(Ordering::Relaxed);
+        last != 0 && unix_ms(SystemTime::now()).saturating_sub(last) <= window.as_millis() as u64
+    }
+}
+
+/// Full process scans continue this long after the last request for processes.
+const DETAIL_LINGER: Duration = Duration::from_secs(5);
+
+/// Without requests, the process table is read this often (the count every sample).
+const QUIET_SCAN_EVERY: Duration = Duration::from_secs(10);
+
 /// What a collector is built from.
 pub struct CollectorConfig {
     /// OS file roots.
@@ -68,6 +94,8 @@ pub struct CollectorConfig {
     pub gpus: Option<Box<dyn GpuSource>>,
     /// Sampling interval, reported in `HostInfo`.
     pub interval: Duration,
+    /// Who wants the process list.
+    pub demand: DetailDemand,
 }
 
 impl CollectorConfig {
@@ -81,6 +109,7 @@ impl CollectorConfig {
             network: s.network.clone(),
             gpus: gpu::open(s.gpu),
             interval: s.interval,
+            demand: DetailDemand::default(),
         }
     }
 }
@@ -112,6 +141,8 @@ pub struct Collector {
     #[cfg(not(target_os = "linux"))]
     cmd_cache: HashMap<Pid, CachedCmd>,
     user_names: HashMap<u32, String>,
+    last_procs: Vec<Process>,
+    last_scan: Option<(Instant, u64)>,
     last_refresh: Instant,
     ticks: u64,
     boot_unix_ms: u64,
@@ -172,6 +203,8 @@ impl Collector {
             #[cfg(not(target_os = "linux"))]
             cmd_cache: HashMap::new(),
             user_names,
+            last_procs: Vec::new(),
+            last_scan: None,
             cfg,
             sys,
             networks,
@@ -185,7 +218,8 @@ impl Collector {
         };
         let mut ignored = Vec::new();
         c.collect_disks(&mut ignored);
-        c.collect_processes(0, &mut ignored);
+        c.last_procs = c.collect_processes(0, &mut ignored);
+        c.last_scan = Some((Instant::now(), unix_ms(SystemTime::now())));
         Ok(c)
     }
 
@@ -285,7 +319,18 @@ impl Collector {
 
         let networks = self.collect_networks(elapsed);
         let disks = self.collect_disks(&mut errors);
-        let processes = self.collect_processes(total, &mut errors);
+        let wanted = self.cfg.demand.recent(DETAIL_LINGER);
+        let due = self.last_scan.is_none_or(|(t, _)| t.elapsed() >= QUIET_SCAN_EVERY);
+        let (processes, process_count) = if wanted || due || !cfg!(target_os = "linux") {
+            let p = self.collect_processes(total, &mut errors);
+            self.last_scan = Some((Instant::now(), unix_ms(SystemTime::now())));
+            self.last_procs = p.clone();
+            let n = p.len() as u32;
+            (p, n)
+        } else {
+            (self.last_procs.clone(), self.count_processes())
+        };
+        let processes_unix_ms = self.last_scan.map_or(0, |(_, ms)| ms);
         let sessions = self.collect_sessions(&mut errors);
         let temperatures = self
             .components
@@ -311,8 +356,9 @@ impl Collector {
             memory: Some(memory),
             disks,
             networks,
-            process_count: processes.len() as u32,
+            process_count,
             processes,
+            processes_unix_ms,
             sessions,
             gpus,
             temperatures,
@@ -418,6 +464,16 @@ impl Collector {
             }
         }
         uid.to_string()
+    }
+
+    #[cfg(target_os = "linux")]
+    fn count_processes(&self) -> u32 {
+        procs::count(&self.cfg.roots.proc).unwrap_or(self.last_procs.len() as u32)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn count_processes(&self) -> u32 {
+        self.last_procs.len() as u32
     }
 
     #[cfg(target_os = "linux")]
@@ -559,6 +615,7 @@ pub fn with_parts(full: &Snapshot, parts: Parts) -> Snapshot {
         } else {
             Vec::new()
         },
+        processes_unix_ms: full.processes_unix_ms,
         sessions: full.sessions.clone(),
         gpus: full
             .gpus
@@ -601,6 +658,7 @@ mod tests {
             network: NetworkFilter::default(),
             gpus,
             interval: Duration::from_secs(1),
+            demand: DetailDemand::default(),
         })
         .expect("collector")
     }
@@ -609,6 +667,7 @@ mod tests {
     fn sample_has_every_part_and_summary_strips_them() {
         let mut c = collector(Some(Box::new(gpu::FakeGpus::new(2))));
         std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
+        c.cfg.demand.mark();
         let full = c.sample(7);
         assert_eq!(full.seq, 7);
         assert!(full.process_count > 0 && full.processes.len() == full.process_count as usize);
@@ -644,6 +703,19 @@ mod tests {
         assert_eq!(summary.gpus.len(), 2);
         assert_eq!(summary.parts, Some(Parts::SUMMARY));
         assert_eq!(with_parts(&full, Parts::DETAIL), full);
+    }
+
+    #[test]
+    fn the_process_table_is_read_only_while_wanted() {
+        let mut c = collector(None);
+        std::thread::sleep(Duration::from_millis(300));
+        let quiet = c.sample(1);
+        assert!(quiet.sample_unix_ms >= quiet.processes_unix_ms + 250, "no scan without demand");
+        assert!(quiet.process_count > 0, "the count is still fresh");
+        c.cfg.demand.mark();
+        let wanted = c.sample(2);
+        assert!(wanted.sample_unix_ms - wanted.processes_unix_ms < 100, "scanned on demand");
+        assert_eq!(wanted.processes.len() as u32, wanted.process_count);
     }
 
     #[test]

@@ -55,6 +55,35 @@ pub struct ProcTable {
     buf: Vec<u8>,
 }
 
+/// Reads a small /proc file with as few syscalls as possible: `read_to_end` would `statx` the
+/// file to size its buffer and issue a second `read` for the end of file; a stat line fits in
+/// one read of a 1 KiB buffer, so one `read` usually does it.
+fn read_small(mut f: std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    use std::io::Read as _;
+    buf.clear();
+    buf.resize(1024, 0);
+    let mut len = 0;
+    loop {
+        let n = f.read(&mut buf[len..])?;
+        len += n;
+        if n == 0 || len < buf.len() {
+            // Short read: /proc returns the whole record in one go unless the buffer is full.
+            break;
+        }
+        buf.resize(buf.len() * 2, 0);
+    }
+    buf.truncate(len);
+    Ok(())
+}
+
+/// Counts the processes (numeric entries of `root`) without reading any of them.
+pub fn count(root: &std::path::Path) -> std::io::Result<u32> {
+    Ok(std::fs::read_dir(root)?
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+        .count() as u32)
+}
+
 /// Lower-case name of a `/proc/<pid>/stat` state letter.
 pub fn state_name(c: char) -> &'static str {
     match c {
@@ -91,7 +120,6 @@ impl ProcTable {
     /// Reads every process at `now`. Processes that vanish while being read are skipped.
     pub fn sample(&mut self, now: Instant, redactor: &Redactor, errors: &mut Vec<String>) -> Vec<ProcRow> {
         use procfs::FromRead as _;
-        use std::io::Read as _;
         self.round += 1;
         let elapsed = self.last.map(|t| now.duration_since(t).as_secs_f64()).filter(|e| *e > 0.0);
         self.last = Some(now);
@@ -110,8 +138,7 @@ impl ProcTable {
             // One open and read per process per sample: `<pid>/stat` (the library parses it).
             path.push(&name);
             path.push("stat");
-            self.buf.clear();
-            let read = std::fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut self.buf));
+            let read = std::fs::File::open(&path).and_then(|f| read_small(f, &mut self.buf));
             path.pop();
             if read.is_err() {
                 path.pop();

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace: unit tests, integration tests over real sockets, the real
+# binaries (signals, running as `nobody`), several agent processes on 127.0.0.x, and the
+# dashboard in a real browser (Debian's chromium driven by playwright-core).
+# Installs what the tests need when it is missing (needs root for apt-get): chromium, Node.js.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs npm)
+command -v setpriv >/dev/null || missing+=(util-linux)
+if ((${#missing[@]})); then
+    echo "test.sh: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+exec cargo test --workspace --locked "$@"
