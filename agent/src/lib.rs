@@ -87,7 +87,15 @@ pub async fn run_with(
         (feed, serve)
     });
 
-    let served = service::serve(&settings, info, sampler.subscribe(), demand, grpc, stop.clone()).await;
+    let served = service::serve(
+        &settings,
+        info,
+        sampler.subscribe(),
+        demand,
+        grpc,
+        stop.clone(),
+    )
+    .await;
     stop.cancel();
     if let Some((feed, serve)) = web_task {
         let _ = feed.await;

@@ -14,8 +14,8 @@ use smon_proto::{GetInfoRequest, GetSnapshotRequest, HostInfo, Parts, Snapshot, 
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_stream::{Stream, StreamExt as _};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Interceptor;
 use tonic::{Request, Response, Status};
@@ -43,8 +43,18 @@ impl AgentService {
     /// A service over the sampler's channel. Requests for processes are recorded in `demand`
     /// (the collector then reads the process table every sample). Open `Watch` streams end
     /// when `stop` is cancelled.
-    pub fn new(info: Arc<HostInfo>, latest: Latest, demand: DetailDemand, stop: CancellationToken) -> Self {
-        Self { info, latest, demand, stop }
+    pub fn new(
+        info: Arc<HostInfo>,
+        latest: Latest,
+        demand: DetailDemand,
+        stop: CancellationToken,
+    ) -> Self {
+        Self {
+            info,
+            latest,
+            demand,
+            stop,
+        }
     }
 
     fn interval(&self) -> Duration {

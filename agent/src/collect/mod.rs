@@ -196,7 +196,10 @@ impl Collector {
         let disks = sysinfo::Disks::new_with_refreshed_list()
             .map_err(|e| format!("cannot list disks: {e}"))?;
         let boot_unix_ms = System::boot_time().map(|s| s * 1000).unwrap_or(0);
-        let user_names = users.iter().map(|u| (uid_of(u.id()), u.name().to_owned())).collect();
+        let user_names = users
+            .iter()
+            .map(|u| (uid_of(u.id()), u.name().to_owned()))
+            .collect();
         let mut c = Self {
             #[cfg(target_os = "linux")]
             procs: procs::ProcTable::new(cfg.roots.proc.clone(), boot_unix_ms),
@@ -320,7 +323,9 @@ impl Collector {
         let networks = self.collect_networks(elapsed);
         let disks = self.collect_disks(&mut errors);
         let wanted = self.cfg.demand.recent(DETAIL_LINGER);
-        let due = self.last_scan.is_none_or(|(t, _)| t.elapsed() >= QUIET_SCAN_EVERY);
+        let due = self
+            .last_scan
+            .is_none_or(|(t, _)| t.elapsed() >= QUIET_SCAN_EVERY);
         let (processes, process_count) = if wanted || due || !cfg!(target_os = "linux") {
             let p = self.collect_processes(total, &mut errors);
             self.last_scan = Some((Instant::now(), unix_ms(SystemTime::now())));
@@ -458,7 +463,11 @@ impl Collector {
         if self.users_refreshed.elapsed() > Duration::from_secs(10) {
             self.users.refresh();
             self.users_refreshed = Instant::now();
-            self.user_names = self.users.iter().map(|u| (uid_of(u.id()), u.name().to_owned())).collect();
+            self.user_names = self
+                .users
+                .iter()
+                .map(|u| (uid_of(u.id()), u.name().to_owned()))
+                .collect();
             if let Some(n) = self.user_names.get(&uid) {
                 return n.clone();
             }
@@ -479,7 +488,9 @@ impl Collector {
     #[cfg(target_os = "linux")]
     fn collect_processes(&mut self, total_mem: u64, errors: &mut Vec<String>) -> Vec<Process> {
         let now_ms = unix_ms(SystemTime::now());
-        let rows = self.procs.sample(Instant::now(), &self.cfg.redactor, errors);
+        let rows = self
+            .procs
+            .sample(Instant::now(), &self.cfg.redactor, errors);
         let mut out: Vec<Process> = rows
             .into_iter()
             .map(|r| Process {
@@ -496,13 +507,20 @@ impl Collector {
                 state: r.state.to_owned(),
             })
             .collect();
-        out.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent).then(a.pid.cmp(&b.pid)));
+        out.sort_by(|a, b| {
+            b.cpu_percent
+                .total_cmp(&a.cpu_percent)
+                .then(a.pid.cmp(&b.pid))
+        });
         out
     }
 
     #[cfg(not(target_os = "linux"))]
     fn collect_processes(&mut self, total_mem: u64, _errors: &mut Vec<String>) -> Vec<Process> {
-        let now_s = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now_s = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let tick = self.ticks;
         let mut rows = Vec::with_capacity(self.sys.processes().len());
         let mut uids = Vec::with_capacity(rows.capacity());
@@ -511,9 +529,17 @@ impl Collector {
                 continue;
             }
             let start = p.start_time();
-            let cached = self.cmd_cache.entry(*pid).or_insert_with(|| CachedCmd { start_time: u64::MAX, cmdline: String::new(), seen: 0 });
+            let cached = self.cmd_cache.entry(*pid).or_insert_with(|| CachedCmd {
+                start_time: u64::MAX,
+                cmdline: String::new(),
+                seen: 0,
+            });
             if cached.start_time != start {
-                let args: Vec<String> = p.cmd().iter().map(|a| a.to_string_lossy().into_owned()).collect();
+                let args: Vec<String> = p
+                    .cmd()
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
                 cached.cmdline = self.cfg.redactor.redact_args(&args);
                 cached.start_time = start;
             }
@@ -537,12 +563,22 @@ impl Collector {
         for (row, uid) in rows.iter_mut().zip(uids) {
             row.user = uid.map(|u| self.user_name(u)).unwrap_or_default();
         }
-        rows.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent).then(a.pid.cmp(&b.pid)));
+        rows.sort_by(|a, b| {
+            b.cpu_percent
+                .total_cmp(&a.cpu_percent)
+                .then(a.pid.cmp(&b.pid))
+        });
         rows
     }
 
-    fn collect_gpus_with(&mut self, procs: &[Process], errors: &mut Vec<String>) -> Vec<smon_proto::Gpu> {
-        let Some(src) = self.cfg.gpus.as_mut() else { return Vec::new() };
+    fn collect_gpus_with(
+        &mut self,
+        procs: &[Process],
+        errors: &mut Vec<String>,
+    ) -> Vec<smon_proto::Gpu> {
+        let Some(src) = self.cfg.gpus.as_mut() else {
+            return Vec::new();
+        };
         match src.sample() {
             Ok(mut gpus) => {
                 for g in &mut gpus {
@@ -710,11 +746,17 @@ mod tests {
         let mut c = collector(None);
         std::thread::sleep(Duration::from_millis(300));
         let quiet = c.sample(1);
-        assert!(quiet.sample_unix_ms >= quiet.processes_unix_ms + 250, "no scan without demand");
+        assert!(
+            quiet.sample_unix_ms >= quiet.processes_unix_ms + 250,
+            "no scan without demand"
+        );
         assert!(quiet.process_count > 0, "the count is still fresh");
         c.cfg.demand.mark();
         let wanted = c.sample(2);
-        assert!(wanted.sample_unix_ms - wanted.processes_unix_ms < 100, "scanned on demand");
+        assert!(
+            wanted.sample_unix_ms - wanted.processes_unix_ms < 100,
+            "scanned on demand"
+        );
         assert_eq!(wanted.processes.len() as u32, wanted.process_count);
     }
 

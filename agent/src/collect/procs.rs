@@ -80,7 +80,11 @@ fn read_small(mut f: std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
 pub fn count(root: &std::path::Path) -> std::io::Result<u32> {
     Ok(std::fs::read_dir(root)?
         .flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
         .count() as u32)
 }
 
@@ -118,10 +122,18 @@ impl ProcTable {
     }
 
     /// Reads every process at `now`. Processes that vanish while being read are skipped.
-    pub fn sample(&mut self, now: Instant, redactor: &Redactor, errors: &mut Vec<String>) -> Vec<ProcRow> {
+    pub fn sample(
+        &mut self,
+        now: Instant,
+        redactor: &Redactor,
+        errors: &mut Vec<String>,
+    ) -> Vec<ProcRow> {
         use procfs::FromRead as _;
         self.round += 1;
-        let elapsed = self.last.map(|t| now.duration_since(t).as_secs_f64()).filter(|e| *e > 0.0);
+        let elapsed = self
+            .last
+            .map(|t| now.duration_since(t).as_secs_f64())
+            .filter(|e| *e > 0.0);
         self.last = Some(now);
         let dir = match std::fs::read_dir(&self.root) {
             Ok(d) => d,
@@ -134,7 +146,9 @@ impl ProcTable {
         let mut path = self.root.clone();
         for entry in dir.flatten() {
             let name = entry.file_name();
-            let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+            let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
             // One open and read per process per sample: `<pid>/stat` (the library parses it).
             path.push(&name);
             path.push("stat");
@@ -149,15 +163,28 @@ impl ProcTable {
                 continue;
             };
             let ticks = st.utime + st.stime;
-            let known = self.known.entry(pid).or_insert_with(|| Known { start: u64::MAX, ticks, uid: None, cmdline: String::new(), seen: 0 });
-            let prev_ticks = if known.start == st.starttime { Some(known.ticks) } else { None };
+            let known = self.known.entry(pid).or_insert_with(|| Known {
+                start: u64::MAX,
+                ticks,
+                uid: None,
+                cmdline: String::new(),
+                seen: 0,
+            });
+            let prev_ticks = if known.start == st.starttime {
+                Some(known.ticks)
+            } else {
+                None
+            };
             if known.start != st.starttime {
                 // New process (or a reused pid): what does not change is read once.
                 known.start = st.starttime;
                 match procfs::process::Process::new_with_root(path.clone()) {
                     Ok(p) => {
                         known.uid = p.uid().ok();
-                        known.cmdline = p.cmdline().map(|args| redactor.redact_args(&args)).unwrap_or_default();
+                        known.cmdline = p
+                            .cmdline()
+                            .map(|args| redactor.redact_args(&args))
+                            .unwrap_or_default();
                     }
                     Err(_) => {
                         known.uid = None;
@@ -169,7 +196,9 @@ impl ProcTable {
             known.ticks = ticks;
             known.seen = self.round;
             let cpu_percent = match (prev_ticks, elapsed) {
-                (Some(prev), Some(secs)) => (ticks.saturating_sub(prev) as f64 / self.ticks_per_s / secs * 100.0) as f32,
+                (Some(prev), Some(secs)) => {
+                    (ticks.saturating_sub(prev) as f64 / self.ticks_per_s / secs * 100.0) as f32
+                }
                 _ => 0.0,
             };
             rows.push(ProcRow {
@@ -180,7 +209,8 @@ impl ProcTable {
                 cmdline: known.cmdline.clone(),
                 cpu_percent,
                 rss_bytes: st.rss.saturating_mul(self.page),
-                start_unix_ms: self.boot_unix_ms + (st.starttime as f64 * 1000.0 / self.ticks_per_s) as u64,
+                start_unix_ms: self.boot_unix_ms
+                    + (st.starttime as f64 * 1000.0 / self.ticks_per_s) as u64,
                 state: state_name(st.state),
             });
         }
@@ -195,7 +225,16 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn write_proc(root: &std::path::Path, pid: u32, comm: &str, state: char, utime: u64, start: u64, rss: u64, cmdline: &[&str]) {
+    fn write_proc(
+        root: &std::path::Path,
+        pid: u32,
+        comm: &str,
+        state: char,
+        utime: u64,
+        start: u64,
+        rss: u64,
+        cmdline: &[&str],
+    ) {
         let d = root.join(pid.to_string());
         std::fs::create_dir_all(&d).expect("mkdir");
         // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
@@ -213,7 +252,16 @@ mod tests {
     fn reads_a_fixture_tree_and_computes_cpu_between_samples() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
-        write_proc(root, 42, "my proc", 'S', 100, 5000, 256, &["server", "--password", "hunter2"]);
+        write_proc(
+            root,
+            42,
+            "my proc",
+            'S',
+            100,
+            5000,
+            256,
+            &["server", "--password", "hunter2"],
+        );
         write_proc(root, 43, "kworker/0:1", 'I', 0, 10, 0, &[]);
         std::fs::write(root.join("not-a-pid"), "x").expect("noise");
         let mut t = ProcTable::new(root.to_path_buf(), 1_700_000_000_000);
@@ -234,12 +282,24 @@ mod tests {
         assert_eq!(p.start_unix_ms, 1_700_000_000_000 + 5000 * 1000 / tps);
 
         // 50 more ticks of user time over 2 s is 25 % of a core at 100 ticks/s.
-        write_proc(root, 42, "my proc", 'R', 100 + tps / 2, 5000, 256, &["changed"]);
+        write_proc(
+            root,
+            42,
+            "my proc",
+            'R',
+            100 + tps / 2,
+            5000,
+            256,
+            &["changed"],
+        );
         let second = t.sample(t0 + Duration::from_secs(2), &red, &mut errors);
         let p = second.iter().find(|r| r.pid == 42).expect("pid 42");
         assert!((p.cpu_percent - 25.0).abs() < 0.01, "{}", p.cpu_percent);
         assert_eq!(p.state, "running");
-        assert_eq!(p.cmdline, "server --password ***", "command line read once per process");
+        assert_eq!(
+            p.cmdline, "server --password ***",
+            "command line read once per process"
+        );
 
         // A pid reused by a new process is read afresh; a vanished one is forgotten.
         std::fs::remove_dir_all(root.join("43")).expect("rm");
@@ -256,7 +316,10 @@ mod tests {
         let mut t = ProcTable::new(PathBuf::from("/proc"), 0);
         let mut errors = Vec::new();
         let rows = t.sample(Instant::now(), &Redactor::default(), &mut errors);
-        let me = rows.iter().find(|r| r.pid == std::process::id()).expect("own process");
+        let me = rows
+            .iter()
+            .find(|r| r.pid == std::process::id())
+            .expect("own process");
         assert!(me.rss_bytes > 0 && me.uid.is_some());
         assert!(!me.cmdline.is_empty());
     }

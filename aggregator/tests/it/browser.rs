@@ -17,7 +17,12 @@ fn ui_dir() -> PathBuf {
 /// Runs one `browser.mjs` scenario; panics with its output when it fails.
 fn browser(args: &[&str]) {
     let script = ui_dir().join("tests/browser.mjs");
-    let out = Command::new("node").arg(&script).args(args).current_dir(ui_dir()).output().expect("node is installed");
+    let out = Command::new("node")
+        .arg(&script)
+        .args(args)
+        .current_dir(ui_dir())
+        .output()
+        .expect("node is installed");
     assert!(
         out.status.success(),
         "browser.mjs {args:?} failed:\n--- stdout\n{}\n--- stderr\n{}",
@@ -30,7 +35,13 @@ fn fleet_config(agents: &[&Agent], base_path: &str) -> String {
     let hosts: Vec<String> = agents
         .iter()
         .enumerate()
-        .map(|(i, a)| format!(r#"{{"name":"n{}","address":"{}","token":"{TOKEN}"}}"#, i + 1, a.addr))
+        .map(|(i, a)| {
+            format!(
+                r#"{{"name":"n{}","address":"{}","token":"{TOKEN}"}}"#,
+                i + 1,
+                a.addr
+            )
+        })
         .collect();
     format!(
         r#"{{"server":{{"base_path":"{base_path}"}},"monitor":{{"mode":"app","poll_interval_ms":500,"include_self":false,"clusters":[{{"name":"lab","hosts":[{}]}}]}}}}"#,
@@ -45,7 +56,8 @@ async fn dashboard_in_a_real_browser() {
     let a3 = Agent::start("127.0.0.9");
     let agg = Aggregator::start(&fleet_config(&[&a1, &a2, &a3], "/")).await;
     for id in ["lab:n1", "lab:n2", "lab:n3"] {
-        agg.wait_row(id, Duration::from_secs(10), "up", |r| r["status"] == "up").await;
+        agg.wait_row(id, Duration::from_secs(10), "up", |r| r["status"] == "up")
+            .await;
     }
     let url = format!("{}/", agg.base);
     let home = url.clone();
@@ -61,7 +73,9 @@ async fn dashboard_in_a_real_browser() {
 
     a2.kill();
     let u = url.clone();
-    tokio::task::spawn_blocking(move || browser(&["status", &u, "lab:n2", "down"])).await.expect("down scenario");
+    tokio::task::spawn_blocking(move || browser(&["status", &u, "lab:n2", "down"]))
+        .await
+        .expect("down scenario");
     agg.shutdown().await;
 }
 
@@ -69,7 +83,10 @@ async fn dashboard_in_a_real_browser() {
 async fn dashboard_under_a_path_prefix() {
     let a1 = Agent::start("127.0.0.10");
     let agg = Aggregator::start(&fleet_config(&[&a1], "/smon")).await;
-    agg.wait_row("lab:n1", Duration::from_secs(10), "up", |r| r["status"] == "up").await;
+    agg.wait_row("lab:n1", Duration::from_secs(10), "up", |r| {
+        r["status"] == "up"
+    })
+    .await;
     let url = format!("{}/", agg.base);
     assert!(url.ends_with("/smon/"));
     tokio::task::spawn_blocking(move || {
@@ -95,7 +112,10 @@ async fn the_agents_single_host_view() {
         ),
     )
     .expect("config");
-    let mut child = Command::new(agent_bin()).args(["--config".as_ref(), cfg.as_os_str()]).spawn().expect("agent");
+    let mut child = Command::new(agent_bin())
+        .args(["--config".as_ref(), cfg.as_os_str()])
+        .spawn()
+        .expect("agent");
     let base = format!("http://127.0.0.1:{http}");
     let mut id = None;
     for _ in 0..100 {
@@ -126,15 +146,22 @@ async fn the_agents_single_host_view() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "writes docs/screenshots; run on demand"]
 async fn screenshots() {
-    let agents: Vec<Agent> = (2..=6).map(|i| Agent::start(&format!("127.0.1.{i}"))).collect();
+    let agents: Vec<Agent> = (2..=6)
+        .map(|i| Agent::start(&format!("127.0.1.{i}")))
+        .collect();
     let refs: Vec<&Agent> = agents.iter().collect();
     let agg = Aggregator::start(&fleet_config(&refs, "/")).await;
-    agg.wait_row("lab:n5", Duration::from_secs(10), "up", |r| r["status"] == "up").await;
+    agg.wait_row("lab:n5", Duration::from_secs(10), "up", |r| {
+        r["status"] == "up"
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(8)).await; // some history for the charts
     let url = format!("{}/", agg.base);
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
     std::fs::create_dir_all(&out).expect("mkdir");
     let out = out.display().to_string();
-    tokio::task::spawn_blocking(move || browser(&["screenshot", &url, &out])).await.expect("screenshots");
+    tokio::task::spawn_blocking(move || browser(&["screenshot", &url, &out]))
+        .await
+        .expect("screenshots");
     agg.shutdown().await;
 }
