@@ -225,6 +225,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    #[allow(clippy::too_many_arguments)] // one argument per field of the fixture's stat line
     fn write_proc(
         root: &std::path::Path,
         pid: u32,
