@@ -1,5 +1,10 @@
-//! What every smon daemon binary does the same way: logging set-up and stopping on signals.
+//! What every smon daemon binary does the same way: logging set-up, stopping on signals, and
+//! telling systemd about readiness and health (`Type=notify` units with a watchdog).
 
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Exit status for a bad config or bad arguments (EX_USAGE).
@@ -43,4 +48,276 @@ pub async fn stop_on_signal(stop: CancellationToken) {
         let _ = tokio::signal::ctrl_c().await;
     }
     stop.cancel();
+}
+
+/// A message for the service manager (systemd's `sd_notify(3)` protocol).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// `READY=1`: start-up is finished and the daemon serves.
+    Ready,
+    /// `WATCHDOG=1`: the daemon is alive and healthy.
+    Watchdog,
+    /// `STOPPING=1`: the daemon is shutting down.
+    Stopping,
+    /// `STATUS=...`: a line `systemctl status` shows.
+    Status(String),
+}
+
+/// True when a service manager listens for notifications (`NOTIFY_SOCKET` is set, as systemd
+/// does for `Type=notify` units).
+pub fn notify_socket_set() -> bool {
+    std::env::var_os("NOTIFY_SOCKET").is_some_and(|s| !s.is_empty())
+}
+
+/// Sends `note` to the service manager; a no-op without `NOTIFY_SOCKET`. A lost notification
+/// must never stop the daemon, so failures are only logged.
+pub fn notify(note: &Note) {
+    #[cfg(target_os = "linux")]
+    {
+        use sd_notify::NotifyState;
+        let state = match note {
+            Note::Ready => NotifyState::Ready,
+            Note::Watchdog => NotifyState::Watchdog,
+            Note::Stopping => NotifyState::Stopping,
+            Note::Status(s) => NotifyState::Status(s),
+        };
+        // `false`: leave the environment alone (changing it is unsound once threads run).
+        if let Err(e) = sd_notify::notify(false, &[state]) {
+            tracing::warn!(error = %e, ?note, "Cannot notify the service manager.");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = note;
+}
+
+/// `STOPPING=1`, for the moment shutdown begins.
+pub fn notify_stopping() {
+    notify(&Note::Stopping);
+}
+
+/// How often to pet systemd's watchdog: half of `WATCHDOG_USEC`, as `sd_watchdog_enabled(3)`
+/// advises. `None` when no watchdog is asked for (or it is meant for another process:
+/// `WATCHDOG_PID` names a different pid).
+pub fn watchdog_period() -> Option<Duration> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut usec = 0;
+        if sd_notify::watchdog_enabled(false, &mut usec) && usec > 0 {
+            return Some(Duration::from_micros(usec) / 2);
+        }
+    }
+    None
+}
+
+/// Starts the task that tells systemd about readiness and health, when `NOTIFY_SOCKET` is set
+/// (else returns `None` and runs nothing, not even a probe).
+///
+/// `healthy` is the daemon's own health probe (the agent answers a `GetSnapshot` with a fresh
+/// sample; the aggregator's `/healthz` answers 200). `READY=1` is sent after the first
+/// successful probe, so "ready" means the listeners are bound *and* serving; after that,
+/// `WATCHDOG=1` every half watchdog period while probes succeed. A failing probe skips the pet
+/// (systemd restarts the unit once `WatchdogSec` passes without one) and is retried sooner.
+pub fn spawn_notifier<H, F>(stop: CancellationToken, healthy: H) -> Option<JoinHandle<()>>
+where
+    H: FnMut() -> F + Send + 'static,
+    F: Future<Output = Result<(), String>> + Send + 'static,
+{
+    if !notify_socket_set() {
+        return None;
+    }
+    let period = watchdog_period();
+    Some(tokio::spawn(notifier(
+        healthy,
+        period,
+        |n| notify(&n),
+        stop,
+    )))
+}
+
+/// How long to wait between probes before the first success (start-up).
+const READY_POLL: Duration = Duration::from_millis(100);
+
+/// The loop behind [`spawn_notifier`], with the sink injected for tests.
+pub async fn notifier<H, F, S>(
+    mut healthy: H,
+    watchdog: Option<Duration>,
+    mut send: S,
+    stop: CancellationToken,
+) where
+    H: FnMut() -> F,
+    F: Future<Output = Result<(), String>>,
+    S: FnMut(Note),
+{
+    // Start-up: probe until the daemon serves, then READY=1 (and a first pet at once).
+    loop {
+        let probe = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = healthy() => r,
+        };
+        match probe {
+            Ok(()) => break,
+            Err(e) => tracing::debug!(error = %e, "Not serving yet."),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(READY_POLL) => {}
+        }
+    }
+    send(Note::Ready);
+    let Some(period) = watchdog else {
+        return;
+    };
+    tracing::info!(
+        period_ms = period.as_millis() as u64,
+        "Feeding the systemd watchdog while healthy."
+    );
+    send(Note::Watchdog);
+    // After a failed probe, try again a few times within the period: one slow answer must not
+    // cost the restart that only a daemon stuck for the whole WatchdogSec deserves.
+    let retry = (period / 4).max(Duration::from_millis(10));
+    let mut wait = period;
+    let mut failing = false;
+    loop {
+        let probe = tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => tokio::select! {
+                _ = stop.cancelled() => return,
+                r = healthy() => r,
+            },
+        };
+        match probe {
+            Ok(()) => {
+                send(Note::Watchdog);
+                if failing {
+                    tracing::info!("Healthy again; feeding the systemd watchdog.");
+                    send(Note::Status("healthy".into()));
+                }
+                failing = false;
+                wait = period;
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "Health probe failed; not feeding the systemd watchdog.");
+                    send(Note::Status(format!("unhealthy: {e}")));
+                }
+                failing = true;
+                wait = retry;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Runs the notifier over scripted probe results (then "healthy" forever) until it ends by
+    /// itself, `done` says so for what was sent, or `limit` passes; returns what it sent.
+    async fn script(
+        results: Vec<Result<(), String>>,
+        watchdog: Option<Duration>,
+        done: impl Fn(&[Note]) -> bool + Send + 'static,
+        limit: Duration,
+    ) -> Vec<Note> {
+        let results = Arc::new(Mutex::new(results.into_iter()));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let stop = CancellationToken::new();
+        let (sink, stop_sink) = (sent.clone(), stop.clone());
+        let task = tokio::spawn(notifier(
+            move || {
+                let next = results.lock().expect("lock").next().unwrap_or(Ok(()));
+                async move { next }
+            },
+            watchdog,
+            move |n| {
+                let mut s = sink.lock().expect("lock");
+                s.push(n);
+                if done(&s) {
+                    stop_sink.cancel();
+                }
+            },
+            stop.clone(),
+        ));
+        let _ = tokio::time::timeout(limit, stop.cancelled()).await;
+        stop.cancel();
+        task.await.expect("notifier");
+        std::mem::take(&mut *sent.lock().expect("lock"))
+    }
+
+    fn watchdogs(sent: &[Note]) -> usize {
+        sent.iter().filter(|n| **n == Note::Watchdog).count()
+    }
+
+    #[tokio::test]
+    async fn ready_only_after_the_first_healthy_probe() {
+        let started = std::time::Instant::now();
+        let sent = script(
+            vec![Err("not yet".into()), Err("not yet".into())],
+            None,
+            |_| false,
+            Duration::from_secs(2),
+        )
+        .await;
+        // Without a watchdog the task ends after READY=1.
+        assert_eq!(sent, vec![Note::Ready]);
+        assert!(started.elapsed() >= 2 * READY_POLL);
+    }
+
+    #[tokio::test]
+    async fn never_ready_while_unhealthy() {
+        let sent = script(
+            (0..1000).map(|_| Err("down".into())).collect(),
+            Some(Duration::from_millis(20)),
+            |_| false,
+            Duration::from_millis(500),
+        )
+        .await;
+        assert!(sent.is_empty(), "{sent:?}");
+    }
+
+    #[tokio::test]
+    async fn pets_every_period_while_healthy() {
+        let period = Duration::from_millis(30);
+        let started = std::time::Instant::now();
+        let sent = script(
+            Vec::new(),
+            Some(period),
+            |s| watchdogs(s) == 5,
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(sent[0], Note::Ready);
+        assert_eq!(&sent[1..], vec![Note::Watchdog; 5]);
+        // The first pet comes with READY=1, then one per period.
+        assert!(started.elapsed() >= 4 * period, "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn an_unhealthy_daemon_is_not_petted_and_says_why() {
+        // Ready; then three failed probes (retried at a quarter period), then healthy again.
+        let sent = script(
+            vec![
+                Ok(()),
+                Err("stale sample".into()),
+                Err("stale sample".into()),
+                Err("stale sample".into()),
+            ],
+            Some(Duration::from_millis(40)),
+            |s| s.last() == Some(&Note::Status("healthy".into())),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert_eq!(
+            sent,
+            vec![
+                Note::Ready,
+                Note::Watchdog,
+                Note::Status("unhealthy: stale sample".into()),
+                Note::Watchdog,
+                Note::Status("healthy".into()),
+            ]
+        );
+    }
 }

@@ -8,6 +8,8 @@
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod deploy;
+pub mod manager;
 pub mod query;
 pub mod sampler;
 pub mod service;
@@ -15,7 +17,7 @@ pub mod service;
 use std::sync::{Arc, Mutex};
 
 use smon_proto::{HostInfo, Parts};
-use smon_web::hub::{self, Demand, Web, now_ms};
+use smon_web::hub::{self, Web, now_ms};
 use smon_web::store::{ClusterStore, HostSpec, StoreConfig};
 
 use tokio::net::TcpListener;
@@ -135,9 +137,5 @@ fn node_view(info: &HostInfo, interval: std::time::Duration) -> Arc<Web> {
         now_ms(),
     );
     store.set_info(&id, info.clone());
-    Arc::new(Web {
-        store: Arc::new(Mutex::new(store)),
-        demand: Demand::default(),
-        mode: "node",
-    })
+    Arc::new(Web::new(Arc::new(Mutex::new(store)), "node"))
 }

@@ -36,6 +36,10 @@ struct Args {
     /// Only check the config and exit (status 0 when valid, 64 when not).
     #[arg(long)]
     check_config: bool,
+    /// Serve in this process even when `manager.mode` is `self` (the manager starts its child
+    /// this way; also for debugging).
+    #[arg(long)]
+    no_supervise: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -61,6 +65,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a Supervisor program file ([program:smon-agent]) for manager.mode = "supervisor".
+    GenSupervisorConf(smon_agent::deploy::GenSupervisorConf),
 }
 
 fn query_token(token_file: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
@@ -84,7 +90,10 @@ fn query(cmd: Command) -> anyhow::Result<()> {
         watch,
         detail,
         json,
-    } = cmd;
+    } = cmd
+    else {
+        anyhow::bail!("not a query");
+    };
     let token = query_token(token_file.as_ref())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -119,8 +128,12 @@ fn load(args: &Args) -> Result<Settings, ConfigError> {
 }
 
 fn main() -> ExitCode {
+    smon_agent::manager::die_with_manager();
     let mut args = Args::parse();
     smon_agent::daemon::init_logging(args.log_format == "json");
+    if let Some(Command::GenSupervisorConf(g)) = &args.command {
+        return smon_agent::deploy::gen_supervisor_conf(smon_agent::deploy::Daemon::Agent, g);
+    }
     if let Some(cmd) = args.command.take() {
         return match query(cmd) {
             Ok(()) => ExitCode::SUCCESS,
@@ -141,6 +154,18 @@ fn main() -> ExitCode {
         eprintln!("{}: configuration is valid", settings.source);
         return ExitCode::SUCCESS;
     }
+    if settings.manager == config::ManagerMode::SelfManaged && !args.no_supervise && !args.once {
+        // manager.mode = "self": this process supervises a child that serves.
+        let addr = smon_agent::manager::probe_address(settings.grpc_listen);
+        let token = match &settings.auth {
+            config::Auth::Token(t) => Some(t.clone()),
+            config::Auth::None => None,
+        };
+        let max_age = (settings.interval * 3).max(Duration::from_secs(5));
+        return smon_agent::manager::run(settings.manager_settings, move || {
+            smon_agent::manager::probe_agent(addr, token.clone(), max_age)
+        });
+    }
     let result = if args.once {
         once(&settings, args.json)
     } else {
@@ -157,8 +182,9 @@ fn main() -> ExitCode {
 
 /// `--once`: two refreshes (CPU use is a difference), then print the second.
 fn once(settings: &Settings, json: bool) -> anyhow::Result<()> {
-    let mut c =
-        Collector::new(CollectorConfig::from_settings(settings)).map_err(anyhow::Error::msg)?;
+    let cc = CollectorConfig::from_settings(settings);
+    cc.demand.mark(); // the full process table, read with the sample
+    let mut c = Collector::new(cc).map_err(anyhow::Error::msg)?;
     std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(250)));
     let snap = c.sample(1);
     if json {
@@ -198,11 +224,26 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
         };
         let stop = CancellationToken::new();
         let signals = tokio::spawn(smon_agent::daemon::stop_on_signal(stop.clone()));
+        // systemd (Type=notify): READY=1 once the agent answers its own probe (a GetSnapshot
+        // with a fresh sample), then WATCHDOG=1 while it keeps doing so. No-op without
+        // NOTIFY_SOCKET.
+        let _notifier = {
+            let addr = smon_agent::manager::probe_address(settings.grpc_listen);
+            let token = match &settings.auth {
+                config::Auth::Token(t) => Some(t.clone()),
+                config::Auth::None => None,
+            };
+            let max_age = (settings.interval * 3).max(Duration::from_secs(5));
+            smon_agent::daemon::spawn_notifier(stop.clone(), move || {
+                smon_agent::manager::probe_agent(addr, token.clone(), max_age)
+            })
+        };
         let run = smon_agent::run(settings, listener, http, stop.clone());
         tokio::pin!(run);
         tokio::select! {
             r = &mut run => { signals.abort(); r }
             _ = stop.cancelled() => {
+                smon_agent::daemon::notify_stopping();
                 match tokio::time::timeout(SHUTDOWN_GRACE, run).await {
                     Ok(r) => r,
                     Err(_) => { tracing::warn!("Shutdown took too long; exiting anyway."); Ok(()) }

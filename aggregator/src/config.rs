@@ -194,6 +194,8 @@ pub struct Settings {
     pub base_path: String,
     /// Who keeps the process alive.
     pub manager: ManagerMode,
+    /// How mode `self` supervises.
+    pub manager_settings: smon_agent::manager::ManagerSettings,
     /// Sampling interval asked of agents.
     pub interval: Duration,
     /// Stale after this many intervals.
@@ -271,6 +273,7 @@ impl AppConfig {
     /// Checks every field; returns the settings or every problem.
     pub fn validate(&self, base: &Path) -> Result<Settings, Vec<FieldError>> {
         let mut errs = Vec::new();
+        let manager = self.manager.check(&mut errs);
         let mut bad = |field: String, value: &dyn fmt::Display, problem: &str| {
             errs.push(FieldError {
                 field,
@@ -311,19 +314,6 @@ impl AppConfig {
                 "must be a path like / or /smon",
             );
         }
-        let manager = match self.manager.mode.as_str() {
-            "self" => Some(ManagerMode::SelfManaged),
-            "supervisor" => Some(ManagerMode::Supervisor),
-            "systemd" => Some(ManagerMode::Systemd),
-            other => {
-                bad(
-                    "manager.mode".into(),
-                    &other,
-                    "is not one of self, supervisor, systemd",
-                );
-                None
-            }
-        };
         let m = &self.monitor;
         if m.mode != "app" {
             bad(
@@ -514,26 +504,29 @@ impl AppConfig {
         }
 
         match (errs.is_empty(), http_listen, manager, gpu) {
-            (true, Some(http_listen), Some(manager), Some(gpu)) => Ok(Settings {
-                source: String::new(),
-                http_listen,
-                behind_proxy: self.server.behind_proxy,
-                base_path: smon_web::hub::normalise_base(&self.server.base_path),
-                manager,
-                interval: Duration::from_millis(m.poll_interval_ms),
-                stale_after_intervals: m.stale_after_intervals,
-                down_after_intervals: m.down_after_intervals,
-                self_host: m.include_self.then(|| SelfHost {
-                    spec: HostSpec {
-                        cluster: m.self_cluster.clone(),
-                        name: self_name,
-                        address: "in-process".into(),
-                        tags: Vec::new(),
-                    },
-                    gpu,
-                }),
-                targets,
-            }),
+            (true, Some(http_listen), Some((manager, manager_settings)), Some(gpu)) => {
+                Ok(Settings {
+                    source: String::new(),
+                    http_listen,
+                    behind_proxy: self.server.behind_proxy,
+                    base_path: smon_web::hub::normalise_base(&self.server.base_path),
+                    manager,
+                    manager_settings,
+                    interval: Duration::from_millis(m.poll_interval_ms),
+                    stale_after_intervals: m.stale_after_intervals,
+                    down_after_intervals: m.down_after_intervals,
+                    self_host: m.include_self.then(|| SelfHost {
+                        spec: HostSpec {
+                            cluster: m.self_cluster.clone(),
+                            name: self_name,
+                            address: "in-process".into(),
+                            tags: Vec::new(),
+                        },
+                        gpu,
+                    }),
+                    targets,
+                })
+            }
             _ => Err(errs),
         }
     }

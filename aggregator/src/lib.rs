@@ -14,13 +14,36 @@ use smon_agent::collect::{Collector, CollectorConfig, DetailDemand, Roots, redac
 use smon_agent::config::{DiskFilter, NetworkFilter};
 use smon_agent::sampler::Sampler;
 use smon_proto::Parts;
-use smon_web::hub::{self, Demand, Web, now_ms};
+use smon_web::hub::{self, Web, now_ms};
 use smon_web::store::{ClusterStore, StoreConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
+
+/// The aggregator's health probe for `manager.mode = "self"`: `GET /healthz` answers 200
+/// within 1.5 s (it answers 503 when the hub, and so the live view, has stalled).
+pub async fn probe_http(url: String) -> Result<(), String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(1500))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        let code = resp.status();
+        Err(format!(
+            "{url}: {code}: {}",
+            resp.text().await.unwrap_or_default()
+        ))
+    }
+}
 
 /// How long shutdown waits for pollers and the hub.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
@@ -41,11 +64,7 @@ pub async fn run(
     }
     specs.extend(settings.targets.iter().map(|t| t.spec.clone()));
     let store = Arc::new(Mutex::new(ClusterStore::new(specs, store_cfg, now_ms())));
-    let web = Arc::new(Web {
-        store: store.clone(),
-        demand: Demand::default(),
-        mode: "app",
-    });
+    let web = Arc::new(Web::new(store.clone(), "app"));
     let tracker = TaskTracker::new();
 
     for t in &settings.targets {
@@ -56,6 +75,7 @@ pub async fn run(
             demand,
             settings.interval,
             Duration::from_millis(store_cfg.down_after_ms),
+            web.telemetry.poller(&t.spec.cluster, &t.spec.name),
             stop.clone(),
         ));
     }

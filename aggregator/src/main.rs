@@ -27,11 +27,34 @@ struct Args {
     /// Only check the config and exit (status 0 when valid, 64 when not).
     #[arg(long)]
     check_config: bool,
+    /// Serve in this process even when `manager.mode` is `self` (the manager starts its child
+    /// this way; also for debugging).
+    #[arg(long)]
+    no_supervise: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Write a Supervisor program file ([program:smon-aggregator]) for manager.mode =
+    /// "supervisor".
+    GenSupervisorConf(smon_agent::deploy::GenSupervisorConf),
 }
 
 fn main() -> ExitCode {
+    smon_agent::manager::die_with_manager();
     let args = Args::parse();
     daemon::init_logging(args.log_format == "json");
+    match &args.command {
+        Some(Command::GenSupervisorConf(g)) => {
+            return smon_agent::deploy::gen_supervisor_conf(
+                smon_agent::deploy::Daemon::Aggregator,
+                g,
+            );
+        }
+        None => {}
+    }
     let loaded = match &args.config {
         Some(p) => smon_aggregator::config::load_file(p),
         None => smon_aggregator::config::load_embedded(),
@@ -46,6 +69,17 @@ fn main() -> ExitCode {
     if args.check_config {
         eprintln!("{}: configuration is valid", settings.source);
         return ExitCode::SUCCESS;
+    }
+    if settings.manager == smon_agent::config::ManagerMode::SelfManaged && !args.no_supervise {
+        // manager.mode = "self": this process supervises a child that serves.
+        let url = format!(
+            "http://{}{}/healthz",
+            smon_agent::manager::probe_address(settings.http_listen),
+            settings.base_path
+        );
+        return smon_agent::manager::run(settings.manager_settings, move || {
+            smon_aggregator::probe_http(url.clone())
+        });
     }
     match serve(settings) {
         Ok(()) => ExitCode::SUCCESS,
@@ -68,13 +102,26 @@ fn serve(settings: smon_aggregator::config::Settings) -> anyhow::Result<()> {
         tracing::info!(url = %format!("http://{}{}/", settings.http_listen, settings.base_path), "Dashboard address.");
         let stop = CancellationToken::new();
         let signals = tokio::spawn(daemon::stop_on_signal(stop.clone()));
+        // systemd (Type=notify): READY=1 once /healthz answers 200, then WATCHDOG=1 while it
+        // keeps doing so. No-op without NOTIFY_SOCKET.
+        let _notifier = {
+            let url = format!(
+                "http://{}{}/healthz",
+                smon_agent::manager::probe_address(settings.http_listen),
+                settings.base_path
+            );
+            daemon::spawn_notifier(stop.clone(), move || smon_aggregator::probe_http(url.clone()))
+        };
         let run = smon_aggregator::run(settings, listener, stop.clone());
         tokio::pin!(run);
         tokio::select! {
             r = &mut run => { signals.abort(); r }
-            _ = stop.cancelled() => match tokio::time::timeout(SHUTDOWN_GRACE, run).await {
-                Ok(r) => r,
-                Err(_) => { tracing::warn!("Shutdown took too long; exiting anyway."); Ok(()) }
+            _ = stop.cancelled() => {
+                daemon::notify_stopping();
+                match tokio::time::timeout(SHUTDOWN_GRACE, run).await {
+                    Ok(r) => r,
+                    Err(_) => { tracing::warn!("Shutdown took too long; exiting anyway."); Ok(()) }
+                }
             }
         }
     })?;

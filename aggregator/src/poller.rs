@@ -1,14 +1,16 @@
 //! One poller per agent: holds one gRPC channel, consumes the agent's `Watch` stream (the
 //! summary, or the detail while a browser watches that host), feeds the store, and reconnects
 //! with exponential backoff and jitter (capped at 30 s). Every call has a deadline, and each
-//! poller is its own task, so a hung or slow agent never stalls the others.
+//! poller is its own task, so a hung or slow agent never stalls the others. Failures,
+//! reconnections, connect times and sample latency are counted for `/metrics` ([`PollMetrics`]).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smon_proto::agent_client::AgentClient;
 use smon_proto::{GetInfoRequest, Parts, WatchRequest};
 use smon_web::hub::now_ms;
+use smon_web::metrics::PollMetrics;
 use smon_web::store::ClusterStore;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -61,13 +63,14 @@ fn status_text(s: &tonic::Status) -> String {
     }
 }
 
-/// Polls one agent until `stop`.
+/// Polls one agent until `stop`, counting into `metrics`.
 pub async fn run(
     target: Target,
     store: Arc<Mutex<ClusterStore>>,
     mut demand: watch::Receiver<bool>,
     interval: Duration,
     down_after: Duration,
+    mut metrics: PollMetrics,
     stop: CancellationToken,
 ) {
     let id = target.spec.id();
@@ -75,9 +78,10 @@ pub async fn run(
     loop {
         let result = tokio::select! {
             _ = stop.cancelled() => return,
-            r = session(&target, &id, &store, &mut demand, interval, down_after, &stop, &mut failures) => r,
+            r = session(&target, &id, &store, &mut demand, interval, down_after, &stop, &mut failures, &mut metrics) => r,
         };
         let Err(error) = result else { return };
+        metrics.failed();
         {
             let mut st = store.lock().unwrap_or_else(|p| p.into_inner());
             st.mark_down(&id, &error, now_ms());
@@ -107,7 +111,9 @@ async fn session(
     down_after: Duration,
     stop: &CancellationToken,
     failures: &mut u32,
+    metrics: &mut PollMetrics,
 ) -> Result<(), String> {
+    let started = Instant::now();
     let endpoint = Endpoint::from_shared(format!("http://{}", target.address))
         .map_err(|e| format!("bad address: {e}"))?
         .connect_timeout(CALL_DEADLINE)
@@ -141,6 +147,7 @@ async fn session(
         .await
         .map_err(|s| status_text(&s))?
         .into_inner();
+    metrics.connected(started.elapsed());
     store
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -175,7 +182,9 @@ async fn session(
                 msg = tokio::time::timeout(down_after, stream.message()) => match msg {
                     Ok(Ok(Some(snap))) => {
                         *failures = 0;
-                        store.lock().unwrap_or_else(|p| p.into_inner()).apply(id, snap, now_ms());
+                        let now = now_ms();
+                        metrics.sample(snap.sample_unix_ms, now);
+                        store.lock().unwrap_or_else(|p| p.into_inner()).apply(id, snap, now);
                     }
                     Ok(Ok(None)) => return Err("the agent closed the stream".into()),
                     Ok(Err(s)) => return Err(status_text(&s)),

@@ -70,7 +70,13 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
         "Starting {} agents ({} ms interval) on 127.0.0.2 and up.",
         args.agents, args.interval_ms
     );
+    let stagger = Duration::from_millis(e2e_report::stagger_ms(args.interval_ms, gpus.len()));
     for (i, gpu_count) in gpus.iter().enumerate() {
+        // Each agent samples on its own schedule from its start: starting them apart spreads
+        // their phases over the interval, as in a real fleet.
+        if i > 0 {
+            tokio::time::sleep(stagger).await;
+        }
         let ip = format!("127.0.0.{}", i + 2);
         let addr = format!("{ip}:{}", free_port(&ip)?);
         let token: String = rand::random::<[u8; 16]>()
@@ -79,28 +85,34 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
             .collect();
         let name = format!("node{}", i + 1);
         let config = dir.path().join(format!("{name}.json"));
-        let cfg = json!({"monitor": {
+        let mut cfg = json!({"monitor": {
             "mode": "node",
             "interval_ms": args.interval_ms,
             "grpc_listen": addr,
             "token": token,
-            "gpu": "fake",
-            "fake_gpu_count": gpu_count,
+            "gpu": "off",
         }});
+        // The fake source has 1 to 16 cards; a host without GPUs has them off.
+        if *gpu_count > 0 {
+            cfg["monitor"]["gpu"] = json!("fake");
+            cfg["monitor"]["fake_gpu_count"] = json!(gpu_count);
+        }
         write_json(&config, &cfg)?;
         let log = dir.path().join(format!("{name}.log"));
-        pids.push(kids.spawn(
-            &format!("smon-agent {name}"),
-            Command::new(agent_bin)
-                .arg("--config")
-                .arg(&config)
-                .env("RUST_LOG", "warn")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log_file(&log)?),
-            true,
-            Some(log),
-        )?);
+        pids.push(
+            kids.spawn(
+                &format!("smon-agent {name}"),
+                Command::new(agent_bin)
+                    .arg("--config")
+                    .arg(&config)
+                    .env("RUST_LOG", "warn")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(log_file(&log)?),
+                true,
+                Some(log),
+            )?,
+        );
         hosts.push(json!({"name": name, "address": addr, "token": token}));
     }
 
@@ -119,24 +131,35 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
     let log = dir.path().join("smon-aggregator.log");
     let base = format!("http://127.0.0.1:{port}/");
     eprintln!("Starting the aggregator on {base}.");
-    pids.push(kids.spawn(
-        "smon-aggregator",
-        Command::new(aggregator_bin)
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file(&log)?),
-        true,
-        Some(log),
-    )?);
-    wait_fleet_up(&mut kids, &pids, &base, gpus.len()).await?;
-
-    eprintln!(
-        "Every host is up; measuring in the browser for {} s.",
-        args.duration_s
+    pids.push(
+        kids.spawn(
+            "smon-aggregator",
+            Command::new(aggregator_bin)
+                .arg("--config")
+                .arg(&config)
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log_file(&log)?),
+            true,
+            Some(log),
+        )?,
     );
+    wait_fleet_up(&mut kids, &pids, &base, gpus.len()).await?;
+    // Past the start-up: a `Watch` stream begins with the sample at hand, and the hosts' first
+    // rows arrive out of step.
+    if args.warmup_s > 0 {
+        eprintln!("Every host is up; warming up for {} s.", args.warmup_s);
+        let until = Instant::now() + Duration::from_secs(args.warmup_s);
+        while Instant::now() < until {
+            for pid in &pids {
+                kids.ensure_running(*pid)?;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    eprintln!("Measuring in the browser for {} s.", args.duration_s);
     let out_path = dir.path().join("e2e-latency.json");
     let err_path = dir.path().join("e2e-latency.log");
     let script = root.join(SCRIPT);
@@ -225,6 +248,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
         gpus,
         interval_ms: args.interval_ms,
         duration_s: args.duration_s,
+        warmup_s: args.warmup_s,
         load: (load_start, load_end),
         summary,
     };

@@ -21,6 +21,12 @@ pub const REPRODUCE: &str = "cargo build --release -p smon-agent -p smon-aggrega
 /// The median latency may exceed the interval by this much.
 pub const TARGET_MARGIN_MS: f64 = 200.0;
 
+/// How far apart `agents` agents with this sampling interval are started, so that their
+/// sampling phases spread evenly over the interval.
+pub fn stagger_ms(interval_ms: u64, agents: usize) -> u64 {
+    interval_ms / (agents.max(1) as u64)
+}
+
 /// What `web/ui/tests/e2e-latency.mjs` measured in the browser (its JSON summary).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
@@ -44,6 +50,12 @@ pub struct Summary {
     pub deliver_p99_ms: Option<f64>,
     /// Samples matched with the delta frame that carried them.
     pub matched: u64,
+    /// Gap between a host's consecutive samples in the DOM, median, ms.
+    pub gap_p50_ms: Option<f64>,
+    /// Largest such gap.
+    pub gap_max_ms: Option<f64>,
+    /// Gaps over 1.5 times the median: samples lost or overwritten on the way.
+    pub long_gaps: u64,
     /// WebSocket bytes (payload and frame headers) plus long-polling bytes, per second.
     pub bytes_per_s: f64,
     /// WebSocket payload bytes per second.
@@ -62,6 +74,10 @@ pub struct Summary {
     pub script_ms_per_s: Option<f64>,
     /// The page's main-thread task time (script, style, layout, ...), ms per second.
     pub task_ms_per_s: Option<f64>,
+    /// Of which layout, ms per second.
+    pub layout_ms_per_s: Option<f64>,
+    /// Of which style recalculation, ms per second.
+    pub style_ms_per_s: Option<f64>,
     /// Length of the window, seconds.
     pub window_s: f64,
     /// Socket.IO transport at the end ("websocket").
@@ -96,6 +112,9 @@ impl Summary {
             deliver_p50_ms: opt("deliver_p50_ms"),
             deliver_p99_ms: opt("deliver_p99_ms"),
             matched: count("matched")?,
+            gap_p50_ms: opt("gap_p50_ms"),
+            gap_max_ms: opt("gap_max_ms"),
+            long_gaps: count("long_gaps")?,
             bytes_per_s: num("bytes_per_s")?,
             payload_bytes_per_s: num("payload_bytes_per_s")?,
             frames_per_s: num("frames_per_s")?,
@@ -105,6 +124,8 @@ impl Summary {
             dom_updates: count("dom_updates")?,
             script_ms_per_s: opt("script_ms_per_s"),
             task_ms_per_s: opt("task_ms_per_s"),
+            layout_ms_per_s: opt("layout_ms_per_s"),
+            style_ms_per_s: opt("style_ms_per_s"),
             window_s: num("window_s")?,
             transport: v
                 .get("transport")
@@ -132,6 +153,8 @@ pub struct E2eReport {
     pub interval_ms: u64,
     /// Requested window, seconds.
     pub duration_s: u64,
+    /// Seconds between every host being up and the browser starting.
+    pub warmup_s: u64,
     /// `/proc/loadavg` (1, 5, 15 min) when the run started and when it ended.
     pub load: ([f64; 3], [f64; 3]),
     /// What the browser measured.
@@ -144,6 +167,10 @@ fn ms(v: f64) -> String {
 
 fn opt_ms(v: Option<f64>) -> String {
     v.map_or_else(|| "—".to_owned(), ms)
+}
+
+fn opt_ms1(v: Option<f64>) -> String {
+    v.map_or_else(|| "—".to_owned(), |v| format!("{v:.1} ms"))
 }
 
 /// "1 234 B/s (1.2 KiB/s)".
@@ -159,6 +186,11 @@ impl E2eReport {
     /// The latency target, ms: the interval plus [`TARGET_MARGIN_MS`].
     pub fn target_ms(&self) -> f64 {
         self.interval_ms as f64 + TARGET_MARGIN_MS
+    }
+
+    /// How far apart the agents are started: the interval spread evenly over them.
+    pub fn stagger_ms(&self) -> u64 {
+        stagger_ms(self.interval_ms, self.agents)
     }
 
     /// Whether the median latency is under the target.
@@ -192,18 +224,24 @@ impl E2eReport {
         let gpus: Vec<String> = self.gpus.iter().map(u32::to_string).collect();
         let _ = writeln!(
             o,
-            "This run: `{}` ({} agents with {} fake GPUs, {iv} ms interval, {} s window).\n",
+            "This run: `{}` ({} agents with {} fake GPUs, {iv} ms interval, {} s window after \
+             {} s warm-up).\n",
             self.command_line,
             self.agents,
             gpus.join("/"),
             self.duration_s,
+            self.warmup_s,
         );
         let _ = writeln!(
             o,
             "How: a demo fleet of {} real `smon-agent` release processes on 127.0.0.2 and up \
-             (node mode, {iv} ms sampling, token auth, fake GPUs) and one real `smon-aggregator` \
-             (app mode, one cluster `demo`, poll interval {iv} ms, its own host left out) run \
-             as children of the benchmark. Once every host is up, \
+             (node mode, {iv} ms sampling, token auth, GPUs off or 1–2 fake ones) and one real \
+             `smon-aggregator` (app mode, one cluster `demo`, poll interval {iv} ms, its own host \
+             left out) run as children of the benchmark. The agents are started {} ms apart, \
+             so that their sampling phases spread over the interval as in a fleet started at \
+             unrelated times (started together, every sample would wait the same time for the \
+             hub's tick, whatever that time happened to be in that run). Once every host is up \
+             and the warm-up has passed, \
              `web/ui/tests/e2e-latency.mjs` opens the home page in headless Debian chromium \
              (playwright-core) and waits for Socket.IO to upgrade to WebSocket. For the window, \
              a `MutationObserver` sees every change of a row's `data-sample-ms` (the agent's \
@@ -213,9 +251,11 @@ impl E2eReport {
              → DOM. Bytes are every Socket.IO frame the page received, from the Chrome DevTools \
              Protocol (`Network.webSocketFrameReceived`: payload plus WebSocket frame header; \
              long-polling responses with their headers, had there been any); TCP/IP overhead \
-             is not counted. Script time is `Performance.getMetrics` before and after the \
-             window. Percentiles are nearest-rank.\n",
-            self.agents
+             is not counted. Main-thread time is `Performance.getMetrics` before and after \
+             the window (headless, software rendering, the DevTools session attached). \
+             Percentiles are nearest-rank.\n",
+            self.agents,
+            self.stagger_ms(),
         );
         let expected = (self.agents as f64 * s.window_s * 1000.0 / iv as f64).round();
         let mut rows: Vec<[String; 3]> = Vec::new();
@@ -225,10 +265,7 @@ impl E2eReport {
         row(
             "latency, agent sample → row in the DOM, p50 / p99 / max".into(),
             format!("{} / {} / {}", ms(s.p50_ms), ms(s.p99_ms), ms(s.max_ms)),
-            verdict(
-                self.met(),
-                &format!("p50 < {}", ms(self.target_ms())),
-            ),
+            verdict(self.met(), &format!("p50 < {}", ms(self.target_ms()))),
         );
         row("latency, mean".into(), ms(s.mean_ms), String::new());
         row(
@@ -238,7 +275,11 @@ impl E2eReport {
         );
         row(
             "of which hub emit → DOM, p50 / p99".into(),
-            format!("{} / {}", opt_ms(s.deliver_p50_ms), opt_ms(s.deliver_p99_ms)),
+            format!(
+                "{} / {}",
+                opt_ms(s.deliver_p50_ms),
+                opt_ms(s.deliver_p99_ms)
+            ),
             String::new(),
         );
         row(
@@ -246,6 +287,18 @@ impl E2eReport {
             format!(
                 "{} of about {expected:.0} ({} matched to their frame)",
                 s.samples, s.matched
+            ),
+            String::new(),
+        );
+        row(
+            "gap between a host's consecutive samples in the DOM, p50 / max; gaps over 1.5 × \
+             p50 (samples lost or overwritten)"
+                .into(),
+            format!(
+                "{} / {}; {}",
+                opt_ms(s.gap_p50_ms),
+                opt_ms(s.gap_max_ms),
+                s.long_gaps
             ),
             String::new(),
         );
@@ -283,13 +336,12 @@ impl E2eReport {
             String::new(),
         );
         row(
-            "page main thread, script / all tasks, ms per second".into(),
+            "page main thread, ms per second: script / style + layout / all tasks".into(),
             format!(
-                "{} / {}",
-                s.script_ms_per_s
-                    .map_or_else(|| "—".to_owned(), |v| format!("{v:.1} ms")),
-                s.task_ms_per_s
-                    .map_or_else(|| "—".to_owned(), |v| format!("{v:.1} ms"))
+                "{} / {} / {}",
+                opt_ms1(s.script_ms_per_s),
+                opt_ms1(s.style_ms_per_s.zip(s.layout_ms_per_s).map(|(a, b)| a + b)),
+                opt_ms1(s.task_ms_per_s),
             ),
             String::new(),
         );
@@ -327,9 +379,10 @@ mod tests {
 
     const JSON: &str = r#"{"samples":300,"p50_ms":512,"p99_ms":1003,"max_ms":1010,"mean_ms":508.4,
         "emit_p50_ms":505,"emit_p99_ms":995,"deliver_p50_ms":4,"deliver_p99_ms":9,"matched":298,
+        "gap_p50_ms":1000,"gap_max_ms":2001,"long_gaps":2,
         "bytes_per_s":3210.4,"payload_bytes_per_s":3190,"frames_per_s":1.03,"delta_frames":60,
         "mean_delta_bytes":3150,"polling_bytes":0,"dom_updates":1800,"script_ms_per_s":2.5,
-        "task_ms_per_s":6.1,"window_s":60.01,"hosts":5,"transport":"websocket"}"#;
+        "task_ms_per_s":6.1,"layout_ms_per_s":0.5,"style_ms_per_s":0.8,"window_s":60.01,"hosts":5,"transport":"websocket"}"#;
 
     fn report(summary: Summary) -> E2eReport {
         E2eReport {
@@ -347,6 +400,7 @@ mod tests {
             gpus: vec![0, 1, 2, 0, 1],
             interval_ms: 1000,
             duration_s: 60,
+            warmup_s: 5,
             load: ([0.5, 0.4, 0.3], [0.7, 0.5, 0.3]),
             summary,
         }
@@ -361,7 +415,10 @@ mod tests {
         assert_eq!(s.transport, "websocket");
 
         let null_split = JSON.replace(r#""emit_p50_ms":505"#, r#""emit_p50_ms":null"#);
-        assert_eq!(Summary::parse(&null_split).expect("parsed").emit_p50_ms, None);
+        assert_eq!(
+            Summary::parse(&null_split).expect("parsed").emit_p50_ms,
+            None
+        );
 
         let err = Summary::parse(&JSON.replace(r#""p99_ms":1003,"#, ""))
             .expect_err("p99 missing")
@@ -390,6 +447,9 @@ mod tests {
         assert!(text.contains("| 3210 B/s (3.14 KiB/s) |"), "{text}");
         assert!(text.contains("5 agents with 0/1/2/0/1 fake GPUs"), "{text}");
         assert!(text.contains("(1200 ms): 512 ms, **met**"), "{text}");
+        assert!(text.contains("| 1000 ms / 2001 ms; 2 |"), "{text}");
+        assert!(text.contains("| 2.5 ms / 1.3 ms / 6.1 ms |"), "{text}");
+        assert!(text.contains("started 200 ms apart"), "{text}");
 
         let slow = JSON.replace(r#""p50_ms":512"#, r#""p50_ms":1250"#);
         let text = report(Summary::parse(&slow).expect("parsed")).markdown();

@@ -82,6 +82,10 @@ pub struct E2eArgs {
     /// How long the browser measures, in seconds.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub duration_s: u64,
+    /// Seconds between every host being up and the browser starting (start-up effects stay
+    /// out of the window).
+    #[arg(long, default_value_t = 5)]
+    pub warmup_s: u64,
     /// The Node.js executable that runs web/ui/tests/e2e-latency.mjs (chromium is
     /// /usr/bin/chromium, or $CHROMIUM).
     #[arg(long, default_value = "node")]

@@ -345,11 +345,6 @@ impl Report {
     }
 }
 
-/// The new content of BENCHMARKS.md with the agent section: see [`splice_between`].
-pub fn splice(existing: Option<&str>, section: &str) -> anyhow::Result<String> {
-    splice_between(existing, section, START, END)
-}
-
 /// The new content of BENCHMARKS.md: `section` (markers included) replaces what lies between
 /// the markers `start` and `end` in `existing`, is appended when there are none, or starts a
 /// new file.
@@ -473,6 +468,7 @@ mod tests {
 
     #[test]
     fn splice_creates_replaces_and_appends() {
+        let splice = |old: Option<&str>, sec: &str| splice_between(old, sec, START, END);
         let sec = format!("{START}\nnew\n{END}\n");
         let created = splice(None, &sec).expect("created");
         assert!(created.starts_with("# smon benchmarks\n") && created.ends_with(&sec));

@@ -3,7 +3,9 @@
 //! room emits once per interval.
 //!
 //! Who watches which host is counted here ([`Demand`]); pollers read it to ask their agent for
-//! the detail parts only while a browser looks at that host.
+//! the detail parts only while a browser looks at that host. `GET /metrics` serves the
+//! Prometheus exposition ([`crate::metrics`]); connected browsers are counted in
+//! [`Web::telemetry`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,6 +23,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::assets;
+use crate::metrics::{self, Metrics, Telemetry};
 use crate::store::ClusterStore;
 use crate::wire::{Ack, Hello, Subscribe};
 
@@ -89,11 +92,22 @@ pub struct Web {
     pub store: Arc<Mutex<ClusterStore>>,
     /// Who watches which host.
     pub demand: Demand,
+    /// Health counters for `/metrics` (connected browsers here; poll errors and latency in the
+    /// aggregator's pollers).
+    pub telemetry: Telemetry,
     /// `app` or `node`.
     pub mode: &'static str,
+    /// When the hub last ran (ms since the epoch), for `/healthz`: a frozen hub means a frozen
+    /// live view, which the manager must see.
+    pub hub_tick_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Web {
+    /// Shared state over `store` for a daemon in `mode` (`app` or `node`).
+    pub fn new(store: Arc<Mutex<ClusterStore>>, mode: &'static str) -> Self {
+        Self { store, demand: Demand::default(), telemetry: Telemetry::default(), mode, hub_tick_ms: std::sync::atomic::AtomicU64::new(now_ms()) }
+    }
+
     /// Locks the store. Never held across an `.await`.
     pub fn store(&self) -> MutexGuard<'_, ClusterStore> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
@@ -113,6 +127,7 @@ fn room_of(id: &str) -> String {
 }
 
 fn on_connect(s: SocketRef, web: Arc<Web>) {
+    web.telemetry.browser_connected();
     let hello = Hello {
         mode: web.mode.to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -141,6 +156,7 @@ fn on_connect(s: SocketRef, web: Arc<Web>) {
 
     let w = web;
     s.on_disconnect(move |s: SocketRef| {
+        w.telemetry.browser_disconnected();
         let w = w.clone();
         async move {
             if let Some(Watching(id)) = s.extensions.remove::<Watching>() {
@@ -247,6 +263,7 @@ pub async fn run_hub(io: SocketIo, web: Arc<Web>, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         let now = now_ms();
+        web.hub_tick_ms.store(now, std::sync::atomic::Ordering::Relaxed);
         let changes = {
             let mut st = web.store();
             st.tick(now);
@@ -313,8 +330,15 @@ async fn events(State(w): Shared, Path(id): Path<String>) -> Result<impl IntoRes
     Ok(Json(ev))
 }
 
-async fn healthz() -> &'static str {
-    "ok"
+/// 200 while the live view works: the hub has run within three intervals (at least 5 s) and
+/// the store answers. A frozen process does not answer at all; a stuck hub gets a 503.
+async fn healthz(State(w): Shared) -> Response {
+    let interval = w.interval_ms();
+    let age = now_ms().saturating_sub(w.hub_tick_ms.load(std::sync::atomic::Ordering::Relaxed));
+    if age > (3 * interval).max(5000) {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("the hub has not run for {} s", age / 1000)).into_response();
+    }
+    (StatusCode::OK, "ok").into_response()
 }
 
 async fn readyz(State(w): Shared) -> Response {
@@ -326,6 +350,23 @@ async fn readyz(State(w): Shared) -> Response {
             "not every host has been tried yet",
         )
             .into_response()
+    }
+}
+
+/// `GET /metrics`. Encoded off the async threads: with many hosts it takes a while.
+async fn metrics_page(m: Arc<Metrics>) -> Response {
+    match tokio::task::spawn_blocking(move || m.render()).await {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response(),
+        Ok(Err(e)) => ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode the metrics: {e}"),
+        )
+        .into_response(),
+        Err(e) => ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the metrics encoder failed: {e}"),
+        )
+        .into_response(),
     }
 }
 
@@ -351,10 +392,11 @@ pub fn normalise_base(base: &str) -> String {
     }
 }
 
-/// The HTTP router (UI, REST, Socket.IO) under `base` (e.g. `""` or `/smon`), and the Socket.IO
-/// handle for [`run_hub`].
+/// The HTTP router (UI, REST, Socket.IO, `/metrics`) under `base` (e.g. `""` or `/smon`), and
+/// the Socket.IO handle for [`run_hub`].
 pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
     let base = normalise_base(base);
+    let exporter = Arc::new(Metrics::new(web.store.clone(), &web.telemetry, web.mode));
     let (layer, io) = SocketIo::builder()
         .req_path(format!("{base}/socket.io"))
         .max_payload(64 * 1024)
@@ -373,6 +415,7 @@ pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
         .route(&p("/api/v1/hosts/{id}"), get(host))
         .route(&p("/api/v1/hosts/{id}/events"), get(events))
         .route(&p("/api/{*rest}"), get(api_not_found))
+        .route(&p("/metrics"), get(move || metrics_page(exporter.clone())))
         .route(&p("/healthz"), get(healthz))
         .route(&p("/readyz"), get(readyz));
     if !base.is_empty() {

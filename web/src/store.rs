@@ -385,6 +385,15 @@ impl ClusterStore {
         self.host(id).map(|h| (h.info.clone(), h.latest.clone()))
     }
 
+    /// Visits every host in config order: its row, its static facts and its latest sample (with
+    /// the detail parts while someone watches the host). For `/metrics`, which copies what it
+    /// needs and encodes after the lock is released.
+    pub fn for_each_host(&self, mut f: impl FnMut(&HostRow, Option<&HostInfo>, Option<&Snapshot>)) {
+        for h in &self.hosts {
+            f(&h.row, h.info.as_ref(), h.latest.as_ref());
+        }
+    }
+
     /// The full overview.
     pub fn overview(&self, now_ms: u64) -> Overview {
         Overview {

@@ -213,7 +213,11 @@ async fn runs_unprivileged_as_nobody() {
         support::current_user()
     };
     let mut child = cmd
-        .args(["--config".as_ref(), cfg.as_os_str()])
+        .args([
+            "--no-supervise".as_ref(),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+        ]) // the serving process itself is the child
         .env("SMON_TOKEN", TOKEN)
         .stderr(Stdio::piped())
         .spawn()

@@ -4,4 +4,7 @@
 mod binary;
 mod config_fixtures;
 mod grpc;
+mod manager;
+mod supervisor;
 mod support;
+mod systemd;

@@ -113,7 +113,11 @@ async fn the_agents_single_host_view() {
     )
     .expect("config");
     let mut child = Command::new(agent_bin())
-        .args(["--config".as_ref(), cfg.as_os_str()])
+        .args([
+            "--no-supervise".as_ref(),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+        ])
         .spawn()
         .expect("agent");
     let base = format!("http://127.0.0.1:{http}");

@@ -3,4 +3,5 @@
 
 mod browser;
 mod fleet;
+mod prometheus;
 mod support;

@@ -72,7 +72,11 @@ impl Agent {
         )
         .expect("config");
         let child = Command::new(agent_bin())
-            .args(["--config".as_ref(), cfg.as_os_str()])
+            .args([
+                "--no-supervise".as_ref(),
+                "--config".as_ref(),
+                cfg.as_os_str(),
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

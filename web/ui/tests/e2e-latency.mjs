@@ -15,13 +15,16 @@
 //   responses, if any, by `Network.loadingFinished` encodedDataLength, headers included).
 // - where the time goes: each `overview_delta` frame carries `server_time_ms` (when the hub
 //   built it), so each sample's latency splits into sample -> hub emit and emit -> DOM.
-// - the page's main-thread cost: CDP `Performance.getMetrics` (ScriptDuration, TaskDuration)
-//   at the start and the end of the window.
+// - lost samples: the gaps between a host's consecutive samples, one interval each when none
+//   was lost or overwritten on the way.
+// - the page's main-thread cost: CDP `Performance.getMetrics` (ScriptDuration, TaskDuration,
+//   LayoutDuration, RecalcStyleDuration) at the start and the end of the window.
 //
 // Prints one JSON object on stdout: { samples, p50_ms, p99_ms, max_ms, mean_ms, emit_p50_ms,
-// emit_p99_ms, deliver_p50_ms, deliver_p99_ms, matched, bytes_per_s, payload_bytes_per_s,
-// frames_per_s, delta_frames, mean_delta_bytes, polling_bytes, dom_updates, script_ms_per_s,
-// task_ms_per_s, window_s, hosts, transport }. Progress and errors go to stderr. Exit status:
+// emit_p99_ms, deliver_p50_ms, deliver_p99_ms, matched, gap_p50_ms, gap_max_ms, long_gaps,
+// bytes_per_s, payload_bytes_per_s, frames_per_s, delta_frames, mean_delta_bytes,
+// polling_bytes, dom_updates, script_ms_per_s, task_ms_per_s, layout_ms_per_s,
+// style_ms_per_s, window_s, hosts, transport }. Progress and errors go to stderr. Exit status:
 // 0 on success, 1 on failure, 2 on bad usage. CHROMIUM overrides /usr/bin/chromium.
 import { chromium } from "playwright-core";
 
@@ -126,7 +129,7 @@ async function measure(browser) {
   const metrics = async () => {
     const { metrics: m } = await cdp.send("Performance.getMetrics");
     const get = (name) => m.find((x) => x.name === name)?.value ?? 0;
-    return { script: get("ScriptDuration"), task: get("TaskDuration") };
+    return { script: get("ScriptDuration"), task: get("TaskDuration"), layout: get("LayoutDuration"), style: get("RecalcStyleDuration") };
   };
   const m0 = await metrics();
   counting = true;
@@ -145,6 +148,7 @@ async function measure(browser) {
 
   if (samples.length === 0) throw new Error(`no row's data-sample-ms changed in ${windowS} s`);
   const lat = samples.map((s) => s.at - s.sample).sort((a, b) => a - b);
+  const pct = (v, p) => (v.length ? percentile(v, p) : null);
   const emit = [];
   const deliver = [];
   for (const s of samples) {
@@ -155,7 +159,14 @@ async function measure(browser) {
   }
   emit.sort((a, b) => a - b);
   deliver.sort((a, b) => a - b);
-  const pct = (v, p) => (v.length ? percentile(v, p) : null);
+  // Gaps between a host's consecutive samples in the DOM: one interval each when no sample
+  // was lost or overwritten on the way.
+  const byHost = new Map();
+  for (const s of samples) byHost.set(s.id, [...(byHost.get(s.id) ?? []), s.sample]);
+  const gaps = [];
+  for (const list of byHost.values()) for (let i = 1; i < list.length; i++) gaps.push(list[i] - list[i - 1]);
+  gaps.sort((a, b) => a - b);
+  const gapP50 = pct(gaps, 50);
   return {
     samples: lat.length,
     p50_ms: percentile(lat, 50),
@@ -167,6 +178,9 @@ async function measure(browser) {
     deliver_p50_ms: pct(deliver, 50),
     deliver_p99_ms: pct(deliver, 99),
     matched: emit.length,
+    gap_p50_ms: gapP50,
+    gap_max_ms: gaps.length ? gaps[gaps.length - 1] : null,
+    long_gaps: gapP50 === null ? 0 : gaps.filter((g) => g > 1.5 * gapP50).length,
     bytes_per_s: (ws.bytes + pollingBytes) / windowS,
     payload_bytes_per_s: ws.payload / windowS,
     frames_per_s: ws.frames / windowS,
@@ -176,6 +190,8 @@ async function measure(browser) {
     dom_updates: mutations,
     script_ms_per_s: ((m1.script - m0.script) * 1000) / windowS,
     task_ms_per_s: ((m1.task - m0.task) * 1000) / windowS,
+    layout_ms_per_s: ((m1.layout - m0.layout) * 1000) / windowS,
+    style_ms_per_s: ((m1.style - m0.style) * 1000) / windowS,
     window_s: windowS,
     hosts,
     transport,

@@ -1,0 +1,171 @@
+//! `manager.mode = "systemd"`: the real binary speaks systemd's notification protocol. The
+//! test plays systemd: it listens on a datagram socket named by `NOTIFY_SOCKET`, sets
+//! `WATCHDOG_USEC` and `WATCHDOG_PID` as systemd does for `Type=notify` + `WatchdogSec=`, and
+//! expects `READY=1` once the agent serves, `WATCHDOG=1` every half period, and `STOPPING=1`
+//! on SIGTERM.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use smon_proto::GetInfoRequest;
+use tokio::net::UnixDatagram;
+
+use crate::support;
+
+const BIN: &str = env!("CARGO_BIN_EXE_smon-agent");
+
+/// Kills the agent if the test fails half-way.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the agent as systemd would: `NOTIFY_SOCKET`, and when `watchdog_usec` is given,
+/// `WATCHDOG_USEC` with `WATCHDOG_PID` set to the agent's own pid (the shell `exec`s it).
+fn spawn(dir: &Path, port: u16, watchdog_usec: Option<u64>) -> KillOnDrop {
+    let cfg = dir.join("config_node.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"manager":{{"mode":"systemd"}},"monitor":{{"mode":"node","interval_ms":200,"grpc_listen":"127.0.0.1:{port}","auth":"none","gpu":"off"}}}}"#
+        ),
+    )
+    .expect("write config");
+    let mut cmd = Command::new("/bin/sh");
+    match watchdog_usec {
+        Some(usec) => {
+            cmd.args(["-c", r#"export WATCHDOG_PID=$$; exec "$0" "$@""#])
+                .env("WATCHDOG_USEC", usec.to_string());
+        }
+        None => {
+            cmd.args(["-c", r#"exec "$0" "$@""#]);
+        }
+    }
+    let child = cmd
+        .arg(BIN)
+        .arg("--config")
+        .arg(&cfg)
+        .env("NOTIFY_SOCKET", dir.join("notify.sock"))
+        .env_remove("WATCHDOG_PID")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn agent");
+    KillOnDrop(child)
+}
+
+/// Receives datagrams for `window` (or until one equals `until`), each with its arrival time.
+async fn receive(
+    sock: &UnixDatagram,
+    window: Duration,
+    until: Option<&str>,
+) -> Vec<(Instant, String)> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + window;
+    let mut buf = vec![0u8; 4096];
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+        let msg = String::from_utf8_lossy(&buf[..n]).trim().to_owned();
+        let stop = until == Some(msg.as_str());
+        got.push((Instant::now(), msg));
+        if stop {
+            break;
+        }
+    }
+    got
+}
+
+async fn answers_grpc(port: u16) {
+    let addr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut c = support::client(addr, None).await;
+    c.get_info(GetInfoRequest::default())
+        .await
+        .expect("GetInfo after READY=1");
+}
+
+fn sigterm(child: &Child) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+}
+
+#[tokio::test]
+async fn ready_then_watchdog_pets_then_stopping() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = UnixDatagram::bind(dir.path().join("notify.sock")).expect("bind notify socket");
+    let port = support::free_port();
+    let mut agent = spawn(dir.path(), port, Some(400_000));
+
+    let start = receive(&sock, Duration::from_secs(15), Some("READY=1")).await;
+    assert_eq!(
+        start.last().map(|(_, m)| m.as_str()),
+        Some("READY=1"),
+        "no READY=1 within 15 s: {start:?}"
+    );
+    assert!(
+        start.iter().all(|(_, m)| !m.starts_with("WATCHDOG")),
+        "a watchdog pet before READY=1: {start:?}"
+    );
+    // READY=1 means serving: gRPC answers now.
+    answers_grpc(port).await;
+
+    // WATCHDOG_USEC=400000: a pet every 200 ms.
+    let window = Duration::from_millis(1500);
+    let got = receive(&sock, window, None).await;
+    let pets: Vec<Instant> = got
+        .iter()
+        .filter(|(_, m)| m == "WATCHDOG=1")
+        .map(|(t, _)| *t)
+        .collect();
+    assert!(
+        (5..=10).contains(&pets.len()),
+        "{} pets in {window:?}, expected about 7: {got:?}",
+        pets.len()
+    );
+    let longest = pets
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .expect("two pets");
+    assert!(
+        longest < Duration::from_millis(400),
+        "a gap of {longest:?} between pets (the timeout is 400 ms)"
+    );
+
+    sigterm(&agent.0);
+    let end = receive(&sock, Duration::from_secs(3), Some("STOPPING=1")).await;
+    assert!(
+        end.iter().any(|(_, m)| m == "STOPPING=1"),
+        "no STOPPING=1 after SIGTERM: {end:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let status = loop {
+        if let Some(st) = agent.0.try_wait().expect("try_wait") {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "still running 3 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn without_a_watchdog_only_ready_is_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = UnixDatagram::bind(dir.path().join("notify.sock")).expect("bind notify socket");
+    let port = support::free_port();
+    let _agent = spawn(dir.path(), port, None);
+
+    let start = receive(&sock, Duration::from_secs(15), Some("READY=1")).await;
+    assert_eq!(
+        start.last().map(|(_, m)| m.as_str()),
+        Some("READY=1"),
+        "{start:?}"
+    );
+    answers_grpc(port).await;
+    let after = receive(&sock, Duration::from_millis(800), None).await;
+    assert!(after.is_empty(), "{after:?}");
+}
