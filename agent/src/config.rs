@@ -42,6 +42,88 @@ pub struct NodeConfig {
     pub manager: ManagerConfig,
     /// What to collect and how to serve it over gRPC.
     pub monitor: MonitorConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// The `log` block (both daemons).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Level or filter, e.g. `info`, `debug`, `smon_aggregator=debug,info`. `RUST_LOG` wins.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    /// `human` or `json`. The `--log-format` flag wins.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: default_log_level(),
+            format: default_log_format(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+
+fn default_log_format() -> String {
+    "human".to_owned()
+}
+
+/// Validated logging settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// The filter (`RUST_LOG` syntax).
+    pub filter: String,
+    /// JSON lines instead of text.
+    pub json: bool,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            filter: default_log_level(),
+            json: false,
+        }
+    }
+}
+
+impl LogConfig {
+    /// Checks the block; records problems.
+    pub fn check(&self, errs: &mut Vec<FieldError>) -> Option<LogSettings> {
+        let mut ok = true;
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.level) {
+            errs.push(FieldError {
+                field: "log.level".into(),
+                value: self.level.clone(),
+                problem: format!("is not a log level or filter: {e}"),
+            });
+            ok = false;
+        }
+        let json = match self.format.as_str() {
+            "human" => false,
+            "json" => true,
+            other => {
+                errs.push(FieldError {
+                    field: "log.format".into(),
+                    value: other.into(),
+                    problem: "is not one of human, json".into(),
+                });
+                ok = false;
+                false
+            }
+        };
+        ok.then(|| LogSettings {
+            filter: self.level.clone(),
+            json,
+        })
+    }
 }
 
 /// The `server` block.
@@ -407,6 +489,10 @@ pub struct Settings {
     pub manager: ManagerMode,
     /// How mode `self` supervises.
     pub manager_settings: ManagerSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Things to tell the operator once logging is up (e.g. a token file was created).
+    pub notices: Vec<String>,
     /// Sampling interval.
     pub interval: Duration,
     /// gRPC listen address.
@@ -538,6 +624,8 @@ impl NodeConfig {
     pub fn validate(&self, base: &Path, env: &Env) -> Result<Settings, Vec<FieldError>> {
         let mut errs = Vec::new();
         let manager = self.manager.check(&mut errs);
+        let log = self.log.check(&mut errs);
+        let mut notices = Vec::new();
         let mut bad = |field: &str, value: &dyn fmt::Display, problem: &str| {
             errs.push(FieldError {
                 field: field.to_owned(),
@@ -639,7 +727,7 @@ impl NodeConfig {
                         "cannot be combined with monitor.token; set one",
                     );
                 }
-                match resolve_token(m, base, env) {
+                match resolve_token(m, base, env, &mut notices) {
                     Ok(t) if t.len() < MIN_TOKEN_LEN => {
                         bad(
                             token_field(m, env),
@@ -773,6 +861,8 @@ impl NodeConfig {
                 behind_proxy: self.server.behind_proxy,
                 manager,
                 manager_settings,
+                log: log.unwrap_or_default(),
+                notices,
                 interval: Duration::from_millis(m.interval_ms),
                 grpc_listen,
                 auth,
@@ -829,6 +919,7 @@ fn resolve_token(
     m: &MonitorConfig,
     base: &Path,
     env: &Env,
+    notices: &mut Vec<String>,
 ) -> Result<String, (&'static str, String, String)> {
     if let Some(t) = &env.smon_token {
         return Ok(t.trim().to_owned());
@@ -850,15 +941,14 @@ fn resolve_token(
     };
     match std::fs::read_to_string(&path) {
         Ok(s) => Ok(s.trim().to_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            create_token_file(&path).map_err(|e| {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_token_file(&path, notices)
+            .map_err(|e| {
                 (
                     "monitor.token_file",
                     path.display().to_string(),
                     format!("does not exist and cannot be created: {e}"),
                 )
-            })
-        }
+            }),
         Err(e) => Err((
             "monitor.token_file",
             path.display().to_string(),
@@ -868,7 +958,7 @@ fn resolve_token(
 }
 
 /// Writes a new random token to `path`, readable by the owner only.
-fn create_token_file(path: &Path) -> std::io::Result<String> {
+fn create_token_file(path: &Path, notices: &mut Vec<String>) -> std::io::Result<String> {
     use rand::Rng as _;
     use std::io::Write as _;
     let bytes: [u8; 32] = rand::rng().random();
@@ -883,7 +973,10 @@ fn create_token_file(path: &Path) -> std::io::Result<String> {
     let mut f = opts.open(path)?;
     f.write_all(token.as_bytes())?;
     f.write_all(b"\n")?;
-    tracing::info!(path = %path.display(), "Created a new random gRPC token file; give it to the aggregator.");
+    notices.push(format!(
+        "Created a new random gRPC token in {} (mode 0600); give it to the aggregator.",
+        path.display()
+    ));
     Ok(token)
 }
 

@@ -10,10 +10,11 @@ use tokio_util::sync::CancellationToken;
 /// Exit status for a bad config or bad arguments (EX_USAGE).
 pub const EXIT_USAGE: u8 = 64;
 
-/// Logs to stderr, human-readable (colours on a terminal) or JSON; level from `RUST_LOG`
-/// (default `info`).
-pub fn init_logging(json: bool) {
+/// Logs to stderr, human-readable (colours on a terminal) or JSON; the level is `RUST_LOG`
+/// when set, else `default_filter` (the config's `log.level`).
+pub fn init_logging(json: bool, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(default_filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)

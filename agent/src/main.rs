@@ -30,9 +30,9 @@ struct Args {
     /// With --once: print JSON (the gRPC Snapshot message, field names as in the .proto).
     #[arg(long, requires = "once")]
     json: bool,
-    /// Log format.
-    #[arg(long, value_parser = ["human", "json"], default_value = "human")]
-    log_format: String,
+    /// Log format (default: the config's `log.format`, else human).
+    #[arg(long, value_parser = ["human", "json"])]
+    log_format: Option<String>,
     /// Only check the config and exit (status 0 when valid, 64 when not).
     #[arg(long)]
     check_config: bool,
@@ -130,7 +130,10 @@ fn load(args: &Args) -> Result<Settings, ConfigError> {
 fn main() -> ExitCode {
     smon_agent::manager::die_with_manager();
     let mut args = Args::parse();
-    smon_agent::daemon::init_logging(args.log_format == "json");
+    let json_flag = args.log_format.as_deref().map(|f| f == "json");
+    if args.command.is_some() {
+        smon_agent::daemon::init_logging(json_flag.unwrap_or(false), "info");
+    }
     if let Some(Command::GenSupervisorConf(g)) = &args.command {
         return smon_agent::deploy::gen_supervisor_conf(smon_agent::deploy::Daemon::Agent, g);
     }
@@ -153,6 +156,11 @@ fn main() -> ExitCode {
     if args.check_config {
         eprintln!("{}: configuration is valid", settings.source);
         return ExitCode::SUCCESS;
+    }
+    // Logging starts once the config (with its `log` block) is known; RUST_LOG still wins.
+    smon_agent::daemon::init_logging(json_flag.unwrap_or(settings.log.json), &settings.log.filter);
+    for n in &settings.notices {
+        tracing::info!("{n}");
     }
     if settings.manager == config::ManagerMode::SelfManaged && !args.no_supervise && !args.once {
         // manager.mode = "self": this process supervises a child that serves.

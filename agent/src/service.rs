@@ -126,7 +126,11 @@ impl Agent for AgentService {
         tokio::spawn(async move {
             // The current sample first, then every new one.
             rx.mark_changed();
-            let mut last_sent: Option<Instant> = None;
+            // Spacing is judged on sample times (regular, from the sampler's schedule), with a
+            // tenth of the gap as slack, so a poller asking for the agent's own interval gets
+            // every sample even when the first one sent was already some way through its tick.
+            let slack = (min_gap / 10).min(Duration::from_millis(100));
+            let mut last_sample_ms: Option<u64> = None;
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => break,
@@ -139,11 +143,12 @@ impl Agent for AgentService {
                             demand.mark(); // keeps full process scans going while this stream lives
                         }
                         let Some(sample) = rx.borrow_and_update().clone() else { continue };
-                        if last_sent.is_some_and(|t| t.elapsed() + Duration::from_millis(5) < min_gap) {
+                        let t = sample.full.sample_unix_ms;
+                        if last_sample_ms.is_some_and(|last| Duration::from_millis(t.saturating_sub(last)) + slack < min_gap) {
                             continue;
                         }
                         match tx.try_send(Ok(sample.view(parts))) {
-                            Ok(()) => last_sent = Some(Instant::now()),
+                            Ok(()) => last_sample_ms = Some(t),
                             Err(mpsc::error::TrySendError::Full(_)) => {} // slow client: skip
                             Err(mpsc::error::TrySendError::Closed(_)) => break,
                         }

@@ -30,6 +30,9 @@ pub struct AppConfig {
     pub manager: ManagerConfig,
     /// What to watch.
     pub monitor: MonitorConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: smon_agent::config::LogConfig,
 }
 
 /// The `server` block.
@@ -196,6 +199,8 @@ pub struct Settings {
     pub manager: ManagerMode,
     /// How mode `self` supervises.
     pub manager_settings: smon_agent::manager::ManagerSettings,
+    /// Logging.
+    pub log: smon_agent::config::LogSettings,
     /// Sampling interval asked of agents.
     pub interval: Duration,
     /// Stale after this many intervals.
@@ -274,6 +279,7 @@ impl AppConfig {
     pub fn validate(&self, base: &Path) -> Result<Settings, Vec<FieldError>> {
         let mut errs = Vec::new();
         let manager = self.manager.check(&mut errs);
+        let log = self.log.check(&mut errs);
         let mut bad = |field: String, value: &dyn fmt::Display, problem: &str| {
             errs.push(FieldError {
                 field,
@@ -512,6 +518,7 @@ impl AppConfig {
                     base_path: smon_web::hub::normalise_base(&self.server.base_path),
                     manager,
                     manager_settings,
+                    log: log.unwrap_or_default(),
                     interval: Duration::from_millis(m.poll_interval_ms),
                     stale_after_intervals: m.stale_after_intervals,
                     down_after_intervals: m.down_after_intervals,

@@ -21,9 +21,9 @@ struct Args {
     /// on http://127.0.0.1:8080/ showing this host.
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Log format.
-    #[arg(long, value_parser = ["human", "json"], default_value = "human")]
-    log_format: String,
+    /// Log format (default: the config's `log.format`, else human).
+    #[arg(long, value_parser = ["human", "json"])]
+    log_format: Option<String>,
     /// Only check the config and exit (status 0 when valid, 64 when not).
     #[arg(long)]
     check_config: bool,
@@ -45,7 +45,10 @@ enum Command {
 fn main() -> ExitCode {
     smon_agent::manager::die_with_manager();
     let args = Args::parse();
-    daemon::init_logging(args.log_format == "json");
+    let json_flag = args.log_format.as_deref().map(|f| f == "json");
+    if args.command.is_some() {
+        daemon::init_logging(json_flag.unwrap_or(false), "info");
+    }
     match &args.command {
         Some(Command::GenSupervisorConf(g)) => {
             return smon_agent::deploy::gen_supervisor_conf(
@@ -70,6 +73,8 @@ fn main() -> ExitCode {
         eprintln!("{}: configuration is valid", settings.source);
         return ExitCode::SUCCESS;
     }
+    // Logging starts once the config (with its `log` block) is known; RUST_LOG still wins.
+    daemon::init_logging(json_flag.unwrap_or(settings.log.json), &settings.log.filter);
     if settings.manager == smon_agent::config::ManagerMode::SelfManaged && !args.no_supervise {
         // manager.mode = "self": this process supervises a child that serves.
         let url = format!(

@@ -105,7 +105,13 @@ pub struct Web {
 impl Web {
     /// Shared state over `store` for a daemon in `mode` (`app` or `node`).
     pub fn new(store: Arc<Mutex<ClusterStore>>, mode: &'static str) -> Self {
-        Self { store, demand: Demand::default(), telemetry: Telemetry::default(), mode, hub_tick_ms: std::sync::atomic::AtomicU64::new(now_ms()) }
+        Self {
+            store,
+            demand: Demand::default(),
+            telemetry: Telemetry::default(),
+            mode,
+            hub_tick_ms: std::sync::atomic::AtomicU64::new(now_ms()),
+        }
     }
 
     /// Locks the store. Never held across an `.await`.
@@ -263,7 +269,8 @@ pub async fn run_hub(io: SocketIo, web: Arc<Web>, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         let now = now_ms();
-        web.hub_tick_ms.store(now, std::sync::atomic::Ordering::Relaxed);
+        web.hub_tick_ms
+            .store(now, std::sync::atomic::Ordering::Relaxed);
         let changes = {
             let mut st = web.store();
             st.tick(now);
@@ -336,7 +343,11 @@ async fn healthz(State(w): Shared) -> Response {
     let interval = w.interval_ms();
     let age = now_ms().saturating_sub(w.hub_tick_ms.load(std::sync::atomic::Ordering::Relaxed));
     if age > (3 * interval).max(5000) {
-        return (StatusCode::SERVICE_UNAVAILABLE, format!("the hub has not run for {} s", age / 1000)).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the hub has not run for {} s", age / 1000),
+        )
+            .into_response();
     }
     (StatusCode::OK, "ok").into_response()
 }
