@@ -84,7 +84,12 @@ pub fn notify(note: &Note) {
         };
         // `false`: leave the environment alone (changing it is unsound once threads run).
         if let Err(e) = sd_notify::notify(false, &[state]) {
-            tracing::warn!(error = %e, ?note, "Cannot notify the service manager.");
+            // Once: a missing socket would otherwise log at every watchdog period.
+            static WARNED: std::sync::atomic::AtomicBool =
+                std::sync::atomic::AtomicBool::new(false);
+            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(error = %e, ?note, "Cannot notify the service manager.");
+            }
         }
     }
     #[cfg(not(target_os = "linux"))]
@@ -176,15 +181,19 @@ pub async fn notifier<H, F, S>(
     // After a failed probe, try again a few times within the period: one slow answer must not
     // cost the restart that only a daemon stuck for the whole WatchdogSec deserves.
     let retry = (period / 4).max(Duration::from_millis(10));
-    let mut wait = period;
+    let mut next = tokio::time::Instant::now() + period;
     let mut failing = false;
     loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        // The next probe is timed from the start of this one, so a slow probe does not
+        // stretch the gap between pets beyond the period.
+        let began = tokio::time::Instant::now();
         let probe = tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(wait) => tokio::select! {
-                _ = stop.cancelled() => return,
-                r = healthy() => r,
-            },
+            r = healthy() => r,
         };
         match probe {
             Ok(()) => {
@@ -194,15 +203,20 @@ pub async fn notifier<H, F, S>(
                     send(Note::Status("healthy".into()));
                 }
                 failing = false;
-                wait = period;
+                next = began + period;
             }
             Err(e) => {
                 if !failing {
                     tracing::warn!(error = %e, "Health probe failed; not feeding the systemd watchdog.");
+                    // One line: a newline would start another assignment in the datagram.
+                    let e: String = e
+                        .chars()
+                        .map(|c| if c.is_control() { ' ' } else { c })
+                        .collect();
                     send(Note::Status(format!("unhealthy: {e}")));
                 }
                 failing = true;
-                wait = retry;
+                next = began + retry;
             }
         }
     }
@@ -301,7 +315,8 @@ mod tests {
         let sent = script(
             vec![
                 Ok(()),
-                Err("stale sample".into()),
+                // A newline must not reach the datagram (it would start another assignment).
+                Err("stale\nsample".into()),
                 Err("stale sample".into()),
                 Err("stale sample".into()),
             ],

@@ -268,7 +268,8 @@ impl ClusterStore {
             if r.spark.len() >= SPARK_LEN {
                 r.spark.remove(0);
             }
-            r.spark.push(c);
+            // One decimal is all a sparkline shows, and it halves the bytes of every row.
+            r.spark.push((c * 10.0).round() / 10.0);
         }
         if h.history.len() >= history_len {
             h.history.pop_front();

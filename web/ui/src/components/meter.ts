@@ -25,8 +25,8 @@ export class Meter {
     setText(this.sub, sub === DASH ? "" : sub);
     setTitle(this.el, title);
     const w = v === null || v === undefined || !Number.isFinite(v) ? 0 : Math.max(0, Math.min(100, v));
-    const ws = `${w.toFixed(1)}%`;
-    if (this.fill.style.width !== ws) this.fill.style.width = ws;
+    const ts = `scaleX(${(w / 100).toFixed(3)})`;
+    if (this.fill.style.transform !== ts) this.fill.style.transform = ts;
     const l = level(v);
     if (l !== this.lvl) {
       if (this.lvl) this.el.classList.remove(`lvl-${this.lvl}`);
