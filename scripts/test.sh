@@ -2,12 +2,15 @@
 # Runs every test of the workspace: unit tests, integration tests over real sockets, the real
 # binaries (signals, running as `nobody`), several agent processes on 127.0.0.x, and the
 # dashboard in a real browser (Debian's chromium driven by playwright-core).
-# Installs what the tests need when it is missing (needs root for apt-get): chromium, Node.js.
+# Installs what the tests need when it is missing (needs root for apt-get): chromium,
+# supervisor, prometheus, Node.js.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/supervisord ] || missing+=(supervisor)
+command -v prometheus >/dev/null || missing+=(prometheus)
 command -v node >/dev/null || missing+=(nodejs npm)
 command -v setpriv >/dev/null || missing+=(util-linux)
 if ((${#missing[@]})); then

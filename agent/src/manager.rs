@@ -205,6 +205,12 @@ where
     P: Fn() -> F,
     F: Future<Output = Result<(), String>>,
 {
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        // Under systemd the manager would only get in the way (and never send READY=1).
+        tracing::warn!(
+            "Started by systemd (NOTIFY_SOCKET is set) with manager.mode \"self\": set manager.mode to \"systemd\", or the unit will time out waiting for READY=1."
+        );
+    }
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {

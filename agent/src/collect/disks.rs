@@ -112,13 +112,15 @@ pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
         let (Ok(maj), Ok(min)) = (maj.parse(), min.parse()) else {
             continue;
         };
-        let opts = l[5];
         out.push(Mount {
             dev: (maj, min),
             mount_point: unescape(l[4]),
             fs_type: r[0].to_owned(),
             source: unescape(r[1]),
-            read_only: opts.split(',').any(|o| o == "ro"),
+            // The superblock options (after the separator) say whether the filesystem itself is
+            // read-only; per-mount options would call every disk read-only inside a service
+            // sandbox (systemd's ProtectSystem=strict remounts the agent's view read-only).
+            read_only: r.get(2).is_some_and(|o| o.split(',').any(|o| o == "ro")),
         });
     }
     out

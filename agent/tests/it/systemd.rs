@@ -169,3 +169,98 @@ async fn without_a_watchdog_only_ready_is_sent() {
     let after = receive(&sock, Duration::from_millis(800), None).await;
     assert!(after.is_empty(), "{after:?}");
 }
+
+/// The repository root (the agent crate's parent).
+fn repo() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_owned()
+}
+
+/// Every leaf of a JSON object as `dotted.key = value`.
+fn leaves(v: &serde_json::Value, prefix: &str, out: &mut Vec<(String, serde_json::Value)>) {
+    match v.as_object() {
+        Some(o) => {
+            for (k, v) in o {
+                leaves(v, &format!("{prefix}{k}."), out);
+            }
+        }
+        None => out.push((prefix.trim_end_matches('.').to_owned(), v.clone())),
+    }
+}
+
+fn differences(example: &str, packaged: &str) -> Vec<String> {
+    let read = |p: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(repo().join(p)).expect(p)).expect(p)
+    };
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    leaves(&read(example), "", &mut a);
+    leaves(&read(packaged), "", &mut b);
+    let mut diff: Vec<String> = b
+        .iter()
+        .filter(|kv| !a.contains(kv))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    diff.extend(
+        a.iter()
+            .filter(|(k, _)| !b.iter().any(|(k2, _)| k2 == k))
+            .map(|(k, _)| format!("{k} missing")),
+    );
+    diff.sort();
+    diff
+}
+
+#[test]
+fn the_packaged_configs_are_the_examples_run_by_systemd() {
+    // Only what systemd and the read-only /etc need differs from the repository's examples.
+    assert_eq!(
+        differences("config_node.json", "deploy/debian/config_node.json"),
+        vec![
+            r#"manager.mode="systemd""#.to_owned(),
+            r#"monitor.token_file="/var/lib/smon/agent.token""#.to_owned(),
+        ]
+    );
+    assert_eq!(
+        differences("config_app.json", "deploy/debian/config_app.json"),
+        vec![r#"manager.mode="systemd""#.to_owned()]
+    );
+    // And the agent accepts its packaged config (SMON_TOKEN set: no token file is created).
+    let env = smon_agent::config::Env {
+        smon_token: Some(support::TOKEN.to_owned()),
+    };
+    let s = smon_agent::config::load_file(&repo().join("deploy/debian/config_node.json"), &env)
+        .expect("the packaged config_node.json is valid");
+    assert_eq!(s.manager, smon_agent::config::ManagerMode::Systemd);
+}
+
+#[test]
+fn the_units_run_the_packaged_configs_with_notify_and_a_watchdog() {
+    for (unit, bin, cfg) in [
+        ("smon-agent.service", "smon-agent", "config_node.json"),
+        (
+            "smon-aggregator.service",
+            "smon-aggregator",
+            "config_app.json",
+        ),
+    ] {
+        let text = std::fs::read_to_string(repo().join("deploy/systemd").join(unit)).expect(unit);
+        for line in [
+            format!("ExecStart=/usr/bin/{bin} --config /etc/smon/{cfg}"),
+            "Type=notify".to_owned(),
+            "NotifyAccess=main".to_owned(),
+            "WatchdogSec=10".to_owned(),
+            "Restart=on-failure".to_owned(),
+            "User=smon".to_owned(),
+            "StateDirectory=smon".to_owned(),
+            "ProtectSystem=strict".to_owned(),
+            "NoNewPrivileges=yes".to_owned(),
+            "CapabilityBoundingSet=".to_owned(),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{unit} lacks the line {line}"
+            );
+        }
+    }
+}
