@@ -596,10 +596,14 @@ pub fn load_embedded(env: &Env) -> Result<Settings, ConfigError> {
     load_str(EMBEDDED_DEFAULT, EMBEDDED_NAME, Path::new(""), env)
 }
 
-/// Parses and validates config text. `file` names it in errors; `base` resolves relative paths.
-pub fn load_str(text: &str, file: &str, base: &Path, env: &Env) -> Result<Settings, ConfigError> {
+/// Parses config JSON into `T`, naming the file and the field where parsing stopped (unknown
+/// keys included). Shared by both daemons' configs.
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+) -> Result<T, ConfigError> {
     let de = &mut serde_json::Deserializer::from_str(text);
-    let raw: NodeConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+    serde_path_to_error::deserialize(de).map_err(|e| {
         // serde_path_to_error writes `?` for a position it cannot name (a syntax error).
         let path = e.path().to_string();
         let field = match path.trim_end_matches(".?") {
@@ -611,7 +615,12 @@ pub fn load_str(text: &str, file: &str, base: &Path, env: &Env) -> Result<Settin
             field,
             message: e.into_inner().to_string(),
         }
-    })?;
+    })
+}
+
+/// Parses and validates config text. `file` names it in errors; `base` resolves relative paths.
+pub fn load_str(text: &str, file: &str, base: &Path, env: &Env) -> Result<Settings, ConfigError> {
+    let raw: NodeConfig = parse_json(text, file)?;
     raw.validate(base, env)
         .map_err(|errors| ConfigError::Invalid {
             file: file.to_owned(),
@@ -857,7 +866,7 @@ impl NodeConfig {
             ) => Ok(Settings {
                 source: String::new(),
                 web: self.server.web.then_some(http_listen),
-                base_path: normalise_base(&self.server.base_path),
+                base_path: smon_web::hub::normalise_base(&self.server.base_path),
                 behind_proxy: self.server.behind_proxy,
                 manager,
                 manager_settings,
@@ -887,16 +896,6 @@ impl NodeConfig {
             }),
             _ => Err(errs),
         }
-    }
-}
-
-/// Normalises a base path: `/` -> `""`, `smon/` -> `/smon`.
-pub fn normalise_base(base: &str) -> String {
-    let t = base.trim_matches('/');
-    if t.is_empty() {
-        String::new()
-    } else {
-        format!("/{t}")
     }
 }
 

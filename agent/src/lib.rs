@@ -111,15 +111,7 @@ pub async fn run_with(
 
 /// The store and hub state of the single-host view: one cluster `local` with this host.
 fn node_view(info: &HostInfo, interval: std::time::Duration) -> Arc<Web> {
-    let name: String = info
-        .hostname
-        .split('.')
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-        .take(63)
-        .collect();
+    let name = collect::host_slug(&info.hostname);
     let spec = HostSpec {
         cluster: "local".into(),
         name: if name.is_empty() {

@@ -253,19 +253,7 @@ pub fn load_embedded() -> Result<Settings, ConfigError> {
 
 /// Parses and validates config text; `file` names it in errors, `base` resolves relative paths.
 pub fn load_str(text: &str, file: &str, base: &Path) -> Result<Settings, ConfigError> {
-    let de = &mut serde_json::Deserializer::from_str(text);
-    let raw: AppConfig = serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = match path.trim_end_matches(".?") {
-            "?" | "" => ".".to_owned(),
-            p => p.to_owned(),
-        };
-        ConfigError::Parse {
-            file: file.to_owned(),
-            field,
-            message: e.into_inner().to_string(),
-        }
-    })?;
+    let raw: AppConfig = smon_agent::config::parse_json(text, file)?;
     let mut s = raw.validate(base).map_err(|errors| ConfigError::Invalid {
         file: file.to_owned(),
         errors,
@@ -370,20 +358,8 @@ impl AppConfig {
             );
         }
         let self_name = m.self_name.clone().unwrap_or_else(|| {
-            let h = smon_agent::collect::hostname();
-            let short: String = h
-                .split('.')
-                .next()
-                .unwrap_or_default()
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-                .take(63)
-                .collect();
-            if short.is_empty() {
-                "self".into()
-            } else {
-                short
-            }
+            let slug = smon_agent::collect::host_slug(&smon_agent::collect::hostname());
+            if slug.is_empty() { "self".into() } else { slug }
         });
         if !valid_name(&self_name) {
             bad(

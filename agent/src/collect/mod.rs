@@ -38,6 +38,18 @@ pub fn hostname() -> String {
     System::host_name().unwrap_or_default()
 }
 
+/// A host name as a store name: the first label, letters, digits, `-` and `_`, at most 63.
+pub fn host_slug(hostname: &str) -> String {
+    hostname
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .take(63)
+        .collect()
+}
+
 /// Where OS files are read from; tests point these at fixtures.
 #[derive(Debug, Clone)]
 pub struct Roots {

@@ -14,8 +14,13 @@ fn ui_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/ui")
 }
 
+/// One Chromium at a time: the tests run in parallel on small machines, and several browsers
+/// at once starve the servers they are testing.
+static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs one `browser.mjs` scenario; panics with its output when it fails.
 fn browser(args: &[&str]) {
+    let _turn = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
     let script = ui_dir().join("tests/browser.mjs");
     let out = Command::new("node")
         .arg(&script)
