@@ -662,12 +662,7 @@ impl NodeConfig {
             );
         }
         let bp = &self.server.base_path;
-        if !bp.starts_with('/')
-            || bp.contains("//")
-            || bp
-                .chars()
-                .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.')))
-        {
+        if !smon_web::hub::valid_base_path(bp) {
             bad("server.base_path", bp, "must be a path like / or /smon");
         }
 

@@ -7,6 +7,32 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// The command-line options both daemons share.
+#[derive(Debug, clap::Args)]
+pub struct DaemonArgs {
+    /// Config file. Without it, the embedded default (the repository's example config) is
+    /// used, with nothing to edit.
+    #[arg(long, short)]
+    pub config: Option<std::path::PathBuf>,
+    /// Log format (default: the config's `log.format`, else human).
+    #[arg(long, value_parser = ["human", "json"])]
+    pub log_format: Option<String>,
+    /// Only check the config and exit (status 0 when valid, 64 when not).
+    #[arg(long)]
+    pub check_config: bool,
+    /// Serve in this process even when `manager.mode` is `self` (the manager starts its child
+    /// this way; also for debugging).
+    #[arg(long)]
+    pub no_supervise: bool,
+}
+
+impl DaemonArgs {
+    /// `Some(true)` for `--log-format json`, `Some(false)` for human, `None` when not given.
+    pub fn json_logs(&self) -> Option<bool> {
+        self.log_format.as_deref().map(|f| f == "json")
+    }
+}
+
 /// Exit status for a bad config or bad arguments (EX_USAGE).
 pub const EXIT_USAGE: u8 = 64;
 

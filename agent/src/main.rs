@@ -20,26 +20,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Config file (config_node.json). Without it, the embedded default is used: gRPC on
-    /// 127.0.0.1:50051 with a token kept in ./smon-agent.token.
-    #[arg(long, short)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    daemon: smon_agent::daemon::DaemonArgs,
     /// Take one full sample, print it and exit (no server).
     #[arg(long)]
     once: bool,
     /// With --once: print JSON (the gRPC Snapshot message, field names as in the .proto).
     #[arg(long, requires = "once")]
     json: bool,
-    /// Log format (default: the config's `log.format`, else human).
-    #[arg(long, value_parser = ["human", "json"])]
-    log_format: Option<String>,
-    /// Only check the config and exit (status 0 when valid, 64 when not).
-    #[arg(long)]
-    check_config: bool,
-    /// Serve in this process even when `manager.mode` is `self` (the manager starts its child
-    /// this way; also for debugging).
-    #[arg(long)]
-    no_supervise: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -115,11 +103,12 @@ fn query(cmd: Command) -> anyhow::Result<()> {
 
 fn load(args: &Args) -> Result<Settings, ConfigError> {
     let env = config::Env::from_process();
-    let mut s = match &args.config {
+    let mut s = match &args.daemon.config {
         Some(p) => config::load_file(p, &env)?,
         None => config::load_embedded(&env)?,
     };
     s.source = args
+        .daemon
         .config
         .as_ref()
         .map(|p| p.display().to_string())
@@ -130,7 +119,7 @@ fn load(args: &Args) -> Result<Settings, ConfigError> {
 fn main() -> ExitCode {
     smon_agent::manager::die_with_manager();
     let mut args = Args::parse();
-    let json_flag = args.log_format.as_deref().map(|f| f == "json");
+    let json_flag = args.daemon.json_logs();
     if args.command.is_some() {
         smon_agent::daemon::init_logging(json_flag.unwrap_or(false), "info");
     }
@@ -153,7 +142,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if args.check_config {
+    if args.daemon.check_config {
         eprintln!("{}: configuration is valid", settings.source);
         return ExitCode::SUCCESS;
     }
@@ -162,7 +151,10 @@ fn main() -> ExitCode {
     for n in &settings.notices {
         tracing::info!("{n}");
     }
-    if settings.manager == config::ManagerMode::SelfManaged && !args.no_supervise && !args.once {
+    if settings.manager == config::ManagerMode::SelfManaged
+        && !args.daemon.no_supervise
+        && !args.once
+    {
         // manager.mode = "self": this process supervises a child that serves.
         let addr = smon_agent::manager::probe_address(settings.grpc_listen);
         let token = match &settings.auth {

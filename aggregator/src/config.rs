@@ -296,12 +296,7 @@ impl AppConfig {
             );
         }
         let bp = &self.server.base_path;
-        if !bp.starts_with('/')
-            || bp.contains("//")
-            || bp
-                .chars()
-                .any(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.')))
-        {
+        if !smon_web::hub::valid_base_path(bp) {
             bad(
                 "server.base_path".into(),
                 bp,

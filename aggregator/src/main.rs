@@ -1,7 +1,6 @@
 //! The `smon-aggregator` binary: parses arguments, loads the config, sets up logging and
 //! signals, and hands over to the library.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -17,20 +16,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(1800);
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Config file (config_app.json). Without it, the embedded default is used: the dashboard
-    /// on http://127.0.0.1:8080/ showing this host.
-    #[arg(long, short)]
-    config: Option<PathBuf>,
-    /// Log format (default: the config's `log.format`, else human).
-    #[arg(long, value_parser = ["human", "json"])]
-    log_format: Option<String>,
-    /// Only check the config and exit (status 0 when valid, 64 when not).
-    #[arg(long)]
-    check_config: bool,
-    /// Serve in this process even when `manager.mode` is `self` (the manager starts its child
-    /// this way; also for debugging).
-    #[arg(long)]
-    no_supervise: bool,
+    #[command(flatten)]
+    daemon: daemon::DaemonArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -45,7 +32,7 @@ enum Command {
 fn main() -> ExitCode {
     smon_agent::manager::die_with_manager();
     let args = Args::parse();
-    let json_flag = args.log_format.as_deref().map(|f| f == "json");
+    let json_flag = args.daemon.json_logs();
     if args.command.is_some() {
         daemon::init_logging(json_flag.unwrap_or(false), "info");
     }
@@ -58,7 +45,7 @@ fn main() -> ExitCode {
         }
         None => {}
     }
-    let loaded = match &args.config {
+    let loaded = match &args.daemon.config {
         Some(p) => smon_aggregator::config::load_file(p),
         None => smon_aggregator::config::load_embedded(),
     };
@@ -69,13 +56,14 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if args.check_config {
+    if args.daemon.check_config {
         eprintln!("{}: configuration is valid", settings.source);
         return ExitCode::SUCCESS;
     }
     // Logging starts once the config (with its `log` block) is known; RUST_LOG still wins.
     daemon::init_logging(json_flag.unwrap_or(settings.log.json), &settings.log.filter);
-    if settings.manager == smon_agent::config::ManagerMode::SelfManaged && !args.no_supervise {
+    if settings.manager == smon_agent::config::ManagerMode::SelfManaged && !args.daemon.no_supervise
+    {
         // manager.mode = "self": this process supervises a child that serves.
         let url = format!(
             "http://{}{}/healthz",

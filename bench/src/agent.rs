@@ -156,6 +156,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let agent_pid = kids.spawn(
         "smon-agent",
         Command::new(&agent_bin)
+            .arg("--no-supervise") // measure the server itself, not a manager over it
             .arg("--config")
             .arg(&config)
             .stdin(Stdio::null())

@@ -103,6 +103,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
             kids.spawn(
                 &format!("smon-agent {name}"),
                 Command::new(agent_bin)
+                    .arg("--no-supervise") // measure the server itself, not a manager over it
                     .arg("--config")
                     .arg(&config)
                     .env("RUST_LOG", "warn")
@@ -135,6 +136,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
         kids.spawn(
             "smon-aggregator",
             Command::new(aggregator_bin)
+                .arg("--no-supervise") // measure the server itself, not a manager over it
                 .arg("--config")
                 .arg(&config)
                 .env("RUST_LOG", "warn")

@@ -179,26 +179,17 @@ fn on_subscribe(
     w: &Web,
 ) {
     let reply = match req {
-        Err(e) => Ack {
-            ok: false,
-            error: Some(format!("bad subscribe request: {e}")),
-        },
+        Err(e) => Ack::err(format!("bad subscribe request: {e}")),
         Ok(Subscribe::Overview) => {
             s.join("overview");
             let full = w.store().overview(now_ms());
             let _ = s.emit("overview", &full);
-            Ack {
-                ok: true,
-                error: None,
-            }
+            Ack::ok()
         }
         Ok(Subscribe::Host { id }) => {
             let full = w.store().host_full(&id, now_ms());
             match full {
-                None => Ack {
-                    ok: false,
-                    error: Some(format!("unknown host '{id}'")),
-                },
+                None => Ack::err(format!("unknown host '{id}'")),
                 Some(full) => {
                     let previous = s.extensions.get::<Watching>();
                     if previous.as_ref().map(|p| p.0.as_str()) != Some(id.as_str()) {
@@ -211,10 +202,7 @@ fn on_subscribe(
                         s.extensions.insert(Watching(id));
                     }
                     let _ = s.emit("host", &full);
-                    Ack {
-                        ok: true,
-                        error: None,
-                    }
+                    Ack::ok()
                 }
             }
         }
@@ -229,16 +217,10 @@ fn on_unsubscribe(
     w: &Web,
 ) {
     let reply = match req {
-        Err(e) => Ack {
-            ok: false,
-            error: Some(format!("bad unsubscribe request: {e}")),
-        },
+        Err(e) => Ack::err(format!("bad unsubscribe request: {e}")),
         Ok(Subscribe::Overview) => {
             s.leave("overview");
-            Ack {
-                ok: true,
-                error: None,
-            }
+            Ack::ok()
         }
         Ok(Subscribe::Host { id }) => {
             if s.extensions
@@ -249,10 +231,7 @@ fn on_unsubscribe(
                 s.leave(room_of(&id));
                 w.demand.remove(&id);
             }
-            Ack {
-                ok: true,
-                error: None,
-            }
+            Ack::ok()
         }
     };
     let _ = ack.send(&reply);
@@ -391,6 +370,15 @@ async fn index(headers: HeaderMap) -> Response {
 
 async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
     assets::serve(&format!("assets/{path}"), &headers)
+}
+
+/// Whether `base` is an acceptable path prefix: absolute, no empty segments, URL-safe.
+pub fn valid_base_path(base: &str) -> bool {
+    base.starts_with('/')
+        && !base.contains("//")
+        && base
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
 }
 
 /// Normalises a base path: `""` or `/` -> `""`, `smon/` -> `/smon`.

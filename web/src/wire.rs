@@ -257,3 +257,21 @@ pub struct Ack {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+impl Ack {
+    /// It worked.
+    pub fn ok() -> Self {
+        Self {
+            ok: true,
+            error: None,
+        }
+    }
+
+    /// It did not, because of `why`.
+    pub fn err(why: String) -> Self {
+        Self {
+            ok: false,
+            error: Some(why),
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{Agent, Aggregator, TOKEN, agent_bin, free_port};
+use crate::support::{Agent, Aggregator, agent_bin, free_port};
 
 fn ui_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/ui")
@@ -37,20 +37,10 @@ fn browser(args: &[&str]) {
 }
 
 fn fleet_config(agents: &[&Agent], base_path: &str) -> String {
-    let hosts: Vec<String> = agents
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            format!(
-                r#"{{"name":"n{}","address":"{}","token":"{TOKEN}"}}"#,
-                i + 1,
-                a.addr
-            )
-        })
-        .collect();
+    let hosts = crate::support::hosts_json(agents);
     format!(
         r#"{{"server":{{"base_path":"{base_path}"}},"monitor":{{"mode":"app","poll_interval_ms":500,"include_self":false,"clusters":[{{"name":"lab","hosts":[{}]}}]}}}}"#,
-        hosts.join(",")
+        hosts
     )
 }
 

@@ -119,20 +119,10 @@ fn sample_value(s: &Value) -> f64 {
 }
 
 fn config(agents: &[&Agent], unreachable: &str) -> String {
-    let hosts: Vec<String> = agents
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            format!(
-                r#"{{"name":"n{}","address":"{}","token":"{TOKEN}"}}"#,
-                i + 1,
-                a.addr
-            )
-        })
-        .collect();
+    let hosts = crate::support::hosts_json(agents);
     format!(
         r#"{{"server":{{"base_path":"/smon"}},"monitor":{{"mode":"app","poll_interval_ms":200,"include_self":false,"clusters":[{{"name":"lab","hosts":[{},{{"name":"gone","address":"{unreachable}","token":"{TOKEN}"}}]}}]}}}}"#,
-        hosts.join(",")
+        hosts
     )
 }
 

@@ -177,3 +177,19 @@ impl Aggregator {
         }
     }
 }
+
+/// The `hosts` entries for these agents: `n1`, `n2`, ... with the test token.
+pub fn hosts_json(agents: &[&Agent]) -> String {
+    let hosts: Vec<String> = agents
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            format!(
+                r#"{{"name":"n{}","address":"{}","token":"{TOKEN}"}}"#,
+                i + 1,
+                a.addr
+            )
+        })
+        .collect();
+    hosts.join(",")
+}
