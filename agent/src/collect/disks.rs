@@ -78,9 +78,12 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        // Three octal digits of at most `\\377`: the kernel writes no more, and a larger
+        // value does not fit a byte (it stays as written).
         if b[i] == b'\\'
             && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+            && (b'0'..=b'3').contains(&b[i + 1])
+            && b[i + 2..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
@@ -156,9 +159,10 @@ pub fn parse_diskstats(text: &str) -> IoTable {
         };
         out.insert(
             (maj, min),
+            // Saturating: a corrupt or hostile line must not overflow (a panic in debug builds).
             IoCounters {
-                read_bytes: rd * 512,
-                write_bytes: wr * 512,
+                read_bytes: rd.saturating_mul(512),
+                write_bytes: wr.saturating_mul(512),
             },
         );
     }
@@ -356,7 +360,7 @@ impl DiskCollector {
                 continue; // nothing to report about an empty filesystem (e.g. a FUSE stub)
             }
             let used = size.total.saturating_sub(size.free);
-            let denom = used + size.avail;
+            let denom = used.saturating_add(size.avail);
             let dev = self.io_dev(m);
             let rates = match (&prev, io_now.get(&dev)) {
                 (Some((t0, old)), Some(new)) => old.get(&dev).map(|old| {
@@ -505,6 +509,16 @@ mod tests {
         assert_eq!(unescape(r"/mnt/my\040disk"), "/mnt/my disk");
         assert_eq!(unescape(r"/a\134b"), r"/a\b");
         assert_eq!(unescape(r"/trailing\04"), r"/trailing\04");
+        // Found by the property tests: used to overflow a u8 (a panic in debug builds).
+        assert_eq!(unescape(r"/a\400b\777"), r"/a\400b\777");
+    }
+
+    #[test]
+    fn huge_sector_counts_saturate() {
+        // Found by the property tests: `sectors * 512` used to overflow.
+        let d = parse_diskstats("0 0 sda 1 0 36028797018963968 5 2 0 18446744073709551615 8 0 9");
+        assert_eq!(d[&(0, 0)].read_bytes, u64::MAX);
+        assert_eq!(d[&(0, 0)].write_bytes, u64::MAX);
     }
 
     fn fake_stat(p: &Path) -> std::io::Result<FsSize> {
@@ -586,6 +600,174 @@ mod tests {
         for d in first.iter().chain(&second) {
             assert!(d.total_bytes > 0 && d.used_bytes <= d.total_bytes, "{d:?}");
             assert!((0.0..=100.0).contains(&d.used_percent));
+        }
+    }
+}
+
+/// Property tests of the hand-written `mountinfo` and `diskstats` parsers: arbitrary input never
+/// panics, and what the kernel writes (octal-escaped paths) reads back exactly. Cases per
+/// property: `PROPTEST_CASES` (256 when unset; CI keeps the default, a long session sets e.g.
+/// `PROPTEST_CASES=100000 cargo test -p smon-agent --lib collect`).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn config() -> ProptestConfig {
+        // Failing cases are kept as named tests, not as regression files in the tree.
+        ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Escapes a path the way the kernel's `seq_escape` does for mountinfo (`" \t\n\\"`).
+    fn kernel_escape(s: &str) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            match c {
+                ' ' | '\t' | '\n' | '\\' => out.push_str(&format!("\\{:03o}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    /// Pieces that steer random lines into the parser's branches.
+    fn mountinfo_piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(" ".to_owned()),
+            Just(" - ".to_owned()),
+            Just("\n".to_owned()),
+            Just("\\".to_owned()),
+            "\\\\[0-9]{0,4}",
+            "[0-9]{1,12}:[0-9]{1,12}",
+            "-?[0-9]{1,25}",
+            "/[a-z/]{0,8}",
+            "r[ow],[a-z,]{0,8}",
+            "\\PC{0,6}",
+        ]
+    }
+
+    /// Pieces of diskstats lines: numbers up to and past `u64::MAX`.
+    fn diskstats_piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(" ".to_owned()),
+            Just("\n".to_owned()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            (u64::MAX - 1000..=u64::MAX).prop_map(|n| n.to_string()),
+            "[0-9]{18,25}",
+            "-[0-9]{1,5}",
+            "[a-z]{1,6}[0-9]?",
+        ]
+    }
+
+    fn mount() -> impl Strategy<Value = Mount> {
+        (
+            any::<(u32, u32)>(),
+            "/\\PC{0,20}|/[ \\t\\n\\\\a-z-]{0,20}",
+            "[a-z0-9._]{1,12}",
+            "\\PC{1,20}|[ \\t\\n\\\\a-z/:-]{1,20}",
+            any::<bool>(),
+        )
+            .prop_map(|(dev, mount_point, fs_type, source, read_only)| Mount {
+                dev,
+                mount_point,
+                fs_type,
+                source,
+                read_only,
+            })
+    }
+
+    fn mountinfo_line(id: usize, m: &Mount) -> String {
+        format!(
+            "{id} 1 {}:{} / {} rw,relatime shared:1 - {} {} {},errors=continue",
+            m.dev.0,
+            m.dev.1,
+            kernel_escape(&m.mount_point),
+            m.fs_type,
+            kernel_escape(&m.source),
+            if m.read_only { "ro" } else { "rw" },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn mountinfo_never_panics_on_any_text(text in "\\PC{0,400}") {
+            let _ = parse_mountinfo(&text);
+        }
+
+        #[test]
+        fn mountinfo_never_panics_on_line_like_text(
+            pieces in proptest::collection::vec(mountinfo_piece(), 0..60)
+        ) {
+            let text = pieces.concat();
+            for m in parse_mountinfo(&text) {
+                prop_assert!(!m.fs_type.contains(' '));
+            }
+        }
+
+        #[test]
+        fn unescape_never_panics_and_leaves_plain_text(s in "[\\\\0-9a-z ]{0,40}|\\PC{0,40}") {
+            let u = unescape(&s);
+            if !s.contains('\\') {
+                prop_assert_eq!(u, s);
+            }
+        }
+
+        #[test]
+        fn what_the_kernel_writes_reads_back(mounts in proptest::collection::vec(mount(), 0..8)) {
+            let text: String = mounts
+                .iter()
+                .enumerate()
+                .map(|(i, m)| mountinfo_line(i, m) + "\n")
+                .collect();
+            prop_assert_eq!(parse_mountinfo(&text), mounts);
+        }
+
+        #[test]
+        fn diskstats_never_panics(
+            pieces in proptest::collection::vec(diskstats_piece(), 0..80),
+            noise in "\\PC{0,100}",
+        ) {
+            let _ = parse_diskstats(&(pieces.concat() + &noise));
+        }
+
+        #[test]
+        fn diskstats_reads_any_counter(
+            dev in any::<(u32, u32)>(),
+            rd in any::<u64>(),
+            wr in any::<u64>(),
+        ) {
+            let line = format!("{} {} sda 1 0 {rd} 5 2 0 {wr} 8 0 9 13 0 0 0 0", dev.0, dev.1);
+            let t = parse_diskstats(&line);
+            prop_assert_eq!(
+                t.get(&dev).copied(),
+                Some(IoCounters {
+                    read_bytes: rd.saturating_mul(512),
+                    write_bytes: wr.saturating_mul(512),
+                })
+            );
+        }
+
+        #[test]
+        fn selection_never_panics_and_keeps_one_mount_per_device(
+            mounts in proptest::collection::vec(mount(), 0..12),
+            excludes in proptest::collection::vec("/\\PC{0,6}|/[a-z/]{0,6}", 0..3),
+        ) {
+            let filter = DiskFilter {
+                include_fs_types: vec!["tmpfs".into()],
+                exclude_fs_types: vec!["nfs4".into()],
+                exclude_mounts: excludes,
+            };
+            let picked = select_mounts(mounts, &filter);
+            for (i, a) in picked.iter().enumerate() {
+                for b in &picked[i + 1..] {
+                    prop_assert!(a.dev.0 == 0 || a.dev != b.dev, "{a:?} {b:?}");
+                }
+            }
         }
     }
 }
