@@ -27,6 +27,7 @@ fn main() {
     for p in [
         "src",
         "index.html",
+        "login.html",
         "package.json",
         "package-lock.json",
         "tsconfig.json",

@@ -145,6 +145,24 @@ pub struct ServerConfig {
     /// Path prefix of the web view when the proxy does not strip it, e.g. `/smon`.
     #[serde(default = "default_base_path")]
     pub base_path: String,
+    /// Who may reach the web view (CIDR ranges; empty: anyone, the login still applies).
+    #[serde(default)]
+    pub allow_from: Vec<String>,
+    /// Proxies whose `X-Forwarded-For`/`-Proto`/`-Host` are believed (with `behind_proxy`).
+    #[serde(default = "smon_web::security::config::default_trusted_proxies")]
+    pub trusted_proxies: Vec<String>,
+    /// Who may read `/metrics` without logging in.
+    #[serde(default = "smon_web::security::config::default_metrics_allow_from")]
+    pub metrics_allow_from: Vec<String>,
+    /// HTTPS on the web view's listener itself (certificate and key, PEM).
+    #[serde(default)]
+    pub tls: Option<smon_web::security::TlsFiles>,
+    /// Started as root: switch to this user (and its group) once the listeners are bound.
+    #[serde(default)]
+    pub run_as: Option<String>,
+    /// Users and sessions of the web view.
+    #[serde(default)]
+    pub auth: smon_web::security::AuthConfig,
 }
 
 impl Default for ServerConfig {
@@ -155,7 +173,59 @@ impl Default for ServerConfig {
             behind_proxy: false,
             web: false,
             base_path: default_base_path(),
+            allow_from: Vec::new(),
+            trusted_proxies: smon_web::security::config::default_trusted_proxies(),
+            metrics_allow_from: smon_web::security::config::default_metrics_allow_from(),
+            tls: None,
+            run_as: None,
+            auth: smon_web::security::AuthConfig::default(),
         }
+    }
+}
+
+impl ServerConfig {
+    /// The security fields, for [`smon_web::security::config::check`].
+    pub fn security_input(&self) -> smon_web::security::config::Input<'_> {
+        smon_web::security::config::Input {
+            behind_proxy: self.behind_proxy,
+            allow_from: &self.allow_from,
+            trusted_proxies: &self.trusted_proxies,
+            metrics_allow_from: &self.metrics_allow_from,
+            tls: self.tls.as_ref(),
+            auth: &self.auth,
+        }
+    }
+}
+
+/// Checks the security fields of a `server` block into `errs`.
+pub fn check_http_security(
+    input: smon_web::security::config::Input<'_>,
+    base: &Path,
+    default_users_file: &str,
+    errs: &mut Vec<FieldError>,
+) -> smon_web::security::HttpSecurity {
+    let mut problems = Vec::new();
+    let sec = smon_web::security::config::check(input, base, default_users_file, &mut problems);
+    errs.extend(problems.into_iter().map(|p| FieldError {
+        field: p.field,
+        value: p.value,
+        problem: p.problem,
+    }));
+    sec
+}
+
+/// Checks `run_as`: a user that exists on this machine.
+pub fn check_run_as(run_as: Option<&String>, errs: &mut Vec<FieldError>) -> Option<String> {
+    let name = run_as?;
+    if crate::daemon::user_exists(name) {
+        Some(name.clone())
+    } else {
+        errs.push(FieldError {
+            field: "server.run_as".into(),
+            value: name.clone(),
+            problem: "is not a user on this machine".into(),
+        });
+        None
     }
 }
 
@@ -344,6 +414,79 @@ pub struct MonitorConfig {
     /// Which network interfaces to report.
     #[serde(default)]
     pub network: NetworkFilterConfig,
+    /// TLS on the gRPC listener; with `client_ca`, mutual TLS (clients need a certificate
+    /// signed by that CA). The token still applies.
+    #[serde(default)]
+    pub tls: Option<GrpcTlsConfig>,
+    /// Who may call the gRPC API (CIDR ranges; empty: anyone, the token still applies).
+    /// Connections from elsewhere are closed before TLS or any request.
+    #[serde(default)]
+    pub allow_from: Vec<String>,
+}
+
+/// `monitor.tls`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcTlsConfig {
+    /// The agent's certificate chain (PEM).
+    pub cert: String,
+    /// The agent's private key (PEM).
+    pub key: String,
+    /// The CA (PEM) whose certificates clients must present: mutual TLS. Absent: any client.
+    #[serde(default)]
+    pub client_ca: Option<String>,
+}
+
+/// The gRPC listener's TLS, checked: PEM files read at start.
+#[derive(Clone)]
+pub struct GrpcTls {
+    /// Certificate chain, PEM.
+    pub cert: Vec<u8>,
+    /// Private key, PEM.
+    pub key: Vec<u8>,
+    /// Client CA, PEM (mutual TLS).
+    pub client_ca: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for GrpcTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcTls")
+            .field("mutual", &self.client_ca.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads a PEM file named in the config, or says why not into `errs`.
+pub fn read_pem(
+    base: &Path,
+    field: &str,
+    path: &str,
+    errs: &mut Vec<FieldError>,
+) -> Option<Vec<u8>> {
+    let p = if Path::new(path).is_absolute() {
+        PathBuf::from(path)
+    } else {
+        base.join(path)
+    };
+    match std::fs::read(&p) {
+        Ok(b) if String::from_utf8_lossy(&b).contains("-----BEGIN ") => Some(b),
+        Ok(_) => {
+            errs.push(FieldError {
+                field: field.into(),
+                value: p.display().to_string(),
+                problem: "is not a PEM file (no -----BEGIN line)".into(),
+            });
+            None
+        }
+        Err(e) => {
+            errs.push(FieldError {
+                field: field.into(),
+                value: p.display().to_string(),
+                problem: format!("cannot be read: {e}"),
+            });
+            None
+        }
+    }
 }
 
 fn default_interval_ms() -> u64 {
@@ -507,6 +650,14 @@ pub struct Settings {
     pub disks: DiskFilter,
     /// Network filters.
     pub network: NetworkFilter,
+    /// The web view's security (users, sessions, allow-lists).
+    pub http: smon_web::security::HttpSecurity,
+    /// Switch to this user after binding.
+    pub run_as: Option<String>,
+    /// TLS of the gRPC listener.
+    pub grpc_tls: Option<GrpcTls>,
+    /// Who may call the gRPC API (empty: anyone).
+    pub grpc_allow: smon_web::security::net::CidrList,
 }
 
 /// One invalid field.
@@ -651,16 +802,6 @@ impl NodeConfig {
             }
         };
 
-        if let Some(a) = http_listen
-            && self.server.web
-            && !a.ip().is_loopback()
-        {
-            bad(
-                "server.host",
-                &a.ip(),
-                "is not a loopback address: the web view has no login yet, so it listens on loopback only (put nginx with authentication in front of it)",
-            );
-        }
         let bp = &self.server.base_path;
         if !smon_web::hub::valid_base_path(bp) {
             bad("server.base_path", bp, "must be a path like / or /smon");
@@ -843,6 +984,38 @@ impl NodeConfig {
             }
         }
 
+        let http = check_http_security(
+            self.server.security_input(),
+            base,
+            "smon-agent-users.json",
+            &mut errs,
+        );
+        let run_as = check_run_as(self.server.run_as.as_ref(), &mut errs);
+        let grpc_tls = m.tls.as_ref().and_then(|t| {
+            let cert = read_pem(base, "monitor.tls.cert", &t.cert, &mut errs);
+            let key = read_pem(base, "monitor.tls.key", &t.key, &mut errs);
+            let client_ca = match &t.client_ca {
+                Some(ca) => Some(read_pem(base, "monitor.tls.client_ca", ca, &mut errs)?),
+                None => None,
+            };
+            Some(GrpcTls {
+                cert: cert?,
+                key: key?,
+                client_ca,
+            })
+        });
+        let grpc_allow = match smon_web::security::net::CidrList::parse(&m.allow_from) {
+            Ok(l) => l,
+            Err((i, v)) => {
+                errs.push(FieldError {
+                    field: format!("monitor.allow_from[{i}]"),
+                    value: v,
+                    problem: "is not an address or CIDR range like 10.0.0.0/8 or fd00::/8".into(),
+                });
+                smon_web::security::net::CidrList::default()
+            }
+        };
+
         match (
             errs.is_empty(),
             http_listen,
@@ -888,6 +1061,10 @@ impl NodeConfig {
                 network: NetworkFilter {
                     exclude_interfaces: m.network.exclude_interfaces.clone(),
                 },
+                http,
+                run_as,
+                grpc_tls,
+                grpc_allow,
             }),
             _ => Err(errs),
         }

@@ -248,6 +248,91 @@ pub async fn notifier<H, F, S>(
     }
 }
 
+/// `hash-password` of both daemons.
+#[derive(Debug, clap::Args)]
+pub struct HashPasswordArgs {
+    /// Print a whole users entry for this user name (else only the hash).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The entry's role: viewer or admin.
+    #[arg(long, default_value = "viewer", value_parser = ["viewer", "admin"])]
+    pub role: String,
+}
+
+/// Runs `hash-password`: the hash (or entry) on stdout, errors on stderr.
+pub fn hash_password(args: &HashPasswordArgs, daemon: &str) -> std::process::ExitCode {
+    let role =
+        smon_web::security::Role::parse(&args.role).unwrap_or(smon_web::security::Role::Viewer);
+    match smon_web::security::users::hash_password_command(args.user.as_deref(), role) {
+        Ok(out) => {
+            println!("{out}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{daemon} hash-password: {e}");
+            std::process::ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Whether `name` is a user on this machine (passwd, via NSS).
+#[cfg(target_os = "linux")]
+pub fn user_exists(name: &str) -> bool {
+    matches!(nix::unistd::User::from_name(name), Ok(Some(_)))
+}
+
+/// Whether `name` is a user on this machine.
+#[cfg(not(target_os = "linux"))]
+pub fn user_exists(_name: &str) -> bool {
+    true
+}
+
+/// Switches the whole process to `user`, its primary group and its supplementary groups (as
+/// `server.run_as` asks), after the listeners are bound. Running as root without `run_as` only
+/// warns; running unprivileged as another user than `run_as` is an error, since the switch is
+/// impossible.
+#[cfg(target_os = "linux")]
+pub fn drop_privileges(run_as: Option<&str>) -> anyhow::Result<()> {
+    let euid = nix::unistd::geteuid();
+    let Some(user) = run_as else {
+        if euid.is_root() {
+            tracing::warn!(
+                "Running as root: set server.run_as (e.g. \"smon\") to serve as an unprivileged user."
+            );
+        }
+        return Ok(());
+    };
+    let target = nix::unistd::User::from_name(user)
+        .map_err(|e| anyhow::anyhow!("server.run_as: cannot look up user '{user}': {e}"))?
+        .ok_or_else(|| anyhow::anyhow!("server.run_as: no user '{user}' on this machine"))?;
+    if !euid.is_root() {
+        if euid == target.uid {
+            return Ok(());
+        }
+        anyhow::bail!(
+            "server.run_as is '{user}', but the process runs as uid {euid} and cannot switch: start it as root or as '{user}'"
+        );
+    }
+    privdrop::PrivDrop::default()
+        .user(user)
+        .apply()
+        .map_err(|e| anyhow::anyhow!("server.run_as: cannot switch to '{user}': {e}"))?;
+    if nix::unistd::geteuid().is_root() || nix::unistd::getuid().is_root() {
+        anyhow::bail!("server.run_as: still root after switching to '{user}'");
+    }
+    tracing::info!(user, uid = %target.uid, gid = %target.gid, "Dropped privileges.");
+    Ok(())
+}
+
+/// Privilege switching is Linux-only here.
+#[cfg(not(target_os = "linux"))]
+pub fn drop_privileges(run_as: Option<&str>) -> anyhow::Result<()> {
+    if run_as.is_some() {
+        anyhow::bail!("server.run_as is supported on Linux only");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use smon_proto::{HostInfo, Parts};
 use smon_web::hub::{self, Web, now_ms};
+use smon_web::security::Security;
 use smon_web::store::{ClusterStore, HostSpec, StoreConfig};
 
 use tokio::net::TcpListener;
@@ -52,10 +53,44 @@ pub async fn run_with(
     http: Option<TcpListener>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    let security = match &http {
+        Some(l) => {
+            let (sec, bootstrap) = Security::start(settings.http.clone(), l.local_addr()?)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", settings.source))?;
+            smon_web::security::announce(&bootstrap, "smon-agent");
+            Some(sec)
+        }
+        None => None,
+    };
     let interval = settings.interval;
     let demand = collector.demand.clone();
     let sampler = sampler::Sampler::start(interval, move || Collector::new(collector)).await?;
     let info = Arc::new(sampler.info().clone());
+    // Heartbeat files (a manager's, or systemd's watchdog with TLS): touched after each sample.
+    let heartbeats: Vec<_> = [
+        manager::parent_heartbeat(),
+        Some(manager::heartbeat_path(std::process::id())).filter(|p| p.is_file()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !heartbeats.is_empty() {
+        let mut rx = sampler.subscribe();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    c = rx.changed() => if c.is_err() { return },
+                }
+                for p in &heartbeats {
+                    if let Err(e) = manager::touch(p) {
+                        tracing::debug!(file = %p.display(), error = %e, "Cannot touch the heartbeat.");
+                    }
+                }
+            }
+        });
+    }
     let addr = grpc.local_addr()?;
     let auth = if matches!(settings.auth, config::Auth::None) {
         "none"
@@ -64,8 +99,8 @@ pub async fn run_with(
     };
     tracing::info!(%addr, interval_ms = interval.as_millis() as u64, auth, "Serving gRPC.");
 
-    let web_task = http.map(|listener| {
-        let web = node_view(&info, interval);
+    let web_task = http.zip(security).map(|(listener, security)| {
+        let web = node_view(&info, interval, security);
         let id = web.store().ids().remove(0);
         let demand = demand.clone();
         let feed = tokio::spawn(hub::feed_local(
@@ -81,7 +116,8 @@ pub async fn run_with(
             stop.clone(),
         ));
         if let Ok(a) = listener.local_addr() {
-            tracing::info!(url = %format!("http://{a}{}/", settings.base_path), "Serving the single-host web view.");
+            let scheme = if settings.http.tls.is_some() { "https" } else { "http" };
+            tracing::info!(url = %format!("{scheme}://{a}{}/", settings.base_path), "Serving the single-host web view.");
         }
         let base = settings.base_path.clone();
         let stop_web = stop.clone();
@@ -110,7 +146,7 @@ pub async fn run_with(
 }
 
 /// The store and hub state of the single-host view: one cluster `local` with this host.
-fn node_view(info: &HostInfo, interval: std::time::Duration) -> Arc<Web> {
+fn node_view(info: &HostInfo, interval: std::time::Duration, security: Arc<Security>) -> Arc<Web> {
     let name = collect::host_slug(&info.hostname);
     let spec = HostSpec {
         cluster: "local".into(),
@@ -129,5 +165,5 @@ fn node_view(info: &HostInfo, interval: std::time::Duration) -> Arc<Web> {
         now_ms(),
     );
     store.set_info(&id, info.clone());
-    Arc::new(Web::new(Arc::new(Mutex::new(store)), "node"))
+    Arc::new(Web::new(Arc::new(Mutex::new(store)), "node", security))
 }

@@ -55,6 +55,8 @@ enum Command {
     },
     /// Write a Supervisor program file ([program:smon-agent]) for manager.mode = "supervisor".
     GenSupervisorConf(smon_agent::deploy::GenSupervisorConf),
+    /// Hash a password for the web view's users (read without echo; one line from a pipe).
+    HashPassword(smon_agent::daemon::HashPasswordArgs),
 }
 
 fn query_token(token_file: Option<&PathBuf>) -> anyhow::Result<Option<String>> {
@@ -126,6 +128,9 @@ fn main() -> ExitCode {
     if let Some(Command::GenSupervisorConf(g)) = &args.command {
         return smon_agent::deploy::gen_supervisor_conf(smon_agent::deploy::Daemon::Agent, g);
     }
+    if let Some(Command::HashPassword(h)) = &args.command {
+        return smon_agent::daemon::hash_password(h, "smon-agent");
+    }
     if let Some(cmd) = args.command.take() {
         return match query(cmd) {
             Ok(()) => ExitCode::SUCCESS,
@@ -162,6 +167,21 @@ fn main() -> ExitCode {
             config::Auth::None => None,
         };
         let max_age = (settings.interval * 3).max(Duration::from_secs(5));
+        if settings.grpc_tls.is_some() {
+            // A local gRPC probe would need a client certificate: watch the child's heartbeat.
+            let hb = match smon_agent::manager::create_heartbeat() {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("smon-agent: cannot create the heartbeat file: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let code = smon_agent::manager::run(settings.manager_settings, || {
+                smon_agent::manager::probe_heartbeat(hb.clone(), max_age)
+            });
+            let _ = std::fs::remove_file(&hb);
+            return code;
+        }
         return smon_agent::manager::run(settings.manager_settings, move || {
             smon_agent::manager::probe_agent(addr, token.clone(), max_age)
         });
@@ -222,25 +242,40 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             })?),
             None => None,
         };
+        // Bound (ports below 1024 need root): now switch to server.run_as.
+        smon_agent::daemon::drop_privileges(settings.run_as.as_deref())?;
         let stop = CancellationToken::new();
         let signals = tokio::spawn(smon_agent::daemon::stop_on_signal(stop.clone()));
         // systemd (Type=notify): READY=1 once the agent answers its own probe (a GetSnapshot
         // with a fresh sample), then WATCHDOG=1 while it keeps doing so. No-op without
         // NOTIFY_SOCKET.
-        let _notifier = {
+        let max_age = (settings.interval * 3).max(Duration::from_secs(5));
+        let mut own_heartbeat = None;
+        let _notifier = if settings.grpc_tls.is_some() {
+            // With TLS a local gRPC probe would need a client certificate: the sampler
+            // touches a heartbeat file instead, and that is what the watchdog checks.
+            if smon_agent::daemon::notify_socket_set() {
+                let hb = smon_agent::manager::create_heartbeat()?;
+                own_heartbeat = Some(hb.clone());
+                smon_agent::daemon::spawn_notifier(stop.clone(), move || {
+                    smon_agent::manager::probe_heartbeat(hb.clone(), max_age)
+                })
+            } else {
+                None
+            }
+        } else {
             let addr = smon_agent::manager::probe_address(settings.grpc_listen);
             let token = match &settings.auth {
                 config::Auth::Token(t) => Some(t.clone()),
                 config::Auth::None => None,
             };
-            let max_age = (settings.interval * 3).max(Duration::from_secs(5));
             smon_agent::daemon::spawn_notifier(stop.clone(), move || {
                 smon_agent::manager::probe_agent(addr, token.clone(), max_age)
             })
         };
         let run = smon_agent::run(settings, listener, http, stop.clone());
         tokio::pin!(run);
-        tokio::select! {
+        let r = tokio::select! {
             r = &mut run => { signals.abort(); r }
             _ = stop.cancelled() => {
                 smon_agent::daemon::notify_stopping();
@@ -249,7 +284,11 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
                     Err(_) => { tracing::warn!("Shutdown took too long; exiting anyway."); Ok(()) }
                 }
             }
+        };
+        if let Some(hb) = own_heartbeat {
+            let _ = std::fs::remove_file(hb);
         }
+        r
     })?;
     // Do not wait for blocking threads (a statvfs stuck on a dead mount) at exit.
     rt.shutdown_timeout(Duration::from_millis(100));

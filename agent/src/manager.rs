@@ -243,6 +243,59 @@ where
     })
 }
 
+/// The heartbeat file of a manager with process id `pid`: its child touches it after every
+/// sample. The probe for agents whose gRPC needs TLS, which a local probe cannot speak
+/// without a client certificate of its own.
+pub fn heartbeat_path(pid: u32) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("smon-agent-{pid}.alive"))
+}
+
+/// Creates this (manager) process's heartbeat file, and returns its path.
+pub fn create_heartbeat() -> std::io::Result<std::path::PathBuf> {
+    let p = heartbeat_path(std::process::id());
+    std::fs::write(&p, b"")?;
+    Ok(p)
+}
+
+/// The heartbeat file this process's manager created, if it has one.
+#[cfg(target_os = "linux")]
+pub fn parent_heartbeat() -> Option<std::path::PathBuf> {
+    let ppid = std::os::unix::process::parent_id();
+    let p = heartbeat_path(ppid);
+    p.is_file().then_some(p)
+}
+
+/// No heartbeat elsewhere.
+#[cfg(not(target_os = "linux"))]
+pub fn parent_heartbeat() -> Option<std::path::PathBuf> {
+    None
+}
+
+/// Marks the heartbeat file as touched now.
+pub fn touch(path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .set_modified(std::time::SystemTime::now())
+}
+
+/// The heartbeat probe: the child touched the file within `max_age`.
+pub async fn probe_heartbeat(path: std::path::PathBuf, max_age: Duration) -> Result<(), String> {
+    let modified = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let age = modified.elapsed().unwrap_or_default();
+    if age <= max_age {
+        Ok(())
+    } else {
+        Err(format!(
+            "no sample for {:.1} s (heartbeat {})",
+            age.as_secs_f64(),
+            path.display()
+        ))
+    }
+}
+
 /// Where a local probe reaches a listener: its own address, or loopback for a wildcard one.
 pub fn probe_address(listen: std::net::SocketAddr) -> std::net::SocketAddr {
     let mut a = listen;

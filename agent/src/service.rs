@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use smon_proto::agent_server::{Agent, AgentServer};
 use smon_proto::{GetInfoRequest, GetSnapshotRequest, HostInfo, Parts, Snapshot, WatchRequest};
+use smon_web::security::net::CidrList;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -18,6 +19,7 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Interceptor;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
 use crate::collect::DetailDemand;
@@ -163,9 +165,13 @@ impl Agent for AgentService {
 /// Checks `authorization: Bearer <token>` in constant time. Refusals are logged without the
 /// token, at most once per second (with a count of the ones not logged), so a scanner cannot
 /// flood the log.
+///
+/// It also applies `monitor.allow_from`: a caller from elsewhere gets `PermissionDenied`
+/// naming its address, before the token is looked at.
 #[derive(Clone)]
 pub struct TokenCheck {
     expected: Option<Arc<Vec<u8>>>,
+    allow: Arc<CidrList>,
     log: Arc<RefusalLog>,
 }
 
@@ -178,12 +184,18 @@ struct RefusalLog {
 impl TokenCheck {
     /// A check for `auth` (`Auth::None` lets every call through).
     pub fn new(auth: &Auth) -> Self {
+        Self::with_allow(auth, CidrList::default())
+    }
+
+    /// A check for `auth` that also refuses callers outside `allow` (empty: anyone).
+    pub fn with_allow(auth: &Auth, allow: CidrList) -> Self {
         let expected = match auth {
             Auth::Token(t) => Some(Arc::new(format!("Bearer {t}").into_bytes())),
             Auth::None => None,
         };
         Self {
             expected,
+            allow: Arc::new(allow),
             log: Arc::new(RefusalLog {
                 started: Instant::now(),
                 last_ms: AtomicU64::new(0),
@@ -192,7 +204,13 @@ impl TokenCheck {
         }
     }
 
+    /// Logs a refusal (at most once per second) and returns `reason` as its status.
     fn refuse(&self, req: &Request<()>, reason: &'static str) -> Status {
+        self.log_refusal(req, reason);
+        Status::unauthenticated(reason)
+    }
+
+    fn log_refusal(&self, req: &Request<()>, reason: &'static str) {
         let now = self.log.started.elapsed().as_millis() as u64 + 1000;
         let last = self.log.last_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= 1000
@@ -207,16 +225,27 @@ impl TokenCheck {
                 .remote_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_else(|| "unknown".into());
-            tracing::warn!(%peer, reason, suppressed, "Refused an unauthenticated gRPC call.");
+            tracing::warn!(%peer, reason, suppressed, "Refused a gRPC call.");
         } else {
             self.log.suppressed.fetch_add(1, Ordering::Relaxed);
         }
-        Status::unauthenticated(reason)
     }
 }
 
 impl Interceptor for TokenCheck {
     fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        if !self.allow.is_empty() {
+            match req.remote_addr() {
+                Some(a) if self.allow.contains(a.ip()) => {}
+                peer => {
+                    self.log_refusal(&req, "address not in monitor.allow_from");
+                    let who = peer.map(|a| a.ip().to_string()).unwrap_or("unknown".into());
+                    return Err(Status::permission_denied(format!(
+                        "{who} is not allowed by the agent's monitor.allow_from"
+                    )));
+                }
+            }
+        }
         let Some(expected) = &self.expected else {
             return Ok(req);
         };
@@ -241,14 +270,23 @@ pub async fn serve(
         .max_decoding_message_size(64 * 1024);
     let svc = tonic::service::interceptor::InterceptedService::new(
         server,
-        TokenCheck::new(&settings.auth),
+        TokenCheck::with_allow(&settings.auth, settings.grpc_allow.clone()),
     );
-    // TLS goes here, on this builder (`.tls_config(..)`), when configured.
     let mut builder = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .concurrency_limit_per_connection(64);
+    if let Some(tls) = &settings.grpc_tls {
+        let mut cfg = ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert, &tls.key));
+        if let Some(ca) = &tls.client_ca {
+            // Mutual TLS: a client without a certificate from this CA fails the handshake.
+            cfg = cfg.client_ca_root(Certificate::from_pem(ca));
+        }
+        builder = builder
+            .tls_config(cfg)
+            .map_err(|e| anyhow::anyhow!("monitor.tls: {e}"))?;
+    }
     // With our own listener the builder's TCP options do not apply to accepted sockets: set
     // TCP_NODELAY here, or small replies wait for delayed ACKs (~40 ms per call).
     let incoming = TcpListenerStream::new(listener).map(|conn| {

@@ -51,6 +51,24 @@ pub struct ServerConfig {
     /// Path prefix the dashboard is served under when the proxy does not strip it, e.g. `/smon`.
     #[serde(default = "default_base_path")]
     pub base_path: String,
+    /// Who may reach the dashboard (CIDR ranges; empty: anyone, the login still applies).
+    #[serde(default)]
+    pub allow_from: Vec<String>,
+    /// Proxies whose `X-Forwarded-For`/`-Proto`/`-Host` are believed (with `behind_proxy`).
+    #[serde(default = "smon_web::security::config::default_trusted_proxies")]
+    pub trusted_proxies: Vec<String>,
+    /// Who may read `/metrics` without logging in.
+    #[serde(default = "smon_web::security::config::default_metrics_allow_from")]
+    pub metrics_allow_from: Vec<String>,
+    /// HTTPS on the listener itself (certificate and key, PEM).
+    #[serde(default)]
+    pub tls: Option<smon_web::security::TlsFiles>,
+    /// Started as root: switch to this user (and its group) once the listener is bound.
+    #[serde(default)]
+    pub run_as: Option<String>,
+    /// Users and sessions.
+    #[serde(default)]
+    pub auth: smon_web::security::AuthConfig,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +78,12 @@ impl Default for ServerConfig {
             port: default_port(),
             behind_proxy: false,
             base_path: default_base_path(),
+            allow_from: Vec::new(),
+            trusted_proxies: smon_web::security::config::default_trusted_proxies(),
+            metrics_allow_from: smon_web::security::config::default_metrics_allow_from(),
+            tls: None,
+            run_as: None,
+            auth: smon_web::security::AuthConfig::default(),
         }
     }
 }
@@ -133,6 +157,82 @@ pub struct ClusterConfig {
     pub name: String,
     /// Its hosts.
     pub hosts: Vec<HostConfig>,
+    /// TLS towards this cluster's agents (a host's own `tls` wins).
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
+}
+
+/// TLS towards agents: the CA that signed their certificates, and for mutual TLS the
+/// aggregator's own certificate and key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTlsConfig {
+    /// CA certificate (PEM) that signed the agents' certificates.
+    pub ca: String,
+    /// The aggregator's client certificate (PEM), for agents that require mutual TLS.
+    #[serde(default)]
+    pub cert: Option<String>,
+    /// Its private key (PEM).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The name to expect in the agent's certificate (default: the host part of `address`).
+    #[serde(default)]
+    pub domain: Option<String>,
+}
+
+/// TLS towards an agent, checked: the PEM files read at start.
+#[derive(Clone)]
+pub struct ClientTls {
+    /// CA certificate, PEM.
+    pub ca: Vec<u8>,
+    /// Client certificate and key, PEM.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// Expected name in the agent's certificate.
+    pub domain: Option<String>,
+}
+
+impl fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("mutual", &self.identity.is_some())
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_client_tls(
+    t: &ClientTlsConfig,
+    field: &str,
+    base: &Path,
+    errs: &mut Vec<FieldError>,
+) -> Option<ClientTls> {
+    use smon_agent::config::read_pem;
+    let ca = read_pem(base, &format!("{field}.ca"), &t.ca, errs);
+    let identity = match (&t.cert, &t.key) {
+        (Some(c), Some(k)) => Some((
+            read_pem(base, &format!("{field}.cert"), c, errs),
+            read_pem(base, &format!("{field}.key"), k, errs),
+        )),
+        (None, None) => None,
+        (Some(_), None) | (None, Some(_)) => {
+            errs.push(FieldError {
+                field: format!("{field}.cert"),
+                value: String::new(),
+                problem: "and key go together: set both for mutual TLS, or neither".into(),
+            });
+            return None;
+        }
+    };
+    let identity = match identity {
+        Some((Some(c), Some(k))) => Some((c, k)),
+        Some(_) => return None,
+        None => None,
+    };
+    Some(ClientTls {
+        ca: ca?,
+        identity,
+        domain: t.domain.clone(),
+    })
 }
 
 /// One agent to poll.
@@ -152,6 +252,9 @@ pub struct HostConfig {
     /// Free-form tags, shown and filterable in the UI.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// TLS towards this agent (else the cluster's, else plaintext).
+    #[serde(default)]
+    pub tls: Option<ClientTlsConfig>,
 }
 
 /// An agent to poll, checked.
@@ -163,6 +266,8 @@ pub struct Target {
     pub address: String,
     /// Bearer token, if the agent needs one.
     pub token: Option<String>,
+    /// TLS towards the agent (plaintext when absent).
+    pub tls: Option<ClientTls>,
 }
 
 impl fmt::Debug for Target {
@@ -171,6 +276,7 @@ impl fmt::Debug for Target {
             .field("spec", &self.spec)
             .field("address", &self.address)
             .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -195,6 +301,10 @@ pub struct Settings {
     pub behind_proxy: bool,
     /// Path prefix (`""` or `/prefix`).
     pub base_path: String,
+    /// Users, sessions, allow-lists, HTTPS.
+    pub http: smon_web::security::HttpSecurity,
+    /// Switch to this user after binding.
+    pub run_as: Option<String>,
     /// Who keeps the process alive.
     pub manager: ManagerMode,
     /// How mode `self` supervises.
@@ -286,15 +396,6 @@ impl AppConfig {
                 None
             }
         };
-        if let Some(a) = http_listen
-            && !a.ip().is_loopback()
-        {
-            bad(
-                "server.host".into(),
-                &a.ip(),
-                "is not a loopback address: the dashboard has no login yet, so it listens on loopback only (put nginx with authentication in front of it)",
-            );
-        }
         let bp = &self.server.base_path;
         if !smon_web::hub::valid_base_path(bp) {
             bad(
@@ -370,8 +471,10 @@ impl AppConfig {
             ids.insert(format!("{}:{}", m.self_cluster, self_name));
         }
         let mut targets = Vec::new();
+        let mut tls_errs = Vec::new();
         for (ci, c) in m.clusters.iter().enumerate() {
             let cf = format!("monitor.clusters[{ci}]");
+            let mut cluster_tls: Option<Option<ClientTls>> = None;
             if !valid_name(&c.name) {
                 bad(
                     format!("{cf}.name"),
@@ -460,6 +563,15 @@ impl AppConfig {
                         "is not a valid token (16+ characters, no whitespace)",
                     );
                 }
+                let tls = match (&h.tls, &c.tls) {
+                    (Some(t), _) => check_client_tls(t, &format!("{hf}.tls"), base, &mut tls_errs),
+                    (None, Some(t)) => cluster_tls
+                        .get_or_insert_with(|| {
+                            check_client_tls(t, &format!("{cf}.tls"), base, &mut tls_errs)
+                        })
+                        .clone(),
+                    (None, None) => None,
+                };
                 targets.push(Target {
                     spec: HostSpec {
                         cluster: c.name.clone(),
@@ -469,6 +581,7 @@ impl AppConfig {
                     },
                     address: h.address.clone(),
                     token,
+                    tls,
                 });
             }
         }
@@ -480,6 +593,22 @@ impl AppConfig {
             );
         }
 
+        errs.append(&mut tls_errs);
+        let http = smon_agent::config::check_http_security(
+            smon_web::security::config::Input {
+                behind_proxy: self.server.behind_proxy,
+                allow_from: &self.server.allow_from,
+                trusted_proxies: &self.server.trusted_proxies,
+                metrics_allow_from: &self.server.metrics_allow_from,
+                tls: self.server.tls.as_ref(),
+                auth: &self.server.auth,
+            },
+            base,
+            "smon-users.json",
+            &mut errs,
+        );
+        let run_as = smon_agent::config::check_run_as(self.server.run_as.as_ref(), &mut errs);
+
         match (errs.is_empty(), http_listen, manager, gpu) {
             (true, Some(http_listen), Some((manager, manager_settings)), Some(gpu)) => {
                 Ok(Settings {
@@ -487,6 +616,8 @@ impl AppConfig {
                     http_listen,
                     behind_proxy: self.server.behind_proxy,
                     base_path: smon_web::hub::normalise_base(&self.server.base_path),
+                    http,
+                    run_as,
                     manager,
                     manager_settings,
                     log: log.unwrap_or_default(),

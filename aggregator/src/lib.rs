@@ -5,6 +5,7 @@
 //! `main.rs` is thin; tests call [`run`] on `127.0.0.1:0`.
 
 pub mod config;
+pub mod endpoint;
 pub mod poller;
 
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use smon_agent::config::{DiskFilter, NetworkFilter};
 use smon_agent::sampler::Sampler;
 use smon_proto::Parts;
 use smon_web::hub::{self, Web, now_ms};
+use smon_web::security::{Bootstrap, HttpSecurity, Security};
 use smon_web::store::{ClusterStore, StoreConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +29,8 @@ use crate::config::Settings;
 pub async fn probe_http(url: String) -> Result<(), String> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_millis(1500))
+        // Our own listener on loopback: its certificate names the public host, not 127.0.0.1.
+        .tls_danger_accept_invalid_certs(url.starts_with("https://"))
         .build()
         .map_err(|e| e.to_string())?;
     let resp = client
@@ -42,6 +46,24 @@ pub async fn probe_http(url: String) -> Result<(), String> {
             "{url}: {code}: {}",
             resp.text().await.unwrap_or_default()
         ))
+    }
+}
+
+/// Says in the log how the dashboard is protected (never the password).
+pub fn log_bootstrap(b: &Bootstrap, http: &HttpSecurity) {
+    match b {
+        Bootstrap::Users(n) => tracing::info!(
+            users = n,
+            public_read_only = http.auth.public_read_only,
+            "Login required."
+        ),
+        Bootstrap::PublicOnly => {
+            tracing::warn!("No users: the dashboard is public and read-only; nobody can log in.")
+        }
+        Bootstrap::CreatedAdmin { file, .. } => tracing::warn!(
+            file = %file.display(),
+            "First start: created the user 'admin'; its password was printed once on the console."
+        ),
     }
 }
 
@@ -63,8 +85,12 @@ pub async fn run(
         specs.push(me.spec.clone());
     }
     specs.extend(settings.targets.iter().map(|t| t.spec.clone()));
+    let (security, bootstrap) = Security::start(settings.http.clone(), listener.local_addr()?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", settings.source))?;
+    smon_web::security::announce(&bootstrap, "smon-aggregator");
+    log_bootstrap(&bootstrap, &settings.http);
     let store = Arc::new(Mutex::new(ClusterStore::new(specs, store_cfg, now_ms())));
-    let web = Arc::new(Web::new(store.clone(), "app"));
+    let web = Arc::new(Web::new(store.clone(), "app", security));
     let tracker = TaskTracker::new();
 
     for t in &settings.targets {
@@ -130,13 +156,13 @@ pub async fn run(
     tracker.close();
 
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, base_path = %settings.base_path, hosts = settings.targets.len(), include_self = settings.self_host.is_some(), "Serving the dashboard.");
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop.clone().cancelled_owned())
-    .await;
+    let scheme = if settings.http.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(url = %format!("{scheme}://{addr}{}/", settings.base_path), hosts = settings.targets.len(), include_self = settings.self_host.is_some(), "Serving the dashboard.");
+    let served = hub::serve_app(app, listener, settings.http.tls.clone(), stop.clone()).await;
     stop.cancel();
     if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
         .await

@@ -27,6 +27,9 @@ enum Command {
     /// Write a Supervisor program file ([program:smon-aggregator]) for manager.mode =
     /// "supervisor".
     GenSupervisorConf(smon_agent::deploy::GenSupervisorConf),
+    /// Hash a password for `server.auth.users` or the users file (read without echo; one line
+    /// from a pipe).
+    HashPassword(daemon::HashPasswordArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
                 g,
             );
         }
+        Some(Command::HashPassword(h)) => return daemon::hash_password(h, "smon-aggregator"),
         None => {}
     }
     let loaded = match &args.daemon.config {
@@ -65,11 +69,7 @@ fn main() -> ExitCode {
     if settings.manager == smon_agent::config::ManagerMode::SelfManaged && !args.daemon.no_supervise
     {
         // manager.mode = "self": this process supervises a child that serves.
-        let url = format!(
-            "http://{}{}/healthz",
-            smon_agent::manager::probe_address(settings.http_listen),
-            settings.base_path
-        );
+        let url = health_url(&settings);
         return smon_agent::manager::run(settings.manager_settings, move || {
             smon_aggregator::probe_http(url.clone())
         });
@@ -83,6 +83,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// The local `/healthz` URL (https when the listener serves TLS).
+fn health_url(settings: &smon_aggregator::config::Settings) -> String {
+    let scheme = if settings.http.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!(
+        "{scheme}://{}{}/healthz",
+        smon_agent::manager::probe_address(settings.http_listen),
+        settings.base_path
+    )
+}
+
 fn serve(settings: smon_aggregator::config::Settings) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .thread_name("smon-aggregator")
@@ -91,19 +105,23 @@ fn serve(settings: smon_aggregator::config::Settings) -> anyhow::Result<()> {
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(settings.http_listen)
             .await
-            .with_context(|| format!("cannot listen on {} (server.host/server.port in {})", settings.http_listen, settings.source))?;
-        tracing::info!(url = %format!("http://{}{}/", settings.http_listen, settings.base_path), "Dashboard address.");
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (server.host/server.port in {})",
+                    settings.http_listen, settings.source
+                )
+            })?;
+        // Bound (ports below 1024 need root): now switch to server.run_as.
+        daemon::drop_privileges(settings.run_as.as_deref())?;
         let stop = CancellationToken::new();
         let signals = tokio::spawn(daemon::stop_on_signal(stop.clone()));
         // systemd (Type=notify): READY=1 once /healthz answers 200, then WATCHDOG=1 while it
         // keeps doing so. No-op without NOTIFY_SOCKET.
         let _notifier = {
-            let url = format!(
-                "http://{}{}/healthz",
-                smon_agent::manager::probe_address(settings.http_listen),
-                settings.base_path
-            );
-            daemon::spawn_notifier(stop.clone(), move || smon_aggregator::probe_http(url.clone()))
+            let url = health_url(&settings);
+            daemon::spawn_notifier(stop.clone(), move || {
+                smon_aggregator::probe_http(url.clone())
+            })
         };
         let run = smon_aggregator::run(settings, listener, stop.clone());
         tokio::pin!(run);

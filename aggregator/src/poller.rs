@@ -15,7 +15,6 @@ use smon_web::store::ClusterStore;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::metadata::MetadataValue;
-use tonic::transport::Endpoint;
 
 use crate::config::Target;
 
@@ -114,17 +113,11 @@ async fn session(
     metrics: &mut PollMetrics,
 ) -> Result<(), String> {
     let started = Instant::now();
-    let endpoint = Endpoint::from_shared(format!("http://{}", target.address))
-        .map_err(|e| format!("bad address: {e}"))?
-        .connect_timeout(CALL_DEADLINE)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .keep_alive_while_idle(true);
+    let endpoint = crate::endpoint::endpoint(target, CALL_DEADLINE)?;
     let channel = tokio::time::timeout(CALL_DEADLINE, endpoint.connect())
         .await
         .map_err(|_| format!("connect timed out after {} s", CALL_DEADLINE.as_secs()))?
-        .map_err(|e| format!("cannot connect: {}", chain(&e)))?;
+        .map_err(|e| crate::endpoint::explain(format!("cannot connect: {}", chain(&e)), target))?;
     let auth: Option<MetadataValue<_>> = match &target.token {
         Some(t) => Some(
             format!("Bearer {t}")
@@ -145,7 +138,7 @@ async fn session(
     let info = client
         .get_info(info_req)
         .await
-        .map_err(|s| status_text(&s))?
+        .map_err(|s| crate::endpoint::explain(status_text(&s), target))?
         .into_inner();
     metrics.connected(started.elapsed());
     store

@@ -8,22 +8,26 @@
 //! [`Web::telemetry`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::handler::ConnectHandler;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::assets;
 use crate::metrics::{self, Metrics, Telemetry};
+use crate::security::login::{self, Reader};
+use crate::security::net::Client;
+use crate::security::{Class, Principal, Security, layers};
 use crate::store::ClusterStore;
 use crate::wire::{Ack, Hello, Subscribe};
 
@@ -41,8 +45,9 @@ pub struct Demand {
     inner: Arc<Mutex<Watchers>>,
 }
 
-/// Per host: how many sockets watch it, and the channel pollers read.
-type Watchers = HashMap<String, (usize, watch::Sender<bool>)>;
+/// Per host: how many sockets watch it, how many of each [`Class`], and the channel pollers
+/// read.
+type Watchers = HashMap<String, (usize, [usize; 3], watch::Sender<bool>)>;
 
 impl Demand {
     fn lock(&self) -> MutexGuard<'_, Watchers> {
@@ -54,33 +59,48 @@ impl Demand {
     pub fn subscribe(&self, id: &str) -> watch::Receiver<bool> {
         self.lock()
             .entry(id.to_owned())
-            .or_insert_with(|| (0, watch::channel(false).0))
-            .1
+            .or_insert_with(|| (0, [0; 3], watch::channel(false).0))
+            .2
             .subscribe()
     }
 
     /// Whether anyone watches `id`.
     pub fn is_watched(&self, id: &str) -> bool {
-        self.lock().get(id).is_some_and(|(n, _)| *n > 0)
+        self.lock().get(id).is_some_and(|(n, _, _)| *n > 0)
     }
 
-    fn add(&self, id: &str) {
+    /// Which classes of visitor watch `id`.
+    pub fn classes(&self, id: &str) -> Vec<Class> {
+        self.lock()
+            .get(id)
+            .map(|(_, per, _)| {
+                Class::ALL
+                    .into_iter()
+                    .filter(|c| per[c.index()] > 0)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn add(&self, id: &str, class: Class) {
         let mut m = self.lock();
         let e = m
             .entry(id.to_owned())
-            .or_insert_with(|| (0, watch::channel(false).0));
+            .or_insert_with(|| (0, [0; 3], watch::channel(false).0));
         e.0 += 1;
+        e.1[class.index()] += 1;
         if e.0 == 1 {
-            e.1.send_replace(true);
+            e.2.send_replace(true);
         }
     }
 
-    fn remove(&self, id: &str) {
+    fn remove(&self, id: &str, class: Class) {
         let mut m = self.lock();
         if let Some(e) = m.get_mut(id) {
             e.0 = e.0.saturating_sub(1);
+            e.1[class.index()] = e.1[class.index()].saturating_sub(1);
             if e.0 == 0 {
-                e.1.send_replace(false);
+                e.2.send_replace(false);
             }
         }
     }
@@ -100,17 +120,42 @@ pub struct Web {
     /// When the hub last ran (ms since the epoch), for `/healthz`: a frozen hub means a frozen
     /// live view, which the manager must see.
     pub hub_tick_ms: std::sync::atomic::AtomicU64,
+    /// Users, sessions, allow-lists.
+    pub security: Arc<Security>,
+    /// The Socket.IO handle, once the router is built (to close a session's sockets).
+    io: OnceLock<SocketIo>,
 }
 
 impl Web {
-    /// Shared state over `store` for a daemon in `mode` (`app` or `node`).
-    pub fn new(store: Arc<Mutex<ClusterStore>>, mode: &'static str) -> Self {
+    /// Shared state over `store` for a daemon in `mode` (`app` or `node`), guarded by
+    /// `security`.
+    pub fn new(
+        store: Arc<Mutex<ClusterStore>>,
+        mode: &'static str,
+        security: Arc<Security>,
+    ) -> Self {
         Self {
             store,
             demand: Demand::default(),
             telemetry: Telemetry::default(),
             mode,
             hub_tick_ms: std::sync::atomic::AtomicU64::new(now_ms()),
+            security,
+            io: OnceLock::new(),
+        }
+    }
+
+    /// Closes every live socket of the session `id` (at logout).
+    pub fn disconnect_session(&self, id: &str) {
+        let Some(io) = self.io.get() else { return };
+        for s in io.sockets() {
+            let mine = s
+                .extensions
+                .get::<Principal>()
+                .is_some_and(|p| matches!(&p, Principal::User { session, .. } if session == id));
+            if mine {
+                let _ = s.disconnect();
+            }
         }
     }
 
@@ -128,12 +173,53 @@ impl Web {
 #[derive(Clone)]
 struct Watching(String);
 
-fn room_of(id: &str) -> String {
-    format!("host:{id}")
+/// The room of a host page, per class of visitor: each gets the sample filtered for it.
+fn room_of(id: &str, class: Class) -> String {
+    format!("host:{id}:{}", class.as_str())
+}
+
+fn class_of(s: &SocketRef) -> Class {
+    s.extensions
+        .get::<Principal>()
+        .map(|p| p.class())
+        .unwrap_or(Class::Public)
+}
+
+/// Why a Socket.IO connection was refused (sent to the client as `connect_error`).
+#[derive(Debug)]
+struct Refused(&'static str);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// The connect middleware: a socket needs the principal the HTTP layers found for its
+/// handshake request (a live session, or anybody on a public dashboard).
+async fn require_principal(s: SocketRef) -> Result<(), Refused> {
+    match s.req_parts().extensions.get::<Principal>().cloned() {
+        Some(p) => {
+            s.extensions.insert(p);
+            Ok(())
+        }
+        None => Err(Refused("login required")),
+    }
 }
 
 fn on_connect(s: SocketRef, web: Arc<Web>) {
     web.telemetry.browser_connected();
+    // A socket outlives the request that opened it: close it when its session would end.
+    if let Some(Principal::User { expires_ms, .. }) = s.extensions.get::<Principal>() {
+        let sock = s.clone();
+        let wait = Duration::from_millis(expires_ms.saturating_sub(now_ms()));
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if sock.connected() {
+                let _ = sock.disconnect();
+            }
+        });
+    }
     let hello = Hello {
         mode: web.mode.to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -166,7 +252,7 @@ fn on_connect(s: SocketRef, web: Arc<Web>) {
         let w = w.clone();
         async move {
             if let Some(Watching(id)) = s.extensions.remove::<Watching>() {
-                w.demand.remove(&id);
+                w.demand.remove(&id, class_of(&s));
             }
         }
     });
@@ -188,17 +274,21 @@ fn on_subscribe(
         }
         Ok(Subscribe::Host { id }) => {
             let full = w.store().host_full(&id, now_ms());
+            let class = class_of(s);
             match full {
                 None => Ack::err(format!("unknown host '{id}'")),
-                Some(full) => {
+                Some(mut full) => {
+                    if let Some(d) = full.detail.as_mut() {
+                        class.visibility(w.security.http.auth.viewer).apply(d);
+                    }
                     let previous = s.extensions.get::<Watching>();
                     if previous.as_ref().map(|p| p.0.as_str()) != Some(id.as_str()) {
                         if let Some(Watching(old)) = previous {
-                            s.leave(room_of(&old));
-                            w.demand.remove(&old);
+                            s.leave(room_of(&old, class));
+                            w.demand.remove(&old, class);
                         }
-                        s.join(room_of(&id));
-                        w.demand.add(&id);
+                        s.join(room_of(&id, class));
+                        w.demand.add(&id, class);
                         s.extensions.insert(Watching(id));
                     }
                     let _ = s.emit("host", &full);
@@ -228,8 +318,9 @@ fn on_unsubscribe(
                 .is_some_and(|Watching(cur)| cur == id)
             {
                 s.extensions.remove::<Watching>();
-                s.leave(room_of(&id));
-                w.demand.remove(&id);
+                let class = class_of(s);
+                s.leave(room_of(&id, class));
+                w.demand.remove(&id, class);
             }
             Ack::ok()
         }
@@ -265,13 +356,19 @@ pub async fn run_hub(io: SocketIo, web: Arc<Web>, stop: CancellationToken) {
             tracing::debug!(error = %e, "Overview delta not delivered to every socket.");
         }
         for (id, update) in changes.host_updates {
-            if let Err(e) = io
-                .to(room_of(&id))
-                .volatile()
-                .emit("host_update", &update)
-                .await
-            {
-                tracing::debug!(host = %id, error = %e, "Host update not delivered to every socket.");
+            for class in web.demand.classes(&id) {
+                let mut u = update.clone();
+                if let Some(d) = u.detail.as_mut() {
+                    class.visibility(web.security.http.auth.viewer).apply(d);
+                }
+                if let Err(e) = io
+                    .to(room_of(&id, class))
+                    .volatile()
+                    .emit("host_update", &u)
+                    .await
+                {
+                    tracing::debug!(host = %id, error = %e, "Host update not delivered to every socket.");
+                }
             }
         }
     }
@@ -281,6 +378,13 @@ pub async fn run_hub(io: SocketIo, web: Arc<Web>, stop: CancellationToken) {
 #[derive(Debug)]
 pub struct ApiError(StatusCode, String);
 
+impl ApiError {
+    /// An error with `status` and the reason `why`.
+    pub fn new(status: StatusCode, why: String) -> Self {
+        Self(status, why)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
@@ -289,26 +393,40 @@ impl IntoResponse for ApiError {
 
 type Shared = State<Arc<Web>>;
 
-async fn clusters(State(w): Shared) -> impl IntoResponse {
+async fn clusters(State(w): Shared, _: Reader) -> impl IntoResponse {
     Json(w.store().clusters())
 }
 
-async fn hosts(State(w): Shared) -> impl IntoResponse {
+async fn hosts(State(w): Shared, _: Reader) -> impl IntoResponse {
     Json(w.store().rows())
 }
 
-async fn host(State(w): Shared, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let st = w.store();
-    let row = st
-        .row(&id)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown host '{id}'")))?;
-    let (info, detail) = st.info_and_latest(&id).unwrap_or((None, None));
+async fn host(
+    State(w): Shared,
+    Reader(p): Reader,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (row, info, mut detail) = {
+        let st = w.store();
+        let row = st
+            .row(&id)
+            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown host '{id}'")))?;
+        let (info, detail) = st.info_and_latest(&id).unwrap_or((None, None));
+        (row, info, detail)
+    };
+    if let Some(d) = detail.as_mut() {
+        p.class().visibility(w.security.http.auth.viewer).apply(d);
+    }
     Ok(Json(
         serde_json::json!({ "host": row, "info": info, "detail": detail }),
     ))
 }
 
-async fn events(State(w): Shared, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn events(
+    State(w): Shared,
+    _: Reader,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     let ev = w
         .store()
         .events(&id)
@@ -343,8 +461,28 @@ async fn readyz(State(w): Shared) -> Response {
     }
 }
 
-/// `GET /metrics`. Encoded off the async threads: with many hosts it takes a while.
-async fn metrics_page(m: Arc<Metrics>) -> Response {
+/// `GET /metrics` for anyone with a session (or on a public dashboard), and without one from
+/// `metrics_allow_from` (a Prometheus on this host, by default).
+async fn metrics_page(
+    m: Arc<Metrics>,
+    w: Arc<Web>,
+    p: Option<Extension<Principal>>,
+    c: Option<Extension<Client>>,
+) -> Response {
+    let allowed = p.is_some()
+        || c.is_some_and(|Extension(c)| w.security.http.metrics_allow_from.contains(c.ip));
+    if !allowed {
+        return ApiError(
+            StatusCode::UNAUTHORIZED,
+            "login required (or scrape from an address in server.metrics_allow_from)".into(),
+        )
+        .into_response();
+    }
+    encode_metrics(m).await
+}
+
+/// Encodes the exposition off the async threads: with many hosts it takes a while.
+async fn encode_metrics(m: Arc<Metrics>) -> Response {
     match tokio::task::spawn_blocking(move || m.render()).await {
         Ok(Ok(body)) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response(),
         Ok(Err(e)) => ApiError(
@@ -364,8 +502,16 @@ async fn api_not_found() -> ApiError {
     ApiError(StatusCode::NOT_FOUND, "no such API route".into())
 }
 
-async fn index(headers: HeaderMap) -> Response {
+/// The dashboard for a reader; everyone else goes to the login page.
+async fn index(p: Option<Extension<Principal>>, headers: HeaderMap) -> Response {
+    if p.is_none() {
+        return Redirect::to("login").into_response();
+    }
     assets::serve("index.html", &headers)
+}
+
+async fn login_page(headers: HeaderMap) -> Response {
+    assets::serve("login.html", &headers)
 }
 
 async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
@@ -391,8 +537,12 @@ pub fn normalise_base(base: &str) -> String {
     }
 }
 
-/// The HTTP router (UI, REST, Socket.IO, `/metrics`) under `base` (e.g. `""` or `/smon`), and
-/// the Socket.IO handle for [`run_hub`].
+/// The HTTP router (UI, login, REST, Socket.IO, `/metrics`) under `base` (e.g. `""` or
+/// `/smon`), and the Socket.IO handle for [`run_hub`].
+///
+/// Layers, outermost first: security headers; the client's address and `allow_from`; the
+/// session; the [`Principal`]; then Socket.IO (its connect middleware needs the principal) and,
+/// for the routes, CSRF, a body limit and a timeout. Routes check their role themselves.
 pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
     let base = normalise_base(base);
     let exporter = Arc::new(Metrics::new(web.store.clone(), &web.telemetry, web.mode));
@@ -400,21 +550,39 @@ pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
         .req_path(format!("{base}/socket.io"))
         .max_payload(64 * 1024)
         .build_layer();
+    let _ = web.io.set(io.clone());
     let w = web.clone();
-    io.ns("/", move |s: SocketRef| {
-        let w = w.clone();
-        async move { on_connect(s, w) }
-    });
+    io.ns(
+        "/",
+        (move |s: SocketRef| {
+            let w = w.clone();
+            async move { on_connect(s, w) }
+        })
+        .with(require_principal),
+    );
     let p = |s: &str| format!("{base}{s}");
+    let w = web.clone();
     let mut app: Router<Arc<Web>> = Router::new()
         .route(&p("/"), get(index))
+        .route(&p("/login"), get(login_page))
         .route(&p("/assets/{*path}"), get(asset))
+        .route(&p("/api/v1/login"), post(login::login))
+        .route(&p("/api/v1/logout"), post(login::logout))
+        .route(&p("/api/v1/me"), get(login::me))
+        .route(&p("/api/v1/admin/users"), get(login::users))
         .route(&p("/api/v1/clusters"), get(clusters))
         .route(&p("/api/v1/hosts"), get(hosts))
         .route(&p("/api/v1/hosts/{id}"), get(host))
         .route(&p("/api/v1/hosts/{id}/events"), get(events))
-        .route(&p("/api/{*rest}"), get(api_not_found))
-        .route(&p("/metrics"), get(move || metrics_page(exporter.clone())))
+        .route(&p("/api/{*rest}"), get(api_not_found).post(api_not_found))
+        .route(
+            &p("/metrics"),
+            get(
+                move |pr: Option<Extension<Principal>>, c: Option<Extension<Client>>| {
+                    metrics_page(exporter.clone(), w.clone(), pr, c)
+                },
+            ),
+        )
         .route(&p("/healthz"), get(healthz))
         .route(&p("/readyz"), get(readyz));
     if !base.is_empty() {
@@ -422,17 +590,37 @@ pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
         let to = format!("{base}/");
         app = app.route(&base, get(move || async move { Redirect::permanent(&to) }));
     }
-    let app = app
-        .layer(
-            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ),
-        )
+    let mut app = app
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(15),
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(16 * 1024))
+        .layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            layers::csrf,
+        ))
         .layer(layer)
-        // `with_state` after the Socket.IO layer: otherwise the layer is rebuilt per request
-        // and long-polling sessions are lost ("Session ID unknown").
-        .with_state(web);
+        .layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            layers::principal,
+        ))
+        .layer(layers::session_layer(&web, &base))
+        .layer(axum::middleware::from_fn_with_state(
+            web.clone(),
+            layers::client_and_allow,
+        ));
+    for (name, value) in layers::security_headers() {
+        app = app.layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                name,
+                HeaderValue::from_static(value),
+            ),
+        );
+    }
+    // `with_state` after the Socket.IO layer: otherwise the layer is rebuilt per request
+    // and long-polling sessions are lost ("Session ID unknown").
+    let app = app.with_state(web);
     (app, io)
 }
 
@@ -471,18 +659,14 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let (app, io) = router(web.clone(), base);
+    let tls = web.security.http.tls.clone();
     let hub = tokio::spawn(run_hub(io.clone(), web, stop.clone()));
     let closer_stop = stop.clone();
     let closer = tokio::spawn(async move {
         closer_stop.cancelled().await;
         io.close().await;
     });
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop.clone().cancelled_owned())
-    .await;
+    let served = serve_app(app, listener, tls, stop.clone()).await;
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let _ = hub.await;
@@ -490,4 +674,41 @@ pub async fn serve(
     })
     .await;
     served
+}
+
+/// Serves `app` on `listener` until `stop`, over HTTPS when `tls` names a certificate chain and
+/// key (PEM), else plain HTTP. Connections carry their peer address (for the allow-list).
+pub async fn serve_app(
+    app: Router,
+    listener: tokio::net::TcpListener,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let make = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let Some((cert, key)) = tls else {
+        return axum::serve(listener, make)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+    };
+    // One process-wide provider (aws-lc-rs, as tonic and reqwest use); already set is fine.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+        .await
+        .map_err(|e| {
+            std::io::Error::other(format!(
+                "server.tls: cannot use {} and {}: {e}",
+                cert.display(),
+                key.display()
+            ))
+        })?;
+    let handle = axum_server::Handle::new();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        h.graceful_shutdown(Some(Duration::from_secs(1)));
+    });
+    axum_server::from_tcp_rustls(listener.into_std()?, config)
+        .handle(handle)
+        .serve(make)
+        .await
 }

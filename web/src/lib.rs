@@ -6,5 +6,6 @@
 pub mod assets;
 pub mod hub;
 pub mod metrics;
+pub mod security;
 pub mod store;
 pub mod wire;

@@ -86,6 +86,11 @@ export class Connection {
       if (!s.active) this.retryLater();
     });
     s.on("connect_error", (err) => {
+      if (err.message === "login required") {
+        // No session (never logged in, logged out elsewhere, or expired): to the login page.
+        location.replace(`${basePath()}login`);
+        return;
+      }
       if (!s.active) {
         // The handshake was refused (e.g. a middleware said no): socket.io gives up here.
         this.setState("disconnected", `Refused: ${err.message}`);

@@ -4,7 +4,8 @@
  * pages, and dispatches the server's frames to the page on screen.
  */
 import "./styles/app.css";
-import { Connection } from "./connection";
+import "./styles/account.css";
+import { basePath, Connection } from "./connection";
 import { h, setAttr, setText, show } from "./dom";
 import { age, ago } from "./format";
 import { HomePage } from "./pages/home";
@@ -20,10 +21,12 @@ function start(): void {
   const crumb = h("span", { class: "crumb" });
   const themeBtn = h("button", { type: "button", class: "icon-btn", id: "theme-toggle", title: "Light / dark theme", "aria-label": "Switch between light and dark theme" }, h("i", { class: "theme-icon", "aria-hidden": "true" }));
   themeBtn.addEventListener("click", toggleTheme);
+  const account = h("span", { class: "account", id: "account" });
+  void showAccount(account);
   const banner = h("div", { id: "stale-banner", class: "banner", role: "status", hidden: true });
   const viewEl = h("main", { id: "view" });
   document.body.append(
-    h("header", { class: "topbar" }, h("a", { class: "brand", href: "#/" }, h("i", { class: "logo", "aria-hidden": "true" }), "smon"), version, crumb, h("span", { class: "spacer" }), conn.indicator, themeBtn),
+    h("header", { class: "topbar" }, h("a", { class: "brand", href: "#/" }, h("i", { class: "logo", "aria-hidden": "true" }), "smon"), version, crumb, h("span", { class: "spacer" }), conn.indicator, account, themeBtn),
     banner,
     viewEl,
   );
@@ -92,6 +95,34 @@ function start(): void {
     page?.tick();
     updateBanner();
   }, 1000);
+}
+
+/**
+ * Who is logged in, and the way out: `user (role)` and a Log out button; on a public dashboard
+ * without a session, a Log in link.
+ */
+async function showAccount(el: HTMLElement): Promise<void> {
+  let me: { user: string | null; role: string } | null = null;
+  try {
+    const r = await fetch(`${basePath()}api/v1/me`, { credentials: "same-origin", headers: { accept: "application/json" } });
+    if (r.status === 401) {
+      location.replace(`${basePath()}login`);
+      return;
+    }
+    if (r.ok) me = (await r.json()) as { user: string | null; role: string };
+  } catch {
+    return;
+  }
+  if (!me) return;
+  if (!me.user) {
+    el.replaceChildren(h("a", { href: `${basePath()}login`, class: "login-link", id: "login-link" }, "Log in"));
+    return;
+  }
+  const out = h("button", { type: "button", class: "text-btn", id: "logout" }, "Log out");
+  out.addEventListener("click", () => {
+    void fetch(`${basePath()}api/v1/logout`, { method: "POST", credentials: "same-origin" }).finally(() => location.replace(`${basePath()}login`));
+  });
+  el.replaceChildren(h("span", { class: "who", id: "who", title: `Role: ${me.role}` }, `${me.user} (${me.role})`), out);
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start, { once: true });

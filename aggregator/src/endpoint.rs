@@ -1,0 +1,81 @@
+//! The gRPC endpoint of an agent: plaintext or TLS (with a client certificate for mutual TLS),
+//! and connection errors explained in words an operator can act on.
+
+use std::time::Duration;
+
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+use crate::config::Target;
+
+/// The endpoint for `target`, with `connect_timeout`.
+pub fn endpoint(target: &Target, connect_timeout: Duration) -> Result<Endpoint, String> {
+    let scheme = if target.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut ep = Endpoint::from_shared(format!("{scheme}://{}", target.address))
+        .map_err(|e| format!("bad address: {e}"))?
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .keep_alive_while_idle(true);
+    if let Some(tls) = &target.tls {
+        let mut cfg = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&tls.ca));
+        if let Some((cert, key)) = &tls.identity {
+            cfg = cfg.identity(Identity::from_pem(cert, key));
+        }
+        if let Some(d) = &tls.domain {
+            cfg = cfg.domain_name(d.clone());
+        }
+        ep = ep
+            .tls_config(cfg)
+            .map_err(|e| format!("TLS settings refused: {e}"))?;
+    }
+    Ok(ep)
+}
+
+/// `text` (a connection or call error) with a hint at the likely cause, when there is one.
+pub fn explain(text: String, target: &Target) -> String {
+    let t = text.to_ascii_lowercase();
+    let hint = match &target.tls {
+        None if t.contains("frame with invalid size")
+            || t.contains("invalid http version")
+            || t.contains("connection reset")
+            || t.contains("unexpected eof")
+            || t.contains("broken pipe")
+            || t.contains("h2 protocol error") =>
+        {
+            Some("the agent may be serving TLS: set tls for this host or cluster")
+        }
+        Some(_) if t.contains("unknownissuer") || t.contains("unknown issuer") => {
+            Some("the agent's certificate is not signed by the configured CA (tls.ca)")
+        }
+        Some(_) if t.contains("notvalidforname") || t.contains("not valid for name") => Some(
+            "the agent's certificate does not name this address: set tls.domain to a name it has",
+        ),
+        Some(tls)
+            if tls.identity.is_none()
+                && (t.contains("certificaterequired") || t.contains("certificate required")) =>
+        {
+            Some("the agent requires a client certificate (mutual TLS): set tls.cert and tls.key")
+        }
+        Some(_)
+            if t.contains("badcertificate")
+                || t.contains("bad certificate")
+                || t.contains("unknownca")
+                || t.contains("unknown ca") =>
+        {
+            Some("the agent refused our client certificate: is it signed by the agent's client_ca?")
+        }
+        Some(_) if t.contains("invalidcontenttype") || t.contains("corrupt message") => Some(
+            "the agent does not speak TLS: remove tls for this host, or enable it on the agent",
+        ),
+        _ => None,
+    };
+    match hint {
+        Some(h) => format!("{text} ({h})"),
+        None => text,
+    }
+}

@@ -1,0 +1,179 @@
+//! Who may use the HTTP side, and what each one sees.
+//!
+//! - [`config`]: the `server` block's security fields, shared by both daemons, and their checks.
+//! - [`net`]: CIDR allow-lists and the client's address behind a trusted proxy.
+//! - [`users`]: local users with argon2 hashes, the users file, the first-start `admin`.
+//! - [`login`]: the login, logout and `me` routes, sessions and throttling.
+//! - [`layers`]: the middleware: allow-list, session to [`Principal`], CSRF, security headers.
+//! - [`visibility`]: what a viewer or an anonymous visitor of a public dashboard may see of a
+//!   sample.
+
+pub mod config;
+pub mod layers;
+pub mod login;
+pub mod net;
+pub mod users;
+pub mod visibility;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::{AuthConfig, HttpSecurity, TlsFiles};
+pub use users::Role;
+pub use visibility::Class;
+
+use crate::security::login::Throttle;
+use crate::security::users::Users;
+
+/// Who made a request (or opened a socket), once the session has been checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// Nobody logged in, on a dashboard in public read-only mode.
+    Anonymous,
+    /// A logged-in user.
+    User {
+        /// Login name.
+        name: String,
+        /// Role at login.
+        role: Role,
+        /// When the session ends whatever happens (ms since the epoch).
+        expires_ms: u64,
+        /// The session's id, to close its sockets at logout.
+        session: String,
+    },
+}
+
+impl Principal {
+    /// What this principal may see.
+    pub fn class(&self) -> Class {
+        match self {
+            Self::Anonymous => Class::Public,
+            Self::User {
+                role: Role::Admin, ..
+            } => Class::Full,
+            Self::User {
+                role: Role::Viewer, ..
+            } => Class::Viewer,
+        }
+    }
+
+    /// Whether this principal is an admin.
+    pub fn is_admin(&self) -> bool {
+        matches!(
+            self,
+            Self::User {
+                role: Role::Admin,
+                ..
+            }
+        )
+    }
+}
+
+/// The security state of one HTTP server: its checked settings, its users and the login
+/// throttle.
+pub struct Security {
+    /// The checked settings.
+    pub http: HttpSecurity,
+    /// The users, by name.
+    pub users: Users,
+    /// Failed logins per address and per user.
+    pub throttle: Throttle,
+    /// At most this many password checks at once (argon2 is slow on purpose).
+    pub hashing: tokio::sync::Semaphore,
+    /// A hash to check wrong user names against, so that they take as long as wrong passwords.
+    pub dummy_hash: String,
+}
+
+/// What [`Security::start`] did about users, for the caller to report.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// Users were configured.
+    Users(usize),
+    /// No users, public read-only mode.
+    PublicOnly,
+    /// The first start on loopback: an `admin` was created; the password is to be shown once.
+    CreatedAdmin {
+        /// The users file written.
+        file: std::path::PathBuf,
+        /// The password, to print once.
+        password: String,
+    },
+}
+
+impl Security {
+    /// Loads the users (config and users file) for a server listening on `listen`. With none
+    /// and no public mode: on loopback, creates `admin` with a random password in the users
+    /// file; elsewhere, refuses to start.
+    pub fn start(http: HttpSecurity, listen: SocketAddr) -> Result<(Arc<Self>, Bootstrap), String> {
+        let auth = &http.auth;
+        let from_file = users::read_file(&auth.users_file)?;
+        let mut all = users::merge(&auth.users, &from_file, &auth.users_file)?;
+        let bootstrap = if !all.is_empty() {
+            Bootstrap::Users(all.len())
+        } else if auth.public_read_only {
+            Bootstrap::PublicOnly
+        } else if listen.ip().is_loopback() {
+            let password = users::random_password();
+            let admin = users::User {
+                name: "admin".into(),
+                password_hash: users::hash_password(&password)?,
+                role: Role::Admin,
+            };
+            users::write_file(&auth.users_file, std::slice::from_ref(&admin))?;
+            all.insert(admin.name.clone(), admin);
+            Bootstrap::CreatedAdmin {
+                file: auth.users_file.clone(),
+                password,
+            }
+        } else {
+            return Err(format!(
+                "refusing to serve on {listen}, which is not a loopback address, with no users: \
+                 add users to server.auth.users or {} (make a hash with `hash-password`), or set \
+                 server.auth.public_read_only to true for an anonymous read-only dashboard",
+                auth.users_file.display()
+            ));
+        };
+        let throttle = Throttle::new(auth.max_login_failures, auth.lockout);
+        let sec = Self {
+            http,
+            users: all,
+            throttle,
+            hashing: tokio::sync::Semaphore::new(2),
+            dummy_hash: users::hash_password(&users::random_password())?,
+        };
+        Ok((Arc::new(sec), bootstrap))
+    }
+
+    /// Settings for tests and tools: no users, nothing created.
+    pub fn with_users(http: HttpSecurity, users: Vec<users::User>) -> Arc<Self> {
+        let throttle = Throttle::new(http.auth.max_login_failures, http.auth.lockout);
+        Arc::new(Self {
+            users: users.into_iter().map(|u| (u.name.clone(), u)).collect(),
+            http,
+            throttle,
+            hashing: tokio::sync::Semaphore::new(2),
+            dummy_hash: users::hash_password("dummy").unwrap_or_default(),
+        })
+    }
+
+    /// The idle expiry of a session.
+    pub fn idle(&self) -> Duration {
+        self.http.auth.idle
+    }
+}
+
+/// Prints the first-start password once, on stderr (not through the log: it is a secret).
+pub fn announce(b: &Bootstrap, daemon: &str) {
+    if let Bootstrap::CreatedAdmin { file, password } = b {
+        eprintln!(
+            "\n  ==================================================================\n  \
+             {daemon}: first start, created the user 'admin'.\n  \
+             Password (shown only this once): {password}\n  \
+             Stored hashed in {}.\n  \
+             Change it: {daemon} hash-password, then edit that file.\n  \
+             ==================================================================\n",
+            file.display()
+        );
+    }
+}
