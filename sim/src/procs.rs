@@ -413,7 +413,7 @@ impl ProcTable {
 }
 
 fn user_for(b: &mut Builder) -> &'static str {
-    *b.rng.pick(&USERS)
+    USERS[b.rng.below(0, USERS.len() as u64) as usize]
 }
 
 fn web(b: &mut Builder, key: TableKey) {
