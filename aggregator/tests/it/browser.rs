@@ -18,11 +18,22 @@ fn ui_dir() -> PathBuf {
 /// at once starve the servers they are testing.
 static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs one `browser.mjs` scenario; panics with its output when it fails.
+/// Runs one `browser.mjs` scenario, logged in as the test admin; panics with its output when
+/// it fails.
 fn browser(args: &[&str]) {
+    browser_as(Some(crate::support::BROWSER_LOGIN), args);
+}
+
+/// Runs one `browser.mjs` scenario, first logging in through the login page with `login`
+/// (`user:password`) when given.
+pub fn browser_as(login: Option<&str>, args: &[&str]) {
     let _turn = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
     let script = ui_dir().join("tests/browser.mjs");
-    let out = Command::new("node")
+    let mut cmd = Command::new("node");
+    if let Some(l) = login {
+        cmd.env("SMON_LOGIN", l);
+    }
+    let out = cmd
         .arg(&script)
         .args(args)
         .current_dir(ui_dir())
@@ -99,6 +110,7 @@ async fn the_agents_single_host_view() {
     let dir = tempfile::tempdir().expect("tempdir");
     let http = free_port("127.0.0.1");
     let cfg = dir.path().join("config_node.json");
+    crate::support::write_users(dir.path(), "smon-agent-users.json");
     std::fs::write(
         &cfg,
         format!(
@@ -117,8 +129,17 @@ async fn the_agents_single_host_view() {
         .expect("agent");
     let base = format!("http://127.0.0.1:{http}");
     let mut id = None;
+    let mut client = None;
     for _ in 0..100 {
-        if let Ok(r) = reqwest::get(format!("{base}/api/v1/hosts")).await
+        if client.is_none() && reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            client =
+                Some(crate::support::login(&base, "admin", crate::support::ADMIN_PASSWORD).await);
+        }
+        let Some(c) = &client else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        if let Ok(r) = c.get(format!("{base}/api/v1/hosts")).send().await
             && let Ok(v) = r.json::<serde_json::Value>().await
             && v[0]["status"] == "up"
         {

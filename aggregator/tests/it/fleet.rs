@@ -173,7 +173,12 @@ async fn serves_under_a_path_prefix() {
     let (code, hosts) = agg.get("/api/v1/hosts").await;
     assert_eq!(code, 200);
     assert_eq!(hosts.as_array().map(Vec::len), Some(1), "the own host");
-    let page = reqwest::get(format!("{}/", agg.base)).await.expect("index");
+    let page = agg
+        .client
+        .get(format!("{}/", agg.base))
+        .send()
+        .await
+        .expect("index");
     assert_eq!(page.status(), 200);
     assert!(page.text().await.expect("body").contains("<"));
     let root = agg.base.trim_end_matches("/smon");
@@ -181,7 +186,10 @@ async fn serves_under_a_path_prefix() {
         .await
         .expect("request");
     assert_eq!(outside.status(), 404, "nothing outside the prefix");
-    let handshake = reqwest::get(format!("{}/socket.io/?EIO=4&transport=polling", agg.base))
+    let handshake = agg
+        .client
+        .get(format!("{}/socket.io/?EIO=4&transport=polling", agg.base))
+        .send()
         .await
         .expect("socket.io");
     assert_eq!(handshake.status(), 200);

@@ -250,7 +250,10 @@ async fn connected_browsers_are_counted() {
 
     // Engine.IO handshake, then the Socket.IO connect packet for namespace `/`.
     let poll = format!("{}/socket.io/?EIO=4&transport=polling", agg.base);
-    let open = reqwest::get(&poll)
+    let client = agg.client.clone();
+    let open = client
+        .get(&poll)
+        .send()
         .await
         .expect("handshake")
         .text()
@@ -260,7 +263,6 @@ async fn connected_browsers_are_counted() {
         .unwrap_or_else(|e| panic!("handshake {open:?}: {e}"));
     let sid = handshake["sid"].as_str().expect("sid");
     let session = format!("{poll}&sid={sid}");
-    let client = reqwest::Client::new();
     let sent = client
         .post(&session)
         .body("40")

@@ -12,6 +12,57 @@ use tokio_util::sync::CancellationToken;
 /// The token every test agent uses.
 pub const TOKEN: &str = "aggregator-test-token-0123456789";
 
+/// The test users: `admin` (role admin) and `viewer` (role viewer), with these passwords.
+pub const ADMIN_PASSWORD: &str = "admin-password-123";
+/// The viewer's password.
+pub const VIEWER_PASSWORD: &str = "viewer-password-123";
+
+/// The users file with `admin` and `viewer` (hashed once per test binary).
+pub fn users_json() -> &'static str {
+    static USERS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    USERS.get_or_init(|| {
+        let h = |p: &str| smon_web::security::users::hash_password(p).expect("hash");
+        serde_json::json!({"users": [
+            {"name": "admin", "password_hash": h(ADMIN_PASSWORD), "role": "admin"},
+            {"name": "viewer", "password_hash": h(VIEWER_PASSWORD), "role": "viewer"},
+        ]})
+        .to_string()
+    })
+}
+
+/// Writes the test users to `dir/name`.
+pub fn write_users(dir: &Path, name: &str) {
+    std::fs::write(dir.join(name), users_json()).expect("users file");
+}
+
+/// `SMON_LOGIN` for `browser.mjs`: log in as the admin first.
+pub const BROWSER_LOGIN: &str = "admin:admin-password-123";
+
+/// A client with a cookie jar, logged in at `base` (the dashboard URL without the trailing
+/// slash) as `user`.
+pub async fn login(base: &str, user: &str, password: &str) -> reqwest::Client {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let origin = origin_of(base);
+    let r = client
+        .post(format!("{base}/api/v1/login"))
+        .header("origin", origin)
+        .json(&serde_json::json!({"user": user, "password": password}))
+        .send()
+        .await
+        .expect("login request");
+    assert_eq!(r.status(), 200, "login as {user}: {:?}", r.text().await);
+    client
+}
+
+/// `http://host:port` of a URL.
+pub fn origin_of(url: &str) -> String {
+    let u = reqwest::Url::parse(url).expect("url");
+    u.origin().ascii_serialization()
+}
+
 /// The agent binary, built on demand when only this package's tests were asked for.
 pub fn agent_bin() -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_smon-aggregator"))
@@ -110,13 +161,20 @@ impl Drop for Agent {
 pub struct Aggregator {
     pub base: String,
     pub stop: CancellationToken,
+    /// Logged in as `admin`.
+    pub client: reqwest::Client,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Holds the users file (relative paths in the config resolve here).
+    pub dir: tempfile::TempDir,
 }
 
 impl Aggregator {
-    /// Starts one from config text (relative paths against the working directory).
+    /// Starts one from config text, in a directory of its own holding the test users
+    /// (`smon-users.json`), and logs in as `admin`.
     pub async fn start(config: &str) -> Self {
-        let settings = smon_aggregator::config::load_str(config, "test.json", Path::new("."))
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_users(dir.path(), "smon-users.json");
+        let settings = smon_aggregator::config::load_str(config, "test.json", dir.path())
             .expect("valid config");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!(
@@ -126,7 +184,14 @@ impl Aggregator {
         );
         let stop = CancellationToken::new();
         let task = tokio::spawn(smon_aggregator::run(settings, listener, stop.clone()));
-        Self { base, stop, task }
+        let client = login(&base, "admin", ADMIN_PASSWORD).await;
+        Self {
+            base,
+            stop,
+            client,
+            task,
+            dir,
+        }
     }
 
     pub async fn shutdown(self) {
@@ -139,7 +204,10 @@ impl Aggregator {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = reqwest::get(format!("{}{path}", self.base))
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
             .await
             .expect("request");
         let status = r.status().as_u16();

@@ -8,11 +8,13 @@
 //   node tests/browser.mjs status     <url> <id> <up|stale|down|pending>
 //   node tests/browser.mjs transport  <url> <websocket|polling>
 //   node tests/browser.mjs screenshot <url> <outdir>
+//   node tests/browser.mjs login      <url> <user> <password>
 //
 // <url> is the page, e.g. http://127.0.0.1:8080/ or http://127.0.0.1:8080/smon/.
 // Exit status: 0 when the check passed, 1 when it failed (with what the page showed), 2 on
 // bad usage. Environment: CHROMIUM (default /usr/bin/chromium), SMON_BROWSER_TIMEOUT_MS (the
-// wait of each step, default 15000, at most 15000).
+// wait of each step, default 15000, at most 15000), SMON_LOGIN (`user:password`: every page
+// first logs in through the login page). Any Content-Security-Policy violation fails the check.
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -30,7 +32,8 @@ usage:
   browser.mjs host       <url> <id> <expectGpus>
   browser.mjs status     <url> <id> <up|stale|down|pending>
   browser.mjs transport  <url> <websocket|polling>
-  browser.mjs screenshot <url> <outdir>`);
+  browser.mjs screenshot <url> <outdir>
+  browser.mjs login      <url> <user> <password>`);
   process.exit(2);
 }
 
@@ -82,7 +85,37 @@ async function open(browser, viewport = { width: 1280, height: 800 }) {
     if (r.status() >= 400) log.push(`HTTP ${r.status()}: ${r.request().method()} ${r.url()}`);
   });
   page.smonLog = log;
+  PAGES.push(page);
+  if (process.env.SMON_LOGIN && !NO_AUTO_LOGIN.has(cmd)) await logIn(page, url, ...splitLogin(process.env.SMON_LOGIN));
   return page;
+}
+
+/** Every page opened, to look for CSP violations at the end. */
+const PAGES = [];
+/** Scenarios that do the login themselves. */
+const NO_AUTO_LOGIN = new Set(["login"]);
+
+function splitLogin(s) {
+  const i = s.indexOf(":");
+  return [s.slice(0, i), s.slice(i + 1)];
+}
+
+/** The login page of the dashboard at `base`. */
+function loginUrl(base) {
+  const u = new URL("login", base);
+  return u.toString();
+}
+
+/** Logs in through the login page, and waits for the dashboard. */
+async function logIn(page, base, user, password) {
+  await goto(page, loginUrl(base));
+  await step(page, "filling in the login form", async () => {
+    await page.fill("#user", user);
+    await page.fill("#password", password);
+  });
+  await step(page, `logging in as ${user}`, () =>
+    Promise.all([page.waitForURL((u) => !u.pathname.endsWith("/login")), page.click("#login-submit")]),
+  );
 }
 
 /** What the page shows, for a failure message. */
@@ -279,9 +312,42 @@ async function screenshot(browser, url, outdir) {
   console.log(`ok: screenshots in ${outdir}: home.png, host.png (${first}), gpu.png (${gpuHost}), home-phone.png`);
 }
 
+/** The login page: a wrong password is refused with a reason; the right one opens the live
+ * dashboard showing who is logged in; Log out returns to the login page and the dashboard is
+ * closed again. */
+async function login(browser, url, user, password) {
+  const page = await open(browser);
+  await goto(page, url);
+  await step(page, "expecting the login page without a session", async () => {
+    await page.waitForURL((u) => u.pathname.endsWith("/login"));
+    await page.waitForSelector("#login-form");
+  });
+  await step(page, "a wrong password", async () => {
+    await page.fill("#user", user);
+    await page.fill("#password", `${password}-wrong`);
+    await page.click("#login-submit");
+    await page.waitForSelector("#login-error:not([hidden])");
+    const t = await page.textContent("#login-error");
+    if (!/wrong user name or password/.test(t ?? "")) throw new CheckFailed(`login error says '${t}'`);
+  });
+  await logIn(page, url, user, password);
+  await waitConnected(page);
+  await step(page, "the account area names the user", async () => {
+    await page.waitForSelector("#who");
+    const t = await page.textContent("#who");
+    if (!t?.includes(user)) throw new CheckFailed(`#who says '${t}'`);
+  });
+  await step(page, "logging out", () =>
+    Promise.all([page.waitForURL((u) => u.pathname.endsWith("/login")), page.click("#logout")]),
+  );
+  await goto(page, url);
+  await step(page, "the dashboard is closed again after logout", () => page.waitForURL((u) => u.pathname.endsWith("/login")));
+  console.log(`ok login: wrong password refused, ${user} logged in and out`);
+}
+
 // ------------------------------------------------------------------ main
 
-const COMMANDS = { home, host, status, transport, screenshot };
+const COMMANDS = { home, host, status, transport, screenshot, login };
 const [cmd, url, ...rest] = process.argv.slice(2);
 if (!cmd || !(cmd in COMMANDS)) usage(cmd ? `unknown subcommand '${cmd}'` : "no subcommand");
 if (!url) usage(`${cmd}: no url given`);
@@ -301,6 +367,8 @@ const watchdog = setTimeout(() => {
 try {
   browser = await launch();
   await COMMANDS[cmd](browser, url, ...rest);
+  const csp = PAGES.flatMap((p) => p.smonLog.filter((l) => /Content Security Policy/i.test(l)));
+  if (csp.length) throw new CheckFailed(`Content-Security-Policy violations:\n    ${csp.join("\n    ")}`);
 } catch (e) {
   code = 1;
   console.error(`FAIL ${cmd}: ${e instanceof CheckFailed ? e.message : e.stack ?? e}`);
