@@ -90,6 +90,29 @@ fn mib(b: u64) -> u64 {
     b >> 20
 }
 
+/// A remote string made safe for a terminal: control characters (escape sequences, carriage
+/// returns, newlines) and bidirectional overrides are written as `\u{..}` escapes. Process
+/// names, command lines, mount points and user names come from the monitored host, where any
+/// local user can choose them; printed raw they could rewrite the operator's screen.
+fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.contains(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A snapshot as a few lines of text.
 pub fn render(s: &Snapshot) -> String {
     let mut o = String::new();
@@ -99,7 +122,10 @@ pub fn render(s: &Snapshot) -> String {
     let _ = writeln!(
         o,
         "#{} {}  up {} s  {} processes",
-        s.seq, s.hostname, s.uptime_s, s.process_count
+        s.seq,
+        clean(&s.hostname),
+        s.uptime_s,
+        s.process_count
     );
     let _ = writeln!(
         o,
@@ -120,9 +146,9 @@ pub fn render(s: &Snapshot) -> String {
             "  disk    {:5.1} % of {} MiB  {} ({}) on {}{}",
             d.used_percent,
             mib(d.total_bytes),
-            d.device,
-            d.fs_type,
-            d.mount_point,
+            clean(&d.device),
+            clean(&d.fs_type),
+            clean(&d.mount_point),
             if d.unresponsive { "  UNRESPONSIVE" } else { "" }
         );
     }
@@ -130,7 +156,9 @@ pub fn render(s: &Snapshot) -> String {
         let _ = writeln!(
             o,
             "  net     {}  rx {} B/s  tx {} B/s",
-            n.name, n.rx_bytes_per_s, n.tx_bytes_per_s
+            clean(&n.name),
+            n.rx_bytes_per_s,
+            n.tx_bytes_per_s
         );
     }
     for u in &s.sessions {
@@ -139,7 +167,13 @@ pub fn render(s: &Snapshot) -> String {
         } else {
             u.from.as_str()
         };
-        let _ = writeln!(o, "  user    {} on {} from {}", u.user, u.terminal, from);
+        let _ = writeln!(
+            o,
+            "  user    {} on {} from {}",
+            clean(&u.user),
+            clean(&u.terminal),
+            clean(from)
+        );
     }
     for g in &s.gpus {
         let pct = |v: Option<u32>| v.map_or("-".to_owned(), |v| format!("{v} %"));
@@ -147,7 +181,7 @@ pub fn render(s: &Snapshot) -> String {
             o,
             "  gpu {}   {}  util {}  mem {}/{} MiB  temp {}  power {} W",
             g.index,
-            g.name,
+            clean(&g.name),
             pct(g.utilization_percent),
             g.memory_used_bytes.map_or(0, mib),
             g.memory_total_bytes.map_or(0, mib),
@@ -162,14 +196,14 @@ pub fn render(s: &Snapshot) -> String {
             o,
             "  proc    {:>7} {:<10} {:5.1} % {:>6} MiB  {}",
             p.pid,
-            p.user,
+            clean(&p.user),
             p.cpu_percent,
             mib(p.memory_bytes),
-            p.cmdline
+            clean(&p.cmdline)
         );
     }
     for e in &s.errors {
-        let _ = writeln!(o, "  error   {e}");
+        let _ = writeln!(o, "  error   {}", clean(e));
     }
     o
 }
@@ -204,5 +238,178 @@ mod tests {
             text.contains("util 40 %") && text.contains("temp -") && text.contains("power - W"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn remote_strings_cannot_drive_the_terminal() {
+        // Found by the property tests: a process could name itself with an escape sequence.
+        let s = Snapshot {
+            hostname: "h1\u{1b}]0;owned\u{7}".into(),
+            processes: vec![smon_proto::Process {
+                cmdline: "evil\r\u{1b}[2J\u{202e}txt.exe\nfake line".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let text = render(&s);
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert!(
+            !text.contains(['\u{1b}', '\r', '\u{7}', '\u{202e}']),
+            "{text:?}"
+        );
+        assert!(
+            text.contains(r"evil\u{d}\u{1b}[2J\u{202e}txt.exe\u{a}fake line"),
+            "{text}"
+        );
+    }
+}
+
+/// Property test of [`render`]: whatever strings and numbers a (possibly hostile) agent sends,
+/// the text has one line per item and no character that a terminal acts on. Cases:
+/// `PROPTEST_CASES` (256 when unset; for a long session
+/// `PROPTEST_CASES=100000 cargo test -p smon-agent --lib query`).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use smon_proto::{Cpu, Disk, Gpu, Memory, NetInterface, Process, Session};
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "\\PC{0,12}",
+            ".{0,12}",
+            "[a-z\\n\\r\\t\\x1b\\x07\\x00\\x7f\\u{85}\\u{9b}\\u{202e}\\u{2066}\\[;]{0,12}",
+        ]
+    }
+
+    fn float() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            any::<f32>(),
+            Just(f32::NAN),
+            Just(f32::INFINITY),
+            Just(-0.0),
+            0f32..100.0
+        ]
+    }
+
+    fn snapshot() -> impl Strategy<Value = Snapshot> {
+        let disk = (text(), text(), text(), any::<u64>(), float(), any::<bool>()).prop_map(
+            |(device, fs_type, mount_point, total_bytes, used_percent, unresponsive)| Disk {
+                device,
+                fs_type,
+                mount_point,
+                total_bytes,
+                used_percent,
+                unresponsive,
+                ..Default::default()
+            },
+        );
+        let net = (text(), any::<u64>()).prop_map(|(name, rx_bytes_per_s)| NetInterface {
+            name,
+            rx_bytes_per_s,
+            ..Default::default()
+        });
+        let session = (text(), text(), text()).prop_map(|(user, terminal, from)| Session {
+            user,
+            terminal,
+            from,
+            ..Default::default()
+        });
+        let gpu = (
+            text(),
+            any::<Option<u32>>(),
+            any::<Option<u64>>(),
+            any::<Option<u32>>(),
+        )
+            .prop_map(|(name, u, m, p)| Gpu {
+                name,
+                utilization_percent: u,
+                memory_used_bytes: m,
+                memory_total_bytes: m,
+                temperature_celsius: u,
+                power_mw: p,
+                ..Default::default()
+            });
+        let process = (any::<u32>(), text(), text(), float(), any::<u64>()).prop_map(
+            |(pid, user, cmdline, cpu_percent, memory_bytes)| Process {
+                pid,
+                user,
+                cmdline,
+                cpu_percent,
+                memory_bytes,
+                ..Default::default()
+            },
+        );
+        let vec = |n| proptest::collection::vec(text(), 0..n);
+        (
+            (any::<u64>(), text(), float(), any::<u64>()),
+            proptest::collection::vec(disk, 0..3),
+            proptest::collection::vec(net, 0..3),
+            proptest::collection::vec(session, 0..3),
+            proptest::collection::vec(gpu, 0..3),
+            proptest::collection::vec(process, 0..14),
+            vec(3),
+        )
+            .prop_map(
+                |(
+                    (seq, hostname, pct, bytes),
+                    disks,
+                    networks,
+                    sessions,
+                    gpus,
+                    processes,
+                    errors,
+                )| {
+                    Snapshot {
+                        seq,
+                        hostname,
+                        cpu: Some(Cpu {
+                            total_percent: pct,
+                            ..Default::default()
+                        }),
+                        memory: Some(Memory {
+                            total_bytes: bytes,
+                            used_percent: pct,
+                            ..Default::default()
+                        }),
+                        disks,
+                        networks,
+                        sessions,
+                        gpus,
+                        processes,
+                        errors,
+                        ..Default::default()
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn one_line_per_item_and_nothing_a_terminal_acts_on(s in snapshot()) {
+            let text = render(&s);
+            let want = 3
+                + s.disks.len()
+                + s.networks.len()
+                + s.sessions.len()
+                + s.gpus.len()
+                + s.processes.len().min(10)
+                + s.errors.len();
+            prop_assert_eq!(text.lines().count(), want, "{}", text);
+            prop_assert!(
+                !text.chars().any(|c| c != '\n' && (c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c))),
+                "{:?}",
+                text
+            );
+        }
     }
 }

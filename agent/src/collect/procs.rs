@@ -76,6 +76,24 @@ fn read_small(mut f: std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether a `stat` record has the frame `procfs` slices without checking: `pid (comm) rest`,
+/// with a space before the first `(` and after the last `)`. The kernel always writes that
+/// frame; anything else (a truncated read, a foreign or fake /proc) would make
+/// `procfs::process::Stat::from_read` panic on an out-of-range or mid-character slice
+/// (procfs-core 0.18), so such a record is skipped like a vanished process.
+fn stat_frame_ok(buf: &[u8]) -> bool {
+    // The same view of the bytes procfs takes.
+    let text = String::from_utf8_lossy(buf);
+    let line = text.trim().as_bytes();
+    let (Some(open), Some(close)) = (
+        line.iter().position(|&b| b == b'('),
+        line.iter().rposition(|&b| b == b')'),
+    ) else {
+        return false;
+    };
+    open >= 1 && line[open - 1] == b' ' && close > open && line.get(close + 1) == Some(&b' ')
+}
+
 /// Counts the processes (numeric entries of `root`) without reading any of them.
 pub fn count(root: &std::path::Path) -> std::io::Result<u32> {
     Ok(std::fs::read_dir(root)?
@@ -158,11 +176,16 @@ impl ProcTable {
                 path.pop();
                 continue; // gone in the meantime
             }
+            if !stat_frame_ok(&self.buf) {
+                path.pop();
+                continue;
+            }
             let Ok(st) = procfs::process::Stat::from_read(&self.buf[..]) else {
                 path.pop();
                 continue;
             };
-            let ticks = st.utime + st.stime;
+            // Saturating: the values come from a file (a panic in debug builds otherwise).
+            let ticks = st.utime.saturating_add(st.stime);
             let known = self.known.entry(pid).or_insert_with(|| Known {
                 start: u64::MAX,
                 ticks,
@@ -209,8 +232,9 @@ impl ProcTable {
                 cmdline: known.cmdline.clone(),
                 cpu_percent,
                 rss_bytes: st.rss.saturating_mul(self.page),
-                start_unix_ms: self.boot_unix_ms
-                    + (st.starttime as f64 * 1000.0 / self.ticks_per_s) as u64,
+                start_unix_ms: self
+                    .boot_unix_ms
+                    .saturating_add((st.starttime as f64 * 1000.0 / self.ticks_per_s) as u64),
                 state: state_name(st.state),
             });
         }
@@ -313,6 +337,40 @@ mod tests {
     }
 
     #[test]
+    fn malformed_stat_records_are_skipped_not_a_panic() {
+        // Found by the property tests: each of these made procfs-core 0.18 panic on a slice.
+        for stat in [
+            "(x) S 1\n",            // nothing before the '('
+            "7 (x)\n",              // nothing after the ')'
+            "7 ) (x S 1\n",         // the last ')' before the first '('
+            "7\u{e9}(x) S 1\n",     // a multi-byte character before the '('
+            "7 (x)\u{e9}S 1 1 1\n", // a multi-byte character after the ')'
+        ] {
+            assert!(!stat_frame_ok(stat.as_bytes()), "{stat:?}");
+            let dir = tempfile::tempdir().expect("tempdir");
+            std::fs::create_dir(dir.path().join("7")).expect("mkdir");
+            std::fs::write(dir.path().join("7/stat"), stat).expect("stat");
+            let mut t = ProcTable::new(dir.path().to_path_buf(), 0);
+            let rows = t.sample(Instant::now(), &Redactor::default(), &mut Vec::new());
+            assert!(rows.is_empty(), "{stat:?}");
+        }
+        assert!(stat_frame_ok(b"7 (a) b) S 1"));
+    }
+
+    #[test]
+    fn huge_counters_saturate() {
+        // Found by the property tests: utime + stime and boot + start used to overflow.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let max = u64::MAX;
+        write_proc(dir.path(), 7, "x", 'S', max, max, max, &["x"]);
+        let mut t = ProcTable::new(dir.path().to_path_buf(), max);
+        let rows = t.sample(Instant::now(), &Redactor::default(), &mut Vec::new());
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].start_unix_ms, u64::MAX);
+        assert_eq!(rows[0].rss_bytes, u64::MAX);
+    }
+
+    #[test]
     fn reads_the_real_proc() {
         let mut t = ProcTable::new(PathBuf::from("/proc"), 0);
         let mut errors = Vec::new();
@@ -323,5 +381,128 @@ mod tests {
             .expect("own process");
         assert!(me.rss_bytes > 0 && me.uid.is_some());
         assert!(!me.cmdline.is_empty());
+    }
+}
+
+/// Property tests of the process table over generated `/proc/<pid>/stat` and `cmdline` files:
+/// names with spaces, parentheses and newlines, numbers past every range, and plain garbage
+/// never panic; a well-formed line reads back. Cases per property: `PROPTEST_CASES` (256 when
+/// unset; for a long session `PROPTEST_CASES=100000 cargo test -p smon-agent --lib collect`).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// A number field: usually sane, sometimes at or past the edges of every integer type.
+    fn number() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => (0u64..100_000).prop_map(|n| n.to_string()),
+            1 => any::<u64>().prop_map(|n| n.to_string()),
+            1 => (u64::MAX - 10..=u64::MAX).prop_map(|n| n.to_string()),
+            1 => any::<i64>().prop_map(|n| n.to_string()),
+            1 => "[0-9]{20,30}",
+            1 => "-?[0-9a-z]{0,4}",
+        ]
+    }
+
+    /// `comm` as a process may set it (up to 15 bytes, anything but NUL).
+    fn comm() -> impl Strategy<Value = String> {
+        prop_oneof!["[a-z0-9/:. -]{0,15}", "[()a-z \\n]{0,15}", "\\PC{0,8}",]
+    }
+
+    /// A `stat` line with 52 fields; `fields[i]` replaces field i + 3 (after pid, comm, state).
+    fn stat_line(pid: i32, comm: &str, state: char, fields: &[String]) -> String {
+        let mut line = format!("{pid} ({comm}) {state}");
+        for f in fields {
+            line.push(' ');
+            line.push_str(f);
+        }
+        line.push('\n');
+        line
+    }
+
+    fn write(root: &std::path::Path, pid: i32, stat: &[u8], cmdline: &[u8]) {
+        let d = root.join(pid.to_string());
+        std::fs::create_dir_all(&d).expect("mkdir");
+        std::fs::write(d.join("stat"), stat).expect("stat");
+        std::fs::write(d.join("cmdline"), cmdline).expect("cmdline");
+    }
+
+    /// Samples twice, one second apart, with the second `stat` given; returns both samples.
+    fn sample_twice(
+        pid: i32,
+        first: &[u8],
+        second: &[u8],
+        cmdline: &[u8],
+    ) -> (Vec<ProcRow>, Vec<ProcRow>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), pid, first, cmdline);
+        let mut t = ProcTable::new(dir.path().to_path_buf(), u64::MAX / 2);
+        let red = Redactor::default();
+        let mut errors = Vec::new();
+        let t0 = Instant::now();
+        let a = t.sample(t0, &red, &mut errors);
+        write(dir.path(), pid, second, cmdline);
+        let b = t.sample(t0 + Duration::from_secs(1), &red, &mut errors);
+        (a, b)
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn any_stat_bytes_are_survived(
+            stat in proptest::collection::vec(any::<u8>(), 0..3000),
+            cmdline in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let (a, b) = sample_twice(7, &stat, &stat, &cmdline);
+            prop_assert!(a.len() <= 1 && b.len() <= 1);
+        }
+
+        #[test]
+        fn generated_stat_lines_are_survived_and_read_back(
+            pid in 1i32..=i32::MAX,
+            name in comm(),
+            state in prop_oneof![4 => Just('S'), 1 => any::<char>()],
+            base in proptest::collection::vec((0u64..100_000).prop_map(|n| n.to_string()), 49),
+            first_edits in proptest::collection::vec((0..49usize, number()), 0..4),
+            later_edits in proptest::collection::vec((0..49usize, number()), 0..4),
+            cmdline in proptest::collection::vec("\\PC{0,12}", 0..5),
+        ) {
+            // Mostly valid lines with a few fields replaced, so that most cases parse and reach
+            // the arithmetic on the values.
+            let edit = |edits: &[(usize, String)]| {
+                let mut f = base.clone();
+                for (i, v) in edits {
+                    f[*i] = v.clone();
+                }
+                f
+            };
+            let first = stat_line(pid, &name, state, &edit(&first_edits));
+            let second = stat_line(pid, &name, state, &edit(&later_edits));
+            let cmdline: Vec<u8> = cmdline.iter().flat_map(|a| a.bytes().chain([0])).collect();
+            let (a, b) = sample_twice(pid, first.as_bytes(), second.as_bytes(), &cmdline);
+            for row in a.iter().chain(&b) {
+                prop_assert_eq!(row.pid, pid as u32);
+                if state.is_ascii_alphabetic() {
+                    // The kernel writes a letter; with one, `comm` reads back whatever it holds.
+                    prop_assert_eq!(&row.name, &name);
+                }
+                prop_assert!(row.cpu_percent.is_finite() && row.cpu_percent >= 0.0);
+            }
+        }
+
+        #[test]
+        fn every_state_letter_has_a_name(c in any::<char>()) {
+            prop_assert!(!state_name(c).is_empty());
+        }
     }
 }

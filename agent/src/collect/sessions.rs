@@ -118,3 +118,81 @@ mod tests {
         assert!(errors[0].contains("truncated.utmp"), "{errors:?}");
     }
 }
+
+/// Property tests of the utmp reader: arbitrary bytes and the session fixture with random
+/// bytes overwritten or cut off never panic; the records before a damaged one are kept. Cases
+/// per property: `PROPTEST_CASES` (256 when unset; for a long session
+/// `PROPTEST_CASES=100000 cargo test -p smon-agent --lib collect`).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    const FIXTURE: &[u8] = include_bytes!("../../tests/fixtures/utmp/sessions.utmp");
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    fn read(bytes: &[u8]) -> (Vec<Session>, Vec<String>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("utmp");
+        std::fs::write(&path, bytes).expect("write");
+        let mut errors = Vec::new();
+        let s = read_sessions(&path, &mut errors);
+        (s, errors)
+    }
+
+    /// A byte overwrite: an offset into the fixture and the bytes to write there.
+    fn patch() -> impl Strategy<Value = (usize, Vec<u8>)> {
+        (
+            0..FIXTURE.len(),
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 1..8),
+                // Whole little-endian integers: times and pids at the edges of their range.
+                prop_oneof![
+                    Just(i32::MIN),
+                    Just(-1),
+                    Just(i32::MAX),
+                    Just(999_999),
+                    Just(1_000_000)
+                ]
+                .prop_map(|n| n.to_le_bytes().to_vec()),
+            ],
+        )
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn arbitrary_bytes_are_survived(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
+            let (s, _) = read(&bytes);
+            prop_assert!(s.len() <= bytes.len() / 384);
+        }
+
+        #[test]
+        fn a_damaged_fixture_is_survived(
+            patches in proptest::collection::vec(patch(), 0..12),
+            cut in 0..=FIXTURE.len(),
+        ) {
+            let mut bytes = FIXTURE.to_vec();
+            for (at, with) in &patches {
+                for (i, b) in with.iter().enumerate() {
+                    if let Some(slot) = bytes.get_mut(at + i) {
+                        *slot = *b;
+                    }
+                }
+            }
+            bytes.truncate(cut);
+            let (s, _) = read(&bytes);
+            prop_assert!(s.len() <= 3 + patches.len(), "{s:?}");
+            for x in &s {
+                prop_assert!(!x.user.is_empty());
+            }
+        }
+    }
+}
