@@ -1,9 +1,15 @@
-//! The cluster store: the latest state of every host, 15 minutes of chart points per host, the
-//! cluster aggregates, and what changed since the last frame. Synchronous and free of I/O: the
-//! pollers feed it, the hub drains its changes, and times are passed in, so it is unit-tested
-//! without a runtime.
+//! The cluster store: the latest state of every host, 15 minutes of chart points per host
+//! (compact, [`history`]), the cluster aggregates, and what changed since the last frame: the
+//! overview delta is computed against the rows as the overview room has them, field by field
+//! ([`delta`]). Synchronous and free of I/O: the pollers feed it, the hub drains its changes,
+//! and times are passed in, so it is unit-tested without a runtime.
 
-use std::collections::{HashMap, VecDeque};
+mod delta;
+mod history;
+#[cfg(test)]
+mod scale;
+
+use std::collections::HashMap;
 
 use smon_proto::{HostInfo, Snapshot};
 
@@ -11,6 +17,7 @@ use crate::wire::{
     Cluster, EventRecord, GpuBrief, History, HostFull, HostRow, HostUpdate, Overview,
     OverviewDelta, Status,
 };
+use history::{HistoryRing, Point};
 
 /// CPU values kept for a row's sparkline.
 pub const SPARK_LEN: usize = 60;
@@ -64,33 +71,29 @@ impl StoreConfig {
     }
 }
 
-/// One chart point.
-#[derive(Debug, Clone, PartialEq)]
-struct Point {
-    t: u64,
-    cpu: f32,
-    mem: f32,
-    rx: u64,
-    tx: u64,
-    disk: f32,
-    pids: u32,
-    gpu: Vec<Option<u32>>,
-}
-
 #[derive(Debug)]
 struct Host {
+    /// The live row (REST, host pages).
     row: HostRow,
+    /// The row as the overview room has it: the base of the next overview delta.
+    sent: HostRow,
+    /// Index in `ClusterStore::clusters`.
+    cluster: usize,
+    /// Sparkline points added since the last overview delta.
+    spark_added: usize,
     info: Option<HostInfo>,
     latest: Option<Snapshot>,
-    history: VecDeque<Point>,
+    history: HistoryRing,
     row_changed: bool,
+    /// A text field of the row (host name, OS, error, mount point, GPU names) may have changed.
+    texts_changed: bool,
     sample_changed: bool,
 }
 
 /// What the hub sends after draining the store.
 #[derive(Debug, Default)]
 pub struct Changes {
-    /// The overview delta, if any row changed.
+    /// The overview delta, if anything in the overview changed.
     pub delta: Option<OverviewDelta>,
     /// Updates for the host pages that someone watches.
     pub host_updates: Vec<(String, HostUpdate)>,
@@ -103,19 +106,54 @@ pub struct ClusterStore {
     hosts: Vec<Host>,
     index: HashMap<String, usize>,
     clusters: Vec<String>,
+    /// The cluster totals as the overview room has them.
+    sent_clusters: Vec<Cluster>,
+    /// Number of the last overview delta.
+    seq: u64,
 }
 
-fn gpu_briefs(s: &Snapshot) -> Vec<GpuBrief> {
-    s.gpus
-        .iter()
-        .map(|g| GpuBrief {
+/// Updates the GPU digests of a row in place; true when the list itself (count, names) changed.
+fn gpu_briefs(s: &Snapshot, out: &mut Vec<GpuBrief>) -> bool {
+    let same = out.len() == s.gpus.len()
+        && out
+            .iter()
+            .zip(&s.gpus)
+            .all(|(b, g)| b.index == g.index && b.name == g.name);
+    if !same {
+        out.clear();
+        out.extend(s.gpus.iter().map(|g| GpuBrief {
             index: g.index,
             name: g.name.clone(),
-            util_percent: g.utilization_percent,
-            mem_used_bytes: g.memory_used_bytes,
-            mem_total_bytes: g.memory_total_bytes,
-        })
-        .collect()
+            util_percent: None,
+            mem_used_bytes: None,
+            mem_total_bytes: None,
+        }));
+    }
+    for (b, g) in out.iter_mut().zip(&s.gpus) {
+        b.util_percent = g.utilization_percent;
+        b.mem_used_bytes = g.memory_used_bytes;
+        b.mem_total_bytes = g.memory_total_bytes;
+    }
+    !same
+}
+
+/// To one decimal: what the overview shows, and fewer bytes per row.
+fn round1(v: f32) -> f32 {
+    (v * 10.0).round() / 10.0
+}
+
+/// To two decimals.
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
+/// Sets `slot` to `v` without allocating when it already holds it; true when it changed.
+fn set_str(slot: &mut Option<String>, v: &str) -> bool {
+    if slot.as_deref() == Some(v) {
+        return false;
+    }
+    *slot = Some(v.to_owned());
+    true
 }
 
 impl ClusterStore {
@@ -127,52 +165,64 @@ impl ClusterStore {
             hosts: Vec::new(),
             index: HashMap::new(),
             clusters: Vec::new(),
+            sent_clusters: Vec::new(),
+            seq: 0,
         };
         for spec in specs {
-            if !s.clusters.contains(&spec.cluster) {
-                s.clusters.push(spec.cluster.clone());
-            }
+            let cluster = match s.clusters.iter().position(|c| *c == spec.cluster) {
+                Some(i) => i,
+                None => {
+                    s.clusters.push(spec.cluster.clone());
+                    s.clusters.len() - 1
+                }
+            };
             let id = spec.id();
             s.index.insert(id.clone(), s.hosts.len());
+            let row = HostRow {
+                id,
+                cluster: spec.cluster,
+                name: spec.name,
+                address: spec.address,
+                tags: spec.tags,
+                status: Status::Pending,
+                status_since_ms: now_ms,
+                last_seen_ms: None,
+                sample_unix_ms: None,
+                last_error: None,
+                hostname: None,
+                os: None,
+                kernel: None,
+                cpu_cores: None,
+                uptime_s: None,
+                cpu_percent: None,
+                load: None,
+                mem_percent: None,
+                mem_used_bytes: None,
+                mem_total_bytes: None,
+                swap_percent: None,
+                disk_max_percent: None,
+                disk_max_mount: None,
+                net_rx_bytes_per_s: None,
+                net_tx_bytes_per_s: None,
+                gpus: Vec::new(),
+                users: None,
+                processes: None,
+                spark: Vec::new(),
+            };
             s.hosts.push(Host {
-                row: HostRow {
-                    id,
-                    cluster: spec.cluster,
-                    name: spec.name,
-                    address: spec.address,
-                    tags: spec.tags,
-                    status: Status::Pending,
-                    status_since_ms: now_ms,
-                    last_seen_ms: None,
-                    sample_unix_ms: None,
-                    last_error: None,
-                    hostname: None,
-                    os: None,
-                    kernel: None,
-                    cpu_cores: None,
-                    uptime_s: None,
-                    cpu_percent: None,
-                    load: None,
-                    mem_percent: None,
-                    mem_used_bytes: None,
-                    mem_total_bytes: None,
-                    swap_percent: None,
-                    disk_max_percent: None,
-                    disk_max_mount: None,
-                    net_rx_bytes_per_s: None,
-                    net_tx_bytes_per_s: None,
-                    gpus: Vec::new(),
-                    users: None,
-                    processes: None,
-                    spark: Vec::new(),
-                },
+                sent: row.clone(),
+                row,
+                cluster,
+                spark_added: 0,
                 info: None,
                 latest: None,
-                history: VecDeque::new(),
-                row_changed: true,
+                history: HistoryRing::new(cfg.history_len),
+                row_changed: false,
+                texts_changed: false,
                 sample_changed: false,
             });
         }
+        s.sent_clusters = s.clusters();
         s
     }
 
@@ -226,11 +276,11 @@ impl ClusterStore {
         h.row.cpu_cores = Some(info.cpu_logical_cores);
         h.info = Some(info);
         h.row_changed = true;
+        h.texts_changed = true;
     }
 
     /// Records a sample received at `now_ms` (server clock). Returns false for an unknown host.
     pub fn apply(&mut self, id: &str, snap: Snapshot, now_ms: u64) -> bool {
-        let history_len = self.cfg.history_len;
         let Some(h) = self.host_mut(id) else {
             return false;
         };
@@ -243,49 +293,54 @@ impl ClusterStore {
             .max_by(|a, b| a.used_percent.total_cmp(&b.used_percent));
         r.last_seen_ms = Some(now_ms);
         r.sample_unix_ms = Some(snap.sample_unix_ms);
-        r.last_error = None;
-        r.hostname = Some(snap.hostname.clone());
+        let mut texts = r.last_error.take().is_some();
+        texts |= set_str(&mut r.hostname, &snap.hostname);
         r.uptime_s = Some(snap.uptime_s);
-        r.cpu_percent = cpu;
+        r.cpu_percent = cpu.map(round1);
         if let Some(c) = &snap.cpu {
             r.cpu_cores = Some(c.logical_cores);
         }
-        r.load = snap.load.map(|l| [l.one, l.five, l.fifteen]);
-        r.mem_percent = mem.map(|m| m.used_percent);
+        r.load = snap
+            .load
+            .map(|l| [round2(l.one), round2(l.five), round2(l.fifteen)]);
+        r.mem_percent = mem.map(|m| round1(m.used_percent));
         r.mem_used_bytes = mem.map(|m| m.used_bytes);
         r.mem_total_bytes = mem.map(|m| m.total_bytes);
-        r.swap_percent = mem.map(|m| m.swap_used_percent);
-        r.disk_max_percent = fullest.map(|d| d.used_percent);
-        r.disk_max_mount = fullest.map(|d| d.mount_point.clone());
+        r.swap_percent = mem.map(|m| round1(m.swap_used_percent));
+        r.disk_max_percent = fullest.map(|d| round1(d.used_percent));
+        texts |= match fullest {
+            Some(d) => set_str(&mut r.disk_max_mount, &d.mount_point),
+            None => r.disk_max_mount.take().is_some(),
+        };
         let rx: u64 = snap.networks.iter().map(|n| n.rx_bytes_per_s).sum();
         let tx: u64 = snap.networks.iter().map(|n| n.tx_bytes_per_s).sum();
         r.net_rx_bytes_per_s = Some(rx);
         r.net_tx_bytes_per_s = Some(tx);
-        r.gpus = gpu_briefs(&snap);
+        texts |= gpu_briefs(&snap, &mut r.gpus);
         r.users = Some(snap.sessions.len() as u32);
         r.processes = Some(snap.process_count);
-        if let Some(c) = cpu {
+        if let Some(c) = r.cpu_percent {
             if r.spark.len() >= SPARK_LEN {
                 r.spark.remove(0);
             }
-            // One decimal is all a sparkline shows, and it halves the bytes of every row.
-            r.spark.push((c * 10.0).round() / 10.0);
+            r.spark.push(c);
+            h.spark_added += 1;
         }
-        if h.history.len() >= history_len {
-            h.history.pop_front();
-        }
-        h.history.push_back(Point {
-            t: snap.sample_unix_ms,
-            cpu: cpu.unwrap_or(0.0),
-            mem: mem.map_or(0.0, |m| m.used_percent),
-            rx,
-            tx,
-            disk: fullest.map_or(0.0, |d| d.used_percent),
-            pids: snap.process_count,
-            gpu: snap.gpus.iter().map(|g| g.utilization_percent).collect(),
-        });
+        h.history.push(
+            Point {
+                t: snap.sample_unix_ms,
+                cpu: cpu.unwrap_or(0.0),
+                mem: mem.map_or(0.0, |m| m.used_percent),
+                disk: fullest.map_or(0.0, |d| d.used_percent),
+                rx,
+                tx,
+                pids: snap.process_count,
+            },
+            snap.gpus.iter().map(|g| g.utilization_percent),
+        );
         h.latest = Some(snap);
         h.row_changed = true;
+        h.texts_changed |= texts;
         h.sample_changed = true;
         Self::set_status(h, Status::Up, now_ms);
         true
@@ -297,6 +352,7 @@ impl ClusterStore {
         if h.row.last_error.as_deref() != Some(error) {
             h.row.last_error = Some(error.to_owned());
             h.row_changed = true;
+            h.texts_changed = true;
         }
         Self::set_status(h, Status::Down, now_ms);
         h.sample_changed = true; // host pages show the new state at once
@@ -323,6 +379,7 @@ impl ClusterStore {
             {
                 if target == Status::Down {
                     h.row.last_error = Some(format!("no sample for {} s", age / 1000));
+                    h.texts_changed = true;
                 }
                 Self::set_status(h, target, now_ms);
                 h.sample_changed = true;
@@ -330,7 +387,7 @@ impl ClusterStore {
         }
     }
 
-    /// Aggregates of every cluster.
+    /// Aggregates of every cluster (`cpu_cores_used` to one decimal).
     pub fn clusters(&self) -> Vec<Cluster> {
         let mut out: Vec<Cluster> = self
             .clusters
@@ -341,7 +398,7 @@ impl ClusterStore {
             })
             .collect();
         for h in &self.hosts {
-            let Some(c) = out.iter_mut().find(|c| c.name == h.row.cluster) else {
+            let Some(c) = out.get_mut(h.cluster) else {
                 continue;
             };
             let r = &h.row;
@@ -367,6 +424,9 @@ impl ClusterStore {
                 .filter(|g| g.util_percent.unwrap_or(0) >= GPU_BUSY_PERCENT)
                 .count() as u32;
             c.users += r.users.unwrap_or(0);
+        }
+        for c in &mut out {
+            c.cpu_cores_used = (c.cpu_cores_used * 10.0).round() / 10.0;
         }
         out
     }
@@ -395,35 +455,37 @@ impl ClusterStore {
         }
     }
 
-    /// The full overview.
+    /// The full overview as the overview room has it: the state after delta `seq`, so that a
+    /// browser that subscribes now and applies the deltas after `seq` stays exact.
     pub fn overview(&self, now_ms: u64) -> Overview {
         Overview {
             server_time_ms: now_ms,
-            clusters: self.clusters(),
-            hosts: self.rows(),
+            seq: self.seq,
+            clusters: self.sent_clusters.clone(),
+            hosts: self.hosts.iter().map(|h| h.sent.clone()).collect(),
         }
     }
 
     /// The full state of a host page.
     pub fn host_full(&self, id: &str, now_ms: u64) -> Option<HostFull> {
         let h = self.host(id)?;
-        let n_gpu = h.history.iter().map(|p| p.gpu.len()).max().unwrap_or(0);
+        let n = h.history.len();
         let mut hist = History {
-            t: Vec::with_capacity(h.history.len()),
-            cpu: Vec::with_capacity(h.history.len()),
-            mem: Vec::with_capacity(h.history.len()),
-            rx: Vec::with_capacity(h.history.len()),
-            tx: Vec::with_capacity(h.history.len()),
-            gpu: vec![Vec::with_capacity(h.history.len()); n_gpu],
+            t: Vec::with_capacity(n),
+            cpu: Vec::with_capacity(n),
+            mem: Vec::with_capacity(n),
+            rx: Vec::with_capacity(n),
+            tx: Vec::with_capacity(n),
+            gpu: vec![Vec::with_capacity(n); h.history.gpus()],
         };
-        for p in &h.history {
+        for (p, gpus) in h.history.iter() {
             hist.t.push(p.t);
             hist.cpu.push(p.cpu);
             hist.mem.push(p.mem);
             hist.rx.push(p.rx);
             hist.tx.push(p.tx);
-            for (i, g) in hist.gpu.iter_mut().enumerate() {
-                g.push(p.gpu.get(i).copied().flatten());
+            for (col, g) in hist.gpu.iter_mut().zip(gpus) {
+                col.push(g);
             }
         }
         Some(HostFull {
@@ -440,7 +502,7 @@ impl ClusterStore {
         self.host(id).map(|h| {
             h.history
                 .iter()
-                .map(|p| EventRecord {
+                .map(|(p, _)| EventRecord {
                     time: p.t,
                     cpu_percent: p.cpu,
                     memory_percent: p.mem,
@@ -451,15 +513,22 @@ impl ClusterStore {
         })
     }
 
-    /// Drains what changed since the last call: an overview delta when any row changed, and a
-    /// host update for each changed host that `watched` says someone looks at.
+    /// Drains what changed since the last call: an overview delta (the changed fields of the
+    /// changed rows, and the changed cluster totals) when anything the overview shows changed,
+    /// and a host update for each changed host that `watched` says someone looks at.
     pub fn take_changes(&mut self, now_ms: u64, watched: impl Fn(&str) -> bool) -> Changes {
-        let mut rows = Vec::new();
+        let mut patches = Vec::with_capacity(self.hosts.iter().filter(|h| h.row_changed).count());
         let mut host_updates = Vec::new();
+        let mut any_row = false;
         for h in &mut self.hosts {
             if h.row_changed {
-                rows.push(h.row.clone());
                 h.row_changed = false;
+                any_row = true;
+                if let Some(p) = delta::diff(&mut h.sent, &h.row, h.spark_added, h.texts_changed) {
+                    patches.push(p);
+                }
+                h.spark_added = 0;
+                h.texts_changed = false;
             }
             if h.sample_changed {
                 h.sample_changed = false;
@@ -475,11 +544,25 @@ impl ClusterStore {
                 }
             }
         }
-        let delta = (!rows.is_empty()).then(|| OverviewDelta {
-            server_time_ms: now_ms,
-            clusters: self.clusters(),
-            hosts: rows,
-            removed: Vec::new(),
+        let mut clusters = Vec::new();
+        if any_row {
+            let totals = self.clusters();
+            for (sent, now) in self.sent_clusters.iter_mut().zip(totals) {
+                if *sent != now {
+                    clusters.push(now.clone());
+                    *sent = now;
+                }
+            }
+        }
+        let delta = (!patches.is_empty() || !clusters.is_empty()).then(|| {
+            self.seq += 1;
+            OverviewDelta {
+                server_time_ms: now_ms,
+                seq: self.seq,
+                clusters,
+                hosts: patches,
+                removed: Vec::new(),
+            }
         });
         Changes {
             delta,
@@ -620,16 +703,15 @@ mod tests {
     #[test]
     fn deltas_carry_only_changed_rows_and_watched_hosts() {
         let mut s = store();
-        let first = s.take_changes(0, |_| false);
-        assert_eq!(first.delta.expect("initial rows").hosts.len(), 3);
         assert!(
-            s.take_changes(1, |_| true).delta.is_none(),
-            "nothing changed"
+            s.take_changes(0, |_| true).delta.is_none(),
+            "nothing changed since the store was made"
         );
         s.apply("a:h2", snap(1, 5.0, None), 1_000);
         s.apply("b:h3", snap(1, 5.0, None), 1_000);
         let c = s.take_changes(1_000, |id| id == "b:h3");
         let d = c.delta.expect("delta");
+        assert_eq!(d.seq, 1);
         assert_eq!(
             d.hosts.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
             vec!["a:h2", "b:h3"]
@@ -638,6 +720,112 @@ mod tests {
         assert_eq!(c.host_updates.len(), 1);
         assert_eq!(c.host_updates[0].0, "b:h3");
         assert!(c.host_updates[0].1.detail.is_some());
+        assert!(s.take_changes(1_001, |_| true).delta.is_none());
+    }
+
+    #[test]
+    fn a_delta_after_one_host_changes_carries_only_that_host_and_its_new_values() {
+        let mut s = store();
+        for id in ["a:h1", "a:h2", "b:h3"] {
+            s.apply(id, snap(1, 10.0, None), 1_000);
+        }
+        let _ = s.take_changes(1_000, |_| false);
+        // The same sample again, a second later, except for h2's CPU.
+        s.apply("a:h1", snap(2, 10.0, None), 2_000);
+        s.apply("a:h2", snap(2, 33.333, None), 2_000);
+        let d = s.take_changes(2_000, |_| false).delta.expect("delta");
+        assert_eq!(d.seq, 2);
+        assert_eq!(d.hosts.len(), 2, "{:?}", d.hosts);
+        let json = serde_json::to_string(&d.hosts).expect("json");
+        assert_eq!(
+            json,
+            r#"[{"id":"a:h1","sample_unix_ms":2000,"spark_add":[10.0]},{"id":"a:h2","sample_unix_ms":2000,"cpu_percent":33.3,"spark_add":[33.3]}]"#
+        );
+        assert_eq!(
+            d.clusters
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["a"],
+            "only the cluster whose totals moved"
+        );
+        // Only h2 changes now: the delta carries only h2.
+        s.apply("a:h2", snap(3, 50.0, None), 3_000);
+        let d = s.take_changes(3_000, |_| false).delta.expect("delta");
+        assert_eq!(
+            d.hosts.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            vec!["a:h2"]
+        );
+        assert_eq!(d.hosts[0].spark_add, vec![50.0]);
+    }
+
+    #[test]
+    fn a_subscriber_that_applies_the_deltas_holds_the_full_overview() {
+        let mut s = store();
+        let mut rng = 7u64;
+        let mut next = move || {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (rng >> 33) as f32 / (1u64 << 31) as f32
+        };
+        let _ = s.take_changes(0, |_| false);
+        let first = s.overview(0);
+        let mut rows: Vec<HostRow> = first.hosts;
+        let mut seq = first.seq;
+        for i in 1..=200u64 {
+            for (k, id) in ["a:h1", "a:h2", "b:h3"].iter().enumerate() {
+                // h3 goes away for a while; h1 sometimes samples twice in a tick.
+                if k == 2 && (50..80).contains(&i) {
+                    continue;
+                }
+                let reps = if k == 0 && i % 9 == 0 { 2 } else { 1 };
+                for r in 0..reps {
+                    s.apply(id, snap(i, next() * 100.0, None), i * 1000 + r);
+                }
+            }
+            s.tick(i * 1000 + 500);
+            if let Some(d) = s.take_changes(i * 1000 + 500, |_| false).delta {
+                assert_eq!(d.seq, seq + 1, "consecutive");
+                seq = d.seq;
+                for p in &d.hosts {
+                    let row = rows.iter_mut().find(|r| r.id == p.id).expect("known id");
+                    delta::apply(row, p);
+                }
+            }
+            let full = s.overview(i * 1000 + 500);
+            assert_eq!(full.seq, seq);
+            assert_eq!(rows, full.hosts, "tick {i}");
+            if i == 75 {
+                // Text fields reach the client too: the error of a host gone down, the OS.
+                assert_eq!(rows[2].status, Status::Down);
+                assert!(
+                    rows[2]
+                        .last_error
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("no sample"))
+                );
+                s.set_info(
+                    "a:h1",
+                    HostInfo {
+                        os_name: "Debian".into(),
+                        os_version: "12".into(),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+        assert_eq!(rows[0].os.as_deref(), Some("Debian 12"));
+        assert_eq!(rows[2].last_error, None);
+        // What the overview shows is what the live rows say (coarse fields aside).
+        let live = s.rows();
+        for (a, b) in rows.iter().zip(&live) {
+            assert_eq!(
+                (a.status, &a.spark, a.cpu_percent),
+                (b.status, &b.spark, b.cpu_percent)
+            );
+        }
+        assert_eq!(rows[2].status, Status::Up, "h3 came back");
     }
 
     #[test]

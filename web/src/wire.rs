@@ -79,19 +79,19 @@ pub struct HostRow {
     pub cpu_cores: Option<u32>,
     /// Seconds since boot.
     pub uptime_s: Option<u64>,
-    /// CPU use, 0-100.
+    /// CPU use, 0-100, one decimal.
     pub cpu_percent: Option<f32>,
-    /// Load average 1, 5, 15 minutes.
+    /// Load average 1, 5, 15 minutes, two decimals.
     pub load: Option<[f64; 3]>,
-    /// Memory use, 0-100.
+    /// Memory use, 0-100, one decimal.
     pub mem_percent: Option<f32>,
     /// Memory in use.
     pub mem_used_bytes: Option<u64>,
     /// Total memory.
     pub mem_total_bytes: Option<u64>,
-    /// Swap use, 0-100.
+    /// Swap use, 0-100, one decimal.
     pub swap_percent: Option<f32>,
-    /// Use of the fullest filesystem, 0-100.
+    /// Use of the fullest filesystem, 0-100, one decimal.
     pub disk_max_percent: Option<f32>,
     /// Mount point of the fullest filesystem.
     pub disk_max_mount: Option<String>,
@@ -105,7 +105,7 @@ pub struct HostRow {
     pub users: Option<u32>,
     /// Processes.
     pub processes: Option<u32>,
-    /// The last CPU % values, oldest first.
+    /// The last CPU % values (at most 60, one decimal), oldest first.
     pub spark: Vec<f32>,
 }
 
@@ -153,28 +153,114 @@ pub struct Hello {
     pub server_time_ms: u64,
 }
 
-/// The whole overview (on subscribe).
+/// The whole overview (on subscribe, and on a resync after a missed delta).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Overview {
     /// Server clock.
     pub server_time_ms: u64,
+    /// The number of the last delta this state includes: the next delta is `seq + 1`.
+    pub seq: u64,
     /// Every cluster.
     pub clusters: Vec<Cluster>,
     /// Every host.
     pub hosts: Vec<HostRow>,
 }
 
-/// What changed in the overview since the last frame.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What changed in the overview since the previous delta (`seq - 1`): the clusters whose
+/// totals changed, and for each changed host only the fields that changed.
+#[derive(Debug, Clone, Serialize)]
 pub struct OverviewDelta {
     /// Server clock.
     pub server_time_ms: u64,
-    /// Every cluster (small).
+    /// Consecutive number: a client that sees a gap missed a delta and resubscribes.
+    pub seq: u64,
+    /// The clusters whose totals changed (whole).
     pub clusters: Vec<Cluster>,
-    /// Changed or added rows.
-    pub hosts: Vec<HostRow>,
+    /// Changed or added hosts: the id and the fields that changed.
+    pub hosts: Vec<RowPatch>,
     /// Removed host ids.
     pub removed: Vec<String>,
+}
+
+/// The changed fields of one overview row. An absent field did not change; a field that
+/// became unknown is `null`. `spark` is never resent: `spark_add` carries the points to append
+/// (the client keeps the last 60).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RowPatch {
+    /// Host id.
+    pub id: String,
+    /// State.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// When the state last changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_since_ms: Option<u64>,
+    /// When the last sample arrived (sent while the host is not `up`, and once a minute).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen_ms: Option<Option<u64>>,
+    /// When the agent took the last sample.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_unix_ms: Option<Option<u64>>,
+    /// The last failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<Option<String>>,
+    /// Host name the host reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<Option<String>>,
+    /// OS name and version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub os: Option<Option<String>>,
+    /// Kernel version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<Option<String>>,
+    /// Logical CPUs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_cores: Option<Option<u32>>,
+    /// Seconds since boot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime_s: Option<Option<u64>>,
+    /// CPU use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_percent: Option<Option<f32>>,
+    /// Load averages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<Option<[f64; 3]>>,
+    /// Memory use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mem_percent: Option<Option<f32>>,
+    /// Memory in use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mem_used_bytes: Option<Option<u64>>,
+    /// Total memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mem_total_bytes: Option<Option<u64>>,
+    /// Swap use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swap_percent: Option<Option<f32>>,
+    /// Use of the fullest filesystem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_max_percent: Option<Option<f32>>,
+    /// Its mount point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disk_max_mount: Option<Option<String>>,
+    /// Received bytes per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net_rx_bytes_per_s: Option<Option<u64>>,
+    /// Sent bytes per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub net_tx_bytes_per_s: Option<Option<u64>>,
+    /// GPUs (the whole list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<Vec<GpuBrief>>,
+    /// Logged-in sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub users: Option<Option<u32>>,
+    /// Processes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes: Option<Option<u32>>,
+    /// CPU % points to append to the sparkline, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub spark_add: Vec<f32>,
 }
 
 /// The last 15 minutes of one host, as columns.

@@ -38,8 +38,9 @@ export interface HostRow {
   kernel: string | null;
   cpu_cores: number | null;
   uptime_s: number | null;
+  /** One decimal. */
   cpu_percent: number | null;
-  /** Load average over 1, 5, 15 minutes. */
+  /** Load average over 1, 5, 15 minutes, two decimals. */
   load: [number, number, number] | number[] | null;
   mem_percent: number | null;
   mem_used_bytes: number | null;
@@ -52,7 +53,7 @@ export interface HostRow {
   gpus: GpuSummary[] | null;
   users: number | null;
   processes: number | null;
-  /** Last 60 CPU % samples, oldest first. */
+  /** Last 60 CPU % samples (one decimal), oldest first. */
   spark: number[] | null;
 }
 
@@ -252,16 +253,26 @@ export interface Hello {
 
 export interface Overview {
   server_time_ms: number;
+  /** The last delta this state includes: the next one is `seq + 1`. */
+  seq: number;
   clusters: Cluster[];
   hosts: HostRow[];
 }
 
+/**
+ * The changed fields of one row (PROTOCOL.md "RowPatch"): absent means unchanged, `null` means
+ * now unknown. `spark` is never resent: `spark_add` holds the points to append.
+ */
+export type RowPatch = { id: string; spark_add?: number[] } & Partial<Omit<HostRow, "id" | "cluster" | "name" | "address" | "tags" | "spark">>;
+
 export interface OverviewDelta {
   server_time_ms: number;
-  /** Every cluster. */
+  /** Consecutive: a gap means a delta was missed, and the page resubscribes. */
+  seq: number;
+  /** The clusters whose totals changed. */
   clusters: Cluster[];
-  /** Changed or added rows only. */
-  hosts: HostRow[];
+  /** Changed or added rows: the id and the fields that changed. */
+  hosts: RowPatch[];
   removed: string[];
 }
 

@@ -1,8 +1,17 @@
 /**
  * The home page: every host, grouped by cluster, one collapsible section per cluster with its
- * totals. Rows are DOM nodes keyed by host id: `overview` (and each resync) and `overview_delta`
- * patch only the rows they carry, and a cell is written only when its text changes. Sorting
- * and filtering move or hide existing rows; nothing is rebuilt per tick.
+ * totals. Rows are DOM nodes keyed by host id.
+ *
+ * Live updates are cheap at a thousand hosts:
+ * - `overview` (first subscribe, resync) gives every row; each `overview_delta` carries only the
+ *   changed fields of the changed rows, and the new sparkline points to append. Deltas are
+ *   numbered: after a gap (a volatile frame lost) the page resubscribes for the full state.
+ * - Frames update the rows' data at once, and the DOM in one `requestAnimationFrame`: a row
+ *   writes only the cells whose fields changed, and only while it is on screen (an
+ *   IntersectionObserver); a row that scrolls into view catches up then. The row attributes
+ *   (`data-status`, `data-sample-ms`) are kept current on every row.
+ * - Sorting moves the fewest rows (those off the longest run already in order); filtering
+ *   re-checks only rows whose status or names changed.
  */
 import type { Connection } from "../connection";
 import { h, setAttr, setClass, setText, setTitle, show } from "../dom";
@@ -12,13 +21,15 @@ import { GpuGlyphs } from "../components/gpu";
 import { Meter, setLevel } from "../components/meter";
 import { Sparkline } from "../components/sparkline";
 import { STATUS_ORDER, setStatus, statusBadge } from "../components/status";
-import type { Cluster, HostRow, HostStatus, Overview, OverviewDelta, Room } from "../types";
+import type { Cluster, HostRow, HostStatus, Overview, OverviewDelta, Room, RowPatch } from "../types";
 
 type StatusFilter = "all" | "up" | "stale" | "down";
 
 interface Col {
   key: string;
   label: string;
+  /** Row fields the sort key reads: a patch of one of them re-sorts the cluster. */
+  fields: string[];
   cls?: string;
   sort: (r: HostRow) => number | string;
   desc?: boolean;
@@ -32,17 +43,17 @@ const gpuAvg = (r: HostRow) => {
 };
 
 const COLS: Col[] = [
-  { key: "status", label: "Status", sort: (r) => STATUS_ORDER[r.status] ?? 9 },
-  { key: "name", label: "Host", cls: "col-name", sort: (r) => r.name.toLowerCase() },
-  { key: "os", label: "OS", cls: "col-os", sort: (r) => (r.os ?? "").toLowerCase() },
-  { key: "uptime", label: "Uptime", cls: "num", sort: (r) => n(r.uptime_s), desc: true },
-  { key: "cpu", label: "CPU", cls: "col-cpu", sort: (r) => n(r.cpu_percent), desc: true },
-  { key: "load", label: "Load", cls: "num col-load", sort: (r) => n(r.load?.[0]), desc: true, title: "Load average: 1, 5, 15 min" },
-  { key: "mem", label: "Memory", cls: "col-meter", sort: (r) => n(r.mem_percent), desc: true },
-  { key: "swap", label: "Swap", cls: "col-meter", sort: (r) => n(r.swap_percent), desc: true },
-  { key: "disk", label: "Disk", cls: "col-meter col-disk", sort: (r) => n(r.disk_max_percent), desc: true, title: "Fullest filesystem" },
-  { key: "gpu", label: "GPU", cls: "col-gpu", sort: gpuAvg, desc: true, title: "Use and memory of each GPU; average use" },
-  { key: "users", label: "Users", cls: "num", sort: (r) => n(r.users), desc: true, title: "Users logged in" },
+  { key: "status", label: "Status", fields: ["status"], sort: (r) => STATUS_ORDER[r.status] ?? 9 },
+  { key: "name", label: "Host", fields: ["name"], cls: "col-name", sort: (r) => r.name.toLowerCase() },
+  { key: "os", label: "OS", fields: ["os"], cls: "col-os", sort: (r) => (r.os ?? "").toLowerCase() },
+  { key: "uptime", label: "Uptime", fields: ["uptime_s"], cls: "num", sort: (r) => n(r.uptime_s), desc: true },
+  { key: "cpu", label: "CPU", fields: ["cpu_percent"], cls: "col-cpu", sort: (r) => n(r.cpu_percent), desc: true },
+  { key: "load", label: "Load", fields: ["load"], cls: "num col-load", sort: (r) => n(r.load?.[0]), desc: true, title: "Load average: 1, 5, 15 min" },
+  { key: "mem", label: "Memory", fields: ["mem_percent"], cls: "col-meter", sort: (r) => n(r.mem_percent), desc: true },
+  { key: "swap", label: "Swap", fields: ["swap_percent"], cls: "col-meter", sort: (r) => n(r.swap_percent), desc: true },
+  { key: "disk", label: "Disk", fields: ["disk_max_percent"], cls: "col-meter col-disk", sort: (r) => n(r.disk_max_percent), desc: true, title: "Fullest filesystem" },
+  { key: "gpu", label: "GPU", fields: ["gpus"], cls: "col-gpu", sort: gpuAvg, desc: true, title: "Use and memory of each GPU; average use" },
+  { key: "users", label: "Users", fields: ["users"], cls: "num", sort: (r) => n(r.users), desc: true, title: "Users logged in" },
 ];
 
 // View state that survives navigation to a host page and back.
@@ -69,10 +80,60 @@ function saveView(): void {
   }
 }
 
+/** What a changed field makes a row rewrite (bits of `RowView.dirty`). */
+const D_STATUS = 1;
+const D_LINK = 2;
+const D_OS = 4;
+const D_UPTIME = 8;
+const D_CPU = 16;
+const D_SPARK = 32;
+const D_LOAD = 64;
+const D_MEM = 128;
+const D_SWAP = 256;
+const D_DISK = 512;
+const D_GPU = 1024;
+const D_USERS = 2048;
+const D_ALL = 4095;
+
+const FIELD_DIRTY: Record<string, number> = {
+  status: D_STATUS,
+  status_since_ms: D_STATUS,
+  last_error: D_LINK,
+  hostname: D_LINK,
+  os: D_OS,
+  kernel: D_OS,
+  uptime_s: D_UPTIME,
+  cpu_percent: D_CPU,
+  cpu_cores: D_CPU,
+  load: D_LOAD,
+  mem_percent: D_MEM,
+  mem_used_bytes: D_MEM,
+  mem_total_bytes: D_MEM,
+  swap_percent: D_SWAP,
+  disk_max_percent: D_DISK,
+  disk_max_mount: D_DISK,
+  gpus: D_GPU,
+  users: D_USERS,
+};
+
+/** Fields the text filter and the status filter read. */
+const FILTER_FIELDS = new Set(["status", "hostname", "os"]);
+
+/** Sparkline points a row keeps (as the server). */
+const SPARK_POINTS = 60;
+
 /** One host row and its cells. */
 class RowView {
   readonly tr: HTMLTableRowElement;
   row: HostRow;
+  /** On screen (or near): cells are written; otherwise they wait in `dirty`. */
+  visible = false;
+  /** Shown by the filter. */
+  shown = true;
+  /** Cells to rewrite (D_* bits). */
+  dirty = D_ALL;
+  /** The filter's haystack, lowercase. */
+  private hay = "";
   private readonly badge = statusBadge();
   private readonly since = h("span", { class: "since" });
   private readonly link = h("a", { class: "host-link" });
@@ -89,12 +150,9 @@ class RowView {
   private readonly disk = new Meter();
   private readonly gpus = new GpuGlyphs();
   private readonly users = h("td", { class: "num" });
-  private sparkKey = "";
-  private lastSeen: number | null = null;
-  private tagKey = "";
 
   constructor(row: HostRow) {
-    this.row = row;
+    this.row = { ...row, spark: row.spark ? row.spark.slice(-SPARK_POINTS) : [] };
     this.cpuCell.append(this.spark.el, this.cpuText);
     this.tr = h(
       "tr",
@@ -112,47 +170,95 @@ class RowView {
       this.users,
     );
     this.link.href = hostHref(row.id);
-    this.update(row);
+    this.tags.replaceChildren(...row.tags.map((t) => h("span", { class: "tag" }, t)));
+    this.updateHay();
+    // The first paint writes every cell; later ones only what changed, on screen.
+    this.attrs();
+    this.render();
   }
 
-  update(r: HostRow): void {
-    const prevSeen = this.lastSeen;
-    this.row = r;
-    this.lastSeen = r.last_seen_ms;
+  private updateHay(): void {
+    const r = this.row;
+    this.hay = [r.id, r.name, r.hostname ?? "", r.os ?? "", ...r.tags].join(" ").toLowerCase();
+  }
+
+  /** Replaces the whole row (full state). Returns whether filter fields changed. */
+  set(r: HostRow): boolean {
+    const old = this.row;
+    const refilter = old.status !== r.status || old.hostname !== r.hostname || old.os !== r.os;
+    this.row = { ...r, spark: r.spark ? r.spark.slice(-SPARK_POINTS) : [] };
+    this.dirty = D_ALL;
+    if (refilter) this.updateHay();
+    return refilter;
+  }
+
+  /**
+   * Applies the changed fields of a delta; the DOM waits for `flush`. Returns whether the row
+   * must be filtered again, and whether a field of `sortFields` changed.
+   */
+  patch(p: RowPatch, sortFields: readonly string[]): { refilter: boolean; resort: boolean } {
+    const r = this.row as unknown as Record<string, unknown>;
+    let refilter = false;
+    let resort = false;
+    for (const k in p) {
+      if (k === "id") continue;
+      if (k === "spark_add") {
+        const add = p.spark_add ?? [];
+        const s = this.row.spark ?? (this.row.spark = []);
+        for (const v of add) s.push(v);
+        if (s.length > SPARK_POINTS) s.splice(0, s.length - SPARK_POINTS);
+        if (add.length) this.dirty |= D_SPARK;
+        continue;
+      }
+      r[k] = (p as Record<string, unknown>)[k];
+      this.dirty |= FIELD_DIRTY[k] ?? 0;
+      if (FILTER_FIELDS.has(k)) refilter = true;
+      if (sortFields.includes(k)) resort = true;
+    }
+    if (refilter) this.updateHay();
+    return { refilter, resort };
+  }
+
+  /** The row's attributes, kept current on every row, on screen or not. */
+  attrs(): void {
+    const r = this.row;
     setAttr(this.tr, "data-status", r.status);
     setAttr(this.tr, "data-sample-ms", r.sample_unix_ms === null || r.sample_unix_ms === undefined ? null : String(r.sample_unix_ms));
     setAttr(this.tr, "data-gpus", String(r.gpus?.length ?? 0));
     setClass(this.tr, "dim", r.status === "stale" || r.status === "down");
-    setStatus(this.badge, r.status);
-    setText(this.link, r.name);
-    setTitle(this.link, [r.hostname && r.hostname !== r.name ? `hostname ${r.hostname}` : "", r.address, r.last_error ? `last error: ${r.last_error}` : ""].filter(Boolean).join("\n"));
-    const tagKey = r.tags.join("\u0000");
-    if (tagKey !== this.tagKey) {
-      this.tagKey = tagKey;
-      this.tags.replaceChildren(...r.tags.map((t) => h("span", { class: "tag" }, t)));
+  }
+
+  /** Writes the cells whose fields changed (the ages too, at `now`, when the status did). */
+  render(now?: number): void {
+    const d = this.dirty;
+    if (d === 0) return;
+    this.dirty = 0;
+    const r = this.row;
+    if (d & D_STATUS) {
+      setStatus(this.badge, r.status);
+      if (now !== undefined) this.tick(now);
     }
-    setText(this.os, r.os ?? DASH);
-    setTitle(this.os, r.kernel ? `kernel ${r.kernel}` : "");
-    setText(this.uptime, duration(r.uptime_s));
-    setText(this.cpuText, pct(r.cpu_percent));
-    setLevel(this.cpuText, r.cpu_percent);
-    setTitle(this.cpuCell, r.cpu_cores !== null ? `${r.cpu_cores} logical cores` : "");
-    if (r.spark && r.spark.length > 0) {
-      const key = `${r.spark.length}:${r.spark[r.spark.length - 1]}:${r.spark[0]}:${r.last_seen_ms}`;
-      if (key !== this.sparkKey) {
-        this.sparkKey = key;
-        this.spark.set(r.spark);
-      }
-    } else if (r.last_seen_ms !== null && r.last_seen_ms !== prevSeen) {
-      // A row without `spark`: grow the line from the live values.
-      this.spark.push(r.cpu_percent);
+    if (d & D_LINK) {
+      setText(this.link, r.name);
+      setTitle(this.link, [r.hostname && r.hostname !== r.name ? `hostname ${r.hostname}` : "", r.address, r.last_error ? `last error: ${r.last_error}` : ""].filter(Boolean).join("\n"));
     }
-    setText(this.load, load(r.load));
-    this.mem.set(r.mem_percent, "", r.mem_used_bytes !== null ? `${bytesOf(r.mem_used_bytes, r.mem_total_bytes)} in use` : "");
-    this.swap.set(r.swap_percent);
-    this.disk.set(r.disk_max_percent, r.disk_max_mount ?? "", r.disk_max_mount ? `Fullest filesystem: ${r.disk_max_mount}` : "");
-    this.gpus.set(r.gpus);
-    setText(this.users, num(r.users));
+    if (d & D_OS) {
+      setText(this.os, r.os ?? DASH);
+      setTitle(this.os, r.kernel ? `kernel ${r.kernel}` : "");
+    }
+    if (d & D_UPTIME) setText(this.uptime, duration(r.uptime_s));
+    if (d & D_CPU) {
+      setText(this.cpuText, pct(r.cpu_percent));
+      setLevel(this.cpuText, r.cpu_percent);
+      setTitle(this.cpuCell, r.cpu_cores !== null ? `${r.cpu_cores} logical cores` : "");
+    }
+    if (d & D_SPARK) this.spark.set(r.spark ?? []);
+    if (d & D_LOAD) setText(this.load, load(r.load));
+    if (d & D_MEM) this.mem.set(r.mem_percent, "", r.mem_used_bytes !== null ? `${bytesOf(r.mem_used_bytes, r.mem_total_bytes)} in use` : "");
+    if (d & D_SWAP) this.swap.set(r.swap_percent);
+    if (d & D_DISK) this.disk.set(r.disk_max_percent, r.disk_max_mount ?? "", r.disk_max_mount ? `Fullest filesystem: ${r.disk_max_mount}` : "");
+    if (d & D_GPU) this.gpus.set(r.gpus);
+    if (d & D_USERS) setText(this.users, num(r.users));
   }
 
   /** Refreshes the ages (status since, data age) against the server's clock. */
@@ -165,12 +271,33 @@ class RowView {
   }
 
   matches(terms: string[], status: StatusFilter): boolean {
-    const r = this.row;
-    if (status !== "all" && r.status !== status) return false;
-    if (terms.length === 0) return true;
-    const hay = [r.id, r.name, r.hostname ?? "", r.os ?? "", ...r.tags].join(" ").toLowerCase();
-    return terms.every((t) => hay.includes(t));
+    if (status !== "all" && this.row.status !== status) return false;
+    return terms.every((t) => this.hay.includes(t));
   }
+}
+
+/**
+ * Indices (into `a`) of a longest strictly increasing subsequence of `a`: the rows that can
+ * stay where they are while the others move.
+ */
+function longestIncreasing(a: number[]): Set<number> {
+  const tails: number[] = []; // index into `a` of the smallest tail of each length
+  const prev = new Array<number>(a.length).fill(-1);
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i] as number;
+    let lo = 0;
+    let hi = tails.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if ((a[tails[mid] as number] as number) < v) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo > 0) prev[i] = tails[lo - 1] as number;
+    tails[lo] = i;
+  }
+  const keep = new Set<number>();
+  for (let i = tails.length ? (tails[tails.length - 1] as number) : -1; i >= 0; i = prev[i] as number) keep.add(i);
+  return keep;
 }
 
 /** One cluster: its header (totals) and the tbody of its rows. */
@@ -241,12 +368,26 @@ class ClusterView {
     setText(ch.users, `${c.users} user${c.users === 1 ? "" : "s"}`);
   }
 
-  /** Puts the rows in the given order, moving nodes only when the order differs. */
+  /**
+   * Puts the rows in the given order, moving only the rows off the longest run already in
+   * order (one move when one row's CPU overtook another's, not the whole cluster).
+   */
   order(sorted: RowView[]): void {
     const kids = this.body.children;
     let same = kids.length === sorted.length;
     for (let i = 0; same && i < sorted.length; i++) same = kids[i] === sorted[i]?.tr;
-    if (!same) this.body.append(...sorted.map((r) => r.tr));
+    if (same) return;
+    const pos = new Map<Element, number>();
+    for (let i = 0; i < kids.length; i++) pos.set(kids[i] as Element, i);
+    const at = sorted.map((r) => pos.get(r.tr) ?? -1);
+    const keep = longestIncreasing(at);
+    // From the end: each row that moves goes just before its successor, already in place.
+    let next: Element | null = null;
+    for (let i = sorted.length - 1; i >= 0; i--) {
+      const tr = (sorted[i] as RowView).tr;
+      if (!keep.has(i) || (at[i] as number) < 0) this.body.insertBefore(tr, next);
+      next = tr;
+    }
   }
 
   setShown(shown: number, filtering: boolean): void {
@@ -259,13 +400,26 @@ export class HomePage {
   readonly room: Room = { room: "overview" };
   private readonly conn: Connection;
   private readonly rows = new Map<string, RowView>();
+  private readonly byTr = new Map<Element, RowView>();
   private readonly clusters = new Map<string, ClusterView>();
   private readonly table: HTMLTableElement;
   private readonly heads = new Map<string, HTMLTableCellElement>();
   private readonly statusButtons = new Map<StatusFilter, { btn: HTMLButtonElement; count: HTMLElement }>();
   private readonly empty: HTMLElement;
   private readonly loading: HTMLElement;
+  private readonly observer: IntersectionObserver | null;
   private loaded = false;
+  /** Number of the last delta applied. */
+  private seq = 0;
+  /** Deltas that came before the full state they follow (kept a few). */
+  private early: OverviewDelta[] = [];
+  /** When a resubscribe after a missed delta was asked (0: none pending). */
+  private resyncAt = 0;
+  /** Rows with cells or attributes to write at the next frame. */
+  private readonly dirtyRows = new Set<RowView>();
+  private readonly dirtyClusters = new Map<string, Cluster>();
+  private refilter = false;
+  private frame = 0;
 
   constructor(conn: Connection) {
     this.conn = conn;
@@ -306,58 +460,157 @@ export class HomePage {
       this.empty,
       this.loading,
     );
+    // Rows off screen (a margin aside) skip their cell writes until they come into view.
+    this.observer =
+      typeof IntersectionObserver === "function"
+        ? new IntersectionObserver((entries) => this.onVisibility(entries), { rootMargin: "400px 0px" })
+        : null;
     this.markSort();
+  }
+
+  private onVisibility(entries: IntersectionObserverEntry[]): void {
+    const now = this.conn.serverNow();
+    for (const e of entries) {
+      const rv = this.byTr.get(e.target);
+      if (!rv) continue;
+      rv.visible = e.isIntersecting;
+      if (rv.visible) {
+        rv.render();
+        rv.tick(now);
+      }
+    }
   }
 
   /** Full state (first subscribe and every resync): patch everything, drop rows not listed. */
   onOverview(m: Overview): void {
     const keep = new Set(m.hosts.map((r) => r.id));
-    const removed = [...this.rows.keys()].filter((id) => !keep.has(id));
-    this.apply(m.clusters, m.hosts, removed, true);
-  }
-
-  onDelta(m: OverviewDelta): void {
-    if (!this.loaded) return; // a delta before the full state: wait for the resync
-    this.apply(m.clusters, m.hosts, m.removed ?? [], false);
-  }
-
-  private apply(clusters: Cluster[], hosts: HostRow[], removed: string[], full: boolean): void {
-    this.loaded = true;
-    show(this.loading, false);
-    for (const c of clusters) this.cluster(c.name).setCluster(c);
-    // Clusters that disappeared from the list and hold no row any more go away.
-    const names = new Set(clusters.map((c) => c.name));
-    for (const id of removed) {
-      const rv = this.rows.get(id);
-      if (!rv) continue;
+    for (const [id, rv] of this.rows) {
+      if (keep.has(id)) continue;
       this.rows.delete(id);
+      this.byTr.delete(rv.tr);
+      this.observer?.unobserve(rv.tr);
+      this.dirtyRows.delete(rv);
       rv.tr.remove();
-      const cv = this.clusters.get(rv.row.cluster);
-      cv?.rows.delete(rv);
+      this.clusters.get(rv.row.cluster)?.rows.delete(rv);
     }
-    for (const r of hosts) {
-      let rv = this.rows.get(r.id);
-      if (rv) rv.update(r);
-      else {
-        rv = new RowView(r);
-        this.rows.set(r.id, rv);
-        const cv = this.cluster(r.cluster);
-        cv.rows.add(rv);
-      }
+    for (const r of m.hosts) {
+      const rv = this.rows.get(r.id);
+      if (rv) {
+        if (rv.set(r)) this.refilter = true;
+        this.dirtyRows.add(rv);
+      } else this.add(r);
       const cv = this.clusters.get(r.cluster);
       if (cv) cv.dirty = true;
     }
+    for (const c of m.clusters) this.dirtyClusters.set(c.name, c);
+    // Clusters no longer listed and without rows go away.
+    const names = new Set(m.clusters.map((c) => c.name));
     for (const [name, cv] of this.clusters) {
-      if (!names.has(name) && cv.rows.size === 0 && (full || clusters.length > 0)) {
+      if (!names.has(name) && cv.rows.size === 0) {
         cv.head.remove();
         cv.body.remove();
         this.clusters.delete(name);
       }
     }
-    this.orderClusters(clusters);
-    this.resort(false);
-    this.applyFilter();
+    this.orderClusters(m.clusters);
+    this.seq = m.seq;
+    this.loaded = true;
+    this.resyncAt = 0;
+    this.refilter = true;
+    show(this.loading, false);
+    // Deltas that overtook this state.
+    const early = this.early.filter((d) => d.seq > m.seq).sort((a, b) => a.seq - b.seq);
+    this.early = [];
+    for (const d of early) this.onDelta(d);
+    this.flush();
     this.tick();
+  }
+
+  onDelta(m: OverviewDelta): void {
+    if (!this.loaded || this.resyncAt) {
+      // Before the full state (or while a resync is on its way): keep it for after.
+      this.early.push(m);
+      if (this.early.length > 8) this.early.shift();
+      if (this.resyncAt && performance.now() - this.resyncAt > 10_000) this.resync();
+      return;
+    }
+    if (typeof m.seq === "number") {
+      if (m.seq <= this.seq) return; // already in the full state
+      if (m.seq !== this.seq + 1) {
+        this.resync();
+        this.early.push(m);
+        return;
+      }
+      this.seq = m.seq;
+    }
+    const sortFields = (COLS.find((c) => c.key === view.sortKey) ?? (COLS[1] as Col)).fields;
+    for (const c of m.clusters) this.dirtyClusters.set(c.name, c);
+    for (const id of m.removed ?? []) {
+      const rv = this.rows.get(id);
+      if (!rv) continue;
+      this.rows.delete(id);
+      this.byTr.delete(rv.tr);
+      this.observer?.unobserve(rv.tr);
+      this.dirtyRows.delete(rv);
+      rv.tr.remove();
+      this.clusters.get(rv.row.cluster)?.rows.delete(rv);
+      this.refilter = true;
+    }
+    for (const p of m.hosts) {
+      const rv = this.rows.get(p.id);
+      if (!rv) {
+        // A host this page never had in full: only a resync can say what it is.
+        this.resync();
+        return;
+      }
+      const { refilter, resort } = rv.patch(p, sortFields);
+      if (refilter) this.refilter = true;
+      if (resort) {
+        const cv = this.clusters.get(rv.row.cluster);
+        if (cv) cv.dirty = true;
+      }
+      this.dirtyRows.add(rv);
+    }
+    this.schedule();
+  }
+
+  /** Asks for the full state again after a missed delta. */
+  private resync(): void {
+    this.resyncAt = performance.now();
+    this.early = [];
+    this.conn.socket.emit("subscribe", this.room, () => undefined);
+  }
+
+  private add(r: HostRow): void {
+    const rv = new RowView(r);
+    this.rows.set(r.id, rv);
+    this.byTr.set(rv.tr, rv);
+    const cv = this.cluster(r.cluster);
+    cv.rows.add(rv);
+    cv.dirty = true;
+    this.refilter = true;
+    this.observer?.observe(rv.tr);
+  }
+
+  private schedule(): void {
+    if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
+  }
+
+  /** Writes what the frames changed, once per animation frame. */
+  private flush(): void {
+    if (this.frame) cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    for (const [name, c] of this.dirtyClusters) this.clusters.get(name)?.setCluster(c);
+    this.dirtyClusters.clear();
+    const visibility = this.observer !== null;
+    const now = this.conn.serverNow();
+    for (const rv of this.dirtyRows) {
+      rv.attrs();
+      if (rv.visible || !visibility) rv.render(now);
+    }
+    this.dirtyRows.clear();
+    this.resort(false);
+    if (this.refilter) this.applyFilter();
   }
 
   private cluster(name: string): ClusterView {
@@ -406,13 +659,15 @@ export class HomePage {
       const list = [...cv.rows].map((r) => ({ r, k: col.sort(r.row), name: r.row.name }));
       list.sort((a, b) => {
         const c = a.k < b.k ? -1 : a.k > b.k ? 1 : 0;
-        return c !== 0 ? c * dir : a.name.localeCompare(b.name);
+        // Ties by name; a plain comparison (localeCompare is slow over a thousand rows).
+        return c !== 0 ? c * dir : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
       });
       cv.order(list.map((x) => x.r));
     }
   }
 
   private applyFilter(): void {
+    this.refilter = false;
     const terms = view.text.toLowerCase().split(/\s+/).filter(Boolean);
     const filtering = terms.length > 0 || view.status !== "all";
     const counts: Record<StatusFilter, number> = { all: 0, up: 0, stale: 0, down: 0 };
@@ -424,14 +679,18 @@ export class HomePage {
         counts.all++;
         if (st === "up" || st === "stale" || st === "down") counts[st]++;
         const ok = rv.matches(terms, view.status);
-        show(rv.tr, ok);
+        if (ok !== rv.shown) {
+          rv.shown = ok;
+          show(rv.tr, ok);
+        }
         if (ok) shown++;
       }
       shownTotal += shown;
       cv.setShown(shown, filtering);
       const visible = !filtering || shown > 0;
       show(cv.head, visible);
-      cv.body.hidden = !visible || view.collapsed.has(cv.name);
+      const hidden = !visible || view.collapsed.has(cv.name);
+      if (cv.body.hidden !== hidden) cv.body.hidden = hidden;
     }
     for (const [k, b] of this.statusButtons) setText(b.count, String(counts[k]));
     if (this.loaded && this.rows.size === 0) {
@@ -448,13 +707,16 @@ export class HomePage {
     return null;
   }
 
-  /** Every second: ages against the server clock. */
+  /** Every second: ages against the server clock (rows on screen; others when they come). */
   tick(): void {
     const now = this.conn.serverNow();
-    for (const rv of this.rows.values()) rv.tick(now);
+    const all = this.observer === null;
+    for (const rv of this.rows.values()) if (rv.visible || all) rv.tick(now);
   }
 
   destroy(): void {
-    /* nothing global to release */
+    this.observer?.disconnect();
+    if (this.frame) cancelAnimationFrame(this.frame);
+    this.frame = 0;
   }
 }

@@ -1,0 +1,341 @@
+//! Overview deltas: which fields of a host row the overview room must hear about, as a
+//! [`RowPatch`] against the row the room already has (the store's copy of what it sent).
+//!
+//! Most fields are sent whenever they change; a few that the overview shows coarsely, or not at
+//! all, are sent only once they moved enough to matter, so that an idle fleet's delta is little
+//! more than the sample times and the new sparkline points:
+//! - `uptime_s` every second during the first 10 minutes (shown to the second), then when it
+//!   moved by a minute, or went back (a reboot);
+//! - `last_seen_ms` while the host is not `up` (its data age is shown then), on a status
+//!   change, and once a minute;
+//! - `mem_used_bytes` when it moved by 0.1 % of the total memory;
+//! - network rates when they moved by 10 %, `processes` by 5 %, a GPU's memory by 1 % of its
+//!   total.
+//!
+//! What was not sent stays in the room's copy, so a client that applies every delta holds
+//! exactly the rows a resubscribe would give it ([`apply`] is the browser's side, for tests).
+
+use crate::wire::{GpuBrief, HostRow, RowPatch, Status};
+
+/// Uptime is shown to the second below this.
+const UPTIME_EXACT_BELOW_S: u64 = 600;
+/// Otherwise it is resent when it moved this far.
+const UPTIME_STEP_S: u64 = 60;
+/// `last_seen_ms` of an `up` host is resent when it moved this far.
+const LAST_SEEN_STEP_MS: u64 = 60_000;
+
+/// Whether `a -> b` moved by `step` or more (any change to or from unknown counts).
+fn moved_by(a: Option<u64>, b: Option<u64>, step: u64) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => x.abs_diff(y) >= step.max(1),
+        _ => a != b,
+    }
+}
+
+/// Whether `a -> b` moved by `1/divisor` of the larger of the two.
+fn moved_rel(a: Option<u64>, b: Option<u64>, divisor: u64) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => x.abs_diff(y) >= (x.max(y) / divisor).max(1),
+        _ => a != b,
+    }
+}
+
+fn uptime_moved(a: Option<u64>, b: Option<u64>) -> bool {
+    match (a, b) {
+        (Some(x), Some(y)) => y < x || y < UPTIME_EXACT_BELOW_S || y - x >= UPTIME_STEP_S,
+        _ => a != b,
+    }
+}
+
+fn gpus_moved(a: &[GpuBrief], b: &[GpuBrief]) -> bool {
+    a.len() != b.len() || a.iter().zip(b).any(|(x, y)| x.name != y.name) || gpu_numbers_moved(a, b)
+}
+
+/// The same, names aside.
+fn gpu_numbers_moved(a: &[GpuBrief], b: &[GpuBrief]) -> bool {
+    a.len() != b.len()
+        || a.iter().zip(b).any(|(x, y)| {
+            x.index != y.index
+                || x.util_percent != y.util_percent
+                || x.mem_total_bytes != y.mem_total_bytes
+                || moved_by(
+                    x.mem_used_bytes,
+                    y.mem_used_bytes,
+                    y.mem_total_bytes.unwrap_or(0) / 100,
+                )
+        })
+}
+
+/// The patch that brings `sent` (the room's copy) up to `live`, or `None` when nothing worth
+/// sending changed; `sent` is updated with what the patch carries. `new_points` is how many
+/// sparkline points `live` gained since the last patch; `texts` whether any text field (host
+/// name, OS, kernel, error, mount point, GPU names) may have changed: comparing them touches
+/// memory far from the row, so they are skipped when the store knows they did not.
+pub(super) fn diff(
+    sent: &mut HostRow,
+    live: &HostRow,
+    new_points: usize,
+    texts: bool,
+) -> Option<RowPatch> {
+    let mut p = RowPatch::default();
+    let mut any = false;
+    let status_changed = sent.status != live.status;
+    // `$f` is sent when it differs and `$send` holds.
+    macro_rules! field {
+        ($f:ident) => {
+            field!($f, true)
+        };
+        ($f:ident, $send:expr) => {
+            if $send && sent.$f != live.$f {
+                sent.$f.clone_from(&live.$f);
+                p.$f = Some(Clone::clone(&live.$f));
+                any = true;
+            }
+        };
+    }
+    field!(status);
+    field!(status_since_ms);
+    field!(
+        last_seen_ms,
+        status_changed
+            || live.status != Status::Up
+            || moved_by(sent.last_seen_ms, live.last_seen_ms, LAST_SEEN_STEP_MS)
+    );
+    field!(sample_unix_ms);
+    field!(last_error, texts);
+    field!(hostname, texts);
+    field!(os, texts);
+    field!(kernel, texts);
+    field!(cpu_cores);
+    field!(uptime_s, uptime_moved(sent.uptime_s, live.uptime_s));
+    field!(cpu_percent);
+    field!(load);
+    field!(mem_percent);
+    field!(
+        mem_used_bytes,
+        sent.mem_total_bytes != live.mem_total_bytes
+            || moved_by(
+                sent.mem_used_bytes,
+                live.mem_used_bytes,
+                live.mem_total_bytes.unwrap_or(0) / 1000,
+            )
+    );
+    field!(mem_total_bytes);
+    field!(swap_percent);
+    field!(disk_max_percent);
+    field!(disk_max_mount, texts);
+    field!(
+        net_rx_bytes_per_s,
+        moved_rel(sent.net_rx_bytes_per_s, live.net_rx_bytes_per_s, 10)
+    );
+    field!(
+        net_tx_bytes_per_s,
+        moved_rel(sent.net_tx_bytes_per_s, live.net_tx_bytes_per_s, 10)
+    );
+    field!(
+        gpus,
+        if texts {
+            gpus_moved(&sent.gpus, &live.gpus)
+        } else {
+            gpu_numbers_moved(&sent.gpus, &live.gpus)
+        }
+    );
+    field!(users);
+    field!(
+        processes,
+        moved_rel(
+            sent.processes.map(u64::from),
+            live.processes.map(u64::from),
+            20
+        )
+    );
+    if new_points > 0 {
+        let k = new_points.min(live.spark.len());
+        p.spark_add = live.spark[live.spark.len() - k..].to_vec();
+        sent.spark.clone_from(&live.spark);
+        any = true;
+    }
+    any.then(|| {
+        p.id.clone_from(&live.id);
+        p
+    })
+}
+
+/// Applies a patch to a row as the browser does (`web/ui/src/pages/home.ts`): the fields it
+/// carries replace the row's, and `spark_add` is appended, keeping the last 60 points.
+#[cfg(test)]
+pub(super) fn apply(row: &mut HostRow, p: &RowPatch) {
+    macro_rules! set {
+        ($($f:ident),*) => {$(
+            if let Some(v) = &p.$f {
+                row.$f.clone_from(v);
+            }
+        )*};
+    }
+    set!(
+        status,
+        status_since_ms,
+        last_seen_ms,
+        sample_unix_ms,
+        last_error,
+        hostname,
+        os,
+        kernel,
+        cpu_cores,
+        uptime_s,
+        cpu_percent,
+        load,
+        mem_percent,
+        mem_used_bytes,
+        mem_total_bytes,
+        swap_percent,
+        disk_max_percent,
+        disk_max_mount,
+        net_rx_bytes_per_s,
+        net_tx_bytes_per_s,
+        gpus,
+        users,
+        processes
+    );
+    row.spark.extend_from_slice(&p.spark_add);
+    let extra = row.spark.len().saturating_sub(super::SPARK_LEN);
+    row.spark.drain(..extra);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> HostRow {
+        HostRow {
+            id: "a:h".into(),
+            cluster: "a".into(),
+            name: "h".into(),
+            address: "x:1".into(),
+            tags: vec![],
+            status: Status::Up,
+            status_since_ms: 0,
+            last_seen_ms: Some(1_000),
+            sample_unix_ms: Some(990),
+            last_error: None,
+            hostname: Some("h".into()),
+            os: None,
+            kernel: None,
+            cpu_cores: Some(8),
+            uptime_s: Some(100_000),
+            cpu_percent: Some(10.0),
+            load: Some([0.5, 0.5, 0.5]),
+            mem_percent: Some(50.0),
+            mem_used_bytes: Some(500_000),
+            mem_total_bytes: Some(1_000_000),
+            swap_percent: Some(0.0),
+            disk_max_percent: Some(40.0),
+            disk_max_mount: Some("/".into()),
+            net_rx_bytes_per_s: Some(1000),
+            net_tx_bytes_per_s: Some(1000),
+            gpus: vec![],
+            users: Some(1),
+            processes: Some(300),
+            spark: vec![10.0],
+        }
+    }
+
+    #[test]
+    fn an_unchanged_row_gives_no_patch() {
+        let live = row();
+        let mut sent = live.clone();
+        assert_eq!(diff(&mut sent, &live, 0, true), None);
+    }
+
+    #[test]
+    fn a_patch_carries_only_what_changed_and_the_new_point() {
+        let mut sent = row();
+        let mut live = row();
+        live.sample_unix_ms = Some(1_990);
+        live.last_seen_ms = Some(2_000);
+        live.uptime_s = Some(100_001);
+        live.cpu_percent = Some(12.5);
+        live.mem_used_bytes = Some(500_100); // < 0.1 % of the total
+        live.net_rx_bytes_per_s = Some(1050); // < 10 %
+        live.processes = Some(301); // < 5 %
+        live.spark.push(12.5);
+        let p = diff(&mut sent, &live, 1, true).expect("a patch");
+        assert_eq!(
+            serde_json::to_string(&p).expect("json"),
+            r#"{"id":"a:h","sample_unix_ms":1990,"cpu_percent":12.5,"spark_add":[12.5]}"#
+        );
+        // What was not sent stays as it was in the room's copy.
+        assert_eq!(sent.last_seen_ms, Some(1_000));
+        assert_eq!(sent.uptime_s, Some(100_000));
+        assert_eq!(sent.mem_used_bytes, Some(500_000));
+        assert_eq!(sent.spark, live.spark);
+    }
+
+    #[test]
+    fn coarse_fields_are_sent_once_they_moved_enough() {
+        let mut sent = row();
+        let mut live = row();
+        live.uptime_s = Some(100_060);
+        live.mem_used_bytes = Some(501_000);
+        live.net_rx_bytes_per_s = Some(1200);
+        live.processes = Some(315);
+        live.last_seen_ms = Some(61_000);
+        let p = diff(&mut sent, &live, 0, true).expect("a patch");
+        assert_eq!(p.uptime_s, Some(Some(100_060)));
+        assert_eq!(p.mem_used_bytes, Some(Some(501_000)));
+        assert_eq!(p.net_rx_bytes_per_s, Some(Some(1200)));
+        assert_eq!(p.processes, Some(Some(315)));
+        assert_eq!(p.last_seen_ms, Some(Some(61_000)));
+        assert!(p.spark_add.is_empty());
+        // A reboot: uptime went back.
+        live.uptime_s = Some(5);
+        assert_eq!(
+            diff(&mut sent, &live, 0, true).expect("patch").uptime_s,
+            Some(Some(5))
+        );
+    }
+
+    #[test]
+    fn a_host_that_stops_being_up_sends_its_last_seen_time_and_a_null() {
+        let mut sent = row();
+        let mut live = row();
+        live.last_seen_ms = Some(1_500); // moved a little: not sent while up
+        assert_eq!(diff(&mut sent, &live, 0, true), None);
+        live.status = Status::Stale;
+        live.status_since_ms = 4_000;
+        live.cpu_percent = None;
+        let p = diff(&mut sent, &live, 0, true).expect("a patch");
+        assert_eq!(p.last_seen_ms, Some(Some(1_500)));
+        let json = serde_json::to_string(&p).expect("json");
+        assert!(json.contains(r#""cpu_percent":null"#), "{json}");
+        assert!(json.contains(r#""status":"stale""#), "{json}");
+        assert!(!json.contains("hostname"), "{json}");
+    }
+
+    #[test]
+    fn applying_patches_rebuilds_the_rooms_rows_and_the_sparkline() {
+        let mut sent = row();
+        let mut client = row();
+        let mut live = row();
+        for i in 0..150u32 {
+            // Two points between some deltas (a host that sampled twice in an interval).
+            let points = 1 + usize::from(i % 7 == 0);
+            for k in 0..points {
+                let v = ((i * 7 + k as u32) % 100) as f32;
+                live.spark.push(v);
+                if live.spark.len() > crate::store::SPARK_LEN {
+                    live.spark.remove(0);
+                }
+                live.cpu_percent = Some(v);
+            }
+            live.uptime_s = live.uptime_s.map(|u| u + 1);
+            live.sample_unix_ms = live.sample_unix_ms.map(|t| t + 1000);
+            if let Some(p) = diff(&mut sent, &live, points, i % 2 == 0) {
+                apply(&mut client, &p);
+            }
+            assert_eq!(client, sent, "after delta {i}");
+        }
+        assert_eq!(client.spark, live.spark, "appending gives the full line");
+        assert_eq!(client.spark.len(), crate::store::SPARK_LEN);
+    }
+}
