@@ -783,3 +783,23 @@ mod tests {
         assert_eq!(info.agent_version, env!("CARGO_PKG_VERSION"));
     }
 }
+
+/// Property test of [`host_slug`], which turns any host name into a store name. Cases:
+/// `PROPTEST_CASES` (256 when unset).
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_host_name_gives_a_store_name(name in "\\PC{0,80}|[a-z0-9.\\-_ ]{0,80}") {
+            let slug = host_slug(&name);
+            prop_assert!(slug.len() <= 63);
+            prop_assert!(slug.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+            prop_assert_eq!(host_slug(&slug), slug.clone(), "a slug is its own slug");
+        }
+    }
+}
