@@ -1,7 +1,8 @@
-//! `smon-bench agent`: starts smon-agent and node_exporter on loopback, polls both at 1 Hz for
-//! the window, then in back-to-back bursts, and reports what each cost.
+//! `smon-bench agent`: starts smon-agent, node_exporter and Glances (web server mode) on
+//! loopback, polls each at 1 Hz for the window, then in back-to-back bursts, and reports what
+//! each cost.
 //!
-//! Order of a run: extra idle processes (a realistic process list), the two exporters, a
+//! Order of a run: extra idle processes (a realistic process list), the three exporters, a
 //! warm-up, the measured window (CPU and RSS are read around it), the bursts, the report.
 //! Every child is stopped by the [`Children`] guard, whatever happens.
 
@@ -21,6 +22,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::AgentArgs;
 use crate::children::Children;
+use crate::glances;
 use crate::machine::{self, Machine};
 use crate::procfs;
 use crate::report::{self, AgentOnly, Exporter, Report};
@@ -46,11 +48,13 @@ impl Interceptor for Bearer {
 
 type Client = AgentClient<InterceptedService<Channel, Bearer>>;
 
-/// node_exporter's side of the run: where to poll it and its pid.
-struct Node {
-    http: reqwest::Client,
-    url: String,
-    pid: u32,
+/// A peer polled over HTTP (node_exporter, Glances): where to poll it and its pid.
+pub(crate) struct HttpPeer {
+    /// Its name in messages, e.g. "node_exporter".
+    pub name: &'static str,
+    pub http: reqwest::Client,
+    pub url: String,
+    pub pid: u32,
 }
 
 /// One 1 Hz poll of the agent.
@@ -95,6 +99,18 @@ impl<T> Series<T> {
 
 /// Runs the benchmark and prints (and with `--write`, stores) the report.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    let report = measure(&args).await?;
+    let section = report.markdown();
+    println!("{section}");
+    if let Some(path) = &args.write {
+        workspace::write_section(path, &section, report::START, report::END)?;
+        eprintln!("Wrote the agent section of {}.", path.display());
+    }
+    Ok(())
+}
+
+/// Runs the benchmark and returns its figures.
+pub async fn measure(args: &AgentArgs) -> anyhow::Result<Report> {
     let machine = Machine::describe();
     let root = workspace::workspace_root();
     let agent_bin = agent_binary(args.agent_bin.as_deref(), &root)?;
@@ -105,11 +121,19 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     if node_bin.is_none() {
         eprintln!(
             "node_exporter not found at {}: install it with `apt-get install -y \
-             prometheus-node-exporter` (Debian) or pass --node-exporter PATH. Going on with \
-             smon only.",
+             prometheus-node-exporter` (Debian) or pass --node-exporter PATH. Going on without \
+             it.",
             args.node_exporter.display()
         );
     }
+    let glances_bin = if args.no_glances {
+        Err("left out (--no-glances)".to_owned())
+    } else {
+        glances::binary(args.glances.as_deref(), &root).map_err(|e| {
+            eprintln!("Glances is not available: {e:#}. Going on without it.");
+            format!("not available ({e:#})")
+        })
+    };
 
     // Declared before the guard so the guard, dropped first, stops the children before their
     // config and logs go.
@@ -166,7 +190,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         Some(agent_log),
     )?;
 
-    let node = match &node_bin {
+    // The HTTP peers, in column order; each either runs or says why not.
+    let mut peers: Vec<Result<HttpPeer, String>> = Vec::new();
+    peers.push(match &node_bin {
         Some(bin) => {
             let port = free_port("127.0.0.1")?;
             let log = dir.path().join("node_exporter.log");
@@ -181,20 +207,39 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
                 true,
                 Some(log),
             )?;
-            let http = reqwest::Client::builder()
-                .no_proxy()
-                .tcp_nodelay(true)
-                .timeout(REQUEST_TIMEOUT)
-                .build()
-                .context("cannot build the HTTP client")?;
-            Some(Node {
-                http,
+            Ok(HttpPeer {
+                name: "node_exporter",
+                http: http_client()?,
                 url: format!("http://127.0.0.1:{port}/metrics"),
                 pid,
             })
         }
-        None => None,
-    };
+        None => Err("not installed".to_owned()),
+    });
+    peers.push(match &glances_bin {
+        Ok(bin) => {
+            let port = free_port("127.0.0.1")?;
+            let log = dir.path().join("glances.log");
+            eprintln!("Starting {} -w on 127.0.0.1:{port}.", bin.display());
+            let pid = kids.spawn(
+                "glances",
+                Command::new(bin)
+                    .args(glances::server_args(port))
+                    .stdin(Stdio::null())
+                    .stdout(log_file(&dir.path().join("glances.out"))?)
+                    .stderr(log_file(&log)?),
+                true,
+                Some(log),
+            )?;
+            Ok(HttpPeer {
+                name: "Glances",
+                http: http_client()?,
+                url: format!("http://127.0.0.1:{port}{}", glances::API_PATH),
+                pid,
+            })
+        }
+        Err(why) => Err(why.clone()),
+    });
 
     let mut client = connect_agent(&mut kids, agent_pid, agent_port, &token).await?;
     let info = client
@@ -202,47 +247,56 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .await
         .context("GetInfo")?
         .into_inner();
-    if let Some(n) = &node {
-        wait_http(&mut kids, n).await?;
+    for p in peers.iter().flatten() {
+        wait_http(&mut kids, p).await?;
     }
+    let live: Vec<&HttpPeer> = peers.iter().flatten().collect();
 
     if args.warmup_s > 0 {
         eprintln!("Warming up for {} s.", args.warmup_s);
-        let (s, h) = window(&mut client, node.as_ref(), args.warmup_s, agent_pid).await;
+        let (s, hs) = window(&mut client, &live, args.warmup_s, agent_pid).await;
         if s.ok.is_empty() {
             bail!(
                 "every GetSnapshot failed during the warm-up: {}",
                 s.first_error.unwrap_or_default()
             );
         }
-        if let Some(e) = h.first_error {
-            eprintln!("node_exporter failed during the warm-up: {e}");
+        for (p, h) in live.iter().zip(hs) {
+            if let Some(e) = h.first_error {
+                eprintln!("{} failed during the warm-up: {e}", p.name);
+            }
         }
     }
     kids.ensure_running(agent_pid)?;
-    if let Some(n) = &node {
-        kids.ensure_running(n.pid)?;
+    for p in &live {
+        kids.ensure_running(p.pid)?;
     }
 
-    eprintln!("Polling both at 1 Hz for {} s.", args.duration_s);
-    let ticks0 = (
-        procfs::cpu_ticks(agent_pid)?,
-        node.as_ref()
-            .map(|n| procfs::cpu_ticks(n.pid))
-            .transpose()?,
+    eprintln!(
+        "Polling smon-agent{} at 1 Hz for {} s.",
+        live.iter()
+            .map(|p| format!(", {}", p.name))
+            .collect::<String>(),
+        args.duration_s
     );
+    let ticks0 = procfs::cpu_ticks(agent_pid)?;
+    let peer_ticks0 = live
+        .iter()
+        .map(|p| procfs::cpu_ticks(p.pid))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let t0 = Instant::now();
-    let (smon_series, node_series) =
-        window(&mut client, node.as_ref(), args.duration_s, agent_pid).await;
+    let (smon_series, peer_series) = window(&mut client, &live, args.duration_s, agent_pid).await;
     let wall = t0.elapsed().as_secs_f64();
-    let ticks1 = (
-        procfs::cpu_ticks(agent_pid)?,
-        node.as_ref()
-            .map(|n| procfs::cpu_ticks(n.pid))
-            .transpose()?,
-    );
+    let ticks1 = procfs::cpu_ticks(agent_pid)?;
+    let peer_ticks1 = live
+        .iter()
+        .map(|p| procfs::cpu_ticks(p.pid))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let smon_mem = procfs::memory(agent_pid)?;
-    let node_mem = node.as_ref().map(|n| procfs::memory(n.pid)).transpose()?;
+    let peer_mem = live
+        .iter()
+        .map(|p| procfs::memory(p.pid))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let cpu = |a: u64, b: u64| (b - a) as f64 / procfs::ticks_per_second() as f64 / wall * 100.0;
     if smon_series.ok.is_empty() {
         bail!(
@@ -256,26 +310,31 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             smon_series.failed
         );
     }
-    if let Some(e) = &node_series.first_error {
-        eprintln!(
-            "{} /metrics polls failed; the first: {e}",
-            node_series.failed
-        );
+    for (p, s) in live.iter().zip(&peer_series) {
+        if let Some(e) = &s.first_error {
+            eprintln!("{} polls of {} failed; the first: {e}", s.failed, p.name);
+        }
     }
 
     eprintln!("Bursts: {} calls of each kind, back to back.", args.burst);
     let (detail_burst, _) = smon_burst(&mut client, Some(Parts::DETAIL), args.burst).await?;
     let (summary_burst, summary_bytes) = smon_burst(&mut client, None, args.burst).await?;
-    let node_burst = match &node {
-        Some(n) => Some(http_burst(n, args.burst).await?),
-        None => None,
-    };
+    let mut peer_bursts = Vec::new();
+    for p in &live {
+        // Glances answers in tens of milliseconds: a burst as long as smon's would take
+        // minutes and measure the same thing.
+        let calls = if p.name == "Glances" {
+            args.burst.min(200)
+        } else {
+            args.burst
+        };
+        peer_bursts.push(http_burst(p, calls).await?);
+    }
     let smon_hwm = procfs::memory(agent_pid)?.hwm;
-    let node_hwm = node
-        .as_ref()
-        .map(|n| procfs::memory(n.pid))
-        .transpose()?
-        .map(|m| m.hwm);
+    let peer_hwm = live
+        .iter()
+        .map(|p| procfs::memory(p.pid).map(|m| m.hwm))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     kids.ensure_running(agent_pid)?;
 
     // One entry per distinct sample: at 1 Hz a poll may see the same sample twice.
@@ -313,7 +372,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         memory: smon_mem,
         rss_range: smon_series.rss_range(),
         hwm_after_burst: smon_hwm,
-        cpu_percent: cpu(ticks0.0, ticks1.0),
+        cpu_percent: cpu(ticks0, ticks1),
         payload: format!(
             "every part: {listed:.0} processes, {} cores",
             info.cpu_logical_cores
@@ -324,37 +383,50 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         failed_polls: smon_series.failed,
         polls: smon_series.ok.len() + smon_series.failed,
         burst: detail_burst,
+        burst_calls: args.burst,
     };
-    let node = match (&node, node_mem, node_hwm, node_burst, ticks0.1, ticks1.1) {
-        (Some(_), Some(mem), Some(hwm), Some(burst), Some(a), Some(b)) => {
-            let (bytes, lat): (Vec<f64>, Vec<Duration>) =
-                node_series.ok.iter().map(|(b, l)| (*b as f64, *l)).unzip();
-            match Latency::of(&lat) {
-                Some(poll) => Ok(Exporter {
-                    version: node_bin
-                        .as_deref()
-                        .map(|b| {
-                            let v = machine::version_of(b)
-                                .unwrap_or_else(|| "node_exporter (version unknown)".into());
-                            format!("{v}{}", binary_size(b))
-                        })
-                        .unwrap_or_default(),
-                    memory: mem,
-                    rss_range: node_series.rss_range(),
-                    hwm_after_burst: hwm,
-                    cpu_percent: cpu(a, b),
-                    payload: "default collectors, no process list".into(),
-                    bytes_per_poll: stats::mean(bytes).unwrap_or(0.0),
-                    poll,
-                    failed_polls: node_series.failed,
-                    polls: node_series.ok.len() + node_series.failed,
-                    burst,
-                }),
-                None => Err("every poll failed".to_owned()),
+
+    let mut results = Vec::new();
+    let mut live_i = 0;
+    for p in &peers {
+        results.push(match p {
+            Err(why) => Err(why.clone()),
+            Ok(peer) => {
+                let i = live_i;
+                live_i += 1;
+                let s = &peer_series[i];
+                let (bytes, lat): (Vec<f64>, Vec<Duration>) =
+                    s.ok.iter().map(|(b, l)| (*b as f64, *l)).unzip();
+                match Latency::of(&lat) {
+                    Some(poll) => Ok(Exporter {
+                        version: peer_version(peer.name, node_bin.as_deref(), &glances_bin),
+                        memory: peer_mem[i],
+                        rss_range: s.rss_range(),
+                        hwm_after_burst: peer_hwm[i],
+                        cpu_percent: cpu(peer_ticks0[i], peer_ticks1[i]),
+                        payload: if peer.name == "Glances" {
+                            format!(
+                                "`GET {}`: every plugin, process list included",
+                                glances::API_PATH
+                            )
+                        } else {
+                            "default collectors, no process list".into()
+                        },
+                        bytes_per_poll: stats::mean(bytes).unwrap_or(0.0),
+                        poll,
+                        failed_polls: s.failed,
+                        polls: s.ok.len() + s.failed,
+                        burst: peer_bursts[i],
+                        burst_calls: peer_bursts[i].n as u64,
+                    }),
+                    None => Err("every poll failed".to_owned()),
+                }
             }
-        }
-        _ => Err("not installed".to_owned()),
-    };
+        });
+    }
+    let mut results = results.into_iter();
+    let node = results.next().unwrap_or_else(|| Err("not run".into()));
+    let glances = results.next().unwrap_or_else(|| Err("not run".into()));
 
     let report = Report {
         machine,
@@ -366,25 +438,48 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         smon,
         agent,
         node,
+        glances,
     };
-    let section = report.markdown();
-    println!("{section}");
-    if let Some(path) = &args.write {
-        workspace::write_section(path, &section, report::START, report::END)?;
-        eprintln!("Wrote the agent section of {}.", path.display());
-    }
     drop(kids);
-    Ok(())
+    Ok(report)
 }
 
-/// Polls the agent (and node_exporter, half a second later in each second) once a second for
-/// `secs` seconds, and reads the agent's and node_exporter's RSS once a second.
+/// "node_exporter, version 1.5.0 ..., 13.1 MiB binary" or "Glances 4.5.8 (PyPI, ...)".
+fn peer_version(
+    name: &str,
+    node_bin: Option<&Path>,
+    glances_bin: &Result<PathBuf, String>,
+) -> String {
+    match (name, node_bin, glances_bin) {
+        ("Glances", _, Ok(bin)) => glances::version(bin),
+        (_, Some(b), _) => {
+            let v =
+                machine::version_of(b).unwrap_or_else(|| "node_exporter (version unknown)".into());
+            format!("{v}{}", binary_size(b))
+        }
+        _ => name.to_owned(),
+    }
+}
+
+/// The HTTP client for one peer: one keep-alive connection, no proxy, no gzip.
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .context("cannot build the HTTP client")
+}
+
+/// Polls the agent once a second for `secs` seconds, and each peer as often, spread over the
+/// second (peer `i` of `n` starts `i / (n + 1)` of a second later), and reads each one's RSS
+/// once a second.
 async fn window(
     client: &mut Client,
-    node: Option<&Node>,
+    peers: &[&HttpPeer],
     secs: u64,
     agent_pid: u32,
-) -> (Series<SmonPoll>, Series<(usize, Duration)>) {
+) -> (Series<SmonPoll>, Vec<Series<(usize, Duration)>>) {
     let start = tokio::time::Instant::now();
     let smon = async {
         let mut s = Series::new();
@@ -416,31 +511,34 @@ async fn window(
         }
         s
     };
-    let http = async {
+    let n = peers.len() as u64;
+    let poll = |i: usize| async move {
+        let p = peers.get(i)?;
         let mut s = Series::new();
-        let Some(n) = node else { return s };
-        let mut tick =
-            tokio::time::interval_at(start + Duration::from_millis(500), Duration::from_secs(1));
+        let offset = Duration::from_millis(1000 * (i as u64 + 1) / (n + 1));
+        let mut tick = tokio::time::interval_at(start + offset, Duration::from_secs(1));
         for _ in 0..secs {
             tick.tick().await;
-            match get_metrics(n).await {
+            match get_metrics(p).await {
                 Ok(v) => s.ok.push(v),
                 Err(e) => s.fail(format!("{e:#}")),
             }
-            if let Ok(m) = procfs::memory(n.pid) {
+            if let Ok(m) = procfs::memory(p.pid) {
                 s.rss.push(m.rss);
             }
         }
-        s
+        Some(s)
     };
-    let (s, h) = tokio::join!(smon, http);
+    // Joined, not spawned: the single-threaded runtime interleaves them. Two peers at most.
+    let (s, h0, h1) = tokio::join!(smon, poll(0), poll(1));
+    let h: Vec<_> = [h0, h1].into_iter().flatten().collect();
     // The window is whole seconds: wait out the last one before CPU time is read.
     tokio::time::sleep_until(start + Duration::from_secs(secs)).await;
     (s, h)
 }
 
-/// One `GET /metrics`: (body bytes, latency including the body).
-async fn get_metrics(n: &Node) -> anyhow::Result<(usize, Duration)> {
+/// One `GET` of the peer's URL: (body bytes, latency including the body).
+async fn get_metrics(n: &HttpPeer) -> anyhow::Result<(usize, Duration)> {
     let t = Instant::now();
     let body = n
         .http
@@ -475,11 +573,13 @@ async fn smon_burst(
     Ok((l, bytes as f64 / lat.len() as f64))
 }
 
-/// `calls` back-to-back `GET /metrics`.
-async fn http_burst(n: &Node, calls: u64) -> anyhow::Result<Latency> {
+/// `calls` back-to-back `GET`s of the peer's URL.
+async fn http_burst(n: &HttpPeer, calls: u64) -> anyhow::Result<Latency> {
     let mut lat = Vec::with_capacity(calls as usize);
     for _ in 0..calls {
-        let (_, l) = get_metrics(n).await.context("GET /metrics in the burst")?;
+        let (_, l) = get_metrics(n)
+            .await
+            .with_context(|| format!("GET {} in the burst", n.url))?;
         lat.push(l);
     }
     Latency::of(&lat).context("no calls")
@@ -521,8 +621,8 @@ async fn connect_agent(
     }
 }
 
-/// Waits until node_exporter answers `GET /metrics`.
-async fn wait_http(kids: &mut Children, n: &Node) -> anyhow::Result<()> {
+/// Waits until the peer answers its `GET`.
+async fn wait_http(kids: &mut Children, n: &HttpPeer) -> anyhow::Result<()> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         kids.ensure_running(n.pid)?;
@@ -531,7 +631,7 @@ async fn wait_http(kids: &mut Children, n: &Node) -> anyhow::Result<()> {
             Err(e) => format!("{e:#}"),
         };
         if Instant::now() > deadline {
-            bail!("node_exporter did not answer within {READY_TIMEOUT:?}: {last}");
+            bail!("{} did not answer within {READY_TIMEOUT:?}: {last}", n.name);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -7,15 +7,25 @@
 //! `smon-bench e2e` runs a demo fleet of agents, the aggregator and a headless browser, and
 //! reports the latency from an agent's sample to the home page's DOM and the bytes per second
 //! the page receives.
+//!
+//! `smon-bench scale | fanout | overview | soak` run a simulated fleet (smon-sim) under the
+//! aggregator: 1,000 to 10,000 agents, 100 and 1,000 Socket.IO clients, the overview page in
+//! chromium, an hour's soak. `smon-bench all` runs the agent benchmark and those four and
+//! prints every figure against its target (`--quick` for a smoke run).
 
 mod agent;
 mod children;
 mod e2e;
 mod e2e_report;
+mod fleet;
+mod glances;
 mod machine;
 mod procfs;
 mod report;
+mod staleness;
 mod stats;
+mod suite;
+mod suite_report;
 mod workspace;
 
 use std::path::PathBuf;
@@ -40,6 +50,63 @@ enum Command {
     /// agent's sample to the home page's DOM, p50 and p99, and the bytes per second the page
     /// receives.
     E2e(E2eArgs),
+    /// (b) The aggregator under 1,000 / 5,000 / 10,000 simulated agents at 1 Hz: CPU, RSS,
+    /// staleness p50/p99, overview bytes per second to one browser.
+    Scale(SuiteArgs),
+    /// (c) 100 and 1,000 Socket.IO clients on the overview of 1,000 hosts: delivery latency,
+    /// aggregator CPU, bytes per second per client.
+    Fanout(SuiteArgs),
+    /// (d) The overview page of 1,000 hosts in headless chromium: script time per live
+    /// update, input delay.
+    Overview(SuiteArgs),
+    /// (e) Soak: 500 hosts, 200 clients, an hour (`--soak-s`): no client stops receiving, no
+    /// disconnects, aggregator RSS growth within 5 %.
+    Soak(SuiteArgs),
+    /// Every benchmark (agent, scale, fanout, overview, soak) and one table of every figure
+    /// against its target.
+    All(SuiteArgs),
+}
+
+/// Arguments of the fleet benchmarks and of `all`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SuiteArgs {
+    /// A short smoke run: 15 s windows, 1,000 agents only, 100 clients only, a 60 s soak.
+    #[arg(long)]
+    pub quick: bool,
+    /// Fleet sizes for `scale`.
+    #[arg(long, value_delimiter = ',', default_values_t = [1000u64, 5000, 10_000])]
+    pub agents: Vec<u64>,
+    /// Client counts for `fanout`.
+    #[arg(long, value_delimiter = ',', default_values_t = [100u64, 1000])]
+    pub clients: Vec<u64>,
+    /// The agents' sampling interval and the aggregator's poll interval, in ms.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub interval_ms: u64,
+    /// Each measurement window (scale, fanout, overview; the agent benchmark in `all`), s.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..))]
+    pub duration_s: u64,
+    /// Warm-up before each window, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub warmup_s: u64,
+    /// How long the soak runs, in seconds.
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(10..))]
+    pub soak_s: u64,
+    /// Warm-up of the soak (clients connected) before the RSS reference, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub soak_warmup_s: u64,
+    /// Hosts in the soak.
+    #[arg(long, default_value_t = 500)]
+    pub soak_agents: u64,
+    /// Socket.IO clients in the soak.
+    #[arg(long, default_value_t = 200)]
+    pub soak_clients: u64,
+    /// The Node.js executable that runs web/ui/tests/bench-*.mjs.
+    #[arg(long, default_value = "node")]
+    pub node: PathBuf,
+    /// Also rewrite this run's sections of this markdown file (e.g. BENCHMARKS.md), keeping
+    /// everything outside their markers.
+    #[arg(long)]
+    pub write: Option<PathBuf>,
 }
 
 /// Arguments of `smon-bench agent`.
@@ -58,6 +125,13 @@ pub struct AgentArgs {
     /// The node_exporter binary (Debian package `prometheus-node-exporter`).
     #[arg(long, default_value = "/usr/bin/prometheus-node-exporter")]
     pub node_exporter: PathBuf,
+    /// The Glances executable. Default: target/bench/glances-venv/bin/glances, installed
+    /// from PyPI (`glances[web]`) into that virtual environment when missing.
+    #[arg(long)]
+    pub glances: Option<PathBuf>,
+    /// Leave Glances out.
+    #[arg(long)]
+    pub no_glances: bool,
     /// Idle `sleep` processes started first, so the process list is the size of a real host's.
     #[arg(long, default_value_t = 200)]
     pub extra_procs: usize,
@@ -115,6 +189,11 @@ fn main() -> ExitCode {
             match cli.command {
                 Command::Agent(args) => agent::run(args).await,
                 Command::E2e(args) => e2e::run(args).await,
+                Command::Scale(args) => suite::run(suite::Which::Scale, args).await,
+                Command::Fanout(args) => suite::run(suite::Which::Fanout, args).await,
+                Command::Overview(args) => suite::run(suite::Which::Overview, args).await,
+                Command::Soak(args) => suite::run(suite::Which::Soak, args).await,
+                Command::All(args) => suite::run(suite::Which::All, args).await,
             }
         };
         // On Ctrl-C or SIGTERM the work future is dropped, and with it the guard that stops
