@@ -5,6 +5,7 @@ mod binary;
 mod config_fixtures;
 mod grpc;
 mod manager;
+mod props;
 mod supervisor;
 mod support;
 mod systemd;
