@@ -4,4 +4,6 @@
 mod browser;
 mod fleet;
 mod prometheus;
+mod props;
+mod security;
 mod support;
