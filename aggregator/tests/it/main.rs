@@ -5,5 +5,4 @@ mod browser;
 mod fleet;
 mod prometheus;
 mod props;
-mod security;
 mod support;
