@@ -45,11 +45,16 @@ pub fn explain(text: String, target: &Target) -> String {
             || t.contains("connection reset")
             || t.contains("unexpected eof")
             || t.contains("broken pipe")
-            || t.contains("h2 protocol error") =>
+            || t.contains("h2 protocol error")
+            || t.contains("operation was canceled") =>
         {
             Some("the agent may be serving TLS: set tls for this host or cluster")
         }
-        Some(_) if t.contains("unknownissuer") || t.contains("unknown issuer") => {
+        Some(_)
+            if t.contains("unknownissuer")
+                || t.contains("unknown issuer")
+                || t.contains("invalid peer certificate: badsignature") =>
+        {
             Some("the agent's certificate is not signed by the configured CA (tls.ca)")
         }
         Some(_) if t.contains("notvalidforname") || t.contains("not valid for name") => Some(
@@ -69,6 +74,9 @@ pub fn explain(text: String, target: &Target) -> String {
         {
             Some("the agent refused our client certificate: is it signed by the agent's client_ca?")
         }
+        Some(tls) if tls.identity.is_some() && t.contains("connection closed") => Some(
+            "the agent closed the connection after the handshake: it may have refused our client certificate (is it signed by the agent's client_ca?)",
+        ),
         Some(_) if t.contains("invalidcontenttype") || t.contains("corrupt message") => Some(
             "the agent does not speak TLS: remove tls for this host, or enable it on the agent",
         ),

@@ -55,6 +55,14 @@ fn status_text(s: &tonic::Status) -> String {
         tonic::Code::Unauthenticated => {
             format!("refused by the agent: {} (check the token)", s.message())
         }
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+            if std::error::Error::source(s).is_some() =>
+        {
+            // The transport's own error says more than "operation was canceled" (e.g. the TLS
+            // alert an agent sent when it refused our certificate).
+            let src = std::error::Error::source(s).map(chain).unwrap_or_default();
+            format!("{:?}: {}: {src}", s.code(), s.message())
+        }
         tonic::Code::Unavailable | tonic::Code::Unknown if s.message().is_empty() => {
             format!("{:?}", s.code())
         }
@@ -146,6 +154,14 @@ async fn session(
         .unwrap_or_else(|p| p.into_inner())
         .set_info(id, info);
 
+    // One cancellation waiter and one silence timer for the whole session, not one of each per
+    // message: at 10,000 agents a fresh `cancelled()` per message registers and removes a
+    // waiter on the one shared token 10,000 times a second, and a fresh `timeout` inserts and
+    // removes a timer as often.
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
+    let silence = tokio::time::sleep(down_after);
+    tokio::pin!(silence);
     loop {
         let detail = *demand.borrow_and_update();
         let parts = if detail {
@@ -163,25 +179,35 @@ async fn session(
             .map_err(|_| "Watch did not open in time".to_owned())?
             .map_err(|s| status_text(&s))?
             .into_inner();
+        silence
+            .as_mut()
+            .reset(tokio::time::Instant::now() + down_after);
+        let changed = demand.changed();
+        tokio::pin!(changed);
         loop {
             tokio::select! {
-                _ = stop.cancelled() => return Ok(()),
-                changed = demand.changed() => {
-                    if changed.is_err() {
+                _ = &mut stopped => return Ok(()),
+                c = &mut changed => {
+                    if c.is_err() {
                         return Ok(());
                     }
                     break; // reopen with the other parts
                 }
-                msg = tokio::time::timeout(down_after, stream.message()) => match msg {
-                    Ok(Ok(Some(snap))) => {
+                _ = &mut silence => {
+                    return Err(format!("no sample for {} s", down_after.as_secs()));
+                }
+                msg = stream.message() => match msg {
+                    Ok(Some(snap)) => {
                         *failures = 0;
                         let now = now_ms();
                         metrics.sample(snap.sample_unix_ms, now);
                         store.lock().unwrap_or_else(|p| p.into_inner()).apply(id, snap, now);
+                        silence
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + down_after);
                     }
-                    Ok(Ok(None)) => return Err("the agent closed the stream".into()),
-                    Ok(Err(s)) => return Err(status_text(&s)),
-                    Err(_) => return Err(format!("no sample for {} s", down_after.as_secs())),
+                    Ok(None) => return Err("the agent closed the stream".into()),
+                    Err(s) => return Err(status_text(&s)),
                 },
             }
         }

@@ -5,4 +5,5 @@ mod browser;
 mod fleet;
 mod prometheus;
 mod props;
+mod security;
 mod support;

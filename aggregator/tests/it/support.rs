@@ -95,11 +95,18 @@ pub struct Agent {
     pub addr: SocketAddr,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    /// More `monitor` fields, e.g. `,"tls":{...}`.
+    extra: String,
 }
 
 impl Agent {
     /// Starts an agent on `ip` (a fresh port) with a 200 ms interval and one fake GPU.
     pub fn start(ip: &str) -> Self {
+        Self::start_with(ip, "")
+    }
+
+    /// Like [`Agent::start`], with more `monitor` fields (`extra` starts with a comma).
+    pub fn start_with(ip: &str, extra: &str) -> Self {
         let port = free_port(ip);
         let addr: SocketAddr = format!("{ip}:{port}").parse().expect("addr");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -107,6 +114,7 @@ impl Agent {
             addr,
             child: None,
             dir,
+            extra: extra.to_owned(),
         };
         a.spawn();
         a
@@ -117,8 +125,8 @@ impl Agent {
         std::fs::write(
             &cfg,
             format!(
-                r#"{{"monitor":{{"mode":"node","interval_ms":200,"grpc_listen":"{}","token":"{TOKEN}","gpu":"fake","fake_gpu_count":1}}}}"#,
-                self.addr
+                r#"{{"monitor":{{"mode":"node","interval_ms":200,"grpc_listen":"{}","token":"{TOKEN}","gpu":"fake","fake_gpu_count":1{}}}}}"#,
+                self.addr, self.extra
             ),
         )
         .expect("config");
@@ -260,4 +268,115 @@ pub fn hosts_json(agents: &[&Agent]) -> String {
         })
         .collect();
     hosts.join(",")
+}
+
+/// A Socket.IO client over Engine.IO long-polling (protocol v4), enough to connect, emit and
+/// read events: what a browser does before it upgrades to WebSocket.
+pub struct Polling {
+    client: reqwest::Client,
+    url: String,
+    /// Events read but not yet asked for.
+    pending: std::collections::VecDeque<Value>,
+}
+
+impl Polling {
+    /// Opens a session with `client`'s cookies. `Err` carries the `connect_error` message.
+    pub async fn connect(client: &reqwest::Client, base: &str) -> Result<Self, String> {
+        let poll = format!("{base}/socket.io/?EIO=4&transport=polling");
+        let open = client.get(&poll).send().await.map_err(|e| e.to_string())?;
+        let status = open.status();
+        let text = open.text().await.map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!("{status}: {text}"));
+        }
+        let hs: Value = serde_json::from_str(text.strip_prefix('0').unwrap_or(&text))
+            .map_err(|e| format!("handshake {text:?}: {e}"))?;
+        let sid = hs["sid"].as_str().ok_or("no sid")?.to_owned();
+        let mut p = Self {
+            client: client.clone(),
+            url: format!("{poll}&sid={sid}"),
+            pending: Default::default(),
+        };
+        p.post("40").await?;
+        for _ in 0..10 {
+            for packet in p.get().await? {
+                if let Some(rest) = packet.strip_prefix("44") {
+                    let v: Value = serde_json::from_str(rest).unwrap_or(Value::Null);
+                    return Err(v["message"].as_str().unwrap_or(rest).to_owned());
+                }
+                if packet.starts_with("40") {
+                    return Ok(p);
+                }
+            }
+        }
+        Err("no CONNECT answer".into())
+    }
+
+    async fn post(&self, body: &str) -> Result<(), String> {
+        let r = self
+            .client
+            .post(&self.url)
+            .body(body.to_owned())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "POST {}: {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            ))
+        }
+    }
+
+    /// One poll: the packets it brought (event packets are also queued).
+    async fn get(&mut self) -> Result<Vec<String>, String> {
+        let r = self
+            .client
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !r.status().is_success() {
+            return Err(format!("poll: {}", r.status()));
+        }
+        let text = r.text().await.map_err(|e| e.to_string())?;
+        let packets: Vec<String> = text.split('\u{1e}').map(str::to_owned).collect();
+        for p in &packets {
+            if p == "2" {
+                self.post("3").await?;
+            } else if p == "1" {
+                return Err("closed by the server".into());
+            } else if let Some(ev) = p.strip_prefix("42")
+                && let Ok(v) = serde_json::from_str::<Value>(ev)
+            {
+                self.pending.push_back(v);
+            }
+        }
+        Ok(packets)
+    }
+
+    /// Emits `event` with `data`.
+    pub async fn emit(&self, event: &str, data: Value) -> Result<(), String> {
+        self.post(&format!("42{}", serde_json::json!([event, data])))
+            .await
+    }
+
+    /// The next `event`'s data, within `limit`.
+    pub async fn next(&mut self, event: &str, limit: Duration) -> Result<Value, String> {
+        let start = Instant::now();
+        loop {
+            while let Some(v) = self.pending.pop_front() {
+                if v[0] == event {
+                    return Ok(v[1].clone());
+                }
+            }
+            if start.elapsed() > limit {
+                return Err(format!("no '{event}' within {limit:?}"));
+            }
+            self.get().await?;
+        }
+    }
 }
