@@ -673,8 +673,37 @@ pub struct FieldError {
 
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: '{}' {}", self.field, self.value, self.problem)
+        write!(
+            f,
+            "{}: '{}' {}",
+            printable(&self.field),
+            printable(&self.value),
+            printable(&self.problem)
+        )
     }
+}
+
+/// `s` with control characters and bidirectional overrides written as `\u{..}`, so text from a
+/// config cannot forge lines or drive the terminal when an error repeats it.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(
+        s.chars()
+            .map(|c| {
+                if bad(c) {
+                    format!("\\u{{{:x}}}", c as u32)
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Why a config could not be loaded.
@@ -763,8 +792,8 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
         };
         ConfigError::Parse {
             file: file.to_owned(),
-            field,
-            message: e.into_inner().to_string(),
+            field: printable(&field).into_owned(),
+            message: printable(&e.into_inner().to_string()).into_owned(),
         }
     })
 }

@@ -273,7 +273,11 @@ fn confine_paths(v: &mut Value) {
 /// Strings at secret positions of the final config.
 fn secrets_in(v: &Value, key: Option<&str>, out: &mut Vec<String>) {
     match v {
-        Value::String(s) if matches!(key, Some("token" | "password_hash")) => out.push(s.clone()),
+        // Only planted secrets: a mutation may move an ordinary value (say "node") under a
+        // secret key, and that value legitimately appears elsewhere in an error.
+        Value::String(s) if matches!(key, Some("token" | "password_hash")) && s.contains("Qz7") => {
+            out.push(s.clone())
+        }
         Value::Object(o) => o.iter().for_each(|(k, c)| secrets_in(c, Some(k), out)),
         Value::Array(a) => a.iter().for_each(|c| secrets_in(c, key, out)),
         _ => {}
@@ -428,7 +432,6 @@ proptest! {
 /// that: it forges extra lines or rewrites the operator's screen. Found by the property tests
 /// above; the loader echoes keys and values as written.
 #[test]
-#[ignore = "see report: config errors echo control characters from keys and values"]
 fn error_text_has_no_control_characters() {
     let c = case("Qz7file-token-0123456789".into());
     for text in [
