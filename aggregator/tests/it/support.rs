@@ -173,7 +173,7 @@ pub struct Aggregator {
     pub client: reqwest::Client,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     /// Holds the users file (relative paths in the config resolve here).
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Aggregator {
@@ -198,7 +198,7 @@ impl Aggregator {
             stop,
             client,
             task,
-            dir,
+            _dir: dir,
         }
     }
 

@@ -2,7 +2,7 @@
 //! file; the first-start `admin` with a random password; hashing for `hash-password`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use argon2::Argon2;
 use argon2::{PasswordHash, PasswordHasher, PasswordVerifier};
@@ -218,7 +218,7 @@ pub type Users = BTreeMap<String, User>;
 
 /// Merges the config's users and the file's. A name in both is an error (which one counts
 /// would be a guess).
-pub fn merge(config: &[User], file: &[User], file_path: &PathBuf) -> Result<Users, String> {
+pub fn merge(config: &[User], file: &[User], file_path: &Path) -> Result<Users, String> {
     let mut all = Users::new();
     for u in config {
         all.insert(u.name.clone(), u.clone());
