@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use smon_sim::{Fleet, SimConfig, aggconfig, limits};
+use smon_sim::{Fleet, Listening, SimConfig, aggconfig, limits};
 use tokio_util::sync::CancellationToken;
 
 /// Exit status for bad arguments (sysexits EX_USAGE), as the other smon binaries use.
@@ -85,12 +85,21 @@ fn main() -> ExitCode {
         }
         return ExitCode::from(EXIT_USAGE);
     }
-    match limits::raise_nofile(limits::needed(cfg.agents)) {
-        Ok(n) => tracing::debug!(limit = n, "Open-file limit raised."),
+    let limit = limits::raise_nofile(limits::per_agent_need(cfg.agents));
+    let how = match limits::plan(cfg.agents, limit) {
+        Ok(how) => how,
         Err(e) => {
-            eprintln!("smon-sim: {} agents: {e}", cfg.agents);
+            eprintln!("smon-sim: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    if how == Listening::Shared {
+        tracing::info!(
+            limit,
+            wanted = limits::per_agent_need(cfg.agents),
+            "Too few open files for a listener per agent: the agents share one listener on 0.0.0.0:{} bound to lo (clients see no difference).",
+            cfg.port
+        );
     }
     let fleet = Arc::new(Fleet::new(cfg));
     if let Some(path) = &args.write_config
@@ -102,7 +111,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    match serve(fleet) {
+    match serve(fleet, how) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("smon-sim: {e:#}");
@@ -111,15 +120,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(fleet: Arc<Fleet>) -> anyhow::Result<()> {
+fn serve(fleet: Arc<Fleet>, how: Listening) -> anyhow::Result<()> {
     // One thread: the simulator runs next to what it feeds and should take as little as it can.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let cfg = fleet.config().clone();
-        let listeners = smon_sim::bind_all(&cfg).await?;
-        tracing::info!(agents = cfg.agents, first = %cfg.first_addr, port = cfg.port, interval_ms = cfg.interval_ms(), token = cfg.token.is_some(), "Simulated agents listening.");
+        let listeners = smon_sim::bind(&cfg, how).await?;
+        tracing::info!(agents = cfg.agents, first = %cfg.first_addr, port = cfg.port, listening = ?how, interval_ms = cfg.interval_ms(), token = cfg.token.is_some(), "Simulated agents listening.");
         {
             let mut out = std::io::stdout().lock();
             writeln!(out, "ready {} {}:{}", cfg.agents, cfg.first_addr, cfg.port)?;

@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use tonic::service::Interceptor;
 use tonic::{Request, Response, Status};
 
+use crate::Listeners;
 use crate::fleet::Fleet;
 use crate::state::Tick;
 
@@ -212,11 +213,14 @@ impl Interceptor for TokenCheck {
     }
 }
 
-/// Accepts on one agent's listener until `stop`, handing connections to the shared server.
+/// Accepts on one listener until `stop`, handing connections to the shared server. With
+/// `only_agents` (the shared listener), connections to an address that is no agent's are closed
+/// at once.
 async fn accept_loop(
     listener: TcpListener,
     tx: mpsc::Sender<std::io::Result<TcpStream>>,
     log: Arc<Throttle>,
+    only_agents: Option<Arc<Fleet>>,
     stop: CancellationToken,
 ) {
     loop {
@@ -226,6 +230,15 @@ async fn accept_loop(
         };
         match accepted {
             Ok((s, _)) => {
+                if let Some(fleet) = &only_agents {
+                    let ours = match s.local_addr() {
+                        Ok(SocketAddr::V4(a)) => fleet.host_at(*a.ip()).is_some(),
+                        _ => false,
+                    };
+                    if !ours {
+                        continue; // dropped: closed
+                    }
+                }
                 // Small replies would otherwise wait for delayed ACKs.
                 let _ = s.set_nodelay(true);
                 if tx.send(Ok(s)).await.is_err() {
@@ -253,15 +266,23 @@ async fn accept_loop(
 /// Serves every agent on its listener until `stop` is cancelled.
 pub async fn serve(
     fleet: Arc<Fleet>,
-    listeners: Vec<TcpListener>,
+    listeners: Listeners,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let token = fleet.config().token.clone();
     let (tx, rx) = mpsc::channel(1024);
     let accepts = TaskTracker::new();
     let log = Arc::new(Throttle::new());
-    for l in listeners {
-        accepts.spawn(accept_loop(l, tx.clone(), log.clone(), stop.clone()));
+    match listeners {
+        Listeners::PerAgent(all) => {
+            for l in all {
+                accepts.spawn(accept_loop(l, tx.clone(), log.clone(), None, stop.clone()));
+            }
+        }
+        Listeners::Shared(l) => {
+            let only = Some(fleet.clone());
+            accepts.spawn(accept_loop(l, tx.clone(), log.clone(), only, stop.clone()));
+        }
     }
     drop(tx);
     accepts.close();

@@ -216,6 +216,62 @@ async fn same_seed_same_hosts_and_no_token_when_none_given() {
     }
 }
 
+#[tokio::test]
+async fn too_few_files_for_a_listener_each_and_the_agents_share_one() {
+    // 40 agents want 144 descriptors for a listener each; 120 leave room for one shared one.
+    let sim = Sim::start_under(
+        &["prlimit", "--nofile=120:120", "--"],
+        40,
+        Ipv4Addr::new(127, 64, 0, 1),
+        &["--interval-ms", "200"],
+    );
+    let mut names = HashSet::new();
+    for i in [0, 1, 20, 39] {
+        let mut c = client(&sim.addr(i), None).await;
+        let info = c
+            .get_info(GetInfoRequest {})
+            .await
+            .expect("GetInfo")
+            .into_inner();
+        assert!(names.insert(info.hostname.clone()), "own host per address");
+        let snap = c
+            .get_snapshot(GetSnapshotRequest { parts: None })
+            .await
+            .expect("GetSnapshot")
+            .into_inner();
+        assert_eq!(snap.hostname, info.hostname);
+    }
+    // An address past the last agent is nobody's: the connection is closed.
+    let outside = tonic::transport::Endpoint::from_shared(format!("http://{}", sim.addr(40)))
+        .expect("endpoint")
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await;
+    if let Ok(ch) = outside {
+        let r = smon_proto::agent_client::AgentClient::new(ch)
+            .get_info(GetInfoRequest {})
+            .await;
+        assert!(r.is_err(), "{r:?}");
+    }
+}
+
+#[test]
+fn too_few_files_at_all_is_explained() {
+    let out = Command::new("prlimit")
+        .args(["--nofile=50:50", "--", env!("CARGO_BIN_EXE_smon-sim")])
+        .args(["--agents", "10", "--first-addr", "127.64.1.1"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "no ready line");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("10 agents need at least 75 open files")
+            && err.contains("RLIMIT_NOFILE is 50"),
+        "{err}"
+    );
+}
+
 #[test]
 fn bad_arguments_are_refused_with_every_problem() {
     let out = Command::new(env!("CARGO_BIN_EXE_smon-sim"))

@@ -38,10 +38,24 @@ pub struct Sim {
 impl Sim {
     /// Starts `agents` agents from `first` with `extra` arguments, and waits for `ready`.
     pub fn start(agents: u32, first: Ipv4Addr, extra: &[&str]) -> Self {
+        Self::start_under(&[], agents, first, extra)
+    }
+
+    /// As [`Sim::start`], run by the command `wrapper` (e.g. `prlimit --nofile=N:N --`).
+    pub fn start_under(wrapper: &[&str], agents: u32, first: Ipv4Addr, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).expect("token");
         let port = free_port(first);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_smon-sim"))
+        let sim = env!("CARGO_BIN_EXE_smon-sim");
+        let mut cmd = match wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.args(args).arg(sim);
+                c
+            }
+            None => Command::new(sim),
+        };
+        let mut child = cmd
             .args([
                 "--agents",
                 &agents.to_string(),
