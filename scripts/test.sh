@@ -3,7 +3,7 @@
 # binaries (signals, running as `nobody`), several agent processes on 127.0.0.x, and the
 # dashboard in a real browser (Debian's chromium driven by playwright-core).
 # Installs what the tests need when it is missing (needs root for apt-get): chromium,
-# supervisor, prometheus, Node.js.
+# supervisor, prometheus, Node.js, nginx (the proxied deployment), openssl (test certificates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,8 @@ missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v node >/dev/null || missing+=(nodejs npm)
 command -v setpriv >/dev/null || missing+=(util-linux)
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v openssl >/dev/null || missing+=(openssl)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}" >&2
     apt-get update -qq

@@ -27,12 +27,19 @@ fn browser(args: &[&str]) {
 /// Runs one `browser.mjs` scenario, first logging in through the login page with `login`
 /// (`user:password`) when given.
 pub fn browser_as(login: Option<&str>, args: &[&str]) {
+    match login {
+        Some(l) => browser_with(&[("SMON_LOGIN", l)], args),
+        None => browser_with(&[], args),
+    }
+}
+
+/// Runs one `browser.mjs` scenario with more environment (e.g. `SMON_LOGIN`,
+/// `SMON_IGNORE_HTTPS_ERRORS`).
+pub fn browser_with(env: &[(&str, &str)], args: &[&str]) {
     let _turn = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
     let script = ui_dir().join("tests/browser.mjs");
     let mut cmd = Command::new("node");
-    if let Some(l) = login {
-        cmd.env("SMON_LOGIN", l);
-    }
+    cmd.envs(env.iter().copied());
     let out = cmd
         .arg(&script)
         .args(args)

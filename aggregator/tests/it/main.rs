@@ -3,6 +3,7 @@
 
 mod browser;
 mod fleet;
+mod nginx;
 mod prometheus;
 mod props;
 mod security;

@@ -14,7 +14,8 @@
 // Exit status: 0 when the check passed, 1 when it failed (with what the page showed), 2 on
 // bad usage. Environment: CHROMIUM (default /usr/bin/chromium), SMON_BROWSER_TIMEOUT_MS (the
 // wait of each step, default 15000, at most 15000), SMON_LOGIN (`user:password`: every page
-// first logs in through the login page). Any Content-Security-Policy violation fails the check.
+// first logs in through the login page), SMON_IGNORE_HTTPS_ERRORS=1 (accept a self-signed
+// certificate). Any Content-Security-Policy violation fails the check.
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -67,7 +68,8 @@ async function launch() {
 
 /** Opens a page that records console errors and failed requests, for the failure report. */
 async function open(browser, viewport = { width: 1280, height: 800 }) {
-  const context = await browser.newContext({ viewport });
+  // SMON_IGNORE_HTTPS_ERRORS=1: a test's self-signed certificate (nginx in front).
+  const context = await browser.newContext({ viewport, ignoreHTTPSErrors: process.env.SMON_IGNORE_HTTPS_ERRORS === "1" });
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_MS);
   page.setDefaultNavigationTimeout(STEP_MS);
