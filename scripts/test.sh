@@ -13,7 +13,7 @@ missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v node >/dev/null || missing+=(nodejs npm)
 command -v setpriv >/dev/null || missing+=(util-linux)
-[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+[ -x /usr/sbin/nginx ] || missing+=(nginx)
 command -v openssl >/dev/null || missing+=(openssl)
 if ((${#missing[@]})); then
     echo "test.sh: installing ${missing[*]}" >&2
