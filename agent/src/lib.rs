@@ -53,15 +53,34 @@ pub async fn run_with(
     http: Option<TcpListener>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    let security = match &http {
+    let http = match http {
         Some(l) => {
-            let (sec, bootstrap) = Security::start(settings.http.clone(), l.local_addr()?)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", settings.source))?;
-            smon_web::security::announce(&bootstrap, "smon-agent");
-            Some(sec)
+            let sec = prepare_security(&settings, &l)?;
+            Some((l, sec))
         }
         None => None,
     };
+    run_prepared(collector, settings, grpc, http, stop).await
+}
+
+/// Loads the web view's users (creating the first-start `admin` on loopback) for the
+/// listener `http`. `main` calls it before dropping privileges, so the users file may stay
+/// readable by root only.
+pub fn prepare_security(settings: &Settings, http: &TcpListener) -> anyhow::Result<Arc<Security>> {
+    let (sec, bootstrap) = Security::start(settings.http.clone(), http.local_addr()?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", settings.source))?;
+    smon_web::security::announce(&bootstrap, "smon-agent");
+    Ok(sec)
+}
+
+/// [`run_with`] with the web view's security already prepared ([`prepare_security`]).
+pub async fn run_prepared(
+    collector: CollectorConfig,
+    settings: Settings,
+    grpc: TcpListener,
+    http: Option<(TcpListener, Arc<Security>)>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let interval = settings.interval;
     let demand = collector.demand.clone();
     let sampler = sampler::Sampler::start(interval, move || Collector::new(collector)).await?;
@@ -99,7 +118,7 @@ pub async fn run_with(
     };
     tracing::info!(%addr, interval_ms = interval.as_millis() as u64, auth, "Serving gRPC.");
 
-    let web_task = http.zip(security).map(|(listener, security)| {
+    let web_task = http.map(|(listener, security)| {
         let web = node_view(&info, interval, security);
         let id = web.store().ids().remove(0);
         let demand = demand.clone();

@@ -242,7 +242,15 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
             })?),
             None => None,
         };
-        // Bound (ports below 1024 need root): now switch to server.run_as.
+        // Users are read (or the first admin written) while still privileged, then, bound
+        // (ports below 1024 need root), switch to server.run_as.
+        let http = match http {
+            Some(l) => {
+                let sec = smon_agent::prepare_security(&settings, &l)?;
+                Some((l, sec))
+            }
+            None => None,
+        };
         smon_agent::daemon::drop_privileges(settings.run_as.as_deref())?;
         let stop = CancellationToken::new();
         let signals = tokio::spawn(smon_agent::daemon::stop_on_signal(stop.clone()));
@@ -273,7 +281,8 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
                 smon_agent::manager::probe_agent(addr, token.clone(), max_age)
             })
         };
-        let run = smon_agent::run(settings, listener, http, stop.clone());
+        let collector = smon_agent::collect::CollectorConfig::from_settings(&settings);
+        let run = smon_agent::run_prepared(collector, settings, listener, http, stop.clone());
         tokio::pin!(run);
         let r = tokio::select! {
             r = &mut run => { signals.abort(); r }

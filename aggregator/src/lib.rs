@@ -76,6 +76,31 @@ pub async fn run(
     listener: TcpListener,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    let security = prepare_security(&settings, &listener)?;
+    run_secured(settings, listener, security, stop).await
+}
+
+/// Loads the users (creating the first-start `admin` on loopback) for a server on
+/// `listener`. `main` calls it before dropping privileges, so the users file may stay
+/// readable by root only.
+pub fn prepare_security(
+    settings: &Settings,
+    listener: &TcpListener,
+) -> anyhow::Result<Arc<Security>> {
+    let (security, bootstrap) = Security::start(settings.http.clone(), listener.local_addr()?)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", settings.source))?;
+    smon_web::security::announce(&bootstrap, "smon-aggregator");
+    log_bootstrap(&bootstrap, &settings.http);
+    Ok(security)
+}
+
+/// [`run`] with the security state already prepared ([`prepare_security`]).
+pub async fn run_secured(
+    settings: Settings,
+    listener: TcpListener,
+    security: Arc<Security>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let interval_ms = settings.interval.as_millis() as u64;
     let mut store_cfg = StoreConfig::for_interval(interval_ms);
     store_cfg.stale_after_ms = interval_ms * u64::from(settings.stale_after_intervals);
@@ -85,10 +110,6 @@ pub async fn run(
         specs.push(me.spec.clone());
     }
     specs.extend(settings.targets.iter().map(|t| t.spec.clone()));
-    let (security, bootstrap) = Security::start(settings.http.clone(), listener.local_addr()?)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", settings.source))?;
-    smon_web::security::announce(&bootstrap, "smon-aggregator");
-    log_bootstrap(&bootstrap, &settings.http);
     let store = Arc::new(Mutex::new(ClusterStore::new(specs, store_cfg, now_ms())));
     let web = Arc::new(Web::new(store.clone(), "app", security));
     let tracker = TaskTracker::new();

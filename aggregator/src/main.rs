@@ -111,7 +111,9 @@ fn serve(settings: smon_aggregator::config::Settings) -> anyhow::Result<()> {
                     settings.http_listen, settings.source
                 )
             })?;
-        // Bound (ports below 1024 need root): now switch to server.run_as.
+        // Users are read (or the first admin written) while still privileged, then, bound
+        // (ports below 1024 need root), switch to server.run_as.
+        let security = smon_aggregator::prepare_security(&settings, &listener)?;
         daemon::drop_privileges(settings.run_as.as_deref())?;
         let stop = CancellationToken::new();
         let signals = tokio::spawn(daemon::stop_on_signal(stop.clone()));
@@ -123,7 +125,7 @@ fn serve(settings: smon_aggregator::config::Settings) -> anyhow::Result<()> {
                 smon_aggregator::probe_http(url.clone())
             })
         };
-        let run = smon_aggregator::run(settings, listener, stop.clone());
+        let run = smon_aggregator::run_secured(settings, listener, security, stop.clone());
         tokio::pin!(run);
         tokio::select! {
             r = &mut run => { signals.abort(); r }

@@ -81,10 +81,7 @@ async fn stops_on(sig: rustix::process::Signal) {
     assert!(status.success(), "exit status {status:?}");
     assert!(took < Duration::from_secs(2), "took {took:?}");
     let log = stderr_of(&mut child);
-    assert!(
-        log.contains("Refused a gRPC call"),
-        "{log}"
-    );
+    assert!(log.contains("Refused a gRPC call"), "{log}");
     assert!(log.contains("wrong bearer token"), "{log}");
     assert!(
         !log.contains(TOKEN) && !log.contains("not-the-token"),
@@ -269,4 +266,79 @@ async fn runs_unprivileged_as_nobody() {
     signal(&child, rustix::process::Signal::TERM);
     let (status, _) = wait_exit(&mut child, Duration::from_secs(2));
     assert!(status.success(), "{}", stderr_of(&mut child));
+}
+
+/// `server.run_as`: started as root, the agent reads its root-only users file, binds, then
+/// serves as `nobody` (real, effective and saved ids, and no supplementary groups of root).
+/// Without root (a developer's machine) the switch is impossible and must be refused.
+#[tokio::test]
+async fn run_as_drops_privileges_after_binding() {
+    let root = rustix::process::geteuid().is_root();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = support::free_port();
+    let web = support::free_port();
+    let users = dir.path().join("smon-agent-users.json");
+    let hash = smon_web::security::users::hash_password("a-long-password").expect("hash");
+    std::fs::write(
+        &users,
+        format!(r#"{{"users":[{{"name":"admin","password_hash":"{hash}","role":"admin"}}]}}"#),
+    )
+    .expect("users");
+    std::fs::set_permissions(&users, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let cfg = dir.path().join("config_node.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"server":{{"host":"127.0.0.1","port":{web},"web":true,"run_as":"nobody"}},"monitor":{{"mode":"node","interval_ms":200,"grpc_listen":"127.0.0.1:{port}","auth":"none","gpu":"off"}}}}"#
+        ),
+    )
+    .expect("config");
+    let mut child = Command::new(BIN)
+        .args([
+            "--no-supervise".as_ref(),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if !root {
+        let (status, _) = wait_exit(&mut child, Duration::from_secs(5));
+        assert!(!status.success());
+        let log = stderr_of(&mut child);
+        assert!(
+            log.contains("server.run_as is 'nobody'") && log.contains("cannot switch"),
+            "{log}"
+        );
+        return;
+    }
+    let addr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let mut c = support::client(addr, None).await;
+    let mut ok = false;
+    for _ in 0..50 {
+        if c.get_snapshot(GetSnapshotRequest::default()).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).expect("status");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        ok,
+        "the agent serves after dropping privileges: {}",
+        stderr_of(&mut child)
+    );
+    let ids = |key: &str| -> Vec<String> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(ids("Uid:"), vec!["65534"; 4], "{status}");
+    assert_eq!(ids("Gid:"), vec!["65534"; 4], "{status}");
+    assert!(!ids("Groups:").contains(&"0".to_owned()), "{status}");
 }
