@@ -120,7 +120,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
     let port = free_port("127.0.0.1")?;
     let config = dir.path().join("config_app.json");
     let cfg = json!({
-        "server": {"host": "127.0.0.1", "port": port},
+        "server": {"host": "127.0.0.1", "port": port, "auth": {"public_read_only": true}},
         "monitor": {
             "mode": "app",
             "poll_interval_ms": args.interval_ms,
