@@ -669,3 +669,61 @@ async fn a_tls_agent_refuses_plaintext() {
     }
     let _: PathBuf = PathBuf::new();
 }
+
+/// `server.tls`: the dashboard serves HTTPS itself; the session cookie is then Secure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_serves_https_itself() {
+    let pki = Pki::new(&["127.0.0.1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::support::write_users(dir.path(), "smon-users.json");
+    let cfg = json!({
+        "server": {"tls": {"cert": pki.path("node.pem"), "key": pki.path("node.key")}},
+        "monitor": {"mode": "app", "poll_interval_ms": 200}
+    });
+    let settings = smon_aggregator::config::load_str(&cfg.to_string(), "tls.json", dir.path())
+        .expect("config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().expect("addr").port()
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(smon_aggregator::run(settings, listener, stop.clone()));
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(pki.path("ca.pem")).expect("ca"))
+        .expect("ca pem");
+    let c = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .cookie_store(true)
+        .build()
+        .expect("client");
+    let r = c
+        .post(format!("{base}/api/v1/login"))
+        .header("origin", &base)
+        .json(&json!({"user": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .expect("https login");
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_owned();
+    assert!(cookie.contains("Secure"), "{cookie}");
+    let r = c
+        .get(format!("{base}/api/v1/hosts"))
+        .send()
+        .await
+        .expect("hosts");
+    assert_eq!(r.status(), 200);
+    // Plain HTTP on the same port gets nothing useful.
+    let plain = reqwest::get(format!("{}/healthz", base.replace("https://", "http://"))).await;
+    assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true));
+    // The manager's health probe speaks HTTPS to it.
+    smon_aggregator::probe_http(format!("{base}/healthz"))
+        .await
+        .expect("probe over https");
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
+}
