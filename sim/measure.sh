@@ -6,7 +6,7 @@
 #   sim/measure.sh 10000 60
 #
 # Starts the simulator on 127.90.0.1.. (port 50051), writes the aggregator config, starts the
-# aggregator on it (public read-only REST on a free loopback port), waits until every host is
+# aggregator on it (its REST API on a free loopback port), waits until every host is
 # `up`, then reads both processes' CPU time (utime + stime from /proc/PID/stat) and peak and
 # current RSS over the window. Needs python3 for the JSON and the free port.
 set -euo pipefail
@@ -30,7 +30,6 @@ import json, sys
 p, port = sys.argv[1], int(sys.argv[2])
 c = json.load(open(p))
 c["server"]["port"] = port
-c["server"]["auth"] = {"public_read_only": True}
 c["log"]["level"] = "warn"
 json.dump(c, open(p, "w"))
 EOF

@@ -41,7 +41,10 @@ pub fn aggregator_config(fleet: &Fleet, token_file: Option<&Path>) -> std::io::R
             "host": "127.0.0.1",
             "port": 8080,
             "behind_proxy": false,
-            "base_path": "/"
+            "base_path": "/",
+            // The hosts are fake and the server is on loopback: anonymous read-only access
+            // lets tests and benchmarks read the REST API without logging in.
+            "auth": { "public_read_only": true }
         },
         // Whoever starts the aggregator next to the simulator (a benchmark, a test) keeps it
         // alive: no self-supervising parent process to measure around.
@@ -87,6 +90,7 @@ mod tests {
         assert_eq!(clusters[2]["hosts"][49]["address"], "127.1.0.250:50051");
         assert_eq!(v["monitor"]["poll_interval_ms"], 500);
         assert_eq!(v["monitor"]["include_self"], false);
+        assert_eq!(v["server"]["auth"]["public_read_only"], true);
         let tf = clusters[0]["hosts"][0]["token_file"]
             .as_str()
             .expect("token_file");
