@@ -219,11 +219,15 @@ fn the_packaged_configs_are_the_examples_run_by_systemd() {
         vec![
             r#"manager.mode="systemd""#.to_owned(),
             r#"monitor.token_file="/var/lib/smon/agent.token""#.to_owned(),
+            r#"server.auth.users_file="/var/lib/smon/smon-agent-users.json""#.to_owned(),
         ]
     );
     assert_eq!(
         differences("config_app.json", "deploy/debian/config_app.json"),
-        vec![r#"manager.mode="systemd""#.to_owned()]
+        vec![
+            r#"manager.mode="systemd""#.to_owned(),
+            r#"server.auth.users_file="/var/lib/smon/smon-users.json""#.to_owned(),
+        ]
     );
     // And the agent accepts its packaged config (SMON_TOKEN set: no token file is created).
     let env = smon_agent::config::Env {
