@@ -249,9 +249,15 @@ pub struct RowPatch {
     /// Sent bytes per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub net_tx_bytes_per_s: Option<Option<u64>>,
-    /// GPUs (the whole list).
+    /// GPUs, the whole list: only when the list itself changed (count, names, totals).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpus: Option<Vec<GpuBrief>>,
+    /// Otherwise: the use of every GPU, in list order, when one changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_util: Option<Vec<Option<u32>>>,
+    /// And the memory in use of every GPU, when one moved by 1 % of its total.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_mem_used_bytes: Option<Vec<Option<u64>>>,
     /// Logged-in sessions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub users: Option<Option<u32>>,

@@ -8,9 +8,12 @@
 //!   moved by a minute, or went back (a reboot);
 //! - `last_seen_ms` while the host is not `up` (its data age is shown then), on a status
 //!   change, and once a minute;
-//! - `mem_used_bytes` when it moved by 0.1 % of the total memory;
-//! - network rates when they moved by 10 %, `processes` by 5 %, a GPU's memory by 1 % of its
-//!   total.
+//! - `mem_used_bytes` when it moved by 1 % of the total memory (`mem_percent`, shown, is sent
+//!   on every change);
+//! - network rates when they moved by 10 %, `processes` by 5 %;
+//! - GPUs: the whole list only when it changed (count, names, totals); otherwise the use of
+//!   every GPU when one changed (`gpu_util`), and the memory in use when one moved by 1 % of
+//!   its total (`gpu_mem_used_bytes`).
 //!
 //! What was not sent stays in the room's copy, so a client that applies every delta holds
 //! exactly the rows a resubscribe would give it ([`apply`] is the browser's side, for tests).
@@ -47,22 +50,14 @@ fn uptime_moved(a: Option<u64>, b: Option<u64>) -> bool {
     }
 }
 
-fn gpus_moved(a: &[GpuBrief], b: &[GpuBrief]) -> bool {
-    a.len() != b.len() || a.iter().zip(b).any(|(x, y)| x.name != y.name) || gpu_numbers_moved(a, b)
-}
-
-/// The same, names aside.
-fn gpu_numbers_moved(a: &[GpuBrief], b: &[GpuBrief]) -> bool {
+/// Whether the GPU list itself changed (count, indices, totals, and names when `texts`): then
+/// it is resent whole; otherwise only the use and memory columns that moved.
+fn gpu_list_changed(a: &[GpuBrief], b: &[GpuBrief], texts: bool) -> bool {
     a.len() != b.len()
         || a.iter().zip(b).any(|(x, y)| {
             x.index != y.index
-                || x.util_percent != y.util_percent
                 || x.mem_total_bytes != y.mem_total_bytes
-                || moved_by(
-                    x.mem_used_bytes,
-                    y.mem_used_bytes,
-                    y.mem_total_bytes.unwrap_or(0) / 100,
-                )
+                || texts && x.name != y.name
         })
 }
 
@@ -117,7 +112,7 @@ pub(super) fn diff(
             || moved_by(
                 sent.mem_used_bytes,
                 live.mem_used_bytes,
-                live.mem_total_bytes.unwrap_or(0) / 1000,
+                live.mem_total_bytes.unwrap_or(0) / 100,
             )
     );
     field!(mem_total_bytes);
@@ -132,14 +127,34 @@ pub(super) fn diff(
         net_tx_bytes_per_s,
         moved_rel(sent.net_tx_bytes_per_s, live.net_tx_bytes_per_s, 10)
     );
-    field!(
-        gpus,
-        if texts {
-            gpus_moved(&sent.gpus, &live.gpus)
-        } else {
-            gpu_numbers_moved(&sent.gpus, &live.gpus)
+    if gpu_list_changed(&sent.gpus, &live.gpus, texts) {
+        sent.gpus.clone_from(&live.gpus);
+        p.gpus = Some(live.gpus.clone());
+        any = true;
+    } else {
+        let pairs = || sent.gpus.iter().zip(&live.gpus);
+        if pairs().any(|(x, y)| x.util_percent != y.util_percent) {
+            p.gpu_util = Some(live.gpus.iter().map(|g| g.util_percent).collect());
         }
-    );
+        if pairs().any(|(x, y)| {
+            moved_by(
+                x.mem_used_bytes,
+                y.mem_used_bytes,
+                y.mem_total_bytes.unwrap_or(0) / 100,
+            )
+        }) {
+            p.gpu_mem_used_bytes = Some(live.gpus.iter().map(|g| g.mem_used_bytes).collect());
+        }
+        for (x, y) in sent.gpus.iter_mut().zip(&live.gpus) {
+            if p.gpu_util.is_some() {
+                x.util_percent = y.util_percent;
+            }
+            if p.gpu_mem_used_bytes.is_some() {
+                x.mem_used_bytes = y.mem_used_bytes;
+            }
+        }
+        any |= p.gpu_util.is_some() || p.gpu_mem_used_bytes.is_some();
+    }
     field!(users);
     field!(
         processes,
@@ -197,6 +212,16 @@ pub(super) fn apply(row: &mut HostRow, p: &RowPatch) {
         users,
         processes
     );
+    if let Some(u) = &p.gpu_util {
+        for (g, v) in row.gpus.iter_mut().zip(u) {
+            g.util_percent = *v;
+        }
+    }
+    if let Some(m) = &p.gpu_mem_used_bytes {
+        for (g, v) in row.gpus.iter_mut().zip(m) {
+            g.mem_used_bytes = *v;
+        }
+    }
     row.spark.extend_from_slice(&p.spark_add);
     let extra = row.spark.len().saturating_sub(super::SPARK_LEN);
     row.spark.drain(..extra);
@@ -255,7 +280,7 @@ mod tests {
         live.last_seen_ms = Some(2_000);
         live.uptime_s = Some(100_001);
         live.cpu_percent = Some(12.5);
-        live.mem_used_bytes = Some(500_100); // < 0.1 % of the total
+        live.mem_used_bytes = Some(509_000); // < 1 % of the total
         live.net_rx_bytes_per_s = Some(1050); // < 10 %
         live.processes = Some(301); // < 5 %
         live.spark.push(12.5);
@@ -276,13 +301,13 @@ mod tests {
         let mut sent = row();
         let mut live = row();
         live.uptime_s = Some(100_060);
-        live.mem_used_bytes = Some(501_000);
+        live.mem_used_bytes = Some(510_000);
         live.net_rx_bytes_per_s = Some(1200);
         live.processes = Some(315);
         live.last_seen_ms = Some(61_000);
         let p = diff(&mut sent, &live, 0, true).expect("a patch");
         assert_eq!(p.uptime_s, Some(Some(100_060)));
-        assert_eq!(p.mem_used_bytes, Some(Some(501_000)));
+        assert_eq!(p.mem_used_bytes, Some(Some(510_000)));
         assert_eq!(p.net_rx_bytes_per_s, Some(Some(1200)));
         assert_eq!(p.processes, Some(Some(315)));
         assert_eq!(p.last_seen_ms, Some(Some(61_000)));
@@ -293,6 +318,35 @@ mod tests {
             diff(&mut sent, &live, 0, true).expect("patch").uptime_s,
             Some(Some(5))
         );
+    }
+
+    #[test]
+    fn gpus_send_their_use_not_their_names_unless_the_list_changed() {
+        let gpu = |i: u32, util: u32, used: u64| GpuBrief {
+            index: i,
+            name: "NVIDIA H100 80GB HBM3".into(),
+            util_percent: Some(util),
+            mem_used_bytes: Some(used),
+            mem_total_bytes: Some(80_000),
+        };
+        let mut sent = row();
+        sent.gpus = vec![gpu(0, 10, 1000), gpu(1, 20, 1000)];
+        let mut live = sent.clone();
+        let mut client = sent.clone();
+        live.gpus = vec![gpu(0, 10, 1500), gpu(1, 25, 1900)];
+        let p = diff(&mut sent, &live, 0, false).expect("a patch");
+        assert_eq!(
+            serde_json::to_string(&p).expect("json"),
+            r#"{"id":"a:h","gpu_util":[10,25],"gpu_mem_used_bytes":[1500,1900]}"#
+        );
+        apply(&mut client, &p);
+        assert_eq!(client, sent);
+        assert_eq!(client.gpus, live.gpus);
+        live.gpus.push(gpu(2, 0, 0));
+        let p = diff(&mut sent, &live, 0, true).expect("a patch");
+        assert_eq!(p.gpus.as_ref().map(Vec::len), Some(3));
+        apply(&mut client, &p);
+        assert_eq!(client.gpus, live.gpus);
     }
 
     #[test]

@@ -263,7 +263,14 @@ export interface Overview {
  * The changed fields of one row (PROTOCOL.md "RowPatch"): absent means unchanged, `null` means
  * now unknown. `spark` is never resent: `spark_add` holds the points to append.
  */
-export type RowPatch = { id: string; spark_add?: number[] } & Partial<Omit<HostRow, "id" | "cluster" | "name" | "address" | "tags" | "spark">>;
+export type RowPatch = {
+  id: string;
+  spark_add?: number[];
+  /** The use of every GPU (list order), when the list itself did not change. */
+  gpu_util?: (number | null)[];
+  /** The memory in use of every GPU (list order), likewise. */
+  gpu_mem_used_bytes?: (number | null)[];
+} & Partial<Omit<HostRow, "id" | "cluster" | "name" | "address" | "tags" | "spark">>;
 
 export interface OverviewDelta {
   server_time_ms: number;

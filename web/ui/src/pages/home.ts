@@ -21,7 +21,7 @@ import { GpuGlyphs } from "../components/gpu";
 import { Meter, setLevel } from "../components/meter";
 import { Sparkline } from "../components/sparkline";
 import { STATUS_ORDER, setStatus, statusBadge } from "../components/status";
-import type { Cluster, HostRow, HostStatus, Overview, OverviewDelta, Room, RowPatch } from "../types";
+import type { Cluster, GpuSummary, HostRow, HostStatus, Overview, OverviewDelta, Room, RowPatch } from "../types";
 
 type StatusFilter = "all" | "up" | "stale" | "down";
 
@@ -52,7 +52,7 @@ const COLS: Col[] = [
   { key: "mem", label: "Memory", fields: ["mem_percent"], cls: "col-meter", sort: (r) => n(r.mem_percent), desc: true },
   { key: "swap", label: "Swap", fields: ["swap_percent"], cls: "col-meter", sort: (r) => n(r.swap_percent), desc: true },
   { key: "disk", label: "Disk", fields: ["disk_max_percent"], cls: "col-meter col-disk", sort: (r) => n(r.disk_max_percent), desc: true, title: "Fullest filesystem" },
-  { key: "gpu", label: "GPU", fields: ["gpus"], cls: "col-gpu", sort: gpuAvg, desc: true, title: "Use and memory of each GPU; average use" },
+  { key: "gpu", label: "GPU", fields: ["gpus", "gpu_util"], cls: "col-gpu", sort: gpuAvg, desc: true, title: "Use and memory of each GPU; average use" },
   { key: "users", label: "Users", fields: ["users"], cls: "num", sort: (r) => n(r.users), desc: true, title: "Users logged in" },
 ];
 
@@ -202,6 +202,18 @@ class RowView {
     let resort = false;
     for (const k in p) {
       if (k === "id") continue;
+      if (k === "gpu_util" || k === "gpu_mem_used_bytes") {
+        const vals = p[k] ?? [];
+        const gpus = this.row.gpus ?? [];
+        for (let i = 0; i < gpus.length && i < vals.length; i++) {
+          const g = gpus[i] as GpuSummary;
+          if (k === "gpu_util") g.util_percent = vals[i] ?? null;
+          else g.mem_used_bytes = vals[i] ?? null;
+        }
+        this.dirty |= D_GPU;
+        if (sortFields.includes(k)) resort = true;
+        continue;
+      }
       if (k === "spark_add") {
         const add = p.spark_add ?? [];
         const s = this.row.spark ?? (this.row.spark = []);
