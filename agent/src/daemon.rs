@@ -248,6 +248,31 @@ pub async fn notifier<H, F, S>(
     }
 }
 
+/// Raises the soft open-file limit to the hard one: an aggregator holds a connection per
+/// agent and per browser, far past the usual soft limit of 1024. Returns the limit now in
+/// force (`None` where unknown).
+#[cfg(target_os = "linux")]
+pub fn raise_nofile_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: lim.maximum,
+                maximum: lim.maximum,
+            },
+        );
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+/// Not raised elsewhere.
+#[cfg(not(target_os = "linux"))]
+pub fn raise_nofile_limit() -> Option<u64> {
+    None
+}
+
 /// `hash-password` of both daemons.
 #[derive(Debug, clap::Args)]
 pub struct HashPasswordArgs {

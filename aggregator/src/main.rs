@@ -98,6 +98,18 @@ fn health_url(settings: &smon_aggregator::config::Settings) -> String {
 }
 
 fn serve(settings: smon_aggregator::config::Settings) -> anyhow::Result<()> {
+    // A connection per agent and per browser: the default soft limit (1024) is far too low.
+    let nofile = daemon::raise_nofile_limit();
+    let needed = settings.targets.len() as u64 + 256;
+    if let Some(n) = nofile
+        && n < needed
+    {
+        tracing::warn!(
+            limit = n,
+            agents = settings.targets.len(),
+            "The open-file limit is below one per agent plus room for browsers: raise LimitNOFILE (systemd) or ulimit -n."
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .thread_name("smon-aggregator")
         .enable_all()

@@ -22,21 +22,6 @@ async function start(): Promise<void> {
   const error = el<HTMLElement>("login-error");
   const submit = el<HTMLButtonElement>("login-submit");
 
-  // Already logged in, or a public dashboard: offer the way in.
-  try {
-    const me = await fetch("api/v1/me", { credentials: "same-origin", headers: { accept: "application/json" } });
-    if (me.ok) {
-      const body = (await me.json()) as { user: string | null; public_read_only: boolean };
-      if (body.user) {
-        location.replace("./");
-        return;
-      }
-      if (body.public_read_only) el<HTMLElement>("public-link").hidden = false;
-    }
-  } catch {
-    /* the form still works */
-  }
-
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     error.hidden = true;
@@ -71,6 +56,23 @@ async function start(): Promise<void> {
       }
     })();
   });
+  // The form is handled from here on (tests wait for this before typing).
+  form.dataset.ready = "1";
+
+  // Already logged in, or a public dashboard: offer the way in.
+  try {
+    const me = await fetch("api/v1/me", { credentials: "same-origin", headers: { accept: "application/json" } });
+    if (me.ok) {
+      const body = (await me.json()) as { user: string | null; public_read_only: boolean };
+      if (body.user) {
+        location.replace("./");
+        return;
+      }
+      if (body.public_read_only) el<HTMLElement>("public-link").hidden = false;
+    }
+  } catch {
+    /* the form still works */
+  }
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", () => void start(), { once: true });

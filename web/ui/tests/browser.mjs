@@ -112,6 +112,7 @@ function loginUrl(base) {
 async function logIn(page, base, user, password) {
   await goto(page, loginUrl(base));
   await step(page, "filling in the login form", async () => {
+    await page.waitForSelector("#login-form[data-ready]");
     await page.fill("#user", user);
     await page.fill("#password", password);
   });
@@ -325,6 +326,7 @@ async function login(browser, url, user, password) {
     await page.waitForSelector("#login-form");
   });
   await step(page, "a wrong password", async () => {
+    await page.waitForSelector("#login-form[data-ready]");
     await page.fill("#user", user);
     await page.fill("#password", `${password}-wrong`);
     await page.click("#login-submit");
