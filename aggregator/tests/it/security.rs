@@ -186,8 +186,12 @@ async fn sessions_expire_idle_and_absolute() {
         start.elapsed() >= Duration::from_millis(3500),
         "not before its time"
     );
-    // Logout ends the session at once.
+    // Logout ends the session at once, and closes its live socket.
     let c = login(&agg.base, "viewer", VIEWER_PASSWORD).await;
+    let mut live = Polling::connect(&c, &agg.base).await.expect("socket");
+    live.next("hello", Duration::from_secs(5))
+        .await
+        .expect("hello");
     let r = c
         .post(format!("{}/api/v1/logout", agg.base))
         .header("origin", origin_of(&agg.base))
@@ -196,6 +200,11 @@ async fn sessions_expire_idle_and_absolute() {
         .expect("logout");
     assert_eq!(r.status(), 204);
     assert_eq!(c.get(&hosts).send().await.expect("get").status(), 401);
+    let closed = live.next("never-sent", Duration::from_secs(5)).await;
+    assert!(
+        closed.is_err_and(|e| e.contains("closed") || e.contains("poll")),
+        "socket still open after logout"
+    );
     agg.shutdown().await;
 }
 

@@ -347,7 +347,7 @@ impl Polling {
         for p in &packets {
             if p == "2" {
                 self.post("3").await?;
-            } else if p == "1" {
+            } else if p == "1" || p.starts_with("41") {
                 return Err("closed by the server".into());
             } else if let Some(ev) = p.strip_prefix("42")
                 && let Ok(v) = serde_json::from_str::<Value>(ev)
