@@ -10,7 +10,8 @@
 //!   change, and once a minute;
 //! - `mem_used_bytes` when it moved by 1 % of the total memory (`mem_percent`, shown, is sent
 //!   on every change);
-//! - network rates when they moved by 10 %, `processes` by 5 %;
+//! - network rates (by 10 %) and `processes` (by 5 %), which the overview does not show, only
+//!   along with `last_seen_ms` (about once a minute);
 //! - GPUs: the whole list only when it changed (count, names, totals); otherwise the use of
 //!   every GPU when one changed (`gpu_util`), and the memory in use when one moved by 1 % of
 //!   its total (`gpu_mem_used_bytes`).
@@ -90,12 +91,10 @@ pub(super) fn diff(
     }
     field!(status);
     field!(status_since_ms);
-    field!(
-        last_seen_ms,
-        status_changed
-            || live.status != Status::Up
-            || moved_by(sent.last_seen_ms, live.last_seen_ms, LAST_SEEN_STEP_MS)
-    );
+    let minute = status_changed
+        || live.status != Status::Up
+        || moved_by(sent.last_seen_ms, live.last_seen_ms, LAST_SEEN_STEP_MS);
+    field!(last_seen_ms, minute);
     field!(sample_unix_ms);
     field!(last_error, texts);
     field!(hostname, texts);
@@ -119,13 +118,14 @@ pub(super) fn diff(
     field!(swap_percent);
     field!(disk_max_percent);
     field!(disk_max_mount, texts);
+    // Not shown on the overview: refreshed with `last_seen_ms`, about once a minute.
     field!(
         net_rx_bytes_per_s,
-        moved_rel(sent.net_rx_bytes_per_s, live.net_rx_bytes_per_s, 10)
+        minute && moved_rel(sent.net_rx_bytes_per_s, live.net_rx_bytes_per_s, 10)
     );
     field!(
         net_tx_bytes_per_s,
-        moved_rel(sent.net_tx_bytes_per_s, live.net_tx_bytes_per_s, 10)
+        minute && moved_rel(sent.net_tx_bytes_per_s, live.net_tx_bytes_per_s, 10)
     );
     if gpu_list_changed(&sent.gpus, &live.gpus, texts) {
         sent.gpus.clone_from(&live.gpus);
@@ -158,11 +158,12 @@ pub(super) fn diff(
     field!(users);
     field!(
         processes,
-        moved_rel(
-            sent.processes.map(u64::from),
-            live.processes.map(u64::from),
-            20
-        )
+        minute
+            && moved_rel(
+                sent.processes.map(u64::from),
+                live.processes.map(u64::from),
+                20
+            )
     );
     if new_points > 0 {
         let k = new_points.min(live.spark.len());
@@ -281,8 +282,8 @@ mod tests {
         live.uptime_s = Some(100_001);
         live.cpu_percent = Some(12.5);
         live.mem_used_bytes = Some(509_000); // < 1 % of the total
-        live.net_rx_bytes_per_s = Some(1050); // < 10 %
-        live.processes = Some(301); // < 5 %
+        live.net_rx_bytes_per_s = Some(5000); // moved, but not shown: waits for the minute
+        live.processes = Some(400);
         live.spark.push(12.5);
         let p = diff(&mut sent, &live, 1, true).expect("a patch");
         assert_eq!(

@@ -1,6 +1,8 @@
 /**
  * A percentage with a thin bar under it (memory, disk, GPU use...). Coloured by level:
- * ok below 70 %, warn below 90 %, crit above. Updates touch only what changed.
+ * ok below 70 %, warn below 90 %, crit above. Updates touch only what changed. The bar is a
+ * width in percent, without transform or clip, so that a table of a thousand meters does not
+ * make thousands of paint layers.
  */
 import { h, setText, setTitle } from "../dom";
 import { DASH, level, pct } from "../format";
@@ -24,9 +26,8 @@ export class Meter {
     setText(this.value, pct(v, digits));
     setText(this.sub, sub === DASH ? "" : sub);
     setTitle(this.el, title);
-    const w = v === null || v === undefined || !Number.isFinite(v) ? 0 : Math.max(0, Math.min(100, v));
-    const ts = `scaleX(${(w / 100).toFixed(3)})`;
-    if (this.fill.style.transform !== ts) this.fill.style.transform = ts;
+    // A width, not a transform: a transform gives each fill its own paint layer (see app.css).
+    setBar(this.fill, v);
     const l = level(v);
     if (l !== this.lvl) {
       if (this.lvl) this.el.classList.remove(`lvl-${this.lvl}`);
