@@ -5,6 +5,9 @@
 
 use smon_proto::Snapshot;
 
+/// What a hidden session user or origin reads as (an empty origin means a local login).
+pub const HIDDEN: &str = "(hidden)";
+
 /// The sensitive parts of a sample, and whether a class sees them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Visibility {
@@ -63,11 +66,12 @@ impl Visibility {
         }
         for s in &mut snap.sessions {
             if !self.session_users {
-                s.user.clear();
+                s.user = HIDDEN.into();
                 s.pid = 0;
             }
-            if !self.login_origins {
-                s.from.clear();
+            // An empty origin means a local login: keep that apart from a hidden one.
+            if !self.login_origins && !s.from.is_empty() {
+                s.from = HIDDEN.into();
             }
         }
     }
@@ -163,7 +167,7 @@ mod tests {
         assert_eq!(s.processes[0].name, "mysqld");
         assert_eq!(s.processes[0].user, "alice");
         assert_eq!(s.sessions[0].user, "bob");
-        assert_eq!(s.sessions[0].from, "");
+        assert_eq!(s.sessions[0].from, HIDDEN);
 
         let mut s = sample();
         let open = Visibility {
@@ -178,8 +182,8 @@ mod tests {
         Class::Public.visibility(open).apply(&mut s);
         assert_eq!(s.processes[0].cmdline, "");
         assert_eq!(s.processes[0].user, "");
-        assert_eq!(s.sessions[0].user, "");
-        assert_eq!(s.sessions[0].from, "");
+        assert_eq!(s.sessions[0].user, HIDDEN);
+        assert_eq!(s.sessions[0].from, HIDDEN);
         assert_eq!(s.sessions[0].pid, 0);
         assert_eq!(s.gpus[0].processes[0].user, "");
         assert_eq!(s.sessions[0].terminal, "pts/0");
