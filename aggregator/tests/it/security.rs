@@ -736,3 +736,73 @@ async fn the_dashboard_serves_https_itself() {
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(3), task).await;
 }
+
+/// `server.run_as` on the aggregator: started as root, it reads its root-only users file,
+/// binds, then serves as `nobody`. Without root the switch is refused.
+#[test]
+fn run_as_drops_privileges_after_binding() {
+    let root = rustix::process::geteuid().is_root();
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::support::write_users(dir.path(), "smon-users.json");
+    let users = dir.path().join("smon-users.json");
+    std::fs::set_permissions(&users, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let port = free_port("127.0.0.1");
+    let cfg = dir.path().join("config_app.json");
+    std::fs::write(
+        &cfg,
+        json!({"server": {"port": port, "run_as": "nobody"}, "monitor": {"mode": "app", "poll_interval_ms": 200}})
+            .to_string(),
+    )
+    .expect("config");
+    let mut child = Command::new(aggregator_bin())
+        .args([
+            "--no-supervise".as_ref(),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("aggregator");
+    if !root {
+        let out = child.wait_with_output().expect("output");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cannot switch"), "{err}");
+        return;
+    }
+    let start = Instant::now();
+    let mut healthy = false;
+    while start.elapsed() < Duration::from_secs(15) {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n");
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            if buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200") {
+                healthy = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    assert!(
+        healthy,
+        "not serving: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids = |key: &str| -> Vec<String> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(ids("Uid:"), vec!["65534"; 4], "{status}");
+    assert_eq!(ids("Gid:"), vec!["65534"; 4], "{status}");
+}
