@@ -199,8 +199,10 @@ export class Connection {
     this.socket.timeout(ACK_TIMEOUT_MS).emit("subscribe", room, (err, ack) => {
       if (!SAME_ROOM(room, this.room)) return;
       if (err) {
-        // No answer in time: the connection is probably going down; the reconnect resubscribes.
+        // No answer in time. Going down: the reconnect resubscribes. Still up (a lost packet,
+        // a stalled server): ask again, the page must not wait forever for its first state.
         console.warn("smon: no answer to subscribe", room);
+        if (this.socket.connected && SAME_ROOM(room, this.room)) this.subscribe();
         return;
       }
       if (!ack.ok) console.warn("smon: subscribe refused", room, ack.error);
