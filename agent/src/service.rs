@@ -182,11 +182,6 @@ struct RefusalLog {
 }
 
 impl TokenCheck {
-    /// A check for `auth` (`Auth::None` lets every call through).
-    pub fn new(auth: &Auth) -> Self {
-        Self::with_allow(auth, CidrList::default())
-    }
-
     /// A check for `auth` that also refuses callers outside `allow` (empty: anyone).
     pub fn with_allow(auth: &Auth, allow: CidrList) -> Self {
         let expected = match auth {

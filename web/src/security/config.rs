@@ -168,27 +168,6 @@ impl HttpSecurity {
     pub fn secure_cookies(&self) -> bool {
         self.tls.is_some() || self.behind_proxy
     }
-
-    /// Settings for tests: loopback allowed, the given users file, nothing else.
-    pub fn for_tests(users_file: PathBuf) -> Self {
-        Self {
-            behind_proxy: false,
-            allow_from: CidrList::default(),
-            trusted_proxies: CidrList::default(),
-            metrics_allow_from: CidrList::loopback(),
-            tls: None,
-            auth: AuthSettings {
-                users: Vec::new(),
-                users_file,
-                public_read_only: false,
-                idle: Duration::from_secs(1800),
-                absolute: Duration::from_secs(12 * 3600),
-                viewer: Visibility::VIEWER_DEFAULT,
-                max_login_failures: 5,
-                lockout: Duration::from_secs(900),
-            },
-        }
-    }
 }
 
 fn resolve(base: &Path, p: &str) -> PathBuf {

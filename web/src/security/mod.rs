@@ -145,18 +145,6 @@ impl Security {
         Ok((Arc::new(sec), bootstrap))
     }
 
-    /// Settings for tests and tools: no users, nothing created.
-    pub fn with_users(http: HttpSecurity, users: Vec<users::User>) -> Arc<Self> {
-        let throttle = Throttle::new(http.auth.max_login_failures, http.auth.lockout);
-        Arc::new(Self {
-            users: users.into_iter().map(|u| (u.name.clone(), u)).collect(),
-            http,
-            throttle,
-            hashing: tokio::sync::Semaphore::new(2),
-            dummy_hash: users::hash_password("dummy").unwrap_or_default(),
-        })
-    }
-
     /// The idle expiry of a session.
     pub fn idle(&self) -> Duration {
         self.http.auth.idle
