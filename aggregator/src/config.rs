@@ -88,6 +88,20 @@ impl Default for ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// The security fields, for [`smon_web::security::config::check`] (as the agent's).
+    pub fn security_input(&self) -> smon_web::security::config::Input<'_> {
+        smon_web::security::config::Input {
+            behind_proxy: self.behind_proxy,
+            allow_from: &self.allow_from,
+            trusted_proxies: &self.trusted_proxies,
+            metrics_allow_from: &self.metrics_allow_from,
+            tls: self.tls.as_ref(),
+            auth: &self.auth,
+        }
+    }
+}
+
 fn default_host() -> String {
     "127.0.0.1".into()
 }
@@ -595,14 +609,7 @@ impl AppConfig {
 
         errs.append(&mut tls_errs);
         let http = smon_agent::config::check_http_security(
-            smon_web::security::config::Input {
-                behind_proxy: self.server.behind_proxy,
-                allow_from: &self.server.allow_from,
-                trusted_proxies: &self.server.trusted_proxies,
-                metrics_allow_from: &self.server.metrics_allow_from,
-                tls: self.server.tls.as_ref(),
-                auth: &self.server.auth,
-            },
+            self.server.security_input(),
             base,
             "smon-users.json",
             &mut errs,

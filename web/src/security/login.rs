@@ -163,14 +163,15 @@ pub async fn login(
             .into_response();
     };
     let user = sec.users.get(&req.user).cloned();
-    let hash = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| sec.dummy_hash.clone());
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
     let password = req.password;
-    let ok = tokio::task::spawn_blocking(move || super::users::verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
+    let s = sec.clone();
+    let ok = tokio::task::spawn_blocking(move || {
+        let hash = hash.as_deref().unwrap_or_else(|| s.dummy_hash());
+        super::users::verify_password(&password, hash)
+    })
+    .await
+    .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
         let now = Instant::now();
         sec.throttle.fail(&ip_key, now);

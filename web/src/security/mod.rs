@@ -81,8 +81,9 @@ pub struct Security {
     pub throttle: Throttle,
     /// At most this many password checks at once (argon2 is slow on purpose).
     pub hashing: tokio::sync::Semaphore,
-    /// A hash to check wrong user names against, so that they take as long as wrong passwords.
-    pub dummy_hash: String,
+    /// A hash to check wrong user names against, so that they take as long as wrong passwords
+    /// (made at the first such login, not at start-up: argon2 takes 19 MiB and tens of ms).
+    dummy_hash: std::sync::OnceLock<String>,
 }
 
 /// What [`Security::start`] did about users, for the caller to report.
@@ -140,9 +141,16 @@ impl Security {
             users: all,
             throttle,
             hashing: tokio::sync::Semaphore::new(2),
-            dummy_hash: users::hash_password(&users::random_password())?,
+            dummy_hash: std::sync::OnceLock::new(),
         };
         Ok((Arc::new(sec), bootstrap))
+    }
+
+    /// The hash wrong user names are checked against. Slow the first time: call it off the
+    /// async threads.
+    pub fn dummy_hash(&self) -> &str {
+        self.dummy_hash
+            .get_or_init(|| users::hash_password(&users::random_password()).unwrap_or_default())
     }
 
     /// The idle expiry of a session.
