@@ -269,8 +269,14 @@ fn on_subscribe(
         Ok(Subscribe::Overview) => {
             s.join("overview");
             let full = w.store().overview(now_ms());
-            let _ = s.emit("overview", &full);
-            Ack::ok()
+            let mut sent = Ok(());
+            for part in full.into_parts() {
+                sent = sent.and_then(|()| s.emit("overview", &part));
+            }
+            match sent {
+                Ok(()) => Ack::ok(),
+                Err(e) => Ack::err(format!("the overview could not be sent: {e}")),
+            }
         }
         Ok(Subscribe::Host { id }) => {
             let full = w.store().host_full(&id, now_ms());

@@ -142,9 +142,18 @@ fn round1(v: f32) -> f32 {
     (v * 10.0).round() / 10.0
 }
 
-/// To two decimals.
-fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
+/// A load average as precise as the overview shows it (two decimals below 10, one below 100,
+/// none above): a busy host's load then moves in the overview's deltas only when what is shown
+/// moves.
+fn round_load(v: f64) -> f64 {
+    let scale = if v.abs() < 10.0 {
+        100.0
+    } else if v.abs() < 100.0 {
+        10.0
+    } else {
+        1.0
+    };
+    (v * scale).round() / scale
 }
 
 /// Sets `slot` to `v` without allocating when it already holds it; true when it changed.
@@ -302,7 +311,7 @@ impl ClusterStore {
         }
         r.load = snap
             .load
-            .map(|l| [round2(l.one), round2(l.five), round2(l.fifteen)]);
+            .map(|l| [round_load(l.one), round_load(l.five), round_load(l.fifteen)]);
         r.mem_percent = mem.map(|m| round1(m.used_percent));
         r.mem_used_bytes = mem.map(|m| m.used_bytes);
         r.mem_total_bytes = mem.map(|m| m.total_bytes);
@@ -462,6 +471,8 @@ impl ClusterStore {
             server_time_ms: now_ms,
             seq: self.seq,
             clusters: self.sent_clusters.clone(),
+            offset: 0,
+            total: self.hosts.len(),
             hosts: self.hosts.iter().map(|h| h.sent.clone()).collect(),
         }
     }
@@ -520,11 +531,18 @@ impl ClusterStore {
         let mut patches = Vec::with_capacity(self.hosts.iter().filter(|h| h.row_changed).count());
         let mut host_updates = Vec::new();
         let mut any_row = false;
-        for h in &mut self.hosts {
+        for (ix, h) in self.hosts.iter_mut().enumerate() {
             if h.row_changed {
                 h.row_changed = false;
                 any_row = true;
-                if let Some(p) = delta::diff(&mut h.sent, &h.row, h.spark_added, h.texts_changed) {
+                if let Some(p) = delta::diff(
+                    &mut h.sent,
+                    &h.row,
+                    h.spark_added,
+                    h.texts_changed,
+                    ix,
+                    now_ms,
+                ) {
                     patches.push(p);
                 }
                 h.spark_added = 0;
@@ -561,7 +579,6 @@ impl ClusterStore {
                 seq: self.seq,
                 clusters,
                 hosts: patches,
-                removed: Vec::new(),
             }
         });
         Changes {
@@ -713,8 +730,9 @@ mod tests {
         let d = c.delta.expect("delta");
         assert_eq!(d.seq, 1);
         assert_eq!(
-            d.hosts.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-            vec!["a:h2", "b:h3"]
+            d.hosts.iter().map(|r| r.ix).collect::<Vec<_>>(),
+            vec![1, 2],
+            "a:h2 and b:h3"
         );
         assert_eq!(d.clusters.len(), 2);
         assert_eq!(c.host_updates.len(), 1);
@@ -737,10 +755,7 @@ mod tests {
         assert_eq!(d.seq, 2);
         assert_eq!(d.hosts.len(), 2, "{:?}", d.hosts);
         let json = serde_json::to_string(&d.hosts).expect("json");
-        assert_eq!(
-            json,
-            r#"[{"id":"a:h1","sample_unix_ms":2000,"spark_add":[10.0]},{"id":"a:h2","sample_unix_ms":2000,"cpu_percent":33.3,"spark_add":[33.3]}]"#
-        );
+        assert_eq!(json, r#"[{"i":0,"t":0},{"i":1,"t":0,"c":33.3}]"#);
         assert_eq!(
             d.clusters
                 .iter()
@@ -753,10 +768,12 @@ mod tests {
         s.apply("a:h2", snap(3, 50.0, None), 3_000);
         let d = s.take_changes(3_000, |_| false).delta.expect("delta");
         assert_eq!(
-            d.hosts.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-            vec!["a:h2"]
+            d.hosts.iter().map(|r| r.ix).collect::<Vec<_>>(),
+            vec![1],
+            "h2, the second row"
         );
-        assert_eq!(d.hosts[0].spark_add, vec![50.0]);
+        assert_eq!(d.hosts[0].cpu_percent, Some(Some(50.0)));
+        assert_eq!(d.hosts[0].spark_add, None, "the point is the new CPU %");
     }
 
     #[test]
@@ -789,8 +806,8 @@ mod tests {
                 assert_eq!(d.seq, seq + 1, "consecutive");
                 seq = d.seq;
                 for p in &d.hosts {
-                    let row = rows.iter_mut().find(|r| r.id == p.id).expect("known id");
-                    delta::apply(row, p);
+                    let row = rows.get_mut(p.ix as usize).expect("a known row");
+                    delta::apply(row, p, d.server_time_ms);
                 }
             }
             let full = s.overview(i * 1000 + 500);
@@ -858,6 +875,33 @@ mod tests {
             }
         );
         assert!(s.events("x:y").is_none());
+    }
+
+    #[test]
+    fn a_large_overview_goes_in_parts_that_add_up_to_the_whole() {
+        for (hosts, parts, rows) in [(3, 1, 3), (300, 3, 128), (10_000, 64, 157)] {
+            let specs = (0..hosts)
+                .map(|i| spec(if i % 2 == 0 { "a" } else { "b" }, &format!("h{i}")))
+                .collect();
+            let s = ClusterStore::new(specs, StoreConfig::for_interval(1000), 0);
+            let whole = s.overview(5);
+            let split = whole.clone().into_parts();
+            assert_eq!(split.len(), parts, "{hosts} hosts");
+            assert_eq!(split[0].hosts.len(), rows, "{hosts} hosts");
+            assert_eq!(
+                split[0].clusters, whole.clusters,
+                "clusters in the first part"
+            );
+            let mut joined = Vec::new();
+            for p in &split {
+                assert_eq!((p.seq, p.server_time_ms, p.total), (whole.seq, 5, hosts));
+                assert_eq!(p.offset, joined.len(), "parts in order");
+                assert!(p.offset == 0 || p.clusters.is_empty());
+                joined.extend(p.hosts.iter().map(|r| r.id.clone()));
+            }
+            let ids: Vec<String> = whole.hosts.iter().map(|r| r.id.clone()).collect();
+            assert_eq!(joined, ids);
+        }
     }
 
     #[test]

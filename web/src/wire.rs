@@ -81,7 +81,8 @@ pub struct HostRow {
     pub uptime_s: Option<u64>,
     /// CPU use, 0-100, one decimal.
     pub cpu_percent: Option<f32>,
-    /// Load average 1, 5, 15 minutes, two decimals.
+    /// Load average 1, 5, 15 minutes, as precise as shown: two decimals below 10, one below
+    /// 100, none above.
     pub load: Option<[f64; 3]>,
     /// Memory use, 0-100, one decimal.
     pub mem_percent: Option<f32>,
@@ -153,120 +154,173 @@ pub struct Hello {
     pub server_time_ms: u64,
 }
 
-/// The whole overview (on subscribe, and on a resync after a missed delta).
+/// The whole overview (on subscribe, and on a resync after a missed delta), or one part of it:
+/// a large fleet's overview goes in several `overview` frames (see [`Overview::into_parts`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Overview {
     /// Server clock.
     pub server_time_ms: u64,
     /// The number of the last delta this state includes: the next delta is `seq + 1`.
     pub seq: u64,
-    /// Every cluster.
+    /// Every cluster (in the first part; empty in the others).
     pub clusters: Vec<Cluster>,
-    /// Every host.
+    /// Position of this part's first row among all rows.
+    pub offset: usize,
+    /// All rows, over every part.
+    pub total: usize,
+    /// The hosts, or this part's share of them.
     pub hosts: Vec<HostRow>,
 }
 
+/// Rows per `overview` frame, at least.
+pub const OVERVIEW_PART_ROWS: usize = 128;
+/// `overview` frames per state, at most (the engine keeps 128 frames per socket).
+pub const OVERVIEW_MAX_PARTS: usize = 64;
+
+impl Overview {
+    /// Splits the whole overview into parts of at least [`OVERVIEW_PART_ROWS`] rows, at most
+    /// [`OVERVIEW_MAX_PARTS`] of them, sent in order on one socket. One frame of the whole
+    /// state would cost every socket that state's size for as long as it is open (the
+    /// WebSocket writer keeps its buffer at the largest frame it wrote): about 1 MB at 1,000
+    /// hosts, 10 MB at 10,000.
+    pub fn into_parts(self) -> Vec<Overview> {
+        let total = self.hosts.len();
+        let rows = OVERVIEW_PART_ROWS.max(total.div_ceil(OVERVIEW_MAX_PARTS));
+        if total <= rows {
+            return vec![Overview {
+                offset: 0,
+                total,
+                ..self
+            }];
+        }
+        let mut clusters = self.clusters;
+        let mut hosts = self.hosts.into_iter();
+        let mut parts = Vec::with_capacity(total.div_ceil(rows));
+        let mut offset = 0;
+        while offset < total {
+            let part: Vec<HostRow> = hosts.by_ref().take(rows).collect();
+            let n = part.len();
+            parts.push(Overview {
+                server_time_ms: self.server_time_ms,
+                seq: self.seq,
+                clusters: std::mem::take(&mut clusters),
+                offset,
+                total,
+                hosts: part,
+            });
+            offset += n;
+        }
+        parts
+    }
+}
+
 /// What changed in the overview since the previous delta (`seq - 1`): the clusters whose
-/// totals changed, and for each changed host only the fields that changed.
+/// totals changed, and for each changed host only the fields that changed, under short keys
+/// (PROTOCOL.md "Overview deltas").
 #[derive(Debug, Clone, Serialize)]
 pub struct OverviewDelta {
-    /// Server clock.
+    /// Server clock; also the base of each row's sample time (`t`).
     pub server_time_ms: u64,
     /// Consecutive number: a client that sees a gap missed a delta and resubscribes.
     pub seq: u64,
     /// The clusters whose totals changed (whole).
     pub clusters: Vec<Cluster>,
-    /// Changed or added hosts: the id and the fields that changed.
+    /// Changed hosts: the row's position and the fields that changed.
     pub hosts: Vec<RowPatch>,
-    /// Removed host ids.
-    pub removed: Vec<String>,
 }
 
-/// The changed fields of one overview row. An absent field did not change; a field that
-/// became unknown is `null`. `spark` is never resent: `spark_add` carries the points to append
-/// (the client keeps the last 60).
+/// The changed fields of one overview row, under short keys: this is most of the bytes every
+/// browser on the overview receives each interval. An absent field did not change; a field that
+/// became unknown is `null`. The row is named by its position `i` in the full overview's
+/// `hosts` (the host list is fixed for the server's life). `spark` is never resent: a new
+/// sample (`t`) appends the row's `cpu_percent` to the sparkline unless `s` lists the points to
+/// append instead (the client keeps the last 60).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RowPatch {
-    /// Host id.
-    pub id: String,
+    /// The row's position in the full overview's `hosts`.
+    #[serde(rename = "i")]
+    pub ix: u32,
     /// State.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "st", skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
     /// When the state last changed.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "ss", skip_serializing_if = "Option::is_none")]
     pub status_since_ms: Option<u64>,
     /// When the last sample arrived (sent while the host is not `up`, and once a minute).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "ls", skip_serializing_if = "Option::is_none")]
     pub last_seen_ms: Option<Option<u64>>,
-    /// When the agent took the last sample.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sample_unix_ms: Option<Option<u64>>,
+    /// When the agent took the last sample, in ms relative to the delta's `server_time_ms`
+    /// (usually negative): `sample_unix_ms = server_time_ms + t`.
+    #[serde(rename = "t", skip_serializing_if = "Option::is_none")]
+    pub sample_rel_ms: Option<Option<i64>>,
     /// The last failure.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "er", skip_serializing_if = "Option::is_none")]
     pub last_error: Option<Option<String>>,
     /// Host name the host reports.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "hn", skip_serializing_if = "Option::is_none")]
     pub hostname: Option<Option<String>>,
     /// OS name and version.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "os", skip_serializing_if = "Option::is_none")]
     pub os: Option<Option<String>>,
     /// Kernel version.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "kn", skip_serializing_if = "Option::is_none")]
     pub kernel: Option<Option<String>>,
     /// Logical CPUs.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "cc", skip_serializing_if = "Option::is_none")]
     pub cpu_cores: Option<Option<u32>>,
     /// Seconds since boot.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "up", skip_serializing_if = "Option::is_none")]
     pub uptime_s: Option<Option<u64>>,
     /// CPU use.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "c", skip_serializing_if = "Option::is_none")]
     pub cpu_percent: Option<Option<f32>>,
     /// Load averages.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "l", skip_serializing_if = "Option::is_none")]
     pub load: Option<Option<[f64; 3]>>,
     /// Memory use.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "m", skip_serializing_if = "Option::is_none")]
     pub mem_percent: Option<Option<f32>>,
     /// Memory in use.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "mu", skip_serializing_if = "Option::is_none")]
     pub mem_used_bytes: Option<Option<u64>>,
     /// Total memory.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "mt", skip_serializing_if = "Option::is_none")]
     pub mem_total_bytes: Option<Option<u64>>,
     /// Swap use.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "sw", skip_serializing_if = "Option::is_none")]
     pub swap_percent: Option<Option<f32>>,
     /// Use of the fullest filesystem.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "d", skip_serializing_if = "Option::is_none")]
     pub disk_max_percent: Option<Option<f32>>,
     /// Its mount point.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "dm", skip_serializing_if = "Option::is_none")]
     pub disk_max_mount: Option<Option<String>>,
     /// Received bytes per second.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "rx", skip_serializing_if = "Option::is_none")]
     pub net_rx_bytes_per_s: Option<Option<u64>>,
     /// Sent bytes per second.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "tx", skip_serializing_if = "Option::is_none")]
     pub net_tx_bytes_per_s: Option<Option<u64>>,
     /// GPUs, the whole list: only when the list itself changed (count, names, totals).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "g", skip_serializing_if = "Option::is_none")]
     pub gpus: Option<Vec<GpuBrief>>,
     /// Otherwise: the use of every GPU, in list order, when one changed.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "gu", skip_serializing_if = "Option::is_none")]
     pub gpu_util: Option<Vec<Option<u32>>>,
     /// And the memory in use of every GPU, when one moved by 1 % of its total.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "gm", skip_serializing_if = "Option::is_none")]
     pub gpu_mem_used_bytes: Option<Vec<Option<u64>>>,
     /// Logged-in sessions.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "u", skip_serializing_if = "Option::is_none")]
     pub users: Option<Option<u32>>,
     /// Processes.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "p", skip_serializing_if = "Option::is_none")]
     pub processes: Option<Option<u32>>,
-    /// CPU % points to append to the sparkline, oldest first.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub spark_add: Vec<f32>,
+    /// CPU % points to append to the sparkline, oldest first, when they are not just the new
+    /// `cpu_percent` of a new sample (absent then): several samples in one interval, or a
+    /// sample without CPU (`[]`).
+    #[serde(rename = "s", skip_serializing_if = "Option::is_none")]
+    pub spark_add: Option<Vec<f32>>,
 }
 
 /// The last 15 minutes of one host, as columns.

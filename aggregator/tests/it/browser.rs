@@ -55,9 +55,27 @@ pub fn browser_with(env: &[(&str, &str)], args: &[&str]) {
 }
 
 fn fleet_config(agents: &[&Agent], base_path: &str) -> String {
+    fleet_config_after(0, agents, base_path)
+}
+
+/// The fleet of `agents` (cluster `lab`) after a cluster `cold` of `cold` hosts that never
+/// answer (a closed port), listed first: the `lab` rows then come in a later part of the
+/// overview (128 rows per part) and deltas name them by positions past the first part.
+fn fleet_config_after(cold: usize, agents: &[&Agent], base_path: &str) -> String {
     let hosts = crate::support::hosts_json(agents);
+    let cold: Vec<String> = (0..cold)
+        .map(|i| {
+            let token = crate::support::TOKEN;
+            format!(r#"{{"name":"c{i}","address":"127.0.0.1:1","token":"{token}"}}"#)
+        })
+        .collect();
+    let cold = if cold.is_empty() {
+        String::new()
+    } else {
+        format!(r#"{{"name":"cold","hosts":[{}]}},"#, cold.join(","))
+    };
     format!(
-        r#"{{"server":{{"base_path":"{base_path}"}},"monitor":{{"mode":"app","poll_interval_ms":500,"include_self":false,"clusters":[{{"name":"lab","hosts":[{}]}}]}}}}"#,
+        r#"{{"server":{{"base_path":"{base_path}"}},"monitor":{{"mode":"app","poll_interval_ms":500,"include_self":false,"clusters":[{cold}{{"name":"lab","hosts":[{}]}}]}}}}"#,
         hosts
     )
 }
@@ -95,7 +113,8 @@ async fn dashboard_in_a_real_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_under_a_path_prefix() {
     let a1 = Agent::start("127.0.0.10");
-    let agg = Aggregator::start(&fleet_config(&[&a1], "/smon")).await;
+    // 300 hosts before it: the page gathers the overview from three parts.
+    let agg = Aggregator::start(&fleet_config_after(300, &[&a1], "/smon")).await;
     agg.wait_row("lab:n1", Duration::from_secs(10), "up", |r| {
         r["status"] == "up"
     })

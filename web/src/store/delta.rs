@@ -72,6 +72,8 @@ pub(super) fn diff(
     live: &HostRow,
     new_points: usize,
     texts: bool,
+    ix: usize,
+    now_ms: u64,
 ) -> Option<RowPatch> {
     let mut p = RowPatch::default();
     let mut any = false;
@@ -95,7 +97,12 @@ pub(super) fn diff(
         || live.status != Status::Up
         || moved_by(sent.last_seen_ms, live.last_seen_ms, LAST_SEEN_STEP_MS);
     field!(last_seen_ms, minute);
-    field!(sample_unix_ms);
+    let new_sample = sent.sample_unix_ms != live.sample_unix_ms;
+    if new_sample {
+        sent.sample_unix_ms = live.sample_unix_ms;
+        p.sample_rel_ms = Some(live.sample_unix_ms.map(|t| rel_ms(t, now_ms)));
+        any = true;
+    }
     field!(last_error, texts);
     field!(hostname, texts);
     field!(os, texts);
@@ -165,22 +172,40 @@ pub(super) fn diff(
                 20
             )
     );
-    if new_points > 0 {
-        let k = new_points.min(live.spark.len());
-        p.spark_add = live.spark[live.spark.len() - k..].to_vec();
+    // A new sample appends its `cpu_percent` on the client; `s` only when that is not the
+    // whole story (no point, or several).
+    let implied = new_sample
+        && new_points == 1
+        && live.cpu_percent.is_some()
+        && live.spark.last() == live.cpu_percent.as_ref();
+    if new_points > 0 || new_sample {
+        if !implied {
+            let k = new_points.min(live.spark.len());
+            p.spark_add = Some(live.spark[live.spark.len() - k..].to_vec());
+        }
         sent.spark.clone_from(&live.spark);
         any = true;
     }
     any.then(|| {
-        p.id.clone_from(&live.id);
+        p.ix = u32::try_from(ix).unwrap_or(u32::MAX);
         p
     })
 }
 
-/// Applies a patch to a row as the browser does (`web/ui/src/pages/home.ts`): the fields it
-/// carries replace the row's, and `spark_add` is appended, keeping the last 60 points.
+/// `t - base` in ms, saturating.
+fn rel_ms(t: u64, base: u64) -> i64 {
+    if t >= base {
+        i64::try_from(t - base).unwrap_or(i64::MAX)
+    } else {
+        i64::try_from(base - t).map_or(i64::MIN, |d| -d)
+    }
+}
+
+/// Applies a patch of the delta sent at `server_time_ms` to a row as the browser does
+/// (`web/ui/src/pages/home.ts`): the fields it carries replace the row's, and a new sample
+/// appends its CPU % to the sparkline (or the points in `spark_add`), keeping the last 60.
 #[cfg(test)]
-pub(super) fn apply(row: &mut HostRow, p: &RowPatch) {
+pub(super) fn apply(row: &mut HostRow, p: &RowPatch, server_time_ms: u64) {
     macro_rules! set {
         ($($f:ident),*) => {$(
             if let Some(v) = &p.$f {
@@ -192,7 +217,6 @@ pub(super) fn apply(row: &mut HostRow, p: &RowPatch) {
         status,
         status_since_ms,
         last_seen_ms,
-        sample_unix_ms,
         last_error,
         hostname,
         os,
@@ -223,7 +247,14 @@ pub(super) fn apply(row: &mut HostRow, p: &RowPatch) {
             g.mem_used_bytes = *v;
         }
     }
-    row.spark.extend_from_slice(&p.spark_add);
+    if let Some(t) = p.sample_rel_ms {
+        row.sample_unix_ms = t.map(|t| server_time_ms.saturating_add_signed(t));
+    }
+    match &p.spark_add {
+        Some(points) => row.spark.extend_from_slice(points),
+        None if p.sample_rel_ms.is_some() => row.spark.extend(row.cpu_percent),
+        None => {}
+    }
     let extra = row.spark.len().saturating_sub(super::SPARK_LEN);
     row.spark.drain(..extra);
 }
@@ -231,6 +262,9 @@ pub(super) fn apply(row: &mut HostRow, p: &RowPatch) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The server clock of every delta in these tests.
+    const NOW: u64 = 2_000;
 
     fn row() -> HostRow {
         HostRow {
@@ -270,7 +304,7 @@ mod tests {
     fn an_unchanged_row_gives_no_patch() {
         let live = row();
         let mut sent = live.clone();
-        assert_eq!(diff(&mut sent, &live, 0, true), None);
+        assert_eq!(diff(&mut sent, &live, 0, true, 0, NOW), None);
     }
 
     #[test]
@@ -285,11 +319,15 @@ mod tests {
         live.net_rx_bytes_per_s = Some(5000); // moved, but not shown: waits for the minute
         live.processes = Some(400);
         live.spark.push(12.5);
-        let p = diff(&mut sent, &live, 1, true).expect("a patch");
+        let p = diff(&mut sent, &live, 1, true, 0, NOW).expect("a patch");
         assert_eq!(
             serde_json::to_string(&p).expect("json"),
-            r#"{"id":"a:h","sample_unix_ms":1990,"cpu_percent":12.5,"spark_add":[12.5]}"#
+            r#"{"i":0,"t":-10,"c":12.5}"#,
+            "the new point is the new cpu_percent: implied"
         );
+        let mut client = row();
+        apply(&mut client, &p, NOW);
+        assert_eq!(client, sent);
         // What was not sent stays as it was in the room's copy.
         assert_eq!(sent.last_seen_ms, Some(1_000));
         assert_eq!(sent.uptime_s, Some(100_000));
@@ -306,17 +344,19 @@ mod tests {
         live.net_rx_bytes_per_s = Some(1200);
         live.processes = Some(315);
         live.last_seen_ms = Some(61_000);
-        let p = diff(&mut sent, &live, 0, true).expect("a patch");
+        let p = diff(&mut sent, &live, 0, true, 0, NOW).expect("a patch");
         assert_eq!(p.uptime_s, Some(Some(100_060)));
         assert_eq!(p.mem_used_bytes, Some(Some(510_000)));
         assert_eq!(p.net_rx_bytes_per_s, Some(Some(1200)));
         assert_eq!(p.processes, Some(Some(315)));
         assert_eq!(p.last_seen_ms, Some(Some(61_000)));
-        assert!(p.spark_add.is_empty());
+        assert_eq!(p.spark_add, None);
         // A reboot: uptime went back.
         live.uptime_s = Some(5);
         assert_eq!(
-            diff(&mut sent, &live, 0, true).expect("patch").uptime_s,
+            diff(&mut sent, &live, 0, true, 0, NOW)
+                .expect("patch")
+                .uptime_s,
             Some(Some(5))
         );
     }
@@ -335,18 +375,18 @@ mod tests {
         let mut live = sent.clone();
         let mut client = sent.clone();
         live.gpus = vec![gpu(0, 10, 1500), gpu(1, 25, 1900)];
-        let p = diff(&mut sent, &live, 0, false).expect("a patch");
+        let p = diff(&mut sent, &live, 0, false, 0, NOW).expect("a patch");
         assert_eq!(
             serde_json::to_string(&p).expect("json"),
-            r#"{"id":"a:h","gpu_util":[10,25],"gpu_mem_used_bytes":[1500,1900]}"#
+            r#"{"i":0,"gu":[10,25],"gm":[1500,1900]}"#
         );
-        apply(&mut client, &p);
+        apply(&mut client, &p, NOW);
         assert_eq!(client, sent);
         assert_eq!(client.gpus, live.gpus);
         live.gpus.push(gpu(2, 0, 0));
-        let p = diff(&mut sent, &live, 0, true).expect("a patch");
+        let p = diff(&mut sent, &live, 0, true, 0, NOW).expect("a patch");
         assert_eq!(p.gpus.as_ref().map(Vec::len), Some(3));
-        apply(&mut client, &p);
+        apply(&mut client, &p, NOW);
         assert_eq!(client.gpus, live.gpus);
     }
 
@@ -355,16 +395,16 @@ mod tests {
         let mut sent = row();
         let mut live = row();
         live.last_seen_ms = Some(1_500); // moved a little: not sent while up
-        assert_eq!(diff(&mut sent, &live, 0, true), None);
+        assert_eq!(diff(&mut sent, &live, 0, true, 0, NOW), None);
         live.status = Status::Stale;
         live.status_since_ms = 4_000;
         live.cpu_percent = None;
-        let p = diff(&mut sent, &live, 0, true).expect("a patch");
+        let p = diff(&mut sent, &live, 0, true, 0, NOW).expect("a patch");
         assert_eq!(p.last_seen_ms, Some(Some(1_500)));
         let json = serde_json::to_string(&p).expect("json");
-        assert!(json.contains(r#""cpu_percent":null"#), "{json}");
-        assert!(json.contains(r#""status":"stale""#), "{json}");
-        assert!(!json.contains("hostname"), "{json}");
+        assert!(json.contains(r#""c":null"#), "{json}");
+        assert!(json.contains(r#""st":"stale""#), "{json}");
+        assert!(!json.contains(r#""hn""#), "{json}");
     }
 
     #[test]
@@ -374,7 +414,13 @@ mod tests {
         let mut live = row();
         for i in 0..150u32 {
             // Two points between some deltas (a host that sampled twice in an interval).
-            let points = 1 + usize::from(i % 7 == 0);
+            // And now and then a sample without CPU: no point.
+            let points = if i % 11 == 5 {
+                live.cpu_percent = None;
+                0
+            } else {
+                1 + usize::from(i % 7 == 0)
+            };
             for k in 0..points {
                 let v = ((i * 7 + k as u32) % 100) as f32;
                 live.spark.push(v);
@@ -385,8 +431,15 @@ mod tests {
             }
             live.uptime_s = live.uptime_s.map(|u| u + 1);
             live.sample_unix_ms = live.sample_unix_ms.map(|t| t + 1000);
-            if let Some(p) = diff(&mut sent, &live, points, i % 2 == 0) {
-                apply(&mut client, &p);
+            let now = live.sample_unix_ms.unwrap_or(0) + 300;
+            if let Some(p) = diff(&mut sent, &live, points, i % 2 == 0, 0, now) {
+                assert_eq!(p.sample_rel_ms, Some(Some(-300)));
+                assert_eq!(
+                    p.spark_add.is_some(),
+                    points != 1,
+                    "explicit points only for none or several, delta {i}"
+                );
+                apply(&mut client, &p, now);
             }
             assert_eq!(client, sent, "after delta {i}");
         }

@@ -47,10 +47,11 @@ function start(): void {
       document.title = `${r.id} · smon`;
       conn.setRoom(p.room, (a) => p.onAck(a));
     } else {
-      page = new HomePage(conn);
+      const p = new HomePage(conn);
+      page = p;
       setText(crumb, "");
       document.title = "smon";
-      conn.setRoom(page.room);
+      conn.setRoom(p.room, (a) => p.onAck(a));
     }
     viewEl.append(page.el);
     updateBanner();

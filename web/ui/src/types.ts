@@ -251,26 +251,68 @@ export interface Hello {
   server_time_ms: number;
 }
 
+/** The full overview, or one part of it: a large fleet's comes in several frames, in order. */
 export interface Overview {
   server_time_ms: number;
   /** The last delta this state includes: the next one is `seq + 1`. */
   seq: number;
+  /** Every cluster (in the first part). */
   clusters: Cluster[];
+  /** Position of this part's first row among all rows. */
+  offset: number;
+  /** All rows, over every part. */
+  total: number;
   hosts: HostRow[];
 }
 
 /**
- * The changed fields of one row (PROTOCOL.md "RowPatch"): absent means unchanged, `null` means
- * now unknown. `spark` is never resent: `spark_add` holds the points to append.
+ * Where each field of a row patch goes in `HostRow` (PROTOCOL.md "Overview deltas"): deltas use
+ * short keys, the bulk of what every browser on the overview receives each interval. `i` (the
+ * row's position in the full overview), `t` (the sample time relative to the delta's
+ * `server_time_ms`), `gu`/`gm` (GPU use and memory by list position) and `s` (sparkline points)
+ * are handled apart.
+ */
+export const PATCH_FIELDS = {
+  st: "status",
+  ss: "status_since_ms",
+  ls: "last_seen_ms",
+  er: "last_error",
+  hn: "hostname",
+  os: "os",
+  kn: "kernel",
+  cc: "cpu_cores",
+  up: "uptime_s",
+  c: "cpu_percent",
+  l: "load",
+  m: "mem_percent",
+  mu: "mem_used_bytes",
+  mt: "mem_total_bytes",
+  sw: "swap_percent",
+  d: "disk_max_percent",
+  dm: "disk_max_mount",
+  rx: "net_rx_bytes_per_s",
+  tx: "net_tx_bytes_per_s",
+  g: "gpus",
+  u: "users",
+  p: "processes",
+} as const satisfies Record<string, keyof HostRow>;
+
+/**
+ * The changed fields of one row: absent means unchanged, `null` means now unknown. A new sample
+ * (`t`) appends the row's `cpu_percent` to the sparkline, unless `s` lists the points instead.
  */
 export type RowPatch = {
-  id: string;
-  spark_add?: number[];
+  /** The row's position in the full overview's `hosts`. */
+  i: number;
+  /** Sample time minus the delta's `server_time_ms`, in ms. */
+  t?: number | null;
+  /** Sparkline points to append, when not just the new `cpu_percent`. */
+  s?: number[];
   /** The use of every GPU (list order), when the list itself did not change. */
-  gpu_util?: (number | null)[];
+  gu?: (number | null)[];
   /** The memory in use of every GPU (list order), likewise. */
-  gpu_mem_used_bytes?: (number | null)[];
-} & Partial<Omit<HostRow, "id" | "cluster" | "name" | "address" | "tags" | "spark">>;
+  gm?: (number | null)[];
+} & { [K in keyof typeof PATCH_FIELDS]?: HostRow[(typeof PATCH_FIELDS)[K]] };
 
 export interface OverviewDelta {
   server_time_ms: number;
@@ -278,9 +320,8 @@ export interface OverviewDelta {
   seq: number;
   /** The clusters whose totals changed. */
   clusters: Cluster[];
-  /** Changed or added rows: the id and the fields that changed. */
+  /** Changed rows: the position and the fields that changed. */
   hosts: RowPatch[];
-  removed: string[];
 }
 
 export interface HostFrame {

@@ -74,9 +74,20 @@ async function measure(browser) {
   const pollingRequests = new Set();
   /** `${id}@${sample_ms}` -> server_time_ms of the overview_delta that carried it. */
   const emitted = new Map();
+  /** Row position in the full overview -> host id (deltas name rows by position). */
+  let idAt = [];
   cdp.on("Network.webSocketFrameReceived", ({ response }) => {
-    if (!counting) return;
     const text = response.payloadData ?? "";
+    if (response.opcode === 1 && text.startsWith('42["overview",')) {
+      try {
+        // A large fleet's overview comes in parts: `offset` places this one's rows.
+        const part = JSON.parse(text.slice(2))[1];
+        part.hosts.forEach((h, k) => (idAt[(part.offset ?? 0) + k] = h.id));
+      } catch (e) {
+        console.error(`cannot parse an overview frame: ${e.message}`);
+      }
+    }
+    if (!counting) return;
     const n = response.opcode === 2 ? Buffer.from(text, "base64").length : Buffer.byteLength(text, "utf8");
     ws.frames++;
     ws.payload += n;
@@ -88,7 +99,8 @@ async function measure(browser) {
       try {
         const [, data] = JSON.parse(text.slice(2));
         for (const h of data.hosts ?? []) {
-          if (h.sample_unix_ms !== null && h.sample_unix_ms !== undefined) emitted.set(`${h.id}@${h.sample_unix_ms}`, data.server_time_ms);
+          // `t`: the sample time relative to the frame's server_time_ms (PROTOCOL.md).
+          if (typeof h.t === "number" && idAt[h.i] !== undefined) emitted.set(`${idAt[h.i]}@${data.server_time_ms + h.t}`, data.server_time_ms);
         }
       } catch (e) {
         console.error(`cannot parse an overview_delta frame: ${e.message}`);

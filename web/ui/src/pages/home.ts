@@ -21,7 +21,8 @@ import { GpuGlyphs } from "../components/gpu";
 import { Meter, setLevel } from "../components/meter";
 import { Sparkline } from "../components/sparkline";
 import { STATUS_ORDER, setStatus, statusBadge } from "../components/status";
-import type { Cluster, GpuSummary, HostRow, HostStatus, Overview, OverviewDelta, Room, RowPatch } from "../types";
+import { PATCH_FIELDS } from "../types";
+import type { Ack, Cluster, GpuSummary, HostRow, HostStatus, Overview, OverviewDelta, Room, RowPatch } from "../types";
 
 type StatusFilter = "all" | "up" | "stale" | "down";
 
@@ -195,39 +196,48 @@ class RowView {
   }
 
   /**
-   * Applies the changed fields of a delta; the DOM waits for `flush`. Returns whether the row
-   * must be filtered again, and whether a field of `sortFields` changed.
+   * Applies the changed fields of a delta sent at `base` (its `server_time_ms`); the DOM waits
+   * for `flush`. Returns whether the row must be filtered again, and whether a field of
+   * `sortFields` changed.
    */
-  patch(p: RowPatch, sortFields: readonly string[]): { refilter: boolean; resort: boolean } {
+  patch(p: RowPatch, base: number, sortFields: readonly string[]): { refilter: boolean; resort: boolean } {
     const r = this.row as unknown as Record<string, unknown>;
+    const src = p as unknown as Record<string, unknown>;
     let refilter = false;
     let resort = false;
     for (const k in p) {
-      if (k === "id") continue;
-      if (k === "gpu_util" || k === "gpu_mem_used_bytes") {
+      if (k === "i" || k === "s") continue;
+      if (k === "t") {
+        this.row.sample_unix_ms = typeof p.t === "number" ? base + p.t : null;
+        continue;
+      }
+      if (k === "gu" || k === "gm") {
         const vals = p[k] ?? [];
         const gpus = this.row.gpus ?? [];
         for (let i = 0; i < gpus.length && i < vals.length; i++) {
           const g = gpus[i] as GpuSummary;
-          if (k === "gpu_util") g.util_percent = vals[i] ?? null;
+          if (k === "gu") g.util_percent = vals[i] ?? null;
           else g.mem_used_bytes = vals[i] ?? null;
         }
         this.dirty |= D_GPU;
-        if (sortFields.includes(k)) resort = true;
+        if (sortFields.includes("gpu_util")) resort = true;
         continue;
       }
-      if (k === "spark_add") {
-        const add = p.spark_add ?? [];
-        const s = this.row.spark ?? (this.row.spark = []);
-        for (const v of add) s.push(v);
-        if (s.length > SPARK_POINTS) s.splice(0, s.length - SPARK_POINTS);
-        if (add.length) this.dirty |= D_SPARK;
-        continue;
-      }
-      r[k] = (p as Record<string, unknown>)[k];
-      this.dirty |= FIELD_DIRTY[k] ?? 0;
-      if (FILTER_FIELDS.has(k)) refilter = true;
-      if (sortFields.includes(k)) resort = true;
+      const f: string | undefined = PATCH_FIELDS[k as keyof typeof PATCH_FIELDS];
+      if (f === undefined) continue; // a field this page does not know
+      r[f] = src[k];
+      this.dirty |= FIELD_DIRTY[f] ?? 0;
+      if (FILTER_FIELDS.has(f)) refilter = true;
+      if (sortFields.includes(f)) resort = true;
+    }
+    // The sparkline: the points listed, or else a new sample's CPU %.
+    const cpu = this.row.cpu_percent;
+    const add = p.s ?? ("t" in p && cpu !== null && cpu !== undefined ? [cpu] : []);
+    if (add.length) {
+      const s = this.row.spark ?? (this.row.spark = []);
+      for (const v of add) s.push(v);
+      if (s.length > SPARK_POINTS) s.splice(0, s.length - SPARK_POINTS);
+      this.dirty |= D_SPARK;
     }
     if (refilter) this.updateHay();
     return { refilter, resort };
@@ -423,6 +433,11 @@ export class HomePage {
   readonly room: Room = { room: "overview" };
   private readonly conn: Connection;
   private readonly rows = new Map<string, RowView>();
+  /** Rows by their position in the last full overview: deltas name rows so. */
+  private byIx: RowView[] = [];
+  private destroyed = false;
+  /** The parts of a full state gathered so far. */
+  private parts: Overview | null = null;
   private readonly byTr = new Map<Element, RowView>();
   private readonly clusters = new Map<string, ClusterView>();
   private readonly table: HTMLTableElement;
@@ -504,8 +519,29 @@ export class HomePage {
     }
   }
 
-  /** Full state (first subscribe and every resync): patch everything, drop rows not listed. */
+  /**
+   * A part of the full state (first subscribe and every resync): parts are gathered, in order,
+   * until they hold every row. A part that does not follow (another state began, or one was
+   * lost) drops what was gathered.
+   */
   onOverview(m: Overview): void {
+    const offset = m.offset ?? 0;
+    const total = m.total ?? m.hosts.length;
+    if (offset === 0) this.parts = { ...m, hosts: [...m.hosts] };
+    else if (this.parts && this.parts.seq === m.seq && this.parts.hosts.length === offset) {
+      for (const r of m.hosts) this.parts.hosts.push(r);
+    } else {
+      this.parts = null;
+      return;
+    }
+    if (this.parts.hosts.length < total) return;
+    const whole = this.parts;
+    this.parts = null;
+    this.applyOverview(whole);
+  }
+
+  /** The whole state: patch everything, drop rows not listed. */
+  private applyOverview(m: Overview): void {
     const keep = new Set(m.hosts.map((r) => r.id));
     for (const [id, rv] of this.rows) {
       if (keep.has(id)) continue;
@@ -516,12 +552,14 @@ export class HomePage {
       rv.tr.remove();
       this.clusters.get(rv.row.cluster)?.rows.delete(rv);
     }
+    this.byIx = [];
     for (const r of m.hosts) {
-      const rv = this.rows.get(r.id);
+      let rv = this.rows.get(r.id);
       if (rv) {
         if (rv.set(r)) this.refilter = true;
         this.dirtyRows.add(rv);
-      } else this.add(r);
+      } else rv = this.add(r);
+      this.byIx.push(rv);
       const cv = this.clusters.get(r.cluster);
       if (cv) cv.dirty = true;
     }
@@ -568,25 +606,14 @@ export class HomePage {
     }
     const sortFields = (COLS.find((c) => c.key === view.sortKey) ?? (COLS[1] as Col)).fields;
     for (const c of m.clusters) this.dirtyClusters.set(c.name, c);
-    for (const id of m.removed ?? []) {
-      const rv = this.rows.get(id);
-      if (!rv) continue;
-      this.rows.delete(id);
-      this.byTr.delete(rv.tr);
-      this.observer?.unobserve(rv.tr);
-      this.dirtyRows.delete(rv);
-      rv.tr.remove();
-      this.clusters.get(rv.row.cluster)?.rows.delete(rv);
-      this.refilter = true;
-    }
     for (const p of m.hosts) {
-      const rv = this.rows.get(p.id);
+      const rv = this.byIx[p.i];
       if (!rv) {
-        // A host this page never had in full: only a resync can say what it is.
+        // A row this page never had in full: only a resync can say what it is.
         this.resync();
         return;
       }
-      const { refilter, resort } = rv.patch(p, sortFields);
+      const { refilter, resort } = rv.patch(p, m.server_time_ms, sortFields);
       if (refilter) this.refilter = true;
       if (resort) {
         const cv = this.clusters.get(rv.row.cluster);
@@ -597,6 +624,17 @@ export class HomePage {
     this.schedule();
   }
 
+  /**
+   * The server's answer to `subscribe`. A refusal here means the full state could not be sent
+   * (the socket's queue was full): ask again a little later.
+   */
+  onAck(a: Ack): void {
+    if (a.ok) return;
+    window.setTimeout(() => {
+      if (!this.destroyed && this.conn.socket.connected) this.resync();
+    }, 2000);
+  }
+
   /** Asks for the full state again after a missed delta. */
   private resync(): void {
     this.resyncAt = performance.now();
@@ -604,7 +642,7 @@ export class HomePage {
     this.conn.socket.emit("subscribe", this.room, () => undefined);
   }
 
-  private add(r: HostRow): void {
+  private add(r: HostRow): RowView {
     const rv = new RowView(r);
     this.rows.set(r.id, rv);
     this.byTr.set(rv.tr, rv);
@@ -613,6 +651,7 @@ export class HomePage {
     cv.dirty = true;
     this.refilter = true;
     this.observer?.observe(rv.tr);
+    return rv;
   }
 
   private schedule(): void {
@@ -738,6 +777,7 @@ export class HomePage {
   }
 
   destroy(): void {
+    this.destroyed = true;
     this.observer?.disconnect();
     if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;
