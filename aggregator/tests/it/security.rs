@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::{
-    ADMIN_PASSWORD, Agent, Aggregator, Polling, TOKEN, VIEWER_PASSWORD, free_port, login, origin_of,
+    ADMIN_PASSWORD, Agent, Aggregator, Polling, TOKEN, VIEWER_PASSWORD, free_port, login,
+    origin_of, post_login,
 };
 
 const SELF_ONLY: &str = r#"{"monitor":{"mode":"app","poll_interval_ms":200}}"#;
@@ -107,19 +108,11 @@ async fn wrong_passwords_are_refused_then_throttled() {
         r#"{"server":{"auth":{"max_login_failures":3,"lockout_s":60}},"monitor":{"mode":"app","poll_interval_ms":200}}"#,
     )
     .await;
-    let origin = origin_of(&agg.base);
+    let base = agg.base.as_str();
     let try_login = |user: &'static str, pw: &'static str| {
         let c = anonymous();
-        let url = format!("{}/api/v1/login", agg.base);
-        let origin = origin.clone();
         async move {
-            let r = c
-                .post(url)
-                .header("origin", origin)
-                .json(&json!({"user": user, "password": pw}))
-                .send()
-                .await
-                .expect("login");
+            let r = post_login(&c, base, user, pw).await;
             let status = r.status().as_u16();
             let retry = r.headers().get("retry-after").is_some();
             (status, retry, r.text().await.unwrap_or_default())
@@ -707,13 +700,7 @@ async fn the_dashboard_serves_https_itself() {
         .cookie_store(true)
         .build()
         .expect("client");
-    let r = c
-        .post(format!("{base}/api/v1/login"))
-        .header("origin", &base)
-        .json(&json!({"user": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .expect("https login");
+    let r = post_login(&c, &base, "admin", ADMIN_PASSWORD).await;
     assert_eq!(r.status(), 200);
     let cookie = r.headers()["set-cookie"]
         .to_str()

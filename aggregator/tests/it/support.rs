@@ -45,16 +45,27 @@ pub async fn login(base: &str, user: &str, password: &str) -> reqwest::Client {
         .cookie_store(true)
         .build()
         .expect("client");
-    let origin = origin_of(base);
-    let r = client
+    let r = post_login(&client, base, user, password).await;
+    assert_eq!(r.status(), 200, "login as {user}: {:?}", r.text().await);
+    client
+}
+
+/// The login form's request, sent with `client` to `base` (the dashboard URL without the
+/// trailing slash): `POST /api/v1/login` from the dashboard's own origin. The answer is the
+/// caller's to check.
+pub async fn post_login(
+    client: &reqwest::Client,
+    base: &str,
+    user: &str,
+    password: &str,
+) -> reqwest::Response {
+    client
         .post(format!("{base}/api/v1/login"))
-        .header("origin", origin)
+        .header("origin", origin_of(base))
         .json(&serde_json::json!({"user": user, "password": password}))
         .send()
         .await
-        .expect("login request");
-    assert_eq!(r.status(), 200, "login as {user}: {:?}", r.text().await);
-    client
+        .expect("login request")
 }
 
 /// `http://host:port` of a URL.
