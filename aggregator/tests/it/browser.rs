@@ -131,6 +131,24 @@ async fn dashboard_under_a_path_prefix() {
     agg.shutdown().await;
 }
 
+/// Past 2,000 hosts the overview starts with its clusters folded (a browser lays out the whole
+/// table on every change); filtering finds a host and shows it live; an opened cluster stays
+/// open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_fleet_starts_folded() {
+    let a1 = Agent::start("127.0.0.11");
+    let agg = Aggregator::start(&fleet_config_after(2100, &[&a1], "/")).await;
+    agg.wait_row("lab:n1", Duration::from_secs(20), "up", |r| {
+        r["status"] == "up"
+    })
+    .await;
+    let url = format!("{}/", agg.base);
+    tokio::task::spawn_blocking(move || browser(&["large", &url, "lab:n1"]))
+        .await
+        .expect("large-fleet scenario");
+    agg.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agents_single_host_view() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -9,6 +9,7 @@
 //   node tests/browser.mjs transport  <url> <websocket|polling>
 //   node tests/browser.mjs screenshot <url> <outdir>
 //   node tests/browser.mjs login      <url> <user> <password>
+//   node tests/browser.mjs large      <url> <id>    (a fleet of more than 2,000 hosts)
 //
 // <url> is the page, e.g. http://127.0.0.1:8080/ or http://127.0.0.1:8080/smon/.
 // Exit status: 0 when the check passed, 1 when it failed (with what the page showed), 2 on
@@ -34,7 +35,8 @@ usage:
   browser.mjs status     <url> <id> <up|stale|down|pending>
   browser.mjs transport  <url> <websocket|polling>
   browser.mjs screenshot <url> <outdir>
-  browser.mjs login      <url> <user> <password>`);
+  browser.mjs login      <url> <user> <password>
+  browser.mjs large      <url> <id>`);
   process.exit(2);
 }
 
@@ -349,9 +351,39 @@ async function login(browser, url, user, password) {
   console.log(`ok login: wrong password refused, ${user} logged in and out`);
 }
 
+/**
+ * A large fleet (over 2,000 hosts) opens with its clusters folded and says so; filtering to a
+ * few hosts shows them (live); a cluster opened by a click stays open after a reload.
+ */
+async function large(browser, url, id) {
+  if (!id) usage("large: no host id given");
+  const page = await open(browser);
+  await goto(page, url);
+  await waitConnected(page);
+  await step(page, "waiting for the fold hint", () => page.waitForSelector(".fold-hint:not([hidden])", { state: "visible" }));
+  await step(page, `waiting for the row of ${id} with data-status="up" (folded: attached, not visible)`, () => page.waitForSelector(rowSel(id, "up"), { state: "attached" }));
+  if (await page.isVisible(rowSel(id))) throw new CheckFailed(`the row of ${id} is visible although its cluster should start folded\n${await describe(page)}`);
+  const name = id.split(":").pop();
+  await page.fill("input.search", name);
+  await step(page, `filtering on '${name}' shows the row`, () => page.waitForSelector(rowSel(id, "up"), { state: "visible" }));
+  const sample = () => page.getAttribute(rowSel(id), "data-sample-ms");
+  const before = await sample();
+  await step(page, "the shown row updates live", () => page.waitForFunction(([sel, b]) => document.querySelector(sel)?.getAttribute("data-sample-ms") !== b, [rowSel(id), before], { timeout: LIVE_MS }));
+  await page.fill("input.search", "");
+  await step(page, "clearing the filter folds it again", () => page.waitForSelector(rowSel(id), { state: "hidden" }));
+  const cluster = id.split(":")[0];
+  await page.click(`tbody.cluster-head[data-cluster=${JSON.stringify(cluster)}] button.cluster-toggle`);
+  await step(page, "opening its cluster shows the row", () => page.waitForSelector(rowSel(id), { state: "visible" }));
+  await page.reload({ waitUntil: "domcontentloaded" });
+  await waitConnected(page);
+  await step(page, "after a reload the opened cluster is still open", () => page.waitForSelector(rowSel(id, "up"), { state: "visible" }));
+  const opened = await page.locator("tbody.cluster-body:not([hidden])").count();
+  console.log(`ok: large: folded at first, '${name}' found by the filter and live, cluster ${cluster} opened and remembered (${opened} cluster(s) open)`);
+}
+
 // ------------------------------------------------------------------ main
 
-const COMMANDS = { home, host, status, transport, screenshot, login };
+const COMMANDS = { home, host, status, transport, screenshot, login, large };
 const [cmd, url, ...rest] = process.argv.slice(2);
 if (!cmd || !(cmd in COMMANDS)) usage(cmd ? `unknown subcommand '${cmd}'` : "no subcommand");
 if (!url) usage(`${cmd}: no url given`);

@@ -63,22 +63,45 @@ const view = {
   status: "all" as StatusFilter,
   sortKey: "name",
   sortDesc: false,
+  /** Clusters the user folded. */
   collapsed: new Set<string>(),
+  /** Clusters the user opened in a large fleet, where clusters start folded. */
+  expanded: new Set<string>(),
 };
 try {
-  const s = JSON.parse(localStorage.getItem("smon.home") ?? "{}") as { sortKey?: string; sortDesc?: boolean; collapsed?: string[] };
+  const s = JSON.parse(localStorage.getItem("smon.home") ?? "{}") as { sortKey?: string; sortDesc?: boolean; collapsed?: string[]; expanded?: string[] };
   if (s.sortKey && COLS.some((c) => c.key === s.sortKey)) view.sortKey = s.sortKey;
   if (typeof s.sortDesc === "boolean") view.sortDesc = s.sortDesc;
   if (Array.isArray(s.collapsed)) view.collapsed = new Set(s.collapsed);
+  if (Array.isArray(s.expanded)) view.expanded = new Set(s.expanded);
 } catch {
   /* defaults */
 }
 function saveView(): void {
   try {
-    localStorage.setItem("smon.home", JSON.stringify({ sortKey: view.sortKey, sortDesc: view.sortDesc, collapsed: [...view.collapsed] }));
+    localStorage.setItem("smon.home", JSON.stringify({ sortKey: view.sortKey, sortDesc: view.sortDesc, collapsed: [...view.collapsed], expanded: [...view.expanded] }));
   } catch {
     /* not remembered */
   }
+}
+
+/**
+ * Past this many hosts, clusters start folded: a browser lays out the whole table whenever a
+ * cell changes, and at 10,000 open rows that alone took most of the main thread (the page
+ * answered in 0.6 s or worse). A folded cluster still shows its summary; open it with a click,
+ * or type in the filter: matches open when there are at most `FILTER_OPENS_AT_MOST` of them.
+ */
+export const LARGE_FLEET = 2000;
+const FILTER_OPENS_AT_MOST = 500;
+
+/** Folding state of the page (set by `HomePage`): whether the fleet is large, and whether a
+ * filter narrows it to few enough rows to show them all. */
+const fold = { large: false, narrowed: false };
+
+/** Whether a cluster's rows are hidden. */
+function folded(name: string): boolean {
+  if (view.collapsed.has(name)) return true;
+  return fold.large && !fold.narrowed && !view.expanded.has(name);
 }
 
 /** What a changed field makes a row rewrite (bits of `RowView.dirty`). */
@@ -350,8 +373,13 @@ class ClusterView {
   ) {
     this.toggle = h("button", { type: "button", class: "cluster-toggle", "aria-expanded": "true" }, h("i", { class: "chevron", "aria-hidden": "true" }), h("span", { class: "cluster-name" }, name));
     this.toggle.addEventListener("click", () => {
-      if (view.collapsed.has(name)) view.collapsed.delete(name);
-      else view.collapsed.add(name);
+      if (folded(name)) {
+        view.collapsed.delete(name);
+        view.expanded.add(name);
+      } else {
+        view.collapsed.add(name);
+        view.expanded.delete(name);
+      }
       saveView();
       this.applyCollapsed();
       onToggle();
@@ -379,7 +407,7 @@ class ClusterView {
   }
 
   applyCollapsed(): void {
-    const c = view.collapsed.has(this.name);
+    const c = folded(this.name);
     setAttr(this.toggle, "aria-expanded", String(!c));
     show(this.body, !c);
   }
@@ -441,6 +469,8 @@ export class HomePage {
   private readonly byTr = new Map<Element, RowView>();
   private readonly clusters = new Map<string, ClusterView>();
   private readonly table: HTMLTableElement;
+  /** Says why clusters are folded in a large fleet. */
+  private readonly foldHint: HTMLElement;
   private readonly heads = new Map<string, HTMLTableCellElement>();
   private readonly statusButtons = new Map<StatusFilter, { btn: HTMLButtonElement; count: HTMLElement }>();
   private readonly empty: HTMLElement;
@@ -489,11 +519,13 @@ export class HomePage {
     }
     this.table = h("table", { class: "data hosts", id: "hosts" }, h("thead", null, headRow));
     this.empty = h("p", { class: "empty-state", hidden: true });
+    this.foldHint = h("p", { class: "fold-hint muted", hidden: true });
     this.loading = h("p", { class: "empty-state" }, "Waiting for the server…");
     this.el = h(
       "div",
       { class: "page home" },
       h("div", { class: "toolbar" }, search, seg),
+      this.foldHint,
       h("div", { class: "table-wrap hosts-wrap" }, this.table),
       this.empty,
       this.loading,
@@ -734,6 +766,7 @@ export class HomePage {
     const filtering = terms.length > 0 || view.status !== "all";
     const counts: Record<StatusFilter, number> = { all: 0, up: 0, stale: 0, down: 0 };
     let shownTotal = 0;
+    const shownBy = new Map<ClusterView, number>();
     for (const cv of this.clusters.values()) {
       let shown = 0;
       for (const rv of cv.rows) {
@@ -749,10 +782,18 @@ export class HomePage {
       }
       shownTotal += shown;
       cv.setShown(shown, filtering);
+      shownBy.set(cv, shown);
+    }
+    // A large fleet folds its clusters, unless the filter leaves few rows.
+    fold.large = this.rows.size > LARGE_FLEET;
+    fold.narrowed = filtering && shownTotal <= FILTER_OPENS_AT_MOST;
+    setText(this.foldHint, fold.large ? `${this.rows.size} hosts: clusters start folded. Open one, or filter to ${FILTER_OPENS_AT_MOST} hosts or fewer to see them all.` : "");
+    show(this.foldHint, fold.large && !fold.narrowed);
+    for (const [cv, shown] of shownBy) {
       const visible = !filtering || shown > 0;
       show(cv.head, visible);
-      const hidden = !visible || view.collapsed.has(cv.name);
-      if (cv.body.hidden !== hidden) cv.body.hidden = hidden;
+      cv.applyCollapsed();
+      if (!visible && !cv.body.hidden) cv.body.hidden = true;
     }
     for (const [k, b] of this.statusButtons) setText(b.count, String(counts[k]));
     if (this.loaded && this.rows.size === 0) {
