@@ -3,15 +3,18 @@
  * totals. Rows are DOM nodes keyed by host id.
  *
  * Live updates are cheap at a thousand hosts:
- * - `overview` (first subscribe, resync) gives every row; each `overview_delta` carries only the
- *   changed fields of the changed rows, and the new sparkline points to append. Deltas are
- *   numbered: after a gap (a volatile frame lost) the page resubscribes for the full state.
+ * - `overview` (first subscribe, resync) gives every row, in parts gathered in order; each
+ *   `overview_delta` carries only the changed fields of the changed rows (short keys, rows by
+ *   position; a new sample appends its CPU % to the sparkline). Deltas are numbered: after a gap
+ *   (a volatile frame lost) the page resubscribes for the full state.
  * - Frames update the rows' data at once, and the DOM in one `requestAnimationFrame`: a row
  *   writes only the cells whose fields changed, and only while it is on screen (an
  *   IntersectionObserver); a row that scrolls into view catches up then. The row attributes
  *   (`data-status`, `data-sample-ms`) are kept current on every row.
  * - Sorting moves the fewest rows (those off the longest run already in order); filtering
  *   re-checks only rows whose status or names changed.
+ * - Past `LARGE_FLEET` hosts clusters start folded (see there): the browser would otherwise lay
+ *   out the whole table on every change.
  */
 import type { Connection } from "../connection";
 import { h, setAttr, setClass, setText, setTitle, show } from "../dom";
