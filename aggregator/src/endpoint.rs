@@ -74,8 +74,13 @@ pub fn explain(text: String, target: &Target) -> String {
         {
             Some("the agent refused our client certificate: is it signed by the agent's client_ca?")
         }
-        Some(tls) if tls.identity.is_some() && t.contains("connection closed") => Some(
+        // With TLS 1.3 the client's side of the handshake ends before the agent checks the
+        // client certificate; its refusal then often reads as a closed or broken connection.
+        Some(tls) if tls.identity.is_some() && closed(&t) => Some(
             "the agent closed the connection after the handshake: it may have refused our client certificate (is it signed by the agent's client_ca?)",
+        ),
+        Some(tls) if tls.identity.is_none() && closed(&t) => Some(
+            "the agent closed the connection after the handshake: if it requires a client certificate (mutual TLS), set tls.cert and tls.key",
         ),
         Some(_) if t.contains("invalidcontenttype") || t.contains("corrupt message") => Some(
             "the agent does not speak TLS: remove tls for this host, or enable it on the agent",
@@ -85,5 +90,67 @@ pub fn explain(text: String, target: &Target) -> String {
     match hint {
         Some(h) => format!("{text} ({h})"),
         None => text,
+    }
+}
+
+/// Whether a (lowercase) error says the peer closed the connection.
+fn closed(t: &str) -> bool {
+    t.contains("connection closed")
+        || t.contains("broken pipe")
+        || t.contains("connection reset")
+        || t.contains("unexpected eof")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ClientTls;
+
+    fn target(tls: Option<ClientTls>) -> Target {
+        Target {
+            spec: smon_web::store::HostSpec {
+                cluster: "c".into(),
+                name: "n".into(),
+                address: "127.0.0.1:1".into(),
+                tags: vec![],
+            },
+            address: "127.0.0.1:1".into(),
+            token: None,
+            tls,
+        }
+    }
+
+    fn tls(mutual: bool) -> Option<ClientTls> {
+        Some(ClientTls {
+            ca: b"ca".to_vec(),
+            identity: mutual.then(|| (b"cert".to_vec(), b"key".to_vec())),
+            domain: None,
+        })
+    }
+
+    #[test]
+    fn a_closed_connection_after_the_handshake_points_at_the_client_certificate() {
+        // Both forms seen from the same agent without a client certificate (TLS 1.3: the
+        // refusal comes after the client finished its side of the handshake).
+        for e in [
+            "transport error: connection error: stream closed because of a broken pipe",
+            "transport error: received fatal alert: CertificateRequired",
+        ] {
+            let said = explain(e.into(), &target(tls(false)));
+            assert!(said.contains("requires a client certificate"), "{said}");
+        }
+        let said = explain(
+            "transport error: connection error: connection reset by peer".into(),
+            &target(tls(true)),
+        );
+        assert!(said.contains("refused our client certificate"), "{said}");
+        // Plaintext towards a TLS agent is another story.
+        let said = explain("broken pipe".into(), &target(None));
+        assert!(said.contains("may be serving TLS"), "{said}");
+        // Nothing to add to an error with no known cause.
+        assert_eq!(
+            explain("deadline has elapsed".into(), &target(tls(false))),
+            "deadline has elapsed"
+        );
     }
 }
