@@ -269,11 +269,11 @@ fn on_subscribe(
         Ok(Subscribe::Overview) => {
             s.join("overview");
             let full = w.store().overview(now_ms());
-            let mut sent = Ok(());
-            for part in full.into_parts() {
-                sent = sent.and_then(|()| s.emit("overview", &part));
-            }
-            match sent {
+            match full
+                .into_parts()
+                .iter()
+                .try_for_each(|part| s.emit("overview", part))
+            {
                 Ok(()) => Ack::ok(),
                 Err(e) => Ack::err(format!("the overview could not be sent: {e}")),
             }

@@ -186,31 +186,19 @@ impl Overview {
     pub fn into_parts(self) -> Vec<Overview> {
         let total = self.hosts.len();
         let rows = OVERVIEW_PART_ROWS.max(total.div_ceil(OVERVIEW_MAX_PARTS));
-        if total <= rows {
-            return vec![Overview {
-                offset: 0,
-                total,
-                ..self
-            }];
-        }
         let mut clusters = self.clusters;
         let mut hosts = self.hosts.into_iter();
-        let mut parts = Vec::with_capacity(total.div_ceil(rows));
-        let mut offset = 0;
-        while offset < total {
-            let part: Vec<HostRow> = hosts.by_ref().take(rows).collect();
-            let n = part.len();
-            parts.push(Overview {
+        // At least one part, so that an empty fleet still gets its (empty) state.
+        (0..total.div_ceil(rows).max(1))
+            .map(|k| Overview {
                 server_time_ms: self.server_time_ms,
                 seq: self.seq,
                 clusters: std::mem::take(&mut clusters),
-                offset,
+                offset: k * rows,
                 total,
-                hosts: part,
-            });
-            offset += n;
-        }
-        parts
+                hosts: hosts.by_ref().take(rows).collect(),
+            })
+            .collect()
     }
 }
 

@@ -380,6 +380,20 @@ fn aggregator_bin() -> &'static str {
     env!("CARGO_BIN_EXE_smon-aggregator")
 }
 
+/// The aggregator binary serving `cfg` (no self-supervision), stderr piped.
+fn spawn_aggregator(cfg: &Path) -> std::process::Child {
+    Command::new(aggregator_bin())
+        .args([
+            "--no-supervise".as_ref(),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("aggregator")
+}
+
 #[test]
 fn first_start_creates_admin_and_public_binding_needs_users() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -391,16 +405,7 @@ fn first_start_creates_admin_and_public_binding_needs_users() {
     let mut v: Value = serde_json::from_str(&template).expect("json");
     v["server"]["port"] = json!(port);
     std::fs::write(&cfg, v.to_string()).expect("config");
-    let mut child = Command::new(aggregator_bin())
-        .args([
-            "--no-supervise".as_ref(),
-            "--config".as_ref(),
-            cfg.as_os_str(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("aggregator");
+    let mut child = spawn_aggregator(&cfg);
     let users = dir.path().join("smon-users.json");
     let start = Instant::now();
     while !users.exists() {
@@ -743,16 +748,7 @@ fn run_as_drops_privileges_after_binding() {
             .to_string(),
     )
     .expect("config");
-    let mut child = Command::new(aggregator_bin())
-        .args([
-            "--no-supervise".as_ref(),
-            "--config".as_ref(),
-            cfg.as_os_str(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("aggregator");
+    let mut child = spawn_aggregator(&cfg);
     if !root {
         let out = child.wait_with_output().expect("output");
         assert!(!out.status.success());

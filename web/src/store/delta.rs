@@ -176,8 +176,9 @@ pub(super) fn diff(
     // whole story (no point, or several).
     let implied = new_sample
         && new_points == 1
-        && live.cpu_percent.is_some()
-        && live.spark.last() == live.cpu_percent.as_ref();
+        && live
+            .cpu_percent
+            .is_some_and(|c| live.spark.last() == Some(&c));
     if new_points > 0 || new_sample {
         if !implied {
             let k = new_points.min(live.spark.len());

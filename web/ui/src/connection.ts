@@ -202,7 +202,7 @@ export class Connection {
         // No answer in time. Going down: the reconnect resubscribes. Still up (a lost packet,
         // a stalled server): ask again, the page must not wait forever for its first state.
         console.warn("smon: no answer to subscribe", room);
-        if (this.socket.connected && SAME_ROOM(room, this.room)) this.subscribe();
+        if (this.socket.connected) this.subscribe();
         return;
       }
       if (!ack.ok) console.warn("smon: subscribe refused", room, ack.error);

@@ -94,7 +94,7 @@ function saveView(): void {
  * answered in 0.6 s or worse). A folded cluster still shows its summary; open it with a click,
  * or type in the filter: matches open when there are at most `FILTER_OPENS_AT_MOST` of them.
  */
-export const LARGE_FLEET = 2000;
+const LARGE_FLEET = 2000;
 const FILTER_OPENS_AT_MOST = 500;
 
 /** Folding state of the page (set by `HomePage`): whether the fleet is large, and whether a
@@ -384,7 +384,6 @@ class ClusterView {
         view.expanded.delete(name);
       }
       saveView();
-      this.applyCollapsed();
       onToggle();
     });
     const chip = (cls: string, title?: string) => h("span", { class: `chip ${cls}`.trim(), title: title ?? null });
@@ -409,10 +408,11 @@ class ClusterView {
     this.applyCollapsed();
   }
 
-  applyCollapsed(): void {
+  /** Folds or opens the rows; `filteredOut`: the filter matches none of them. */
+  applyCollapsed(filteredOut = false): void {
     const c = folded(this.name);
     setAttr(this.toggle, "aria-expanded", String(!c));
-    show(this.body, !c);
+    show(this.body, !c && !filteredOut);
   }
 
   setCluster(c: Cluster): void {
@@ -795,8 +795,7 @@ export class HomePage {
     for (const [cv, shown] of shownBy) {
       const visible = !filtering || shown > 0;
       show(cv.head, visible);
-      cv.applyCollapsed();
-      if (!visible && !cv.body.hidden) cv.body.hidden = true;
+      cv.applyCollapsed(!visible);
     }
     for (const [k, b] of this.statusButtons) setText(b.count, String(counts[k]));
     if (this.loaded && this.rows.size === 0) {
