@@ -9,8 +9,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(protos, ["."])?;
     tonic_prost_build::configure()
         // The messages double as the JSON shape of `smon-agent --once --json`: one definition
-        // of what a host reports.
-        .type_attribute(".smon.v1", "#[derive(serde::Serialize)]")
+        // of what a host reports. Deserialize: the typed REST client (smon-api) reads them back.
+        .type_attribute(
+            ".smon.v1",
+            "#[derive(serde::Serialize, serde::Deserialize)]",
+        )
         .compile_fds(fds)?;
     Ok(())
 }

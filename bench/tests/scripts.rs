@@ -20,7 +20,7 @@ use anyhow::{Context as _, bail, ensure};
 use rustix::process::{Pid, Signal, kill_process};
 use serde_json::Value;
 
-/// Simulated hosts: more than the 128 rows of one `overview` part (web/src/wire.rs), so the
+/// Simulated hosts: more than the 128 rows of one `overview` part (api/src/wire.rs), so the
 /// full state comes in two parts and `e2e-latency.mjs` must place rows by `offset`.
 const AGENTS: u64 = 200;
 /// Hosts per cluster, so that there are several clusters.

@@ -29,7 +29,7 @@ use crate::security::login::{self, Reader};
 use crate::security::net::Client;
 use crate::security::{Class, Principal, Security, layers};
 use crate::store::ClusterStore;
-use crate::wire::{Ack, Hello, Subscribe};
+use crate::wire::{Ack, Hello, HostDetail, Subscribe};
 
 /// Milliseconds since the Unix epoch, server clock.
 pub fn now_ms() -> u64 {
@@ -423,9 +423,11 @@ async fn host(
     if let Some(d) = detail.as_mut() {
         p.class().visibility(w.security.http.auth.viewer).apply(d);
     }
-    Ok(Json(
-        serde_json::json!({ "host": row, "info": info, "detail": detail }),
-    ))
+    Ok(Json(HostDetail {
+        host: row,
+        info,
+        detail,
+    }))
 }
 
 async fn events(

@@ -8,4 +8,4 @@ pub mod hub;
 pub mod metrics;
 pub mod security;
 pub mod store;
-pub mod wire;
+pub use smon_api::wire;

@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, extract::FromRequestParts};
 use serde::{Deserialize, Serialize};
+use smon_api::auth::{LoggedIn, Me, Role as ApiRole, UserEntry};
 use tower_sessions::Session;
 
 use crate::hub::{ApiError, Web, now_ms};
@@ -97,23 +98,8 @@ impl Throttle {
     }
 }
 
-/// `POST /api/v1/login` body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    /// User name.
-    pub user: String,
-    /// Password.
-    pub password: String,
-}
-
-impl std::fmt::Debug for LoginRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginRequest")
-            .field("user", &self.user)
-            .finish_non_exhaustive()
-    }
-}
+/// `POST /api/v1/login` body: one definition, in the wire crate.
+pub use smon_api::auth::LoginRequest;
 
 fn too_many(wait: Duration) -> Response {
     let secs = wait.as_secs().max(1);
@@ -202,7 +188,11 @@ pub async fn login(
         .into_response();
     }
     tracing::info!(user = %user.name, role = user.role.as_str(), client = %client.ip, "Login.");
-    Json(serde_json::json!({ "user": user.name, "role": user.role })).into_response()
+    Json(LoggedIn {
+        user: user.name,
+        role: user.role.into(),
+    })
+    .into_response()
 }
 
 /// `POST /api/v1/logout`: ends the session and closes its live sockets.
@@ -222,13 +212,17 @@ pub async fn logout(State(w): State<Arc<Web>>, session: Session) -> Response {
 pub async fn me(State(w): State<Arc<Web>>, p: Option<Extension<Principal>>) -> Response {
     let public = w.security.http.auth.public_read_only;
     match p.map(|e| e.0) {
-        Some(Principal::User { name, role, .. }) => Json(serde_json::json!({
-            "user": name, "role": role, "public_read_only": public
-        }))
+        Some(Principal::User { name, role, .. }) => Json(Me {
+            user: Some(name),
+            role: role.into(),
+            public_read_only: public,
+        })
         .into_response(),
-        Some(Principal::Anonymous) => Json(serde_json::json!({
-            "user": null, "role": "public", "public_read_only": public
-        }))
+        Some(Principal::Anonymous) => Json(Me {
+            user: None,
+            role: ApiRole::Public,
+            public_read_only: public,
+        })
         .into_response(),
         None => ApiError::new(StatusCode::UNAUTHORIZED, "login required".into()).into_response(),
     }
@@ -279,7 +273,10 @@ pub async fn users(State(w): State<Arc<Web>>, _: Admin) -> Response {
         .security
         .users
         .values()
-        .map(|u| serde_json::json!({ "name": u.name, "role": u.role }))
+        .map(|u| UserEntry {
+            name: u.name.clone(),
+            role: u.role.into(),
+        })
         .collect();
     Json(list).into_response()
 }

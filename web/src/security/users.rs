@@ -18,6 +18,15 @@ pub enum Role {
     Admin,
 }
 
+impl From<Role> for smon_api::auth::Role {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Viewer => Self::Viewer,
+            Role::Admin => Self::Admin,
+        }
+    }
+}
+
 impl Role {
     /// Parses `viewer` or `admin`.
     pub fn parse(s: &str) -> Option<Self> {

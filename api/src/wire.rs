@@ -329,7 +329,7 @@ pub struct History {
 }
 
 /// A host page's full state (on subscribe).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostFull {
     /// Server clock.
     pub server_time_ms: u64,
@@ -341,6 +341,18 @@ pub struct HostFull {
     pub detail: Option<Snapshot>,
     /// Chart data.
     pub history: History,
+}
+
+/// `GET /api/v1/hosts/{id}`: one host's row, static facts and latest sample (the detail a
+/// page shows, filtered by the caller's role as on the page).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostDetail {
+    /// The row.
+    pub host: HostRow,
+    /// Static facts.
+    pub info: Option<HostInfo>,
+    /// The latest sample.
+    pub detail: Option<Snapshot>,
 }
 
 /// A host page's update.

@@ -1,0 +1,18 @@
+//! smon-api: what crosses the wire between an smon server (the aggregator, or the agent's
+//! single-host view) and its HTTP clients, without any server code.
+//!
+//! - [`wire`]: the JSON of the REST API and of the Socket.IO events (`web/PROTOCOL.md`). The
+//!   server (`smon-web`) serialises these very types, so a client built on this crate reads
+//!   exactly what is sent.
+//! - [`auth`]: the login, `me` and user-list bodies.
+//! - [`client`]: a small typed REST client (login with a session cookie, the read routes), for
+//!   the CLI and for tests.
+//!
+//! It must not depend on axum, socketioxide or the embedded UI: a CLI or a test pulls in serde,
+//! the generated protobuf messages and an HTTP client, nothing more.
+
+pub mod auth;
+pub mod client;
+pub mod wire;
+
+pub use client::{Client, ClientError};
