@@ -7,7 +7,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={p}");
     }
     let fds = protox::compile(protos, ["."])?;
+    // The service's client and server only with the `grpc` feature: smon-api takes the
+    // messages alone.
+    let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
     tonic_prost_build::configure()
+        .build_client(grpc)
+        .build_server(grpc)
         // The messages double as the JSON shape of `smon-agent --once --json`: one definition
         // of what a host reports. Deserialize: the typed REST client (smon-api) reads them back.
         .type_attribute(

@@ -5,7 +5,7 @@
 /// Version 1 of the contract (`package smon.v1`).
 pub mod v1 {
     #![allow(missing_docs, clippy::all, clippy::pedantic)]
-    tonic::include_proto!("smon.v1");
+    include!(concat!(env!("OUT_DIR"), "/smon.v1.rs"));
 }
 
 pub use v1::*;
