@@ -235,7 +235,7 @@ fn the_packaged_configs_are_the_examples_run_by_systemd() {
     };
     let s = smon_agent::config::load_file(&repo().join("deploy/debian/config_node.json"), &env)
         .expect("the packaged config_node.json is valid");
-    assert_eq!(s.manager, smon_agent::config::ManagerMode::Systemd);
+    assert_eq!(s.manager, smon_runtime::config::ManagerMode::Systemd);
 }
 
 #[test]
