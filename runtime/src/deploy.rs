@@ -365,7 +365,10 @@ mod tests {
         p.config = Path::new("/etc/smon/config_other.json");
         let t = render_supervisor_program(&p).expect("renders");
         assert!(t.contains("[program:smon-other]"), "{t}");
-        assert!(t.starts_with("; Supervisor program for smon-other (another daemon)"), "{t}");
+        assert!(
+            t.starts_with("; Supervisor program for smon-other (another daemon)"),
+            "{t}"
+        );
         assert_eq!(
             get(&t, "stderr_logfile").as_deref(),
             Some("/var/log/smon/smon-other.err.log")

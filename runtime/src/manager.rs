@@ -356,25 +356,26 @@ mod tests {
         let s2 = stop.clone();
         let task = tokio::spawn(async move {
             supervise(
-            "sh".into(),
-            vec!["-c".into(), "sleep 30".into()],
-            ManagerSettings {
-                max_restarts: 10,
-                ..fast()
-            },
-            move || {
-                let n = p.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if n < 3 {
-                        Err(Unhealthy::from("frozen"))
-                    } else {
-                        Ok(())
+                "sh".into(),
+                vec!["-c".into(), "sleep 30".into()],
+                ManagerSettings {
+                    max_restarts: 10,
+                    ..fast()
+                },
+                move || {
+                    let n = p.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        if n < 3 {
+                            Err(Unhealthy::from("frozen"))
+                        } else {
+                            Ok(())
+                        }
                     }
-                }
-            },
-            &Notify::new(),
-            s2,
-        ).await
+                },
+                &Notify::new(),
+                s2,
+            )
+            .await
         });
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert!(

@@ -111,10 +111,7 @@ pub fn run<D: Daemon>(
         return ExitCode::SUCCESS;
     }
     // Logging starts once the config (with its `log` block) is known; RUST_LOG still wins.
-    daemon::init_logging(
-        args.json_logs().unwrap_or(d.log().json),
-        &d.log().filter,
-    );
+    daemon::init_logging(args.json_logs().unwrap_or(d.log().json), &d.log().filter);
     if let Some(r) = d.oneshot() {
         return exit(name, r.map_err(Into::into));
     }

@@ -154,4 +154,3 @@ pub enum ManagerMode {
     /// systemd runs it.
     Systemd,
 }
-

@@ -213,6 +213,10 @@ mod tests {
         assert_eq!(errs.len(), 2);
         assert_eq!(errs[0].field, "x.key");
         assert_eq!(errs[0].problem, "is not a PEM file (no -----BEGIN line)");
-        assert!(errs[1].problem.starts_with("cannot be read: "), "{:?}", errs[1]);
+        assert!(
+            errs[1].problem.starts_with("cannot be read: "),
+            "{:?}",
+            errs[1]
+        );
     }
 }

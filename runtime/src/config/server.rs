@@ -214,8 +214,7 @@ mod tests {
             Some("127.0.0.1:8081".parse().expect("addr"))
         );
         assert_eq!(s.trusted_proxies, default_trusted_proxies());
-        let s: ServerConfig =
-            serde_json::from_str(r#"{"host":"::","port":9000}"#).expect("block");
+        let s: ServerConfig = serde_json::from_str(r#"{"host":"::","port":9000}"#).expect("block");
         assert_eq!(
             s.listen(8081, &mut errs),
             Some("[::]:9000".parse().expect("addr"))
@@ -228,7 +227,10 @@ mod tests {
         let s: ServerConfig = serde_json::from_str(r#"{"host":"localhost"}"#).expect("block");
         let mut errs = Vec::new();
         assert_eq!(s.listen(8080, &mut errs), None);
-        assert_eq!(errs[0].to_string(), "server.host: 'localhost' is not an IP address");
+        assert_eq!(
+            errs[0].to_string(),
+            "server.host: 'localhost' is not an IP address"
+        );
     }
 
     #[test]
@@ -236,8 +238,7 @@ mod tests {
         assert!(serde_json::from_str::<ServerConfig>(r#"{"prot":1}"#).is_err());
         assert!(serde_json::from_str::<ServerConfig>(r#"{"auth":{"user":[]}}"#).is_err());
         assert!(
-            serde_json::from_str::<ServerConfig>(r#"{"auth":{"users":[{"name":"a"}]}}"#)
-                .is_err()
+            serde_json::from_str::<ServerConfig>(r#"{"auth":{"users":[{"name":"a"}]}}"#).is_err()
         );
     }
 }
