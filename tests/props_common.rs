@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use serde_json::{Map, Value};
-use smon_agent::config::ConfigError;
+use smon_runtime::config::ConfigError;
 
 /// Cases per property: `PROPTEST_CASES`, 256 when unset.
 pub fn config() -> ProptestConfig {

@@ -4,6 +4,12 @@
 //! The JSON keeps the shape users of the older Python System Monitor know: `server`, `manager`
 //! and `monitor` blocks. Loading turns the raw file into [`Settings`], the typed, checked values
 //! the agent runs on; nothing downstream re-validates.
+//!
+//! Loading is pure: it reads the files the config names but writes none. A missing
+//! `monitor.token_file` gets a fresh random token in memory, and [`Settings::create_token_file`]
+//! writes it when the agent starts (never on `--check-config` or `--once`).
+//!
+//! The `server`, `manager` and `log` blocks are smon-runtime's, shared with the aggregator.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -12,8 +18,17 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::manager::ManagerSettings;
 use serde::Deserialize;
+use smon_runtime::config::{
+    FieldError, LogConfig, LogSettings, ManagerConfig, ManagerMode, ServerConfig, read_pem,
+};
+use smon_runtime::manager::ManagerSettings;
+use smon_runtime::net::CidrList;
+
+pub use smon_runtime::config::{ConfigError, parse_json};
+
+/// The web view's port when `server.port` is not set.
+pub const DEFAULT_HTTP_PORT: u16 = 8081;
 
 /// The example config shipped in the repository, used when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config_node.json");
@@ -34,7 +49,7 @@ const MAX_FAKE_GPUS: u32 = 16;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
-    /// HTTP side: the single-host web view.
+    /// HTTP side: the single-host web view, and `run_as`.
     #[serde(default)]
     pub server: ServerConfig,
     /// Who keeps the agent alive.
@@ -45,335 +60,6 @@ pub struct NodeConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
-}
-
-/// The `log` block (both daemons).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogConfig {
-    /// Level or filter, e.g. `info`, `debug`, `smon_aggregator=debug,info`. `RUST_LOG` wins.
-    #[serde(default = "default_log_level")]
-    pub level: String,
-    /// `human` or `json`. The `--log-format` flag wins.
-    #[serde(default = "default_log_format")]
-    pub format: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self {
-            level: default_log_level(),
-            format: default_log_format(),
-        }
-    }
-}
-
-fn default_log_level() -> String {
-    "info".to_owned()
-}
-
-fn default_log_format() -> String {
-    "human".to_owned()
-}
-
-/// Validated logging settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogSettings {
-    /// The filter (`RUST_LOG` syntax).
-    pub filter: String,
-    /// JSON lines instead of text.
-    pub json: bool,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        Self {
-            filter: default_log_level(),
-            json: false,
-        }
-    }
-}
-
-impl LogConfig {
-    /// Checks the block; records problems.
-    pub fn check(&self, errs: &mut Vec<FieldError>) -> Option<LogSettings> {
-        let mut ok = true;
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.level) {
-            errs.push(FieldError {
-                field: "log.level".into(),
-                value: self.level.clone(),
-                problem: format!("is not a log level or filter: {e}"),
-            });
-            ok = false;
-        }
-        let json = match self.format.as_str() {
-            "human" => false,
-            "json" => true,
-            other => {
-                errs.push(FieldError {
-                    field: "log.format".into(),
-                    value: other.into(),
-                    problem: "is not one of human, json".into(),
-                });
-                ok = false;
-                false
-            }
-        };
-        ok.then(|| LogSettings {
-            filter: self.level.clone(),
-            json,
-        })
-    }
-}
-
-/// The `server` block.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerConfig {
-    /// Address the HTTP server listens on.
-    #[serde(default = "default_http_host")]
-    pub host: String,
-    /// Port the HTTP server listens on.
-    #[serde(default = "default_http_port")]
-    pub port: u16,
-    /// True when nginx (or another reverse proxy) fronts the server.
-    #[serde(default)]
-    pub behind_proxy: bool,
-    /// Serve the single-host web view (the dashboard for this host alone).
-    #[serde(default)]
-    pub web: bool,
-    /// Path prefix of the web view when the proxy does not strip it, e.g. `/smon`.
-    #[serde(default = "default_base_path")]
-    pub base_path: String,
-    /// Who may reach the web view (CIDR ranges; empty: anyone, the login still applies).
-    #[serde(default)]
-    pub allow_from: Vec<String>,
-    /// Proxies whose `X-Forwarded-For`/`-Proto`/`-Host` are believed (with `behind_proxy`).
-    #[serde(default = "smon_web::security::config::default_trusted_proxies")]
-    pub trusted_proxies: Vec<String>,
-    /// Who may read `/metrics` without logging in.
-    #[serde(default = "smon_web::security::config::default_metrics_allow_from")]
-    pub metrics_allow_from: Vec<String>,
-    /// HTTPS on the web view's listener itself (certificate and key, PEM).
-    #[serde(default)]
-    pub tls: Option<smon_web::security::TlsFiles>,
-    /// Started as root: switch to this user (and its group) once the listeners are bound.
-    #[serde(default)]
-    pub run_as: Option<String>,
-    /// Users and sessions of the web view.
-    #[serde(default)]
-    pub auth: smon_web::security::AuthConfig,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            host: default_http_host(),
-            port: default_http_port(),
-            behind_proxy: false,
-            web: false,
-            base_path: default_base_path(),
-            allow_from: Vec::new(),
-            trusted_proxies: smon_web::security::config::default_trusted_proxies(),
-            metrics_allow_from: smon_web::security::config::default_metrics_allow_from(),
-            tls: None,
-            run_as: None,
-            auth: smon_web::security::AuthConfig::default(),
-        }
-    }
-}
-
-impl ServerConfig {
-    /// The security fields, for [`smon_web::security::config::check`].
-    pub fn security_input(&self) -> smon_web::security::config::Input<'_> {
-        smon_web::security::config::Input {
-            behind_proxy: self.behind_proxy,
-            allow_from: &self.allow_from,
-            trusted_proxies: &self.trusted_proxies,
-            metrics_allow_from: &self.metrics_allow_from,
-            tls: self.tls.as_ref(),
-            auth: &self.auth,
-        }
-    }
-}
-
-/// Checks the security fields of a `server` block into `errs`.
-pub fn check_http_security(
-    input: smon_web::security::config::Input<'_>,
-    base: &Path,
-    default_users_file: &str,
-    errs: &mut Vec<FieldError>,
-) -> smon_web::security::HttpSecurity {
-    let mut problems = Vec::new();
-    let sec = smon_web::security::config::check(input, base, default_users_file, &mut problems);
-    errs.extend(problems.into_iter().map(|p| FieldError {
-        field: p.field,
-        value: p.value,
-        problem: p.problem,
-    }));
-    sec
-}
-
-/// Checks `run_as`: a user that exists on this machine.
-pub fn check_run_as(run_as: Option<&String>, errs: &mut Vec<FieldError>) -> Option<String> {
-    let name = run_as?;
-    if crate::daemon::user_exists(name) {
-        Some(name.clone())
-    } else {
-        errs.push(FieldError {
-            field: "server.run_as".into(),
-            value: name.clone(),
-            problem: "is not a user on this machine".into(),
-        });
-        None
-    }
-}
-
-fn default_base_path() -> String {
-    "/".to_owned()
-}
-
-fn default_http_host() -> String {
-    "127.0.0.1".to_owned()
-}
-
-fn default_http_port() -> u16 {
-    8081
-}
-
-/// The `manager` block.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ManagerConfig {
-    /// `self` (the binary keeps itself alive), `supervisor` or `systemd`.
-    #[serde(default = "default_manager_mode")]
-    pub mode: String,
-    /// Mode `self`: milliseconds between health probes of the server.
-    #[serde(default = "default_probe_interval_ms")]
-    pub probe_interval_ms: u64,
-    /// Mode `self`: failed probes in a row before the server is restarted.
-    #[serde(default = "default_probe_failures")]
-    pub probe_failures: u32,
-    /// Mode `self`: milliseconds a new server may take to start before probes count.
-    #[serde(default = "default_startup_grace_ms")]
-    pub startup_grace_ms: u64,
-    /// Mode `self`: more restarts than this within `restart_window_s` is a crash loop, and the
-    /// manager gives up (exit status 1) so that an outer supervisor or a person takes over.
-    #[serde(default = "default_max_restarts")]
-    pub max_restarts: u32,
-    /// Mode `self`: see `max_restarts`.
-    #[serde(default = "default_restart_window_s")]
-    pub restart_window_s: u64,
-}
-
-impl Default for ManagerConfig {
-    fn default() -> Self {
-        Self {
-            mode: default_manager_mode(),
-            probe_interval_ms: default_probe_interval_ms(),
-            probe_failures: default_probe_failures(),
-            startup_grace_ms: default_startup_grace_ms(),
-            max_restarts: default_max_restarts(),
-            restart_window_s: default_restart_window_s(),
-        }
-    }
-}
-
-fn default_probe_interval_ms() -> u64 {
-    5000
-}
-fn default_probe_failures() -> u32 {
-    3
-}
-fn default_startup_grace_ms() -> u64 {
-    10_000
-}
-fn default_max_restarts() -> u32 {
-    5
-}
-fn default_restart_window_s() -> u64 {
-    60
-}
-
-impl ManagerConfig {
-    /// Checks the block; returns the mode and the `self` mode's settings, or records problems.
-    pub fn check(&self, errs: &mut Vec<FieldError>) -> Option<(ManagerMode, ManagerSettings)> {
-        let before = errs.len();
-        let mut bad = |field: &str, value: &dyn fmt::Display, problem: &str| {
-            errs.push(FieldError {
-                field: field.to_owned(),
-                value: value.to_string(),
-                problem: problem.to_owned(),
-            });
-        };
-        let mode = match self.mode.as_str() {
-            "self" => Some(ManagerMode::SelfManaged),
-            "supervisor" => Some(ManagerMode::Supervisor),
-            "systemd" => Some(ManagerMode::Systemd),
-            other => {
-                bad(
-                    "manager.mode",
-                    &other,
-                    "is not one of self, supervisor, systemd",
-                );
-                None
-            }
-        };
-        if !(200..=600_000).contains(&self.probe_interval_ms) {
-            bad(
-                "manager.probe_interval_ms",
-                &self.probe_interval_ms,
-                "must be between 200 and 600000",
-            );
-        }
-        if !(1..=100).contains(&self.probe_failures) {
-            bad(
-                "manager.probe_failures",
-                &self.probe_failures,
-                "must be between 1 and 100",
-            );
-        }
-        if self.startup_grace_ms > 600_000 {
-            bad(
-                "manager.startup_grace_ms",
-                &self.startup_grace_ms,
-                "must be at most 600000",
-            );
-        }
-        if !(1..=1000).contains(&self.max_restarts) {
-            bad(
-                "manager.max_restarts",
-                &self.max_restarts,
-                "must be between 1 and 1000",
-            );
-        }
-        if !(1..=86_400).contains(&self.restart_window_s) {
-            bad(
-                "manager.restart_window_s",
-                &self.restart_window_s,
-                "must be between 1 and 86400",
-            );
-        }
-        if errs.len() > before {
-            return None;
-        }
-        mode.map(|m| {
-            (
-                m,
-                ManagerSettings {
-                    probe_interval: Duration::from_millis(self.probe_interval_ms),
-                    probe_failures: self.probe_failures,
-                    startup_grace: Duration::from_millis(self.startup_grace_ms),
-                    max_restarts: self.max_restarts,
-                    restart_window: Duration::from_secs(self.restart_window_s),
-                },
-            )
-        })
-    }
-}
-
-fn default_manager_mode() -> String {
-    "self".to_owned()
 }
 
 /// The `monitor` block.
@@ -394,8 +80,8 @@ pub struct MonitorConfig {
     /// The bearer token inline. Prefer `token_file` or the `SMON_TOKEN` environment variable.
     #[serde(default)]
     pub token: Option<String>,
-    /// File holding the bearer token; created with a random token (mode 0600) when missing.
-    /// Relative paths are relative to the config file's directory.
+    /// File holding the bearer token; created with a random token (mode 0600) when the agent
+    /// starts and it is missing. Relative paths are relative to the config file's directory.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
     /// GPU source: `auto` (NVML when present), `off`, or `fake` (a demo source).
@@ -456,39 +142,6 @@ impl fmt::Debug for GrpcTls {
     }
 }
 
-/// Reads a PEM file named in the config, or says why not into `errs`.
-pub fn read_pem(
-    base: &Path,
-    field: &str,
-    path: &str,
-    errs: &mut Vec<FieldError>,
-) -> Option<Vec<u8>> {
-    let p = if Path::new(path).is_absolute() {
-        PathBuf::from(path)
-    } else {
-        base.join(path)
-    };
-    match std::fs::read(&p) {
-        Ok(b) if String::from_utf8_lossy(&b).contains("-----BEGIN ") => Some(b),
-        Ok(_) => {
-            errs.push(FieldError {
-                field: field.into(),
-                value: p.display().to_string(),
-                problem: "is not a PEM file (no -----BEGIN line)".into(),
-            });
-            None
-        }
-        Err(e) => {
-            errs.push(FieldError {
-                field: field.into(),
-                value: p.display().to_string(),
-                problem: format!("cannot be read: {e}"),
-            });
-            None
-        }
-    }
-}
-
 fn default_interval_ms() -> u64 {
     1000
 }
@@ -543,17 +196,6 @@ impl Default for NetworkFilterConfig {
 
 fn default_exclude_interfaces() -> Vec<String> {
     vec!["lo".to_owned()]
-}
-
-/// Who keeps the process alive (acted on by the manager; parsed and validated now).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ManagerMode {
-    /// The binary supervises itself.
-    SelfManaged,
-    /// Supervisor (`supervisord`) runs it.
-    Supervisor,
-    /// systemd runs it.
-    Systemd,
 }
 
 /// Where GPU data comes from.
@@ -622,26 +264,24 @@ impl NetworkFilter {
 pub struct Settings {
     /// Where the settings came from (a path or the embedded default), for messages.
     pub source: String,
-    /// HTTP listen address of the web view, when it is enabled.
-    pub web: Option<SocketAddr>,
-    /// Path prefix of the web view (`""` or `/prefix`).
-    pub base_path: String,
-    /// True when behind a reverse proxy.
-    pub behind_proxy: bool,
+    /// The single-host web view, when enabled.
+    #[cfg(feature = "web")]
+    pub web: Option<WebView>,
     /// Who keeps the process alive.
     pub manager: ManagerMode,
     /// How mode `self` supervises.
     pub manager_settings: ManagerSettings,
     /// Logging.
     pub log: LogSettings,
-    /// Things to tell the operator once logging is up (e.g. a token file was created).
-    pub notices: Vec<String>,
     /// Sampling interval.
     pub interval: Duration,
     /// gRPC listen address.
     pub grpc_listen: SocketAddr,
     /// gRPC authentication.
     pub auth: Auth,
+    /// `monitor.token_file` did not exist at load: [`Settings::create_token_file`] writes the
+    /// token of `auth` there at start-up.
+    pub token_file_to_create: Option<PathBuf>,
     /// GPU source.
     pub gpu: GpuMode,
     /// Extra redaction patterns, compiled.
@@ -650,96 +290,76 @@ pub struct Settings {
     pub disks: DiskFilter,
     /// Network filters.
     pub network: NetworkFilter,
-    /// The web view's security (users, sessions, allow-lists).
-    pub http: smon_web::security::HttpSecurity,
     /// Switch to this user after binding.
     pub run_as: Option<String>,
     /// TLS of the gRPC listener.
     pub grpc_tls: Option<GrpcTls>,
     /// Who may call the gRPC API (empty: anyone).
-    pub grpc_allow: smon_web::security::net::CidrList,
+    pub grpc_allow: CidrList,
 }
 
-/// One invalid field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// Dotted path of the field, e.g. `monitor.interval_ms`.
-    pub field: String,
-    /// The offending value as written (or `<hidden>` for secrets).
-    pub value: String,
-    /// What is wrong with it.
-    pub problem: String,
+/// The single-host web view's settings, checked.
+#[cfg(feature = "web")]
+#[derive(Debug, Clone)]
+pub struct WebView {
+    /// HTTP listen address.
+    pub listen: SocketAddr,
+    /// Path prefix (`""` or `/prefix`).
+    pub base_path: String,
+    /// Users, sessions, allow-lists, HTTPS.
+    pub http: smon_web::security::HttpSecurity,
 }
 
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: '{}' {}",
-            printable(&self.field),
-            printable(&self.value),
-            printable(&self.problem)
-        )
-    }
-}
-
-/// `s` with control characters and bidirectional overrides written as `\u{..}`, so text from a
-/// config cannot forge lines or drive the terminal when an error repeats it.
-pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
-    let bad = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
-    if !s.chars().any(bad) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    std::borrow::Cow::Owned(
-        s.chars()
-            .map(|c| {
-                if bad(c) {
-                    format!("\\u{{{:x}}}", c as u32)
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
-}
-
-/// Why a config could not be loaded.
+/// The token file could not be created at start-up.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{file}: cannot read the file: {source}")]
-    Read {
-        /// The config file.
-        file: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not valid JSON of the expected shape (including unknown keys).
-    #[error("{file}: {field}: {message}")]
-    Parse {
-        /// The config file.
-        file: String,
-        /// Dotted path of the field where parsing stopped (`.` for the top level).
-        field: String,
-        /// The parser's message, with line and column.
-        message: String,
-    },
-    /// The file parsed, but some values are invalid: all of them are listed.
-    #[error("{}", render_invalid(.file, .errors))]
-    Invalid {
-        /// The config file.
-        file: String,
-        /// Every invalid field.
-        errors: Vec<FieldError>,
-    },
+#[error("monitor.token_file: cannot create {}: {source}", path.display())]
+pub struct TokenFileError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
 }
 
-fn render_invalid(file: &str, errors: &[FieldError]) -> String {
-    let lines: Vec<String> = errors.iter().map(|e| format!("{file}: {e}")).collect();
-    lines.join("\n")
+impl Settings {
+    /// Writes the token file that was missing at load (owner-only), with the token in `auth`.
+    /// When another process created it meanwhile (the self manager's child, or a second
+    /// start), its token is used instead. A no-op when nothing is to be created.
+    pub fn create_token_file(&mut self) -> Result<(), TokenFileError> {
+        let Some(path) = self.token_file_to_create.take() else {
+            return Ok(());
+        };
+        let Auth::Token(token) = &self.auth else {
+            return Ok(());
+        };
+        let err = |source| TokenFileError {
+            path: path.clone(),
+            source,
+        };
+        match write_new_token_file(&path, token) {
+            Ok(()) => {
+                tracing::info!(
+                    file = %path.display(),
+                    "Created a new random gRPC token (mode 0600); give it to the aggregator."
+                );
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let t = std::fs::read_to_string(&path).map_err(err)?;
+                let t = t.trim();
+                if t.len() < MIN_TOKEN_LEN || t.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "it appeared while starting, and holds no valid token",
+                    )));
+                }
+                self.auth = Auth::Token(t.to_owned());
+                Ok(())
+            }
+            Err(e) => Err(err(e)),
+        }
+    }
 }
 
 /// Where a token may come from besides the config, injected so tests need not touch the
@@ -776,36 +396,17 @@ pub fn load_embedded(env: &Env) -> Result<Settings, ConfigError> {
     load_str(EMBEDDED_DEFAULT, EMBEDDED_NAME, Path::new(""), env)
 }
 
-/// Parses config JSON into `T`, naming the file and the field where parsing stopped (unknown
-/// keys included). Shared by both daemons' configs.
-pub fn parse_json<T: serde::de::DeserializeOwned>(
-    text: &str,
-    file: &str,
-) -> Result<T, ConfigError> {
-    let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        // serde_path_to_error writes `?` for a position it cannot name (a syntax error).
-        let path = e.path().to_string();
-        let field = match path.trim_end_matches(".?") {
-            "?" | "" => ".".to_owned(),
-            p => p.to_owned(),
-        };
-        ConfigError::Parse {
-            file: file.to_owned(),
-            field: printable(&field).into_owned(),
-            message: printable(&e.into_inner().to_string()).into_owned(),
-        }
-    })
-}
-
 /// Parses and validates config text. `file` names it in errors; `base` resolves relative paths.
 pub fn load_str(text: &str, file: &str, base: &Path, env: &Env) -> Result<Settings, ConfigError> {
     let raw: NodeConfig = parse_json(text, file)?;
-    raw.validate(base, env)
+    let mut s = raw
+        .validate(base, env)
         .map_err(|errors| ConfigError::Invalid {
             file: file.to_owned(),
             errors,
-        })
+        })?;
+    s.source = file.to_owned();
+    Ok(s)
 }
 
 impl NodeConfig {
@@ -814,7 +415,8 @@ impl NodeConfig {
         let mut errs = Vec::new();
         let manager = self.manager.check(&mut errs);
         let log = self.log.check(&mut errs);
-        let mut notices = Vec::new();
+        // Checked in every build: a lean agent still refuses a bad address.
+        let http_listen = self.server.listen(DEFAULT_HTTP_PORT, &mut errs);
         let mut bad = |field: &str, value: &dyn fmt::Display, problem: &str| {
             errs.push(FieldError {
                 field: field.to_owned(),
@@ -822,18 +424,20 @@ impl NodeConfig {
                 problem: problem.to_owned(),
             });
         };
-
-        let http_listen = match self.server.host.parse::<std::net::IpAddr>() {
-            Ok(ip) => Some(SocketAddr::new(ip, self.server.port)),
-            Err(_) => {
-                bad("server.host", &self.server.host, "is not an IP address");
-                None
+        #[cfg(feature = "web")]
+        {
+            let bp = &self.server.base_path;
+            if !smon_web::hub::valid_base_path(bp) {
+                bad("server.base_path", bp, "must be a path like / or /smon");
             }
-        };
-
-        let bp = &self.server.base_path;
-        if !smon_web::hub::valid_base_path(bp) {
-            bad("server.base_path", bp, "must be a path like / or /smon");
+        }
+        #[cfg(not(feature = "web"))]
+        if self.server.web == Some(true) {
+            bad(
+                "server.web",
+                &"true",
+                "needs the single-host web view, and this smon-agent was built without it (cargo feature `web`); set it to false",
+            );
         }
 
         let m = &self.monitor;
@@ -869,6 +473,7 @@ impl NodeConfig {
             }
         };
 
+        let mut token_file_to_create = None;
         let auth = match m.auth.as_str() {
             "none" => {
                 if m.token.is_some() || m.token_file.is_some() {
@@ -901,7 +506,13 @@ impl NodeConfig {
                         "cannot be combined with monitor.token; set one",
                     );
                 }
-                match resolve_token(m, base, env, &mut notices) {
+                let (resolved, to_create) = match resolve_token(m, base, env) {
+                    Ok(Token::Found(t)) => (Ok(t), None),
+                    Ok(Token::Missing(path)) => (Ok(random_token()), Some(path)),
+                    Err(e) => (Err(e), None),
+                };
+                token_file_to_create = to_create;
+                match resolved {
                     Ok(t) if t.len() < MIN_TOKEN_LEN => {
                         bad(
                             token_field(m, env),
@@ -1013,13 +624,14 @@ impl NodeConfig {
             }
         }
 
-        let http = check_http_security(
-            self.server.security_input(),
+        #[cfg(feature = "web")]
+        let http = smon_web::security::config::check_server(
+            &self.server,
             base,
             "smon-agent-users.json",
             &mut errs,
         );
-        let run_as = check_run_as(self.server.run_as.as_ref(), &mut errs);
+        let run_as = self.server.run_as(&mut errs);
         let grpc_tls = m.tls.as_ref().and_then(|t| {
             let cert = read_pem(base, "monitor.tls.cert", &t.cert, &mut errs);
             let key = read_pem(base, "monitor.tls.key", &t.key, &mut errs);
@@ -1033,15 +645,15 @@ impl NodeConfig {
                 client_ca,
             })
         });
-        let grpc_allow = match smon_web::security::net::CidrList::parse(&m.allow_from) {
+        let grpc_allow = match CidrList::parse(&m.allow_from) {
             Ok(l) => l,
-            Err((i, v)) => {
+            Err(e) => {
                 errs.push(FieldError {
-                    field: format!("monitor.allow_from[{i}]"),
-                    value: v,
+                    field: format!("monitor.allow_from[{}]", e.index),
+                    value: e.value,
                     problem: "is not an address or CIDR range like 10.0.0.0/8 or fd00::/8".into(),
                 });
-                smon_web::security::net::CidrList::default()
+                CidrList::default()
             }
         };
 
@@ -1060,41 +672,48 @@ impl NodeConfig {
                 Some(grpc_listen),
                 Some(auth),
                 Some(gpu),
-            ) => Ok(Settings {
-                source: String::new(),
-                web: self.server.web.then_some(http_listen),
-                base_path: smon_web::hub::normalise_base(&self.server.base_path),
-                behind_proxy: self.server.behind_proxy,
-                manager,
-                manager_settings,
-                log: log.unwrap_or_default(),
-                notices,
-                interval: Duration::from_millis(m.interval_ms),
-                grpc_listen,
-                auth,
-                gpu,
-                redact_patterns,
-                disks: DiskFilter {
-                    include_fs_types: m.disks.include_fs_types.clone(),
-                    exclude_fs_types: m.disks.exclude_fs_types.clone(),
-                    exclude_mounts: m
-                        .disks
-                        .exclude_mounts
-                        .iter()
-                        .map(|s| match s.trim_end_matches('/') {
-                            "" => "/".to_owned(),
-                            t => t.to_owned(),
-                        })
-                        .collect(),
-                },
-                network: NetworkFilter {
-                    exclude_interfaces: m.network.exclude_interfaces.clone(),
-                },
-                http,
-                run_as,
-                grpc_tls,
-                grpc_allow,
-            }),
+            ) => {
+                // Without the web view the address is only checked.
+                #[cfg(not(feature = "web"))]
+                let _ = http_listen;
+                Ok(Settings {
+                    source: String::new(),
+                    #[cfg(feature = "web")]
+                    web: (self.server.web == Some(true)).then_some(WebView {
+                        listen: http_listen,
+                        base_path: smon_web::hub::normalise_base(&self.server.base_path),
+                        http,
+                    }),
+                    manager,
+                    manager_settings,
+                    log: log.unwrap_or_default(),
+                    interval: Duration::from_millis(m.interval_ms),
+                    grpc_listen,
+                    auth,
+                    token_file_to_create,
+                    gpu,
+                    redact_patterns,
+                    disks: DiskFilter {
+                        include_fs_types: m.disks.include_fs_types.clone(),
+                        exclude_fs_types: m.disks.exclude_fs_types.clone(),
+                        exclude_mounts: m
+                            .disks
+                            .exclude_mounts
+                            .iter()
+                            .map(|s| match s.trim_end_matches('/') {
+                                "" => "/".to_owned(),
+                                t => t.to_owned(),
+                            })
+                            .collect(),
+                    },
+                    network: NetworkFilter {
+                        exclude_interfaces: m.network.exclude_interfaces.clone(),
+                    },
+                    run_as,
+                    grpc_tls,
+                    grpc_allow,
+                })
+            }
             _ => Err(errs),
         }
     }
@@ -1114,18 +733,26 @@ fn token_field(m: &MonitorConfig, env: &Env) -> &'static str {
     }
 }
 
-/// Finds the token: `SMON_TOKEN`, then `token`, then `token_file` (created when missing).
+/// Where the token comes from, as found at load.
+enum Token {
+    /// Read (from the environment, the config or the file).
+    Found(String),
+    /// `token_file` names a file that does not exist yet, in a directory that does.
+    Missing(PathBuf),
+}
+
+/// Finds the token: `SMON_TOKEN`, then `token`, then `token_file`. Reads only: a missing file
+/// is reported as [`Token::Missing`] for start-up to create.
 fn resolve_token(
     m: &MonitorConfig,
     base: &Path,
     env: &Env,
-    notices: &mut Vec<String>,
-) -> Result<String, (&'static str, String, String)> {
+) -> Result<Token, (&'static str, String, String)> {
     if let Some(t) = &env.smon_token {
-        return Ok(t.trim().to_owned());
+        return Ok(Token::Found(t.trim().to_owned()));
     }
     if let Some(t) = &m.token {
-        return Ok(t.clone());
+        return Ok(Token::Found(t.clone()));
     }
     let Some(rel) = &m.token_file else {
         return Err((
@@ -1140,15 +767,27 @@ fn resolve_token(
         base.join(rel)
     };
     match std::fs::read_to_string(&path) {
-        Ok(s) => Ok(s.trim().to_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create_token_file(&path, notices)
-            .map_err(|e| {
-                (
+        Ok(s) => Ok(Token::Found(s.trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Created at start-up: its directory must be there to hold it.
+            let dir = match path.parent() {
+                Some(d) if d.as_os_str().is_empty() => Path::new("."),
+                Some(d) => d,
+                None => Path::new("/"),
+            };
+            if dir.is_dir() {
+                Ok(Token::Missing(path))
+            } else {
+                Err((
                     "monitor.token_file",
                     path.display().to_string(),
-                    format!("does not exist and cannot be created: {e}"),
-                )
-            }),
+                    format!(
+                        "does not exist and cannot be created: {} is not a directory",
+                        dir.display()
+                    ),
+                ))
+            }
+        }
         Err(e) => Err((
             "monitor.token_file",
             path.display().to_string(),
@@ -1157,12 +796,16 @@ fn resolve_token(
     }
 }
 
-/// Writes a new random token to `path`, readable by the owner only.
-fn create_token_file(path: &Path, notices: &mut Vec<String>) -> std::io::Result<String> {
+/// A new random token: 32 random bytes in hex.
+fn random_token() -> String {
     use rand::Rng as _;
-    use std::io::Write as _;
     let bytes: [u8; 32] = rand::rng().random();
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `token` to a new file at `path`, readable by the owner only; fails when it exists.
+fn write_new_token_file(path: &Path, token: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -1173,11 +816,7 @@ fn create_token_file(path: &Path, notices: &mut Vec<String>) -> std::io::Result<
     let mut f = opts.open(path)?;
     f.write_all(token.as_bytes())?;
     f.write_all(b"\n")?;
-    notices.push(format!(
-        "Created a new random gRPC token in {} (mode 0600); give it to the aggregator.",
-        path.display()
-    ));
-    Ok(token)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1196,13 +835,17 @@ mod tests {
     #[test]
     fn embedded_default_is_valid() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let s =
+        let mut s =
             load_str(EMBEDDED_DEFAULT, EMBEDDED_NAME, dir.path(), &Env::default()).expect("valid");
         assert_eq!(s.interval, Duration::from_secs(1));
         assert!(s.grpc_listen.ip().is_loopback());
         assert!(matches!(s.auth, Auth::Token(ref t) if t.len() == 64));
-        // The token file was created, owner-only, and is reused on the next load.
+        // Loading wrote nothing; start-up creates the token file, owner-only, and the next
+        // load reads the same token from it.
         let path = dir.path().join("smon-agent.token");
+        assert_eq!(s.token_file_to_create.as_deref(), Some(path.as_path()));
+        assert!(!path.exists(), "loading created the token file");
+        s.create_token_file().expect("created");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
@@ -1294,5 +937,37 @@ mod tests {
         assert!(!f.allows("veth12ab"));
         assert!(f.allows("eth0"));
         assert!(f.allows("lo0"));
+    }
+
+    #[test]
+    fn a_token_file_that_appeared_meanwhile_wins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.token");
+        let text = format!(
+            r#"{{"monitor":{{"mode":"node","token_file":"{}"}}}}"#,
+            path.display()
+        );
+        let mut s = load_str(&text, "t.json", dir.path(), &Env::default()).expect("valid");
+        std::fs::write(&path, "written-by-someone-else-0123\n").expect("write");
+        s.create_token_file().expect("uses the file");
+        assert_eq!(s.auth, Auth::Token("written-by-someone-else-0123".into()));
+        assert_eq!(s.token_file_to_create, None);
+    }
+
+    #[cfg(not(feature = "web"))]
+    #[test]
+    fn without_the_web_feature_the_web_view_is_refused_by_name() {
+        let err = load(
+            r#"{"server":{"web":true},"monitor":{"mode":"node","token":"0123456789abcdef0"}}"#,
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(
+            err.contains("test.json: server.web: 'true' needs the single-host web view")
+                && err.contains("cargo feature `web`"),
+            "{err}"
+        );
+        load(r#"{"server":{"web":false},"monitor":{"mode":"node","token":"0123456789abcdef0"}}"#)
+            .expect("web off loads");
     }
 }

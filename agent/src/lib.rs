@@ -2,23 +2,33 @@
 //! sample over gRPC (`smon.v1.Agent`): static facts, the latest snapshot (summary or detail)
 //! and a live stream.
 //!
-//! `main.rs` is thin: it parses arguments, loads the config and calls [`run`]. Tests call
-//! [`run`] on `127.0.0.1:0`.
+//! `main.rs` is thin: it parses arguments and hands over to smon-runtime's start-up sequence
+//! with the agent's part ([`start`]). Tests call [`run`] on `127.0.0.1:0`.
+//!
+//! The cargo feature `web` (on by default) adds the single-host web view and with it
+//! smon-web; without it the agent is the collector and the gRPC server alone, and refuses
+//! `server.web: true`.
 
 pub mod collect;
 pub mod config;
-pub mod daemon;
-pub mod deploy;
-pub mod manager;
+pub mod error;
 pub mod query;
 pub mod sampler;
 pub mod service;
+pub mod start;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+#[cfg(feature = "web")]
+use std::sync::Mutex;
 
+#[cfg(feature = "web")]
 use smon_proto::{HostInfo, Parts};
+use smon_runtime::health;
+#[cfg(feature = "web")]
 use smon_web::hub::{self, Web, now_ms};
+#[cfg(feature = "web")]
 use smon_web::security::Security;
+#[cfg(feature = "web")]
 use smon_web::store::{ClusterStore, HostSpec, StoreConfig};
 
 use tokio::net::TcpListener;
@@ -26,15 +36,41 @@ use tokio_util::sync::CancellationToken;
 
 use crate::collect::{Collector, CollectorConfig};
 use crate::config::Settings;
+pub use crate::error::Error;
+
+/// The web view's feed and server tasks.
+#[cfg(not(feature = "web"))]
+type WebTasks = (
+    tokio::task::JoinHandle<()>,
+    tokio::task::JoinHandle<Result<(), Error>>,
+);
+
+/// The web view's listener.
+#[cfg(feature = "web")]
+pub type WebListener = TcpListener;
+
+/// Built without the web view: no listener for it can exist.
+#[cfg(not(feature = "web"))]
+#[derive(Debug)]
+pub enum WebListener {}
+
+/// The web view's listener with its users loaded ([`prepare_security`]).
+#[cfg(feature = "web")]
+pub type PreparedWeb = (TcpListener, Arc<Security>);
+
+/// Built without the web view: nothing to prepare.
+#[cfg(not(feature = "web"))]
+#[derive(Debug)]
+pub enum PreparedWeb {}
 
 /// Runs the agent until `stop` is cancelled: starts the sampler thread, serves gRPC on `grpc`
 /// and, when given, the single-host web view on `http`. Returns once everything has stopped.
 pub async fn run(
     settings: Settings,
     grpc: TcpListener,
-    http: Option<TcpListener>,
+    http: Option<WebListener>,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     run_with(
         CollectorConfig::from_settings(&settings),
         settings,
@@ -50,10 +86,11 @@ pub async fn run_with(
     collector: CollectorConfig,
     settings: Settings,
     grpc: TcpListener,
-    http: Option<TcpListener>,
+    http: Option<WebListener>,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let http = match http {
+        #[cfg(feature = "web")]
         Some(l) => {
             let sec = prepare_security(&settings, &l)?;
             Some((l, sec))
@@ -66,9 +103,16 @@ pub async fn run_with(
 /// Loads the web view's users (creating the first-start `admin` on loopback) for the
 /// listener `http`. `main` calls it before dropping privileges, so the users file may stay
 /// readable by root only.
-pub fn prepare_security(settings: &Settings, http: &TcpListener) -> anyhow::Result<Arc<Security>> {
-    let (sec, bootstrap) = Security::start(settings.http.clone(), http.local_addr()?)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", settings.source))?;
+#[cfg(feature = "web")]
+pub fn prepare_security(settings: &Settings, http: &TcpListener) -> Result<Arc<Security>, Error> {
+    let Some(web) = &settings.web else {
+        return Err(Error::WebViewOff);
+    };
+    let (sec, bootstrap) =
+        Security::start(web.http.clone(), http.local_addr()?).map_err(|e| Error::Security {
+            file: settings.source.clone(),
+            message: e.to_string(),
+        })?;
     smon_web::security::announce(&bootstrap, "smon-agent");
     Ok(sec)
 }
@@ -78,17 +122,20 @@ pub async fn run_prepared(
     collector: CollectorConfig,
     settings: Settings,
     grpc: TcpListener,
-    http: Option<(TcpListener, Arc<Security>)>,
+    http: Option<PreparedWeb>,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let interval = settings.interval;
     let demand = collector.demand.clone();
-    let sampler = sampler::Sampler::start(interval, move || Collector::new(collector)).await?;
+    let sampler = sampler::Sampler::start(interval, move || Collector::new(collector))
+        .await
+        .map_err(Error::Sampler)?;
     let info = Arc::new(sampler.info().clone());
     // Heartbeat files (a manager's, or systemd's watchdog with TLS): touched after each sample.
+    let name = start::ABOUT.name;
     let heartbeats: Vec<_> = [
-        manager::parent_heartbeat(),
-        Some(manager::heartbeat_path(std::process::id())).filter(|p| p.is_file()),
+        health::parent_heartbeat(name),
+        Some(health::heartbeat_path(name, std::process::id())).filter(|p| p.is_file()),
     ]
     .into_iter()
     .flatten()
@@ -103,7 +150,7 @@ pub async fn run_prepared(
                     c = rx.changed() => if c.is_err() { return },
                 }
                 for p in &heartbeats {
-                    if let Err(e) = manager::touch(p) {
+                    if let Err(e) = health::touch(p) {
                         tracing::debug!(file = %p.display(), error = %e, "Cannot touch the heartbeat.");
                     }
                 }
@@ -118,6 +165,9 @@ pub async fn run_prepared(
     };
     tracing::info!(%addr, interval_ms = interval.as_millis() as u64, auth, "Serving gRPC.");
 
+    #[cfg(not(feature = "web"))]
+    let web_task: Option<WebTasks> = http.map(|never| match never {});
+    #[cfg(feature = "web")]
     let web_task = http.map(|(listener, security)| {
         let web = node_view(&info, interval, security);
         let id = web.store().ids().remove(0);
@@ -134,13 +184,22 @@ pub async fn run_prepared(
             },
             stop.clone(),
         ));
+        let base = settings
+            .web
+            .as_ref()
+            .map(|w| w.base_path.clone())
+            .unwrap_or_default();
         if let Ok(a) = listener.local_addr() {
-            let scheme = if settings.http.tls.is_some() { "https" } else { "http" };
-            tracing::info!(url = %format!("{scheme}://{a}{}/", settings.base_path), "Serving the single-host web view.");
+            let tls = settings.web.as_ref().is_some_and(|w| w.http.tls.is_some());
+            let scheme = if tls { "https" } else { "http" };
+            tracing::info!(url = %format!("{scheme}://{a}{base}/"), "Serving the single-host web view.");
         }
-        let base = settings.base_path.clone();
         let stop_web = stop.clone();
-        let serve = tokio::spawn(async move { hub::serve(web, &base, listener, stop_web).await });
+        let serve = tokio::spawn(async move {
+            hub::serve(web, &base, listener, stop_web)
+                .await
+                .map_err(|e| Error::WebView(e.to_string()))
+        });
         (feed, serve)
     });
 
@@ -165,6 +224,7 @@ pub async fn run_prepared(
 }
 
 /// The store and hub state of the single-host view: one cluster `local` with this host.
+#[cfg(feature = "web")]
 fn node_view(info: &HostInfo, interval: std::time::Duration, security: Arc<Security>) -> Arc<Web> {
     let name = collect::host_slug(&info.hostname);
     let spec = HostSpec {

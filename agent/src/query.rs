@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use smon_proto::agent_client::AgentClient;
 use smon_proto::{GetSnapshotRequest, Parts, Snapshot, WatchRequest};
 use tokio_stream::StreamExt as _;
@@ -27,21 +26,67 @@ pub struct Query {
     pub json: bool,
 }
 
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The address is not one.
+    #[error("'{addr}' is not a valid address")]
+    Address {
+        /// As given.
+        addr: String,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The agent could not be reached.
+    #[error("cannot connect to {uri}")]
+    Connect {
+        /// Where.
+        uri: String,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The token cannot go in a header.
+    #[error("the token has characters not allowed in a header")]
+    Token,
+    /// The agent refused or failed the call.
+    #[error("{call} failed: {}", .status.message())]
+    Call {
+        /// `GetSnapshot` or `Watch`.
+        call: &'static str,
+        /// The agent's answer.
+        status: tonic::Status,
+    },
+    /// A live stream ended with an error.
+    #[error("the stream broke: {}", .0.message())]
+    Stream(tonic::Status),
+    /// A sample could not be written as JSON.
+    #[error("cannot write JSON")]
+    Json(#[from] serde_json::Error),
+}
+
 /// Runs the query, printing to stdout.
-pub async fn run(q: Query) -> anyhow::Result<()> {
+pub async fn run(q: Query) -> Result<(), QueryError> {
     let uri = format!("http://{}", q.addr);
     let channel = Endpoint::from_shared(uri.clone())
-        .with_context(|| format!("'{}' is not a valid address", q.addr))?
+        .map_err(|source| QueryError::Address {
+            addr: q.addr.clone(),
+            source,
+        })?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs(10))
         .connect()
         .await
-        .with_context(|| format!("cannot connect to {uri}"))?;
+        .map_err(|source| QueryError::Connect {
+            uri: uri.clone(),
+            source,
+        })?;
     let auth: Option<MetadataValue<_>> = match &q.token {
         Some(t) => Some(
             format!("Bearer {t}")
                 .parse()
-                .context("the token has characters not allowed in a header")?,
+                .map_err(|_| QueryError::Token)?,
         ),
         None => None,
     };
@@ -56,7 +101,7 @@ pub async fn run(q: Query) -> anyhow::Result<()> {
     } else {
         Parts::SUMMARY
     };
-    let print = |s: &Snapshot| -> anyhow::Result<()> {
+    let print = |s: &Snapshot| -> Result<(), QueryError> {
         if q.json {
             println!("{}", serde_json::to_string(s)?);
         } else {
@@ -71,16 +116,22 @@ pub async fn run(q: Query) -> anyhow::Result<()> {
                 min_interval_ms: 0,
             })
             .await
-            .context("Watch failed")?
+            .map_err(|status| QueryError::Call {
+                call: "Watch",
+                status,
+            })?
             .into_inner();
         while let Some(s) = stream.next().await {
-            print(&s.context("the stream broke")?)?;
+            print(&s.map_err(QueryError::Stream)?)?;
         }
     } else {
         let s = client
             .get_snapshot(GetSnapshotRequest { parts: Some(parts) })
             .await
-            .context("GetSnapshot failed")?;
+            .map_err(|status| QueryError::Call {
+                call: "GetSnapshot",
+                status,
+            })?;
         print(s.get_ref())?;
     }
     Ok(())

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use smon_proto::agent_server::{Agent, AgentServer};
 use smon_proto::{GetInfoRequest, GetSnapshotRequest, HostInfo, Parts, Snapshot, WatchRequest};
-use smon_web::security::net::CidrList;
+use smon_runtime::net::CidrList;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -260,7 +260,7 @@ pub async fn serve(
     demand: DetailDemand,
     listener: TcpListener,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), crate::Error> {
     let server = AgentServer::new(AgentService::new(info, latest, demand, stop.clone()))
         .max_decoding_message_size(64 * 1024);
     let svc = tonic::service::interceptor::InterceptedService::new(
@@ -278,9 +278,7 @@ pub async fn serve(
             // Mutual TLS: a client without a certificate from this CA fails the handshake.
             cfg = cfg.client_ca_root(Certificate::from_pem(ca));
         }
-        builder = builder
-            .tls_config(cfg)
-            .map_err(|e| anyhow::anyhow!("monitor.tls: {e}"))?;
+        builder = builder.tls_config(cfg).map_err(crate::Error::Tls)?;
     }
     // With our own listener the builder's TCP options do not apply to accepted sockets: set
     // TCP_NODELAY here, or small replies wait for delayed ACKs (~40 ms per call).
@@ -293,6 +291,7 @@ pub async fn serve(
     builder
         .add_service(svc)
         .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
-        .await?;
+        .await
+        .map_err(crate::Error::Grpc)?;
     Ok(())
 }

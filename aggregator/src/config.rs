@@ -1,6 +1,7 @@
 //! The aggregator's configuration (`config_app.json`), in the same shape and with the same
 //! strictness as the agent's: unknown keys refused, every problem reported at once with the
-//! file, the field and the value.
+//! file, the field and the value. The `server`, `manager` and `log` blocks and the error
+//! types are smon-runtime's config kit, shared with the agent.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -9,8 +10,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use smon_agent::config::{ConfigError, FieldError, ManagerConfig, ManagerMode};
+use smon_runtime::config::{
+    FieldError, LogConfig, LogSettings, ManagerConfig, ManagerMode, ServerConfig, parse_json,
+    read_pem,
+};
+use smon_runtime::manager::ManagerSettings;
 use smon_web::store::HostSpec;
+
+pub use smon_runtime::config::ConfigError;
+
+/// The dashboard's port when `server.port` is not set.
+pub const DEFAULT_HTTP_PORT: u16 = 8080;
 
 /// The example config shipped in the repository, used when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config_app.json");
@@ -32,84 +42,7 @@ pub struct AppConfig {
     pub monitor: MonitorConfig,
     /// Logging.
     #[serde(default)]
-    pub log: smon_agent::config::LogConfig,
-}
-
-/// The `server` block.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerConfig {
-    /// Address to listen on.
-    #[serde(default = "default_host")]
-    pub host: String,
-    /// Port to listen on.
-    #[serde(default = "default_port")]
-    pub port: u16,
-    /// True when nginx (or another reverse proxy) fronts the server.
-    #[serde(default)]
-    pub behind_proxy: bool,
-    /// Path prefix the dashboard is served under when the proxy does not strip it, e.g. `/smon`.
-    #[serde(default = "default_base_path")]
-    pub base_path: String,
-    /// Who may reach the dashboard (CIDR ranges; empty: anyone, the login still applies).
-    #[serde(default)]
-    pub allow_from: Vec<String>,
-    /// Proxies whose `X-Forwarded-For`/`-Proto`/`-Host` are believed (with `behind_proxy`).
-    #[serde(default = "smon_web::security::config::default_trusted_proxies")]
-    pub trusted_proxies: Vec<String>,
-    /// Who may read `/metrics` without logging in.
-    #[serde(default = "smon_web::security::config::default_metrics_allow_from")]
-    pub metrics_allow_from: Vec<String>,
-    /// HTTPS on the listener itself (certificate and key, PEM).
-    #[serde(default)]
-    pub tls: Option<smon_web::security::TlsFiles>,
-    /// Started as root: switch to this user (and its group) once the listener is bound.
-    #[serde(default)]
-    pub run_as: Option<String>,
-    /// Users and sessions.
-    #[serde(default)]
-    pub auth: smon_web::security::AuthConfig,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            host: default_host(),
-            port: default_port(),
-            behind_proxy: false,
-            base_path: default_base_path(),
-            allow_from: Vec::new(),
-            trusted_proxies: smon_web::security::config::default_trusted_proxies(),
-            metrics_allow_from: smon_web::security::config::default_metrics_allow_from(),
-            tls: None,
-            run_as: None,
-            auth: smon_web::security::AuthConfig::default(),
-        }
-    }
-}
-
-impl ServerConfig {
-    /// The security fields, for [`smon_web::security::config::check`] (as the agent's).
-    pub fn security_input(&self) -> smon_web::security::config::Input<'_> {
-        smon_web::security::config::Input {
-            behind_proxy: self.behind_proxy,
-            allow_from: &self.allow_from,
-            trusted_proxies: &self.trusted_proxies,
-            metrics_allow_from: &self.metrics_allow_from,
-            tls: self.tls.as_ref(),
-            auth: &self.auth,
-        }
-    }
-}
-
-fn default_host() -> String {
-    "127.0.0.1".into()
-}
-fn default_port() -> u16 {
-    8080
-}
-fn default_base_path() -> String {
-    "/".into()
+    pub log: LogConfig,
 }
 
 /// The `monitor` block.
@@ -220,7 +153,6 @@ fn check_client_tls(
     base: &Path,
     errs: &mut Vec<FieldError>,
 ) -> Option<ClientTls> {
-    use smon_agent::config::read_pem;
     let ca = read_pem(base, &format!("{field}.ca"), &t.ca, errs);
     let identity = match (&t.cert, &t.key) {
         (Some(c), Some(k)) => Some((
@@ -322,9 +254,9 @@ pub struct Settings {
     /// Who keeps the process alive.
     pub manager: ManagerMode,
     /// How mode `self` supervises.
-    pub manager_settings: smon_agent::manager::ManagerSettings,
+    pub manager_settings: ManagerSettings,
     /// Logging.
-    pub log: smon_agent::config::LogSettings,
+    pub log: LogSettings,
     /// Sampling interval asked of agents.
     pub interval: Duration,
     /// Stale after this many intervals.
@@ -377,7 +309,7 @@ pub fn load_embedded() -> Result<Settings, ConfigError> {
 
 /// Parses and validates config text; `file` names it in errors, `base` resolves relative paths.
 pub fn load_str(text: &str, file: &str, base: &Path) -> Result<Settings, ConfigError> {
-    let raw: AppConfig = smon_agent::config::parse_json(text, file)?;
+    let raw: AppConfig = parse_json(text, file)?;
     let mut s = raw.validate(base).map_err(|errors| ConfigError::Invalid {
         file: file.to_owned(),
         errors,
@@ -392,6 +324,7 @@ impl AppConfig {
         let mut errs = Vec::new();
         let manager = self.manager.check(&mut errs);
         let log = self.log.check(&mut errs);
+        let http_listen = self.server.listen(DEFAULT_HTTP_PORT, &mut errs);
         let mut bad = |field: String, value: &dyn fmt::Display, problem: &str| {
             errs.push(FieldError {
                 field,
@@ -399,17 +332,13 @@ impl AppConfig {
                 problem: problem.to_owned(),
             });
         };
-        let http_listen = match self.server.host.parse::<std::net::IpAddr>() {
-            Ok(ip) => Some(SocketAddr::new(ip, self.server.port)),
-            Err(_) => {
-                bad(
-                    "server.host".into(),
-                    &self.server.host,
-                    "is not an IP address",
-                );
-                None
-            }
-        };
+        if let Some(web) = self.server.web {
+            bad(
+                "server.web".into(),
+                &web,
+                "is smon-agent's (its single-host web view); the aggregator always serves its dashboard: remove the key",
+            );
+        }
         let bp = &self.server.base_path;
         if !smon_web::hub::valid_base_path(bp) {
             bad(
@@ -608,13 +537,13 @@ impl AppConfig {
         }
 
         errs.append(&mut tls_errs);
-        let http = smon_agent::config::check_http_security(
-            self.server.security_input(),
+        let http = smon_web::security::config::check_server(
+            &self.server,
             base,
             "smon-users.json",
             &mut errs,
         );
-        let run_as = smon_agent::config::check_run_as(self.server.run_as.as_ref(), &mut errs);
+        let run_as = self.server.run_as(&mut errs);
 
         match (errs.is_empty(), http_listen, manager, gpu) {
             (true, Some(http_listen), Some((manager, manager_settings)), Some(gpu)) => {
@@ -702,5 +631,16 @@ mod tests {
             .expect_err("invalid")
             .to_string();
         assert!(err.contains("nothing to watch"), "{err}");
+    }
+
+    #[test]
+    fn the_agents_web_key_is_refused() {
+        let err = load(r#"{"server":{"web":true},"monitor":{"mode":"app"}}"#)
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            err.contains("app.json: server.web: 'true' is smon-agent's"),
+            "{err}"
+        );
     }
 }

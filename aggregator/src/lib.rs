@@ -7,6 +7,7 @@
 pub mod config;
 pub mod endpoint;
 pub mod poller;
+pub mod start;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -178,6 +178,98 @@ fn bad_config_exits_64_naming_file_field_and_value() {
     );
 }
 
+/// `--check-config` and `--once` write nothing: a missing `monitor.token_file` is created
+/// when the agent starts to serve, not while its config is checked or a sample is printed.
+#[test]
+fn check_config_and_once_create_no_token_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = support::free_port();
+    let cfg = write_config(dir.path(), port, r#","token_file":"agent.token""#);
+    let token = dir.path().join("agent.token");
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["--config".as_ref(), cfg.as_os_str()])
+            .args(args)
+            .env_remove("SMON_TOKEN")
+            .output()
+            .expect("run")
+    };
+    let out = run(&["--check-config"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("configuration is valid"));
+    assert!(!token.exists(), "--check-config created the token file");
+    let out = run(&["--once"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!token.exists(), "--once created the token file");
+    // Nothing else appeared either: the directory holds the config alone.
+    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
+
+    // A token file whose directory is missing is still a config error (64), and nothing
+    // is created on the way.
+    let other = tempfile::tempdir().expect("tempdir");
+    let bad = write_config(
+        other.path(),
+        port,
+        r#","token_file":"no-such-dir/agent.token""#,
+    );
+    let out = Command::new(BIN)
+        .args([
+            "--check-config".as_ref(),
+            "--config".as_ref(),
+            bad.as_os_str(),
+        ])
+        .env_remove("SMON_TOKEN")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not exist and cannot be created"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!other.path().join("no-such-dir").exists());
+
+    // Serving creates it, owner-only, and the agent answers with the token written there.
+    let mut child = Command::new(BIN)
+        .args([
+            "--no-supervise".as_ref(),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+        ])
+        .env_remove("SMON_TOKEN")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !token.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "serving did not create the token file"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&token)
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    signal(&child, rustix::process::Signal::TERM);
+    let (st, _) = wait_exit(&mut child, Duration::from_secs(5));
+    let log = stderr_of(&mut child);
+    assert!(st.success(), "{log}");
+    assert!(log.contains("Created a new random gRPC token"), "{log}");
+}
+
 /// Runs everything as `nobody` when the tests run as root (CI does); otherwise the tests
 /// already run unprivileged and the same checks apply to the current user.
 #[tokio::test]

@@ -61,9 +61,9 @@ fn the_shipped_example_is_valid() {
         &copy,
     )
     .expect("copy");
-    config::load_file(&copy, &Env::default()).expect("config_node.json is valid");
-    assert!(
-        dir.path().join("smon-agent.token").exists(),
-        "token file created next to the config"
-    );
+    let s = config::load_file(&copy, &Env::default()).expect("config_node.json is valid");
+    // Loading is pure: the missing token file is created at start-up, next to the config.
+    let token = dir.path().join("smon-agent.token");
+    assert!(!token.exists(), "loading created the token file");
+    assert_eq!(s.token_file_to_create.as_deref(), Some(token.as_path()));
 }

@@ -21,7 +21,7 @@ pub const TOKEN: &str = "integration-test-token-0123456789";
 pub struct InProcess {
     pub addr: SocketAddr,
     pub stop: CancellationToken,
-    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub task: tokio::task::JoinHandle<Result<(), smon_agent::Error>>,
 }
 
 impl InProcess {

@@ -229,13 +229,13 @@ fn the_packaged_configs_are_the_examples_run_by_systemd() {
             r#"server.auth.users_file="/var/lib/smon/smon-users.json""#.to_owned(),
         ]
     );
-    // And the agent accepts its packaged config (SMON_TOKEN set: no token file is created).
+    // And the agent accepts its packaged config (SMON_TOKEN set: the token file is not read).
     let env = smon_agent::config::Env {
         smon_token: Some(support::TOKEN.to_owned()),
     };
     let s = smon_agent::config::load_file(&repo().join("deploy/debian/config_node.json"), &env)
         .expect("the packaged config_node.json is valid");
-    assert_eq!(s.manager, smon_agent::config::ManagerMode::Systemd);
+    assert_eq!(s.manager, smon_runtime::config::ManagerMode::Systemd);
 }
 
 #[test]
@@ -266,5 +266,13 @@ fn the_units_run_the_packaged_configs_with_notify_and_a_watchdog() {
                 "{unit} lacks the line {line}"
             );
         }
+        // `systemctl reload` sends SIGHUP where the daemon reloads its config on it (the
+        // aggregator); the agent has nothing to reload, so no reload is offered.
+        let reload = "ExecReload=/bin/kill -HUP $MAINPID";
+        assert_eq!(
+            text.lines().any(|l| l == reload),
+            bin == "smon-aggregator",
+            "{unit}: ExecReload"
+        );
     }
 }

@@ -12,8 +12,8 @@ use std::path::Path;
 
 use proptest::prelude::*;
 use serde_json::{Map, Value};
-use smon_agent::config::ConfigError;
 use smon_aggregator::config;
+use smon_runtime::config::ConfigError;
 
 #[path = "../../../tests/props_common.rs"]
 mod props_common;

@@ -5,86 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use smon_runtime::config::FieldError;
+pub use smon_runtime::config::server::{
+    AuthConfig, ServerConfig, TlsFiles, default_metrics_allow_from, default_trusted_proxies,
+};
 
 use crate::security::net::CidrList;
 use crate::security::users::{self, User};
 use crate::security::visibility::Visibility;
-
-/// `server.auth`: who may log in, and for how long.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Users in the config itself (name, argon2 hash, role).
-    #[serde(default)]
-    pub users: Vec<users::UserEntry>,
-    /// More users, in a file of their own (mode 0600; the first start writes `admin` here).
-    /// Relative to the config file's directory.
-    #[serde(default)]
-    pub users_file: Option<String>,
-    /// Anonymous visitors may watch the dashboard, read-only: no command lines, no user names
-    /// of sessions, no actions. Off unless set.
-    #[serde(default)]
-    pub public_read_only: bool,
-    /// A session ends after this many seconds without a request.
-    #[serde(default = "default_idle")]
-    pub session_idle_s: u64,
-    /// A session ends this many seconds after login, whatever happens.
-    #[serde(default = "default_max")]
-    pub session_max_s: u64,
-    /// Viewers see full command lines (admins always do; a public dashboard never does).
-    #[serde(default)]
-    pub viewers_see_command_lines: bool,
-    /// Viewers see where logged-in users come from (admins always do).
-    #[serde(default)]
-    pub viewers_see_login_origins: bool,
-    /// Failed logins allowed per address and per user within `lockout_s`, before
-    /// further attempts are refused until the window has passed.
-    #[serde(default = "default_failures")]
-    pub max_login_failures: u32,
-    /// The throttling window, in seconds.
-    #[serde(default = "default_lockout")]
-    pub lockout_s: u64,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self {
-            users: Vec::new(),
-            users_file: None,
-            public_read_only: false,
-            session_idle_s: default_idle(),
-            session_max_s: default_max(),
-            viewers_see_command_lines: false,
-            viewers_see_login_origins: false,
-            max_login_failures: default_failures(),
-            lockout_s: default_lockout(),
-        }
-    }
-}
-
-fn default_idle() -> u64 {
-    30 * 60
-}
-fn default_max() -> u64 {
-    12 * 3600
-}
-fn default_failures() -> u32 {
-    5
-}
-fn default_lockout() -> u64 {
-    15 * 60
-}
-
-/// A certificate chain and its key (PEM files).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsFiles {
-    /// The certificate chain, PEM.
-    pub cert: String,
-    /// The private key, PEM.
-    pub key: String,
-}
 
 /// The security fields of a `server` block, as read.
 #[derive(Debug, Clone, Copy)]
@@ -101,16 +29,6 @@ pub struct Input<'a> {
     pub tls: Option<&'a TlsFiles>,
     /// `server.auth`.
     pub auth: &'a AuthConfig,
-}
-
-/// Default `trusted_proxies`: a proxy on the same host.
-pub fn default_trusted_proxies() -> Vec<String> {
-    vec!["127.0.0.1/32".into(), "::1/128".into()]
-}
-
-/// Default `metrics_allow_from`: a Prometheus on the same host.
-pub fn default_metrics_allow_from() -> Vec<String> {
-    vec!["127.0.0.0/8".into(), "::1/128".into()]
 }
 
 /// One problem with a field.
@@ -196,10 +114,10 @@ pub fn check(
     };
     let mut cidrs = |name: &str, items: &[String]| match CidrList::parse(items) {
         Ok(l) => l,
-        Err((i, v)) => {
+        Err(e) => {
             bad(
-                format!("server.{name}[{i}]"),
-                v,
+                format!("server.{name}[{}]", e.index),
+                e.value,
                 "is not an address or CIDR range like 10.0.0.0/8 or fd00::/8",
             );
             CidrList::default()
@@ -319,4 +237,35 @@ pub fn check(
             lockout: Duration::from_secs(a.lockout_s),
         },
     }
+}
+
+impl<'a> From<&'a ServerConfig> for Input<'a> {
+    fn from(s: &'a ServerConfig) -> Self {
+        Input {
+            behind_proxy: s.behind_proxy,
+            allow_from: &s.allow_from,
+            trusted_proxies: &s.trusted_proxies,
+            metrics_allow_from: &s.metrics_allow_from,
+            tls: s.tls.as_ref(),
+            auth: &s.auth,
+        }
+    }
+}
+
+/// [`check`] on a daemon's whole `server` block, with the problems recorded as the config
+/// kit's [`FieldError`]s next to the daemon's own.
+pub fn check_server(
+    server: &ServerConfig,
+    base: &Path,
+    default_users_file: &str,
+    errs: &mut Vec<FieldError>,
+) -> HttpSecurity {
+    let mut problems = Vec::new();
+    let sec = check(server.into(), base, default_users_file, &mut problems);
+    errs.extend(problems.into_iter().map(|p| FieldError {
+        field: p.field,
+        value: p.value,
+        problem: p.problem,
+    }));
+    sec
 }

@@ -1,75 +1,12 @@
-//! Addresses: CIDR allow-lists, and the client's address and scheme behind a trusted reverse
+//! Addresses: the client's address and scheme behind a trusted reverse
 //! proxy (`X-Forwarded-For`, `X-Forwarded-Proto`, believed only from `trusted_proxies`).
 
 use std::net::IpAddr;
 
 use axum::http::HeaderMap;
-use ipnet::IpNet;
-
-/// A list of CIDR ranges. An address matches when any range contains it. IPv4-mapped IPv6
-/// addresses (`::ffff:10.0.0.1`, as a dual-stack listener reports them) match IPv4 ranges.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CidrList(Vec<IpNet>);
-
-impl CidrList {
-    /// Parses `10.0.0.0/8`, `::1/128`, or a bare address (a /32 or /128). Returns the first
-    /// entry that is neither, with its index.
-    pub fn parse(items: &[String]) -> Result<Self, (usize, String)> {
-        let mut nets = Vec::with_capacity(items.len());
-        for (i, s) in items.iter().enumerate() {
-            let t = s.trim();
-            let net = t
-                .parse::<IpNet>()
-                .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| (i, s.clone()))?;
-            nets.push(net.trunc());
-        }
-        Ok(Self(nets))
-    }
-
-    /// Loopback only: `127.0.0.0/8` and `::1/128`.
-    pub fn loopback() -> Self {
-        Self(vec![
-            IpNet::V4(ipnet::Ipv4Net::new_assert(
-                std::net::Ipv4Addr::new(127, 0, 0, 0),
-                8,
-            )),
-            IpNet::V6(ipnet::Ipv6Net::new_assert(
-                std::net::Ipv6Addr::LOCALHOST,
-                128,
-            )),
-        ])
-    }
-
-    /// Whether the list has no ranges.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Whether `ip` is in one of the ranges.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        self.0.iter().any(|n| n.contains(&ip))
-    }
-}
-
-impl std::fmt::Display for CidrList {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
-        write!(f, "{}", parts.join(", "))
-    }
-}
-
-/// `::ffff:a.b.c.d` as `a.b.c.d`; everything else unchanged.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map(IpAddr::V4)
-            .unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    }
-}
+// The allow-lists themselves live in smon-runtime: the agent's gRPC listener uses them too,
+// also in a build without the web view.
+pub use smon_runtime::net::{CidrError, CidrList, canonical};
 
 /// Who is on the other end of a request, as far as it can be believed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,23 +98,6 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
-    }
-
-    #[test]
-    fn cidr_lists() {
-        let l = list(&["10.0.0.0/8", "192.168.1.7", "fd00::/8"]);
-        assert!(l.contains(ip("10.1.2.3")));
-        assert!(l.contains(ip("192.168.1.7")));
-        assert!(!l.contains(ip("192.168.1.8")));
-        assert!(l.contains(ip("fd12::1")));
-        assert!(l.contains(ip("::ffff:10.9.9.9")), "mapped IPv4 matches");
-        assert!(!l.contains(ip("11.0.0.1")));
-        assert_eq!(
-            CidrList::parse(&["10.0.0.0/8".into(), "10.0.0.0/33".into()]),
-            Err((1, "10.0.0.0/33".into()))
-        );
-        assert!(CidrList::loopback().contains(ip("127.0.0.2")));
-        assert!(CidrList::loopback().contains(ip("::1")));
     }
 
     #[test]

@@ -67,17 +67,8 @@ impl std::fmt::Debug for User {
     }
 }
 
-/// A user as written in a config or the users file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserEntry {
-    /// Login name: 1-64 characters, letters, digits, `.`, `_`, `-`, `@`.
-    pub name: String,
-    /// `$argon2id$...` from `hash-password`.
-    pub password_hash: String,
-    /// `viewer` or `admin`.
-    pub role: String,
-}
+// The shape lives with the `server.auth` block in smon-runtime's config kit.
+pub use smon_runtime::config::server::UserEntry;
 
 /// The users file: `{"users": [...]}`.
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -8,26 +8,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::About;
 use crate::daemon::EXIT_USAGE;
-
-/// Which daemon a file is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Daemon {
-    /// `smon-agent`.
-    Agent,
-    /// `smon-aggregator`.
-    Aggregator,
-}
-
-impl Daemon {
-    /// The binary's name, also the Supervisor program name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Daemon::Agent => "smon-agent",
-            Daemon::Aggregator => "smon-aggregator",
-        }
-    }
-}
 
 /// Options of the `gen-supervisor-conf` subcommand (the same for both binaries).
 #[derive(Debug, Clone, clap::Args)]
@@ -53,7 +35,7 @@ pub struct GenSupervisorConf {
 #[derive(Debug, Clone)]
 pub struct SupervisorProgram<'a> {
     /// Which daemon.
-    pub daemon: Daemon,
+    pub daemon: &'a About,
     /// Absolute path of the binary.
     pub binary: &'a Path,
     /// Absolute path of the config file.
@@ -102,7 +84,7 @@ const START_RETRIES: u32 = 5;
 /// Renders the `[program:NAME]` section. Paths must be absolute; every value is checked for
 /// what would break the INI file or the command line Supervisor splits.
 pub fn render_supervisor_program(p: &SupervisorProgram<'_>) -> Result<String, DeployError> {
-    let name = p.daemon.name();
+    let name = p.daemon.name;
     let binary = path_value("--binary", p.binary)?;
     let config = path_value("--config", p.config)?;
     let log_dir = path_value("--log-dir", p.log_dir)?;
@@ -125,12 +107,13 @@ pub fn render_supervisor_program(p: &SupervisorProgram<'_>) -> Result<String, De
     // `writeln!` into a String cannot fail.
     let _ = writeln!(
         s,
-        "; Supervisor program for {name}, written by `{name} gen-supervisor-conf`.\n\
+        "; Supervisor program for {name} ({}), written by `{name} gen-supervisor-conf`.\n\
          ; Install: copy to /etc/supervisor/conf.d/{name}.conf, create the log directory, then\n\
          ; `supervisorctl reread && supervisorctl update`. The config should say\n\
          ; \"manager\": {{ \"mode\": \"supervisor\" }}.\n\
          [program:{name}]\n\
          command={} --config {}",
+        p.daemon.description,
         quote(&binary),
         quote(&config),
     );
@@ -198,21 +181,32 @@ fn quote(s: &str) -> String {
     }
 }
 
+/// Why `manager.mode` could not be read from a config file.
+#[derive(Debug, thiserror::Error)]
+pub enum ModeError {
+    /// The file is not JSON.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// The mode is not a string.
+    #[error("manager.mode: '{0}' is not a string")]
+    NotString(String),
+}
+
 /// The `manager.mode` a config file asks for (`self` when absent), without validating the
-/// rest: loading the whole config would create a missing token file as the wrong user.
-pub fn manager_mode(text: &str) -> Result<String, String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+/// rest: the file may be meant for another machine (paths, users and certificates there).
+pub fn manager_mode(text: &str) -> Result<String, ModeError> {
+    let v: serde_json::Value = serde_json::from_str(text)?;
     match v.get("manager").and_then(|m| m.get("mode")) {
         None => Ok("self".to_owned()),
         Some(serde_json::Value::String(m)) => Ok(m.clone()),
-        Some(other) => Err(format!("manager.mode: '{other}' is not a string")),
+        Some(other) => Err(ModeError::NotString(other.to_string())),
     }
 }
 
 /// `gen-supervisor-conf`: resolves the defaults, renders the program file and writes it.
 /// Returns the text written and warnings for stderr.
 pub fn write_supervisor_conf(
-    daemon: Daemon,
+    daemon: &About,
     args: &GenSupervisorConf,
 ) -> Result<(String, Vec<String>), DeployError> {
     let io = |what: String| move |source| DeployError::Io { what, source };
@@ -221,9 +215,9 @@ pub fn write_supervisor_conf(
         file: file.clone(),
         problem: format!("cannot read the file: {e}"),
     })?;
-    let mode = manager_mode(&text).map_err(|problem| DeployError::Config {
+    let mode = manager_mode(&text).map_err(|e| DeployError::Config {
         file: file.clone(),
-        problem,
+        problem: e.to_string(),
     })?;
     let mut warnings = Vec::new();
     if mode != "supervisor" {
@@ -262,11 +256,11 @@ pub fn write_supervisor_conf(
 
 /// The whole subcommand for a binary's `main`: writes the file (or prints it), prints warnings
 /// to stderr, and returns the exit status (64 for a bad argument or config).
-pub fn gen_supervisor_conf(daemon: Daemon, args: &GenSupervisorConf) -> ExitCode {
+pub fn gen_supervisor_conf(daemon: &About, args: &GenSupervisorConf) -> ExitCode {
     match write_supervisor_conf(daemon, args) {
         Ok((text, warnings)) => {
             for w in warnings {
-                eprintln!("{} gen-supervisor-conf: warning: {w}", daemon.name());
+                eprintln!("{} gen-supervisor-conf: warning: {w}", daemon.name);
             }
             match &args.out {
                 Some(out) => eprintln!("{}: written", out.display()),
@@ -275,7 +269,7 @@ pub fn gen_supervisor_conf(daemon: Daemon, args: &GenSupervisorConf) -> ExitCode
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{} gen-supervisor-conf: {e}", daemon.name());
+            eprintln!("{} gen-supervisor-conf: {e}", daemon.name);
             match e {
                 DeployError::Io { .. } => ExitCode::FAILURE,
                 _ => ExitCode::from(EXIT_USAGE),
@@ -288,9 +282,23 @@ pub fn gen_supervisor_conf(daemon: Daemon, args: &GenSupervisorConf) -> ExitCode
 mod tests {
     use super::*;
 
+    const AGENT: About = About {
+        name: "smon-agent",
+        description: "the node agent",
+        reloads_on_sighup: false,
+        shutdown_grace: std::time::Duration::from_millis(1500),
+    };
+
+    const OTHER: About = About {
+        name: "smon-other",
+        description: "another daemon",
+        reloads_on_sighup: true,
+        shutdown_grace: std::time::Duration::from_millis(1500),
+    };
+
     fn program<'a>(user: Option<&'a str>, binary: &'a Path) -> SupervisorProgram<'a> {
         SupervisorProgram {
-            daemon: Daemon::Agent,
+            daemon: &AGENT,
             binary,
             config: Path::new("/etc/smon/config_node.json"),
             user,
@@ -351,15 +359,19 @@ mod tests {
     }
 
     #[test]
-    fn the_aggregator_gets_its_own_program_and_logs() {
-        let mut p = program(None, Path::new("/usr/bin/smon-aggregator"));
-        p.daemon = Daemon::Aggregator;
-        p.config = Path::new("/etc/smon/config_app.json");
+    fn another_daemon_gets_its_own_program_and_logs() {
+        let mut p = program(None, Path::new("/usr/bin/smon-other"));
+        p.daemon = &OTHER;
+        p.config = Path::new("/etc/smon/config_other.json");
         let t = render_supervisor_program(&p).expect("renders");
-        assert!(t.contains("[program:smon-aggregator]"), "{t}");
+        assert!(t.contains("[program:smon-other]"), "{t}");
+        assert!(
+            t.starts_with("; Supervisor program for smon-other (another daemon)"),
+            "{t}"
+        );
         assert_eq!(
             get(&t, "stderr_logfile").as_deref(),
-            Some("/var/log/smon/smon-aggregator.err.log")
+            Some("/var/log/smon/smon-other.err.log")
         );
         assert_eq!(get(&t, "user"), None, "no user unless asked: {t}");
     }
@@ -394,10 +406,10 @@ mod tests {
     #[test]
     fn reads_the_manager_mode_without_validating_the_rest() {
         assert_eq!(
-            manager_mode(r#"{"manager":{"mode":"supervisor"},"monitor":{}}"#).as_deref(),
-            Ok("supervisor")
+            manager_mode(r#"{"manager":{"mode":"supervisor"},"monitor":{}}"#).expect("mode"),
+            "supervisor"
         );
-        assert_eq!(manager_mode(r#"{"monitor":{}}"#).as_deref(), Ok("self"));
+        assert_eq!(manager_mode(r#"{"monitor":{}}"#).expect("mode"), "self");
         assert!(manager_mode(r#"{"manager":{"mode":3}}"#).is_err());
         assert!(manager_mode("{").is_err());
     }
@@ -419,7 +431,7 @@ mod tests {
             log_dir: "/var/log/smon".into(),
             out: Some(out.clone()),
         };
-        let (text, warnings) = write_supervisor_conf(Daemon::Agent, &args).expect("written");
+        let (text, warnings) = write_supervisor_conf(&AGENT, &args).expect("written");
         assert_eq!(std::fs::read_to_string(&out).expect("read"), text);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(

@@ -2,7 +2,9 @@
 //! server as a child (the same binary with `--no-supervise`), probes its health, and restarts it
 //! when it exits or stops answering (a frozen server, the known failure of long-running live
 //! views, is killed and replaced), with exponential backoff and a crash-loop limit. Each restart
-//! is logged with its reason. SIGTERM/SIGINT are passed on to the child.
+//! is logged with its reason. SIGTERM/SIGINT stop the child with the manager; SIGHUP is passed
+//! on to the child (the aggregator reloads its config on it), so `kill -HUP` works on either
+//! process.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -11,7 +13,10 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use crate::health::Unhealthy;
 
 /// Set in the child's environment by the manager.
 const MANAGED_ENV: &str = "SMON_MANAGED";
@@ -68,8 +73,27 @@ pub enum Outcome {
     /// Too many restarts in the window.
     CrashLoop,
     /// The child could not be started at all.
-    SpawnFailed(String),
+    SpawnFailed(SpawnError),
 }
+
+/// The child could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start {exe}: {source}")]
+pub struct SpawnError {
+    /// The executable.
+    pub exe: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl PartialEq for SpawnError {
+    fn eq(&self, other: &Self) -> bool {
+        self.exe == other.exe && self.source.kind() == other.source.kind()
+    }
+}
+
+impl Eq for SpawnError {}
 
 /// The wait after `n` consecutive restarts: 1 s doubling, capped at 30 s.
 pub fn restart_delay(n: u32) -> Duration {
@@ -107,18 +131,30 @@ async fn stop_child(child: &mut Child, grace: Duration) {
     let _ = child.kill().await;
 }
 
+/// Sends `signal` to the child, if it still runs.
+fn signal_child(child: &Child, signal: rustix::process::Signal) {
+    if let Some(pid) = child
+        .id()
+        .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+    {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
 /// Runs and supervises the child `exe args.. --no-supervise` until `stop`. `probe` checks the
-/// child's health (it gets a fresh future per probe and must apply its own deadline).
+/// child's health (it gets a fresh future per probe and must apply its own deadline). Each
+/// notification of `hangup` is passed on to the running child as SIGHUP.
 pub async fn supervise<P, F>(
     exe: PathBuf,
     args: Vec<std::ffi::OsString>,
     settings: ManagerSettings,
     probe: P,
+    hangup: &Notify,
     stop: CancellationToken,
 ) -> Outcome
 where
     P: Fn() -> F,
-    F: Future<Output = Result<(), String>>,
+    F: Future<Output = Result<(), Unhealthy>>,
 {
     let mut restarts: VecDeque<Instant> = VecDeque::new();
     let mut consecutive = 0u32;
@@ -131,7 +167,12 @@ where
             .spawn()
         {
             Ok(c) => c,
-            Err(e) => return Outcome::SpawnFailed(format!("cannot start {}: {e}", exe.display())),
+            Err(source) => {
+                return Outcome::SpawnFailed(SpawnError {
+                    exe: exe.clone(),
+                    source,
+                });
+            }
         };
         let pid = child.id().unwrap_or(0);
         tracing::info!(pid, "Manager: started the server.");
@@ -145,6 +186,10 @@ where
                 _ = stop.cancelled() => {
                     stop_child(&mut child, Duration::from_millis(1800)).await;
                     return Outcome::Stopped;
+                }
+                _ = hangup.notified() => {
+                    tracing::info!(pid, signal = "SIGHUP", "Manager: passing the signal on to the server.");
+                    signal_child(&child, rustix::process::Signal::HUP);
                 }
                 st = child.wait() => {
                     break match st {
@@ -198,12 +243,24 @@ where
     }
 }
 
+/// Turns every SIGHUP this process gets into a notification for [`supervise`].
+async fn forward_hangups(hangup: std::sync::Arc<Notify>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("Cannot install the SIGHUP handler; SIGHUP is not passed on.");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        hangup.notify_one();
+    }
+}
+
 /// The whole `self` mode for a binary's `main`: runs [`supervise`] on this executable with this
 /// process's arguments until SIGTERM/SIGINT, and returns the exit code (1 after a crash loop).
 pub fn run<P, F>(settings: ManagerSettings, probe: P) -> std::process::ExitCode
 where
     P: Fn() -> F,
-    F: Future<Output = Result<(), String>>,
+    F: Future<Output = Result<(), Unhealthy>>,
 {
     if std::env::var_os("NOTIFY_SOCKET").is_some() {
         // Under systemd the manager would only get in the way (and never send READY=1).
@@ -232,7 +289,9 @@ where
     rt.block_on(async move {
         let stop = CancellationToken::new();
         tokio::spawn(crate::daemon::stop_on_signal(stop.clone()));
-        match supervise(exe, args, settings, probe, stop).await {
+        let hangup = std::sync::Arc::new(Notify::new());
+        tokio::spawn(forward_hangups(hangup.clone()));
+        match supervise(exe, args, settings, probe, &hangup, stop).await {
             Outcome::Stopped => std::process::ExitCode::SUCCESS,
             Outcome::CrashLoop => std::process::ExitCode::FAILURE,
             Outcome::SpawnFailed(e) => {
@@ -241,114 +300,6 @@ where
             }
         }
     })
-}
-
-/// The heartbeat file of a manager with process id `pid`: its child touches it after every
-/// sample. The probe for agents whose gRPC needs TLS, which a local probe cannot speak
-/// without a client certificate of its own.
-pub fn heartbeat_path(pid: u32) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("smon-agent-{pid}.alive"))
-}
-
-/// Creates this (manager) process's heartbeat file, and returns its path.
-pub fn create_heartbeat() -> std::io::Result<std::path::PathBuf> {
-    let p = heartbeat_path(std::process::id());
-    std::fs::write(&p, b"")?;
-    Ok(p)
-}
-
-/// The heartbeat file this process's manager created, if it has one.
-#[cfg(target_os = "linux")]
-pub fn parent_heartbeat() -> Option<std::path::PathBuf> {
-    let ppid = std::os::unix::process::parent_id();
-    let p = heartbeat_path(ppid);
-    p.is_file().then_some(p)
-}
-
-/// No heartbeat elsewhere.
-#[cfg(not(target_os = "linux"))]
-pub fn parent_heartbeat() -> Option<std::path::PathBuf> {
-    None
-}
-
-/// Marks the heartbeat file as touched now.
-pub fn touch(path: &std::path::Path) -> std::io::Result<()> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)?
-        .set_modified(std::time::SystemTime::now())
-}
-
-/// The heartbeat probe: the child touched the file within `max_age`.
-pub async fn probe_heartbeat(path: std::path::PathBuf, max_age: Duration) -> Result<(), String> {
-    let modified = std::fs::metadata(&path)
-        .and_then(|m| m.modified())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let age = modified.elapsed().unwrap_or_default();
-    if age <= max_age {
-        Ok(())
-    } else {
-        Err(format!(
-            "no sample for {:.1} s (heartbeat {})",
-            age.as_secs_f64(),
-            path.display()
-        ))
-    }
-}
-
-/// Where a local probe reaches a listener: its own address, or loopback for a wildcard one.
-pub fn probe_address(listen: std::net::SocketAddr) -> std::net::SocketAddr {
-    let mut a = listen;
-    if a.ip().is_unspecified() {
-        a.set_ip(match a.ip() {
-            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-        });
-    }
-    a
-}
-
-/// The agent's health probe: a summary `GetSnapshot` within 1.5 s whose sample is at most
-/// `max_age` old (a stuck sampler fails it as surely as a dead process).
-pub async fn probe_agent(
-    addr: std::net::SocketAddr,
-    token: Option<String>,
-    max_age: Duration,
-) -> Result<(), String> {
-    use smon_proto::agent_client::AgentClient;
-    let deadline = Duration::from_millis(1500);
-    let check = async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| e.to_string())?
-            .connect_timeout(deadline)
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        let mut req = tonic::Request::new(smon_proto::GetSnapshotRequest::default());
-        if let Some(t) = &token {
-            let v = format!("Bearer {t}")
-                .parse()
-                .map_err(|_| "bad token".to_owned())?;
-            req.metadata_mut().insert("authorization", v);
-        }
-        let snap = AgentClient::new(channel)
-            .get_snapshot(req)
-            .await
-            .map_err(|s| format!("GetSnapshot: {}", s.message()))?
-            .into_inner();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let age = now.saturating_sub(snap.sample_unix_ms);
-        if age > max_age.as_millis() as u64 {
-            return Err(format!("the latest sample is {} s old", age / 1000));
-        }
-        Ok(())
-    };
-    tokio::time::timeout(deadline * 2, check)
-        .await
-        .unwrap_or_else(|_| Err("no answer within 4 s".into()))
 }
 
 #[cfg(test)]
@@ -381,6 +332,7 @@ mod tests {
             vec![],
             fast(),
             || async { Ok(()) },
+            &Notify::new(),
             CancellationToken::new(),
         )
         .await;
@@ -402,30 +354,81 @@ mod tests {
         let p = probes.clone();
         let stop = CancellationToken::new();
         let s2 = stop.clone();
-        let task = tokio::spawn(supervise(
-            "sh".into(),
-            vec!["-c".into(), "sleep 30".into()],
-            ManagerSettings {
-                max_restarts: 10,
-                ..fast()
-            },
-            move || {
-                let n = p.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if n < 3 {
-                        Err("frozen".to_owned())
-                    } else {
-                        Ok(())
+        let task = tokio::spawn(async move {
+            supervise(
+                "sh".into(),
+                vec!["-c".into(), "sleep 30".into()],
+                ManagerSettings {
+                    max_restarts: 10,
+                    ..fast()
+                },
+                move || {
+                    let n = p.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        if n < 3 {
+                            Err(Unhealthy::from("frozen"))
+                        } else {
+                            Ok(())
+                        }
                     }
-                }
-            },
-            s2,
-        ));
+                },
+                &Notify::new(),
+                s2,
+            )
+            .await
+        });
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert!(
             probes.load(Ordering::SeqCst) >= 4,
             "probed, failed twice, restarted, probed again"
         );
+        stop.cancel();
+        let out = tokio::time::timeout(Duration::from_secs(3), task)
+            .await
+            .expect("stops in time")
+            .expect("join");
+        assert_eq!(out, Outcome::Stopped);
+    }
+
+    #[tokio::test]
+    async fn sighup_is_passed_on_to_the_child() {
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ready = dir.path().join("ready");
+        let got = dir.path().join("hup");
+        // The child marks that its trap is set, then records each SIGHUP it gets.
+        let script = format!(
+            "trap 'echo hup >> {}' HUP; touch {}; while :; do sleep 0.05; done",
+            got.display(),
+            ready.display()
+        );
+        let hangup = Arc::new(Notify::new());
+        let stop = CancellationToken::new();
+        let (h, s) = (hangup.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            supervise(
+                "sh".into(),
+                vec!["-c".into(), script.into()],
+                fast(),
+                || async { Ok(()) },
+                &h,
+                s,
+            )
+            .await
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !ready.exists() {
+            assert!(Instant::now() < deadline, "the child did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!got.exists(), "no SIGHUP before one is sent");
+        hangup.notify_one();
+        while !got.exists() {
+            assert!(Instant::now() < deadline, "the child never got SIGHUP");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Passed on, not a restart: the same child is still running.
+        assert_eq!(std::fs::read_to_string(&got).expect("read"), "hup\n");
         stop.cancel();
         let out = tokio::time::timeout(Duration::from_secs(3), task)
             .await

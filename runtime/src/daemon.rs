@@ -1,11 +1,14 @@
-//! What every smon daemon binary does the same way: logging set-up, stopping on signals, and
-//! telling systemd about readiness and health (`Type=notify` units with a watchdog).
+//! What every smon daemon binary does the same way: the shared command-line flags, logging
+//! set-up, stopping on signals, telling systemd about readiness and health (`Type=notify`
+//! units with a watchdog), the open-file limit, and dropping privileges after binding.
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+use crate::health::Unhealthy;
 
 /// The command-line options both daemons share.
 #[derive(Debug, clap::Args)]
@@ -75,6 +78,27 @@ pub async fn stop_on_signal(stop: CancellationToken) {
         let _ = tokio::signal::ctrl_c().await;
     }
     stop.cancel();
+}
+
+/// For a daemon with nothing to reload: logs each SIGHUP and otherwise ignores it, where its
+/// default action would end the process (a manager passes SIGHUP on to its child, and a
+/// closing terminal sends one).
+pub async fn ignore_hangups(name: &'static str) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!(
+                signal = "SIGHUP",
+                "{name} has nothing to reload; restart it to apply config changes."
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = name;
 }
 
 /// A message for the service manager (systemd's `sd_notify(3)` protocol).
@@ -152,7 +176,7 @@ pub fn watchdog_period() -> Option<Duration> {
 pub fn spawn_notifier<H, F>(stop: CancellationToken, healthy: H) -> Option<JoinHandle<()>>
 where
     H: FnMut() -> F + Send + 'static,
-    F: Future<Output = Result<(), String>> + Send + 'static,
+    F: Future<Output = Result<(), Unhealthy>> + Send + 'static,
 {
     if !notify_socket_set() {
         return None;
@@ -177,7 +201,7 @@ pub async fn notifier<H, F, S>(
     stop: CancellationToken,
 ) where
     H: FnMut() -> F,
-    F: Future<Output = Result<(), String>>,
+    F: Future<Output = Result<(), Unhealthy>>,
     S: FnMut(Note),
 {
     // Start-up: probe until the daemon serves, then READY=1 (and a first pet at once).
@@ -236,6 +260,7 @@ pub async fn notifier<H, F, S>(
                     tracing::warn!(error = %e, "Health probe failed; not feeding the systemd watchdog.");
                     // One line: a newline would start another assignment in the datagram.
                     let e: String = e
+                        .to_string()
                         .chars()
                         .map(|c| if c.is_control() { ' ' } else { c })
                         .collect();
@@ -284,11 +309,15 @@ pub struct HashPasswordArgs {
     pub role: String,
 }
 
-/// Runs `hash-password`: the hash (or entry) on stdout, errors on stderr.
-pub fn hash_password(args: &HashPasswordArgs, daemon: &str) -> std::process::ExitCode {
-    let role =
-        smon_web::security::Role::parse(&args.role).unwrap_or(smon_web::security::Role::Viewer);
-    match smon_web::security::users::hash_password_command(args.user.as_deref(), role) {
+/// Runs `hash-password`: the hash (or entry) on stdout, errors on stderr (exit status 64).
+/// `hash` is the web security's `(user, role) -> entry` function: the kit has no password
+/// code of its own.
+pub fn hash_password<E: std::fmt::Display>(
+    args: &HashPasswordArgs,
+    daemon: &str,
+    hash: impl FnOnce(Option<&str>, &str) -> Result<String, E>,
+) -> std::process::ExitCode {
+    match hash(args.user.as_deref(), &args.role) {
         Ok(out) => {
             println!("{out}");
             std::process::ExitCode::SUCCESS
@@ -312,12 +341,52 @@ pub fn user_exists(_name: &str) -> bool {
     true
 }
 
+/// Why the switch to `server.run_as` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivilegeError {
+    /// The user database could not be asked.
+    #[error("server.run_as: cannot look up user '{user}': {reason}")]
+    Lookup {
+        /// The user.
+        user: String,
+        /// The lookup's error.
+        reason: String,
+    },
+    /// No such user.
+    #[error("server.run_as: no user '{0}' on this machine")]
+    NoSuchUser(String),
+    /// Unprivileged, and not already that user.
+    #[error(
+        "server.run_as is '{user}', but the process runs as uid {uid} and cannot switch: start it as root or as '{user}'"
+    )]
+    CannotSwitch {
+        /// The user.
+        user: String,
+        /// The process's effective uid.
+        uid: u32,
+    },
+    /// The switch itself failed.
+    #[error("server.run_as: cannot switch to '{user}': {reason}")]
+    Switch {
+        /// The user.
+        user: String,
+        /// The error.
+        reason: String,
+    },
+    /// Root is still reachable after the switch.
+    #[error("server.run_as: still root after switching to '{0}'")]
+    StillRoot(String),
+    /// Not supported on this system.
+    #[error("server.run_as is supported on Linux only")]
+    Unsupported,
+}
+
 /// Switches the whole process to `user`, its primary group and its supplementary groups (as
 /// `server.run_as` asks), after the listeners are bound. Running as root without `run_as` only
 /// warns; running unprivileged as another user than `run_as` is an error, since the switch is
 /// impossible.
 #[cfg(target_os = "linux")]
-pub fn drop_privileges(run_as: Option<&str>) -> anyhow::Result<()> {
+pub fn drop_privileges(run_as: Option<&str>) -> Result<(), PrivilegeError> {
     let euid = nix::unistd::geteuid();
     let Some(user) = run_as else {
         if euid.is_root() {
@@ -328,22 +397,29 @@ pub fn drop_privileges(run_as: Option<&str>) -> anyhow::Result<()> {
         return Ok(());
     };
     let target = nix::unistd::User::from_name(user)
-        .map_err(|e| anyhow::anyhow!("server.run_as: cannot look up user '{user}': {e}"))?
-        .ok_or_else(|| anyhow::anyhow!("server.run_as: no user '{user}' on this machine"))?;
+        .map_err(|e| PrivilegeError::Lookup {
+            user: user.to_owned(),
+            reason: e.to_string(),
+        })?
+        .ok_or_else(|| PrivilegeError::NoSuchUser(user.to_owned()))?;
     if !euid.is_root() {
         if euid == target.uid {
             return Ok(());
         }
-        anyhow::bail!(
-            "server.run_as is '{user}', but the process runs as uid {euid} and cannot switch: start it as root or as '{user}'"
-        );
+        return Err(PrivilegeError::CannotSwitch {
+            user: user.to_owned(),
+            uid: euid.as_raw(),
+        });
     }
     privdrop::PrivDrop::default()
         .user(user)
         .apply()
-        .map_err(|e| anyhow::anyhow!("server.run_as: cannot switch to '{user}': {e}"))?;
+        .map_err(|e| PrivilegeError::Switch {
+            user: user.to_owned(),
+            reason: e.to_string(),
+        })?;
     if nix::unistd::geteuid().is_root() || nix::unistd::getuid().is_root() {
-        anyhow::bail!("server.run_as: still root after switching to '{user}'");
+        return Err(PrivilegeError::StillRoot(user.to_owned()));
     }
     tracing::info!(user, uid = %target.uid, gid = %target.gid, "Dropped privileges.");
     Ok(())
@@ -351,9 +427,9 @@ pub fn drop_privileges(run_as: Option<&str>) -> anyhow::Result<()> {
 
 /// Privilege switching is Linux-only here.
 #[cfg(not(target_os = "linux"))]
-pub fn drop_privileges(run_as: Option<&str>) -> anyhow::Result<()> {
+pub fn drop_privileges(run_as: Option<&str>) -> Result<(), PrivilegeError> {
     if run_as.is_some() {
-        anyhow::bail!("server.run_as is supported on Linux only");
+        return Err(PrivilegeError::Unsupported);
     }
     Ok(())
 }
@@ -367,7 +443,7 @@ mod tests {
     /// Runs the notifier over scripted probe results (then "healthy" forever) until it ends by
     /// itself, `done` says so for what was sent, or `limit` passes; returns what it sent.
     async fn script(
-        results: Vec<Result<(), String>>,
+        results: Vec<Result<(), Unhealthy>>,
         watchdog: Option<Duration>,
         done: impl Fn(&[Note]) -> bool + Send + 'static,
         limit: Duration,

@@ -1,0 +1,244 @@
+//! The HTTP `server` block, written once for both daemons: where the server listens, how it
+//! sits behind a proxy, who may reach it, HTTPS, the user to run as, and its users and
+//! sessions (`auth`).
+//!
+//! Why here and not in smon-web, next to the code that enforces it: the agent built without
+//! its web view (`--no-default-features`) has no smon-web, yet must still read the same
+//! `config_node.json` strictly (a typo in `server` fails the load) and use `server.run_as`.
+//! So the block's *shape* (plain serde structs) lives in the config kit; its *meaning* (CIDR
+//! parsing aside, the users and session checks, which need argon2) stays in smon-web's
+//! `security::config::check_server`, which re-exports these types.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use super::FieldError;
+
+/// The `server` block.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address the HTTP server listens on.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// Port the HTTP server listens on (default: the daemon's own, see [`Self::listen`]).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// True when nginx (or another reverse proxy) fronts the server.
+    #[serde(default)]
+    pub behind_proxy: bool,
+    /// smon-agent only: serve the single-host web view (the dashboard for this host alone).
+    /// The aggregator always serves its dashboard and refuses the key.
+    #[serde(default)]
+    pub web: Option<bool>,
+    /// Path prefix of the pages when the proxy does not strip it, e.g. `/smon`.
+    #[serde(default = "default_base_path")]
+    pub base_path: String,
+    /// Who may reach the server (CIDR ranges; empty: anyone, the login still applies).
+    #[serde(default)]
+    pub allow_from: Vec<String>,
+    /// Proxies whose `X-Forwarded-For`/`-Proto`/`-Host` are believed (with `behind_proxy`).
+    #[serde(default = "default_trusted_proxies")]
+    pub trusted_proxies: Vec<String>,
+    /// Who may read `/metrics` without logging in.
+    #[serde(default = "default_metrics_allow_from")]
+    pub metrics_allow_from: Vec<String>,
+    /// HTTPS on the listener itself (certificate and key, PEM).
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+    /// Started as root: switch to this user (and its group) once the listeners are bound.
+    #[serde(default)]
+    pub run_as: Option<String>,
+    /// Users and sessions.
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: default_host(),
+            port: None,
+            behind_proxy: false,
+            web: None,
+            base_path: default_base_path(),
+            allow_from: Vec::new(),
+            trusted_proxies: default_trusted_proxies(),
+            metrics_allow_from: default_metrics_allow_from(),
+            tls: None,
+            run_as: None,
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The listen address: `host` (an IP address) and `port`, else the daemon's
+    /// `default_port`. Records a problem when `host` is not an address.
+    pub fn listen(&self, default_port: u16, errs: &mut Vec<FieldError>) -> Option<SocketAddr> {
+        match self.host.parse::<IpAddr>() {
+            Ok(ip) => Some(SocketAddr::new(ip, self.port.unwrap_or(default_port))),
+            Err(_) => {
+                errs.push(FieldError {
+                    field: "server.host".into(),
+                    value: self.host.clone(),
+                    problem: "is not an IP address".into(),
+                });
+                None
+            }
+        }
+    }
+
+    /// `run_as`, checked: a user that exists on this machine.
+    pub fn run_as(&self, errs: &mut Vec<FieldError>) -> Option<String> {
+        super::check_run_as(self.run_as.as_ref(), errs)
+    }
+}
+
+fn default_host() -> String {
+    "127.0.0.1".to_owned()
+}
+
+fn default_base_path() -> String {
+    "/".to_owned()
+}
+
+/// Default `trusted_proxies`: a proxy on the same host.
+pub fn default_trusted_proxies() -> Vec<String> {
+    vec!["127.0.0.1/32".into(), "::1/128".into()]
+}
+
+/// Default `metrics_allow_from`: a Prometheus on the same host.
+pub fn default_metrics_allow_from() -> Vec<String> {
+    vec!["127.0.0.0/8".into(), "::1/128".into()]
+}
+
+/// `server.auth`: who may log in, and for how long.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Users in the config itself (name, argon2 hash, role).
+    #[serde(default)]
+    pub users: Vec<UserEntry>,
+    /// More users, in a file of their own (mode 0600; the first start writes `admin` here).
+    /// Relative to the config file's directory.
+    #[serde(default)]
+    pub users_file: Option<String>,
+    /// Anonymous visitors may watch the dashboard, read-only: no command lines, no user names
+    /// of sessions, no actions. Off unless set.
+    #[serde(default)]
+    pub public_read_only: bool,
+    /// A session ends after this many seconds without a request.
+    #[serde(default = "default_idle")]
+    pub session_idle_s: u64,
+    /// A session ends this many seconds after login, whatever happens.
+    #[serde(default = "default_max")]
+    pub session_max_s: u64,
+    /// Viewers see full command lines (admins always do; a public dashboard never does).
+    #[serde(default)]
+    pub viewers_see_command_lines: bool,
+    /// Viewers see where logged-in users come from (admins always do).
+    #[serde(default)]
+    pub viewers_see_login_origins: bool,
+    /// Failed logins allowed per address and per user within `lockout_s`, before
+    /// further attempts are refused until the window has passed.
+    #[serde(default = "default_failures")]
+    pub max_login_failures: u32,
+    /// The throttling window, in seconds.
+    #[serde(default = "default_lockout")]
+    pub lockout_s: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            users: Vec::new(),
+            users_file: None,
+            public_read_only: false,
+            session_idle_s: default_idle(),
+            session_max_s: default_max(),
+            viewers_see_command_lines: false,
+            viewers_see_login_origins: false,
+            max_login_failures: default_failures(),
+            lockout_s: default_lockout(),
+        }
+    }
+}
+
+fn default_idle() -> u64 {
+    30 * 60
+}
+fn default_max() -> u64 {
+    12 * 3600
+}
+fn default_failures() -> u32 {
+    5
+}
+fn default_lockout() -> u64 {
+    15 * 60
+}
+
+/// A certificate chain and its key (PEM files).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate chain, PEM.
+    pub cert: String,
+    /// The private key, PEM.
+    pub key: String,
+}
+
+/// A user as written in a config or the users file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEntry {
+    /// Login name: 1-64 characters, letters, digits, `.`, `_`, `-`, `@`.
+    pub name: String,
+    /// `$argon2id$...` from `hash-password`.
+    pub password_hash: String,
+    /// `viewer` or `admin`.
+    pub role: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_the_daemons_port() {
+        let s: ServerConfig = serde_json::from_str("{}").expect("empty block");
+        let mut errs = Vec::new();
+        assert_eq!(
+            s.listen(8081, &mut errs),
+            Some("127.0.0.1:8081".parse().expect("addr"))
+        );
+        assert_eq!(s.trusted_proxies, default_trusted_proxies());
+        let s: ServerConfig = serde_json::from_str(r#"{"host":"::","port":9000}"#).expect("block");
+        assert_eq!(
+            s.listen(8081, &mut errs),
+            Some("[::]:9000".parse().expect("addr"))
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+    }
+
+    #[test]
+    fn a_host_name_is_not_an_address() {
+        let s: ServerConfig = serde_json::from_str(r#"{"host":"localhost"}"#).expect("block");
+        let mut errs = Vec::new();
+        assert_eq!(s.listen(8080, &mut errs), None);
+        assert_eq!(
+            errs[0].to_string(),
+            "server.host: 'localhost' is not an IP address"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_at_every_level() {
+        assert!(serde_json::from_str::<ServerConfig>(r#"{"prot":1}"#).is_err());
+        assert!(serde_json::from_str::<ServerConfig>(r#"{"auth":{"user":[]}}"#).is_err());
+        assert!(
+            serde_json::from_str::<ServerConfig>(r#"{"auth":{"users":[{"name":"a"}]}}"#).is_err()
+        );
+    }
+}
