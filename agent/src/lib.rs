@@ -5,13 +5,11 @@
 //! `main.rs` is thin: it parses arguments, loads the config and calls [`run`]. Tests call
 //! [`run`] on `127.0.0.1:0`.
 
-pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod deploy;
 pub mod manager;
 pub mod query;
-pub mod sampler;
 pub mod service;
 
 use std::sync::{Arc, Mutex};
@@ -24,7 +22,7 @@ use smon_web::store::{ClusterStore, HostSpec, StoreConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::collect::{Collector, CollectorConfig};
+use smon_collect::{Collector, CollectorConfig, Sampler};
 use crate::config::Settings;
 
 /// Runs the agent until `stop` is cancelled: starts the sampler thread, serves gRPC on `grpc`
@@ -36,7 +34,7 @@ pub async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     run_with(
-        CollectorConfig::from_settings(&settings),
+        settings.collector_config(),
         settings,
         grpc,
         http,
@@ -83,7 +81,7 @@ pub async fn run_prepared(
 ) -> anyhow::Result<()> {
     let interval = settings.interval;
     let demand = collector.demand.clone();
-    let sampler = sampler::Sampler::start(interval, move || Collector::new(collector)).await?;
+    let sampler = Sampler::start(interval, move || Collector::new(collector)).await?;
     let info = Arc::new(sampler.info().clone());
     // Heartbeat files (a manager's, or systemd's watchdog with TLS): touched after each sample.
     let heartbeats: Vec<_> = [
@@ -166,7 +164,7 @@ pub async fn run_prepared(
 
 /// The store and hub state of the single-host view: one cluster `local` with this host.
 fn node_view(info: &HostInfo, interval: std::time::Duration, security: Arc<Security>) -> Arc<Web> {
-    let name = collect::host_slug(&info.hostname);
+    let name = smon_collect::host_slug(&info.hostname);
     let spec = HostSpec {
         cluster: "local".into(),
         name: if name.is_empty() {

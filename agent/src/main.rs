@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use smon_agent::collect::{Collector, CollectorConfig};
+use smon_collect::Collector;
 use smon_agent::config::{self, ConfigError, Settings};
 use tokio_util::sync::CancellationToken;
 
@@ -202,10 +202,10 @@ fn main() -> ExitCode {
 
 /// `--once`: two refreshes (CPU use is a difference), then print the second.
 fn once(settings: &Settings, json: bool) -> anyhow::Result<()> {
-    let cc = CollectorConfig::from_settings(settings);
+    let cc = settings.collector_config();
     cc.demand.mark(); // the full process table, read with the sample
-    let mut c = Collector::new(cc).map_err(anyhow::Error::msg)?;
-    std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(250)));
+    let mut c = Collector::new(cc)?;
+    std::thread::sleep(smon_collect::cpu::MIN_INTERVAL.max(Duration::from_millis(250)));
     let snap = c.sample(1);
     if json {
         println!("{}", serde_json::to_string_pretty(&snap)?);
@@ -281,7 +281,7 @@ fn serve(settings: Settings) -> anyhow::Result<()> {
                 smon_agent::manager::probe_agent(addr, token.clone(), max_age)
             })
         };
-        let collector = smon_agent::collect::CollectorConfig::from_settings(&settings);
+        let collector = settings.collector_config();
         let run = smon_agent::run_prepared(collector, settings, listener, http, stop.clone());
         tokio::pin!(run);
         let r = tokio::select! {

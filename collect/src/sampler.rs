@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use smon_proto::{HostInfo, Parts, Snapshot};
 use tokio::sync::{oneshot, watch};
 
-use crate::collect::{Collector, with_parts};
+use crate::collector::{Collector, with_parts};
+use crate::error::CollectError;
 
 /// One sample, kept both whole and as the summary that most callers ask for (built once per
 /// sample instead of once per request).
@@ -48,21 +49,26 @@ pub struct Sampler {
 
 impl Sampler {
     /// Starts the thread, which builds the collector with `make` and takes a sample every
-    /// `interval`. Returns once the collector is built and the host facts are known.
-    pub async fn start<F>(interval: Duration, make: F) -> std::io::Result<Self>
+    /// `interval`. Returns once the collector is built and the host facts are known, or with
+    /// the reason it could not be built.
+    pub async fn start<F>(interval: Duration, make: F) -> Result<Self, CollectError>
     where
-        F: FnOnce() -> Result<Collector, String> + Send + 'static,
+        F: FnOnce() -> Result<Collector, CollectError> + Send + 'static,
     {
         let (tx, rx) = watch::channel(None);
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let (info_tx, info_rx) = oneshot::channel();
         let handle = std::thread::Builder::new()
             .name("smon-sampler".into())
-            .spawn(move || sampler_loop(interval, make, tx, stop_rx, info_tx))?;
+            .spawn(move || sampler_loop(interval, make, tx, stop_rx, info_tx))
+            .map_err(|error| CollectError::Thread {
+                area: "sampler",
+                thread: "sampler",
+                error,
+            })?;
         let info = info_rx
             .await
-            .map_err(|_| std::io::Error::other("the sampler thread stopped while starting"))?
-            .map_err(std::io::Error::other)?;
+            .map_err(|_| CollectError::SamplerStopped)??;
         Ok(Self {
             info,
             rx,
@@ -102,9 +108,9 @@ fn sampler_loop<F>(
     make: F,
     tx: watch::Sender<Option<Arc<Sample>>>,
     stop: mpsc::Receiver<()>,
-    info_tx: oneshot::Sender<Result<HostInfo, String>>,
+    info_tx: oneshot::Sender<Result<HostInfo, CollectError>>,
 ) where
-    F: FnOnce() -> Result<Collector, String>,
+    F: FnOnce() -> Result<Collector, CollectError>,
 {
     let mut collector = match make() {
         Ok(c) => c,
