@@ -22,8 +22,8 @@ use smon_web::store::{ClusterStore, HostSpec, StoreConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use smon_collect::{Collector, CollectorConfig, Sampler};
 use crate::config::Settings;
+use smon_collect::{Collector, CollectorConfig, Sampler};
 
 /// Runs the agent until `stop` is cancelled: starts the sampler thread, serves gRPC on `grpc`
 /// and, when given, the single-host web view on `http`. Returns once everything has stopped.
@@ -33,14 +33,7 @@ pub async fn run(
     http: Option<TcpListener>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
-    run_with(
-        settings.collector_config(),
-        settings,
-        grpc,
-        http,
-        stop,
-    )
-    .await
+    run_with(settings.collector_config(), settings, grpc, http, stop).await
 }
 
 /// Like [`run`], with the collector's sources given (tests point them at fixtures).

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use smon_collect::Collector;
 use smon_agent::config::{self, ConfigError, Settings};
+use smon_collect::Collector;
 use tokio_util::sync::CancellationToken;
 
 use smon_agent::daemon::EXIT_USAGE;

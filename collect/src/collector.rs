@@ -402,7 +402,11 @@ impl Collector {
     }
 
     #[cfg(target_os = "linux")]
-    fn collect_processes(&mut self, total_mem: u64, errors: &mut Vec<CollectError>) -> Vec<Process> {
+    fn collect_processes(
+        &mut self,
+        total_mem: u64,
+        errors: &mut Vec<CollectError>,
+    ) -> Vec<Process> {
         let now_ms = unix_ms(SystemTime::now());
         let rows = self
             .procs
@@ -432,7 +436,11 @@ impl Collector {
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn collect_processes(&mut self, total_mem: u64, _errors: &mut Vec<CollectError>) -> Vec<Process> {
+    fn collect_processes(
+        &mut self,
+        total_mem: u64,
+        _errors: &mut Vec<CollectError>,
+    ) -> Vec<Process> {
         let now_s = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())

@@ -593,7 +593,9 @@ mod tests {
                 }
             }
             assert!(
-                errors.iter().any(|e| e.to_string().contains("/home/shared")),
+                errors
+                    .iter()
+                    .any(|e| e.to_string().contains("/home/shared")),
                 "{errors:?}"
             );
         }

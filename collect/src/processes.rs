@@ -234,7 +234,11 @@ impl ProcTable {
                 }
             }
             let mut parsed = parse_stat(&self.buf, through_kept);
-            if through_kept && parsed.as_ref().is_some_and(|st| st.starttime != known.start) {
+            if through_kept
+                && parsed
+                    .as_ref()
+                    .is_some_and(|st| st.starttime != known.start)
+            {
                 // Another process behind the same file: never on Linux's /proc, but then the
                 // file is not trusted any longer; read the pid afresh by path.
                 known.stat = None;
@@ -497,7 +501,10 @@ mod tests {
         let red = Redactor::default();
         for _ in 0..200 {
             let rows = t.sample(Instant::now(), &red, &mut Vec::new());
-            let row = rows.into_iter().find(|r| r.pid == pid as u32).expect("listed");
+            let row = rows
+                .into_iter()
+                .find(|r| r.pid == pid as u32)
+                .expect("listed");
             if row.state == state {
                 return row;
             }
@@ -537,7 +544,10 @@ mod tests {
         assert!(t.known[&pid].stat.is_some());
         child.end();
         let err = read_record(&f, &mut Vec::new()).expect_err("read after exit");
-        assert_eq!(err.raw_os_error(), Some(rustix::io::Errno::SRCH.raw_os_error()));
+        assert_eq!(
+            err.raw_os_error(),
+            Some(rustix::io::Errno::SRCH.raw_os_error())
+        );
         let rows = t.sample(Instant::now(), &Redactor::default(), &mut Vec::new());
         assert!(rows.iter().all(|r| r.pid != pid as u32));
         assert!(!t.known.contains_key(&pid), "entry and file dropped");

@@ -66,9 +66,7 @@ impl Sampler {
                 thread: "sampler",
                 error,
             })?;
-        let info = info_rx
-            .await
-            .map_err(|_| CollectError::SamplerStopped)??;
+        let info = info_rx.await.map_err(|_| CollectError::SamplerStopped)??;
         Ok(Self {
             info,
             rx,

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use smon_collect::Roots;
 use smon_agent::config::{self, Env, Settings};
+use smon_collect::Roots;
 use smon_proto::agent_client::AgentClient;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
