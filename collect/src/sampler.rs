@@ -151,3 +151,68 @@ fn sampler_loop<F>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collector::{CollectorConfig, DetailDemand, Roots};
+    use crate::filters::{DiskFilter, NetworkFilter};
+    use crate::redact::Redactor;
+
+    fn config() -> CollectorConfig {
+        CollectorConfig {
+            roots: Roots::default(),
+            redactor: Redactor::default(),
+            disks: DiskFilter::default(),
+            network: NetworkFilter::default(),
+            gpus: None,
+            interval: Duration::from_millis(100),
+            demand: DetailDemand::default(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn samples_are_published_in_sequence_until_stopped() {
+        let s = Sampler::start(Duration::from_millis(100), || Collector::new(config()))
+            .await
+            .expect("start");
+        assert!(s.info().cpu_logical_cores >= 1);
+        let mut rx = s.subscribe();
+        let mut seqs = Vec::new();
+        while seqs.len() < 2 {
+            tokio::time::timeout(Duration::from_secs(5), rx.changed())
+                .await
+                .expect("a sample within 5 s")
+                .expect("sender alive");
+            let latest = rx.borrow_and_update().clone().expect("a sample");
+            assert!(latest.summary.processes.is_empty());
+            assert_eq!(latest.view(Parts::DETAIL), latest.full);
+            seqs.push(latest.full.seq);
+        }
+        assert!(seqs[1] > seqs[0], "{seqs:?}");
+        s.stop().await;
+        assert!(
+            rx.changed().await.is_err(),
+            "the thread ended and dropped its sender"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_collector_that_cannot_be_built_fails_the_start() {
+        let err = Sampler::start(Duration::from_secs(1), || {
+            Err(CollectError::Read {
+                area: "processes",
+                path: "/nowhere".into(),
+                error: std::io::Error::from(std::io::ErrorKind::NotFound),
+            })
+        })
+        .await
+        .err()
+        .expect("refused");
+        assert!(matches!(err, CollectError::Read { .. }), "{err}");
+        assert!(
+            err.to_string().starts_with("processes: /nowhere: "),
+            "{err}"
+        );
+    }
+}
