@@ -29,6 +29,9 @@ pub use smon_runtime::config::{ConfigError, parse_json};
 
 /// The web view's port when `server.port` is not set.
 pub const DEFAULT_HTTP_PORT: u16 = 8081;
+use smon_collect::{
+    CollectorConfig, DetailDemand, DiskFilter, GpuMode, NetworkFilter, Redactor, Roots,
+};
 
 /// The example config shipped in the repository, used when no `--config` is given.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config_node.json");
@@ -198,17 +201,6 @@ fn default_exclude_interfaces() -> Vec<String> {
     vec!["lo".to_owned()]
 }
 
-/// Where GPU data comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GpuMode {
-    /// NVML when the library and a GPU are present, else none.
-    Auto,
-    /// Never look for GPUs.
-    Off,
-    /// A demo source with this many GPUs.
-    Fake(u32),
-}
-
 /// How gRPC callers authenticate.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Auth {
@@ -225,37 +217,6 @@ impl fmt::Debug for Auth {
             Auth::Token(_) => f.write_str("Token(<hidden>)"),
             Auth::None => f.write_str("None"),
         }
-    }
-}
-
-/// Validated disk filters.
-#[derive(Debug, Clone, Default)]
-pub struct DiskFilter {
-    /// Pseudo filesystem types to report anyway.
-    pub include_fs_types: Vec<String>,
-    /// Filesystem types never to report.
-    pub exclude_fs_types: Vec<String>,
-    /// Mount points (and everything below them) never to report.
-    pub exclude_mounts: Vec<String>,
-}
-
-/// Validated network filters.
-#[derive(Debug, Clone, Default)]
-pub struct NetworkFilter {
-    /// Interface names or `prefix*` patterns never to report.
-    pub exclude_interfaces: Vec<String>,
-}
-
-impl NetworkFilter {
-    /// True when the interface should be reported.
-    pub fn allows(&self, name: &str) -> bool {
-        !self
-            .exclude_interfaces
-            .iter()
-            .any(|p| match p.strip_suffix('*') {
-                Some(prefix) => name.starts_with(prefix),
-                None => name == p,
-            })
     }
 }
 
@@ -296,6 +257,22 @@ pub struct Settings {
     pub grpc_tls: Option<GrpcTls>,
     /// Who may call the gRPC API (empty: anyone).
     pub grpc_allow: CidrList,
+}
+
+impl Settings {
+    /// The collector config for these settings: the real OS roots and the GPU source the
+    /// settings ask for.
+    pub fn collector_config(&self) -> CollectorConfig {
+        CollectorConfig {
+            roots: Roots::default(),
+            redactor: Redactor::new(self.redact_patterns.clone()),
+            disks: self.disks.clone(),
+            network: self.network.clone(),
+            gpus: smon_collect::gpus::open(self.gpu),
+            interval: self.interval,
+            demand: DetailDemand::default(),
+        }
+    }
 }
 
 /// The single-host web view's settings, checked.
@@ -926,17 +903,6 @@ mod tests {
                 .contains("monitor.auth: 'none' is allowed only on a loopback listener"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn interface_filter_prefixes() {
-        let f = NetworkFilter {
-            exclude_interfaces: vec!["lo".into(), "veth*".into()],
-        };
-        assert!(!f.allows("lo"));
-        assert!(!f.allows("veth12ab"));
-        assert!(f.allows("eth0"));
-        assert!(f.allows("lo0"));
     }
 
     #[test]

@@ -38,10 +38,10 @@ pub enum Error {
     WebView(String),
     /// The sampler thread could not start.
     #[error("the sampler cannot start")]
-    Sampler(#[source] std::io::Error),
+    Sampler(#[source] smon_collect::CollectError),
     /// The collector could not be set up (`--once`).
-    #[error("cannot start the collector: {0}")]
-    Collector(String),
+    #[error("cannot start the collector")]
+    Collector(#[source] smon_collect::CollectError),
     /// The gRPC listener's TLS settings were refused.
     #[error("monitor.tls")]
     Tls(#[source] tonic::transport::Error),

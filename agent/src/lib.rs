@@ -9,11 +9,9 @@
 //! smon-web; without it the agent is the collector and the gRPC server alone, and refuses
 //! `server.web: true`.
 
-pub mod collect;
 pub mod config;
 pub mod error;
 pub mod query;
-pub mod sampler;
 pub mod service;
 pub mod start;
 
@@ -34,7 +32,6 @@ use smon_web::store::{ClusterStore, HostSpec, StoreConfig};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::collect::{Collector, CollectorConfig};
 use crate::config::Settings;
 pub use crate::error::Error;
 
@@ -62,6 +59,7 @@ pub type PreparedWeb = (TcpListener, Arc<Security>);
 #[cfg(not(feature = "web"))]
 #[derive(Debug)]
 pub enum PreparedWeb {}
+use smon_collect::{Collector, CollectorConfig, Sampler};
 
 /// Runs the agent until `stop` is cancelled: starts the sampler thread, serves gRPC on `grpc`
 /// and, when given, the single-host web view on `http`. Returns once everything has stopped.
@@ -71,14 +69,7 @@ pub async fn run(
     http: Option<WebListener>,
     stop: CancellationToken,
 ) -> Result<(), Error> {
-    run_with(
-        CollectorConfig::from_settings(&settings),
-        settings,
-        grpc,
-        http,
-        stop,
-    )
-    .await
+    run_with(settings.collector_config(), settings, grpc, http, stop).await
 }
 
 /// Like [`run`], with the collector's sources given (tests point them at fixtures).
@@ -127,7 +118,7 @@ pub async fn run_prepared(
 ) -> Result<(), Error> {
     let interval = settings.interval;
     let demand = collector.demand.clone();
-    let sampler = sampler::Sampler::start(interval, move || Collector::new(collector))
+    let sampler = Sampler::start(interval, move || Collector::new(collector))
         .await
         .map_err(Error::Sampler)?;
     let info = Arc::new(sampler.info().clone());
@@ -226,7 +217,7 @@ pub async fn run_prepared(
 /// The store and hub state of the single-host view: one cluster `local` with this host.
 #[cfg(feature = "web")]
 fn node_view(info: &HostInfo, interval: std::time::Duration, security: Arc<Security>) -> Arc<Web> {
-    let name = collect::host_slug(&info.hostname);
+    let name = smon_collect::host_slug(&info.hostname);
     let spec = HostSpec {
         cluster: "local".into(),
         name: if name.is_empty() {

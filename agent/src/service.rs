@@ -22,9 +22,8 @@ use tonic::service::Interceptor;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
-use crate::collect::DetailDemand;
 use crate::config::{Auth, Settings};
-use crate::sampler::Latest;
+use smon_collect::{DetailDemand, Latest};
 
 /// How long `GetSnapshot` waits for the very first sample after start-up.
 const FIRST_SAMPLE_WAIT: Duration = Duration::from_secs(5);
@@ -95,7 +94,7 @@ impl Agent for AgentService {
         let mut rx = self.latest.clone();
         // Without recent demand the process table is read only every 10 s: a caller asking for
         // processes waits (about one interval) for a sample with a fresh list.
-        let ready = |s: &Option<Arc<crate::sampler::Sample>>| match s {
+        let ready = |s: &Option<Arc<smon_collect::Sample>>| match s {
             None => false,
             Some(s) => !wants_procs || processes_fresh(&s.full, interval),
         };

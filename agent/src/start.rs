@@ -13,9 +13,9 @@ use smon_runtime::start::Daemon;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::collect::{Collector, CollectorConfig};
 use crate::config::{self, Auth, Settings};
 use crate::{Error, PreparedWeb};
+use smon_collect::Collector;
 
 /// Who the agent is, for the kit.
 pub const ABOUT: About = About {
@@ -148,17 +148,17 @@ impl Daemon for Agent {
     }
 
     async fn serve(self, (grpc, web): Self::Bound, stop: CancellationToken) -> Result<(), Error> {
-        let collector = CollectorConfig::from_settings(&self.settings);
+        let collector = self.settings.collector_config();
         crate::run_prepared(collector, self.settings, grpc, web, stop).await
     }
 }
 
 /// `--once`: two refreshes (CPU use is a difference), then print the second.
 fn once(settings: &Settings, json: bool) -> Result<(), Error> {
-    let cc = CollectorConfig::from_settings(settings);
+    let cc = settings.collector_config();
     cc.demand.mark(); // the full process table, read with the sample
     let mut c = Collector::new(cc).map_err(Error::Collector)?;
-    std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL.max(Duration::from_millis(250)));
+    std::thread::sleep(smon_collect::cpu::MIN_INTERVAL.max(Duration::from_millis(250)));
     let snap = c.sample(1);
     if json {
         println!("{}", serde_json::to_string_pretty(&snap)?);

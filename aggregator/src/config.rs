@@ -233,7 +233,7 @@ pub struct SelfHost {
     /// Identity in the store.
     pub spec: HostSpec,
     /// GPU source.
-    pub gpu: smon_agent::config::GpuMode,
+    pub gpu: smon_collect::GpuMode,
 }
 
 /// Everything the aggregator runs on, checked.
@@ -377,9 +377,9 @@ impl AppConfig {
             );
         }
         let gpu = match m.self_gpu.as_str() {
-            "auto" => Some(smon_agent::config::GpuMode::Auto),
-            "off" => Some(smon_agent::config::GpuMode::Off),
-            "fake" => Some(smon_agent::config::GpuMode::Fake(2)),
+            "auto" => Some(smon_collect::GpuMode::Auto),
+            "off" => Some(smon_collect::GpuMode::Off),
+            "fake" => Some(smon_collect::GpuMode::Fake(2)),
             other => {
                 bad(
                     "monitor.self_gpu".into(),
@@ -397,7 +397,7 @@ impl AppConfig {
             );
         }
         let self_name = m.self_name.clone().unwrap_or_else(|| {
-            let slug = smon_agent::collect::host_slug(&smon_agent::collect::hostname());
+            let slug = smon_collect::host_slug(&smon_collect::hostname());
             if slug.is_empty() { "self".into() } else { slug }
         });
         if !valid_name(&self_name) {

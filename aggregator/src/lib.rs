@@ -12,9 +12,9 @@ pub mod start;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use smon_agent::collect::{Collector, CollectorConfig, DetailDemand, Roots, redact::Redactor};
-use smon_agent::config::{DiskFilter, NetworkFilter};
-use smon_agent::sampler::Sampler;
+use smon_collect::{
+    Collector, CollectorConfig, DetailDemand, DiskFilter, NetworkFilter, Redactor, Roots, Sampler,
+};
 use smon_proto::Parts;
 use smon_web::hub::{self, Web, now_ms};
 use smon_web::security::{Bootstrap, HttpSecurity, Security};
@@ -142,7 +142,7 @@ pub async fn run_secured(
                 network: NetworkFilter {
                     exclude_interfaces: vec!["lo".into()],
                 },
-                gpus: smon_agent::collect::gpu::open(gpu),
+                gpus: smon_collect::gpus::open(gpu),
                 interval,
                 demand: collector_demand,
             })

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use smon_agent::collect::{CollectorConfig, Roots};
 use smon_agent::config::{self, Env, Settings};
+use smon_collect::Roots;
 use smon_proto::agent_client::AgentClient;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -58,9 +58,9 @@ pub async fn start_with(s: Settings) -> InProcess {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let stop = CancellationToken::new();
-    let mut cc = CollectorConfig::from_settings(&s);
+    let mut cc = s.collector_config();
     cc.roots = Roots {
-        utmp: fixture("utmp/sessions.utmp"),
+        utmp: fixture("../../../collect/tests/fixtures/utmp/sessions.utmp"),
         ..Roots::default()
     };
     let task = tokio::spawn(smon_agent::run_with(cc, s, listener, None, stop.clone()));

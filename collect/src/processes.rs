@@ -1,16 +1,33 @@
-//! The process table on Linux, read as narrowly as possible: per sample one open and read of
-//! `/proc/<pid>/stat` (state, parent, CPU ticks, start time, resident pages; parsed by the
-//! `procfs` crate) into a reused buffer; the owner and the command line once per process, the
-//! command line redacted then and cached.
+//! The process table on Linux, read as narrowly as possible: per sample one positional read
+//! of each process's `/proc/<pid>/stat` (state, parent, CPU ticks, start time, resident pages;
+//! parsed by the `procfs` crate) into a reused buffer; the owner and the command line once per
+//! process, the command line redacted then and cached.
 //! `status`, `statm`, `environ` and the thread list are never read. This is what keeps the
 //! agent's own CPU use low at 1 Hz (see `BENCHMARKS.md`): sysinfo's process refresh also reads
 //! `status` for every process, which the kernel formats at some cost.
+//!
+//! Each process's `stat` file stays open between samples and is re-read with `pread` at offset
+//! 0 (as Netdata's apps.plugin does): most of the kernel's cost of a fresh open+read+close is
+//! the path lookup and the open, and a 1 Hz full listing of ~300 processes paid it 300 times a
+//! second. A procfs file is tied to the process it was opened for, not to its number: once that
+//! process is gone, the read fails (`ESRCH`) even if the pid has been given to a new process,
+//! so a failed read drops the file and the pid is opened afresh by path. A pid no longer listed
+//! in `/proc` drops its file with the rest of its entry, and a start time that differs from the
+//! one recorded (a reused pid on a `/proc` that does not behave so) drops it too. At most
+//! [`MAX_KEPT_FDS`] files (and at most half the soft `RLIMIT_NOFILE`) are kept; processes past
+//! that are opened and closed per sample as before.
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use super::redact::Redactor;
+use crate::CollectError;
+
+/// The most `stat` files kept open between samples.
+pub const MAX_KEPT_FDS: usize = 4096;
 
 /// One process in a sample, before user names are resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,9 +58,15 @@ struct Known {
     uid: Option<u32>,
     cmdline: String,
     seen: u64,
+    /// The process's `stat` file, kept open while the fd budget allows.
+    stat: Option<File>,
+    /// The round in which `stat` was opened (for tests: a kept file is not reopened).
+    #[cfg_attr(not(test), allow(dead_code))]
+    opened: u64,
 }
 
-/// Reads the process table; keeps what is needed between samples (CPU ticks, command lines).
+/// Reads the process table; keeps what is needed between samples (CPU ticks, command lines,
+/// open `stat` files).
 pub struct ProcTable {
     root: PathBuf,
     known: HashMap<i32, Known>,
@@ -53,27 +76,33 @@ pub struct ProcTable {
     boot_unix_ms: u64,
     round: u64,
     buf: Vec<u8>,
+    max_kept: usize,
 }
 
-/// Reads a small /proc file with as few syscalls as possible: `read_to_end` would `statx` the
-/// file to size its buffer and issue a second `read` for the end of file; a stat line fits in
-/// one read of a 1 KiB buffer, so one `read` usually does it.
-fn read_small(mut f: std::fs::File, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    use std::io::Read as _;
+/// Reads a whole small /proc record with one positional read at offset 0: a stat line fits a
+/// 1 KiB buffer, and when it does not the buffer grows and the record is read again from the
+/// start (a record is generated whole per read, so a read from 0 is one consistent record).
+fn read_record(f: &File, buf: &mut Vec<u8>) -> std::io::Result<()> {
     buf.clear();
     buf.resize(1024, 0);
-    let mut len = 0;
     loop {
-        let n = f.read(&mut buf[len..])?;
-        len += n;
-        if n == 0 || len < buf.len() {
-            // Short read: /proc returns the whole record in one go unless the buffer is full.
-            break;
+        let n = f.read_at(buf, 0)?;
+        if n < buf.len() {
+            buf.truncate(n);
+            return Ok(());
         }
-        buf.resize(buf.len() * 2, 0);
+        let bigger = buf.len() * 2;
+        buf.resize(bigger, 0);
     }
-    buf.truncate(len);
-    Ok(())
+}
+
+/// How many files may be kept open: [`MAX_KEPT_FDS`], and no more than half the soft
+/// open-file limit so that the rest of the daemon (sockets, logs) always has room.
+fn fd_budget() -> usize {
+    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    usize::try_from(soft / 2).map_or(MAX_KEPT_FDS, |half| half.min(MAX_KEPT_FDS))
 }
 
 /// Whether a `stat` record has the frame `procfs` slices without checking: `pid (comm) rest`,
@@ -136,7 +165,19 @@ impl ProcTable {
             boot_unix_ms,
             round: 0,
             buf: Vec::with_capacity(1024),
+            max_kept: fd_budget(),
         }
+    }
+
+    /// Keeps at most `n` `stat` files open between samples (0: open and close every time).
+    pub fn with_fd_limit(mut self, n: usize) -> Self {
+        self.max_kept = n;
+        self
+    }
+
+    /// How many `stat` files are kept open now.
+    pub fn kept_fds(&self) -> usize {
+        self.known.values().filter(|k| k.stat.is_some()).count()
     }
 
     /// Reads every process at `now`. Processes that vanish while being read are skipped.
@@ -144,9 +185,8 @@ impl ProcTable {
         &mut self,
         now: Instant,
         redactor: &Redactor,
-        errors: &mut Vec<String>,
+        errors: &mut Vec<CollectError>,
     ) -> Vec<ProcRow> {
-        use procfs::FromRead as _;
         self.round += 1;
         let elapsed = self
             .last
@@ -155,11 +195,16 @@ impl ProcTable {
         self.last = Some(now);
         let dir = match std::fs::read_dir(&self.root) {
             Ok(d) => d,
-            Err(e) => {
-                errors.push(format!("processes: {}: {e}", self.root.display()));
+            Err(error) => {
+                errors.push(CollectError::Read {
+                    area: "processes",
+                    path: self.root.clone(),
+                    error,
+                });
                 return Vec::new();
             }
         };
+        let mut kept = self.kept_fds();
         let mut rows = Vec::with_capacity(self.known.len() + 16);
         let mut path = self.root.clone();
         for entry in dir.flatten() {
@@ -167,32 +212,65 @@ impl ProcTable {
             let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
                 continue;
             };
-            // One open and read per process per sample: `<pid>/stat` (the library parses it).
             path.push(&name);
-            path.push("stat");
-            let read = std::fs::File::open(&path).and_then(|f| read_small(f, &mut self.buf));
-            path.pop();
-            if read.is_err() {
-                path.pop();
-                continue; // gone in the meantime
+            let known = self.known.entry(pid).or_insert_with(|| Known {
+                start: u64::MAX,
+                ticks: 0,
+                uid: None,
+                cmdline: String::new(),
+                seen: 0,
+                stat: None,
+                opened: 0,
+            });
+            // A kept file is read in place; one whose process has ended fails (ESRCH) and is
+            // dropped, and the pid (perhaps a new process by now) is opened by path below.
+            let mut through_kept = false;
+            if let Some(f) = &known.stat {
+                if read_record(f, &mut self.buf).is_ok() {
+                    through_kept = true;
+                } else {
+                    known.stat = None;
+                    kept -= 1;
+                }
             }
-            if !stat_frame_ok(&self.buf) {
-                path.pop();
-                continue;
+            let mut parsed = parse_stat(&self.buf, through_kept);
+            if through_kept
+                && parsed
+                    .as_ref()
+                    .is_some_and(|st| st.starttime != known.start)
+            {
+                // Another process behind the same file: never on Linux's /proc, but then the
+                // file is not trusted any longer; read the pid afresh by path.
+                known.stat = None;
+                kept -= 1;
+                through_kept = false;
+                parsed = None;
             }
-            let Ok(st) = procfs::process::Stat::from_read(&self.buf[..]) else {
+            if !through_kept {
+                path.push("stat");
+                let opened = File::open(&path);
+                path.pop();
+                let Ok(f) = opened else {
+                    path.pop();
+                    continue; // gone in the meantime
+                };
+                if read_record(&f, &mut self.buf).is_err() {
+                    path.pop();
+                    continue;
+                }
+                parsed = parse_stat(&self.buf, true);
+                if parsed.is_some() && kept < self.max_kept {
+                    known.stat = Some(f);
+                    known.opened = self.round;
+                    kept += 1;
+                }
+            }
+            let Some(st) = parsed else {
                 path.pop();
                 continue;
             };
             // Saturating: the values come from a file (a panic in debug builds otherwise).
             let ticks = st.utime.saturating_add(st.stime);
-            let known = self.known.entry(pid).or_insert_with(|| Known {
-                start: u64::MAX,
-                ticks,
-                uid: None,
-                cmdline: String::new(),
-                seen: 0,
-            });
             let prev_ticks = if known.start == st.starttime {
                 Some(known.ticks)
             } else {
@@ -238,10 +316,20 @@ impl ProcTable {
                 state: state_name(st.state),
             });
         }
+        // Pids no longer listed (or unreadable this round) go, and their files are closed.
         let round = self.round;
         self.known.retain(|_, k| k.seen == round);
         rows
     }
+}
+
+/// Parses a `stat` record read into `buf` (when `read` is true), skipping a malformed one.
+fn parse_stat(buf: &[u8], read: bool) -> Option<procfs::process::Stat> {
+    use procfs::FromRead as _;
+    if !read || !stat_frame_ok(buf) {
+        return None;
+    }
+    procfs::process::Stat::from_read(buf).ok()
 }
 
 #[cfg(test)]
@@ -370,6 +458,140 @@ mod tests {
         assert_eq!(rows[0].rss_bytes, u64::MAX);
     }
 
+    /// A `sleep` child that is killed and reaped when dropped.
+    struct Child(std::process::Child);
+
+    impl Child {
+        fn sleep() -> Self {
+            Self(
+                std::process::Command::new("sleep")
+                    .arg("30")
+                    .spawn()
+                    .expect("spawn sleep"),
+            )
+        }
+
+        fn pid(&self) -> i32 {
+            self.0.id() as i32
+        }
+
+        fn signal(&self, sig: rustix::process::Signal) {
+            let pid = rustix::process::Pid::from_raw(self.pid()).expect("pid");
+            rustix::process::kill_process(pid, sig).expect("kill");
+        }
+
+        fn end(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    impl Drop for Child {
+        fn drop(&mut self) {
+            self.end();
+        }
+    }
+
+    fn real_table() -> ProcTable {
+        ProcTable::new(PathBuf::from("/proc"), 0).with_fd_limit(MAX_KEPT_FDS)
+    }
+
+    /// Samples until `pid` is in the wanted state (a signal is delivered asynchronously).
+    fn sample_until(t: &mut ProcTable, pid: i32, state: &str) -> ProcRow {
+        let red = Redactor::default();
+        for _ in 0..200 {
+            let rows = t.sample(Instant::now(), &red, &mut Vec::new());
+            let row = rows
+                .into_iter()
+                .find(|r| r.pid == pid as u32)
+                .expect("listed");
+            if row.state == state {
+                return row;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("pid {pid} never {state}");
+    }
+
+    #[test]
+    fn a_kept_stat_file_is_read_again_with_fresh_values() {
+        let child = Child::sleep();
+        let pid = child.pid();
+        let mut t = real_table();
+        let first = sample_until(&mut t, pid, "sleeping");
+        let opened = t.known[&pid].opened;
+        assert!(t.known[&pid].stat.is_some(), "the file is kept");
+        // A stopped process reads back as stopped through the same open file.
+        child.signal(rustix::process::Signal::STOP);
+        let stopped = sample_until(&mut t, pid, "stopped");
+        assert_eq!(t.known[&pid].opened, opened, "not reopened");
+        assert!(t.round > 1);
+        assert_eq!(stopped.start_unix_ms, first.start_unix_ms);
+        assert_eq!(stopped.cmdline, "sleep 30");
+        child.signal(rustix::process::Signal::CONT);
+        sample_until(&mut t, pid, "sleeping");
+        assert_eq!(t.known[&pid].opened, opened, "still not reopened");
+    }
+
+    #[test]
+    fn an_ended_process_drops_its_file() {
+        let mut child = Child::sleep();
+        let pid = child.pid();
+        // The kernel refuses reads of a file whose process is gone, whatever holds the pid now.
+        let f = File::open(format!("/proc/{pid}/stat")).expect("open");
+        let mut t = real_table();
+        sample_until(&mut t, pid, "sleeping");
+        assert!(t.known[&pid].stat.is_some());
+        child.end();
+        let err = read_record(&f, &mut Vec::new()).expect_err("read after exit");
+        assert_eq!(
+            err.raw_os_error(),
+            Some(rustix::io::Errno::SRCH.raw_os_error())
+        );
+        let rows = t.sample(Instant::now(), &Redactor::default(), &mut Vec::new());
+        assert!(rows.iter().all(|r| r.pid != pid as u32));
+        assert!(!t.known.contains_key(&pid), "entry and file dropped");
+    }
+
+    #[test]
+    fn a_reused_pid_is_read_afresh() {
+        // The kernel cannot be made to hand a pid out again on demand; a recorded start time
+        // that differs from the one the kept file reads is what a reused pid looks like.
+        let child = Child::sleep();
+        let pid = child.pid();
+        let mut t = real_table();
+        sample_until(&mut t, pid, "sleeping");
+        let opened = t.known[&pid].opened;
+        {
+            let k = t.known.get_mut(&pid).expect("known");
+            k.start = k.start.wrapping_sub(1);
+            k.cmdline = "the previous process".into();
+        }
+        let row = sample_until(&mut t, pid, "sleeping");
+        assert_eq!(row.cmdline, "sleep 30", "command line read again");
+        assert_eq!(row.cpu_percent, 0.0, "no rate across processes");
+        assert!(t.known[&pid].opened > opened, "the file was reopened");
+        assert!(t.known[&pid].stat.is_some());
+    }
+
+    #[test]
+    fn the_fd_budget_bounds_kept_files() {
+        let a = Child::sleep();
+        let b = Child::sleep();
+        for limit in [0, 1] {
+            let mut t = ProcTable::new(PathBuf::from("/proc"), 0).with_fd_limit(limit);
+            let red = Redactor::default();
+            for _ in 0..2 {
+                let rows = t.sample(Instant::now(), &red, &mut Vec::new());
+                for c in [&a, &b] {
+                    assert!(rows.iter().any(|r| r.pid == c.pid() as u32), "listed");
+                }
+                assert_eq!(t.kept_fds(), limit);
+            }
+        }
+        assert!(fd_budget() >= 1 && fd_budget() <= MAX_KEPT_FDS);
+    }
+
     #[test]
     fn reads_the_real_proc() {
         let mut t = ProcTable::new(PathBuf::from("/proc"), 0);
@@ -387,7 +609,7 @@ mod tests {
 /// Property tests of the process table over generated `/proc/<pid>/stat` and `cmdline` files:
 /// names with spaces, parentheses and newlines, numbers past every range, and plain garbage
 /// never panic; a well-formed line reads back. Cases per property: `PROPTEST_CASES` (256 when
-/// unset; for a long session `PROPTEST_CASES=100000 cargo test -p smon-agent --lib collect`).
+/// unset; for a long session `PROPTEST_CASES=100000 cargo test -p smon-collect --lib`).
 #[cfg(test)]
 mod props {
     use super::*;

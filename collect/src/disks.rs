@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use smon_proto::Disk;
 
-use crate::config::DiskFilter;
+use crate::CollectError;
+use crate::filters::DiskFilter;
 
 /// Filesystem types that are not storage; left out unless `include_fs_types` names them.
 pub const PSEUDO_FS: &[&str] = &[
@@ -312,11 +313,16 @@ impl DiskCollector {
     }
 
     /// Takes one sample. Problems are appended to `errors`; what could be read is returned.
-    pub fn sample(&mut self, errors: &mut Vec<String>) -> Vec<Disk> {
-        let mountinfo = match std::fs::read_to_string(self.proc_root.join("self/mountinfo")) {
+    pub fn sample(&mut self, errors: &mut Vec<CollectError>) -> Vec<Disk> {
+        let path = self.proc_root.join("self/mountinfo");
+        let mountinfo = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) => {
-                errors.push(format!("disks: cannot read mountinfo: {e}"));
+            Err(error) => {
+                errors.push(CollectError::Read {
+                    area: "disks",
+                    path,
+                    error,
+                });
                 return Vec::new();
             }
         };
@@ -350,7 +356,9 @@ impl DiskCollector {
                     Some(s) => *s,
                     None => {
                         if stuck {
-                            errors.push(format!("disks: {}: statvfs still blocked", m.mount_point));
+                            errors.push(CollectError::StatvfsBlocked {
+                                mount: m.mount_point.clone(),
+                            });
                         }
                         FsSize::default()
                     }
@@ -398,12 +406,20 @@ impl DiskCollector {
         out
     }
 
-    fn stat_with_deadline(&mut self, mount: &str, errors: &mut Vec<String>) -> Option<FsSize> {
+    fn stat_with_deadline(
+        &mut self,
+        mount: &str,
+        errors: &mut Vec<CollectError>,
+    ) -> Option<FsSize> {
         if self.worker.is_none() {
             match Worker::spawn(self.stat) {
                 Ok(w) => self.worker = Some(w),
-                Err(e) => {
-                    errors.push(format!("disks: cannot start the statvfs thread: {e}"));
+                Err(error) => {
+                    errors.push(CollectError::Thread {
+                        area: "disks",
+                        thread: "statvfs",
+                        error,
+                    });
                     return None;
                 }
             }
@@ -415,16 +431,19 @@ impl DiskCollector {
         }
         match w.reply.recv_timeout(STATVFS_DEADLINE) {
             Ok((_, Ok(s))) => Some(s),
-            Ok((_, Err(e))) => {
-                errors.push(format!("disks: {mount}: statvfs failed: {e}"));
+            Ok((_, Err(error))) => {
+                errors.push(CollectError::Statvfs {
+                    mount: mount.to_owned(),
+                    error,
+                });
                 None
             }
             Err(_) => {
                 // Give the stuck worker up: keep its reply channel to learn when it returns, and
                 // start a fresh worker for the other mounts.
-                errors.push(format!(
-                    "disks: {mount}: statvfs timed out; mount unresponsive"
-                ));
+                errors.push(CollectError::StatvfsTimedOut {
+                    mount: mount.to_owned(),
+                });
                 tracing::warn!(
                     mount,
                     "A filesystem did not answer statvfs in time; reporting it unresponsive."
@@ -442,8 +461,8 @@ impl DiskCollector {
 mod tests {
     use super::*;
 
-    const MOUNTINFO: &str = include_str!("../../tests/fixtures/proc/self/mountinfo");
-    const DISKSTATS: &str = include_str!("../../tests/fixtures/proc/diskstats");
+    const MOUNTINFO: &str = include_str!("../tests/fixtures/proc/self/mountinfo");
+    const DISKSTATS: &str = include_str!("../tests/fixtures/proc/diskstats");
 
     #[test]
     fn parses_mountinfo_fixture() {
@@ -574,7 +593,9 @@ mod tests {
                 }
             }
             assert!(
-                errors.iter().any(|e| e.contains("/home/shared")),
+                errors
+                    .iter()
+                    .any(|e| e.to_string().contains("/home/shared")),
                 "{errors:?}"
             );
         }
@@ -607,7 +628,7 @@ mod tests {
 /// Property tests of the hand-written `mountinfo` and `diskstats` parsers: arbitrary input never
 /// panics, and what the kernel writes (octal-escaped paths) reads back exactly. Cases per
 /// property: `PROPTEST_CASES` (256 when unset; CI keeps the default, a long session sets e.g.
-/// `PROPTEST_CASES=100000 cargo test -p smon-agent --lib collect`).
+/// `PROPTEST_CASES=100000 cargo test -p smon-collect --lib`).
 #[cfg(test)]
 mod props {
     use super::*;

@@ -5,14 +5,42 @@
 
 use smon_proto::{Gpu, GpuProcess};
 
-use crate::config::GpuMode;
+/// Where GPU data comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuMode {
+    /// NVML when the library and a GPU are present, else none.
+    Auto,
+    /// Never look for GPUs.
+    Off,
+    /// A demo source with this many GPUs.
+    Fake(u32),
+}
+
+/// Why a GPU source could not open or sample.
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    /// NVML answered with an error (no driver, no permission, a lost card...).
+    #[error("{0}")]
+    Nvml(#[from] nvml_wrapper::error::NvmlError),
+    /// NVML loaded but lists no GPU.
+    #[error("NVML found no GPU")]
+    NoGpu,
+    /// One device could not be looked up.
+    #[error("device {index}: {error}")]
+    Device {
+        /// Its NVML index.
+        index: u32,
+        /// What NVML said.
+        error: nvml_wrapper::error::NvmlError,
+    },
+}
 
 /// Something that can report GPUs.
 pub trait GpuSource: Send {
     /// Short name of the source, for `HostInfo.gpu_source`: `nvml` or `fake`.
     fn kind(&self) -> &'static str;
     /// The GPUs now, with their processes. Unsupported fields are `None`.
-    fn sample(&mut self) -> Result<Vec<Gpu>, String>;
+    fn sample(&mut self) -> Result<Vec<Gpu>, GpuError>;
 }
 
 /// Opens the source the config asks for. `auto` without NVML (no driver, no GPU) gives `None`
@@ -69,7 +97,7 @@ mod nvml {
     use nvml_wrapper::error::NvmlError;
     use smon_proto::Gpu;
 
-    use super::{GpuSource, merge_processes};
+    use super::{GpuError, GpuSource, merge_processes};
 
     /// Real GPUs through NVML. Devices are looked up per sample (a `Device` borrows `Nvml`).
     pub struct NvmlGpus {
@@ -78,12 +106,11 @@ mod nvml {
 
     impl NvmlGpus {
         /// Loads NVML and checks that it sees at least one GPU.
-        pub fn init() -> Result<Self, String> {
-            let nvml = Nvml::init().map_err(|e| e.to_string())?;
-            match nvml.device_count() {
-                Ok(0) => Err("NVML found no GPU".into()),
-                Ok(_) => Ok(Self { nvml }),
-                Err(e) => Err(e.to_string()),
+        pub fn init() -> Result<Self, GpuError> {
+            let nvml = Nvml::init()?;
+            match nvml.device_count()? {
+                0 => Err(GpuError::NoGpu),
+                _ => Ok(Self { nvml }),
             }
         }
     }
@@ -113,13 +140,13 @@ mod nvml {
             "nvml"
         }
 
-        fn sample(&mut self) -> Result<Vec<Gpu>, String> {
-            let n = self.nvml.device_count().map_err(|e| format!("gpus: {e}"))?;
+        fn sample(&mut self) -> Result<Vec<Gpu>, GpuError> {
+            let n = self.nvml.device_count()?;
             let mut out = Vec::with_capacity(n as usize);
             for i in 0..n {
                 let d = match self.nvml.device_by_index(i) {
                     Ok(d) => d,
-                    Err(e) => return Err(format!("gpus: device {i}: {e}")),
+                    Err(error) => return Err(GpuError::Device { index: i, error }),
                 };
                 let util = opt(d.utilization_rates());
                 let mem = opt(d.memory_info());
@@ -180,7 +207,7 @@ impl GpuSource for FakeGpus {
         "fake"
     }
 
-    fn sample(&mut self) -> Result<Vec<Gpu>, String> {
+    fn sample(&mut self) -> Result<Vec<Gpu>, GpuError> {
         self.tick += 1;
         let total: u64 = 80 * 1024 * 1024 * 1024;
         Ok((0..self.count)

@@ -6,14 +6,16 @@ use std::path::Path;
 
 use smon_proto::Session;
 
+use crate::CollectError;
+
 /// Reads the `USER_PROCESS` entries of a utmp file. A record that cannot be parsed is skipped
 /// and reported in `errors`; the sessions read before a truncated tail are kept.
-pub fn read_sessions(path: &Path, errors: &mut Vec<String>) -> Vec<Session> {
+pub fn read_sessions(path: &Path, errors: &mut Vec<CollectError>) -> Vec<Session> {
     let parser = match utmp_rs::UtmpParser::from_path(path) {
         Ok(p) => p,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => {
-            errors.push(format!("sessions: {}: {e}", path.display()));
+        Err(error) => {
+            errors.push(read_error(path, error));
             return Vec::new();
         }
     };
@@ -39,18 +41,30 @@ pub fn read_sessions(path: &Path, errors: &mut Vec<String>) -> Vec<Session> {
             }
             Ok(_) => {}
             Err(utmp_rs::ParseError::Utmp(e)) => {
-                errors.push(format!(
-                    "sessions: {}: skipped a record: {e}",
-                    path.display()
-                ));
+                errors.push(CollectError::SessionRecord {
+                    path: path.to_owned(),
+                    detail: e.to_string(),
+                });
             }
             Err(e) => {
-                errors.push(format!("sessions: {}: {e}", path.display()));
+                let error = match e {
+                    utmp_rs::ParseError::Io(io) => io,
+                    other => std::io::Error::other(other),
+                };
+                errors.push(read_error(path, error));
                 break;
             }
         }
     }
     out
+}
+
+fn read_error(path: &Path, error: std::io::Error) -> CollectError {
+    CollectError::Read {
+        area: "sessions",
+        path: path.to_owned(),
+        error,
+    }
 }
 
 #[cfg(test)]
@@ -115,20 +129,23 @@ mod tests {
         let s = read_sessions(&fixture("truncated.utmp"), &mut errors);
         assert!(s.is_empty());
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].contains("truncated.utmp"), "{errors:?}");
+        assert!(
+            errors[0].to_string().contains("truncated.utmp"),
+            "{errors:?}"
+        );
     }
 }
 
 /// Property tests of the utmp reader: arbitrary bytes and the session fixture with random
 /// bytes overwritten or cut off never panic; the records before a damaged one are kept. Cases
 /// per property: `PROPTEST_CASES` (256 when unset; for a long session
-/// `PROPTEST_CASES=100000 cargo test -p smon-agent --lib collect`).
+/// `PROPTEST_CASES=100000 cargo test -p smon-collect --lib`).
 #[cfg(test)]
 mod props {
     use super::*;
     use proptest::prelude::*;
 
-    const FIXTURE: &[u8] = include_bytes!("../../tests/fixtures/utmp/sessions.utmp");
+    const FIXTURE: &[u8] = include_bytes!("../tests/fixtures/utmp/sessions.utmp");
 
     fn config() -> ProptestConfig {
         ProptestConfig {
@@ -143,7 +160,7 @@ mod props {
         std::fs::write(&path, bytes).expect("write");
         let mut errors = Vec::new();
         let s = read_sessions(&path, &mut errors);
-        (s, errors)
+        (s, errors.iter().map(ToString::to_string).collect())
     }
 
     /// A byte overwrite: an offset into the fixture and the bytes to write there.

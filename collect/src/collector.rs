@@ -1,19 +1,11 @@
-//! Collectors: everything the agent knows about its host, gathered into one [`Snapshot`].
+//! The collector: everything a daemon knows about its host, gathered into one [`Snapshot`].
 //!
-//! One [`Collector`] owns one `sysinfo::System` for the life of the agent and refreshes only
+//! One [`Collector`] owns one `sysinfo::System` for the life of the daemon and refreshes only
 //! what a snapshot needs (narrow refresh kinds). It is blocking and is driven by the sampler
-//! thread; nothing here is async. OS-specific readers (disks, utmp sessions) sit behind one name
-//! each, with empty stand-ins on other systems.
-
-pub mod gpu;
-pub mod redact;
-
-#[cfg(target_os = "linux")]
-pub mod disks;
-#[cfg(target_os = "linux")]
-pub mod procs;
-#[cfg(target_os = "linux")]
-pub mod sessions;
+//! thread; nothing here is async. It asks each resource module for its part; OS-specific
+//! readers (disks, processes, utmp sessions) sit behind one name each, with stand-ins on other
+//! systems. Problems come back as [`CollectError`]s and become the snapshot's `errors` text
+//! here, in one place.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -21,17 +13,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use smon_proto::{
-    Cpu, Disk, HostInfo, LoadAverage, Memory, NetInterface, Parts, Process, Session, Snapshot,
-    Temperature,
-};
-use sysinfo::{Components, CpuRefreshKind, MemoryRefreshKind, Networks, System, Users};
+use smon_proto::{Cpu, Disk, HostInfo, Parts, Process, Session, Snapshot};
+use sysinfo::{Components, Networks, System, Users};
 #[cfg(not(target_os = "linux"))]
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, UpdateKind};
 
-use crate::config::{DiskFilter, NetworkFilter, Settings};
-use gpu::GpuSource;
-use redact::Redactor;
+use crate::error::CollectError;
+use crate::filters::{DiskFilter, NetworkFilter};
+use crate::gpus::GpuSource;
+use crate::memory::percent;
+use crate::redact::Redactor;
+use crate::{cpu, memory, network, temperatures};
+#[cfg(target_os = "linux")]
+use crate::{disks, processes, sessions};
 
 /// This host's name as the OS reports it (empty when unknown).
 pub fn hostname() -> String {
@@ -110,22 +104,6 @@ pub struct CollectorConfig {
     pub demand: DetailDemand,
 }
 
-impl CollectorConfig {
-    /// The collector config for validated settings, with the real OS roots and the GPU source
-    /// the settings ask for.
-    pub fn from_settings(s: &Settings) -> Self {
-        Self {
-            roots: Roots::default(),
-            redactor: Redactor::new(s.redact_patterns.clone()),
-            disks: s.disks.clone(),
-            network: s.network.clone(),
-            gpus: gpu::open(s.gpu),
-            interval: s.interval,
-            demand: DetailDemand::default(),
-        }
-    }
-}
-
 #[cfg(target_os = "linux")]
 type DiskState = disks::DiskCollector;
 #[cfg(not(target_os = "linux"))]
@@ -149,7 +127,7 @@ pub struct Collector {
     users_refreshed: Instant,
     disks: DiskState,
     #[cfg(target_os = "linux")]
-    procs: procs::ProcTable,
+    procs: processes::ProcTable,
     #[cfg(not(target_os = "linux"))]
     cmd_cache: HashMap<Pid, CachedCmd>,
     user_names: HashMap<u32, String>,
@@ -178,35 +156,25 @@ fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-fn percent(part: u64, whole: u64) -> f32 {
-    if whole == 0 {
-        0.0
-    } else {
-        (part as f64 * 100.0 / whole as f64) as f32
-    }
-}
-
 impl Collector {
     /// Builds a collector and takes the first (baseline) refresh; CPU figures are meaningful
     /// from the first [`Collector::sample`] that follows at least
     /// `sysinfo::MINIMUM_CPU_UPDATE_INTERVAL` later.
-    pub fn new(cfg: CollectorConfig) -> Result<Self, String> {
-        let mut sys = System::new().map_err(|e| format!("cannot read system information: {e}"))?;
-        sys.refresh_cpu_specifics(CpuRefreshKind::nothing().with_usage().with_frequency());
-        sys.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram().with_swap());
+    pub fn new(cfg: CollectorConfig) -> Result<Self, CollectError> {
+        let sys_err = |what| move |error| CollectError::System { what, error };
+        let mut sys = System::new().map_err(sys_err("read system information"))?;
+        sys.refresh_cpu_specifics(cpu::refresh_kind());
+        sys.refresh_memory_specifics(memory::refresh_kind());
         #[cfg(not(target_os = "linux"))]
         sys.refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
-        let networks = Networks::new_with_refreshed_list()
-            .map_err(|e| format!("cannot list network interfaces: {e}"))?;
-        let components = Components::new_with_refreshed_list()
-            .map_err(|e| format!("cannot list sensors: {e}"))?;
-        let users =
-            Users::new_with_refreshed_list().map_err(|e| format!("cannot list users: {e}"))?;
+        let networks =
+            Networks::new_with_refreshed_list().map_err(sys_err("list network interfaces"))?;
+        let components = Components::new_with_refreshed_list().map_err(sys_err("list sensors"))?;
+        let users = Users::new_with_refreshed_list().map_err(sys_err("list users"))?;
         #[cfg(target_os = "linux")]
         let disks = disks::DiskCollector::new(cfg.roots.proc.clone(), cfg.disks.clone());
         #[cfg(not(target_os = "linux"))]
-        let disks = sysinfo::Disks::new_with_refreshed_list()
-            .map_err(|e| format!("cannot list disks: {e}"))?;
+        let disks = sysinfo::Disks::new_with_refreshed_list().map_err(sys_err("list disks"))?;
         let boot_unix_ms = System::boot_time().map(|s| s * 1000).unwrap_or(0);
         let user_names = users
             .iter()
@@ -214,7 +182,7 @@ impl Collector {
             .collect();
         let mut c = Self {
             #[cfg(target_os = "linux")]
-            procs: procs::ProcTable::new(cfg.roots.proc.clone(), boot_unix_ms),
+            procs: processes::ProcTable::new(cfg.roots.proc.clone(), boot_unix_ms),
             #[cfg(not(target_os = "linux"))]
             cmd_cache: HashMap::new(),
             user_names,
@@ -294,45 +262,20 @@ impl Collector {
         let elapsed = self.last_refresh.elapsed().as_secs_f64().max(1e-3);
         self.last_refresh = Instant::now();
 
-        self.sys
-            .refresh_cpu_specifics(CpuRefreshKind::nothing().with_usage().with_frequency());
-        self.sys
-            .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram().with_swap());
+        self.sys.refresh_cpu_specifics(cpu::refresh_kind());
+        self.sys.refresh_memory_specifics(memory::refresh_kind());
         #[cfg(not(target_os = "linux"))]
         self.sys
             .refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
         self.networks.refresh(true);
         self.components.refresh(false);
 
-        let cpus = self.sys.cpus();
-        let cpu = Cpu {
-            total_percent: self.sys.global_cpu_usage(),
-            logical_cores: cpus.len() as u32,
-            frequency_mhz: cpus.first().map(|c| c.frequency()).unwrap_or(0),
-            per_core_percent: cpus.iter().map(|c| c.usage()).collect(),
-            per_core_frequency_mhz: cpus.iter().map(|c| c.frequency()).collect(),
-        };
-        let total = self.sys.total_memory();
-        let avail = self.sys.available_memory();
-        let used = total.saturating_sub(avail);
-        let memory = Memory {
-            total_bytes: total,
-            used_bytes: used,
-            available_bytes: avail,
-            used_percent: percent(used, total),
-            swap_total_bytes: self.sys.total_swap(),
-            swap_used_bytes: self.sys.used_swap(),
-            swap_used_percent: percent(self.sys.used_swap(), self.sys.total_swap()),
-        };
-        let load = System::load_average()
-            .map(|l| LoadAverage {
-                one: l.one,
-                five: l.five,
-                fifteen: l.fifteen,
-            })
-            .unwrap_or_default();
+        let cpu = cpu::read(&self.sys);
+        let memory = memory::read(&self.sys);
+        let total = memory.total_bytes;
+        let load = cpu::load();
 
-        let networks = self.collect_networks(elapsed);
+        let networks = network::read(&self.networks, &self.cfg.network, elapsed);
         let disks = self.collect_disks(&mut errors);
         let wanted = self.cfg.demand.recent(DETAIL_LINGER);
         let due = self
@@ -349,16 +292,7 @@ impl Collector {
         };
         let processes_unix_ms = self.last_scan.map_or(0, |(_, ms)| ms);
         let sessions = self.collect_sessions(&mut errors);
-        let temperatures = self
-            .components
-            .iter()
-            .map(|c| Temperature {
-                label: c.label().to_owned(),
-                celsius: c.temperature().filter(|t| t.is_finite()),
-                max_celsius: c.max().filter(|t| t.is_finite()),
-                critical_celsius: c.critical().filter(|t| t.is_finite()),
-            })
-            .collect();
+        let temperatures = temperatures::read(&self.components);
         let gpus = self.collect_gpus_with(&processes, &mut errors);
 
         Snapshot {
@@ -380,48 +314,18 @@ impl Collector {
             gpus,
             temperatures,
             parts: Some(Parts::DETAIL),
-            errors,
+            // The wire carries problems as text: this is where they become text.
+            errors: errors.iter().map(ToString::to_string).collect(),
         }
     }
 
-    fn collect_networks(&self, elapsed: f64) -> Vec<NetInterface> {
-        let mut out: Vec<NetInterface> = self
-            .networks
-            .iter()
-            .map(|(name, n)| (name.to_string_lossy(), n))
-            .filter(|(name, _)| self.cfg.network.allows(name))
-            .map(|(name, n)| {
-                let mac = n.mac_address();
-                NetInterface {
-                    name: name.into_owned(),
-                    rx_bytes_per_s: (n.received() as f64 / elapsed).round() as u64,
-                    tx_bytes_per_s: (n.transmitted() as f64 / elapsed).round() as u64,
-                    rx_total_bytes: n.total_received(),
-                    tx_total_bytes: n.total_transmitted(),
-                    mac: if mac.is_unspecified() {
-                        String::new()
-                    } else {
-                        mac.to_string()
-                    },
-                    addresses: n
-                        .ip_networks()
-                        .iter()
-                        .map(|ip| format!("{}/{}", ip.addr, ip.prefix))
-                        .collect(),
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
-    }
-
     #[cfg(target_os = "linux")]
-    fn collect_disks(&mut self, errors: &mut Vec<String>) -> Vec<Disk> {
+    fn collect_disks(&mut self, errors: &mut Vec<CollectError>) -> Vec<Disk> {
         self.disks.sample(errors)
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn collect_disks(&mut self, _errors: &mut Vec<String>) -> Vec<Disk> {
+    fn collect_disks(&mut self, _errors: &mut Vec<CollectError>) -> Vec<Disk> {
         self.disks.refresh(true);
         self.disks
             .iter()
@@ -458,12 +362,12 @@ impl Collector {
     }
 
     #[cfg(target_os = "linux")]
-    fn collect_sessions(&self, errors: &mut Vec<String>) -> Vec<Session> {
+    fn collect_sessions(&self, errors: &mut Vec<CollectError>) -> Vec<Session> {
         sessions::read_sessions(&self.cfg.roots.utmp, errors)
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn collect_sessions(&self, _errors: &mut Vec<String>) -> Vec<Session> {
+    fn collect_sessions(&self, _errors: &mut Vec<CollectError>) -> Vec<Session> {
         Vec::new()
     }
 
@@ -489,7 +393,7 @@ impl Collector {
 
     #[cfg(target_os = "linux")]
     fn count_processes(&self) -> u32 {
-        procs::count(&self.cfg.roots.proc).unwrap_or(self.last_procs.len() as u32)
+        processes::count(&self.cfg.roots.proc).unwrap_or(self.last_procs.len() as u32)
     }
 
     #[cfg(not(target_os = "linux"))]
@@ -498,7 +402,11 @@ impl Collector {
     }
 
     #[cfg(target_os = "linux")]
-    fn collect_processes(&mut self, total_mem: u64, errors: &mut Vec<String>) -> Vec<Process> {
+    fn collect_processes(
+        &mut self,
+        total_mem: u64,
+        errors: &mut Vec<CollectError>,
+    ) -> Vec<Process> {
         let now_ms = unix_ms(SystemTime::now());
         let rows = self
             .procs
@@ -528,7 +436,11 @@ impl Collector {
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn collect_processes(&mut self, total_mem: u64, _errors: &mut Vec<String>) -> Vec<Process> {
+    fn collect_processes(
+        &mut self,
+        total_mem: u64,
+        _errors: &mut Vec<CollectError>,
+    ) -> Vec<Process> {
         let now_s = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -586,7 +498,7 @@ impl Collector {
     fn collect_gpus_with(
         &mut self,
         procs: &[Process],
-        errors: &mut Vec<String>,
+        errors: &mut Vec<CollectError>,
     ) -> Vec<smon_proto::Gpu> {
         let Some(src) = self.cfg.gpus.as_mut() else {
             return Vec::new();
@@ -604,7 +516,7 @@ impl Collector {
                 gpus
             }
             Err(e) => {
-                errors.push(e);
+                errors.push(e.into());
                 Vec::new()
             }
         }
@@ -713,7 +625,7 @@ mod tests {
 
     #[test]
     fn sample_has_every_part_and_summary_strips_them() {
-        let mut c = collector(Some(Box::new(gpu::FakeGpus::new(2))));
+        let mut c = collector(Some(Box::new(crate::gpus::FakeGpus::new(2))));
         std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
         c.cfg.demand.mark();
         let full = c.sample(7);

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use smon_proto::{HostInfo, Parts, Snapshot};
 use tokio::sync::{oneshot, watch};
 
-use crate::collect::{Collector, with_parts};
+use crate::collector::{Collector, with_parts};
+use crate::error::CollectError;
 
 /// One sample, kept both whole and as the summary that most callers ask for (built once per
 /// sample instead of once per request).
@@ -48,21 +49,24 @@ pub struct Sampler {
 
 impl Sampler {
     /// Starts the thread, which builds the collector with `make` and takes a sample every
-    /// `interval`. Returns once the collector is built and the host facts are known.
-    pub async fn start<F>(interval: Duration, make: F) -> std::io::Result<Self>
+    /// `interval`. Returns once the collector is built and the host facts are known, or with
+    /// the reason it could not be built.
+    pub async fn start<F>(interval: Duration, make: F) -> Result<Self, CollectError>
     where
-        F: FnOnce() -> Result<Collector, String> + Send + 'static,
+        F: FnOnce() -> Result<Collector, CollectError> + Send + 'static,
     {
         let (tx, rx) = watch::channel(None);
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let (info_tx, info_rx) = oneshot::channel();
         let handle = std::thread::Builder::new()
             .name("smon-sampler".into())
-            .spawn(move || sampler_loop(interval, make, tx, stop_rx, info_tx))?;
-        let info = info_rx
-            .await
-            .map_err(|_| std::io::Error::other("the sampler thread stopped while starting"))?
-            .map_err(std::io::Error::other)?;
+            .spawn(move || sampler_loop(interval, make, tx, stop_rx, info_tx))
+            .map_err(|error| CollectError::Thread {
+                area: "sampler",
+                thread: "sampler",
+                error,
+            })?;
+        let info = info_rx.await.map_err(|_| CollectError::SamplerStopped)??;
         Ok(Self {
             info,
             rx,
@@ -102,9 +106,9 @@ fn sampler_loop<F>(
     make: F,
     tx: watch::Sender<Option<Arc<Sample>>>,
     stop: mpsc::Receiver<()>,
-    info_tx: oneshot::Sender<Result<HostInfo, String>>,
+    info_tx: oneshot::Sender<Result<HostInfo, CollectError>>,
 ) where
-    F: FnOnce() -> Result<Collector, String>,
+    F: FnOnce() -> Result<Collector, CollectError>,
 {
     let mut collector = match make() {
         Ok(c) => c,
@@ -145,5 +149,70 @@ fn sampler_loop<F>(
             Err(mpsc::RecvTimeoutError::Timeout) => continue,
             _ => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collector::{CollectorConfig, DetailDemand, Roots};
+    use crate::filters::{DiskFilter, NetworkFilter};
+    use crate::redact::Redactor;
+
+    fn config() -> CollectorConfig {
+        CollectorConfig {
+            roots: Roots::default(),
+            redactor: Redactor::default(),
+            disks: DiskFilter::default(),
+            network: NetworkFilter::default(),
+            gpus: None,
+            interval: Duration::from_millis(100),
+            demand: DetailDemand::default(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn samples_are_published_in_sequence_until_stopped() {
+        let s = Sampler::start(Duration::from_millis(100), || Collector::new(config()))
+            .await
+            .expect("start");
+        assert!(s.info().cpu_logical_cores >= 1);
+        let mut rx = s.subscribe();
+        let mut seqs = Vec::new();
+        while seqs.len() < 2 {
+            tokio::time::timeout(Duration::from_secs(5), rx.changed())
+                .await
+                .expect("a sample within 5 s")
+                .expect("sender alive");
+            let latest = rx.borrow_and_update().clone().expect("a sample");
+            assert!(latest.summary.processes.is_empty());
+            assert_eq!(latest.view(Parts::DETAIL), latest.full);
+            seqs.push(latest.full.seq);
+        }
+        assert!(seqs[1] > seqs[0], "{seqs:?}");
+        s.stop().await;
+        assert!(
+            rx.changed().await.is_err(),
+            "the thread ended and dropped its sender"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_collector_that_cannot_be_built_fails_the_start() {
+        let err = Sampler::start(Duration::from_secs(1), || {
+            Err(CollectError::Read {
+                area: "processes",
+                path: "/nowhere".into(),
+                error: std::io::Error::from(std::io::ErrorKind::NotFound),
+            })
+        })
+        .await
+        .err()
+        .expect("refused");
+        assert!(matches!(err, CollectError::Read { .. }), "{err}");
+        assert!(
+            err.to_string().starts_with("processes: /nowhere: "),
+            "{err}"
+        );
     }
 }

@@ -303,7 +303,7 @@ mod tests {
 /// Property tests of the redactor: any command line is handled without a panic, generated
 /// secrets in every supported form never come out, and redacting twice changes nothing. Cases
 /// per property: `PROPTEST_CASES` (256 when unset; for a long session
-/// `PROPTEST_CASES=100000 cargo test -p smon-agent --lib collect`).
+/// `PROPTEST_CASES=100000 cargo test -p smon-collect --lib`).
 #[cfg(test)]
 mod props {
     use super::*;

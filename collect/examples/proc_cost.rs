@@ -1,0 +1,67 @@
+//! What one full read of the process table costs, with the `stat` files kept open between
+//! samples (as the agent runs) and with a fresh open per process per sample (as before):
+//! `cargo run --release -p smon-collect --example proc_cost -- [PROCESSES] [SAMPLES]`.
+//!
+//! Idle `sleep` children make the table at least PROCESSES long (300 by default); each mode
+//! then takes SAMPLES samples (200 by default, after one warm-up) of the real `/proc`. The cost
+//! is this thread's CPU time from `/proc/thread-self/schedstat` (nanoseconds, user and
+//! kernel), so the figures are what the sampler thread itself spends.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use smon_collect::Redactor;
+use smon_collect::processes::{MAX_KEPT_FDS, ProcTable};
+
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn count() -> usize {
+    smon_collect::processes::count(std::path::Path::new("/proc")).unwrap_or(0) as usize
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let want: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(300);
+    let samples: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(200);
+    let mut children: Vec<Child> = Vec::new();
+    while count() < want {
+        match Command::new("sleep")
+            .arg("600")
+            .stdout(Stdio::null())
+            .spawn()
+        {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                eprintln!("cannot start sleep: {e}");
+                break;
+            }
+        }
+    }
+    let red = Redactor::default();
+    for (label, limit) in [("open per sample", 0), ("kept + pread", MAX_KEPT_FDS)] {
+        let mut t = ProcTable::new(PathBuf::from("/proc"), 0).with_fd_limit(limit);
+        let mut rows = t.sample(Instant::now(), &red, &mut Vec::new()).len();
+        let cpu0 = thread_cpu_ns();
+        for _ in 0..samples {
+            rows = t.sample(Instant::now(), &red, &mut Vec::new()).len();
+        }
+        let per_sample_us = (thread_cpu_ns() - cpu0) as f64 / f64::from(samples) / 1000.0;
+        println!(
+            "{label:>16}: {rows} processes, {per_sample_us:.0} us CPU per sample, \
+             {:.2} us per process, {:.3} % of a core at 1 Hz ({} files kept)",
+            per_sample_us / rows.max(1) as f64,
+            per_sample_us / 1e6 * 100.0,
+            t.kept_fds(),
+        );
+    }
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
