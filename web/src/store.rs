@@ -3,19 +3,27 @@
 //! overview delta is computed against the rows as the overview room has them, field by field
 //! ([`delta`]). Synchronous and free of I/O: the pollers feed it, the hub drains its changes,
 //! and times are passed in, so it is unit-tested without a runtime.
+//!
+//! The fleet may change while the server runs ([`ClusterStore::add_host`],
+//! [`ClusterStore::remove_host`], [`ClusterStore::update_spec`]). The overview room keeps its
+//! layout (which row is at which position) until the next delta, which carries the change
+//! ([`LayoutChange`]): a removed host stays behind as a tombstone holding its room row, and an
+//! added one waits, outside the room's layout, until then. Every change of a host's state is
+//! also kept, in order, for the event feed ([`ClusterStore::take_transitions`]).
 
 mod delta;
 mod history;
 #[cfg(test)]
 mod scale;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
+use serde::Serialize;
 use smon_proto::{HostInfo, Snapshot};
 
 use crate::wire::{
-    Cluster, EventRecord, GpuBrief, History, HostFull, HostRow, HostUpdate, Overview,
-    OverviewDelta, Status,
+    Cluster, EventRecord, GpuBrief, History, HostFull, HostRow, HostUpdate, LayoutChange, Overview,
+    OverviewDelta, RowInsert, Status,
 };
 use history::{HistoryRing, Point};
 
@@ -24,6 +32,25 @@ pub const SPARK_LEN: usize = 60;
 
 /// A GPU counts as busy from this use on.
 const GPU_BUSY_PERCENT: u32 = 10;
+
+/// State changes kept for [`ClusterStore::take_transitions`] at most; older ones are dropped
+/// (and counted) when nobody drains them.
+pub const TRANSITIONS_MAX: usize = 65_536;
+
+/// A change of a host's state, for the event feed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transition {
+    /// The host, `"<cluster>:<host>"`.
+    pub id: String,
+    /// The state before.
+    pub from: Status,
+    /// The state after.
+    pub to: Status,
+    /// Why, for `down` (the failure) and `stale` (how long without a sample).
+    pub reason: Option<String>,
+    /// When (server clock, ms since the epoch).
+    pub at_ms: u64,
+}
 
 /// One configured host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +111,11 @@ struct Host {
     info: Option<HostInfo>,
     latest: Option<Snapshot>,
     history: HistoryRing,
+    /// Not in the overview room's layout yet: added since the last delta.
+    fresh: bool,
+    /// Removed from the fleet: out of the index, kept only for its room row until the next
+    /// delta says it went.
+    removed: bool,
     row_changed: bool,
     /// A text field of the row (host name, OS, error, mount point, GPU names) may have changed.
     texts_changed: bool,
@@ -97,19 +129,71 @@ pub struct Changes {
     pub delta: Option<OverviewDelta>,
     /// Updates for the host pages that someone watches.
     pub host_updates: Vec<(String, HostUpdate)>,
+    /// Hosts removed since the last call (their pages are told).
+    pub removed: Vec<String>,
 }
 
 /// Every host's state.
 #[derive(Debug)]
 pub struct ClusterStore {
     cfg: StoreConfig,
+    /// In the overview room's order, tombstones and fresh hosts included (see the module doc).
     hosts: Vec<Host>,
+    /// Live hosts by id: their place in `hosts`.
     index: HashMap<String, usize>,
+    /// Cluster names, in order of appearance.
     clusters: Vec<String>,
+    /// Live hosts per cluster (a cluster goes with its last host).
+    cluster_sizes: Vec<usize>,
     /// The cluster totals as the overview room has them.
     sent_clusters: Vec<Cluster>,
     /// Number of the last overview delta.
     seq: u64,
+    /// The overview room's layout generation.
+    layout: u64,
+    /// Hosts were added or removed since the last delta.
+    layout_changed: bool,
+    /// Hosts removed since the last delta, for their pages.
+    removed_ids: Vec<String>,
+    /// State changes not taken yet, oldest first.
+    transitions: VecDeque<Transition>,
+    /// State changes dropped because nobody took them.
+    transitions_dropped: u64,
+}
+
+/// A fresh, `pending` row for `spec`.
+fn pending_row(spec: HostSpec, now_ms: u64) -> HostRow {
+    HostRow {
+        id: spec.id(),
+        cluster: spec.cluster,
+        name: spec.name,
+        address: spec.address,
+        tags: spec.tags,
+        status: Status::Pending,
+        status_since_ms: now_ms,
+        last_seen_ms: None,
+        sample_unix_ms: None,
+        last_error: None,
+        hostname: None,
+        os: None,
+        kernel: None,
+        cpu_cores: None,
+        uptime_s: None,
+        cpu_percent: None,
+        load: None,
+        mem_percent: None,
+        mem_used_bytes: None,
+        mem_total_bytes: None,
+        swap_percent: None,
+        disk_max_percent: None,
+        disk_max_mount: None,
+        net_rx_bytes_per_s: None,
+        net_tx_bytes_per_s: None,
+        gpus: Vec::new(),
+        users: None,
+        processes: None,
+        spark: Vec::new(),
+    }
 }
 
 /// Updates the GPU digests of a row in place; true when the list itself (count, names) changed.
@@ -166,73 +250,135 @@ fn set_str(slot: &mut Option<String>, v: &str) -> bool {
 }
 
 impl ClusterStore {
-    /// A store for these hosts, all `pending` since `now_ms`. Cluster order is the order of
-    /// first appearance.
+    /// A store for these hosts, all `pending` since `now_ms`, in the overview room's layout
+    /// from the start. Cluster order is the order of first appearance; a repeated id is
+    /// ignored.
     pub fn new(specs: Vec<HostSpec>, cfg: StoreConfig, now_ms: u64) -> Self {
         let mut s = Self {
             cfg,
-            hosts: Vec::new(),
-            index: HashMap::new(),
+            hosts: Vec::with_capacity(specs.len()),
+            index: HashMap::with_capacity(specs.len()),
             clusters: Vec::new(),
+            cluster_sizes: Vec::new(),
             sent_clusters: Vec::new(),
             seq: 0,
+            layout: 0,
+            layout_changed: false,
+            removed_ids: Vec::new(),
+            transitions: VecDeque::new(),
+            transitions_dropped: 0,
         };
         for spec in specs {
-            let cluster = match s.clusters.iter().position(|c| *c == spec.cluster) {
-                Some(i) => i,
-                None => {
-                    s.clusters.push(spec.cluster.clone());
-                    s.clusters.len() - 1
-                }
-            };
-            let id = spec.id();
-            s.index.insert(id.clone(), s.hosts.len());
-            let row = HostRow {
-                id,
-                cluster: spec.cluster,
-                name: spec.name,
-                address: spec.address,
-                tags: spec.tags,
-                status: Status::Pending,
-                status_since_ms: now_ms,
-                last_seen_ms: None,
-                sample_unix_ms: None,
-                last_error: None,
-                hostname: None,
-                os: None,
-                kernel: None,
-                cpu_cores: None,
-                uptime_s: None,
-                cpu_percent: None,
-                load: None,
-                mem_percent: None,
-                mem_used_bytes: None,
-                mem_total_bytes: None,
-                swap_percent: None,
-                disk_max_percent: None,
-                disk_max_mount: None,
-                net_rx_bytes_per_s: None,
-                net_tx_bytes_per_s: None,
-                gpus: Vec::new(),
-                users: None,
-                processes: None,
-                spark: Vec::new(),
-            };
-            s.hosts.push(Host {
-                sent: row.clone(),
-                row,
-                cluster,
-                spark_added: 0,
-                info: None,
-                latest: None,
-                history: HistoryRing::new(cfg.history_len),
-                row_changed: false,
-                texts_changed: false,
-                sample_changed: false,
-            });
+            s.add_host(spec, now_ms);
         }
+        for h in &mut s.hosts {
+            h.fresh = false;
+        }
+        s.layout_changed = false;
         s.sent_clusters = s.clusters();
         s
+    }
+
+    /// Adds a host, `pending` since `now_ms`, and its cluster if it is new. It reaches the
+    /// overview room with the next delta (appended: the page sorts rows itself). False when
+    /// `spec`'s id is already known.
+    pub fn add_host(&mut self, spec: HostSpec, now_ms: u64) -> bool {
+        let id = spec.id();
+        if self.index.contains_key(&id) {
+            return false;
+        }
+        let cluster = match self.clusters.iter().position(|c| *c == spec.cluster) {
+            Some(i) => i,
+            None => {
+                self.clusters.push(spec.cluster.clone());
+                self.cluster_sizes.push(0);
+                self.clusters.len() - 1
+            }
+        };
+        if let Some(n) = self.cluster_sizes.get_mut(cluster) {
+            *n += 1;
+        }
+        self.index.insert(id, self.hosts.len());
+        let row = pending_row(spec, now_ms);
+        self.hosts.push(Host {
+            sent: row.clone(),
+            row,
+            cluster,
+            spark_added: 0,
+            info: None,
+            latest: None,
+            history: HistoryRing::new(self.cfg.history_len),
+            fresh: true,
+            removed: false,
+            row_changed: false,
+            texts_changed: false,
+            sample_changed: false,
+        });
+        self.layout_changed = true;
+        true
+    }
+
+    /// Removes a host, its state and history; its cluster goes with its last host. The
+    /// overview room hears of it with the next delta, and so do the host's pages. False for an
+    /// unknown id.
+    pub fn remove_host(&mut self, id: &str) -> bool {
+        let Some(i) = self.index.remove(id) else {
+            return false;
+        };
+        let Some(h) = self.hosts.get_mut(i) else {
+            return false;
+        };
+        h.removed = true;
+        // Only the room row is still needed.
+        h.info = None;
+        h.latest = None;
+        h.history = HistoryRing::new(0);
+        let cluster = h.cluster;
+        self.layout_changed = true;
+        self.removed_ids.push(id.to_owned());
+        let left = self.cluster_sizes.get_mut(cluster).map(|n| {
+            *n = n.saturating_sub(1);
+            *n
+        });
+        if left == Some(0) {
+            self.clusters.remove(cluster);
+            self.cluster_sizes.remove(cluster);
+            for h in &mut self.hosts {
+                if !h.removed && h.cluster > cluster {
+                    h.cluster -= 1;
+                }
+            }
+        }
+        true
+    }
+
+    /// Changes what the configuration says of a known host (address, tags), keeping its state
+    /// and history; the overview hears of it with the next delta. False for an unknown id
+    /// (the id, cluster and name, cannot change: that is another host).
+    pub fn update_spec(&mut self, spec: HostSpec) -> bool {
+        let Some(h) = self.host_mut(&spec.id()) else {
+            return false;
+        };
+        if h.row.address != spec.address || h.row.tags != spec.tags {
+            h.row.address = spec.address;
+            h.row.tags = spec.tags;
+            h.row_changed = true;
+            h.texts_changed = true;
+            h.sample_changed = true; // host pages show the new address
+        }
+        true
+    }
+
+    /// The host state changes since the last call (pending/up/stale/down, with the reason for
+    /// down and stale), oldest first. At most [`TRANSITIONS_MAX`] are kept between calls; older
+    /// ones are dropped and counted ([`ClusterStore::transitions_dropped`]).
+    pub fn take_transitions(&mut self) -> Vec<Transition> {
+        self.transitions.drain(..).collect()
+    }
+
+    /// State changes dropped so far because they were not taken in time.
+    pub fn transitions_dropped(&self) -> u64 {
+        self.transitions_dropped
     }
 
     /// The timing rules.
@@ -245,14 +391,29 @@ impl ClusterStore {
         self.index.contains_key(id)
     }
 
-    /// Every host id, in config order.
+    /// How many hosts there are.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether there is no host.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The live hosts, in order (config order, then hosts added since, in order of addition).
+    fn live(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| !h.removed)
+    }
+
+    /// Every host id, in order (config order, then hosts added since).
     pub fn ids(&self) -> Vec<String> {
-        self.hosts.iter().map(|h| h.row.id.clone()).collect()
+        self.live().map(|h| h.row.id.clone()).collect()
     }
 
     /// True once every host has been tried (none is `pending`).
     pub fn ready(&self) -> bool {
-        self.hosts.iter().all(|h| h.row.status != Status::Pending)
+        self.live().all(|h| h.row.status != Status::Pending)
     }
 
     fn host_mut(&mut self, id: &str) -> Option<&mut Host> {
@@ -264,12 +425,39 @@ impl ClusterStore {
         self.hosts.get(*self.index.get(id)?)
     }
 
-    fn set_status(h: &mut Host, status: Status, now_ms: u64) {
+    /// Sets the state of `h`, recording the change in `log` (with `reason`) if it is one.
+    fn set_status(
+        h: &mut Host,
+        status: Status,
+        reason: Option<&str>,
+        now_ms: u64,
+        log: &mut Transitions<'_>,
+    ) {
         if h.row.status != status {
+            log.push(Transition {
+                id: h.row.id.clone(),
+                from: h.row.status,
+                to: status,
+                reason: reason.map(str::to_owned),
+                at_ms: now_ms,
+            });
             h.row.status = status;
             h.row.status_since_ms = now_ms;
             h.row_changed = true;
         }
+    }
+
+    /// The host `id` and the transition log, borrowed together.
+    fn host_and_log(&mut self, id: &str) -> Option<(&mut Host, Transitions<'_>)> {
+        let i = *self.index.get(id)?;
+        let h = self.hosts.get_mut(i)?;
+        Some((
+            h,
+            Transitions {
+                queue: &mut self.transitions,
+                dropped: &mut self.transitions_dropped,
+            },
+        ))
     }
 
     /// Records the static facts of a host.
@@ -290,7 +478,7 @@ impl ClusterStore {
 
     /// Records a sample received at `now_ms` (server clock). Returns false for an unknown host.
     pub fn apply(&mut self, id: &str, snap: Snapshot, now_ms: u64) -> bool {
-        let Some(h) = self.host_mut(id) else {
+        let Some((h, mut log)) = self.host_and_log(id) else {
             return false;
         };
         let r = &mut h.row;
@@ -351,19 +539,21 @@ impl ClusterStore {
         h.row_changed = true;
         h.texts_changed |= texts;
         h.sample_changed = true;
-        Self::set_status(h, Status::Up, now_ms);
+        Self::set_status(h, Status::Up, None, now_ms, &mut log);
         true
     }
 
     /// Marks a host down after a connection or stream failure.
     pub fn mark_down(&mut self, id: &str, error: &str, now_ms: u64) {
-        let Some(h) = self.host_mut(id) else { return };
+        let Some((h, mut log)) = self.host_and_log(id) else {
+            return;
+        };
         if h.row.last_error.as_deref() != Some(error) {
             h.row.last_error = Some(error.to_owned());
             h.row_changed = true;
             h.texts_changed = true;
         }
-        Self::set_status(h, Status::Down, now_ms);
+        Self::set_status(h, Status::Down, Some(error), now_ms, &mut log);
         h.sample_changed = true; // host pages show the new state at once
     }
 
@@ -371,7 +561,14 @@ impl ClusterStore {
     /// `down_after_ms`.
     pub fn tick(&mut self, now_ms: u64) {
         let cfg = self.cfg;
+        let mut log = Transitions {
+            queue: &mut self.transitions,
+            dropped: &mut self.transitions_dropped,
+        };
         for h in &mut self.hosts {
+            if h.removed {
+                continue;
+            }
             let Some(seen) = h.row.last_seen_ms else {
                 continue;
             };
@@ -386,11 +583,12 @@ impl ClusterStore {
             if h.row.status == Status::Up
                 || (h.row.status == Status::Stale && target == Status::Down)
             {
+                let why = format!("no sample for {} s", age / 1000);
+                Self::set_status(h, target, Some(&why), now_ms, &mut log);
                 if target == Status::Down {
-                    h.row.last_error = Some(format!("no sample for {} s", age / 1000));
+                    h.row.last_error = Some(why);
                     h.texts_changed = true;
                 }
-                Self::set_status(h, target, now_ms);
                 h.sample_changed = true;
             }
         }
@@ -406,7 +604,7 @@ impl ClusterStore {
                 ..Cluster::default()
             })
             .collect();
-        for h in &self.hosts {
+        for h in self.live() {
             let Some(c) = out.get_mut(h.cluster) else {
                 continue;
             };
@@ -442,7 +640,7 @@ impl ClusterStore {
 
     /// Every row.
     pub fn rows(&self) -> Vec<HostRow> {
-        self.hosts.iter().map(|h| h.row.clone()).collect()
+        self.live().map(|h| h.row.clone()).collect()
     }
 
     /// One row.
@@ -455,25 +653,33 @@ impl ClusterStore {
         self.host(id).map(|h| (h.info.clone(), h.latest.clone()))
     }
 
-    /// Visits every host in config order: its row, its static facts and its latest sample (with
+    /// Visits every host in order: its row, its static facts and its latest sample (with
     /// the detail parts while someone watches the host). For `/metrics`, which copies what it
     /// needs and encodes after the lock is released.
     pub fn for_each_host(&self, mut f: impl FnMut(&HostRow, Option<&HostInfo>, Option<&Snapshot>)) {
-        for h in &self.hosts {
+        for h in self.live() {
             f(&h.row, h.info.as_ref(), h.latest.as_ref());
         }
     }
 
     /// The full overview as the overview room has it: the state after delta `seq`, so that a
-    /// browser that subscribes now and applies the deltas after `seq` stays exact.
+    /// browser that subscribes now and applies the deltas after `seq` stays exact (hosts
+    /// removed since are still in it, and hosts added since not yet).
     pub fn overview(&self, now_ms: u64) -> Overview {
+        let hosts: Vec<HostRow> = self
+            .hosts
+            .iter()
+            .filter(|h| !h.fresh)
+            .map(|h| h.sent.clone())
+            .collect();
         Overview {
             server_time_ms: now_ms,
             seq: self.seq,
+            layout: self.layout,
             clusters: self.sent_clusters.clone(),
             offset: 0,
-            total: self.hosts.len(),
-            hosts: self.hosts.iter().map(|h| h.sent.clone()).collect(),
+            total: hosts.len(),
+            hosts,
         }
     }
 
@@ -524,13 +730,15 @@ impl ClusterStore {
         })
     }
 
-    /// Drains what changed since the last call: an overview delta (the changed fields of the
-    /// changed rows, and the changed cluster totals) when anything the overview shows changed,
-    /// and a host update for each changed host that `watched` says someone looks at.
+    /// Drains what changed since the last call: an overview delta (the layout change when
+    /// hosts were added or removed, the changed fields of the changed rows, and the changed
+    /// cluster totals) when anything the overview shows changed, a host update for each
+    /// changed host that `watched` says someone looks at, and the hosts removed.
     pub fn take_changes(&mut self, now_ms: u64, watched: impl Fn(&str) -> bool) -> Changes {
+        let layout = self.layout_changed.then(|| self.commit_layout());
         let mut patches = Vec::with_capacity(self.hosts.iter().filter(|h| h.row_changed).count());
         let mut host_updates = Vec::new();
-        let mut any_row = false;
+        let mut any_row = layout.is_some();
         for (ix, h) in self.hosts.iter_mut().enumerate() {
             if h.row_changed {
                 h.row_changed = false;
@@ -565,26 +773,110 @@ impl ClusterStore {
         let mut clusters = Vec::new();
         if any_row {
             let totals = self.clusters();
-            for (sent, now) in self.sent_clusters.iter_mut().zip(totals) {
-                if *sent != now {
-                    clusters.push(now.clone());
-                    *sent = now;
+            if layout.as_ref().is_some_and(|l| l.clusters.is_some()) {
+                // The set of clusters changed: send the new ones and those whose totals moved.
+                for now in &totals {
+                    if !self.sent_clusters.contains(now) {
+                        clusters.push(now.clone());
+                    }
+                }
+                self.sent_clusters = totals;
+            } else {
+                for (sent, now) in self.sent_clusters.iter_mut().zip(totals) {
+                    if *sent != now {
+                        clusters.push(now.clone());
+                        *sent = now;
+                    }
                 }
             }
         }
-        let delta = (!patches.is_empty() || !clusters.is_empty()).then(|| {
+        let delta = (layout.is_some() || !patches.is_empty() || !clusters.is_empty()).then(|| {
             self.seq += 1;
             OverviewDelta {
                 server_time_ms: now_ms,
                 seq: self.seq,
+                layout,
                 clusters,
                 hosts: patches,
             }
         });
+        let removed = std::mem::take(&mut self.removed_ids)
+            .into_iter()
+            .filter(|id| !self.index.contains_key(id)) // unless it came back since
+            .collect();
         Changes {
             delta,
             host_updates,
+            removed,
         }
+    }
+
+    /// Brings the overview room's layout up to date: drops the tombstones, takes the fresh
+    /// hosts in whole, and says how, as the next layout generation.
+    fn commit_layout(&mut self) -> LayoutChange {
+        self.layout_changed = false;
+        self.layout += 1;
+        let mut removed = Vec::new();
+        let mut added = Vec::new();
+        let (mut old_pos, mut new_pos) = (0u32, 0u32);
+        for h in &mut self.hosts {
+            match (h.fresh, h.removed) {
+                (true, true) => {} // came and went between two deltas: the room never had it
+                (false, true) => {
+                    removed.push(old_pos);
+                    old_pos += 1;
+                }
+                (true, false) => {
+                    h.fresh = false;
+                    h.sent.clone_from(&h.row);
+                    h.row_changed = false;
+                    h.spark_added = 0;
+                    h.texts_changed = false;
+                    added.push(RowInsert {
+                        i: new_pos,
+                        row: h.sent.clone(),
+                    });
+                    new_pos += 1;
+                }
+                (false, false) => {
+                    old_pos += 1;
+                    new_pos += 1;
+                }
+            }
+        }
+        self.hosts.retain(|h| !h.removed);
+        self.index = self
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.row.id.clone(), i))
+            .collect();
+        let names: Vec<&String> = self.sent_clusters.iter().map(|c| &c.name).collect();
+        let clusters =
+            (names != self.clusters.iter().collect::<Vec<_>>()).then(|| self.clusters.clone());
+        LayoutChange {
+            generation: self.layout,
+            removed,
+            added,
+            clusters,
+        }
+    }
+}
+
+/// The transition log, borrowed apart from the hosts.
+struct Transitions<'a> {
+    queue: &'a mut VecDeque<Transition>,
+    dropped: &'a mut u64,
+}
+
+impl Transitions<'_> {
+    /// Appends `t`, dropping the oldest beyond [`TRANSITIONS_MAX`].
+    fn push(&mut self, t: Transition) {
+        if self.queue.len() >= TRANSITIONS_MAX {
+            self.queue.pop_front();
+            *self.dropped += 1;
+        }
+        self.queue.push_back(t);
     }
 }
 

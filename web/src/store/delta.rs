@@ -66,7 +66,8 @@ fn gpu_list_changed(a: &[GpuBrief], b: &[GpuBrief], texts: bool) -> bool {
 /// sending changed; `sent` is updated with what the patch carries. `new_points` is how many
 /// sparkline points `live` gained since the last patch; `texts` whether any text field (host
 /// name, OS, kernel, error, mount point, GPU names) may have changed: comparing them touches
-/// memory far from the row, so they are skipped when the store knows they did not.
+/// memory far from the row, so they are skipped when the store knows they did not. The address
+/// and tags change only on a configuration reload, which sets `texts` too.
 pub(super) fn diff(
     sent: &mut HostRow,
     live: &HostRow,
@@ -91,6 +92,8 @@ pub(super) fn diff(
             }
         };
     }
+    field!(address, texts);
+    field!(tags, texts);
     field!(status);
     field!(status_since_ms);
     let minute = status_changed
@@ -215,6 +218,8 @@ pub(super) fn apply(row: &mut HostRow, p: &RowPatch, server_time_ms: u64) {
         )*};
     }
     set!(
+        address,
+        tags,
         status,
         status_since_ms,
         last_seen_ms,
