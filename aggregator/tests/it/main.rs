@@ -3,6 +3,7 @@
 
 mod browser;
 mod fleet;
+mod live;
 mod nginx;
 mod prometheus;
 mod props;
