@@ -29,7 +29,7 @@ use crate::security::login::{self, Reader};
 use crate::security::net::Client;
 use crate::security::{Class, Principal, Security, layers};
 use crate::store::ClusterStore;
-use crate::wire::{Ack, Hello, Subscribe};
+use crate::wire::{Ack, Hello, HostRemoved, Subscribe};
 
 /// Milliseconds since the Unix epoch, server clock.
 pub fn now_ms() -> u64 {
@@ -360,6 +360,22 @@ pub async fn run_hub(io: SocketIo, web: Arc<Web>, stop: CancellationToken) {
                 .await
         {
             tracing::debug!(error = %e, "Overview delta not delivered to every socket.");
+        }
+        for id in changes.removed {
+            // Every class's room: a page of a removed host must say so, not wait for data.
+            let gone = HostRemoved {
+                server_time_ms: now,
+                id,
+            };
+            for class in Class::ALL {
+                if let Err(e) = io
+                    .to(room_of(&gone.id, class))
+                    .emit("host_removed", &gone)
+                    .await
+                {
+                    tracing::debug!(host = %gone.id, error = %e, "Host removal not delivered to every socket.");
+                }
+            }
         }
         for (id, update) in changes.host_updates {
             for class in web.demand.classes(&id) {

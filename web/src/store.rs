@@ -1196,6 +1196,445 @@ mod tests {
         }
     }
 
+    /// A browser on the overview: the rows and clusters it holds, kept by the deltas.
+    struct Client {
+        seq: u64,
+        layout: u64,
+        clusters: Vec<Cluster>,
+        rows: Vec<HostRow>,
+    }
+
+    impl Client {
+        fn subscribe(s: &ClusterStore, now_ms: u64) -> Self {
+            let o = s.overview(now_ms);
+            Self {
+                seq: o.seq,
+                layout: o.layout,
+                clusters: o.clusters,
+                rows: o.hosts,
+            }
+        }
+
+        /// Applies a delta as `home.ts` does.
+        fn apply(&mut self, d: &OverviewDelta) {
+            assert_eq!(d.seq, self.seq + 1, "consecutive deltas");
+            self.seq = d.seq;
+            if let Some(l) = &d.layout {
+                assert_eq!(l.generation, self.layout + 1, "consecutive layouts");
+                self.layout = l.generation;
+                if let Some(names) = &l.clusters {
+                    let mut old = std::mem::take(&mut self.clusters);
+                    for n in names {
+                        let c = match old.iter().position(|c| c.name == *n) {
+                            Some(i) => old.remove(i),
+                            None => Cluster {
+                                name: n.clone(),
+                                ..Cluster::default()
+                            },
+                        };
+                        self.clusters.push(c);
+                    }
+                }
+            }
+            for c in &d.clusters {
+                let slot = self.clusters.iter_mut().find(|x| x.name == c.name);
+                *slot.expect("a delta names only known clusters") = c.clone();
+            }
+            assert!(delta::apply_delta(&mut self.rows, d), "patches name rows");
+        }
+
+        /// Holds what a new subscriber would get.
+        fn check(&self, s: &ClusterStore, what: &str) {
+            let full = s.overview(0);
+            assert_eq!((self.seq, self.layout), (full.seq, full.layout), "{what}");
+            assert_eq!(self.clusters, full.clusters, "{what}");
+            assert_eq!(self.rows, full.hosts, "{what}");
+        }
+    }
+
+    fn spec_at(cluster: &str, name: &str, address: &str, tags: &[&str]) -> HostSpec {
+        HostSpec {
+            cluster: cluster.into(),
+            name: name.into(),
+            address: address.into(),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn hosts_added_and_removed_reach_the_overview_in_one_delta() {
+        let mut s = store();
+        for id in ["a:h1", "a:h2", "b:h3"] {
+            s.apply(id, snap(1, 10.0, None), 1_000);
+        }
+        let _ = s.take_changes(1_000, |_| false);
+        let mut c = Client::subscribe(&s, 1_000);
+        assert_eq!(c.layout, 0);
+        assert!(s.add_host(spec("c", "h4"), 1_500));
+        assert!(s.add_host(spec("a", "h5"), 1_500));
+        assert!(!s.add_host(spec("a", "h1"), 1_500), "a known id");
+        assert!(s.remove_host("a:h2"));
+        assert!(!s.remove_host("a:h2"), "already gone");
+        assert!(!s.remove_host("x:y"));
+        // New hosts are live at once (REST, pollers), and the room keeps its layout until the
+        // next delta: a browser subscribing now follows that delta too.
+        assert!(s.contains("c:h4") && !s.contains("a:h2"));
+        assert_eq!(s.ids(), vec!["a:h1", "b:h3", "c:h4", "a:h5"]);
+        let late = Client::subscribe(&s, 1_600);
+        assert_eq!(
+            late.rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            vec!["a:h1", "a:h2", "b:h3"],
+            "the room's layout until the delta"
+        );
+        // A sample of a new host before the delta: the added row carries it.
+        s.apply("c:h4", snap(2, 77.0, None), 1_700);
+        s.apply("b:h3", snap(2, 20.0, None), 2_000);
+        let ch = s.take_changes(2_000, |_| false);
+        assert_eq!(ch.removed, vec!["a:h2"]);
+        let d = ch.delta.expect("a delta");
+        let l = d.layout.as_ref().expect("a layout change");
+        assert_eq!(l.generation, 1);
+        assert_eq!(l.removed, vec![1], "a:h2 was second");
+        assert_eq!(
+            l.added
+                .iter()
+                .map(|a| (a.i, a.row.id.as_str(), a.row.status))
+                .collect::<Vec<_>>(),
+            vec![(2, "c:h4", Status::Up), (3, "a:h5", Status::Pending)]
+        );
+        assert_eq!(l.added[0].row.cpu_percent, Some(77.0));
+        assert_eq!(
+            l.clusters.as_deref(),
+            Some(&["a".to_owned(), "b".to_owned(), "c".to_owned()][..])
+        );
+        // The patch of b:h3 names its new position (1, once a:h2 is gone); no patch repeats
+        // the added rows.
+        assert_eq!(
+            d.hosts.iter().map(|p| p.ix).collect::<Vec<_>>(),
+            vec![1],
+            "{:?}",
+            d.hosts
+        );
+        assert_eq!(d.hosts[0].cpu_percent, Some(Some(20.0)));
+        let names: Vec<&str> = d.clusters.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["a", "b", "c"],
+            "a lost and gained a host, b's host sampled, c is new"
+        );
+        let mut late = late;
+        for cl in [&mut c, &mut late] {
+            cl.apply(&d);
+            cl.check(&s, "after the layout change");
+        }
+        assert_eq!(
+            serde_json::to_value(&d).expect("json")["layout"]["gen"],
+            serde_json::json!(1)
+        );
+        // Nothing more changed: no delta, no layout.
+        assert!(s.take_changes(2_001, |_| false).delta.is_none());
+    }
+
+    #[test]
+    fn a_cluster_goes_with_its_last_host_and_comes_back_at_the_end() {
+        let mut s = store();
+        let _ = s.take_changes(0, |_| false);
+        let mut c = Client::subscribe(&s, 0);
+        assert!(s.remove_host("b:h3"));
+        assert_eq!(
+            s.clusters()
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>(),
+            vec!["a"]
+        );
+        let d = s.take_changes(1_000, |_| false).delta.expect("delta");
+        let l = d.layout.as_ref().expect("layout");
+        assert_eq!((l.removed.clone(), l.added.len()), (vec![2], 0));
+        assert_eq!(l.clusters.as_deref(), Some(&["a".to_owned()][..]));
+        c.apply(&d);
+        c.check(&s, "b gone");
+        // Removing every host of a cluster keeps the others' cluster right.
+        assert!(s.remove_host("a:h1") && s.remove_host("a:h2"));
+        assert!(s.add_host(spec("b", "h9"), 2_000));
+        assert!(s.add_host(spec("a", "h1"), 2_000));
+        s.apply("a:h1", snap(3, 50.0, None), 2_500);
+        let cl = s.clusters();
+        assert_eq!(
+            cl.iter()
+                .map(|c| (c.name.as_str(), c.hosts, c.up))
+                .collect::<Vec<_>>(),
+            vec![("b", 1, 0), ("a", 1, 1)],
+            "a came back after b"
+        );
+        let d = s.take_changes(3_000, |_| false).delta.expect("delta");
+        c.apply(&d);
+        c.check(&s, "clusters back");
+        assert!(!s.is_empty() && s.len() == 2);
+        // Every host gone: an empty overview.
+        assert!(s.remove_host("b:h9") && s.remove_host("a:h1"));
+        assert!(s.is_empty());
+        let d = s.take_changes(4_000, |_| false).delta.expect("delta");
+        c.apply(&d);
+        c.check(&s, "empty");
+        assert!(c.rows.is_empty() && c.clusters.is_empty());
+        assert!(s.ready(), "no host left to try");
+    }
+
+    #[test]
+    fn a_removed_host_is_gone_from_every_view() {
+        let mut s = store();
+        for id in ["a:h1", "a:h2", "b:h3"] {
+            s.apply(id, snap(1, 10.0, Some(50)), 1_000);
+            s.set_info(
+                id,
+                HostInfo {
+                    cpu_logical_cores: 4,
+                    ..Default::default()
+                },
+            );
+        }
+        assert!(s.remove_host("a:h2"));
+        assert!(s.row("a:h2").is_none());
+        assert!(s.host_full("a:h2", 1).is_none());
+        assert!(s.events("a:h2").is_none());
+        assert!(s.info_and_latest("a:h2").is_none());
+        assert!(!s.apply("a:h2", snap(2, 1.0, None), 2_000), "a late sample");
+        s.mark_down("a:h2", "late", 2_000);
+        s.set_info("a:h2", HostInfo::default());
+        assert_eq!(
+            s.rows().iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            vec!["a:h1", "b:h3"]
+        );
+        let mut seen = Vec::new();
+        s.for_each_host(|r, _, _| seen.push(r.id.clone()));
+        assert_eq!(seen, vec!["a:h1", "b:h3"], "what /metrics reads");
+        let a = &s.clusters()[0];
+        assert_eq!((a.hosts, a.up, a.gpus, a.cpu_cores), (1, 1, 1, 4));
+        // Aging ignores it (no transition for a removed host).
+        let _ = s.take_transitions();
+        s.tick(60_000);
+        let t = s.take_transitions();
+        assert_eq!(
+            t.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+            vec!["a:h1", "b:h3"]
+        );
+    }
+
+    #[test]
+    fn a_host_removed_and_added_again_before_the_delta_is_a_new_row() {
+        let mut s = store();
+        s.apply("a:h2", snap(1, 10.0, None), 1_000);
+        let _ = s.take_changes(1_000, |_| false);
+        let mut c = Client::subscribe(&s, 1_000);
+        assert!(s.remove_host("a:h2"));
+        assert!(s.add_host(spec("a", "h2"), 1_500));
+        assert_eq!(s.row("a:h2").expect("row").status, Status::Pending);
+        assert!(
+            s.events("a:h2").expect("events").is_empty(),
+            "a new history"
+        );
+        let ch = s.take_changes(2_000, |_| false);
+        assert!(
+            ch.removed.is_empty(),
+            "its pages need not hear it went: it is back"
+        );
+        let d = ch.delta.expect("delta");
+        let l = d.layout.as_ref().expect("layout");
+        assert_eq!(l.removed, vec![1]);
+        assert_eq!(l.added.len(), 1);
+        assert_eq!(l.added[0].i, 2, "appended");
+        assert_eq!(l.clusters, None, "the same clusters");
+        c.apply(&d);
+        c.check(&s, "re-added");
+        // Added and removed between two deltas: the room never hears of it.
+        assert!(s.add_host(spec("z", "tmp"), 2_500));
+        assert!(s.remove_host("z:tmp"));
+        let d = s.take_changes(3_000, |_| false).delta.expect("delta");
+        let l = d.layout.as_ref().expect("layout");
+        assert!(l.removed.is_empty() && l.added.is_empty() && l.clusters.is_none());
+        c.apply(&d);
+        c.check(&s, "came and went");
+    }
+
+    #[test]
+    fn a_changed_spec_keeps_the_state_and_patches_address_and_tags() {
+        let mut s = store();
+        for i in 1..=3 {
+            s.apply("a:h1", snap(i, 10.0, None), i * 1000);
+        }
+        let _ = s.take_changes(3_000, |_| false);
+        let mut c = Client::subscribe(&s, 3_000);
+        assert!(!s.update_spec(spec("a", "nope")));
+        assert!(s.update_spec(spec_at("a", "h1", "10.0.0.9:50051", &["gpu"])));
+        let r = s.row("a:h1").expect("row");
+        assert_eq!(
+            (r.address.as_str(), r.tags.clone()),
+            ("10.0.0.9:50051", vec!["gpu".to_owned()])
+        );
+        assert_eq!((r.status, r.spark.len()), (Status::Up, 3), "state kept");
+        assert_eq!(s.events("a:h1").expect("events").len(), 3, "history kept");
+        let ch = s.take_changes(3_500, |id| id == "a:h1");
+        assert_eq!(ch.host_updates.len(), 1, "its page shows the new address");
+        let d = ch.delta.expect("delta");
+        assert!(d.layout.is_none(), "no row added or removed");
+        assert_eq!(
+            serde_json::to_string(&d.hosts).expect("json"),
+            r#"[{"i":0,"a":"10.0.0.9:50051","tg":["gpu"]}]"#
+        );
+        c.apply(&d);
+        c.check(&s, "new spec");
+        // The same spec again changes nothing.
+        assert!(s.update_spec(spec_at("a", "h1", "10.0.0.9:50051", &["gpu"])));
+        assert!(s.take_changes(4_000, |_| true).delta.is_none());
+    }
+
+    #[test]
+    fn transitions_are_kept_in_order_with_their_reasons() {
+        let mut s = store();
+        assert!(
+            s.take_transitions().is_empty(),
+            "starting pending is no change"
+        );
+        s.mark_down("a:h2", "connection refused", 500);
+        s.mark_down("a:h2", "connection refused again", 600);
+        s.apply("a:h1", snap(1, 10.0, None), 1_000);
+        s.apply("a:h1", snap(2, 10.0, None), 2_000);
+        s.tick(5_000);
+        s.tick(12_000);
+        s.apply("a:h1", snap(3, 10.0, None), 13_000);
+        let t = s.take_transitions();
+        let tr = |id: &str, from, to, reason: Option<&str>, at_ms| Transition {
+            id: id.into(),
+            from,
+            to,
+            reason: reason.map(str::to_owned),
+            at_ms,
+        };
+        assert_eq!(
+            t,
+            vec![
+                tr(
+                    "a:h2",
+                    Status::Pending,
+                    Status::Down,
+                    Some("connection refused"),
+                    500
+                ),
+                tr("a:h1", Status::Pending, Status::Up, None, 1_000),
+                tr(
+                    "a:h1",
+                    Status::Up,
+                    Status::Stale,
+                    Some("no sample for 3 s"),
+                    5_000
+                ),
+                tr(
+                    "a:h1",
+                    Status::Stale,
+                    Status::Down,
+                    Some("no sample for 10 s"),
+                    12_000
+                ),
+                tr("a:h1", Status::Down, Status::Up, None, 13_000),
+            ]
+        );
+        assert!(s.take_transitions().is_empty(), "taken");
+        assert_eq!(
+            serde_json::to_value(&t[0]).expect("json"),
+            serde_json::json!({"id": "a:h2", "from": "pending", "to": "down",
+                "reason": "connection refused", "at_ms": 500})
+        );
+        assert_eq!(s.transitions_dropped(), 0);
+    }
+
+    #[test]
+    fn transitions_nobody_takes_are_bounded() {
+        let mut s = ClusterStore::new(vec![spec("a", "h")], StoreConfig::for_interval(1000), 0);
+        let n = TRANSITIONS_MAX as u64 + 10;
+        for i in 0..n {
+            if i % 2 == 0 {
+                s.apply("a:h", snap(i + 1, 1.0, None), i);
+            } else {
+                s.mark_down("a:h", "gone", i);
+            }
+        }
+        assert_eq!(s.transitions_dropped(), 10);
+        let t = s.take_transitions();
+        assert_eq!(t.len(), TRANSITIONS_MAX);
+        assert_eq!(t[0].at_ms, 10, "the oldest went first");
+        assert_eq!(t.last().map(|t| t.at_ms), Some(n - 1));
+    }
+
+    #[test]
+    fn a_subscriber_follows_a_fleet_that_keeps_changing() {
+        // Samples, hosts added, removed and changed, and new subscribers at any time: after
+        // every delta each browser holds exactly what a new subscriber would get.
+        let mut rng = 11u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n.max(1)
+        };
+        let mut s = store();
+        let _ = s.take_changes(0, |_| false);
+        let mut clients = vec![Client::subscribe(&s, 0)];
+        let mut made = 3u64;
+        for tick in 1..=300u64 {
+            let now = tick * 1000;
+            let ids = s.ids();
+            for id in &ids {
+                if next(4) != 0 {
+                    s.apply(
+                        id,
+                        snap(tick, next(1000) as f32 / 10.0, Some(next(100) as u32)),
+                        now - 100,
+                    );
+                }
+            }
+            match next(6) {
+                0 => {
+                    made += 1;
+                    let cluster = ["a", "b", "c", "d"][next(4) as usize];
+                    assert!(s.add_host(spec(cluster, &format!("n{made}")), now - 50));
+                }
+                1 if !ids.is_empty() => {
+                    let id = &ids[next(ids.len() as u64) as usize];
+                    assert!(s.remove_host(id));
+                }
+                2 if !ids.is_empty() => {
+                    let id = &ids[next(ids.len() as u64) as usize];
+                    let (cluster, name) = id.split_once(':').expect("an id");
+                    let addr = format!("10.0.0.{}:1", next(250));
+                    assert!(s.update_spec(spec_at(cluster, name, &addr, &["t"])));
+                }
+                3 => clients.push(Client::subscribe(&s, now - 20)),
+                _ => {}
+            }
+            s.tick(now);
+            if let Some(d) = s.take_changes(now, |_| false).delta {
+                for c in &mut clients {
+                    c.apply(&d);
+                }
+            }
+            for (k, c) in clients.iter().enumerate() {
+                c.check(&s, &format!("client {k} at tick {tick}"));
+            }
+            if clients.len() > 8 {
+                clients.remove(0);
+            }
+        }
+        let full = s.overview(0);
+        assert!(full.layout > 20, "the fleet changed often: {}", full.layout);
+        let live: Vec<String> = full.hosts.iter().map(|r| r.id.clone()).collect();
+        assert_eq!(
+            live,
+            s.ids(),
+            "after the last delta the room has every host"
+        );
+    }
+
     #[test]
     fn sparkline_keeps_the_last_sixty() {
         let mut s = store();
