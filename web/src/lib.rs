@@ -4,8 +4,12 @@
 //! protocol is described in `web/PROTOCOL.md`.
 
 pub mod assets;
+pub mod clock;
+pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod routes;
 pub mod security;
+pub mod state;
 pub mod store;
 pub mod wire;

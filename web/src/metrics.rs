@@ -216,7 +216,7 @@ pub struct Metrics {
 impl Metrics {
     /// The exposition of `store` and `telemetry` for a daemon in `mode` (`app` or `node`).
     pub fn new(store: Arc<Mutex<ClusterStore>>, telemetry: &Telemetry, mode: &str) -> Self {
-        Self::with_clock(store, telemetry, mode, crate::hub::now_ms)
+        Self::with_clock(store, telemetry, mode, crate::clock::now_ms)
     }
 
     fn with_clock(

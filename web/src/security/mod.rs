@@ -3,8 +3,13 @@
 //! - [`config`]: the `server` block's security fields, shared by both daemons, and their checks.
 //! - [`net`]: CIDR allow-lists and the client's address behind a trusted proxy.
 //! - [`users`]: local users with argon2 hashes, the users file, the first-start `admin`.
-//! - [`login`]: the login, logout and `me` routes, sessions and throttling.
+//! - [`login`]: what a session remembers of its login, and the extractors routes use to say
+//!   who may call them.
+//! - [`throttle`]: failed logins per address and per user name.
 //! - [`layers`]: the middleware: allow-list, session to [`Principal`], CSRF, security headers.
+//!
+//! Policy only: the routes that log in and out are in `routes::auth`; nothing here depends on
+//! the shared state of the HTTP side (`state::Web`).
 //! - [`visibility`]: what a viewer or an anonymous visitor of a public dashboard may see of a
 //!   sample.
 
@@ -12,6 +17,7 @@ pub mod config;
 pub mod layers;
 pub mod login;
 pub mod net;
+pub mod throttle;
 pub mod users;
 pub mod visibility;
 
@@ -23,7 +29,7 @@ pub use config::{AuthConfig, HttpSecurity, TlsFiles};
 pub use users::Role;
 pub use visibility::Class;
 
-use crate::security::login::Throttle;
+use crate::security::throttle::Throttle;
 use crate::security::users::Users;
 
 /// Who made a request (or opened a socket), once the session has been checked.
