@@ -222,6 +222,13 @@ impl Registry {
         let e = hosts.remove(i);
         e.cancel.cancel();
         self.store().remove_host(id);
+        // `/metrics` follows: the host's poll series go, and its cluster's with its last host.
+        let spec = &e.target.spec;
+        let telemetry = &self.inner.ctx.telemetry;
+        telemetry.forget_host(&spec.cluster, &spec.name);
+        if !hosts.iter().any(|o| o.target.spec.cluster == spec.cluster) {
+            telemetry.forget_cluster(&spec.cluster);
+        }
         drop(hosts);
         tracing::info!(host = %id, "Host removed.");
         self.publish(RegistryChange::Removed {

@@ -202,6 +202,23 @@ async fn the_registry_adds_changes_and_removes_hosts_while_running() {
         .await
         .expect("host");
     assert_eq!(r.status(), 404);
+    let metrics = live
+        .client
+        .get(format!("{}/metrics", live.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(r#"smon_poll_errors_total{cluster="lab",host="n2"}"#),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(r#"host="n1""#),
+        "n1 left /metrics:\n{metrics}"
+    );
 
     // The feed told it all, in order, with the state changes.
     let mut seen = Vec::new();
@@ -745,4 +762,78 @@ async fn sighup_applies_the_new_fleet_and_refuses_a_bad_one() {
     assert_eq!(connections_to(keep.addr), kept_connections);
     let _ = child.kill();
     let _ = child.wait();
+}
+
+// ------------------------------------------------------------------ a browser on the home page
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_sees_hosts_come_and_go_without_reloading() {
+    let a1 = Agent::start("127.0.0.65");
+    let a2 = Agent::start("127.0.0.66");
+    let a3 = Agent::start("127.0.0.67");
+    let with = |hosts: Vec<Value>| {
+        let mut v = fleet(hosts);
+        v["server"] = json!({"auth": {"public_read_only": true}});
+        v
+    };
+    let v1 = with(vec![
+        host("n1", &a1, TOKEN, &[]),
+        host("n2", &a2, TOKEN, &[]),
+    ]);
+    let live = Live::start(&v1).await;
+    live.wait_row("lab:n1", Duration::from_secs(10), "up", up)
+        .await;
+    let url = format!("{}/", live.base);
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    // One Chromium at a time (see browser.rs); the browser runs on a thread of its own.
+    let browser = std::thread::spawn(move || {
+        let _turn = crate::browser::ONE_BROWSER
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/ui");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/browser_live.mjs");
+        let mut child = Command::new("node")
+            .arg(&script)
+            .args([url.as_str(), "lab:n1,lab:n2", "lab:n2,lab:n3"])
+            .env("SMON_UI_DIR", &ui)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node is installed");
+        let out = child.stdout.take().expect("stdout");
+        let mut said = Vec::new();
+        let mut ready = Some(ready_tx);
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line == "ready"
+                && let Some(tx) = ready.take()
+            {
+                let _ = tx.send(());
+            }
+            said.push(line);
+        }
+        let done = child.wait_with_output().expect("node");
+        (
+            done.status.success(),
+            said.join("\n"),
+            String::from_utf8_lossy(&done.stderr).into_owned(),
+        )
+    });
+    let ready = tokio::time::timeout(Duration::from_secs(120), ready_rx).await;
+    if !matches!(ready, Ok(Ok(()))) {
+        let (_, out, err) = tokio::task::spawn_blocking(move || browser.join().expect("thread"))
+            .await
+            .expect("join");
+        panic!("the page never showed n1 and n2:\n{out}\n{err}");
+    }
+    let v2 = with(vec![
+        host("n2", &a2, TOKEN, &[]),
+        host("n3", &a3, TOKEN, &[]),
+    ]);
+    let applied = live.registry.apply(live.targets(&v2));
+    assert_eq!((applied.added.len(), applied.removed.len()), (1, 1));
+    let (ok, out, err) = tokio::task::spawn_blocking(move || browser.join().expect("thread"))
+        .await
+        .expect("join");
+    assert!(ok && out.ends_with("ok"), "browser:\n{out}\n{err}");
+    live.shutdown().await;
 }
