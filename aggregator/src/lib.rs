@@ -226,7 +226,8 @@ pub async fn start(
                 demand: collector_demand,
             })
         })
-        .await?;
+        .await
+        .inspect_err(|_| stop.cancel())?;
         feed.publish(
             now_ms(),
             Body::Connected {
