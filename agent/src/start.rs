@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use smon_runtime::About;
 use smon_runtime::config::{ConfigError, LogSettings, ManagerMode};
-use smon_runtime::daemon::DaemonArgs;
+use smon_runtime::daemon::{self, DaemonArgs};
 use smon_runtime::health::{self, Heartbeat, Probe, Unhealthy};
 use smon_runtime::manager::ManagerSettings;
 use smon_runtime::start::Daemon;
@@ -105,6 +105,9 @@ impl Daemon for Agent {
     }
 
     fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        // The process collector keeps each /proc/<pid>/stat open between samples (up to 4096,
+        // at most half the soft limit): a soft limit of 1024 would cap that at 512 processes.
+        daemon::raise_nofile_limit();
         tokio::runtime::Builder::new_multi_thread()
             // The agent's async side only answers RPCs from a handful of pollers; two workers
             // are plenty and keep the footprint small. Sampling has its own thread.

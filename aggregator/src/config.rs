@@ -127,8 +127,9 @@ pub struct ClientTlsConfig {
     pub domain: Option<String>,
 }
 
-/// TLS towards an agent, checked: the PEM files read at start.
-#[derive(Clone)]
+/// TLS towards an agent, checked: the PEM files read at start (and at each reload: a
+/// changed file is a changed setting).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClientTls {
     /// CA certificate, PEM.
     pub ca: Vec<u8>,
@@ -241,6 +242,12 @@ pub struct SelfHost {
 pub struct Settings {
     /// Where the settings came from, for messages.
     pub source: String,
+    /// The file they came from (none for the embedded default or text): a running server
+    /// reloads it on SIGHUP.
+    pub path: Option<PathBuf>,
+    /// What cannot change without a restart, as written (`server`, `manager`, `log`, and
+    /// `monitor` less its clusters): a reload compares it to tell what it must ignore.
+    pub fixed: serde_json::Value,
     /// HTTP listen address.
     pub http_listen: SocketAddr,
     /// Behind a reverse proxy.
@@ -299,7 +306,52 @@ pub fn load_file(path: &Path) -> Result<Settings, ConfigError> {
         source,
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    load_str(&text, &file, &base)
+    let mut s = load_str(&text, &file, &base)?;
+    s.path = Some(path.to_path_buf());
+    Ok(s)
+}
+
+/// The parts of a config document that a reload cannot apply: everything but
+/// `monitor.clusters`.
+fn fixed_part(text: &str) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    if let Some(m) = v.get_mut("monitor").and_then(|m| m.as_object_mut()) {
+        m.remove("clusters");
+    }
+    v
+}
+
+/// The fields of `fixed` that differ between two configs (`server`, `monitor.poll_interval_ms`,
+/// ...), in a stable order: what a reload reports as needing a restart.
+pub fn fixed_changes(old: &Settings, new: &Settings) -> Vec<String> {
+    let empty = serde_json::Map::new();
+    let obj = |v: &serde_json::Value| v.as_object().cloned().unwrap_or_else(|| empty.clone());
+    let (a, b) = (obj(&old.fixed), obj(&new.fixed));
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut out = Vec::new();
+    for k in keys {
+        let (x, y) = (a.get(k), b.get(k));
+        if x == y {
+            continue;
+        }
+        match (x.and_then(|v| v.as_object()), y.and_then(|v| v.as_object())) {
+            (Some(x), Some(y)) if k == "monitor" => {
+                let mut inner: Vec<&String> = x.keys().chain(y.keys()).collect();
+                inner.sort();
+                inner.dedup();
+                out.extend(
+                    inner
+                        .into_iter()
+                        .filter(|f| x.get(*f) != y.get(*f))
+                        .map(|f| format!("monitor.{f}")),
+                );
+            }
+            _ => out.push(k.clone()),
+        }
+    }
+    out
 }
 
 /// Loads the embedded default.
@@ -315,6 +367,7 @@ pub fn load_str(text: &str, file: &str, base: &Path) -> Result<Settings, ConfigE
         errors,
     })?;
     s.source = file.to_owned();
+    s.fixed = fixed_part(text);
     Ok(s)
 }
 
@@ -549,6 +602,8 @@ impl AppConfig {
             (true, Some(http_listen), Some((manager, manager_settings)), Some(gpu)) => {
                 Ok(Settings {
                     source: String::new(),
+                    path: None,
+                    fixed: serde_json::Value::Null,
                     http_listen,
                     behind_proxy: self.server.behind_proxy,
                     base_path: smon_web::hub::normalise_base(&self.server.base_path),
@@ -623,6 +678,21 @@ mod tests {
         assert_eq!(s.base_path, "/smon");
         assert_eq!(s.targets[0].spec.id(), "lab:gpu-01");
         assert!(format!("{:?}", s.targets[0]).contains("<hidden>"));
+    }
+
+    #[test]
+    fn fixed_changes_name_what_needs_a_restart() {
+        let a = load(r#"{"server":{"port":8080},"monitor":{"mode":"app","poll_interval_ms":1000,"clusters":[{"name":"lab","hosts":[{"name":"a","address":"10.0.0.1:1"}]}]}}"#)
+            .expect("valid");
+        let hosts_only = load(r#"{"server":{"port":8080},"monitor":{"mode":"app","poll_interval_ms":1000,"clusters":[{"name":"lab","hosts":[{"name":"b","address":"10.0.0.2:1"}]}]}}"#)
+            .expect("valid");
+        assert!(fixed_changes(&a, &hosts_only).is_empty());
+        let both = load(r#"{"server":{"port":9090},"log":{"format":"json"},"monitor":{"mode":"app","poll_interval_ms":500,"clusters":[]}}"#)
+            .expect("valid");
+        assert_eq!(
+            fixed_changes(&a, &both),
+            ["log", "monitor.poll_interval_ms", "server"]
+        );
     }
 
     #[test]

@@ -1,21 +1,33 @@
 //! The gRPC endpoint of an agent: plaintext or TLS (with a client certificate for mutual TLS),
 //! and connection errors explained in words an operator can act on.
 
+use std::fmt;
 use std::time::Duration;
 
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::config::Target;
 
+/// Why no endpoint could be made for a target.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// The address does not make a URI.
+    #[error("bad address: {0}")]
+    Address(#[source] tonic::transport::Error),
+    /// tonic refused the TLS settings (certificate or key unusable).
+    #[error("TLS settings refused: {0}")]
+    Tls(#[source] tonic::transport::Error),
+}
+
 /// The endpoint for `target`, with `connect_timeout`.
-pub fn endpoint(target: &Target, connect_timeout: Duration) -> Result<Endpoint, String> {
+pub fn endpoint(target: &Target, connect_timeout: Duration) -> Result<Endpoint, EndpointError> {
     let scheme = if target.tls.is_some() {
         "https"
     } else {
         "http"
     };
     let mut ep = Endpoint::from_shared(format!("{scheme}://{}", target.address))
-        .map_err(|e| format!("bad address: {e}"))?
+        .map_err(EndpointError::Address)?
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(10))
@@ -29,17 +41,46 @@ pub fn endpoint(target: &Target, connect_timeout: Duration) -> Result<Endpoint, 
         if let Some(d) = &tls.domain {
             cfg = cfg.domain_name(d.clone());
         }
-        ep = ep
-            .tls_config(cfg)
-            .map_err(|e| format!("TLS settings refused: {e}"))?;
+        ep = ep.tls_config(cfg).map_err(EndpointError::Tls)?;
     }
     Ok(ep)
 }
 
+/// A connection or call error in words, with a hint at the likely cause when there is one.
+/// Displayed as `text (hint)`: the host row shows it as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explained {
+    /// What failed, with the transport's own reason.
+    pub text: String,
+    /// The likely cause, in terms of the config.
+    pub hint: Option<&'static str>,
+}
+
+impl fmt::Display for Explained {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.hint {
+            Some(h) => write!(f, "{} ({h})", self.text),
+            None => f.write_str(&self.text),
+        }
+    }
+}
+
+impl std::error::Error for Explained {}
+
 /// `text` (a connection or call error) with a hint at the likely cause, when there is one.
 pub fn explain(text: String, target: &Target) -> String {
-    let t = text.to_ascii_lowercase();
-    let hint = match &target.tls {
+    explained(text, target).to_string()
+}
+
+/// `text` (a connection or call error) with a hint at the likely cause, as a value.
+pub fn explained(text: String, target: &Target) -> Explained {
+    let hint = hint(&text.to_ascii_lowercase(), target);
+    Explained { text, hint }
+}
+
+/// The likely cause of the (lowercase) error `t` towards `target`.
+fn hint(t: &str, target: &Target) -> Option<&'static str> {
+    match &target.tls {
         None if t.contains("frame with invalid size")
             || t.contains("invalid http version")
             || t.contains("connection reset")
@@ -76,20 +117,52 @@ pub fn explain(text: String, target: &Target) -> String {
         }
         // With TLS 1.3 the client's side of the handshake ends before the agent checks the
         // client certificate; its refusal then often reads as a closed or broken connection.
-        Some(tls) if tls.identity.is_some() && closed(&t) => Some(
+        Some(tls) if tls.identity.is_some() && closed(t) => Some(
             "the agent closed the connection after the handshake: it may have refused our client certificate (is it signed by the agent's client_ca?)",
         ),
-        Some(tls) if tls.identity.is_none() && closed(&t) => Some(
+        Some(tls) if tls.identity.is_none() && closed(t) => Some(
             "the agent closed the connection after the handshake: if it requires a client certificate (mutual TLS), set tls.cert and tls.key",
         ),
         Some(_) if t.contains("invalidcontenttype") || t.contains("corrupt message") => Some(
             "the agent does not speak TLS: remove tls for this host, or enable it on the agent",
         ),
         _ => None,
-    };
-    match hint {
-        Some(h) => format!("{text} ({h})"),
-        None => text,
+    }
+}
+
+/// Formats an error with its whole source chain (tonic's transport errors say little on top).
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// A gRPC status in words, with the transport's own reason when it has one.
+pub fn status_text(s: &tonic::Status) -> String {
+    match s.code() {
+        tonic::Code::Unauthenticated => {
+            format!("refused by the agent: {} (check the token)", s.message())
+        }
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+            if std::error::Error::source(s).is_some() =>
+        {
+            // The transport's own error says more than "operation was canceled" (e.g. the TLS
+            // alert an agent sent when it refused our certificate).
+            let src = std::error::Error::source(s).map(chain).unwrap_or_default();
+            format!("{:?}: {}: {src}", s.code(), s.message())
+        }
+        tonic::Code::Unavailable | tonic::Code::Unknown if s.message().is_empty() => {
+            format!("{:?}", s.code())
+        }
+        _ => format!("{:?}: {}", s.code(), s.message()),
     }
 }
 

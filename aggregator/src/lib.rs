@@ -2,11 +2,22 @@
 //! in-process), merges the samples in the cluster store, and serves the live dashboard, the REST
 //! API and Socket.IO.
 //!
-//! `main.rs` is thin; tests call [`run`] on `127.0.0.1:0`.
+//! Data flows one way: pollers (one per agent, started and stopped by the [`registry`])
+//! publish on the event [`feed`]; the store consumer applies the feed to the cluster store,
+//! which the hub reads for the browsers, and publishes host state changes back on the feed for
+//! other consumers. Each poller lends its channel as the host's command [`link`]. On SIGHUP the
+//! config file is read again and the fleet follows it ([`reload`]).
+//!
+//! `main.rs` is thin; tests call [`run`] (or [`start`], to hold the registry and the feed) on
+//! `127.0.0.1:0`.
 
 pub mod config;
 pub mod endpoint;
+pub mod feed;
+pub mod link;
 pub mod poller;
+pub mod registry;
+pub mod reload;
 pub mod start;
 
 use std::sync::{Arc, Mutex};
@@ -24,29 +35,55 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
+use crate::feed::{Body, Feed, Kinds};
+use crate::registry::{Context, Registry};
+
+/// Why the health probe failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The HTTP client could not be built.
+    #[error("cannot set up the probe's HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// Nothing answered in time.
+    #[error("{url}: {source}")]
+    Unreachable {
+        /// The URL probed.
+        url: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered with an error status (503: the hub has stalled).
+    #[error("{url}: {status}: {body}")]
+    Unhealthy {
+        /// The URL probed.
+        url: String,
+        /// The HTTP status.
+        status: reqwest::StatusCode,
+        /// The answer's body (the reason).
+        body: String,
+    },
+}
 
 /// The aggregator's health probe for `manager.mode = "self"`: `GET /healthz` answers 200
 /// within 1.5 s (it answers 503 when the hub, and so the live view, has stalled).
-pub async fn probe_http(url: String) -> Result<(), String> {
+pub async fn probe_http(url: String) -> Result<(), ProbeError> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_millis(1500))
         // Our own listener on loopback: its certificate names the public host, not 127.0.0.1.
         .tls_danger_accept_invalid_certs(url.starts_with("https://"))
         .build()
-        .map_err(|e| e.to_string())?;
-    let resp = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    if resp.status().is_success() {
+        .map_err(ProbeError::Client)?;
+    let resp = match client.get(&url).send().await {
+        Ok(r) => r,
+        Err(source) => return Err(ProbeError::Unreachable { url, source }),
+    };
+    let status = resp.status();
+    if status.is_success() {
         Ok(())
     } else {
-        let code = resp.status();
-        Err(format!(
-            "{url}: {code}: {}",
-            resp.text().await.unwrap_or_default()
-        ))
+        let body = resp.text().await.unwrap_or_default();
+        Err(ProbeError::Unhealthy { url, status, body })
     }
 }
 
@@ -102,31 +139,98 @@ pub async fn run_secured(
     security: Arc<Security>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    start(settings, listener, security, stop)
+        .await?
+        .wait()
+        .await
+}
+
+/// A running aggregator: its fleet registry and event feed, until [`Running::wait`] sees it
+/// stop.
+pub struct Running {
+    registry: Registry,
+    feed: Feed,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+    tracker: TaskTracker,
+    sampler: Option<Sampler>,
+    stop: CancellationToken,
+}
+
+impl Running {
+    /// The fleet: add, change and remove hosts, borrow a host's command link.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The event feed: subscribe to samples, state changes and fleet changes.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
+    }
+
+    /// Waits until the server stops (its `stop` token, or a listener failure), then for its
+    /// tasks, with a bounded grace period.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let served = match self.served.await {
+            Ok(r) => r,
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        self.stop.cancel();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("Some tasks did not stop in time.");
+        }
+        if let Some(s) = self.sampler {
+            s.stop().await;
+        }
+        served?;
+        Ok(())
+    }
+}
+
+/// Starts the aggregator on `listener` (security prepared by [`prepare_security`]): the store
+/// and its feed consumer, a poller per agent, the own host's sampler, the hub and the HTTP
+/// server, and, when the settings came from a file, the reload on SIGHUP.
+pub async fn start(
+    settings: Settings,
+    listener: TcpListener,
+    security: Arc<Security>,
+    stop: CancellationToken,
+) -> anyhow::Result<Running> {
     let interval_ms = settings.interval.as_millis() as u64;
     let mut store_cfg = StoreConfig::for_interval(interval_ms);
     store_cfg.stale_after_ms = interval_ms * u64::from(settings.stale_after_intervals);
     store_cfg.down_after_ms = interval_ms * u64::from(settings.down_after_intervals);
-    let mut specs = Vec::new();
-    if let Some(me) = &settings.self_host {
-        specs.push(me.spec.clone());
-    }
-    specs.extend(settings.targets.iter().map(|t| t.spec.clone()));
+    let specs = settings
+        .self_host
+        .iter()
+        .map(|me| me.spec.clone())
+        .collect();
     let store = Arc::new(Mutex::new(ClusterStore::new(specs, store_cfg, now_ms())));
     let web = Arc::new(Web::new(store.clone(), "app", security));
     let tracker = TaskTracker::new();
+    let feed = Feed::new();
+    // The store is the feed's first consumer; the hub reads the store.
+    let to_store = feed.subscribe("store", Kinds::POLL, feed::STORE_QUEUE);
+    tracker.spawn(feed::run_store(
+        to_store,
+        store.clone(),
+        feed.clone(),
+        stop.clone(),
+    ));
 
-    for t in &settings.targets {
-        let demand = web.demand.subscribe(&t.spec.id());
-        tracker.spawn(poller::run(
-            t.clone(),
-            store.clone(),
-            demand,
-            settings.interval,
-            Duration::from_millis(store_cfg.down_after_ms),
-            web.telemetry.poller(&t.spec.cluster, &t.spec.name),
-            stop.clone(),
-        ));
-    }
+    let registry = Registry::new(Context {
+        store: store.clone(),
+        demand: web.demand.clone(),
+        telemetry: web.telemetry.clone(),
+        feed: feed.clone(),
+        interval: settings.interval,
+        down_after: Duration::from_millis(store_cfg.down_after_ms),
+        tracker: tracker.clone(),
+        stop: stop.clone(),
+    });
+    registry.apply(settings.targets.clone());
 
     let mut sampler = None;
     if let Some(me) = &settings.self_host {
@@ -147,21 +251,20 @@ pub async fn run_secured(
                 demand: collector_demand,
             })
         })
-        .await?;
-        web.store().set_info(&me.spec.id(), s.info().clone());
-        tracker.spawn(hub::feed_local(
+        .await
+        .inspect_err(|_| stop.cancel())?;
+        feed.publish(
+            now_ms(),
+            Body::Connected {
+                host: me.spec.id(),
+                info: Arc::new(s.info().clone()),
+            },
+        );
+        tracker.spawn(publish_local(
             s.subscribe(),
             me.spec.id(),
             web.clone(),
-            |latest, detail| {
-                latest.as_ref().map(|s| {
-                    s.view(if detail {
-                        Parts::DETAIL
-                    } else {
-                        Parts::SUMMARY
-                    })
-                })
-            },
+            feed.clone(),
             stop.clone(),
         ));
         sampler = Some(s);
@@ -175,6 +278,14 @@ pub async fn run_secured(
         closer.cancelled().await;
         io.close().await;
     });
+    if let Some(path) = settings.path.clone() {
+        tracker.spawn(reload::on_sighup(
+            path,
+            settings.clone(),
+            registry.clone(),
+            stop.clone(),
+        ));
+    }
     tracker.close();
 
     let addr = listener.local_addr()?;
@@ -184,17 +295,50 @@ pub async fn run_secured(
         "http"
     };
     tracing::info!(url = %format!("{scheme}://{addr}{}/", settings.base_path), hosts = settings.targets.len(), include_self = settings.self_host.is_some(), "Serving the dashboard.");
-    let served = hub::serve_app(app, listener, settings.http.tls.clone(), stop.clone()).await;
-    stop.cancel();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("Some tasks did not stop in time.");
+    let served = tokio::spawn(hub::serve_app(
+        app,
+        listener,
+        settings.http.tls.clone(),
+        stop.clone(),
+    ));
+    Ok(Running {
+        registry,
+        feed,
+        served,
+        tracker,
+        sampler,
+        stop,
+    })
+}
+
+/// Publishes the own host's samples (in-process sampler) on the feed, with the detail parts
+/// while a browser watches it, until `stop` or the sampler ends.
+async fn publish_local(
+    mut rx: smon_collect::sampler::Latest,
+    id: String,
+    web: Arc<Web>,
+    feed: Feed,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = rx.changed() => if changed.is_err() { return },
+        }
+        let parts = if web.demand.is_watched(&id) {
+            Parts::DETAIL
+        } else {
+            Parts::SUMMARY
+        };
+        let snap = rx.borrow_and_update().as_ref().map(|s| s.view(parts));
+        if let Some(s) = snap {
+            feed.publish(
+                now_ms(),
+                Body::Sample {
+                    host: id.clone(),
+                    snapshot: Arc::new(s),
+                },
+            );
+        }
     }
-    if let Some(s) = sampler {
-        s.stop().await;
-    }
-    served?;
-    Ok(())
 }

@@ -1,22 +1,26 @@
 //! One poller per agent: holds one gRPC channel, consumes the agent's `Watch` stream (the
-//! summary, or the detail while a browser watches that host), feeds the store, and reconnects
-//! with exponential backoff and jitter (capped at 30 s). Every call has a deadline, and each
-//! poller is its own task, so a hung or slow agent never stalls the others. Failures,
-//! reconnections, connect times and sample latency are counted for `/metrics` ([`PollMetrics`]).
+//! summary, or the detail while a browser watches that host), publishes what it gets on the
+//! event feed (the store consumer applies it), lends its channel as the host's command link
+//! ([`crate::link`]), and reconnects with exponential backoff and jitter (capped at 30 s).
+//! Every call has a deadline, and each poller is its own task with its own cancellation, so
+//! a hung or slow agent never stalls the others and the registry can stop or restart one
+//! alone. Failures, reconnections, connect times and sample latency are counted for
+//! `/metrics` ([`PollMetrics`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smon_proto::agent_client::AgentClient;
-use smon_proto::{GetInfoRequest, Parts, WatchRequest};
+use smon_proto::{Parts, WatchRequest};
 use smon_web::hub::now_ms;
 use smon_web::metrics::PollMetrics;
-use smon_web::store::ClusterStore;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use tonic::metadata::MetadataValue;
 
 use crate::config::Target;
+use crate::endpoint::{EndpointError, Explained, chain, explained, status_text};
+use crate::feed::{Body, Feed};
+use crate::link::{AgentLink, Auth, BadToken, LinkError, LinkSlot};
 
 /// Longest wait between reconnection attempts.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
@@ -35,68 +39,78 @@ pub fn backoff(n: u32, rng: &mut impl rand::Rng) -> Duration {
     half + half.mul_f64(rng.random::<f64>())
 }
 
-/// Formats an error with its whole source chain (tonic's transport errors say little on top).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
+/// Why a poller lost (or could not make) its connection. The text is what the host row shows
+/// as `last_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// No endpoint could be made from the target.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// The token cannot be sent.
+    #[error(transparent)]
+    Token(#[from] BadToken),
+    /// The TCP (and TLS) connect did not finish in time.
+    #[error("connect timed out after {} s", .0.as_secs())]
+    ConnectTimeout(Duration),
+    /// The connect or `GetInfo` failed (with a hint at the cause when there is one).
+    #[error(transparent)]
+    Refused(#[from] Explained),
+    /// `Watch` did not open in time.
+    #[error("Watch did not open in time")]
+    WatchTimeout,
+    /// `Watch` failed, or its stream broke.
+    #[error("{}", status_text(.0))]
+    Stream(tonic::Status),
+    /// The stream stayed silent.
+    #[error("no sample for {} s", .0.as_secs())]
+    Silent(Duration),
+    /// The agent ended the stream.
+    #[error("the agent closed the stream")]
+    Closed,
 }
 
-fn status_text(s: &tonic::Status) -> String {
-    match s.code() {
-        tonic::Code::Unauthenticated => {
-            format!("refused by the agent: {} (check the token)", s.message())
-        }
-        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
-            if std::error::Error::source(s).is_some() =>
-        {
-            // The transport's own error says more than "operation was canceled" (e.g. the TLS
-            // alert an agent sent when it refused our certificate).
-            let src = std::error::Error::source(s).map(chain).unwrap_or_default();
-            format!("{:?}: {}: {src}", s.code(), s.message())
-        }
-        tonic::Code::Unavailable | tonic::Code::Unknown if s.message().is_empty() => {
-            format!("{:?}", s.code())
-        }
-        _ => format!("{:?}: {}", s.code(), s.message()),
-    }
+/// What one poller needs.
+pub struct Poll {
+    /// The agent.
+    pub target: Target,
+    /// Where samples, host facts and failures go.
+    pub feed: Feed,
+    /// Where the connected client is lent.
+    pub link: LinkSlot,
+    /// True while a browser watches this host (then the detail parts are asked for).
+    pub demand: watch::Receiver<bool>,
+    /// Interval asked of the agent.
+    pub interval: Duration,
+    /// A silent stream counts as failed after this long.
+    pub down_after: Duration,
+    /// Its counters.
+    pub metrics: PollMetrics,
 }
 
-/// Polls one agent until `stop`, counting into `metrics`.
-pub async fn run(
-    target: Target,
-    store: Arc<Mutex<ClusterStore>>,
-    mut demand: watch::Receiver<bool>,
-    interval: Duration,
-    down_after: Duration,
-    mut metrics: PollMetrics,
-    stop: CancellationToken,
-) {
-    let id = target.spec.id();
+/// Polls one agent until `stop`.
+pub async fn run(mut p: Poll, stop: CancellationToken) {
+    let id = p.target.spec.id();
     let mut failures: u32 = 0;
     loop {
         let result = tokio::select! {
             _ = stop.cancelled() => return,
-            r = session(&target, &id, &store, &mut demand, interval, down_after, &stop, &mut failures, &mut metrics) => r,
+            r = session(&mut p, &id, &stop, &mut failures) => r,
         };
         let Err(error) = result else { return };
-        metrics.failed();
-        {
-            let mut st = store.lock().unwrap_or_else(|p| p.into_inner());
-            st.mark_down(&id, &error, now_ms());
-        }
+        let text = error.to_string();
+        p.metrics.failed();
+        p.link.down(text.clone());
+        p.feed.publish(
+            now_ms(),
+            Body::Unreachable {
+                host: id.clone(),
+                error: text,
+            },
+        );
         let wait = backoff(failures, &mut rand::rng());
         if failures == 0 || failures.is_power_of_two() {
             // Logged on the first failure and then more and more rarely while it persists.
-            tracing::warn!(host = %id, address = %target.address, error = %error, retry_in_ms = wait.as_millis() as u64, "Agent unreachable; backing off.");
+            tracing::warn!(host = %id, address = %p.target.address, error = %error, retry_in_ms = wait.as_millis() as u64, "Agent unreachable; backing off.");
         }
         failures = failures.saturating_add(1);
         tokio::select! {
@@ -108,51 +122,38 @@ pub async fn run(
 
 /// One connection: connect, GetInfo, then Watch until something fails. Returns `Ok` only
 /// when stopped.
-#[allow(clippy::too_many_arguments)]
 async fn session(
-    target: &Target,
+    p: &mut Poll,
     id: &str,
-    store: &Arc<Mutex<ClusterStore>>,
-    demand: &mut watch::Receiver<bool>,
-    interval: Duration,
-    down_after: Duration,
     stop: &CancellationToken,
     failures: &mut u32,
-    metrics: &mut PollMetrics,
-) -> Result<(), String> {
+) -> Result<(), PollError> {
     let started = Instant::now();
+    let target = &p.target;
     let endpoint = crate::endpoint::endpoint(target, CALL_DEADLINE)?;
     let channel = tokio::time::timeout(CALL_DEADLINE, endpoint.connect())
         .await
-        .map_err(|_| format!("connect timed out after {} s", CALL_DEADLINE.as_secs()))?
-        .map_err(|e| crate::endpoint::explain(format!("cannot connect: {}", chain(&e)), target))?;
-    let auth: Option<MetadataValue<_>> = match &target.token {
-        Some(t) => Some(
-            format!("Bearer {t}")
-                .parse()
-                .map_err(|_| "the token is not a valid header value".to_owned())?,
-        ),
-        None => None,
-    };
-    let mut client = AgentClient::with_interceptor(channel, move |mut req: tonic::Request<()>| {
-        if let Some(v) = &auth {
-            req.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(req)
-    });
+        .map_err(|_| PollError::ConnectTimeout(CALL_DEADLINE))?
+        .map_err(|e| explained(format!("cannot connect: {}", chain(&e)), target))?;
+    let mut client = AgentClient::with_interceptor(channel, Auth::new(target.token.as_deref())?);
 
-    let mut info_req = tonic::Request::new(GetInfoRequest {});
-    info_req.set_timeout(CALL_DEADLINE);
-    let info = client
-        .get_info(info_req)
-        .await
-        .map_err(|s| crate::endpoint::explain(status_text(&s), target))?
-        .into_inner();
-    metrics.connected(started.elapsed());
-    store
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .set_info(id, info);
+    // The first call goes through the command link, as every borrowed call does.
+    let link = AgentLink::new(id.to_owned(), client.clone());
+    let info = link.get_info(CALL_DEADLINE).await.map_err(|e| match e {
+        LinkError::Call { status, .. } => {
+            PollError::Refused(explained(status_text(&status), target))
+        }
+        other => PollError::Refused(explained(format!("GetInfo: {other}"), target)),
+    })?;
+    p.metrics.connected(started.elapsed());
+    p.link.up(client.clone());
+    p.feed.publish(
+        now_ms(),
+        Body::Connected {
+            host: id.to_owned(),
+            info: Arc::new(info),
+        },
+    );
 
     // One cancellation waiter and one silence timer for the whole session, not one of each per
     // message: at 10,000 agents a fresh `cancelled()` per message registers and removes a
@@ -160,10 +161,11 @@ async fn session(
     // removes a timer as often.
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
+    let down_after = p.down_after;
     let silence = tokio::time::sleep(down_after);
     tokio::pin!(silence);
     loop {
-        let detail = *demand.borrow_and_update();
+        let detail = *p.demand.borrow_and_update();
         let parts = if detail {
             Parts::DETAIL
         } else {
@@ -171,18 +173,18 @@ async fn session(
         };
         let req = WatchRequest {
             parts: Some(parts),
-            min_interval_ms: interval.as_millis() as u32,
+            min_interval_ms: p.interval.as_millis() as u32,
         };
         // The deadline covers opening the stream, not its life.
         let mut stream = tokio::time::timeout(CALL_DEADLINE, client.watch(req))
             .await
-            .map_err(|_| "Watch did not open in time".to_owned())?
-            .map_err(|s| status_text(&s))?
+            .map_err(|_| PollError::WatchTimeout)?
+            .map_err(PollError::Stream)?
             .into_inner();
         silence
             .as_mut()
             .reset(tokio::time::Instant::now() + down_after);
-        let changed = demand.changed();
+        let changed = p.demand.changed();
         tokio::pin!(changed);
         loop {
             tokio::select! {
@@ -193,21 +195,19 @@ async fn session(
                     }
                     break; // reopen with the other parts
                 }
-                _ = &mut silence => {
-                    return Err(format!("no sample for {} s", down_after.as_secs()));
-                }
+                _ = &mut silence => return Err(PollError::Silent(down_after)),
                 msg = stream.message() => match msg {
                     Ok(Some(snap)) => {
                         *failures = 0;
                         let now = now_ms();
-                        metrics.sample(snap.sample_unix_ms, now);
-                        store.lock().unwrap_or_else(|p| p.into_inner()).apply(id, snap, now);
+                        p.metrics.sample(snap.sample_unix_ms, now);
+                        p.feed.publish(now, Body::Sample { host: id.to_owned(), snapshot: Arc::new(snap) });
                         silence
                             .as_mut()
                             .reset(tokio::time::Instant::now() + down_after);
                     }
-                    Ok(None) => return Err("the agent closed the stream".into()),
-                    Err(s) => return Err(status_text(&s)),
+                    Ok(None) => return Err(PollError::Closed),
+                    Err(s) => return Err(PollError::Stream(s)),
                 },
             }
         }

@@ -162,6 +162,9 @@ pub struct Overview {
     pub server_time_ms: u64,
     /// The number of the last delta this state includes: the next delta is `seq + 1`.
     pub seq: u64,
+    /// The layout generation of this state: the rows' positions are those of this layout. The
+    /// next [`LayoutChange`] is `layout + 1`.
+    pub layout: u64,
     /// Every cluster (in the first part; empty in the others).
     pub clusters: Vec<Cluster>,
     /// Position of this part's first row among all rows.
@@ -193,6 +196,7 @@ impl Overview {
             .map(|k| Overview {
                 server_time_ms: self.server_time_ms,
                 seq: self.seq,
+                layout: self.layout,
                 clusters: std::mem::take(&mut clusters),
                 offset: k * rows,
                 total,
@@ -211,23 +215,71 @@ pub struct OverviewDelta {
     pub server_time_ms: u64,
     /// Consecutive number: a client that sees a gap missed a delta and resubscribes.
     pub seq: u64,
-    /// The clusters whose totals changed (whole).
+    /// Rows added or removed (hosts added to or removed from the fleet while the server runs),
+    /// to apply before `clusters` and `hosts`; absent when the layout did not change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layout: Option<LayoutChange>,
+    /// The clusters whose totals changed (whole), new clusters included.
     pub clusters: Vec<Cluster>,
-    /// Changed hosts: the row's position and the fields that changed.
+    /// Changed hosts: the row's position (in the layout after `layout`) and the fields that
+    /// changed.
     pub hosts: Vec<RowPatch>,
+}
+
+/// A change of the overview's rows: hosts removed and added while the server runs. Rare (a
+/// configuration reload), so it names rows plainly; rows that stay keep their order, so there
+/// is never a reorder to send. The client removes the rows at `removed`, then inserts each of
+/// `added` at its position, in order; the result is the layout `generation`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayoutChange {
+    /// The layout generation this change makes (one more than the client's).
+    #[serde(rename = "gen")]
+    pub generation: u64,
+    /// Positions of the removed rows in the previous layout, ascending.
+    pub removed: Vec<u32>,
+    /// The new rows, whole, with their positions in the new layout, ascending.
+    pub added: Vec<RowInsert>,
+    /// Every cluster's name, in order, when the set of clusters changed (a cluster appears
+    /// with its first host and goes with its last); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clusters: Option<Vec<String>>,
+}
+
+/// A row added to the overview, and where.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RowInsert {
+    /// Its position in the new layout.
+    pub i: u32,
+    /// The whole row.
+    pub row: HostRow,
+}
+
+/// Sent to a host page's room when that host was removed from the fleet.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostRemoved {
+    /// Server clock.
+    pub server_time_ms: u64,
+    /// The host removed.
+    pub id: String,
 }
 
 /// The changed fields of one overview row, under short keys: this is most of the bytes every
 /// browser on the overview receives each interval. An absent field did not change; a field that
-/// became unknown is `null`. The row is named by its position `i` in the full overview's
-/// `hosts` (the host list is fixed for the server's life). `spark` is never resent: a new
+/// became unknown is `null`. The row is named by its position `i` in the overview's `hosts`
+/// (after the delta's layout change, if any). `spark` is never resent: a new
 /// sample (`t`) appends the row's `cpu_percent` to the sparkline unless `s` lists the points to
 /// append instead (the client keeps the last 60).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RowPatch {
-    /// The row's position in the full overview's `hosts`.
+    /// The row's position in the overview's `hosts`.
     #[serde(rename = "i")]
     pub ix: u32,
+    /// Agent address (changed by a configuration reload).
+    #[serde(rename = "a", skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Tags (changed by a configuration reload).
+    #[serde(rename = "tg", skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
     /// State.
     #[serde(rename = "st", skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,

@@ -2,20 +2,18 @@
 //! namespace (rooms `overview` and `host:<id>`), and the hub task that turns store changes into
 //! room emits once per interval.
 //!
-//! Who watches which host is counted here ([`Demand`]); pollers read it to ask their agent for
-//! the detail parts only while a browser looks at that host. `GET /metrics` serves the
-//! Prometheus exposition ([`crate::metrics`]); connected browsers are counted in
-//! [`Web::telemetry`].
+//! The routes are in [`crate::routes`], the security policy in [`crate::security`], the shared
+//! state in [`crate::state`] ([`Web`], and [`Demand`]: who watches which host, which this
+//! hub counts). `GET /metrics` serves the Prometheus exposition ([`crate::metrics`]);
+//! connected browsers are counted in [`Web::telemetry`].
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::Json;
 use axum::Router;
-use axum::extract::{Extension, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::extract::Extension;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Redirect;
 use axum::routing::{get, post};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
@@ -23,151 +21,16 @@ use socketioxide::handler::ConnectHandler;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::assets;
-use crate::metrics::{self, Metrics, Telemetry};
-use crate::security::login::{self, Reader};
+use crate::metrics::Metrics;
+use crate::routes::{api, auth};
 use crate::security::net::Client;
-use crate::security::{Class, Principal, Security, layers};
-use crate::store::ClusterStore;
-use crate::wire::{Ack, Hello, HostDetail, Subscribe};
+use crate::security::{Class, Principal, layers};
+use crate::wire::{Ack, Hello, HostRemoved, Subscribe};
 
-/// Milliseconds since the Unix epoch, server clock.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// How many browsers watch each host, and a channel per host that says whether anyone does.
-#[derive(Clone, Default)]
-pub struct Demand {
-    inner: Arc<Mutex<Watchers>>,
-}
-
-/// Per host: how many sockets watch it, how many of each [`Class`], and the channel pollers
-/// read.
-type Watchers = HashMap<String, (usize, [usize; 3], watch::Sender<bool>)>;
-
-impl Demand {
-    fn lock(&self) -> MutexGuard<'_, Watchers> {
-        // A poisoned lock only means a panic elsewhere mid-update of a counter; keep serving.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A receiver that is `true` while at least one browser watches `id`.
-    pub fn subscribe(&self, id: &str) -> watch::Receiver<bool> {
-        self.lock()
-            .entry(id.to_owned())
-            .or_insert_with(|| (0, [0; 3], watch::channel(false).0))
-            .2
-            .subscribe()
-    }
-
-    /// Whether anyone watches `id`.
-    pub fn is_watched(&self, id: &str) -> bool {
-        self.lock().get(id).is_some_and(|(n, _, _)| *n > 0)
-    }
-
-    /// Which classes of visitor watch `id`.
-    pub fn classes(&self, id: &str) -> Vec<Class> {
-        self.lock()
-            .get(id)
-            .map(|(_, per, _)| {
-                Class::ALL
-                    .into_iter()
-                    .filter(|c| per[c.index()] > 0)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn add(&self, id: &str, class: Class) {
-        let mut m = self.lock();
-        let e = m
-            .entry(id.to_owned())
-            .or_insert_with(|| (0, [0; 3], watch::channel(false).0));
-        e.0 += 1;
-        e.1[class.index()] += 1;
-        if e.0 == 1 {
-            e.2.send_replace(true);
-        }
-    }
-
-    fn remove(&self, id: &str, class: Class) {
-        let mut m = self.lock();
-        if let Some(e) = m.get_mut(id) {
-            e.0 = e.0.saturating_sub(1);
-            e.1[class.index()] = e.1[class.index()].saturating_sub(1);
-            if e.0 == 0 {
-                e.2.send_replace(false);
-            }
-        }
-    }
-}
-
-/// Everything the HTTP side shares.
-pub struct Web {
-    /// The store the pollers feed.
-    pub store: Arc<Mutex<ClusterStore>>,
-    /// Who watches which host.
-    pub demand: Demand,
-    /// Health counters for `/metrics` (connected browsers here; poll errors and latency in the
-    /// aggregator's pollers).
-    pub telemetry: Telemetry,
-    /// `app` or `node`.
-    pub mode: &'static str,
-    /// When the hub last ran (ms since the epoch), for `/healthz`: a frozen hub means a frozen
-    /// live view, which the manager must see.
-    pub hub_tick_ms: std::sync::atomic::AtomicU64,
-    /// Users, sessions, allow-lists.
-    pub security: Arc<Security>,
-    /// The Socket.IO handle, once the router is built (to close a session's sockets).
-    io: OnceLock<SocketIo>,
-}
-
-impl Web {
-    /// Shared state over `store` for a daemon in `mode` (`app` or `node`), guarded by
-    /// `security`.
-    pub fn new(
-        store: Arc<Mutex<ClusterStore>>,
-        mode: &'static str,
-        security: Arc<Security>,
-    ) -> Self {
-        Self {
-            store,
-            demand: Demand::default(),
-            telemetry: Telemetry::default(),
-            mode,
-            hub_tick_ms: std::sync::atomic::AtomicU64::new(now_ms()),
-            security,
-            io: OnceLock::new(),
-        }
-    }
-
-    /// Closes every live socket of the session `id` (at logout).
-    pub fn disconnect_session(&self, id: &str) {
-        let Some(io) = self.io.get() else { return };
-        for s in io.sockets() {
-            let mine = s
-                .extensions
-                .get::<Principal>()
-                .is_some_and(|p| matches!(&p, Principal::User { session, .. } if session == id));
-            if mine {
-                let _ = s.disconnect();
-            }
-        }
-    }
-
-    /// Locks the store. Never held across an `.await`.
-    pub fn store(&self) -> MutexGuard<'_, ClusterStore> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn interval_ms(&self) -> u64 {
-        self.store().config().interval_ms
-    }
-}
+// Re-exported where they were before the split, for the daemons.
+pub use crate::clock::now_ms;
+pub use crate::error::ApiError;
+pub use crate::state::{Demand, Web};
 
 /// The host a socket watches, kept in its extensions.
 #[derive(Clone)]
@@ -361,6 +224,22 @@ pub async fn run_hub(io: SocketIo, web: Arc<Web>, stop: CancellationToken) {
         {
             tracing::debug!(error = %e, "Overview delta not delivered to every socket.");
         }
+        for id in changes.removed {
+            // Every class's room: a page of a removed host must say so, not wait for data.
+            let gone = HostRemoved {
+                server_time_ms: now,
+                id,
+            };
+            for class in Class::ALL {
+                if let Err(e) = io
+                    .to(room_of(&gone.id, class))
+                    .emit("host_removed", &gone)
+                    .await
+                {
+                    tracing::debug!(host = %gone.id, error = %e, "Host removal not delivered to every socket.");
+                }
+            }
+        }
         for (id, update) in changes.host_updates {
             for class in web.demand.classes(&id) {
                 let mut u = update.clone();
@@ -378,152 +257,6 @@ pub async fn run_hub(io: SocketIo, web: Arc<Web>, stop: CancellationToken) {
             }
         }
     }
-}
-
-/// A REST error: a status and a reason, as `{"error": "..."}`.
-#[derive(Debug)]
-pub struct ApiError(StatusCode, String);
-
-impl ApiError {
-    /// An error with `status` and the reason `why`.
-    pub fn new(status: StatusCode, why: String) -> Self {
-        Self(status, why)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
-    }
-}
-
-type Shared = State<Arc<Web>>;
-
-async fn clusters(State(w): Shared, _: Reader) -> impl IntoResponse {
-    Json(w.store().clusters())
-}
-
-async fn hosts(State(w): Shared, _: Reader) -> impl IntoResponse {
-    Json(w.store().rows())
-}
-
-async fn host(
-    State(w): Shared,
-    Reader(p): Reader,
-    Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let (row, info, mut detail) = {
-        let st = w.store();
-        let row = st
-            .row(&id)
-            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown host '{id}'")))?;
-        let (info, detail) = st.info_and_latest(&id).unwrap_or((None, None));
-        (row, info, detail)
-    };
-    if let Some(d) = detail.as_mut() {
-        p.class().visibility(w.security.http.auth.viewer).apply(d);
-    }
-    Ok(Json(HostDetail {
-        host: row,
-        info,
-        detail,
-    }))
-}
-
-async fn events(
-    State(w): Shared,
-    _: Reader,
-    Path(id): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let ev = w
-        .store()
-        .events(&id)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown host '{id}'")))?;
-    Ok(Json(ev))
-}
-
-/// 200 while the live view works: the hub has run within three intervals (at least 5 s) and
-/// the store answers. A frozen process does not answer at all; a stuck hub gets a 503.
-async fn healthz(State(w): Shared) -> Response {
-    let interval = w.interval_ms();
-    let age = now_ms().saturating_sub(w.hub_tick_ms.load(std::sync::atomic::Ordering::Relaxed));
-    if age > (3 * interval).max(5000) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the hub has not run for {} s", age / 1000),
-        )
-            .into_response();
-    }
-    (StatusCode::OK, "ok").into_response()
-}
-
-async fn readyz(State(w): Shared) -> Response {
-    if w.store().ready() {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not every host has been tried yet",
-        )
-            .into_response()
-    }
-}
-
-/// `GET /metrics` for anyone with a session (or on a public dashboard), and without one from
-/// `metrics_allow_from` (a Prometheus on this host, by default).
-async fn metrics_page(
-    m: Arc<Metrics>,
-    w: Arc<Web>,
-    p: Option<Extension<Principal>>,
-    c: Option<Extension<Client>>,
-) -> Response {
-    let allowed = p.is_some()
-        || c.is_some_and(|Extension(c)| w.security.http.metrics_allow_from.contains(c.ip));
-    if !allowed {
-        return ApiError(
-            StatusCode::UNAUTHORIZED,
-            "login required (or scrape from an address in server.metrics_allow_from)".into(),
-        )
-        .into_response();
-    }
-    encode_metrics(m).await
-}
-
-/// Encodes the exposition off the async threads: with many hosts it takes a while.
-async fn encode_metrics(m: Arc<Metrics>) -> Response {
-    match tokio::task::spawn_blocking(move || m.render()).await {
-        Ok(Ok(body)) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], body).into_response(),
-        Ok(Err(e)) => ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot encode the metrics: {e}"),
-        )
-        .into_response(),
-        Err(e) => ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the metrics encoder failed: {e}"),
-        )
-        .into_response(),
-    }
-}
-
-async fn api_not_found() -> ApiError {
-    ApiError(StatusCode::NOT_FOUND, "no such API route".into())
-}
-
-/// The dashboard for a reader; everyone else goes to the login page.
-async fn index(p: Option<Extension<Principal>>, headers: HeaderMap) -> Response {
-    if p.is_none() {
-        return Redirect::to("login").into_response();
-    }
-    assets::serve("index.html", &headers)
-}
-
-async fn login_page(headers: HeaderMap) -> Response {
-    assets::serve("login.html", &headers)
-}
-
-async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
-    assets::serve(&format!("assets/{path}"), &headers)
 }
 
 /// Whether `base` is an acceptable path prefix: absolute, no empty segments, URL-safe.
@@ -571,28 +304,31 @@ pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
     let p = |s: &str| format!("{base}{s}");
     let w = web.clone();
     let mut app: Router<Arc<Web>> = Router::new()
-        .route(&p("/"), get(index))
-        .route(&p("/login"), get(login_page))
-        .route(&p("/assets/{*path}"), get(asset))
-        .route(&p("/api/v1/login"), post(login::login))
-        .route(&p("/api/v1/logout"), post(login::logout))
-        .route(&p("/api/v1/me"), get(login::me))
-        .route(&p("/api/v1/admin/users"), get(login::users))
-        .route(&p("/api/v1/clusters"), get(clusters))
-        .route(&p("/api/v1/hosts"), get(hosts))
-        .route(&p("/api/v1/hosts/{id}"), get(host))
-        .route(&p("/api/v1/hosts/{id}/events"), get(events))
-        .route(&p("/api/{*rest}"), get(api_not_found).post(api_not_found))
+        .route(&p("/"), get(api::index))
+        .route(&p("/login"), get(api::login_page))
+        .route(&p("/assets/{*path}"), get(api::asset))
+        .route(&p("/api/v1/login"), post(auth::login))
+        .route(&p("/api/v1/logout"), post(auth::logout))
+        .route(&p("/api/v1/me"), get(auth::me))
+        .route(&p("/api/v1/admin/users"), get(auth::users))
+        .route(&p("/api/v1/clusters"), get(api::clusters))
+        .route(&p("/api/v1/hosts"), get(api::hosts))
+        .route(&p("/api/v1/hosts/{id}"), get(api::host))
+        .route(&p("/api/v1/hosts/{id}/events"), get(api::events))
+        .route(
+            &p("/api/{*rest}"),
+            get(api::api_not_found).post(api::api_not_found),
+        )
         .route(
             &p("/metrics"),
             get(
                 move |pr: Option<Extension<Principal>>, c: Option<Extension<Client>>| {
-                    metrics_page(exporter.clone(), w.clone(), pr, c)
+                    api::metrics_page(exporter.clone(), w.clone(), pr, c)
                 },
             ),
         )
-        .route(&p("/healthz"), get(healthz))
-        .route(&p("/readyz"), get(readyz));
+        .route(&p("/healthz"), get(api::healthz))
+        .route(&p("/readyz"), get(api::readyz));
     if !base.is_empty() {
         // Relative asset URLs need the trailing slash.
         let to = format!("{base}/");
@@ -605,17 +341,17 @@ pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
         ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(16 * 1024))
         .layer(axum::middleware::from_fn_with_state(
-            web.clone(),
+            web.security.clone(),
             layers::csrf,
         ))
         .layer(layer)
         .layer(axum::middleware::from_fn_with_state(
-            web.clone(),
+            web.security.clone(),
             layers::principal,
         ))
-        .layer(layers::session_layer(&web, &base))
+        .layer(layers::session_layer(&web.security, &base))
         .layer(axum::middleware::from_fn_with_state(
-            web.clone(),
+            web.security.clone(),
             layers::client_and_allow,
         ));
     for (name, value) in layers::security_headers() {

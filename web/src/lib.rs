@@ -1,11 +1,20 @@
 //! smon-web: what the browser sees, shared by the aggregator and the agent's single-host view:
-//! the JSON wire types ([`wire`]), the cluster store ([`store`]), the Socket.IO hub and REST API
-//! ([`hub`]), the Prometheus exposition ([`metrics`]) and the embedded UI ([`assets`]). The
-//! protocol is described in `web/PROTOCOL.md`.
+//! the JSON wire types ([`wire`]), the cluster store ([`store`]), the Prometheus exposition
+//! ([`metrics`]), who may see what ([`security`]), the state the HTTP side shares ([`state`]),
+//! the routes ([`routes`]), the Socket.IO hub and the router ([`hub`]) and the embedded UI
+//! ([`assets`]). The protocol is described in `web/PROTOCOL.md`.
+//!
+//! Modules depend one way, from the bottom: [`clock`], [`error`], [`wire`], [`assets`] ->
+//! [`store`] -> [`metrics`]; [`security`] (policy: it never sees [`state`]) -> [`state`] ->
+//! [`routes`] -> [`hub`].
 
 pub mod assets;
+pub mod clock;
+pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod routes;
 pub mod security;
+pub mod state;
 pub mod store;
 pub use smon_api::wire;

@@ -108,6 +108,27 @@ impl Telemetry {
         }
     }
 
+    /// Drops the series of a host removed from the fleet (its poll errors and reconnects), so
+    /// that `/metrics` no longer shows it; call it when its poller stops for good. Its series
+    /// from the store go with [`crate::store::ClusterStore::remove_host`].
+    pub fn forget_host(&self, cluster: &str, host: &str) {
+        let labels = PollLabels {
+            cluster: cluster.to_owned(),
+            host: host.to_owned(),
+        };
+        self.errors.remove(&labels);
+        self.reconnects.remove(&labels);
+    }
+
+    /// Drops the per-cluster series (poll latency, connect time) of a cluster that is gone.
+    pub fn forget_cluster(&self, cluster: &str) {
+        let label = ClusterLabel {
+            cluster: cluster.to_owned(),
+        };
+        self.sample_age.remove(&label);
+        self.connect_time.remove(&label);
+    }
+
     /// A browser opened a Socket.IO connection.
     pub fn browser_connected(&self) {
         self.browsers.inc();
@@ -195,7 +216,7 @@ pub struct Metrics {
 impl Metrics {
     /// The exposition of `store` and `telemetry` for a daemon in `mode` (`app` or `node`).
     pub fn new(store: Arc<Mutex<ClusterStore>>, telemetry: &Telemetry, mode: &str) -> Self {
-        Self::with_clock(store, telemetry, mode, crate::hub::now_ms)
+        Self::with_clock(store, telemetry, mode, crate::clock::now_ms)
     }
 
     fn with_clock(
@@ -1116,6 +1137,54 @@ mod tests {
             2.0
         );
         assert_eq!(v("smon_browsers_connected"), 1.0);
+    }
+
+    #[test]
+    fn a_removed_host_leaves_the_exposition() {
+        let tel = Telemetry::default();
+        let st = store();
+        let m = Metrics::with_clock(st.clone(), &tel, "app", || 3_500);
+        let mut p1 = tel.poller("lab", "n1");
+        let _p2 = tel.poller("lab", "n2");
+        let mut g = tel.poller("gpu", "g1");
+        p1.connected(Duration::from_millis(20));
+        g.connected(Duration::from_millis(20));
+        let t = m.render().expect("render");
+        for host in [N1, r#"cluster="gpu",host="g1""#] {
+            assert!(t.contains(&format!("smon_host_up{{{host}}}")), "{t}");
+            assert!(
+                t.contains(&format!("smon_poll_errors_total{{{host}}}")),
+                "{t}"
+            );
+        }
+        {
+            let mut s = st.lock().expect("lock");
+            assert!(s.remove_host("lab:n1"));
+            assert!(s.remove_host("gpu:g1"));
+        }
+        tel.forget_host("lab", "n1");
+        tel.forget_host("gpu", "g1");
+        tel.forget_cluster("gpu");
+        let t = m.render().expect("render");
+        assert!(!t.contains(r#"host="n1""#), "{t}");
+        assert!(!t.contains(r#"cluster="gpu""#), "{t}");
+        let n2 = r#"cluster="lab",host="n2""#;
+        assert!(t.contains(&format!("smon_host_up{{{n2}}}")), "{t}");
+        assert!(
+            t.contains(&format!("smon_poll_errors_total{{{n2}}}")),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"smon_poll_connect_seconds_count{cluster="lab"} 1"#),
+            "lab keeps its histograms: {t}"
+        );
+        // Added again: its series start again, at zero.
+        let _again = tel.poller("lab", "n1");
+        let t = m.render().expect("render");
+        assert_eq!(
+            value(&t, &format!("smon_poll_errors_total{{{N1}}}")),
+            Some(0.0)
+        );
     }
 
     /// Sample names (`name` of `name{...} value`) in an exposition.

@@ -3,19 +3,27 @@
 //! overview delta is computed against the rows as the overview room has them, field by field
 //! ([`delta`]). Synchronous and free of I/O: the pollers feed it, the hub drains its changes,
 //! and times are passed in, so it is unit-tested without a runtime.
+//!
+//! The fleet may change while the server runs ([`ClusterStore::add_host`],
+//! [`ClusterStore::remove_host`], [`ClusterStore::update_spec`]). The overview room keeps its
+//! layout (which row is at which position) until the next delta, which carries the change
+//! ([`LayoutChange`]): a removed host stays behind as a tombstone holding its room row, and an
+//! added one waits, outside the room's layout, until then. Every change of a host's state is
+//! also kept, in order, for the event feed ([`ClusterStore::take_transitions`]).
 
 mod delta;
 mod history;
 #[cfg(test)]
 mod scale;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
+use serde::Serialize;
 use smon_proto::{HostInfo, Snapshot};
 
 use crate::wire::{
-    Cluster, EventRecord, GpuBrief, History, HostFull, HostRow, HostUpdate, Overview,
-    OverviewDelta, Status,
+    Cluster, EventRecord, GpuBrief, History, HostFull, HostRow, HostUpdate, LayoutChange, Overview,
+    OverviewDelta, RowInsert, Status,
 };
 use history::{HistoryRing, Point};
 
@@ -24,6 +32,25 @@ pub const SPARK_LEN: usize = 60;
 
 /// A GPU counts as busy from this use on.
 const GPU_BUSY_PERCENT: u32 = 10;
+
+/// State changes kept for [`ClusterStore::take_transitions`] at most; older ones are dropped
+/// (and counted) when nobody drains them.
+pub const TRANSITIONS_MAX: usize = 65_536;
+
+/// A change of a host's state, for the event feed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transition {
+    /// The host, `"<cluster>:<host>"`.
+    pub id: String,
+    /// The state before.
+    pub from: Status,
+    /// The state after.
+    pub to: Status,
+    /// Why, for `down` (the failure) and `stale` (how long without a sample).
+    pub reason: Option<String>,
+    /// When (server clock, ms since the epoch).
+    pub at_ms: u64,
+}
 
 /// One configured host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +111,11 @@ struct Host {
     info: Option<HostInfo>,
     latest: Option<Snapshot>,
     history: HistoryRing,
+    /// Not in the overview room's layout yet: added since the last delta.
+    fresh: bool,
+    /// Removed from the fleet: out of the index, kept only for its room row until the next
+    /// delta says it went.
+    removed: bool,
     row_changed: bool,
     /// A text field of the row (host name, OS, error, mount point, GPU names) may have changed.
     texts_changed: bool,
@@ -97,19 +129,71 @@ pub struct Changes {
     pub delta: Option<OverviewDelta>,
     /// Updates for the host pages that someone watches.
     pub host_updates: Vec<(String, HostUpdate)>,
+    /// Hosts removed since the last call (their pages are told).
+    pub removed: Vec<String>,
 }
 
 /// Every host's state.
 #[derive(Debug)]
 pub struct ClusterStore {
     cfg: StoreConfig,
+    /// In the overview room's order, tombstones and fresh hosts included (see the module doc).
     hosts: Vec<Host>,
+    /// Live hosts by id: their place in `hosts`.
     index: HashMap<String, usize>,
+    /// Cluster names, in order of appearance.
     clusters: Vec<String>,
+    /// Live hosts per cluster (a cluster goes with its last host).
+    cluster_sizes: Vec<usize>,
     /// The cluster totals as the overview room has them.
     sent_clusters: Vec<Cluster>,
     /// Number of the last overview delta.
     seq: u64,
+    /// The overview room's layout generation.
+    layout: u64,
+    /// Hosts were added or removed since the last delta.
+    layout_changed: bool,
+    /// Hosts removed since the last delta, for their pages.
+    removed_ids: Vec<String>,
+    /// State changes not taken yet, oldest first.
+    transitions: VecDeque<Transition>,
+    /// State changes dropped because nobody took them.
+    transitions_dropped: u64,
+}
+
+/// A fresh, `pending` row for `spec`.
+fn pending_row(spec: HostSpec, now_ms: u64) -> HostRow {
+    HostRow {
+        id: spec.id(),
+        cluster: spec.cluster,
+        name: spec.name,
+        address: spec.address,
+        tags: spec.tags,
+        status: Status::Pending,
+        status_since_ms: now_ms,
+        last_seen_ms: None,
+        sample_unix_ms: None,
+        last_error: None,
+        hostname: None,
+        os: None,
+        kernel: None,
+        cpu_cores: None,
+        uptime_s: None,
+        cpu_percent: None,
+        load: None,
+        mem_percent: None,
+        mem_used_bytes: None,
+        mem_total_bytes: None,
+        swap_percent: None,
+        disk_max_percent: None,
+        disk_max_mount: None,
+        net_rx_bytes_per_s: None,
+        net_tx_bytes_per_s: None,
+        gpus: Vec::new(),
+        users: None,
+        processes: None,
+        spark: Vec::new(),
+    }
 }
 
 /// Updates the GPU digests of a row in place; true when the list itself (count, names) changed.
@@ -166,73 +250,135 @@ fn set_str(slot: &mut Option<String>, v: &str) -> bool {
 }
 
 impl ClusterStore {
-    /// A store for these hosts, all `pending` since `now_ms`. Cluster order is the order of
-    /// first appearance.
+    /// A store for these hosts, all `pending` since `now_ms`, in the overview room's layout
+    /// from the start. Cluster order is the order of first appearance; a repeated id is
+    /// ignored.
     pub fn new(specs: Vec<HostSpec>, cfg: StoreConfig, now_ms: u64) -> Self {
         let mut s = Self {
             cfg,
-            hosts: Vec::new(),
-            index: HashMap::new(),
+            hosts: Vec::with_capacity(specs.len()),
+            index: HashMap::with_capacity(specs.len()),
             clusters: Vec::new(),
+            cluster_sizes: Vec::new(),
             sent_clusters: Vec::new(),
             seq: 0,
+            layout: 0,
+            layout_changed: false,
+            removed_ids: Vec::new(),
+            transitions: VecDeque::new(),
+            transitions_dropped: 0,
         };
         for spec in specs {
-            let cluster = match s.clusters.iter().position(|c| *c == spec.cluster) {
-                Some(i) => i,
-                None => {
-                    s.clusters.push(spec.cluster.clone());
-                    s.clusters.len() - 1
-                }
-            };
-            let id = spec.id();
-            s.index.insert(id.clone(), s.hosts.len());
-            let row = HostRow {
-                id,
-                cluster: spec.cluster,
-                name: spec.name,
-                address: spec.address,
-                tags: spec.tags,
-                status: Status::Pending,
-                status_since_ms: now_ms,
-                last_seen_ms: None,
-                sample_unix_ms: None,
-                last_error: None,
-                hostname: None,
-                os: None,
-                kernel: None,
-                cpu_cores: None,
-                uptime_s: None,
-                cpu_percent: None,
-                load: None,
-                mem_percent: None,
-                mem_used_bytes: None,
-                mem_total_bytes: None,
-                swap_percent: None,
-                disk_max_percent: None,
-                disk_max_mount: None,
-                net_rx_bytes_per_s: None,
-                net_tx_bytes_per_s: None,
-                gpus: Vec::new(),
-                users: None,
-                processes: None,
-                spark: Vec::new(),
-            };
-            s.hosts.push(Host {
-                sent: row.clone(),
-                row,
-                cluster,
-                spark_added: 0,
-                info: None,
-                latest: None,
-                history: HistoryRing::new(cfg.history_len),
-                row_changed: false,
-                texts_changed: false,
-                sample_changed: false,
-            });
+            s.add_host(spec, now_ms);
         }
+        for h in &mut s.hosts {
+            h.fresh = false;
+        }
+        s.layout_changed = false;
         s.sent_clusters = s.clusters();
         s
+    }
+
+    /// Adds a host, `pending` since `now_ms`, and its cluster if it is new. It reaches the
+    /// overview room with the next delta (appended: the page sorts rows itself). False when
+    /// `spec`'s id is already known.
+    pub fn add_host(&mut self, spec: HostSpec, now_ms: u64) -> bool {
+        let id = spec.id();
+        if self.index.contains_key(&id) {
+            return false;
+        }
+        let cluster = match self.clusters.iter().position(|c| *c == spec.cluster) {
+            Some(i) => i,
+            None => {
+                self.clusters.push(spec.cluster.clone());
+                self.cluster_sizes.push(0);
+                self.clusters.len() - 1
+            }
+        };
+        if let Some(n) = self.cluster_sizes.get_mut(cluster) {
+            *n += 1;
+        }
+        self.index.insert(id, self.hosts.len());
+        let row = pending_row(spec, now_ms);
+        self.hosts.push(Host {
+            sent: row.clone(),
+            row,
+            cluster,
+            spark_added: 0,
+            info: None,
+            latest: None,
+            history: HistoryRing::new(self.cfg.history_len),
+            fresh: true,
+            removed: false,
+            row_changed: false,
+            texts_changed: false,
+            sample_changed: false,
+        });
+        self.layout_changed = true;
+        true
+    }
+
+    /// Removes a host, its state and history; its cluster goes with its last host. The
+    /// overview room hears of it with the next delta, and so do the host's pages. False for an
+    /// unknown id.
+    pub fn remove_host(&mut self, id: &str) -> bool {
+        let Some(i) = self.index.remove(id) else {
+            return false;
+        };
+        let Some(h) = self.hosts.get_mut(i) else {
+            return false;
+        };
+        h.removed = true;
+        // Only the room row is still needed.
+        h.info = None;
+        h.latest = None;
+        h.history = HistoryRing::new(0);
+        let cluster = h.cluster;
+        self.layout_changed = true;
+        self.removed_ids.push(id.to_owned());
+        let left = self.cluster_sizes.get_mut(cluster).map(|n| {
+            *n = n.saturating_sub(1);
+            *n
+        });
+        if left == Some(0) {
+            self.clusters.remove(cluster);
+            self.cluster_sizes.remove(cluster);
+            for h in &mut self.hosts {
+                if !h.removed && h.cluster > cluster {
+                    h.cluster -= 1;
+                }
+            }
+        }
+        true
+    }
+
+    /// Changes what the configuration says of a known host (address, tags), keeping its state
+    /// and history; the overview hears of it with the next delta. False for an unknown id
+    /// (the id, cluster and name, cannot change: that is another host).
+    pub fn update_spec(&mut self, spec: HostSpec) -> bool {
+        let Some(h) = self.host_mut(&spec.id()) else {
+            return false;
+        };
+        if h.row.address != spec.address || h.row.tags != spec.tags {
+            h.row.address = spec.address;
+            h.row.tags = spec.tags;
+            h.row_changed = true;
+            h.texts_changed = true;
+            h.sample_changed = true; // host pages show the new address
+        }
+        true
+    }
+
+    /// The host state changes since the last call (pending/up/stale/down, with the reason for
+    /// down and stale), oldest first. At most [`TRANSITIONS_MAX`] are kept between calls; older
+    /// ones are dropped and counted ([`ClusterStore::transitions_dropped`]).
+    pub fn take_transitions(&mut self) -> Vec<Transition> {
+        self.transitions.drain(..).collect()
+    }
+
+    /// State changes dropped so far because they were not taken in time.
+    pub fn transitions_dropped(&self) -> u64 {
+        self.transitions_dropped
     }
 
     /// The timing rules.
@@ -245,14 +391,29 @@ impl ClusterStore {
         self.index.contains_key(id)
     }
 
-    /// Every host id, in config order.
+    /// How many hosts there are.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether there is no host.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// The live hosts, in order (config order, then hosts added since, in order of addition).
+    fn live(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| !h.removed)
+    }
+
+    /// Every host id, in order (config order, then hosts added since).
     pub fn ids(&self) -> Vec<String> {
-        self.hosts.iter().map(|h| h.row.id.clone()).collect()
+        self.live().map(|h| h.row.id.clone()).collect()
     }
 
     /// True once every host has been tried (none is `pending`).
     pub fn ready(&self) -> bool {
-        self.hosts.iter().all(|h| h.row.status != Status::Pending)
+        self.live().all(|h| h.row.status != Status::Pending)
     }
 
     fn host_mut(&mut self, id: &str) -> Option<&mut Host> {
@@ -264,12 +425,39 @@ impl ClusterStore {
         self.hosts.get(*self.index.get(id)?)
     }
 
-    fn set_status(h: &mut Host, status: Status, now_ms: u64) {
+    /// Sets the state of `h`, recording the change in `log` (with `reason`) if it is one.
+    fn set_status(
+        h: &mut Host,
+        status: Status,
+        reason: Option<&str>,
+        now_ms: u64,
+        log: &mut Transitions<'_>,
+    ) {
         if h.row.status != status {
+            log.push(Transition {
+                id: h.row.id.clone(),
+                from: h.row.status,
+                to: status,
+                reason: reason.map(str::to_owned),
+                at_ms: now_ms,
+            });
             h.row.status = status;
             h.row.status_since_ms = now_ms;
             h.row_changed = true;
         }
+    }
+
+    /// The host `id` and the transition log, borrowed together.
+    fn host_and_log(&mut self, id: &str) -> Option<(&mut Host, Transitions<'_>)> {
+        let i = *self.index.get(id)?;
+        let h = self.hosts.get_mut(i)?;
+        Some((
+            h,
+            Transitions {
+                queue: &mut self.transitions,
+                dropped: &mut self.transitions_dropped,
+            },
+        ))
     }
 
     /// Records the static facts of a host.
@@ -290,7 +478,7 @@ impl ClusterStore {
 
     /// Records a sample received at `now_ms` (server clock). Returns false for an unknown host.
     pub fn apply(&mut self, id: &str, snap: Snapshot, now_ms: u64) -> bool {
-        let Some(h) = self.host_mut(id) else {
+        let Some((h, mut log)) = self.host_and_log(id) else {
             return false;
         };
         let r = &mut h.row;
@@ -351,19 +539,21 @@ impl ClusterStore {
         h.row_changed = true;
         h.texts_changed |= texts;
         h.sample_changed = true;
-        Self::set_status(h, Status::Up, now_ms);
+        Self::set_status(h, Status::Up, None, now_ms, &mut log);
         true
     }
 
     /// Marks a host down after a connection or stream failure.
     pub fn mark_down(&mut self, id: &str, error: &str, now_ms: u64) {
-        let Some(h) = self.host_mut(id) else { return };
+        let Some((h, mut log)) = self.host_and_log(id) else {
+            return;
+        };
         if h.row.last_error.as_deref() != Some(error) {
             h.row.last_error = Some(error.to_owned());
             h.row_changed = true;
             h.texts_changed = true;
         }
-        Self::set_status(h, Status::Down, now_ms);
+        Self::set_status(h, Status::Down, Some(error), now_ms, &mut log);
         h.sample_changed = true; // host pages show the new state at once
     }
 
@@ -371,7 +561,14 @@ impl ClusterStore {
     /// `down_after_ms`.
     pub fn tick(&mut self, now_ms: u64) {
         let cfg = self.cfg;
+        let mut log = Transitions {
+            queue: &mut self.transitions,
+            dropped: &mut self.transitions_dropped,
+        };
         for h in &mut self.hosts {
+            if h.removed {
+                continue;
+            }
             let Some(seen) = h.row.last_seen_ms else {
                 continue;
             };
@@ -386,11 +583,12 @@ impl ClusterStore {
             if h.row.status == Status::Up
                 || (h.row.status == Status::Stale && target == Status::Down)
             {
+                let why = format!("no sample for {} s", age / 1000);
+                Self::set_status(h, target, Some(&why), now_ms, &mut log);
                 if target == Status::Down {
-                    h.row.last_error = Some(format!("no sample for {} s", age / 1000));
+                    h.row.last_error = Some(why);
                     h.texts_changed = true;
                 }
-                Self::set_status(h, target, now_ms);
                 h.sample_changed = true;
             }
         }
@@ -406,7 +604,7 @@ impl ClusterStore {
                 ..Cluster::default()
             })
             .collect();
-        for h in &self.hosts {
+        for h in self.live() {
             let Some(c) = out.get_mut(h.cluster) else {
                 continue;
             };
@@ -442,7 +640,7 @@ impl ClusterStore {
 
     /// Every row.
     pub fn rows(&self) -> Vec<HostRow> {
-        self.hosts.iter().map(|h| h.row.clone()).collect()
+        self.live().map(|h| h.row.clone()).collect()
     }
 
     /// One row.
@@ -455,25 +653,33 @@ impl ClusterStore {
         self.host(id).map(|h| (h.info.clone(), h.latest.clone()))
     }
 
-    /// Visits every host in config order: its row, its static facts and its latest sample (with
+    /// Visits every host in order: its row, its static facts and its latest sample (with
     /// the detail parts while someone watches the host). For `/metrics`, which copies what it
     /// needs and encodes after the lock is released.
     pub fn for_each_host(&self, mut f: impl FnMut(&HostRow, Option<&HostInfo>, Option<&Snapshot>)) {
-        for h in &self.hosts {
+        for h in self.live() {
             f(&h.row, h.info.as_ref(), h.latest.as_ref());
         }
     }
 
     /// The full overview as the overview room has it: the state after delta `seq`, so that a
-    /// browser that subscribes now and applies the deltas after `seq` stays exact.
+    /// browser that subscribes now and applies the deltas after `seq` stays exact (hosts
+    /// removed since are still in it, and hosts added since not yet).
     pub fn overview(&self, now_ms: u64) -> Overview {
+        let hosts: Vec<HostRow> = self
+            .hosts
+            .iter()
+            .filter(|h| !h.fresh)
+            .map(|h| h.sent.clone())
+            .collect();
         Overview {
             server_time_ms: now_ms,
             seq: self.seq,
+            layout: self.layout,
             clusters: self.sent_clusters.clone(),
             offset: 0,
-            total: self.hosts.len(),
-            hosts: self.hosts.iter().map(|h| h.sent.clone()).collect(),
+            total: hosts.len(),
+            hosts,
         }
     }
 
@@ -524,13 +730,15 @@ impl ClusterStore {
         })
     }
 
-    /// Drains what changed since the last call: an overview delta (the changed fields of the
-    /// changed rows, and the changed cluster totals) when anything the overview shows changed,
-    /// and a host update for each changed host that `watched` says someone looks at.
+    /// Drains what changed since the last call: an overview delta (the layout change when
+    /// hosts were added or removed, the changed fields of the changed rows, and the changed
+    /// cluster totals) when anything the overview shows changed, a host update for each
+    /// changed host that `watched` says someone looks at, and the hosts removed.
     pub fn take_changes(&mut self, now_ms: u64, watched: impl Fn(&str) -> bool) -> Changes {
+        let layout = self.layout_changed.then(|| self.commit_layout());
         let mut patches = Vec::with_capacity(self.hosts.iter().filter(|h| h.row_changed).count());
         let mut host_updates = Vec::new();
-        let mut any_row = false;
+        let mut any_row = layout.is_some();
         for (ix, h) in self.hosts.iter_mut().enumerate() {
             if h.row_changed {
                 h.row_changed = false;
@@ -565,26 +773,110 @@ impl ClusterStore {
         let mut clusters = Vec::new();
         if any_row {
             let totals = self.clusters();
-            for (sent, now) in self.sent_clusters.iter_mut().zip(totals) {
-                if *sent != now {
-                    clusters.push(now.clone());
-                    *sent = now;
+            if layout.as_ref().is_some_and(|l| l.clusters.is_some()) {
+                // The set of clusters changed: send the new ones and those whose totals moved.
+                for now in &totals {
+                    if !self.sent_clusters.contains(now) {
+                        clusters.push(now.clone());
+                    }
+                }
+                self.sent_clusters = totals;
+            } else {
+                for (sent, now) in self.sent_clusters.iter_mut().zip(totals) {
+                    if *sent != now {
+                        clusters.push(now.clone());
+                        *sent = now;
+                    }
                 }
             }
         }
-        let delta = (!patches.is_empty() || !clusters.is_empty()).then(|| {
+        let delta = (layout.is_some() || !patches.is_empty() || !clusters.is_empty()).then(|| {
             self.seq += 1;
             OverviewDelta {
                 server_time_ms: now_ms,
                 seq: self.seq,
+                layout,
                 clusters,
                 hosts: patches,
             }
         });
+        let removed = std::mem::take(&mut self.removed_ids)
+            .into_iter()
+            .filter(|id| !self.index.contains_key(id)) // unless it came back since
+            .collect();
         Changes {
             delta,
             host_updates,
+            removed,
         }
+    }
+
+    /// Brings the overview room's layout up to date: drops the tombstones, takes the fresh
+    /// hosts in whole, and says how, as the next layout generation.
+    fn commit_layout(&mut self) -> LayoutChange {
+        self.layout_changed = false;
+        self.layout += 1;
+        let mut removed = Vec::new();
+        let mut added = Vec::new();
+        let (mut old_pos, mut new_pos) = (0u32, 0u32);
+        for h in &mut self.hosts {
+            match (h.fresh, h.removed) {
+                (true, true) => {} // came and went between two deltas: the room never had it
+                (false, true) => {
+                    removed.push(old_pos);
+                    old_pos += 1;
+                }
+                (true, false) => {
+                    h.fresh = false;
+                    h.sent.clone_from(&h.row);
+                    h.row_changed = false;
+                    h.spark_added = 0;
+                    h.texts_changed = false;
+                    added.push(RowInsert {
+                        i: new_pos,
+                        row: h.sent.clone(),
+                    });
+                    new_pos += 1;
+                }
+                (false, false) => {
+                    old_pos += 1;
+                    new_pos += 1;
+                }
+            }
+        }
+        self.hosts.retain(|h| !h.removed);
+        self.index = self
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.row.id.clone(), i))
+            .collect();
+        let names: Vec<&String> = self.sent_clusters.iter().map(|c| &c.name).collect();
+        let clusters =
+            (names != self.clusters.iter().collect::<Vec<_>>()).then(|| self.clusters.clone());
+        LayoutChange {
+            generation: self.layout,
+            removed,
+            added,
+            clusters,
+        }
+    }
+}
+
+/// The transition log, borrowed apart from the hosts.
+struct Transitions<'a> {
+    queue: &'a mut VecDeque<Transition>,
+    dropped: &'a mut u64,
+}
+
+impl Transitions<'_> {
+    /// Appends `t`, dropping the oldest beyond [`TRANSITIONS_MAX`].
+    fn push(&mut self, t: Transition) {
+        if self.queue.len() >= TRANSITIONS_MAX {
+            self.queue.pop_front();
+            *self.dropped += 1;
+        }
+        self.queue.push_back(t);
     }
 }
 
@@ -902,6 +1194,445 @@ mod tests {
             let ids: Vec<String> = whole.hosts.iter().map(|r| r.id.clone()).collect();
             assert_eq!(joined, ids);
         }
+    }
+
+    /// A browser on the overview: the rows and clusters it holds, kept by the deltas.
+    struct Client {
+        seq: u64,
+        layout: u64,
+        clusters: Vec<Cluster>,
+        rows: Vec<HostRow>,
+    }
+
+    impl Client {
+        fn subscribe(s: &ClusterStore, now_ms: u64) -> Self {
+            let o = s.overview(now_ms);
+            Self {
+                seq: o.seq,
+                layout: o.layout,
+                clusters: o.clusters,
+                rows: o.hosts,
+            }
+        }
+
+        /// Applies a delta as `home.ts` does.
+        fn apply(&mut self, d: &OverviewDelta) {
+            assert_eq!(d.seq, self.seq + 1, "consecutive deltas");
+            self.seq = d.seq;
+            if let Some(l) = &d.layout {
+                assert_eq!(l.generation, self.layout + 1, "consecutive layouts");
+                self.layout = l.generation;
+                if let Some(names) = &l.clusters {
+                    let mut old = std::mem::take(&mut self.clusters);
+                    for n in names {
+                        let c = match old.iter().position(|c| c.name == *n) {
+                            Some(i) => old.remove(i),
+                            None => Cluster {
+                                name: n.clone(),
+                                ..Cluster::default()
+                            },
+                        };
+                        self.clusters.push(c);
+                    }
+                }
+            }
+            for c in &d.clusters {
+                let slot = self.clusters.iter_mut().find(|x| x.name == c.name);
+                *slot.expect("a delta names only known clusters") = c.clone();
+            }
+            assert!(delta::apply_delta(&mut self.rows, d), "patches name rows");
+        }
+
+        /// Holds what a new subscriber would get.
+        fn check(&self, s: &ClusterStore, what: &str) {
+            let full = s.overview(0);
+            assert_eq!((self.seq, self.layout), (full.seq, full.layout), "{what}");
+            assert_eq!(self.clusters, full.clusters, "{what}");
+            assert_eq!(self.rows, full.hosts, "{what}");
+        }
+    }
+
+    fn spec_at(cluster: &str, name: &str, address: &str, tags: &[&str]) -> HostSpec {
+        HostSpec {
+            cluster: cluster.into(),
+            name: name.into(),
+            address: address.into(),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn hosts_added_and_removed_reach_the_overview_in_one_delta() {
+        let mut s = store();
+        for id in ["a:h1", "a:h2", "b:h3"] {
+            s.apply(id, snap(1, 10.0, None), 1_000);
+        }
+        let _ = s.take_changes(1_000, |_| false);
+        let mut c = Client::subscribe(&s, 1_000);
+        assert_eq!(c.layout, 0);
+        assert!(s.add_host(spec("c", "h4"), 1_500));
+        assert!(s.add_host(spec("a", "h5"), 1_500));
+        assert!(!s.add_host(spec("a", "h1"), 1_500), "a known id");
+        assert!(s.remove_host("a:h2"));
+        assert!(!s.remove_host("a:h2"), "already gone");
+        assert!(!s.remove_host("x:y"));
+        // New hosts are live at once (REST, pollers), and the room keeps its layout until the
+        // next delta: a browser subscribing now follows that delta too.
+        assert!(s.contains("c:h4") && !s.contains("a:h2"));
+        assert_eq!(s.ids(), vec!["a:h1", "b:h3", "c:h4", "a:h5"]);
+        let late = Client::subscribe(&s, 1_600);
+        assert_eq!(
+            late.rows.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            vec!["a:h1", "a:h2", "b:h3"],
+            "the room's layout until the delta"
+        );
+        // A sample of a new host before the delta: the added row carries it.
+        s.apply("c:h4", snap(2, 77.0, None), 1_700);
+        s.apply("b:h3", snap(2, 20.0, None), 2_000);
+        let ch = s.take_changes(2_000, |_| false);
+        assert_eq!(ch.removed, vec!["a:h2"]);
+        let d = ch.delta.expect("a delta");
+        let l = d.layout.as_ref().expect("a layout change");
+        assert_eq!(l.generation, 1);
+        assert_eq!(l.removed, vec![1], "a:h2 was second");
+        assert_eq!(
+            l.added
+                .iter()
+                .map(|a| (a.i, a.row.id.as_str(), a.row.status))
+                .collect::<Vec<_>>(),
+            vec![(2, "c:h4", Status::Up), (3, "a:h5", Status::Pending)]
+        );
+        assert_eq!(l.added[0].row.cpu_percent, Some(77.0));
+        assert_eq!(
+            l.clusters.as_deref(),
+            Some(&["a".to_owned(), "b".to_owned(), "c".to_owned()][..])
+        );
+        // The patch of b:h3 names its new position (1, once a:h2 is gone); no patch repeats
+        // the added rows.
+        assert_eq!(
+            d.hosts.iter().map(|p| p.ix).collect::<Vec<_>>(),
+            vec![1],
+            "{:?}",
+            d.hosts
+        );
+        assert_eq!(d.hosts[0].cpu_percent, Some(Some(20.0)));
+        let names: Vec<&str> = d.clusters.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["a", "b", "c"],
+            "a lost and gained a host, b's host sampled, c is new"
+        );
+        let mut late = late;
+        for cl in [&mut c, &mut late] {
+            cl.apply(&d);
+            cl.check(&s, "after the layout change");
+        }
+        assert_eq!(
+            serde_json::to_value(&d).expect("json")["layout"]["gen"],
+            serde_json::json!(1)
+        );
+        // Nothing more changed: no delta, no layout.
+        assert!(s.take_changes(2_001, |_| false).delta.is_none());
+    }
+
+    #[test]
+    fn a_cluster_goes_with_its_last_host_and_comes_back_at_the_end() {
+        let mut s = store();
+        let _ = s.take_changes(0, |_| false);
+        let mut c = Client::subscribe(&s, 0);
+        assert!(s.remove_host("b:h3"));
+        assert_eq!(
+            s.clusters()
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>(),
+            vec!["a"]
+        );
+        let d = s.take_changes(1_000, |_| false).delta.expect("delta");
+        let l = d.layout.as_ref().expect("layout");
+        assert_eq!((l.removed.clone(), l.added.len()), (vec![2], 0));
+        assert_eq!(l.clusters.as_deref(), Some(&["a".to_owned()][..]));
+        c.apply(&d);
+        c.check(&s, "b gone");
+        // Removing every host of a cluster keeps the others' cluster right.
+        assert!(s.remove_host("a:h1") && s.remove_host("a:h2"));
+        assert!(s.add_host(spec("b", "h9"), 2_000));
+        assert!(s.add_host(spec("a", "h1"), 2_000));
+        s.apply("a:h1", snap(3, 50.0, None), 2_500);
+        let cl = s.clusters();
+        assert_eq!(
+            cl.iter()
+                .map(|c| (c.name.as_str(), c.hosts, c.up))
+                .collect::<Vec<_>>(),
+            vec![("b", 1, 0), ("a", 1, 1)],
+            "a came back after b"
+        );
+        let d = s.take_changes(3_000, |_| false).delta.expect("delta");
+        c.apply(&d);
+        c.check(&s, "clusters back");
+        assert!(!s.is_empty() && s.len() == 2);
+        // Every host gone: an empty overview.
+        assert!(s.remove_host("b:h9") && s.remove_host("a:h1"));
+        assert!(s.is_empty());
+        let d = s.take_changes(4_000, |_| false).delta.expect("delta");
+        c.apply(&d);
+        c.check(&s, "empty");
+        assert!(c.rows.is_empty() && c.clusters.is_empty());
+        assert!(s.ready(), "no host left to try");
+    }
+
+    #[test]
+    fn a_removed_host_is_gone_from_every_view() {
+        let mut s = store();
+        for id in ["a:h1", "a:h2", "b:h3"] {
+            s.apply(id, snap(1, 10.0, Some(50)), 1_000);
+            s.set_info(
+                id,
+                HostInfo {
+                    cpu_logical_cores: 4,
+                    ..Default::default()
+                },
+            );
+        }
+        assert!(s.remove_host("a:h2"));
+        assert!(s.row("a:h2").is_none());
+        assert!(s.host_full("a:h2", 1).is_none());
+        assert!(s.events("a:h2").is_none());
+        assert!(s.info_and_latest("a:h2").is_none());
+        assert!(!s.apply("a:h2", snap(2, 1.0, None), 2_000), "a late sample");
+        s.mark_down("a:h2", "late", 2_000);
+        s.set_info("a:h2", HostInfo::default());
+        assert_eq!(
+            s.rows().iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            vec!["a:h1", "b:h3"]
+        );
+        let mut seen = Vec::new();
+        s.for_each_host(|r, _, _| seen.push(r.id.clone()));
+        assert_eq!(seen, vec!["a:h1", "b:h3"], "what /metrics reads");
+        let a = &s.clusters()[0];
+        assert_eq!((a.hosts, a.up, a.gpus, a.cpu_cores), (1, 1, 1, 4));
+        // Aging ignores it (no transition for a removed host).
+        let _ = s.take_transitions();
+        s.tick(60_000);
+        let t = s.take_transitions();
+        assert_eq!(
+            t.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+            vec!["a:h1", "b:h3"]
+        );
+    }
+
+    #[test]
+    fn a_host_removed_and_added_again_before_the_delta_is_a_new_row() {
+        let mut s = store();
+        s.apply("a:h2", snap(1, 10.0, None), 1_000);
+        let _ = s.take_changes(1_000, |_| false);
+        let mut c = Client::subscribe(&s, 1_000);
+        assert!(s.remove_host("a:h2"));
+        assert!(s.add_host(spec("a", "h2"), 1_500));
+        assert_eq!(s.row("a:h2").expect("row").status, Status::Pending);
+        assert!(
+            s.events("a:h2").expect("events").is_empty(),
+            "a new history"
+        );
+        let ch = s.take_changes(2_000, |_| false);
+        assert!(
+            ch.removed.is_empty(),
+            "its pages need not hear it went: it is back"
+        );
+        let d = ch.delta.expect("delta");
+        let l = d.layout.as_ref().expect("layout");
+        assert_eq!(l.removed, vec![1]);
+        assert_eq!(l.added.len(), 1);
+        assert_eq!(l.added[0].i, 2, "appended");
+        assert_eq!(l.clusters, None, "the same clusters");
+        c.apply(&d);
+        c.check(&s, "re-added");
+        // Added and removed between two deltas: the room never hears of it.
+        assert!(s.add_host(spec("z", "tmp"), 2_500));
+        assert!(s.remove_host("z:tmp"));
+        let d = s.take_changes(3_000, |_| false).delta.expect("delta");
+        let l = d.layout.as_ref().expect("layout");
+        assert!(l.removed.is_empty() && l.added.is_empty() && l.clusters.is_none());
+        c.apply(&d);
+        c.check(&s, "came and went");
+    }
+
+    #[test]
+    fn a_changed_spec_keeps_the_state_and_patches_address_and_tags() {
+        let mut s = store();
+        for i in 1..=3 {
+            s.apply("a:h1", snap(i, 10.0, None), i * 1000);
+        }
+        let _ = s.take_changes(3_000, |_| false);
+        let mut c = Client::subscribe(&s, 3_000);
+        assert!(!s.update_spec(spec("a", "nope")));
+        assert!(s.update_spec(spec_at("a", "h1", "10.0.0.9:50051", &["gpu"])));
+        let r = s.row("a:h1").expect("row");
+        assert_eq!(
+            (r.address.as_str(), r.tags.clone()),
+            ("10.0.0.9:50051", vec!["gpu".to_owned()])
+        );
+        assert_eq!((r.status, r.spark.len()), (Status::Up, 3), "state kept");
+        assert_eq!(s.events("a:h1").expect("events").len(), 3, "history kept");
+        let ch = s.take_changes(3_500, |id| id == "a:h1");
+        assert_eq!(ch.host_updates.len(), 1, "its page shows the new address");
+        let d = ch.delta.expect("delta");
+        assert!(d.layout.is_none(), "no row added or removed");
+        assert_eq!(
+            serde_json::to_string(&d.hosts).expect("json"),
+            r#"[{"i":0,"a":"10.0.0.9:50051","tg":["gpu"]}]"#
+        );
+        c.apply(&d);
+        c.check(&s, "new spec");
+        // The same spec again changes nothing.
+        assert!(s.update_spec(spec_at("a", "h1", "10.0.0.9:50051", &["gpu"])));
+        assert!(s.take_changes(4_000, |_| true).delta.is_none());
+    }
+
+    #[test]
+    fn transitions_are_kept_in_order_with_their_reasons() {
+        let mut s = store();
+        assert!(
+            s.take_transitions().is_empty(),
+            "starting pending is no change"
+        );
+        s.mark_down("a:h2", "connection refused", 500);
+        s.mark_down("a:h2", "connection refused again", 600);
+        s.apply("a:h1", snap(1, 10.0, None), 1_000);
+        s.apply("a:h1", snap(2, 10.0, None), 2_000);
+        s.tick(5_000);
+        s.tick(12_000);
+        s.apply("a:h1", snap(3, 10.0, None), 13_000);
+        let t = s.take_transitions();
+        let tr = |id: &str, from, to, reason: Option<&str>, at_ms| Transition {
+            id: id.into(),
+            from,
+            to,
+            reason: reason.map(str::to_owned),
+            at_ms,
+        };
+        assert_eq!(
+            t,
+            vec![
+                tr(
+                    "a:h2",
+                    Status::Pending,
+                    Status::Down,
+                    Some("connection refused"),
+                    500
+                ),
+                tr("a:h1", Status::Pending, Status::Up, None, 1_000),
+                tr(
+                    "a:h1",
+                    Status::Up,
+                    Status::Stale,
+                    Some("no sample for 3 s"),
+                    5_000
+                ),
+                tr(
+                    "a:h1",
+                    Status::Stale,
+                    Status::Down,
+                    Some("no sample for 10 s"),
+                    12_000
+                ),
+                tr("a:h1", Status::Down, Status::Up, None, 13_000),
+            ]
+        );
+        assert!(s.take_transitions().is_empty(), "taken");
+        assert_eq!(
+            serde_json::to_value(&t[0]).expect("json"),
+            serde_json::json!({"id": "a:h2", "from": "pending", "to": "down",
+                "reason": "connection refused", "at_ms": 500})
+        );
+        assert_eq!(s.transitions_dropped(), 0);
+    }
+
+    #[test]
+    fn transitions_nobody_takes_are_bounded() {
+        let mut s = ClusterStore::new(vec![spec("a", "h")], StoreConfig::for_interval(1000), 0);
+        let n = TRANSITIONS_MAX as u64 + 10;
+        for i in 0..n {
+            if i % 2 == 0 {
+                s.apply("a:h", snap(i + 1, 1.0, None), i);
+            } else {
+                s.mark_down("a:h", "gone", i);
+            }
+        }
+        assert_eq!(s.transitions_dropped(), 10);
+        let t = s.take_transitions();
+        assert_eq!(t.len(), TRANSITIONS_MAX);
+        assert_eq!(t[0].at_ms, 10, "the oldest went first");
+        assert_eq!(t.last().map(|t| t.at_ms), Some(n - 1));
+    }
+
+    #[test]
+    fn a_subscriber_follows_a_fleet_that_keeps_changing() {
+        // Samples, hosts added, removed and changed, and new subscribers at any time: after
+        // every delta each browser holds exactly what a new subscriber would get.
+        let mut rng = 11u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n.max(1)
+        };
+        let mut s = store();
+        let _ = s.take_changes(0, |_| false);
+        let mut clients = vec![Client::subscribe(&s, 0)];
+        let mut made = 3u64;
+        for tick in 1..=300u64 {
+            let now = tick * 1000;
+            let ids = s.ids();
+            for id in &ids {
+                if next(4) != 0 {
+                    s.apply(
+                        id,
+                        snap(tick, next(1000) as f32 / 10.0, Some(next(100) as u32)),
+                        now - 100,
+                    );
+                }
+            }
+            match next(6) {
+                0 => {
+                    made += 1;
+                    let cluster = ["a", "b", "c", "d"][next(4) as usize];
+                    assert!(s.add_host(spec(cluster, &format!("n{made}")), now - 50));
+                }
+                1 if !ids.is_empty() => {
+                    let id = &ids[next(ids.len() as u64) as usize];
+                    assert!(s.remove_host(id));
+                }
+                2 if !ids.is_empty() => {
+                    let id = &ids[next(ids.len() as u64) as usize];
+                    let (cluster, name) = id.split_once(':').expect("an id");
+                    let addr = format!("10.0.0.{}:1", next(250));
+                    assert!(s.update_spec(spec_at(cluster, name, &addr, &["t"])));
+                }
+                3 => clients.push(Client::subscribe(&s, now - 20)),
+                _ => {}
+            }
+            s.tick(now);
+            if let Some(d) = s.take_changes(now, |_| false).delta {
+                for c in &mut clients {
+                    c.apply(&d);
+                }
+            }
+            for (k, c) in clients.iter().enumerate() {
+                c.check(&s, &format!("client {k} at tick {tick}"));
+            }
+            if clients.len() > 8 {
+                clients.remove(0);
+            }
+        }
+        let full = s.overview(0);
+        assert!(full.layout > 20, "the fleet changed often: {}", full.layout);
+        let live: Vec<String> = full.hosts.iter().map(|r| r.id.clone()).collect();
+        assert_eq!(
+            live,
+            s.ids(),
+            "after the last delta the room has every host"
+        );
     }
 
     #[test]

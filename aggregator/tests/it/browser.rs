@@ -16,7 +16,7 @@ fn ui_dir() -> PathBuf {
 
 /// One Chromium at a time: the tests run in parallel on small machines, and several browsers
 /// at once starve the servers they are testing.
-static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Runs one `browser.mjs` scenario, logged in as the test admin; panics with its output when
 /// it fails.

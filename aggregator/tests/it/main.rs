@@ -4,6 +4,7 @@
 mod api_client;
 mod browser;
 mod fleet;
+mod live;
 mod nginx;
 mod prometheus;
 mod props;

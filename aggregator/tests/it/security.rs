@@ -523,12 +523,12 @@ fn hash_password_reads_stdin_and_prints_an_entry() {
 
 /// A CA with an agent certificate (for 127.0.0.1 and the test's 127.0.0.x) and a client
 /// certificate for the aggregator, made by the shipped script.
-struct Pki {
+pub(crate) struct Pki {
     dir: tempfile::TempDir,
 }
 
 impl Pki {
-    fn new(ips: &[&str]) -> Self {
+    pub(crate) fn new(ips: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/tls/make-certs.sh");
         let run = |args: &[&str]| {
@@ -553,7 +553,7 @@ impl Pki {
         Self { dir }
     }
 
-    fn path(&self, f: &str) -> String {
+    pub(crate) fn path(&self, f: &str) -> String {
         self.dir.path().join(f).display().to_string()
     }
 }

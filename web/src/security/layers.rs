@@ -12,10 +12,11 @@ use axum::response::{IntoResponse, Response};
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
 
-use crate::hub::{ApiError, Web, now_ms};
-use crate::security::Principal;
+use crate::clock::now_ms;
+use crate::error::ApiError;
 use crate::security::login::{LOGIN_KEY, Login};
 use crate::security::net;
+use crate::security::{Principal, Security};
 
 /// The Content-Security-Policy: scripts, styles and connections from this origin only; no
 /// inline scripts; no framing.
@@ -43,13 +44,13 @@ pub fn security_headers() -> [(header::HeaderName, &'static str); 6] {
 
 /// The session cookie layer: `smon_session`, HttpOnly, SameSite=Strict, Secure over TLS,
 /// scoped to the base path, ending after the idle time.
-pub fn session_layer(web: &Web, base: &str) -> SessionManagerLayer<MemoryStore> {
-    let idle = web.security.idle();
+pub fn session_layer(security: &Security, base: &str) -> SessionManagerLayer<MemoryStore> {
+    let idle = security.idle();
     SessionManagerLayer::new(MemoryStore::default())
         .with_name("smon_session")
         .with_http_only(true)
         .with_same_site(SameSite::Strict)
-        .with_secure(web.security.http.secure_cookies())
+        .with_secure(security.http.secure_cookies())
         .with_path(if base.is_empty() {
             "/".to_owned()
         } else {
@@ -64,12 +65,12 @@ pub fn session_layer(web: &Web, base: &str) -> SessionManagerLayer<MemoryStore> 
 /// Works out the client (peer, or forwarded from a trusted proxy), refuses it with 403 when
 /// `allow_from` does not list it, and keeps it in the request's extensions.
 pub async fn client_and_allow(
-    State(w): State<Arc<Web>>,
+    State(sec): State<Arc<Security>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let h = &w.security.http;
+    let h = &sec.http;
     let client = net::client(
         peer.ip(),
         req.headers(),
@@ -93,20 +94,16 @@ pub async fn client_and_allow(
 /// session, or, on a public dashboard, [`Principal::Anonymous`]. A session past its absolute
 /// lifetime, or of a user who no longer exists, is ended here.
 pub async fn principal(
-    State(w): State<Arc<Web>>,
+    State(sec): State<Arc<Security>>,
     session: Session,
     mut req: Request,
     next: Next,
 ) -> Response {
-    let auth = &w.security.http.auth;
+    let auth = &sec.http.auth;
     let mut who = None;
     if let Ok(Some(l)) = session.get::<Login>(LOGIN_KEY).await {
         let expires_ms = l.login_ms.saturating_add(auth.absolute.as_millis() as u64);
-        let known = w
-            .security
-            .users
-            .get(&l.user)
-            .is_some_and(|u| u.role == l.role);
+        let known = sec.users.get(&l.user).is_some_and(|u| u.role == l.role);
         if now_ms() < expires_ms && known {
             who = Some(Principal::User {
                 name: l.user,
@@ -163,16 +160,16 @@ pub fn origin_authority(origin: &str) -> Option<String> {
 /// Refuses state-changing requests (anything but GET, HEAD, OPTIONS) that do not come from a
 /// page of this server: the `Origin` must match the host the request was sent to; without
 /// `Origin`, `Sec-Fetch-Site` must say `same-origin`. Scripts must send an `Origin` header.
-pub async fn csrf(State(w): State<Arc<Web>>, req: Request, next: Next) -> Response {
+pub async fn csrf(State(sec): State<Arc<Security>>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
     let h = req.headers();
-    let trusted = w.security.http.behind_proxy
+    let trusted = sec.http.behind_proxy
         && req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .is_some_and(|c| w.security.http.trusted_proxies.contains(c.0.ip()));
+            .is_some_and(|c| sec.http.trusted_proxies.contains(c.0.ip()));
     let served = served_authority(h, trusted);
     let verdict = match h.get(header::ORIGIN).map(|v| v.to_str().unwrap_or("")) {
         Some(origin) => {

@@ -3,8 +3,13 @@
 //! - [`config`]: the `server` block's security fields, shared by both daemons, and their checks.
 //! - [`net`]: CIDR allow-lists and the client's address behind a trusted proxy.
 //! - [`users`]: local users with argon2 hashes, the users file, the first-start `admin`.
-//! - [`login`]: the login, logout and `me` routes, sessions and throttling.
+//! - [`login`]: what a session remembers of its login, and the extractors routes use to say
+//!   who may call them.
+//! - [`throttle`]: failed logins per address and per user name.
 //! - [`layers`]: the middleware: allow-list, session to [`Principal`], CSRF, security headers.
+//!
+//! Policy only: the routes that log in and out are in `routes::auth`; nothing here depends on
+//! the shared state of the HTTP side (`state::Web`).
 //! - [`visibility`]: what a viewer or an anonymous visitor of a public dashboard may see of a
 //!   sample.
 
@@ -12,6 +17,7 @@ pub mod config;
 pub mod layers;
 pub mod login;
 pub mod net;
+pub mod throttle;
 pub mod users;
 pub mod visibility;
 
@@ -23,7 +29,7 @@ pub use config::{AuthConfig, HttpSecurity, TlsFiles};
 pub use users::Role;
 pub use visibility::Class;
 
-use crate::security::login::Throttle;
+use crate::security::throttle::Throttle;
 use crate::security::users::Users;
 
 /// Who made a request (or opened a socket), once the session has been checked.
@@ -86,6 +92,27 @@ pub struct Security {
     dummy_hash: std::sync::OnceLock<String>,
 }
 
+/// Why [`Security::start`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The users could not be read, or the first-start `admin` could not be made.
+    #[error(transparent)]
+    Users(#[from] users::UsersError),
+    /// No users, not public, and not on loopback: nobody could log in.
+    #[error(
+        "refusing to serve on {listen}, which is not a loopback address, with no users: add users \
+         to server.auth.users or {} (make a hash with `hash-password`), or set \
+         server.auth.public_read_only to true for an anonymous read-only dashboard",
+        users_file.display()
+    )]
+    NoUsers {
+        /// The listening address.
+        listen: SocketAddr,
+        /// The users file that could hold users.
+        users_file: std::path::PathBuf,
+    },
+}
+
 /// What [`Security::start`] did about users, for the caller to report.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Bootstrap {
@@ -106,7 +133,10 @@ impl Security {
     /// Loads the users (config and users file) for a server listening on `listen`. With none
     /// and no public mode: on loopback, creates `admin` with a random password in the users
     /// file; elsewhere, refuses to start.
-    pub fn start(http: HttpSecurity, listen: SocketAddr) -> Result<(Arc<Self>, Bootstrap), String> {
+    pub fn start(
+        http: HttpSecurity,
+        listen: SocketAddr,
+    ) -> Result<(Arc<Self>, Bootstrap), StartError> {
         let auth = &http.auth;
         let from_file = users::read_file(&auth.users_file)?;
         let mut all = users::merge(&auth.users, &from_file, &auth.users_file)?;
@@ -128,12 +158,10 @@ impl Security {
                 password,
             }
         } else {
-            return Err(format!(
-                "refusing to serve on {listen}, which is not a loopback address, with no users: \
-                 add users to server.auth.users or {} (make a hash with `hash-password`), or set \
-                 server.auth.public_read_only to true for an anonymous read-only dashboard",
-                auth.users_file.display()
-            ));
+            return Err(StartError::NoUsers {
+                listen,
+                users_file: auth.users_file.clone(),
+            });
         };
         let throttle = Throttle::new(auth.max_login_failures, auth.lockout);
         let sec = Self {

@@ -2,11 +2,80 @@
 //! file; the first-start `admin` with a random password; hashing for `hash-password`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use argon2::Argon2;
 use argon2::{PasswordHash, PasswordHasher, PasswordVerifier};
 use serde::{Deserialize, Serialize};
+
+/// Why the users could not be read, written or made.
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    /// Argon2 refused to hash.
+    #[error("cannot hash the password: {0}")]
+    Hash(String),
+    /// The users file exists but cannot be read.
+    #[error("{}: cannot read the users file: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The users file is not valid JSON of the expected shape.
+    #[error("{}: {at}: {why}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Where in it (a JSON path).
+        at: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// An entry of the users file is wrong.
+    #[error("{}: users[{index}].{field}: {why}", path.display())]
+    Entry {
+        /// The file.
+        path: PathBuf,
+        /// The entry's position.
+        index: usize,
+        /// The field that is wrong.
+        field: &'static str,
+        /// What is wrong.
+        why: String,
+    },
+    /// The users file cannot be written.
+    #[error("{}: cannot write the users file: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The users cannot be encoded as JSON.
+    #[error("{0}")]
+    Encode(#[from] serde_json::Error),
+    /// A user is both in the config and in the users file.
+    #[error("user '{name}' is both in server.auth.users and in {}: keep one", path.display())]
+    Duplicate {
+        /// The user.
+        name: String,
+        /// The users file.
+        path: PathBuf,
+    },
+    /// `hash-password --user` with a name that cannot log in.
+    #[error("'{0}' is not a valid user name (1-64 letters, digits, '.', '_', '-' or '@')")]
+    InvalidName(String),
+    /// The password could not be read from the terminal or stdin.
+    #[error("{0}")]
+    Input(#[source] std::io::Error),
+    /// The two passwords typed differ.
+    #[error("the passwords differ")]
+    Differ,
+    /// The password is too short.
+    #[error("the password is shorter than 8 characters")]
+    TooShort,
+}
 
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,11 +192,11 @@ pub fn check_entry(e: &UserEntry) -> Result<User, (&'static str, String)> {
 }
 
 /// Hashes `password` with argon2id and a random salt.
-pub fn hash_password(password: &str) -> Result<String, String> {
+pub fn hash_password(password: &str) -> Result<String, UsersError> {
     Argon2::default()
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
-        .map_err(|e| format!("cannot hash the password: {e}"))
+        .map_err(|e| UsersError::Hash(e.to_string()))
 }
 
 /// Whether `password` matches the PHC string `hash`. Slow on purpose (tens of ms): call it off
@@ -151,32 +220,39 @@ pub fn random_password() -> String {
 }
 
 /// Reads the users file; a missing file is no users.
-pub fn read_file(path: &Path) -> Result<Vec<User>, String> {
+pub fn read_file(path: &Path) -> Result<Vec<User>, UsersError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(format!(
-                "{}: cannot read the users file: {e}",
-                path.display()
-            ));
+        Err(source) => {
+            return Err(UsersError::Read {
+                path: path.to_owned(),
+                source,
+            });
         }
     };
     let de = &mut serde_json::Deserializer::from_str(&text);
-    let file: UsersFile = serde_path_to_error::deserialize(de)
-        .map_err(|e| format!("{}: {}: {}", path.display(), e.path(), e.inner()))?;
+    let file: UsersFile = serde_path_to_error::deserialize(de).map_err(|e| UsersError::Parse {
+        path: path.to_owned(),
+        at: e.path().to_string(),
+        why: e.inner().to_string(),
+    })?;
     file.users
         .iter()
         .enumerate()
-        .map(|(i, e)| {
-            check_entry(e)
-                .map_err(|(field, why)| format!("{}: users[{i}].{field}: {why}", path.display()))
+        .map(|(index, e)| {
+            check_entry(e).map_err(|(field, why)| UsersError::Entry {
+                path: path.to_owned(),
+                index,
+                field,
+                why,
+            })
         })
         .collect()
 }
 
 /// Writes the users file, readable by its owner only.
-pub fn write_file(path: &Path, users: &[User]) -> Result<(), String> {
+pub fn write_file(path: &Path, users: &[User]) -> Result<(), UsersError> {
     let file = UsersFile {
         users: users
             .iter()
@@ -187,9 +263,11 @@ pub fn write_file(path: &Path, users: &[User]) -> Result<(), String> {
             })
             .collect(),
     };
-    let text = serde_json::to_string_pretty(&file).map_err(|e| e.to_string())? + "\n";
-    write_private(path, &text)
-        .map_err(|e| format!("{}: cannot write the users file: {e}", path.display()))
+    let text = serde_json::to_string_pretty(&file)? + "\n";
+    write_private(path, &text).map_err(|source| UsersError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 #[cfg(unix)]
@@ -218,18 +296,17 @@ pub type Users = BTreeMap<String, User>;
 
 /// Merges the config's users and the file's. A name in both is an error (which one counts
 /// would be a guess).
-pub fn merge(config: &[User], file: &[User], file_path: &Path) -> Result<Users, String> {
+pub fn merge(config: &[User], file: &[User], file_path: &Path) -> Result<Users, UsersError> {
     let mut all = Users::new();
     for u in config {
         all.insert(u.name.clone(), u.clone());
     }
     for u in file {
         if all.contains_key(&u.name) {
-            return Err(format!(
-                "user '{}' is both in server.auth.users and in {}: keep one",
-                u.name,
-                file_path.display()
-            ));
+            return Err(UsersError::Duplicate {
+                name: u.name.clone(),
+                path: file_path.to_owned(),
+            });
         }
         all.insert(u.name.clone(), u.clone());
     }
@@ -238,31 +315,29 @@ pub fn merge(config: &[User], file: &[User], file_path: &Path) -> Result<Users, 
 
 /// `hash-password`: reads a password (without echo on a terminal, asked twice; one line from
 /// a pipe), and prints its argon2id hash, or with `user` a ready-to-paste users entry.
-pub fn hash_password_command(user: Option<&str>, role: Role) -> Result<String, String> {
+pub fn hash_password_command(user: Option<&str>, role: Role) -> Result<String, UsersError> {
     use std::io::IsTerminal;
     if let Some(u) = user
         && !valid_name(u)
     {
-        return Err(format!(
-            "'{u}' is not a valid user name (1-64 letters, digits, '.', '_', '-' or '@')"
-        ));
+        return Err(UsersError::InvalidName(u.to_owned()));
     }
     let password = if std::io::stdin().is_terminal() {
-        let a = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
-        let b = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        let a = rpassword::prompt_password("Password: ").map_err(UsersError::Input)?;
+        let b = rpassword::prompt_password("Again: ").map_err(UsersError::Input)?;
         if a != b {
-            return Err("the passwords differ".into());
+            return Err(UsersError::Differ);
         }
         a
     } else {
         let mut line = String::new();
         std::io::stdin()
             .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
+            .map_err(UsersError::Input)?;
         line.trim_end_matches(['\r', '\n']).to_owned()
     };
     if password.chars().count() < 8 {
-        return Err("the password is shorter than 8 characters".into());
+        return Err(UsersError::TooShort);
     }
     let hash = hash_password(&password)?;
     Ok(match user {
@@ -271,8 +346,7 @@ pub fn hash_password_command(user: Option<&str>, role: Role) -> Result<String, S
             name: u.to_owned(),
             password_hash: hash,
             role: role.as_str().to_owned(),
-        })
-        .map_err(|e| e.to_string())?,
+        })?,
     })
 }
 
@@ -329,7 +403,7 @@ mod tests {
             role: Role::Admin,
         };
         write_file(&p, std::slice::from_ref(&u)).expect("write");
-        assert_eq!(read_file(&p).expect("read"), vec![u]);
+        assert_eq!(read_file(&p).expect("read"), vec![u.clone()]);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -342,7 +416,32 @@ mod tests {
         )
         .expect("write");
         let e = read_file(&p).expect_err("bad hash");
-        assert!(e.contains("users[0].password_hash"), "{e}");
+        assert!(
+            matches!(
+                &e,
+                UsersError::Entry {
+                    index: 0,
+                    field: "password_hash",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!("{}: users[0].password_hash: is not", p.display())),
+            "{text}"
+        );
+        let dup = merge(std::slice::from_ref(&u), std::slice::from_ref(&u), &p)
+            .expect_err("a user twice");
+        assert_eq!(
+            dup.to_string(),
+            format!(
+                "user '{}' is both in server.auth.users and in {}: keep one",
+                u.name,
+                p.display()
+            )
+        );
     }
 
     #[test]

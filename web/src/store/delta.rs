@@ -20,6 +20,8 @@
 //! exactly the rows a resubscribe would give it ([`apply`] is the browser's side, for tests).
 
 use crate::wire::{GpuBrief, HostRow, RowPatch, Status};
+#[cfg(test)]
+use crate::wire::{LayoutChange, OverviewDelta};
 
 /// Uptime is shown to the second below this.
 const UPTIME_EXACT_BELOW_S: u64 = 600;
@@ -66,7 +68,8 @@ fn gpu_list_changed(a: &[GpuBrief], b: &[GpuBrief], texts: bool) -> bool {
 /// sending changed; `sent` is updated with what the patch carries. `new_points` is how many
 /// sparkline points `live` gained since the last patch; `texts` whether any text field (host
 /// name, OS, kernel, error, mount point, GPU names) may have changed: comparing them touches
-/// memory far from the row, so they are skipped when the store knows they did not.
+/// memory far from the row, so they are skipped when the store knows they did not. The address
+/// and tags change only on a configuration reload, which sets `texts` too.
 pub(super) fn diff(
     sent: &mut HostRow,
     live: &HostRow,
@@ -91,6 +94,8 @@ pub(super) fn diff(
             }
         };
     }
+    field!(address, texts);
+    field!(tags, texts);
     field!(status);
     field!(status_since_ms);
     let minute = status_changed
@@ -215,6 +220,8 @@ pub(super) fn apply(row: &mut HostRow, p: &RowPatch, server_time_ms: u64) {
         )*};
     }
     set!(
+        address,
+        tags,
         status,
         status_since_ms,
         last_seen_ms,
@@ -258,6 +265,34 @@ pub(super) fn apply(row: &mut HostRow, p: &RowPatch, server_time_ms: u64) {
     }
     let extra = row.spark.len().saturating_sub(super::SPARK_LEN);
     row.spark.drain(..extra);
+}
+
+/// Applies a layout change to the rows as the browser does: removes the rows at `removed`
+/// (positions in the old layout), then inserts each added row at its position, in order.
+#[cfg(test)]
+pub(super) fn apply_layout(rows: &mut Vec<HostRow>, l: &LayoutChange) {
+    for &i in l.removed.iter().rev() {
+        rows.remove(i as usize);
+    }
+    for a in &l.added {
+        rows.insert(a.i as usize, a.row.clone());
+    }
+}
+
+/// Applies a whole delta as the browser does: the layout change first, then the row patches
+/// (positions in the new layout). Returns false when a patch names no row.
+#[cfg(test)]
+pub(super) fn apply_delta(rows: &mut Vec<HostRow>, d: &OverviewDelta) -> bool {
+    if let Some(l) = &d.layout {
+        apply_layout(rows, l);
+    }
+    for p in &d.hosts {
+        let Some(row) = rows.get_mut(p.ix as usize) else {
+            return false;
+        };
+        apply(row, p, d.server_time_ms);
+    }
+    true
 }
 
 #[cfg(test)]

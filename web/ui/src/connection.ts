@@ -108,7 +108,7 @@ export class Connection {
       this.clock(m.server_time_ms);
       this.emitLocal("hello", m);
     });
-    const frames: FrameEvents[] = ["overview", "overview_delta", "host", "host_update"];
+    const frames: FrameEvents[] = ["overview", "overview_delta", "host", "host_update", "host_removed"];
     for (const ev of frames) {
       s.on(ev, (m: { server_time_ms: number }) => {
         this.clock(m.server_time_ms);

@@ -72,6 +72,10 @@ function start(): void {
   conn.on("host_update", (m) => {
     if (page instanceof HostPage) page.onUpdate(m);
   });
+  conn.on("host_removed", (m) => {
+    if (page instanceof HostPage) page.onRemoved(m);
+    updateBanner();
+  });
   conn.onState(() => updateBanner());
 
   /**
@@ -81,7 +85,8 @@ function start(): void {
   function updateBanner(): void {
     const since = conn.sinceLastFrame();
     let text = "";
-    if (since !== null) {
+    // A host that is gone sends nothing more: that is said on the page, not as stale data.
+    if (since !== null && !(page instanceof HostPage && page.gone)) {
       // The age shown is that of the data: the last frame's, or the host's last sample if older.
       const from = ago(Math.max(since, page?.dataAgeMs() ?? 0));
       if (conn.state !== "connected") text = `Connection lost, reconnecting… Showing data from ${from}.`;

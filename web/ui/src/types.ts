@@ -256,6 +256,8 @@ export interface Overview {
   server_time_ms: number;
   /** The last delta this state includes: the next one is `seq + 1`. */
   seq: number;
+  /** The layout generation: rows are at the positions of this layout. */
+  layout: number;
   /** Every cluster (in the first part). */
   clusters: Cluster[];
   /** Position of this part's first row among all rows. */
@@ -273,6 +275,8 @@ export interface Overview {
  * are handled apart.
  */
 export const PATCH_FIELDS = {
+  a: "address",
+  tg: "tags",
   st: "status",
   ss: "status_since_ms",
   ls: "last_seen_ms",
@@ -314,14 +318,38 @@ export type RowPatch = {
   gm?: (number | null)[];
 } & { [K in keyof typeof PATCH_FIELDS]?: HostRow[(typeof PATCH_FIELDS)[K]] };
 
+/**
+ * Rows added to and removed from the overview (hosts added or removed while the server runs),
+ * applied before the rest of the delta: remove the rows at `removed` (positions in the old
+ * layout), then insert each of `added` at its position (in the new layout), in order.
+ */
+export interface LayoutChange {
+  /** The layout this makes: one more than the page's, else the page resubscribes. */
+  gen: number;
+  /** Positions of the rows removed, ascending. */
+  removed: number[];
+  /** The new rows, whole, by position, ascending. */
+  added: { i: number; row: HostRow }[];
+  /** Every cluster's name, in order, when the set of clusters changed. */
+  clusters?: string[];
+}
+
 export interface OverviewDelta {
   server_time_ms: number;
   /** Consecutive: a gap means a delta was missed, and the page resubscribes. */
   seq: number;
-  /** The clusters whose totals changed. */
+  /** Rows added or removed; absent when the layout did not change. */
+  layout?: LayoutChange;
+  /** The clusters whose totals changed, new ones included. */
   clusters: Cluster[];
-  /** Changed rows: the position and the fields that changed. */
+  /** Changed rows: the position (after `layout`) and the fields that changed. */
   hosts: RowPatch[];
+}
+
+/** A host page's host was removed from the fleet. */
+export interface HostRemoved {
+  server_time_ms: number;
+  id: string;
 }
 
 export interface HostFrame {
@@ -354,6 +382,7 @@ export interface ServerEvents {
   overview_delta: (m: OverviewDelta) => void;
   host: (m: HostFrame) => void;
   host_update: (m: HostUpdate) => void;
+  host_removed: (m: HostRemoved) => void;
 }
 
 /** Client -> server events. */

@@ -10,6 +10,8 @@
 //   node tests/browser.mjs screenshot <url> <outdir>
 //   node tests/browser.mjs login      <url> <user> <password>
 //   node tests/browser.mjs large      <url> <id>    (a fleet of more than 2,000 hosts)
+//   node tests/browser.mjs fleet      <url> <before ids> <after ids> <removed id>
+//        (prints `ready` once the pages show <before ids>; then the caller changes the fleet)
 //
 // <url> is the page, e.g. http://127.0.0.1:8080/ or http://127.0.0.1:8080/smon/.
 // Exit status: 0 when the check passed, 1 when it failed (with what the page showed), 2 on
@@ -36,7 +38,8 @@ usage:
   browser.mjs transport  <url> <websocket|polling>
   browser.mjs screenshot <url> <outdir>
   browser.mjs login      <url> <user> <password>
-  browser.mjs large      <url> <id>`);
+  browser.mjs large      <url> <id>
+  browser.mjs fleet      <url> <id1,id2,...> <id1,id3,...> <removed id>`);
   process.exit(2);
 }
 
@@ -381,9 +384,75 @@ async function large(browser, url, id) {
   console.log(`ok: large: folded at first, '${name}' found by the filter and live, cluster ${cluster} opened and remembered (${opened} cluster(s) open)`);
 }
 
+/**
+ * The fleet changes while pages are open (hosts added and removed, e.g. by a SIGHUP reload):
+ * the home page shows `<before>` (every row `up`) and a second page shows the host page of
+ * `<removed>`; then `ready` is printed on stdout, and the caller changes the fleet. The home
+ * page must come to show exactly `<after>` (the added hosts `up`, the clusters of no remaining
+ * host gone) without reloading or reconnecting, and the host page must say that its host
+ * was removed.
+ */
+async function fleet(browser, url, beforeArg, afterArg, removed) {
+  const list = (a) => (a ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  const before = list(beforeArg);
+  const after = list(afterArg);
+  if (before.length === 0 || after.length === 0) usage("fleet: <before ids> and <after ids> are needed");
+  if (!removed || !before.includes(removed) || after.includes(removed)) usage("fleet: <removed id> must be in <before ids> and not in <after ids>");
+  const home = await open(browser);
+  await goto(home, url);
+  await waitConnected(home);
+  for (const id of before) await step(home, `waiting for the row of ${id} with data-status="up"`, () => home.waitForSelector(rowSel(id, "up"), { state: "attached" }));
+  // A reload would lose this mark; a reconnect would count in the connection indicator.
+  await home.evaluate(() => {
+    window.smonMark = 1;
+    window.smonReconnects = 0;
+    const conn = document.querySelector("#conn");
+    new MutationObserver(() => {
+      if (conn?.getAttribute("data-state") !== "connected") window.smonReconnects++;
+    }).observe(conn, { attributes: true, attributeFilter: ["data-state"] });
+  });
+  const layout0 = Number((await home.getAttribute("#hosts", "data-layout")) ?? "0");
+  const hostPage = await open(browser);
+  await goto(hostPage, withHash(url, `#/host/${removed}`));
+  await waitConnected(hostPage);
+  await step(hostPage, `waiting for the host page of ${removed}`, () => hostPage.waitForSelector('#host-status:not([hidden]):not([data-status="pending"])', { state: "attached" }));
+  console.log("ready");
+  const gone = before.filter((id) => !after.includes(id));
+  const added = after.filter((id) => !before.includes(id));
+  const clusters = [...new Set(after.map((id) => id.split(":")[0]))].sort();
+  const wait = { timeout: 30_000, polling: 200 };
+  await step(home, `waiting for the rows to become exactly ${after.join(", ")} (added ${added.join(", ") || "none"} up, removed ${gone.join(", ") || "none"}) and the clusters ${clusters.join(", ")}`, () =>
+    home.waitForFunction(
+      ([want, up, cl]) => {
+        const rows = Array.from(document.querySelectorAll("tr[data-host-id]"));
+        const ids = rows.map((r) => r.getAttribute("data-host-id")).sort();
+        const heads = Array.from(document.querySelectorAll("tbody.cluster-head[data-cluster]")).map((t) => t.getAttribute("data-cluster")).sort();
+        return (
+          JSON.stringify(ids) === JSON.stringify([...want].sort()) &&
+          up.every((id) => document.querySelector(`tr[data-host-id=${JSON.stringify(id)}][data-status="up"]`)) &&
+          JSON.stringify(heads) === JSON.stringify(cl)
+        );
+      },
+      [after, added, clusters],
+      wait,
+    ),
+  );
+  const mark = await home.evaluate(() => [window.smonMark, window.smonReconnects]);
+  if (mark[0] !== 1) throw new CheckFailed(`the home page reloaded\n${await describe(home)}`);
+  if (mark[1] !== 0) throw new CheckFailed(`the home page reconnected ${mark[1]} time(s)\n${await describe(home)}`);
+  const layout1 = Number((await home.getAttribute("#hosts", "data-layout")) ?? "0");
+  if (!(layout1 > layout0)) throw new CheckFailed(`#hosts data-layout stayed ${layout0}: the rows did not come by a layout change\n${await describe(home)}`);
+  await step(hostPage, `the host page of ${removed} says it was removed`, () => hostPage.waitForSelector('#host-error[data-reason="removed"]:not([hidden])', wait));
+  // The rows still update live after the change.
+  const probe = after[0];
+  const sample = await home.getAttribute(rowSel(probe), "data-sample-ms");
+  await step(home, `the row of ${probe} still updates live`, () => home.waitForFunction(([sel, b]) => document.querySelector(sel)?.getAttribute("data-sample-ms") !== b, [rowSel(probe), sample], { timeout: LIVE_MS }));
+  console.log(`ok: fleet: rows ${before.length} -> ${after.length} (added ${added.join(", ") || "none"}, removed ${gone.join(", ") || "none"}) live, layout ${layout0} -> ${layout1}, no reload or reconnect; the page of ${removed} says it was removed`);
+}
+
 // ------------------------------------------------------------------ main
 
-const COMMANDS = { home, host, status, transport, screenshot, login, large };
+const COMMANDS = { home, host, status, transport, screenshot, login, large, fleet };
 const [cmd, url, ...rest] = process.argv.slice(2);
 if (!cmd || !(cmd in COMMANDS)) usage(cmd ? `unknown subcommand '${cmd}'` : "no subcommand");
 if (!url) usage(`${cmd}: no url given`);

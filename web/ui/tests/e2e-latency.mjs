@@ -87,6 +87,18 @@ async function measure(browser) {
         console.error(`cannot parse an overview frame: ${e.message}`);
       }
     }
+    if (response.opcode === 1 && text.startsWith('42["overview_delta"') && text.includes('"layout":')) {
+      // Hosts added or removed: rows removed by position, then new rows inserted (PROTOCOL.md).
+      try {
+        const l = JSON.parse(text.slice(2))[1].layout;
+        if (l) {
+          for (const i of [...l.removed].reverse()) idAt.splice(i, 1);
+          for (const a of l.added) idAt.splice(a.i, 0, a.row.id);
+        }
+      } catch (e) {
+        console.error(`cannot parse an overview_delta frame: ${e.message}`);
+      }
+    }
     if (!counting) return;
     const n = response.opcode === 2 ? Buffer.from(text, "base64").length : Buffer.byteLength(text, "utf8");
     ws.frames++;

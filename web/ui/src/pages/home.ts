@@ -7,6 +7,9 @@
  *   `overview_delta` carries only the changed fields of the changed rows (short keys, rows by
  *   position; a new sample appends its CPU % to the sparkline). Deltas are numbered: after a gap
  *   (a volatile frame lost) the page resubscribes for the full state.
+ * - Hosts added or removed while the server runs come as a layout change in a delta (rows
+ *   removed by position, new rows whole), applied before its patches: the page follows without
+ *   reloading. The table's `data-layout` is the layout generation the page holds.
  * - Frames update the rows' data at once, and the DOM in one `requestAnimationFrame`: a row
  *   writes only the cells whose fields changed, and only while it is on screen (an
  *   IntersectionObserver); a row that scrolls into view catches up then. The row attributes
@@ -25,7 +28,7 @@ import { Meter, setLevel } from "../components/meter";
 import { Sparkline } from "../components/sparkline";
 import { STATUS_ORDER, setStatus, statusBadge } from "../components/status";
 import { PATCH_FIELDS } from "../types";
-import type { Ack, Cluster, GpuSummary, HostRow, HostStatus, Overview, OverviewDelta, Room, RowPatch } from "../types";
+import type { Ack, Cluster, GpuSummary, HostRow, HostStatus, LayoutChange, Overview, OverviewDelta, Room, RowPatch } from "../types";
 
 type StatusFilter = "all" | "up" | "stale" | "down";
 
@@ -120,9 +123,12 @@ const D_SWAP = 256;
 const D_DISK = 512;
 const D_GPU = 1024;
 const D_USERS = 2048;
-const D_ALL = 4095;
+const D_TAGS = 4096;
+const D_ALL = 8191;
 
 const FIELD_DIRTY: Record<string, number> = {
+  address: D_LINK,
+  tags: D_TAGS,
   status: D_STATUS,
   status_since_ms: D_STATUS,
   last_error: D_LINK,
@@ -144,7 +150,7 @@ const FIELD_DIRTY: Record<string, number> = {
 };
 
 /** Fields the text filter and the status filter read. */
-const FILTER_FIELDS = new Set(["status", "hostname", "os"]);
+const FILTER_FIELDS = new Set(["status", "hostname", "os", "tags"]);
 
 /** Sparkline points a row keeps (as the server). */
 const SPARK_POINTS = 60;
@@ -199,7 +205,6 @@ class RowView {
       this.users,
     );
     this.link.href = hostHref(row.id);
-    this.tags.replaceChildren(...row.tags.map((t) => h("span", { class: "tag" }, t)));
     this.updateHay();
     // The first paint writes every cell; later ones only what changed, on screen.
     this.attrs();
@@ -214,7 +219,7 @@ class RowView {
   /** Replaces the whole row (full state). Returns whether filter fields changed. */
   set(r: HostRow): boolean {
     const old = this.row;
-    const refilter = old.status !== r.status || old.hostname !== r.hostname || old.os !== r.os;
+    const refilter = old.status !== r.status || old.hostname !== r.hostname || old.os !== r.os || (old.tags ?? []).join("\n") !== (r.tags ?? []).join("\n");
     this.row = { ...r, spark: r.spark ? r.spark.slice(-SPARK_POINTS) : [] };
     this.dirty = D_ALL;
     if (refilter) this.updateHay();
@@ -318,6 +323,7 @@ class RowView {
     if (d & D_DISK) this.disk.set(r.disk_max_percent, r.disk_max_mount ?? "", r.disk_max_mount ? `Fullest filesystem: ${r.disk_max_mount}` : "");
     if (d & D_GPU) this.gpus.set(r.gpus);
     if (d & D_USERS) setText(this.users, num(r.users));
+    if (d & D_TAGS) this.tags.replaceChildren(...(r.tags ?? []).map((t) => h("span", { class: "tag" }, t)));
   }
 
   /** Refreshes the ages (status since, data age) against the server's clock. */
@@ -464,7 +470,7 @@ export class HomePage {
   readonly room: Room = { room: "overview" };
   private readonly conn: Connection;
   private readonly rows = new Map<string, RowView>();
-  /** Rows by their position in the last full overview: deltas name rows so. */
+  /** Rows by their position in the overview's layout: deltas name rows so. */
   private byIx: RowView[] = [];
   private destroyed = false;
   /** The parts of a full state gathered so far. */
@@ -482,6 +488,10 @@ export class HomePage {
   private loaded = false;
   /** Number of the last delta applied. */
   private seq = 0;
+  /** The layout generation the rows' positions belong to. */
+  private layout = 0;
+  /** Cluster names in the server's order. */
+  private clusterOrder: string[] = [];
   /** Deltas that came before the full state they follow (kept a few). */
   private early: OverviewDelta[] = [];
   /** When a resubscribe after a missed delta was asked (0: none pending). */
@@ -578,15 +588,7 @@ export class HomePage {
   /** The whole state: patch everything, drop rows not listed. */
   private applyOverview(m: Overview): void {
     const keep = new Set(m.hosts.map((r) => r.id));
-    for (const [id, rv] of this.rows) {
-      if (keep.has(id)) continue;
-      this.rows.delete(id);
-      this.byTr.delete(rv.tr);
-      this.observer?.unobserve(rv.tr);
-      this.dirtyRows.delete(rv);
-      rv.tr.remove();
-      this.clusters.get(rv.row.cluster)?.rows.delete(rv);
-    }
+    for (const [id, rv] of this.rows) if (!keep.has(id)) this.dropRow(rv);
     this.byIx = [];
     for (const r of m.hosts) {
       let rv = this.rows.get(r.id);
@@ -599,17 +601,11 @@ export class HomePage {
       if (cv) cv.dirty = true;
     }
     for (const c of m.clusters) this.dirtyClusters.set(c.name, c);
-    // Clusters no longer listed and without rows go away.
-    const names = new Set(m.clusters.map((c) => c.name));
-    for (const [name, cv] of this.clusters) {
-      if (!names.has(name) && cv.rows.size === 0) {
-        cv.head.remove();
-        cv.body.remove();
-        this.clusters.delete(name);
-      }
-    }
-    this.orderClusters(m.clusters);
+    this.clusterOrder = m.clusters.map((c) => c.name);
+    this.dropEmptyClusters();
+    this.orderClusters();
     this.seq = m.seq;
+    this.setLayout(m.layout ?? 0);
     this.loaded = true;
     this.resyncAt = 0;
     this.refilter = true;
@@ -639,6 +635,7 @@ export class HomePage {
       }
       this.seq = m.seq;
     }
+    if (m.layout && !this.applyLayout(m.layout)) return;
     const sortFields = (COLS.find((c) => c.key === view.sortKey) ?? (COLS[1] as Col)).fields;
     for (const c of m.clusters) this.dirtyClusters.set(c.name, c);
     for (const p of m.hosts) {
@@ -657,6 +654,78 @@ export class HomePage {
       this.dirtyRows.add(rv);
     }
     this.schedule();
+  }
+
+  /**
+   * Rows added and removed: the rows at `removed` go, then each added row goes in at its
+   * position. A change that does not follow the page's layout means a state was missed:
+   * resubscribe (false then).
+   */
+  private applyLayout(l: LayoutChange): boolean {
+    if (l.gen !== this.layout + 1) {
+      this.resync();
+      return false;
+    }
+    for (let k = l.removed.length - 1; k >= 0; k--) {
+      const i = l.removed[k] as number;
+      const rv = this.byIx[i];
+      if (!rv) {
+        this.resync();
+        return false;
+      }
+      this.byIx.splice(i, 1);
+      this.dropRow(rv);
+    }
+    for (const a of l.added) {
+      const old = this.rows.get(a.row.id);
+      if (old) this.dropRow(old);
+      if (a.i > this.byIx.length) {
+        this.resync();
+        return false;
+      }
+      this.byIx.splice(a.i, 0, this.add(a.row));
+    }
+    if (l.clusters) {
+      this.clusterOrder = l.clusters;
+      this.dropEmptyClusters();
+      this.orderClusters();
+    }
+    this.setLayout(l.gen);
+    this.refilter = true;
+    return true;
+  }
+
+  private setLayout(gen: number): void {
+    this.layout = gen;
+    setAttr(this.table, "data-layout", String(gen));
+  }
+
+  /** Takes a row off the page. */
+  private dropRow(rv: RowView): void {
+    this.rows.delete(rv.row.id);
+    this.byTr.delete(rv.tr);
+    this.observer?.unobserve(rv.tr);
+    this.dirtyRows.delete(rv);
+    rv.tr.remove();
+    const cv = this.clusters.get(rv.row.cluster);
+    if (cv) {
+      cv.rows.delete(rv);
+      cv.dirty = true;
+    }
+    this.refilter = true;
+  }
+
+  /** Clusters the server no longer lists and without rows go away. */
+  private dropEmptyClusters(): void {
+    const names = new Set(this.clusterOrder);
+    for (const [name, cv] of this.clusters) {
+      if (!names.has(name) && cv.rows.size === 0) {
+        cv.head.remove();
+        cv.body.remove();
+        this.clusters.delete(name);
+        this.dirtyClusters.delete(name);
+      }
+    }
   }
 
   /**
@@ -716,13 +785,14 @@ export class HomePage {
       cv = new ClusterView(name, () => this.applyFilter());
       this.clusters.set(name, cv);
       this.table.append(cv.head, cv.body);
+      if (this.loaded) this.orderClusters();
     }
     return cv;
   }
 
   /** Clusters in the server's order (the configuration's); unknown ones after, by name. */
-  private orderClusters(clusters: Cluster[]): void {
-    const idx = new Map(clusters.map((c, i) => [c.name, i]));
+  private orderClusters(): void {
+    const idx = new Map(this.clusterOrder.map((name, i) => [name, i]));
     const list = [...this.clusters.values()].sort((a, b) => (idx.get(a.name) ?? 1e9) - (idx.get(b.name) ?? 1e9) || a.name.localeCompare(b.name));
     const want = list.flatMap((c) => [c.head, c.body]);
     const have = Array.from(this.table.tBodies);

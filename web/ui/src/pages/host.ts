@@ -13,7 +13,7 @@ import { GpuCard } from "../components/gpu";
 import { Meter, setLevel, setVBar } from "../components/meter";
 import { setStatus, statusBadge } from "../components/status";
 import { DataTable } from "../components/table";
-import type { Ack, Disk, Gpu, History, HostFrame, HostInfo, HostRow, HostUpdate, NetInterface, Process, Room, Session, Snapshot, Temperature } from "../types";
+import type { Ack, Disk, Gpu, History, HostFrame, HostInfo, HostRemoved, HostRow, HostUpdate, NetInterface, Process, Room, Session, Snapshot, Temperature } from "../types";
 
 const WINDOW_MS = 15 * 60 * 1000;
 const TOP = 50;
@@ -107,6 +107,8 @@ export class HostPage {
   /** Time of the last sample shown (to tell a new sample from a status change). */
   private lastSample: number | null = null;
   private destroyed = false;
+  /** The host is unknown to the server, or was removed: no data will come. */
+  gone = false;
 
   // header
   private readonly title = h("h1", { class: "host-name" });
@@ -306,18 +308,35 @@ export class HostPage {
   /** The server's answer to our subscribe. */
   onAck(a: Ack): void {
     if (a.ok) {
-      show(this.notFound, false);
+      if (!this.gone) show(this.notFound, false);
       return;
     }
-    this.notFound.replaceChildren(h("p", null, a.error ?? "This host is not known to the server."), h("a", { href: "#/" }, "Back to all hosts"));
+    this.showGone("unknown", a.error ?? "This host is not known to the server.");
+  }
+
+  /** The server says this host was removed from the fleet (a configuration change). */
+  onRemoved(m: HostRemoved): void {
+    if (m.id !== this.room.id) return;
+    this.showGone("removed", `${m.id} was removed from the configuration: it is no longer monitored.`);
+  }
+
+  /** No data will come for this host: say why instead of the host's data (`#host-error`, with
+   * `data-reason` "unknown" or "removed"). */
+  private showGone(reason: string, text: string): void {
+    this.gone = true;
+    this.notFound.replaceChildren(h("p", null, text), h("a", { href: "#/" }, "Back to all hosts"));
+    setAttr(this.notFound, "data-reason", reason);
     show(this.notFound, true);
     show(this.body, false);
     show(this.status, false);
+    show(this.alert, false);
     setText(this.title, this.room.id);
   }
 
   onHost(m: HostFrame): void {
     if (m.host.id !== this.room.id) return;
+    this.gone = false;
+    setAttr(this.notFound, "data-reason", null);
     show(this.body, true);
     show(this.status, true);
     show(this.notFound, false);
@@ -328,7 +347,7 @@ export class HostPage {
   }
 
   onUpdate(m: HostUpdate): void {
-    if (m.host.id !== this.room.id || !this.row) return;
+    if (m.host.id !== this.room.id || !this.row || this.gone) return;
     this.apply(m.host, m.detail, true);
   }
 

@@ -1,0 +1,208 @@
+//! The command link: the gRPC channel a poller holds to its agent (plaintext, TLS or mutual
+//! TLS, with the agent's token), lent to others for unary calls with a deadline.
+//!
+//! The poller publishes its client in a [`LinkSlot`] once the agent answered `GetInfo`, and
+//! marks it down when the connection fails; [`crate::registry::Registry::link`] turns the slot
+//! into an [`AgentLink`] or a typed [`LinkError`] (unknown host, not connected yet, down with
+//! the reason). A tonic channel multiplexes calls over one HTTP/2 connection, so a borrowed
+//! call does not disturb the poller's `Watch` stream and needs no new handshake.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use smon_proto::agent_client::AgentClient;
+use smon_proto::{GetInfoRequest, HostInfo};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::endpoint::status_text;
+
+/// Adds the agent's bearer token to every call.
+#[derive(Clone, Debug)]
+pub struct Auth(Option<MetadataValue<Ascii>>);
+
+impl Auth {
+    /// The interceptor for `token` (none: calls go without `authorization`).
+    pub fn new(token: Option<&str>) -> Result<Self, BadToken> {
+        match token {
+            Some(t) => format!("Bearer {t}")
+                .parse()
+                .map(|v| Self(Some(v)))
+                .map_err(|_| BadToken),
+            None => Ok(Self(None)),
+        }
+    }
+}
+
+/// The token cannot be sent in a header.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the token is not a valid header value")]
+pub struct BadToken;
+
+impl Interceptor for Auth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// The gRPC client of one agent, over the poller's channel (cheap to clone).
+pub type Client = AgentClient<InterceptedService<Channel, Auth>>;
+
+/// Where a poller's link stands.
+#[derive(Clone, Debug, Default)]
+enum LinkState {
+    /// Not connected yet.
+    #[default]
+    Pending,
+    /// Connected: the agent answered `GetInfo` over this client.
+    Up(Client),
+    /// The last connection failed (the reason as in the host row); the poller backs off and
+    /// retries.
+    Down(String),
+}
+
+/// The link of one host, shared by its poller (which sets it) and the registry (which lends
+/// it). A restarted poller gets a fresh slot.
+#[derive(Clone, Debug, Default)]
+pub struct LinkSlot(Arc<Mutex<LinkState>>);
+
+impl LinkSlot {
+    fn lock(&self) -> MutexGuard<'_, LinkState> {
+        // Only ever holds a plain assignment: a poisoned lock cannot hold a torn value.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The poller connected: lend `client`.
+    pub fn up(&self, client: Client) {
+        *self.lock() = LinkState::Up(client);
+    }
+
+    /// The poller lost (or could not make) its connection, for `reason`.
+    pub fn down(&self, reason: String) {
+        *self.lock() = LinkState::Down(reason);
+    }
+
+    /// The link to `host`, if its poller is connected.
+    pub fn borrow(&self, host: &str) -> Result<AgentLink, LinkError> {
+        match &*self.lock() {
+            LinkState::Up(c) => Ok(AgentLink {
+                host: host.to_owned(),
+                client: c.clone(),
+            }),
+            LinkState::Pending => Err(LinkError::NotConnected {
+                host: host.to_owned(),
+            }),
+            LinkState::Down(reason) => Err(LinkError::Down {
+                host: host.to_owned(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+}
+
+/// Why a call through the link did not give an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// No such host in the registry.
+    #[error("unknown host '{0}'")]
+    UnknownHost(String),
+    /// The host's poller has not reached its agent yet.
+    #[error("{host}: not connected yet")]
+    NotConnected {
+        /// The host id.
+        host: String,
+    },
+    /// The host is down: its poller's last connection failed.
+    #[error("{host} is down: {reason}")]
+    Down {
+        /// The host id.
+        host: String,
+        /// The reason, as the host row shows it.
+        reason: String,
+    },
+    /// No answer within the deadline.
+    #[error("{host}: no answer within {} ms", deadline.as_millis())]
+    Timeout {
+        /// The host id.
+        host: String,
+        /// The deadline that passed.
+        deadline: Duration,
+    },
+    /// The agent (or the transport) answered with an error.
+    #[error("{host}: {}", status_text(status))]
+    Call {
+        /// The host id.
+        host: String,
+        /// The gRPC status.
+        status: tonic::Status,
+    },
+}
+
+/// A borrowed link to one agent: unary calls with a deadline over the poller's channel.
+#[derive(Clone, Debug)]
+pub struct AgentLink {
+    host: String,
+    client: Client,
+}
+
+impl AgentLink {
+    /// A link over `client` to `host` (the poller makes it; others get it from the registry).
+    pub fn new(host: String, client: Client) -> Self {
+        Self { host, client }
+    }
+
+    /// The host id.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Makes the unary call `f` with the client; an answer must come within `deadline`. Set
+    /// the same deadline on the request (`Request::set_timeout`) so the agent gives up too.
+    pub async fn call<T, F, Fut>(&self, deadline: Duration, f: F) -> Result<T, LinkError>
+    where
+        F: FnOnce(Client) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        match tokio::time::timeout(deadline, f(self.client.clone())).await {
+            Ok(Ok(r)) => Ok(r.into_inner()),
+            Ok(Err(status)) if status.code() == tonic::Code::Cancelled && is_timeout(&status) => {
+                Err(LinkError::Timeout {
+                    host: self.host.clone(),
+                    deadline,
+                })
+            }
+            Ok(Err(status)) => Err(LinkError::Call {
+                host: self.host.clone(),
+                status,
+            }),
+            Err(_) => Err(LinkError::Timeout {
+                host: self.host.clone(),
+                deadline,
+            }),
+        }
+    }
+
+    /// The agent's host facts (`GetInfo`), within `deadline`.
+    pub async fn get_info(&self, deadline: Duration) -> Result<HostInfo, LinkError> {
+        self.call(deadline, |mut c| async move {
+            let mut req = tonic::Request::new(GetInfoRequest {});
+            req.set_timeout(deadline);
+            c.get_info(req).await
+        })
+        .await
+    }
+}
+
+/// Whether `status` is tonic's own "the request's timeout passed".
+fn is_timeout(status: &tonic::Status) -> bool {
+    status
+        .message()
+        .to_ascii_lowercase()
+        .contains("timeout expired")
+}

@@ -1,0 +1,150 @@
+//! What the HTTP side shares ([`Web`]): the store, who watches which host ([`Demand`]), the
+//! health counters and the security state. Below the handlers and the hub, above the store and
+//! the security policy: nothing here serves a request.
+//!
+//! Pollers read [`Demand`] to ask their agent for the detail parts only while a browser looks at
+//! that host.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use socketioxide::SocketIo;
+use tokio::sync::watch;
+
+use crate::clock::now_ms;
+use crate::metrics::Telemetry;
+use crate::security::{Class, Principal, Security};
+use crate::store::ClusterStore;
+
+/// How many browsers watch each host, and a channel per host that says whether anyone does.
+#[derive(Clone, Default)]
+pub struct Demand {
+    inner: Arc<Mutex<Watchers>>,
+}
+
+/// Per host: how many sockets watch it, how many of each [`Class`], and the channel pollers
+/// read.
+type Watchers = HashMap<String, (usize, [usize; 3], watch::Sender<bool>)>;
+
+impl Demand {
+    fn lock(&self) -> MutexGuard<'_, Watchers> {
+        // A poisoned lock only means a panic elsewhere mid-update of a counter; keep serving.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A receiver that is `true` while at least one browser watches `id`.
+    pub fn subscribe(&self, id: &str) -> watch::Receiver<bool> {
+        self.lock()
+            .entry(id.to_owned())
+            .or_insert_with(|| (0, [0; 3], watch::channel(false).0))
+            .2
+            .subscribe()
+    }
+
+    /// Whether anyone watches `id`.
+    pub fn is_watched(&self, id: &str) -> bool {
+        self.lock().get(id).is_some_and(|(n, _, _)| *n > 0)
+    }
+
+    /// Which classes of visitor watch `id`.
+    pub fn classes(&self, id: &str) -> Vec<Class> {
+        self.lock()
+            .get(id)
+            .map(|(_, per, _)| {
+                Class::ALL
+                    .into_iter()
+                    .filter(|c| per[c.index()] > 0)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A socket of `class` started watching `id`.
+    pub(crate) fn add(&self, id: &str, class: Class) {
+        let mut m = self.lock();
+        let e = m
+            .entry(id.to_owned())
+            .or_insert_with(|| (0, [0; 3], watch::channel(false).0));
+        e.0 += 1;
+        e.1[class.index()] += 1;
+        if e.0 == 1 {
+            e.2.send_replace(true);
+        }
+    }
+
+    /// A socket of `class` stopped watching `id`.
+    pub(crate) fn remove(&self, id: &str, class: Class) {
+        let mut m = self.lock();
+        if let Some(e) = m.get_mut(id) {
+            e.0 = e.0.saturating_sub(1);
+            e.1[class.index()] = e.1[class.index()].saturating_sub(1);
+            if e.0 == 0 {
+                e.2.send_replace(false);
+            }
+        }
+    }
+}
+
+/// Everything the HTTP side shares.
+pub struct Web {
+    /// The store the pollers feed.
+    pub store: Arc<Mutex<ClusterStore>>,
+    /// Who watches which host.
+    pub demand: Demand,
+    /// Health counters for `/metrics` (connected browsers here; poll errors and latency in the
+    /// aggregator's pollers).
+    pub telemetry: Telemetry,
+    /// `app` or `node`.
+    pub mode: &'static str,
+    /// When the hub last ran (ms since the epoch), for `/healthz`: a frozen hub means a frozen
+    /// live view, which the manager must see.
+    pub hub_tick_ms: std::sync::atomic::AtomicU64,
+    /// Users, sessions, allow-lists.
+    pub security: Arc<Security>,
+    /// The Socket.IO handle, once the router is built (to close a session's sockets).
+    pub(crate) io: OnceLock<SocketIo>,
+}
+
+impl Web {
+    /// Shared state over `store` for a daemon in `mode` (`app` or `node`), guarded by
+    /// `security`.
+    pub fn new(
+        store: Arc<Mutex<ClusterStore>>,
+        mode: &'static str,
+        security: Arc<Security>,
+    ) -> Self {
+        Self {
+            store,
+            demand: Demand::default(),
+            telemetry: Telemetry::default(),
+            mode,
+            hub_tick_ms: std::sync::atomic::AtomicU64::new(now_ms()),
+            security,
+            io: OnceLock::new(),
+        }
+    }
+
+    /// Closes every live socket of the session `id` (at logout).
+    pub fn disconnect_session(&self, id: &str) {
+        let Some(io) = self.io.get() else { return };
+        for s in io.sockets() {
+            let mine = s
+                .extensions
+                .get::<Principal>()
+                .is_some_and(|p| matches!(&p, Principal::User { session, .. } if session == id));
+            if mine {
+                let _ = s.disconnect();
+            }
+        }
+    }
+
+    /// Locks the store. Never held across an `.await`.
+    pub fn store(&self) -> MutexGuard<'_, ClusterStore> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The sampling interval.
+    pub(crate) fn interval_ms(&self) -> u64 {
+        self.store().config().interval_ms
+    }
+}
