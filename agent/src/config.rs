@@ -369,13 +369,28 @@ pub fn load_file(path: &Path, env: &Env) -> Result<Settings, ConfigError> {
 }
 
 /// Loads the embedded default config; relative paths are resolved against the working directory.
+///
+/// The example turns the web view on; a build without it (cargo feature `web` off) runs the
+/// same example without the view, where a file that asks for it is refused.
 pub fn load_embedded(env: &Env) -> Result<Settings, ConfigError> {
-    load_str(EMBEDDED_DEFAULT, EMBEDDED_NAME, Path::new(""), env)
+    #[cfg(feature = "web")]
+    let raw: NodeConfig = parse_json(EMBEDDED_DEFAULT, EMBEDDED_NAME)?;
+    #[cfg(not(feature = "web"))]
+    let raw = {
+        let mut raw: NodeConfig = parse_json(EMBEDDED_DEFAULT, EMBEDDED_NAME)?;
+        raw.server.web = None;
+        raw
+    };
+    check(raw, EMBEDDED_NAME, Path::new(""), env)
 }
 
 /// Parses and validates config text. `file` names it in errors; `base` resolves relative paths.
 pub fn load_str(text: &str, file: &str, base: &Path, env: &Env) -> Result<Settings, ConfigError> {
-    let raw: NodeConfig = parse_json(text, file)?;
+    check(parse_json(text, file)?, file, base, env)
+}
+
+/// Validates a parsed config.
+fn check(raw: NodeConfig, file: &str, base: &Path, env: &Env) -> Result<Settings, ConfigError> {
     let mut s = raw
         .validate(base, env)
         .map_err(|errors| ConfigError::Invalid {
@@ -809,6 +824,7 @@ mod tests {
         )
     }
 
+    #[cfg(feature = "web")]
     #[test]
     fn embedded_default_is_valid() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -935,5 +951,23 @@ mod tests {
         );
         load(r#"{"server":{"web":false},"monitor":{"mode":"node","token":"0123456789abcdef0"}}"#)
             .expect("web off loads");
+    }
+
+    #[cfg(not(feature = "web"))]
+    #[test]
+    fn a_lean_build_runs_the_embedded_example_without_the_view() {
+        let env = Env {
+            smon_token: Some("0123456789abcdef0123".into()),
+        };
+        let s = load_embedded(&env).expect("valid without the web view");
+        assert_eq!(s.source, EMBEDDED_NAME);
+        // The same example given as a file asks for the view, and is refused by name.
+        let err = load_str(EMBEDDED_DEFAULT, "config_node.json", Path::new("."), &env)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("config_node.json: server.web: 'true'"),
+            "{err}"
+        );
     }
 }
