@@ -2,9 +2,15 @@
 //! loopback, polls each at 1 Hz for the window, then in back-to-back bursts, and reports what
 //! each cost.
 //!
-//! Order of a run: extra idle processes (a realistic process list), the three exporters, a
-//! warm-up, the measured window (CPU and RSS are read around it), the bursts, the report.
-//! Every child is stopped by the [`Children`] guard, whatever happens.
+//! The agent runs as shipped: `manager.mode: self`, a manager process that runs the server as
+//! its child, so its memory is the PSS summed over both (RSS would count the pages of their
+//! one binary twice), and its CPU the sum of both.
+//!
+//! Order of a run: extra idle processes (a realistic process list), the three exporters (the
+//! agent with its single-host web view on), a warm-up, the measured window (CPU and memory are
+//! read around it), the bursts; then the agent again with the web view off, polled the same
+//! way for a second window; the report. Every child is stopped by the [`Children`] guard,
+//! whatever happens.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,8 +30,8 @@ use crate::AgentArgs;
 use crate::children::Children;
 use crate::glances;
 use crate::machine::{self, Machine};
-use crate::procfs;
-use crate::report::{self, AgentOnly, Exporter, Report};
+use crate::procfs::{self, Memory, Pss};
+use crate::report::{self, AgentOnly, Exporter, ProcMemory, Report, WebOff};
 use crate::stats::{self, Latency};
 use crate::workspace::{self, Package, binary_size, command_line, free_port, log_file};
 
@@ -72,7 +78,10 @@ struct Series<T> {
     ok: Vec<T>,
     failed: usize,
     first_error: Option<String>,
+    /// RSS summed over the exporter's processes, once a second.
     rss: Vec<u64>,
+    /// PSS summed over them.
+    pss: Vec<u64>,
 }
 
 impl<T> Series<T> {
@@ -82,6 +91,15 @@ impl<T> Series<T> {
             failed: 0,
             first_error: None,
             rss: Vec::new(),
+            pss: Vec::new(),
+        }
+    }
+
+    /// Reads the memory of `pids` into the series.
+    fn read_memory(&mut self, pids: &[u32]) {
+        if let Ok((m, p)) = memory_of(pids) {
+            self.rss.push(m.rss);
+            self.pss.push(p.total);
         }
     }
 
@@ -91,10 +109,83 @@ impl<T> Series<T> {
     }
 
     fn rss_range(&self) -> (u64, u64) {
-        let min = self.rss.iter().copied().min().unwrap_or(0);
-        let max = self.rss.iter().copied().max().unwrap_or(0);
-        (min, max)
+        range(&self.rss)
     }
+
+    fn pss_range(&self) -> (u64, u64) {
+        range(&self.pss)
+    }
+}
+
+fn range(v: &[u64]) -> (u64, u64) {
+    let min = v.iter().copied().min().unwrap_or(0);
+    let max = v.iter().copied().max().unwrap_or(0);
+    (min, max)
+}
+
+/// The agent as shipped: the manager and the server it runs (`manager.mode: self`).
+#[derive(Debug, Clone, Copy)]
+struct AgentProcs {
+    manager: u32,
+    server: u32,
+}
+
+impl AgentProcs {
+    /// Both pids, the server first.
+    fn pids(&self) -> [u32; 2] {
+        [self.server, self.manager]
+    }
+
+    /// Fails when either has exited, or the manager has replaced the server (a restart would
+    /// put a young process into the figures).
+    fn ensure_running(&self, kids: &mut Children) -> anyhow::Result<()> {
+        kids.ensure_running(self.manager)?;
+        let now = procfs::children(self.manager);
+        ensure!(
+            now == [self.server],
+            "the agent's manager (pid {}) no longer runs its server {} alone (children now: \
+             {now:?}): the server exited or was restarted",
+            self.manager,
+            self.server
+        );
+        Ok(())
+    }
+}
+
+/// Memory summed over `pids`: the `status` figures (RSS counts shared pages once per process)
+/// and PSS (shared pages split between the processes).
+fn memory_of(pids: &[u32]) -> anyhow::Result<(Memory, Pss)> {
+    let mut m = Memory::default();
+    let mut p = Pss::default();
+    for &pid in pids {
+        let one = procfs::memory(pid)?;
+        m.rss += one.rss;
+        m.hwm += one.hwm;
+        m.anon += one.anon;
+        m.file += one.file;
+        m.threads += one.threads;
+        p = p + procfs::pss(pid)?;
+    }
+    Ok((m, p))
+}
+
+/// CPU ticks summed over `pids`.
+fn ticks_of(pids: &[u32]) -> anyhow::Result<u64> {
+    pids.iter().map(|&p| procfs::cpu_ticks(p)).sum()
+}
+
+/// Each process's memory, named.
+fn per_process(named: &[(&str, u32)]) -> anyhow::Result<Vec<ProcMemory>> {
+    named
+        .iter()
+        .map(|&(name, pid)| {
+            Ok(ProcMemory {
+                name: name.to_owned(),
+                rss: procfs::memory(pid)?.rss,
+                pss: procfs::pss(pid)?.total,
+            })
+        })
+        .collect()
 }
 
 /// Runs the benchmark and prints (and with `--write`, stores) the report.
@@ -160,36 +251,8 @@ pub async fn measure(args: &AgentArgs) -> anyhow::Result<Report> {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let agent_port = free_port("127.0.0.1")?;
-    let config = dir.path().join("config_node.json");
-    let cfg = serde_json::json!({"monitor": {
-        "mode": "node",
-        "interval_ms": 1000,
-        "grpc_listen": format!("127.0.0.1:{agent_port}"),
-        "auth": "token",
-        "token": token,
-        "gpu": "off",
-    }});
-    std::fs::write(&config, serde_json::to_vec_pretty(&cfg)?)
-        .with_context(|| format!("cannot write {}", config.display()))?;
-    let agent_log = dir.path().join("smon-agent.log");
-    eprintln!(
-        "Starting {} on 127.0.0.1:{agent_port}.",
-        agent_bin.display()
-    );
-    let agent_pid = kids.spawn(
-        "smon-agent",
-        Command::new(&agent_bin)
-            .arg("--no-supervise") // measure the server itself, not a manager over it
-            .arg("--config")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file(&agent_log)?),
-        true,
-        Some(agent_log),
-    )?;
-
+    let (agent, agent_port, web_port) =
+        start_agent(&mut kids, dir.path(), &agent_bin, &token, true)?;
     // The HTTP peers, in column order; each either runs or says why not.
     let mut peers: Vec<Result<HttpPeer, String>> = Vec::new();
     peers.push(match &node_bin {
@@ -241,7 +304,13 @@ pub async fn measure(args: &AgentArgs) -> anyhow::Result<Report> {
         Err(why) => Err(why.clone()),
     });
 
-    let mut client = connect_agent(&mut kids, agent_pid, agent_port, &token).await?;
+    let mut client = connect_agent(&mut kids, agent.manager, agent_port, &token).await?;
+    let agent = find_server(&mut kids, agent.manager).await?;
+    check_web_view(web_port).await?;
+    eprintln!(
+        "smon-agent runs as manager {} and server {}.",
+        agent.manager, agent.server
+    );
     let info = client
         .get_info(GetInfoRequest {})
         .await
@@ -254,7 +323,7 @@ pub async fn measure(args: &AgentArgs) -> anyhow::Result<Report> {
 
     if args.warmup_s > 0 {
         eprintln!("Warming up for {} s.", args.warmup_s);
-        let (s, hs) = window(&mut client, &live, args.warmup_s, agent_pid).await;
+        let (s, hs) = window(&mut client, &live, args.warmup_s, &agent.pids()).await;
         if s.ok.is_empty() {
             bail!(
                 "every GetSnapshot failed during the warm-up: {}",
@@ -267,7 +336,7 @@ pub async fn measure(args: &AgentArgs) -> anyhow::Result<Report> {
             }
         }
     }
-    kids.ensure_running(agent_pid)?;
+    agent.ensure_running(&mut kids)?;
     for p in &live {
         kids.ensure_running(p.pid)?;
     }
@@ -279,23 +348,25 @@ pub async fn measure(args: &AgentArgs) -> anyhow::Result<Report> {
             .collect::<String>(),
         args.duration_s
     );
-    let ticks0 = procfs::cpu_ticks(agent_pid)?;
+    let ticks0 = ticks_of(&agent.pids())?;
     let peer_ticks0 = live
         .iter()
         .map(|p| procfs::cpu_ticks(p.pid))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let t0 = Instant::now();
-    let (smon_series, peer_series) = window(&mut client, &live, args.duration_s, agent_pid).await;
+    let (smon_series, peer_series) =
+        window(&mut client, &live, args.duration_s, &agent.pids()).await;
     let wall = t0.elapsed().as_secs_f64();
-    let ticks1 = procfs::cpu_ticks(agent_pid)?;
+    let ticks1 = ticks_of(&agent.pids())?;
     let peer_ticks1 = live
         .iter()
         .map(|p| procfs::cpu_ticks(p.pid))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let smon_mem = procfs::memory(agent_pid)?;
+    let (smon_mem, smon_pss) = memory_of(&agent.pids())?;
+    let smon_parts = per_process(&[("server", agent.server), ("manager", agent.manager)])?;
     let peer_mem = live
         .iter()
-        .map(|p| procfs::memory(p.pid))
+        .map(|p| memory_of(&[p.pid]))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let cpu = |a: u64, b: u64| (b - a) as f64 / procfs::ticks_per_second() as f64 / wall * 100.0;
     if smon_series.ok.is_empty() {
@@ -330,12 +401,18 @@ pub async fn measure(args: &AgentArgs) -> anyhow::Result<Report> {
         };
         peer_bursts.push(http_burst(p, calls).await?);
     }
-    let smon_hwm = procfs::memory(agent_pid)?.hwm;
+    let smon_hwm = memory_of(&agent.pids())?.0.hwm;
     let peer_hwm = live
         .iter()
         .map(|p| procfs::memory(p.pid).map(|m| m.hwm))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    kids.ensure_running(agent_pid)?;
+    agent.ensure_running(&mut kids)?;
+
+    let web_off = if args.no_web_off {
+        None
+    } else {
+        Some(web_off_pass(&mut kids, dir.path(), &agent_bin, &token, agent, args).await?)
+    };
 
     // One entry per distinct sample: at 1 Hz a poll may see the same sample twice.
     let samples: BTreeMap<u64, (u64, u32)> = smon_series
@@ -370,6 +447,9 @@ pub async fn measure(args: &AgentArgs) -> anyhow::Result<Report> {
             binary_size(&agent_bin)
         ),
         memory: smon_mem,
+        pss: smon_pss,
+        pss_range: smon_series.pss_range(),
+        processes: smon_parts,
         rss_range: smon_series.rss_range(),
         hwm_after_burst: smon_hwm,
         cpu_percent: cpu(ticks0, ticks1),
@@ -400,7 +480,10 @@ pub async fn measure(args: &AgentArgs) -> anyhow::Result<Report> {
                 match Latency::of(&lat) {
                     Some(poll) => Ok(Exporter {
                         version: peer_version(peer.name, node_bin.as_deref(), &glances_bin),
-                        memory: peer_mem[i],
+                        memory: peer_mem[i].0,
+                        pss: peer_mem[i].1,
+                        pss_range: s.pss_range(),
+                        processes: Vec::new(),
                         rss_range: s.rss_range(),
                         hwm_after_burst: peer_hwm[i],
                         cpu_percent: cpu(peer_ticks0[i], peer_ticks1[i]),
@@ -437,6 +520,7 @@ pub async fn measure(args: &AgentArgs) -> anyhow::Result<Report> {
         extra_procs: args.extra_procs,
         smon,
         agent,
+        web_off,
         node,
         glances,
     };
@@ -473,12 +557,12 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
 
 /// Polls the agent once a second for `secs` seconds, and each peer as often, spread over the
 /// second (peer `i` of `n` starts `i / (n + 1)` of a second later), and reads each one's RSS
-/// once a second.
+/// and PSS (summed over its processes) once a second.
 async fn window(
     client: &mut Client,
     peers: &[&HttpPeer],
     secs: u64,
-    agent_pid: u32,
+    agent_pids: &[u32],
 ) -> (Series<SmonPoll>, Vec<Series<(usize, Duration)>>) {
     let start = tokio::time::Instant::now();
     let smon = async {
@@ -505,9 +589,7 @@ async fn window(
                 }
                 Err(e) => s.fail(e),
             }
-            if let Ok(m) = procfs::memory(agent_pid) {
-                s.rss.push(m.rss);
-            }
+            s.read_memory(agent_pids);
         }
         s
     };
@@ -523,9 +605,7 @@ async fn window(
                 Ok(v) => s.ok.push(v),
                 Err(e) => s.fail(format!("{e:#}")),
             }
-            if let Ok(m) = procfs::memory(p.pid) {
-                s.rss.push(m.rss);
-            }
+            s.read_memory(&[p.pid]);
         }
         Some(s)
     };
@@ -635,6 +715,149 @@ async fn wait_http(kids: &mut Children, n: &HttpPeer) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Starts the agent as shipped (`manager.mode: self`, no `--no-supervise`) with its web view
+/// on or off; returns its manager's pid (the server is found with [`find_server`]) and its gRPC
+/// port.
+fn start_agent(
+    kids: &mut Children,
+    dir: &Path,
+    bin: &Path,
+    token: &str,
+    web: bool,
+) -> anyhow::Result<(AgentProcs, u16, u16)> {
+    let port = free_port("127.0.0.1")?;
+    let http_port = free_port("127.0.0.1")?;
+    let tag = if web { "web-on" } else { "web-off" };
+    let config = dir.join(format!("config_node-{tag}.json"));
+    let cfg = serde_json::json!({
+        "server": {"host": "127.0.0.1", "port": http_port, "web": web},
+        "manager": {"mode": "self"},
+        "monitor": {
+            "mode": "node",
+            "interval_ms": 1000,
+            "grpc_listen": format!("127.0.0.1:{port}"),
+            "auth": "token",
+            "token": token,
+            "gpu": "off",
+        },
+    });
+    std::fs::write(&config, serde_json::to_vec_pretty(&cfg)?)
+        .with_context(|| format!("cannot write {}", config.display()))?;
+    let log = dir.join(format!("smon-agent-{tag}.log"));
+    eprintln!(
+        "Starting {} on 127.0.0.1:{port}, web view {}.",
+        bin.display(),
+        if web {
+            format!("on 127.0.0.1:{http_port}")
+        } else {
+            "off".to_owned()
+        }
+    );
+    let manager = kids.spawn(
+        "smon-agent",
+        Command::new(bin)
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file(&log)?),
+        true,
+        Some(log),
+    )?;
+    Ok((AgentProcs { manager, server: 0 }, port, http_port))
+}
+
+/// Checks that the web view answers on `port` (its page, or a login redirect): the figures
+/// with the web view on are not taken without it.
+async fn check_web_view(port: u16) -> anyhow::Result<()> {
+    let url = format!("http://127.0.0.1:{port}/");
+    let http = http_client()?;
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let last = match http.get(&url).send().await {
+            Ok(r) if !r.status().is_server_error() => return Ok(()),
+            Ok(r) => format!("status {}", r.status()),
+            Err(e) => format!("{e:#}"),
+        };
+        if Instant::now() > deadline {
+            bail!("the agent's web view does not answer GET {url}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The server the manager `manager` runs: its one child, once it answers (call after
+/// [`connect_agent`]).
+async fn find_server(kids: &mut Children, manager: u32) -> anyhow::Result<AgentProcs> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        kids.ensure_running(manager)?;
+        match procfs::children(manager).as_slice() {
+            [server] => {
+                return Ok(AgentProcs {
+                    manager,
+                    server: *server,
+                });
+            }
+            other if Instant::now() > deadline => bail!(
+                "smon-agent (pid {manager}) does not run one server process: children \
+                 {other:?} (is manager.mode self?)"
+            ),
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The second pass: the agent with its web view off, alone, polled at 1 Hz for the same
+/// window after the same warm-up. The first agent is stopped first, so that no page of the
+/// binary is shared with it.
+async fn web_off_pass(
+    kids: &mut Children,
+    dir: &Path,
+    bin: &Path,
+    token: &str,
+    first: AgentProcs,
+    args: &AgentArgs,
+) -> anyhow::Result<WebOff> {
+    kids.stop(first.manager);
+    let (agent, port, _) = start_agent(kids, dir, bin, token, false)?;
+    let mut client = connect_agent(kids, agent.manager, port, token).await?;
+    let agent = find_server(kids, agent.manager).await?;
+    if args.warmup_s > 0 {
+        eprintln!("Web view off: warming up for {} s.", args.warmup_s);
+        window(&mut client, &[], args.warmup_s, &agent.pids()).await;
+    }
+    agent.ensure_running(kids)?;
+    eprintln!(
+        "Web view off: polling smon-agent at 1 Hz for {} s.",
+        args.duration_s
+    );
+    let ticks0 = ticks_of(&agent.pids())?;
+    let t0 = Instant::now();
+    let (series, _) = window(&mut client, &[], args.duration_s, &agent.pids()).await;
+    let wall = t0.elapsed().as_secs_f64();
+    let ticks1 = ticks_of(&agent.pids())?;
+    let (memory, pss) = memory_of(&agent.pids())?;
+    let processes = per_process(&[("server", agent.server), ("manager", agent.manager)])?;
+    agent.ensure_running(kids)?;
+    ensure!(
+        !series.ok.is_empty(),
+        "every GetSnapshot failed with the web view off: {}",
+        series.first_error.unwrap_or_default()
+    );
+    kids.stop(agent.manager);
+    Ok(WebOff {
+        memory,
+        pss,
+        pss_range: series.pss_range(),
+        processes,
+        cpu_percent: (ticks1 - ticks0) as f64 / procfs::ticks_per_second() as f64 / wall * 100.0,
+        failed_polls: series.failed,
+        polls: series.ok.len() + series.failed,
+    })
 }
 
 /// The agent binary: the one given, or this workspace's release build, built when missing.

@@ -81,6 +81,28 @@ impl Children {
     }
 }
 
+impl Children {
+    /// Stops the child `pid` now, as the guard would: SIGTERM and up to the grace period
+    /// for a graceful one, then SIGKILL; reaped either way. Unknown or exited pids are left.
+    pub fn stop(&mut self, pid: u32) {
+        let Some(p) = self.procs.iter_mut().find(|p| p.child.id() == pid) else {
+            return;
+        };
+        if !matches!(p.child.try_wait(), Ok(None)) {
+            return;
+        }
+        if p.graceful {
+            let _ = kill_process(Pid::from_child(&p.child), Signal::TERM);
+            let deadline = Instant::now() + TERM_GRACE;
+            while matches!(p.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = p.child.kill();
+        let _ = p.child.wait();
+    }
+}
+
 impl Drop for Children {
     fn drop(&mut self) {
         // Signal everyone first, then reap: 200 idle children stop in one pass.
@@ -136,6 +158,16 @@ mod tests {
             )
             .expect("sleep");
         kids.ensure_running(a).expect("running");
+        kids.stop(b);
+        assert!(
+            kids.try_wait(b).expect("known").is_some(),
+            "stopped child still running"
+        );
+        assert!(
+            kids.ensure_running(b).is_err(),
+            "a stopped child reads as running"
+        );
+        kids.ensure_running(a).expect("the other one still runs");
         drop(kids);
         for pid in [a, b] {
             // Reaped: no /proc entry left (not even a zombie).

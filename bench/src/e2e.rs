@@ -19,6 +19,7 @@ use crate::E2eArgs;
 use crate::children::Children;
 use crate::e2e_report::{self, E2eReport, Summary};
 use crate::machine::{self, Machine};
+use crate::scripts::{self, E2E as SCRIPT};
 use crate::workspace::{self, Package, binary_size, command_line, free_port, log_file};
 
 /// How long the fleet may take until every host is up.
@@ -26,9 +27,6 @@ const UP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the browser script may take beyond the window: starting chromium, loading the page.
 const SCRIPT_SLACK: Duration = Duration::from_secs(120);
-
-/// The browser script, relative to the workspace root.
-const SCRIPT: &str = "web/ui/tests/e2e-latency.mjs";
 
 /// Runs the benchmark and prints (and with `--write`, stores) the report.
 pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
@@ -44,7 +42,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
             },
             Package {
                 name: "smon-aggregator",
-                sources: &["aggregator/src", "web/src", "web/ui/src"],
+                sources: crate::fleet::AGGREGATOR_SOURCES,
             },
         ],
     )?;
@@ -52,11 +50,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
         bail!("expected two binaries, got {}", bins.len());
     };
     let ui = root.join("web").join("ui");
-    ensure!(
-        ui.join("node_modules").join("playwright-core").is_dir(),
-        "{}: playwright-core is not installed; run `npm ci` there",
-        ui.display()
-    );
+    scripts::check_tools(&root, &args.node)?;
 
     // Declared before the guard so the guard, dropped first, stops the children before their
     // configs and logs go.
@@ -169,9 +163,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
         "node e2e-latency.mjs",
         Command::new(&args.node)
             .arg(&script)
-            .arg(&base)
-            .arg(args.duration_s.to_string())
-            .arg(args.agents.to_string())
+            .args(scripts::e2e_args(&base, args.duration_s, args.agents))
             .current_dir(&ui)
             .stdin(Stdio::null())
             .stdout(log_file(&out_path)?)
@@ -229,10 +221,8 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
             machine::version_of(aggregator_bin).unwrap_or_else(|| "smon-aggregator".into()),
             binary_size(aggregator_bin)
         ),
-        machine::version_of(Path::new(
-            &std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()),
-        ))
-        .unwrap_or_else(|| "chromium (version unknown)".into()),
+        machine::version_of(&scripts::chromium())
+            .unwrap_or_else(|| "chromium (version unknown)".into()),
         format!(
             "Node.js {}",
             machine::version_of(&args.node).unwrap_or_else(|| "(version unknown)".into())

@@ -30,6 +30,8 @@ pub fn stagger_ms(interval_ms: u64, agents: usize) -> u64 {
 /// What `web/ui/tests/e2e-latency.mjs` measured in the browser (its JSON summary).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
+    /// Rows the page waited for, all up, before measuring.
+    pub hosts: u64,
     /// `data-sample-ms` changes seen (one per host per new sample).
     pub samples: u64,
     /// Latency from the agent's sample to the DOM, median, in ms.
@@ -102,6 +104,7 @@ impl Summary {
             Ok(n as u64)
         };
         Ok(Self {
+            hosts: count("hosts")?,
             samples: count("samples")?,
             p50_ms: num("p50_ms")?,
             p99_ms: num("p99_ms")?,
@@ -410,6 +413,7 @@ mod tests {
     fn parses_the_scripts_summary() {
         let s = Summary::parse(JSON).expect("parsed");
         assert_eq!((s.samples, s.matched, s.delta_frames), (300, 298, 60));
+        assert_eq!(s.hosts, 5);
         assert_eq!((s.p50_ms, s.p99_ms), (512.0, 1003.0));
         assert_eq!(s.deliver_p50_ms, Some(4.0));
         assert_eq!(s.transport, "websocket");

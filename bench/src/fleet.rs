@@ -15,19 +15,33 @@ use serde_json::{Value, json};
 
 use crate::children::Children;
 use crate::procfs;
+use crate::scripts;
 use crate::staleness::{self, Buckets};
-use crate::workspace::{self, Package, free_port, log_file};
+use crate::workspace::{self, Build, Package, free_port, log_file};
 
 /// The first simulated agent's address; the others count up from it.
 pub const FIRST_ADDR: &str = "127.1.0.1";
 
+/// Where the aggregator's code lives, relative to the workspace root: a change there makes a
+/// built aggregator stale. (Folders that do not exist in this tree are skipped.)
+pub const AGGREGATOR_SOURCES: &[&str] = &[
+    "aggregator/src",
+    "web/src",
+    "web/ui/src",
+    "runtime/src",
+    "collect/src",
+    "api/src",
+    "agent/src",
+    "proto",
+];
+
 /// The aggregator's `/metrics` histogram of sample → store times.
 pub const STALENESS_METRIC: &str = "smon_poll_latency_seconds";
 
-/// What a fleet benchmark may take beyond its window for a script to start and finish.
-const SCRIPT_SLACK: Duration = Duration::from_secs(300);
+/// What a fleet benchmark gives a script beyond its window to start and finish.
+pub const SCRIPT_SLACK: Duration = Duration::from_secs(300);
 
-/// The release binaries a fleet needs.
+/// The binaries a fleet needs.
 pub struct Bins {
     /// smon-sim.
     pub sim: PathBuf,
@@ -36,15 +50,16 @@ pub struct Bins {
 }
 
 impl Bins {
-    /// This workspace's release builds, built when missing.
-    pub fn get(root: &Path) -> anyhow::Result<Self> {
+    /// This workspace's builds of both (see [`Build`] for when they are built).
+    pub fn get(root: &Path, build: Build) -> anyhow::Result<Self> {
         ensure!(
             root.join("sim").join("Cargo.toml").is_file(),
             "{}: the fleet simulator (crate sim/, smon-sim) is not in this workspace",
             root.join("sim").display()
         );
-        let bins = workspace::release_binaries(
+        let bins = workspace::binaries(
             root,
+            build,
             &[
                 Package {
                     name: "smon-sim",
@@ -52,13 +67,42 @@ impl Bins {
                 },
                 Package {
                     name: "smon-aggregator",
-                    sources: &["aggregator/src", "web/src", "web/ui/src"],
+                    sources: AGGREGATOR_SOURCES,
                 },
             ],
         )?;
         let [sim, aggregator] = <[PathBuf; 2]>::try_from(bins)
             .map_err(|b| anyhow::anyhow!("expected two binaries, got {}", b.len()))?;
         Ok(Self { sim, aggregator })
+    }
+}
+
+/// What fleet to start.
+#[derive(Debug, Clone)]
+pub struct FleetSpec {
+    /// Simulated agents.
+    pub agents: u64,
+    /// Their sampling interval and the aggregator's poll interval, ms.
+    pub interval_ms: u64,
+    /// The first simulated agent's address; the others count up from it.
+    pub first_addr: String,
+    /// Hosts per cluster (`smon-sim --hosts-per-cluster`); `None`: the simulator's default.
+    pub hosts_per_cluster: Option<u64>,
+    /// How long the fleet may take until every host is up.
+    pub up_timeout: Duration,
+}
+
+impl FleetSpec {
+    /// `agents` simulated agents from [`FIRST_ADDR`] up, in the simulator's clusters, given a
+    /// minute plus 10 ms per agent to come up.
+    pub fn new(agents: u64, interval_ms: u64) -> Self {
+        Self {
+            agents,
+            interval_ms,
+            first_addr: FIRST_ADDR.to_owned(),
+            hosts_per_cluster: None,
+            up_timeout: Duration::from_secs(60) + Duration::from_millis(agents * 10),
+        }
     }
 }
 
@@ -91,6 +135,7 @@ pub struct Fleet {
     sampler: tokio::task::JoinHandle<()>,
     /// Simulated agents.
     pub agents: u64,
+    up_timeout: Duration,
     /// The aggregator's pid.
     pub aggregator_pid: u32,
     /// The simulator's pid.
@@ -201,14 +246,11 @@ fn raise_nofile(want: u64) {
 }
 
 impl Fleet {
-    /// Starts `agents` simulated agents sampling every `interval_ms` and an aggregator polling
-    /// them, and waits until every host is up.
-    pub async fn start(
-        bins: &Bins,
-        root: &Path,
-        agents: u64,
-        interval_ms: u64,
-    ) -> anyhow::Result<Self> {
+    /// Starts the simulated agents of `spec` and an aggregator polling them, and waits until
+    /// every host is up.
+    pub async fn start(bins: &Bins, root: &Path, spec: &FleetSpec) -> anyhow::Result<Self> {
+        let (agents, interval_ms, first_addr) =
+            (spec.agents, spec.interval_ms, spec.first_addr.as_str());
         raise_nofile(agents * 3 + 4096);
         let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
         let mut kids = Children::default();
@@ -220,15 +262,18 @@ impl Fleet {
         std::fs::write(&token_file, &token)
             .with_context(|| format!("cannot write {}", token_file.display()))?;
         let sim_config = dir.path().join("sim_app.json");
-        let sim_port = free_port(FIRST_ADDR)?;
+        let sim_port = free_port(first_addr)?;
         let sim_out = dir.path().join("smon-sim.out");
         let sim_log = dir.path().join("smon-sim.log");
-        eprintln!("Starting {agents} simulated agents on {FIRST_ADDR} and up, port {sim_port}.");
+        eprintln!("Starting {agents} simulated agents on {first_addr} and up, port {sim_port}.");
+        let mut sim = Command::new(&bins.sim);
+        if let Some(n) = spec.hosts_per_cluster {
+            sim.args(["--hosts-per-cluster", &n.to_string()]);
+        }
         let sim_pid = kids.spawn(
             "smon-sim",
-            Command::new(&bins.sim)
-                .args(["--agents", &agents.to_string()])
-                .args(["--first-addr", FIRST_ADDR])
+            sim.args(["--agents", &agents.to_string()])
+                .args(["--first-addr", first_addr])
                 .args(["--port", &sim_port.to_string()])
                 .args(["--interval-ms", &interval_ms.to_string()])
                 .args(["--seed", "1"])
@@ -243,7 +288,7 @@ impl Fleet {
             true,
             Some(sim_log),
         )?;
-        let ready_limit = Duration::from_secs(60) + Duration::from_millis(agents * 10);
+        let ready_limit = spec.up_timeout;
         let deadline = Instant::now() + ready_limit;
         loop {
             kids.ensure_running(sim_pid)?;
@@ -317,6 +362,7 @@ impl Fleet {
             readings,
             sampler,
             agents,
+            up_timeout: spec.up_timeout,
             aggregator_pid,
             sim_pid,
             base,
@@ -336,7 +382,7 @@ impl Fleet {
 
     /// Waits until the cluster aggregates count every host up.
     async fn wait_up(&mut self) -> anyhow::Result<()> {
-        let limit = Duration::from_secs(60) + Duration::from_millis(self.agents * 10);
+        let limit = self.up_timeout;
         let deadline = Instant::now() + limit;
         let url = format!("{}api/v1/clusters", self.base);
         let t = Instant::now();
@@ -418,10 +464,11 @@ impl Fleet {
         }
     }
 
-    /// Runs a Node.js script from `web/ui/tests/` against this fleet and returns its last
-    /// stdout line (the JSON summary) and the window it reported. With `scrape`, the
-    /// staleness histogram is read as soon as the window opens and again when it closes.
-    /// `limit` bounds its run time.
+    /// Runs a Node.js script from `web/ui/tests/` (see [`crate::scripts`]) against this fleet
+    /// and returns its last stdout line (the JSON summary) and the window it reported. With
+    /// `scrape`, the staleness histogram is read as soon as the window opens and again when it
+    /// closes. `limit` bounds its whole run time (window, warm-up and start-up): past it, or
+    /// when the aggregator or the simulator dies, the script is stopped and this fails.
     pub async fn run_script(
         &mut self,
         node: &Path,
@@ -454,7 +501,6 @@ impl Fleet {
             true,
             Some(err_path.clone()),
         )?;
-        let limit = limit + SCRIPT_SLACK;
         let deadline = Instant::now() + limit;
         let mut seen = 0usize;
         let mut echoed = 0usize;
@@ -486,23 +532,23 @@ impl Fleet {
             if let Some(status) = done {
                 break status;
             }
-            self.ensure_running()?;
+            if let Err(e) = self.ensure_running() {
+                self.kids.stop(pid);
+                return Err(e);
+            }
             if Instant::now() > deadline {
-                bail!("{script} did not finish within {limit:?}");
+                self.kids.stop(pid);
+                bail!(
+                    "{script} did not finish within {limit:?}; its last output:\n{}",
+                    tail(&err_path)
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         ensure!(
             status.success(),
             "{script} failed ({status}); its output:\n{}",
-            read_lines(&err_path)
-                .iter()
-                .rev()
-                .take(20)
-                .rev()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("\n")
+            tail(&err_path)
         );
         run.summary = read_lines(&out_path)
             .pop()
@@ -527,12 +573,29 @@ pub struct ScriptRun {
 }
 
 impl ScriptRun {
-    /// The window, or an error naming the script.
+    /// The window (start, end), Unix ms; an error when a marker is missing or they are out of
+    /// order.
     pub fn window(&self) -> anyhow::Result<(u64, u64)> {
-        self.start_ms
-            .zip(self.end_ms)
-            .context("the script did not report its window")
+        match self.start_ms.zip(self.end_ms) {
+            Some((s, e)) if s < e => Ok((s, e)),
+            _ => bail!(
+                "window markers missing or out of order: start {:?}, end {:?}",
+                self.start_ms,
+                self.end_ms
+            ),
+        }
     }
+
+    /// The summary as a JSON object (see [`scripts::parse_summary`]).
+    pub fn summary_json(&self) -> anyhow::Result<Value> {
+        scripts::parse_summary(&self.summary)
+    }
+}
+
+/// The last 20 lines of a log file.
+fn tail(path: &Path) -> String {
+    let lines = read_lines(path);
+    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 fn read_lines(path: &Path) -> Vec<String> {

@@ -1,37 +1,11 @@
-//! `smon-bench`: benchmarks that print figures side by side with smon's peers, in one run on
-//! one machine, so the numbers compare like with like.
-//!
-//! `smon-bench agent` runs the node agent next to Prometheus node_exporter, polls both the same
-//! way and reports memory, CPU, bytes and latency per poll, and the agent's sample time.
-//!
-//! `smon-bench e2e` runs a demo fleet of agents, the aggregator and a headless browser, and
-//! reports the latency from an agent's sample to the home page's DOM and the bytes per second
-//! the page receives.
-//!
-//! `smon-bench scale | fanout | overview | soak` run a simulated fleet (smon-sim) under the
-//! aggregator: 1,000 to 10,000 agents, 100 and 1,000 Socket.IO clients, the overview page in
-//! chromium, an hour's soak. `smon-bench all` runs the agent benchmark and those four and
-//! prints every figure against its target (`--quick` for a smoke run).
+//! The `smon-bench` command: parses the command line and runs one benchmark of the
+//! [`smon_bench`] library on a single-threaded runtime, stopping every child process on
+//! Ctrl-C or SIGTERM.
 
-mod agent;
-mod children;
-mod e2e;
-mod e2e_report;
-mod fleet;
-mod glances;
-mod machine;
-mod procfs;
-mod report;
-mod staleness;
-mod stats;
-mod suite;
-mod suite_report;
-mod workspace;
-
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use smon_bench::{AgentArgs, E2eArgs, SuiteArgs, agent, e2e, suite};
 
 /// smon benchmarks.
 #[derive(Debug, Parser)]
@@ -65,109 +39,6 @@ enum Command {
     /// Every benchmark (agent, scale, fanout, overview, soak) and one table of every figure
     /// against its target.
     All(SuiteArgs),
-}
-
-/// Arguments of the fleet benchmarks and of `all`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct SuiteArgs {
-    /// A short smoke run: 15 s windows, 1,000 agents only, 100 clients only, a 60 s soak.
-    #[arg(long)]
-    pub quick: bool,
-    /// Fleet sizes for `scale`.
-    #[arg(long, value_delimiter = ',', default_values_t = [1000u64, 5000, 10_000])]
-    pub agents: Vec<u64>,
-    /// Client counts for `fanout`.
-    #[arg(long, value_delimiter = ',', default_values_t = [100u64, 1000])]
-    pub clients: Vec<u64>,
-    /// The agents' sampling interval and the aggregator's poll interval, in ms.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
-    pub interval_ms: u64,
-    /// Each measurement window (scale, fanout, overview; the agent benchmark in `all`), s.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..))]
-    pub duration_s: u64,
-    /// Warm-up before each window, in seconds.
-    #[arg(long, default_value_t = 10)]
-    pub warmup_s: u64,
-    /// How long the soak runs, in seconds.
-    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(10..))]
-    pub soak_s: u64,
-    /// Warm-up of the soak (clients connected) before the RSS reference, in seconds.
-    #[arg(long, default_value_t = 300)]
-    pub soak_warmup_s: u64,
-    /// Hosts in the soak.
-    #[arg(long, default_value_t = 500)]
-    pub soak_agents: u64,
-    /// Socket.IO clients in the soak.
-    #[arg(long, default_value_t = 200)]
-    pub soak_clients: u64,
-    /// The Node.js executable that runs web/ui/tests/bench-*.mjs.
-    #[arg(long, default_value = "node")]
-    pub node: PathBuf,
-    /// Also rewrite this run's sections of this markdown file (e.g. BENCHMARKS.md), keeping
-    /// everything outside their markers.
-    #[arg(long)]
-    pub write: Option<PathBuf>,
-}
-
-/// Arguments of `smon-bench agent`.
-#[derive(Debug, clap::Args)]
-pub struct AgentArgs {
-    /// How long both exporters are polled at 1 Hz (the measurement window), in seconds.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-    pub duration_s: u64,
-    /// Polling at 1 Hz before the window starts, in seconds (start-up costs stay out of it).
-    #[arg(long, default_value_t = 5)]
-    pub warmup_s: u64,
-    /// The agent binary (a release build). Default: target/release/smon-agent in this
-    /// workspace, built with `cargo build --release -p smon-agent` when missing.
-    #[arg(long)]
-    pub agent_bin: Option<PathBuf>,
-    /// The node_exporter binary (Debian package `prometheus-node-exporter`).
-    #[arg(long, default_value = "/usr/bin/prometheus-node-exporter")]
-    pub node_exporter: PathBuf,
-    /// The Glances executable. Default: target/bench/glances-venv/bin/glances, installed
-    /// from PyPI (`glances[web]`) into that virtual environment when missing.
-    #[arg(long)]
-    pub glances: Option<PathBuf>,
-    /// Leave Glances out.
-    #[arg(long)]
-    pub no_glances: bool,
-    /// Idle `sleep` processes started first, so the process list is the size of a real host's.
-    #[arg(long, default_value_t = 200)]
-    pub extra_procs: usize,
-    /// Back-to-back calls per kind in the latency burst after the window.
-    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub burst: u64,
-    /// Also rewrite the agent section of this markdown file (e.g. BENCHMARKS.md), keeping
-    /// everything outside its markers.
-    #[arg(long)]
-    pub write: Option<PathBuf>,
-}
-
-/// Arguments of `smon-bench e2e`.
-#[derive(Debug, clap::Args)]
-pub struct E2eArgs {
-    /// Agents in the demo fleet, on 127.0.0.2 and up (0, 1, 2, 0, ... fake GPUs each).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=200))]
-    pub agents: u64,
-    /// The agents' sampling interval and the aggregator's poll interval, in ms.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
-    pub interval_ms: u64,
-    /// How long the browser measures, in seconds.
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub duration_s: u64,
-    /// Seconds between every host being up and the browser starting (start-up effects stay
-    /// out of the window).
-    #[arg(long, default_value_t = 5)]
-    pub warmup_s: u64,
-    /// The Node.js executable that runs web/ui/tests/e2e-latency.mjs (chromium is
-    /// /usr/bin/chromium, or $CHROMIUM).
-    #[arg(long, default_value = "node")]
-    pub node: PathBuf,
-    /// Also rewrite the e2e section of this markdown file (e.g. BENCHMARKS.md), keeping
-    /// everything outside its markers.
-    #[arg(long)]
-    pub write: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {

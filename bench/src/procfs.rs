@@ -1,5 +1,6 @@
-//! What the benchmark reads about a process from `/proc`: resident memory (`status`) and CPU
-//! time (`stat`). The parsers take the file text so they are tested without a process.
+//! What the benchmark reads about a process from `/proc`: resident memory (`status`),
+//! proportional memory (`smaps_rollup`), CPU time (`stat`) and its children. The parsers take
+//! the file text so they are tested without a process.
 
 use anyhow::{Context as _, bail};
 
@@ -41,22 +42,114 @@ pub fn parse_status(text: &str) -> anyhow::Result<Memory> {
             "Threads" => &mut m.threads,
             _ => continue,
         };
-        let mut words = value.split_whitespace();
-        let n: u64 = words
-            .next()
-            .and_then(|w| w.parse().ok())
-            .with_context(|| format!("{key}: {value:?} is not a number"))?;
-        *field = match words.next() {
-            Some("kB") => n * 1024,
-            None => n,
-            Some(unit) => bail!("{key}: unknown unit {unit:?}"),
-        };
+        *field = kib_value(key, value)?;
         found += 1;
     }
     if found < 5 {
         bail!("VmRSS, VmHWM, RssAnon, RssFile or Threads missing");
     }
     Ok(m)
+}
+
+/// Proportional set size of a process from `/proc/<pid>/smaps_rollup`, in bytes: each resident
+/// page divided by the number of processes that map it. Unlike RSS it can be summed over
+/// processes that share pages (a manager and its server, one binary) without counting them
+/// twice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pss {
+    /// `Pss`.
+    pub total: u64,
+    /// `Pss_Anon`: heap, stacks.
+    pub anon: u64,
+    /// `Pss_File`: the binary and shared libraries.
+    pub file: u64,
+}
+
+impl std::ops::Add for Pss {
+    type Output = Self;
+    fn add(self, o: Self) -> Self {
+        Self {
+            total: self.total + o.total,
+            anon: self.anon + o.anon,
+            file: self.file + o.file,
+        }
+    }
+}
+
+impl std::iter::Sum for Pss {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(Self::default(), |a, b| a + b)
+    }
+}
+
+/// Reads the PSS of `pid` (Linux 4.14 and later; needs the same user as the process, or root).
+pub fn pss(pid: u32) -> anyhow::Result<Pss> {
+    let path = format!("/proc/{pid}/smaps_rollup");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    parse_smaps_rollup(&text).with_context(|| format!("{path}: unexpected format"))
+}
+
+/// Parses the text of `/proc/<pid>/smaps_rollup`.
+pub fn parse_smaps_rollup(text: &str) -> anyhow::Result<Pss> {
+    let mut p = Pss::default();
+    let mut found = [false; 3];
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let (i, field) = match key {
+            "Pss" => (0, &mut p.total),
+            "Pss_Anon" => (1, &mut p.anon),
+            "Pss_File" => (2, &mut p.file),
+            _ => continue,
+        };
+        *field = kib_value(key, value)?;
+        found[i] = true;
+    }
+    // Pss_Anon and Pss_File came with Linux 5.9; before that only the total is known.
+    if !found[0] {
+        bail!("no Pss line");
+    }
+    Ok(p)
+}
+
+/// "  1234 kB" in bytes.
+fn kib_value(key: &str, value: &str) -> anyhow::Result<u64> {
+    let mut words = value.split_whitespace();
+    let n: u64 = words
+        .next()
+        .and_then(|w| w.parse().ok())
+        .with_context(|| format!("{key}: {value:?} is not a number"))?;
+    match words.next() {
+        Some("kB") => Ok(n * 1024),
+        None => Ok(n),
+        Some(unit) => bail!("{key}: unknown unit {unit:?}"),
+    }
+}
+
+/// The pids whose parent is `pid` (from each `/proc/<n>/stat`), in ascending order.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out: Vec<u32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|n| {
+            std::fs::read_to_string(format!("/proc/{n}/stat"))
+                .ok()
+                .and_then(|t| parse_stat_ppid(&t))
+                == Some(pid)
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The parent pid (field 4) from the text of `/proc/<pid>/stat`.
+pub fn parse_stat_ppid(text: &str) -> Option<u32> {
+    let rest = &text[text.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// CPU time a process has used (all its threads, living and exited), in clock ticks.
@@ -123,6 +216,59 @@ mod tests {
         let text = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 900 0 0 0 123 45 0 0 20 0 5 0";
         assert_eq!(parse_stat_ticks(text).expect("parsed"), 168);
         assert!(parse_stat_ticks("4242 (x) S 1").is_err());
+    }
+
+    #[test]
+    fn smaps_rollup_pss() {
+        let text = "55d1c0a00000-7ffd8e5f1000 ---p 00000000 00:00 0                [rollup]\n\
+                    Rss:               10240 kB\nPss:                7000 kB\n\
+                    Pss_Dirty:          1500 kB\nPss_Anon:           1500 kB\n\
+                    Pss_File:           5500 kB\nPss_Shmem:             0 kB\n";
+        let p = parse_smaps_rollup(text).expect("parsed");
+        assert_eq!(
+            p,
+            Pss {
+                total: 7000 * 1024,
+                anon: 1500 * 1024,
+                file: 5500 * 1024,
+            }
+        );
+        assert_eq!(
+            [p, p].into_iter().sum::<Pss>().total,
+            14000 * 1024,
+            "summed"
+        );
+        // Before Linux 5.9: the total alone.
+        let old = parse_smaps_rollup("Rss:  8 kB\nPss:  4 kB\n").expect("parsed");
+        assert_eq!((old.total, old.anon, old.file), (4096, 0, 0));
+        assert!(parse_smaps_rollup("Rss:  8 kB\n").is_err());
+        assert!(parse_smaps_rollup("Pss:  many kB\n").is_err());
+    }
+
+    #[test]
+    fn stat_ppid() {
+        assert_eq!(
+            parse_stat_ppid("4242 (a) b (c)) S 17 4242 4242 0"),
+            Some(17)
+        );
+        assert_eq!(parse_stat_ppid("4242 (x)"), None);
+    }
+
+    #[test]
+    fn finds_its_children_and_their_pss() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("sleep");
+        let kids = children(std::process::id());
+        let pss_of_child = pss(child.id());
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(kids.contains(&child.id()), "{kids:?}");
+        let p = pss_of_child.expect("the child's smaps_rollup");
+        assert!(p.total > 0 && p.total >= p.anon, "{p:?}");
+        let own = pss(std::process::id()).expect("own smaps_rollup");
+        assert!(own.total > 0, "{own:?}");
     }
 
     #[test]

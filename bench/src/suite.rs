@@ -18,20 +18,15 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use serde_json::Value;
 
-use crate::fleet::{self, Bins, Fleet, ScriptRun};
+use crate::fleet::{self, Bins, Fleet, FleetSpec, SCRIPT_SLACK, ScriptRun};
 use crate::machine::Machine;
+use crate::scripts::{self, FANOUT, OVERVIEW};
 use crate::staleness::Buckets;
 use crate::suite_report::{FanoutRun, OverviewRun, ScaleRun, SoakRun, SuiteReport};
-use crate::workspace::{self, command_line};
+use crate::workspace::{self, Build, command_line};
 use crate::{AgentArgs, SuiteArgs, agent, report};
-
-/// The fan-out script, relative to the workspace root.
-pub const FANOUT: &str = "web/ui/tests/bench-fanout.mjs";
-/// The overview page script.
-pub const OVERVIEW: &str = "web/ui/tests/bench-overview.mjs";
 
 /// Which benchmarks a command runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +104,7 @@ pub async fn run(which: Which, args: SuiteArgs) -> anyhow::Result<()> {
             node_exporter: "/usr/bin/prometheus-node-exporter".into(),
             glances: None,
             no_glances: false,
+            no_web_off: false,
             extra_procs: 200,
             burst: if args.quick { 200 } else { 2000 },
             write: None,
@@ -117,7 +113,8 @@ pub async fn run(which: Which, args: SuiteArgs) -> anyhow::Result<()> {
         rep.agent = Some(agent::measure(&a).await?);
     }
 
-    let bins = Bins::get(&root)?;
+    let bins = Bins::get(&root, Build::Release)?;
+    scripts::check_tools(&root, &args.node)?;
     rep.versions = versions(&bins, &args.node);
     let wants = |w: Which| which == w || which == Which::All;
 
@@ -129,7 +126,7 @@ pub async fn run(which: Which, args: SuiteArgs) -> anyhow::Result<()> {
     };
     let shared = 1000;
     if wants(Which::Fanout) || wants(Which::Overview) || scale_agents.contains(&shared) {
-        let mut f = Fleet::start(&bins, &root, shared, args.interval_ms).await?;
+        let mut f = Fleet::start(&bins, &root, &FleetSpec::new(shared, args.interval_ms)).await?;
         rep.public_read_only = f.public_read_only;
         f.idle(Duration::from_secs(plan.warmup_s)).await?;
         if scale_agents.contains(&shared) {
@@ -151,7 +148,7 @@ pub async fn run(which: Which, args: SuiteArgs) -> anyhow::Result<()> {
     }
     for n in scale_agents {
         eprintln!("== (b) aggregator with {n} agents");
-        let mut f = Fleet::start(&bins, &root, n, args.interval_ms).await?;
+        let mut f = Fleet::start(&bins, &root, &FleetSpec::new(n, args.interval_ms)).await?;
         rep.public_read_only = f.public_read_only;
         f.idle(Duration::from_secs(plan.warmup_s)).await?;
         rep.scale.push(scale(&mut f, &root, &args, &plan).await?);
@@ -161,7 +158,8 @@ pub async fn run(which: Which, args: SuiteArgs) -> anyhow::Result<()> {
             "== (e) soak: {} hosts, {} clients, {} s",
             args.soak_agents, args.soak_clients, plan.soak_s
         );
-        let mut f = Fleet::start(&bins, &root, args.soak_agents, args.interval_ms).await?;
+        let spec = FleetSpec::new(args.soak_agents, args.interval_ms);
+        let mut f = Fleet::start(&bins, &root, &spec).await?;
         rep.public_read_only = f.public_read_only;
         rep.soak = Some(soak(&mut f, &root, &args, &plan).await?);
     }
@@ -220,10 +218,8 @@ fn versions(bins: &Bins, node: &Path) -> Vec<String> {
         crate::machine::version_of(node).unwrap_or_else(|| "(version unknown)".into())
     ));
     out.push(
-        crate::machine::version_of(Path::new(
-            &std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()),
-        ))
-        .unwrap_or_else(|| "chromium (version unknown)".into()),
+        crate::machine::version_of(&scripts::chromium())
+            .unwrap_or_else(|| "chromium (version unknown)".into()),
     );
     out
 }
@@ -245,19 +241,14 @@ async fn fanout_script(
             &args.node,
             root,
             FANOUT,
-            &[
-                base,
-                clients.to_string(),
-                window_s.to_string(),
-                warmup_s.to_string(),
-                progress.to_string(),
-            ],
-            Duration::from_secs(window_s + warmup_s),
+            &scripts::fanout_args(&base, clients, window_s, warmup_s, progress),
+            Duration::from_secs(window_s + warmup_s) + SCRIPT_SLACK,
             scrape,
         )
         .await?;
-    let v: Value = serde_json::from_str(&run.summary)
-        .with_context(|| format!("{FANOUT} printed an unexpected summary: {}", run.summary))?;
+    let v = run
+        .summary_json()
+        .map_err(|e| e.context(format!("{FANOUT} printed an unexpected summary")))?;
     Ok((run, v))
 }
 
@@ -343,18 +334,14 @@ async fn overview(
             &args.node,
             root,
             OVERVIEW,
-            &[
-                base,
-                plan.window_s.to_string(),
-                f.agents.to_string(),
-                plan.warmup_s.to_string(),
-            ],
-            Duration::from_secs(plan.window_s + plan.warmup_s),
+            &scripts::overview_args(&base, plan.window_s, f.agents, plan.warmup_s),
+            Duration::from_secs(plan.window_s + plan.warmup_s) + SCRIPT_SLACK,
             false,
         )
         .await?;
-    let summary: Value = serde_json::from_str(&run.summary)
-        .with_context(|| format!("{OVERVIEW} printed an unexpected summary: {}", run.summary))?;
+    let summary = run
+        .summary_json()
+        .map_err(|e| e.context(format!("{OVERVIEW} printed an unexpected summary")))?;
     let (start, end) = run.window()?;
     let r = f.readings();
     f.ensure_running()?;

@@ -1,5 +1,5 @@
-//! What every benchmark needs from its surroundings: this workspace's release binaries (built
-//! when missing), the git revision they come from, free loopback ports, log files and the
+//! What every benchmark needs from its surroundings: this workspace's release or debug binaries
+//! (built when missing), the git revision they come from, free loopback ports, log files and the
 //! command line of the run, so that a report says exactly what was measured and how.
 
 use std::path::{Path, PathBuf};
@@ -36,43 +36,88 @@ pub struct Package {
     pub sources: &'static [&'static str],
 }
 
-/// The release binaries of `packages`, in order. Missing ones are built in one
-/// `cargo build --release -p ...`; one older than its sources is used with a warning.
+/// Which build of this workspace's binaries to use, and what to do with a stale one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// `target/release`, as the benchmarks measure: built when missing; one older than its
+    /// sources is measured anyway, with a warning (the build is the reader's choice).
+    Release,
+    /// `target/debug`, as the CI smoke test runs it: built when missing or older than its
+    /// sources (a stale aggregator would test yesterday's wire).
+    Debug,
+}
+
+impl Build {
+    fn dir(self) -> &'static str {
+        match self {
+            Self::Release => "release",
+            Self::Debug => "debug",
+        }
+    }
+
+    fn cargo_args(self) -> &'static [&'static str] {
+        match self {
+            Self::Release => &["build", "--release"],
+            Self::Debug => &["build"],
+        }
+    }
+}
+
+/// The release binaries of `packages`, in order (see [`Build::Release`]).
 pub fn release_binaries(root: &Path, packages: &[Package]) -> anyhow::Result<Vec<PathBuf>> {
+    binaries(root, Build::Release, packages)
+}
+
+/// The binaries of `packages`, in order, from the `build` directory of this workspace's target
+/// directory (`$CARGO_TARGET_DIR` or `target/`). Those to build are built in one
+/// `cargo build [--release] -p ...`.
+pub fn binaries(root: &Path, build: Build, packages: &[Package]) -> anyhow::Result<Vec<PathBuf>> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let bins: Vec<PathBuf> = packages
         .iter()
-        .map(|p| target.join("release").join(p.name))
+        .map(|p| target.join(build.dir()).join(p.name))
         .collect();
-    let build: Vec<String> = packages
+    let stale: Vec<bool> = packages
         .iter()
         .zip(&bins)
-        .filter(|(_, b)| !b.is_file())
-        .flat_map(|(p, _)| ["-p".to_owned(), p.name.to_owned()])
+        .map(|(p, bin)| {
+            let src = p
+                .sources
+                .iter()
+                .filter_map(|d| newest_mtime(&root.join(d)))
+                .max();
+            let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok();
+            src.zip(built).is_some_and(|(src, built)| src > built)
+        })
         .collect();
-    if !build.is_empty() {
-        let what = format!("cargo build --release {}", build.join(" "));
-        eprintln!("Release binaries missing; running `{what}`.");
+    let to_build: Vec<String> = packages
+        .iter()
+        .zip(&bins)
+        .zip(&stale)
+        .filter(|((_, b), stale)| !b.is_file() || (build == Build::Debug && **stale))
+        .flat_map(|((p, _), _)| ["-p".to_owned(), p.name.to_owned()])
+        .collect();
+    if !to_build.is_empty() {
+        let what = format!(
+            "cargo {} {}",
+            build.cargo_args().join(" "),
+            to_build.join(" ")
+        );
+        eprintln!("Binaries missing or stale; running `{what}`.");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--release"])
-            .args(&build)
+            .args(build.cargo_args())
+            .args(&to_build)
             .current_dir(root)
             .status()
             .context("cannot run cargo")?;
         ensure!(status.success(), "`{what}` failed ({status})");
     }
-    for (p, bin) in packages.iter().zip(&bins) {
+    for ((p, bin), stale) in packages.iter().zip(&bins).zip(stale) {
         ensure!(bin.is_file(), "{}: not built", bin.display());
-        let src = p
-            .sources
-            .iter()
-            .filter_map(|d| newest_mtime(&root.join(d)))
-            .max();
-        let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok();
-        if src.zip(built).is_some_and(|(src, built)| src > built) {
+        if build == Build::Release && stale {
             eprintln!(
                 "Warning: {} is older than {}; run `cargo build --release -p {}` to measure the \
                  current code.",
