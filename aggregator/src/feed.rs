@@ -12,12 +12,12 @@
 //! the other consumers. Events are shared (`Arc`), not copied per consumer; they serialize as
 //! JSON (`serde`), so that a later bus between aggregators can carry them unchanged.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::Serialize;
 use smon_proto::{HostInfo, Snapshot};
+use smon_web::metrics::{FeedCounters, Telemetry};
 use smon_web::store::ClusterStore;
 use smon_web::wire::Status;
 use tokio::sync::mpsc;
@@ -139,13 +139,6 @@ impl Kinds {
     }
 }
 
-/// Counters of one consumer.
-#[derive(Debug, Default)]
-struct Counters {
-    delivered: AtomicU64,
-    dropped: AtomicU64,
-}
-
 /// What a consumer has received and missed so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerStats {
@@ -161,7 +154,7 @@ struct Consumer {
     name: String,
     kinds: Kinds,
     tx: mpsc::Sender<Arc<Event>>,
-    counters: Arc<Counters>,
+    counters: FeedCounters,
 }
 
 #[derive(Default)]
@@ -175,6 +168,7 @@ struct State {
 #[derive(Clone, Default)]
 pub struct Feed {
     state: Arc<Mutex<State>>,
+    telemetry: Option<Telemetry>,
 }
 
 impl std::fmt::Debug for Feed {
@@ -189,7 +183,7 @@ impl std::fmt::Debug for Feed {
 #[derive(Debug)]
 pub struct Subscription {
     rx: mpsc::Receiver<Arc<Event>>,
-    counters: Arc<Counters>,
+    counters: FeedCounters,
 }
 
 impl Subscription {
@@ -211,7 +205,7 @@ impl Subscription {
 
     /// Events dropped for this consumer so far (its queue was full).
     pub fn dropped(&self) -> u64 {
-        self.counters.dropped.load(Ordering::Relaxed)
+        self.counters.dropped_total()
     }
 }
 
@@ -219,6 +213,14 @@ impl Feed {
     /// A feed with no consumer yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A feed whose consumers' counters appear in `/metrics` through `telemetry`.
+    pub fn with_telemetry(telemetry: Telemetry) -> Self {
+        Self {
+            state: Arc::default(),
+            telemetry: Some(telemetry),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -231,7 +233,12 @@ impl Feed {
     /// It sees events published from now on.
     pub fn subscribe(&self, name: &str, kinds: Kinds, capacity: usize) -> Subscription {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        let counters = Arc::new(Counters::default());
+        // Counted in `/metrics` (smon_feed_delivered_total, smon_feed_dropped_total) when the
+        // feed was made with the server's telemetry.
+        let counters = match &self.telemetry {
+            Some(t) => t.feed_consumer(name),
+            None => FeedCounters::default(),
+        };
         self.lock().consumers.push(Consumer {
             name: name.to_owned(),
             kinds,
@@ -259,11 +266,11 @@ impl Feed {
             }
             match c.tx.try_send(event.clone()) {
                 Ok(()) => {
-                    c.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    c.counters.delivered();
                     true
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    let n = c.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    let n = c.counters.dropped();
                     if n == 0 || (n + 1).is_power_of_two() {
                         tracing::warn!(consumer = %c.name, dropped = n + 1, "Event feed consumer too slow; dropping its events.");
                     }
@@ -282,8 +289,8 @@ impl Feed {
             .iter()
             .map(|c| ConsumerStats {
                 name: c.name.clone(),
-                delivered: c.counters.delivered.load(Ordering::Relaxed),
-                dropped: c.counters.dropped.load(Ordering::Relaxed),
+                delivered: c.counters.delivered_total(),
+                dropped: c.counters.dropped_total(),
             })
             .collect()
     }

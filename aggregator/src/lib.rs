@@ -210,7 +210,7 @@ pub async fn start(
     let store = Arc::new(Mutex::new(ClusterStore::new(specs, store_cfg, now_ms())));
     let web = Arc::new(Web::new(store.clone(), "app", security));
     let tracker = TaskTracker::new();
-    let feed = Feed::new();
+    let feed = Feed::with_telemetry(web.telemetry.clone());
     // The store is the feed's first consumer; the hub reads the store.
     let to_store = feed.subscribe("store", Kinds::POLL, feed::STORE_QUEUE);
     tracker.spawn(feed::run_store(

@@ -222,6 +222,7 @@ impl Registry {
         let e = hosts.remove(i);
         e.cancel.cancel();
         self.store().remove_host(id);
+        self.inner.ctx.demand.forget(id);
         // `/metrics` follows: the host's poll series go, and its cluster's with its last host.
         let spec = &e.target.spec;
         let telemetry = &self.inner.ctx.telemetry;

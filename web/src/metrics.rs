@@ -59,6 +59,41 @@ struct ClusterLabel {
     cluster: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct ConsumerLabel {
+    consumer: String,
+}
+
+/// The counters of one consumer of the aggregator's event feed: events queued for it, and
+/// events dropped because its queue was full (it reads too slowly). Shared with the feed.
+#[derive(Clone, Debug, Default)]
+pub struct FeedCounters {
+    delivered: Counter,
+    dropped: Counter,
+}
+
+impl FeedCounters {
+    /// One event queued.
+    pub fn delivered(&self) {
+        self.delivered.inc();
+    }
+
+    /// One event dropped; returns how many were dropped before this one.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.inc()
+    }
+
+    /// Events queued so far.
+    pub fn delivered_total(&self) -> u64 {
+        self.delivered.get()
+    }
+
+    /// Events dropped so far.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.get()
+    }
+}
+
 type Histograms = Family<ClusterLabel, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -74,6 +109,8 @@ pub struct Telemetry {
     errors: Family<PollLabels, Counter>,
     reconnects: Family<PollLabels, Counter>,
     browsers: Gauge,
+    feed_delivered: Family<ConsumerLabel, Counter>,
+    feed_dropped: Family<ConsumerLabel, Counter>,
 }
 
 impl Default for Telemetry {
@@ -84,6 +121,8 @@ impl Default for Telemetry {
             errors: Family::default(),
             reconnects: Family::default(),
             browsers: Gauge::default(),
+            feed_delivered: Family::default(),
+            feed_dropped: Family::default(),
         }
     }
 }
@@ -129,6 +168,18 @@ impl Telemetry {
         self.connect_time.remove(&label);
     }
 
+    /// The counters of the event-feed consumer `name` (several consumers of one name share
+    /// them). Its series exist at zero from now on.
+    pub fn feed_consumer(&self, name: &str) -> FeedCounters {
+        let label = ConsumerLabel {
+            consumer: name.to_owned(),
+        };
+        FeedCounters {
+            delivered: self.feed_delivered.get_or_create_owned(&label),
+            dropped: self.feed_dropped.get_or_create_owned(&label),
+        }
+    }
+
     /// A browser opened a Socket.IO connection.
     pub fn browser_connected(&self) {
         self.browsers.inc();
@@ -171,6 +222,17 @@ impl Telemetry {
             "smon_browsers_connected",
             "Browsers connected over Socket.IO",
             self.browsers.clone(),
+        );
+        reg.register(
+            "smon_feed_delivered",
+            "Events of the aggregator's event feed queued for each consumer",
+            self.feed_delivered.clone(),
+        );
+        reg.register(
+            "smon_feed_dropped",
+            "Events of the aggregator's event feed a consumer missed because its queue was full \
+             (it reads too slowly); the other consumers are not affected",
+            self.feed_dropped.clone(),
         );
     }
 }
@@ -1137,6 +1199,18 @@ mod tests {
             2.0
         );
         assert_eq!(v("smon_browsers_connected"), 1.0);
+        assert_eq!(
+            value(&t, r#"smon_feed_dropped_total{consumer="history"}"#),
+            None
+        );
+        let c = tel.feed_consumer("history");
+        c.delivered();
+        assert_eq!(c.dropped(), 0);
+        assert_eq!(c.dropped(), 1);
+        let t = render(&tel);
+        let v = |s: &str| value(&t, s).unwrap_or_else(|| panic!("no sample {s} in\n{t}"));
+        assert_eq!(v(r#"smon_feed_delivered_total{consumer="history"}"#), 1.0);
+        assert_eq!(v(r#"smon_feed_dropped_total{consumer="history"}"#), 2.0);
     }
 
     #[test]

@@ -80,8 +80,32 @@ impl Demand {
             e.1[class.index()] = e.1[class.index()].saturating_sub(1);
             if e.0 == 0 {
                 e.2.send_replace(false);
+                // Nobody watches and no poller listens (its host was removed): forget it.
+                if e.2.receiver_count() == 0 {
+                    m.remove(id);
+                }
             }
         }
+    }
+
+    /// Forgets `id` once its host is gone from the fleet, unless a browser still watches it
+    /// (its page says the host was removed; [`Demand::remove`] forgets it when that page
+    /// goes). Without this, every host ever removed would keep an entry.
+    pub fn forget(&self, id: &str) {
+        let mut m = self.lock();
+        if m.get(id).is_some_and(|(n, _, _)| *n == 0) {
+            m.remove(id);
+        }
+    }
+
+    /// How many hosts have an entry (watched, or polled).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no host has an entry.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
     }
 }
 
@@ -146,5 +170,38 @@ impl Web {
     /// The sampling interval.
     pub(crate) fn interval_ms(&self) -> u64 {
         self.store().config().interval_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_of_removed_hosts_are_forgotten_once_nobody_watches() {
+        let d = Demand::default();
+        let poller = d.subscribe("lab:a");
+        d.add("lab:a", Class::Full);
+        assert!(d.is_watched("lab:a") && *poller.borrow());
+        // The host is removed while its page is open: the entry stays for that page.
+        drop(poller);
+        d.forget("lab:a");
+        assert_eq!(d.len(), 1);
+        // The page goes: nobody watches, no poller listens.
+        d.remove("lab:a", Class::Full);
+        assert!(d.is_empty());
+
+        // Removed with nobody watching: gone at once; a host added again starts afresh.
+        let poller = d.subscribe("lab:b");
+        drop(poller);
+        d.forget("lab:b");
+        assert!(d.is_empty());
+        let poller = d.subscribe("lab:b");
+        d.add("lab:b", Class::Viewer);
+        assert!(*poller.borrow());
+        // A polled host nobody watches any more keeps its entry (its poller still listens).
+        d.remove("lab:b", Class::Viewer);
+        assert_eq!(d.len(), 1);
+        assert!(!*poller.borrow());
     }
 }

@@ -446,6 +446,24 @@ async fn a_consumer_that_never_reads_does_not_delay_the_hub() {
     let of = |name: &str| stats.iter().find(|c| c.name == name).cloned().expect(name);
     assert_eq!(of("reader").dropped, 0);
     assert_eq!(of("store").dropped, 0);
+    // The same counts in /metrics, per consumer.
+    let text = live
+        .client
+        .get(format!("{}/metrics", live.base))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let dropped = |c: &str| {
+        let prefix = format!("smon_feed_dropped_total{{consumer=\"{c}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    assert!(dropped("stuck").is_some_and(|v| v > 0.0), "{text}");
+    assert_eq!(dropped("store"), Some(0.0), "{text}");
     // 200 ms interval: ~15 deltas in 3 s. The stuck consumer must not cost the hub any.
     assert!(alone >= 8, "{alone}");
     assert!(
