@@ -131,19 +131,7 @@ fn hint(t: &str, target: &Target) -> Option<&'static str> {
 }
 
 /// Formats an error with its whole source chain (tonic's transport errors say little on top).
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = c.source();
-    }
-    s
-}
+pub use smon_runtime::start::chain;
 
 /// A gRPC status in words, with the transport's own reason when it has one.
 pub fn status_text(s: &tonic::Status) -> String {

@@ -77,14 +77,15 @@ pub trait Daemon: Sized {
     ) -> impl Future<Output = Result<(), Self::Error>>;
 }
 
-/// `e` and its causes, one after the other (`a: b: c`).
+/// `e` and its causes, one after the other (`a: b: c`), each said once: wrappers that repeat
+/// their cause in their own message (anyhow-style, or tonic's transport errors) do not say it
+/// twice.
 pub fn chain(e: &(dyn Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
         let t = c.to_string();
-        // anyhow-style wrappers repeat their cause in their own message.
-        if !s.ends_with(&t) {
+        if !s.contains(&t) {
             s.push_str(": ");
             s.push_str(&t);
         }
