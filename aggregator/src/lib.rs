@@ -13,12 +13,15 @@
 
 pub mod config;
 pub mod endpoint;
+pub mod error;
 pub mod feed;
 pub mod link;
 pub mod poller;
 pub mod registry;
 pub mod reload;
 pub mod start;
+
+pub use error::Error;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -113,7 +116,7 @@ pub async fn run(
     settings: Settings,
     listener: TcpListener,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let security = prepare_security(&settings, &listener)?;
     run_secured(settings, listener, security, stop).await
 }
@@ -124,9 +127,13 @@ pub async fn run(
 pub fn prepare_security(
     settings: &Settings,
     listener: &TcpListener,
-) -> anyhow::Result<Arc<Security>> {
-    let (security, bootstrap) = Security::start(settings.http.clone(), listener.local_addr()?)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", settings.source))?;
+) -> Result<Arc<Security>, Error> {
+    let listen = listener.local_addr().map_err(Error::LocalAddr)?;
+    let (security, bootstrap) =
+        Security::start(settings.http.clone(), listen).map_err(|error| Error::Security {
+            file: settings.source.clone(),
+            error,
+        })?;
     smon_web::security::announce(&bootstrap, "smon-aggregator");
     log_bootstrap(&bootstrap, &settings.http);
     Ok(security)
@@ -138,7 +145,7 @@ pub async fn run_secured(
     listener: TcpListener,
     security: Arc<Security>,
     stop: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     start(settings, listener, security, stop)
         .await?
         .wait()
@@ -169,10 +176,10 @@ impl Running {
 
     /// Waits until the server stops (its `stop` token, or a listener failure), then for its
     /// tasks, with a bounded grace period.
-    pub async fn wait(self) -> anyhow::Result<()> {
+    pub async fn wait(self) -> Result<(), Error> {
         let served = match self.served.await {
-            Ok(r) => r,
-            Err(e) => Err(std::io::Error::other(e)),
+            Ok(r) => r.map_err(Error::Serve),
+            Err(e) => Err(Error::ServeTask(e)),
         };
         self.stop.cancel();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tracker.wait())
@@ -197,7 +204,7 @@ pub async fn start(
     listener: TcpListener,
     security: Arc<Security>,
     stop: CancellationToken,
-) -> anyhow::Result<Running> {
+) -> Result<Running, Error> {
     let interval_ms = settings.interval.as_millis() as u64;
     let mut store_cfg = StoreConfig::for_interval(interval_ms);
     store_cfg.stale_after_ms = interval_ms * u64::from(settings.stale_after_intervals);
@@ -252,6 +259,7 @@ pub async fn start(
             })
         })
         .await
+        .map_err(Error::Sampler)
         .inspect_err(|_| stop.cancel())?;
         feed.publish(
             now_ms(),
@@ -288,7 +296,10 @@ pub async fn start(
     }
     tracker.close();
 
-    let addr = listener.local_addr()?;
+    let addr = listener
+        .local_addr()
+        .map_err(Error::LocalAddr)
+        .inspect_err(|_| stop.cancel())?;
     let scheme = if settings.http.tls.is_some() {
         "https"
     } else {

@@ -27,7 +27,7 @@ struct Live {
     registry: Registry,
     feed: Feed,
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    task: tokio::task::JoinHandle<Result<(), smon_aggregator::Error>>,
     dir: tempfile::TempDir,
 }
 

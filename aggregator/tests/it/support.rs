@@ -182,7 +182,7 @@ pub struct Aggregator {
     pub stop: CancellationToken,
     /// Logged in as `admin`.
     pub client: reqwest::Client,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    task: tokio::task::JoinHandle<Result<(), smon_aggregator::Error>>,
     /// Holds the users file (relative paths in the config resolve here).
     _dir: tempfile::TempDir,
 }

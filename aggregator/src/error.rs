@@ -1,0 +1,27 @@
+//! What the aggregator library fails with: one enum, so that the binary (and a test) can tell a
+//! refused users file from a failed listener without parsing text.
+
+/// Why the aggregator could not start, or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The listener's own address could not be read.
+    #[error("cannot read the listener's address")]
+    LocalAddr(#[source] std::io::Error),
+    /// The users could not be loaded (or the first `admin` made), or nobody could log in.
+    #[error("{file}: {error}")]
+    Security {
+        /// The config file.
+        file: String,
+        /// What went wrong.
+        error: smon_web::security::StartError,
+    },
+    /// The own host's sampler (`monitor.include_self`) could not start.
+    #[error("the own host's sampler cannot start")]
+    Sampler(#[source] smon_collect::CollectError),
+    /// The HTTP server failed.
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+    /// The HTTP server's task ended abnormally.
+    #[error("the HTTP server's task failed")]
+    ServeTask(#[source] tokio::task::JoinError),
+}
