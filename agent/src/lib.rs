@@ -187,7 +187,7 @@ pub async fn run_prepared(
         }
         let stop_web = stop.clone();
         let serve = tokio::spawn(async move {
-            hub::serve(web, &base, listener, stop_web)
+            smon_web::serve::serve(web, &base, listener, stop_web)
                 .await
                 .map_err(|e| Error::WebView(e.to_string()))
         });

@@ -306,7 +306,7 @@ pub async fn start(
         "http"
     };
     tracing::info!(url = %format!("{scheme}://{addr}{}/", settings.base_path), hosts = settings.targets.len(), include_self = settings.self_host.is_some(), "Serving the dashboard.");
-    let served = tokio::spawn(hub::serve_app(
+    let served = tokio::spawn(smon_web::serve::serve_app(
         app,
         listener,
         settings.http.tls.clone(),
