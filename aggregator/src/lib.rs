@@ -309,7 +309,7 @@ pub async fn start(
     let served = tokio::spawn(smon_web::serve::serve_app(
         app,
         listener,
-        settings.http.tls.clone(),
+        smon_web::serve::Options::new(&settings.http, settings.limits),
         stop.clone(),
     ));
     Ok(Running {

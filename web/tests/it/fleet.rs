@@ -98,6 +98,7 @@ async fn open_pages_follow_hosts_added_and_removed() {
         web.clone(),
         "",
         listener,
+        smon_web::serve::HttpLimits::default(),
         stop.clone(),
     ));
     // Every host in the store samples every 250 ms, as pollers would.
