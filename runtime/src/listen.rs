@@ -12,7 +12,7 @@
 //!   carries many clients);
 //! - holds everyone together to `total`, which [`global_cap`] keeps below the file-descriptor
 //!   limit, so the daemon always has descriptors left for its own files and outgoing
-//!   connections; loopback peers (health probes, a local proxy) get [`LOOPBACK_RESERVE`] more;
+//!   connections; peers on this host (the health probe) get [`LOOPBACK_RESERVE`] more;
 //! - closes a connection on which nothing was read or written for `idle`;
 //! - keeps accepting when `accept` fails for lack of descriptors, after a short pause.
 //!
@@ -34,8 +34,9 @@ use tokio::time::{Instant, Sleep};
 
 use crate::net::{CidrList, canonical};
 
-/// Connections admitted beyond [`Limits::total`] for loopback peers only: a flood from outside
-/// that fills the cap still leaves room for the local health probe and an operator on the host.
+/// Connections admitted beyond [`Limits::total`] for peers on this host only (`127.0.0.1`,
+/// `::1`, or the listener's own address, which is where the local health probe comes from):
+/// a flood that fills the cap still leaves room for the probe and an operator on the host.
 pub const LOOPBACK_RESERVE: usize = 16;
 
 /// How long `accept` pauses after failing for lack of file descriptors (or memory), so the
@@ -47,8 +48,8 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 pub struct Limits {
     /// Connections at once from one address (an IPv6 address counts by its /64).
     pub per_address: usize,
-    /// Connections at once from everyone together (loopback peers get [`LOOPBACK_RESERVE`]
-    /// more). See [`global_cap`].
+    /// Connections at once from everyone together (peers on this host get
+    /// [`LOOPBACK_RESERVE`] more). See [`global_cap`].
     pub total: usize,
     /// Who may connect at all; others are dropped at accept. Empty: anyone.
     pub allow: CidrList,
@@ -63,14 +64,15 @@ pub struct Limits {
 }
 
 /// The cap on connections for a process whose open-file limit is `nofile` (`None`: unknown),
-/// given the configured `wanted` cap: never more than `nofile` less a quarter of it (at least
-/// 64), which stay free for the daemon's own files, outgoing connections, and the loopback
-/// reserve. At least 1.
+/// given the configured `wanted` cap: never more than half of `nofile` (and at least 64 below
+/// it). The other half stays free for the daemon's own files (the process collector keeps up
+/// to half the limit open), its connections to agents, and the reserve for this host. At
+/// least 1.
 pub fn global_cap(nofile: Option<u64>, wanted: usize) -> usize {
     let Some(n) = nofile else {
         return wanted.max(1);
     };
-    let headroom = (n / 4).max(64);
+    let headroom = (n / 2).max(64);
     let room = usize::try_from(n.saturating_sub(headroom)).unwrap_or(usize::MAX);
     wanted.min(room).max(1)
 }
@@ -175,16 +177,19 @@ impl Guard {
         self.0.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Admits a connection from `ip`, or says why not. The permit counts the connection until
-    /// it is dropped.
-    pub fn admit(&self, ip: IpAddr) -> Result<Permit, Refusal> {
+    /// Admits a connection from `ip` to the local address `local`, or says why not. The permit
+    /// counts the connection until it is dropped.
+    pub fn admit(&self, ip: IpAddr, local: Option<IpAddr>) -> Result<Permit, Refusal> {
         let l = &self.0.limits;
         let ip = canonical(ip);
+        let this_host = ip == IpAddr::from(std::net::Ipv4Addr::LOCALHOST)
+            || ip == IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+            || local.map(canonical) == Some(ip);
         if !l.allow.is_empty() && !l.allow.contains(ip) {
             return Err(self.count(Refusal::NotAllowed));
         }
         let mut st = self.state();
-        let cap = if ip.is_loopback() {
+        let cap = if this_host {
             l.total.saturating_add(LOOPBACK_RESERVE)
         } else {
             l.total
@@ -233,7 +238,9 @@ impl Guard {
     pub async fn accept(&self, listener: &TcpListener) -> (Guarded<TcpStream>, SocketAddr) {
         loop {
             match listener.accept().await {
-                Ok((stream, peer)) => match self.admit(peer.ip()) {
+                Ok((stream, peer)) => match self
+                    .admit(peer.ip(), stream.local_addr().ok().map(|a| a.ip()))
+                {
                     Ok(permit) => {
                         let _ = stream.set_nodelay(true);
                         if let Some(t) = self.0.limits.tcp_keepalive {
@@ -510,18 +517,23 @@ mod tests {
     #[test]
     fn per_address_and_total_limits_and_permits_give_back() {
         let g = Guard::new("test", limits(2, 3));
-        let a1 = g.admit(ip("10.0.0.1")).expect("first");
-        let _a2 = g.admit(ip("10.0.0.1")).expect("second");
-        assert_eq!(g.admit(ip("10.0.0.1")).err(), Some(Refusal::PerAddress));
-        // A mapped IPv4 address is the same address.
+        let a1 = g.admit(ip("10.0.0.1"), None).expect("first");
+        let _a2 = g.admit(ip("10.0.0.1"), None).expect("second");
         assert_eq!(
-            g.admit(ip("::ffff:10.0.0.1")).err(),
+            g.admit(ip("10.0.0.1"), None).err(),
             Some(Refusal::PerAddress)
         );
-        let _b1 = g.admit(ip("10.0.0.2")).expect("another address");
-        assert_eq!(g.admit(ip("10.0.0.3")).err(), Some(Refusal::Total));
+        // A mapped IPv4 address is the same address.
+        assert_eq!(
+            g.admit(ip("::ffff:10.0.0.1"), None).err(),
+            Some(Refusal::PerAddress)
+        );
+        let _b1 = g.admit(ip("10.0.0.2"), None).expect("another address");
+        assert_eq!(g.admit(ip("10.0.0.3"), None).err(), Some(Refusal::Total));
         drop(a1);
-        let _a3 = g.admit(ip("10.0.0.1")).expect("room again after a close");
+        let _a3 = g
+            .admit(ip("10.0.0.1"), None)
+            .expect("room again after a close");
         let s = g.stats();
         assert_eq!(
             (s.open, s.per_address, s.total, s.not_allowed),
@@ -530,14 +542,21 @@ mod tests {
     }
 
     #[test]
-    fn loopback_gets_a_reserve_beyond_the_total() {
+    fn this_host_gets_a_reserve_beyond_the_total() {
         let g = Guard::new("test", limits(100, 1));
-        let _x = g.admit(ip("10.0.0.1")).expect("outside");
-        assert_eq!(g.admit(ip("10.0.0.2")).err(), Some(Refusal::Total));
-        let local: Vec<_> = (0..LOOPBACK_RESERVE)
-            .map(|_| g.admit(ip("127.0.0.1")).expect("reserve"))
+        let _x = g.admit(ip("10.0.0.1"), None).expect("outside");
+        assert_eq!(g.admit(ip("10.0.0.2"), None).err(), Some(Refusal::Total));
+        // Another loopback address is not this host's probe.
+        assert_eq!(g.admit(ip("127.0.0.2"), None).err(), Some(Refusal::Total));
+        let mut local: Vec<_> = (0..LOOPBACK_RESERVE - 1)
+            .map(|_| g.admit(ip("127.0.0.1"), None).expect("reserve"))
             .collect();
-        assert_eq!(g.admit(ip("::1")).err(), Some(Refusal::Total));
+        // The listener's own address (a probe of a listener on 10.0.0.9 comes from there).
+        local.push(
+            g.admit(ip("10.0.0.9"), Some(ip("10.0.0.9")))
+                .expect("reserve"),
+        );
+        assert_eq!(g.admit(ip("::1"), None).err(), Some(Refusal::Total));
         drop(local);
         assert_eq!(g.stats().open, 1);
     }
@@ -547,14 +566,14 @@ mod tests {
         let mut l = limits(1, 10);
         l.unlimited = list(&["192.0.2.1"]);
         let g = Guard::new("test", l);
-        let _a = g.admit(ip("2001:db8:1:2::1")).expect("first");
+        let _a = g.admit(ip("2001:db8:1:2::1"), None).expect("first");
         assert_eq!(
-            g.admit(ip("2001:db8:1:2::ffff")).err(),
+            g.admit(ip("2001:db8:1:2::ffff"), None).err(),
             Some(Refusal::PerAddress)
         );
-        let _b = g.admit(ip("2001:db8:1:3::1")).expect("another /64");
+        let _b = g.admit(ip("2001:db8:1:3::1"), None).expect("another /64");
         let proxies: Vec<_> = (0..5)
-            .map(|_| g.admit(ip("192.0.2.1")).expect("a proxy"))
+            .map(|_| g.admit(ip("192.0.2.1"), None).expect("a proxy"))
             .collect();
         assert_eq!(g.stats().open, 7);
         drop(proxies);
@@ -566,17 +585,21 @@ mod tests {
         let mut l = limits(1, 1);
         l.allow = list(&["10.0.0.0/8"]);
         let g = Guard::new("test", l);
-        assert_eq!(g.admit(ip("192.168.1.1")).err(), Some(Refusal::NotAllowed));
-        let _a = g.admit(ip("10.1.1.1")).expect("allowed");
+        assert_eq!(
+            g.admit(ip("192.168.1.1"), None).err(),
+            Some(Refusal::NotAllowed)
+        );
+        let _a = g.admit(ip("10.1.1.1"), None).expect("allowed");
         assert_eq!(g.stats().not_allowed, 1);
         assert_eq!(g.stats().open, 1);
     }
 
     #[test]
     fn the_cap_leaves_headroom_below_the_fd_limit() {
-        assert_eq!(global_cap(Some(20_000), 100_000), 15_000);
+        assert_eq!(global_cap(Some(20_000), 100_000), 10_000);
         assert_eq!(global_cap(Some(20_000), 4096), 4096);
-        assert_eq!(global_cap(Some(256), 4096), 192);
+        assert_eq!(global_cap(Some(256), 4096), 128);
+        assert_eq!(global_cap(Some(100), 4096), 36);
         assert_eq!(global_cap(Some(64), 4096), 1);
         assert_eq!(global_cap(None, 4096), 4096);
     }

@@ -124,8 +124,8 @@ pub fn default_metrics_allow_from() -> Vec<String> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpLimitsConfig {
-    /// Connections at once in all. Never more than the open-file limit less a quarter of it,
-    /// which stays free for the daemon's own files and connections to agents; loopback peers
+    /// Connections at once in all. Never more than half the open-file limit; the other half
+    /// stays free for the daemon's own files and connections to agents. Peers on this host
     /// (the health probe) get 16 more.
     #[serde(default = "default_http_max_connections")]
     pub max_connections: usize,
