@@ -267,33 +267,25 @@ impl Guard {
                     }
                 },
                 Err(e) => {
-                    let scarce = matches!(
-                        e.raw_os_error(),
-                        Some(
-                            libc_errno::EMFILE
-                                | libc_errno::ENFILE
-                                | libc_errno::ENOBUFS
-                                | libc_errno::ENOMEM
-                        )
+                    // A connection reset before it was accepted concerns that peer alone; any
+                    // other failure (out of descriptors or memory) lasts until connections
+                    // close: pause rather than spin.
+                    let transient = matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::Interrupted
                     );
                     if let Some(suppressed) = self.0.log.permit() {
                         tracing::warn!(listener = self.0.name, error = %e, suppressed, "Accept failed; accepting goes on.");
                     }
-                    if scarce {
+                    if !transient {
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                 }
             }
         }
     }
-}
-
-/// The errno values of a failed accept that mean "out of resources", without a libc dependency.
-mod libc_errno {
-    pub const ENOMEM: i32 = 12;
-    pub const ENFILE: i32 = 23;
-    pub const EMFILE: i32 = 24;
-    pub const ENOBUFS: i32 = 105;
 }
 
 /// One admitted connection's place in the counts, given back when dropped.

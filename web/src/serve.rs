@@ -10,7 +10,7 @@
 //!   `server.limits.header_read_timeout_s` (slowloris); on HTTP/1 keep-alive that bound also
 //!   applies to the wait for the next request;
 //! - the replies hyper writes itself, without asking the app (400 for a malformed request
-//!   line, 414, 431), carry the same security headers as the app's ([`Canned`]).
+//!   line, 414, 431), carry the same security headers as the app's (`Canned`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -255,7 +255,7 @@ const CANNED_HEADERS: [&[u8]; 3] = [b"content-length:", b"date:", b"connection:"
 /// lines. A reply of the app always has the security headers already (the router adds them
 /// to every response), so it never has that shape and passes untouched.
 #[derive(Debug)]
-pub struct Canned<I> {
+struct Canned<I> {
     io: I,
     /// A rewritten head not yet written, sent before anything else.
     pending: Vec<u8>,
@@ -264,7 +264,7 @@ pub struct Canned<I> {
 
 impl<I> Canned<I> {
     /// Wraps a connection's stream.
-    pub fn new(io: I) -> Self {
+    fn new(io: I) -> Self {
         Self {
             io,
             pending: Vec::new(),

@@ -138,7 +138,8 @@ pub struct HttpLimitsConfig {
     #[serde(default = "default_header_read_timeout_s")]
     pub header_read_timeout_s: u64,
     /// A connection on which nothing is read or written for this many seconds is closed
-    /// (an HTTP/2 connection with no request, or a client that never sends one).
+    /// (an HTTP/2 connection with no request, or a client that never sends one). Keep it
+    /// above 30: Socket.IO long-polling waits up to 25 s for the next message.
     #[serde(default = "default_http_idle_timeout_s")]
     pub idle_timeout_s: u64,
 }
