@@ -111,6 +111,128 @@ pub struct MonitorConfig {
     /// Connections from elsewhere are closed before TLS or any request.
     #[serde(default)]
     pub allow_from: Vec<String>,
+    /// Connection limits and timeouts of the gRPC listener.
+    #[serde(default)]
+    pub limits: GrpcLimitsConfig,
+}
+
+/// `monitor.limits`: how many connections the gRPC listener holds, and how long it waits.
+/// What each stops is in the README ("Connections and limits").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcLimitsConfig {
+    /// Connections at once in all (from addresses `allow_from` admits). Never more than half
+    /// the open-file limit (the process collector may use the other half); peers on this host
+    /// (the health probe) get 16 more.
+    #[serde(default = "default_grpc_max_connections")]
+    pub max_connections: usize,
+    /// Connections at once from one address (an IPv6 address counts by its /64). An
+    /// aggregator needs one.
+    #[serde(default = "default_grpc_per_address")]
+    pub max_connections_per_address: usize,
+    /// Calls (HTTP/2 streams) at once on one connection; an aggregator holds one `Watch`.
+    #[serde(default = "default_grpc_streams")]
+    pub max_concurrent_streams: u32,
+    /// Seconds a client has for the TLS handshake.
+    #[serde(default = "default_grpc_handshake_s")]
+    pub handshake_timeout_s: u64,
+    /// A connection on which nothing is read or written for this many seconds is closed
+    /// (the agent pings every 30 s, so only a peer that stopped answering, or one that never
+    /// began HTTP/2, stays silent that long).
+    #[serde(default = "default_grpc_idle_s")]
+    pub idle_timeout_s: u64,
+}
+
+impl Default for GrpcLimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: default_grpc_max_connections(),
+            max_connections_per_address: default_grpc_per_address(),
+            max_concurrent_streams: default_grpc_streams(),
+            handshake_timeout_s: default_grpc_handshake_s(),
+            idle_timeout_s: default_grpc_idle_s(),
+        }
+    }
+}
+
+fn default_grpc_max_connections() -> usize {
+    256
+}
+fn default_grpc_per_address() -> usize {
+    16
+}
+fn default_grpc_streams() -> u32 {
+    128
+}
+fn default_grpc_handshake_s() -> u64 {
+    10
+}
+fn default_grpc_idle_s() -> u64 {
+    120
+}
+
+/// `monitor.limits`, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrpcLimits {
+    /// `max_connections`, as configured (lowered below the open-file limit when serving).
+    pub max_connections: usize,
+    /// `max_connections_per_address`.
+    pub per_address: usize,
+    /// `max_concurrent_streams`.
+    pub max_concurrent_streams: u32,
+    /// `handshake_timeout_s`.
+    pub handshake_timeout: Duration,
+    /// `idle_timeout_s`.
+    pub idle_timeout: Duration,
+}
+
+impl GrpcLimitsConfig {
+    /// The checked limits; problems are recorded as `monitor.limits.<field>` errors.
+    pub fn check(&self, errs: &mut Vec<FieldError>) -> GrpcLimits {
+        use smon_runtime::config::server::{count_in, seconds_in};
+        let p = "monitor.limits";
+        count_in(
+            errs,
+            p,
+            "max_connections",
+            self.max_connections,
+            1,
+            1_000_000,
+        );
+        count_in(
+            errs,
+            p,
+            "max_connections_per_address",
+            self.max_connections_per_address,
+            1,
+            1_000_000,
+        );
+        count_in(
+            errs,
+            p,
+            "max_concurrent_streams",
+            self.max_concurrent_streams as usize,
+            1,
+            100_000,
+        );
+        seconds_in(
+            errs,
+            p,
+            "handshake_timeout_s",
+            self.handshake_timeout_s,
+            1,
+            300,
+        );
+        // Above the 30 s ping interval, or live connections would be cut.
+        seconds_in(errs, p, "idle_timeout_s", self.idle_timeout_s, 45, 86_400);
+        GrpcLimits {
+            max_connections: self.max_connections.max(1),
+            per_address: self.max_connections_per_address.max(1),
+            max_concurrent_streams: self.max_concurrent_streams.max(1),
+            handshake_timeout: Duration::from_secs(self.handshake_timeout_s.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout_s.max(1)),
+        }
+    }
 }
 
 /// `monitor.tls`.
@@ -257,6 +379,8 @@ pub struct Settings {
     pub grpc_tls: Option<GrpcTls>,
     /// Who may call the gRPC API (empty: anyone).
     pub grpc_allow: CidrList,
+    /// Connection limits of the gRPC listener.
+    pub grpc_limits: GrpcLimits,
 }
 
 impl Settings {
@@ -285,6 +409,8 @@ pub struct WebView {
     pub base_path: String,
     /// Users, sessions, allow-lists, HTTPS.
     pub http: smon_web::security::HttpSecurity,
+    /// Connection limits and timeouts of the HTTP listener (`server.limits`).
+    pub limits: smon_web::serve::HttpLimits,
 }
 
 /// The token file could not be created at start-up.
@@ -624,6 +750,10 @@ impl NodeConfig {
             &mut errs,
         );
         let run_as = self.server.run_as(&mut errs);
+        // Checked with or without the web view, as the rest of the block is.
+        let http_limits = self.server.limits.check(&mut errs);
+        #[cfg(not(feature = "web"))]
+        let _ = http_limits;
         let grpc_tls = m.tls.as_ref().and_then(|t| {
             let cert = read_pem(base, "monitor.tls.cert", &t.cert, &mut errs);
             let key = read_pem(base, "monitor.tls.key", &t.key, &mut errs);
@@ -648,6 +778,8 @@ impl NodeConfig {
                 CidrList::default()
             }
         };
+
+        let grpc_limits = m.limits.check(&mut errs);
 
         match (
             errs.is_empty(),
@@ -675,6 +807,7 @@ impl NodeConfig {
                         listen: http_listen,
                         base_path: smon_web::hub::normalise_base(&self.server.base_path),
                         http,
+                        limits: http_limits,
                     }),
                     manager,
                     manager_settings,
@@ -704,6 +837,7 @@ impl NodeConfig {
                     run_as,
                     grpc_tls,
                     grpc_allow,
+                    grpc_limits,
                 })
             }
             _ => Err(errs),

@@ -185,9 +185,10 @@ pub async fn run_prepared(
             let scheme = if tls { "https" } else { "http" };
             tracing::info!(url = %format!("{scheme}://{a}{base}/"), "Serving the single-host web view.");
         }
+        let limits = settings.web.as_ref().map(|w| w.limits).unwrap_or_default();
         let stop_web = stop.clone();
         let serve = tokio::spawn(async move {
-            hub::serve(web, &base, listener, stop_web)
+            smon_web::serve::serve(web, &base, listener, limits, stop_web)
                 .await
                 .map_err(|e| Error::WebView(e.to_string()))
         });

@@ -12,13 +12,19 @@ use std::time::{Duration, Instant};
 use smon_proto::agent_server::{Agent, AgentServer};
 use smon_proto::{GetInfoRequest, GetSnapshotRequest, HostInfo, Parts, Snapshot, WatchRequest};
 use smon_runtime::net::CidrList;
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
 use subtle::ConstantTimeEq;
-use tokio::net::TcpListener;
+
+use smon_runtime::listen::{Guard, Guarded, Limits, global_cap, nofile_limit};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
-use tokio_stream::{Stream, StreamExt as _};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Interceptor;
+use tonic::transport::server::{Connected, TcpConnectInfo};
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
@@ -243,6 +249,17 @@ impl Interceptor for TokenCheck {
         let Some(expected) = &self.expected else {
             return Ok(req);
         };
+        // Two credentials are ambiguous (which one counts depends on who reads them): refused
+        // whatever they hold.
+        if req
+            .metadata()
+            .get_all("authorization")
+            .iter()
+            .nth(1)
+            .is_some()
+        {
+            return Err(self.refuse(&req, "more than one authorization entry"));
+        }
         match req.metadata().get("authorization") {
             None => Err(self.refuse(&req, "missing bearer token")),
             Some(v) if bool::from(v.as_bytes().ct_eq(expected.as_slice())) => Ok(req),
@@ -252,6 +269,12 @@ impl Interceptor for TokenCheck {
 }
 
 /// Serves the agent service on `listener` until `stop` is cancelled.
+///
+/// Connections pass the guard first (`smon_runtime::listen`): a peer outside
+/// `monitor.allow_from` is closed at accept, before TLS or HTTP/2; the others are held to
+/// `monitor.limits` (per address, in all below the open-file limit, idle timeout), with a TCP
+/// keepalive. The TLS handshake has a deadline, HTTP/2 pings find dead peers, and one
+/// connection carries at most `max_concurrent_streams` calls.
 pub async fn serve(
     settings: &Settings,
     info: Arc<HostInfo>,
@@ -266,31 +289,148 @@ pub async fn serve(
         server,
         TokenCheck::with_allow(&settings.auth, settings.grpc_allow.clone()),
     );
+    let limits = settings.grpc_limits;
+    let streams = limits.max_concurrent_streams;
     let mut builder = tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .concurrency_limit_per_connection(64);
+        .max_concurrent_streams(streams)
+        .concurrency_limit_per_connection(streams as usize);
     if let Some(tls) = &settings.grpc_tls {
-        let mut cfg = ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert, &tls.key));
+        let mut cfg = ServerTlsConfig::new()
+            .identity(Identity::from_pem(&tls.cert, &tls.key))
+            .timeout(limits.handshake_timeout);
         if let Some(ca) = &tls.client_ca {
             // Mutual TLS: a client without a certificate from this CA fails the handshake.
             cfg = cfg.client_ca_root(Certificate::from_pem(ca));
         }
         builder = builder.tls_config(cfg).map_err(crate::Error::Tls)?;
     }
-    // With our own listener the builder's TCP options do not apply to accepted sockets: set
-    // TCP_NODELAY here, or small replies wait for delayed ACKs (~40 ms per call).
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
-        if let Ok(s) = &conn {
-            let _ = s.set_nodelay(true);
-        }
-        conn
-    });
+    let nofile = nofile_limit();
+    let total = global_cap(nofile, limits.max_connections);
+    tracing::debug!(
+        max_connections = total,
+        per_address = limits.per_address,
+        nofile,
+        "gRPC connection limits."
+    );
+    let guard = Guard::new(
+        "gRPC",
+        Limits {
+            per_address: limits.per_address,
+            total,
+            allow: settings.grpc_allow.clone(),
+            unlimited: CidrList::default(),
+            idle: Some(limits.idle_timeout),
+            tcp_keepalive: Some(Duration::from_secs(60)),
+        },
+    );
+    // With our own listener the builder's TCP options do not apply to accepted sockets: the
+    // guard sets TCP_NODELAY (else small replies wait for delayed ACKs, ~40 ms per call) and
+    // the keepalive. Accepting stops with the server, which drops the stream.
+    let incoming = guarded_incoming(guard, listener);
     builder
         .add_service(svc)
         .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
         .await
         .map_err(crate::Error::Grpc)?;
     Ok(())
+}
+
+/// The guarded connections of `listener`, as the stream tonic serves. It never ends or fails
+/// (the guard retries failed accepts), so tonic's accept loop never stops on an error.
+fn guarded_incoming(
+    guard: Guard,
+    listener: TcpListener,
+) -> impl Stream<Item = Result<GrpcConn, std::io::Error>> + Send + 'static {
+    let listener = Arc::new(listener);
+    repeat_with(move || {
+        let guard = guard.clone();
+        let listener = listener.clone();
+        async move {
+            let (io, peer) = guard.accept(&listener).await;
+            Ok(GrpcConn { io, peer })
+        }
+    })
+}
+
+/// A stream that yields `next()`'s value forever.
+fn repeat_with<F, Fut, T>(next: F) -> impl Stream<Item = T> + Send + 'static
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            let item = tokio::select! {
+                item = next() => item,
+                _ = tx.closed() => return,
+            };
+            if tx.send(item).await.is_err() {
+                return;
+            }
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+/// An admitted gRPC connection: the guarded socket, with its addresses for tonic
+/// (`Request::remote_addr`, through TLS too).
+struct GrpcConn {
+    io: Guarded<TcpStream>,
+    peer: SocketAddr,
+}
+
+impl Connected for GrpcConn {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        TcpConnectInfo {
+            local_addr: self.io.get_ref().local_addr().ok(),
+            remote_addr: Some(self.peer),
+        }
+    }
+}
+
+impl AsyncRead for GrpcConn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for GrpcConn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }

@@ -256,6 +256,8 @@ pub struct Settings {
     pub base_path: String,
     /// Users, sessions, allow-lists, HTTPS.
     pub http: smon_web::security::HttpSecurity,
+    /// Connection limits and timeouts of the HTTP listener (`server.limits`).
+    pub limits: smon_web::serve::HttpLimits,
     /// Switch to this user after binding.
     pub run_as: Option<String>,
     /// Who keeps the process alive.
@@ -597,6 +599,7 @@ impl AppConfig {
             &mut errs,
         );
         let run_as = self.server.run_as(&mut errs);
+        let limits = self.server.limits.check(&mut errs);
 
         match (errs.is_empty(), http_listen, manager, gpu) {
             (true, Some(http_listen), Some((manager, manager_settings)), Some(gpu)) => {
@@ -608,6 +611,7 @@ impl AppConfig {
                     behind_proxy: self.server.behind_proxy,
                     base_path: smon_web::hub::normalise_base(&self.server.base_path),
                     http,
+                    limits,
                     run_as,
                     manager,
                     manager_settings,

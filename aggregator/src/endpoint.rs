@@ -89,7 +89,11 @@ fn hint(t: &str, target: &Target) -> Option<&'static str> {
             || t.contains("h2 protocol error")
             || t.contains("operation was canceled") =>
         {
-            Some("the agent may be serving TLS: set tls for this host or cluster")
+            // An agent also closes a connection at once when the address is outside its
+            // monitor.allow_from or at its connection limits (before TLS or HTTP/2).
+            Some(
+                "the agent may be serving TLS: set tls for this host or cluster; or it refused the connection: is this address in its monitor.allow_from, and is it under its monitor.limits?",
+            )
         }
         Some(_)
             if t.contains("unknownissuer")

@@ -306,10 +306,10 @@ pub async fn start(
         "http"
     };
     tracing::info!(url = %format!("{scheme}://{addr}{}/", settings.base_path), hosts = settings.targets.len(), include_self = settings.self_host.is_some(), "Serving the dashboard.");
-    let served = tokio::spawn(hub::serve_app(
+    let served = tokio::spawn(smon_web::serve::serve_app(
         app,
         listener,
-        settings.http.tls.clone(),
+        smon_web::serve::Options::new(&settings.http, settings.limits),
         stop.clone(),
     ));
     Ok(Running {

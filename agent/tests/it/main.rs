@@ -6,6 +6,7 @@ mod config_fixtures;
 mod grpc;
 mod manager;
 mod props;
+mod sec_connections;
 mod supervisor;
 mod support;
 mod systemd;

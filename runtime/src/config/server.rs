@@ -1,6 +1,6 @@
 //! The HTTP `server` block, written once for both daemons: where the server listens, how it
-//! sits behind a proxy, who may reach it, HTTPS, the user to run as, and its users and
-//! sessions (`auth`).
+//! sits behind a proxy, who may reach it, HTTPS, the user to run as, its users and
+//! sessions (`auth`), and its connection limits (`limits`).
 //!
 //! Why here and not in smon-web, next to the code that enforces it: the agent built without
 //! its web view (`--no-default-features`) has no smon-web, yet must still read the same
@@ -10,6 +10,7 @@
 //! `security::config::check_server`, which re-exports these types.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +54,9 @@ pub struct ServerConfig {
     /// Users and sessions.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Connection limits and timeouts of the HTTP listener.
+    #[serde(default)]
+    pub limits: HttpLimitsConfig,
 }
 
 impl Default for ServerConfig {
@@ -69,6 +73,7 @@ impl Default for ServerConfig {
             tls: None,
             run_as: None,
             auth: AuthConfig::default(),
+            limits: HttpLimitsConfig::default(),
         }
     }
 }
@@ -112,6 +117,148 @@ pub fn default_trusted_proxies() -> Vec<String> {
 /// Default `metrics_allow_from`: a Prometheus on the same host.
 pub fn default_metrics_allow_from() -> Vec<String> {
     vec!["127.0.0.0/8".into(), "::1/128".into()]
+}
+
+/// `server.limits`: how many connections the HTTP listener holds, and how long it waits.
+/// What each stops is in the README ("Connections and limits").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpLimitsConfig {
+    /// Connections at once in all. Never more than half the open-file limit; the other half
+    /// stays free for the daemon's own files and connections to agents. Peers on this host
+    /// (the health probe) get 16 more.
+    #[serde(default = "default_http_max_connections")]
+    pub max_connections: usize,
+    /// Connections at once from one client address (an IPv6 address counts by its /64).
+    /// With `behind_proxy`, the `trusted_proxies` are held only to `max_connections`.
+    #[serde(default = "default_http_per_address")]
+    pub max_connections_per_address: usize,
+    /// Seconds a client has for the TLS handshake and for each request's header lines; on an
+    /// HTTP/1 keep-alive connection, also how long the next request may take to start.
+    #[serde(default = "default_header_read_timeout_s")]
+    pub header_read_timeout_s: u64,
+    /// A connection on which nothing is read or written for this many seconds is closed
+    /// (an HTTP/2 connection with no request, or a client that never sends one). Keep it
+    /// above 30: Socket.IO long-polling waits up to 25 s for the next message.
+    #[serde(default = "default_http_idle_timeout_s")]
+    pub idle_timeout_s: u64,
+}
+
+impl Default for HttpLimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: default_http_max_connections(),
+            max_connections_per_address: default_http_per_address(),
+            header_read_timeout_s: default_header_read_timeout_s(),
+            idle_timeout_s: default_http_idle_timeout_s(),
+        }
+    }
+}
+
+fn default_http_max_connections() -> usize {
+    4096
+}
+fn default_http_per_address() -> usize {
+    64
+}
+fn default_header_read_timeout_s() -> u64 {
+    10
+}
+fn default_http_idle_timeout_s() -> u64 {
+    120
+}
+
+/// `server.limits`, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// `max_connections`, as configured (the guard lowers it below the open-file limit).
+    pub max_connections: usize,
+    /// `max_connections_per_address`.
+    pub per_address: usize,
+    /// `header_read_timeout_s`.
+    pub header_read_timeout: Duration,
+    /// `idle_timeout_s`.
+    pub idle_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimitsConfig::default().check(&mut Vec::new())
+    }
+}
+
+impl HttpLimitsConfig {
+    /// The checked limits; problems are recorded as `server.limits.<field>` errors.
+    pub fn check(&self, errs: &mut Vec<FieldError>) -> HttpLimits {
+        let p = "server.limits";
+        count_in(
+            errs,
+            p,
+            "max_connections",
+            self.max_connections,
+            1,
+            1_000_000,
+        );
+        count_in(
+            errs,
+            p,
+            "max_connections_per_address",
+            self.max_connections_per_address,
+            1,
+            1_000_000,
+        );
+        seconds_in(
+            errs,
+            p,
+            "header_read_timeout_s",
+            self.header_read_timeout_s,
+            1,
+            300,
+        );
+        seconds_in(errs, p, "idle_timeout_s", self.idle_timeout_s, 1, 86_400);
+        HttpLimits {
+            max_connections: self.max_connections.max(1),
+            per_address: self.max_connections_per_address.max(1),
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_s.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout_s.max(1)),
+        }
+    }
+}
+
+/// Records `<prefix>.<field>: '<value>' is not between <lo> and <hi>` when out of range.
+pub fn count_in(
+    errs: &mut Vec<FieldError>,
+    prefix: &str,
+    field: &str,
+    value: usize,
+    lo: usize,
+    hi: usize,
+) {
+    if !(lo..=hi).contains(&value) {
+        errs.push(FieldError {
+            field: format!("{prefix}.{field}"),
+            value: value.to_string(),
+            problem: format!("is not between {lo} and {hi}"),
+        });
+    }
+}
+
+/// Records `<prefix>.<field>: '<value>' is not between <lo> and <hi> seconds` when out of range.
+pub fn seconds_in(
+    errs: &mut Vec<FieldError>,
+    prefix: &str,
+    field: &str,
+    value: u64,
+    lo: u64,
+    hi: u64,
+) {
+    if !(lo..=hi).contains(&value) {
+        errs.push(FieldError {
+            field: format!("{prefix}.{field}"),
+            value: value.to_string(),
+            problem: format!("is not between {lo} and {hi} seconds"),
+        });
+    }
 }
 
 /// `server.auth`: who may log in, and for how long.
@@ -230,6 +377,37 @@ mod tests {
         assert_eq!(
             errs[0].to_string(),
             "server.host: 'localhost' is not an IP address"
+        );
+    }
+
+    #[test]
+    fn limits_have_defaults_and_out_of_range_values_name_the_field() {
+        let s: ServerConfig = serde_json::from_str("{}").expect("empty block");
+        let mut errs = Vec::new();
+        let l = s.limits.check(&mut errs);
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(l, HttpLimits::default());
+        assert_eq!((l.max_connections, l.per_address), (4096, 64));
+        assert_eq!(l.header_read_timeout, Duration::from_secs(10));
+        let s: ServerConfig = serde_json::from_str(
+            r#"{"limits":{"max_connections":0,"max_connections_per_address":8,"header_read_timeout_s":0,"idle_timeout_s":100000}}"#,
+        )
+        .expect("block");
+        let errs_text: Vec<String> = {
+            let mut errs = Vec::new();
+            s.limits.check(&mut errs);
+            errs.iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(
+            errs_text,
+            [
+                "server.limits.max_connections: '0' is not between 1 and 1000000",
+                "server.limits.header_read_timeout_s: '0' is not between 1 and 300 seconds",
+                "server.limits.idle_timeout_s: '100000' is not between 1 and 86400 seconds",
+            ]
+        );
+        assert!(
+            serde_json::from_str::<ServerConfig>(r#"{"limits":{"max_conections":1}}"#).is_err()
         );
     }
 

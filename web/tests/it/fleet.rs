@@ -94,10 +94,11 @@ async fn open_pages_follow_hosts_added_and_removed() {
         public_security(dir.path(), addr),
     ));
     let stop = CancellationToken::new();
-    let server = tokio::spawn(smon_web::hub::serve(
+    let server = tokio::spawn(smon_web::serve::serve(
         web.clone(),
         "",
         listener,
+        smon_web::serve::HttpLimits::default(),
         stop.clone(),
     ));
     // Every host in the store samples every 250 ms, as pollers would.
