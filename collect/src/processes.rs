@@ -50,6 +50,18 @@ pub struct ProcRow {
     pub start_unix_ms: u64,
     /// State name.
     pub state: &'static str,
+    /// A kernel thread (see [`is_kernel_thread`]).
+    pub kernel_thread: bool,
+}
+
+/// `PF_KTHREAD` in the `flags` field of `/proc/<pid>/stat` (include/linux/sched.h): the kernel
+/// sets it on every kernel thread, whatever its name.
+pub const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// Whether a process is a kernel thread: its `PF_KTHREAD` flag, or, should a kernel not set it,
+/// kthreadd (pid 2) and its children (every kernel thread but the idle tasks is one).
+pub fn is_kernel_thread(pid: u32, ppid: u32, flags: u32) -> bool {
+    flags & PF_KTHREAD != 0 || pid == 2 || ppid == 2
 }
 
 struct Known {
@@ -302,9 +314,11 @@ impl ProcTable {
                 }
                 _ => 0.0,
             };
+            let ppid = st.ppid.max(0) as u32;
             rows.push(ProcRow {
                 pid: pid as u32,
-                ppid: st.ppid.max(0) as u32,
+                ppid,
+                kernel_thread: is_kernel_thread(pid as u32, ppid, st.flags),
                 uid: known.uid,
                 name: st.comm,
                 cmdline: known.cmdline.clone(),
@@ -422,6 +436,37 @@ mod tests {
         assert_eq!(third[0].cmdline, "other token=***");
         assert_eq!(third[0].cpu_percent, 0.0);
         assert_eq!(t.known.len(), 1);
+    }
+
+    #[test]
+    fn kernel_threads_are_flagged_by_pf_kthread_or_kthreadd() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        // pid, comm, ppid, flags: a kernel thread by its flag alone (ppid 0, as the idle
+        // injection threads), kthreadd, a child of kthreadd without the flag, a user process
+        // whose name only looks like a kernel thread's.
+        let procs = [
+            (10, "ksoftirqd/0", 0, PF_KTHREAD | 0x0004_0040),
+            (2, "kthreadd", 0, 0x0004_0040),
+            (11, "kworker/0:1", 2, 0x0400_0000),
+            (12, "kworker-fake", 1, 0x0040_0100),
+        ];
+        for (pid, comm, ppid, flags) in procs {
+            let d = root.join(pid.to_string());
+            std::fs::create_dir_all(&d).expect("mkdir");
+            let stat = format!(
+                "{pid} ({comm}) S {ppid} 0 0 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+            );
+            std::fs::write(d.join("stat"), stat).expect("stat");
+            std::fs::write(d.join("cmdline"), "").expect("cmdline");
+        }
+        let mut t = ProcTable::new(root.to_path_buf(), 0);
+        let rows = t.sample(Instant::now(), &Redactor::default(), &mut Vec::new());
+        let flag = |pid: u32| rows.iter().find(|r| r.pid == pid).map(|r| r.kernel_thread);
+        assert_eq!(flag(10), Some(true), "PF_KTHREAD");
+        assert_eq!(flag(2), Some(true), "kthreadd");
+        assert_eq!(flag(11), Some(true), "a child of kthreadd");
+        assert_eq!(flag(12), Some(false), "a user process");
     }
 
     #[test]
