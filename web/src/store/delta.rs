@@ -128,17 +128,34 @@ pub(super) fn diff(
     );
     field!(mem_total_bytes);
     field!(swap_percent);
+    field!(
+        swap_total_bytes,
+        moved_rel(sent.swap_total_bytes, live.swap_total_bytes, 100)
+    );
     field!(disk_max_percent);
     field!(disk_max_mount, texts);
-    // Not shown on the overview: refreshed with `last_seen_ms`, about once a minute.
+    // Rates are optional overview columns and move all the time: a move of a quarter or more
+    // is sent at once, a smaller drift (a tenth or more) with `last_seen_ms`, about once a
+    // minute.
+    let rate_moved =
+        |a: Option<u64>, b: Option<u64>| moved_rel(a, b, 4) || minute && moved_rel(a, b, 10);
     field!(
         net_rx_bytes_per_s,
-        minute && moved_rel(sent.net_rx_bytes_per_s, live.net_rx_bytes_per_s, 10)
+        rate_moved(sent.net_rx_bytes_per_s, live.net_rx_bytes_per_s)
     );
     field!(
         net_tx_bytes_per_s,
-        minute && moved_rel(sent.net_tx_bytes_per_s, live.net_tx_bytes_per_s, 10)
+        rate_moved(sent.net_tx_bytes_per_s, live.net_tx_bytes_per_s)
     );
+    field!(
+        disk_read_bytes_per_s,
+        rate_moved(sent.disk_read_bytes_per_s, live.disk_read_bytes_per_s)
+    );
+    field!(
+        disk_write_bytes_per_s,
+        rate_moved(sent.disk_write_bytes_per_s, live.disk_write_bytes_per_s)
+    );
+    field!(temp_max_celsius);
     if gpu_list_changed(&sent.gpus, &live.gpus, texts) {
         sent.gpus.clone_from(&live.gpus);
         p.gpus = Some(live.gpus.clone());
@@ -168,14 +185,11 @@ pub(super) fn diff(
         any |= p.gpu_util.is_some() || p.gpu_mem_used_bytes.is_some();
     }
     field!(users);
+    // The process count drifts slowly: 5 % is enough to matter once a minute.
+    let (sp, lp) = (sent.processes.map(u64::from), live.processes.map(u64::from));
     field!(
         processes,
-        minute
-            && moved_rel(
-                sent.processes.map(u64::from),
-                live.processes.map(u64::from),
-                20
-            )
+        moved_rel(sp, lp, 4) || minute && moved_rel(sp, lp, 20)
     );
     // A new sample appends its `cpu_percent` on the client; `s` only when that is not the
     // whole story (no point, or several).
@@ -237,10 +251,14 @@ pub(super) fn apply(row: &mut HostRow, p: &RowPatch, server_time_ms: u64) {
         mem_used_bytes,
         mem_total_bytes,
         swap_percent,
+        swap_total_bytes,
         disk_max_percent,
         disk_max_mount,
         net_rx_bytes_per_s,
         net_tx_bytes_per_s,
+        disk_read_bytes_per_s,
+        disk_write_bytes_per_s,
+        temp_max_celsius,
         gpus,
         users,
         processes
@@ -325,10 +343,14 @@ mod tests {
             mem_used_bytes: Some(500_000),
             mem_total_bytes: Some(1_000_000),
             swap_percent: Some(0.0),
+            swap_total_bytes: Some(1_000_000),
             disk_max_percent: Some(40.0),
             disk_max_mount: Some("/".into()),
             net_rx_bytes_per_s: Some(1000),
             net_tx_bytes_per_s: Some(1000),
+            disk_read_bytes_per_s: Some(1000),
+            disk_write_bytes_per_s: None,
+            temp_max_celsius: Some(50.0),
             gpus: vec![],
             users: Some(1),
             processes: Some(300),
@@ -352,8 +374,8 @@ mod tests {
         live.uptime_s = Some(100_001);
         live.cpu_percent = Some(12.5);
         live.mem_used_bytes = Some(509_000); // < 1 % of the total
-        live.net_rx_bytes_per_s = Some(5000); // moved, but not shown: waits for the minute
-        live.processes = Some(400);
+        live.net_rx_bytes_per_s = Some(1200); // drifted by less than a quarter: waits for the minute
+        live.processes = Some(340);
         live.spark.push(12.5);
         let p = diff(&mut sent, &live, 1, true, 0, NOW).expect("a patch");
         assert_eq!(
@@ -395,6 +417,26 @@ mod tests {
                 .uptime_s,
             Some(Some(5))
         );
+    }
+
+    #[test]
+    fn big_moves_of_rates_and_the_hottest_sensor_are_sent_at_once() {
+        let mut sent = row();
+        let mut live = row();
+        live.net_tx_bytes_per_s = Some(5000);
+        live.disk_read_bytes_per_s = Some(100);
+        live.disk_write_bytes_per_s = Some(7);
+        live.temp_max_celsius = Some(51.0);
+        live.processes = Some(400);
+        let p = diff(&mut sent, &live, 0, true, 0, NOW).expect("a patch");
+        assert_eq!(
+            serde_json::to_string(&p).expect("json"),
+            r#"{"i":0,"tx":5000,"dr":100,"dw":7,"tm":51.0,"p":400}"#
+        );
+        let mut client = row();
+        apply(&mut client, &p, NOW);
+        assert_eq!(client, sent);
+        assert_eq!(client, live);
     }
 
     #[test]
