@@ -55,13 +55,15 @@ pub struct ProcRow {
 }
 
 /// `PF_KTHREAD` in the `flags` field of `/proc/<pid>/stat` (include/linux/sched.h): the kernel
-/// sets it on every kernel thread, whatever its name.
+/// sets it on every kernel thread, kthreadd included, whatever its name.
 pub const PF_KTHREAD: u32 = 0x0020_0000;
 
-/// Whether a process is a kernel thread: its `PF_KTHREAD` flag, or, should a kernel not set it,
-/// kthreadd (pid 2) and its children (every kernel thread but the idle tasks is one).
-pub fn is_kernel_thread(pid: u32, ppid: u32, flags: u32) -> bool {
-    flags & PF_KTHREAD != 0 || pid == 2 || ppid == 2
+/// Whether a process is a kernel thread: its `PF_KTHREAD` flag, nothing else. Pid 2 and its
+/// children are kthreadd's only in the host's first PID namespace: in a container pid 2 is an
+/// ordinary process, and a name (`kworker/…`) or an empty command line (a zombie) proves
+/// nothing either.
+pub fn is_kernel_thread(flags: u32) -> bool {
+    flags & PF_KTHREAD != 0
 }
 
 struct Known {
@@ -318,7 +320,7 @@ impl ProcTable {
             rows.push(ProcRow {
                 pid: pid as u32,
                 ppid,
-                kernel_thread: is_kernel_thread(pid as u32, ppid, st.flags),
+                kernel_thread: is_kernel_thread(st.flags),
                 uid: known.uid,
                 name: st.comm,
                 cmdline: known.cmdline.clone(),
@@ -439,16 +441,17 @@ mod tests {
     }
 
     #[test]
-    fn kernel_threads_are_flagged_by_pf_kthread_or_kthreadd() {
+    fn kernel_threads_are_flagged_by_pf_kthread_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
-        // pid, comm, ppid, flags: a kernel thread by its flag alone (ppid 0, as the idle
-        // injection threads), kthreadd, a child of kthreadd without the flag, a user process
-        // whose name only looks like a kernel thread's.
+        // pid, comm, ppid, flags: kthreadd and a kernel thread (flags as a 6.1 kernel shows
+        // them); in a container, pid 2 and its child without the flag; a user process whose
+        // name only looks like a kernel thread's.
         let procs = [
-            (10, "ksoftirqd/0", 0, PF_KTHREAD | 0x0004_0040),
-            (2, "kthreadd", 0, 0x0004_0040),
-            (11, "kworker/0:1", 2, 0x0400_0000),
+            (10, "ksoftirqd/0", 2, PF_KTHREAD | 0x0400_0040),
+            (3, "kthreadd", 0, PF_KTHREAD | 0x0000_0040),
+            (2, "sh", 0, 0x0040_0100),
+            (11, "worker", 2, 0x0040_0000),
             (12, "kworker-fake", 1, 0x0040_0100),
         ];
         for (pid, comm, ppid, flags) in procs {
@@ -464,9 +467,14 @@ mod tests {
         let rows = t.sample(Instant::now(), &Redactor::default(), &mut Vec::new());
         let flag = |pid: u32| rows.iter().find(|r| r.pid == pid).map(|r| r.kernel_thread);
         assert_eq!(flag(10), Some(true), "PF_KTHREAD");
-        assert_eq!(flag(2), Some(true), "kthreadd");
-        assert_eq!(flag(11), Some(true), "a child of kthreadd");
-        assert_eq!(flag(12), Some(false), "a user process");
+        assert_eq!(flag(3), Some(true), "kthreadd");
+        assert_eq!(flag(2), Some(false), "pid 2 of a container");
+        assert_eq!(flag(11), Some(false), "a child of a container's pid 2");
+        assert_eq!(
+            flag(12),
+            Some(false),
+            "a user process named like a kernel thread"
+        );
     }
 
     #[test]

@@ -179,7 +179,7 @@ export interface Process {
   start_unix_ms: number;
   run_time_s: number;
   state: string;
-  /** A kernel thread (PF_KTHREAD, or kthreadd and its children); hidden by default. */
+  /** A kernel thread (PF_KTHREAD, kthreadd included); hidden by default. */
   kernel_thread: boolean;
 }
 
