@@ -702,6 +702,8 @@ async function details(browser, url, busy, warm) {
   if (optional.some((c) => cols.includes(c))) throw new CheckFailed(`optional columns shown by default: ${cols.join(", ")}`);
   await step(page, "opening the column picker", () => page.click("#col-picker > summary"));
   for (const c of optional) await page.check(`#col-picker input[data-col="${c}"]`);
+  await page.keyboard.press("Escape");
+  await step(page, "Escape closes the column picker", () => page.waitForSelector("#col-picker:not([open])", { state: "attached" }));
   const cell = (id, col) => page.textContent(`${rowSel(id)} td[data-col="${col}"]`).then((t) => (t ?? "").replace(/\s+/g, " ").trim());
   const expectCells = async () => {
     await step(page, "the optional columns show the values", async () => {

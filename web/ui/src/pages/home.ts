@@ -589,6 +589,13 @@ export class HomePage {
   private readonly dirtyClusters = new Map<string, Cluster>();
   private refilter = false;
   private frame = 0;
+  private picker: HTMLDetailsElement | null = null;
+  /** Closes the column picker on a click outside it, or on Escape. */
+  private readonly closePicker = (ev: Event) => {
+    const p = this.picker;
+    if (!p?.open) return;
+    if (ev instanceof KeyboardEvent ? ev.key === "Escape" : !(ev.target instanceof Node && p.contains(ev.target))) p.open = false;
+  };
 
   constructor(conn: Connection) {
     this.conn = conn;
@@ -634,6 +641,9 @@ export class HomePage {
       menu.append(h("label", { class: "col-choice", title: c.title ?? null }, box, c.label));
     }
     const picker = h("details", { class: "col-picker", id: "col-picker" }, h("summary", { class: "btn" }, "Columns"), menu);
+    this.picker = picker;
+    document.addEventListener("click", this.closePicker);
+    document.addEventListener("keydown", this.closePicker);
     this.table = h("table", { class: "data hosts", id: "hosts" }, h("thead", null, headRow));
     this.empty = h("p", { class: "empty-state", hidden: true });
     this.foldHint = h("p", { class: "fold-hint muted", hidden: true });
@@ -1012,6 +1022,8 @@ export class HomePage {
 
   destroy(): void {
     this.destroyed = true;
+    document.removeEventListener("click", this.closePicker);
+    document.removeEventListener("keydown", this.closePicker);
     this.observer?.disconnect();
     if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;
