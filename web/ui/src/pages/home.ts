@@ -194,6 +194,31 @@ const FIELD_DIRTY: Record<string, number> = {
   users: D_USERS,
 };
 
+/** What each column's cells are rewritten for (D_* bits). */
+const COL_DIRTY: Record<string, number> = {
+  os: D_OS,
+  uptime: D_UPTIME,
+  cpu: D_CPU | D_SPARK,
+  load: D_LOAD,
+  mem: D_MEM,
+  swap: D_SWAP,
+  disk: D_DISK,
+  gpu: D_GPU,
+  net: D_NET,
+  dio: D_DIO,
+  temp: D_TEMP,
+  procs: D_PROCS,
+  users: D_USERS,
+};
+
+/** The D_* bits of the hidden columns: their cells are not written until shown. */
+let hiddenDirty = 0;
+function updateHiddenDirty(): void {
+  hiddenDirty = 0;
+  for (const [key, bits] of Object.entries(COL_DIRTY)) if (!view.cols.has(key)) hiddenDirty |= bits;
+}
+updateHiddenDirty();
+
 /** Fields the text filter and the status filter read. */
 const FILTER_FIELDS = new Set(["status", "hostname", "os", "tags"]);
 
@@ -354,9 +379,10 @@ class RowView {
 
   /** Writes the cells whose fields changed (the ages too, at `now`, when the status did). */
   render(now?: number): void {
-    const d = this.dirty;
+    // Hidden columns keep their bits until they are shown.
+    const d = this.dirty & ~hiddenDirty;
     if (d === 0) return;
-    this.dirty = 0;
+    this.dirty &= hiddenDirty;
     const r = this.row;
     if (d & D_STATUS) {
       setStatus(this.badge, r.status);
@@ -667,13 +693,17 @@ export class HomePage {
 
   /** Shows the picked columns, hides the others (header and every row). */
   private applyCols(): void {
+    updateHiddenDirty();
     for (const [key, th] of this.heads) th.hidden = !view.cols.has(key);
     for (const rv of this.rows.values()) {
       for (const [key, td] of rv.cells) {
         const hide = !view.cols.has(key);
         if (td.hidden !== hide) td.hidden = hide;
       }
+      // Cells shown now catch up with what they skipped while hidden.
+      if (rv.dirty & ~hiddenDirty) this.dirtyRows.add(rv);
     }
+    this.flush();
   }
 
   private onVisibility(entries: IntersectionObserverEntry[]): void {
