@@ -134,11 +134,12 @@ pub(super) fn diff(
     );
     field!(disk_max_percent);
     field!(disk_max_mount, texts);
-    // Rates are optional overview columns and move all the time: a move of a quarter or more
-    // is sent at once, a smaller drift (a tenth or more) with `last_seen_ms`, about once a
-    // minute.
+    // Rates are optional overview columns, off by default, and they jitter every sample: a
+    // jump (doubled or halved) is sent at once, a drift (a tenth or more) with
+    // `last_seen_ms`, about once a minute, so that a fleet's deltas do not carry every host's
+    // noise to browsers that do not show them.
     let rate_moved =
-        |a: Option<u64>, b: Option<u64>| moved_rel(a, b, 4) || minute && moved_rel(a, b, 10);
+        |a: Option<u64>, b: Option<u64>| moved_rel(a, b, 2) || minute && moved_rel(a, b, 10);
     field!(
         net_rx_bytes_per_s,
         rate_moved(sent.net_rx_bytes_per_s, live.net_rx_bytes_per_s)
@@ -374,7 +375,7 @@ mod tests {
         live.uptime_s = Some(100_001);
         live.cpu_percent = Some(12.5);
         live.mem_used_bytes = Some(509_000); // < 1 % of the total
-        live.net_rx_bytes_per_s = Some(1200); // drifted by less than a quarter: waits for the minute
+        live.net_rx_bytes_per_s = Some(1200); // drifted, not jumped: waits for the minute
         live.processes = Some(340);
         live.spark.push(12.5);
         let p = diff(&mut sent, &live, 1, true, 0, NOW).expect("a patch");
@@ -420,7 +421,7 @@ mod tests {
     }
 
     #[test]
-    fn big_moves_of_rates_and_the_hottest_sensor_are_sent_at_once() {
+    fn jumps_of_rates_and_the_hottest_sensor_are_sent_at_once() {
         let mut sent = row();
         let mut live = row();
         live.net_tx_bytes_per_s = Some(5000);
