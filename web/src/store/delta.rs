@@ -156,7 +156,12 @@ pub(super) fn diff(
         disk_write_bytes_per_s,
         rate_moved(sent.disk_write_bytes_per_s, live.disk_write_bytes_per_s)
     );
-    field!(temp_max_celsius);
+    // Sensors wander by a degree: 2 °C is a change worth sending at once.
+    let temp_jumped = match (sent.temp_max_celsius, live.temp_max_celsius) {
+        (Some(a), Some(b)) => (a - b).abs() >= 2.0,
+        (a, b) => a.is_some() != b.is_some(),
+    };
+    field!(temp_max_celsius, minute || temp_jumped);
     if gpu_list_changed(&sent.gpus, &live.gpus, texts) {
         sent.gpus.clone_from(&live.gpus);
         p.gpus = Some(live.gpus.clone());
@@ -377,6 +382,7 @@ mod tests {
         live.mem_used_bytes = Some(509_000); // < 1 % of the total
         live.net_rx_bytes_per_s = Some(1200); // drifted, not jumped: waits for the minute
         live.processes = Some(340);
+        live.temp_max_celsius = Some(51.0); // a degree: waits for the minute too
         live.spark.push(12.5);
         let p = diff(&mut sent, &live, 1, true, 0, NOW).expect("a patch");
         assert_eq!(
@@ -427,12 +433,12 @@ mod tests {
         live.net_tx_bytes_per_s = Some(5000);
         live.disk_read_bytes_per_s = Some(100);
         live.disk_write_bytes_per_s = Some(7);
-        live.temp_max_celsius = Some(51.0);
+        live.temp_max_celsius = Some(53.0);
         live.processes = Some(400);
         let p = diff(&mut sent, &live, 0, true, 0, NOW).expect("a patch");
         assert_eq!(
             serde_json::to_string(&p).expect("json"),
-            r#"{"i":0,"tx":5000,"dr":100,"dw":7,"tm":51.0,"p":400}"#
+            r#"{"i":0,"tx":5000,"dr":100,"dw":7,"tm":53.0,"p":400}"#
         );
         let mut client = row();
         apply(&mut client, &p, NOW);
