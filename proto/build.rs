@@ -19,6 +19,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".smon.v1",
             "#[derive(serde::Serialize, serde::Deserialize)]",
         )
+        // Fields appended after the first release: JSON written by an older agent or server
+        // (without them) still reads back.
+        .field_attribute(".smon.v1.Process.kernel_thread", "#[serde(default)]")
         .compile_fds(fds)?;
     Ok(())
 }

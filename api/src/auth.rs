@@ -31,6 +31,9 @@ pub enum Role {
     Admin,
     /// Not logged in, on a dashboard with `public_read_only` (only in [`Me`]).
     Public,
+    /// Not logged in, on a dashboard that is not public: nothing may be read (only in [`Me`]).
+    #[serde(rename = "none")]
+    LoggedOut,
 }
 
 /// `POST /api/v1/login` answer: who is now logged in.
@@ -42,12 +45,16 @@ pub struct LoggedIn {
     pub role: Role,
 }
 
-/// `GET /api/v1/me` answer.
+/// `GET /api/v1/me` answer, also without a session (a probe, not an error: the login page asks
+/// it to learn whether the dashboard is public).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Me {
-    /// User name; `None` for an anonymous visitor of a public dashboard.
+    /// Whether the request came with a live login session.
+    pub authenticated: bool,
+    /// User name; `None` without a session.
     pub user: Option<String>,
-    /// Role ([`Role::Public`] when anonymous).
+    /// Role: [`Role::Public`] for an anonymous visitor of a public dashboard,
+    /// [`Role::LoggedOut`] without a session on one that is not.
     pub role: Role,
     /// Whether anonymous visitors may watch.
     pub public_read_only: bool,

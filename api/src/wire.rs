@@ -92,6 +92,9 @@ pub struct HostRow {
     pub mem_total_bytes: Option<u64>,
     /// Swap use, 0-100, one decimal.
     pub swap_percent: Option<f32>,
+    /// Swap size: 0 when the host has no swap (then `swap_percent` says nothing).
+    #[serde(default)]
+    pub swap_total_bytes: Option<u64>,
     /// Use of the fullest filesystem, 0-100, one decimal.
     pub disk_max_percent: Option<f32>,
     /// Mount point of the fullest filesystem.
@@ -100,6 +103,15 @@ pub struct HostRow {
     pub net_rx_bytes_per_s: Option<u64>,
     /// Sent bytes per second, all interfaces.
     pub net_tx_bytes_per_s: Option<u64>,
+    /// Bytes read per second, all filesystems listed (null when none reports I/O).
+    #[serde(default)]
+    pub disk_read_bytes_per_s: Option<u64>,
+    /// Bytes written per second, all filesystems listed (null when none reports I/O).
+    #[serde(default)]
+    pub disk_write_bytes_per_s: Option<u64>,
+    /// The hottest temperature sensor, °C, whole degrees (null without sensors).
+    #[serde(default)]
+    pub temp_max_celsius: Option<f32>,
     /// GPUs.
     pub gpus: Vec<GpuBrief>,
     /// Logged-in sessions.
@@ -329,6 +341,9 @@ pub struct RowPatch {
     /// Swap use.
     #[serde(rename = "sw", skip_serializing_if = "Option::is_none")]
     pub swap_percent: Option<Option<f32>>,
+    /// Swap size.
+    #[serde(rename = "swt", skip_serializing_if = "Option::is_none")]
+    pub swap_total_bytes: Option<Option<u64>>,
     /// Use of the fullest filesystem.
     #[serde(rename = "d", skip_serializing_if = "Option::is_none")]
     pub disk_max_percent: Option<Option<f32>>,
@@ -341,6 +356,15 @@ pub struct RowPatch {
     /// Sent bytes per second.
     #[serde(rename = "tx", skip_serializing_if = "Option::is_none")]
     pub net_tx_bytes_per_s: Option<Option<u64>>,
+    /// Bytes read per second.
+    #[serde(rename = "dr", skip_serializing_if = "Option::is_none")]
+    pub disk_read_bytes_per_s: Option<Option<u64>>,
+    /// Bytes written per second.
+    #[serde(rename = "dw", skip_serializing_if = "Option::is_none")]
+    pub disk_write_bytes_per_s: Option<Option<u64>>,
+    /// The hottest temperature.
+    #[serde(rename = "tm", skip_serializing_if = "Option::is_none")]
+    pub temp_max_celsius: Option<Option<f32>>,
     /// GPUs, the whole list: only when the list itself changed (count, names, totals).
     #[serde(rename = "g", skip_serializing_if = "Option::is_none")]
     pub gpus: Option<Vec<GpuBrief>>,

@@ -425,6 +425,7 @@ impl Collector {
                 start_unix_ms: r.start_unix_ms,
                 run_time_s: now_ms.saturating_sub(r.start_unix_ms) / 1000,
                 state: r.state.to_owned(),
+                kernel_thread: r.kernel_thread,
             })
             .collect();
         out.sort_by(|a, b| {
@@ -481,6 +482,7 @@ impl Collector {
                 start_unix_ms: start * 1000,
                 run_time_s: now_s.saturating_sub(start),
                 state: format!("{:?}", p.status()).to_lowercase(),
+                kernel_thread: false,
             });
         }
         self.cmd_cache.retain(|_, c| c.seen == tick);

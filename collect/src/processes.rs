@@ -50,6 +50,20 @@ pub struct ProcRow {
     pub start_unix_ms: u64,
     /// State name.
     pub state: &'static str,
+    /// A kernel thread (see [`is_kernel_thread`]).
+    pub kernel_thread: bool,
+}
+
+/// `PF_KTHREAD` in the `flags` field of `/proc/<pid>/stat` (include/linux/sched.h): the kernel
+/// sets it on every kernel thread, kthreadd included, whatever its name.
+pub const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// Whether a process is a kernel thread: its `PF_KTHREAD` flag, nothing else. Pid 2 and its
+/// children are kthreadd's only in the host's first PID namespace: in a container pid 2 is an
+/// ordinary process, and a name (`kworker/…`) or an empty command line (a zombie) proves
+/// nothing either.
+pub fn is_kernel_thread(flags: u32) -> bool {
+    flags & PF_KTHREAD != 0
 }
 
 struct Known {
@@ -302,9 +316,11 @@ impl ProcTable {
                 }
                 _ => 0.0,
             };
+            let ppid = st.ppid.max(0) as u32;
             rows.push(ProcRow {
                 pid: pid as u32,
-                ppid: st.ppid.max(0) as u32,
+                ppid,
+                kernel_thread: is_kernel_thread(st.flags),
                 uid: known.uid,
                 name: st.comm,
                 cmdline: known.cmdline.clone(),
@@ -422,6 +438,43 @@ mod tests {
         assert_eq!(third[0].cmdline, "other token=***");
         assert_eq!(third[0].cpu_percent, 0.0);
         assert_eq!(t.known.len(), 1);
+    }
+
+    #[test]
+    fn kernel_threads_are_flagged_by_pf_kthread_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        // pid, comm, ppid, flags: kthreadd and a kernel thread (flags as a 6.1 kernel shows
+        // them); in a container, pid 2 and its child without the flag; a user process whose
+        // name only looks like a kernel thread's.
+        let procs = [
+            (10, "ksoftirqd/0", 2, PF_KTHREAD | 0x0400_0040),
+            (3, "kthreadd", 0, PF_KTHREAD | 0x0000_0040),
+            (2, "sh", 0, 0x0040_0100),
+            (11, "worker", 2, 0x0040_0000),
+            (12, "kworker-fake", 1, 0x0040_0100),
+        ];
+        for (pid, comm, ppid, flags) in procs {
+            let d = root.join(pid.to_string());
+            std::fs::create_dir_all(&d).expect("mkdir");
+            let stat = format!(
+                "{pid} ({comm}) S {ppid} 0 0 0 -1 {flags} 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+            );
+            std::fs::write(d.join("stat"), stat).expect("stat");
+            std::fs::write(d.join("cmdline"), "").expect("cmdline");
+        }
+        let mut t = ProcTable::new(root.to_path_buf(), 0);
+        let rows = t.sample(Instant::now(), &Redactor::default(), &mut Vec::new());
+        let flag = |pid: u32| rows.iter().find(|r| r.pid == pid).map(|r| r.kernel_thread);
+        assert_eq!(flag(10), Some(true), "PF_KTHREAD");
+        assert_eq!(flag(3), Some(true), "kthreadd");
+        assert_eq!(flag(2), Some(false), "pid 2 of a container");
+        assert_eq!(flag(11), Some(false), "a child of a container's pid 2");
+        assert_eq!(
+            flag(12),
+            Some(false),
+            "a user process named like a kernel thread"
+        );
     }
 
     #[test]

@@ -385,6 +385,8 @@ impl ProcTable {
                     start_unix_ms: start_ms,
                     run_time_s: c.now_ms.saturating_sub(start_ms) / 1000,
                     state: if cpu >= 20.0 { "running" } else { p.state }.to_owned(),
+                    // The simulated kernel threads are those without a command line.
+                    kernel_thread: p.cmdline.is_empty(),
                 }
             })
             .collect();

@@ -185,10 +185,14 @@ fn pending_row(spec: HostSpec, now_ms: u64) -> HostRow {
         mem_used_bytes: None,
         mem_total_bytes: None,
         swap_percent: None,
+        swap_total_bytes: None,
         disk_max_percent: None,
         disk_max_mount: None,
         net_rx_bytes_per_s: None,
         net_tx_bytes_per_s: None,
+        disk_read_bytes_per_s: None,
+        disk_write_bytes_per_s: None,
+        temp_max_celsius: None,
         gpus: Vec::new(),
         users: None,
         processes: None,
@@ -504,6 +508,7 @@ impl ClusterStore {
         r.mem_used_bytes = mem.map(|m| m.used_bytes);
         r.mem_total_bytes = mem.map(|m| m.total_bytes);
         r.swap_percent = mem.map(|m| round1(m.swap_used_percent));
+        r.swap_total_bytes = mem.map(|m| m.swap_total_bytes);
         r.disk_max_percent = fullest.map(|d| round1(d.used_percent));
         texts |= match fullest {
             Some(d) => set_str(&mut r.disk_max_mount, &d.mount_point),
@@ -513,6 +518,18 @@ impl ClusterStore {
         let tx: u64 = snap.networks.iter().map(|n| n.tx_bytes_per_s).sum();
         r.net_rx_bytes_per_s = Some(rx);
         r.net_tx_bytes_per_s = Some(tx);
+        let io = |f: fn(&smon_proto::Disk) -> Option<u64>| {
+            snap.disks.iter().filter_map(f).reduce(u64::saturating_add)
+        };
+        r.disk_read_bytes_per_s = io(|d| d.read_bytes_per_s);
+        r.disk_write_bytes_per_s = io(|d| d.write_bytes_per_s);
+        r.temp_max_celsius = snap
+            .temperatures
+            .iter()
+            .filter_map(|t| t.celsius)
+            .filter(|c| c.is_finite())
+            .reduce(f32::max)
+            .map(f32::round);
         texts |= gpu_briefs(&snap, &mut r.gpus);
         r.users = Some(snap.sessions.len() as u32);
         r.processes = Some(snap.process_count);

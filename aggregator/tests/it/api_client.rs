@@ -32,6 +32,7 @@ async fn the_typed_client_reads_every_route_and_reports_refusals() {
     let who = c.login("admin", ADMIN_PASSWORD).await.expect("login");
     assert_eq!((who.user.as_str(), who.role), ("admin", Role::Admin));
     let me = c.me().await.expect("me");
+    assert!(me.authenticated);
     assert_eq!(me.user.as_deref(), Some("admin"));
     assert!(!me.public_read_only);
     let users = c.users().await.expect("users");
@@ -102,7 +103,13 @@ async fn the_typed_client_reads_every_route_and_reports_refusals() {
     assert_eq!(e.status(), Some(403), "{e}");
 
     c.logout().await.expect("logout");
-    assert_eq!(c.me().await.expect_err("logged out").status(), Some(401));
+    // Logged out: `me` answers (a probe, not an error), saying so.
+    let me = c.me().await.expect("me after logout");
+    assert!(!me.authenticated, "{me:?}");
+    assert_eq!((me.user, me.role), (None, Role::LoggedOut));
+    c.clusters()
+        .await
+        .expect_err("the data needs a session again");
     c.healthz().await.expect("healthz needs no session");
     agg.shutdown().await;
 }

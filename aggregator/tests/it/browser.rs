@@ -2,11 +2,14 @@
 //! `web/ui/tests/browser.mjs`), against a real aggregator and real agents: the home page lists
 //! the hosts and updates live, a host page shows processes, users and fake GPU cards, a stopped
 //! agent renders as down; Socket.IO over WebSocket and over polling only; under a path prefix;
-//! and the agent's own single-host view.
+//! the login page without a console error; the connection indicator and the stale banner
+//! agreeing while the real binary is frozen (SIGSTOP) and resumed; and the agent's own
+//! single-host view, which opens on its host's page.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::support::{Agent, Aggregator, agent_bin, free_port};
 
@@ -94,6 +97,10 @@ async fn dashboard_in_a_real_browser() {
     let home = url.clone();
     let u = url.clone();
     tokio::task::spawn_blocking(move || {
+        browser_as(
+            None,
+            &["login", &home, "admin", crate::support::ADMIN_PASSWORD],
+        );
         browser(&["home", &home, "lab:n1,lab:n2,lab:n3"]);
         browser(&["host", &u, "lab:n2", "1"]);
         browser(&["transport", &u, "websocket"]);
@@ -195,14 +202,133 @@ async fn the_agents_single_host_view() {
     let id = id.expect("the agent's own host is up in its web view");
     assert!(id.starts_with("local:"), "{id}");
     let url = format!("{base}/");
+    // Whether this host shows kernel threads (a container's /proc may not).
+    let kthreads = if std::fs::read_to_string("/proc/2/comm").is_ok_and(|c| c.trim() == "kthreadd")
+    {
+        "yes"
+    } else {
+        "no"
+    };
     let result = tokio::task::spawn_blocking(move || {
-        browser(&["home", &url, &id]);
+        browser(&["node", &url, &id, kthreads]);
         browser(&["host", &url, &id, "2"]);
     })
     .await;
     let _ = child.kill();
     let _ = child.wait();
     result.expect("single-host scenarios");
+}
+
+/// Sends `sig` (`-STOP`, `-CONT`) to `pid`.
+fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success(), "kill {sig} {pid}");
+}
+
+/// The real aggregator binary is frozen with SIGSTOP while a browser watches the overview
+/// (desktop) and a host page (phone): both pages must say "Stale" in the indicator and in the
+/// banner together, never "Live" next to a stale banner; after SIGCONT both say "Live" again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indicator_and_banner_agree_when_the_server_freezes() {
+    let a1 = Agent::start("127.0.0.12");
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::support::write_users(dir.path(), "smon-users.json");
+    let port = free_port("127.0.0.1");
+    let cfg = dir.path().join("config_app.json");
+    let hosts = crate::support::hosts_json(&[&a1]);
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"server":{{"host":"127.0.0.1","port":{port}}},"monitor":{{"mode":"app","poll_interval_ms":500,"include_self":false,"clusters":[{{"name":"lab","hosts":[{hosts}]}}]}}}}"#
+        ),
+    )
+    .expect("config");
+    let mut agg = Command::new(env!("CARGO_BIN_EXE_smon-aggregator"))
+        .args([
+            "--no-supervise".as_ref(),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("aggregator");
+    let pid = agg.id();
+    let base = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    let client = loop {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            break crate::support::login(&base, "admin", crate::support::ADMIN_PASSWORD).await;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no aggregator");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    loop {
+        let v: serde_json::Value = match client.get(format!("{base}/api/v1/hosts")).send().await {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        if v[0]["status"] == "up" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "lab:n1 not up: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = format!("{base}/");
+    let out = tokio::task::spawn_blocking(move || {
+        let _turn = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
+        let mut child = Command::new("node")
+            .arg(ui_dir().join("tests/browser.mjs"))
+            .args(["freeze", &url, "lab:n1"])
+            .env("SMON_LOGIN", crate::support::BROWSER_LOGIN)
+            .current_dir(ui_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("node is installed");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut said = String::new();
+        let mut stopped = false;
+        for line in lines.by_ref().map_while(Result::ok) {
+            said.push_str(&line);
+            said.push('\n');
+            match line.trim() {
+                "ready" => {
+                    signal(pid, "-STOP");
+                    stopped = true;
+                }
+                "frozen" => {
+                    signal(pid, "-CONT");
+                    stopped = false;
+                }
+                _ => {}
+            }
+        }
+        if stopped {
+            signal(pid, "-CONT");
+        }
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status,
+            said,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await;
+    let _ = agg.kill();
+    let _ = agg.wait();
+    let (status, said, err) = out.expect("browser");
+    assert!(
+        status.success() && said.contains("ok: freeze:"),
+        "browser.mjs freeze failed:\n--- stdout\n{said}\n--- stderr\n{err}"
+    );
 }
 
 /// Writes the README screenshots of a demo fleet (fake GPUs) to `docs/screenshots/`:

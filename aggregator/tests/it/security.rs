@@ -43,7 +43,6 @@ async fn nothing_without_a_session() {
         "/api/v1/hosts".to_owned(),
         format!("/api/v1/hosts/{id}"),
         format!("/api/v1/hosts/{id}/events"),
-        "/api/v1/me".to_owned(),
         "/api/v1/admin/users".to_owned(),
         "/metrics".to_owned(),
     ] {
@@ -56,6 +55,17 @@ async fn nothing_without_a_session() {
         let body = r.text().await.unwrap_or_default();
         assert!(body.contains("login required"), "{path}: {body}");
     }
+    // `me` is a probe the login page makes: it answers, saying nobody is logged in.
+    let r = c
+        .get(format!("{}/api/v1/me", agg.base))
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(r.status(), 200);
+    let me: Value = r.json().await.expect("json");
+    assert_eq!(me["authenticated"], false, "{me}");
+    assert_eq!(me["role"], "none", "{me}");
+    assert_eq!(me["user"], Value::Null, "{me}");
     // The page sends the visitor to the login page; the login page and assets are open.
     let r = c.get(format!("{}/", agg.base)).send().await.expect("index");
     assert_eq!(r.status(), 303);

@@ -131,24 +131,32 @@ pub async fn logout(State(w): State<Arc<Web>>, session: Session) -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// `GET /api/v1/me`: who the browser is logged in as, or 401.
+/// `GET /api/v1/me`: who the browser is logged in as. Without a session it answers 200 with
+/// `authenticated: false` rather than 401: the login page asks it on every visit, and a probe
+/// whose answer is "nobody" is not an error (a 401 would be logged in the browser's console).
 pub async fn me(State(w): State<Arc<Web>>, p: Option<Extension<Principal>>) -> Response {
     let public = w.security.http.auth.public_read_only;
-    match p.map(|e| e.0) {
-        Some(Principal::User { name, role, .. }) => Json(Me {
+    let me = match p.map(|e| e.0) {
+        Some(Principal::User { name, role, .. }) => Me {
+            authenticated: true,
             user: Some(name),
             role: role.into(),
             public_read_only: public,
-        })
-        .into_response(),
-        Some(Principal::Anonymous) => Json(Me {
+        },
+        Some(Principal::Anonymous) => Me {
+            authenticated: false,
             user: None,
             role: ApiRole::Public,
             public_read_only: public,
-        })
-        .into_response(),
-        None => ApiError::new(StatusCode::UNAUTHORIZED, "login required".into()).into_response(),
-    }
+        },
+        None => Me {
+            authenticated: false,
+            user: None,
+            role: ApiRole::LoggedOut,
+            public_read_only: public,
+        },
+    };
+    Json(me).into_response()
 }
 
 /// `GET /api/v1/admin/users`: the users and their roles (admins only; never the hashes).

@@ -128,17 +128,40 @@ pub(super) fn diff(
     );
     field!(mem_total_bytes);
     field!(swap_percent);
+    field!(
+        swap_total_bytes,
+        moved_rel(sent.swap_total_bytes, live.swap_total_bytes, 100)
+    );
     field!(disk_max_percent);
     field!(disk_max_mount, texts);
-    // Not shown on the overview: refreshed with `last_seen_ms`, about once a minute.
+    // Rates are optional overview columns, off by default, and they jitter every sample: a
+    // jump (doubled or halved) is sent at once, a drift (a tenth or more) with
+    // `last_seen_ms`, about once a minute, so that a fleet's deltas do not carry every host's
+    // noise to browsers that do not show them.
+    let rate_moved =
+        |a: Option<u64>, b: Option<u64>| moved_rel(a, b, 2) || minute && moved_rel(a, b, 10);
     field!(
         net_rx_bytes_per_s,
-        minute && moved_rel(sent.net_rx_bytes_per_s, live.net_rx_bytes_per_s, 10)
+        rate_moved(sent.net_rx_bytes_per_s, live.net_rx_bytes_per_s)
     );
     field!(
         net_tx_bytes_per_s,
-        minute && moved_rel(sent.net_tx_bytes_per_s, live.net_tx_bytes_per_s, 10)
+        rate_moved(sent.net_tx_bytes_per_s, live.net_tx_bytes_per_s)
     );
+    field!(
+        disk_read_bytes_per_s,
+        rate_moved(sent.disk_read_bytes_per_s, live.disk_read_bytes_per_s)
+    );
+    field!(
+        disk_write_bytes_per_s,
+        rate_moved(sent.disk_write_bytes_per_s, live.disk_write_bytes_per_s)
+    );
+    // Sensors wander by a degree: 2 °C is a change worth sending at once.
+    let temp_jumped = match (sent.temp_max_celsius, live.temp_max_celsius) {
+        (Some(a), Some(b)) => (a - b).abs() >= 2.0,
+        (a, b) => a.is_some() != b.is_some(),
+    };
+    field!(temp_max_celsius, minute || temp_jumped);
     if gpu_list_changed(&sent.gpus, &live.gpus, texts) {
         sent.gpus.clone_from(&live.gpus);
         p.gpus = Some(live.gpus.clone());
@@ -168,14 +191,11 @@ pub(super) fn diff(
         any |= p.gpu_util.is_some() || p.gpu_mem_used_bytes.is_some();
     }
     field!(users);
+    // The process count drifts slowly: 5 % is enough to matter once a minute.
+    let (sp, lp) = (sent.processes.map(u64::from), live.processes.map(u64::from));
     field!(
         processes,
-        minute
-            && moved_rel(
-                sent.processes.map(u64::from),
-                live.processes.map(u64::from),
-                20
-            )
+        moved_rel(sp, lp, 4) || minute && moved_rel(sp, lp, 20)
     );
     // A new sample appends its `cpu_percent` on the client; `s` only when that is not the
     // whole story (no point, or several).
@@ -237,10 +257,14 @@ pub(super) fn apply(row: &mut HostRow, p: &RowPatch, server_time_ms: u64) {
         mem_used_bytes,
         mem_total_bytes,
         swap_percent,
+        swap_total_bytes,
         disk_max_percent,
         disk_max_mount,
         net_rx_bytes_per_s,
         net_tx_bytes_per_s,
+        disk_read_bytes_per_s,
+        disk_write_bytes_per_s,
+        temp_max_celsius,
         gpus,
         users,
         processes
@@ -325,10 +349,14 @@ mod tests {
             mem_used_bytes: Some(500_000),
             mem_total_bytes: Some(1_000_000),
             swap_percent: Some(0.0),
+            swap_total_bytes: Some(1_000_000),
             disk_max_percent: Some(40.0),
             disk_max_mount: Some("/".into()),
             net_rx_bytes_per_s: Some(1000),
             net_tx_bytes_per_s: Some(1000),
+            disk_read_bytes_per_s: Some(1000),
+            disk_write_bytes_per_s: None,
+            temp_max_celsius: Some(50.0),
             gpus: vec![],
             users: Some(1),
             processes: Some(300),
@@ -352,8 +380,9 @@ mod tests {
         live.uptime_s = Some(100_001);
         live.cpu_percent = Some(12.5);
         live.mem_used_bytes = Some(509_000); // < 1 % of the total
-        live.net_rx_bytes_per_s = Some(5000); // moved, but not shown: waits for the minute
-        live.processes = Some(400);
+        live.net_rx_bytes_per_s = Some(1200); // drifted, not jumped: waits for the minute
+        live.processes = Some(340);
+        live.temp_max_celsius = Some(51.0); // a degree: waits for the minute too
         live.spark.push(12.5);
         let p = diff(&mut sent, &live, 1, true, 0, NOW).expect("a patch");
         assert_eq!(
@@ -395,6 +424,26 @@ mod tests {
                 .uptime_s,
             Some(Some(5))
         );
+    }
+
+    #[test]
+    fn jumps_of_rates_and_the_hottest_sensor_are_sent_at_once() {
+        let mut sent = row();
+        let mut live = row();
+        live.net_tx_bytes_per_s = Some(5000);
+        live.disk_read_bytes_per_s = Some(100);
+        live.disk_write_bytes_per_s = Some(7);
+        live.temp_max_celsius = Some(53.0);
+        live.processes = Some(400);
+        let p = diff(&mut sent, &live, 0, true, 0, NOW).expect("a patch");
+        assert_eq!(
+            serde_json::to_string(&p).expect("json"),
+            r#"{"i":0,"tx":5000,"dr":100,"dw":7,"tm":53.0,"p":400}"#
+        );
+        let mut client = row();
+        apply(&mut client, &p, NOW);
+        assert_eq!(client, sent);
+        assert_eq!(client, live);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use smon_web::state::Web;
 use smon_web::store::{ClusterStore, HostSpec, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
-fn spec(cluster: &str, name: &str) -> HostSpec {
+pub(crate) fn spec(cluster: &str, name: &str) -> HostSpec {
     HostSpec {
         cluster: cluster.into(),
         name: name.into(),
@@ -48,12 +48,12 @@ fn sample(seq: u64) -> Snapshot {
     }
 }
 
-fn ui_dir() -> PathBuf {
+pub(crate) fn ui_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("ui")
 }
 
 /// A public read-only dashboard's security state (no users, no files written).
-fn public_security(dir: &Path, listen: std::net::SocketAddr) -> Arc<Security> {
+pub(crate) fn public_security(dir: &Path, listen: std::net::SocketAddr) -> Arc<Security> {
     let auth = AuthConfig {
         public_read_only: true,
         ..AuthConfig::default()
@@ -78,6 +78,7 @@ fn public_security(dir: &Path, listen: std::net::SocketAddr) -> Arc<Security> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_pages_follow_hosts_added_and_removed() {
+    let _turn = crate::ONE_BROWSER.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -2,3 +2,8 @@
 //! and the real UI in a real browser.
 
 mod fleet;
+mod ui;
+
+/// One Chromium at a time: the tests run in parallel on small machines, and two browsers at
+/// once starve the servers they are testing.
+pub(crate) static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -10,6 +10,10 @@
  * - It tracks the server's clock (`server_time_ms` of each frame) so that ages are computed
  *   against the server, not the browser's clock, and when the last frame arrived, so that the
  *   page can flag data that stopped updating.
+ * - The indicator (`#conn`) shows ONE state, the same as the stale banner's: `connected`
+ *   ("Live") only while frames arrive; `stale` while the socket is up but no frame came for
+ *   3 intervals (a frozen server, a stalled proxy); `reconnecting` / `disconnected` otherwise.
+ *   The page decides staleness (`setStale`), every second and on every frame.
  * - `?transport=polling` or `?transport=websocket` in the page URL forces one transport (tests).
  */
 import { io, type Socket } from "socket.io-client";
@@ -17,6 +21,9 @@ import { setAttr, setText, h } from "./dom";
 import type { Ack, ClientEvents, Hello, Room, ServerEvents } from "./types";
 
 export type ConnState = "connected" | "reconnecting" | "disconnected";
+
+/** What the indicator shows: the socket's state, or `stale` while it is up without frames. */
+export type ShownState = ConnState | "stale";
 
 type FrameEvents = Exclude<keyof ServerEvents, "hello">;
 type Handler<E extends keyof ServerEvents> = ServerEvents[E];
@@ -53,6 +60,12 @@ export class Connection {
   private readonly label: HTMLElement;
   private readonly listeners: { [E in keyof ServerEvents]?: Set<Handler<E>> } = {};
   private readonly stateListeners = new Set<(s: ConnState) => void>();
+  private readonly frameListeners = new Set<() => void>();
+  /** The socket is up but frames stopped (set by the page, see `setStale`). */
+  private stale = false;
+  /** Label and tooltip of the socket state, shown unless stale. */
+  private stateLabel = "Connecting…";
+  private stateWhy: string | undefined;
 
   constructor() {
     this.label = h("span", { class: "conn-label" }, "Connecting…");
@@ -114,6 +127,7 @@ export class Connection {
         this.clock(m.server_time_ms);
         this.lastFrameAt = performance.now();
         this.emitLocal(ev, m as never);
+        for (const l of this.frameListeners) l();
       });
     }
   }
@@ -143,17 +157,43 @@ export class Connection {
 
   private setState(state: ConnState, text?: string, why?: string): void {
     this.state = state;
-    setAttr(this.indicator, "data-state", state);
-    const label =
+    this.stateLabel =
       text ??
       (state === "connected"
         ? "Live"
         : state === "reconnecting"
           ? `Reconnecting${this.attempt > 0 ? ` (attempt ${this.attempt})` : "…"}`
           : "Disconnected");
-    setText(this.label, label);
-    setAttr(this.indicator, "title", why ? `${label}: ${why}` : label);
+    this.stateWhy = why;
+    this.paintIndicator();
     for (const l of this.stateListeners) l(state);
+  }
+
+  /**
+   * Marks the data stale (no frame for too long while the socket is up) or fresh again: the
+   * indicator then says so instead of "Live". `since` is the time without frames, for the
+   * tooltip.
+   */
+  setStale(stale: boolean, why = ""): void {
+    if (stale === this.stale && (!stale || why === this.stateWhy)) return;
+    this.stale = stale;
+    if (stale) this.stateWhy = why;
+    else if (this.state === "connected") this.stateWhy = undefined;
+    this.paintIndicator();
+  }
+
+  /** What the indicator shows now. */
+  shown(): ShownState {
+    return this.state === "connected" && this.stale ? "stale" : this.state;
+  }
+
+  private paintIndicator(): void {
+    const shown = this.shown();
+    setAttr(this.indicator, "data-state", shown);
+    const label = shown === "stale" ? "Stale" : this.stateLabel;
+    setText(this.label, label);
+    const why = this.stateWhy;
+    setAttr(this.indicator, "title", why ? `${label}: ${why}` : label);
   }
 
   private emitLocal<E extends keyof ServerEvents>(ev: E, m: Parameters<ServerEvents[E]>[0]): void {
@@ -170,6 +210,12 @@ export class Connection {
     }
     set.add(fn);
     return () => set?.delete(fn);
+  }
+
+  /** Calls `fn` after every data frame (once its listeners ran). */
+  onFrame(fn: () => void): () => void {
+    this.frameListeners.add(fn);
+    return () => this.frameListeners.delete(fn);
   }
 
   /** Listens to connection state changes. */

@@ -77,21 +77,31 @@ function start(): void {
     updateBanner();
   });
   conn.onState(() => updateBanner());
+  // A frame after a stale spell: back to live at once, banner and indicator together.
+  conn.onFrame(() => {
+    if (conn.shown() === "stale") updateBanner();
+  });
 
   /**
    * Stale data must never look live: when no frame came for 3 intervals, or the connection is
-   * down, say so with the age of what is shown, and grey the page.
+   * down, say so with the age of what is shown, and grey the page. The indicator is set here
+   * too, from the same test, so that it never says "Live" next to a stale banner.
    */
   function updateBanner(): void {
     const since = conn.sinceLastFrame();
     let text = "";
+    let stale = false;
     // A host that is gone sends nothing more: that is said on the page, not as stale data.
     if (since !== null && !(page instanceof HostPage && page.gone)) {
       // The age shown is that of the data: the last frame's, or the host's last sample if older.
       const from = ago(Math.max(since, page?.dataAgeMs() ?? 0));
       if (conn.state !== "connected") text = `Connection lost, reconnecting… Showing data from ${from}.`;
-      else if (since > 3 * conn.intervalMs()) text = `Stale: no update for ${age(since)}. Showing data from ${from}.`;
+      else if (since > 3 * conn.intervalMs()) {
+        stale = true;
+        text = `Stale: no update for ${age(since)}. Showing data from ${from}.`;
+      }
     }
+    conn.setStale(stale, stale && since !== null ? `no update from the server for ${age(since)}` : "");
     setText(banner, text);
     show(banner, text !== "");
     setAttr(viewEl, "data-stale", text ? "true" : null);
@@ -108,14 +118,16 @@ function start(): void {
  * without a session, a Log in link.
  */
 async function showAccount(el: HTMLElement): Promise<void> {
-  let me: { user: string | null; role: string } | null = null;
+  let me: { authenticated?: boolean; user: string | null; role: string } | null = null;
   try {
+    // Answered without a session too (`authenticated: false`, role "none" unless the dashboard
+    // is public); a 401 from an older server means the same.
     const r = await fetch(`${basePath()}api/v1/me`, { credentials: "same-origin", headers: { accept: "application/json" } });
-    if (r.status === 401) {
+    if (r.ok) me = (await r.json()) as { authenticated?: boolean; user: string | null; role: string };
+    if (r.status === 401 || me?.role === "none") {
       location.replace(`${basePath()}login`);
       return;
     }
-    if (r.ok) me = (await r.json()) as { user: string | null; role: string };
   } catch {
     return;
   }

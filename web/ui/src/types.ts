@@ -46,10 +46,17 @@ export interface HostRow {
   mem_used_bytes: number | null;
   mem_total_bytes: number | null;
   swap_percent: number | null;
+  /** 0: the host has no swap. */
+  swap_total_bytes: number | null;
   disk_max_percent: number | null;
   disk_max_mount: string | null;
   net_rx_bytes_per_s: number | null;
   net_tx_bytes_per_s: number | null;
+  /** Bytes read and written per second, all filesystems. */
+  disk_read_bytes_per_s: number | null;
+  disk_write_bytes_per_s: number | null;
+  /** The hottest temperature sensor, whole °C (null: no sensors). */
+  temp_max_celsius: number | null;
   gpus: GpuSummary[] | null;
   users: number | null;
   processes: number | null;
@@ -172,6 +179,8 @@ export interface Process {
   start_unix_ms: number;
   run_time_s: number;
   state: string;
+  /** A kernel thread (PF_KTHREAD, kthreadd included); hidden by default. */
+  kernel_thread: boolean;
 }
 
 export interface Session {
@@ -292,10 +301,14 @@ export const PATCH_FIELDS = {
   mu: "mem_used_bytes",
   mt: "mem_total_bytes",
   sw: "swap_percent",
+  swt: "swap_total_bytes",
   d: "disk_max_percent",
   dm: "disk_max_mount",
   rx: "net_rx_bytes_per_s",
   tx: "net_tx_bytes_per_s",
+  dr: "disk_read_bytes_per_s",
+  dw: "disk_write_bytes_per_s",
+  tm: "temp_max_celsius",
   g: "gpus",
   u: "users",
   p: "processes",

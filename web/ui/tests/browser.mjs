@@ -12,13 +12,22 @@
 //   node tests/browser.mjs large      <url> <id>    (a fleet of more than 2,000 hosts)
 //   node tests/browser.mjs fleet      <url> <before ids> <after ids> <removed id>
 //        (prints `ready` once the pages show <before ids>; then the caller changes the fleet)
+//   node tests/browser.mjs freeze     <url> <host id>
+//        (prints `ready` once live, the caller freezes the server (SIGSTOP); prints `frozen`
+//        once the pages say so, the caller resumes it (SIGCONT))
+//   node tests/browser.mjs details    <url> <busy id> <warm id>  (see `details`)
+//   node tests/browser.mjs node       <url> <id> <kernel threads: yes|no>
+//        (the agent's single-host view)
+//
+// Every scenario that says so runs at a desktop size (1280x800) and a phone size (375x812).
 //
 // <url> is the page, e.g. http://127.0.0.1:8080/ or http://127.0.0.1:8080/smon/.
 // Exit status: 0 when the check passed, 1 when it failed (with what the page showed), 2 on
 // bad usage. Environment: CHROMIUM (default /usr/bin/chromium), SMON_BROWSER_TIMEOUT_MS (the
 // wait of each step, default 15000, at most 15000), SMON_LOGIN (`user:password`: every page
 // first logs in through the login page), SMON_IGNORE_HTTPS_ERRORS=1 (accept a self-signed
-// certificate). Any Content-Security-Policy violation fails the check.
+// certificate), SMON_SHOTS (a folder: `details` saves screenshots there, for a person to look
+// at; keep them out of git). Any Content-Security-Policy violation fails the check.
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -26,6 +35,8 @@ import { chromium } from "playwright-core";
 const STEP_MS = Math.min(15_000, Number(process.env.SMON_BROWSER_TIMEOUT_MS) || 15_000);
 const LIVE_MS = 10_000;
 const STATUSES = ["up", "stale", "down", "pending"];
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 375, height: 812 };
 
 class CheckFailed extends Error {}
 
@@ -39,7 +50,10 @@ usage:
   browser.mjs screenshot <url> <outdir>
   browser.mjs login      <url> <user> <password>
   browser.mjs large      <url> <id>
-  browser.mjs fleet      <url> <id1,id2,...> <id1,id3,...> <removed id>`);
+  browser.mjs fleet      <url> <id1,id2,...> <id1,id3,...> <removed id>
+  browser.mjs freeze     <url> <host id>
+  browser.mjs details    <url> <busy id> <warm id>
+  browser.mjs node       <url> <id> <yes|no>`);
   process.exit(2);
 }
 
@@ -324,12 +338,24 @@ async function screenshot(browser, url, outdir) {
  * dashboard showing who is logged in; Log out returns to the login page and the dashboard is
  * closed again. */
 async function login(browser, url, user, password) {
+  // The login page alone logs nothing in the console (its probe of api/v1/me is no error), at
+  // a phone size too.
+  const phone = await open(browser, PHONE);
+  await goto(phone, url);
+  await step(phone, "expecting the login page without a session (phone)", async () => {
+    await phone.waitForURL((u) => u.pathname.endsWith("/login"));
+    await phone.waitForSelector("#login-form[data-ready]");
+    await phone.waitForLoadState("networkidle");
+  });
+  if (phone.smonLog.length) throw new CheckFailed(`the login page (phone) logged errors:\n    ${phone.smonLog.join("\n    ")}`);
   const page = await open(browser);
   await goto(page, url);
   await step(page, "expecting the login page without a session", async () => {
     await page.waitForURL((u) => u.pathname.endsWith("/login"));
-    await page.waitForSelector("#login-form");
+    await page.waitForSelector("#login-form[data-ready]");
+    await page.waitForLoadState("networkidle");
   });
+  if (page.smonLog.length) throw new CheckFailed(`the login page logged errors:\n    ${page.smonLog.join("\n    ")}`);
   await step(page, "a wrong password", async () => {
     await page.waitForSelector("#login-form[data-ready]");
     await page.fill("#user", user);
@@ -408,7 +434,8 @@ async function fleet(browser, url, beforeArg, afterArg, removed) {
     window.smonReconnects = 0;
     const conn = document.querySelector("#conn");
     new MutationObserver(() => {
-      if (conn?.getAttribute("data-state") !== "connected") window.smonReconnects++;
+      const st = conn?.getAttribute("data-state");
+      if (st === "reconnecting" || st === "disconnected") window.smonReconnects++;
     }).observe(conn, { attributes: true, attributeFilter: ["data-state"] });
   });
   const layout0 = Number((await home.getAttribute("#hosts", "data-layout")) ?? "0");
@@ -450,9 +477,349 @@ async function fleet(browser, url, beforeArg, afterArg, removed) {
   console.log(`ok: fleet: rows ${before.length} -> ${after.length} (added ${added.join(", ") || "none"}, removed ${gone.join(", ") || "none"}) live, layout ${layout0} -> ${layout1}, no reload or reconnect; the page of ${removed} says it was removed`);
 }
 
+// ------------------------------------------------------------------ connection state
+
+/**
+ * Records, in the page, every moment where the connection indicator and the stale banner
+ * disagree: the banner shown while the indicator says "Live" (or `data-state="connected"`),
+ * or the indicator saying stale without the banner. Mutations are checked after each task, as
+ * a person would see them.
+ */
+async function watchAgreement(page) {
+  await page.evaluate(() => {
+    window.smonDisagree = [];
+    window.smonStates = [];
+    const conn = document.querySelector("#conn");
+    const banner = document.querySelector("#stale-banner");
+    const check = () => {
+      const state = conn?.getAttribute("data-state");
+      const label = conn?.textContent?.trim() ?? "";
+      const shown = banner ? !banner.hidden : false;
+      const key = `${state}/${label}/${shown ? "banner" : "no banner"}`;
+      if (window.smonStates[window.smonStates.length - 1] !== key) window.smonStates.push(key);
+      const live = state === "connected" || /^live$/i.test(label);
+      if ((shown && live) || (state === "stale" && !shown)) window.smonDisagree.push(`${key}: ${banner?.textContent ?? ""}`);
+    };
+    const mo = new MutationObserver(check);
+    for (const el of [conn, banner]) if (el) mo.observe(el, { attributes: true, childList: true, subtree: true, characterData: true });
+    check();
+  });
+}
+
+async function agreement(page, what) {
+  const [bad, states] = await page.evaluate(() => [window.smonDisagree, window.smonStates]);
+  if (bad.length) throw new CheckFailed(`${what}: the indicator and the banner disagreed: ${bad.slice(0, 5).join(" | ")} (states seen: ${states.join(" -> ")})\n${await describe(page)}`);
+  return states;
+}
+
+/**
+ * The server stops sending frames (the caller freezes it with SIGSTOP after `ready`, and
+ * resumes it with SIGCONT after `frozen`). On the overview (desktop) and on a host page
+ * (phone), the indicator and the banner must say the same thing all along: live, then stale
+ * ("Stale", `data-state="stale"`, the banner shown), then live again.
+ */
+async function freeze(browser, url, id) {
+  if (!id) usage("freeze: no host id given");
+  const desk = await open(browser, DESKTOP);
+  await goto(desk, url);
+  await waitConnected(desk);
+  await step(desk, `waiting for the row of ${id} with data-status="up"`, () => desk.waitForSelector(rowSel(id, "up"), { state: "attached" }));
+  const phone = await open(browser, PHONE);
+  await goto(phone, withHash(url, `#/host/${id}`));
+  await waitConnected(phone);
+  await step(phone, `waiting for the host page of ${id}`, () => phone.waitForSelector('#host-status[data-status="up"]', { state: "attached" }));
+  const pages = [
+    ["desktop overview", desk],
+    ["phone host page", phone],
+  ];
+  for (const [, p] of pages) {
+    await step(p, "live: the indicator says Live, no banner", () => p.waitForFunction(() => document.querySelector("#conn")?.textContent?.trim() === "Live" && document.querySelector("#stale-banner")?.hidden === true));
+    await watchAgreement(p);
+  }
+  console.log("ready");
+  const wait = { timeout: 20_000, polling: 100 };
+  for (const [name, p] of pages) {
+    await step(p, `${name}: the banner says the data is stale and the indicator says Stale`, () =>
+      p.waitForFunction(() => {
+        const c = document.querySelector("#conn");
+        const b = document.querySelector("#stale-banner");
+        return b && !b.hidden && /^Stale/.test(b.textContent ?? "") && c?.getAttribute("data-state") === "stale" && c.textContent?.trim() === "Stale";
+      }, undefined, wait),
+    );
+  }
+  await desk.waitForTimeout(2500); // still frozen: they keep agreeing while the age grows
+  for (const [name, p] of pages) await agreement(p, `${name}, frozen`);
+  console.log("frozen");
+  for (const [name, p] of pages) {
+    await step(p, `${name}: live again (indicator Live, no banner)`, () =>
+      p.waitForFunction(() => {
+        const c = document.querySelector("#conn");
+        return c?.getAttribute("data-state") === "connected" && c.textContent?.trim() === "Live" && document.querySelector("#stale-banner")?.hidden === true;
+      }, undefined, wait),
+    );
+  }
+  await desk.waitForTimeout(1500);
+  const seen = [];
+  for (const [name, p] of pages) seen.push(`${name}: ${(await agreement(p, `${name}, resumed`)).join(" -> ")}`);
+  console.log(`ok: freeze: indicator and banner agreed throughout; ${seen.join("; ")}`);
+}
+
+// ------------------------------------------------------------------ details of the pages
+
+/** Saves a screenshot as `<SMON_SHOTS>/<name>.png` when SMON_SHOTS is set. */
+async function shot(page, name) {
+  const dir = process.env.SMON_SHOTS;
+  if (!dir) return;
+  await mkdir(dir, { recursive: true });
+  await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
+}
+
+/** Fails unless `fn` (run in the page) returns an empty list of problems. */
+async function expectNone(page, what, fn, arg) {
+  const problems = await page.evaluate(fn, arg);
+  if (problems.length) throw new CheckFailed(`${what}: ${problems.join("; ")}\n${await describe(page)}`);
+}
+
+/** Whether the element's own text runs on one line (not wrapped). */
+function oneLineCheck() {
+  return (sel) => {
+    const out = [];
+    for (const el of document.querySelectorAll(sel)) {
+      const r = document.createRange();
+      r.selectNodeContents(el);
+      const tops = new Set(Array.from(r.getClientRects()).map((x) => Math.round(x.top)));
+      if (tops.size > 1) out.push(`'${el.textContent}' wraps over ${tops.size} lines`);
+      if (el.scrollWidth > el.clientWidth + 1) out.push(`'${el.textContent}' is cut (${el.scrollWidth} > ${el.clientWidth} px)`);
+    }
+    return out;
+  };
+}
+
+/**
+ * The host page of `busy` (2 cores, no swap, no temperatures, a GPU drawing 652 of 700 W, a
+ * process at 1,310 % CPU with two descendants, and 60 kernel threads) at the page's size.
+ */
+async function busyHostPage(page, url, busy, label) {
+  await goto(page, withHash(url, `#/host/${busy}`));
+  await waitConnected(page);
+  await step(page, `${label}: waiting for the processes of ${busy}`, () => page.waitForSelector('#processes tr[data-pid="100"]', { state: "attached" }));
+  // Kernel threads hidden by default; the toggle shows them, and hides them again.
+  const kthreads = () => page.locator("#processes tr[data-kthread]").count();
+  if ((await kthreads()) !== 0) throw new CheckFailed(`${label}: kernel threads are listed by default\n${await describe(page)}`);
+  await page.check("#proc-kthreads");
+  await step(page, `${label}: the toggle shows the kernel threads`, () => page.waitForSelector("#processes tr[data-kthread]", { state: "attached" }));
+  await page.uncheck("#proc-kthreads");
+  await step(page, `${label}: and hides them again`, () => page.waitForFunction(() => document.querySelectorAll("#processes tr[data-kthread]").length === 0));
+  // 1,310 % fits its column.
+  const cpu = (await page.textContent('#processes tr[data-pid="100"] td:nth-child(4)'))?.trim();
+  if (cpu !== "1310%") throw new CheckFailed(`${label}: the CPU of pid 100 reads '${cpu}', not '1310%'\n${await describe(page)}`);
+  await expectNone(page, `${label}: process CPU cells`, oneLineCheck(), "#processes tr[data-pid] td:nth-child(4)");
+  // The tree: 100 > 101 > 102, in that order, indented by depth.
+  await page.check("#proc-tree");
+  await step(page, `${label}: the tree view nests 101 under 100 and 102 under 101`, () =>
+    page.waitForFunction(() => {
+      const rows = Array.from(document.querySelectorAll("#processes tr[data-pid]"));
+      const at = (pid) => rows.findIndex((r) => r.getAttribute("data-pid") === pid);
+      const depth = (pid) => rows[at(pid)]?.getAttribute("data-depth");
+      return at("100") >= 0 && at("101") === at("100") + 1 && at("102") === at("101") + 1 && depth("101") === String(Number(depth("100")) + 1) && depth("102") === String(Number(depth("100")) + 2);
+    }),
+  );
+  await page.uncheck("#proc-tree");
+  await step(page, `${label}: the flat list again`, () => page.waitForFunction(() => !document.querySelector("#processes tr[data-depth]")));
+  // Power on one line, inside its card.
+  await step(page, `${label}: the GPU card`, () => page.waitForSelector(".gpu-card dl.stats dd", { state: "visible" }));
+  const power = await page.evaluate(() => Array.from(document.querySelectorAll(".gpu-card dl.stats dd")).map((d) => d.textContent));
+  if (!power.includes("652 / 700 W")) throw new CheckFailed(`${label}: no '652 / 700 W' in the GPU stats ${JSON.stringify(power)}`);
+  await expectNone(page, `${label}: GPU stats`, oneLineCheck(), ".gpu-card dl.stats dd");
+  if (label === "desktop") {
+    // A narrow window (two GPU cards a row at their smallest) too.
+    await page.setViewportSize({ width: 720, height: 800 });
+    await page.waitForTimeout(300);
+    await expectNone(page, `${label} at 720 px: GPU stats`, oneLineCheck(), ".gpu-card dl.stats dd");
+    await page.setViewportSize(DESKTOP);
+    await page.waitForTimeout(300);
+  }
+  await expectNone(page, `${label}: GPU stats inside the card`, () => {
+    const out = [];
+    for (const dd of document.querySelectorAll(".gpu-card dl.stats dd")) {
+      const card = dd.closest(".gpu-card").getBoundingClientRect();
+      const r = dd.getBoundingClientRect();
+      if (r.right > card.right + 0.5) out.push(`'${dd.textContent}' ends at ${r.right} past the card's ${card.right}`);
+    }
+    return out;
+  });
+  // No swap: said in words, no bar.
+  await expectNone(page, `${label}: the swap meter`, () => {
+    const card = Array.from(document.querySelectorAll(".cards .card")).find((c) => c.querySelector(".card-title")?.textContent === "Memory");
+    const meters = card ? Array.from(card.querySelectorAll(".meter")) : [];
+    const swap = meters[1];
+    if (!swap) return ["no swap meter in the Memory card"];
+    const out = [];
+    if (swap.querySelector(".meter-value")?.textContent !== "no swap") out.push(`the swap meter says '${swap.textContent}'`);
+    const bar = swap.querySelector(".meter-bar");
+    if (bar && getComputedStyle(bar).visibility !== "hidden" && getComputedStyle(bar).display !== "none") out.push("the swap meter shows a bar");
+    return out;
+  });
+  // No temperatures: no card for them, and no empty fourth column either.
+  await expectNone(page, `${label}: the cards`, () => {
+    const grid = document.querySelector(".host-body .cards");
+    const cards = Array.from(grid.children).filter((c) => !c.hidden);
+    const out = [];
+    if (cards.some((c) => c.querySelector(".card-title")?.textContent === "Temperatures")) out.push("a Temperatures card is shown without sensors");
+    const right = Math.max(...cards.map((c) => c.getBoundingClientRect().right));
+    const g = grid.getBoundingClientRect();
+    if (g.right - right > 2) out.push(`the cards end at ${right} px, ${Math.round(g.right - right)} px short of their row (${g.right}): an empty column`);
+    return out;
+  });
+  await shot(page, `host-${label}`);
+  // Two cores: two wide bars.
+  await expectNone(page, `${label}: per-core bars`, () => {
+    const bars = Array.from(document.querySelectorAll(".cores .core"));
+    if (bars.length !== 2) return [`${bars.length} core bars, not 2`];
+    return bars.flatMap((b, i) => {
+      const r = b.getBoundingClientRect();
+      return r.width < 60 || r.height < 24 ? [`core ${i} is ${Math.round(r.width)}x${Math.round(r.height)} px`] : [];
+    });
+  });
+}
+
+/**
+ * What a user saw wrong in the first hour, on fixed data (see `web/tests/it/ui.rs`): at a
+ * desktop size, the optional overview columns through the picker, remembered after a reload;
+ * "no swap" on the overview; then the host page of `busy` (`busyHostPage`) and the temperature
+ * card of `warm`. At a phone size, the overview as cards without sideways scrolling, and the
+ * host page of `busy` again.
+ */
+async function details(browser, url, busy, warm) {
+  if (!busy || !warm) usage("details: <busy id> and <warm id> are needed");
+  const page = await open(browser, DESKTOP);
+  await goto(page, url);
+  await waitConnected(page);
+  for (const id of [busy, warm]) await step(page, `waiting for the row of ${id}`, () => page.waitForSelector(rowSel(id, "up"), { state: "attached" }));
+  const optional = ["net", "dio", "temp", "procs"];
+  const shownCols = () => page.evaluate(() => Array.from(document.querySelectorAll("#hosts thead th[data-col]")).filter((th) => !th.hidden).map((th) => th.getAttribute("data-col")));
+  let cols = await shownCols();
+  if (optional.some((c) => cols.includes(c))) throw new CheckFailed(`optional columns shown by default: ${cols.join(", ")}`);
+  await step(page, "opening the column picker", () => page.click("#col-picker > summary"));
+  for (const c of optional) await page.check(`#col-picker input[data-col="${c}"]`);
+  await page.keyboard.press("Escape");
+  await step(page, "Escape closes the column picker", () => page.waitForSelector("#col-picker:not([open])", { state: "attached" }));
+  const cell = (id, col) => page.textContent(`${rowSel(id)} td[data-col="${col}"]`).then((t) => (t ?? "").replace(/\s+/g, " ").trim());
+  const expectCells = async () => {
+    await step(page, "the optional columns show the values", async () => {
+      const want = { temp: "71 °C", procs: "312" };
+      const deadline = Date.now() + STEP_MS;
+      let got = {};
+      while (Date.now() < deadline) {
+        got = { temp: await cell(warm, "temp"), procs: await cell(warm, "procs"), net: await cell(warm, "net"), dio: await cell(warm, "dio") };
+        if (got.temp === want.temp && got.procs === want.procs && /↓\s*1\.50 MiB\/s\s*↑\s*250 KiB\/s/.test(got.net) && /R\s*4\.00 MiB\/s\s*W\s*2\.00 MiB\/s/.test(got.dio)) return;
+        await page.waitForTimeout(200);
+      }
+      throw new CheckFailed(`cells of ${warm}: ${JSON.stringify(got)}`);
+    });
+  };
+  await expectCells();
+  await page.reload({ waitUntil: "domcontentloaded" });
+  await waitConnected(page);
+  await step(page, `waiting for the row of ${warm}`, () => page.waitForSelector(rowSel(warm, "up"), { state: "attached" }));
+  cols = await shownCols();
+  if (!optional.every((c) => cols.includes(c))) throw new CheckFailed(`after a reload the picked columns are not all shown: ${cols.join(", ")}`);
+  await expectCells();
+  await page.click("#col-picker > summary");
+  await page.uncheck('#col-picker input[data-col="temp"]');
+  await page.reload({ waitUntil: "domcontentloaded" });
+  await waitConnected(page);
+  await step(page, `waiting for the row of ${warm}`, () => page.waitForSelector(rowSel(warm, "up"), { state: "attached" }));
+  cols = await shownCols();
+  if (cols.includes("temp") || !cols.includes("net")) throw new CheckFailed(`after unpicking Temp and a reload: ${cols.join(", ")}`);
+  if (!(await page.locator(`${rowSel(warm)} td[data-col="temp"]`).isHidden())) throw new CheckFailed("the Temp cells stay visible after unpicking the column");
+  await shot(page, "home-desktop");
+  // No swap on the overview: the words, no bar.
+  const swap = await cell(busy, "swap");
+  if (swap !== "no swap") throw new CheckFailed(`the swap cell of ${busy} says '${swap}', not 'no swap'`);
+  if (await page.locator(`${rowSel(busy)} td[data-col="swap"] .meter-bar`).isVisible()) throw new CheckFailed(`the swap cell of ${busy} shows a bar`);
+
+  await busyHostPage(page, url, busy, "desktop");
+  await goto(page, withHash(url, `#/host/${warm}`));
+  await step(page, `the temperature card of ${warm}`, () => page.waitForSelector("#temperatures tbody tr:not(.empty)", { state: "visible" }));
+
+  const phone = await open(browser, PHONE);
+  await goto(phone, url);
+  await waitConnected(phone);
+  for (const id of [busy, warm]) await step(phone, `phone: waiting for the row of ${id}`, () => phone.waitForSelector(rowSel(id, "up"), { state: "visible" }));
+  await phone.waitForTimeout(500);
+  await shot(phone, "home-phone");
+  await expectNone(phone, "phone overview", ([ids, w]) => {
+    const out = [];
+    const doc = document.scrollingElement ?? document.documentElement;
+    if (doc.scrollWidth > w + 1) out.push(`the page is ${doc.scrollWidth} px wide in a ${w} px screen`);
+    const wrap = document.querySelector(".hosts-wrap");
+    if (wrap && wrap.scrollWidth > wrap.clientWidth + 1) out.push(`the host list scrolls sideways (${wrap.scrollWidth} > ${wrap.clientWidth} px)`);
+    for (const id of ids) {
+      const row = document.querySelector(`tr[data-host-id=${JSON.stringify(id)}]`);
+      const rr = row.getBoundingClientRect();
+      if (rr.height > 110) out.push(`${id}: a row ${Math.round(rr.height)} px high`);
+      for (const sel of [".badge", "td.col-name", 'td[data-col="cpu"]', 'td[data-col="mem"]', 'td[data-col="disk"]', 'td[data-col="gpu"]']) {
+        const el = row.querySelector(sel);
+        const r = el?.getBoundingClientRect();
+        if (!el || !r || r.width === 0 || r.height === 0) out.push(`${id}: ${sel} not shown`);
+        else if (r.left < -0.5 || r.right > w + 0.5) out.push(`${id}: ${sel} off screen (${Math.round(r.left)}..${Math.round(r.right)} px)`);
+        else if (r.top < rr.top - 0.5 || r.bottom > rr.bottom + 0.5) out.push(`${id}: ${sel} outside its row`);
+      }
+      // Each value says what it is (a label drawn by CSS before it).
+      for (const [col, label] of [["cpu", "CPU"], ["mem", "Mem"], ["disk", "Disk"], ["gpu", "GPU"]]) {
+        const td = row.querySelector(`td[data-col="${col}"]`);
+        const before = td ? getComputedStyle(td, "::before") : null;
+        if (!before || before.display === "none" || !before.content.includes(label)) out.push(`${id}: no '${label}' label on its ${col} cell (${before?.content})`);
+      }
+    }
+    return out;
+  }, [[busy, warm], PHONE.width]);
+  await busyHostPage(phone, url, busy, "phone");
+  console.log(`ok: details: columns picked and remembered, no swap, kernel threads hidden and shown, tree, 1310%, 652 / 700 W on one line, no empty card, wide core bars, phone overview as cards (desktop and phone)`);
+}
+
+// ------------------------------------------------------------------ the agent's own view
+
+/**
+ * The agent's single-host view opens on its host's page (not a one-row table), at both sizes,
+ * with no way "back" to a list; its kernel threads (`yes`: the host has some) are hidden
+ * until asked for.
+ */
+async function node(browser, url, id, kthreadsArg) {
+  if (!id) usage("node: no host id given");
+  if (kthreadsArg !== "yes" && kthreadsArg !== "no") usage(`node: <kernel threads> must be yes or no, not '${kthreadsArg}'`);
+  for (const [label, size] of [
+    ["desktop", DESKTOP],
+    ["phone", PHONE],
+  ]) {
+    const page = await open(browser, size);
+    await goto(page, url);
+    await waitConnected(page);
+    await step(page, `${label}: the page opens on the host page of ${id}`, async () => {
+      await page.waitForURL((u) => decodeURIComponent(u.hash) === `#/host/${id}`);
+      await page.waitForSelector('#host-status[data-status="up"]', { state: "visible" });
+      await page.waitForSelector("#processes tr[data-pid]", { state: "attached" });
+    });
+    if (await page.locator("tr[data-host-id]").count()) throw new CheckFailed(`${label}: a host table is on the page\n${await describe(page)}`);
+    if (await page.locator(".host-head .back").isVisible()) throw new CheckFailed(`${label}: the page offers '← All hosts' with one host`);
+    if (label === "desktop") {
+      if (await page.locator("#processes tr[data-kthread]").count()) throw new CheckFailed(`${label}: kernel threads listed by default\n${await describe(page)}`);
+      if (kthreadsArg === "yes") {
+        await page.check("#proc-kthreads");
+        await step(page, `${label}: the toggle lists the host's kernel threads`, () => page.waitForSelector("#processes tr[data-kthread]", { state: "attached" }));
+        const names = await page.$$eval("#processes tr[data-kthread] td:nth-child(3)", (tds) => tds.slice(0, 3).map((t) => t.textContent));
+        console.log(`note: kernel threads shown: ${names.join(", ")}`);
+        await page.uncheck("#proc-kthreads");
+      }
+    }
+  }
+  console.log(`ok: node: the single-host view opens on ${id} (desktop and phone), kernel threads hidden by default${kthreadsArg === "yes" ? " and shown on demand" : ""}`);
+}
+
 // ------------------------------------------------------------------ main
 
-const COMMANDS = { home, host, status, transport, screenshot, login, large, fleet };
+const COMMANDS = { home, host, status, transport, screenshot, login, large, fleet, freeze, details, node };
 const [cmd, url, ...rest] = process.argv.slice(2);
 if (!cmd || !(cmd in COMMANDS)) usage(cmd ? `unknown subcommand '${cmd}'` : "no subcommand");
 if (!url) usage(`${cmd}: no url given`);

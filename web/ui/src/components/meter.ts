@@ -13,6 +13,7 @@ export class Meter {
   private readonly sub: HTMLElement;
   private readonly fill: HTMLElement;
   private lvl = "";
+  private isNone = false;
 
   constructor(cls = "meter") {
     this.value = h("span", { class: "meter-value" });
@@ -23,6 +24,10 @@ export class Meter {
 
   /** Sets the percentage, an optional short note after it and a tooltip. */
   set(v: number | null | undefined, sub = "", title = "", digits = 1): void {
+    if (this.isNone) {
+      this.isNone = false;
+      this.el.classList.remove("meter-none");
+    }
     setText(this.value, pct(v, digits));
     setText(this.sub, sub === DASH ? "" : sub);
     setTitle(this.el, title);
@@ -33,6 +38,20 @@ export class Meter {
       if (this.lvl) this.el.classList.remove(`lvl-${this.lvl}`);
       this.el.classList.add(`lvl-${l}`);
       this.lvl = l;
+    }
+  }
+
+  /** Something the host does not have (e.g. swap): `text` instead of a value, no bar. */
+  none(text: string, title = ""): void {
+    setText(this.value, text);
+    setText(this.sub, "");
+    setTitle(this.el, title);
+    setBar(this.fill, null);
+    if (this.lvl) this.el.classList.remove(`lvl-${this.lvl}`);
+    this.lvl = "";
+    if (!this.isNone) {
+      this.isNone = true;
+      this.el.classList.add("meter-none");
     }
   }
 }

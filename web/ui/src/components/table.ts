@@ -71,6 +71,7 @@ export class DataTable<T> {
   private sortKey: string | null;
   private sortDesc: boolean;
   private filter: ((t: T) => boolean) | null = null;
+  private arrange: ((sorted: T[]) => T[]) | null = null;
   private limit = Infinity;
   /** Rows matching the filter, before the limit. */
   matched = 0;
@@ -145,6 +146,15 @@ export class DataTable<T> {
     this.render();
   }
 
+  /**
+   * Re-orders the filtered, sorted rows before the limit (e.g. a tree: children after their
+   * parent, in the sort's order); null: the sort's order.
+   */
+  setArrange(fn: ((sorted: T[]) => T[]) | null): void {
+    this.arrange = fn;
+    this.render();
+  }
+
   /** Shows at most `n` rows. */
   setLimit(n: number): void {
     this.limit = n;
@@ -170,7 +180,7 @@ export class DataTable<T> {
       });
       list = dec.map((d) => d.t);
     }
-    return list;
+    return this.arrange ? this.arrange(list) : list;
   }
 
   private render(): void {

@@ -18,10 +18,16 @@
  *   re-checks only rows whose status or names changed.
  * - Past `LARGE_FLEET` hosts clusters start folded (see there): the browser would otherwise lay
  *   out the whole table on every change.
+ * - A column picker ("Columns") shows or hides the optional columns (network and disk I/O
+ *   rates, the hottest sensor, the process count, and the default ones); the choice is kept in
+ *   localStorage (`smon.home.cols`). Cells carry `data-col`; hidden ones the `hidden` attribute.
+ * - On a narrow screen (a phone) the rows become two-line cards (app.css): status and name,
+ *   then CPU, memory, disk and GPU with their labels, without sideways scrolling.
+ * - Served by an agent (node mode, one host), the page opens that host's page instead.
  */
 import type { Connection } from "../connection";
 import { h, setAttr, setClass, setText, setTitle, show } from "../dom";
-import { DASH, age, bytesOf, duration, load, num, pct } from "../format";
+import { DASH, age, bytesOf, celsius, duration, level, load, num, pct, rate } from "../format";
 import { hostHref } from "../router";
 import { GpuGlyphs } from "../components/gpu";
 import { Meter, setLevel } from "../components/meter";
@@ -41,6 +47,10 @@ interface Col {
   sort: (r: HostRow) => number | string;
   desc?: boolean;
   title?: string;
+  /** Shown by default (the optional columns are off until picked). */
+  byDefault: boolean;
+  /** Label on a phone card, before the value (none: not shown on a phone card). */
+  phone?: string;
 }
 
 const n = (v: number | null | undefined) => (v === null || v === undefined || !Number.isFinite(v) ? -1 : v);
@@ -49,19 +59,28 @@ const gpuAvg = (r: HostRow) => {
   return u.length ? u.reduce((a, b) => a + b, 0) / u.length : -1;
 };
 
+const sum2 = (a: number | null | undefined, b: number | null | undefined) => (a === null || a === undefined) && (b === null || b === undefined) ? -1 : (a ?? 0) + (b ?? 0);
+
 const COLS: Col[] = [
-  { key: "status", label: "Status", fields: ["status"], sort: (r) => STATUS_ORDER[r.status] ?? 9 },
-  { key: "name", label: "Host", fields: ["name"], cls: "col-name", sort: (r) => r.name.toLowerCase() },
-  { key: "os", label: "OS", fields: ["os"], cls: "col-os", sort: (r) => (r.os ?? "").toLowerCase() },
-  { key: "uptime", label: "Uptime", fields: ["uptime_s"], cls: "num", sort: (r) => n(r.uptime_s), desc: true },
-  { key: "cpu", label: "CPU", fields: ["cpu_percent"], cls: "col-cpu", sort: (r) => n(r.cpu_percent), desc: true },
-  { key: "load", label: "Load", fields: ["load"], cls: "num col-load", sort: (r) => n(r.load?.[0]), desc: true, title: "Load average: 1, 5, 15 min" },
-  { key: "mem", label: "Memory", fields: ["mem_percent"], cls: "col-meter", sort: (r) => n(r.mem_percent), desc: true },
-  { key: "swap", label: "Swap", fields: ["swap_percent"], cls: "col-meter", sort: (r) => n(r.swap_percent), desc: true },
-  { key: "disk", label: "Disk", fields: ["disk_max_percent"], cls: "col-meter col-disk", sort: (r) => n(r.disk_max_percent), desc: true, title: "Fullest filesystem" },
-  { key: "gpu", label: "GPU", fields: ["gpus", "gpu_util"], cls: "col-gpu", sort: gpuAvg, desc: true, title: "Use and memory of each GPU; average use" },
-  { key: "users", label: "Users", fields: ["users"], cls: "num", sort: (r) => n(r.users), desc: true, title: "Users logged in" },
+  { key: "status", label: "Status", fields: ["status"], cls: "col-status", sort: (r) => STATUS_ORDER[r.status] ?? 9, byDefault: true },
+  { key: "name", label: "Host", fields: ["name"], cls: "col-name", sort: (r) => r.name.toLowerCase(), byDefault: true },
+  { key: "os", label: "OS", fields: ["os"], cls: "col-os", sort: (r) => (r.os ?? "").toLowerCase(), byDefault: true },
+  { key: "uptime", label: "Uptime", fields: ["uptime_s"], cls: "num col-uptime", sort: (r) => n(r.uptime_s), desc: true, byDefault: true },
+  { key: "cpu", label: "CPU", fields: ["cpu_percent"], cls: "col-cpu", sort: (r) => n(r.cpu_percent), desc: true, byDefault: true, phone: "CPU" },
+  { key: "load", label: "Load", fields: ["load"], cls: "num col-load", sort: (r) => n(r.load?.[0]), desc: true, title: "Load average: 1, 5, 15 min", byDefault: true },
+  { key: "mem", label: "Memory", fields: ["mem_percent"], cls: "col-meter col-mem", sort: (r) => n(r.mem_percent), desc: true, byDefault: true, phone: "Mem" },
+  { key: "swap", label: "Swap", fields: ["swap_percent", "swap_total_bytes"], cls: "col-meter col-swap", sort: (r) => (r.swap_total_bytes === 0 ? -1 : n(r.swap_percent)), desc: true, byDefault: true },
+  { key: "disk", label: "Disk", fields: ["disk_max_percent"], cls: "col-meter col-disk", sort: (r) => n(r.disk_max_percent), desc: true, title: "Fullest filesystem", byDefault: true, phone: "Disk" },
+  { key: "gpu", label: "GPU", fields: ["gpus", "gpu_util"], cls: "col-gpu", sort: gpuAvg, desc: true, title: "Use and memory of each GPU; average use", byDefault: true, phone: "GPU" },
+  { key: "net", label: "Network", fields: ["net_rx_bytes_per_s", "net_tx_bytes_per_s"], cls: "num col-io", sort: (r) => sum2(r.net_rx_bytes_per_s, r.net_tx_bytes_per_s), desc: true, title: "Received (↓) and sent (↑) per second, all interfaces", byDefault: false },
+  { key: "dio", label: "Disk I/O", fields: ["disk_read_bytes_per_s", "disk_write_bytes_per_s"], cls: "num col-io", sort: (r) => sum2(r.disk_read_bytes_per_s, r.disk_write_bytes_per_s), desc: true, title: "Read (R) and written (W) per second, all filesystems", byDefault: false },
+  { key: "temp", label: "Temp", fields: ["temp_max_celsius"], cls: "num col-temp", sort: (r) => n(r.temp_max_celsius), desc: true, title: "The hottest temperature sensor", byDefault: false },
+  { key: "procs", label: "Procs", fields: ["processes"], cls: "num col-procs", sort: (r) => n(r.processes), desc: true, title: "Processes", byDefault: false },
+  { key: "users", label: "Users", fields: ["users"], cls: "num col-users", sort: (r) => n(r.users), desc: true, title: "Users logged in", byDefault: true },
 ];
+
+/** Columns always shown (not in the picker). */
+const FIXED_COLS = new Set(["status", "name"]);
 
 // View state that survives navigation to a host page and back.
 const view = {
@@ -73,6 +92,8 @@ const view = {
   collapsed: new Set<string>(),
   /** Clusters the user opened in a large fleet, where clusters start folded. */
   expanded: new Set<string>(),
+  /** The columns shown. */
+  cols: new Set(COLS.filter((c) => c.byDefault).map((c) => c.key)),
 };
 try {
   const s = JSON.parse(localStorage.getItem("smon.home") ?? "{}") as { sortKey?: string; sortDesc?: boolean; collapsed?: string[]; expanded?: string[] };
@@ -82,6 +103,19 @@ try {
   if (Array.isArray(s.expanded)) view.expanded = new Set(s.expanded);
 } catch {
   /* defaults */
+}
+try {
+  const c = JSON.parse(localStorage.getItem("smon.home.cols") ?? "null") as unknown;
+  if (Array.isArray(c)) view.cols = new Set([...FIXED_COLS, ...c.filter((k): k is string => typeof k === "string" && COLS.some((col) => col.key === k))]);
+} catch {
+  /* defaults */
+}
+function saveCols(): void {
+  try {
+    localStorage.setItem("smon.home.cols", JSON.stringify(COLS.filter((c) => view.cols.has(c.key)).map((c) => c.key)));
+  } catch {
+    /* not remembered */
+  }
 }
 function saveView(): void {
   try {
@@ -124,7 +158,11 @@ const D_DISK = 512;
 const D_GPU = 1024;
 const D_USERS = 2048;
 const D_TAGS = 4096;
-const D_ALL = 8191;
+const D_NET = 8192;
+const D_DIO = 16384;
+const D_TEMP = 32768;
+const D_PROCS = 65536;
+const D_ALL = 131071;
 
 const FIELD_DIRTY: Record<string, number> = {
   address: D_LINK,
@@ -143,11 +181,43 @@ const FIELD_DIRTY: Record<string, number> = {
   mem_used_bytes: D_MEM,
   mem_total_bytes: D_MEM,
   swap_percent: D_SWAP,
+  swap_total_bytes: D_SWAP,
+  net_rx_bytes_per_s: D_NET,
+  net_tx_bytes_per_s: D_NET,
+  disk_read_bytes_per_s: D_DIO,
+  disk_write_bytes_per_s: D_DIO,
+  temp_max_celsius: D_TEMP,
+  processes: D_PROCS,
   disk_max_percent: D_DISK,
   disk_max_mount: D_DISK,
   gpus: D_GPU,
   users: D_USERS,
 };
+
+/** What each column's cells are rewritten for (D_* bits). */
+const COL_DIRTY: Record<string, number> = {
+  os: D_OS,
+  uptime: D_UPTIME,
+  cpu: D_CPU | D_SPARK,
+  load: D_LOAD,
+  mem: D_MEM,
+  swap: D_SWAP,
+  disk: D_DISK,
+  gpu: D_GPU,
+  net: D_NET,
+  dio: D_DIO,
+  temp: D_TEMP,
+  procs: D_PROCS,
+  users: D_USERS,
+};
+
+/** The D_* bits of the hidden columns: their cells are not written until shown. */
+let hiddenDirty = 0;
+function updateHiddenDirty(): void {
+  hiddenDirty = 0;
+  for (const [key, bits] of Object.entries(COL_DIRTY)) if (!view.cols.has(key)) hiddenDirty |= bits;
+}
+updateHiddenDirty();
 
 /** Fields the text filter and the status filter read. */
 const FILTER_FIELDS = new Set(["status", "hostname", "os", "tags"]);
@@ -174,36 +244,51 @@ class RowView {
   private readonly link = h("a", { class: "host-link" });
   private readonly tags = h("span", { class: "tags" });
   private readonly dataAge = h("span", { class: "data-age" });
-  private readonly os = h("td", { class: "col-os ellipsis" });
-  private readonly uptime = h("td", { class: "num" });
+  private readonly os: HTMLTableCellElement;
+  private readonly uptime: HTMLTableCellElement;
   private readonly cpuText = h("span", { class: "cpu-value" });
-  private readonly cpuCell = h("td", { class: "col-cpu", "data-field": "cpu" });
+  private readonly cpuCell: HTMLTableCellElement;
   private readonly spark = new Sparkline();
-  private readonly load = h("td", { class: "num col-load" });
+  private readonly load: HTMLTableCellElement;
   private readonly mem = new Meter();
   private readonly swap = new Meter();
   private readonly disk = new Meter();
   private readonly gpus = new GpuGlyphs();
-  private readonly users = h("td", { class: "num" });
+  private readonly users: HTMLTableCellElement;
+  private readonly net = twoLines("↓", "↑");
+  private readonly dio = twoLines("R", "W");
+  private readonly temp: HTMLTableCellElement;
+  private readonly procs: HTMLTableCellElement;
+  /** The cells by column key, in the order of `COLS`. */
+  readonly cells = new Map<string, HTMLTableCellElement>();
 
   constructor(row: HostRow) {
     this.row = { ...row, spark: row.spark ? row.spark.slice(-SPARK_POINTS) : [] };
-    this.cpuCell.append(this.spark.el, this.cpuText);
-    this.tr = h(
-      "tr",
-      { class: "host", "data-host-id": row.id },
-      h("td", { class: "col-status" }, h("span", { class: "status-cell" }, this.badge, this.since)),
-      h("td", { class: "col-name" }, h("span", { class: "name-line" }, this.link, this.tags), this.dataAge),
-      this.os,
-      this.uptime,
-      this.cpuCell,
-      this.load,
-      h("td", { class: "col-meter" }, this.mem.el),
-      h("td", { class: "col-meter" }, this.swap.el),
-      h("td", { class: "col-meter col-disk" }, this.disk.el),
-      h("td", { class: "col-gpu" }, this.gpus.el),
-      this.users,
-    );
+    const cell = (key: string, ...kids: Node[]) => {
+      const c = COLS.find((x) => x.key === key) as Col;
+      const td = h("td", { class: c.cls ?? null, "data-col": key, "data-label": c.phone ?? null }, ...kids);
+      td.hidden = !view.cols.has(key);
+      this.cells.set(key, td);
+      return td;
+    };
+    cell("status", h("span", { class: "status-cell" }, this.badge, this.since));
+    cell("name", h("span", { class: "name-line" }, this.link, this.tags), this.dataAge);
+    this.os = cell("os");
+    this.os.classList.add("ellipsis");
+    this.uptime = cell("uptime");
+    this.cpuCell = cell("cpu", this.spark.el, this.cpuText);
+    setAttr(this.cpuCell, "data-field", "cpu");
+    this.load = cell("load");
+    cell("mem", this.mem.el);
+    cell("swap", this.swap.el);
+    cell("disk", this.disk.el);
+    cell("gpu", this.gpus.el);
+    cell("net", this.net.el);
+    cell("dio", this.dio.el);
+    this.temp = cell("temp");
+    this.procs = cell("procs");
+    this.users = cell("users");
+    this.tr = h("tr", { class: "host", "data-host-id": row.id }, ...COLS.map((c) => this.cells.get(c.key) as HTMLTableCellElement));
     this.link.href = hostHref(row.id);
     this.updateHay();
     // The first paint writes every cell; later ones only what changed, on screen.
@@ -294,9 +379,10 @@ class RowView {
 
   /** Writes the cells whose fields changed (the ages too, at `now`, when the status did). */
   render(now?: number): void {
-    const d = this.dirty;
+    // Hidden columns keep their bits until they are shown.
+    const d = this.dirty & ~hiddenDirty;
     if (d === 0) return;
-    this.dirty = 0;
+    this.dirty &= hiddenDirty;
     const r = this.row;
     if (d & D_STATUS) {
       setStatus(this.badge, r.status);
@@ -319,7 +405,20 @@ class RowView {
     if (d & D_SPARK) this.spark.set(r.spark ?? []);
     if (d & D_LOAD) setText(this.load, load(r.load));
     if (d & D_MEM) this.mem.set(r.mem_percent, "", r.mem_used_bytes !== null ? `${bytesOf(r.mem_used_bytes, r.mem_total_bytes)} in use` : "");
-    if (d & D_SWAP) this.swap.set(r.swap_percent);
+    if (d & D_SWAP) {
+      if (r.swap_total_bytes === 0) this.swap.none("no swap", "This host has no swap space");
+      else this.swap.set(r.swap_percent);
+    }
+    if (d & D_NET) this.net.set(rate(r.net_rx_bytes_per_s), rate(r.net_tx_bytes_per_s), "Received / sent per second, all interfaces");
+    if (d & D_DIO) this.dio.set(rate(r.disk_read_bytes_per_s), rate(r.disk_write_bytes_per_s), "Read / written per second, all filesystems");
+    if (d & D_TEMP) {
+      const t = r.temp_max_celsius;
+      setText(this.temp, celsius(t));
+      const l = level(t, 80, 95);
+      setClass(this.temp, "lvl-warn", l === "warn");
+      setClass(this.temp, "lvl-crit", l === "crit");
+    }
+    if (d & D_PROCS) setText(this.procs, num(r.processes));
     if (d & D_DISK) this.disk.set(r.disk_max_percent, r.disk_max_mount ?? "", r.disk_max_mount ? `Fullest filesystem: ${r.disk_max_mount}` : "");
     if (d & D_GPU) this.gpus.set(r.gpus);
     if (d & D_USERS) setText(this.users, num(r.users));
@@ -339,6 +438,21 @@ class RowView {
     if (status !== "all" && this.row.status !== status) return false;
     return terms.every((t) => this.hay.includes(t));
   }
+}
+
+/** Two values on two short lines, each after a mark (e.g. "↓ 1.2 MiB/s" over "↑ 30 KiB/s"). */
+function twoLines(markA: string, markB: string) {
+  const a = h("span");
+  const b = h("span");
+  const el = h("span", { class: "io2" }, h("span", null, h("i", null, markA), a), h("span", null, h("i", null, markB), b));
+  return {
+    el,
+    set(va: string, vb: string, title: string): void {
+      setText(a, va);
+      setText(b, vb);
+      setTitle(el, title);
+    },
+  };
 }
 
 /**
@@ -501,6 +615,13 @@ export class HomePage {
   private readonly dirtyClusters = new Map<string, Cluster>();
   private refilter = false;
   private frame = 0;
+  private picker: HTMLDetailsElement | null = null;
+  /** Closes the column picker on a click outside it, or on Escape. */
+  private readonly closePicker = (ev: Event) => {
+    const p = this.picker;
+    if (!p?.open) return;
+    if (ev instanceof KeyboardEvent ? ev.key === "Escape" : !(ev.target instanceof Node && p.contains(ev.target))) p.open = false;
+  };
 
   constructor(conn: Connection) {
     this.conn = conn;
@@ -526,10 +647,29 @@ export class HomePage {
     for (const c of COLS) {
       const btn = h("button", { type: "button", class: "sort" }, c.label);
       btn.addEventListener("click", () => this.sortBy(c.key));
-      const th = h("th", { scope: "col", class: c.cls ?? null, title: c.title ?? null }, btn);
+      const th = h("th", { scope: "col", class: c.cls ?? null, title: c.title ?? null, "data-col": c.key }, btn);
+      th.hidden = !view.cols.has(c.key);
       this.heads.set(c.key, th);
       headRow.append(th);
     }
+    // The column picker: a <details> menu of checkboxes (no script needed to open it).
+    const menu = h("div", { class: "col-menu", role: "group", "aria-label": "Columns shown" });
+    for (const c of COLS) {
+      if (FIXED_COLS.has(c.key)) continue;
+      const box = h("input", { type: "checkbox", "data-col": c.key });
+      box.checked = view.cols.has(c.key);
+      box.addEventListener("change", () => {
+        if (box.checked) view.cols.add(c.key);
+        else view.cols.delete(c.key);
+        saveCols();
+        this.applyCols();
+      });
+      menu.append(h("label", { class: "col-choice", title: c.title ?? null }, box, c.label));
+    }
+    const picker = h("details", { class: "col-picker", id: "col-picker" }, h("summary", { class: "btn" }, "Columns"), menu);
+    this.picker = picker;
+    document.addEventListener("click", this.closePicker);
+    document.addEventListener("keydown", this.closePicker);
     this.table = h("table", { class: "data hosts", id: "hosts" }, h("thead", null, headRow));
     this.empty = h("p", { class: "empty-state", hidden: true });
     this.foldHint = h("p", { class: "fold-hint muted", hidden: true });
@@ -537,7 +677,7 @@ export class HomePage {
     this.el = h(
       "div",
       { class: "page home" },
-      h("div", { class: "toolbar" }, search, seg),
+      h("div", { class: "toolbar" }, search, seg, picker),
       this.foldHint,
       h("div", { class: "table-wrap hosts-wrap" }, this.table),
       this.empty,
@@ -549,6 +689,21 @@ export class HomePage {
         ? new IntersectionObserver((entries) => this.onVisibility(entries), { rootMargin: "400px 0px" })
         : null;
     this.markSort();
+  }
+
+  /** Shows the picked columns, hides the others (header and every row). */
+  private applyCols(): void {
+    updateHiddenDirty();
+    for (const [key, th] of this.heads) th.hidden = !view.cols.has(key);
+    for (const rv of this.rows.values()) {
+      for (const [key, td] of rv.cells) {
+        const hide = !view.cols.has(key);
+        if (td.hidden !== hide) td.hidden = hide;
+      }
+      // Cells shown now catch up with what they skipped while hidden.
+      if (rv.dirty & ~hiddenDirty) this.dirtyRows.add(rv);
+    }
+    this.flush();
   }
 
   private onVisibility(entries: IntersectionObserverEntry[]): void {
@@ -610,6 +765,12 @@ export class HomePage {
     this.resyncAt = 0;
     this.refilter = true;
     show(this.loading, false);
+    // The agent's single-host view: its one host's page is the page to open.
+    const only = m.hosts.length === 1 ? m.hosts[0] : undefined;
+    if (this.conn.hello?.mode === "node" && only) {
+      location.replace(hostHref(only.id));
+      return;
+    }
     // Deltas that overtook this state.
     const early = this.early.filter((d) => d.seq > m.seq).sort((a, b) => a.seq - b.seq);
     this.early = [];
@@ -891,6 +1052,8 @@ export class HomePage {
 
   destroy(): void {
     this.destroyed = true;
+    document.removeEventListener("click", this.closePicker);
+    document.removeEventListener("keydown", this.closePicker);
     this.observer?.disconnect();
     if (this.frame) cancelAnimationFrame(this.frame);
     this.frame = 0;

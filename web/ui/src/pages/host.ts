@@ -3,6 +3,10 @@
  * memory cards, live charts of the last 15 minutes (fed by `history`, then one sample per
  * `host_update`), GPU cards, disks, network, processes and logged-in users. Every part is built
  * once and updated in place.
+ *
+ * The process list hides kernel threads by default (a toggle shows them, as htop's `K`), and
+ * shows the processes as a tree by parent pid on demand; both choices are remembered in
+ * localStorage (`smon.procs`).
  */
 import type { Connection } from "../connection";
 import { basePath } from "../connection";
@@ -17,6 +21,63 @@ import type { Ack, Disk, Gpu, History, HostFrame, HostInfo, HostRemoved, HostRow
 
 const WINDOW_MS = 15 * 60 * 1000;
 const TOP = 50;
+
+/** Process list choices, remembered per browser. */
+const procView = { kthreads: false, tree: false };
+try {
+  const s = JSON.parse(localStorage.getItem("smon.procs") ?? "{}") as { kthreads?: unknown; tree?: unknown };
+  if (typeof s.kthreads === "boolean") procView.kthreads = s.kthreads;
+  if (typeof s.tree === "boolean") procView.tree = s.tree;
+} catch {
+  /* defaults */
+}
+function saveProcView(): void {
+  try {
+    localStorage.setItem("smon.procs", JSON.stringify(procView));
+  } catch {
+    /* not remembered */
+  }
+}
+
+/** A process's CPU: whole percents from 1,000 % up ("1310%"), so that many cores fit the column. */
+function procCpu(v: number): string {
+  return v >= 999.95 ? `${Math.round(v)}%` : pct(v);
+}
+
+/**
+ * The processes in tree order: each one after its parent, children in the order of `sorted`
+ * (the table's sort), with the depth of each pid in `depth`. A process whose parent is not in
+ * the list (filtered out, or gone) is a root; a cycle of pids (a pid reused while its old
+ * parent link is read) cannot hide anyone.
+ */
+export function treeOrder(sorted: Process[], depth: Map<number, number>): Process[] {
+  const pids = new Set(sorted.map((p) => p.pid));
+  const kids = new Map<number, Process[]>();
+  const roots: Process[] = [];
+  for (const p of sorted) {
+    if (p.ppid !== p.pid && pids.has(p.ppid)) {
+      let k = kids.get(p.ppid);
+      if (!k) kids.set(p.ppid, (k = []));
+      k.push(p);
+    } else roots.push(p);
+  }
+  depth.clear();
+  const out: Process[] = [];
+  const walk = (root: Process) => {
+    const stack: [Process, number][] = [[root, 0]];
+    while (stack.length) {
+      const [p, d] = stack.pop() as [Process, number];
+      if (depth.has(p.pid)) continue;
+      depth.set(p.pid, d);
+      out.push(p);
+      const k = kids.get(p.pid);
+      if (k) for (let i = k.length - 1; i >= 0; i--) stack.push([k[i] as Process, d + 1]);
+    }
+  };
+  for (const r of roots) walk(r);
+  for (const p of sorted) if (!depth.has(p.pid)) walk(p);
+  return out;
+}
 
 /** Chart data of the last 15 minutes. */
 class HistoryBuf {
@@ -160,6 +221,10 @@ export class HostPage {
   private readonly procCount = h("span", { class: "muted" });
   private readonly procMore = h("button", { type: "button", class: "btn" });
   private showAll = false;
+  /** Depth of each pid in tree view. */
+  private readonly depth = new Map<number, number>();
+  /** The search filter of the process list (null: none). */
+  private procQuery: ((p: Process) => boolean) | null = null;
 
   constructor(conn: Connection, id: string) {
     this.conn = conn;
@@ -210,8 +275,20 @@ export class HostPage {
       [
         { key: "pid", label: "PID", cls: "num", text: (p) => String(p.pid), sort: (p) => p.pid },
         { key: "user", label: "User", cls: "ellipsis col-user", text: (p) => p.user, title: (p) => p.user, sort: (p) => p.user },
-        { key: "name", label: "Name", cls: "ellipsis col-pname", text: (p) => p.name, title: (p) => p.name, sort: (p) => p.name.toLowerCase() },
-        { key: "cpu", label: "CPU", cls: "num", text: (p) => pct(p.cpu_percent), sort: (p) => p.cpu_percent, desc: true, headTitle: "Percent of one core" },
+        {
+          key: "name",
+          label: "Name",
+          cls: "ellipsis col-pname",
+          render: (td, p) => {
+            const d = procView.tree ? (this.depth.get(p.pid) ?? 0) : 0;
+            setText(td, d > 0 ? `└ ${p.name}` : p.name);
+            const pad = d > 0 ? `${8 + 14 * Math.min(d, 12)}px` : "";
+            if (td.style.paddingLeft !== pad) td.style.paddingLeft = pad;
+          },
+          title: (p) => (p.kernel_thread ? `${p.name} (kernel thread)` : p.name),
+          sort: (p) => p.name.toLowerCase(),
+        },
+        { key: "cpu", label: "CPU", cls: "num", text: (p) => procCpu(p.cpu_percent), title: (p) => pct(p.cpu_percent), sort: (p) => p.cpu_percent, desc: true, headTitle: "Percent of one core (a process on many cores goes past 100 %)" },
         { key: "mem", label: "Memory", cls: "num", text: (p) => bytes(p.memory_bytes), title: (p) => pct(p.memory_percent), sort: (p) => p.memory_bytes, desc: true },
         { key: "time", label: "Time", cls: "num", text: (p) => duration(p.run_time_s), title: (p) => `started ${dateTime(p.start_unix_ms)}`, sort: (p) => p.run_time_s, desc: true },
         { key: "state", label: "State", text: (p) => p.state, sort: (p) => p.state },
@@ -222,9 +299,14 @@ export class HostPage {
         sortKey: "cpu",
         sortDesc: true,
         empty: "No processes",
-        rowAttrs: (tr, p) => setAttr(tr, "data-pid", String(p.pid)),
+        rowAttrs: (tr, p) => {
+          setAttr(tr, "data-pid", String(p.pid));
+          setAttr(tr, "data-kthread", p.kernel_thread ? "true" : null);
+          setAttr(tr, "data-depth", procView.tree ? String(this.depth.get(p.pid) ?? 0) : null);
+          setClass(tr, "kthread", p.kernel_thread);
+        },
         onSort: () => this.renderProcCount(),
-        widths: { pid: "76px", user: "104px", name: "150px", cpu: "72px", mem: "88px", time: "76px", state: "84px", cmd: "auto" },
+        widths: { pid: "76px", user: "104px", name: "170px", cpu: "84px", mem: "88px", time: "76px", state: "84px", cmd: "auto" },
         virtualAbove: 120,
       },
     );
@@ -259,8 +341,24 @@ export class HostPage {
     const procSearch = h("input", { type: "search", class: "search", placeholder: "Search pid, user, name, command…", "aria-label": "Search processes", spellcheck: "false", autocomplete: "off" });
     procSearch.addEventListener("input", () => {
       const q = procSearch.value.trim().toLowerCase();
-      this.procs.setFilter(q ? (p) => String(p.pid) === q || p.name.toLowerCase().includes(q) || p.user.toLowerCase().includes(q) || p.cmdline.toLowerCase().includes(q) : null);
-      this.renderProcCount();
+      this.procQuery = q ? (p) => String(p.pid) === q || p.name.toLowerCase().includes(q) || p.user.toLowerCase().includes(q) || p.cmdline.toLowerCase().includes(q) : null;
+      this.applyProcFilter();
+    });
+    const toggle = (id: string, label: string, title: string, on: boolean, set: (v: boolean) => void) => {
+      const box = h("input", { type: "checkbox", id });
+      box.checked = on;
+      box.addEventListener("change", () => set(box.checked));
+      return h("label", { class: "toggle", title }, box, label);
+    };
+    const kthreads = toggle("proc-kthreads", "Kernel threads", "Show kernel threads (kworker, ksoftirqd…), hidden by default as in htop", procView.kthreads, (v) => {
+      procView.kthreads = v;
+      saveProcView();
+      this.applyProcFilter();
+    });
+    const tree = toggle("proc-tree", "Tree", "Show processes as a tree by parent", procView.tree, (v) => {
+      procView.tree = v;
+      saveProcView();
+      this.applyProcTree();
     });
     this.procMore.addEventListener("click", () => {
       this.showAll = !this.showAll;
@@ -273,6 +371,8 @@ export class HostPage {
     this.tempSection = card("Temperatures", this.temps.el);
 
     const back = h("a", { href: "#/", class: "back" }, "← All hosts");
+    // The agent's own view has one host: no list to go back to.
+    show(back, conn.hello?.mode !== "node");
     this.body = h(
       "div",
       { class: "host-body" },
@@ -288,7 +388,7 @@ export class HostPage {
       h("div", { class: "charts" }, this.cpuChart.el, this.memChart.el, this.netChart.el, this.gpuChart.el),
       this.gpuSection,
       h("div", { class: "two-col" }, section("Disks", null, this.disks.el), section("Network", null, this.nets.el)),
-      section("Processes", h("div", { class: "section-tools" }, this.procCount, procSearch, this.procMore), this.procs.el),
+      section("Processes", h("div", { class: "section-tools" }, this.procCount, kthreads, tree, procSearch, this.procMore), this.procs.el),
       section("Logged-in users", null, this.sessions.el),
     );
     this.el = h(
@@ -302,7 +402,21 @@ export class HostPage {
     show(this.gpuSection, false);
     show(this.gpuChart.el, false);
     show(this.tempSection, false);
+    this.applyProcTree();
+    this.applyProcFilter();
+  }
+
+  /** The process list's filter: kernel threads unless shown, and the search. */
+  private applyProcFilter(): void {
+    const q = this.procQuery;
+    const k = procView.kthreads;
+    this.procs.setFilter(k && !q ? null : (p) => (k || !p.kernel_thread) && (!q || q(p)));
     this.renderProcCount();
+  }
+
+  private applyProcTree(): void {
+    this.procs.setArrange(procView.tree ? (list) => treeOrder(list, this.depth) : null);
+    setClass(this.procs.el, "tree", procView.tree);
   }
 
   /** The server's answer to our subscribe. */
@@ -441,27 +555,37 @@ export class HostPage {
 
     const m = d?.memory ?? null;
     this.memMeter.set(m?.used_percent ?? r.mem_percent, bytesOf(m?.used_bytes ?? r.mem_used_bytes, m?.total_bytes ?? r.mem_total_bytes));
-    const swapTotal = m?.swap_total_bytes ?? i?.swap_total_bytes ?? null;
-    this.swapMeter.set(swapTotal === 0 ? null : (m?.swap_used_percent ?? r.swap_percent), swapTotal === 0 ? "no swap" : bytesOf(m?.swap_used_bytes, swapTotal));
+    const swapTotal = m?.swap_total_bytes ?? r.swap_total_bytes ?? i?.swap_total_bytes ?? null;
+    if (swapTotal === 0) this.swapMeter.none("no swap", "This host has no swap space");
+    else this.swapMeter.set(m?.swap_used_percent ?? r.swap_percent, bytesOf(m?.swap_used_bytes, swapTotal));
     this.memFacts.set("Available", bytes(m?.available_bytes));
   }
 
   private renderCores(per: number[]): void {
     while (this.coreBars.length < per.length) {
       const fill = h("i");
-      const bar = h("span", { class: "core" }, fill);
+      const bar = h("span", { class: "core" }, fill, h("b", { class: "core-label" }));
       this.coreBars.push(fill);
       this.cores.append(bar);
     }
     while (this.coreBars.length > per.length) this.coreBars.pop()?.parentElement?.remove();
+    const few = per.length <= 8;
     per.forEach((v, k) => {
       const fill = this.coreBars[k];
       if (!fill) return;
       setVBar(fill, v);
       setLevel(fill, v);
-      if (fill.parentElement) setTitle(fill.parentElement, `CPU ${k}: ${pct(v)}`);
+      const bar = fill.parentElement;
+      if (bar) {
+        setTitle(bar, `CPU ${k}: ${pct(v)}`);
+        const label = bar.lastElementChild;
+        if (label) setText(label, few ? `CPU ${k} · ${pct(v, 0)}` : "");
+      }
     });
     setClass(this.cores, "many", per.length > 64);
+    // Few cores get wide bars with their number and use written under them.
+    setClass(this.cores, "few", per.length > 0 && per.length <= 8);
+    setAttr(this.cores, "data-cores", String(per.length));
   }
 
   private renderCharts(): void {
@@ -515,11 +639,14 @@ export class HostPage {
 
   private renderProcCount(): void {
     const d = this.detail;
-    const total = d?.processes.length ?? 0;
+    const all = d?.processes ?? [];
+    const kernel = procView.kthreads ? 0 : all.reduce((n, p) => n + (p.kernel_thread ? 1 : 0), 0);
+    const total = all.length - kernel;
     const matched = this.procs.matched;
     const shown = Math.min(matched, this.showAll ? Infinity : TOP);
     const collected = d?.parts ? d.parts.processes : true;
-    setText(this.procCount, !collected ? "not collected" : matched === total ? `${shown} of ${total}` : `${shown} of ${matched} matching (${total} in all)`);
+    const hidden = kernel > 0 ? ` · ${kernel} kernel threads hidden` : "";
+    setText(this.procCount, !collected ? "not collected" : matched === total ? `${shown} of ${total}${hidden}` : `${shown} of ${matched} matching (${total} in all)${hidden}`);
     setText(this.procMore, this.showAll ? `Top ${TOP}` : `Show all ${matched}`);
     show(this.procMore, this.showAll || matched > TOP);
   }
