@@ -14,6 +14,7 @@ pub mod deploy;
 pub mod health;
 pub mod manager;
 pub mod net;
+pub mod secret_file;
 pub mod start;
 
 use std::time::Duration;

@@ -8,5 +8,7 @@ mod live;
 mod nginx;
 mod prometheus;
 mod props;
+mod sec_accounts;
+mod sec_login;
 mod security;
 mod support;
