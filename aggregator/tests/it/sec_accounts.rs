@@ -12,8 +12,7 @@ use smon_api::auth::Role;
 use crate::sec_login::Server;
 use crate::support::{ADMIN_PASSWORD, VIEWER_PASSWORD};
 
-const CONFIG: &str =
-    r#"{"monitor":{"mode":"app","poll_interval_ms":500,"include_self":false,"clusters":[]}}"#;
+const CONFIG: &str = r#"{"monitor":{"mode":"app","poll_interval_ms":500}}"#;
 
 async fn client(base: &str, user: &str, pw: &str) -> Client {
     let c = Client::new(base).expect("client");
@@ -206,7 +205,7 @@ async fn users_of_the_config_are_listed_but_not_changed() {
     let hash = smon_web::security::users::hash_password("ops-password-1").expect("hash");
     let config = serde_json::json!({
         "server": {"auth": {"users": [{"name": "ops", "password_hash": hash, "role": "admin"}]}},
-        "monitor": {"mode": "app", "poll_interval_ms": 500, "include_self": false, "clusters": []},
+        "monitor": {"mode": "app", "poll_interval_ms": 500},
     })
     .to_string();
     let srv = Server::start(dir.path(), &config).await;
@@ -281,7 +280,7 @@ fn spawn_binary_without_users(dir: &Path, port: u16) -> std::process::Child {
     let cfg = dir.join("config_app.json");
     let config = serde_json::json!({
         "server": {"host": "127.0.0.1", "port": port},
-        "monitor": {"mode": "app", "poll_interval_ms": 1000, "include_self": false, "clusters": []},
+        "monitor": {"mode": "app", "poll_interval_ms": 1000},
     });
     std::fs::write(&cfg, config.to_string()).expect("config");
     let err = std::fs::File::create(dir.join("err.log")).expect("log file");

@@ -358,8 +358,7 @@ async fn user_names_cannot_forge_log_lines_or_flood_the_log() {
     let base = format!("http://127.0.0.1:{port}");
     let c = client_from("127.0.0.9");
     // A name that would end the log line, forge an INFO line, and colour the terminal.
-    let forged = "bob\n2026-12-03T00:00:00.000000Z  INFO smon_web::routes::auth: FORGED Login. \
-                  user=admin\r\x1b[31mREDTEXT\x1b[0m";
+    let forged = "bob\n2026-12-03T00:00:00Z  INFO FORGED Login.\r\x1b[31mREDTEXT\x1b[0m";
     let r = c
         .post(format!("{base}/api/v1/login"))
         .header("origin", &base)

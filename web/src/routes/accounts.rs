@@ -201,7 +201,7 @@ pub async fn change_own_password(
         .unwrap_or(false);
     if !ok {
         let s = sec.clone();
-        tokio::task::spawn_blocking(move || s.throttle.persist());
+        tokio::task::spawn_blocking(move || s.throttle.persist_logged());
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "current: not your current password".into(),

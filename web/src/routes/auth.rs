@@ -111,9 +111,7 @@ pub async fn login(
     let s = sec.clone();
     let ok = tokio::task::spawn_blocking(move || {
         // Saved before the check, so that a crash during it does not forget the attempt.
-        if let Err(e) = s.throttle.persist() {
-            tracing::warn!(error = %e, "Cannot save the login throttle's state.");
-        }
+        s.throttle.persist_logged();
         let hash = hash.as_deref().unwrap_or_else(|| s.dummy_hash());
         crate::security::users::verify_password(&password, hash)
     })
@@ -131,7 +129,7 @@ pub async fn login(
     };
     sec.throttle.succeeded(&attempt);
     let s = sec.clone();
-    tokio::task::spawn_blocking(move || s.throttle.persist());
+    tokio::task::spawn_blocking(move || s.throttle.persist_logged());
     let login = Login {
         user: user.name.clone(),
         role: user.role,

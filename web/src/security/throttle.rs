@@ -246,6 +246,8 @@ pub struct Throttle {
     saving: Mutex<()>,
     /// The log lines of refused and failed logins.
     pub log: LogLimit,
+    /// The last save failed (and was logged).
+    save_failing: std::sync::atomic::AtomicBool,
 }
 
 /// An IPv6 address cut to its /64 (an IPv4-mapped one becomes IPv4); IPv4 as it is.
@@ -272,6 +274,7 @@ impl Throttle {
             store: None,
             saving: Mutex::new(()),
             log: LogLimit::new(LOG_LINES_PER_SECOND),
+            save_failing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -450,6 +453,23 @@ impl Throttle {
             records.truncate(MAX_SAVED_KEYS);
         }
         records
+    }
+
+    /// [`Throttle::persist`], logging a failure once until a save works again (an unwritable
+    /// directory must not add a log line per login).
+    pub fn persist_logged(&self) {
+        use std::sync::atomic::Ordering;
+        match self.persist() {
+            Ok(()) => self.save_failing.store(false, Ordering::Relaxed),
+            Err(e) => {
+                if !self.save_failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        error = %e,
+                        "Cannot save the login throttle's state: a restart would forget it."
+                    );
+                }
+            }
+        }
     }
 
     /// Writes the state to the store (if any). Blocking (a file write and sync): call it off
