@@ -6,6 +6,7 @@ mod config_fixtures;
 mod grpc;
 mod manager;
 mod props;
+mod sec_files;
 mod supervisor;
 mod support;
 mod systemd;
