@@ -365,6 +365,8 @@ pub struct Settings {
     /// `monitor.token_file` did not exist at load: [`Settings::create_token_file`] writes the
     /// token of `auth` there at start-up.
     pub token_file_to_create: Option<PathBuf>,
+    /// `monitor.token_file`, resolved: a secret file, checked for group/world access.
+    pub token_file: Option<PathBuf>,
     /// GPU source.
     pub gpu: GpuMode,
     /// Extra redaction patterns, compiled.
@@ -816,6 +818,7 @@ impl NodeConfig {
                     grpc_listen,
                     auth,
                     token_file_to_create,
+                    token_file: m.token_file.as_ref().map(|f| base.join(f)),
                     gpu,
                     redact_patterns,
                     disks: DiskFilter {

@@ -76,6 +76,15 @@ impl Daemon for Agent {
         self.once.map(|json| once(&self.settings, json))
     }
 
+    fn secret_files(&self) -> Vec<std::path::PathBuf> {
+        let mut files: Vec<_> = self.settings.token_file.iter().cloned().collect();
+        #[cfg(feature = "web")]
+        if let Some(web) = &self.settings.web {
+            files.push(web.http.auth.users_file.clone());
+        }
+        files
+    }
+
     fn create_files(&mut self) -> Result<(), Error> {
         Ok(self.settings.create_token_file()?)
     }

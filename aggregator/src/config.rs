@@ -276,6 +276,9 @@ pub struct Settings {
     pub self_host: Option<SelfHost>,
     /// Agents to poll.
     pub targets: Vec<Target>,
+    /// The per-host token files read, checked for group/world access at start and by
+    /// `--check-config` (the users file is `http.auth.users_file`).
+    pub token_files: Vec<PathBuf>,
 }
 
 fn valid_name(s: &str) -> bool {
@@ -469,6 +472,7 @@ impl AppConfig {
             ids.insert(format!("{}:{}", m.self_cluster, self_name));
         }
         let mut targets = Vec::new();
+        let mut token_files = Vec::new();
         let mut tls_errs = Vec::new();
         for (ci, c) in m.clusters.iter().enumerate() {
             let cf = format!("monitor.clusters[{ci}]");
@@ -533,6 +537,7 @@ impl AppConfig {
                         } else {
                             base.join(f)
                         };
+                        token_files.push(p.clone());
                         match std::fs::read_to_string(&p) {
                             Ok(t) => Some(t.trim().to_owned()),
                             Err(e) => {
@@ -629,6 +634,7 @@ impl AppConfig {
                         gpu,
                     }),
                     targets,
+                    token_files,
                 })
             }
             _ => Err(errs),

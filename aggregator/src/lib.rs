@@ -103,7 +103,7 @@ pub fn log_bootstrap(b: &Bootstrap, http: &HttpSecurity) {
         }
         Bootstrap::CreatedAdmin { file, .. } => tracing::warn!(
             file = %file.display(),
-            "First start: created the user 'admin'; its password was printed once on the console."
+            "First start: created the user 'admin' (its password: on the terminal, or in the file the line above names)."
         ),
     }
 }

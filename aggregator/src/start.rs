@@ -93,6 +93,12 @@ impl Daemon for Aggregator {
         self.settings.run_as.as_deref()
     }
 
+    fn secret_files(&self) -> Vec<std::path::PathBuf> {
+        let mut files = vec![self.settings.http.auth.users_file.clone()];
+        files.extend(self.settings.token_files.iter().cloned());
+        files
+    }
+
     fn probe(&self) -> Result<Probe, BoxError> {
         let url = health_url(&self.settings);
         Ok(health::probe(move || {

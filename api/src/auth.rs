@@ -1,5 +1,7 @@
-//! The bodies of the session routes: `POST /api/v1/login`, `GET /api/v1/me` and
-//! `GET /api/v1/admin/users`, and the `{"error": "..."}` body of every refused request.
+//! The bodies of the session and account routes: `POST /api/v1/login`, `GET /api/v1/me`,
+//! `POST /api/v1/me/password`, `GET`/`POST /api/v1/admin/users`,
+//! `DELETE /api/v1/admin/users/{name}`, `PUT /api/v1/admin/users/{name}/role` and
+//! `.../password`, and the `{"error": "..."}` body of every refused request.
 
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +69,68 @@ pub struct UserEntry {
     pub name: String,
     /// Role.
     pub role: Role,
+    /// Defined in the config's `server.auth.users`: the account routes cannot change it.
+    #[serde(default)]
+    pub from_config: bool,
+}
+
+/// `POST /api/v1/me/password` body: change one's own password. `Debug` hides both.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    /// The current password.
+    pub current: String,
+    /// The new one (8 characters at least).
+    pub new: String,
+}
+
+impl std::fmt::Debug for ChangePassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangePassword").finish_non_exhaustive()
+    }
+}
+
+/// `POST /api/v1/admin/users` body: a new user (admins only). `Debug` hides the password.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// User name: 1-64 letters, digits, `.`, `_`, `-` or `@`.
+    pub name: String,
+    /// Role: `viewer` or `admin`.
+    pub role: Role,
+    /// The first password (8 characters at least).
+    pub password: String,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("name", &self.name)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `PUT /api/v1/admin/users/{name}/role` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetRole {
+    /// `viewer` or `admin`.
+    pub role: Role,
+}
+
+/// `PUT /api/v1/admin/users/{name}/password` body: an admin's reset. `Debug` hides it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPassword {
+    /// The new password (8 characters at least).
+    pub password: String,
+}
+
+impl std::fmt::Debug for ResetPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResetPassword").finish_non_exhaustive()
+    }
 }
 
 /// The body of every 4xx/5xx answer of the REST API.

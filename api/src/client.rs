@@ -8,7 +8,10 @@ use std::time::Duration;
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 
-use crate::auth::{ErrorBody, LoggedIn, LoginRequest, Me, UserEntry};
+use crate::auth::{
+    ChangePassword, ErrorBody, LoggedIn, LoginRequest, Me, NewUser, ResetPassword, Role, SetRole,
+    UserEntry,
+};
 use crate::wire::{Cluster, EventRecord, HostDetail, HostRow};
 
 /// Why a call failed.
@@ -167,6 +170,73 @@ impl Client {
     /// `GET /api/v1/admin/users` (admins only).
     pub async fn users(&self) -> Result<Vec<UserEntry>, ClientError> {
         self.get(&["api", "v1", "admin", "users"]).await
+    }
+
+    /// `POST /api/v1/me/password`: changes this session's own password (needs the current
+    /// one). The session stays; the user's other sessions end.
+    pub async fn change_password(&self, current: &str, new: &str) -> Result<(), ClientError> {
+        let body = ChangePassword {
+            current: current.to_owned(),
+            new: new.to_owned(),
+        };
+        self.send(Method::POST, &["api", "v1", "me", "password"], Some(&body))
+            .await
+            .map(drop)
+    }
+
+    /// `POST /api/v1/admin/users`: adds a user (admins only).
+    pub async fn add_user(
+        &self,
+        name: &str,
+        role: Role,
+        password: &str,
+    ) -> Result<UserEntry, ClientError> {
+        let body = NewUser {
+            name: name.to_owned(),
+            role,
+            password: password.to_owned(),
+        };
+        self.json(Method::POST, &["api", "v1", "admin", "users"], Some(&body))
+            .await
+    }
+
+    /// `DELETE /api/v1/admin/users/{name}`: removes a user (admins only; never the last
+    /// admin).
+    pub async fn remove_user(&self, name: &str) -> Result<(), ClientError> {
+        self.send(
+            Method::DELETE,
+            &["api", "v1", "admin", "users", name],
+            None::<&()>,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `PUT /api/v1/admin/users/{name}/role`: sets a user's role (admins only; never demotes
+    /// the last admin).
+    pub async fn set_role(&self, name: &str, role: Role) -> Result<(), ClientError> {
+        self.send(
+            Method::PUT,
+            &["api", "v1", "admin", "users", name, "role"],
+            Some(&SetRole { role }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `PUT /api/v1/admin/users/{name}/password`: sets a user's password (admins only); the
+    /// user's sessions end.
+    pub async fn reset_password(&self, name: &str, password: &str) -> Result<(), ClientError> {
+        let body = ResetPassword {
+            password: password.to_owned(),
+        };
+        self.send(
+            Method::PUT,
+            &["api", "v1", "admin", "users", name, "password"],
+            Some(&body),
+        )
+        .await
+        .map(drop)
     }
 
     /// `GET /api/v1/clusters`.

@@ -15,6 +15,7 @@ pub mod health;
 pub mod listen;
 pub mod manager;
 pub mod net;
+pub mod secret_file;
 pub mod start;
 
 use std::time::Duration;

@@ -60,6 +60,13 @@ pub trait Daemon: Sized {
         Ok(())
     }
 
+    /// The files holding secrets (users file, token files), checked for group or world
+    /// access at start and by `--check-config` ([`crate::secret_file`]): a warning, not a
+    /// refusal.
+    fn secret_files(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
+
     /// The daemon's health probe, for the self manager and the systemd watchdog.
     fn probe(&self) -> Result<Probe, Self::Error>;
 
@@ -107,12 +114,20 @@ pub fn run<D: Daemon>(
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let secrets = d.secret_files();
+    let exposed = crate::secret_file::warnings(secrets.iter().map(|p| p.as_path()));
     if args.check_config {
+        for w in &exposed {
+            eprintln!("{name}: warning: {w}");
+        }
         eprintln!("{}: configuration is valid", d.source());
         return ExitCode::SUCCESS;
     }
     // Logging starts once the config (with its `log` block) is known; RUST_LOG still wins.
     daemon::init_logging(args.json_logs().unwrap_or(d.log().json), &d.log().filter);
+    for w in &exposed {
+        tracing::warn!(problem = %w, "A secret file is readable by others.");
+    }
     if let Some(r) = d.oneshot() {
         return exit(name, r.map_err(Into::into));
     }

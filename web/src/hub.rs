@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::Extension;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Redirect;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use socketioxide::SocketIo;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
-use crate::routes::{api, auth};
+use crate::routes::{accounts, api, auth};
 use crate::security::net::Client;
 use crate::security::{Class, Principal, layers};
 use crate::wire::{Ack, Hello, HostRemoved, Subscribe};
@@ -310,7 +310,23 @@ pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
         .route(&p("/api/v1/login"), post(auth::login))
         .route(&p("/api/v1/logout"), post(auth::logout))
         .route(&p("/api/v1/me"), get(auth::me))
-        .route(&p("/api/v1/admin/users"), get(auth::users))
+        .route(
+            &p("/api/v1/me/password"),
+            post(accounts::change_own_password),
+        )
+        .route(
+            &p("/api/v1/admin/users"),
+            get(accounts::list).post(accounts::add),
+        )
+        .route(&p("/api/v1/admin/users/{name}"), delete(accounts::remove))
+        .route(
+            &p("/api/v1/admin/users/{name}/role"),
+            put(accounts::set_role),
+        )
+        .route(
+            &p("/api/v1/admin/users/{name}/password"),
+            put(accounts::reset_password),
+        )
         .route(&p("/api/v1/clusters"), get(api::clusters))
         .route(&p("/api/v1/hosts"), get(api::hosts))
         .route(&p("/api/v1/hosts/{id}"), get(api::host))

@@ -7,6 +7,7 @@ mod grpc;
 mod manager;
 mod props;
 mod sec_connections;
+mod sec_files;
 mod supervisor;
 mod support;
 mod systemd;

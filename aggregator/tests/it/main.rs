@@ -8,6 +8,8 @@ mod live;
 mod nginx;
 mod prometheus;
 mod props;
+mod sec_accounts;
 mod sec_connections;
+mod sec_login;
 mod security;
 mod support;

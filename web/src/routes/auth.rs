@@ -1,9 +1,9 @@
-//! Login, logout, `me` and the user list: sessions in HttpOnly, SameSite=Strict cookies (Secure
-//! over TLS), a new session id at each login, and failed logins throttled per client address
-//! and per user name ([`crate::security::throttle`]).
+//! Login, logout and `me`: sessions in HttpOnly, SameSite=Strict cookies (Secure
+//! over TLS), a new session id at each login, and logins throttled per address, per address
+//! and user name, and per user name ([`crate::security::throttle`]).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -12,13 +12,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower_sessions::Session;
 
-use smon_api::auth::{LoggedIn, Me, Role as ApiRole, UserEntry};
+use smon_api::auth::{LoggedIn, Me, Role as ApiRole};
 
 use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::security::Principal;
-use crate::security::login::{Admin, LOGIN_KEY, Login};
+use crate::security::login::{LOGIN_KEY, Login, log_safe};
 use crate::security::net::Client;
+use crate::security::users::valid_name;
 use crate::state::Web;
 
 /// `POST /api/v1/login` body: one definition, in the wire crate.
@@ -37,8 +38,15 @@ fn too_many(wait: Duration) -> Response {
     r
 }
 
-/// `POST /api/v1/login`: checks the password (off the async threads, at most two at once),
-/// throttles failures, and on success starts a new session (a new id: no fixation).
+/// Longest password accepted (argon2 takes any length; a megabyte of it is only a cost).
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// `POST /api/v1/login`: refuses malformed names early (400, before any hashing), reserves
+/// the attempt in the throttle BEFORE the check (see [`crate::security::throttle`]), waits
+/// out the user name's backoff, checks the password (off the async threads, at most two at
+/// once), and on success starts a new session (a new id: no fixation). Log lines of refused
+/// and failed logins are rate-limited, with a count of those left out, and every value from
+/// the request in them is escaped.
 pub async fn login(
     State(w): State<Arc<Web>>,
     Extension(client): Extension<Client>,
@@ -56,43 +64,72 @@ pub async fn login(
         }
     };
     let sec = w.security.clone();
-    let ip_key = format!("ip:{}", client.ip);
-    let user_key = format!("user:{}", req.user);
-    let now = Instant::now();
-    let wait = [&ip_key, &user_key]
-        .iter()
-        .filter_map(|k| sec.throttle.blocked(k, now))
-        .max();
-    if let Some(wait) = wait {
-        tracing::warn!(user = %req.user, client = %client.ip, "Login refused: too many failures.");
-        return too_many(wait);
+    let refused_log = |why: &str| {
+        if let Some(suppressed) = sec.throttle.log.admit(now_ms()) {
+            tracing::warn!(
+                user = %log_safe(&req.user),
+                client = %client.ip,
+                suppressed,
+                "Login refused: {why}."
+            );
+        }
+    };
+    if !valid_name(&req.user) {
+        refused_log("not a valid user name");
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "user: a user name is 1-64 letters, digits, '.', '_', '-' or '@'".into(),
+        )
+        .into_response();
+    }
+    if req.password.len() > MAX_PASSWORD_BYTES {
+        refused_log("password too long");
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("password: longer than {MAX_PASSWORD_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    // The attempt counts from here on, whatever happens to this request.
+    let attempt = match sec.throttle.reserve(client.ip, &req.user, now_ms()) {
+        Ok(a) => a,
+        Err(refusal) => {
+            refused_log(&format!("too many failures per {}", refusal.limit));
+            return too_many(refusal.wait);
+        }
+    };
+    if !attempt.delay.is_zero() {
+        tokio::time::sleep(attempt.delay).await;
     }
     let Ok(_permit) = sec.hashing.acquire().await else {
         return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into())
             .into_response();
     };
-    let user = sec.users.get(&req.user).cloned();
+    let user = sec.users.get(&req.user);
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let password = req.password;
     let s = sec.clone();
     let ok = tokio::task::spawn_blocking(move || {
+        // Saved before the check, so that a crash during it does not forget the attempt.
+        s.throttle.persist_logged();
         let hash = hash.as_deref().unwrap_or_else(|| s.dummy_hash());
         crate::security::users::verify_password(&password, hash)
     })
     .await
     .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
-        let now = Instant::now();
-        sec.throttle.fail(&ip_key, now);
-        sec.throttle.fail(&user_key, now);
-        tracing::warn!(user = %req.user, client = %client.ip, "Failed login.");
+        if let Some(suppressed) = sec.throttle.log.admit(now_ms()) {
+            tracing::warn!(user = %log_safe(&req.user), client = %client.ip, suppressed, "Failed login.");
+        }
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "wrong user name or password".into(),
         )
         .into_response();
     };
-    sec.throttle.clear(&user_key);
+    sec.throttle.succeeded(&attempt);
+    let s = sec.clone();
+    tokio::task::spawn_blocking(move || s.throttle.persist_logged());
     let login = Login {
         user: user.name.clone(),
         role: user.role,
@@ -122,7 +159,7 @@ pub async fn login(
 pub async fn logout(State(w): State<Arc<Web>>, session: Session) -> Response {
     let id = session.id().map(|i| i.to_string());
     if let Ok(Some(l)) = session.get::<Login>(LOGIN_KEY).await {
-        tracing::info!(user = %l.user, "Logout.");
+        tracing::info!(user = %log_safe(&l.user), "Logout.");
     }
     let _ = session.flush().await;
     if let Some(id) = id {
@@ -157,18 +194,4 @@ pub async fn me(State(w): State<Arc<Web>>, p: Option<Extension<Principal>>) -> R
         },
     };
     Json(me).into_response()
-}
-
-/// `GET /api/v1/admin/users`: the users and their roles (admins only; never the hashes).
-pub async fn users(State(w): State<Arc<Web>>, _: Admin) -> Response {
-    let list: Vec<_> = w
-        .security
-        .users
-        .values()
-        .map(|u| UserEntry {
-            name: u.name.clone(),
-            role: u.role.into(),
-        })
-        .collect();
-    Json(list).into_response()
 }

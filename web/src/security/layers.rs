@@ -103,7 +103,7 @@ pub async fn principal(
     let mut who = None;
     if let Ok(Some(l)) = session.get::<Login>(LOGIN_KEY).await {
         let expires_ms = l.login_ms.saturating_add(auth.absolute.as_millis() as u64);
-        let known = sec.users.get(&l.user).is_some_and(|u| u.role == l.role);
+        let known = sec.users.session_valid(&l.user, l.role, l.login_ms);
         if now_ms() < expires_ms && known {
             who = Some(Principal::User {
                 name: l.user,

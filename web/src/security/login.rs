@@ -61,3 +61,36 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
         }
     }
 }
+
+/// Longest text of a request shown in a log line; the rest is cut and its size given.
+const LOG_TEXT_MAX: usize = 64;
+
+/// `s`, a value from a request, made safe for a log line: control characters (CR, LF, ESC
+/// ...) and bidirectional overrides escaped, so that it cannot forge a line or colour a
+/// terminal, and cut to 64 characters, so that it cannot flood the log.
+pub fn log_safe(s: &str) -> String {
+    let cut: String = s.chars().take(LOG_TEXT_MAX).collect();
+    let mut out = smon_runtime::config::printable(&cut).into_owned();
+    if cut.len() < s.len() {
+        out.push_str(&format!("... ({} bytes)", s.len()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_values_cannot_forge_lines_or_flood() {
+        let s = log_safe("bob\n2026-01-01T00:00:00Z  INFO forged\r\x1b[31mred");
+        assert!(!s.chars().any(char::is_control), "{s}");
+        assert!(s.contains("\\u{a}") && s.contains("\\u{1b}"), "{s}");
+        let long = log_safe(&"x".repeat(15_000));
+        assert!(
+            long.len() < 100 && long.ends_with("(15000 bytes)"),
+            "{long}"
+        );
+        assert_eq!(log_safe("alice"), "alice");
+    }
+}

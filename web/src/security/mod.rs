@@ -5,7 +5,8 @@
 //! - [`users`]: local users with argon2 hashes, the users file, the first-start `admin`.
 //! - [`login`]: what a session remembers of its login, and the extractors routes use to say
 //!   who may call them.
-//! - [`throttle`]: failed logins per address and per user name.
+//! - [`throttle`]: login attempts per address, per address and user, and per user name.
+//! - [`audit`]: the audit trail of account changes.
 //! - [`layers`]: the middleware: allow-list, session to [`Principal`], CSRF, security headers.
 //!
 //! Policy only: the routes that log in and out are in `routes::auth`; nothing here depends on
@@ -13,6 +14,7 @@
 //! - [`visibility`]: what a viewer or an anonymous visitor of a public dashboard may see of a
 //!   sample.
 
+pub mod audit;
 pub mod config;
 pub mod layers;
 pub mod login;
@@ -30,7 +32,7 @@ pub use users::Role;
 pub use visibility::Class;
 
 use crate::security::throttle::Throttle;
-use crate::security::users::Users;
+use crate::security::users::UserStore;
 
 /// Who made a request (or opened a socket), once the session has been checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,8 +84,8 @@ pub struct Security {
     /// The checked settings.
     pub http: HttpSecurity,
     /// The users, by name.
-    pub users: Users,
-    /// Failed logins per address and per user.
+    pub users: UserStore,
+    /// Login attempts per address, per address and user, and per user (kept across restarts).
     pub throttle: Throttle,
     /// At most this many password checks at once (argon2 is slow on purpose).
     pub hashing: tokio::sync::Semaphore,
@@ -163,10 +165,12 @@ impl Security {
                 users_file: auth.users_file.clone(),
             });
         };
-        let throttle = Throttle::new(auth.max_login_failures, auth.lockout);
+        let throttle = throttle::for_auth(auth);
+        let users = UserStore::new(all, &auth.users, auth.users_file.clone());
+        users::drop_stale_initial_password(&auth.users_file, &users);
         let sec = Self {
             http,
-            users: all,
+            users,
             throttle,
             hashing: tokio::sync::Semaphore::new(2),
             dummy_hash: std::sync::OnceLock::new(),
@@ -187,17 +191,42 @@ impl Security {
     }
 }
 
-/// Prints the first-start password once, on stderr (not through the log: it is a secret).
+/// Hands over the first-start password once. On a terminal it is printed on stderr; otherwise
+/// (a service manager collecting stderr into a log) it goes to a file readable by the owner
+/// only, next to the users file, and the log says where, never the password. The file is
+/// removed once the password is changed.
 pub fn announce(b: &Bootstrap, daemon: &str) {
-    if let Bootstrap::CreatedAdmin { file, password } = b {
+    use std::io::IsTerminal;
+    let Bootstrap::CreatedAdmin { file, password } = b else {
+        return;
+    };
+    if std::io::stderr().is_terminal() {
         eprintln!(
             "\n  ==================================================================\n  \
              {daemon}: first start, created the user 'admin'.\n  \
              Password (shown only this once): {password}\n  \
              Stored hashed in {}.\n  \
-             Change it: {daemon} hash-password, then edit that file.\n  \
+             Change it on the dashboard's Accounts page.\n  \
              ==================================================================\n",
             file.display()
         );
+        return;
+    }
+    let path = users::initial_password_file(file);
+    let text = format!(
+        "{daemon}: first start, created the user 'admin'.\n\
+         password: {password}\n\
+         This file is removed once that password is changed (the dashboard's Accounts page).\n"
+    );
+    match smon_runtime::secret_file::write_private(&path, text.as_bytes()) {
+        Ok(()) => tracing::warn!(
+            file = %path.display(),
+            "First start: created the user 'admin'; its password is in this file (mode 0600)."
+        ),
+        Err(e) => tracing::error!(
+            file = %path.display(),
+            error = %e,
+            "First start: created the user 'admin' but cannot write its password; set one with hash-password."
+        ),
     }
 }

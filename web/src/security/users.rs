@@ -270,25 +270,8 @@ pub fn write_file(path: &Path, users: &[User]) -> Result<(), UsersError> {
     })
 }
 
-#[cfg(unix)]
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    std::fs::write(path, text)
+    smon_runtime::secret_file::write_private(path, text.as_bytes())
 }
 
 /// Users by name.
@@ -311,6 +294,218 @@ pub fn merge(config: &[User], file: &[User], file_path: &Path) -> Result<Users, 
         all.insert(u.name.clone(), u.clone());
     }
     Ok(all)
+}
+
+/// Why an account change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// No such user.
+    #[error("no user '{0}'")]
+    NotFound(String),
+    /// The name is taken.
+    #[error("user '{0}' exists already")]
+    Exists(String),
+    /// The user is defined in the config, which this server does not rewrite.
+    #[error("user '{0}' is defined in server.auth.users of the config: change it there")]
+    FromConfig(String),
+    /// The change would leave no admin.
+    #[error("user '{0}' is the last admin: make another admin first")]
+    LastAdmin(String),
+    /// Not an acceptable login name.
+    #[error("'{0}' is not a valid user name (1-64 letters, digits, '.', '_', '-' or '@')")]
+    InvalidName(String),
+    /// The users file could not be written (nothing changed).
+    #[error(transparent)]
+    Users(#[from] UsersError),
+}
+
+/// A change to the users, as [`UserStore::apply`] makes it.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A new user.
+    Add(User),
+    /// A user goes.
+    Remove(String),
+    /// A user's role.
+    SetRole(String, Role),
+    /// A user's password (the argon2 PHC string of the new one).
+    SetPassword(String, String),
+}
+
+/// The users of one server, changed at run time through the account routes: those of the
+/// users file may change (the file is rewritten before memory, so a failed write changes
+/// nothing); those of the config may not. Also the time before which a user's sessions no
+/// longer count (set when the password is changed or the user removed).
+pub struct UserStore {
+    users: std::sync::RwLock<Users>,
+    from_config: std::collections::BTreeSet<String>,
+    file: PathBuf,
+    valid_from_ms: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// Serialises changes: each writes the file from the state the previous one left.
+    changing: std::sync::Mutex<()>,
+    /// Where account changes are recorded.
+    audit: Box<dyn crate::security::audit::AuditLog>,
+}
+
+impl UserStore {
+    /// The users `all` (merged), of which `config` came from the config; changes go to
+    /// `file`.
+    pub fn new(all: Users, config: &[User], file: PathBuf) -> Self {
+        Self {
+            users: std::sync::RwLock::new(all),
+            from_config: config.iter().map(|u| u.name.clone()).collect(),
+            valid_from_ms: std::sync::Mutex::new(BTreeMap::new()),
+            changing: std::sync::Mutex::new(()),
+            audit: Box::new(crate::security::audit::FileAudit::beside(&file)),
+            file,
+        }
+    }
+
+    /// Logs and records the account change `e` (blocking: a file append).
+    pub fn audit(&self, e: &crate::security::audit::AuditEvent) {
+        crate::security::audit::audit(self.audit.as_ref(), e);
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Users> {
+        self.users.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The user `name`.
+    pub fn get(&self, name: &str) -> Option<User> {
+        self.read().get(name).cloned()
+    }
+
+    /// Every user, by name, and whether it comes from the config.
+    pub fn list(&self) -> Vec<(User, bool)> {
+        self.read()
+            .values()
+            .map(|u| (u.clone(), self.from_config.contains(&u.name)))
+            .collect()
+    }
+
+    /// How many users there are.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether there are no users.
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    /// The users file.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// Whether a session of `user` with `role`, logged in at `login_ms`, still counts: the
+    /// user exists with that role, and has not changed password since.
+    pub fn session_valid(&self, user: &str, role: Role, login_ms: u64) -> bool {
+        let known = self.read().get(user).is_some_and(|u| u.role == role);
+        let from = self
+            .valid_from_ms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user)
+            .copied()
+            .unwrap_or(0);
+        known && login_ms >= from
+    }
+
+    /// Ends the sessions of `user` that began before `now_ms`.
+    pub fn end_sessions(&self, user: &str, now_ms: u64) {
+        self.valid_from_ms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(user.to_owned(), now_ms);
+    }
+
+    /// Makes `change`, writing the users file first. Refuses to touch a user of the config,
+    /// and to remove or demote the last admin. Blocking (a file write): call it off the
+    /// async threads.
+    pub fn apply(&self, change: &Change) -> Result<(), AccountError> {
+        let _turn = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = self.read().clone();
+        let target = match change {
+            Change::Add(u) => &u.name,
+            Change::Remove(n) | Change::SetRole(n, _) | Change::SetPassword(n, _) => n,
+        };
+        if self.from_config.contains(target) {
+            return Err(match change {
+                Change::Add(_) => AccountError::Exists(target.clone()),
+                _ => AccountError::FromConfig(target.clone()),
+            });
+        }
+        match change {
+            Change::Add(u) => {
+                if !valid_name(&u.name) {
+                    return Err(AccountError::InvalidName(u.name.clone()));
+                }
+                if next.contains_key(&u.name) {
+                    return Err(AccountError::Exists(u.name.clone()));
+                }
+                next.insert(u.name.clone(), u.clone());
+            }
+            Change::Remove(n) => {
+                next.remove(n)
+                    .ok_or_else(|| AccountError::NotFound(n.clone()))?;
+            }
+            Change::SetRole(n, r) => {
+                next.get_mut(n)
+                    .ok_or_else(|| AccountError::NotFound(n.clone()))?
+                    .role = *r;
+            }
+            Change::SetPassword(n, h) => {
+                next.get_mut(n)
+                    .ok_or_else(|| AccountError::NotFound(n.clone()))?
+                    .password_hash = h.clone();
+            }
+        }
+        let was_admin = self
+            .read()
+            .get(target)
+            .is_some_and(|u| u.role == Role::Admin);
+        let admins = next.values().filter(|u| u.role == Role::Admin).count();
+        if was_admin && admins == 0 {
+            return Err(AccountError::LastAdmin(target.clone()));
+        }
+        let in_file: Vec<User> = next
+            .values()
+            .filter(|u| !self.from_config.contains(&u.name))
+            .cloned()
+            .collect();
+        write_file(&self.file, &in_file)?;
+        *self.users.write().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(())
+    }
+}
+
+/// The file the first-start password goes to when stderr is not a terminal:
+/// `smon-users.json` -> `smon-users.initial-password`.
+pub fn initial_password_file(users_file: &Path) -> PathBuf {
+    users_file.with_extension("initial-password")
+}
+
+/// Removes the first-start password file of `users_file`, if any (its user changed the
+/// password, or is gone); whether there was one.
+pub fn remove_initial_password(users_file: &Path) -> bool {
+    std::fs::remove_file(initial_password_file(users_file)).is_ok()
+}
+
+/// At start: removes a first-start password file that no longer opens the `admin` account
+/// (its password was changed by editing the users file). Slow (one argon2 check) when the
+/// file exists.
+pub fn drop_stale_initial_password(users_file: &Path, users: &UserStore) -> bool {
+    let path = initial_password_file(users_file);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return false;
+    };
+    let password = text.lines().find_map(|l| l.strip_prefix("password: "));
+    let still = match (password, users.get("admin")) {
+        (Some(p), Some(u)) => verify_password(p.trim(), &u.password_hash),
+        _ => false,
+    };
+    !still && std::fs::remove_file(&path).is_ok()
 }
 
 /// `hash-password`: reads a password (without echo on a terminal, asked twice; one line from

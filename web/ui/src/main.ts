@@ -9,6 +9,7 @@ import { basePath, Connection } from "./connection";
 import { h, setAttr, setText, show } from "./dom";
 import { age, ago } from "./format";
 import { HomePage } from "./pages/home";
+import { AccountsPage } from "./pages/accounts";
 import { HostPage } from "./pages/host";
 import { sameRoute, watchRoute, type Route } from "./router";
 import { initTheme, toggleTheme } from "./theme";
@@ -32,14 +33,27 @@ function start(): void {
   );
 
   let page: HomePage | HostPage | null = null;
+  let accounts: AccountsPage | null = null;
   let route: Route | null = null;
 
   watchRoute((r) => {
-    if (sameRoute(route, r) && page) return;
+    if (sameRoute(route, r) && (page || accounts)) return;
     route = r;
     page?.destroy();
+    accounts?.destroy();
+    page = null;
+    accounts = null;
     viewEl.replaceChildren();
     window.scrollTo(0, 0);
+    if (r.page === "accounts") {
+      accounts = new AccountsPage();
+      setText(crumb, "/ Accounts");
+      document.title = "Accounts · smon";
+      conn.setRoom(null);
+      viewEl.append(accounts.el);
+      updateBanner();
+      return;
+    }
     if (r.page === "host") {
       const p = new HostPage(conn, r.id);
       page = p;
@@ -140,7 +154,8 @@ async function showAccount(el: HTMLElement): Promise<void> {
   out.addEventListener("click", () => {
     void fetch(`${basePath()}api/v1/logout`, { method: "POST", credentials: "same-origin" }).finally(() => location.replace(`${basePath()}login`));
   });
-  el.replaceChildren(h("span", { class: "who", id: "who", title: `Role: ${me.role}` }, `${me.user} (${me.role})`), out);
+  const accountsLink = h("a", { href: "#/accounts", class: "text-btn", id: "accounts-link" }, "Accounts");
+  el.replaceChildren(h("span", { class: "who", id: "who", title: `Role: ${me.role}` }, `${me.user} (${me.role})`), accountsLink, out);
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start, { once: true });

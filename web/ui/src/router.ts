@@ -1,12 +1,13 @@
 /**
- * Hash routing: `#/` (home) and `#/host/<id>` (host page). The server only serves index.html and
+ * Hash routing: `#/` (home), `#/host/<id>` (host page) and `#/accounts` (passwords and users). The server only serves index.html and
  * assets, so the page works at `/` and under any prefix.
  */
 
-export type Route = { page: "home" } | { page: "host"; id: string };
+export type Route = { page: "home" } | { page: "host"; id: string } | { page: "accounts" };
 
 /** Parses a location hash. Anything unknown is the home page. */
 export function parseHash(hash: string): Route {
+  if (hash === "#/accounts") return { page: "accounts" };
   const m = /^#\/host\/(.+)$/.exec(hash);
   if (m && m[1]) {
     try {
@@ -32,5 +33,6 @@ export function watchRoute(fn: (r: Route) => void): void {
 /** Same route? */
 export function sameRoute(a: Route | null, b: Route): boolean {
   if (!a || a.page !== b.page) return false;
-  return a.page === "home" || (b.page === "host" && a.id === b.id);
+  if (a.page === "host") return b.page === "host" && a.id === b.id;
+  return true;
 }
