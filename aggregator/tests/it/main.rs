@@ -8,5 +8,6 @@ mod live;
 mod nginx;
 mod prometheus;
 mod props;
+mod sec_http;
 mod security;
 mod support;

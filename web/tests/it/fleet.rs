@@ -65,6 +65,7 @@ fn public_security(dir: &Path, listen: std::net::SocketAddr) -> Arc<Security> {
             allow_from: &[],
             trusted_proxies: &[],
             metrics_allow_from: &[],
+            allowed_hosts: None,
             tls: None,
             auth: &auth,
         },
