@@ -547,8 +547,8 @@ impl NodeConfig {
         #[cfg(feature = "web")]
         {
             let bp = &self.server.base_path;
-            if !smon_web::hub::valid_base_path(bp) {
-                bad("server.base_path", bp, "must be a path like / or /smon");
+            if let Some(why) = smon_web::security::config::base_path_problem(bp) {
+                bad("server.base_path", bp, &why);
             }
         }
         #[cfg(not(feature = "web"))]

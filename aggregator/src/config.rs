@@ -398,12 +398,8 @@ impl AppConfig {
             );
         }
         let bp = &self.server.base_path;
-        if !smon_web::hub::valid_base_path(bp) {
-            bad(
-                "server.base_path".into(),
-                bp,
-                "must be a path like / or /smon",
-            );
+        if let Some(why) = smon_web::security::config::base_path_problem(bp) {
+            bad("server.base_path".into(), bp, &why);
         }
         let m = &self.monitor;
         if m.mode != "app" {

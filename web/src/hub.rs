@@ -1,6 +1,7 @@
 //! The HTTP side shared by both daemons: the embedded UI, the read-only REST API, the Socket.IO
-//! namespace (rooms `overview` and `host:<id>`), and the hub task that turns store changes into
-//! room emits once per interval.
+//! namespace (rooms `overview`, `overview:public` for anonymous visitors whose rows hide
+//! addresses and errors, and `host:<id>:<class>`), and the hub task that turns store changes
+//! into room emits once per interval.
 //!
 //! The routes are in [`crate::routes`], the security policy in [`crate::security`], the shared
 //! state in [`crate::state`] ([`Web`], and [`Demand`]: who watches which host, which this
@@ -23,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::routes::{accounts, api, auth};
+use crate::security::handshake::Handshakes;
 use crate::security::net::Client;
+use crate::security::visibility::Visibility;
 use crate::security::{Class, Principal, layers};
 use crate::wire::{Ack, Hello, HostRemoved, Subscribe};
 
@@ -39,6 +42,16 @@ struct Watching(String);
 /// The room of a host page, per class of visitor: each gets the sample filtered for it.
 fn room_of(id: &str, class: Class) -> String {
     format!("host:{id}:{}", class.as_str())
+}
+
+/// The overview room of visitors who see `vis`: those whose rows are filtered get frames of
+/// their own.
+fn overview_room(vis: Visibility) -> &'static str {
+    if vis.filters_rows() {
+        "overview:public"
+    } else {
+        "overview"
+    }
 }
 
 fn class_of(s: &SocketRef) -> Class {
@@ -130,13 +143,16 @@ fn on_subscribe(
     let reply = match req {
         Err(e) => Ack::err(format!("bad subscribe request: {e}")),
         Ok(Subscribe::Overview) => {
-            s.join("overview");
+            let vis = w.security.http.auth.visibility(class_of(s));
+            s.join(overview_room(vis));
             let full = w.store().overview(now_ms());
-            match full
-                .into_parts()
-                .iter()
-                .try_for_each(|part| s.emit("overview", part))
-            {
+            let mut parts = full.into_parts();
+            if vis.filters_rows() {
+                for r in parts.iter_mut().flat_map(|p| p.hosts.iter_mut()) {
+                    vis.apply_row(r);
+                }
+            }
+            match parts.iter().try_for_each(|part| s.emit("overview", part)) {
                 Ok(()) => Ack::ok(),
                 Err(e) => Ack::err(format!("the overview could not be sent: {e}")),
             }
@@ -147,9 +163,11 @@ fn on_subscribe(
             match full {
                 None => Ack::err(format!("unknown host '{id}'")),
                 Some(mut full) => {
+                    let vis = w.security.http.auth.visibility(class);
                     if let Some(d) = full.detail.as_mut() {
-                        class.visibility(w.security.http.auth.viewer).apply(d);
+                        vis.apply(d);
                     }
+                    vis.apply_row(&mut full.host);
                     let previous = s.extensions.get::<Watching>();
                     if previous.as_ref().map(|p| p.0.as_str()) != Some(id.as_str()) {
                         if let Some(Watching(old)) = previous {
@@ -179,6 +197,7 @@ fn on_unsubscribe(
         Err(e) => Ack::err(format!("bad unsubscribe request: {e}")),
         Ok(Subscribe::Overview) => {
             s.leave("overview");
+            s.leave("overview:public");
             Ack::ok()
         }
         Ok(Subscribe::Host { id }) => {
@@ -215,6 +234,23 @@ pub async fn run_hub(io: SocketIo, web: Arc<Web>, stop: CancellationToken) {
             st.tick(now);
             st.take_changes(now, |id| web.demand.is_watched(id))
         };
+        let auth = &web.security.http.auth;
+        let public = auth.visibility(Class::Public);
+        if let Some(delta) = changes.delta.as_ref()
+            && auth.public_read_only
+            && public.filters_rows()
+        {
+            let mut d = delta.clone();
+            public.apply_delta(&mut d);
+            if let Err(e) = io
+                .to(overview_room(public))
+                .volatile()
+                .emit("overview_delta", &d)
+                .await
+            {
+                tracing::debug!(error = %e, "Overview delta not delivered to every public socket.");
+            }
+        }
         if let Some(delta) = changes.delta
             && let Err(e) = io
                 .to("overview")
@@ -243,9 +279,11 @@ pub async fn run_hub(io: SocketIo, web: Arc<Web>, stop: CancellationToken) {
         for (id, update) in changes.host_updates {
             for class in web.demand.classes(&id) {
                 let mut u = update.clone();
+                let vis = auth.visibility(class);
                 if let Some(d) = u.detail.as_mut() {
-                    class.visibility(web.security.http.auth.viewer).apply(d);
+                    vis.apply(d);
                 }
+                vis.apply_row(&mut u.host);
                 if let Err(e) = io
                     .to(room_of(&id, class))
                     .volatile()
@@ -259,13 +297,11 @@ pub async fn run_hub(io: SocketIo, web: Arc<Web>, stop: CancellationToken) {
     }
 }
 
-/// Whether `base` is an acceptable path prefix: absolute, no empty segments, URL-safe.
+/// Whether `base` is an acceptable path prefix: a clean absolute path (no empty, `.` or `..`
+/// segments, no percent-encoding, URL-safe). The reason when not:
+/// [`crate::security::config::base_path_problem`].
 pub fn valid_base_path(base: &str) -> bool {
-    base.starts_with('/')
-        && !base.contains("//")
-        && base
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
+    crate::security::config::base_path_problem(base).is_none()
 }
 
 /// Normalises a base path: `""` or `/` -> `""`, `smon/` -> `/smon`.
@@ -281,16 +317,23 @@ pub fn normalise_base(base: &str) -> String {
 /// The HTTP router (UI, login, REST, Socket.IO, `/metrics`) under `base` (e.g. `""` or
 /// `/smon`), and the Socket.IO handle for [`run_hub`].
 ///
-/// Layers, outermost first: security headers; the client's address and `allow_from`; the
-/// session; the [`Principal`]; then Socket.IO (its connect middleware needs the principal) and,
-/// for the routes, CSRF, a body limit and a timeout. Routes check their role themselves.
+/// Layers, outermost first: security headers; the client's address and `allow_from`; the host
+/// name (`allowed_hosts`); the session; the [`Principal`]; the Engine.IO handshake gate (no
+/// session is allocated for a visitor who may not have one); then Socket.IO (its connect
+/// middleware needs the principal) and, for the routes, CSRF, a body limit and a timeout.
+/// Routes check their role themselves.
 pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
     let base = normalise_base(base);
     let exporter = Arc::new(Metrics::new(web.store.clone(), &web.telemetry, web.mode));
     let (layer, io) = SocketIo::builder()
         .req_path(format!("{base}/socket.io"))
         .max_payload(64 * 1024)
+        // A browser joins the namespace at once; a session that does not holds its memory
+        // (and, for an anonymous visitor, a place) no longer than this.
+        .connect_timeout(Duration::from_secs(10))
         .build_layer();
+    let auth = &web.security.http.auth;
+    let gate = Handshakes::new(&base, auth.public_sockets_per_address, auth.public_sockets);
     let _ = web.io.set(io.clone());
     let w = web.clone();
     io.ns(
@@ -362,10 +405,18 @@ pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
         ))
         .layer(layer)
         .layer(axum::middleware::from_fn_with_state(
+            gate,
+            layers::engine_gate,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
             web.security.clone(),
             layers::principal,
         ))
         .layer(layers::session_layer(&web.security, &base))
+        .layer(axum::middleware::from_fn_with_state(
+            web.security.clone(),
+            layers::allowed_host,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             web.security.clone(),
             layers::client_and_allow,

@@ -10,6 +10,7 @@ mod prometheus;
 mod props;
 mod sec_accounts;
 mod sec_connections;
+mod sec_http;
 mod sec_login;
 mod security;
 mod support;

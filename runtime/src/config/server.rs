@@ -45,6 +45,12 @@ pub struct ServerConfig {
     /// Who may read `/metrics` without logging in.
     #[serde(default = "default_metrics_allow_from")]
     pub metrics_allow_from: Vec<String>,
+    /// Host names the dashboard answers to (the `Host` header, or a trusted proxy's
+    /// `X-Forwarded-Host`), against DNS rebinding: names like `smon.example.org`, `*.example.org`
+    /// for any name below it, or `*` for any name. IP addresses and `localhost` are always
+    /// accepted. Absent: this machine's host name.
+    #[serde(default)]
+    pub allowed_hosts: Option<Vec<String>>,
     /// HTTPS on the listener itself (certificate and key, PEM).
     #[serde(default)]
     pub tls: Option<TlsFiles>,
@@ -70,6 +76,7 @@ impl Default for ServerConfig {
             allow_from: Vec::new(),
             trusted_proxies: default_trusted_proxies(),
             metrics_allow_from: default_metrics_allow_from(),
+            allowed_hosts: None,
             tls: None,
             run_as: None,
             auth: AuthConfig::default(),
@@ -276,6 +283,18 @@ pub struct AuthConfig {
     /// of sessions, no actions. Off unless set.
     #[serde(default)]
     pub public_read_only: bool,
+    /// Anonymous visitors of a public dashboard also see the agents' addresses (and the
+    /// interfaces' IP and MAC addresses) and the text of the last errors. Off unless set.
+    #[serde(default)]
+    pub public_shows_addresses: bool,
+    /// On a public dashboard: Socket.IO sessions of anonymous visitors open at once from one
+    /// address (a tab holds one); more handshakes get 429.
+    #[serde(default = "default_public_sockets_per_address")]
+    pub public_max_sockets_per_address: u32,
+    /// On a public dashboard: Socket.IO sessions of anonymous visitors open at once in all;
+    /// more handshakes get 503. Logged-in users do not count.
+    #[serde(default = "default_public_sockets")]
+    pub public_max_sockets: u32,
     /// A session ends after this many seconds without a request.
     #[serde(default = "default_idle")]
     pub session_idle_s: u64,
@@ -303,6 +322,9 @@ impl Default for AuthConfig {
             users: Vec::new(),
             users_file: None,
             public_read_only: false,
+            public_shows_addresses: false,
+            public_max_sockets_per_address: default_public_sockets_per_address(),
+            public_max_sockets: default_public_sockets(),
             session_idle_s: default_idle(),
             session_max_s: default_max(),
             viewers_see_command_lines: false,
@@ -313,6 +335,12 @@ impl Default for AuthConfig {
     }
 }
 
+fn default_public_sockets_per_address() -> u32 {
+    32
+}
+fn default_public_sockets() -> u32 {
+    1000
+}
 fn default_idle() -> u64 {
     30 * 60
 }

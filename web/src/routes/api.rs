@@ -26,8 +26,15 @@ pub(crate) async fn clusters(State(w): Shared, _: Reader) -> impl IntoResponse {
     Json(w.store().clusters())
 }
 
-pub(crate) async fn hosts(State(w): Shared, _: Reader) -> impl IntoResponse {
-    Json(w.store().rows())
+pub(crate) async fn hosts(State(w): Shared, Reader(p): Reader) -> impl IntoResponse {
+    let mut rows = w.store().rows();
+    let vis = w.security.http.auth.visibility(p.class());
+    if vis.filters_rows() {
+        for r in &mut rows {
+            vis.apply_row(r);
+        }
+    }
+    Json(rows)
 }
 
 pub(crate) async fn host(
@@ -43,9 +50,12 @@ pub(crate) async fn host(
         let (info, detail) = st.info_and_latest(&id).unwrap_or((None, None));
         (row, info, detail)
     };
+    let vis = w.security.http.auth.visibility(p.class());
     if let Some(d) = detail.as_mut() {
-        p.class().visibility(w.security.http.auth.viewer).apply(d);
+        vis.apply(d);
     }
+    let mut row = row;
+    vis.apply_row(&mut row);
     Ok(Json(HostDetail {
         host: row,
         info,

@@ -1,6 +1,6 @@
 //! The security fields of both daemons' `server` block (`allow_from`, `trusted_proxies`,
-//! `metrics_allow_from`, `tls`, `auth`), and one check for both, so the aggregator and the
-//! agent's web view behave the same.
+//! `metrics_allow_from`, `allowed_hosts`, `tls`, `auth`, and the `base_path` check), and one
+//! check for both, so the aggregator and the agent's web view behave the same.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,9 +10,9 @@ pub use smon_runtime::config::server::{
     AuthConfig, ServerConfig, TlsFiles, default_metrics_allow_from, default_trusted_proxies,
 };
 
-use crate::security::net::CidrList;
+use crate::security::net::{CidrList, HostPolicy};
 use crate::security::users::{self, User};
-use crate::security::visibility::Visibility;
+use crate::security::visibility::{Class, Visibility};
 
 /// The security fields of a `server` block, as read.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +25,8 @@ pub struct Input<'a> {
     pub trusted_proxies: &'a [String],
     /// `server.metrics_allow_from`.
     pub metrics_allow_from: &'a [String],
+    /// `server.allowed_hosts` (`None`: the default).
+    pub allowed_hosts: Option<&'a [String]>,
     /// `server.tls`.
     pub tls: Option<&'a TlsFiles>,
     /// `server.auth`.
@@ -57,10 +59,27 @@ pub struct AuthSettings {
     pub absolute: Duration,
     /// What viewers see.
     pub viewer: Visibility,
+    /// What anonymous visitors of a public dashboard see.
+    pub public: Visibility,
+    /// Anonymous Socket.IO sessions at once per address, on a public dashboard.
+    pub public_sockets_per_address: usize,
+    /// Anonymous Socket.IO sessions at once in all, on a public dashboard.
+    pub public_sockets: usize,
     /// Failures allowed per window.
     pub max_login_failures: u32,
     /// The throttling window.
     pub lockout: Duration,
+}
+
+impl AuthSettings {
+    /// What a visitor of `class` sees.
+    pub fn visibility(&self, class: Class) -> Visibility {
+        match class {
+            Class::Full => Visibility::FULL,
+            Class::Viewer => self.viewer,
+            Class::Public => self.public,
+        }
+    }
 }
 
 /// The checked security settings of one HTTP server.
@@ -74,6 +93,8 @@ pub struct HttpSecurity {
     pub trusted_proxies: CidrList,
     /// Who may read `/metrics` without a session.
     pub metrics_allow_from: CidrList,
+    /// The host names requests may name (`Host`, or a trusted proxy's `X-Forwarded-Host`).
+    pub allowed_hosts: HostPolicy,
     /// HTTPS on the listener itself.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Users and sessions.
@@ -86,6 +107,46 @@ impl HttpSecurity {
     pub fn secure_cookies(&self) -> bool {
         self.tls.is_some() || self.behind_proxy
     }
+}
+
+/// What is wrong with a `server.base_path`, if anything: it must be a clean absolute path
+/// (`/` or `/smon`, a trailing slash is fine), because the router, the session cookie's path and
+/// the page's relative URLs all derive from it, and a proxy may normalise `..` or `%2F` where
+/// smon does not.
+pub fn base_path_problem(base: &str) -> Option<String> {
+    const LIKE: &str = "must be a path like / or /smon";
+    if !base.starts_with('/') {
+        return Some(LIKE.into());
+    }
+    if base.contains("//") {
+        return Some(format!("{LIKE}, without empty segments ('//')"));
+    }
+    if base.contains('%') {
+        return Some(format!(
+            "{LIKE}, without percent-encoding (an encoded '/' or '.' reads differently to a proxy)"
+        ));
+    }
+    if let Some(c) = base
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~')))
+    {
+        return Some(format!(
+            "{LIKE}: {c:?} is not allowed (letters, digits, '-', '_', '.', '~' and '/')"
+        ));
+    }
+    if base.split('/').any(|seg| seg == "." || seg == "..") {
+        return Some(format!("{LIKE}, without '.' or '..' segments"));
+    }
+    None
+}
+
+/// This machine's host name, the default `server.allowed_hosts` (besides IP addresses and
+/// `localhost`).
+fn this_host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
 fn resolve(base: &Path, p: &str) -> PathBuf {
@@ -140,6 +201,30 @@ pub fn check(
             "must name the proxy's address when server.behind_proxy is true",
         );
     }
+    let allowed_hosts = match input.allowed_hosts {
+        None => HostPolicy::with_names(this_host_name().as_deref()),
+        Some(entries) => {
+            let mut p = HostPolicy::default();
+            if entries.is_empty() {
+                bad(
+                    "server.allowed_hosts".into(),
+                    "[]".into(),
+                    "must name at least one host name (or \"*\"); leave it out for the default \
+                     (this machine's name; IP addresses and localhost always pass)",
+                );
+            }
+            for (i, e) in entries.iter().enumerate() {
+                if let Err(why) = p.add(e) {
+                    bad(
+                        format!("server.allowed_hosts[{i}]"),
+                        e.clone(),
+                        &why.to_string(),
+                    );
+                }
+            }
+            p
+        }
+    };
     let tls = input
         .tls
         .map(|t| (resolve(base, &t.cert), resolve(base, &t.key)));
@@ -208,6 +293,31 @@ pub fn check(
             "must be between 1 and 86400",
         );
     }
+    for (field, v) in [
+        (
+            "public_max_sockets_per_address",
+            a.public_max_sockets_per_address,
+        ),
+        ("public_max_sockets", a.public_max_sockets),
+    ] {
+        if !(1..=1_000_000).contains(&v) {
+            bad(
+                format!("server.auth.{field}"),
+                v.to_string(),
+                "must be between 1 and 1000000",
+            );
+        }
+    }
+    if a.public_max_sockets_per_address > a.public_max_sockets {
+        bad(
+            "server.auth.public_max_sockets_per_address".into(),
+            a.public_max_sockets_per_address.to_string(),
+            &format!(
+                "must not exceed server.auth.public_max_sockets ({})",
+                a.public_max_sockets
+            ),
+        );
+    }
     let users_file = a.users_file.as_deref().unwrap_or(default_users_file);
     if users_file.is_empty() {
         bad(
@@ -221,6 +331,7 @@ pub fn check(
         allow_from,
         trusted_proxies,
         metrics_allow_from,
+        allowed_hosts,
         tls,
         auth: AuthSettings {
             users,
@@ -233,6 +344,13 @@ pub fn check(
                 login_origins: a.viewers_see_login_origins,
                 ..Visibility::VIEWER_DEFAULT
             },
+            public: Visibility {
+                addresses: a.public_shows_addresses,
+                error_texts: a.public_shows_addresses,
+                ..Visibility::PUBLIC
+            },
+            public_sockets_per_address: a.public_max_sockets_per_address as usize,
+            public_sockets: a.public_max_sockets as usize,
             max_login_failures: a.max_login_failures,
             lockout: Duration::from_secs(a.lockout_s),
         },
@@ -246,6 +364,7 @@ impl<'a> From<&'a ServerConfig> for Input<'a> {
             allow_from: &s.allow_from,
             trusted_proxies: &s.trusted_proxies,
             metrics_allow_from: &s.metrics_allow_from,
+            allowed_hosts: s.allowed_hosts.as_deref(),
             tls: s.tls.as_ref(),
             auth: &s.auth,
         }
@@ -268,4 +387,89 @@ pub fn check_server(
         problem: p.problem,
     }));
     sec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_paths_must_be_clean() {
+        for ok in ["/", "/smon", "/smon/", "/a/b-c_d.e~f"] {
+            assert_eq!(base_path_problem(ok), None, "{ok}");
+        }
+        for (bad, why) in [
+            ("smon", "must be a path like / or /smon"),
+            ("/x/../y", "'..' segments"),
+            ("/x/./y", "'.' or '..'"),
+            ("/..", "'..' segments"),
+            ("/x//y", "empty segments"),
+            ("/x%2Fy", "percent-encoding"),
+            ("/x%2e%2e/y", "percent-encoding"),
+            ("/x\\y", "'\\\\' is not allowed"),
+            ("/x?y", "'?' is not allowed"),
+        ] {
+            let p = base_path_problem(bad).unwrap_or_default();
+            assert!(p.contains(why), "{bad}: {p}");
+        }
+    }
+
+    fn checked(json: &str) -> (HttpSecurity, Vec<Problem>) {
+        let server: ServerConfig = serde_json::from_str(json).expect("server block");
+        let mut problems = Vec::new();
+        let sec = check(
+            (&server).into(),
+            Path::new("/tmp"),
+            "users.json",
+            &mut problems,
+        );
+        (sec, problems)
+    }
+
+    #[test]
+    fn allowed_hosts_and_public_limits_are_checked() {
+        let (sec, p) = checked(r#"{"allowed_hosts":["smon.example.org","*.lab.example"]}"#);
+        assert!(p.is_empty(), "{p:?}");
+        assert!(sec.allowed_hosts.allows("smon.example.org:8443"));
+        assert!(sec.allowed_hosts.allows("127.0.0.1:8080"));
+        assert!(!sec.allowed_hosts.allows("evil.example:8080"));
+
+        let (_, p) = checked(r#"{"allowed_hosts":["ok.example","bad host",""]}"#);
+        let fields: Vec<_> = p
+            .iter()
+            .map(|p| (p.field.as_str(), p.value.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("server.allowed_hosts[1]", "bad host"),
+                ("server.allowed_hosts[2]", "")
+            ]
+        );
+        assert!(p[0].problem.contains("is not a host name"), "{p:?}");
+        let (_, p) = checked(r#"{"allowed_hosts":[]}"#);
+        assert_eq!(p[0].field, "server.allowed_hosts");
+
+        let (sec, p) = checked("{}");
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(sec.auth.public_sockets_per_address, 32);
+        assert_eq!(sec.auth.public_sockets, 1000);
+        assert!(sec.auth.visibility(Class::Public).filters_rows());
+        assert!(!sec.auth.visibility(Class::Viewer).filters_rows());
+
+        let (sec, p) = checked(
+            r#"{"auth":{"public_read_only":true,"public_shows_addresses":true,
+                "public_max_sockets_per_address":0,"public_max_sockets":2}}"#,
+        );
+        assert!(!sec.auth.visibility(Class::Public).filters_rows());
+        assert!(!sec.auth.visibility(Class::Public).command_lines);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(
+            (p[0].field.as_str(), p[0].value.as_str()),
+            ("server.auth.public_max_sockets_per_address", "0")
+        );
+        let (_, p) =
+            checked(r#"{"auth":{"public_max_sockets_per_address":5,"public_max_sockets":2}}"#);
+        assert!(p[0].problem.contains("must not exceed"), "{p:?}");
+    }
 }

@@ -1,9 +1,12 @@
 //! The HTTP middleware of both daemons, outermost first: security headers, the client's
-//! address and the allow-list ([`client_and_allow`]), the session ([`session_layer`]) and who
-//! it belongs to ([`principal`]), and the CSRF check on every state-changing route ([`csrf`]).
+//! address and the allow-list ([`client_and_allow`]), the host name the request names
+//! ([`allowed_host`]), the session ([`session_layer`]) and who it belongs to ([`principal`]),
+//! the Engine.IO handshake gate ([`engine_gate`]) in front of Socket.IO, and the CSRF check on
+//! every state-changing route ([`csrf`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -14,8 +17,9 @@ use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
 
 use crate::clock::now_ms;
 use crate::error::ApiError;
+use crate::security::handshake::{Full, Handshakes};
 use crate::security::login::{LOGIN_KEY, Login};
-use crate::security::net;
+use crate::security::net::{self, Client};
 use crate::security::{Principal, Security};
 
 /// The Content-Security-Policy: scripts, styles and connections from this origin only; no
@@ -90,6 +94,136 @@ pub async fn client_and_allow(
     next.run(req).await
 }
 
+/// At most one log line per interval for a refusal anyone can trigger at will, with the count
+/// of those left out.
+#[derive(Debug, Default)]
+pub struct LogEvery {
+    last_ms: AtomicU64,
+    skipped: AtomicU64,
+}
+
+impl LogEvery {
+    /// Whether to log now (at most once per `every_ms`); `Some(n)`: log, `n` were left out since
+    /// the last line.
+    pub fn pass(&self, now_ms: u64, every_ms: u64) -> Option<u64> {
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if (last == 0 || now_ms.saturating_sub(last) >= every_ms)
+            && self
+                .last_ms
+                .compare_exchange(last, now_ms.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.skipped.swap(0, Ordering::Relaxed));
+        }
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+}
+
+/// A client-sent value as a message or a log shows it: control characters escaped, at most
+/// 100 characters.
+fn shown(s: &str) -> String {
+    let p = smon_runtime::config::printable(s);
+    match p.char_indices().nth(100) {
+        Some((i, _)) => format!("{}…", &p[..i]),
+        None => p.into_owned(),
+    }
+}
+
+/// Whether the request came from a trusted proxy, whose forwarded headers count.
+fn from_trusted_proxy(sec: &Security, req: &Request) -> bool {
+    sec.http.behind_proxy
+        && req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|c| sec.http.trusted_proxies.contains(c.0.ip()))
+}
+
+/// Refuses with 421 a request whose host name (`Host`, the URI's authority in HTTP/2, or a
+/// trusted proxy's `X-Forwarded-Host`) is not in `server.allowed_hosts`: a page of another
+/// site whose name was re-pointed at this server (DNS rebinding) reads nothing, on any route,
+/// `/metrics` and `/healthz` included (health probes use an address or `localhost`, which
+/// always pass). A request naming no host at all (HTTP/1.0) is no browser's and passes.
+pub async fn allowed_host(State(sec): State<Arc<Security>>, req: Request, next: Next) -> Response {
+    let trusted = from_trusted_proxy(&sec, &req);
+    let named = served_authority(req.headers(), trusted).or_else(|| {
+        req.uri()
+            .authority()
+            .map(|a| a.as_str().to_ascii_lowercase())
+    });
+    match named {
+        Some(host) if !sec.http.allowed_hosts.allows(&host) => {
+            if let Some(skipped) = sec.host_refusals.pass(now_ms(), 10_000) {
+                tracing::warn!(
+                    host = %shown(&host),
+                    path = %req.uri().path(),
+                    skipped,
+                    "Refused a request for a host name not in server.allowed_hosts."
+                );
+            }
+            ApiError::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                format!(
+                    "this server does not answer to the host name '{}' (server.allowed_hosts \
+                     accepts: {}); this refusal stops DNS rebinding",
+                    shown(&host),
+                    sec.http.allowed_hosts.describe()
+                ),
+            )
+            .into_response()
+        }
+        _ => next.run(req).await,
+    }
+}
+
+/// Answers an Engine.IO handshake (a `/socket.io/` request without `sid`) before socketioxide
+/// allocates a session: 401 without a live session on a dashboard that is not public; on a
+/// public one, anonymous visitors within their limits get a place ([`Handshakes`]), the others
+/// 429 (their address) or 503 (everyone's). Logged-in users pass. Must run inside
+/// [`principal`] and outside the Socket.IO layer.
+pub async fn engine_gate(
+    State(gate): State<Arc<Handshakes>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    if !gate.is_handshake(req.uri()) {
+        return next.run(req).await;
+    }
+    match req.extensions().get::<Principal>() {
+        Some(Principal::User { .. }) => next.run(req).await,
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "login required: the Socket.IO handshake needs a session (log in on the dashboard's \
+             login page first)"
+                .into(),
+        )
+        .into_response(),
+        Some(Principal::Anonymous) => {
+            let ip = req
+                .extensions()
+                .get::<Client>()
+                .map(|c| c.ip)
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+            match gate.admit(ip) {
+                Ok(lease) => {
+                    req.extensions_mut().insert(lease);
+                    next.run(req).await
+                }
+                Err(full) => {
+                    let status = match full {
+                        Full::Address { .. } => StatusCode::TOO_MANY_REQUESTS,
+                        Full::Total { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                    };
+                    let mut r = ApiError::new(status, full.to_string()).into_response();
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("10"));
+                    r
+                }
+            }
+        }
+    }
+}
+
 /// Puts the [`Principal`] of the request in its extensions: the logged-in user of a live
 /// session, or, on a public dashboard, [`Principal::Anonymous`]. A session past its absolute
 /// lifetime, or of a user who no longer exists, is ended here.
@@ -126,7 +260,7 @@ pub async fn principal(
 
 /// The authority (`host[:port]`) the browser used: `Host`, or a trusted proxy's
 /// `X-Forwarded-Host`.
-fn served_authority(headers: &HeaderMap, from_trusted_proxy: bool) -> Option<String> {
+pub fn served_authority(headers: &HeaderMap, from_trusted_proxy: bool) -> Option<String> {
     let fwd = from_trusted_proxy
         .then(|| headers.get("x-forwarded-host"))
         .flatten()
@@ -157,40 +291,66 @@ pub fn origin_authority(origin: &str) -> Option<String> {
     )
 }
 
+/// The scheme of an `Origin` header value (`https://example.org` → `https`).
+fn origin_scheme(origin: &str) -> Option<&str> {
+    origin.split_once("://").map(|(s, _)| s)
+}
+
+/// `authority` without the default port of `scheme`.
+fn without_default_port(authority: &str, https: bool) -> &str {
+    authority
+        .strip_suffix(if https { ":443" } else { ":80" })
+        .unwrap_or(authority)
+}
+
 /// Refuses state-changing requests (anything but GET, HEAD, OPTIONS) that do not come from a
-/// page of this server: the `Origin` must match the host the request was sent to; without
-/// `Origin`, `Sec-Fetch-Site` must say `same-origin`. Scripts must send an `Origin` header.
+/// page of this server: the `Origin` must match the scheme and the host the request was sent
+/// to (an `https://` page is not this server when it is served over plain HTTP, nor the
+/// reverse); without `Origin`, `Sec-Fetch-Site` must say `same-origin`. Scripts must send an
+/// `Origin` header.
 pub async fn csrf(State(sec): State<Arc<Security>>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
     let h = req.headers();
-    let trusted = sec.http.behind_proxy
-        && req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .is_some_and(|c| sec.http.trusted_proxies.contains(c.0.ip()));
-    let served = served_authority(h, trusted);
+    let trusted = from_trusted_proxy(&sec, &req);
+    let https = req
+        .extensions()
+        .get::<Client>()
+        .map(|c| c.https)
+        .unwrap_or(sec.http.tls.is_some());
+    let scheme = if https { "https" } else { "http" };
+    let served = served_authority(h, trusted).or_else(|| {
+        req.uri()
+            .authority()
+            .map(|a| a.as_str().to_ascii_lowercase())
+    });
     let verdict = match h.get(header::ORIGIN).map(|v| v.to_str().unwrap_or("")) {
         Some(origin) => {
-            let strip = |s: String| -> String {
-                s.strip_suffix(":443")
-                    .or_else(|| s.strip_suffix(":80"))
-                    .map(str::to_owned)
-                    .unwrap_or(s)
+            let same = match (origin_authority(origin), &served) {
+                (Some(o), Some(s)) => {
+                    origin_scheme(origin) == Some(scheme) && o == without_default_port(s, https)
+                }
+                _ => false,
             };
-            match (origin_authority(origin), served) {
-                (Some(o), Some(s)) if o == strip(s.clone()) || o == s => Ok(()),
-                (_, s) => Err(format!(
-                    "cross-site request refused: Origin '{origin}' is not this server ({})",
-                    s.unwrap_or_else(|| "no Host header".into())
-                )),
+            if same {
+                Ok(())
+            } else {
+                Err(format!(
+                    "cross-site request refused: Origin '{}' is not this server ({scheme}://{})",
+                    shown(origin),
+                    served
+                        .as_deref()
+                        .map(shown)
+                        .unwrap_or_else(|| "no Host header".into())
+                ))
             }
         }
         None => match h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
             Some("same-origin") => Ok(()),
             Some(other) => Err(format!(
-                "cross-site request refused (Sec-Fetch-Site: {other})"
+                "cross-site request refused (Sec-Fetch-Site: {})",
+                shown(other)
             )),
             None => Err(
                 "state-changing requests need an Origin header (browsers send one; scripts: add \
@@ -228,5 +388,19 @@ mod tests {
         );
         assert_eq!(origin_authority("null"), None);
         assert_eq!(origin_authority("ftp://x"), None);
+        assert_eq!(origin_scheme("https://x"), Some("https"));
+        assert_eq!(without_default_port("x:443", true), "x");
+        assert_eq!(without_default_port("x:443", false), "x:443");
+        assert_eq!(without_default_port("x:80", false), "x");
+    }
+
+    #[test]
+    fn log_lines_of_refusals_are_rate_limited() {
+        let l = LogEvery::default();
+        assert_eq!(l.pass(1_000, 10_000), Some(0));
+        assert_eq!(l.pass(2_000, 10_000), None);
+        assert_eq!(l.pass(9_000, 10_000), None);
+        assert_eq!(l.pass(11_000, 10_000), Some(2));
+        assert_eq!(l.pass(11_001, 10_000), None);
     }
 }

@@ -1,13 +1,17 @@
 //! Who may use the HTTP side, and what each one sees.
 //!
 //! - [`config`]: the `server` block's security fields, shared by both daemons, and their checks.
-//! - [`net`]: CIDR allow-lists and the client's address behind a trusted proxy.
+//! - [`net`]: CIDR allow-lists, the client's address behind a trusted proxy, and the host
+//!   names the server answers to (`allowed_hosts`, against DNS rebinding).
 //! - [`users`]: local users with argon2 hashes, the users file, the first-start `admin`.
 //! - [`login`]: what a session remembers of its login, and the extractors routes use to say
 //!   who may call them.
 //! - [`throttle`]: login attempts per address, per address and user, and per user name.
 //! - [`audit`]: the audit trail of account changes.
-//! - [`layers`]: the middleware: allow-list, session to [`Principal`], CSRF, security headers.
+//! - [`layers`]: the middleware: allow-list, host names, session to [`Principal`], the
+//!   Engine.IO handshake gate, CSRF, security headers.
+//! - [`handshake`]: which Engine.IO handshakes may open a session, and the places of
+//!   anonymous visitors of a public dashboard.
 //!
 //! Policy only: the routes that log in and out are in `routes::auth`; nothing here depends on
 //! the shared state of the HTTP side (`state::Web`).
@@ -16,6 +20,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod handshake;
 pub mod layers;
 pub mod login;
 pub mod net;
@@ -27,7 +32,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::{AuthConfig, HttpSecurity, TlsFiles};
+pub use config::{AuthConfig, AuthSettings, HttpSecurity, TlsFiles};
 pub use users::Role;
 pub use visibility::Class;
 
@@ -89,6 +94,8 @@ pub struct Security {
     pub throttle: Throttle,
     /// At most this many password checks at once (argon2 is slow on purpose).
     pub hashing: tokio::sync::Semaphore,
+    /// Rate limit of the log lines about requests for host names not allowed.
+    pub(crate) host_refusals: layers::LogEvery,
     /// A hash to check wrong user names against, so that they take as long as wrong passwords
     /// (made at the first such login, not at start-up: argon2 takes 19 MiB and tens of ms).
     dummy_hash: std::sync::OnceLock<String>,
@@ -173,6 +180,7 @@ impl Security {
             users,
             throttle,
             hashing: tokio::sync::Semaphore::new(2),
+            host_refusals: layers::LogEvery::default(),
             dummy_hash: std::sync::OnceLock::new(),
         };
         Ok((Arc::new(sec), bootstrap))

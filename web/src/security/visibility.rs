@@ -1,12 +1,21 @@
-//! What each class of visitor sees of a sample. Admins see everything; viewers see process and
-//! session user names, and command lines and login origins only when the config says so; the
-//! anonymous visitors of a public read-only dashboard see neither command lines nor any user
-//! name nor origins. Filtering happens on the server: what is hidden never reaches the browser.
+//! What each class of visitor sees of a sample and of a host's row. Admins see everything;
+//! viewers see process and session user names, and command lines and login origins only when
+//! the config says so; the anonymous visitors of a public read-only dashboard see neither
+//! command lines nor any user name nor origins, and, unless `public_shows_addresses`, no
+//! addresses (the agent's, the interfaces' IP and MAC addresses) and no error texts (a generic
+//! text instead). Filtering happens on the server: what is hidden never reaches the browser.
 
+use smon_api::wire::{HostRow, OverviewDelta, RowPatch};
 use smon_proto::Snapshot;
 
 /// What a hidden session user or origin reads as (an empty origin means a local login).
 pub const HIDDEN: &str = "(hidden)";
+
+/// What a hidden error text reads as: the host's state still says what is wrong.
+pub const HIDDEN_ERROR: &str = "details are shown to logged-in users";
+
+/// What a hidden agent address reads as (empty: the pages leave it out).
+pub const HIDDEN_ADDRESS: &str = "";
 
 /// The sensitive parts of a sample, and whether a class sees them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +28,10 @@ pub struct Visibility {
     pub session_users: bool,
     /// Where logged-in users come from (remote host or address).
     pub login_origins: bool,
+    /// The agent's address, and the interfaces' IP and MAC addresses.
+    pub addresses: bool,
+    /// The text of errors: a host's last error, a collector's failure.
+    pub error_texts: bool,
 }
 
 impl Visibility {
@@ -28,13 +41,17 @@ impl Visibility {
         process_users: true,
         session_users: true,
         login_origins: true,
+        addresses: true,
+        error_texts: true,
     };
-    /// A viewer's default: user names yes, command lines and origins no.
+    /// A viewer's default: user names, addresses and errors yes, command lines and origins no.
     pub const VIEWER_DEFAULT: Self = Self {
         command_lines: false,
         process_users: true,
         session_users: true,
         login_origins: false,
+        addresses: true,
+        error_texts: true,
     };
     /// A public dashboard: none of it.
     pub const PUBLIC: Self = Self {
@@ -42,7 +59,48 @@ impl Visibility {
         process_users: false,
         session_users: false,
         login_origins: false,
+        addresses: false,
+        error_texts: false,
     };
+
+    /// Whether this visibility changes overview rows (addresses, error texts): such visitors
+    /// get overview frames of their own.
+    pub fn filters_rows(&self) -> bool {
+        !(self.addresses && self.error_texts)
+    }
+
+    /// Removes from an overview row what this visibility does not show.
+    pub fn apply_row(&self, row: &mut HostRow) {
+        if !self.addresses {
+            row.address = HIDDEN_ADDRESS.into();
+        }
+        if !self.error_texts && row.last_error.is_some() {
+            row.last_error = Some(HIDDEN_ERROR.into());
+        }
+    }
+
+    /// Removes from a row's changes what this visibility does not show.
+    pub fn apply_patch(&self, p: &mut RowPatch) {
+        if !self.addresses && p.address.is_some() {
+            p.address = Some(HIDDEN_ADDRESS.into());
+        }
+        if !self.error_texts && matches!(p.last_error, Some(Some(_))) {
+            p.last_error = Some(Some(HIDDEN_ERROR.into()));
+        }
+    }
+
+    /// Removes from an overview delta (its changed and its added rows) what this visibility
+    /// does not show.
+    pub fn apply_delta(&self, d: &mut OverviewDelta) {
+        for p in &mut d.hosts {
+            self.apply_patch(p);
+        }
+        if let Some(l) = d.layout.as_mut() {
+            for r in &mut l.added {
+                self.apply_row(&mut r.row);
+            }
+        }
+    }
 
     /// Removes from `snap` what this visibility does not show.
     pub fn apply(&self, snap: &mut Snapshot) {
@@ -72,6 +130,19 @@ impl Visibility {
             // An empty origin means a local login: keep that apart from a hidden one.
             if !self.login_origins && !s.from.is_empty() {
                 s.from = HIDDEN.into();
+            }
+        }
+        if !self.addresses {
+            for n in &mut snap.networks {
+                n.addresses.clear();
+                n.mac.clear();
+            }
+        }
+        if !self.error_texts {
+            // Keep which collector failed ("disks: ..."), not what it said.
+            for e in &mut snap.errors {
+                let what = e.split_once(':').map(|(w, _)| w).unwrap_or("a collector");
+                *e = format!("{what}: {HIDDEN_ERROR}");
             }
         }
     }
@@ -107,7 +178,8 @@ impl Class {
         self as usize
     }
 
-    /// What this class sees, given the viewers' setting.
+    /// What this class sees, given the viewers' setting, with a public dashboard's default
+    /// (see [`crate::security::config::AuthSettings::visibility`] for the configured one).
     pub fn visibility(self, viewer: Visibility) -> Visibility {
         match self {
             Self::Full => Visibility::FULL,
@@ -120,7 +192,7 @@ impl Class {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use smon_proto::{Gpu, GpuProcess, Process, Session};
+    use smon_proto::{Gpu, GpuProcess, NetInterface, Process, Session};
 
     fn sample() -> Snapshot {
         Snapshot {
@@ -138,6 +210,14 @@ mod tests {
                 pid: 42,
                 ..Default::default()
             }],
+            networks: vec![NetInterface {
+                name: "eth0".into(),
+                rx_bytes_per_s: 5,
+                mac: "52:54:00:12:34:56".into(),
+                addresses: vec!["10.1.2.3/24".into()],
+                ..Default::default()
+            }],
+            errors: vec!["disks: /mnt/nfs: statvfs timed out".into()],
             gpus: vec![Gpu {
                 processes: vec![GpuProcess {
                     pid: 7,
@@ -187,5 +267,109 @@ mod tests {
         assert_eq!(s.sessions[0].pid, 0);
         assert_eq!(s.gpus[0].processes[0].user, "");
         assert_eq!(s.sessions[0].terminal, "pts/0");
+        assert_eq!(s.networks[0].addresses, Vec::<String>::new());
+        assert_eq!(s.networks[0].mac, "");
+        assert_eq!(s.networks[0].rx_bytes_per_s, 5, "the figures stay");
+        assert_eq!(s.errors, vec![format!("disks: {HIDDEN_ERROR}")]);
+
+        let mut s = sample();
+        let shows = Visibility {
+            addresses: true,
+            error_texts: true,
+            ..Visibility::PUBLIC
+        };
+        shows.apply(&mut s);
+        assert_eq!(s.networks, sample().networks);
+        assert_eq!(s.errors, sample().errors);
+    }
+
+    fn row() -> HostRow {
+        HostRow {
+            id: "lab:n1".into(),
+            cluster: "lab".into(),
+            name: "n1".into(),
+            address: "10.9.8.7:50051".into(),
+            tags: vec![],
+            status: smon_api::wire::Status::Down,
+            status_since_ms: 1,
+            last_seen_ms: None,
+            sample_unix_ms: None,
+            last_error: Some("connect to 10.9.8.7:50051: connection refused".into()),
+            hostname: None,
+            os: None,
+            kernel: None,
+            cpu_cores: None,
+            uptime_s: None,
+            cpu_percent: None,
+            load: None,
+            mem_percent: None,
+            mem_used_bytes: None,
+            mem_total_bytes: None,
+            swap_percent: None,
+            disk_max_percent: None,
+            disk_max_mount: None,
+            net_rx_bytes_per_s: None,
+            net_tx_bytes_per_s: None,
+            gpus: vec![],
+            users: None,
+            processes: None,
+            spark: vec![],
+        }
+    }
+
+    #[test]
+    fn rows_and_deltas_hide_addresses_and_errors_from_the_public() {
+        let v = Class::Public.visibility(Visibility::VIEWER_DEFAULT);
+        assert!(v.filters_rows());
+        assert!(!Visibility::FULL.filters_rows());
+        assert!(!Visibility::VIEWER_DEFAULT.filters_rows());
+        let mut r = row();
+        v.apply_row(&mut r);
+        assert_eq!(r.address, HIDDEN_ADDRESS);
+        assert_eq!(r.last_error.as_deref(), Some(HIDDEN_ERROR));
+        assert_eq!(r.status, smon_api::wire::Status::Down, "the state stays");
+        let mut r = row();
+        r.last_error = None;
+        v.apply_row(&mut r);
+        assert_eq!(r.last_error, None, "no error is not made one");
+
+        let mut d = OverviewDelta {
+            server_time_ms: 1,
+            seq: 2,
+            layout: Some(smon_api::wire::LayoutChange {
+                generation: 1,
+                removed: vec![],
+                added: vec![smon_api::wire::RowInsert { i: 0, row: row() }],
+                clusters: None,
+            }),
+            clusters: vec![],
+            hosts: vec![
+                RowPatch {
+                    ix: 0,
+                    address: Some("10.0.0.1:1".into()),
+                    last_error: Some(Some("timeout from 10.0.0.1".into())),
+                    ..Default::default()
+                },
+                RowPatch {
+                    ix: 1,
+                    last_error: Some(None),
+                    cpu_percent: Some(Some(3.0)),
+                    ..Default::default()
+                },
+            ],
+        };
+        v.apply_delta(&mut d);
+        let text = serde_json::to_string(&d).expect("json");
+        assert!(
+            !text.contains("10.0.0.1") && !text.contains("10.9.8.7"),
+            "{text}"
+        );
+        assert_eq!(d.hosts[0].address.as_deref(), Some(HIDDEN_ADDRESS));
+        assert_eq!(
+            d.hosts[1].last_error,
+            Some(None),
+            "a cleared error stays cleared"
+        );
+        assert_eq!(d.hosts[1].cpu_percent, Some(Some(3.0)));
     }
 }

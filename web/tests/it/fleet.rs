@@ -65,6 +65,7 @@ pub(crate) fn public_security(dir: &Path, listen: std::net::SocketAddr) -> Arc<S
             allow_from: &[],
             trusted_proxies: &[],
             metrics_allow_from: &[],
+            allowed_hosts: None,
             tls: None,
             auth: &auth,
         },

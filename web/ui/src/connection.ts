@@ -99,11 +99,16 @@ export class Connection {
       if (!s.active) this.retryLater();
     });
     s.on("connect_error", (err) => {
-      if (err.message === "login required") {
-        // No session (never logged in, logged out elsewhere, or expired): to the login page.
+      // No session (never logged in, logged out elsewhere, or expired): to the login page. The
+      // server refuses the handshake itself with 401 (seen as the polling error's status), or,
+      // when the session ended between handshake and connect, the connect packet.
+      const status = (err as { description?: unknown }).description;
+      if (err.message === "login required" || status === 401) {
         location.replace(`${basePath()}login`);
         return;
       }
+      // A WebSocket handshake refused with 401 gives no status: ask the server.
+      if ((err as { type?: unknown }).type === "TransportError") this.checkSession();
       if (!s.active) {
         // The handshake was refused (e.g. a middleware said no): socket.io gives up here.
         this.setState("disconnected", `Refused: ${err.message}`);
@@ -130,6 +135,16 @@ export class Connection {
         for (const l of this.frameListeners) l();
       });
     }
+  }
+
+  /** Goes to the login page when the server says this page has no session (any more). */
+  private checkSession(): void {
+    fetch(`${basePath()}api/v1/me`, { credentials: "same-origin" }).then(
+      (r) => {
+        if (r.status === 401) location.replace(`${basePath()}login`);
+      },
+      () => undefined,
+    );
   }
 
   /** Reconnects after a delay that grows like socket.io's own backoff. */
