@@ -36,8 +36,16 @@ pub fn check(path: &Path) -> Result<(), TooOpen> {
     let Ok(meta) = std::fs::metadata(path) else {
         return Ok(());
     };
+    use std::os::unix::fs::MetadataExt;
     let mode = meta.permissions().mode() & 0o7777;
-    let who = match (mode & 0o070 != 0, mode & 0o007 != 0) {
+    // The packaged layout: a file owned by root, readable by the daemon's own group only
+    // (`root:smon 0640` in /etc/smon/tokens). The daemon cannot change it and nobody else can
+    // read it, so that is not a finding. Group write, or any bit for others, still is.
+    let read_through_own_group = mode & 0o070 == 0o040
+        && meta.gid() == rustix::process::getegid().as_raw()
+        && meta.uid() != rustix::process::geteuid().as_raw();
+    let group_finding = mode & 0o070 != 0 && !read_through_own_group;
+    let who = match (group_finding, mode & 0o007 != 0) {
         (false, false) => return Ok(()),
         (true, false) => "group",
         (false, true) => "others",

@@ -62,7 +62,9 @@ fn role_of(r: ApiRole) -> Result<Role, ApiError> {
     match r {
         ApiRole::Viewer => Ok(Role::Viewer),
         ApiRole::Admin => Ok(Role::Admin),
-        ApiRole::Public => Err(bad("role: must be 'viewer' or 'admin'".into())),
+        ApiRole::Public | ApiRole::LoggedOut => {
+            Err(bad("role: must be 'viewer' or 'admin'".into()))
+        }
     }
 }
 

@@ -174,10 +174,11 @@ async fn the_pages_show_columns_cards_and_processes_at_desktop_and_phone_sizes()
         public_security(dir.path(), addr),
     ));
     let stop = CancellationToken::new();
-    let server = tokio::spawn(smon_web::hub::serve(
+    let server = tokio::spawn(smon_web::serve::serve(
         web.clone(),
         "",
         listener,
+        smon_web::serve::HttpLimits::default(),
         stop.clone(),
     ));
     let feeder = {
