@@ -8,5 +8,6 @@ mod live;
 mod nginx;
 mod prometheus;
 mod props;
+mod reconnect;
 mod security;
 mod support;
