@@ -18,7 +18,7 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-use crate::endpoint::status_text;
+use crate::endpoint::describe;
 
 /// Adds the agent's bearer token to every call.
 #[derive(Clone, Debug)]
@@ -113,7 +113,7 @@ pub enum LinkError {
     #[error("unknown host '{0}'")]
     UnknownHost(String),
     /// The host's poller has not reached its agent yet.
-    #[error("{host}: not connected yet")]
+    #[error("{host}: not connected yet (its agent has not answered since the host was added)")]
     NotConnected {
         /// The host id.
         host: String,
@@ -127,15 +127,16 @@ pub enum LinkError {
         reason: String,
     },
     /// No answer within the deadline.
-    #[error("{host}: no answer within {} ms", deadline.as_millis())]
+    #[error("{host}: the agent did not answer within {} ms: is it overloaded, or stopped?", deadline.as_millis())]
     Timeout {
         /// The host id.
         host: String,
         /// The deadline that passed.
         deadline: Duration,
     },
-    /// The agent (or the transport) answered with an error.
-    #[error("{host}: {}", status_text(status))]
+    /// The agent (or the transport) answered with an error; shown as a sentence
+    /// ([`crate::endpoint::AgentError`]), the status itself kept for callers.
+    #[error("{host}: {}", describe(status))]
     Call {
         /// The host id.
         host: String,

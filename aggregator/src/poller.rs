@@ -1,15 +1,28 @@
 //! One poller per agent: holds one gRPC channel, consumes the agent's `Watch` stream (the
 //! summary, or the detail while a browser watches that host), publishes what it gets on the
 //! event feed (the store consumer applies it), lends its channel as the host's command link
-//! ([`crate::link`]), and reconnects with exponential backoff and jitter (capped at 30 s).
+//! ([`crate::link`]), and reconnects when the connection fails.
+//!
+//! Reconnecting: full connects (TCP, TLS, HTTP/2, `GetInfo`) back off exponentially with
+//! jitter up to 30 s ([`backoff`]), so that a host whose agent answers but refuses us (a wrong
+//! token, TLS settings that do not match, an HTTP port) is not hammered. When the agent is
+//! gone (nothing answers on its port, or its connection broke), the poller also probes the
+//! port with a bare TCP connect every [`probe_interval`] (about a second, jittered) during the
+//! wait, and connects at once when it answers: a host is up again within about two seconds of
+//! its agent's return after an outage of any length, while a dead host costs one refused TCP
+//! connect a second ([`wait_for_agent`]).
+//!
 //! Every call has a deadline, and each poller is its own task with its own cancellation, so
 //! a hung or slow agent never stalls the others and the registry can stop or restart one
 //! alone. Failures, reconnections, connect times and sample latency are counted for
-//! `/metrics` ([`PollMetrics`]).
+//! `/metrics` ([`PollMetrics`]). Errors reach the host row as sentences ([`AgentError`]); the
+//! transport's own words go to the debug log.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rand::SeedableRng as _;
 use smon_proto::agent_client::AgentClient;
 use smon_proto::{Parts, WatchRequest};
 use smon_web::hub::now_ms;
@@ -18,14 +31,19 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Target;
-use crate::endpoint::{EndpointError, Explained, chain, explained, status_text};
+use crate::endpoint::{AgentError, Security, Stage, chain, classify, classify_status};
 use crate::feed::{Body, Feed};
-use crate::link::{AgentLink, Auth, BadToken, LinkError, LinkSlot};
+use crate::link::{AgentLink, Auth, LinkError, LinkSlot};
 
-/// Longest wait between reconnection attempts.
+/// Longest wait between full reconnection attempts.
 pub const BACKOFF_CAP: Duration = Duration::from_secs(30);
 /// First wait after a failure.
 pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
+/// Longest time between two probes of a gone agent's port (the shortest is half of it).
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(1500);
+/// Deadline of one probe (a TCP connect). An agent on a link slower than this is still
+/// reached by the full connects of the backoff.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Deadline of the TCP connect, of `GetInfo` and of opening `Watch`.
 const CALL_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -39,34 +57,83 @@ pub fn backoff(n: u32, rng: &mut impl rand::Rng) -> Duration {
     half + half.mul_f64(rng.random::<f64>())
 }
 
-/// Why a poller lost (or could not make) its connection. The text is what the host row shows
-/// as `last_error`.
-#[derive(Debug, thiserror::Error)]
-pub enum PollError {
-    /// No endpoint could be made from the target.
-    #[error(transparent)]
-    Endpoint(#[from] EndpointError),
-    /// The token cannot be sent.
-    #[error(transparent)]
-    Token(#[from] BadToken),
-    /// The TCP (and TLS) connect did not finish in time.
-    #[error("connect timed out after {} s", .0.as_secs())]
-    ConnectTimeout(Duration),
-    /// The connect or `GetInfo` failed (with a hint at the cause when there is one).
-    #[error(transparent)]
-    Refused(#[from] Explained),
-    /// `Watch` did not open in time.
-    #[error("Watch did not open in time")]
-    WatchTimeout,
-    /// `Watch` failed, or its stream broke.
-    #[error("{}", status_text(.0))]
-    Stream(tonic::Status),
-    /// The stream stayed silent.
-    #[error("no sample for {} s", .0.as_secs())]
-    Silent(Duration),
-    /// The agent ended the stream.
-    #[error("the agent closed the stream")]
-    Closed,
+/// The time until the next probe of a gone agent's port: between half of
+/// [`PROBE_INTERVAL`] and all of it, at random, so that the probes of a fleet that went down
+/// together (a switch, a power cut) spread out.
+pub fn probe_interval(rng: &mut impl rand::Rng) -> Duration {
+    let half = PROBE_INTERVAL / 2;
+    half + half.mul_f64(rng.random::<f64>())
+}
+
+/// How a wait between two full connects ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waited {
+    /// The whole backoff passed.
+    Backoff,
+    /// A probe found the port answering: connect now.
+    Answered,
+}
+
+/// Waits `wait`, probing the port with `probe` (true: it answers) every [`probe_interval`]
+/// meanwhile; returns early when a probe says the port answers. Used while the agent is gone
+/// ([`AgentError::agent_gone`]); pure but for the probe, so that it is tested on paused time.
+pub async fn wait_for_agent<P, F>(wait: Duration, mut probe: P, rng: &mut impl rand::Rng) -> Waited
+where
+    P: FnMut() -> F,
+    F: Future<Output = bool>,
+{
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        let next = tokio::time::Instant::now() + probe_interval(rng);
+        if next >= until {
+            tokio::time::sleep_until(until).await;
+            return Waited::Backoff;
+        }
+        tokio::time::sleep_until(next).await;
+        if probe().await {
+            return Waited::Answered;
+        }
+    }
+}
+
+/// Whether something accepts a TCP connection at `address` within [`PROBE_TIMEOUT`]. The
+/// connection is closed at once: no TLS, no HTTP/2, nothing the agent has to answer.
+pub async fn port_answers(address: &str) -> bool {
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(address)).await,
+        Ok(Ok(_))
+    )
+}
+
+/// Why a poller lost (or could not make) its connection: the sentence the host row shows
+/// (its `last_error`), and the transport's own words for the debug log.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{error}")]
+pub struct PollError {
+    /// What happened, for the user.
+    pub error: AgentError,
+    /// The transport's error chain (empty when there was none, e.g. a silent stream).
+    pub raw: String,
+}
+
+impl PollError {
+    fn bare(error: AgentError) -> Self {
+        Self {
+            error,
+            raw: String::new(),
+        }
+    }
+
+    fn status(s: &tonic::Status, stage: Stage, target: &Target) -> Self {
+        let raw = match std::error::Error::source(s) {
+            Some(src) => format!("{:?}: {}: {}", s.code(), s.message(), chain(src)),
+            None => format!("{:?}: {}", s.code(), s.message()),
+        };
+        Self {
+            error: classify_status(s, stage, Security::of(target), &target.address),
+            raw,
+        }
+    }
 }
 
 /// What one poller needs.
@@ -108,14 +175,30 @@ pub async fn run(mut p: Poll, stop: CancellationToken) {
             },
         );
         let wait = backoff(failures, &mut rand::rng());
+        let gone = error.error.agent_gone();
         if failures == 0 || failures.is_power_of_two() {
             // Logged on the first failure and then more and more rarely while it persists.
-            tracing::warn!(host = %id, address = %p.target.address, error = %error, retry_in_ms = wait.as_millis() as u64, "Agent unreachable; backing off.");
+            tracing::warn!(host = %id, address = %p.target.address, error = %error, retry_in_ms = wait.as_millis() as u64, probing = gone, "Agent unreachable; backing off.");
+        }
+        if !error.raw.is_empty() {
+            tracing::debug!(host = %id, raw = %error.raw, "The transport's own words.");
         }
         failures = failures.saturating_add(1);
+        let address = p.target.address.clone();
+        let waited = async {
+            if gone {
+                let mut rng = rand::rngs::StdRng::from_rng(&mut rand::rng());
+                wait_for_agent(wait, || port_answers(&address), &mut rng).await
+            } else {
+                tokio::time::sleep(wait).await;
+                Waited::Backoff
+            }
+        };
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+            w = waited => if w == Waited::Answered {
+                tracing::debug!(host = %id, "The agent's port answers again; connecting.");
+            }
         }
     }
 }
@@ -130,20 +213,34 @@ async fn session(
 ) -> Result<(), PollError> {
     let started = Instant::now();
     let target = &p.target;
-    let endpoint = crate::endpoint::endpoint(target, CALL_DEADLINE)?;
+    let settings = |e: &dyn std::fmt::Display| PollError::bare(AgentError::Settings(e.to_string()));
+    let endpoint = crate::endpoint::endpoint(target, CALL_DEADLINE).map_err(|e| settings(&e))?;
     let channel = tokio::time::timeout(CALL_DEADLINE, endpoint.connect())
         .await
-        .map_err(|_| PollError::ConnectTimeout(CALL_DEADLINE))?
-        .map_err(|e| explained(format!("cannot connect: {}", chain(&e)), target))?;
-    let mut client = AgentClient::with_interceptor(channel, Auth::new(target.token.as_deref())?);
+        .map_err(|_| {
+            PollError::bare(AgentError::ConnectTimeout {
+                address: target.address.clone(),
+            })
+        })?
+        .map_err(|e| PollError {
+            error: classify(&e, Stage::Connect, Security::of(target), &target.address),
+            raw: chain(&e),
+        })?;
+    let auth = Auth::new(target.token.as_deref()).map_err(|e| settings(&e))?;
+    let mut client = AgentClient::with_interceptor(channel, auth);
 
     // The first call goes through the command link, as every borrowed call does.
     let link = AgentLink::new(id.to_owned(), client.clone());
     let info = link.get_info(CALL_DEADLINE).await.map_err(|e| match e {
-        LinkError::Call { status, .. } => {
-            PollError::Refused(explained(status_text(&status), target))
-        }
-        other => PollError::Refused(explained(format!("GetInfo: {other}"), target)),
+        LinkError::Call { status, .. } => PollError::status(&status, Stage::Connect, target),
+        LinkError::Timeout { deadline, .. } => PollError::bare(AgentError::NoAnswer {
+            what: "GetInfo",
+            after: deadline,
+        }),
+        other => PollError {
+            error: AgentError::Other(other.to_string()),
+            raw: String::new(),
+        },
     })?;
     p.metrics.connected(started.elapsed());
     p.link.up(client.clone());
@@ -178,8 +275,13 @@ async fn session(
         // The deadline covers opening the stream, not its life.
         let mut stream = tokio::time::timeout(CALL_DEADLINE, client.watch(req))
             .await
-            .map_err(|_| PollError::WatchTimeout)?
-            .map_err(PollError::Stream)?
+            .map_err(|_| {
+                PollError::bare(AgentError::NoAnswer {
+                    what: "Watch",
+                    after: CALL_DEADLINE,
+                })
+            })?
+            .map_err(|s| PollError::status(&s, Stage::Connected, &p.target))?
             .into_inner();
         silence
             .as_mut()
@@ -195,7 +297,7 @@ async fn session(
                     }
                     break; // reopen with the other parts
                 }
-                _ = &mut silence => return Err(PollError::Silent(down_after)),
+                _ = &mut silence => return Err(PollError::bare(AgentError::Silent(down_after))),
                 msg = stream.message() => match msg {
                     Ok(Some(snap)) => {
                         *failures = 0;
@@ -206,8 +308,8 @@ async fn session(
                             .as_mut()
                             .reset(tokio::time::Instant::now() + down_after);
                     }
-                    Ok(None) => return Err(PollError::Closed),
-                    Err(s) => return Err(PollError::Stream(s)),
+                    Ok(None) => return Err(PollError::bare(AgentError::Closed)),
+                    Err(s) => return Err(PollError::status(&s, Stage::Connected, &p.target)),
                 },
             }
         }
@@ -217,7 +319,6 @@ async fn session(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng as _;
 
     #[test]
     fn backoff_grows_is_capped_and_jittered() {
@@ -238,5 +339,105 @@ mod tests {
         }
         let a: Vec<_> = (0..8).map(|_| backoff(5, &mut rng)).collect();
         assert!(a.windows(2).any(|w| w[0] != w[1]), "jitter varies: {a:?}");
+    }
+
+    #[test]
+    fn probes_are_about_a_second_apart_and_jittered() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let a: Vec<_> = (0..100).map(|_| probe_interval(&mut rng)).collect();
+        assert!(
+            a.iter()
+                .all(|d| *d >= PROBE_INTERVAL / 2 && *d <= PROBE_INTERVAL),
+            "{a:?}"
+        );
+        assert!(a.windows(2).any(|w| w[0] != w[1]), "jitter varies");
+    }
+
+    /// The poller's loop on paused time, with the network replaced by `answers` (true once the
+    /// agent is back): a full connect (which fails while the agent is gone), then the wait;
+    /// `probing` as the poller does for a gone agent, or the backoff alone as before.
+    /// Returns when the full connect succeeds, and the number of probes and full connects.
+    async fn reconnect(
+        answers: impl Fn() -> bool + Copy,
+        probing: bool,
+        rng: &mut rand::rngs::StdRng,
+        probes: &mut u32,
+    ) -> u32 {
+        let mut failures = 0;
+        loop {
+            if answers() {
+                return failures + 1;
+            }
+            let wait = backoff(failures, rng);
+            failures += 1;
+            if probing {
+                let probe = || {
+                    *probes += 1;
+                    std::future::ready(answers())
+                };
+                wait_for_agent(wait, probe, rng).await;
+            } else {
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_agent_back_after_any_outage_is_reached_within_the_probe_interval() {
+        let mut backoff_alone_late = Duration::ZERO;
+        for (i, outage_s) in [2, 25, 31, 95, 600, 3600, 86_400].into_iter().enumerate() {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(i as u64);
+            let back = tokio::time::Instant::now() + Duration::from_secs(outage_s);
+            let answers = move || tokio::time::Instant::now() >= back;
+            let mut probes = 0;
+            reconnect(answers, true, &mut rng, &mut probes).await;
+            let late = tokio::time::Instant::now() - back;
+            assert!(
+                late <= PROBE_INTERVAL,
+                "after a {outage_s} s outage: reached {late:?} after the agent's return"
+            );
+
+            // What the backoff alone gave (issue 16: up 12-13 s after a 25 s outage).
+            let back = tokio::time::Instant::now() + Duration::from_secs(outage_s);
+            let answers = move || tokio::time::Instant::now() >= back;
+            reconnect(answers, false, &mut rng, &mut probes).await;
+            backoff_alone_late = backoff_alone_late.max(tokio::time::Instant::now() - back);
+        }
+        assert!(
+            backoff_alone_late > Duration::from_secs(5),
+            "the test tells the two apart: {backoff_alone_late:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dead_host_costs_about_one_probe_a_second() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let start = tokio::time::Instant::now();
+        let until = start + Duration::from_secs(600);
+        let mut probes = 0;
+        // The agent never comes back within the 10 minutes watched.
+        let answers = move || tokio::time::Instant::now() >= until;
+        let connects = reconnect(answers, true, &mut rng, &mut probes).await;
+        let per_s = f64::from(probes) / 600.0;
+        assert!((0.66..=1.34).contains(&per_s), "{per_s} probes a second");
+        // Full connects follow the backoff: a handful, then one every 15-30 s.
+        assert!((20..=50).contains(&connects), "{connects} full connects");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_port_that_answers_ends_the_wait_at_the_first_probe() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let t = tokio::time::Instant::now();
+        let w = wait_for_agent(BACKOFF_CAP, || std::future::ready(true), &mut rng).await;
+        assert_eq!(w, Waited::Answered);
+        assert!(t.elapsed() <= PROBE_INTERVAL);
+        let t = tokio::time::Instant::now();
+        let w = wait_for_agent(
+            Duration::from_secs(7),
+            || std::future::ready(false),
+            &mut rng,
+        )
+        .await;
+        assert_eq!((w, t.elapsed()), (Waited::Backoff, Duration::from_secs(7)));
     }
 }

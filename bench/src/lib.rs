@@ -12,6 +12,9 @@
 //! reports the latency from an agent's sample to the home page's DOM and the bytes per second
 //! the page receives.
 //!
+//! `smon-bench reconnect` kills real agents under a real aggregator and restarts them after an
+//! outage: how soon each host is up again, and what probing dead hosts costs meanwhile.
+//!
 //! `smon-bench scale | fanout | overview | soak` run a simulated fleet (smon-sim) under the
 //! aggregator: 1,000 to 10,000 agents, 100 and 1,000 Socket.IO clients, the overview page in
 //! chromium, an hour's soak. `smon-bench all` runs the agent benchmark and those four and
@@ -28,6 +31,7 @@ pub mod fleet;
 pub mod glances;
 pub mod machine;
 pub mod procfs;
+pub mod reconnect;
 pub mod report;
 pub mod scripts;
 pub mod staleness;

@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use smon_bench::reconnect::{self, ReconnectArgs};
 use smon_bench::{AgentArgs, E2eArgs, SuiteArgs, agent, e2e, suite};
 
 /// smon benchmarks.
@@ -24,6 +25,9 @@ enum Command {
     /// agent's sample to the home page's DOM, p50 and p99, and the bytes per second the page
     /// receives.
     E2e(E2eArgs),
+    /// Real agents killed and restarted after an outage under a real aggregator with dead
+    /// hosts: time from an agent's restart to its host up, and the dead hosts' probe cost.
+    Reconnect(ReconnectArgs),
     /// (b) The aggregator under 1,000 / 5,000 / 10,000 simulated agents at 1 Hz: CPU, RSS,
     /// staleness p50/p99, overview bytes per second to one browser.
     Scale(SuiteArgs),
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
             match cli.command {
                 Command::Agent(args) => agent::run(args).await,
                 Command::E2e(args) => e2e::run(args).await,
+                Command::Reconnect(args) => reconnect::run(args).await,
                 Command::Scale(args) => suite::run(suite::Which::Scale, args).await,
                 Command::Fanout(args) => suite::run(suite::Which::Fanout, args).await,
                 Command::Overview(args) => suite::run(suite::Which::Overview, args).await,

@@ -121,7 +121,9 @@ struct CachedCmd {
 pub struct Collector {
     cfg: CollectorConfig,
     sys: System,
-    networks: Networks,
+    networks: network::Interfaces,
+    /// When the CPU frequencies were last read ([`cpu::FREQUENCY_EVERY`]).
+    frequency_read: Instant,
     components: Components,
     users: Users,
     users_refreshed: Instant,
@@ -163,12 +165,16 @@ impl Collector {
     pub fn new(cfg: CollectorConfig) -> Result<Self, CollectError> {
         let sys_err = |what| move |error| CollectError::System { what, error };
         let mut sys = System::new().map_err(sys_err("read system information"))?;
-        sys.refresh_cpu_specifics(cpu::refresh_kind());
+        sys.refresh_cpu_specifics(cpu::refresh_kind(true));
         sys.refresh_memory_specifics(memory::refresh_kind());
         #[cfg(not(target_os = "linux"))]
         sys.refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
-        let networks =
-            Networks::new_with_refreshed_list().map_err(sys_err("list network interfaces"))?;
+        let mut networks = network::Interfaces::new(
+            Networks::new_with_refreshed_list().map_err(sys_err("list network interfaces"))?,
+            cfg.roots.proc.clone(),
+        );
+        // The counters' baseline: the first sample's rates are over the time since.
+        networks.read(&cfg.network, 1.0);
         let components = Components::new_with_refreshed_list().map_err(sys_err("list sensors"))?;
         let users = Users::new_with_refreshed_list().map_err(sys_err("list users"))?;
         #[cfg(target_os = "linux")]
@@ -191,6 +197,7 @@ impl Collector {
             cfg,
             sys,
             networks,
+            frequency_read: Instant::now(),
             components,
             users,
             users_refreshed: Instant::now(),
@@ -262,12 +269,15 @@ impl Collector {
         let elapsed = self.last_refresh.elapsed().as_secs_f64().max(1e-3);
         self.last_refresh = Instant::now();
 
-        self.sys.refresh_cpu_specifics(cpu::refresh_kind());
+        let frequency = self.frequency_read.elapsed() >= cpu::FREQUENCY_EVERY;
+        if frequency {
+            self.frequency_read = Instant::now();
+        }
+        self.sys.refresh_cpu_specifics(cpu::refresh_kind(frequency));
         self.sys.refresh_memory_specifics(memory::refresh_kind());
         #[cfg(not(target_os = "linux"))]
         self.sys
             .refresh_processes_specifics(ProcessesToUpdate::All, true, process_kind());
-        self.networks.refresh(true);
         self.components.refresh(false);
 
         let cpu = cpu::read(&self.sys);
@@ -275,7 +285,7 @@ impl Collector {
         let total = memory.total_bytes;
         let load = cpu::load();
 
-        let networks = network::read(&self.networks, &self.cfg.network, elapsed);
+        let networks = self.networks.read(&self.cfg.network, elapsed);
         let disks = self.collect_disks(&mut errors);
         let wanted = self.cfg.demand.recent(DETAIL_LINGER);
         let due = self

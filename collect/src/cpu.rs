@@ -1,6 +1,6 @@
 //! CPU: total and per-core use, frequencies, and the load average, read from the collector's
 //! `sysinfo::System` (which must be refreshed with [`refresh_kind`] first: use is a difference
-//! between two refreshes).
+//! between two refreshes; the frequencies are read every [`FREQUENCY_EVERY`]).
 
 use std::time::Duration;
 
@@ -10,9 +10,20 @@ use sysinfo::{CpuRefreshKind, System};
 /// The shortest time between two refreshes for CPU use to mean something.
 pub const MIN_INTERVAL: Duration = sysinfo::MINIMUM_CPU_UPDATE_INTERVAL;
 
-/// What a sample refreshes of the CPUs: use and frequency, nothing else.
-pub fn refresh_kind() -> CpuRefreshKind {
-    CpuRefreshKind::nothing().with_usage().with_frequency()
+/// How often the frequencies are read again. sysinfo reads them from
+/// `/sys/devices/system/cpu/cpu<n>/cpufreq`, or where that is missing (many VMs) from the whole
+/// of `/proc/cpuinfo` once per core: every sample, that was a visible part of the agent's CPU
+/// (BENCHMARKS.md). Between two reads the last frequencies are reported.
+pub const FREQUENCY_EVERY: Duration = Duration::from_secs(10);
+
+/// What a sample refreshes of the CPUs: use always; the frequencies with `frequency`.
+pub fn refresh_kind(frequency: bool) -> CpuRefreshKind {
+    let kind = CpuRefreshKind::nothing().with_usage();
+    if frequency {
+        kind.with_frequency()
+    } else {
+        kind
+    }
 }
 
 /// The CPU reading of a refreshed `sys`.

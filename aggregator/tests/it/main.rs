@@ -8,6 +8,7 @@ mod live;
 mod nginx;
 mod prometheus;
 mod props;
+mod reconnect;
 mod sec_accounts;
 mod sec_connections;
 mod sec_http;

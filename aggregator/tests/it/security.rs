@@ -658,7 +658,7 @@ async fn grpc_tls_mutual_tls_and_allow_lists() {
         // Closed at accept, before HTTP/2: the row can only say what it may mean.
         (
             "allow-refused:n",
-            "is this address in its monitor.allow_from",
+            "in the agent's monitor.allow_from",
         ),
     ];
     for (id, why) in expect_down {
