@@ -71,28 +71,38 @@ static FLAG_SPACE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"((?:^|\s)-{1,2}([A-Za-z0-9_.\-]+)[ \t]+)([^\s\-]\S*)").expect("valid regex")
 });
 
-/// True when one word of a flag or key name marks a secret.
+/// A part of every sensitive word: text without any of them has no sensitive key, and the
+/// key-based rules are skipped (one fast literal search instead of three regex scans).
+#[allow(clippy::expect_used)]
+static STEM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i-u)pass|pwd|token|secret|key|auth|credential").expect("valid regex")
+});
+
+/// True when one word of a flag or key name marks a secret. No allocation: this runs for
+/// every name in every command line.
 fn is_sensitive_word(word: &str) -> bool {
-    let w = word.to_ascii_lowercase();
-    matches!(
-        w.as_str(),
-        "password"
-            | "passwd"
-            | "pwd"
-            | "pass"
-            | "passphrase"
-            | "token"
-            | "secret"
-            | "key"
-            | "apikey"
-            | "credential"
-            | "credentials"
-            | "auth"
-            | "authorization"
-    ) || ["password", "token", "secret", "key"]
-        .iter()
-        .any(|s| w.ends_with(s))
-        && !matches!(w.as_str(), "monkey" | "hotkey" | "turkey")
+    const WORDS: &[&str] = &[
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "passphrase",
+        "token",
+        "secret",
+        "key",
+        "apikey",
+        "credential",
+        "credentials",
+        "auth",
+        "authorization",
+    ];
+    const ENDINGS: &[&str] = &["password", "token", "secret", "key"];
+    const NOT: &[&str] = &["monkey", "hotkey", "turkey"];
+    let w = word.as_bytes();
+    let ends_with =
+        |s: &str| w.len() >= s.len() && w[w.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes());
+    WORDS.iter().any(|s| word.eq_ignore_ascii_case(s))
+        || ENDINGS.iter().any(|s| ends_with(s)) && !NOT.iter().any(|s| word.eq_ignore_ascii_case(s))
 }
 
 /// True when a flag or key name (without leading dashes) contains a sensitive word.
@@ -159,13 +169,10 @@ fn header_value_start(arg: &str) -> Option<usize> {
     let lead = arg.len() - arg.trim_start_matches([' ', '\t']).len();
     let name_len = arg[lead..].bytes().take_while(|b| is_name_byte(*b)).count();
     let name = &arg[lead..lead + name_len];
-    if name.is_empty() || name.starts_with('-') || !is_sensitive_name(name) {
-        return None;
-    }
     let after = &arg[lead + name_len..];
     let colon = after.trim_start_matches([' ', '\t']);
     let value = colon.strip_prefix(':')?.trim_start_matches([' ', '\t']);
-    if value.is_empty() {
+    if value.is_empty() || name.is_empty() || name.starts_with('-') || !is_sensitive_name(name) {
         return None;
     }
     let start = arg.len() - value.len();
@@ -367,7 +374,16 @@ impl Redactor {
                 s = Cow::Owned(o);
             }
         }
-        if s.contains('=') {
+        // The rules that look at a key first scan for one that is sensitive: most text has
+        // none, and then nothing is copied.
+        let any_sensitive = |re: &Regex, s: &str, group: usize, strip: bool| {
+            re.captures_iter(s).any(|c| {
+                let k = c.get(group).map_or("", |m| m.as_str());
+                is_sensitive_name(if strip { k.trim_start_matches('-') } else { k })
+            })
+        };
+        let keyed = STEM.is_match(&s);
+        if keyed && s.contains('=') && any_sensitive(&KEY_VALUE, &s, 1, true) {
             let r = KEY_VALUE.replace_all(&s, |c: &Captures<'_>| {
                 let key = c.get(1).map_or("", |m| m.as_str());
                 let bare = key.trim_start_matches('-');
@@ -381,7 +397,7 @@ impl Redactor {
                 s = Cow::Owned(o);
             }
         }
-        if s.contains(':') {
+        if keyed && s.contains(':') && any_sensitive(&COLON_PAIR, &s, 2, false) {
             let r = COLON_PAIR.replace_all(&s, |c: &Captures<'_>| {
                 let key = c.get(2).map_or("", |m| m.as_str());
                 if !is_sensitive_name(key) {
@@ -426,7 +442,11 @@ impl Redactor {
                 s = Cow::Owned(o);
             }
         }
-        if s.contains('-') && s.contains([' ', '\t']) {
+        if keyed
+            && s.contains('-')
+            && s.contains([' ', '\t'])
+            && any_sensitive(&FLAG_SPACE, &s, 2, false)
+        {
             let r = FLAG_SPACE.replace_all(&s, |c: &Captures<'_>| {
                 if is_sensitive_name(&c[2]) {
                     format!("{}{MASK}", &c[1])
