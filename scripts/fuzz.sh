@@ -7,7 +7,7 @@
 #   -t SECONDS  how long each target runs (default 300)
 #   --all       every target: adds the config loaders (config_node, config_app), whose build
 #               takes the daemons' crates (minutes more)
-#   --ci        what CI runs: the light targets, 15 s each
+#   --ci        what CI runs: the light targets, 10 s each
 #   --merge     fold what the run found into the committed corpus (fuzz/corpus/TARGET),
 #               minimised; commit it with the fix of any crash
 #   TARGET      one or more of: redact utmp proc_stat mountinfo diskstats config_node config_app
@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         -t) seconds="$2"; shift 2 ;;
         --all) targets+=("${light[@]}" "${heavy[@]}"); shift ;;
-        --ci) seconds=15; shift ;;
+        --ci) seconds=10; shift ;;
         --merge) merge=1; shift ;;
         -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         -*) echo "fuzz.sh: unknown option $1" >&2; exit 64 ;;
@@ -65,9 +65,11 @@ fi
 export SMON_SKIP_UI_BUILD=${SMON_SKIP_UI_BUILD:-1}
 
 echo "fuzz: building ${targets[*]} ($host)"
+# Not --locked: fuzz/Cargo.lock pins what it has, and the daemons' crates may have gained a
+# dependency since it was last written (cargo then adds it, keeping the other pins).
 bins=()
 for t in "${targets[@]}"; do bins+=(--bin "$t"); done
-RUSTFLAGS="$flags" cargo build --manifest-path fuzz/Cargo.toml --locked --release \
+RUSTFLAGS="$flags" cargo build --manifest-path fuzz/Cargo.toml --release \
     --target "$host" "${features[@]}" "${bins[@]}"
 
 work=$(mktemp -d)
