@@ -14,7 +14,7 @@ use smon_proto::{GetInfoRequest, GetSnapshotRequest, HostInfo, Parts, Snapshot, 
 use smon_runtime::net::CidrList;
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::sync::CancellationToken;
@@ -34,7 +34,8 @@ const WATCH_BUFFER: usize = 4;
 
 /// The service implementation: reads the latest sample, never the OS.
 pub struct AgentService {
-    info: Arc<HostInfo>,
+    /// The host facts as they are now: they change when GPUs appear or go.
+    info: watch::Receiver<HostInfo>,
     latest: Latest,
     demand: DetailDemand,
     stop: CancellationToken,
@@ -45,7 +46,7 @@ impl AgentService {
     /// (the collector then reads the process table every sample). Open `Watch` streams end
     /// when `stop` is cancelled.
     pub fn new(
-        info: Arc<HostInfo>,
+        info: watch::Receiver<HostInfo>,
         latest: Latest,
         demand: DetailDemand,
         stop: CancellationToken,
@@ -59,7 +60,7 @@ impl AgentService {
     }
 
     fn interval(&self) -> Duration {
-        Duration::from_millis(u64::from(self.info.sample_interval_ms.max(1)))
+        Duration::from_millis(u64::from(self.info.borrow().sample_interval_ms.max(1)))
     }
 }
 
@@ -78,7 +79,7 @@ type SnapshotStream = Pin<Box<dyn Stream<Item = Result<Snapshot, Status>> + Send
 #[tonic::async_trait]
 impl Agent for AgentService {
     async fn get_info(&self, _req: Request<GetInfoRequest>) -> Result<Response<HostInfo>, Status> {
-        Ok(Response::new((*self.info).clone()))
+        Ok(Response::new(self.info.borrow().clone()))
     }
 
     async fn get_snapshot(
@@ -254,7 +255,7 @@ impl Interceptor for TokenCheck {
 /// Serves the agent service on `listener` until `stop` is cancelled.
 pub async fn serve(
     settings: &Settings,
-    info: Arc<HostInfo>,
+    info: watch::Receiver<HostInfo>,
     latest: Latest,
     demand: DetailDemand,
     listener: TcpListener,

@@ -390,7 +390,12 @@ fn summary(s: &Snapshot) -> Snapshot {
             .map(|g| Gpu {
                 uuid: g.uuid.clone(),
                 name: g.name.clone(),
+                error: g.error.clone(),
+                pci_bus_id: g.pci_bus_id.clone(),
+                throttle_reasons: g.throttle_reasons.clone(),
+                processes_error: String::new(),
                 processes: Vec::new(),
+                mig_instances: Vec::new(),
                 ..*g
             })
             .collect(),
