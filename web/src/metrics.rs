@@ -905,6 +905,7 @@ mod tests {
             power_limit_mw: Some(700_000),
             performance_state: Some(0),
             processes: vec![],
+            ..Default::default()
         }
     }
 
@@ -1000,6 +1001,7 @@ mod tests {
             parts: None,
             errors: vec!["disks: /mnt/nfs: statvfs timed out".into()],
             processes_unix_ms: 900,
+            ..Default::default()
         }
     }
 

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::{
-    CallError, DriverFacts, GpuDevice, GpuSource, HealthFields, ProcessAbi, ProcessKind, Symbols,
+    CallError, DriverFacts, GpuDevice, GpuSource, HealthFields, ProcessAbi, ProcessKind,
+    ProcessList, Symbols,
 };
 
 /// A fault the fake source can be told to show.
@@ -285,7 +286,7 @@ impl GpuDevice for FakeDevice<'_> {
 
     fn fan_count(&self) -> Result<u32, CallError> {
         self.call("fan_count")?;
-        Ok(if self.index % 2 == 0 { 1 } else { 0 })
+        Ok(if self.index.is_multiple_of(2) { 1 } else { 0 })
     }
 
     fn fan_speed(&self, _fan: u32) -> Result<u32, CallError> {
@@ -382,7 +383,7 @@ impl GpuDevice for FakeDevice<'_> {
         })
     }
 
-    fn processes(&self, kind: ProcessKind) -> Result<Vec<(u32, Option<u64>)>, CallError> {
+    fn processes(&self, kind: ProcessKind) -> Result<ProcessList, CallError> {
         self.call("processes")?;
         let fake = self.fake;
         let index = self.index;

@@ -226,7 +226,7 @@ pub trait GpuDevice {
     /// Why the clocks are held down, as the names of `Gpu.throttle_reasons`.
     fn throttle_reasons(&self) -> Result<Vec<&'static str>, CallError>;
     /// One process list: pid and GPU memory (when the driver says).
-    fn processes(&self, kind: ProcessKind) -> Result<Vec<(u32, Option<u64>)>, CallError>;
+    fn processes(&self, kind: ProcessKind) -> Result<ProcessList, CallError>;
 }
 
 /// Something that can report GPUs: the driver library, opened on the GPU thread.
@@ -256,8 +256,11 @@ pub fn open(mode: GpuMode) -> Option<Box<dyn GpuSource>> {
     }
 }
 
+/// One process list as a driver gives it: pid and GPU memory (when the driver says).
+pub type ProcessList = Vec<(u32, Option<u64>)>;
+
 /// Merges process lists into one entry per pid; `kind` lists every list the pid is on.
-pub fn merge_processes(lists: Vec<(ProcessKind, Vec<(u32, Option<u64>)>)>) -> Vec<GpuProcess> {
+pub fn merge_processes(lists: Vec<(ProcessKind, ProcessList)>) -> Vec<GpuProcess> {
     let mut out: Vec<GpuProcess> = Vec::new();
     for (kind, list) in lists {
         let kind = kind.label();

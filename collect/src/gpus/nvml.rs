@@ -16,7 +16,8 @@ use nvml_wrapper::sys_exports::field_id::{
 };
 
 use super::{
-    CallError, DriverFacts, GpuDevice, GpuSource, HealthFields, ProcessAbi, ProcessKind, Symbols,
+    CallError, DriverFacts, GpuDevice, GpuSource, HealthFields, ProcessAbi, ProcessKind,
+    ProcessList, Symbols,
 };
 
 /// Real GPUs through NVML. The library is opened by [`GpuSource::init`] on the GPU thread;
@@ -107,7 +108,7 @@ impl GpuSource for NvmlGpus {
 /// One NVML device (a GPU or a MIG instance).
 struct NvmlDevice<'n>(Device<'n>);
 
-fn procs(r: Result<Vec<ProcessInfo>, NvmlError>) -> Result<Vec<(u32, Option<u64>)>, CallError> {
+fn procs(r: Result<Vec<ProcessInfo>, NvmlError>) -> Result<ProcessList, CallError> {
     Ok(c(r)?
         .into_iter()
         .map(|p| {
@@ -259,7 +260,7 @@ impl GpuDevice for NvmlDevice<'_> {
             .collect())
     }
 
-    fn processes(&self, kind: ProcessKind) -> Result<Vec<(u32, Option<u64>)>, CallError> {
+    fn processes(&self, kind: ProcessKind) -> Result<ProcessList, CallError> {
         match kind {
             ProcessKind::Compute => procs(self.0.running_compute_processes()),
             ProcessKind::Graphics => procs(self.0.running_graphics_processes()),

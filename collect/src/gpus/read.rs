@@ -129,7 +129,7 @@ impl Reader {
     pub fn read(&mut self, src: &mut dyn GpuSource, processes: bool) -> Result<Reading, CallError> {
         let n = src.device_count()?;
         self.readings += 1;
-        if self.count != Some(n) || self.readings % STATIC_EVERY == 0 {
+        if self.count != Some(n) || self.readings.is_multiple_of(STATIC_EVERY) {
             self.cache.clear();
             self.count = Some(n);
         }
