@@ -79,6 +79,113 @@ pub enum FakeFault {
     },
 }
 
+/// The query names a fault can name (`not_supported`, `missing_symbol`).
+pub const FAKE_FIELDS: &[&str] = &[
+    "uuid",
+    "name",
+    "pci_bus_id",
+    "memory",
+    "utilization",
+    "fan_count",
+    "fan_speed",
+    "temperature",
+    "power",
+    "power_limit",
+    "performance_state",
+    "persistence_mode",
+    "mig_mode",
+    "mig_slots",
+    "with_mig",
+    "sm_clock",
+    "ecc_corrected",
+    "ecc_uncorrected",
+    "health",
+    "throttle_reasons",
+    "processes",
+];
+
+/// A fault written as text that is not one of the forms [`FakeFault`] parses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "is not a fake GPU fault ({0}); forms: no_permission:GPU, gpu_lost:GPU@READING, not_supported:GPU:FIELD, missing_symbol:FIELD, hang:READING@MS, late_driver:ATTEMPTS, mig:GPUxINSTANCES, r535, mps:GPU, ghost_process:GPU:PID"
+)]
+pub struct FakeFaultError(String);
+
+impl std::str::FromStr for FakeFault {
+    type Err = FakeFaultError;
+
+    /// Parses the config form, e.g. `no_permission:1`, `gpu_lost:2@5`, `mig:0x3`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |why: &str| FakeFaultError(why.to_owned());
+        let n = |v: &str| -> Result<u64, FakeFaultError> {
+            v.parse()
+                .map_err(|_| err(&format!("'{v}' is not a number")))
+        };
+        let gpu = |v: &str| -> Result<u32, FakeFaultError> {
+            v.parse()
+                .map_err(|_| err(&format!("'{v}' is not a GPU index")))
+        };
+        let field = |v: &str| -> Result<&'static str, FakeFaultError> {
+            FAKE_FIELDS
+                .iter()
+                .copied()
+                .find(|f| *f == v)
+                .ok_or_else(|| err(&format!("'{v}' is not one of {}", FAKE_FIELDS.join(", "))))
+        };
+        let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
+        let two = |sep: char| {
+            arg.split_once(sep)
+                .ok_or_else(|| err(&format!("'{arg}' lacks '{sep}'")))
+        };
+        Ok(match kind {
+            "no_permission" => FakeFault::NoPermission { index: gpu(arg)? },
+            "gpu_lost" => {
+                let (i, from) = two('@')?;
+                FakeFault::GpuLost {
+                    index: gpu(i)?,
+                    from: n(from)?,
+                }
+            }
+            "not_supported" => {
+                let (i, f) = two(':')?;
+                FakeFault::NotSupported {
+                    index: gpu(i)?,
+                    field: field(f)?,
+                }
+            }
+            "missing_symbol" => FakeFault::MissingSymbol { field: field(arg)? },
+            "hang" => {
+                let (at, ms) = two('@')?;
+                FakeFault::Hang {
+                    at: n(at)?,
+                    duration: Duration::from_millis(n(ms)?),
+                }
+            }
+            "late_driver" => FakeFault::LateDriver {
+                attempts: u32::try_from(n(arg)?).map_err(|_| err("too many attempts"))?,
+            },
+            "mig" => {
+                let (i, k) = two('x')?;
+                let instances = u32::try_from(n(k)?).ok().filter(|k| (1..=7).contains(k));
+                FakeFault::Mig {
+                    index: gpu(i)?,
+                    instances: instances.ok_or_else(|| err("MIG instances must be 1 to 7"))?,
+                }
+            }
+            "r535" if arg.is_empty() => FakeFault::R535,
+            "mps" => FakeFault::Mps { index: gpu(arg)? },
+            "ghost_process" => {
+                let (i, pid) = two(':')?;
+                FakeFault::GhostProcess {
+                    index: gpu(i)?,
+                    pid: u32::try_from(n(pid)?).map_err(|_| err("not a pid"))?,
+                }
+            }
+            _ => return Err(err(&format!("unknown kind '{kind}'"))),
+        })
+    }
+}
+
 /// The fake GPU source.
 #[derive(Debug)]
 pub struct FakeGpus {
@@ -419,6 +526,57 @@ mod tests {
 
     fn reader(f: &mut FakeGpus) -> Reader {
         Reader::new(f.init().expect("init"))
+    }
+
+    #[test]
+    fn faults_parse_from_their_config_form() {
+        let ok = |t: &str| t.parse::<FakeFault>().expect(t);
+        assert_eq!(ok("no_permission:1"), FakeFault::NoPermission { index: 1 });
+        assert_eq!(ok("gpu_lost:2@5"), FakeFault::GpuLost { index: 2, from: 5 });
+        assert_eq!(
+            ok("not_supported:0:fan_speed"),
+            FakeFault::NotSupported {
+                index: 0,
+                field: "fan_speed"
+            }
+        );
+        assert_eq!(
+            ok("missing_symbol:sm_clock"),
+            FakeFault::MissingSymbol { field: "sm_clock" }
+        );
+        assert_eq!(
+            ok("hang:3@6000"),
+            FakeFault::Hang {
+                at: 3,
+                duration: Duration::from_secs(6)
+            }
+        );
+        assert_eq!(ok("late_driver:4"), FakeFault::LateDriver { attempts: 4 });
+        assert_eq!(
+            ok("mig:0x3"),
+            FakeFault::Mig {
+                index: 0,
+                instances: 3
+            }
+        );
+        assert_eq!(ok("r535"), FakeFault::R535);
+        assert_eq!(ok("mps:1"), FakeFault::Mps { index: 1 });
+        assert_eq!(
+            ok("ghost_process:2:99"),
+            FakeFault::GhostProcess { index: 2, pid: 99 }
+        );
+        for bad in [
+            "",
+            "boom",
+            "gpu_lost:2",
+            "not_supported:0:fan",
+            "mig:0x9",
+            "r535:1",
+            "hang:x@1",
+        ] {
+            let e = bad.parse::<FakeFault>().expect_err(bad).to_string();
+            assert!(e.starts_with("is not a fake GPU fault ("), "{bad}: {e}");
+        }
     }
 
     #[test]
