@@ -65,6 +65,14 @@ pub enum FakeFault {
     },
     /// The driver exports the symbols of R530 to 535.86 (broken process-list layout).
     R535,
+    /// The driver goes away (unloaded, reloaded): counting GPUs fails with DriverNotLoaded for
+    /// `readings` attempts from reading number `from` on.
+    DriverGone {
+        /// The first failing reading.
+        from: u64,
+        /// How many attempts fail.
+        readings: u64,
+    },
     /// GPU `index` runs an MPS server with the agent as its client.
     Mps {
         /// The GPU.
@@ -263,6 +271,10 @@ impl GpuSource for FakeGpus {
     fn device_count(&mut self) -> Result<u32, CallError> {
         self.count_call();
         self.tick += 1;
+        let tick = self.tick;
+        if self.has(|f| matches!(f, FakeFault::DriverGone { from, readings } if tick >= *from && tick < from + readings)) {
+            return Err(CallError::DriverNotLoaded);
+        }
         Ok(self.count)
     }
 

@@ -228,7 +228,6 @@ fn run(
                         tracing::warn!(driver = %facts.driver_version, "GPU {why}.");
                     }
                     reader = Some(Reader::new(facts));
-                    retry = retry_base;
                     let mut st = sh.lock();
                     st.busy_since = None;
                     set_status(&mut st, true, String::new(), false);
@@ -278,6 +277,7 @@ fn run(
         st.busy_since = None;
         match read {
             Ok(mut reading) => {
+                retry = retry_base;
                 if want {
                     last_scan = Some(now);
                 } else if let Some(prev) = st.latest.as_ref() {
@@ -324,6 +324,12 @@ fn run(
                 let text = GpuError::Count(e).to_string();
                 set_status(&mut st, false, text, true);
                 last_faults.clear();
+                drop(st);
+                // Back off: a driver that opens but cannot count its GPUs must not spin.
+                if stopped(stop, retry) {
+                    return;
+                }
+                retry = (retry * 2).min(RETRY_CAP);
                 continue;
             }
         }
@@ -408,6 +414,50 @@ mod tests {
         }
         assert_eq!(w.facts().names.len(), 2);
         assert!(w.take(Instant::now()).errors.is_empty());
+    }
+
+    #[test]
+    fn a_driver_that_goes_away_is_reopened_with_backoff() {
+        let f = FakeGpus::with_faults(
+            1,
+            vec![FakeFault::DriverGone {
+                from: 3,
+                readings: 4,
+            }],
+        );
+        let calls = f.calls();
+        let w = worker(f);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut failed_at: Option<Instant> = None;
+        loop {
+            let t = w.take(Instant::now());
+            if t.errors
+                .iter()
+                .any(|e| e.starts_with("gpus: cannot count GPUs: DriverNotLoaded"))
+            {
+                failed_at.get_or_insert_with(Instant::now);
+                assert!(t.gpus.is_empty());
+            } else if let Some(at) = failed_at
+                && t.gpus.len() == 1
+            {
+                // Four failed readings, each followed by a wait (50, 100, 200, 400 ms) and a
+                // reopen: back after about 750 ms, not at once.
+                assert!(
+                    at.elapsed() >= Duration::from_millis(500),
+                    "{:?}",
+                    at.elapsed()
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never failed and came back: {t:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(w.facts().open);
+        let n = calls.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(n < 200, "{n} calls: a spin, not a backoff");
     }
 
     #[test]
