@@ -31,6 +31,7 @@ pub use smon_runtime::config::{ConfigError, parse_json};
 pub const DEFAULT_HTTP_PORT: u16 = 8081;
 use smon_collect::{
     CollectorConfig, DetailDemand, DiskFilter, GpuMode, NetworkFilter, Redactor, Roots,
+    gpus::{FakeFault, FakeGpus},
 };
 
 /// The example config shipped in the repository, used when no `--config` is given.
@@ -93,6 +94,10 @@ pub struct MonitorConfig {
     /// How many GPUs the `fake` source pretends to have.
     #[serde(default = "default_fake_gpu_count")]
     pub fake_gpu_count: u32,
+    /// Faults the `fake` source shows, for tests and demos, e.g. `["no_permission:1",
+    /// "gpu_lost:2@30", "late_driver:3", "mig:0x3"]` (forms in `smon_collect::gpus::FakeFault`).
+    #[serde(default)]
+    pub fake_gpu_faults: Vec<String>,
     /// Extra regular expressions redacted from command lines. With a capture group only the
     /// group is replaced; without one the whole match is.
     #[serde(default)]
@@ -369,6 +374,8 @@ pub struct Settings {
     pub token_file: Option<PathBuf>,
     /// GPU source.
     pub gpu: GpuMode,
+    /// Faults of the fake GPU source (empty for the other sources).
+    pub fake_gpu_faults: Vec<FakeFault>,
     /// Extra redaction patterns, compiled.
     pub redact_patterns: Vec<Regex>,
     /// Disk filters.
@@ -394,7 +401,12 @@ impl Settings {
             redactor: Redactor::new(self.redact_patterns.clone()),
             disks: self.disks.clone(),
             network: self.network.clone(),
-            gpus: smon_collect::gpus::open(self.gpu),
+            gpus: match self.gpu {
+                GpuMode::Fake(n) if !self.fake_gpu_faults.is_empty() => Some(Box::new(
+                    FakeGpus::with_faults(n, self.fake_gpu_faults.clone()),
+                )),
+                mode => smon_collect::gpus::open(mode),
+            },
             interval: self.interval,
             demand: DetailDemand::default(),
         }
@@ -682,6 +694,21 @@ impl NodeConfig {
                 None
             }
         };
+        let mut fake_gpu_faults = Vec::new();
+        for (i, f) in m.fake_gpu_faults.iter().enumerate() {
+            if m.gpu != "fake" {
+                bad(
+                    &format!("monitor.fake_gpu_faults[{i}]"),
+                    f,
+                    "needs \"gpu\": \"fake\"",
+                );
+                continue;
+            }
+            match f.parse::<FakeFault>() {
+                Ok(fault) => fake_gpu_faults.push(fault),
+                Err(e) => bad(&format!("monitor.fake_gpu_faults[{i}]"), f, &e.to_string()),
+            }
+        }
 
         let mut redact_patterns = Vec::new();
         for (i, p) in m.redact_patterns.iter().enumerate() {
@@ -820,6 +847,7 @@ impl NodeConfig {
                     token_file_to_create,
                     token_file: m.token_file.as_ref().map(|f| base.join(f)),
                     gpu,
+                    fake_gpu_faults,
                     redact_patterns,
                     disks: DiskFilter {
                         include_fs_types: m.disks.include_fs_types.clone(),
@@ -1003,6 +1031,39 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(s.auth, Auth::Token("from-the-environment-123".into()));
+    }
+
+    #[test]
+    fn fake_gpu_faults_are_parsed_and_checked() {
+        let s = load(
+            r#"{"monitor":{"mode":"node","token":"0123456789abcdef0123","gpu":"fake","fake_gpu_faults":["no_permission:1","mig:0x2"]}}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            s.fake_gpu_faults,
+            [
+                FakeFault::NoPermission { index: 1 },
+                FakeFault::Mig {
+                    index: 0,
+                    instances: 2
+                }
+            ]
+        );
+        let text =
+            load(r#"{"monitor":{"mode":"node","gpu":"fake","fake_gpu_faults":["r535","boom"]}}"#)
+                .expect_err("invalid")
+                .to_string();
+        assert!(
+            text.contains("test.json: monitor.fake_gpu_faults[1]: 'boom' is not a fake GPU fault (unknown kind 'boom')"),
+            "{text}"
+        );
+        let text = load(r#"{"monitor":{"mode":"node","gpu":"auto","fake_gpu_faults":["r535"]}}"#)
+            .expect_err("invalid")
+            .to_string();
+        assert!(
+            text.contains(r#"test.json: monitor.fake_gpu_faults[0]: 'r535' needs "gpu": "fake""#),
+            "{text}"
+        );
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub async fn run_prepared(
     let sampler = Sampler::start(interval, move || Collector::new(collector))
         .await
         .map_err(Error::Sampler)?;
-    let info = Arc::new(sampler.info().clone());
+    let info = sampler.info_watch();
     // Heartbeat files (a manager's, or systemd's watchdog with TLS): touched after each sample.
     let name = start::ABOUT.name;
     let heartbeats: Vec<_> = [
@@ -160,7 +160,7 @@ pub async fn run_prepared(
     let web_task: Option<WebTasks> = http.map(|never| match never {});
     #[cfg(feature = "web")]
     let web_task = http.map(|(listener, security)| {
-        let web = node_view(&info, interval, security);
+        let web = node_view(&sampler.info(), interval, security);
         let id = web.store().ids().remove(0);
         let demand = demand.clone();
         let feed = tokio::spawn(hub::feed_local(

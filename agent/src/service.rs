@@ -19,7 +19,7 @@ use subtle::ConstantTimeEq;
 use smon_runtime::listen::{Guard, Guarded, Limits, global_cap, nofile_limit};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
@@ -40,7 +40,8 @@ const WATCH_BUFFER: usize = 4;
 
 /// The service implementation: reads the latest sample, never the OS.
 pub struct AgentService {
-    info: Arc<HostInfo>,
+    /// The host facts as they are now: they change when GPUs appear or go.
+    info: watch::Receiver<HostInfo>,
     latest: Latest,
     demand: DetailDemand,
     stop: CancellationToken,
@@ -51,7 +52,7 @@ impl AgentService {
     /// (the collector then reads the process table every sample). Open `Watch` streams end
     /// when `stop` is cancelled.
     pub fn new(
-        info: Arc<HostInfo>,
+        info: watch::Receiver<HostInfo>,
         latest: Latest,
         demand: DetailDemand,
         stop: CancellationToken,
@@ -65,7 +66,7 @@ impl AgentService {
     }
 
     fn interval(&self) -> Duration {
-        Duration::from_millis(u64::from(self.info.sample_interval_ms.max(1)))
+        Duration::from_millis(u64::from(self.info.borrow().sample_interval_ms.max(1)))
     }
 }
 
@@ -84,7 +85,7 @@ type SnapshotStream = Pin<Box<dyn Stream<Item = Result<Snapshot, Status>> + Send
 #[tonic::async_trait]
 impl Agent for AgentService {
     async fn get_info(&self, _req: Request<GetInfoRequest>) -> Result<Response<HostInfo>, Status> {
-        Ok(Response::new((*self.info).clone()))
+        Ok(Response::new(self.info.borrow().clone()))
     }
 
     async fn get_snapshot(
@@ -277,7 +278,7 @@ impl Interceptor for TokenCheck {
 /// connection carries at most `max_concurrent_streams` calls.
 pub async fn serve(
     settings: &Settings,
-    info: Arc<HostInfo>,
+    info: watch::Receiver<HostInfo>,
     latest: Latest,
     demand: DetailDemand,
     listener: TcpListener,

@@ -275,6 +275,25 @@ pub async fn start(
             feed.clone(),
             stop.clone(),
         ));
+        // The own host's facts change when its GPUs appear or go.
+        let mut facts = s.info_watch();
+        let (id, facts_feed, facts_stop) = (me.spec.id(), feed.clone(), stop.clone());
+        tracker.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = facts_stop.cancelled() => return,
+                    c = facts.changed() => if c.is_err() { return },
+                }
+                let info = Arc::new(facts.borrow_and_update().clone());
+                facts_feed.publish(
+                    now_ms(),
+                    Body::Connected {
+                        host: id.clone(),
+                        info,
+                    },
+                );
+            }
+        });
         sampler = Some(s);
     }
 

@@ -259,6 +259,9 @@ async fn session(
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     let down_after = p.down_after;
+    // The agent's HostInfo changes while it runs (GPUs appearing or going): a sample whose
+    // `info_unix_ms` moved past what GetInfo answered sends for the facts again.
+    let mut info_ms = 0u64;
     let silence = tokio::time::sleep(down_after);
     tokio::pin!(silence);
     loop {
@@ -301,6 +304,15 @@ async fn session(
                 msg = stream.message() => match msg {
                     Ok(Some(snap)) => {
                         *failures = 0;
+                        if snap.info_unix_ms > info_ms {
+                            info_ms = snap.info_unix_ms;
+                            match link.get_info(CALL_DEADLINE).await {
+                                Ok(info) => {
+                                    p.feed.publish(now_ms(), Body::Connected { host: id.to_owned(), info: Arc::new(info) });
+                                }
+                                Err(e) => tracing::warn!(host = %id, error = %e, "Cannot read the agent's changed host facts."),
+                            }
+                        }
                         let now = now_ms();
                         p.metrics.sample(snap.sample_unix_ms, now);
                         p.feed.publish(now, Body::Sample { host: id.to_owned(), snapshot: Arc::new(snap) });

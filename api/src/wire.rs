@@ -36,8 +36,18 @@ impl Status {
 pub struct GpuBrief {
     /// NVML index.
     pub index: u32,
+    /// UUID: what identifies the GPU (an index moves when a GPU before it goes missing).
+    #[serde(default)]
+    pub uuid: String,
     /// Product name.
     pub name: String,
+    /// Why the GPU could not be read (in full); absent when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// MIG instances in use, for a GPU in MIG mode (its utilisation is not reported): such a
+    /// GPU counts as busy when this is above 0. Absent without MIG.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_instances: Option<u32>,
     /// Utilisation, 0-100.
     pub util_percent: Option<u32>,
     /// Memory in use.
@@ -147,7 +157,8 @@ pub struct Cluster {
     pub mem_total_bytes: u64,
     /// GPUs.
     pub gpus: u32,
-    /// GPUs at 10 % use or more.
+    /// GPUs at 10 % use or more, and GPUs in MIG mode with an instance in use (their
+    /// utilisation is not reported; they are not counted as idle).
     pub gpus_busy: u32,
     /// Logged-in sessions.
     pub users: u32,
@@ -402,6 +413,11 @@ pub struct History {
     pub tx: Vec<u64>,
     /// Utilisation per GPU (outer: GPU, inner: sample); `null` where unknown.
     pub gpu: Vec<Vec<Option<u32>>>,
+    /// The GPU of each `gpu` series, by UUID (`#<index>` for a GPU whose UUID could not be
+    /// read), in order of first appearance: a GPU that goes missing leaves a gap in its own
+    /// series and never shifts the others.
+    #[serde(default)]
+    pub gpu_ids: Vec<String>,
 }
 
 /// A host page's full state (on subscribe).

@@ -20,7 +20,7 @@ use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, UpdateKind};
 
 use crate::error::CollectError;
 use crate::filters::{DiskFilter, NetworkFilter};
-use crate::gpus::GpuSource;
+use crate::gpus::{GpuSource, GpuWorker};
 use crate::memory::percent;
 use crate::redact::Redactor;
 use crate::{cpu, memory, network, temperatures};
@@ -81,10 +81,10 @@ impl DetailDemand {
 }
 
 /// Full process scans continue this long after the last request for processes.
-const DETAIL_LINGER: Duration = Duration::from_secs(5);
+pub(crate) const DETAIL_LINGER: Duration = Duration::from_secs(5);
 
 /// Without requests, the process table is read this often (the count every sample).
-const QUIET_SCAN_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const QUIET_SCAN_EVERY: Duration = Duration::from_secs(10);
 
 /// What a collector is built from.
 pub struct CollectorConfig {
@@ -96,7 +96,7 @@ pub struct CollectorConfig {
     pub disks: DiskFilter,
     /// Network filters.
     pub network: NetworkFilter,
-    /// GPU source, if any.
+    /// GPU source, if any: opened and read on its own thread ([`GpuWorker`]).
     pub gpus: Option<Box<dyn GpuSource>>,
     /// Sampling interval, reported in `HostInfo`.
     pub interval: Duration,
@@ -138,7 +138,15 @@ pub struct Collector {
     last_refresh: Instant,
     ticks: u64,
     boot_unix_ms: u64,
+    gpus: Option<GpuWorker>,
+    /// The GPU facts generation the last `info()` saw, and when `HostInfo` last changed.
+    info_generation: u64,
+    info_unix_ms: u64,
 }
+
+/// How long start-up waits for the GPU thread's first reading (so the first `HostInfo` names
+/// the GPUs); a driver that hangs longer is reported by the samples instead.
+const GPU_FIRST_WAIT: Duration = Duration::from_secs(3);
 
 /// The process fields refreshed every sample (platforms other than Linux): CPU and memory
 /// always; user and command line only once per process. Threads and the environment never.
@@ -186,7 +194,19 @@ impl Collector {
             .iter()
             .map(|u| (uid_of(u.id()), u.name().to_owned()))
             .collect();
+        let mut cfg = cfg;
+        let gpus = match cfg.gpus.take() {
+            Some(src) => {
+                let w = GpuWorker::start(src, cfg.interval, cfg.demand.clone())?;
+                w.wait_first(GPU_FIRST_WAIT);
+                Some(w)
+            }
+            None => None,
+        };
         let mut c = Self {
+            gpus,
+            info_generation: 0,
+            info_unix_ms: 0,
             #[cfg(target_os = "linux")]
             procs: processes::ProcTable::new(cfg.roots.proc.clone(), boot_unix_ms),
             #[cfg(not(target_os = "linux"))]
@@ -226,16 +246,17 @@ impl Collector {
         if cfg!(target_os = "linux") {
             caps.push("users");
         }
-        let (gpu_names, gpu_source) = match self.cfg.gpus.as_mut() {
-            Some(g) => {
+        let facts = self.gpus.as_ref().map(|w| (w.kind(), w.facts()));
+        if let Some((_, f)) = &facts {
+            self.info_generation = f.generation;
+        }
+        let (gpu_names, gpu_source, gpu_status) = match facts {
+            Some((kind, f)) if f.open => {
                 caps.push("gpus");
-                let names = g
-                    .sample()
-                    .map(|v| v.into_iter().map(|g| g.name).collect())
-                    .unwrap_or_default();
-                (names, g.kind())
+                (f.names, kind, f.status)
             }
-            None => (Vec::new(), "none"),
+            Some((_, f)) => (Vec::new(), "none", f.status),
+            None => (Vec::new(), "none", String::new()),
         };
         let cpus = self.sys.cpus();
         HostInfo {
@@ -258,7 +279,19 @@ impl Collector {
             capabilities: caps.into_iter().map(str::to_owned).collect(),
             sample_interval_ms: self.cfg.interval.as_millis() as u32,
             gpu_source: gpu_source.to_owned(),
+            gpu_status,
         }
+    }
+
+    /// The new `HostInfo` when the GPU facts changed since the last [`Collector::info`] (a
+    /// driver loaded late, a GPU appeared or went); `None` otherwise.
+    pub fn info_if_changed(&mut self) -> Option<HostInfo> {
+        let generation = self.gpus.as_ref()?.facts().generation;
+        if generation == self.info_generation {
+            return None;
+        }
+        self.info_unix_ms = unix_ms(SystemTime::now());
+        Some(self.info())
     }
 
     /// Takes one full sample (every part included) with sequence number `seq`.
@@ -303,7 +336,7 @@ impl Collector {
         let processes_unix_ms = self.last_scan.map_or(0, |(_, ms)| ms);
         let sessions = self.collect_sessions(&mut errors);
         let temperatures = temperatures::read(&self.components);
-        let gpus = self.collect_gpus_with(&processes, &mut errors);
+        let (gpus, gpu_errors, gpus_unix_ms) = self.collect_gpus_with(&processes);
 
         Snapshot {
             seq,
@@ -325,7 +358,13 @@ impl Collector {
             temperatures,
             parts: Some(Parts::DETAIL),
             // The wire carries problems as text: this is where they become text.
-            errors: errors.iter().map(ToString::to_string).collect(),
+            errors: errors
+                .iter()
+                .map(ToString::to_string)
+                .chain(gpu_errors)
+                .collect(),
+            info_unix_ms: self.info_unix_ms,
+            gpus_unix_ms,
         }
     }
 
@@ -507,31 +546,32 @@ impl Collector {
         rows
     }
 
-    fn collect_gpus_with(
-        &mut self,
-        procs: &[Process],
-        errors: &mut Vec<CollectError>,
-    ) -> Vec<smon_proto::Gpu> {
-        let Some(src) = self.cfg.gpus.as_mut() else {
-            return Vec::new();
+    /// The GPU thread's latest reading, with names and users of its processes from the
+    /// process table. Pids that are not in /proc are dropped (a process that ended, or garbage
+    /// from a driver's broken process list).
+    fn collect_gpus_with(&mut self, procs: &[Process]) -> (Vec<smon_proto::Gpu>, Vec<String>, u64) {
+        let Some(w) = self.gpus.as_ref() else {
+            return (Vec::new(), Vec::new(), 0);
         };
-        match src.sample() {
-            Ok(mut gpus) => {
-                for g in &mut gpus {
-                    for gp in &mut g.processes {
-                        if let Some(p) = procs.iter().find(|p| p.pid == gp.pid) {
-                            gp.name = p.name.clone();
-                            gp.user = p.user.clone();
-                        }
-                    }
+        let taken = w.take(Instant::now());
+        let mut gpus = taken.gpus;
+        let proc_root = &self.cfg.roots.proc;
+        let fill = |list: &mut Vec<smon_proto::GpuProcess>| {
+            list.retain(|gp| proc_root.join(gp.pid.to_string()).exists());
+            for gp in list {
+                if let Some(p) = procs.iter().find(|p| p.pid == gp.pid) {
+                    gp.name.clone_from(&p.name);
+                    gp.user.clone_from(&p.user);
                 }
-                gpus
             }
-            Err(e) => {
-                errors.push(e.into());
-                Vec::new()
+        };
+        for g in &mut gpus {
+            fill(&mut g.processes);
+            for m in &mut g.mig_instances {
+                fill(&mut m.processes);
             }
         }
+        (gpus, taken.errors, taken.unix_ms)
     }
 
     /// The agent's own pid, for tests and diagnostics.
@@ -592,29 +632,22 @@ pub fn with_parts(full: &Snapshot, parts: Parts) -> Snapshot {
         gpus: full
             .gpus
             .iter()
-            .map(|g| smon_proto::Gpu {
-                index: g.index,
-                uuid: g.uuid.clone(),
-                name: g.name.clone(),
-                utilization_percent: g.utilization_percent,
-                memory_utilization_percent: g.memory_utilization_percent,
-                memory_used_bytes: g.memory_used_bytes,
-                memory_total_bytes: g.memory_total_bytes,
-                fan_percent: g.fan_percent,
-                temperature_celsius: g.temperature_celsius,
-                power_mw: g.power_mw,
-                power_limit_mw: g.power_limit_mw,
-                performance_state: g.performance_state,
-                processes: if parts.gpu_processes {
-                    g.processes.clone()
-                } else {
-                    Vec::new()
-                },
+            .map(|g| {
+                let mut g = g.clone();
+                if !parts.gpu_processes {
+                    g.processes.clear();
+                    for m in &mut g.mig_instances {
+                        m.processes.clear();
+                    }
+                }
+                g
             })
             .collect(),
         temperatures: full.temperatures.clone(),
         parts: Some(parts),
         errors: full.errors.clone(),
+        info_unix_ms: full.info_unix_ms,
+        gpus_unix_ms: full.gpus_unix_ms,
     }
 }
 

@@ -41,7 +41,7 @@ pub type Latest = watch::Receiver<Option<Arc<Sample>>>;
 
 /// Handle on the sampler thread.
 pub struct Sampler {
-    info: HostInfo,
+    info: watch::Receiver<HostInfo>,
     rx: Latest,
     stop_tx: Option<mpsc::Sender<()>>,
     handle: Option<JoinHandle<()>>,
@@ -75,9 +75,15 @@ impl Sampler {
         })
     }
 
-    /// Static facts about the host.
-    pub fn info(&self) -> &HostInfo {
-        &self.info
+    /// Facts about the host, as they are now (they change when GPUs appear or go).
+    pub fn info(&self) -> HostInfo {
+        self.info.borrow().clone()
+    }
+
+    /// A receiver of the host facts, which change when GPUs appear or go (a driver loaded
+    /// after the agent, a GPU fallen off the bus).
+    pub fn info_watch(&self) -> watch::Receiver<HostInfo> {
+        self.info.clone()
     }
 
     /// A receiver of the latest sample.
@@ -106,7 +112,7 @@ fn sampler_loop<F>(
     make: F,
     tx: watch::Sender<Option<Arc<Sample>>>,
     stop: mpsc::Receiver<()>,
-    info_tx: oneshot::Sender<Result<HostInfo, CollectError>>,
+    info_tx: oneshot::Sender<Result<watch::Receiver<HostInfo>, CollectError>>,
 ) where
     F: FnOnce() -> Result<Collector, CollectError>,
 {
@@ -117,7 +123,8 @@ fn sampler_loop<F>(
             return;
         }
     };
-    let _ = info_tx.send(Ok(collector.info()));
+    let (facts_tx, facts_rx) = watch::channel(collector.info());
+    let _ = info_tx.send(Ok(facts_rx));
     // CPU usage is a difference between two refreshes at least this far apart.
     if !matches!(
         stop.recv_timeout(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL),
@@ -129,6 +136,10 @@ fn sampler_loop<F>(
     let mut next = Instant::now();
     loop {
         seq += 1;
+        // Before the sample, so a poller that sees its `info_unix_ms` move gets the new facts.
+        if let Some(info) = collector.info_if_changed() {
+            facts_tx.send_replace(info);
+        }
         // A bug in one collector must not end sampling for good: log it and try next tick.
         let taken =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| collector.sample(seq)));

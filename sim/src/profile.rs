@@ -400,6 +400,7 @@ fn build(
         capabilities,
         sample_interval_ms: cfg.interval_ms() as u32,
         gpu_source: if gpu_count > 0 { "fake" } else { "none" }.into(),
+        gpu_status: String::new(),
     };
     let base_load = match role {
         Role::Gpu | Role::Compute => 0.35 + 0.5 * r.unit(),

@@ -378,6 +378,19 @@ impl State {
                     } else {
                         Vec::new()
                     },
+                    pci_bus_id: format!("00000000:{:02X}:00.0", 0x18 + i * 0x10),
+                    persistence_mode: Some(true),
+                    mig_mode: Some(false),
+                    sm_clock_mhz: Some(if util > 5 { 1980 } else { 345 }),
+                    memory_temperature_celsius: Some(temp + 4),
+                    ecc_corrected_errors: Some(0),
+                    ecc_uncorrected_errors: Some(0),
+                    throttle_reasons: if util > 5 {
+                        Vec::new()
+                    } else {
+                        vec!["gpu_idle".into()]
+                    },
+                    ..Gpu::default()
                 }
             })
             .collect();
@@ -445,6 +458,8 @@ impl State {
             parts: Some(parts),
             errors: Vec::new(),
             processes_unix_ms: now,
+            gpus_unix_ms: now,
+            ..Snapshot::default()
         }
     }
 }

@@ -390,7 +390,12 @@ fn summary(s: &Snapshot) -> Snapshot {
             .map(|g| Gpu {
                 uuid: g.uuid.clone(),
                 name: g.name.clone(),
+                error: g.error.clone(),
+                pci_bus_id: g.pci_bus_id.clone(),
+                throttle_reasons: g.throttle_reasons.clone(),
+                processes_error: String::new(),
                 processes: Vec::new(),
+                mig_instances: Vec::new(),
                 ..*g
             })
             .collect(),
@@ -900,6 +905,7 @@ mod tests {
             power_limit_mw: Some(700_000),
             performance_state: Some(0),
             processes: vec![],
+            ..Default::default()
         }
     }
 
@@ -995,6 +1001,7 @@ mod tests {
             parts: None,
             errors: vec!["disks: /mnt/nfs: statvfs timed out".into()],
             processes_unix_ms: 900,
+            ..Default::default()
         }
     }
 

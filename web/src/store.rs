@@ -111,6 +111,8 @@ struct Host {
     info: Option<HostInfo>,
     latest: Option<Snapshot>,
     history: HistoryRing,
+    /// The GPU of each history series (UUID, or `#index`), in order of first appearance.
+    gpu_series: Vec<String>,
     /// Not in the overview room's layout yet: added since the last delta.
     fresh: bool,
     /// Removed from the fleet: out of the index, kept only for its room row until the next
@@ -200,18 +202,25 @@ fn pending_row(spec: HostSpec, now_ms: u64) -> HostRow {
     }
 }
 
-/// Updates the GPU digests of a row in place; true when the list itself (count, names) changed.
+/// Updates the GPU digests of a row in place; true when the list itself (count, names, UUIDs,
+/// errors) changed.
 fn gpu_briefs(s: &Snapshot, out: &mut Vec<GpuBrief>) -> bool {
+    let error = |g: &smon_proto::Gpu| (!g.error.is_empty()).then(|| g.error.clone());
     let same = out.len() == s.gpus.len()
-        && out
-            .iter()
-            .zip(&s.gpus)
-            .all(|(b, g)| b.index == g.index && b.name == g.name);
+        && out.iter().zip(&s.gpus).all(|(b, g)| {
+            b.index == g.index
+                && b.name == g.name
+                && b.uuid == g.uuid
+                && b.error.as_deref().unwrap_or("") == g.error
+        });
     if !same {
         out.clear();
         out.extend(s.gpus.iter().map(|g| GpuBrief {
             index: g.index,
+            uuid: g.uuid.clone(),
             name: g.name.clone(),
+            error: error(g),
+            active_instances: None,
             util_percent: None,
             mem_used_bytes: None,
             mem_total_bytes: None,
@@ -221,8 +230,48 @@ fn gpu_briefs(s: &Snapshot, out: &mut Vec<GpuBrief>) -> bool {
         b.util_percent = g.utilization_percent;
         b.mem_used_bytes = g.memory_used_bytes;
         b.mem_total_bytes = g.memory_total_bytes;
+        b.active_instances = g.active_instances;
     }
     !same
+}
+
+/// Whether a GPU counts as busy: 10 % use or more, or, when its use is not reported (a MIG
+/// GPU), an instance in use.
+fn gpu_busy(g: &GpuBrief) -> bool {
+    match g.util_percent {
+        Some(u) => u >= GPU_BUSY_PERCENT,
+        None => g.active_instances.unwrap_or(0) > 0,
+    }
+}
+
+/// One sample's GPU use in series order (`series` gains the GPUs seen for the first time): a
+/// GPU keeps its column for the life of the history, a missing one gives `None` there.
+fn gpu_columns(series: &mut Vec<String>, gpus: &[smon_proto::Gpu]) -> Vec<Option<u32>> {
+    let mut out = vec![None; series.len()];
+    for g in gpus {
+        let id = gpu_series_id(g);
+        match series.iter().position(|s| *s == id) {
+            Some(i) => {
+                if let Some(slot) = out.get_mut(i) {
+                    *slot = g.utilization_percent;
+                }
+            }
+            None => {
+                series.push(id);
+                out.push(g.utilization_percent);
+            }
+        }
+    }
+    out
+}
+
+/// The history series of a GPU: its UUID, or its index when the UUID is unknown.
+fn gpu_series_id(g: &smon_proto::Gpu) -> String {
+    if g.uuid.is_empty() {
+        format!("#{}", g.index)
+    } else {
+        g.uuid.clone()
+    }
 }
 
 /// To one decimal: what the overview shows, and fewer bytes per row.
@@ -312,6 +361,7 @@ impl ClusterStore {
             info: None,
             latest: None,
             history: HistoryRing::new(self.cfg.history_len),
+            gpu_series: Vec::new(),
             fresh: true,
             removed: false,
             row_changed: false,
@@ -337,6 +387,7 @@ impl ClusterStore {
         h.info = None;
         h.latest = None;
         h.history = HistoryRing::new(0);
+        h.gpu_series = Vec::new();
         let cluster = h.cluster;
         self.layout_changed = true;
         self.removed_ids.push(id.to_owned());
@@ -550,7 +601,7 @@ impl ClusterStore {
                 tx,
                 pids: snap.process_count,
             },
-            snap.gpus.iter().map(|g| g.utilization_percent),
+            gpu_columns(&mut h.gpu_series, &snap.gpus).into_iter(),
         );
         h.latest = Some(snap);
         h.row_changed = true;
@@ -642,11 +693,7 @@ impl ClusterStore {
             c.mem_used_bytes += r.mem_used_bytes.unwrap_or(0);
             c.mem_total_bytes += r.mem_total_bytes.unwrap_or(0);
             c.gpus += r.gpus.len() as u32;
-            c.gpus_busy += r
-                .gpus
-                .iter()
-                .filter(|g| g.util_percent.unwrap_or(0) >= GPU_BUSY_PERCENT)
-                .count() as u32;
+            c.gpus_busy += r.gpus.iter().filter(|g| gpu_busy(g)).count() as u32;
             c.users += r.users.unwrap_or(0);
         }
         for c in &mut out {
@@ -711,6 +758,7 @@ impl ClusterStore {
             rx: Vec::with_capacity(n),
             tx: Vec::with_capacity(n),
             gpu: vec![Vec::with_capacity(n); h.history.gpus()],
+            gpu_ids: h.gpu_series.clone(),
         };
         for (p, gpus) in h.history.iter() {
             hist.t.push(p.t);
@@ -1152,6 +1200,105 @@ mod tests {
             );
         }
         assert_eq!(rows[2].status, Status::Up, "h3 came back");
+    }
+
+    #[test]
+    fn gpu_history_is_keyed_by_uuid_and_a_missing_gpu_shifts_nothing() {
+        let gpu = |i: u32, uuid: &str, u: u32| Gpu {
+            index: i,
+            uuid: uuid.into(),
+            utilization_percent: Some(u),
+            ..Default::default()
+        };
+        let with = |seq: u64, gpus: Vec<Gpu>| Snapshot {
+            gpus,
+            ..snap(seq, 1.0, None)
+        };
+        let mut s = store();
+        s.apply(
+            "a:h1",
+            with(
+                1,
+                vec![
+                    gpu(0, "GPU-a", 10),
+                    gpu(1, "GPU-b", 20),
+                    gpu(2, "GPU-c", 30),
+                ],
+            ),
+            1_000,
+        );
+        // GPU-a is gone (after a reboot the driver counts from the next one): indices move.
+        s.apply(
+            "a:h1",
+            with(2, vec![gpu(0, "GPU-b", 21), gpu(1, "GPU-c", 31)]),
+            2_000,
+        );
+        s.apply(
+            "a:h1",
+            with(
+                3,
+                vec![
+                    gpu(0, "GPU-b", 22),
+                    gpu(1, "GPU-c", 32),
+                    gpu(2, "GPU-d", 40),
+                ],
+            ),
+            3_000,
+        );
+        let h = s.host_full("a:h1", 3_000).expect("host").history;
+        assert_eq!(h.gpu_ids, ["GPU-a", "GPU-b", "GPU-c", "GPU-d"]);
+        assert_eq!(h.gpu[0], [Some(10), None, None]);
+        assert_eq!(h.gpu[1], [Some(20), Some(21), Some(22)]);
+        assert_eq!(h.gpu[2], [Some(30), Some(31), Some(32)]);
+        assert_eq!(h.gpu[3], [None, None, Some(40)]);
+        let row = s.row("a:h1").expect("row");
+        assert_eq!(row.gpus[0].uuid, "GPU-b");
+    }
+
+    #[test]
+    fn a_mig_gpu_without_utilisation_is_busy_when_an_instance_is_in_use() {
+        let mig = |active: u32| Gpu {
+            index: 0,
+            uuid: "GPU-m".into(),
+            mig_mode: Some(true),
+            active_instances: Some(active),
+            ..Default::default()
+        };
+        let mut s = store();
+        s.apply(
+            "a:h1",
+            Snapshot {
+                gpus: vec![mig(2)],
+                ..snap(1, 1.0, None)
+            },
+            1_000,
+        );
+        assert_eq!((s.clusters()[0].gpus, s.clusters()[0].gpus_busy), (1, 1));
+        s.apply(
+            "a:h1",
+            Snapshot {
+                gpus: vec![mig(0)],
+                ..snap(2, 1.0, None)
+            },
+            2_000,
+        );
+        assert_eq!(s.clusters()[0].gpus_busy, 0);
+        let failed = Gpu {
+            index: 0,
+            error: "device: NoPermission".into(),
+            ..Default::default()
+        };
+        s.apply(
+            "a:h1",
+            Snapshot {
+                gpus: vec![failed],
+                ..snap(3, 1.0, None)
+            },
+            3_000,
+        );
+        let row = s.row("a:h1").expect("row");
+        assert_eq!(row.gpus[0].error.as_deref(), Some("device: NoPermission"));
+        assert_eq!(s.clusters()[0].gpus_busy, 0);
     }
 
     #[test]

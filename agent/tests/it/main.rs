@@ -3,6 +3,7 @@
 
 mod binary;
 mod config_fixtures;
+mod gpus;
 mod grpc;
 mod manager;
 mod props;

@@ -209,3 +209,50 @@ async fn serves_under_a_path_prefix() {
     assert!(handshake.text().await.expect("body").contains("\"sid\""));
     agg.shutdown().await;
 }
+
+/// A GPU driver that loads after the agent started: the agent retries, its `HostInfo` changes,
+/// and the aggregator, seeing the samples' `info_unix_ms` move, reads the facts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpus_that_appear_after_start_reach_the_host_facts() {
+    let a = Agent::start_with("127.0.0.1", r#","fake_gpu_faults":["late_driver:5"]"#);
+    let agg = Aggregator::start(&config(&[&a], "")).await;
+    let first = agg
+        .wait_row("lab:n1", Duration::from_secs(10), "up", up)
+        .await;
+    assert!(
+        first["gpus"].as_array().is_none_or(|g| g.is_empty()),
+        "no GPU before the driver loads: {first}"
+    );
+    let (_, early) = agg.get("/api/v1/hosts/lab:n1").await;
+    assert!(
+        early["info"]["gpu_status"]
+            .as_str()
+            .is_some_and(|s| s.contains("DriverNotLoaded")),
+        "{}",
+        early["info"]
+    );
+    // Retries after 0.2, 0.4, 0.8, 1.6 and 3.2 s.
+    agg.wait_row("lab:n1", Duration::from_secs(20), "up with its GPU", |r| {
+        up(r) && r["gpus"].as_array().is_some_and(|g| g.len() == 1)
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, host) = agg.get("/api/v1/hosts/lab:n1").await;
+        if host["info"]["gpu_names"]
+            .as_array()
+            .is_some_and(|n| n.len() == 1)
+        {
+            assert_eq!(host["info"]["gpu_status"], "", "{}", host["info"]);
+            assert_eq!(host["info"]["gpu_source"], "fake");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the host facts never named the GPU: {}",
+            host["info"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    agg.shutdown().await;
+}

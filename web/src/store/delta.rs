@@ -60,7 +60,8 @@ fn gpu_list_changed(a: &[GpuBrief], b: &[GpuBrief], texts: bool) -> bool {
         || a.iter().zip(b).any(|(x, y)| {
             x.index != y.index
                 || x.mem_total_bytes != y.mem_total_bytes
-                || texts && x.name != y.name
+                || x.active_instances != y.active_instances
+                || texts && (x.name != y.name || x.uuid != y.uuid || x.error != y.error)
         })
 }
 
@@ -450,7 +451,10 @@ mod tests {
     fn gpus_send_their_use_not_their_names_unless_the_list_changed() {
         let gpu = |i: u32, util: u32, used: u64| GpuBrief {
             index: i,
+            uuid: format!("GPU-{i}"),
             name: "NVIDIA H100 80GB HBM3".into(),
+            error: None,
+            active_instances: None,
             util_percent: Some(util),
             mem_used_bytes: Some(used),
             mem_total_bytes: Some(80_000),

@@ -11,7 +11,13 @@ export type HostStatus = "pending" | "up" | "stale" | "down";
 /** One GPU, as summarised in a HostRow. */
 export interface GpuSummary {
   index: number;
+  /** What identifies the GPU (its index moves when a GPU before it goes missing). */
+  uuid: string;
   name: string;
+  /** Why the GPU could not be read (in full); absent when it was. */
+  error?: string;
+  /** MIG instances in use (MIG GPUs report no utilisation); absent without MIG. */
+  active_instances?: number;
   util_percent: number | null;
   mem_used_bytes: number | null;
   mem_total_bytes: number | null;
@@ -92,6 +98,8 @@ export interface History {
   tx: (number | null)[];
   /** One array per GPU, each with one value per sample. */
   gpu: (number | null)[][];
+  /** The GPU of each `gpu` array: its UUID (`#<index>` when unknown), first seen first. */
+  gpu_ids: string[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -115,6 +123,8 @@ export interface HostInfo {
   sample_interval_ms: number;
   /** "nvml", "fake" or "none". */
   gpu_source: string;
+  /** Why GPUs are not reported (empty when the source is open). */
+  gpu_status: string;
 }
 
 export interface LoadAverage {
@@ -214,6 +224,35 @@ export interface Gpu {
   /** 0 (P0, highest) to 15. */
   performance_state: number | null;
   processes: GpuProcess[];
+  /** Why this GPU could not be read (in full); empty otherwise. */
+  error: string;
+  pci_bus_id: string;
+  persistence_mode: boolean | null;
+  mig_mode: boolean | null;
+  mig_instances: MigInstance[];
+  sm_clock_mhz: number | null;
+  memory_temperature_celsius: number | null;
+  ecc_corrected_errors: number | null;
+  ecc_uncorrected_errors: number | null;
+  remapped_rows_correctable: number | null;
+  remapped_rows_uncorrectable: number | null;
+  remapping_pending: boolean | null;
+  remapping_failed: boolean | null;
+  throttle_reasons: string[];
+  /** Why `processes` is left out although asked for; empty otherwise. */
+  processes_error: string;
+  active_instances: number | null;
+}
+
+export interface MigInstance {
+  index: number;
+  uuid: string;
+  name: string;
+  memory_used_bytes: number | null;
+  memory_total_bytes: number | null;
+  utilization_percent: number | null;
+  processes: GpuProcess[];
+  error: string;
 }
 
 export interface Temperature {
@@ -248,6 +287,10 @@ export interface Snapshot {
   temperatures: Temperature[];
   parts: Parts | null;
   errors: string[];
+  /** When HostInfo last changed (0: not since the agent started). */
+  info_unix_ms: number;
+  /** When the GPU readings were taken (0 without GPUs). */
+  gpus_unix_ms: number;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -87,6 +87,8 @@ class HistoryBuf {
   rx: (number | null)[] = [];
   tx: (number | null)[] = [];
   gpu: (number | null)[][] = [];
+  /** The GPU of each `gpu` series (UUID, or `#index`): a GPU that goes missing never shifts the others. */
+  gpuIds: string[] = [];
 
   reset(hist: History | null | undefined): void {
     const t = hist?.t ?? [];
@@ -97,6 +99,7 @@ class HistoryBuf {
     this.rx = col(hist?.rx);
     this.tx = col(hist?.tx);
     this.gpu = (hist?.gpu ?? []).map(col);
+    this.gpuIds = this.gpu.map((_, k) => hist?.gpu_ids?.[k] ?? `#${k}`);
     this.trim();
   }
 
@@ -115,9 +118,17 @@ class HistoryBuf {
     this.mem.push(r.mem_percent);
     this.rx.push(r.net_rx_bytes_per_s);
     this.tx.push(r.net_tx_bytes_per_s);
-    const gpus = r.gpus ?? [];
-    while (this.gpu.length < gpus.length) this.gpu.push(new Array<number | null>(len).fill(null));
-    this.gpu.forEach((g, i) => g.push(gpus[i]?.util_percent ?? null));
+    const now = new Map<number, number | null>();
+    for (const g of r.gpus ?? []) {
+      const id = g.uuid || `#${g.index}`;
+      let k = this.gpuIds.indexOf(id);
+      if (k < 0) {
+        k = this.gpuIds.push(id) - 1;
+        this.gpu.push(new Array<number | null>(len).fill(null));
+      }
+      now.set(k, g.util_percent);
+    }
+    this.gpu.forEach((g, k) => g.push(now.get(k) ?? null));
     this.trim();
   }
 
@@ -593,10 +604,15 @@ export class HostPage {
     this.cpuChart.setData(hb.t, [hb.cpu]);
     this.memChart.setData(hb.t, [hb.mem]);
     this.netChart.setData(hb.t, [hb.rx, hb.tx]);
-    const n = Math.max(hb.gpu.length, this.row?.gpus?.length ?? 0);
-    show(this.gpuChart.el, n > 0);
+    const n = hb.gpu.length;
+    show(this.gpuChart.el, n > 0 || (this.row?.gpus?.length ?? 0) > 0);
     if (n > 0) {
-      const series: SeriesDef[] = Array.from({ length: n }, (_, k) => ({ label: `GPU ${k}`, color: `--chart-${(k % 8) + 1}` }));
+      const live = this.row?.gpus ?? [];
+      const label = (id: string) => {
+        const g = live.find((x) => (x.uuid || `#${x.index}`) === id);
+        return g ? `GPU ${g.index}` : `${id.slice(0, 12)} (gone)`;
+      };
+      const series: SeriesDef[] = hb.gpuIds.map((id, k) => ({ label: label(id), color: `--chart-${(k % 8) + 1}` }));
       this.gpuChart.setSeries(series);
       this.gpuChart.setData(hb.t, hb.gpu);
     }
