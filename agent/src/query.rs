@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use smon_proto::agent_client::AgentClient;
 use smon_proto::{GetSnapshotRequest, Parts, Snapshot, WatchRequest};
+use smon_runtime::cli::{self, Output};
 use tokio_stream::StreamExt as _;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Endpoint;
@@ -64,6 +65,9 @@ pub enum QueryError {
     /// A sample could not be written as JSON.
     #[error("cannot write JSON")]
     Json(#[from] serde_json::Error),
+    /// Stdout failed (other than its reader leaving, which ends the output quietly).
+    #[error("cannot write to stdout")]
+    Stdout(#[source] std::io::Error),
 }
 
 /// Runs the query, printing to stdout.
@@ -101,13 +105,14 @@ pub async fn run(q: Query) -> Result<(), QueryError> {
     } else {
         Parts::SUMMARY
     };
-    let print = |s: &Snapshot| -> Result<(), QueryError> {
-        if q.json {
-            println!("{}", serde_json::to_string(s)?);
+    // A reader that leaves (`| head`) ends the output: the query stops, status 0.
+    let print = |s: &Snapshot| -> Result<Output, QueryError> {
+        let text = if q.json {
+            serde_json::to_string(s)? + "\n"
         } else {
-            print!("{}", render(s));
-        }
-        Ok(())
+            render(s)
+        };
+        cli::print(&text).map_err(QueryError::Stdout)
     };
     if q.watch {
         let mut stream = client
@@ -122,7 +127,9 @@ pub async fn run(q: Query) -> Result<(), QueryError> {
             })?
             .into_inner();
         while let Some(s) = stream.next().await {
-            print(&s.map_err(QueryError::Stream)?)?;
+            if print(&s.map_err(QueryError::Stream)?)? == Output::Closed {
+                break;
+            }
         }
     } else {
         let s = client
