@@ -28,7 +28,8 @@ struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Ask a running agent for a snapshot (or a live stream) over gRPC and print it.
+    /// Ask a running agent for a snapshot (or a live stream) over gRPC and print it. With
+    /// --watch on a terminal the text redraws in place; into a pipe every sample is appended.
     Query {
         /// Agent address.
         #[arg(long, default_value = "127.0.0.1:50051")]
@@ -37,7 +38,7 @@ enum Command {
         /// present, else no token).
         #[arg(long)]
         token_file: Option<PathBuf>,
-        /// Keep printing every sample until interrupted.
+        /// Keep printing every sample until interrupted (redrawn in place on a terminal).
         #[arg(long)]
         watch: bool,
         /// Include the process list, per-core use and GPU processes.

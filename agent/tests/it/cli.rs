@@ -1,6 +1,8 @@
 //! The real `smon-agent` binary as a command-line tool: a reader that leaves early (`| head`)
-//! ends every command's output quietly (status 0, nothing on stderr, no backtrace), and the
-//! one-shot commands (`--once`, `query`, `--check-config`) write no file.
+//! ends every command's output quietly (status 0, nothing on stderr, no backtrace); the
+//! one-shot commands (`--once`, `query`, `--check-config`) write no file; `query --watch`
+//! redraws in place on a terminal; `--check-config` lists every problem; the daemon's log
+//! lines name it.
 
 use std::io::{Read as _, Write as _};
 use std::path::Path;
@@ -156,8 +158,37 @@ fn query_watch_stops_quietly_when_its_reader_leaves() {
     let watch = into_closed_pipe(query(&["--watch", "--json"]), Reader::OneByte, "");
     let text = into_closed_pipe(query(&["--watch"]), Reader::OneByte, "");
     let once = into_closed_pipe(query(&["--json", "--detail"]), Reader::GoneAtStart, "");
+    // On a terminal (`script` gives it one) --watch redraws in place; into a pipe it appends.
+    let watch_for = |tty: bool| {
+        let cmd = format!(
+            "timeout 1.5 {BIN} query --addr {addr} --token-file {} --watch",
+            token_file.display()
+        );
+        let mut c = if tty {
+            let mut c = Command::new("script");
+            c.args(["-qec", &cmd, "/dev/null"]);
+            c
+        } else {
+            let mut c = Command::new("sh");
+            c.args(["-c", &cmd]);
+            c
+        };
+        let out = c.stdin(Stdio::null()).output().expect("run");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let on_tty = watch_for(true);
+    let piped = watch_for(false);
     let _ = server.kill();
     let _ = server.wait();
+    assert!(on_tty.matches("\x1b[H\x1b[2J").count() >= 2, "{on_tty:?}");
+    assert!(
+        piped.matches("\n#").count() >= 1 && !piped.contains('\x1b'),
+        "{piped:?}"
+    );
+    assert!(
+        piped.contains("GiB") && !piped.contains(" MiB  swap"),
+        "{piped}"
+    );
     quiet("query --watch --json | head -c 1", watch);
     quiet("query --watch | head -c 1", text);
     quiet("query --json --detail | head -c 0", once);
