@@ -54,6 +54,11 @@ pub fn init_logging(name: &'static str, json: bool, default_filter: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // A line that cannot be written (stderr into a pipe whose reader has gone, as in
+        // `smon-agent 2>&1 | head`) is dropped: by default tracing-subscriber would report it
+        // with `eprintln!`, which panics there, in whatever task logged (the signal handler's
+        // panic left the daemon deaf to SIGTERM).
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if json {

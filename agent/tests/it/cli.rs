@@ -343,3 +343,42 @@ fn daemon_log_lines_name_the_daemon() {
         "NVML said more than once:\n{log}"
     );
 }
+
+/// A daemon whose stderr reader has gone (`smon-agent 2>&1 | head -3`) still stops on
+/// SIGTERM: a log line that cannot be written is dropped, not a panic in the task that logged.
+#[test]
+fn a_closed_stderr_does_not_stop_the_daemon_from_stopping() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = support::free_port();
+    let cfg = config(dir.path(), port, "off");
+    let (r, w) = std::io::pipe().expect("pipe");
+    drop(r);
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config")
+        .arg(&cfg)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(w);
+    let mut child = cmd.spawn().expect("spawn");
+    drop(cmd);
+    let addr = format!("127.0.0.1:{port}");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(10), "agent not up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(3) {
+            let _ = child.kill();
+            panic!("still running 3 s after SIGTERM with its stderr closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
