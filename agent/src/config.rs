@@ -25,7 +25,7 @@ use smon_runtime::config::{
 use smon_runtime::manager::ManagerSettings;
 use smon_runtime::net::CidrList;
 
-pub use smon_runtime::config::{ConfigError, parse_json};
+pub use smon_runtime::config::{ConfigError, parse_json, parse_json_all};
 
 /// The web view's port when `server.port` is not set.
 pub const DEFAULT_HTTP_PORT: u16 = 8081;
@@ -521,22 +521,25 @@ pub fn load_embedded(env: &Env) -> Result<Settings, ConfigError> {
         raw.server.web = None;
         raw
     };
-    check(raw, EMBEDDED_NAME, Path::new(""), env)
+    check(raw, Vec::new(), EMBEDDED_NAME, Path::new(""), env)
 }
 
 /// Parses and validates config text. `file` names it in errors; `base` resolves relative paths.
+/// Every problem is reported at once: unknown keys and wrong types, then the value checks.
 pub fn load_str(text: &str, file: &str, base: &Path, env: &Env) -> Result<Settings, ConfigError> {
-    check(parse_json(text, file)?, file, base, env)
+    let (raw, parse_errors) = parse_json_all(text, file)?;
+    check(raw, parse_errors, file, base, env)
 }
 
-/// Validates a parsed config.
-fn check(raw: NodeConfig, file: &str, base: &Path, env: &Env) -> Result<Settings, ConfigError> {
-    let mut s = raw
-        .validate(base, env)
-        .map_err(|errors| ConfigError::Invalid {
-            file: file.to_owned(),
-            errors,
-        })?;
+/// Validates a parsed config; `parse_errors` are the problems parsing found and went past.
+fn check(
+    raw: NodeConfig,
+    parse_errors: Vec<FieldError>,
+    file: &str,
+    base: &Path,
+    env: &Env,
+) -> Result<Settings, ConfigError> {
+    let mut s = smon_runtime::config::finish(file, parse_errors, raw.validate(base, env))?;
     s.source = file.to_owned();
     Ok(s)
 }
@@ -778,6 +781,14 @@ impl NodeConfig {
             "smon-agent-users.json",
             &mut errs,
         );
+        // Start-up's refusal of a web view nobody could log in to, checked here too so that
+        // `--check-config` says it.
+        #[cfg(feature = "web")]
+        if self.server.web == Some(true)
+            && let Some(listen) = http_listen
+        {
+            smon_web::security::config::check_users(&http, listen, &mut errs);
+        }
         let run_as = self.server.run_as(&mut errs);
         // Checked with or without the web view, as the rest of the block is.
         let http_limits = self.server.limits.check(&mut errs);
@@ -1095,7 +1106,7 @@ mod tests {
         let text = err.to_string();
         assert!(
             text.starts_with(
-                "test.json: monitor.intervall_ms: unknown field `intervall_ms`, expected one of"
+                "test.json: monitor.intervall_ms: '100' is not a known key (expected one of `mode`"
             ),
             "{text}"
         );

@@ -57,4 +57,7 @@ pub enum Error {
     /// A sample could not be written as JSON (`--once --json`).
     #[error("cannot write the sample as JSON")]
     Json(#[from] serde_json::Error),
+    /// Stdout failed (`--once`), other than its reader leaving, which ends the output quietly.
+    #[error("cannot write to stdout")]
+    Stdout(#[source] std::io::Error),
 }

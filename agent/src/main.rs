@@ -28,7 +28,8 @@ struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Ask a running agent for a snapshot (or a live stream) over gRPC and print it.
+    /// Ask a running agent for a snapshot (or a live stream) over gRPC and print it. With
+    /// --watch on a terminal the text redraws in place; into a pipe every sample is appended.
     Query {
         /// Agent address.
         #[arg(long, default_value = "127.0.0.1:50051")]
@@ -37,7 +38,7 @@ enum Command {
         /// present, else no token).
         #[arg(long)]
         token_file: Option<PathBuf>,
-        /// Keep printing every sample until interrupted.
+        /// Keep printing every sample until interrupted (redrawn in place on a terminal).
         #[arg(long)]
         watch: bool,
         /// Include the process list, per-core use and GPU processes.
@@ -88,7 +89,8 @@ fn main() -> ExitCode {
     manager::die_with_manager();
     let args = Args::parse();
     if args.command.is_some() {
-        daemon::init_logging(args.daemon.json_logs().unwrap_or(false), "info");
+        // A command-line call: warnings only (RUST_LOG still wins).
+        daemon::init_logging(ABOUT.name, args.daemon.json_logs().unwrap_or(false), "warn");
     }
     match args.command {
         Some(Command::GenSupervisorConf(g)) => deploy::gen_supervisor_conf(&ABOUT, &g),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use smon_proto::agent_client::AgentClient;
 use smon_proto::{GetSnapshotRequest, Parts, Snapshot, WatchRequest};
+use smon_runtime::cli::{self, Output};
 use tokio_stream::StreamExt as _;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Endpoint;
@@ -64,6 +65,9 @@ pub enum QueryError {
     /// A sample could not be written as JSON.
     #[error("cannot write JSON")]
     Json(#[from] serde_json::Error),
+    /// Stdout failed (other than its reader leaving, which ends the output quietly).
+    #[error("cannot write to stdout")]
+    Stdout(#[source] std::io::Error),
 }
 
 /// Runs the query, printing to stdout.
@@ -101,13 +105,20 @@ pub async fn run(q: Query) -> Result<(), QueryError> {
     } else {
         Parts::SUMMARY
     };
-    let print = |s: &Snapshot| -> Result<(), QueryError> {
-        if q.json {
-            println!("{}", serde_json::to_string(s)?);
+    // On a terminal, `--watch` redraws in place (cursor home, clear the screen) instead of
+    // appending a block per sample; into a pipe or a file every sample is appended, as scripts
+    // want. A full-screen view with sorting is `smonctl top`'s job, not the lean agent's.
+    let redraw = q.watch && !q.json && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    // A reader that leaves (`| head`) ends the output: the query stops, status 0.
+    let print = |s: &Snapshot| -> Result<Output, QueryError> {
+        let text = if q.json {
+            serde_json::to_string(s)? + "\n"
+        } else if redraw {
+            format!("{CLEAR}{}", render(s))
         } else {
-            print!("{}", render(s));
-        }
-        Ok(())
+            render(s)
+        };
+        cli::print(&text).map_err(QueryError::Stdout)
     };
     if q.watch {
         let mut stream = client
@@ -122,7 +133,9 @@ pub async fn run(q: Query) -> Result<(), QueryError> {
             })?
             .into_inner();
         while let Some(s) = stream.next().await {
-            print(&s.map_err(QueryError::Stream)?)?;
+            if print(&s.map_err(QueryError::Stream)?)? == Output::Closed {
+                break;
+            }
         }
     } else {
         let s = client
@@ -137,8 +150,21 @@ pub async fn run(q: Query) -> Result<(), QueryError> {
     Ok(())
 }
 
-fn mib(b: u64) -> u64 {
-    b >> 20
+/// A size for people: bytes below 1 KiB, else KiB, MiB, GiB, TiB or PiB with one decimal
+/// (`252.0 GiB`, not `258019 MiB`).
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if b < 1024 {
+        return format!("{b} B");
+    }
+    let mut v = b as f64 / 1024.0;
+    let mut u = 0;
+    // 1023.96 KiB would print as "1024.0 KiB": the next unit says it better.
+    while v >= 1023.95 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
 }
 
 /// A remote string made safe for a terminal: control characters (escape sequences, carriage
@@ -164,6 +190,9 @@ fn clean(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Moves the cursor home and clears the screen (ANSI; no terminal library in the agent).
+const CLEAR: &str = "\x1b[H\x1b[2J";
+
 /// A snapshot as a few lines of text.
 pub fn render(s: &Snapshot) -> String {
     let mut o = String::new();
@@ -185,18 +214,18 @@ pub fn render(s: &Snapshot) -> String {
     );
     let _ = writeln!(
         o,
-        "  memory  {:5.1} % of {} MiB  swap {:.1} % of {} MiB",
+        "  memory  {:5.1} % of {}  swap {:.1} % of {}",
         mem.used_percent,
-        mib(mem.total_bytes),
+        human_bytes(mem.total_bytes),
         mem.swap_used_percent,
-        mib(mem.swap_total_bytes)
+        human_bytes(mem.swap_total_bytes)
     );
     for d in &s.disks {
         let _ = writeln!(
             o,
-            "  disk    {:5.1} % of {} MiB  {} ({}) on {}{}",
+            "  disk    {:5.1} % of {}  {} ({}) on {}{}",
             d.used_percent,
-            mib(d.total_bytes),
+            human_bytes(d.total_bytes),
             clean(&d.device),
             clean(&d.fs_type),
             clean(&d.mount_point),
@@ -206,10 +235,10 @@ pub fn render(s: &Snapshot) -> String {
     for n in &s.networks {
         let _ = writeln!(
             o,
-            "  net     {}  rx {} B/s  tx {} B/s",
+            "  net     {}  rx {}/s  tx {}/s",
             clean(&n.name),
-            n.rx_bytes_per_s,
-            n.tx_bytes_per_s
+            human_bytes(n.rx_bytes_per_s),
+            human_bytes(n.tx_bytes_per_s)
         );
     }
     for u in &s.sessions {
@@ -230,12 +259,12 @@ pub fn render(s: &Snapshot) -> String {
         let pct = |v: Option<u32>| v.map_or("-".to_owned(), |v| format!("{v} %"));
         let _ = writeln!(
             o,
-            "  gpu {}   {}  util {}  mem {}/{} MiB  temp {}  power {} W",
+            "  gpu {}   {}  util {}  mem {} / {}  temp {}  power {} W",
             g.index,
             clean(&g.name),
             pct(g.utilization_percent),
-            g.memory_used_bytes.map_or(0, mib),
-            g.memory_total_bytes.map_or(0, mib),
+            g.memory_used_bytes.map_or("-".to_owned(), human_bytes),
+            g.memory_total_bytes.map_or("-".to_owned(), human_bytes),
             g.temperature_celsius
                 .map_or("-".to_owned(), |t| format!("{t} C")),
             g.power_mw
@@ -245,11 +274,11 @@ pub fn render(s: &Snapshot) -> String {
     for p in s.processes.iter().take(10) {
         let _ = writeln!(
             o,
-            "  proc    {:>7} {:<10} {:5.1} % {:>6} MiB  {}",
+            "  proc    {:>7} {:<10} {:5.1} % {:>10}  {}",
             p.pid,
             clean(&p.user),
             p.cpu_percent,
-            mib(p.memory_bytes),
+            human_bytes(p.memory_bytes),
             clean(&p.cmdline)
         );
     }
@@ -286,9 +315,32 @@ mod tests {
         assert!(text.starts_with("#3 h1"), "{text}");
         assert!(text.contains("/mnt/nfs  UNRESPONSIVE"), "{text}");
         assert!(
-            text.contains("util 40 %") && text.contains("temp -") && text.contains("power - W"),
+            text.contains("util 40 %")
+                && text.contains("mem - / -")
+                && text.contains("temp -")
+                && text.contains("power - W"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn sizes_are_for_people() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(1024 * 1024 - 1), "1.0 MiB");
+        assert_eq!(human_bytes(258_019 << 20), "252.0 GiB");
+        assert_eq!(human_bytes(u64::MAX), "16384.0 PiB");
+        let s = Snapshot {
+            memory: Some(smon_proto::Memory {
+                total_bytes: 258_019 << 20,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let text = render(&s);
+        assert!(text.contains("of 252.0 GiB  swap 0.0 % of 0 B"), "{text}");
+        assert!(!text.contains("MiB"), "{text}");
     }
 
     #[test]

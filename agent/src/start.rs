@@ -72,6 +72,10 @@ impl Daemon for Agent {
         self.settings.run_as.as_deref()
     }
 
+    fn has_oneshot(&self) -> bool {
+        self.once.is_some()
+    }
+
     fn oneshot(&mut self) -> Option<Result<(), Error>> {
         self.once.map(|json| once(&self.settings, json))
     }
@@ -172,11 +176,13 @@ fn once(settings: &Settings, json: bool) -> Result<(), Error> {
     let mut c = Collector::new(cc).map_err(Error::Collector)?;
     std::thread::sleep(smon_collect::cpu::MIN_INTERVAL.max(Duration::from_millis(250)));
     let snap = c.sample(1);
-    if json {
-        println!("{}", serde_json::to_string_pretty(&snap)?);
+    let text = if json {
+        serde_json::to_string_pretty(&snap)? + "\n"
     } else {
-        print!("{}", crate::query::render(&snap));
-    }
+        crate::query::render(&snap)
+    };
+    // A reader that leaves early (`| head`) is not an error (see `smon_runtime::cli`).
+    smon_runtime::cli::print(&text).map_err(Error::Stdout)?;
     Ok(())
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use smon_runtime::config::{
-    FieldError, LogConfig, LogSettings, ManagerConfig, ManagerMode, ServerConfig, parse_json,
-    read_pem,
+    FieldError, LogConfig, LogSettings, ManagerConfig, ManagerMode, ServerConfig, finish,
+    parse_json_all, read_pem,
 };
 use smon_runtime::manager::ManagerSettings;
 use smon_web::store::HostSpec;
@@ -365,12 +365,10 @@ pub fn load_embedded() -> Result<Settings, ConfigError> {
 }
 
 /// Parses and validates config text; `file` names it in errors, `base` resolves relative paths.
+/// Every problem is reported at once: unknown keys and wrong types, then the value checks.
 pub fn load_str(text: &str, file: &str, base: &Path) -> Result<Settings, ConfigError> {
-    let raw: AppConfig = parse_json(text, file)?;
-    let mut s = raw.validate(base).map_err(|errors| ConfigError::Invalid {
-        file: file.to_owned(),
-        errors,
-    })?;
+    let (raw, parse_errors) = parse_json_all::<AppConfig>(text, file)?;
+    let mut s = finish(file, parse_errors, raw.validate(base))?;
     s.source = file.to_owned();
     s.fixed = fixed_part(text);
     Ok(s)
@@ -599,6 +597,11 @@ impl AppConfig {
             "smon-users.json",
             &mut errs,
         );
+        // Start-up's refusal of a dashboard nobody could log in to, checked here too so that
+        // `--check-config` says it.
+        if let Some(listen) = http_listen {
+            smon_web::security::config::check_users(&http, listen, &mut errs);
+        }
         let run_as = self.server.run_as(&mut errs);
         let limits = self.server.limits.check(&mut errs);
 

@@ -32,7 +32,8 @@ fn main() -> ExitCode {
     manager::die_with_manager();
     let args = Args::parse();
     if args.command.is_some() {
-        daemon::init_logging(args.daemon.json_logs().unwrap_or(false), "info");
+        // A command-line call: warnings only (RUST_LOG still wins).
+        daemon::init_logging(ABOUT.name, args.daemon.json_logs().unwrap_or(false), "warn");
     }
     match &args.command {
         Some(Command::GenSupervisorConf(g)) => deploy::gen_supervisor_conf(&ABOUT, g),

@@ -192,7 +192,7 @@ fn per_process(named: &[(&str, u32)]) -> anyhow::Result<Vec<ProcMemory>> {
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let report = measure(&args).await?;
     let section = report.markdown();
-    println!("{section}");
+    crate::print_report(&section)?;
     if let Some(path) = &args.write {
         workspace::write_section(path, &section, report::START, report::END)?;
         eprintln!("Wrote the agent section of {}.", path.display());

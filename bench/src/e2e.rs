@@ -245,7 +245,7 @@ pub async fn run(args: E2eArgs) -> anyhow::Result<()> {
         summary,
     };
     let section = report.markdown();
-    println!("{section}");
+    crate::print_report(&section)?;
     if let Some(path) = &args.write {
         workspace::write_section(path, &section, e2e_report::START, e2e_report::END)?;
         eprintln!("Wrote the e2e section of {}.", path.display());

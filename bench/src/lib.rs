@@ -40,7 +40,22 @@ pub mod suite;
 pub mod suite_report;
 pub mod workspace;
 
+use std::io::Write;
 use std::path::PathBuf;
+
+/// Prints a report (and a newline) on stdout. A reader that has left (`smon-bench agent |
+/// head`) is not an error: Rust ignores SIGPIPE, so `println!` would panic there; the write is
+/// dropped and the run goes on (a `--write` file is still written), ending with status 0.
+pub fn print_report(text: &str) -> std::io::Result<()> {
+    write_report(&mut std::io::stdout().lock(), text)
+}
+
+fn write_report(w: &mut impl Write, text: &str) -> std::io::Result<()> {
+    match writeln!(w, "{text}").and_then(|()| w.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
+}
 
 /// Arguments of the fleet benchmarks and of `all`.
 #[derive(Debug, Clone, clap::Args)]
@@ -146,4 +161,29 @@ pub struct E2eArgs {
     /// everything outside its markers.
     #[arg(long)]
     pub write: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{self, ErrorKind, Write};
+
+    struct Failing(ErrorKind);
+    impl Write for Failing {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from(self.0))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_reader_that_left_is_not_an_error_but_a_full_disk_is() {
+        let mut v = Vec::new();
+        super::write_report(&mut v, "report").expect("written");
+        assert_eq!(v, b"report\n");
+        super::write_report(&mut Failing(ErrorKind::BrokenPipe), "r").expect("quiet");
+        let e = super::write_report(&mut Failing(ErrorKind::StorageFull), "r").expect_err("error");
+        assert_eq!(e.kind(), ErrorKind::StorageFull);
+    }
 }

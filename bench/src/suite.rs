@@ -166,10 +166,10 @@ pub async fn run(which: Which, args: SuiteArgs) -> anyhow::Result<()> {
 
     let sections = rep.sections();
     for (_, _, text) in &sections {
-        println!("{text}");
+        crate::print_report(text)?;
     }
     let checks = rep.checks();
-    println!("{}", SuiteReport::table(&checks));
+    crate::print_report(&SuiteReport::table(&checks))?;
     if let Some(path) = &args.write {
         for (start, end, text) in &sections {
             workspace::write_section(path, text, start, end)?;

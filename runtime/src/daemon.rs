@@ -40,19 +40,107 @@ impl DaemonArgs {
 pub const EXIT_USAGE: u8 = 64;
 
 /// Logs to stderr, human-readable (colours on a terminal) or JSON; the level is `RUST_LOG`
-/// when set, else `default_filter` (the config's `log.level`).
-pub fn init_logging(json: bool, default_filter: &str) {
+/// when set, else `default_filter` (the config's `log.level`; `warn` for one-shot commands).
+///
+/// Every line's target names the daemon, `name` (`smon-aggregator::manager`), whichever smon
+/// crate the line comes from: the kit, the collectors and the web side are shared, and a line
+/// of the aggregator's that said `smon_runtime::manager` (or, before the kit, `smon_agent`)
+/// named a program that is not running. Other crates' targets (`h2`, `tonic`) stay. Filters
+/// still name the crates (`RUST_LOG=smon_runtime=debug`).
+pub fn init_logging(name: &'static str, json: bool, default_filter: &str) {
+    use tracing_subscriber::fmt::format;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(default_filter))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // A line that cannot be written (stderr into a pipe whose reader has gone, as in
+        // `smon-agent 2>&1 | head`) is dropped: by default tracing-subscriber would report it
+        // with `eprintln!`, which panics there, in whatever task logged (the signal handler's
+        // panic left the daemon deaf to SIGTERM).
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     if json {
-        b.json().init();
+        b.json()
+            .event_format(DaemonTarget {
+                name,
+                json: true,
+                inner: format().json().with_target(false),
+            })
+            .init();
     } else {
-        b.init();
+        b.event_format(DaemonTarget {
+            name,
+            json: false,
+            inner: format().without_time().with_level(false).with_target(false),
+        })
+        .init();
+    }
+}
+
+/// `target` as the daemon `name` shows it: an smon crate's name becomes the daemon's.
+pub fn daemon_target(name: &str, target: &str) -> String {
+    match target.split_once("::") {
+        Some((krate, rest)) if krate.starts_with("smon_") => format!("{name}::{rest}"),
+        None if target.starts_with("smon_") => name.to_owned(),
+        _ => target.to_owned(),
+    }
+}
+
+/// tracing-subscriber's formats with the target written by [`daemon_target`]: human lines
+/// are `time LEVEL target: fields`, as the default format writes them; JSON lines get a
+/// `target` key.
+struct DaemonTarget<F> {
+    name: &'static str,
+    json: bool,
+    inner: F,
+}
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for DaemonTarget<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut w: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use tracing_subscriber::fmt::format::Writer;
+        use tracing_subscriber::fmt::time::FormatTime as _;
+        let target = daemon_target(self.name, event.metadata().target());
+        if self.json {
+            let mut line = String::new();
+            self.inner
+                .format_event(ctx, Writer::new(&mut line), event)?;
+            let quoted = serde_json::to_string(&target).map_err(|_| std::fmt::Error)?;
+            return match line.strip_prefix('{') {
+                Some(rest) => write!(w, "{{\"target\":{quoted},{rest}"),
+                None => w.write_str(&line),
+            };
+        }
+        let mut time = String::new();
+        tracing_subscriber::fmt::time::SystemTime.format_time(&mut Writer::new(&mut time))?;
+        let level = *event.metadata().level();
+        if w.has_ansi_escapes() {
+            let colour = match level {
+                tracing::Level::ERROR => "31",
+                tracing::Level::WARN => "33",
+                tracing::Level::INFO => "32",
+                tracing::Level::DEBUG => "34",
+                tracing::Level::TRACE => "35",
+            };
+            write!(
+                w,
+                "\x1b[2m{time}\x1b[0m \x1b[{colour}m{level:>5}\x1b[0m \x1b[2m{target}:\x1b[0m "
+            )?;
+        } else {
+            write!(w, "{time} {level:>5} {target}: ")?;
+        }
+        self.inner.format_event(ctx, w, event)
     }
 }
 
@@ -318,10 +406,13 @@ pub fn hash_password<E: std::fmt::Display>(
     hash: impl FnOnce(Option<&str>, &str) -> Result<String, E>,
 ) -> std::process::ExitCode {
     match hash(args.user.as_deref(), &args.role) {
-        Ok(out) => {
-            println!("{out}");
-            std::process::ExitCode::SUCCESS
-        }
+        Ok(out) => match crate::cli::print(&format!("{out}\n")) {
+            Ok(_) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{daemon} hash-password: cannot write to stdout: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Err(e) => {
             eprintln!("{daemon} hash-password: {e}");
             std::process::ExitCode::from(EXIT_USAGE)
@@ -436,6 +527,16 @@ pub fn drop_privileges(run_as: Option<&str>) -> Result<(), PrivilegeError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn targets_name_the_daemon_not_the_crate() {
+        let t = |target| super::daemon_target("smon-aggregator", target);
+        assert_eq!(t("smon_runtime::manager"), "smon-aggregator::manager");
+        assert_eq!(t("smon_collect::gpus"), "smon-aggregator::gpus");
+        assert_eq!(t("smon_web::hub::rooms"), "smon-aggregator::hub::rooms");
+        assert_eq!(t("smon_aggregator"), "smon-aggregator");
+        assert_eq!(t("h2::codec"), "h2::codec");
+    }
+
     use std::sync::{Arc, Mutex};
 
     use super::*;

@@ -264,7 +264,16 @@ pub fn gen_supervisor_conf(daemon: &About, args: &GenSupervisorConf) -> ExitCode
             }
             match &args.out {
                 Some(out) => eprintln!("{}: written", out.display()),
-                None => print!("{text}"),
+                None => {
+                    // A closed pipe (`| head`) ends the output quietly (see `crate::cli`).
+                    if let Err(e) = crate::cli::print(&text) {
+                        eprintln!(
+                            "{} gen-supervisor-conf: cannot write to stdout: {e}",
+                            daemon.name
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                }
             }
             ExitCode::SUCCESS
         }

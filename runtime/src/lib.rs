@@ -1,4 +1,5 @@
-//! smon-runtime: the daemon kit both smon daemons share. The command-line flags, logging,
+//! smon-runtime: the daemon kit both smon daemons share. Output of the commands that print
+//! ([`cli`]: a closed pipe ends them quietly). The command-line flags, logging,
 //! signals, privilege drop and systemd notifications ([`daemon`]); the self manager
 //! ([`manager`]) and health probes ([`health`]); Supervisor program files ([`deploy`]); the
 //! config kit ([`config`]: errors that name the field, JSON with paths, PEM files, and the
@@ -8,6 +9,7 @@
 //! It knows no daemon by name: each describes itself with an [`About`]. It depends on no
 //! HTTP or gRPC stack.
 
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod deploy;

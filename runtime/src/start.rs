@@ -54,6 +54,12 @@ pub trait Daemon: Sized {
         None
     }
 
+    /// Whether [`Daemon::oneshot`] has a job: a command-line call then logs warnings only
+    /// (the start-up lines, such as NVML's "not available", are the daemon's to log).
+    fn has_oneshot(&self) -> bool {
+        false
+    }
+
     /// Creates the files the daemon needs (the agent's token file). Called at start-up, by the
     /// manager and by the server, before privileges are dropped; never by `--check-config`.
     fn create_files(&mut self) -> Result<(), Self::Error> {
@@ -124,7 +130,12 @@ pub fn run<D: Daemon>(
         return ExitCode::SUCCESS;
     }
     // Logging starts once the config (with its `log` block) is known; RUST_LOG still wins.
-    daemon::init_logging(args.json_logs().unwrap_or(d.log().json), &d.log().filter);
+    let filter = if d.has_oneshot() {
+        "warn"
+    } else {
+        &d.log().filter
+    };
+    daemon::init_logging(name, args.json_logs().unwrap_or(d.log().json), filter);
     for w in &exposed {
         tracing::warn!(problem = %w, "A secret file is readable by others.");
     }

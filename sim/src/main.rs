@@ -129,10 +129,16 @@ fn serve(fleet: Arc<Fleet>, how: Listening) -> anyhow::Result<()> {
         let cfg = fleet.config().clone();
         let listeners = smon_sim::bind(&cfg, how).await?;
         tracing::info!(agents = cfg.agents, first = %cfg.first_addr, port = cfg.port, listening = ?how, interval_ms = cfg.interval_ms(), token = cfg.token.is_some(), "Simulated agents listening.");
+        // The line that tells a harness the fleet is up. A reader that has gone (`| head -c0`)
+        // does not stop the fleet: the simulator is a server, and its output is only this line.
         {
             let mut out = std::io::stdout().lock();
-            writeln!(out, "ready {} {}:{}", cfg.agents, cfg.first_addr, cfg.port)?;
-            out.flush()?;
+            match writeln!(out, "ready {} {}:{}", cfg.agents, cfg.first_addr, cfg.port)
+                .and_then(|()| out.flush())
+            {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+                _ => {}
+            }
         }
         let stop = CancellationToken::new();
         tokio::spawn(stop_on_signal(stop.clone()));

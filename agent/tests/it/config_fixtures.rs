@@ -1,5 +1,5 @@
-//! Config fixtures: every file under `tests/fixtures/invalid/` must be refused with the error
-//! lines listed in its `.expected` sibling (the path in the message is written `{file}`), and
+//! Config fixtures: every file under `tests/fixtures/invalid/` must be refused with exactly the
+//! error lines listed in its `.expected` sibling (the path in the message is written `{file}`, its directory `{dir}`), and
 //! every file under `tests/fixtures/valid/` must load.
 
 use std::path::Path;
@@ -29,14 +29,15 @@ fn invalid_fixtures_fail_with_their_expected_errors() {
             .expect_err(&format!("{} should be invalid", f.display()))
             .to_string();
         let file = f.display().to_string();
-        for line in expected.lines().filter(|l| !l.trim().is_empty()) {
-            let want = line.replace("{file}", &file);
-            assert!(
-                err.contains(&want),
-                "{}:\n  want: {want}\n  got:  {err}",
-                f.display()
-            );
-        }
+        let dir = f.parent().expect("dir").display().to_string();
+        // Every problem, each once, in order: the whole list, not a part of it.
+        let want: Vec<String> = expected
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.replace("{file}", &file).replace("{dir}", &dir))
+            .collect();
+        let got: Vec<&str> = err.lines().collect();
+        assert_eq!(got, want, "{}", f.display());
     }
 }
 

@@ -2,6 +2,7 @@
 //! (signals, exit codes, `--once`, running as `nobody`) and config fixtures.
 
 mod binary;
+mod cli;
 mod config_fixtures;
 mod gpus;
 mod grpc;

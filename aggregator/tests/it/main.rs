@@ -3,6 +3,8 @@
 
 mod api_client;
 mod browser;
+mod cli;
+mod config_fixtures;
 mod fleet;
 mod live;
 mod nginx;

@@ -472,7 +472,8 @@ fn first_start_creates_admin_and_public_binding_needs_users() {
     let hash = u["users"][0]["password_hash"].as_str().expect("hash");
     assert!(smon_web::security::users::verify_password(&password, hash));
 
-    // Not loopback, no users, no public mode: refused with a reason.
+    // Not loopback, no users, no public mode: refused with a reason, by the config check that
+    // start-up and --check-config share (status 64, naming the field).
     let dir = tempfile::tempdir().expect("tempdir");
     v["server"]["host"] = json!("0.0.0.0");
     v["server"]["port"] = json!(free_port("0.0.0.0"));
@@ -486,10 +487,11 @@ fn first_start_creates_admin_and_public_binding_needs_users() {
         ])
         .output()
         .expect("aggregator");
-    assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
     assert!(
-        err.contains("refusing to serve on 0.0.0.0") && err.contains("public_read_only"),
+        err.contains("server.host: '0.0.0.0' is not a loopback address, and there are no users")
+            && err.contains("public_read_only"),
         "{err}"
     );
     assert!(

@@ -1,5 +1,6 @@
 //! The config kit both daemons' configs are built from: the error types (one invalid field,
-//! a whole failed load), JSON parsing that names the field where it stopped, PEM reading,
+//! a whole failed load), JSON parsing that reports every unknown key and wrong type at once
+//! with its path and value, PEM reading,
 //! and the blocks every daemon has: `log`, `manager` and the HTTP `server` block.
 //!
 //! Loading is pure: it reads files the config names (tokens, certificates) but never writes
@@ -21,7 +22,8 @@ pub use server::ServerConfig;
 pub struct FieldError {
     /// Dotted path of the field, e.g. `monitor.interval_ms`.
     pub field: String,
-    /// The offending value as written (or `<hidden>` for secrets).
+    /// The offending value as written (or `<hidden>` for secrets); empty when there is none
+    /// to show (a missing field), and then not quoted.
     pub value: String,
     /// What is wrong with it.
     pub problem: String,
@@ -29,6 +31,15 @@ pub struct FieldError {
 
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // No value to quote (a missing field): `field: problem`.
+        if self.value.is_empty() {
+            return write!(
+                f,
+                "{}: {}",
+                printable(&self.field),
+                printable(&self.problem)
+            );
+        }
         write!(
             f,
             "{}: '{}' {}",
@@ -73,12 +84,12 @@ pub enum ConfigError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// The file is not valid JSON of the expected shape (including unknown keys).
+    /// The file is not JSON.
     #[error("{file}: {field}: {message}")]
     Parse {
         /// The config file.
         file: String,
-        /// Dotted path of the field where parsing stopped (`.` for the top level).
+        /// Dotted path of the field where the parser stopped (`.` for the top level).
         field: String,
         /// The parser's message, with line and column.
         message: String,
@@ -98,15 +109,56 @@ fn render_invalid(file: &str, errors: &[FieldError]) -> String {
     lines.join("\n")
 }
 
-/// Parses config JSON into `T`, naming the file and the field where parsing stopped (unknown
-/// keys included). Shared by both daemons' configs.
+/// Parses config JSON into `T`, reporting every unknown key and every value of the wrong
+/// type at once (see [`parse_json_all`]); on success nothing was wrong.
 pub fn parse_json<T: serde::de::DeserializeOwned>(
     text: &str,
     file: &str,
 ) -> Result<T, ConfigError> {
+    let (t, errors) = parse_json_all(text, file)?;
+    finish(file, errors, Ok(t))
+}
+
+/// Joins the problems found while parsing with those of the value checks that followed:
+/// the settings when there are none, else every problem, the parser's first.
+pub fn finish<S>(
+    file: &str,
+    mut parse_errors: Vec<FieldError>,
+    checked: Result<S, Vec<FieldError>>,
+) -> Result<S, ConfigError> {
+    match checked {
+        Ok(s) if parse_errors.is_empty() => Ok(s),
+        Ok(_) => Err(ConfigError::Invalid {
+            file: file.to_owned(),
+            errors: parse_errors,
+        }),
+        Err(more) => {
+            parse_errors.extend(more);
+            Err(ConfigError::Invalid {
+                file: file.to_owned(),
+                errors: parse_errors,
+            })
+        }
+    }
+}
+
+/// Parses config JSON into `T` and keeps going after a problem, so that one run reports them
+/// all: serde stops at the first unknown key or wrong type, so each one found is recorded
+/// (file, field path, value) and taken out of the document, and the rest is parsed again.
+/// Fields taken out get their defaults, and the value checks the caller runs next see the
+/// remainder ([`finish`] joins both lists).
+///
+/// Returns `T` and the problems found, or [`ConfigError::Parse`] for text that is not JSON,
+/// or [`ConfigError::Invalid`] when parsing cannot go on (a required field missing or
+/// unusable): then only the problems found so far are listed.
+pub fn parse_json_all<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+) -> Result<(T, Vec<FieldError>), ConfigError> {
     let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        // serde_path_to_error writes `?` for a position it cannot name (a syntax error).
+    let mut doc: serde_json::Value = serde_path_to_error::deserialize(de).map_err(|e| {
+        // Not JSON: where the parser stopped (serde_path_to_error writes `?` for a position
+        // it cannot name).
         let path = e.path().to_string();
         let field = match path.trim_end_matches(".?") {
             "?" | "" => ".".to_owned(),
@@ -117,7 +169,242 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
             field: printable(&field).into_owned(),
             message: printable(&e.into_inner().to_string()).into_owned(),
         }
+    })?;
+    let mut errors = Vec::new();
+    let mut removed = Removed::default();
+    // Every round takes one entry out of the document, so the loop ends; the bound is a
+    // safety net.
+    for _ in 0..10_000 {
+        let e = match serde_path_to_error::deserialize::<_, T>(doc.clone()) {
+            Ok(t) => return Ok((t, errors)),
+            Err(e) => e,
+        };
+        let message = e.inner().to_string();
+        let Some(at) = segments(e.path()) else {
+            errors.push(FieldError {
+                field: printable(&e.path().to_string()).into_owned(),
+                value: String::new(),
+                problem: printable(&message).into_owned(),
+            });
+            break;
+        };
+        let original = removed.original(&at);
+        if let Some(name) = missing_field(&message) {
+            let mut full = original.clone();
+            full.push(Seg::Key(name.to_owned()));
+            // A field this loop took out (a wrong type) is reported already.
+            if !removed.paths.contains(&full) {
+                errors.push(FieldError {
+                    field: dotted(&full),
+                    value: String::new(),
+                    problem: "is missing".into(),
+                });
+            }
+            break;
+        }
+        let Some(value) = take(&mut doc, &at) else {
+            errors.push(FieldError {
+                field: dotted(&original),
+                value: String::new(),
+                problem: printable(&message).into_owned(),
+            });
+            break;
+        };
+        errors.push(FieldError {
+            field: dotted(&original),
+            value: shown(&original, &value),
+            problem: problem(&message, &value),
+        });
+        removed.note(original);
+    }
+    Err(ConfigError::Invalid {
+        file: file.to_owned(),
+        errors,
     })
+}
+
+/// One step of a path into a JSON document.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn segments(p: &serde_path_to_error::Path) -> Option<Vec<Seg>> {
+    use serde_path_to_error::Segment;
+    p.iter()
+        .map(|s| match s {
+            Segment::Map { key } => Some(Seg::Key(key.clone())),
+            Segment::Seq { index } => Some(Seg::Index(*index)),
+            Segment::Enum { variant } => Some(Seg::Key(variant.clone())),
+            Segment::Unknown => None,
+        })
+        .collect()
+}
+
+/// `monitor.clusters[0].hosts[1].name`, made printable.
+fn dotted(path: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    if s.is_empty() {
+        s.push('.');
+    }
+    printable(&s).into_owned()
+}
+
+/// What was taken out of the document, in the document's own positions: array elements taken
+/// out shift the later ones, and errors are reported at the positions the user wrote.
+#[derive(Debug, Default)]
+struct Removed {
+    paths: std::collections::HashSet<Vec<Seg>>,
+    /// Per array (its original path), the original indices taken out, ascending.
+    indices: std::collections::HashMap<Vec<Seg>, Vec<usize>>,
+}
+
+impl Removed {
+    fn original(&self, now: &[Seg]) -> Vec<Seg> {
+        let mut out = Vec::with_capacity(now.len());
+        for seg in now {
+            let seg = match seg {
+                Seg::Index(i) => {
+                    let mut k = *i;
+                    for r in self
+                        .indices
+                        .get(&out)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default()
+                    {
+                        if *r <= k {
+                            k += 1;
+                        }
+                    }
+                    Seg::Index(k)
+                }
+                key => key.clone(),
+            };
+            out.push(seg);
+        }
+        out
+    }
+
+    fn note(&mut self, original: Vec<Seg>) {
+        if let Some((Seg::Index(i), array)) = original.split_last() {
+            let list = self.indices.entry(array.to_vec()).or_default();
+            let at = list.partition_point(|r| r < i);
+            list.insert(at, *i);
+        }
+        self.paths.insert(original);
+    }
+}
+
+/// Takes the value at `path` out of `doc`.
+fn take(doc: &mut serde_json::Value, path: &[Seg]) -> Option<serde_json::Value> {
+    let (last, parent) = path.split_last()?;
+    let mut cur = doc;
+    for seg in parent {
+        cur = match seg {
+            Seg::Key(k) => cur.get_mut(k.as_str())?,
+            Seg::Index(i) => cur.get_mut(*i)?,
+        };
+    }
+    match (last, cur) {
+        (Seg::Key(k), serde_json::Value::Object(m)) => m.remove(k),
+        (Seg::Index(i), serde_json::Value::Array(a)) if *i < a.len() => Some(a.remove(*i)),
+        _ => None,
+    }
+}
+
+/// serde's "missing field `x`": the field's name.
+fn missing_field(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")?
+        .split_once('`')
+        .map(|(name, _)| name)
+}
+
+/// The value as the user wrote it (strings bare, the rest as JSON), shortened, and hidden
+/// for secrets.
+fn shown(path: &[Seg], v: &serde_json::Value) -> String {
+    let secret = path.iter().any(|s| {
+        matches!(s, Seg::Key(k) if ["token", "password", "secret"].iter().any(|w| k.to_ascii_lowercase().contains(w)))
+    });
+    if secret {
+        return "<hidden>".into();
+    }
+    let s = match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if s.chars().count() > 60 {
+        let short: String = s.chars().take(57).collect();
+        format!("{short}...")
+    } else {
+        s
+    }
+}
+
+/// serde's message in the words of a config file; the value itself is shown apart (and never
+/// repeated here, so that a secret stays hidden).
+fn problem(message: &str, v: &serde_json::Value) -> String {
+    let expected = |m: &str| {
+        m.rsplit_once(", expected ")
+            .map(|(_, e)| expected_words(e))
+            .unwrap_or_default()
+    };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let known = rest
+            .split_once("`, ")
+            .map(|(_, k)| k.to_owned())
+            .unwrap_or_default();
+        return if known.is_empty() {
+            "is not a known key".into()
+        } else {
+            format!("is not a known key ({})", printable(&known))
+        };
+    }
+    if message.starts_with("invalid type: ") {
+        let kind = match v {
+            serde_json::Value::Null => "null",
+            serde_json::Value::Bool(_) => "a boolean",
+            serde_json::Value::Number(_) => "a number",
+            serde_json::Value::String(_) => "a string",
+            serde_json::Value::Array(_) => "an array",
+            serde_json::Value::Object(_) => "an object",
+        };
+        return format!("is {kind}, expected {}", expected(message));
+    }
+    if ["invalid value: ", "invalid length ", "unknown variant "]
+        .iter()
+        .any(|p| message.starts_with(p))
+    {
+        return format!("is not valid here: expected {}", expected(message));
+    }
+    printable(message).into_owned()
+}
+
+/// serde's names of Rust types in plain words.
+fn expected_words(e: &str) -> String {
+    let w = match e {
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number (0 or more)",
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "a sequence" => "an array",
+        "a map" => "an object",
+        "a boolean" | "a string" => e,
+        s if s.starts_with("struct ") => "an object",
+        s => return printable(s).into_owned(),
+    };
+    w.to_owned()
 }
 
 /// Reads a PEM file named in the config, or says why not into `errs`.
@@ -178,27 +465,100 @@ mod tests {
         assert_eq!(printable("a\nb\u{202e}c"), "a\\u{a}b\\u{202e}c");
     }
 
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct T {
+        a: Inner,
+        #[serde(default)]
+        list: Vec<Item>,
+        #[serde(default)]
+        token: Option<String>,
+    }
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        b: u32,
+        #[serde(default)]
+        c: bool,
+        #[serde(default)]
+        d: Vec<String>,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Item {
+        #[serde(default)]
+        port: u16,
+    }
+
+    fn lines(text: &str) -> Vec<String> {
+        match parse_json::<T>(text, "f.json") {
+            Ok(_) => Vec::new(),
+            Err(e) => e.to_string().lines().map(str::to_owned).collect(),
+        }
+    }
+
     #[test]
-    fn parse_errors_name_the_field() {
-        #[derive(Debug, serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        #[allow(dead_code)]
-        struct T {
-            a: Inner,
-        }
-        #[derive(Debug, serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        #[allow(dead_code)]
-        struct Inner {
-            b: u32,
-        }
-        let e = parse_json::<T>(r#"{"a":{"c":1}}"#, "f.json").expect_err("unknown key");
-        assert!(
-            e.to_string().starts_with("f.json: a.c: unknown field `c`"),
-            "{e}"
+    fn every_unknown_key_and_wrong_type_is_reported_at_once() {
+        // Keys come in name order (serde_json's map); array positions are the written ones,
+        // though elements before them were taken out.
+        assert_eq!(
+            lines(
+                r#"{"a":{"b":1,"c":"yes","x":1,"d":["ok",5,"ok",[],"ok"]},"list":[{"port":70000},{"prot":1},{"port":"80"}],"token":12345,"z":{"deep":true}}"#
+            ),
+            [
+                "f.json: a.c: 'yes' is a string, expected a boolean",
+                "f.json: a.d[1]: '5' is a number, expected a string",
+                "f.json: a.d[3]: '[]' is an array, expected a string",
+                "f.json: a.x: '1' is not a known key (expected one of `b`, `c`, `d`)",
+                "f.json: list[0].port: '70000' is not valid here: expected a whole number (0 or more)",
+                "f.json: list[1].prot: '1' is not a known key (expected `port`)",
+                "f.json: list[2].port: '80' is a string, expected a whole number (0 or more)",
+                "f.json: token: '<hidden>' is a number, expected a string",
+                "f.json: z: '{\"deep\":true}' is not a known key (expected one of `a`, `list`, `token`)",
+            ]
+        );
+        assert!(lines(r#"{"a":{"b":1}}"#).is_empty());
+    }
+
+    #[test]
+    fn a_missing_or_unusable_required_field_ends_the_parse() {
+        assert_eq!(
+            lines(r#"{"a":{"x":1}}"#),
+            [
+                "f.json: a.x: '1' is not a known key (expected one of `b`, `c`, `d`)",
+                "f.json: a.b: is missing",
+            ]
+        );
+        // A wrong type in a required field is reported once, not again as missing.
+        assert_eq!(
+            lines(r#"{"a":{"b":"one","c":2}}"#),
+            [
+                "f.json: a.b: 'one' is a string, expected a whole number (0 or more)",
+                "f.json: a.c: '2' is a number, expected a boolean",
+            ]
         );
         let e = parse_json::<T>("{", "f.json").expect_err("syntax");
         assert!(e.to_string().starts_with("f.json: .: "), "{e}");
+        assert!(matches!(e, ConfigError::Parse { .. }));
+    }
+
+    #[test]
+    fn parse_problems_come_before_the_value_checks() {
+        let (t, errs) = parse_json_all::<T>(r#"{"a":{"b":1,"q":0}}"#, "f.json").expect("parsed");
+        assert_eq!(t.a.b, 1);
+        let checked: Result<(), _> = Err(vec![FieldError {
+            field: "a.b".into(),
+            value: "1".into(),
+            problem: "is too small".into(),
+        }]);
+        let e = finish("f.json", errs, checked).expect_err("invalid");
+        assert_eq!(
+            e.to_string(),
+            "f.json: a.q: '0' is not a known key (expected one of `b`, `c`, `d`)\nf.json: a.b: '1' is too small"
+        );
     }
 
     #[test]

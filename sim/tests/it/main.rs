@@ -375,3 +375,42 @@ async fn the_aggregator_sees_every_host_up() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `smon-sim ... | head -c 0`: the reader of the `ready` line has gone. The simulator is a
+/// server: it neither panics nor stops, and ends quietly (status 0) on SIGTERM.
+#[test]
+fn a_closed_stdout_does_not_stop_the_fleet() {
+    let first = Ipv4Addr::new(127, 65, 0, 1);
+    let port = free_port(first);
+    let (r, w) = std::io::pipe().expect("pipe");
+    drop(r);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_smon-sim"));
+    cmd.args(["--agents", "2", "--first-addr", &first.to_string()])
+        .args(["--port", &port.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(w)
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    drop(cmd);
+    let start = Instant::now();
+    while std::net::TcpStream::connect((first, port)).is_err() {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "the simulator ended with {st:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no listener");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("pid");
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+    let out = child.wait_with_output().expect("output");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.is_empty(),
+        "{:?}: {err}",
+        out.status
+    );
+}

@@ -389,6 +389,55 @@ pub fn check_server(
     sec
 }
 
+/// The users check that [`crate::security::Security::start`] makes at start-up, made at load
+/// (and so by `--check-config`) without its side effects: on an address other than loopback,
+/// with no user in the config nor in the users file and no public read-only mode, nobody could
+/// log in, and start-up refuses. (On loopback start-up creates `admin` instead; that write
+/// stays with start-up.) Reads the users file; one this user may not read (root's, checked by
+/// an unprivileged user, or after the privilege drop) is left to start-up.
+pub fn check_users(http: &HttpSecurity, listen: std::net::SocketAddr, errs: &mut Vec<FieldError>) {
+    let auth = &http.auth;
+    let file = auth.users_file.display().to_string();
+    let from_file = match users::read_file(&auth.users_file) {
+        Ok(u) => u,
+        Err(users::UsersError::Read { source, .. })
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            return;
+        }
+        Err(e) => {
+            errs.push(FieldError {
+                field: "server.auth.users_file".into(),
+                value: file,
+                problem: format!("cannot be used: {e}"),
+            });
+            return;
+        }
+    };
+    let all = match users::merge(&auth.users, &from_file, &auth.users_file) {
+        Ok(all) => all,
+        Err(e) => {
+            errs.push(FieldError {
+                field: "server.auth.users".into(),
+                value: String::new(),
+                problem: e.to_string(),
+            });
+            return;
+        }
+    };
+    if all.is_empty() && !auth.public_read_only && !listen.ip().is_loopback() {
+        errs.push(FieldError {
+            field: "server.host".into(),
+            value: listen.ip().to_string(),
+            problem: format!(
+                "is not a loopback address, and there are no users: nobody could log in. Add \
+                 users to server.auth.users or {file} (make a hash with `hash-password`), or \
+                 set server.auth.public_read_only to true for an anonymous read-only dashboard"
+            ),
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,6 +120,7 @@ fn busy(seq: u64) -> Snapshot {
             power_limit_mw: Some(700_000),
             performance_state: Some(0),
             processes: vec![],
+            ..Gpu::default()
         }],
         ..base(seq, 2)
     }

@@ -1,0 +1,57 @@
+//! Config fixtures: every file under `tests/fixtures/invalid/` must be refused with exactly the
+//! error lines listed in its `.expected` sibling (the path in the message is written `{file}`, its directory `{dir}`),
+//! and every file under `tests/fixtures/valid/` must load. Loading reads files only, so
+//! `--check-config` says the same.
+
+use std::path::{Path, PathBuf};
+
+use smon_aggregator::config;
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .expect("fixture dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn invalid_fixtures_fail_with_their_expected_errors() {
+    let files = json_files(&fixture("invalid"));
+    assert!(files.len() >= 2, "fixtures missing");
+    for f in files {
+        let expected = std::fs::read_to_string(f.with_extension("expected"))
+            .expect("a .expected file per fixture");
+        let err = config::load_file(&f)
+            .expect_err(&format!("{} should be invalid", f.display()))
+            .to_string();
+        let file = f.display().to_string();
+        let dir = f.parent().expect("dir").display().to_string();
+        let want: Vec<String> = expected
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| l.replace("{file}", &file).replace("{dir}", &dir))
+            .collect();
+        let got: Vec<&str> = err.lines().collect();
+        assert_eq!(got, want, "{}", f.display());
+    }
+}
+
+#[test]
+fn valid_fixtures_load() {
+    let files = json_files(&fixture("valid"));
+    assert!(!files.is_empty());
+    for f in files {
+        if let Err(e) = config::load_file(&f) {
+            panic!("{} should be valid: {e}", f.display());
+        }
+    }
+}
