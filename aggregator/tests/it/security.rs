@@ -658,10 +658,7 @@ async fn grpc_tls_mutual_tls_and_allow_lists() {
         ("mtls-no-cert:n", "requires a client certificate"),
         ("mtls-other-ca-cert:n", "refused our client certificate"),
         // Closed at accept, before HTTP/2: the row can only say what it may mean.
-        (
-            "allow-refused:n",
-            "in the agent's monitor.allow_from",
-        ),
+        ("allow-refused:n", "in the agent's monitor.allow_from"),
     ];
     for (id, why) in expect_down {
         let row = agg

@@ -83,7 +83,7 @@ pub async fn client_and_allow(
         h.tls.is_some(),
     );
     if !h.allow_from.is_empty() && !h.allow_from.contains(client.ip) {
-        tracing::warn!(client = %client.ip, path = %req.uri().path(), "Refused by server.allow_from.");
+        tracing::warn!(client = %client.ip, path = %crate::security::login::log_safe(req.uri().path()), "Refused by server.allow_from.");
         return ApiError::new(
             StatusCode::FORBIDDEN,
             format!("{} is not allowed by server.allow_from", client.ip),
@@ -156,7 +156,7 @@ pub async fn allowed_host(State(sec): State<Arc<Security>>, req: Request, next: 
             if let Some(skipped) = sec.host_refusals.pass(now_ms(), 10_000) {
                 tracing::warn!(
                     host = %shown(&host),
-                    path = %req.uri().path(),
+                    path = %crate::security::login::log_safe(req.uri().path()),
                     skipped,
                     "Refused a request for a host name not in server.allowed_hosts."
                 );
@@ -362,7 +362,7 @@ pub async fn csrf(State(sec): State<Arc<Security>>, req: Request, next: Next) ->
     match verdict {
         Ok(()) => next.run(req).await,
         Err(why) => {
-            tracing::warn!(path = %req.uri().path(), reason = %why, "CSRF check refused a request.");
+            tracing::warn!(path = %crate::security::login::log_safe(req.uri().path()), reason = %why, "CSRF check refused a request.");
             ApiError::new(StatusCode::FORBIDDEN, why).into_response()
         }
     }
