@@ -340,11 +340,14 @@ fn tls_hint(t: &str, security: Security) -> Option<&'static str> {
                 "TLS: the agent requires a client certificate (mutual TLS): set tls.cert and tls.key",
             )
         }
+        // The agent's alert: an unknown CA, or (a CA of the same name as its client_ca, whose
+        // signature does not verify) a decrypt error.
         _ if tls
             && (t.contains("badcertificate")
                 || t.contains("bad certificate")
                 || t.contains("unknownca")
-                || t.contains("unknown ca")) =>
+                || t.contains("unknown ca")
+                || (mutual && t.contains("received fatal alert: decrypterror"))) =>
         {
             Some(
                 "TLS: the agent refused our client certificate: is it signed by the agent's client_ca?",
@@ -440,6 +443,18 @@ mod tests {
                 "{said}"
             );
         }
+        let said = classify(
+            &io::Error::other(
+                "transport error: connection error: received fatal alert: DecryptError",
+            ),
+            Stage::Connect,
+            Security::MutualTls,
+            "a:1",
+        );
+        assert!(
+            said.to_string().contains("refused our client certificate"),
+            "{said}"
+        );
         let said = classify(
             &io::Error::other("transport error: connection error: connection reset by peer"),
             Stage::Connect,

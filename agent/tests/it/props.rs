@@ -16,7 +16,9 @@ use smon_agent::config::{self, ConfigError, Env};
 
 #[path = "../../../tests/props_common.rs"]
 mod props_common;
-use props_common::{Target, config, confine_paths, mutate, render, secret, secrets_in};
+use props_common::{
+    Target, config, confine_paths, drop_secrets_shown_openly, mutate, render, secret, secrets_in,
+};
 
 const FILE: &str = "fuzz/config_node.json";
 
@@ -156,6 +158,7 @@ proptest! {
         let c = case(env_token, file_token);
         let mut secrets = c.secrets.clone();
         secrets_in(&v, None, &mut secrets);
+        drop_secrets_shown_openly(&v, &mut secrets);
         let text = render(&v, &raws);
         TARGET.check(load(&c, &text), &secrets).map_err(|e| TestCaseError::fail(format!("{e}\nconfig: {text}")))?;
     }

@@ -17,7 +17,9 @@ use smon_runtime::config::ConfigError;
 
 #[path = "../../../tests/props_common.rs"]
 mod props_common;
-use props_common::{Target, config, confine_paths, mutate, render, secret, secrets_in};
+use props_common::{
+    Target, config, confine_paths, drop_secrets_shown_openly, mutate, render, secret, secrets_in,
+};
 
 const FILE: &str = "fuzz/config_app.json";
 
@@ -150,6 +152,7 @@ proptest! {
         let c = case(file_token);
         let mut secrets = c.secrets.clone();
         secrets_in(&v, None, &mut secrets);
+        drop_secrets_shown_openly(&v, &mut secrets);
         let text = render(&v, &raws);
         TARGET.check(load(&c, &text), &secrets).map_err(|e| TestCaseError::fail(format!("{e}\nconfig: {text}")))?;
     }

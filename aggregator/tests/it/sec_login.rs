@@ -15,7 +15,9 @@ use crate::support::{ADMIN_PASSWORD, VIEWER_PASSWORD, origin_of, write_users};
 
 /// Failures allowed per (address, user) in these tests.
 const LIMIT: usize = 5;
-const CONFIG: &str = r#"{"server":{"auth":{"max_login_failures":5,"lockout_s":900}},"monitor":{"mode":"app","poll_interval_ms":500}}"#;
+/// 200 parallel connections from one address: past the default per-address connection limit
+/// (64, `server.limits`), which would reset the rest before the throttle saw them.
+const CONFIG: &str = r#"{"server":{"auth":{"max_login_failures":5,"lockout_s":900},"limits":{"max_connections_per_address":256}},"monitor":{"mode":"app","poll_interval_ms":500}}"#;
 
 /// An aggregator in this process whose directory (users file, throttle state) outlives it,
 /// so that a second one can start on the same files.

@@ -170,6 +170,22 @@ pub fn parse_json_all<T: serde::de::DeserializeOwned>(
             message: printable(&e.into_inner().to_string()).into_owned(),
         }
     })?;
+    if !doc.is_object() {
+        // Nothing in it can be named by a field: the whole file is of the wrong shape.
+        let kind = match &doc {
+            serde_json::Value::Null => "null",
+            serde_json::Value::Bool(_) => "a boolean",
+            serde_json::Value::Number(_) => "a number",
+            serde_json::Value::String(_) => "a string",
+            serde_json::Value::Array(_) => "an array",
+            serde_json::Value::Object(_) => "an object",
+        };
+        return Err(ConfigError::Parse {
+            file: file.to_owned(),
+            field: ".".to_owned(),
+            message: format!("the file holds {kind}, expected a JSON object {{...}}"),
+        });
+    }
     let mut errors = Vec::new();
     let mut removed = Removed::default();
     // Every round takes one entry out of the document, so the loop ends; the bound is a
@@ -251,7 +267,12 @@ fn dotted(path: &[Seg]) -> String {
                 if !s.is_empty() {
                     s.push('.');
                 }
-                s.push_str(k);
+                // An empty key would vanish from the path: name it as written.
+                if k.is_empty() {
+                    s.push_str("\"\"");
+                } else {
+                    s.push_str(k);
+                }
             }
             Seg::Index(i) => s.push_str(&format!("[{i}]")),
         }
