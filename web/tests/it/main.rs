@@ -2,6 +2,7 @@
 //! and the real UI in a real browser.
 
 mod fleet;
+mod rest_fuzz;
 mod ui;
 
 /// One Chromium at a time: the tests run in parallel on small machines, and two browsers at
