@@ -216,6 +216,8 @@ fn run(
     let mut retry = retry_base;
     let mut reader: Option<Reader> = None;
     let mut last_faults: BTreeSet<String> = BTreeSet::new();
+    // GPUs seen with persistence mode off (by UUID): warned once, until it changes.
+    let mut last_persistence_off = BTreeSet::<String>::new();
     let mut last_scan: Option<Instant> = None;
     let mut next = Instant::now();
     loop {
@@ -304,6 +306,19 @@ fn run(
                     tracing::info!(was = %f, "GPU query works again.");
                 }
                 last_faults = faults;
+                let off: BTreeSet<String> = reading
+                    .gpus
+                    .iter()
+                    .filter(|g| g.persistence_mode == Some(false))
+                    .map(|g| format!("GPU {} ({})", g.index, g.uuid))
+                    .collect();
+                for g in off.difference(&last_persistence_off) {
+                    tracing::warn!(
+                        gpu = %g,
+                        "Persistence mode is off: the driver unloads between clients, so each first call takes seconds. Turn it on with nvidia-persistenced (or `nvidia-smi -pm 1`)."
+                    );
+                }
+                last_persistence_off = off;
                 let names: Vec<String> = reading.gpus.iter().map(|g| g.name.clone()).collect();
                 if names != st.facts.names {
                     st.facts.names = names;
