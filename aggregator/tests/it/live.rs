@@ -9,103 +9,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use smon_aggregator::feed::{Body, Feed, Kinds, RegistryChange};
+use smon_aggregator::feed::{Body, Kinds, RegistryChange};
 use smon_aggregator::link::LinkError;
-use smon_aggregator::registry::{Applied, Registry};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use smon_aggregator::registry::Applied;
 
 use crate::security::Pki;
-use crate::support::{ADMIN_PASSWORD, Agent, Polling, TOKEN, free_port, login, write_users};
+use crate::support::{Agent, InProcess as Live, Polling, TOKEN, free_port, write_users};
 
 const WRONG_TOKEN: &str = "wrong-token-0123456789abcdef";
-
-/// An aggregator in this process, holding its registry and feed.
-struct Live {
-    base: String,
-    client: reqwest::Client,
-    registry: Registry,
-    feed: Feed,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), smon_aggregator::Error>>,
-    dir: tempfile::TempDir,
-}
-
-impl Live {
-    async fn start(config: &Value) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_users(dir.path(), "smon-users.json");
-        let settings = smon_aggregator::config::load_str(&config.to_string(), "t.json", dir.path())
-            .expect("valid config");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let security = smon_aggregator::prepare_security(&settings, &listener).expect("security");
-        let stop = CancellationToken::new();
-        let running = smon_aggregator::start(settings, listener, security, stop.clone())
-            .await
-            .expect("started");
-        let registry = running.registry().clone();
-        let feed = running.feed().clone();
-        let task = tokio::spawn(running.wait());
-        let client = login(&base, "admin", ADMIN_PASSWORD).await;
-        Self {
-            base,
-            client,
-            registry,
-            feed,
-            stop,
-            task,
-            dir,
-        }
-    }
-
-    /// The targets of `config` (as a reload would read them).
-    fn targets(&self, config: &Value) -> Vec<smon_aggregator::config::Target> {
-        smon_aggregator::config::load_str(&config.to_string(), "t.json", self.dir.path())
-            .expect("valid config")
-            .targets
-    }
-
-    async fn rows(&self) -> Vec<Value> {
-        let r = self
-            .client
-            .get(format!("{}/api/v1/hosts", self.base))
-            .send()
-            .await
-            .expect("hosts");
-        r.json::<Value>()
-            .await
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-    }
-
-    async fn wait_row(&self, id: &str, limit: Duration, what: &str, ok: impl Fn(&Value) -> bool) {
-        let start = Instant::now();
-        loop {
-            let rows = self.rows().await;
-            let row = rows
-                .iter()
-                .find(|r| r["id"] == id)
-                .cloned()
-                .unwrap_or_default();
-            if ok(&row) {
-                return;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "{id}: not {what} within {limit:?}: {row}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn shutdown(self) {
-        self.stop.cancel();
-        let r = tokio::time::timeout(Duration::from_secs(3), self.task).await;
-        assert!(matches!(r, Ok(Ok(Ok(())))), "did not stop cleanly: {r:?}");
-    }
-}
 
 fn host(name: &str, agent: &Agent, token: &str, tags: &[&str]) -> Value {
     json!({"name": name, "address": agent.addr.to_string(), "token": token, "tags": tags})

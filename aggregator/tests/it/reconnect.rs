@@ -6,12 +6,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use smon_aggregator::feed::{Body, Feed, Kinds, Subscription};
-use smon_aggregator::registry::Registry;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use smon_aggregator::feed::{Body, Kinds, Subscription};
 
-use crate::support::{ADMIN_PASSWORD, Agent, TOKEN, login, write_users};
+use crate::support::{Agent, InProcess as Agg, TOKEN};
 
 /// What the row of an agent killed mid-stream says first.
 const CLOSED: &str =
@@ -19,88 +16,6 @@ const CLOSED: &str =
 /// What the row of an HTTP server given as an agent's address says.
 const NOT_GRPC: &str =
     "this address answers HTTP, not gRPC: is it the dashboard's port instead of the agent's?";
-
-/// An aggregator in this process with its registry and event feed.
-struct Agg {
-    base: String,
-    client: reqwest::Client,
-    registry: Registry,
-    feed: Feed,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), smon_aggregator::Error>>,
-    dir: tempfile::TempDir,
-}
-
-impl Agg {
-    async fn start(config: &Value) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_users(dir.path(), "smon-users.json");
-        let settings = smon_aggregator::config::load_str(&config.to_string(), "t.json", dir.path())
-            .expect("valid config");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let security = smon_aggregator::prepare_security(&settings, &listener).expect("security");
-        let stop = CancellationToken::new();
-        let running = smon_aggregator::start(settings, listener, security, stop.clone())
-            .await
-            .expect("started");
-        let registry = running.registry().clone();
-        let feed = running.feed().clone();
-        let task = tokio::spawn(running.wait());
-        let client = login(&base, "admin", ADMIN_PASSWORD).await;
-        Self {
-            base,
-            client,
-            registry,
-            feed,
-            stop,
-            task,
-            dir,
-        }
-    }
-
-    async fn row(&self, id: &str) -> Value {
-        let r = self
-            .client
-            .get(format!("{}/api/v1/hosts", self.base))
-            .send()
-            .await
-            .expect("hosts");
-        r.json::<Value>()
-            .await
-            .ok()
-            .and_then(|v| v.as_array()?.iter().find(|h| h["id"] == id).cloned())
-            .unwrap_or_default()
-    }
-
-    /// Waits until `ok(row)`; the time it took. Panics after `limit`.
-    async fn wait_row(
-        &self,
-        id: &str,
-        limit: Duration,
-        what: &str,
-        ok: impl Fn(&Value) -> bool,
-    ) -> Duration {
-        let start = Instant::now();
-        loop {
-            let row = self.row(id).await;
-            if ok(&row) {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < limit,
-                "{id}: not {what} within {limit:?}: {row}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn shutdown(self) {
-        self.stop.cancel();
-        let r = tokio::time::timeout(Duration::from_secs(3), self.task).await;
-        assert!(matches!(r, Ok(Ok(Ok(())))), "did not stop cleanly: {r:?}");
-    }
-}
 
 fn fleet(hosts: Vec<Value>) -> Value {
     json!({"monitor": {"mode": "app", "poll_interval_ms": 200, "include_self": false,

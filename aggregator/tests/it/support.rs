@@ -6,6 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use smon_aggregator::feed::Feed;
+use smon_aggregator::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -389,5 +391,107 @@ impl Polling {
             }
             self.get().await?;
         }
+    }
+}
+
+/// An aggregator in this process (`smon_aggregator::start` on port 0), holding its registry
+/// and event feed, with a logged-in admin client.
+pub struct InProcess {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub registry: Registry,
+    pub feed: Feed,
+    pub stop: CancellationToken,
+    pub task: tokio::task::JoinHandle<Result<(), smon_aggregator::Error>>,
+    pub dir: tempfile::TempDir,
+}
+
+impl InProcess {
+    /// Starts it on `config` (users in its own temporary directory).
+    pub async fn start(config: &Value) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_users(dir.path(), "smon-users.json");
+        let settings = smon_aggregator::config::load_str(&config.to_string(), "t.json", dir.path())
+            .expect("valid config");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let security = smon_aggregator::prepare_security(&settings, &listener).expect("security");
+        let stop = CancellationToken::new();
+        let running = smon_aggregator::start(settings, listener, security, stop.clone())
+            .await
+            .expect("started");
+        let registry = running.registry().clone();
+        let feed = running.feed().clone();
+        let task = tokio::spawn(running.wait());
+        let client = login(&base, "admin", ADMIN_PASSWORD).await;
+        Self {
+            base,
+            client,
+            registry,
+            feed,
+            stop,
+            task,
+            dir,
+        }
+    }
+
+    /// The targets of `config` (as a reload would read them).
+    pub fn targets(&self, config: &Value) -> Vec<smon_aggregator::config::Target> {
+        smon_aggregator::config::load_str(&config.to_string(), "t.json", self.dir.path())
+            .expect("valid config")
+            .targets
+    }
+
+    /// Every host row of the REST API.
+    pub async fn rows(&self) -> Vec<Value> {
+        let r = self
+            .client
+            .get(format!("{}/api/v1/hosts", self.base))
+            .send()
+            .await
+            .expect("hosts");
+        r.json::<Value>()
+            .await
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// The row of host `id` (`null` while there is none).
+    pub async fn row(&self, id: &str) -> Value {
+        self.rows()
+            .await
+            .into_iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_default()
+    }
+
+    /// Waits until `ok(row)` and returns the time it took; panics after `limit`.
+    pub async fn wait_row(
+        &self,
+        id: &str,
+        limit: Duration,
+        what: &str,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Duration {
+        let start = Instant::now();
+        loop {
+            let row = self.row(id).await;
+            if ok(&row) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{id}: not {what} within {limit:?}: {row}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops it and checks that it stopped cleanly.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let r = tokio::time::timeout(Duration::from_secs(3), self.task).await;
+        assert!(matches!(r, Ok(Ok(Ok(())))), "did not stop cleanly: {r:?}");
     }
 }
