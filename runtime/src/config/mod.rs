@@ -356,10 +356,26 @@ fn missing_field(message: &str) -> Option<&str> {
 /// The value as the user wrote it (strings bare, the rest as JSON), shortened, and hidden
 /// for secrets.
 fn shown(path: &[Seg], v: &serde_json::Value) -> String {
-    let secret = path.iter().any(|s| {
-        matches!(s, Seg::Key(k) if ["token", "password", "secret"].iter().any(|w| k.to_ascii_lowercase().contains(w)))
-    });
-    if secret {
+    fn secret_key(k: &str) -> bool {
+        let k = k.to_ascii_lowercase();
+        ["token", "password", "secret", "hash"]
+            .iter()
+            .any(|w| k.contains(w))
+    }
+    // A value holding a secret anywhere inside (a misplaced block with users' hashes, say) is
+    // hidden whole: an unknown key's value is quoted, and it may be such a block.
+    fn holds_secret(v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Object(o) => o.iter().any(|(k, c)| secret_key(k) || holds_secret(c)),
+            serde_json::Value::Array(a) => a.iter().any(holds_secret),
+            serde_json::Value::String(s) => s.starts_with("$argon2"),
+            _ => false,
+        }
+    }
+    let secret = path
+        .iter()
+        .any(|s| matches!(s, Seg::Key(k) if secret_key(k)));
+    if secret || holds_secret(v) {
         return "<hidden>".into();
     }
     let s = match v {
@@ -542,6 +558,21 @@ mod tests {
             ]
         );
         assert!(lines(r#"{"a":{"b":1}}"#).is_empty());
+    }
+
+    #[test]
+    fn an_unknown_block_holding_a_secret_is_not_quoted() {
+        // A block put under a wrong key (a `server` block as `mode`, with users' hashes) is
+        // quoted as an unknown key's value: not when a secret is anywhere inside it.
+        assert_eq!(
+            lines(
+                r#"{"a":{"b":1},"mode":{"auth":{"users":[{"name":"ops","password_hash":"$argon2id$v=19$abc"}]}},"q":"$argon2id$v=19$def"}"#
+            ),
+            [
+                "f.json: mode: '<hidden>' is not a known key (expected one of `a`, `list`, `token`)",
+                "f.json: q: '<hidden>' is not a known key (expected one of `a`, `list`, `token`)",
+            ]
+        );
     }
 
     #[test]
