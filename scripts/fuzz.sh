@@ -7,7 +7,9 @@
 #   -t SECONDS  how long each target runs (default 300)
 #   --all       every target: adds the config loaders (config_node, config_app), whose build
 #               takes the daemons' crates (minutes more)
-#   --ci        what CI runs: the light targets, 10 s each
+#   --ci        what CI runs: the light targets, each a fixed 20,000 inputs from seed 1 after
+#               replaying its corpus (deterministic: CI never goes red on a new, random find;
+#               exploring is for the long local runs)
 #   --merge     fold what the run found into the committed corpus (fuzz/corpus/TARGET),
 #               minimised; commit it with the fix of any crash
 #   TARGET      one or more of: redact utmp proc_stat mountinfo diskstats config_node config_app
@@ -29,12 +31,13 @@ light=(redact utmp proc_stat mountinfo diskstats)
 heavy=(config_node config_app)
 seconds=300
 merge=0
+ci=0
 targets=()
 while [ $# -gt 0 ]; do
     case "$1" in
         -t) seconds="$2"; shift 2 ;;
         --all) targets+=("${light[@]}" "${heavy[@]}"); shift ;;
-        --ci) seconds=10; shift ;;
+        --ci) ci=1; seconds=60; shift ;;
         --merge) merge=1; shift ;;
         -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         -*) echo "fuzz.sh: unknown option $1" >&2; exit 64 ;;
@@ -78,7 +81,9 @@ for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t" "$work/$t"
     echo "fuzz: $t for ${seconds}s"
     # New inputs go to the scratch directory (first); the committed corpus is read only.
-    (cd "$work" && "$OLDPWD/fuzz/target/$host/release/$t" -max_total_time="$seconds" \
+    limit=(-max_total_time="$seconds")
+    [ "$ci" = 1 ] && limit+=(-seed=1 -runs=20000)
+    (cd "$work" && "$OLDPWD/fuzz/target/$host/release/$t" "${limit[@]}" \
         -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$OLDPWD/fuzz/artifacts/$t/" "$work/$t" "$OLDPWD/fuzz/corpus/$t")
     if [ "$merge" = 1 ]; then
