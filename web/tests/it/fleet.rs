@@ -77,23 +77,24 @@ pub(crate) fn public_security(dir: &Path, listen: std::net::SocketAddr) -> Arc<S
     Security::start(http, listen).expect("security").0
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn open_pages_follow_hosts_added_and_removed() {
-    let _turn = crate::ONE_BROWSER.lock().await;
-    let dir = tempfile::tempdir().expect("tempdir");
+/// A public read-only dashboard serving a store of `hosts`, in-process on port 0.
+pub(crate) struct PublicServer {
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) web: Arc<Web>,
+    pub(crate) stop: CancellationToken,
+    pub(crate) server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub(crate) async fn serve_public(dir: &Path, hosts: Vec<HostSpec>) -> PublicServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let store = ClusterStore::new(
-        vec![spec("lab", "a1"), spec("lab", "a2"), spec("old", "o1")],
-        StoreConfig::for_interval(500),
-        now_ms(),
-    );
+    let store = ClusterStore::new(hosts, StoreConfig::for_interval(500), now_ms());
     let web = Arc::new(Web::new(
         Arc::new(std::sync::Mutex::new(store)),
         "app",
-        public_security(dir.path(), addr),
+        public_security(dir, addr),
     ));
     let stop = CancellationToken::new();
     let server = tokio::spawn(smon_web::serve::serve(
@@ -103,6 +104,28 @@ async fn open_pages_follow_hosts_added_and_removed() {
         smon_web::serve::HttpLimits::default(),
         stop.clone(),
     ));
+    PublicServer {
+        addr,
+        web,
+        stop,
+        server,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_pages_follow_hosts_added_and_removed() {
+    let _turn = crate::ONE_BROWSER.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let PublicServer {
+        addr,
+        web,
+        stop,
+        server,
+    } = serve_public(
+        dir.path(),
+        vec![spec("lab", "a1"), spec("lab", "a2"), spec("old", "o1")],
+    )
+    .await;
     // Every host in the store samples every 250 ms, as pollers would.
     let feeder = {
         let (web, stop) = (web.clone(), stop.clone());

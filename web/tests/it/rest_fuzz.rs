@@ -8,16 +8,11 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use smon_web::clock::now_ms;
-use smon_web::state::Web;
-use smon_web::store::{ClusterStore, StoreConfig};
-use tokio_util::sync::CancellationToken;
 
-use crate::fleet::{public_security, spec};
+use crate::fleet::{PublicServer, serve_public, spec};
 
 /// Writes one GET of `target` and returns the answer's status code (0 when the server closed
 /// without an answer, which hyper does only for a request line it cannot read at all).
@@ -127,31 +122,15 @@ fn any_request_target_gets_an_answer_below_500() {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let (addr, web, stop, server) = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let store = ClusterStore::new(
-            vec![spec("lab", "a1"), spec("lab", "a2")],
-            StoreConfig::for_interval(500),
-            now_ms(),
-        );
-        let web = Arc::new(Web::new(
-            Arc::new(std::sync::Mutex::new(store)),
-            "app",
-            public_security(dir.path(), addr),
-        ));
-        let stop = CancellationToken::new();
-        let server = tokio::spawn(smon_web::serve::serve(
-            web.clone(),
-            "",
-            listener,
-            smon_web::serve::HttpLimits::default(),
-            stop.clone(),
-        ));
-        (addr, web, stop, server)
-    });
+    let PublicServer {
+        addr,
+        web,
+        stop,
+        server,
+    } = rt.block_on(serve_public(
+        dir.path(),
+        vec![spec("lab", "a1"), spec("lab", "a2")],
+    ));
     // The server answers before the fuzzing starts.
     let mut up = false;
     for _ in 0..100 {

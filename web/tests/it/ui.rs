@@ -9,18 +9,14 @@
 //!   read and 2 MiB/s written: the optional overview columns.
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use smon_proto::{
     Cpu, Disk, Gpu, LoadAverage, Memory, NetInterface, Parts, Process, Snapshot, Temperature,
 };
 use smon_web::clock::now_ms;
-use smon_web::state::Web;
-use smon_web::store::{ClusterStore, StoreConfig};
-use tokio_util::sync::CancellationToken;
 
-use crate::fleet::{public_security, spec, ui_dir};
+use crate::fleet::{PublicServer, serve_public, spec, ui_dir};
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -160,28 +156,12 @@ fn warm(seq: u64) -> Snapshot {
 async fn the_pages_show_columns_cards_and_processes_at_desktop_and_phone_sizes() {
     let _turn = crate::ONE_BROWSER.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let store = ClusterStore::new(
-        vec![spec("lab", "busy"), spec("lab", "warm")],
-        StoreConfig::for_interval(500),
-        now_ms(),
-    );
-    let web = Arc::new(Web::new(
-        Arc::new(std::sync::Mutex::new(store)),
-        "app",
-        public_security(dir.path(), addr),
-    ));
-    let stop = CancellationToken::new();
-    let server = tokio::spawn(smon_web::serve::serve(
-        web.clone(),
-        "",
-        listener,
-        smon_web::serve::HttpLimits::default(),
-        stop.clone(),
-    ));
+    let PublicServer {
+        addr,
+        web,
+        stop,
+        server,
+    } = serve_public(dir.path(), vec![spec("lab", "busy"), spec("lab", "warm")]).await;
     let feeder = {
         let (web, stop) = (web.clone(), stop.clone());
         tokio::spawn(async move {
