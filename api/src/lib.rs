@@ -5,6 +5,7 @@
 //!   server (`smon-web`) serialises these very types, so a client built on this crate reads
 //!   exactly what is sent.
 //! - [`auth`]: the login, `me` and user-list bodies.
+//! - [`history`]: the bodies of the history routes.
 //! - [`client`]: a small typed REST client (login with a session cookie, the read routes), for
 //!   the CLI and for tests.
 //!
@@ -13,6 +14,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod history;
 pub mod wire;
 
 pub use client::{Client, ClientError};

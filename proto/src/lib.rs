@@ -16,11 +16,13 @@ impl Parts {
         processes: true,
         per_core: true,
         gpu_processes: true,
+        top_processes: 0,
     };
     /// Nothing heavy: what a cluster overview polls.
     pub const SUMMARY: Parts = Parts {
         processes: false,
         per_core: false,
         gpu_processes: false,
+        top_processes: 0,
     };
 }

@@ -73,6 +73,7 @@ fn base(seq: u64, cores: u32) -> Snapshot {
             processes: true,
             per_core: true,
             gpu_processes: true,
+            ..Default::default()
         }),
         ..Default::default()
     }

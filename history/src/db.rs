@@ -1,0 +1,101 @@
+//! Opening the database: WAL, the pragmas every connection needs, and the schema migrations
+//! (`rusqlite_migration`, the schema version in SQLite's `user_version`). Each feature keeps its
+//! tables in its own migration file under `history/migrations/`; a new feature appends one,
+//! never edits one that has shipped.
+
+use std::path::Path;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use rusqlite_migration::{M, Migrations};
+
+use crate::Error;
+
+/// The database file's name in `storage.dir`.
+pub const FILE_NAME: &str = "smon.sqlite3";
+
+/// The schema, in order.
+static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
+    Migrations::new(vec![
+        M::up(include_str!("../migrations/0001_metrics.sql")),
+        M::up(include_str!("../migrations/0002_processes.sql")),
+    ])
+});
+
+/// How long a connection waits for another's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |source| Error::Sqlite {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Opens (creating it and its directory when missing) the database at `path` for writing, in
+/// WAL mode, with the schema brought up to date. Only the writer holds such a connection.
+pub fn open_writer(path: &Path) -> Result<Connection, Error> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Dir {
+            dir: dir.to_owned(),
+            source,
+        })?;
+    }
+    let mut conn = Connection::open(path).map_err(sqlite(path))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite(path))?;
+    // WAL: readers never block the writer, and a crash loses at most the transactions not
+    // yet committed. NORMAL: a commit is durable once the WAL is synced at a checkpoint; a
+    // power cut may lose the last commits, never corrupt the file.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(sqlite(path))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(sqlite(path))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(sqlite(path))?;
+    MIGRATIONS
+        .to_latest(&mut conn)
+        .map_err(|source| Error::Migration {
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(conn)
+}
+
+/// Opens the database at `path` read-only (it must exist: the writer made it).
+pub fn open_reader(path: &Path) -> Result<Connection, Error> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sqlite(path))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite(path))?;
+    Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        assert!(MIGRATIONS.validate().is_ok());
+    }
+
+    #[test]
+    fn opening_twice_keeps_the_schema_and_uses_wal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub").join(FILE_NAME);
+        drop(open_writer(&path).expect("first open"));
+        let conn = open_writer(&path).expect("second open");
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .expect("journal_mode");
+        assert_eq!(mode, "wal");
+        let r = open_reader(&path).expect("reader");
+        let v: i64 = r
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .expect("user_version");
+        assert!(v >= 2, "schema version {v}");
+    }
+}

@@ -1,0 +1,1 @@
+//! The read side: [`crate::History`] on read-only connections.
