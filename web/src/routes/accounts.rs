@@ -68,7 +68,7 @@ fn role_of(r: ApiRole) -> Result<Role, ApiError> {
     }
 }
 
-fn refused(e: &AccountError) -> Response {
+fn refused(e: &AccountError) -> ApiError {
     let status = match e {
         AccountError::NotFound(_) => StatusCode::NOT_FOUND,
         AccountError::Exists(_) | AccountError::FromConfig(_) | AccountError::LastAdmin(_) => {
@@ -77,7 +77,11 @@ fn refused(e: &AccountError) -> Response {
         AccountError::InvalidName(_) => StatusCode::BAD_REQUEST,
         AccountError::Users(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    ApiError::new(status, e.to_string()).into_response()
+    ApiError::new(status, e.to_string())
+}
+
+fn login_required() -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "login required".into())
 }
 
 fn name_of(p: &Principal) -> String {
@@ -94,6 +98,27 @@ struct Asked {
     action: &'static str,
     target: String,
     role: Option<Role>,
+}
+
+impl Asked {
+    /// `action` on `target` by the admin `p`, from `client`.
+    fn by(p: &Principal, client: &Client, action: &'static str, target: &str) -> Self {
+        Self {
+            actor: name_of(p),
+            client: client.ip,
+            action,
+            target: target.to_owned(),
+            role: None,
+        }
+    }
+
+    /// The same, setting `role`.
+    fn with_role(self, role: Role) -> Self {
+        Self {
+            role: Some(role),
+            ..self
+        }
+    }
 }
 
 /// Hashes `password` and makes the change `make(hash)` (both off the async threads), then
@@ -160,41 +185,40 @@ pub async fn change_own_password(
     Reader(p): Reader,
     session: Session,
     b: Result<Json<ChangePassword>, JsonRejection>,
-) -> Response {
-    let req = match body(b, r#"{"current": "...", "new": "..."}"#) {
-        Ok(r) => r,
-        Err(r) => return r.into_response(),
+) -> Result<Response, ApiError> {
+    let req = body(b, r#"{"current": "...", "new": "..."}"#)?;
+    let Principal::User { name, role, .. } = &p else {
+        return Err(login_required());
     };
-    let Principal::User { name, role, .. } = p else {
-        return ApiError::new(StatusCode::UNAUTHORIZED, "login required".into()).into_response();
-    };
-    if let Err(r) = check_password("new", &req.new) {
-        return r.into_response();
-    }
+    let (name, role) = (name.clone(), *role);
+    check_password("new", &req.new)?;
     if req.current.len() > MAX_PASSWORD_BYTES {
-        return bad(format!("current: longer than {MAX_PASSWORD_BYTES} bytes")).into_response();
+        return Err(bad(format!(
+            "current: longer than {MAX_PASSWORD_BYTES} bytes"
+        )));
     }
     let sec = w.security.clone();
     // The current password is checked like a login: a stolen session cannot guess it.
     let attempt = match sec.throttle.reserve(client.ip, &name, now_ms()) {
         Ok(a) => a,
         Err(r) => {
-            return ApiError::new(
+            return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
                     "too many wrong passwords; try again in {} s",
                     r.wait.as_secs().max(1)
                 ),
-            )
-            .into_response();
+            ));
         }
     };
     let Some(user) = sec.users.get(&name) else {
-        return ApiError::new(StatusCode::UNAUTHORIZED, "login required".into()).into_response();
+        return Err(login_required());
     };
     let Ok(_permit) = sec.hashing.acquire().await else {
-        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into())
-            .into_response();
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting down".into(),
+        ));
     };
     let current = req.current;
     let hash = user.password_hash.clone();
@@ -204,30 +228,21 @@ pub async fn change_own_password(
     if !ok {
         let s = sec.clone();
         tokio::task::spawn_blocking(move || s.throttle.persist_logged());
-        return ApiError::new(
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "current: not your current password".into(),
-        )
-        .into_response();
+        ));
     }
     sec.throttle.succeeded(&attempt);
     let target = name.clone();
-    let r = change(
+    change(
         sec.clone(),
-        Asked {
-            actor: name.clone(),
-            client: client.ip,
-            action: "change_own_password",
-            target: name.clone(),
-            role: None,
-        },
+        Asked::by(&p, &client, "change_own_password", &name),
         Some(req.new),
         move |h| Change::SetPassword(target, h.unwrap_or_default()),
     )
-    .await;
-    if let Err(e) = r {
-        return refused(&e);
-    }
+    .await
+    .map_err(|e| refused(&e))?;
     let now = now_ms();
     after_new_password(&sec, &name, now);
     // This session goes on: it counts as a login made now.
@@ -242,13 +257,12 @@ pub async fn change_own_password(
     }
     .await;
     if let Err(e) = saved {
-        return ApiError::new(
+        return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("password changed, but the session could not be kept: {e}"),
-        )
-        .into_response();
+        ));
     }
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn entry(u: &User, from_config: bool) -> UserEntry {
@@ -277,35 +291,22 @@ pub async fn add(
     Extension(client): Extension<Client>,
     Admin(p): Admin,
     b: Result<Json<NewUser>, JsonRejection>,
-) -> Response {
-    let req = match body(
+) -> Result<Response, ApiError> {
+    let req = body(
         b,
         r#"{"name": "...", "role": "viewer" | "admin", "password": "..."}"#,
-    ) {
-        Ok(r) => r,
-        Err(r) => return r.into_response(),
-    };
+    )?;
     if !users::valid_name(&req.name) {
-        return bad("name: a user name is 1-64 letters, digits, '.', '_', '-' or '@'".into())
-            .into_response();
+        return Err(bad(
+            "name: a user name is 1-64 letters, digits, '.', '_', '-' or '@'".into(),
+        ));
     }
-    let role = match role_of(req.role) {
-        Ok(r) => r,
-        Err(r) => return r.into_response(),
-    };
-    if let Err(r) = check_password("password", &req.password) {
-        return r.into_response();
-    }
+    let role = role_of(req.role)?;
+    check_password("password", &req.password)?;
     let name = req.name.clone();
-    let r = change(
+    change(
         w.security.clone(),
-        Asked {
-            actor: name_of(&p),
-            client: client.ip,
-            action: "add_user",
-            target: req.name.clone(),
-            role: Some(role),
-        },
+        Asked::by(&p, &client, "add_user", &req.name).with_role(role),
         Some(req.password),
         move |h| {
             Change::Add(User {
@@ -315,19 +316,14 @@ pub async fn add(
             })
         },
     )
-    .await;
-    match r {
-        Ok(()) => (
-            StatusCode::CREATED,
-            Json(UserEntry {
-                name: req.name,
-                role: role.into(),
-                from_config: false,
-            }),
-        )
-            .into_response(),
-        Err(e) => refused(&e),
-    }
+    .await
+    .map_err(|e| refused(&e))?;
+    let created = UserEntry {
+        name: req.name,
+        role: role.into(),
+        from_config: false,
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// `DELETE /api/v1/admin/users/{name}`: removes a user (never the last admin).
@@ -336,29 +332,19 @@ pub async fn remove(
     Extension(client): Extension<Client>,
     Admin(p): Admin,
     Path(name): Path<String>,
-) -> Response {
+) -> Result<StatusCode, ApiError> {
     let target = name.clone();
-    let r = change(
+    change(
         w.security.clone(),
-        Asked {
-            actor: name_of(&p),
-            client: client.ip,
-            action: "remove_user",
-            target: name.clone(),
-            role: None,
-        },
+        Asked::by(&p, &client, "remove_user", &name),
         None,
         move |_| Change::Remove(target),
     )
-    .await;
-    match r {
-        Ok(()) => {
-            w.security.users.end_sessions(&name, now_ms());
-            w.security.throttle.forget_user(&name);
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(e) => refused(&e),
-    }
+    .await
+    .map_err(|e| refused(&e))?;
+    w.security.users.end_sessions(&name, now_ms());
+    w.security.throttle.forget_user(&name);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `PUT /api/v1/admin/users/{name}/role`: sets a role (never demotes the last admin).
@@ -368,33 +354,18 @@ pub async fn set_role(
     Admin(p): Admin,
     Path(name): Path<String>,
     b: Result<Json<SetRole>, JsonRejection>,
-) -> Response {
-    let req = match body(b, r#"{"role": "viewer" | "admin"}"#) {
-        Ok(r) => r,
-        Err(r) => return r.into_response(),
-    };
-    let role = match role_of(req.role) {
-        Ok(r) => r,
-        Err(r) => return r.into_response(),
-    };
+) -> Result<StatusCode, ApiError> {
+    let role = role_of(body(b, r#"{"role": "viewer" | "admin"}"#)?.role)?;
     let target = name.clone();
-    let r = change(
+    change(
         w.security.clone(),
-        Asked {
-            actor: name_of(&p),
-            client: client.ip,
-            action: "set_role",
-            target: name,
-            role: Some(role),
-        },
+        Asked::by(&p, &client, "set_role", &name).with_role(role),
         None,
         move |_| Change::SetRole(target, role),
     )
-    .await;
-    match r {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => refused(&e),
-    }
+    .await
+    .map_err(|e| refused(&e))?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `PUT /api/v1/admin/users/{name}/password`: sets a user's password; their sessions end.
@@ -404,33 +375,18 @@ pub async fn reset_password(
     Admin(p): Admin,
     Path(name): Path<String>,
     b: Result<Json<ResetPassword>, JsonRejection>,
-) -> Response {
-    let req = match body(b, r#"{"password": "..."}"#) {
-        Ok(r) => r,
-        Err(r) => return r.into_response(),
-    };
-    if let Err(r) = check_password("password", &req.password) {
-        return r.into_response();
-    }
+) -> Result<StatusCode, ApiError> {
+    let req = body(b, r#"{"password": "..."}"#)?;
+    check_password("password", &req.password)?;
     let target = name.clone();
-    let r = change(
+    change(
         w.security.clone(),
-        Asked {
-            actor: name_of(&p),
-            client: client.ip,
-            action: "reset_password",
-            target: name.clone(),
-            role: None,
-        },
+        Asked::by(&p, &client, "reset_password", &name),
         Some(req.password),
         move |h| Change::SetPassword(target, h.unwrap_or_default()),
     )
-    .await;
-    match r {
-        Ok(()) => {
-            after_new_password(&w.security, &name, now_ms());
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(e) => refused(&e),
-    }
+    .await
+    .map_err(|e| refused(&e))?;
+    after_new_password(&w.security, &name, now_ms());
+    Ok(StatusCode::NO_CONTENT)
 }
