@@ -112,6 +112,51 @@ impl Target {
         Ok(())
     }
 
+    /// Replays the fuzzing corpus `fuzz/corpus/<corpus>` (inputs found by `scripts/fuzz.sh`)
+    /// through a loader, with the contract of [`Target::check`] and clean error lines. For each
+    /// file, `load(text)` loads it in a fresh case and returns the result with that case's
+    /// secrets; the secrets inside the file are added here. Paths in the file are kept inside
+    /// the case's directory (as the fuzz targets do).
+    pub fn replay_corpus<T>(
+        self,
+        corpus: &str,
+        mut load: impl FnMut(&str) -> (Result<T, ConfigError>, Vec<String>),
+    ) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/corpus")
+            .join(corpus);
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .expect("the fuzzing corpus")
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        assert!(files.len() >= 2, "corpus missing in {}", dir.display());
+        for f in &files {
+            let bytes = std::fs::read(f).expect("corpus file");
+            let mut v = serde_json::from_slice::<Value>(&bytes).ok();
+            let raw = String::from_utf8_lossy(&bytes).into_owned();
+            let text = match v.as_mut() {
+                Some(v) => {
+                    let before = v.clone();
+                    confine_paths(v);
+                    if *v == before { raw } else { v.to_string() }
+                }
+                None => raw,
+            };
+            let (result, mut secrets) = load(&text);
+            if let Some(v) = &v {
+                secrets_in(v, None, &mut secrets);
+            }
+            if let Err(e) = &result {
+                self.assert_clean_lines(&e.to_string());
+            }
+            if let Err(problem) = self.check(result, &secrets) {
+                panic!("{}: {problem}", f.display());
+            }
+        }
+    }
+
     /// Error text is meant for a terminal and a log: one problem per line, each line starting
     /// with the file name, and no control character or bidi override that could forge a line
     /// or rewrite the operator's screen.

@@ -189,37 +189,8 @@ fn error_text_has_no_control_characters() {
 /// file loads or fails naming the file and a field, without a secret or a control character.
 #[test]
 fn fuzz_corpus_loads_or_names_the_field() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/config_node");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("the fuzzing corpus")
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    files.sort();
-    assert!(files.len() >= 2, "corpus missing in {}", dir.display());
-    for f in &files {
+    TARGET.replay_corpus("config_node", |text| {
         let c = case(None, "Qz7file-token-0123456789".into());
-        let mut v = serde_json::from_slice::<Value>(&std::fs::read(f).expect("corpus file")).ok();
-        // As the fuzz target does: file paths stay inside the case's directory.
-        let raw = String::from_utf8_lossy(&std::fs::read(f).expect("corpus file")).into_owned();
-        let text = match v.as_mut() {
-            Some(v) => {
-                let before = v.clone();
-                confine_paths(v);
-                if *v == before { raw } else { v.to_string() }
-            }
-            None => raw,
-        };
-        let mut secrets = c.secrets.clone();
-        if let Some(v) = &v {
-            secrets_in(v, None, &mut secrets);
-        }
-        let result = load(&c, &text);
-        if let Err(e) = &result {
-            TARGET.assert_clean_lines(&e.to_string());
-        }
-        if let Err(problem) = TARGET.check(result, &secrets) {
-            panic!("{}: {problem}", f.display());
-        }
-    }
+        (load(&c, text), c.secrets.clone())
+    });
 }
