@@ -246,15 +246,7 @@ async fn indicator_and_banner_agree_when_the_server_freezes() {
         ),
     )
     .expect("config");
-    let mut agg = Command::new(env!("CARGO_BIN_EXE_smon-aggregator"))
-        .args([
-            "--no-supervise".as_ref(),
-            "--config".as_ref(),
-            cfg.as_os_str(),
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+    let mut agg = crate::support::aggregator(&cfg)
         .spawn()
         .expect("aggregator");
     let pid = agg.id();

@@ -403,14 +403,8 @@ async fn a_consumer_that_never_reads_does_not_delay_the_hub() {
 /// The aggregator binary on `cfg`, its log in `log`.
 fn spawn_binary(cfg: &Path, log: &Path) -> std::process::Child {
     let err = std::fs::File::create(log).expect("log file");
-    Command::new(env!("CARGO_BIN_EXE_smon-aggregator"))
-        .args([
-            "--no-supervise".as_ref(),
-            "--config".as_ref(),
-            cfg.as_os_str(),
-        ])
+    crate::support::aggregator(cfg)
         .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
         .stderr(err)
         .spawn()
         .expect("aggregator")

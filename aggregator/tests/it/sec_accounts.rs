@@ -284,24 +284,12 @@ fn spawn_binary_without_users(dir: &Path, port: u16) -> std::process::Child {
     });
     std::fs::write(&cfg, config.to_string()).expect("config");
     let err = std::fs::File::create(dir.join("err.log")).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_smon-aggregator"))
-        .args([
-            "--no-supervise".as_ref(),
-            "--config".as_ref(),
-            cfg.as_os_str(),
-        ])
-        .stdout(std::process::Stdio::null())
+    let child = crate::support::aggregator(&cfg)
+        .env_remove("RUST_LOG")
         .stderr(err)
         .spawn()
         .expect("aggregator");
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "never listened"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    crate::support::wait_for_port(port);
     child
 }
 

@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -56,23 +56,11 @@ impl Binary {
                 .to_string(),
         )
         .expect("config");
-        let child = Command::new(env!("CARGO_BIN_EXE_smon-aggregator"))
-            .args([
-                "--no-supervise".as_ref(),
-                "--config".as_ref(),
-                cfg.as_os_str(),
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        let child = crate::support::aggregator(&cfg)
             .spawn()
             .expect("aggregator");
         let base = format!("http://127.0.0.1:{port}");
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::support::wait_for_port(port);
         Self {
             child,
             base,

@@ -399,13 +399,8 @@ fn aggregator_bin() -> &'static str {
 
 /// The aggregator binary serving `cfg` (no self-supervision), stderr piped.
 fn spawn_aggregator(cfg: &Path) -> std::process::Child {
-    Command::new(aggregator_bin())
-        .args([
-            "--no-supervise".as_ref(),
-            "--config".as_ref(),
-            cfg.as_os_str(),
-        ])
-        .stdout(Stdio::null())
+    crate::support::aggregator(cfg)
+        .env_remove("RUST_LOG")
         .stderr(Stdio::piped())
         .spawn()
         .expect("aggregator")

@@ -103,6 +103,38 @@ pub fn free_port(ip: &str) -> u16 {
         .port()
 }
 
+/// `bin --no-supervise --config cfg` with stdout discarded and the log (`RUST_LOG=warn`) on
+/// stderr, discarded too: callers change what they need (`.stderr(file)`, `.env(..)`) and spawn.
+pub fn daemon(bin: impl AsRef<std::ffi::OsStr>, cfg: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.args([
+        "--no-supervise".as_ref(),
+        "--config".as_ref(),
+        cfg.as_os_str(),
+    ])
+    .env("RUST_LOG", "warn")
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
+    c
+}
+
+/// [`daemon`] for the aggregator binary.
+pub fn aggregator(cfg: &Path) -> Command {
+    daemon(env!("CARGO_BIN_EXE_smon-aggregator"), cfg)
+}
+
+/// Waits (at most 20 s) until something accepts TCP connections on `127.0.0.1:port`.
+pub fn wait_for_port(port: u16) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "nothing listens on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// An agent process; killed on drop.
 pub struct Agent {
     pub addr: SocketAddr,
@@ -143,17 +175,7 @@ impl Agent {
             ),
         )
         .expect("config");
-        let child = Command::new(agent_bin())
-            .args([
-                "--no-supervise".as_ref(),
-                "--config".as_ref(),
-                cfg.as_os_str(),
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn agent");
+        let child = daemon(agent_bin(), &cfg).spawn().expect("spawn agent");
         self.child = Some(child);
     }
 
