@@ -304,6 +304,9 @@ async fn anonymous_sessions_of_a_public_dashboard_are_bounded() {
     let addr: SocketAddr = agg.base["http://".len()..].parse().expect("addr");
     let mut ws = Ws::open(addr, "", None).expect("anonymous websocket");
     assert!(ws.join().starts_with("40{"));
+    // Handshakes that never join the namespace hold their place for 10 s (the server's
+    // connect timeout): on a loaded machine the flood below may outlast them.
+    let first_handshake = Instant::now();
     for _ in 0..2 {
         let (status, body, _) = open("127.0.0.1").await;
         assert_eq!(status, 200, "{body}");
@@ -320,7 +323,18 @@ async fn anonymous_sessions_of_a_public_dashboard_are_bounded() {
     // Everyone's share is taken: a flood from a third address gets 503, and holds nothing.
     let flood = handshakes(&from("127.0.0.3"), &agg.base, "polling", 2000, 16).await;
     let (n, body) = flood.get(&503).cloned().unwrap_or_default();
-    assert_eq!((flood.len(), n), (1, 2000), "{flood:?}");
+    if first_handshake.elapsed() < Duration::from_secs(10) {
+        assert_eq!((flood.len(), n), (1, 2000), "{flood:?}");
+    } else {
+        // Only the four unjoined handshakes' places can have come free, and been taken (the
+        // rest refused: 503, or 429 once the flood's address holds its three).
+        let taken = flood.get(&200).map_or(0, |(k, _)| *k);
+        let all: usize = flood.values().map(|(k, _)| k).sum();
+        assert!(
+            taken <= 4 && all == 2000 && flood.keys().all(|s| [200, 429, 503].contains(s)),
+            "{flood:?}"
+        );
+    }
     assert!(body.contains("public_max_sockets"), "{body}");
     // A logged-in user is not counted.
     assert!(Polling::connect(&agg.client, &agg.base).await.is_ok());
