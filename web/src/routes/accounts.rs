@@ -246,10 +246,16 @@ pub async fn change_own_password(
     let now = now_ms();
     after_new_password(&sec, &name, now);
     // This session goes on: it counts as a login made now.
+    let password_mark = sec
+        .users
+        .get(&name)
+        .map(|u| users::password_mark(&u.password_hash))
+        .unwrap_or_default();
     let login = Login {
         user: name,
         role,
         login_ms: now,
+        password_mark,
     };
     let saved = async {
         session.cycle_id().await?;

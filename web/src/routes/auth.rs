@@ -19,7 +19,7 @@ use crate::error::ApiError;
 use crate::security::Principal;
 use crate::security::login::{LOGIN_KEY, Login, log_safe};
 use crate::security::net::Client;
-use crate::security::users::valid_name;
+use crate::security::users::{self, valid_name};
 use crate::state::Web;
 
 /// `POST /api/v1/login` body: one definition, in the wire crate.
@@ -134,6 +134,7 @@ pub async fn login(
         user: user.name.clone(),
         role: user.role,
         login_ms: now_ms(),
+        password_mark: users::password_mark(&user.password_hash),
     };
     let saved = async {
         session.cycle_id().await?;

@@ -13,7 +13,9 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_sessions::cookie::SameSite;
-use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
+use tower_sessions::{Expiry, Session, SessionManagerLayer};
+
+use crate::security::sessions::Sessions;
 
 use crate::clock::now_ms;
 use crate::error::ApiError;
@@ -48,9 +50,9 @@ pub fn security_headers() -> [(header::HeaderName, &'static str); 6] {
 
 /// The session cookie layer: `smon_session`, HttpOnly, SameSite=Strict, Secure over TLS,
 /// scoped to the base path, ending after the idle time.
-pub fn session_layer(security: &Security, base: &str) -> SessionManagerLayer<MemoryStore> {
+pub fn session_layer(security: &Security, base: &str) -> SessionManagerLayer<Sessions> {
     let idle = security.idle();
-    SessionManagerLayer::new(MemoryStore::default())
+    SessionManagerLayer::new(security.sessions())
         .with_name("smon_session")
         .with_http_only(true)
         .with_same_site(SameSite::Strict)
@@ -237,7 +239,9 @@ pub async fn principal(
     let mut who = None;
     if let Ok(Some(l)) = session.get::<Login>(LOGIN_KEY).await {
         let expires_ms = l.login_ms.saturating_add(auth.absolute.as_millis() as u64);
-        let known = sec.users.session_valid(&l.user, l.role, l.login_ms);
+        let known = sec
+            .users
+            .session_valid(&l.user, l.role, l.login_ms, &l.password_mark);
         if now_ms() < expires_ms && known {
             who = Some(Principal::User {
                 name: l.user,

@@ -21,6 +21,11 @@ pub struct Login {
     pub role: Role,
     /// When (ms since the epoch).
     pub login_ms: u64,
+    /// A mark of the user's password hash at login ([`crate::security::users::password_mark`]):
+    /// a session outlives a restart, but not a change of the password (made here, or in the
+    /// users file while the server was down).
+    #[serde(default)]
+    pub password_mark: String,
 }
 
 /// Extractor: anyone allowed to read (a user, or anybody on a public dashboard); else 401.

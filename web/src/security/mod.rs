@@ -24,6 +24,7 @@ pub mod handshake;
 pub mod layers;
 pub mod login;
 pub mod net;
+pub mod sessions;
 pub mod throttle;
 pub mod users;
 pub mod visibility;
@@ -99,6 +100,9 @@ pub struct Security {
     /// A hash to check wrong user names against, so that they take as long as wrong passwords
     /// (made at the first such login, not at start-up: argon2 takes 19 MiB and tens of ms).
     dummy_hash: std::sync::OnceLock<String>,
+    /// Where login sessions are kept: the database once [`Security::keep_sessions`] was
+    /// called, else memory.
+    sessions: std::sync::OnceLock<sessions::Sessions>,
 }
 
 /// Why [`Security::start`] refused.
@@ -182,6 +186,7 @@ impl Security {
             hashing: tokio::sync::Semaphore::new(2),
             host_refusals: layers::LogEvery::default(),
             dummy_hash: std::sync::OnceLock::new(),
+            sessions: std::sync::OnceLock::new(),
         };
         Ok((Arc::new(sec), bootstrap))
     }
@@ -191,6 +196,19 @@ impl Security {
     pub fn dummy_hash(&self) -> &str {
         self.dummy_hash
             .get_or_init(|| users::hash_password(&users::random_password()).unwrap_or_default())
+    }
+
+    /// Keeps login sessions in `store` (the server's database) instead of memory. Call it
+    /// before the router is built; a second call changes nothing.
+    pub fn keep_sessions(&self, store: sessions::Sessions) {
+        let _ = self.sessions.set(store);
+    }
+
+    /// The session store (memory unless [`Security::keep_sessions`] chose another).
+    pub fn sessions(&self) -> sessions::Sessions {
+        self.sessions
+            .get_or_init(sessions::Sessions::default)
+            .clone()
     }
 
     /// The idle expiry of a session.

@@ -332,6 +332,15 @@ pub enum Change {
     SetPassword(String, String),
 }
 
+/// A short mark of a password hash, kept in a login session: when the hash changes (a new
+/// password, here or in the users file), the user's older sessions no longer count, across
+/// restarts too. One-way: it says nothing of the password.
+pub fn password_mark(hash: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(hash.as_bytes());
+    d.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
 /// The users of one server, changed at run time through the account routes: those of the
 /// users file may change (the file is rewritten before memory, so a failed write changes
 /// nothing); those of the config may not. Also the time before which a user's sessions no
@@ -398,10 +407,14 @@ impl UserStore {
         &self.file
     }
 
-    /// Whether a session of `user` with `role`, logged in at `login_ms`, still counts: the
-    /// user exists with that role, and has not changed password since.
-    pub fn session_valid(&self, user: &str, role: Role, login_ms: u64) -> bool {
-        let known = self.read().get(user).is_some_and(|u| u.role == role);
+    /// Whether a session of `user` with `role`, logged in at `login_ms` with the password
+    /// marked `mark`, still counts: the user exists with that role and that password, and its
+    /// sessions were not ended since.
+    pub fn session_valid(&self, user: &str, role: Role, login_ms: u64, mark: &str) -> bool {
+        let known = self
+            .read()
+            .get(user)
+            .is_some_and(|u| u.role == role && password_mark(&u.password_hash) == mark);
         let from = self
             .valid_from_ms
             .lock()
@@ -556,6 +569,39 @@ mod tests {
         assert!(verify_password("correct horse", &h));
         assert!(!verify_password("wrong", &h));
         assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn a_session_counts_only_with_the_password_and_role_it_began_with() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hash = hash_password("first password").expect("hash");
+        let alice = User {
+            name: "alice".into(),
+            password_hash: hash.clone(),
+            role: Role::Viewer,
+        };
+        let store = UserStore::new(
+            Users::from([("alice".to_owned(), alice)]),
+            &[],
+            dir.path().join("users.json"),
+        );
+        let mark = password_mark(&hash);
+        assert_eq!(mark.len(), 24);
+        assert!(!mark.contains(&hash[hash.len() - 8..]));
+        assert!(store.session_valid("alice", Role::Viewer, 1000, &mark));
+        assert!(!store.session_valid("alice", Role::Admin, 1000, &mark));
+        assert!(!store.session_valid("alice", Role::Viewer, 1000, ""));
+        assert!(!store.session_valid("bob", Role::Viewer, 1000, &mark));
+        // A new password (even set while the server was down) ends the older sessions.
+        let other = hash_password("second password").expect("hash");
+        assert!(!store.session_valid("alice", Role::Viewer, 1000, &password_mark(&other)));
+        store
+            .apply(&Change::SetPassword("alice".into(), other.clone()))
+            .expect("change");
+        assert!(!store.session_valid("alice", Role::Viewer, 1000, &mark));
+        assert!(store.session_valid("alice", Role::Viewer, 1000, &password_mark(&other)));
+        store.end_sessions("alice", 2000);
+        assert!(!store.session_valid("alice", Role::Viewer, 1000, &password_mark(&other)));
     }
 
     #[test]
