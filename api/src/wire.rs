@@ -6,10 +6,11 @@ use serde::{Deserialize, Serialize};
 use smon_proto::{HostInfo, Snapshot};
 
 /// Where a host stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Never reached yet.
+    #[default]
     Pending,
     /// Samples arrive.
     Up,
@@ -57,7 +58,7 @@ pub struct GpuBrief {
 }
 
 /// One row of the home page: who the host is, its state, and a digest of its latest sample.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct HostRow {
     /// `"<cluster>:<host>"`.
     pub id: String,
