@@ -117,8 +117,20 @@ impl Visibility {
         }
         if !self.process_users {
             for g in &mut snap.gpus {
-                for p in &mut g.processes {
+                let mig = g.mig_instances.iter_mut().flat_map(|m| &mut m.processes);
+                for p in g.processes.iter_mut().chain(mig) {
                     p.user.clear();
+                }
+            }
+        }
+        if !self.error_texts {
+            for g in &mut snap.gpus {
+                let mig = g.mig_instances.iter_mut().map(|m| &mut m.error);
+                let texts = [&mut g.error, &mut g.processes_error]
+                    .into_iter()
+                    .chain(mig);
+                for e in texts.filter(|e| !e.is_empty()) {
+                    *e = HIDDEN_ERROR.into();
                 }
             }
         }
@@ -225,6 +237,17 @@ mod tests {
                     name: "python".into(),
                     ..Default::default()
                 }],
+                mig_instances: vec![smon_proto::MigInstance {
+                    processes: vec![GpuProcess {
+                        pid: 8,
+                        user: "dave".into(),
+                        name: "train".into(),
+                        ..Default::default()
+                    }],
+                    error: "NVML: insufficient permissions on /dev/nvidia-caps/nvidia-cap21".into(),
+                    ..Default::default()
+                }],
+                processes_error: "NVML: not supported on this driver".into(),
                 ..Default::default()
             }],
             ..Default::default()
@@ -266,6 +289,11 @@ mod tests {
         assert_eq!(s.sessions[0].from, HIDDEN);
         assert_eq!(s.sessions[0].pid, 0);
         assert_eq!(s.gpus[0].processes[0].user, "");
+        assert_eq!(s.gpus[0].mig_instances[0].processes[0].user, "");
+        assert_eq!(s.gpus[0].mig_instances[0].processes[0].name, "train");
+        assert_eq!(s.gpus[0].mig_instances[0].error, HIDDEN_ERROR);
+        assert_eq!(s.gpus[0].processes_error, HIDDEN_ERROR);
+        assert_eq!(s.gpus[0].error, "", "no error stays no error");
         assert_eq!(s.sessions[0].terminal, "pts/0");
         assert_eq!(s.networks[0].addresses, Vec::<String>::new());
         assert_eq!(s.networks[0].mac, "");
