@@ -38,7 +38,9 @@ fn once_draws_a_real_agent_with_human_sizes_processes_and_its_gpu() {
         !out.split_whitespace()
             .collect::<Vec<_>>()
             .windows(2)
-            .any(|w| w[1].starts_with("MiB") && w[0].len() >= 5),
+            .any(|w| w[1].starts_with("MiB")
+                && w[0].len() >= 5
+                && w[0].chars().all(|c| c.is_ascii_digit())),
         "{out}"
     );
     assert!(
@@ -92,4 +94,64 @@ fn a_wrong_token_a_closed_port_and_no_terminal_are_one_sentence_each() {
         "http://x/",
     ]));
     assert!(err.contains("cannot be used with"), "{err}");
+}
+
+/// The live view on a real terminal (a pseudo-terminal by util-linux `script`): it takes the
+/// alternate screen, draws the agent's data, opens the help on `?`, quits on `q` with status
+/// 0 and gives the screen back.
+#[test]
+fn the_live_view_draws_on_a_terminal_and_gives_it_back_on_q() {
+    use std::io::{Read as _, Write as _};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let a = agent();
+    let token = a.dir.path().join("token");
+    let cmd = format!(
+        "stty cols 120 rows 40; exec {} top --agent 127.0.0.1:{} --token-file {}",
+        env!("CARGO_BIN_EXE_smonctl"),
+        a.port,
+        token.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qefc", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::thread::sleep(Duration::from_millis(2500));
+    stdin.write_all(b"?").expect("key");
+    std::thread::sleep(Duration::from_millis(500));
+    stdin.write_all(b"q").expect("key");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("smonctl top did not quit on q");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = Vec::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_end(&mut out)
+        .expect("output");
+    let out = String::from_utf8_lossy(&out);
+    assert!(status.success(), "{status:?}\n{out}");
+    let enter = out
+        .find("\u{1b}[?1049h")
+        .expect("the alternate screen was taken");
+    let leave = out
+        .rfind("\u{1b}[?1049l")
+        .expect("the alternate screen was given back");
+    assert!(enter < leave, "{out:?}");
+    for want in ["CPU", "MEM", "Processes", "Help", "sort by memory"] {
+        assert!(out[enter..leave].contains(want), "no {want:?} in {out:?}");
+    }
 }
