@@ -118,15 +118,15 @@ impl Fleet {
         let Some(l) = &self.login else { return Ok(()) };
         match self.client.login(&l.user, &l.password).await {
             Ok(_) => Ok(()),
-            Err(ClientError::Refused { status, reason, .. })
-                if matches!(status, 400 | 401 | 429) =>
-            {
-                Err(FleetError::LoginRefused {
-                    url: self.url.clone(),
-                    user: l.user.clone(),
-                    reason,
-                })
-            }
+            Err(ClientError::Refused {
+                status: 400 | 401 | 429,
+                reason,
+                ..
+            }) => Err(FleetError::LoginRefused {
+                url: self.url.clone(),
+                user: l.user.clone(),
+                reason,
+            }),
             Err(e) => Err(self.explain(e)),
         }
     }

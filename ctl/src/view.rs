@@ -493,7 +493,7 @@ pub fn sorted_processes(s: &Snapshot, sort: Sort, kernel_threads: bool) -> Vec<&
         }
     };
     match sort {
-        Sort::Memory => v.sort_by(|a, b| b.memory_bytes.cmp(&a.memory_bytes)),
+        Sort::Memory => v.sort_by_key(|p| std::cmp::Reverse(p.memory_bytes)),
         Sort::Cpu | Sort::Name => v.sort_by(|a, b| {
             cpu(b)
                 .total_cmp(&cpu(a))

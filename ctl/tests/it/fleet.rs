@@ -1,7 +1,7 @@
 //! `smonctl top --server`: the fleet list and one host's detail from a real aggregator that
 //! polls a real agent, logged in; and the sentences for a wrong password or a missing login.
 
-use crate::support::{agent, aggregator, fails_with, free_port, smonctl, until};
+use crate::support::{agent, aggregator, aggregator_with, fails_with, free_port, smonctl, until};
 
 #[test]
 fn once_lists_the_fleet_and_opens_a_host_through_the_rest_api() {
@@ -97,5 +97,25 @@ fn a_wrong_password_no_login_and_no_server_are_one_sentence_each() {
     assert!(
         !err.contains("panicked") && err.lines().count() == 1,
         "{err}"
+    );
+}
+
+#[test]
+fn a_public_read_only_dashboard_needs_no_login() {
+    let a = agent();
+    let g = aggregator_with(&a, r#","auth":{"public_read_only":true}"#);
+    let url = format!("http://127.0.0.1:{}/", g.port);
+    let list = until(
+        &[
+            "top", "--server", &url, "--once", "--width", "160", "--sort", "cpu",
+        ],
+        |o| {
+            o.lines()
+                .any(|l| l.contains("lab:n1") && l.contains(" up "))
+        },
+    );
+    assert!(
+        list.contains("smon fleet") && list.contains("local:"),
+        "{list}"
     );
 }

@@ -98,13 +98,7 @@ pub fn agent() -> Daemon {
 /// An aggregator on 127.0.0.1 polling `agent` as `lab:n1` (and itself as `local:...`), with
 /// no users: it makes `admin` and writes its password to `<dir>/password` (one line).
 pub fn aggregator(agent: &Daemon) -> Daemon {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let config = format!(
-        r#"{{"server":{{"host":"127.0.0.1","port":{port}}},"monitor":{{"mode":"app","poll_interval_ms":200,"self_gpu":"off","clusters":[{{"name":"lab","hosts":[{{"name":"n1","address":"127.0.0.1:{}","token":"{TOKEN}"}}]}}]}}}}"#,
-        agent.port
-    );
-    let d = spawn("smon-aggregator", dir, &config, port);
+    let d = aggregator_with(agent, "");
     let pw_file = d.dir.path().join("smon-users.initial-password");
     let started = Instant::now();
     let password = loop {
@@ -120,6 +114,18 @@ pub fn aggregator(agent: &Daemon) -> Daemon {
     };
     std::fs::write(d.dir.path().join("password"), format!("{password}\n")).expect("password");
     d
+}
+
+/// Like [`aggregator`] with `server_extra` in the `server` block (starting with a comma), and
+/// no wait for a password file.
+pub fn aggregator_with(agent: &Daemon, server_extra: &str) -> Daemon {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let config = format!(
+        r#"{{"server":{{"host":"127.0.0.1","port":{port}{server_extra}}},"monitor":{{"mode":"app","poll_interval_ms":200,"self_gpu":"off","clusters":[{{"name":"lab","hosts":[{{"name":"n1","address":"127.0.0.1:{}","token":"{TOKEN}"}}]}}]}}}}"#,
+        agent.port
+    );
+    spawn("smon-aggregator", dir, &config, port)
 }
 
 /// Runs `smonctl` with `args` (stdout and stderr captured: not a terminal).
