@@ -103,6 +103,8 @@ pub struct App {
     pub kernel_threads: bool,
     /// The user asked to quit.
     pub quit: bool,
+    /// Keys work (the live view); false for `--once`, whose text shows no key hints.
+    pub interactive: bool,
 }
 
 impl App {
@@ -125,6 +127,7 @@ impl App {
             scroll: 0,
             kernel_threads: false,
             quit: false,
+            interactive: true,
         }
     }
 

@@ -167,6 +167,7 @@ async fn top(t: Top) -> anyhow::Result<()> {
         None => {}
     }
     app.open = t.host.clone();
+    app.interactive = !t.once;
     match source.poll(app.open.as_deref()).await {
         Update::Error(e) => anyhow::bail!(e),
         u => app.apply(u),

@@ -46,7 +46,7 @@ pub fn draw(app: &App, area: Rect, buf: &mut Buffer) {
             None => waiting(&format!("loading {}", terminal_safe(id)), body, buf),
             Some(d) => match &d.detail {
                 Some(s) => host(s, &row_title(&d.host), app, body, buf),
-                None => no_sample(&d.host, body, buf),
+                None => no_sample(&d.host, app.interactive, body, buf),
             },
         },
     }
@@ -116,13 +116,13 @@ fn waiting(what: &str, area: Rect, buf: &mut Buffer) {
     Paragraph::new(format!(" {what}...")).render(area, buf);
 }
 
-fn no_sample(r: &HostRow, area: Rect, buf: &mut Buffer) {
+fn no_sample(r: &HostRow, interactive: bool, area: Rect, buf: &mut Buffer) {
     let why = r
         .last_error
         .as_deref()
         .map(|e| terminal_safe(e).into_owned())
         .unwrap_or_else(|| "no sample yet".to_owned());
-    Paragraph::new(vec![
+    let mut lines = vec![
         Line::from(vec![
             Span::styled(
                 format!(" {} ", terminal_safe(&r.id)),
@@ -131,9 +131,11 @@ fn no_sample(r: &HostRow, area: Rect, buf: &mut Buffer) {
             status_span(r.status),
         ]),
         Line::from(format!(" {why}")),
-        Line::from(" Esc: back to the list".to_owned()).style(Style::default().fg(Color::DarkGray)),
-    ])
-    .render(area, buf);
+    ];
+    if interactive {
+        lines.push(Line::from(dim(" Esc: back to the list")));
+    }
+    Paragraph::new(lines).render(area, buf);
 }
 
 fn status_span(s: Status) -> Span<'static> {
@@ -727,6 +729,9 @@ fn footer(app: &App, area: Rect, buf: &mut Buffer) {
         .render(area, buf);
         return;
     }
+    if !app.interactive {
+        return;
+    }
     let keys = if app.showing_list() {
         " q quit  ? help  Up/Down select  Enter open  c/m/n sort"
     } else if app.open.is_some() {
@@ -970,7 +975,8 @@ mod tests {
 
     #[test]
     fn once_text_fits_everything_at_its_natural_height() {
-        let a = agent();
+        let mut a = agent();
+        a.interactive = false;
         let h = natural_height(&a, 120, 20);
         let mut buf = Buffer::empty(Rect::new(0, 0, 120, h));
         draw(&a, Rect::new(0, 0, 120, h), &mut buf);
@@ -980,5 +986,6 @@ mod tests {
             "{s}"
         );
         assert!(s.ends_with('\n') && !s.ends_with("\n\n"), "{s:?}");
+        assert!(!s.contains("q quit"), "no key hints in text: {s}");
     }
 }

@@ -47,6 +47,7 @@ fn once_draws_a_real_agent_with_human_sizes_processes_and_its_gpu() {
         !out.contains('\u{1b}'),
         "--once prints text, not escape sequences"
     );
+    assert!(!out.contains("q quit"), "--once shows no key hints: {out}");
     let by_mem = until(&[&args[..], &["--sort", "memory"]].concat(), |o| {
         o.contains("by memory")
     });
@@ -96,15 +97,16 @@ fn a_wrong_token_a_closed_port_and_no_terminal_are_one_sentence_each() {
     assert!(err.contains("cannot be used with"), "{err}");
 }
 
-/// The live view on a real terminal (a pseudo-terminal by util-linux `script`): it takes the
-/// alternate screen, draws the agent's data, opens the help on `?`, quits on `q` with status
-/// 0 and gives the screen back.
-#[test]
-fn the_live_view_draws_on_a_terminal_and_gives_it_back_on_q() {
-    use std::io::{Read as _, Write as _};
+/// Runs the live view on a pseudo-terminal (util-linux `script`, 120 x 40) against `a`;
+/// `act` gets its stdin (the keyboard) and smonctl's pid once it has drawn for 2.5 s. Returns
+/// the exit status and everything written to the terminal.
+fn live(
+    a: &crate::support::Daemon,
+    act: impl FnOnce(&mut std::process::ChildStdin, u32),
+) -> (std::process::ExitStatus, String) {
+    use std::io::Read as _;
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
-    let a = agent();
     let token = a.dir.path().join("token");
     let cmd = format!(
         "stty cols 120 rows 40; exec {} top --agent 127.0.0.1:{} --token-file {}",
@@ -121,9 +123,15 @@ fn the_live_view_draws_on_a_terminal_and_gives_it_back_on_q() {
         .expect("script (util-linux)");
     let mut stdin = child.stdin.take().expect("stdin");
     std::thread::sleep(Duration::from_millis(2500));
-    stdin.write_all(b"?").expect("key");
-    std::thread::sleep(Duration::from_millis(500));
-    stdin.write_all(b"q").expect("key");
+    // `script` forks once; the shell then execs smonctl in that child.
+    let children = format!("/proc/{0}/task/{0}/children", child.id());
+    let pid: u32 = std::fs::read_to_string(&children)
+        .expect("children")
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("smonctl's pid");
+    act(&mut stdin, pid);
     let started = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().expect("wait") {
@@ -131,7 +139,7 @@ fn the_live_view_draws_on_a_terminal_and_gives_it_back_on_q() {
         }
         if started.elapsed() > Duration::from_secs(10) {
             let _ = child.kill();
-            panic!("smonctl top did not quit on q");
+            panic!("smonctl top did not stop");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -142,8 +150,12 @@ fn the_live_view_draws_on_a_terminal_and_gives_it_back_on_q() {
         .expect("stdout")
         .read_to_end(&mut out)
         .expect("output");
-    let out = String::from_utf8_lossy(&out);
-    assert!(status.success(), "{status:?}\n{out}");
+    (status, String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The part of `out` drawn on the alternate screen; panics unless it was taken, then given
+/// back.
+fn on_alternate_screen(out: &str) -> &str {
     let enter = out
         .find("\u{1b}[?1049h")
         .expect("the alternate screen was taken");
@@ -151,7 +163,38 @@ fn the_live_view_draws_on_a_terminal_and_gives_it_back_on_q() {
         .rfind("\u{1b}[?1049l")
         .expect("the alternate screen was given back");
     assert!(enter < leave, "{out:?}");
+    &out[enter..leave]
+}
+
+/// The live view on a real terminal: it takes the alternate screen, draws the agent's data,
+/// opens the help on `?`, quits on `q` with status 0 and gives the screen back.
+#[test]
+fn the_live_view_draws_on_a_terminal_and_gives_it_back_on_q() {
+    use std::io::Write as _;
+    let a = agent();
+    let (status, out) = live(&a, |keys, _| {
+        keys.write_all(b"?").expect("key");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        keys.write_all(b"q").expect("key");
+    });
+    assert!(status.success(), "{status:?}\n{out}");
+    let screen = on_alternate_screen(&out);
     for want in ["CPU", "MEM", "Processes", "Help", "sort by memory"] {
-        assert!(out[enter..leave].contains(want), "no {want:?} in {out:?}");
+        assert!(screen.contains(want), "no {want:?} in {out:?}");
     }
+}
+
+/// SIGTERM (a closing terminal, `kill`) ends the live view the same way as `q`.
+#[test]
+fn sigterm_gives_the_terminal_back_too() {
+    let a = agent();
+    let (status, out) = live(&a, |_, pid| {
+        let st = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success());
+    });
+    assert!(status.success(), "{status:?}\n{out}");
+    assert!(on_alternate_screen(&out).contains("CPU"), "{out:?}");
 }
