@@ -97,12 +97,46 @@ fn a_wrong_token_a_closed_port_and_no_terminal_are_one_sentence_each() {
     assert!(err.contains("cannot be used with"), "{err}");
 }
 
+/// What a terminal received so far, read by a thread as it comes (a pipe left unread would
+/// fill and stall the view).
+#[derive(Clone, Default)]
+struct Screen(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Screen {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+
+    /// Waits until `needle` has been drawn; panics after 20 s.
+    fn wait_for(&self, needle: &str) {
+        let started = std::time::Instant::now();
+        while !self.text().contains(needle) {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "{needle:?} never drawn: {:?}",
+                self.text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// A child process killed if the test fails before it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Runs the live view on a pseudo-terminal (util-linux `script`, 120 x 40) against `a`;
-/// `act` gets its stdin (the keyboard) and smonctl's pid once it has drawn for 2.5 s. Returns
-/// the exit status and everything written to the terminal.
+/// `act` gets its stdin (the keyboard), smonctl's pid and the screen once the first frame is
+/// drawn. Returns the exit status and everything written to the terminal.
 fn live(
     a: &crate::support::Daemon,
-    act: impl FnOnce(&mut std::process::ChildStdin, u32),
+    act: impl FnOnce(&mut std::process::ChildStdin, u32, &Screen),
 ) -> (std::process::ExitStatus, String) {
     use std::io::Read as _;
     use std::process::{Command, Stdio};
@@ -114,15 +148,30 @@ fn live(
         a.port,
         token.display()
     );
-    let mut child = Command::new("script")
-        .args(["-qefc", &cmd, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("script (util-linux)");
+    let mut child = KillOnDrop(
+        Command::new("script")
+            .args(["-qefc", &cmd, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("script (util-linux)"),
+    );
+    let child = &mut child.0;
     let mut stdin = child.stdin.take().expect("stdin");
-    std::thread::sleep(Duration::from_millis(2500));
+    let mut stdout = child.stdout.take().expect("stdout");
+    let screen = Screen::default();
+    let sink = screen.clone();
+    let reader = std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            sink.0.lock().expect("lock").extend_from_slice(&chunk[..n]);
+        }
+    });
+    screen.wait_for("Processes");
     // `script` forks once; the shell then execs smonctl in that child.
     let children = format!("/proc/{0}/task/{0}/children", child.id());
     let pid: u32 = std::fs::read_to_string(&children)
@@ -131,7 +180,7 @@ fn live(
         .next()
         .and_then(|p| p.parse().ok())
         .expect("smonctl's pid");
-    act(&mut stdin, pid);
+    act(&mut stdin, pid, &screen);
     let started = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().expect("wait") {
@@ -139,18 +188,12 @@ fn live(
         }
         if started.elapsed() > Duration::from_secs(10) {
             let _ = child.kill();
-            panic!("smonctl top did not stop");
+            panic!("smonctl top did not stop: {:?}", screen.text());
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut out = Vec::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_end(&mut out)
-        .expect("output");
-    (status, String::from_utf8_lossy(&out).into_owned())
+    reader.join().expect("reader");
+    (status, screen.text())
 }
 
 /// The part of `out` drawn on the alternate screen; panics unless it was taken, then given
@@ -172,9 +215,9 @@ fn on_alternate_screen(out: &str) -> &str {
 fn the_live_view_draws_on_a_terminal_and_gives_it_back_on_q() {
     use std::io::Write as _;
     let a = agent();
-    let (status, out) = live(&a, |keys, _| {
+    let (status, out) = live(&a, |keys, _, screen| {
         keys.write_all(b"?").expect("key");
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        screen.wait_for("sort by memory");
         keys.write_all(b"q").expect("key");
     });
     assert!(status.success(), "{status:?}\n{out}");
@@ -188,7 +231,7 @@ fn the_live_view_draws_on_a_terminal_and_gives_it_back_on_q() {
 #[test]
 fn sigterm_gives_the_terminal_back_too() {
     let a = agent();
-    let (status, out) = live(&a, |_, pid| {
+    let (status, out) = live(&a, |_, pid, _| {
         let st = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status()
@@ -197,4 +240,34 @@ fn sigterm_gives_the_terminal_back_too() {
     });
     assert!(status.success(), "{status:?}\n{out}");
     assert!(on_alternate_screen(&out).contains("CPU"), "{out:?}");
+}
+
+/// `--once` into a reader that has gone (`| head -c 0`): status 0, nothing on stderr.
+#[test]
+fn once_into_a_closed_pipe_stops_quietly() {
+    let a = agent();
+    let addr = format!("127.0.0.1:{}", a.port);
+    let token = a.dir.path().join("token");
+    let args = [
+        "top",
+        "--agent",
+        &addr,
+        "--token-file",
+        token.to_str().expect("utf-8"),
+        "--once",
+    ];
+    until(&args, |o| o.contains("CPU"));
+    let (r, w) = std::io::pipe().expect("pipe");
+    drop(r);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smonctl"))
+        .args(args)
+        .stdout(w)
+        .output()
+        .expect("smonctl");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.is_empty(),
+        "{:?}: {err}",
+        out.status
+    );
 }
