@@ -200,3 +200,120 @@ impl Fleet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::sync::{Arc, Mutex};
+
+    /// A tiny HTTP/1.1 server on 127.0.0.1: logins succeed and set a new session cookie; the
+    /// first `GET /api/v1/hosts` answers 401 (a session lost in a restart), later ones `[]`
+    /// when they carry the latest cookie. Returns its URL and the requests it saw.
+    fn server() -> (String, Arc<Mutex<Vec<String>>>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/", l.local_addr().expect("addr"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let counts = Arc::new(Mutex::new((0u32, 0u32)));
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(conn) = conn else { return };
+                let (log, counts) = (log.clone(), counts.clone());
+                // A thread per connection: a client keeps its connection open.
+                std::thread::spawn(move || serve(conn, &log, &counts));
+            }
+        });
+        (url, seen)
+    }
+
+    fn serve(conn: std::net::TcpStream, log: &Mutex<Vec<String>>, counts: &Mutex<(u32, u32)>) {
+        let mut r = BufReader::new(conn.try_clone().expect("clone"));
+        let mut w = conn;
+        loop {
+            let mut head = Vec::new();
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                head.push(line.trim_end().to_owned());
+                line.clear();
+            }
+            let Some(first) = head.first().cloned() else {
+                break;
+            };
+            let header = |name: &str| {
+                head.iter()
+                    .find_map(|h| {
+                        let (k, v) = h.split_once(':')?;
+                        k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                    })
+                    .unwrap_or_default()
+            };
+            let len: usize = header("content-length").parse().unwrap_or(0);
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            let cookie = header("cookie");
+            log.lock()
+                .expect("lock")
+                .push(format!("{first} [{cookie}]"));
+            let mut c = counts.lock().expect("lock");
+            let (logins, hosts_calls) = &mut *c;
+            let (status, extra, body) = if first.starts_with("POST /api/v1/login") {
+                *logins += 1;
+                (
+                    "200 OK",
+                    format!("set-cookie: s={logins}; Path=/\r\n"),
+                    r#"{"user":"u","role":"viewer"}"#.to_owned(),
+                )
+            } else if first.starts_with("GET /api/v1/hosts") {
+                *hosts_calls += 1;
+                if *hosts_calls == 1 || cookie != format!("s={logins}") {
+                    (
+                        "401 Unauthorized",
+                        String::new(),
+                        r#"{"error":"log in"}"#.to_owned(),
+                    )
+                } else {
+                    ("200 OK", String::new(), "[]".to_owned())
+                }
+            } else {
+                (
+                    "404 Not Found",
+                    String::new(),
+                    r#"{"error":"no"}"#.to_owned(),
+                )
+            };
+            let _ = write!(
+                w,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_session_is_renewed_once_with_the_same_login() {
+        let (url, seen) = server();
+        let login = Login {
+            user: "u".into(),
+            password: "p".into(),
+        };
+        let f = Fleet::connect(&url, Some(login), None)
+            .await
+            .expect("login");
+        assert_eq!(f.hosts().await.expect("renewed"), Vec::new());
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(
+            seen,
+            [
+                "POST /api/v1/login HTTP/1.1 []",
+                "GET /api/v1/hosts HTTP/1.1 [s=1]",
+                "POST /api/v1/login HTTP/1.1 [s=1]",
+                "GET /api/v1/hosts HTTP/1.1 [s=2]",
+            ]
+        );
+        // Without a login, a 401 is the advice to give one.
+        let f = Fleet::connect(&url, None, None).await.expect("no login");
+        let e = f.hosts().await.expect_err("401");
+        assert!(matches!(e, FleetError::NeedsLogin(_)), "{e}");
+    }
+}
