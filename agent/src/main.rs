@@ -30,6 +30,9 @@ struct Args {
 enum Command {
     /// Ask a running agent for a snapshot (or a live stream) over gRPC and print it. With
     /// --watch on a terminal the text redraws in place; into a pipe every sample is appended.
+    ///
+    /// For a full-screen, top-like view (gauges, sortable processes, GPUs, the whole fleet):
+    /// `smonctl top --agent HOST:PORT --token-file F` (package smonctl).
     Query {
         /// Agent address.
         #[arg(long, default_value = "127.0.0.1:50051")]

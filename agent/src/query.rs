@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use smon_proto::agent_client::AgentClient;
 use smon_proto::{GetSnapshotRequest, Parts, Snapshot, WatchRequest};
-use smon_runtime::cli::{self, Output};
+use smon_runtime::cli::{self, Output, human_bytes, terminal_safe as clean};
 use tokio_stream::StreamExt as _;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Endpoint;
@@ -150,46 +150,6 @@ pub async fn run(q: Query) -> Result<(), QueryError> {
     Ok(())
 }
 
-/// A size for people: bytes below 1 KiB, else KiB, MiB, GiB, TiB or PiB with one decimal
-/// (`252.0 GiB`, not `258019 MiB`).
-pub fn human_bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if b < 1024 {
-        return format!("{b} B");
-    }
-    let mut v = b as f64 / 1024.0;
-    let mut u = 0;
-    // 1023.96 KiB would print as "1024.0 KiB": the next unit says it better.
-    while v >= 1023.95 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
-}
-
-/// A remote string made safe for a terminal: control characters (escape sequences, carriage
-/// returns, newlines) and bidirectional overrides are written as `\u{..}` escapes. Process
-/// names, command lines, mount points and user names come from the monitored host, where any
-/// local user can choose them; printed raw they could rewrite the operator's screen.
-fn clean(s: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
-    if !s.contains(unsafe_char) {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if unsafe_char(c) {
-            let _ = write!(out, "\\u{{{:x}}}", c as u32);
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// Moves the cursor home and clears the screen (ANSI; no terminal library in the agent).
 const CLEAR: &str = "\x1b[H\x1b[2J";
 
@@ -325,12 +285,6 @@ mod tests {
 
     #[test]
     fn sizes_are_for_people() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(1023), "1023 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(1024 * 1024 - 1), "1.0 MiB");
-        assert_eq!(human_bytes(258_019 << 20), "252.0 GiB");
-        assert_eq!(human_bytes(u64::MAX), "16384.0 PiB");
         let s = Snapshot {
             memory: Some(smon_proto::Memory {
                 total_bytes: 258_019 << 20,

@@ -7,7 +7,13 @@
 //! a closed pipe as the end of its output: the command stops writing and exits with status 0,
 //! silently. 0 and not 141 (what a shell shows for a tool killed by SIGPIPE): the reader had
 //! what it wanted, and `set -o pipefail` scripts do not fail on `smon-agent ... | head`.
+//!
+//! Also the text helpers every terminal output shares (`smon-agent query`, `smonctl top`):
+//! sizes for people ([`human_bytes`]) and remote strings made safe to print
+//! ([`terminal_safe`]).
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{self, ErrorKind, Write};
 
 /// Whether stdout still has a reader after a write.
@@ -38,9 +44,68 @@ pub fn print(text: &str) -> io::Result<Output> {
     write_to(&mut io::stdout().lock(), text)
 }
 
+/// A size for people: bytes below 1 KiB, else KiB, MiB, GiB, TiB or PiB with one decimal
+/// (`252.0 GiB`, not `258019 MiB`).
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if b < 1024 {
+        return format!("{b} B");
+    }
+    let mut v = b as f64 / 1024.0;
+    let mut u = 0;
+    // 1023.96 KiB would print as "1024.0 KiB": the next unit says it better.
+    while v >= 1023.95 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+/// A remote string made safe for a terminal: control characters (escape sequences, carriage
+/// returns, newlines) and bidirectional overrides are written as `\u{..}` escapes. Process
+/// names, command lines, mount points and user names come from the monitored host, where any
+/// local user can choose them; printed raw they could rewrite the operator's screen.
+pub fn terminal_safe(s: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.contains(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_are_for_people() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(1024 * 1024 - 1), "1.0 MiB");
+        assert_eq!(human_bytes(258_019 << 20), "252.0 GiB");
+        assert_eq!(human_bytes(u64::MAX), "16384.0 PiB");
+    }
+
+    #[test]
+    fn terminal_safe_escapes_what_a_terminal_acts_on() {
+        assert!(matches!(terminal_safe("plain ü"), Cow::Borrowed("plain ü")));
+        assert_eq!(
+            terminal_safe("a\u{1b}[2J\r\u{202e}b"),
+            r"a\u{1b}[2J\u{d}\u{202e}b"
+        );
+    }
 
     struct Gone;
     impl Write for Gone {

@@ -385,3 +385,16 @@ fn a_closed_stderr_does_not_stop_the_daemon_from_stopping() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// `query --help` points to the full-screen view, which lives in smonctl (the lean agent links
+/// no terminal library).
+#[test]
+fn query_help_points_to_smonctl_top() {
+    let out = Command::new(BIN)
+        .args(["query", "--help"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("smonctl top --agent HOST:PORT"), "{text}");
+}

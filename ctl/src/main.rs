@@ -1,0 +1,209 @@
+//! The `smonctl` binary: parses arguments, reads the secret files, fetches the first answer
+//! (so that a wrong address, token or password is one sentence on stderr, exit status 1), then
+//! either prints one frame as text (`--once`) or runs the live view on the terminal.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use smon_runtime::cli::{self, Output};
+use smonctl::agent::{Agent, Target, Tls};
+use smonctl::app::{App, Mode, Sort, Update};
+use smonctl::fleet::{Fleet, Login};
+use smonctl::term::{self, Source};
+use smonctl::view;
+
+/// smon's command-line client.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// A top-like view, redrawn in place: one agent over gRPC (--agent), or the fleet through
+    /// an aggregator's REST API (--server). Keys: q quit, ? help, c/m sort by CPU/memory,
+    /// arrows and Enter to open a host, Esc back.
+    Top(Top),
+}
+
+#[derive(Debug, clap::Args)]
+struct Top {
+    /// An agent's gRPC address, watched directly (default 127.0.0.1:50051 when --server is
+    /// not given).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "server")]
+    agent: Option<String>,
+    /// File holding the agent's bearer token (default: $SMON_TOKEN, else no token).
+    #[arg(long, value_name = "FILE", conflicts_with = "server")]
+    token_file: Option<PathBuf>,
+    /// The dashboard's URL (aggregator, or an agent's web view), e.g. http://127.0.0.1:8080/.
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// Log in to the dashboard as this user (without it: a public read-only dashboard).
+    #[arg(long, requires = "server")]
+    user: Option<String>,
+    /// File holding the user's password (first line). Without it the password is asked on
+    /// the terminal.
+    #[arg(long, value_name = "FILE", requires = "user")]
+    password_file: Option<PathBuf>,
+    /// Open this host (`cluster:host`) instead of the list.
+    #[arg(long, value_name = "ID", requires = "server")]
+    host: Option<String>,
+    /// CA certificate (PEM) of the agent's TLS, or of the dashboard's HTTPS.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// The name in the agent's certificate, when not the address's host.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "tls_ca",
+        conflicts_with = "server"
+    )]
+    tls_domain: Option<String>,
+    /// Client certificate (PEM) for an agent with mutual TLS.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_key"], conflicts_with = "server")]
+    tls_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Print one frame as text and exit (for a pipe, a file or a script).
+    #[arg(long)]
+    once: bool,
+    /// With --once: the width of the text.
+    #[arg(long, default_value_t = 120, requires = "once", value_parser = clap::value_parser!(u16).range(20..=1000))]
+    width: u16,
+    /// Sort processes (and the fleet list) by cpu, memory or name.
+    #[arg(long, value_parser = ["cpu", "memory", "name"])]
+    sort: Option<String>,
+}
+
+fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read the {what} {}", path.display()))
+}
+
+/// The first line of a secret file, without its line ending.
+fn first_line(path: &Path, what: &str) -> anyhow::Result<String> {
+    let text = String::from_utf8(read(path, what)?)
+        .map_err(|_| anyhow::anyhow!("the {what} {} is not UTF-8 text", path.display()))?;
+    let line = text.lines().next().unwrap_or_default().trim().to_owned();
+    anyhow::ensure!(!line.is_empty(), "the {what} {} is empty", path.display());
+    Ok(line)
+}
+
+async fn source(t: &Top) -> anyhow::Result<(Mode, Source)> {
+    if let Some(url) = &t.server {
+        let login = match &t.user {
+            None => None,
+            Some(user) => {
+                let password = match &t.password_file {
+                    Some(p) => first_line(p, "password file")?,
+                    None if std::io::stdin().is_terminal() => {
+                        rpassword::prompt_password(format!("Password for {user} at {url}: "))
+                            .context("cannot read the password")?
+                    }
+                    None => {
+                        anyhow::bail!("--user needs --password-file when stdin is not a terminal")
+                    }
+                };
+                Some(Login {
+                    user: user.clone(),
+                    password,
+                })
+            }
+        };
+        let ca = t
+            .tls_ca
+            .as_deref()
+            .map(|p| read(p, "CA file"))
+            .transpose()?;
+        let f = Fleet::connect(url, login, ca).await?;
+        return Ok((Mode::Fleet(f.url().to_owned()), Source::Fleet(f)));
+    }
+    let address = t
+        .agent
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1:50051".to_owned());
+    let token = match &t.token_file {
+        Some(p) => Some(first_line(p, "token file")?),
+        None => std::env::var("SMON_TOKEN").ok().filter(|t| !t.is_empty()),
+    };
+    let tls = match &t.tls_ca {
+        None => None,
+        Some(ca) => Some(Tls {
+            ca: read(ca, "CA file")?,
+            domain: t.tls_domain.clone(),
+            identity: match (&t.tls_cert, &t.tls_key) {
+                (Some(c), Some(k)) => Some((read(c, "certificate")?, read(k, "key")?)),
+                _ => None,
+            },
+        }),
+    };
+    let a = Agent::new(Target {
+        address: address.clone(),
+        token,
+        tls,
+    })?;
+    Ok((Mode::Agent(address), Source::Agent(a)))
+}
+
+async fn top(t: Top) -> anyhow::Result<()> {
+    if !t.once && !std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "stdout is not a terminal, and this full-screen view needs one: add --once to print one frame as text"
+        );
+    }
+    let (mode, mut source) = source(&t).await?;
+    let mut app = App::new(mode);
+    match t.sort.as_deref() {
+        Some("cpu") => app.sort = Sort::Cpu,
+        Some("memory") => app.sort = Sort::Memory,
+        Some(_) => app.sort = Sort::Name,
+        None => {}
+    }
+    app.open = t.host.clone();
+    app.interactive = !t.once;
+    match source.poll(app.open.as_deref()).await {
+        Update::Error(e) => anyhow::bail!(e),
+        u => app.apply(u),
+    }
+    if t.once {
+        let h = view::natural_height(&app, t.width, 30);
+        let area = Rect::new(0, 0, t.width, h);
+        let mut buf = Buffer::empty(area);
+        view::draw(&app, area, &mut buf);
+        // A reader that leaves (`| head`) ends the output quietly.
+        let _: Output = cli::print(&view::text(&buf)).context("cannot write to stdout")?;
+        return Ok(());
+    }
+    term::run(app, source).await.context("the terminal failed")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("smonctl: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let r = match cli.command {
+        Command::Top(t) => rt.block_on(top(t)),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("smonctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
