@@ -15,6 +15,7 @@ pub mod config;
 pub mod endpoint;
 pub mod error;
 pub mod feed;
+pub mod history;
 pub mod link;
 pub mod poller;
 pub mod registry;
@@ -234,6 +235,7 @@ pub async fn start(
         feed: feed.clone(),
         interval: settings.interval,
         down_after: Duration::from_millis(store_cfg.down_after_ms),
+        processes_every: settings.storage.as_ref().map(|_| settings.processes_every),
         tracker: tracker.clone(),
         stop: stop.clone(),
     });
@@ -245,6 +247,12 @@ pub async fn start(
         let interval = settings.interval;
         let demand = DetailDemand::default();
         let collector_demand = demand.clone();
+        let processes = settings.storage.as_ref().map(|_| LocalProcesses {
+            every: settings.processes_every,
+            scan: demand.clone(),
+            // As the agent judges it: a list read with the sample, not carried over.
+            fresh_within_ms: (interval.as_millis() as u64 / 2).max(50),
+        });
         let s = Sampler::start(interval, move || {
             Collector::new(CollectorConfig {
                 roots: Roots::default(),
@@ -273,6 +281,7 @@ pub async fn start(
             me.spec.id(),
             web.clone(),
             feed.clone(),
+            processes,
             stop.clone(),
         ));
         // The own host's facts change when its GPUs appear or go.
@@ -341,19 +350,58 @@ pub async fn start(
     })
 }
 
+/// The own host's top processes for the history: the collector is asked for a full process
+/// scan (`scan`) every `every`, and the first sample with a fresh list is published as
+/// [`Body::Processes`].
+struct LocalProcesses {
+    every: Duration,
+    scan: DetailDemand,
+    fresh_within_ms: u64,
+}
+
 /// Publishes the own host's samples (in-process sampler) on the feed, with the detail parts
-/// while a browser watches it, until `stop` or the sampler ends.
+/// while a browser watches it, until `stop` or the sampler ends. With the history on
+/// (`processes`), also its top processes every period, as the pollers fetch them from agents.
 async fn publish_local(
     mut rx: smon_collect::sampler::Latest,
     id: String,
     web: Arc<Web>,
     feed: Feed,
+    processes: Option<LocalProcesses>,
     stop: CancellationToken,
 ) {
+    let first = processes
+        .as_ref()
+        .map(|p| poller::first_processes_fetch(p.every, &mut rand::rng()))
+        .unwrap_or_default();
+    let mut processes_due = tokio::time::Instant::now() + first;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             changed = rx.changed() => if changed.is_err() { return },
+        }
+        if let Some(p) = &processes
+            && tokio::time::Instant::now() >= processes_due
+        {
+            // Keeps full scans going until a fresh list comes.
+            p.scan.mark();
+            let fresh = rx.borrow().as_ref().and_then(|s| {
+                let age = s
+                    .full
+                    .sample_unix_ms
+                    .saturating_sub(s.full.processes_unix_ms);
+                (age < p.fresh_within_ms).then(|| s.view(poller::PROCESSES_PARTS))
+            });
+            if let Some(top) = fresh {
+                feed.publish(
+                    now_ms(),
+                    Body::Processes {
+                        host: id.clone(),
+                        snapshot: Arc::new(top),
+                    },
+                );
+                processes_due += p.every;
+            }
         }
         let parts = if web.demand.is_watched(&id) {
             Parts::DETAIL

@@ -449,6 +449,8 @@ impl State {
             process_count: p.procs.count(noise) as u32,
             processes: if parts.processes {
                 p.procs.render(&ctx)
+            } else if parts.top_processes > 0 {
+                Parts::top_of(parts.top_processes, &p.procs.render(&ctx))
             } else {
                 Vec::new()
             },

@@ -1,0 +1,159 @@
+//! The history consumer: a consumer of the event [`feed`](crate::feed) that hands every host's
+//! samples ([`Body::Sample`]) and its top processes once a minute ([`Body::Processes`]) to the
+//! history writer (`smon_history::writer`), which owns the database's only writing connection
+//! on its own thread.
+//!
+//! The consumer only moves shared values (`Arc`) from one queue to the other, never touching
+//! SQLite, so it keeps up with any fleet the feed does; what the writer cannot take (its queue
+//! full, the disk full) is dropped there and counted (`smon_history_*` in `/metrics`), and the
+//! live view (the store consumer) never waits for it.
+
+use smon_history::writer::Write;
+use tokio_util::sync::CancellationToken;
+
+use crate::feed::{Body, Event, Kinds, Subscription};
+
+/// The feed kinds the history wants: samples (with the rest of what pollers publish, ignored)
+/// and the per-minute top processes.
+pub const KINDS: Kinds = Kinds::POLL.with(Kinds::PROCESSES);
+
+/// Queue length of the history consumer on the feed: several seconds of samples of a large
+/// fleet (a queue takes memory only as it fills).
+pub const QUEUE: usize = 65_536;
+
+/// Most events moved per wake-up.
+const BATCH: usize = 1024;
+
+/// Where the consumer hands what to store: the history writer, or a test's channel. Never
+/// waits: a full writer drops and counts.
+pub trait Sink: Send + 'static {
+    /// Hands `w` over.
+    fn send(&self, w: Write);
+}
+
+/// What of `event` goes to the history, if anything.
+pub fn to_write(event: &Event) -> Option<Write> {
+    match &event.body {
+        Body::Sample { host, snapshot } => Some(Write::Sample {
+            host: host.clone(),
+            at_ms: event.at_ms,
+            snapshot: snapshot.clone(),
+        }),
+        Body::Processes { host, snapshot } => Some(Write::Processes {
+            host: host.clone(),
+            at_ms: event.at_ms,
+            snapshot: snapshot.clone(),
+        }),
+        Body::Connected { .. }
+        | Body::Unreachable { .. }
+        | Body::State { .. }
+        | Body::Registry(_) => None,
+    }
+}
+
+/// Hands the events of `sub` to `sink` until `stop` (or the feed is gone).
+pub async fn run(mut sub: Subscription, sink: impl Sink, stop: CancellationToken) {
+    let mut buf = Vec::with_capacity(BATCH);
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            n = sub.recv_many(&mut buf, BATCH) => if n == 0 { return },
+        }
+        for event in buf.drain(..) {
+            if let Some(w) = to_write(&event) {
+                sink.send(w);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::mpsc;
+
+    use smon_proto::Snapshot;
+
+    use super::*;
+    use crate::feed::{Feed, RegistryChange};
+
+    struct Chan(mpsc::Sender<Write>);
+
+    impl Sink for Chan {
+        fn send(&self, w: Write) {
+            self.0.send(w).expect("test receiver alive");
+        }
+    }
+
+    // Multi-threaded: the test blocks on the std channel while the consumer runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn samples_and_processes_reach_the_writer_in_order_and_nothing_else() {
+        let feed = Feed::new();
+        let sub = feed.subscribe("history", KINDS, QUEUE);
+        let (tx, rx) = mpsc::channel();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run(sub, Chan(tx), stop.clone()));
+        let snap = |seq| {
+            Arc::new(Snapshot {
+                seq,
+                ..Snapshot::default()
+            })
+        };
+        feed.publish(
+            10,
+            Body::Sample {
+                host: "lab:a".into(),
+                snapshot: snap(1),
+            },
+        );
+        feed.publish(
+            11,
+            Body::Unreachable {
+                host: "lab:b".into(),
+                error: "down".into(),
+            },
+        );
+        feed.publish(
+            12,
+            Body::Registry(RegistryChange::Removed {
+                host: "lab:c".into(),
+            }),
+        );
+        feed.publish(
+            13,
+            Body::Processes {
+                host: "lab:a".into(),
+                snapshot: snap(2),
+            },
+        );
+        let first = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the sample");
+        let second = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the processes");
+        match (first, second) {
+            (
+                Write::Sample {
+                    host,
+                    at_ms: 10,
+                    snapshot,
+                },
+                Write::Processes {
+                    host: h2,
+                    at_ms: 13,
+                    snapshot: s2,
+                },
+            ) => {
+                assert_eq!((host.as_str(), snapshot.seq), ("lab:a", 1));
+                assert_eq!((h2.as_str(), s2.seq), ("lab:a", 2));
+            }
+            other => panic!("unexpected writes {other:?}"),
+        }
+        stop.cancel();
+        task.await.expect("consumer ends");
+        assert!(rx.try_recv().is_err(), "nothing else was written");
+    }
+}
