@@ -41,6 +41,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use smon_api::history::{Series, SeriesAnswer, Tier, TierStats};
 use smon_proto::Snapshot;
 
+use crate::admin::TableSize;
 use crate::codec::{self, RawBlock, Rollup};
 use crate::series::{self, Aggregate, Metric, Selector};
 use crate::{Error, Retention, SeriesQuery};
@@ -1269,30 +1270,22 @@ fn read_rollups(
     Ok(())
 }
 
-/// The metric tiers' sizes (pages of their tables and indexes, from `dbstat`), oldest data and
-/// retention.
-pub fn tier_stats(conn: &Connection, path: &Path, r: &Retention) -> Result<Vec<TierStats>, Error> {
+/// The metric tiers of [`smon_api::history::StorageAnswer::tiers`]: their bytes (tables and
+/// indexes, from [`crate::admin::sizes`]), the retention in force and the oldest data. The
+/// oldest time of a tier is the start of its oldest block (for the raw tier, of the block's
+/// 10-minute window: up to 10 minutes before its first sample).
+pub fn tier_stats(
+    conn: &Connection,
+    path: &Path,
+    r: &Retention,
+    sizes: &[TableSize],
+) -> Result<Vec<TierStats>, Error> {
     let e = sql(path);
-    let mut sizes: HashMap<String, u64> = HashMap::new();
-    let mut st = conn
-        .prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name")
-        .map_err(&e)?;
-    let rows = st
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-        .map_err(&e)?;
-    for row in rows {
-        let (name, n) = row.map_err(&e)?;
-        sizes.insert(name, u64::try_from(n).unwrap_or(0));
-    }
-    let bytes = |prefix: &[&str]| -> u64 {
+    let bytes = |tables: [&str; 2]| -> u64 {
         sizes
             .iter()
-            .filter(|(n, _)| {
-                prefix
-                    .iter()
-                    .any(|p| n.starts_with(p) || n.starts_with(&format!("sqlite_autoindex_{p}")))
-            })
-            .map(|(_, b)| *b)
+            .filter(|s| tables.contains(&s.table.as_str()))
+            .map(|s| s.bytes)
             .sum()
     };
     let oldest = |q: &str| -> Result<Option<u64>, Error> {
@@ -1310,7 +1303,7 @@ pub fn tier_stats(conn: &Connection, path: &Path, r: &Retention) -> Result<Vec<T
         TierStats {
             name: "raw".into(),
             retention_s: r.raw.as_secs(),
-            bytes: bytes(&["raw_"]),
+            bytes: bytes(["raw_blocks", "raw_staging"]),
             oldest_ms: min2(
                 oldest(&block_oldest("raw_blocks"))?,
                 oldest("SELECT min(ts_ms) FROM raw_staging")?,
@@ -1319,7 +1312,7 @@ pub fn tier_stats(conn: &Connection, path: &Path, r: &Retention) -> Result<Vec<T
         TierStats {
             name: "minute".into(),
             retention_s: r.minute.as_secs(),
-            bytes: bytes(&["minute_"]),
+            bytes: bytes(["minute_blocks", "minute_staging"]),
             oldest_ms: min2(
                 oldest(&block_oldest("minute_blocks"))?,
                 oldest("SELECT min(t_ms) FROM minute_staging")?,
@@ -1328,7 +1321,7 @@ pub fn tier_stats(conn: &Connection, path: &Path, r: &Retention) -> Result<Vec<T
         TierStats {
             name: "hour".into(),
             retention_s: r.hour.as_secs(),
-            bytes: bytes(&["hour_"]),
+            bytes: bytes(["hour_blocks", "hour_staging"]),
             oldest_ms: min2(
                 oldest(&block_oldest("hour_blocks"))?,
                 oldest("SELECT min(t_ms) FROM hour_staging")?,

@@ -100,41 +100,31 @@ impl History for SqliteHistory {
         })
     }
 
-    fn processes_at(
-        &self,
-        _host: &str,
-        _at_ms: u64,
-        _shown: Shown,
-    ) -> Result<ProcessesAnswer, Error> {
-        // TODO(H2): crate::procs::processes_at(conn, host, at_ms, shown)
-        Err(Error::BadQuery(
-            "process history is not available in this build".into(),
-        ))
+    fn processes_at(&self, host: &str, at_ms: u64, shown: Shown) -> Result<ProcessesAnswer, Error> {
+        self.with_conn(|c| crate::procs::processes_at(c, host, at_ms, shown))
     }
 
     fn gpu_usage(
         &self,
-        _from_ms: u64,
-        _to_ms: u64,
-        _by: UsageBy,
-        _host_ok: &dyn Fn(&str) -> bool,
+        from_ms: u64,
+        to_ms: u64,
+        by: UsageBy,
+        host_ok: &dyn Fn(&str) -> bool,
     ) -> Result<GpuUsageAnswer, Error> {
-        // TODO(H2): crate::procs::gpu_usage(conn, from_ms, to_ms, by, host_ok)
-        Err(Error::BadQuery(
-            "GPU usage history is not available in this build".into(),
-        ))
+        self.with_conn(|c| crate::procs::gpu_usage(c, from_ms, to_ms, by, host_ok))
     }
 
     fn storage(&self) -> Result<StorageAnswer, Error> {
-        let file = |p: PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        let bytes = file(self.path.clone()) + file(PathBuf::from(wal));
-        let tiers = self.with_conn(|c| metrics::tier_stats(c, &self.path, &self.retention))?;
-        // TODO(H2): the processes and events tiers (crate::admin).
+        let tiers = self.with_conn(|c| {
+            // One pass over the pages for every tier (dbstat reads them all).
+            let sizes = crate::admin::sizes(c)?;
+            let mut tiers = metrics::tier_stats(c, &self.path, &self.retention, &sizes)?;
+            tiers.extend(crate::procs::tiers(c, &self.retention, &sizes)?);
+            Ok(tiers)
+        })?;
         Ok(StorageAnswer {
             path: self.path.display().to_string(),
-            bytes,
+            bytes: crate::admin::file_bytes(&self.path),
             tiers,
             write_error: self.writer.as_ref().and_then(WriterStats::last_error),
             queued: self.writer.as_ref().map_or(0, WriterStats::queued),

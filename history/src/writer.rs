@@ -324,19 +324,20 @@ impl Thread {
                     host,
                     at_ms,
                     snapshot,
-                } => self.store.write_sample(&tx, host, *at_ms, snapshot)?,
+                } => {
+                    self.store.write_sample(&tx, host, *at_ms, snapshot)?;
+                    crate::procs::sessions(&tx, host, *at_ms, snapshot)?;
+                }
                 Write::Processes {
                     host,
                     at_ms,
                     snapshot,
-                } => {
-                    // TODO(H2): crate::procs::write(&tx, host, *at_ms, snapshot)?;
-                    let _ = (host, at_ms, snapshot);
-                }
+                } => crate::procs::write(&tx, host, *at_ms, snapshot)?,
             }
         }
         if let Some(now) = maintain {
             self.store.maintain(&tx, now, &self.retention)?;
+            crate::procs::retain(&tx, now, &self.retention)?;
         }
         tx.commit().map_err(&e)
     }

@@ -636,3 +636,76 @@ fn raw_tier_stays_under_two_bytes_per_value() {
     let oldest = raw.oldest_ms.expect("oldest");
     assert!((T0 - 600_000..=T0).contains(&oldest), "{oldest}");
 }
+
+#[test]
+fn the_writer_hands_processes_and_sessions_to_process_history() {
+    use smon_history::Shown;
+    use smon_proto::{Process, Session};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = opts(dir.path(), Retention::default());
+    let (now, clk) = clock(T0);
+    let w = Writer::start_with(o.clone(), clk.clone(), QUEUE).expect("start");
+    let procs = Snapshot {
+        processes: (1..=3)
+            .map(|pid| Process {
+                pid,
+                name: format!("job{pid}"),
+                user: "ann".into(),
+                cmdline: format!("job{pid} --fast"),
+                cpu_percent: pid as f32 * 10.0,
+                memory_bytes: u64::from(pid) << 20,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    assert!(w.send(Write::Processes {
+        host: "lab:a".into(),
+        at_ms: T0 + 1_000,
+        snapshot: Arc::new(procs),
+    }));
+    let with_session = Snapshot {
+        sessions: vec![Session {
+            user: "ann".into(),
+            terminal: "pts/0".into(),
+            login_unix_ms: T0,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    assert!(w.send(Write::Sample {
+        host: "lab:a".into(),
+        at_ms: T0 + 2_000,
+        snapshot: Arc::new(with_session),
+    }));
+    now.store(T0 + 120_000, Ordering::SeqCst);
+    w.sync(Some(T0 + 120_000)).expect("sync");
+    let h = SqliteHistory::open_with(&o, Some(w.stats()), clk).expect("reader");
+    let shown = Shown {
+        command_lines: true,
+        process_users: true,
+    };
+    let p = h
+        .processes_at("lab:a", T0 + 30_000, shown)
+        .expect("processes");
+    assert_eq!(p.at, Some(T0));
+    assert_eq!(p.top_cpu.first().map(|x| x.pid), Some(3));
+    assert_eq!(
+        p.top_cpu.first().map(|x| x.cmdline.as_str()),
+        Some("job3 --fast")
+    );
+    let logins = smon_history::procs::logins(
+        &Connection::open(o.db_path()).expect("open"),
+        "lab:a",
+        T0 - 1,
+        T0 + 60_000,
+    )
+    .expect("logins");
+    assert_eq!(logins.len(), 1, "{logins:?}");
+    let st = h.storage().expect("storage");
+    let names: Vec<&str> = st.tiers.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["raw", "minute", "hour", "processes", "events"]);
+    assert!(st.bytes > 0);
+    assert_eq!(st.write_error, None);
+    w.stop().expect("stop");
+}
