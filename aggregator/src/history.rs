@@ -8,7 +8,12 @@
 //! full, the disk full) is dropped there and counted (`smon_history_*` in `/metrics`), and the
 //! live view (the store consumer) never waits for it.
 
-use smon_history::writer::Write;
+use std::sync::Arc;
+
+use smon_history::reader::SqliteHistory;
+use smon_history::writer::{Write, Writer, WriterStats};
+use smon_history::{History, StorageOptions};
+use smon_web::metrics::{HistoryStats, Telemetry};
 use tokio_util::sync::CancellationToken;
 
 use crate::feed::{Body, Event, Kinds, Subscription};
@@ -29,6 +34,98 @@ const BATCH: usize = 1024;
 pub trait Sink: Send + 'static {
     /// Hands `w` over.
     fn send(&self, w: Write);
+}
+
+impl Sink for Arc<Writer> {
+    fn send(&self, w: Write) {
+        // A full queue is counted by the writer (smon_history_dropped_total).
+        let _ = Writer::send(self, w);
+    }
+}
+
+/// The history, opened: the writer thread (fed by [`run`]) and the reader the history routes
+/// serve.
+pub struct Opened {
+    /// The writer.
+    pub writer: Arc<Writer>,
+    /// The reader.
+    pub reader: Arc<dyn History>,
+}
+
+/// Opens the database of `opts` (creating it and its directory, migrating its schema),
+/// starts the writer thread, opens the reader, and shows the writer's state in `/metrics`
+/// through `telemetry`.
+pub fn open(opts: &StorageOptions, telemetry: &Telemetry) -> Result<Opened, smon_history::Error> {
+    let writer = Writer::start(opts.clone())?;
+    let stats = writer.stats();
+    let reader = SqliteHistory::open(opts, Some(stats.clone()))?;
+    telemetry.history_source(move || metrics_of(&stats));
+    tracing::info!(path = %writer.path().display(), "Keeping history.");
+    Ok(Opened {
+        writer: Arc::new(writer),
+        reader: Arc::new(reader),
+    })
+}
+
+/// The writer's counters as `/metrics` shows them.
+fn metrics_of(s: &WriterStats) -> HistoryStats {
+    HistoryStats {
+        queued: s.queued(),
+        dropped_total: s.dropped(),
+        write_errors_total: s.failed(),
+        // SQLite's SQLITE_FULL reads "database or disk is full".
+        disk_full: s.last_error().is_some_and(|e| e.contains("is full")),
+    }
+}
+
+/// Commits what the writer holds and stops its thread (at shutdown, once [`run`] has
+/// ended); blocks.
+pub fn close(writer: Arc<Writer>) {
+    match Arc::try_unwrap(writer) {
+        Ok(w) => {
+            if let Err(e) = w.stop() {
+                tracing::warn!(error = %e, "The history's last batch could not be written.");
+            }
+        }
+        // The consumer is still running (it did not stop in time): dropping the last
+        // handle ends the thread instead.
+        Err(w) => drop(w),
+    }
+}
+
+/// Why `smon-aggregator backup` could not make its copy.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// History is off in the config: there is no database.
+    #[error("{file}: storage.enabled is false: there is no history database to back up")]
+    Off {
+        /// The config that says so.
+        file: String,
+    },
+    /// The database is not there (the aggregator has not run with this `storage.dir`).
+    #[error("no database at {0}: has the aggregator run with this config (storage.dir)?")]
+    Missing(std::path::PathBuf),
+    /// The copy failed.
+    #[error("the backup failed")]
+    Copy(#[source] smon_history::Error),
+}
+
+/// `smon-aggregator backup`: an online, consistent copy of the database of `settings` to
+/// `out` (refused when `out` exists), while the server may be writing it. Returns the
+/// database's path.
+pub fn backup(
+    settings: &crate::config::Settings,
+    out: &std::path::Path,
+) -> Result<std::path::PathBuf, BackupError> {
+    let opts = settings.storage.as_ref().ok_or_else(|| BackupError::Off {
+        file: settings.source.clone(),
+    })?;
+    let db = opts.db_path();
+    if !db.exists() {
+        return Err(BackupError::Missing(db));
+    }
+    smon_history::admin::backup(&db, out, false).map_err(BackupError::Copy)?;
+    Ok(db)
 }
 
 /// What of `event` goes to the history, if anything.

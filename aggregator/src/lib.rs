@@ -161,6 +161,7 @@ pub struct Running {
     served: tokio::task::JoinHandle<std::io::Result<()>>,
     tracker: TaskTracker,
     sampler: Option<Sampler>,
+    history: Option<Arc<smon_history::writer::Writer>>,
     stop: CancellationToken,
 }
 
@@ -192,6 +193,10 @@ impl Running {
         if let Some(s) = self.sampler {
             s.stop().await;
         }
+        if let Some(w) = self.history {
+            // Commits the last batch: a clean stop loses no sample.
+            let _ = tokio::task::spawn_blocking(move || history::close(w)).await;
+        }
         served?;
         Ok(())
     }
@@ -216,9 +221,24 @@ pub async fn start(
         .map(|me| me.spec.clone())
         .collect();
     let store = Arc::new(Mutex::new(ClusterStore::new(specs, store_cfg, now_ms())));
-    let web = Arc::new(Web::new(store.clone(), "app", security));
+    let mut web = Web::new(store.clone(), "app", security);
+    // The history database: opened before anything runs, so that a storage.dir that cannot
+    // be used stops the start with the reason.
+    let history = match &settings.storage {
+        Some(opts) => {
+            let h = history::open(opts, &web.telemetry).map_err(Error::History)?;
+            web = web.with_history(h.reader.clone());
+            Some(h.writer)
+        }
+        None => None,
+    };
+    let web = Arc::new(web);
     let tracker = TaskTracker::new();
     let feed = Feed::with_telemetry(web.telemetry.clone());
+    if let Some(writer) = &history {
+        let sub = feed.subscribe("history", history::KINDS, history::QUEUE);
+        tracker.spawn(history::run(sub, writer.clone(), stop.clone()));
+    }
     // The store is the feed's first consumer; the hub reads the store.
     let to_store = feed.subscribe("store", Kinds::POLL, feed::STORE_QUEUE);
     tracker.spawn(feed::run_store(
@@ -346,6 +366,7 @@ pub async fn start(
         served,
         tracker,
         sampler,
+        history,
         stop,
     })
 }

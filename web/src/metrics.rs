@@ -120,16 +120,13 @@ pub struct Telemetry {
 pub struct HistoryStats {
     /// Writes handed to the writer and not yet committed.
     pub queued: u64,
-    /// Writes dropped (the queue was full, or they could not be stored).
+    /// Writes dropped because the writer's queue was full.
     pub dropped_total: u64,
-    /// Failed transactions (disk full, I/O errors).
+    /// Writes lost because their batch could not be committed (disk full, I/O errors).
     pub write_errors_total: u64,
     /// The last write failed because the disk (or the quota) is full.
     pub disk_full: bool,
 }
-
-/// No labels (`[]` of label pairs).
-const NO_LABELS: [(&str, &str); 0] = [];
 
 type HistoryStatsFn = Arc<dyn Fn() -> HistoryStats + Send + Sync>;
 
@@ -152,30 +149,40 @@ impl Collector for HistorySource {
             return Ok(());
         };
         let s = source();
-        gauge(
-            &mut enc,
-            "smon_history_queued",
-            "Writes handed to the history writer and not yet committed",
-            [(NO_LABELS, s.queued as i64)],
-        )?;
-        counter(
-            &mut enc,
-            "smon_history_dropped",
-            "Writes the history dropped (its queue was full, or they could not be stored)",
-            [(NO_LABELS, s.dropped_total)],
-        )?;
-        counter(
-            &mut enc,
-            "smon_history_write_errors",
-            "History transactions that failed (disk full, I/O errors); the writer retries",
-            [(NO_LABELS, s.write_errors_total)],
-        )?;
-        gauge(
-            &mut enc,
-            "smon_history_disk_full",
-            "1 while the history cannot be written because the disk (or quota) is full",
-            [(NO_LABELS, i64::from(s.disk_full))],
-        )
+        let gauges = [
+            (
+                "smon_history_queued",
+                "Writes handed to the history writer and not yet committed",
+                s.queued as i64,
+            ),
+            (
+                "smon_history_disk_full",
+                "1 while the history cannot be written because the disk (or quota) is full",
+                i64::from(s.disk_full),
+            ),
+        ];
+        for (name, help, v) in gauges {
+            enc.encode_descriptor(name, help, None, MetricType::Gauge)?
+                .encode_gauge(&v)?;
+        }
+        let counters = [
+            (
+                "smon_history_dropped",
+                "Writes the history dropped because its queue was full (it writes too slowly)",
+                s.dropped_total,
+            ),
+            (
+                "smon_history_write_errors",
+                "Writes the history lost because their batch could not be committed (disk full, \
+                 I/O errors); the writer retries each second",
+                s.write_errors_total,
+            ),
+        ];
+        for (name, help, v) in counters {
+            enc.encode_descriptor(name, help, None, MetricType::Counter)?
+                .encode_counter::<NoLabelSet, _, u64>(&v, None)?;
+        }
+        Ok(())
     }
 }
 
@@ -1311,6 +1318,10 @@ mod tests {
         assert_eq!(v("smon_history_dropped_total"), 5.0);
         assert_eq!(v("smon_history_write_errors_total"), 2.0);
         assert_eq!(v("smon_history_disk_full"), 1.0);
+        assert!(
+            !t.contains("smon_history_queued{}"),
+            "no empty label set:\n{t}"
+        );
     }
 
     #[test]
