@@ -464,8 +464,6 @@ mod tests {
             per_second.iter().all(|&n| (100..=250).contains(&n)),
             "{per_second:?}"
         );
-        assert_eq!(PROCESSES_PARTS.top_processes, 10);
-        assert!(PROCESSES_PARTS.gpu_processes && !PROCESSES_PARTS.processes);
     }
 
     #[test]
