@@ -384,9 +384,11 @@ impl Store {
         retention: &Retention,
     ) -> Result<Maintained, Error> {
         let now = ms(now_ms);
-        let mut done = Maintained::default();
         // Retention first: on a full disk, the pages it frees are what the rollups then use.
-        done.deleted = self.retain(conn, now, retention)?;
+        let mut done = Maintained {
+            deleted: self.retain(conn, now, retention)?,
+            ..Maintained::default()
+        };
         let cutoff = floor_to(now - GRACE_MS, MINUTE);
         if self.minute_done.is_none_or(|d| cutoff > d) {
             done.minute_rows = self.roll_minutes(conn, cutoff)?;
