@@ -737,11 +737,11 @@ fn a_full_disk_is_reported_and_the_writer_recovers_when_space_comes_back() {
         for h in 0..20 {
             w.send(sample(&format!("lab:n{h}"), T0 + i * 1000, cpu_a(i + h)));
         }
-        if i % 30 == 29 {
-            if let Err(e) = w.sync(None) {
-                full = Some((i, e.to_string()));
-                break;
-            }
+        if i % 30 == 29
+            && let Err(e) = w.sync(None)
+        {
+            full = Some((i, e.to_string()));
+            break;
         }
     }
     let (filled_at, e) = full.expect("the disk filled up");
