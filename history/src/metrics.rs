@@ -1401,6 +1401,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_hour_pass_goes_chunk_by_chunk_and_finishes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.sqlite3");
+        let conn = crate::db::open_writer(&path).expect("open");
+        conn.execute("INSERT INTO hosts (id, name) VALUES (1, 'lab:a')", [])
+            .expect("host");
+        for id in [1i64, 2_500, 4_500] {
+            conn.execute(
+                "INSERT INTO series (id, host_id, metric, label) VALUES (?1, 1, 'disk_percent', ?2)",
+                params![id, id.to_string()],
+            )
+            .expect("series");
+            for m in 0..60 {
+                conn.execute(
+                    "INSERT INTO minute_staging VALUES (?1, ?2, 1, 2, 3, 60)",
+                    params![id, m * MINUTE],
+                )
+                .expect("row");
+            }
+        }
+        let mut store = Store::load(&conn, &path).expect("load");
+        // A spent budget: one chunk per call.
+        let spent = Instant::now() - ROLL_BUDGET;
+        let mut calls = 0;
+        loop {
+            calls += 1;
+            let (_, done) = store
+                .roll_pass(&conn, Level::Minute, HOUR, spent)
+                .expect("pass");
+            if let Some(cut) = done {
+                assert_eq!(cut, HOUR);
+                break;
+            }
+            assert!(store.pending[0].is_some());
+        }
+        assert_eq!(calls, 3, "series 1, 2500 and 4500 are in three chunks");
+        let count = |q: &str| -> i64 { conn.query_row(q, [], |r| r.get(0)).expect("count") };
+        assert_eq!(count("SELECT count(*) FROM minute_staging"), 0);
+        assert_eq!(count("SELECT count(*) FROM minute_blocks"), 3);
+        assert_eq!(count("SELECT count(*) FROM hour_staging WHERE n = 3600"), 3);
+    }
+
+    #[test]
     fn windows_are_staggered_by_host_and_ten_minutes_long() {
         let t = 1_700_000_123_456;
         for h in 0..20 {
