@@ -153,7 +153,8 @@ pub struct Store {
     path: PathBuf,
     hosts: HashMap<String, i64>,
     host_names: HashMap<i64, String>,
-    series: HashMap<(i64, &'static str, String), i64>,
+    /// (host, metric) -> label -> series id (looked up by `&str`: no allocation per value).
+    series: HashMap<(i64, &'static str), HashMap<String, i64>>,
     info: HashMap<i64, SeriesInfo>,
     /// Per host, the oldest sample still in `raw_staging`.
     first_staged: HashMap<i64, i64>,
@@ -225,7 +226,10 @@ impl Store {
             let (id, host_id, metric, label) = row.map_err(&e)?;
             // A metric this version does not know (a newer smon wrote it) is left alone.
             if let Some(metric) = series::metric(&metric) {
-                s.series.insert((host_id, metric.name, label.clone()), id);
+                s.series
+                    .entry((host_id, metric.name))
+                    .or_default()
+                    .insert(label.clone(), id);
                 s.info.insert(
                     id,
                     SeriesInfo {
@@ -286,7 +290,11 @@ impl Store {
         metric: &'static Metric,
         label: &str,
     ) -> Result<i64, Error> {
-        if let Some(id) = self.series.get(&(host_id, metric.name, label.to_owned())) {
+        if let Some(id) = self
+            .series
+            .get(&(host_id, metric.name))
+            .and_then(|m| m.get(label))
+        {
             return Ok(*id);
         }
         let e = sql(&self.path);
@@ -304,7 +312,9 @@ impl Store {
             )
             .map_err(&e)?;
         self.series
-            .insert((host_id, metric.name, label.to_owned()), id);
+            .entry((host_id, metric.name))
+            .or_default()
+            .insert(label.to_owned(), id);
         self.info.insert(
             id,
             SeriesInfo {
