@@ -19,7 +19,9 @@
 //!   per series, and its 1-hour rollup (min of the mins, count-weighted mean, max of the maxes)
 //!   goes to `hour_staging`.
 //! - **1-hour tier.** When a day is over, its `hour_staging` rows become one `hour_blocks` row
-//!   per series.
+//!   per series. Hour and day passes go a chunk of series at a time, at most half a second
+//!   per maintenance, so a large fleet's hour boundary never holds the writer for long (rows
+//!   not yet moved are read from staging meanwhile).
 //! - **Clusters.** When minutes are rolled up, the writer also makes each cluster's aggregate
 //!   (the mean over its hosts for percentages, loads and temperatures, the sum for bytes,
 //!   rates, counts and watts; applied to the hosts' min, avg and max alike) and stores it as
@@ -36,6 +38,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use smon_api::history::{Series, SeriesAnswer, Tier, TierStats};
@@ -56,6 +59,10 @@ pub const DAY: i64 = 86_400_000;
 pub const RAW_WINDOW: i64 = 10 * MINUTE;
 /// How long after a minute ends the writer waits for its last samples before rolling it up.
 pub const GRACE_MS: i64 = 5_000;
+/// Series rolled per chunk of an hour's or a day's pass.
+const ROLL_CHUNK: i64 = 2_000;
+/// Time one maintenance may spend on hour and day passes before leaving the rest for the next.
+const ROLL_BUDGET: Duration = Duration::from_millis(500);
 /// The most points a query may ask for.
 pub const MAX_POINTS: usize = 5_000;
 
@@ -146,7 +153,8 @@ pub struct Store {
     path: PathBuf,
     hosts: HashMap<String, i64>,
     host_names: HashMap<i64, String>,
-    series: HashMap<(i64, &'static str, String), i64>,
+    /// (host, metric) -> label -> series id (looked up by `&str`: no allocation per value).
+    series: HashMap<(i64, &'static str), HashMap<String, i64>>,
     info: HashMap<i64, SeriesInfo>,
     /// Per host, the oldest sample still in `raw_staging`.
     first_staged: HashMap<i64, i64>,
@@ -155,6 +163,8 @@ pub struct Store {
     minute_done: Option<i64>,
     hour_done: Option<i64>,
     day_done: Option<i64>,
+    /// A roll of hours (`[0]`) or days (`[1]`) under way: its cut and the next series id.
+    pending: [Option<(i64, i64)>; 2],
 }
 
 fn meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<i64>> {
@@ -188,6 +198,7 @@ impl Store {
             minute_done: meta(conn, "minute_done_ms").map_err(&e)?,
             hour_done: meta(conn, "hour_done_ms").map_err(&e)?,
             day_done: meta(conn, "day_done_ms").map_err(&e)?,
+            pending: [None; 2],
         };
         let mut st = conn.prepare("SELECT id, name FROM hosts").map_err(&e)?;
         let rows = st
@@ -215,7 +226,10 @@ impl Store {
             let (id, host_id, metric, label) = row.map_err(&e)?;
             // A metric this version does not know (a newer smon wrote it) is left alone.
             if let Some(metric) = series::metric(&metric) {
-                s.series.insert((host_id, metric.name, label.clone()), id);
+                s.series
+                    .entry((host_id, metric.name))
+                    .or_default()
+                    .insert(label.clone(), id);
                 s.info.insert(
                     id,
                     SeriesInfo {
@@ -276,7 +290,11 @@ impl Store {
         metric: &'static Metric,
         label: &str,
     ) -> Result<i64, Error> {
-        if let Some(id) = self.series.get(&(host_id, metric.name, label.to_owned())) {
+        if let Some(id) = self
+            .series
+            .get(&(host_id, metric.name))
+            .and_then(|m| m.get(label))
+        {
             return Ok(*id);
         }
         let e = sql(&self.path);
@@ -294,7 +312,9 @@ impl Store {
             )
             .map_err(&e)?;
         self.series
-            .insert((host_id, metric.name, label.to_owned()), id);
+            .entry((host_id, metric.name))
+            .or_default()
+            .insert(label.to_owned(), id);
         self.info.insert(
             id,
             SeriesInfo {
@@ -374,7 +394,11 @@ impl Store {
         retention: &Retention,
     ) -> Result<Maintained, Error> {
         let now = ms(now_ms);
-        let mut done = Maintained::default();
+        // Retention first: on a full disk, the pages it frees are what the rollups then use.
+        let mut done = Maintained {
+            deleted: self.retain(conn, now, retention)?,
+            ..Maintained::default()
+        };
         let cutoff = floor_to(now - GRACE_MS, MINUTE);
         if self.minute_done.is_none_or(|d| cutoff > d) {
             done.minute_rows = self.roll_minutes(conn, cutoff)?;
@@ -392,19 +416,29 @@ impl Store {
             done.raw_blocks +=
                 self.flush_host(conn, host_id, window_start(host_id, minute_done))?;
         }
+        // Hours and days are rolled a chunk of series at a time, at most ROLL_BUDGET per call,
+        // so that a large fleet's hour boundary does not hold the writer for many seconds.
+        let started = Instant::now();
         let hour_cut = floor_to(minute_done, HOUR);
-        if self.hour_done.is_none_or(|h| hour_cut > h) {
-            done.minute_blocks = self.roll_blocks(conn, Level::Minute, hour_cut)?;
-            self.hour_done = Some(hour_cut);
-            set_meta(conn, "hour_done_ms", hour_cut).map_err(sql(&self.path))?;
+        if self.pending[0].is_some() || self.hour_done.is_none_or(|h| hour_cut > h) {
+            let (n, finished) = self.roll_pass(conn, Level::Minute, hour_cut, started)?;
+            done.minute_blocks = n;
+            if let Some(cut) = finished {
+                self.hour_done = Some(cut);
+                set_meta(conn, "hour_done_ms", cut).map_err(sql(&self.path))?;
+            }
         }
-        let day_cut = floor_to(self.hour_done.unwrap_or(hour_cut), DAY);
-        if self.day_done.is_none_or(|d| day_cut > d) {
-            done.hour_blocks = self.roll_blocks(conn, Level::Hour, day_cut)?;
-            self.day_done = Some(day_cut);
-            set_meta(conn, "day_done_ms", day_cut).map_err(sql(&self.path))?;
+        if let Some(hour_done) = self.hour_done.filter(|_| self.pending[0].is_none()) {
+            let day_cut = floor_to(hour_done, DAY);
+            if self.pending[1].is_some() || self.day_done.is_none_or(|d| day_cut > d) {
+                let (n, finished) = self.roll_pass(conn, Level::Hour, day_cut, started)?;
+                done.hour_blocks = n;
+                if let Some(cut) = finished {
+                    self.day_done = Some(cut);
+                    set_meta(conn, "day_done_ms", cut).map_err(sql(&self.path))?;
+                }
+            }
         }
-        done.deleted = self.retain(conn, now, retention)?;
         Ok(done)
     }
 
@@ -562,19 +596,57 @@ impl Store {
         Ok(())
     }
 
-    /// Turns the staging rows of `level` before `cut` into blocks (an hour of minutes, or a
-    /// day of hours, per series), and for minutes writes each hour's rollup.
-    fn roll_blocks(&mut self, conn: &Connection, level: Level, cut: i64) -> Result<usize, Error> {
+    /// Continues (or starts, with `cut`) the pass of `level` over the series, chunk by chunk,
+    /// until it is done or `ROLL_BUDGET` since `started` is spent. Returns the blocks written
+    /// and, when the pass is done, its cut.
+    fn roll_pass(
+        &mut self,
+        conn: &Connection,
+        level: Level,
+        cut: i64,
+        started: Instant,
+    ) -> Result<(usize, Option<i64>), Error> {
+        let slot = usize::from(level == Level::Hour);
+        let (cut, mut cursor) = self.pending[slot].unwrap_or((cut, i64::MIN));
+        let last = self.info.keys().copied().max().unwrap_or(0);
+        let mut n = 0;
+        loop {
+            let end = cursor.max(0).saturating_add(ROLL_CHUNK);
+            n += self.roll_blocks(conn, level, cut, cursor, end)?;
+            cursor = end;
+            if cursor > last {
+                self.pending[slot] = None;
+                return Ok((n, Some(cut)));
+            }
+            if started.elapsed() >= ROLL_BUDGET {
+                self.pending[slot] = Some((cut, cursor));
+                return Ok((n, None));
+            }
+        }
+    }
+
+    /// Turns the staging rows of `level` before `cut` of the series `lo <= id < hi` into
+    /// blocks (an hour of minutes, or a day of hours, per series), and for minutes writes each
+    /// hour's rollup.
+    fn roll_blocks(
+        &mut self,
+        conn: &Connection,
+        level: Level,
+        cut: i64,
+        lo: i64,
+        hi: i64,
+    ) -> Result<usize, Error> {
         let e = sql(&self.path);
         let (staging, blocks, span) = level.tables();
         let mut groups: BTreeMap<(i64, i64), Vec<Rollup>> = BTreeMap::new();
         {
             let mut st = conn
-                .prepare(&format!(
-                    "SELECT series_id, t_ms, min, avg, max, n FROM {staging} WHERE t_ms < ?1"
+                .prepare_cached(&format!(
+                    "SELECT series_id, t_ms, min, avg, max, n FROM {staging} \
+                     WHERE series_id >= ?2 AND series_id < ?3 AND t_ms < ?1"
                 ))
                 .map_err(&e)?;
-            let mut rows = st.query([cut]).map_err(&e)?;
+            let mut rows = st.query(params![cut, lo, hi]).map_err(&e)?;
             while let Some(r) = rows.next().map_err(&e)? {
                 let sid: i64 = r.get(0).map_err(&e)?;
                 let t: i64 = r.get(1).map_err(&e)?;
@@ -604,8 +676,12 @@ impl Store {
                 .map_err(&e)?;
             }
         }
-        conn.execute(&format!("DELETE FROM {staging} WHERE t_ms < ?1"), [cut])
-            .map_err(&e)?;
+        conn.prepare_cached(&format!(
+            "DELETE FROM {staging} WHERE series_id >= ?2 AND series_id < ?3 AND t_ms < ?1"
+        ))
+        .map_err(&e)?
+        .execute(params![cut, lo, hi])
+        .map_err(&e)?;
         Ok(n)
     }
 
@@ -1333,6 +1409,49 @@ pub fn tier_stats(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_hour_pass_goes_chunk_by_chunk_and_finishes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.sqlite3");
+        let conn = crate::db::open_writer(&path).expect("open");
+        conn.execute("INSERT INTO hosts (id, name) VALUES (1, 'lab:a')", [])
+            .expect("host");
+        for id in [1i64, 2_500, 4_500] {
+            conn.execute(
+                "INSERT INTO series (id, host_id, metric, label) VALUES (?1, 1, 'disk_percent', ?2)",
+                params![id, id.to_string()],
+            )
+            .expect("series");
+            for m in 0..60 {
+                conn.execute(
+                    "INSERT INTO minute_staging VALUES (?1, ?2, 1, 2, 3, 60)",
+                    params![id, m * MINUTE],
+                )
+                .expect("row");
+            }
+        }
+        let mut store = Store::load(&conn, &path).expect("load");
+        // A spent budget: one chunk per call.
+        let spent = Instant::now() - ROLL_BUDGET;
+        let mut calls = 0;
+        loop {
+            calls += 1;
+            let (_, done) = store
+                .roll_pass(&conn, Level::Minute, HOUR, spent)
+                .expect("pass");
+            if let Some(cut) = done {
+                assert_eq!(cut, HOUR);
+                break;
+            }
+            assert!(store.pending[0].is_some());
+        }
+        assert_eq!(calls, 3, "series 1, 2500 and 4500 are in three chunks");
+        let count = |q: &str| -> i64 { conn.query_row(q, [], |r| r.get(0)).expect("count") };
+        assert_eq!(count("SELECT count(*) FROM minute_staging"), 0);
+        assert_eq!(count("SELECT count(*) FROM minute_blocks"), 3);
+        assert_eq!(count("SELECT count(*) FROM hour_staging WHERE n = 3600"), 3);
+    }
 
     #[test]
     fn windows_are_staggered_by_host_and_ten_minutes_long() {

@@ -138,8 +138,20 @@ impl Writer {
 
     /// [`Writer::start`] with a clock (tests inject time) and a queue length.
     pub fn start_with(opts: StorageOptions, clock: Clock, queue: usize) -> Result<Writer, Error> {
+        let conn = crate::db::open_writer(&opts.db_path())?;
+        Self::start_on(conn, opts, clock, queue)
+    }
+
+    /// [`Writer::start_with`] on a connection opened by [`crate::db::open_writer`] on
+    /// `opts.db_path()` (with pragmas of the caller's own, e.g. a `max_page_count` to test a
+    /// full disk).
+    pub fn start_on(
+        conn: Connection,
+        opts: StorageOptions,
+        clock: Clock,
+        queue: usize,
+    ) -> Result<Writer, Error> {
         let path = opts.db_path();
-        let conn = crate::db::open_writer(&path)?;
         let store = {
             let tx = conn.unchecked_transaction().map_err(sql(&path))?;
             let s = Store::load(&tx, &path)?;
@@ -336,8 +348,8 @@ impl Thread {
             }
         }
         if let Some(now) = maintain {
-            self.store.maintain(&tx, now, &self.retention)?;
             crate::procs::retain(&tx, now, &self.retention)?;
+            self.store.maintain(&tx, now, &self.retention)?;
         }
         tx.commit().map_err(&e)
     }

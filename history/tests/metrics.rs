@@ -709,3 +709,59 @@ fn the_writer_hands_processes_and_sessions_to_process_history() {
     assert_eq!(st.write_error, None);
     w.stop().expect("stop");
 }
+
+#[test]
+fn a_full_disk_is_reported_and_the_writer_recovers_when_space_comes_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let retention = Retention {
+        raw: Duration::from_secs(600),
+        ..Retention::default()
+    };
+    let o = opts(dir.path(), retention);
+    let conn = smon_history::db::open_writer(&o.db_path()).expect("open");
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .expect("page_count");
+    // SQLite answers SQLITE_FULL past this size, as on a full disk.
+    let _: i64 = conn
+        .query_row(
+            &format!("PRAGMA max_page_count = {}", pages + 40),
+            [],
+            |r| r.get(0),
+        )
+        .expect("max_page_count");
+    let (now, clk) = clock(T0);
+    let w = Writer::start_on(conn, o.clone(), clk.clone(), QUEUE).expect("start");
+    let mut full = None;
+    for i in 0..20_000u64 {
+        for h in 0..20 {
+            w.send(sample(&format!("lab:n{h}"), T0 + i * 1000, cpu_a(i + h)));
+        }
+        if i % 30 == 29
+            && let Err(e) = w.sync(None)
+        {
+            full = Some((i, e.to_string()));
+            break;
+        }
+    }
+    let (filled_at, e) = full.expect("the disk filled up");
+    assert!(e.contains("full"), "{e}");
+    let stats = w.stats();
+    assert!(stats.last_error().is_some_and(|e| e.contains("full")));
+    assert!(stats.failed() > 0);
+    let written = stats.written();
+    // Retention frees space (everything is past 10 minutes an hour later): writes work again.
+    let later = T0 + (filled_at + 3600) * 1000;
+    now.store(later, Ordering::SeqCst);
+    w.sync(Some(later)).expect("retention frees pages");
+    w.send(sample("lab:n0", later, 42.0));
+    w.sync(None).expect("writes work again");
+    assert_eq!(stats.last_error(), None);
+    assert_eq!(stats.written(), written + 1);
+    let h = SqliteHistory::open_with(&o, Some(stats), clk).expect("reader");
+    let r = h
+        .host_series("lab:n0", &query("cpu_percent", later - 1000, later, 10))
+        .expect("query");
+    assert!(r.series[0].avg.contains(&Some(42.0)));
+    w.stop().expect("stop");
+}
