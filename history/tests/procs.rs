@@ -634,6 +634,12 @@ fn backup_copies_a_database_being_written_and_refuses_to_overwrite() {
         .expect("count");
     assert!(m >= n, "{m} >= {n}");
 
+    let itself = admin::backup(&path, &path, true).expect_err("onto itself");
+    assert!(
+        itself.to_string().contains("the database itself"),
+        "{itself}"
+    );
+
     let missing = admin::backup(
         &dir.path().join("absent.sqlite3"),
         &dir.path().join("x"),
