@@ -987,6 +987,114 @@ fn secs(d: Duration) -> u64 {
     d.as_secs()
 }
 
+// ---------------------------------------------------------------------------------------------
+// Synthetic history for the benchmarks
+
+/// What [`backfill`] writes: a busy fleet's process and GPU history, one host-minute at a time
+/// through [`write`] (so the strings, the rollup and the indexes are those of real use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcsBackfill {
+    /// Hosts, named `c{k}:node{i}` over `clusters` clusters (as `metrics::Backfill` names them).
+    pub hosts: usize,
+    /// Clusters the hosts are spread over (at least 1).
+    pub clusters: usize,
+    /// First minute (ms since the epoch).
+    pub from_ms: u64,
+    /// End of the range (exclusive).
+    pub to_ms: u64,
+    /// GPUs per host (each busy most of the time with one or two processes).
+    pub gpus: u32,
+    /// Seed (the same seed writes the same history).
+    pub seed: u64,
+}
+
+/// A host's synthetic process table at one minute: 60 processes whose CPU and memory wander
+/// (so the top lists change from minute to minute), and `gpus` GPUs each holding one or two
+/// processes of one of eight users, or none.
+pub fn synthetic_processes(seed: u64, minute: u64, gpus: u32) -> Snapshot {
+    let mut x = seed ^ minute.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    const NAMES: [&str; 12] = [
+        "python3",
+        "postgres",
+        "java",
+        "node",
+        "nginx",
+        "sshd",
+        "bash",
+        "rsync",
+        "gcc",
+        "cc1plus",
+        "redis-server",
+        "slurmstepd",
+    ];
+    let processes = (0..60u32)
+        .map(|i| {
+            let name = NAMES[(i as usize) % NAMES.len()];
+            smon_proto::Process {
+                pid: 1000 + i,
+                user: format!("user{}", i % 8),
+                name: name.to_owned(),
+                cmdline: format!("/usr/bin/{name} --job {} --config /etc/{name}.conf", i % 20),
+                cpu_percent: next(40_000) as f32 / 100.0 * if i % 7 == 0 { 1.0 } else { 0.05 },
+                memory_bytes: (next(4096) + 1) << (20 + i % 3),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let gpus = (0..gpus)
+        .map(|g| smon_proto::Gpu {
+            index: g,
+            uuid: format!("GPU-{seed:08x}-{g}"),
+            processes: (0..next(3))
+                .map(|k| GpuProcess {
+                    pid: 5000 + g * 10 + k as u32,
+                    name: "python3".into(),
+                    user: format!("user{}", (u64::from(g) + k + minute / 240) % 8),
+                    memory_used_bytes: Some((next(80) + 1) << 30),
+                    kind: "compute".into(),
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    Snapshot {
+        processes,
+        gpus,
+        ..Default::default()
+    }
+}
+
+/// Writes [`ProcsBackfill`] into the database at `path` (one transaction per minute of the
+/// whole fleet) and returns the host-minutes written.
+pub fn backfill(path: &std::path::Path, b: &ProcsBackfill) -> Result<u64, Error> {
+    let mut conn = crate::db::open_writer(path)?;
+    let e = |source| Error::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let clusters = b.clusters.max(1);
+    let mut n = 0;
+    let mut minute = minute_of(b.from_ms);
+    while minute < b.to_ms {
+        let tx = conn.transaction().map_err(e)?;
+        for h in 0..b.hosts {
+            let host = format!("c{}:node{h}", h % clusters);
+            let snap = synthetic_processes(b.seed ^ h as u64, minute / MINUTE_MS, b.gpus);
+            write(&tx, &host, minute, &snap)?;
+            n += 1;
+        }
+        tx.commit().map_err(e)?;
+        minute += MINUTE_MS;
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

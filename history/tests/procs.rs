@@ -807,3 +807,37 @@ fn gpu_usage_over_whole_hours_matches_the_minutes_it_rolls_up() {
     }
     assert!(by_user.rows.len() == 3, "{:?}", by_user.rows);
 }
+
+#[test]
+fn the_benchmark_backfill_writes_every_host_minute() {
+    let (_dir, path) = db_file();
+    let b = procs::ProcsBackfill {
+        hosts: 3,
+        clusters: 2,
+        from_ms: T0 + 30_000,
+        to_ms: T0 + 5 * MINUTE_MS,
+        gpus: 2,
+        seed: 9,
+    };
+    assert_eq!(procs::backfill(&path, &b).expect("backfill"), 15);
+    let conn = db::open_reader(&path).expect("reader");
+    for host in ["c0:node0", "c1:node1", "c0:node2"] {
+        for m in 0..5 {
+            let a = procs::processes_at(&conn, host, T0 + m * MINUTE_MS, ALL).expect("read");
+            assert_eq!(a.at, Some(T0 + m * MINUTE_MS), "{host} {m}");
+            assert_eq!((a.top_cpu.len(), a.top_memory.len()), (10, 10));
+            assert!(
+                a.top_cpu
+                    .windows(2)
+                    .all(|w| w[0].cpu_percent >= w[1].cpu_percent)
+            );
+        }
+    }
+    // The same seed writes the same history.
+    let (_dir2, path2) = db_file();
+    procs::backfill(&path2, &b).expect("again");
+    let again = db::open_reader(&path2).expect("reader");
+    let one = procs::processes_at(&conn, "c1:node1", T0, ALL).expect("one");
+    let two = procs::processes_at(&again, "c1:node1", T0, ALL).expect("two");
+    assert_eq!(one, two);
+}
