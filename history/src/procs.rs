@@ -785,9 +785,15 @@ type SessionKey = (String, String, String, u64);
 /// Compares the sessions of `snap` with the last set stored for `host` (kept in the database,
 /// so a restart in between still sees what changed) and stores a login event for each new
 /// session and a logout event for each one gone. The first sample of a host records a login
-/// for each of its sessions (at their login times). Cheap when nothing changed: one primary-key
-/// lookup and a string comparison, so it can run on every sample.
+/// for each of its sessions (at their login times). A sample whose sessions could not be read
+/// in full (an error starting `sessions:`) is skipped. Cheap when nothing changed: one
+/// primary-key lookup and a string comparison, so it can run on every sample.
 pub fn sessions(tx: &Transaction, host: &str, at_ms: u64, snap: &Snapshot) -> Result<(), Error> {
+    // The agent could not read its utmp in full: the list may lack sessions that are still
+    // there, so it decides nothing (no false logouts); the next complete list does.
+    if snap.errors.iter().any(|e| e.starts_with("sessions:")) {
+        return Ok(());
+    }
     let conn: &Connection = tx;
     let e = sql(conn);
     let mut now: Vec<SessionKey> = snap

@@ -398,6 +398,17 @@ fn logins_and_logouts_are_kept_across_a_reopen() {
     sessions(&path, "c:h", T0, vec![alice.clone()]);
     sessions(&path, "c:h", T0 + 1_000, vec![alice.clone()]);
     sessions(&path, "c:h", T0 + 31_000, vec![bob.clone(), alice.clone()]);
+    // A sample whose utmp could not be read says nothing about who logged out.
+    {
+        let mut conn = db::open_writer(&path).expect("open");
+        let tx = conn.transaction().expect("tx");
+        let unread = Snapshot {
+            errors: vec!["sessions: /var/run/utmp: permission denied".into()],
+            ..Default::default()
+        };
+        procs::sessions(&tx, "c:h", T0 + 40_000, &unread).expect("unread");
+        tx.commit().expect("commit");
+    }
     // Another host's sessions are its own.
     sessions(&path, "c:other", T0, vec![]);
     // `sessions` opens a fresh connection each time; the last set survives on disk, so a
