@@ -899,6 +899,7 @@ async function history(browser, url, id, cluster, role, secret) {
   if (!seen.users.includes("ann")) throw new CheckFailed(`the owner is not shown: ${seen.users}`);
   if (role === "admin" && !seen.cmds.some((c) => c.includes(secret))) throw new CheckFailed(`an admin sees no command line: ${seen.cmds}`);
   if (role === "viewer" && seen.text.includes(secret)) throw new CheckFailed(`a viewer sees a command line: ${seen.cmds}`);
+  await shot(page, `history-host-${role}`);
 
   // The GPU tab: who used each GPU over the range.
   await page.click('#history-tabs button[data-tab="gpus"]');
@@ -906,12 +907,14 @@ async function history(browser, url, id, cluster, role, secret) {
     await page.waitForSelector(`#gpu-usage-gpu tr[data-key="${id}/#0"]`);
     await page.waitForSelector('#gpu-usage-user tr[data-key="ann"]');
   });
+  await shot(page, `history-gpus-${role}`);
   await page.click('#history-tabs button[data-tab="charts"]');
 
   // The cluster page, from the overview's cluster header.
   await goto(page, withHash(url, "#/"));
   await step(page, "the cluster's history link", () => page.click(`a.cluster-history[data-cluster="${cluster}"]`));
   await step(page, "the cluster page's charts", () => page.waitForSelector(`#cluster-page[data-cluster="${cluster}"] #history[data-state="ready"] .hchart[data-metric="net"][data-points]`));
+  await shot(page, `history-cluster-${role}`);
 
   // The Storage page: admins only.
   if (role === "admin") {
