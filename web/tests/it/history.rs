@@ -48,7 +48,7 @@ struct Asked {
 
 /// A `History` with fixed answers that records what it was asked (see the module doc).
 #[derive(Default)]
-struct Recorded {
+pub(crate) struct Recorded {
     asked: Mutex<Asked>,
 }
 
