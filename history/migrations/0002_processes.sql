@@ -1,8 +1,55 @@
 -- Process and GPU history (issue 12): per host and minute, the top processes and every GPU
--- process.
+-- process; the logins and logouts seen in the samples' sessions. All keyed by time first, so
+-- that retention deletes a key range and the newest rows are appended at the end of the trees.
+
+-- Strings (process names, users, command lines, GPU UUIDs), stored once: a process that stays
+-- on top for a week costs its command line once. `last_ms` is refreshed at most once a day
+-- while the string is still written, so retention drops the strings that no kept row uses.
+CREATE TABLE proc_text (
+    id INTEGER PRIMARY KEY,
+    text TEXT NOT NULL UNIQUE,
+    last_ms INTEGER NOT NULL
+);
+CREATE INDEX proc_text_last ON proc_text (last_ms);
+
+-- One row per host and minute (also when the host had no process to list): the top 10 by CPU
+-- and the top 10 by memory, as a compact binary body (see `procs.rs`, `Body`).
 CREATE TABLE top_processes (
-    host TEXT NOT NULL,
     minute_ms INTEGER NOT NULL,
+    host TEXT NOT NULL,
     body BLOB NOT NULL,
-    PRIMARY KEY (host, minute_ms)
+    PRIMARY KEY (minute_ms, host)
 ) WITHOUT ROWID;
+
+-- Every process on a GPU, per host and minute: GPU usage is summed from these rows in SQL.
+CREATE TABLE gpu_processes (
+    minute_ms INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    gpu INTEGER NOT NULL,
+    pid INTEGER NOT NULL,
+    uuid_id INTEGER NOT NULL,
+    name_id INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    memory_bytes INTEGER,
+    PRIMARY KEY (minute_ms, host, gpu, pid)
+) WITHOUT ROWID;
+
+-- The sessions of each host at its last sample (survives a restart, so that a logout during
+-- the restart is still seen): a JSON array of [user, terminal, from, login_ms].
+CREATE TABLE session_state (
+    host TEXT PRIMARY KEY,
+    sessions TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Logins and logouts.
+CREATE TABLE login_events (
+    host TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('login', 'logout')),
+    user TEXT NOT NULL,
+    terminal TEXT NOT NULL,
+    from_host TEXT NOT NULL,
+    login_ms INTEGER NOT NULL,
+    PRIMARY KEY (host, at_ms, kind, terminal, user, login_ms)
+) WITHOUT ROWID;
+CREATE INDEX login_events_at ON login_events (at_ms);
