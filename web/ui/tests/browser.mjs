@@ -743,6 +743,11 @@ async function details(browser, url, busy, warm) {
   if (await page.locator(`${rowSel(busy)} td[data-col="swap"] .meter-bar`).isVisible()) throw new CheckFailed(`the swap cell of ${busy} shows a bar`);
 
   await busyHostPage(page, url, busy, "desktop");
+  // This server keeps no history: the host page says so in one line, with no empty charts.
+  await step(page, "the history section says history is off", async () => {
+    await page.waitForSelector('#history[data-state="off"] #history-status:not([hidden])');
+    if (await page.locator("#history .hchart").first().isVisible()) throw new CheckFailed("empty history charts are shown while history is off");
+  });
   await goto(page, withHash(url, `#/host/${warm}`));
   await step(page, `the temperature card of ${warm}`, () => page.waitForSelector("#temperatures tbody tr:not(.empty)", { state: "visible" }));
 
@@ -906,6 +911,7 @@ async function history(browser, url, id, cluster, role, secret) {
   await step(page, "GPU use per GPU and per user", async () => {
     await page.waitForSelector(`#gpu-usage-gpu tr[data-key="${id}/#0"]`);
     await page.waitForSelector('#gpu-usage-user tr[data-key="ann"]');
+    await page.waitForSelector('#gpu-usage-sampled tr[data-key="#0/ann"]');
   });
   await shot(page, `history-gpus-${role}`);
   await page.click('#history-tabs button[data-tab="charts"]');
