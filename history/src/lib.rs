@@ -13,12 +13,14 @@
 //! Every call here blocks (SQLite): async callers use `spawn_blocking` or the writer thread.
 
 pub mod admin;
+pub mod codec;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod metrics;
 pub mod procs;
 pub mod reader;
+pub mod series;
 pub mod writer;
 
 pub use config::{Retention, StorageOptions};
