@@ -813,3 +813,126 @@ async fn stored_processes_and_gpu_use_keep_the_role_rules() {
     assert_eq!(e.status(), Some(403), "{e}");
     srv.close().await;
 }
+
+/// A sample with only the CPU use.
+fn cpu_only(cpu: f32) -> Arc<Snapshot> {
+    Arc::new(Snapshot {
+        cpu: Some(Cpu {
+            total_percent: cpu,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_series_and_storage_come_back_through_the_routes() {
+    use smon_history::reader::SqliteHistory;
+    use smon_history::writer::{QUEUE, Write, Writer};
+    use smon_history::{Retention, StorageOptions};
+
+    const T0: u64 = 1_700_006_400_000; // a day boundary
+    const MIN: u64 = 60_000;
+    let now = T0 + 2 * 60 * MIN;
+    let clock: smon_history::writer::Clock = Arc::new(move || now);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = StorageOptions {
+        dir: dir.path().join("data"),
+        retention: Retention::default(),
+    };
+    let writer = Writer::start_with(opts.clone(), clock.clone(), QUEUE).expect("writer");
+    // 30 minutes every second: lab:busy at 30 % with one spike to 95 % in minute 12, lab:idle
+    // at 10 %.
+    let start = now - 30 * MIN;
+    for s in 0..30 * 60u64 {
+        let at = start + s * 1000;
+        let busy = if s == 12 * 60 + 7 { 95.0 } else { 30.0 };
+        for (host, cpu) in [("lab:busy", busy), ("lab:idle", 10.0)] {
+            assert!(writer.send(Write::Sample {
+                host: host.into(),
+                at_ms: at,
+                snapshot: cpu_only(cpu),
+            }));
+        }
+    }
+    let w = tokio::task::spawn_blocking(move || {
+        writer.sync(Some(now)).expect("sync");
+        writer
+    })
+    .await
+    .expect("sync");
+    let history = SqliteHistory::open_with(&opts, Some(w.stats()), clock).expect("reader");
+    let srv = serve(dir.path(), Some(Arc::new(history) as Arc<dyn History>)).await;
+    let public = client(&srv.base, None).await;
+
+    // One host, a point per minute: every sample's tier, the spike kept in `max`.
+    let a = public
+        .host_history("lab:busy", &["cpu_percent"], start, now, 30)
+        .await
+        .expect("host series");
+    assert_eq!(a.tier, Tier::Raw);
+    assert!((25..=35).contains(&a.t.len()), "about 30 points: {a:?}");
+    let s = &a.series[0];
+    assert_eq!(s.metric, "cpu_percent");
+    let spikes: Vec<usize> = (0..a.t.len()).filter(|&i| s.max[i] == Some(95.0)).collect();
+    assert_eq!(
+        spikes.len(),
+        1,
+        "the spike is kept in one point's max: {a:?}"
+    );
+    for i in 0..a.t.len() {
+        let avg = s.avg[i].expect("avg");
+        if spikes.contains(&i) {
+            assert!(
+                avg > 30.0 && avg < 35.0,
+                "the spike's point averages it out: {avg}"
+            );
+        } else {
+            assert_eq!((avg, s.max[i]), (30.0, Some(30.0)), "point {i}");
+        }
+    }
+
+    // The cluster: the mean over its hosts, from the 1-minute tier.
+    let c = public
+        .cluster_history("lab", &["cpu_percent"], start, now, 30)
+        .await
+        .expect("cluster series");
+    assert_eq!(c.tier, Tier::Minute);
+    let avgs: Vec<f64> = c.series[0].avg.iter().flatten().copied().collect();
+    assert!(avgs.len() >= 14, "a point every minute or two: {c:?}");
+    assert!(
+        avgs.iter().filter(|v| (**v - 20.0).abs() < 1e-6).count() == avgs.len() - 1,
+        "(30 + 10) / 2 but where the spike was: {avgs:?}"
+    );
+    assert!(
+        c.series[0].max.contains(&Some(52.5)),
+        "the spike's minute: (95 + 10) / 2: {c:?}"
+    );
+
+    // A metric of a host with nothing stored: no points with values.
+    let e = public
+        .host_history("web:front", &["mem_percent"], start, now, 30)
+        .await
+        .expect("empty series");
+    assert!(
+        e.series.iter().all(|s| s.avg.iter().all(Option::is_none)),
+        "{e:?}"
+    );
+
+    // The storage page: the file, the raw tier's bytes, no write error.
+    let admin = client(&srv.base, Some(("admin", ADMIN_PASSWORD))).await;
+    let st = admin.storage().await.expect("storage");
+    assert!(st.path.ends_with(smon_history::db::FILE_NAME), "{st:?}");
+    assert!(st.bytes > 0 && st.write_error.is_none(), "{st:?}");
+    let raw = st.tiers.iter().find(|t| t.name == "raw").expect("raw tier");
+    assert!(raw.bytes > 0 && raw.retention_s == 86_400, "{raw:?}");
+    assert_eq!(
+        st.remote_write.len(),
+        1,
+        "from the server's remote-write stats"
+    );
+    srv.close().await;
+    tokio::task::spawn_blocking(move || w.stop().expect("stop"))
+        .await
+        .expect("stop");
+}
