@@ -9,6 +9,8 @@
 //! records what the routes asked, so that the tests see what the server passed on (ranges,
 //! what the caller may see, which hosts) and what it let through. It deliberately ignores
 //! `Shown`: the routes must strip what a caller may not see whatever the store answers.
+//! [`StoredProcs`] reads processes and GPU use from a real SQLite file written by
+//! `smon_history::procs`, for the same rules end to end.
 
 use std::path::Path;
 use std::process::Command;
@@ -48,7 +50,7 @@ struct Asked {
 
 /// A `History` with fixed answers that records what it was asked (see the module doc).
 #[derive(Default)]
-struct Recorded {
+pub(crate) struct Recorded {
     asked: Mutex<Asked>,
 }
 
@@ -271,7 +273,7 @@ impl Server {
 }
 
 /// Serves hosts `lab:busy`, `lab:idle` and `web:front` with `history` (or none: history off).
-async fn serve(dir: &Path, history: Option<Arc<Recorded>>) -> Server {
+async fn serve(dir: &Path, history: Option<Arc<dyn History>>) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -340,7 +342,7 @@ async fn refusal(c: &Client, path: &str) -> (u16, String) {
 async fn history_routes_check_input_roles_and_hosts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Recorded::default());
-    let srv = serve(dir.path(), Some(store.clone())).await;
+    let srv = serve(dir.path(), Some(store.clone() as Arc<dyn History>)).await;
     let public = client(&srv.base, None).await;
     let viewer = client(&srv.base, Some(("viewer", VIEWER_PASSWORD))).await;
     let admin = client(&srv.base, Some(("admin", ADMIN_PASSWORD))).await;
@@ -607,7 +609,7 @@ async fn the_host_page_picks_ranges_zooms_and_shows_processes_at_a_point() {
     let _turn = crate::ONE_BROWSER.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Recorded::default());
-    let srv = serve(dir.path(), Some(store.clone())).await;
+    let srv = serve(dir.path(), Some(store.clone() as Arc<dyn History>)).await;
     let feeder = {
         let (web, stop) = (srv.web.clone(), srv.stop.clone());
         tokio::spawn(async move {
@@ -654,4 +656,283 @@ async fn the_host_page_picks_ranges_zooms_and_shows_processes_at_a_point() {
         asked.series.iter().any(|(of, _)| of == "lab"),
         "the cluster page"
     );
+}
+
+/// Processes and GPU use from a real database (`smon_history::procs` on a SQLite file in a
+/// tempdir); series and storage from [`Recorded`].
+struct StoredProcs {
+    path: std::path::PathBuf,
+    rest: Recorded,
+}
+
+impl History for StoredProcs {
+    fn host_series(
+        &self,
+        host: &str,
+        q: &SeriesQuery,
+    ) -> Result<SeriesAnswer, smon_history::Error> {
+        self.rest.host_series(host, q)
+    }
+
+    fn cluster_series(
+        &self,
+        cluster: &str,
+        q: &SeriesQuery,
+    ) -> Result<SeriesAnswer, smon_history::Error> {
+        self.rest.cluster_series(cluster, q)
+    }
+
+    fn processes_at(
+        &self,
+        host: &str,
+        at_ms: u64,
+        shown: Shown,
+    ) -> Result<ProcessesAnswer, smon_history::Error> {
+        let conn = smon_history::db::open_reader(&self.path)?;
+        smon_history::procs::processes_at(&conn, host, at_ms, shown)
+    }
+
+    fn gpu_usage(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        by: UsageBy,
+        host_ok: &dyn Fn(&str) -> bool,
+    ) -> Result<GpuUsageAnswer, smon_history::Error> {
+        let conn = smon_history::db::open_reader(&self.path)?;
+        smon_history::procs::gpu_usage(&conn, from_ms, to_ms, by, host_ok)
+    }
+
+    fn storage(&self) -> Result<StorageAnswer, smon_history::Error> {
+        self.rest.storage()
+    }
+}
+
+/// A sample with a trainer (on GPU 0, owned by `user`) and a shell.
+fn with_processes(user: &str) -> Snapshot {
+    use smon_proto::{Gpu, GpuProcess, Process};
+    let process = |pid: u32, name: &str, cpu: f32| Process {
+        pid,
+        user: user.into(),
+        name: name.into(),
+        cmdline: format!("/usr/bin/{name} {SECRET}"),
+        cpu_percent: cpu,
+        memory_bytes: 1 << 30,
+        ..Default::default()
+    };
+    Snapshot {
+        processes: vec![process(4242, "trainer", 1310.5), process(77, "bash", 0.5)],
+        gpus: vec![Gpu {
+            index: 0,
+            uuid: "GPU-0".into(),
+            processes: vec![GpuProcess {
+                pid: 4242,
+                name: "trainer".into(),
+                user: user.into(),
+                memory_used_bytes: Some(40 << 30),
+                kind: "compute".into(),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_processes_and_gpu_use_keep_the_role_rules() {
+    const T0: u64 = 1_699_999_980_000; // a minute boundary
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(smon_history::db::FILE_NAME);
+    {
+        let mut conn = smon_history::db::open_writer(&path).expect("open");
+        let tx = conn.transaction().expect("tx");
+        // 30 minutes of ann's trainer on lab:busy, and of eve's on a host no longer in the fleet.
+        for m in 0..30 {
+            let at = T0 + m * 60_000;
+            smon_history::procs::write(&tx, "lab:busy", at, &with_processes("ann")).expect("write");
+            smon_history::procs::write(&tx, "gone:old", at, &with_processes("eve")).expect("write");
+        }
+        tx.commit().expect("commit");
+    }
+    let store = StoredProcs {
+        path,
+        rest: Recorded::default(),
+    };
+    let srv = serve(dir.path(), Some(Arc::new(store) as Arc<dyn History>)).await;
+    let public = client(&srv.base, None).await;
+    let viewer = client(&srv.base, Some(("viewer", VIEWER_PASSWORD))).await;
+    let admin = client(&srv.base, Some(("admin", ADMIN_PASSWORD))).await;
+
+    let at = T0 + 10 * 60_000 + 25_000;
+    let a = admin.processes_at("lab:busy", at).await.expect("admin");
+    assert_eq!(a.at, Some(T0 + 10 * 60_000), "the minute holding `at`");
+    assert_eq!(a.top_cpu[0].pid, 4242);
+    assert!(a.top_cpu[0].cmdline.contains(SECRET), "{a:?}");
+    assert_eq!(a.gpu[0].user, "ann");
+    let v = viewer.processes_at("lab:busy", at).await.expect("viewer");
+    let p = public.processes_at("lab:busy", at).await.expect("public");
+    for (who, a) in [("viewer", &v), ("public", &p)] {
+        let text = serde_json::to_string(a).expect("json");
+        assert!(!text.contains(SECRET), "{who} got a command line: {text}");
+        assert_eq!(a.top_cpu[0].name, "trainer", "{who}");
+    }
+    assert_eq!(
+        (v.top_cpu[0].user.as_str(), v.gpu[0].user.as_str()),
+        ("ann", "ann")
+    );
+    assert!(
+        !serde_json::to_string(&p).expect("json").contains("ann"),
+        "{p:?}"
+    );
+    // Nothing stored near a time long before.
+    let none = admin
+        .processes_at("lab:busy", T0 - 86_400_000)
+        .await
+        .expect("empty");
+    assert_eq!(none.at, None);
+
+    // GPU use: ann held GPU 0 for 30 minutes; eve's host is not in the fleet any more.
+    let to = T0 + 30 * 60_000;
+    let u = viewer
+        .gpu_usage(T0, to, UsageBy::User, None)
+        .await
+        .expect("by user");
+    assert_eq!(u.rows.len(), 1, "{u:?}");
+    assert_eq!(u.rows[0].key, "ann");
+    assert!((u.rows[0].gpu_hours - 0.5).abs() < 1e-9, "{u:?}");
+    let g = public
+        .gpu_usage(T0, to, UsageBy::Gpu, Some("lab:busy"))
+        .await
+        .expect("by gpu");
+    assert_eq!(g.rows.len(), 1, "{g:?}");
+    assert_eq!(g.rows[0].key, "lab:busy/#0");
+    let e = public
+        .gpu_usage(T0, to, UsageBy::User, None)
+        .await
+        .expect_err("public by user");
+    assert_eq!(e.status(), Some(403), "{e}");
+    srv.close().await;
+}
+
+/// A sample with only the CPU use.
+fn cpu_only(cpu: f32) -> Arc<Snapshot> {
+    Arc::new(Snapshot {
+        cpu: Some(Cpu {
+            total_percent: cpu,
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_series_and_storage_come_back_through_the_routes() {
+    use smon_history::reader::SqliteHistory;
+    use smon_history::writer::{QUEUE, Write, Writer};
+    use smon_history::{Retention, StorageOptions};
+
+    const T0: u64 = 1_700_006_400_000; // a day boundary
+    const MIN: u64 = 60_000;
+    let now = T0 + 2 * 60 * MIN;
+    let clock: smon_history::writer::Clock = Arc::new(move || now);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = StorageOptions {
+        dir: dir.path().join("data"),
+        retention: Retention::default(),
+    };
+    let writer = Writer::start_with(opts.clone(), clock.clone(), QUEUE).expect("writer");
+    // 30 minutes every second: lab:busy at 30 % with one spike to 95 % in minute 12, lab:idle
+    // at 10 %.
+    let start = now - 30 * MIN;
+    for s in 0..30 * 60u64 {
+        let at = start + s * 1000;
+        let busy = if s == 12 * 60 + 7 { 95.0 } else { 30.0 };
+        for (host, cpu) in [("lab:busy", busy), ("lab:idle", 10.0)] {
+            assert!(writer.send(Write::Sample {
+                host: host.into(),
+                at_ms: at,
+                snapshot: cpu_only(cpu),
+            }));
+        }
+    }
+    let w = tokio::task::spawn_blocking(move || {
+        writer.sync(Some(now)).expect("sync");
+        writer
+    })
+    .await
+    .expect("sync");
+    let history = SqliteHistory::open_with(&opts, Some(w.stats()), clock).expect("reader");
+    let srv = serve(dir.path(), Some(Arc::new(history) as Arc<dyn History>)).await;
+    let public = client(&srv.base, None).await;
+
+    // One host, a point per minute: every sample's tier, the spike kept in `max`.
+    let a = public
+        .host_history("lab:busy", &["cpu_percent"], start, now, 30)
+        .await
+        .expect("host series");
+    assert_eq!(a.tier, Tier::Raw);
+    assert!((25..=35).contains(&a.t.len()), "about 30 points: {a:?}");
+    let s = &a.series[0];
+    assert_eq!(s.metric, "cpu_percent");
+    let spikes: Vec<usize> = (0..a.t.len()).filter(|&i| s.max[i] == Some(95.0)).collect();
+    assert_eq!(
+        spikes.len(),
+        1,
+        "the spike is kept in one point's max: {a:?}"
+    );
+    for i in 0..a.t.len() {
+        let avg = s.avg[i].expect("avg");
+        if spikes.contains(&i) {
+            assert!(
+                avg > 30.0 && avg < 35.0,
+                "the spike's point averages it out: {avg}"
+            );
+        } else {
+            assert_eq!((avg, s.max[i]), (30.0, Some(30.0)), "point {i}");
+        }
+    }
+
+    // The cluster: the mean over its hosts, from the 1-minute tier.
+    let c = public
+        .cluster_history("lab", &["cpu_percent"], start, now, 30)
+        .await
+        .expect("cluster series");
+    assert_eq!(c.tier, Tier::Minute);
+    let avgs: Vec<f64> = c.series[0].avg.iter().flatten().copied().collect();
+    assert!(avgs.len() >= 14, "a point every minute or two: {c:?}");
+    assert!(
+        avgs.iter().filter(|v| (**v - 20.0).abs() < 1e-6).count() == avgs.len() - 1,
+        "(30 + 10) / 2 but where the spike was: {avgs:?}"
+    );
+    assert!(
+        c.series[0].max.contains(&Some(52.5)),
+        "the spike's minute: (95 + 10) / 2: {c:?}"
+    );
+
+    // A metric of a host with nothing stored: no points with values.
+    let e = public
+        .host_history("web:front", &["mem_percent"], start, now, 30)
+        .await
+        .expect("empty series");
+    assert!(
+        e.series.iter().all(|s| s.avg.iter().all(Option::is_none)),
+        "{e:?}"
+    );
+
+    // The storage page: the file, the raw tier's bytes, no write error.
+    let admin = client(&srv.base, Some(("admin", ADMIN_PASSWORD))).await;
+    let st = admin.storage().await.expect("storage");
+    assert!(st.path.ends_with(smon_history::db::FILE_NAME), "{st:?}");
+    assert!(st.bytes > 0 && st.write_error.is_none(), "{st:?}");
+    let raw = st.tiers.iter().find(|t| t.name == "raw").expect("raw tier");
+    assert!(raw.bytes > 0 && raw.retention_s == 86_400, "{raw:?}");
+    assert_eq!(
+        st.remote_write.len(),
+        1,
+        "from the server's remote-write stats"
+    );
+    srv.close().await;
+    tokio::task::spawn_blocking(move || w.stop().expect("stop"))
+        .await
+        .expect("stop");
 }

@@ -743,6 +743,11 @@ async function details(browser, url, busy, warm) {
   if (await page.locator(`${rowSel(busy)} td[data-col="swap"] .meter-bar`).isVisible()) throw new CheckFailed(`the swap cell of ${busy} shows a bar`);
 
   await busyHostPage(page, url, busy, "desktop");
+  // This server keeps no history: the host page says so in one line, with no empty charts.
+  await step(page, "the history section says history is off", async () => {
+    await page.waitForSelector('#history[data-state="off"] #history-status:not([hidden])');
+    if (await page.locator("#history .hchart").first().isVisible()) throw new CheckFailed("empty history charts are shown while history is off");
+  });
   await goto(page, withHash(url, `#/host/${warm}`));
   await step(page, `the temperature card of ${warm}`, () => page.waitForSelector("#temperatures tbody tr:not(.empty)", { state: "visible" }));
 
@@ -899,19 +904,23 @@ async function history(browser, url, id, cluster, role, secret) {
   if (!seen.users.includes("ann")) throw new CheckFailed(`the owner is not shown: ${seen.users}`);
   if (role === "admin" && !seen.cmds.some((c) => c.includes(secret))) throw new CheckFailed(`an admin sees no command line: ${seen.cmds}`);
   if (role === "viewer" && seen.text.includes(secret)) throw new CheckFailed(`a viewer sees a command line: ${seen.cmds}`);
+  await shot(page, `history-host-${role}`);
 
   // The GPU tab: who used each GPU over the range.
   await page.click('#history-tabs button[data-tab="gpus"]');
   await step(page, "GPU use per GPU and per user", async () => {
     await page.waitForSelector(`#gpu-usage-gpu tr[data-key="${id}/#0"]`);
     await page.waitForSelector('#gpu-usage-user tr[data-key="ann"]');
+    await page.waitForSelector('#gpu-usage-sampled tr[data-key="#0/ann"]');
   });
+  await shot(page, `history-gpus-${role}`);
   await page.click('#history-tabs button[data-tab="charts"]');
 
   // The cluster page, from the overview's cluster header.
   await goto(page, withHash(url, "#/"));
   await step(page, "the cluster's history link", () => page.click(`a.cluster-history[data-cluster="${cluster}"]`));
   await step(page, "the cluster page's charts", () => page.waitForSelector(`#cluster-page[data-cluster="${cluster}"] #history[data-state="ready"] .hchart[data-metric="net"][data-points]`));
+  await shot(page, `history-cluster-${role}`);
 
   // The Storage page: admins only.
   if (role === "admin") {

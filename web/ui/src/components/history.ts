@@ -9,8 +9,8 @@
  * now), `#range-picker button[data-range]` (`aria-pressed`), `#range-from`, `#range-to`,
  * `#range-apply`, `#history-status`, `.hchart[data-metric]` (see `history-chart.ts`),
  * `#history-procs[data-at]` with `tr[data-pid]` (cells `td[data-col]`), the tabs
- * `#history-tabs button[data-tab=charts|gpus]`, `#gpu-usage-gpu` and `#gpu-usage-user` with
- * `tr[data-key]`.
+ * `#history-tabs button[data-tab=charts|gpus]`, `#gpu-usage-gpu`, `#gpu-usage-user` and
+ * `#gpu-usage-sampled` (`#<gpu>/<user>`) with `tr[data-key]`.
  */
 import { basePath } from "../connection";
 import { h, setAttr, setText, show } from "../dom";
@@ -34,6 +34,8 @@ export const RANGES: readonly (readonly [string, string, number])[] = [
   ["1y", "1 y", 365 * DAY],
 ];
 
+/** Minutes sampled for the GPU tab's table per GPU and user. */
+const GPU_SAMPLES = 24;
 /** Points asked for per chart. */
 const POINTS = 600;
 /** The metrics of the charts. */
@@ -150,6 +152,10 @@ export class HistoryView {
   private fetchedAt = 0;
   private readonly timer: number;
   private destroyed = false;
+  /** History is off on the server: stop asking. */
+  private off = false;
+  /** What is hidden while history is off. */
+  private parts: HTMLElement[] = [];
   /** Numbers the picks: only the last one's answer is shown. */
   private pickSeq = 0;
 
@@ -193,10 +199,11 @@ export class HistoryView {
     const title = opts.kind === "host" ? "History" : `History of cluster ${opts.id}`;
     const hint = h("p", { class: "muted history-hint" }, opts.kind === "host" ? "Drag across a chart to zoom; click a point for the top processes at that minute." : "Drag across a chart to zoom. Percentages and loads are the mean over the cluster's hosts; rates the sum.");
     this.el = h("section", { class: "section history", id: "history", "data-state": "loading" }, h("div", { class: "section-head" }, h("h2", null, title), tools), hint, this.status, this.chartsEl, this.procs, this.gpuPane);
+    this.parts = [tools, hint, this.chartsEl, this.gpuPane];
     this.setRange(this.range);
     // A live range moves with the clock: fetch again every few seconds (longer ranges less often).
     this.timer = window.setInterval(() => {
-      if (!this.range.live || document.hidden) return;
+      if (!this.range.live || document.hidden || this.off) return;
       const every = Math.min(60_000, Math.max(5_000, this.range.ms / POINTS));
       if (Date.now() - this.fetchedAt >= every) void this.load();
     }, 1000);
@@ -285,13 +292,22 @@ export class HistoryView {
     setAttr(this.el, "data-state", "ready");
     setText(this.status, "");
     show(this.status, false);
+    this.showParts(true);
   }
 
+  /** A refusal: history off (503: only a line is left, and nothing is fetched again), or an
+   * error with the server's reason. */
   private fail(status: number, why: string): void {
     const off = status === 503;
+    this.off = off;
     setAttr(this.el, "data-state", off ? "off" : "error");
-    setText(this.status, off ? "History is off on this server." : `History could not be read: ${why}`);
+    setText(this.status, off ? "History is off on this server: only the live charts above are kept." : `History could not be read: ${why}`);
     show(this.status, true);
+    if (off) this.showParts(false);
+  }
+
+  private showParts(on: boolean): void {
+    for (const el of this.parts) show(el, on && (el !== this.chartsEl || this.tab === "charts") && (el !== this.gpuPane || this.tab === "gpus"));
   }
 
   /** The GPU tab: GPU-hours per GPU and per user of this host over the range. */
@@ -325,6 +341,54 @@ export class HistoryView {
     this.gpuPane.replaceChildren(
       h("p", { class: "muted" }, `GPU use from ${dateTime(from)} to ${dateTime(to)}: a GPU held by one process for an hour is one GPU-hour.`),
       h("div", { class: "two-col" }, table("gpu-usage-gpu", "Per GPU", "GPU", perGpu), table("gpu-usage-user", "Per user", "User", perUser)),
+    );
+    const sampled = await this.sampleGpuUsers(from, to);
+    if (seq !== this.seq || this.destroyed || !sampled) return;
+    this.gpuPane.append(sampled);
+  }
+
+  /**
+   * Who held each GPU: the stored GPU processes at `GPU_SAMPLES` minutes spread over the range
+   * (the usage routes group by GPU or by user, not both), as the share of those minutes in
+   * which each user held each GPU.
+   */
+  private async sampleGpuUsers(from: number, to: number): Promise<HTMLElement | null> {
+    const at = Array.from({ length: GPU_SAMPLES }, (_, i) => Math.round(from + ((i + 0.5) * (to - from)) / GPU_SAMPLES));
+    const answers = await Promise.all(at.map((t) => getJson<ProcessesAnswer>(`${this.base()}/processes?at=${t}`)));
+    const minutes = new Set<number>();
+    const held = new Map<string, { gpu: number; user: string; minutes: Set<number> }>();
+    for (const r of answers) {
+      if (!r.ok || r.data.at === null || r.data.at < from - MIN || r.data.at > to) continue;
+      const m = r.data.at;
+      minutes.add(m);
+      for (const g of r.data.gpu) {
+        const key = `#${g.gpu}/${g.user}`;
+        let e = held.get(key);
+        if (!e) held.set(key, (e = { gpu: g.gpu, user: g.user, minutes: new Set() }));
+        e.minutes.add(m);
+      }
+    }
+    const title = h("header", { class: "card-head" }, h("span", { class: "card-title" }, "Per GPU and user (sampled)"));
+    if (minutes.size === 0) return h("section", { class: "card", id: "gpu-usage-sampled" }, title, h("p", { class: "muted" }, "No process list is stored in this range."));
+    const rows = Array.from(held.entries()).sort(([, a], [, b]) => a.gpu - b.gpu || b.minutes.size - a.minutes.size);
+    const share = (n: number) => pct((100 * n) / minutes.size, 0);
+    return h(
+      "section",
+      { class: "card", id: "gpu-usage-sampled" },
+      title,
+      h("p", { class: "muted" }, `At ${minutes.size} stored minutes spread over the range: the share of them in which each user held each GPU.`),
+      rows.length === 0
+        ? h("p", { class: "muted" }, "No GPU process at those minutes.")
+        : h(
+            "div",
+            { class: "table-wrap" },
+            h(
+              "table",
+              { class: "data compact" },
+              h("thead", null, h("tr", null, h("th", null, "GPU"), h("th", null, "User"), h("th", { class: "num" }, "Minutes held"))),
+              h("tbody", null, ...rows.map(([key, e]) => h("tr", { "data-key": key }, h("td", null, `GPU ${e.gpu}`), h("td", { "data-col": "user" }, e.user || "(hidden)"), h("td", { class: "num", "data-col": "share" }, share(e.minutes.size))))),
+            ),
+          ),
     );
   }
 
