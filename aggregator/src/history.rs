@@ -148,14 +148,22 @@ pub fn to_write(event: &Event) -> Option<Write> {
     }
 }
 
-/// Hands the events of `sub` to `sink` until `stop` (or the feed is gone).
+/// Hands the events of `sub` to `sink` until `stop` (or the feed is gone); at `stop`, what
+/// is already queued is handed over too, so that a clean stop loses no sample.
 pub async fn run(mut sub: Subscription, sink: impl Sink, stop: CancellationToken) {
     let mut buf = Vec::with_capacity(BATCH);
     let stopped = stop.cancelled();
     tokio::pin!(stopped);
     loop {
         tokio::select! {
-            _ = &mut stopped => return,
+            _ = &mut stopped => {
+                while let Some(event) = sub.try_recv() {
+                    if let Some(w) = to_write(&event) {
+                        sink.send(w);
+                    }
+                }
+                return;
+            }
             n = sub.recv_many(&mut buf, BATCH) => if n == 0 { return },
         }
         for event in buf.drain(..) {
@@ -249,8 +257,22 @@ mod tests {
             }
             other => panic!("unexpected writes {other:?}"),
         }
+        // Queued when the stop comes: still handed over.
+        feed.publish(
+            14,
+            Body::Sample {
+                host: "lab:a".into(),
+                snapshot: snap(3),
+            },
+        );
         stop.cancel();
         task.await.expect("consumer ends");
-        assert!(rx.try_recv().is_err(), "nothing else was written");
+        let last: Vec<u64> = rx
+            .try_iter()
+            .map(|w| match w {
+                Write::Sample { snapshot, .. } | Write::Processes { snapshot, .. } => snapshot.seq,
+            })
+            .collect();
+        assert_eq!(last, [3], "the queued sample, and nothing else");
     }
 }
