@@ -93,7 +93,7 @@ impl Agent for AgentService {
         req: Request<GetSnapshotRequest>,
     ) -> Result<Response<Snapshot>, Status> {
         let parts = parts_of(req.into_inner().parts);
-        let wants_procs = parts.processes || parts.gpu_processes;
+        let wants_procs = parts.processes || parts.gpu_processes || parts.top_processes > 0;
         if wants_procs {
             self.demand.mark();
         }
@@ -125,7 +125,7 @@ impl Agent for AgentService {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let req = req.into_inner();
         let parts = parts_of(req.parts);
-        let wants_procs = parts.processes || parts.gpu_processes;
+        let wants_procs = parts.processes || parts.gpu_processes || parts.top_processes > 0;
         let demand = self.demand.clone();
         let min_gap = Duration::from_millis(u64::from(req.min_interval_ms));
         let mut rx = self.latest.clone();

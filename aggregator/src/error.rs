@@ -18,6 +18,11 @@ pub enum Error {
     /// The own host's sampler (`monitor.include_self`) could not start.
     #[error("the own host's sampler cannot start")]
     Sampler(#[source] smon_collect::CollectError),
+    /// The history database (`storage.dir`) could not be opened.
+    #[error(
+        "the history database cannot be opened (storage.dir; set storage.enabled to false to run without history)"
+    )]
+    History(#[source] smon_history::Error),
     /// The HTTP server failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),

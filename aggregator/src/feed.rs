@@ -2,7 +2,7 @@
 //! published to any number of consumers.
 //!
 //! Pollers publish what they get from agents ([`Body::Connected`], [`Body::Sample`],
-//! [`Body::Unreachable`]); the store consumer ([`run_store`]) applies those to the cluster
+//! [`Body::Unreachable`], and once a minute [`Body::Processes`]); the store consumer ([`run_store`]) applies those to the cluster
 //! store, which the hub reads, and publishes the host state changes that result
 //! ([`Body::State`]); the registry publishes fleet changes ([`Body::Registry`]).
 //!
@@ -51,6 +51,14 @@ pub enum Body {
         /// Host id.
         host: String,
         /// The sample (summary parts, or the detail while a browser watches the host).
+        snapshot: Arc<Snapshot>,
+    },
+    /// A host's top processes (by CPU and by memory) and its GPU processes, fetched once a
+    /// minute for the history (`Parts.top_processes`).
+    Processes {
+        /// Host id.
+        host: String,
+        /// The sample with the top processes and the GPU processes.
         snapshot: Arc<Snapshot>,
     },
     /// Polling a host failed; its poller backs off and retries.
@@ -118,8 +126,10 @@ impl Kinds {
     pub const STATE: Self = Self(2);
     /// [`Body::Registry`].
     pub const REGISTRY: Self = Self(4);
+    /// [`Body::Processes`] (once a minute per host, for the history).
+    pub const PROCESSES: Self = Self(8);
     /// Everything.
-    pub const ALL: Self = Self(7);
+    pub const ALL: Self = Self(15);
 
     /// Both sets.
     pub const fn with(self, other: Self) -> Self {
@@ -131,6 +141,7 @@ impl Kinds {
             Body::Connected { .. } | Body::Sample { .. } | Body::Unreachable { .. } => Self::POLL,
             Body::State { .. } => Self::STATE,
             Body::Registry(_) => Self::REGISTRY,
+            Body::Processes { .. } => Self::PROCESSES,
         }
     }
 
@@ -366,7 +377,7 @@ fn apply(st: &mut ClusterStore, event: Arc<Event>) {
         }
         Body::Connected { host, info } => st.set_info(&host, Arc::unwrap_or_clone(info)),
         Body::Unreachable { host, error } => st.mark_down(&host, &error, at),
-        Body::State { .. } | Body::Registry(_) => {}
+        Body::State { .. } | Body::Registry(_) | Body::Processes { .. } => {}
     }
 }
 

@@ -15,6 +15,7 @@ pub mod config;
 pub mod endpoint;
 pub mod error;
 pub mod feed;
+pub mod history;
 pub mod link;
 pub mod poller;
 pub mod registry;
@@ -160,6 +161,7 @@ pub struct Running {
     served: tokio::task::JoinHandle<std::io::Result<()>>,
     tracker: TaskTracker,
     sampler: Option<Sampler>,
+    history: Option<Arc<smon_history::writer::Writer>>,
     stop: CancellationToken,
 }
 
@@ -191,6 +193,10 @@ impl Running {
         if let Some(s) = self.sampler {
             s.stop().await;
         }
+        if let Some(w) = self.history {
+            // Commits the last batch: a clean stop loses no sample.
+            let _ = tokio::task::spawn_blocking(move || history::close(w)).await;
+        }
         served?;
         Ok(())
     }
@@ -215,9 +221,24 @@ pub async fn start(
         .map(|me| me.spec.clone())
         .collect();
     let store = Arc::new(Mutex::new(ClusterStore::new(specs, store_cfg, now_ms())));
-    let web = Arc::new(Web::new(store.clone(), "app", security));
+    let mut web = Web::new(store.clone(), "app", security);
+    // The history database: opened before anything runs, so that a storage.dir that cannot
+    // be used stops the start with the reason.
+    let history = match &settings.storage {
+        Some(opts) => {
+            let h = history::open(opts, &web.telemetry).map_err(Error::History)?;
+            web = web.with_history(h.reader.clone());
+            Some(h.writer)
+        }
+        None => None,
+    };
+    let web = Arc::new(web);
     let tracker = TaskTracker::new();
     let feed = Feed::with_telemetry(web.telemetry.clone());
+    if let Some(writer) = &history {
+        let sub = feed.subscribe("history", history::KINDS, history::QUEUE);
+        tracker.spawn(history::run(sub, writer.clone(), stop.clone()));
+    }
     // The store is the feed's first consumer; the hub reads the store.
     let to_store = feed.subscribe("store", Kinds::POLL, feed::STORE_QUEUE);
     tracker.spawn(feed::run_store(
@@ -234,6 +255,7 @@ pub async fn start(
         feed: feed.clone(),
         interval: settings.interval,
         down_after: Duration::from_millis(store_cfg.down_after_ms),
+        processes_every: settings.storage.as_ref().map(|_| settings.processes_every),
         tracker: tracker.clone(),
         stop: stop.clone(),
     });
@@ -245,6 +267,12 @@ pub async fn start(
         let interval = settings.interval;
         let demand = DetailDemand::default();
         let collector_demand = demand.clone();
+        let processes = settings.storage.as_ref().map(|_| LocalProcesses {
+            every: settings.processes_every,
+            scan: demand.clone(),
+            // As the agent judges it: a list read with the sample, not carried over.
+            fresh_within_ms: (interval.as_millis() as u64 / 2).max(50),
+        });
         let s = Sampler::start(interval, move || {
             Collector::new(CollectorConfig {
                 roots: Roots::default(),
@@ -273,6 +301,7 @@ pub async fn start(
             me.spec.id(),
             web.clone(),
             feed.clone(),
+            processes,
             stop.clone(),
         ));
         // The own host's facts change when its GPUs appear or go.
@@ -337,23 +366,63 @@ pub async fn start(
         served,
         tracker,
         sampler,
+        history,
         stop,
     })
 }
 
+/// The own host's top processes for the history: the collector is asked for a full process
+/// scan (`scan`) every `every`, and the first sample with a fresh list is published as
+/// [`Body::Processes`].
+struct LocalProcesses {
+    every: Duration,
+    scan: DetailDemand,
+    fresh_within_ms: u64,
+}
+
 /// Publishes the own host's samples (in-process sampler) on the feed, with the detail parts
-/// while a browser watches it, until `stop` or the sampler ends.
+/// while a browser watches it, until `stop` or the sampler ends. With the history on
+/// (`processes`), also its top processes every period, as the pollers fetch them from agents.
 async fn publish_local(
     mut rx: smon_collect::sampler::Latest,
     id: String,
     web: Arc<Web>,
     feed: Feed,
+    processes: Option<LocalProcesses>,
     stop: CancellationToken,
 ) {
+    let first = processes
+        .as_ref()
+        .map(|p| poller::first_processes_fetch(p.every, &mut rand::rng()))
+        .unwrap_or_default();
+    let mut processes_due = tokio::time::Instant::now() + first;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             changed = rx.changed() => if changed.is_err() { return },
+        }
+        if let Some(p) = &processes
+            && tokio::time::Instant::now() >= processes_due
+        {
+            // Keeps full scans going until a fresh list comes.
+            p.scan.mark();
+            let fresh = rx.borrow().as_ref().and_then(|s| {
+                let age = s
+                    .full
+                    .sample_unix_ms
+                    .saturating_sub(s.full.processes_unix_ms);
+                (age < p.fresh_within_ms).then(|| s.view(poller::PROCESSES_PARTS))
+            });
+            if let Some(top) = fresh {
+                feed.publish(
+                    now_ms(),
+                    Body::Processes {
+                        host: id.clone(),
+                        snapshot: Arc::new(top),
+                    },
+                );
+                processes_due += p.every;
+            }
         }
         let parts = if web.demand.is_watched(&id) {
             Parts::DETAIL

@@ -26,6 +26,57 @@ enum Command {
     /// Hash a password for `server.auth.users` or the users file (read without echo; one line
     /// from a pipe).
     HashPassword(daemon::HashPasswordArgs),
+    /// Copy the history database to a file while the aggregator runs (an online, consistent
+    /// copy). Restore: stop the aggregator, put the copy in place of `smon.sqlite3` in
+    /// `storage.dir` (removing `smon.sqlite3-wal` and `-shm`), start it.
+    Backup(BackupArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BackupArgs {
+    /// Where to write the copy (refused when it exists).
+    #[arg(long)]
+    out: std::path::PathBuf,
+    /// The aggregator's config, for `storage.dir` (default: the top-level --config, else the
+    /// embedded default).
+    #[arg(long, short)]
+    config: Option<std::path::PathBuf>,
+}
+
+/// `backup`: exit 0 with the copy made, 64 for a bad config, 1 when the copy failed.
+fn backup(daemon: &daemon::DaemonArgs, b: &BackupArgs) -> ExitCode {
+    let settings = match b.config.as_ref().or(daemon.config.as_ref()) {
+        Some(p) => smon_aggregator::config::load_file(p),
+        None => smon_aggregator::config::load_embedded(),
+    };
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(daemon::EXIT_USAGE);
+        }
+    };
+    match smon_aggregator::history::backup(&settings, &b.out) {
+        Ok(db) => {
+            eprintln!(
+                "smon-aggregator: copied {} to {}",
+                db.display(),
+                b.out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let mut text = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                src = s.source();
+            }
+            eprintln!("smon-aggregator: {text}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -42,6 +93,7 @@ fn main() -> ExitCode {
             let role = Role::parse(role).unwrap_or(Role::Viewer);
             smon_web::security::users::hash_password_command(user, role)
         }),
+        Some(Command::Backup(b)) => backup(&args.daemon, b),
         None => start::run(&args.daemon, Aggregator::load),
     }
 }

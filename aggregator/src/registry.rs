@@ -41,6 +41,8 @@ pub struct Context {
     pub interval: Duration,
     /// A silent stream counts as failed after this long.
     pub down_after: Duration,
+    /// Fetch each host's top processes this often, for the history (`None`: history off).
+    pub processes_every: Option<Duration>,
     /// Tracks the poller tasks (shutdown waits for them).
     pub tracker: TaskTracker,
     /// The server's cancellation; each poller gets a child of it.
@@ -180,6 +182,7 @@ impl Registry {
                 metrics: ctx
                     .telemetry
                     .poller(&target.spec.cluster, &target.spec.name),
+                processes_every: ctx.processes_every,
             },
             cancel.clone(),
         ));

@@ -2,7 +2,8 @@
 //! again, and the fleet (`monitor.clusters`) is changed to match it, only where it differs
 //! ([`crate::registry::Registry::apply`]). A config that fails the checks is refused with the
 //! usual message (file, field, value) and the running one stays. What cannot change while the
-//! server runs (the `server` block, `manager`, `log`, and `monitor` apart from its clusters:
+//! server runs (the `server` block, `manager`, `log`, `storage` (the history database), and
+//! `monitor` apart from its clusters:
 //! the interval, the state thresholds, the own host) is named as needing a restart and
 //! ignored, never half-applied.
 

@@ -12,7 +12,23 @@ use crate::auth::{
     ChangePassword, ErrorBody, LoggedIn, LoginRequest, Me, NewUser, ResetPassword, Role, SetRole,
     UserEntry,
 };
+use crate::history::{GpuUsageAnswer, ProcessesAnswer, SeriesAnswer, StorageAnswer, UsageBy};
 use crate::wire::{Cluster, EventRecord, HostDetail, HostRow};
+
+/// The query of a series route.
+fn series_pairs(
+    metrics: &[&str],
+    from_ms: u64,
+    to_ms: u64,
+    points: usize,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("metrics", metrics.join(",")),
+        ("from", from_ms.to_string()),
+        ("to", to_ms.to_string()),
+        ("points", points.to_string()),
+    ]
+}
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -259,6 +275,73 @@ impl Client {
         self.get(&["api", "v1", "hosts", id, "events"]).await
     }
 
+    /// `GET /api/v1/hosts/{id}/history`: one host's stored series (`metrics` as in
+    /// PROTOCOL.md, times in ms since the epoch).
+    pub async fn host_history(
+        &self,
+        id: &str,
+        metrics: &[&str],
+        from_ms: u64,
+        to_ms: u64,
+        points: usize,
+    ) -> Result<SeriesAnswer, ClientError> {
+        let q = series_pairs(metrics, from_ms, to_ms, points);
+        self.get_query(&["api", "v1", "hosts", id, "history"], &q)
+            .await
+    }
+
+    /// `GET /api/v1/clusters/{name}/history`: a cluster's aggregate series.
+    pub async fn cluster_history(
+        &self,
+        name: &str,
+        metrics: &[&str],
+        from_ms: u64,
+        to_ms: u64,
+        points: usize,
+    ) -> Result<SeriesAnswer, ClientError> {
+        let q = series_pairs(metrics, from_ms, to_ms, points);
+        self.get_query(&["api", "v1", "clusters", name, "history"], &q)
+            .await
+    }
+
+    /// `GET /api/v1/hosts/{id}/processes?at=`: the stored top processes nearest `at_ms`.
+    pub async fn processes_at(&self, id: &str, at_ms: u64) -> Result<ProcessesAnswer, ClientError> {
+        self.get_query(
+            &["api", "v1", "hosts", id, "processes"],
+            &[("at", at_ms.to_string())],
+        )
+        .await
+    }
+
+    /// `GET /api/v1/gpus/usage`: GPU-hours over a range, grouped `by`, of one host or all.
+    pub async fn gpu_usage(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        by: UsageBy,
+        host: Option<&str>,
+    ) -> Result<GpuUsageAnswer, ClientError> {
+        let by = match by {
+            UsageBy::User => "user",
+            UsageBy::Host => "host",
+            UsageBy::Gpu => "gpu",
+        };
+        let mut q = vec![
+            ("from", from_ms.to_string()),
+            ("to", to_ms.to_string()),
+            ("by", by.to_owned()),
+        ];
+        if let Some(h) = host {
+            q.push(("host", h.to_owned()));
+        }
+        self.get_query(&["api", "v1", "gpus", "usage"], &q).await
+    }
+
+    /// `GET /api/v1/admin/storage` (admins): the database's size, tiers and writers.
+    pub async fn storage(&self) -> Result<StorageAnswer, ClientError> {
+        self.get(&["api", "v1", "admin", "storage"]).await
+    }
+
     /// `GET /healthz`: `Ok` while the live view works.
     pub async fn healthz(&self) -> Result<(), ClientError> {
         self.send(Method::GET, &["healthz"], None::<&()>)
@@ -295,7 +378,30 @@ impl Client {
         segments: &[&str],
         body: Option<&B>,
     ) -> Result<(String, Vec<u8>), ClientError> {
-        let url = self.url(segments);
+        self.send_to(method, self.url(segments), body).await
+    }
+
+    /// `GET` of `segments` with the query `pairs`, as JSON.
+    async fn get_query<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        pairs: &[(&str, String)],
+    ) -> Result<T, ClientError> {
+        let mut url = self.url(segments);
+        if !pairs.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        let (shown, bytes) = self.send_to(Method::GET, url, None::<&()>).await?;
+        serde_json::from_slice(&bytes).map_err(|source| ClientError::Decode { url: shown, source })
+    }
+
+    async fn send_to<B: serde::Serialize>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&B>,
+    ) -> Result<(String, Vec<u8>), ClientError> {
         let shown = url.to_string();
         let mut req = self.http.request(method.clone(), url);
         if method != Method::GET {

@@ -625,7 +625,7 @@ pub fn with_parts(full: &Snapshot, parts: Parts) -> Snapshot {
         processes: if parts.processes {
             full.processes.clone()
         } else {
-            Vec::new()
+            Parts::top_of(parts.top_processes, &full.processes)
         },
         processes_unix_ms: full.processes_unix_ms,
         sessions: full.sessions.clone(),
@@ -708,6 +708,40 @@ mod tests {
         assert_eq!(summary.gpus.len(), 2);
         assert_eq!(summary.parts, Some(Parts::SUMMARY));
         assert_eq!(with_parts(&full, Parts::DETAIL), full);
+    }
+
+    #[test]
+    fn top_processes_keeps_the_top_by_cpu_and_by_memory_only() {
+        let mut c = collector(None);
+        std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
+        c.cfg.demand.mark();
+        let full = c.sample(1);
+        assert!(full.processes.len() > 6, "a real process table");
+        let top = with_parts(
+            &full,
+            Parts {
+                top_processes: 3,
+                ..Parts::SUMMARY
+            },
+        );
+        assert!(
+            (3..=6).contains(&top.processes.len()),
+            "{}",
+            top.processes.len()
+        );
+        let most_mem = full
+            .processes
+            .iter()
+            .max_by_key(|p| p.memory_bytes)
+            .expect("a process");
+        assert!(top.processes.iter().any(|p| p.pid == most_mem.pid));
+        let max_cpu = full
+            .processes
+            .iter()
+            .map(|p| p.cpu_percent)
+            .fold(0.0f32, f32::max);
+        assert!(top.processes.iter().any(|p| p.cpu_percent == max_cpu));
+        assert!(top.cpu.as_ref().expect("cpu").per_core_percent.is_empty());
     }
 
     #[test]

@@ -32,6 +32,15 @@ pub enum Error {
         #[source]
         source: rusqlite_migration::Error,
     },
+    /// A file beside the database (a backup's copy) could not be written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A stored block could not be decoded (a damaged file, or one from a newer smon).
     #[error("a stored block could not be decoded: {0}")]
     Codec(String),
@@ -49,7 +58,9 @@ impl Error {
                 source: rusqlite::Error::SqliteFailure(e, _),
                 ..
             } => e.code == rusqlite::ErrorCode::DiskFull,
-            Error::Dir { source, .. } => source.kind() == std::io::ErrorKind::StorageFull,
+            Error::Dir { source, .. } | Error::File { source, .. } => {
+                source.kind() == std::io::ErrorKind::StorageFull
+            }
             _ => false,
         }
     }

@@ -2,6 +2,7 @@
 //!
 //! - [`db`]: opening the SQLite file (WAL) and its schema migrations. Later features (alerts,
 //!   inventory, audit) add their tables as further migrations.
+//! - [`admin`]: an online backup of the file, and the bytes each table takes.
 //! - [`config`]: where the file lives and how long each tier is kept.
 //! - the write side ([`writer`]): one thread owns the only writing connection; the server hands
 //!   it samples, and it batches them into transactions, rolls the tiers up and applies
@@ -11,12 +12,15 @@
 //!
 //! Every call here blocks (SQLite): async callers use `spawn_blocking` or the writer thread.
 
+pub mod admin;
+pub mod codec;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod metrics;
 pub mod procs;
 pub mod reader;
+pub mod series;
 pub mod writer;
 
 pub use config::{Retention, StorageOptions};

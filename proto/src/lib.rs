@@ -25,4 +25,61 @@ impl Parts {
         gpu_processes: false,
         top_processes: 0,
     };
+
+    /// The processes [`Parts::top_processes`] asks for out of a whole list: the top N by CPU
+    /// and the top N by resident memory, their union (at most 2N), the CPU ones first. One
+    /// definition of it for every side that answers snapshots (the agent, the aggregator's
+    /// own host, the simulator).
+    pub fn top_of(n: u32, procs: &[Process]) -> Vec<Process> {
+        let n = n as usize;
+        if n == 0 {
+            return Vec::new();
+        }
+        if procs.len() <= n {
+            return procs.to_vec();
+        }
+        let mut by_cpu: Vec<usize> = (0..procs.len()).collect();
+        by_cpu.sort_by(|&a, &b| procs[b].cpu_percent.total_cmp(&procs[a].cpu_percent));
+        let mut by_mem: Vec<usize> = (0..procs.len()).collect();
+        by_mem.sort_by_key(|&i| std::cmp::Reverse(procs[i].memory_bytes));
+        let mut picked: Vec<usize> = by_cpu[..n].to_vec();
+        for &i in &by_mem[..n] {
+            if !picked.contains(&i) {
+                picked.push(i);
+            }
+        }
+        picked.into_iter().map(|i| procs[i].clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(pid: u32, cpu: f32, mem: u64) -> Process {
+        Process {
+            pid,
+            cpu_percent: cpu,
+            memory_bytes: mem,
+            ..Process::default()
+        }
+    }
+
+    #[test]
+    fn top_of_is_the_union_of_the_top_by_cpu_and_by_memory() {
+        let procs = vec![
+            p(1, 0.0, 100),
+            p(2, 90.0, 1),
+            p(3, 5.0, 5000),
+            p(4, 50.0, 10),
+            p(5, 1.0, 3000),
+            p(6, 0.5, 2),
+        ];
+        let pids = |v: Vec<Process>| v.iter().map(|p| p.pid).collect::<Vec<_>>();
+        assert_eq!(pids(Parts::top_of(2, &procs)), [2, 4, 3, 5]);
+        // Overlap: pid 3 is both in the top 3 by CPU and by memory.
+        assert_eq!(pids(Parts::top_of(3, &procs)), [2, 4, 3, 5, 1]);
+        assert!(Parts::top_of(0, &procs).is_empty());
+        assert_eq!(Parts::top_of(10, &procs).len(), 6);
+    }
 }

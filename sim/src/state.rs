@@ -449,6 +449,8 @@ impl State {
             process_count: p.procs.count(noise) as u32,
             processes: if parts.processes {
                 p.procs.render(&ctx)
+            } else if parts.top_processes > 0 {
+                Parts::top_of(parts.top_processes, &p.procs.render(&ctx))
             } else {
                 Vec::new()
             },
@@ -563,6 +565,28 @@ mod tests {
             sum.cpu.as_ref().map(|c| c.total_percent)
         );
         assert!(!full.processes.is_empty());
+        // The history's parts: the top 10 by CPU and by memory, and the GPU processes.
+        let top = s.snapshot(
+            p,
+            Parts {
+                top_processes: 10,
+                gpu_processes: true,
+                ..Parts::SUMMARY
+            },
+            T0,
+        );
+        assert!(
+            (10..=20).contains(&top.processes.len()),
+            "{}",
+            top.processes.len()
+        );
+        let busiest = full
+            .processes
+            .iter()
+            .max_by(|a, b| a.cpu_percent.total_cmp(&b.cpu_percent))
+            .expect("a process");
+        assert!(top.processes.iter().any(|q| q.pid == busiest.pid));
+        assert!(top.gpus.iter().any(|g| !g.processes.is_empty()));
         // Advancing to the same tick again changes nothing.
         s.advance(
             p,

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
-use crate::routes::{accounts, api, auth};
+use crate::routes::{accounts, api, auth, history};
 use crate::security::handshake::Handshakes;
 use crate::security::net::Client;
 use crate::security::visibility::Visibility;
@@ -374,6 +374,14 @@ pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
         .route(&p("/api/v1/hosts"), get(api::hosts))
         .route(&p("/api/v1/hosts/{id}"), get(api::host))
         .route(&p("/api/v1/hosts/{id}/events"), get(api::events))
+        .route(&p("/api/v1/hosts/{id}/history"), get(history::host_series))
+        .route(&p("/api/v1/hosts/{id}/processes"), get(history::processes))
+        .route(
+            &p("/api/v1/clusters/{name}/history"),
+            get(history::cluster_series),
+        )
+        .route(&p("/api/v1/gpus/usage"), get(history::gpu_usage))
+        .route(&p("/api/v1/admin/storage"), get(history::storage))
         .route(
             &p("/api/{*rest}"),
             get(api::api_not_found).post(api::api_not_found),

@@ -18,7 +18,7 @@
 //! not show as flat lines.
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -111,6 +111,79 @@ pub struct Telemetry {
     browsers: Gauge,
     feed_delivered: Family<ConsumerLabel, Counter>,
     feed_dropped: Family<ConsumerLabel, Counter>,
+    history: HistorySource,
+}
+
+/// The history writer's state as `/metrics` shows it (`smon_history_*`), read at each scrape
+/// from the source the aggregator sets ([`Telemetry::history_source`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryStats {
+    /// Writes handed to the writer and not yet committed.
+    pub queued: u64,
+    /// Writes dropped because the writer's queue was full.
+    pub dropped_total: u64,
+    /// Writes lost because their batch could not be committed (disk full, I/O errors).
+    pub write_errors_total: u64,
+    /// The last write failed because the disk (or the quota) is full.
+    pub disk_full: bool,
+}
+
+type HistoryStatsFn = Arc<dyn Fn() -> HistoryStats + Send + Sync>;
+
+/// Where the history's stats come from; unset (no `smon_history_*` series) when history is off
+/// or in the agent.
+#[derive(Clone, Default)]
+struct HistorySource(Arc<OnceLock<HistoryStatsFn>>);
+
+impl fmt::Debug for HistorySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HistorySource")
+            .field("set", &self.0.get().is_some())
+            .finish()
+    }
+}
+
+impl Collector for HistorySource {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), fmt::Error> {
+        let Some(source) = self.0.get() else {
+            return Ok(());
+        };
+        let s = source();
+        let gauges = [
+            (
+                "smon_history_queued",
+                "Writes handed to the history writer and not yet committed",
+                s.queued as i64,
+            ),
+            (
+                "smon_history_disk_full",
+                "1 while the history cannot be written because the disk (or quota) is full",
+                i64::from(s.disk_full),
+            ),
+        ];
+        for (name, help, v) in gauges {
+            enc.encode_descriptor(name, help, None, MetricType::Gauge)?
+                .encode_gauge(&v)?;
+        }
+        let counters = [
+            (
+                "smon_history_dropped",
+                "Writes the history dropped because its queue was full (it writes too slowly)",
+                s.dropped_total,
+            ),
+            (
+                "smon_history_write_errors",
+                "Writes the history lost because their batch could not be committed (disk full, \
+                 I/O errors); the writer retries each second",
+                s.write_errors_total,
+            ),
+        ];
+        for (name, help, v) in counters {
+            enc.encode_descriptor(name, help, None, MetricType::Counter)?
+                .encode_counter::<NoLabelSet, _, u64>(&v, None)?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for Telemetry {
@@ -123,6 +196,7 @@ impl Default for Telemetry {
             browsers: Gauge::default(),
             feed_delivered: Family::default(),
             feed_dropped: Family::default(),
+            history: HistorySource::default(),
         }
     }
 }
@@ -180,6 +254,12 @@ impl Telemetry {
         }
     }
 
+    /// Shows the history writer's state in `/metrics`, read from `source` at each scrape. Set
+    /// once (a second call is ignored).
+    pub fn history_source(&self, source: impl Fn() -> HistoryStats + Send + Sync + 'static) {
+        let _ = self.history.0.set(Arc::new(source));
+    }
+
     /// A browser opened a Socket.IO connection.
     pub fn browser_connected(&self) {
         self.browsers.inc();
@@ -234,6 +314,7 @@ impl Telemetry {
              (it reads too slowly); the other consumers are not affected",
             self.feed_dropped.clone(),
         );
+        reg.register_collector(Box::new(self.history.clone()));
     }
 }
 
@@ -1218,6 +1299,29 @@ mod tests {
         let v = |s: &str| value(&t, s).unwrap_or_else(|| panic!("no sample {s} in\n{t}"));
         assert_eq!(v(r#"smon_feed_delivered_total{consumer="history"}"#), 1.0);
         assert_eq!(v(r#"smon_feed_dropped_total{consumer="history"}"#), 2.0);
+    }
+
+    #[test]
+    fn history_stats_appear_once_a_source_is_set() {
+        let tel = Telemetry::default();
+        let t = render(&tel);
+        assert!(!t.contains("smon_history"), "{t}");
+        tel.history_source(|| HistoryStats {
+            queued: 3,
+            dropped_total: 5,
+            write_errors_total: 2,
+            disk_full: true,
+        });
+        let t = render(&tel);
+        let v = |s: &str| value(&t, s).unwrap_or_else(|| panic!("no sample {s} in\n{t}"));
+        assert_eq!(v("smon_history_queued"), 3.0);
+        assert_eq!(v("smon_history_dropped_total"), 5.0);
+        assert_eq!(v("smon_history_write_errors_total"), 2.0);
+        assert_eq!(v("smon_history_disk_full"), 1.0);
+        assert!(
+            !t.contains("smon_history_queued{}"),
+            "no empty label set:\n{t}"
+        );
     }
 
     #[test]

@@ -16,6 +16,11 @@ use crate::metrics::Telemetry;
 use crate::security::{Class, Principal, Security};
 use crate::store::ClusterStore;
 
+/// The remote-write targets' state, asked at each `GET /api/v1/admin/storage` (the aggregator's
+/// remote-write queues live outside the database).
+pub type RemoteWriteStatsFn =
+    Arc<dyn Fn() -> Vec<smon_api::history::RemoteWriteStats> + Send + Sync>;
+
 /// How many browsers watch each host, and a channel per host that says whether anyone does.
 #[derive(Clone, Default)]
 pub struct Demand {
@@ -125,6 +130,12 @@ pub struct Web {
     pub hub_tick_ms: std::sync::atomic::AtomicU64,
     /// Users, sessions, allow-lists.
     pub security: Arc<Security>,
+    /// The stored history behind the history routes (`web/PROTOCOL.md`, "History"); `None`
+    /// when history is off (those routes answer 503). Set with [`Web::with_history`].
+    pub history: Option<Arc<dyn smon_history::History>>,
+    /// The remote-write targets' state for the admin storage page; set with
+    /// [`Web::with_remote_write`].
+    pub remote_write: Option<RemoteWriteStatsFn>,
     /// The Socket.IO handle, once the router is built (to close a session's sockets).
     pub(crate) io: OnceLock<SocketIo>,
 }
@@ -144,8 +155,23 @@ impl Web {
             mode,
             hub_tick_ms: std::sync::atomic::AtomicU64::new(now_ms()),
             security,
+            history: None,
+            remote_write: None,
             io: OnceLock::new(),
         }
+    }
+
+    /// Serves `history` on the history routes (before the state is shared:
+    /// `Arc::new(Web::new(..).with_history(h))`).
+    pub fn with_history(mut self, history: Arc<dyn smon_history::History>) -> Self {
+        self.history = Some(history);
+        self
+    }
+
+    /// Reports the remote-write targets' state on the admin storage page.
+    pub fn with_remote_write(mut self, stats: RemoteWriteStatsFn) -> Self {
+        self.remote_write = Some(stats);
+        self
     }
 
     /// Closes every live socket of the session `id` (at logout).

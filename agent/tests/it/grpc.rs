@@ -94,6 +94,65 @@ async fn get_info_and_snapshots_summary_and_detail() {
 }
 
 #[tokio::test]
+async fn top_processes_are_the_top_by_cpu_and_by_memory() {
+    let agent = support::start(0).await;
+    let mut c = support::client(agent.addr, Some(TOKEN)).await;
+    let top_req = || GetSnapshotRequest {
+        parts: Some(Parts {
+            top_processes: 3,
+            ..Parts::SUMMARY
+        }),
+    };
+    // The same sample both ways: the top 3 and the whole list (retried until one sample
+    // answers both calls).
+    let mut pair = None;
+    for _ in 0..50 {
+        let top = c.get_snapshot(top_req()).await.expect("top").into_inner();
+        let full = c.get_snapshot(detail()).await.expect("detail").into_inner();
+        if top.seq == full.seq {
+            pair = Some((top, full));
+            break;
+        }
+    }
+    let (top, full) = pair.expect("two answers from one sample");
+    assert!(full.processes.len() > 6, "a real process table");
+    assert!(
+        (3..=6).contains(&top.processes.len()),
+        "{} processes",
+        top.processes.len()
+    );
+    assert!(
+        top.cpu.as_ref().expect("cpu").per_core_percent.is_empty(),
+        "nothing else heavy"
+    );
+    let in_top = |pid: u32| top.processes.iter().any(|p| p.pid == pid);
+    assert!(top.processes.iter().all(|t| full.processes.contains(t)));
+    // Anything above the 3rd highest CPU (or memory) is in; ties may go either way.
+    let mut cpus: Vec<f32> = full.processes.iter().map(|p| p.cpu_percent).collect();
+    cpus.sort_by(|a, b| b.total_cmp(a));
+    let mut mems: Vec<u64> = full.processes.iter().map(|p| p.memory_bytes).collect();
+    mems.sort_by(|a, b| b.cmp(a));
+    for p in &full.processes {
+        if p.cpu_percent > cpus[3] || p.memory_bytes > mems[3] {
+            assert!(
+                in_top(p.pid),
+                "{} ({}% CPU, {} B) missing",
+                p.name,
+                p.cpu_percent,
+                p.memory_bytes
+            );
+        }
+    }
+    let biggest = full
+        .processes
+        .iter()
+        .max_by_key(|p| p.memory_bytes)
+        .expect("a process");
+    assert!(in_top(biggest.pid));
+    agent.shutdown().await;
+}
+
+#[tokio::test]
 async fn watch_streams_every_sample_and_honours_min_interval() {
     let agent = support::start(1).await;
     let mut c = support::client(agent.addr, Some(TOKEN)).await;

@@ -227,6 +227,7 @@ fn the_packaged_configs_are_the_examples_run_by_systemd() {
         vec![
             r#"manager.mode="systemd""#.to_owned(),
             r#"server.auth.users_file="/var/lib/smon/smon-users.json""#.to_owned(),
+            r#"storage.dir="/var/lib/smon""#.to_owned(),
         ]
     );
     // And the agent accepts its packaged config (SMON_TOKEN set: the token file is not read).

@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod config_fixtures;
 mod fleet;
+mod history;
 mod live;
 mod nginx;
 mod prometheus;

@@ -26,7 +26,7 @@ const FILE: &str = "fuzz/config_app.json";
 /// The aggregator's config, for the shared mutations and checks.
 const TARGET: Target = Target {
     file: FILE,
-    roots: &["server", "manager", "monitor", "log"],
+    roots: &["server", "manager", "monitor", "log", "storage"],
     keys: &[
         "monitor",
         "server",
@@ -39,6 +39,7 @@ const TARGET: Target = Target {
         "users",
         "tls",
         "poll_interval_ms",
+        "retention",
     ],
     words: &[
         "\"monitor\"",

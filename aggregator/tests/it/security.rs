@@ -768,7 +768,10 @@ fn run_as_drops_privileges_after_binding() {
     let cfg = dir.path().join("config_app.json");
     std::fs::write(
         &cfg,
-        json!({"server": {"port": port, "run_as": "nobody"}, "monitor": {"mode": "app", "poll_interval_ms": 200}})
+        // No history: the database is opened after the switch, and `nobody` cannot write
+        // this root-only directory (the history test covers storage.dir).
+        json!({"server": {"port": port, "run_as": "nobody"}, "monitor": {"mode": "app", "poll_interval_ms": 200},
+            "storage": {"enabled": false}})
             .to_string(),
     )
     .expect("config");

@@ -86,16 +86,29 @@ pub(crate) struct PublicServer {
 }
 
 pub(crate) async fn serve_public(dir: &Path, hosts: Vec<HostSpec>) -> PublicServer {
+    serve_public_with(dir, hosts, None).await
+}
+
+/// [`serve_public`] with `history` behind the history routes (none: history is off).
+pub(crate) async fn serve_public_with(
+    dir: &Path,
+    hosts: Vec<HostSpec>,
+    history: Option<Arc<dyn smon_history::History>>,
+) -> PublicServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let store = ClusterStore::new(hosts, StoreConfig::for_interval(500), now_ms());
-    let web = Arc::new(Web::new(
+    let mut web = Web::new(
         Arc::new(std::sync::Mutex::new(store)),
         "app",
         public_security(dir, addr),
-    ));
+    );
+    if let Some(h) = history {
+        web = web.with_history(h);
+    }
+    let web = Arc::new(web);
     let stop = CancellationToken::new();
     let server = tokio::spawn(smon_web::serve::serve(
         web.clone(),

@@ -2,6 +2,7 @@
 //! and the real UI in a real browser.
 
 mod fleet;
+mod history;
 mod rest_fuzz;
 mod ui;
 

@@ -1,7 +1,8 @@
 //! Fuzzing the REST path and query parsing from outside: arbitrary request targets (tricky
 //! bytes, percent-encodings, traversal, odd ids, long and repeated segments, queries) are
 //! written raw over TCP to the real server, in-process on port 0 (a public read-only
-//! dashboard, so every reading route answers an anonymous client). Every answer must be a
+//! dashboard, so every reading route answers an anonymous client; the history routes read a
+//! recording store, `history::Recorded`). Every answer must be a
 //! well-formed HTTP status below 500, and the server must still answer `/healthz` afterwards:
 //! no panic, no hang, no 5xx from any route's parsing. `PROPTEST_CASES` sets how many targets
 //! (256 by default); a failing one is shrunk to the smallest target that fails.
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use crate::fleet::{PublicServer, serve_public, spec};
+use crate::fleet::{PublicServer, serve_public_with, spec};
 
 /// Writes one GET of `target` and returns the answer's status code (0 when the server closed
 /// without an answer, which hyper does only for a request line it cannot read at all).
@@ -56,6 +57,13 @@ const PREFIXES: &[&str] = &[
     "/api/v1/hosts/",
     "/api/v1/hosts/lab:a1/",
     "/api/v1/hosts/lab:a1/events?",
+    "/api/v1/hosts/lab:a1/history?metrics=",
+    "/api/v1/hosts/lab:a1/history?metrics=cpu_percent&from=",
+    "/api/v1/hosts/lab:a1/processes?at=",
+    "/api/v1/clusters/lab/history?metrics=disk_percent{",
+    "/api/v1/gpus/usage?by=",
+    "/api/v1/gpus/usage?from=1&to=",
+    "/api/v1/admin/storage?",
     "/api/v1/",
     "/api/v1/me?",
     "/assets/",
@@ -127,9 +135,10 @@ fn any_request_target_gets_an_answer_below_500() {
         web,
         stop,
         server,
-    } = rt.block_on(serve_public(
+    } = rt.block_on(serve_public_with(
         dir.path(),
         vec![spec("lab", "a1"), spec("lab", "a2")],
+        Some(std::sync::Arc::new(crate::history::Recorded::default())),
     ));
     // The server answers before the fuzzing starts.
     let mut up = false;

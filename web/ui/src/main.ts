@@ -10,6 +10,8 @@ import { h, setAttr, setText, show } from "./dom";
 import { age, ago } from "./format";
 import { HomePage } from "./pages/home";
 import { AccountsPage } from "./pages/accounts";
+import { ClusterPage } from "./pages/cluster";
+import { StoragePage } from "./pages/storage";
 import { HostPage } from "./pages/host";
 import { sameRoute, watchRoute, type Route } from "./router";
 import { initTheme, toggleTheme } from "./theme";
@@ -33,7 +35,8 @@ function start(): void {
   );
 
   let page: HomePage | HostPage | null = null;
-  let accounts: AccountsPage | null = null;
+  /** A page fed by REST only (no room). */
+  let accounts: AccountsPage | ClusterPage | StoragePage | null = null;
   let route: Route | null = null;
 
   watchRoute((r) => {
@@ -45,12 +48,13 @@ function start(): void {
     accounts = null;
     viewEl.replaceChildren();
     window.scrollTo(0, 0);
-    if (r.page === "accounts") {
-      accounts = new AccountsPage();
-      setText(crumb, "/ Accounts");
-      document.title = "Accounts · smon";
+    if (r.page === "accounts" || r.page === "storage" || r.page === "cluster") {
+      const [p, title] = r.page === "accounts" ? [new AccountsPage(), "Accounts"] : r.page === "storage" ? [new StoragePage(), "Storage"] : [new ClusterPage(r.name), `Cluster ${r.name}`];
+      accounts = p;
+      setText(crumb, `/ ${title}`);
+      document.title = `${title} · smon`;
       conn.setRoom(null);
-      viewEl.append(accounts.el);
+      viewEl.append(p.el);
       updateBanner();
       return;
     }
@@ -155,7 +159,9 @@ async function showAccount(el: HTMLElement): Promise<void> {
     void fetch(`${basePath()}api/v1/logout`, { method: "POST", credentials: "same-origin" }).finally(() => location.replace(`${basePath()}login`));
   });
   const accountsLink = h("a", { href: "#/accounts", class: "text-btn", id: "accounts-link" }, "Accounts");
-  el.replaceChildren(h("span", { class: "who", id: "who", title: `Role: ${me.role}` }, `${me.user} (${me.role})`), accountsLink, out);
+  // The history database's page: admins only (the server answers 403 to others).
+  const storageLink = me.role === "admin" ? h("a", { href: "#/storage", class: "text-btn", id: "storage-link" }, "Storage") : null;
+  el.replaceChildren(h("span", { class: "who", id: "who", title: `Role: ${me.role}` }, `${me.user} (${me.role})`), accountsLink, ...(storageLink ? [storageLink] : []), out);
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start, { once: true });

@@ -446,3 +446,81 @@ export interface ClientEvents {
   subscribe: (room: Room, ack: (a: Ack) => void) => void;
   unsubscribe: (room: Room, ack: (a: Ack) => void) => void;
 }
+
+// ---- History (PROTOCOL.md "History"; api/src/history.rs) ----
+
+/** The stored resolution that answered a series query. */
+export type Tier = "raw" | "minute" | "hour";
+
+/** One stored series, aligned with `SeriesAnswer.t`; `null` where nothing was stored. */
+export interface StoredSeries {
+  metric: string;
+  /** Mount, interface, sensor or GPU index; absent when the metric has none. */
+  label?: string;
+  avg: (number | null)[];
+  min: (number | null)[];
+  max: (number | null)[];
+}
+
+/** `GET /api/v1/hosts/{id}/history` and `/api/v1/clusters/{name}/history`. */
+export interface SeriesAnswer {
+  of: string;
+  from: number;
+  to: number;
+  tier: Tier;
+  step_ms: number;
+  t: number[];
+  series: StoredSeries[];
+}
+
+/** A stored process (top by CPU or memory at a minute). */
+export interface ProcessAt {
+  pid: number;
+  name: string;
+  /** Empty when hidden from the caller. */
+  user: string;
+  /** Empty when hidden from the caller. */
+  cmdline: string;
+  cpu_percent: number;
+  memory_bytes: number;
+}
+
+/** A stored process on a GPU. */
+export interface GpuProcessAt {
+  gpu: number;
+  gpu_uuid: string;
+  pid: number;
+  name: string;
+  user: string;
+  memory_bytes: number | null;
+}
+
+/** `GET /api/v1/hosts/{id}/processes?at=`. */
+export interface ProcessesAnswer {
+  host: string;
+  /** The minute answered; null when nothing is stored near. */
+  at: number | null;
+  top_cpu: ProcessAt[];
+  top_memory: ProcessAt[];
+  gpu: GpuProcessAt[];
+}
+
+export type UsageBy = "user" | "host" | "gpu";
+
+/** `GET /api/v1/gpus/usage`. */
+export interface GpuUsageAnswer {
+  from: number;
+  to: number;
+  by: UsageBy;
+  rows: { key: string; gpu_hours: number; gpu_memory_gib_hours: number; processes: number }[];
+}
+
+/** `GET /api/v1/admin/storage`. */
+export interface StorageAnswer {
+  path: string;
+  bytes: number;
+  tiers: { name: string; retention_s: number; bytes: number; oldest_ms: number | null }[];
+  write_error: string | null;
+  queued: number;
+  remote_write: { url: string; queued: number; lag_s: number; sent: number; dropped: number; last_error: string | null }[];
+}

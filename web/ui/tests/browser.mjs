@@ -18,6 +18,8 @@
 //   node tests/browser.mjs details    <url> <busy id> <warm id>  (see `details`)
 //   node tests/browser.mjs node       <url> <id> <kernel threads: yes|no>
 //        (the agent's single-host view)
+//   node tests/browser.mjs history    <url> <host id> <cluster> <admin|viewer> <secret>
+//        (the stored history, on web/tests/it/history.rs's data: with SMON_LOGIN)
 //
 // Every scenario that says so runs at a desktop size (1280x800) and a phone size (375x812).
 //
@@ -53,7 +55,8 @@ usage:
   browser.mjs fleet      <url> <id1,id2,...> <id1,id3,...> <removed id>
   browser.mjs freeze     <url> <host id>
   browser.mjs details    <url> <busy id> <warm id>
-  browser.mjs node       <url> <id> <yes|no>`);
+  browser.mjs node       <url> <id> <yes|no>
+  browser.mjs history    <url> <host id> <cluster> <admin|viewer> <secret>`);
   process.exit(2);
 }
 
@@ -740,6 +743,11 @@ async function details(browser, url, busy, warm) {
   if (await page.locator(`${rowSel(busy)} td[data-col="swap"] .meter-bar`).isVisible()) throw new CheckFailed(`the swap cell of ${busy} shows a bar`);
 
   await busyHostPage(page, url, busy, "desktop");
+  // This server keeps no history: the host page says so in one line, with no empty charts.
+  await step(page, "the history section says history is off", async () => {
+    await page.waitForSelector('#history[data-state="off"] #history-status:not([hidden])');
+    if (await page.locator("#history .hchart").first().isVisible()) throw new CheckFailed("empty history charts are shown while history is off");
+  });
   await goto(page, withHash(url, `#/host/${warm}`));
   await step(page, `the temperature card of ${warm}`, () => page.waitForSelector("#temperatures tbody tr:not(.empty)", { state: "visible" }));
 
@@ -817,9 +825,124 @@ async function node(browser, url, id, kthreadsArg) {
   console.log(`ok: node: the single-host view opens on ${id} (desktop and phone), kernel threads hidden by default${kthreadsArg === "yes" ? " and shown on demand" : ""}`);
 }
 
+/** The span (ms) a history chart shows: `[from, to]` from its data attributes. */
+async function chartRange(page, metric) {
+  return page.evaluate((m) => {
+    const el = document.querySelector(`#history .hchart[data-metric="${m}"]`);
+    return el ? [Number(el.getAttribute("data-from")), Number(el.getAttribute("data-to"))] : null;
+  }, metric);
+}
+
+/**
+ * Waits until the CPU history chart holds points over a range that meets `want`: `span` (to -
+ * from, exactly), `spanBelow`, `fromAbove`, `toAbove`, `toBelow` (ms).
+ */
+async function waitRange(page, what, want) {
+  await step(page, what, () =>
+    page.waitForFunction((w) => {
+      const el = document.querySelector('#history .hchart[data-metric="cpu"]');
+      if (!el || Number(el.getAttribute("data-points")) === 0) return false;
+      const f = Number(el.getAttribute("data-from"));
+      const t = Number(el.getAttribute("data-to"));
+      return (w.span === undefined || t - f === w.span) && (w.spanBelow === undefined || t - f < w.spanBelow) && (w.fromAbove === undefined || f > w.fromAbove) && (w.toAbove === undefined || t > w.toAbove) && (w.toBelow === undefined || t < w.toBelow);
+    }, want),
+  );
+}
+
+/**
+ * The stored history (web/tests/it/history.rs serves it): on the host page, the default live
+ * range moves with the clock; choosing 6 h asks for 6 h; a drag across the CPU chart zooms
+ * into it; a click on a point shows the top processes at that minute, with command lines for
+ * an admin only (`secret` is in every stored command line); the GPU tab shows the use per GPU
+ * and per user; the cluster page (linked from the overview) shows its charts; the Storage page
+ * is an admin's only.
+ */
+async function history(browser, url, id, cluster, role, secret) {
+  if (!id || !cluster || !["admin", "viewer"].includes(role) || !secret) usage("history: <host id> <cluster> <admin|viewer> <secret>");
+  const page = await open(browser);
+  await goto(page, withHash(url, `#/host/${id}`));
+  await step(page, "waiting for the history charts", () => page.waitForSelector('#history[data-state="ready"][data-live] .hchart[data-metric="cpu"] .u-over'));
+  await step(page, "1 h is the default range", () => page.waitForSelector('#range-picker button[data-range="1h"][aria-pressed="true"]'));
+  await waitRange(page, "the default range is the last hour", { span: 3_600_000 });
+
+  // A live range keeps moving: 15 minutes, fetched again every 5 s.
+  await page.click('#range-picker button[data-range="15m"]');
+  await waitRange(page, "15 minutes shown", { span: 900_000 });
+  const first = await chartRange(page, "cpu");
+  await waitRange(page, "the live edge moving on", { span: 900_000, toAbove: first[1] });
+
+  await page.click('#range-picker button[data-range="6h"]');
+  await waitRange(page, "6 hours shown after a click on 6 h", { span: 21_600_000 });
+  const six = await chartRange(page, "cpu");
+
+  // Drag across the middle of the CPU chart: zoom to that span.
+  const over = await page.locator('#history .hchart[data-metric="cpu"] .u-over').boundingBox();
+  if (!over) throw new CheckFailed("the CPU history chart has no plot area");
+  const y = over.y + over.height / 2;
+  await page.mouse.move(over.x + over.width * 0.3, y);
+  await page.mouse.down();
+  await page.mouse.move(over.x + over.width * 0.45, y, { steps: 5 });
+  await page.mouse.move(over.x + over.width * 0.6, y, { steps: 5 });
+  await page.mouse.up();
+  await waitRange(page, "zoomed in by the drag", { fromAbove: six[0], toBelow: six[1], spanBelow: 0.5 * 21_600_000 });
+  await step(page, "the zoomed range is a custom one, not live", async () => {
+    await page.waitForSelector('#range-picker button[data-range="custom"][aria-pressed="true"]');
+    await page.waitForSelector("#history:not([data-live])");
+  });
+  const zoomed = await chartRange(page, "cpu");
+
+  // A click on a point: the top processes at that minute.
+  await page.mouse.click(over.x + over.width * 0.5, y);
+  await step(page, "the processes at the clicked minute", () => page.waitForSelector('#history-procs[data-at]:not([data-at="none"]) #history-top-cpu tr[data-pid="4242"]'));
+  const at = Number(await page.getAttribute("#history-procs", "data-at"));
+  if (!(at >= zoomed[0] - 60_000 && at <= zoomed[1])) throw new CheckFailed(`the processes are of ${at}, outside the zoomed range ${zoomed}`);
+  const seen = await page.evaluate(() => ({
+    cmds: Array.from(document.querySelectorAll('#history-procs td[data-col="cmd"]')).map((td) => td.textContent ?? ""),
+    users: Array.from(document.querySelectorAll('#history-procs td[data-col="user"]')).map((td) => td.textContent ?? ""),
+    text: document.querySelector("#history-procs")?.textContent ?? "",
+  }));
+  if (!seen.users.includes("ann")) throw new CheckFailed(`the owner is not shown: ${seen.users}`);
+  if (role === "admin" && !seen.cmds.some((c) => c.includes(secret))) throw new CheckFailed(`an admin sees no command line: ${seen.cmds}`);
+  if (role === "viewer" && seen.text.includes(secret)) throw new CheckFailed(`a viewer sees a command line: ${seen.cmds}`);
+  await shot(page, `history-host-${role}`);
+
+  // The GPU tab: who used each GPU over the range.
+  await page.click('#history-tabs button[data-tab="gpus"]');
+  await step(page, "GPU use per GPU and per user", async () => {
+    await page.waitForSelector(`#gpu-usage-gpu tr[data-key="${id}/#0"]`);
+    await page.waitForSelector('#gpu-usage-user tr[data-key="ann"]');
+    await page.waitForSelector('#gpu-usage-sampled tr[data-key="#0/ann"]');
+  });
+  await shot(page, `history-gpus-${role}`);
+  await page.click('#history-tabs button[data-tab="charts"]');
+
+  // The cluster page, from the overview's cluster header.
+  await goto(page, withHash(url, "#/"));
+  await step(page, "the cluster's history link", () => page.click(`a.cluster-history[data-cluster="${cluster}"]`));
+  await step(page, "the cluster page's charts", () => page.waitForSelector(`#cluster-page[data-cluster="${cluster}"] #history[data-state="ready"] .hchart[data-metric="net"][data-points]`));
+  await shot(page, `history-cluster-${role}`);
+
+  // The Storage page: admins only.
+  if (role === "admin") {
+    await step(page, "the Storage link", () => page.click("#storage-link"));
+    await step(page, "the storage page", async () => {
+      await page.waitForSelector('#storage-page[data-state="ready"] #storage-tiers tr[data-tier="raw"]');
+      await page.waitForSelector("#storage-error:not([hidden])");
+      await page.waitForSelector("#storage-remote tr[data-url]");
+    });
+  } else {
+    await step(page, "the account menu", () => page.waitForSelector("#who"));
+    if (await page.locator("#storage-link").count()) throw new CheckFailed("a viewer has a Storage link");
+    await goto(page, withHash(url, "#/storage"));
+    await step(page, "the storage page refusing a viewer", () => page.waitForSelector('#storage-page[data-state="error"]'));
+  }
+  await shot(page, `history-${role}`);
+  console.log(`ok: history: ${role}: ranges, zoom to ${Math.round((zoomed[1] - zoomed[0]) / 60000)} min, processes at ${new Date(at).toISOString()}, GPU use, cluster ${cluster}, storage`);
+}
+
 // ------------------------------------------------------------------ main
 
-const COMMANDS = { home, host, status, transport, screenshot, login, large, fleet, freeze, details, node };
+const COMMANDS = { home, host, status, transport, screenshot, login, large, fleet, freeze, details, node, history };
 const [cmd, url, ...rest] = process.argv.slice(2);
 if (!cmd || !(cmd in COMMANDS)) usage(cmd ? `unknown subcommand '${cmd}'` : "no subcommand");
 if (!url) usage(`${cmd}: no url given`);

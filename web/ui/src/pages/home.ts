@@ -28,7 +28,7 @@
 import type { Connection } from "../connection";
 import { h, setAttr, setClass, setText, setTitle, show } from "../dom";
 import { DASH, age, bytesOf, celsius, duration, level, load, num, pct, rate } from "../format";
-import { hostHref } from "../router";
+import { clusterHref, hostHref } from "../router";
 import { GpuGlyphs } from "../components/gpu";
 import { Meter, setLevel } from "../components/meter";
 import { Sparkline } from "../components/sparkline";
@@ -522,7 +522,7 @@ class ClusterView {
     this.head = h(
       "tbody",
       { class: "cluster-head", "data-cluster": name },
-      h("tr", null, h("th", { colspan: COLS.length, scope: "rowgroup" }, h("div", { class: "cluster-summary" }, this.toggle, this.chips, this.shownCount))),
+      h("tr", null, h("th", { colspan: COLS.length, scope: "rowgroup" }, h("div", { class: "cluster-summary" }, this.toggle, h("a", { class: "cluster-history", href: clusterHref(name), "data-cluster": name, title: `The stored history of cluster ${name}` }, "History"), this.chips, this.shownCount))),
     );
     this.body = h("tbody", { class: "cluster-body", "data-cluster": name });
     this.applyCollapsed();

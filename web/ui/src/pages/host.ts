@@ -1,7 +1,8 @@
 /**
  * The host page (`#/host/<id>`, room `{room:"host", id}`): header and status, system, CPU and
  * memory cards, live charts of the last 15 minutes (fed by `history`, then one sample per
- * `host_update`), GPU cards, disks, network, processes and logged-in users. Every part is built
+ * `host_update`), the stored history (`components/history.ts`: ranges, zoom, the processes at
+ * a clicked minute, GPU use), GPU cards, disks, network, processes and logged-in users. Every part is built
  * once and updated in place.
  *
  * The process list hides kernel threads by default (a toggle shows them, as htop's `K`), and
@@ -14,6 +15,7 @@ import { h, setAttr, setClass, setText, setTitle, show } from "../dom";
 import { DASH, age, ago, bytes, bytesOf, celsius, dateTime, duration, freq, load, num, pct, rate } from "../format";
 import { LiveChart, type SeriesDef } from "../components/chart";
 import { GpuCard } from "../components/gpu";
+import { HistoryView } from "../components/history";
 import { Meter, setLevel, setVBar } from "../components/meter";
 import { setStatus, statusBadge } from "../components/status";
 import { DataTable } from "../components/table";
@@ -217,6 +219,9 @@ export class HostPage {
   );
   private readonly gpuChart = new LiveChart("GPU use", [], { range: [0, 100], fmt: (v) => pct(v, 0), windowS: 900 });
 
+  /** The stored history (range picker, zoom, processes at a minute, GPU use). */
+  private readonly history: HistoryView;
+
   // GPUs
   private readonly gpuSection: HTMLElement;
   private readonly gpuGrid = h("div", { class: "gpu-grid" });
@@ -379,6 +384,7 @@ export class HostPage {
     });
 
     this.gpuSection = section("GPUs", null, this.gpuGrid);
+    this.history = new HistoryView({ kind: "host", id });
     this.tempSection = card("Temperatures", this.temps.el);
 
     const back = h("a", { href: "#/", class: "back" }, "← All hosts");
@@ -397,6 +403,7 @@ export class HostPage {
         this.tempSection,
       ),
       h("div", { class: "charts" }, this.cpuChart.el, this.memChart.el, this.netChart.el, this.gpuChart.el),
+      this.history.el,
       this.gpuSection,
       h("div", { class: "two-col" }, section("Disks", null, this.disks.el), section("Network", null, this.nets.el)),
       section("Processes", h("div", { class: "section-tools" }, this.procCount, kthreads, tree, procSearch, this.procMore), this.procs.el),
@@ -685,6 +692,7 @@ export class HostPage {
 
   destroy(): void {
     this.destroyed = true;
+    this.history.destroy();
     this.procs.destroy();
     this.cpuChart.destroy();
     this.memChart.destroy();

@@ -1,0 +1,409 @@
+//! The metrics of a sample: which series a host's [`Snapshot`] (its summary parts) stores, under
+//! exactly the names of the alert rules (`cpu_percent`, `disk_percent{/home}`, ...), how each is
+//! quantised to an integer for the compressed blocks, and how a cluster aggregates it.
+//!
+//! Pure: no I/O, unit-tested here.
+
+use smon_proto::Snapshot;
+
+use crate::Error;
+
+/// How a cluster's aggregate series is made from its hosts' series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aggregate {
+    /// The mean over the hosts (percentages, loads, temperatures).
+    Mean,
+    /// The sum over the hosts (bytes, rates, counts, watts).
+    Sum,
+}
+
+/// A metric: its name, the unit's quantisation and its cluster aggregate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metric {
+    /// The name (as in alert rules and the REST routes).
+    pub name: &'static str,
+    /// Stored as `round(value * scale)` in an `i64` (percent x100 keeps 0.01 %, temperatures
+    /// x10 keep 0.1 degree, watts x1000 keep the milliwatt the card reports).
+    pub scale: f64,
+    /// Whether it has one series per label (mount, interface, sensor, GPU index).
+    pub labelled: bool,
+    /// How a cluster aggregates it.
+    pub aggregate: Aggregate,
+}
+
+const fn m(name: &'static str, scale: f64, labelled: bool, aggregate: Aggregate) -> Metric {
+    Metric {
+        name,
+        scale,
+        labelled,
+        aggregate,
+    }
+}
+
+use Aggregate::{Mean, Sum};
+
+/// Every stored metric, in the order answers list them.
+pub const METRICS: &[Metric] = &[
+    m("cpu_percent", 100.0, false, Mean),
+    m("load1", 100.0, false, Mean),
+    m("load5", 100.0, false, Mean),
+    m("load15", 100.0, false, Mean),
+    m("mem_percent", 100.0, false, Mean),
+    m("mem_used_bytes", 1.0, false, Sum),
+    m("swap_percent", 100.0, false, Mean),
+    m("swap_used_bytes", 1.0, false, Sum),
+    m("disk_percent", 100.0, true, Mean),
+    m("disk_used_bytes", 1.0, true, Sum),
+    m("disk_read_bytes_per_s", 1.0, true, Sum),
+    m("disk_write_bytes_per_s", 1.0, true, Sum),
+    m("net_rx_bytes_per_s", 1.0, true, Sum),
+    m("net_tx_bytes_per_s", 1.0, true, Sum),
+    m("temperature_celsius", 10.0, true, Mean),
+    m("gpu_utilization_percent", 100.0, true, Mean),
+    m("gpu_memory_used_bytes", 1.0, true, Sum),
+    m("gpu_memory_percent", 100.0, true, Mean),
+    m("gpu_temperature_celsius", 10.0, true, Mean),
+    m("gpu_power_watts", 1000.0, true, Sum),
+    m("gpu_power_percent", 100.0, true, Mean),
+    m("gpu_fan_percent", 100.0, true, Mean),
+    m("processes", 1.0, false, Sum),
+    m("sessions", 1.0, false, Sum),
+];
+
+/// The metric called `name`, if there is one.
+pub fn metric(name: &str) -> Option<&'static Metric> {
+    METRICS.iter().find(|m| m.name == name)
+}
+
+/// The position of `name` in [`METRICS`] (answers are sorted by it).
+pub fn metric_index(name: &str) -> usize {
+    METRICS
+        .iter()
+        .position(|m| m.name == name)
+        .unwrap_or(METRICS.len())
+}
+
+/// One value of a sample, before quantisation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Value {
+    /// The metric.
+    pub metric: &'static Metric,
+    /// The label (empty for an unlabelled metric).
+    pub label: String,
+    /// The value in the metric's unit.
+    pub value: f64,
+}
+
+impl Value {
+    /// The stored integer.
+    pub fn quantised(&self) -> i64 {
+        quantise(self.metric, self.value)
+    }
+}
+
+/// `value` as stored for `metric` (rounded; non-finite values become 0).
+pub fn quantise(metric: &Metric, value: f64) -> i64 {
+    let q = (value * metric.scale).round();
+    if q.is_finite() { q as i64 } else { 0 }
+}
+
+/// A stored integer back in the metric's unit.
+pub fn dequantise(metric: &Metric, q: f64) -> f64 {
+    q / metric.scale
+}
+
+fn push(out: &mut Vec<Value>, name: &str, label: &str, value: f64) {
+    if let Some(metric) = metric(name) {
+        out.push(Value {
+            metric,
+            label: label.to_owned(),
+            value,
+        });
+    }
+}
+
+/// The values a sample stores: every metric the snapshot carries (a GPU field the card does
+/// not report, a sensor without a reading or a disk without I/O counters is left out, not
+/// stored as 0).
+pub fn values(s: &Snapshot) -> Vec<Value> {
+    let mut out = Vec::with_capacity(32);
+    if let Some(cpu) = &s.cpu {
+        push(&mut out, "cpu_percent", "", f64::from(cpu.total_percent));
+    }
+    if let Some(load) = &s.load {
+        push(&mut out, "load1", "", load.one);
+        push(&mut out, "load5", "", load.five);
+        push(&mut out, "load15", "", load.fifteen);
+    }
+    if let Some(mem) = &s.memory {
+        push(&mut out, "mem_percent", "", f64::from(mem.used_percent));
+        push(&mut out, "mem_used_bytes", "", mem.used_bytes as f64);
+        push(
+            &mut out,
+            "swap_percent",
+            "",
+            f64::from(mem.swap_used_percent),
+        );
+        push(&mut out, "swap_used_bytes", "", mem.swap_used_bytes as f64);
+    }
+    for d in &s.disks {
+        let l = d.mount_point.as_str();
+        push(&mut out, "disk_percent", l, f64::from(d.used_percent));
+        push(&mut out, "disk_used_bytes", l, d.used_bytes as f64);
+        if let Some(r) = d.read_bytes_per_s {
+            push(&mut out, "disk_read_bytes_per_s", l, r as f64);
+        }
+        if let Some(w) = d.write_bytes_per_s {
+            push(&mut out, "disk_write_bytes_per_s", l, w as f64);
+        }
+    }
+    for n in &s.networks {
+        push(
+            &mut out,
+            "net_rx_bytes_per_s",
+            &n.name,
+            n.rx_bytes_per_s as f64,
+        );
+        push(
+            &mut out,
+            "net_tx_bytes_per_s",
+            &n.name,
+            n.tx_bytes_per_s as f64,
+        );
+    }
+    for t in &s.temperatures {
+        if let Some(c) = t.celsius {
+            push(&mut out, "temperature_celsius", &t.label, f64::from(c));
+        }
+    }
+    for g in &s.gpus {
+        let l = g.index.to_string();
+        if let Some(u) = g.utilization_percent {
+            push(&mut out, "gpu_utilization_percent", &l, f64::from(u));
+        }
+        if let Some(used) = g.memory_used_bytes {
+            push(&mut out, "gpu_memory_used_bytes", &l, used as f64);
+            if let Some(total) = g.memory_total_bytes.filter(|t| *t > 0) {
+                let p = used as f64 * 100.0 / total as f64;
+                push(&mut out, "gpu_memory_percent", &l, p);
+            }
+        }
+        if let Some(t) = g.temperature_celsius {
+            push(&mut out, "gpu_temperature_celsius", &l, f64::from(t));
+        }
+        if let Some(mw) = g.power_mw {
+            push(&mut out, "gpu_power_watts", &l, f64::from(mw) / 1000.0);
+            if let Some(limit) = g.power_limit_mw.filter(|l| *l > 0) {
+                let p = f64::from(mw) * 100.0 / f64::from(limit);
+                push(&mut out, "gpu_power_percent", &l, p);
+            }
+        }
+        if let Some(f) = g.fan_percent {
+            push(&mut out, "gpu_fan_percent", &l, f64::from(f));
+        }
+    }
+    push(&mut out, "processes", "", f64::from(s.process_count));
+    push(&mut out, "sessions", "", s.sessions.len() as f64);
+    out
+}
+
+/// A metric as a query names it: `name` (every label) or `name{label}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selector {
+    /// The metric.
+    pub metric: &'static Metric,
+    /// One label, or every label when `None`.
+    pub label: Option<String>,
+}
+
+/// Parses `name` or `name{label}`; an unknown name or a malformed selector is a
+/// [`Error::BadQuery`] that says which.
+pub fn parse_selector(s: &str) -> Result<Selector, Error> {
+    let s = s.trim();
+    let (name, label) = match s.find('{') {
+        Some(i) => {
+            let Some(inner) = s[i + 1..].strip_suffix('}') else {
+                return Err(Error::BadQuery(format!(
+                    "metric '{s}' has a '{{' without a closing '}}' at the end"
+                )));
+            };
+            (&s[..i], Some(inner.to_owned()))
+        }
+        None => (s, None),
+    };
+    let Some(metric) = metric(name) else {
+        let known: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
+        return Err(Error::BadQuery(format!(
+            "unknown metric '{name}'; known metrics: {}",
+            known.join(", ")
+        )));
+    };
+    if label.is_some() && !metric.labelled {
+        return Err(Error::BadQuery(format!(
+            "metric '{name}' has no labels; ask for '{name}'"
+        )));
+    }
+    Ok(Selector { metric, label })
+}
+
+/// The cluster of a host id (`cluster:name` -> `cluster`; an id without `:` is its own
+/// cluster).
+pub fn cluster_of(host: &str) -> &str {
+    host.split_once(':').map_or(host, |(c, _)| c)
+}
+
+/// The pseudo host under which a cluster's aggregate series are stored: `@cluster`. A real
+/// host id always holds a `:` and a cluster name never does, so the two never meet.
+pub fn cluster_host(cluster: &str) -> String {
+    format!("@{cluster}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smon_proto::{Cpu, Disk, Gpu, LoadAverage, Memory, NetInterface, Session, Temperature};
+
+    fn sample() -> Snapshot {
+        Snapshot {
+            cpu: Some(Cpu {
+                total_percent: 12.345,
+                ..Default::default()
+            }),
+            load: Some(LoadAverage {
+                one: 1.5,
+                five: 1.25,
+                fifteen: 0.75,
+            }),
+            memory: Some(Memory {
+                used_bytes: 4_000_000_000,
+                used_percent: 50.0,
+                swap_used_bytes: 10,
+                swap_used_percent: 1.0,
+                ..Default::default()
+            }),
+            disks: vec![
+                Disk {
+                    mount_point: "/".into(),
+                    used_percent: 40.0,
+                    used_bytes: 400,
+                    read_bytes_per_s: Some(1000),
+                    write_bytes_per_s: None,
+                    ..Default::default()
+                },
+                Disk {
+                    mount_point: "/home".into(),
+                    used_percent: 10.0,
+                    used_bytes: 100,
+                    ..Default::default()
+                },
+            ],
+            networks: vec![NetInterface {
+                name: "eth0".into(),
+                rx_bytes_per_s: 5,
+                tx_bytes_per_s: 6,
+                ..Default::default()
+            }],
+            temperatures: vec![
+                Temperature {
+                    label: "cpu".into(),
+                    celsius: Some(55.5),
+                    ..Default::default()
+                },
+                Temperature {
+                    label: "broken".into(),
+                    celsius: None,
+                    ..Default::default()
+                },
+            ],
+            gpus: vec![Gpu {
+                index: 1,
+                utilization_percent: Some(90),
+                memory_used_bytes: Some(20),
+                memory_total_bytes: Some(80),
+                temperature_celsius: Some(70),
+                power_mw: Some(250_000),
+                power_limit_mw: Some(500_000),
+                fan_percent: None,
+                ..Default::default()
+            }],
+            process_count: 321,
+            sessions: vec![Session::default(), Session::default()],
+            ..Default::default()
+        }
+    }
+
+    fn get(v: &[Value], name: &str, label: &str) -> Option<f64> {
+        v.iter()
+            .find(|x| x.metric.name == name && x.label == label)
+            .map(|x| x.value)
+    }
+
+    #[test]
+    fn a_sample_gives_every_metric_it_carries_under_the_plan_names() {
+        let v = values(&sample());
+        assert_eq!(get(&v, "cpu_percent", ""), Some(f64::from(12.345f32)));
+        assert_eq!(get(&v, "load1", ""), Some(1.5));
+        assert_eq!(get(&v, "load15", ""), Some(0.75));
+        assert_eq!(get(&v, "mem_used_bytes", ""), Some(4e9));
+        assert_eq!(get(&v, "swap_percent", ""), Some(1.0));
+        assert_eq!(get(&v, "disk_percent", "/home"), Some(10.0));
+        assert_eq!(get(&v, "disk_read_bytes_per_s", "/"), Some(1000.0));
+        assert_eq!(get(&v, "disk_write_bytes_per_s", "/"), None);
+        assert_eq!(get(&v, "net_tx_bytes_per_s", "eth0"), Some(6.0));
+        assert_eq!(
+            get(&v, "temperature_celsius", "cpu"),
+            Some(f64::from(55.5f32))
+        );
+        assert_eq!(get(&v, "temperature_celsius", "broken"), None);
+        assert_eq!(get(&v, "gpu_utilization_percent", "1"), Some(90.0));
+        assert_eq!(get(&v, "gpu_memory_percent", "1"), Some(25.0));
+        assert_eq!(get(&v, "gpu_temperature_celsius", "1"), Some(70.0));
+        assert_eq!(get(&v, "gpu_power_watts", "1"), Some(250.0));
+        assert_eq!(get(&v, "gpu_power_percent", "1"), Some(50.0));
+        assert_eq!(get(&v, "gpu_fan_percent", "1"), None);
+        assert_eq!(get(&v, "processes", ""), Some(321.0));
+        assert_eq!(get(&v, "sessions", ""), Some(2.0));
+        assert!(v.iter().all(|x| x.metric.labelled || x.label.is_empty()));
+    }
+
+    #[test]
+    fn an_empty_snapshot_stores_only_the_counts() {
+        let v = values(&Snapshot::default());
+        let names: Vec<&str> = v.iter().map(|x| x.metric.name).collect();
+        assert_eq!(names, ["processes", "sessions"]);
+    }
+
+    #[test]
+    fn quantisation_keeps_the_promised_resolution() {
+        let p = metric("cpu_percent").expect("known");
+        assert_eq!(quantise(p, 12.345), 1235);
+        assert!((dequantise(p, 1235.0) - 12.35).abs() < 1e-9);
+        let t = metric("gpu_temperature_celsius").expect("known");
+        assert_eq!(quantise(t, 70.04), 700);
+        assert_eq!(quantise(p, f64::NAN), 0);
+    }
+
+    #[test]
+    fn selectors_parse_and_bad_ones_say_why() {
+        let s = parse_selector("disk_percent{/home}").expect("ok");
+        assert_eq!(s.metric.name, "disk_percent");
+        assert_eq!(s.label.as_deref(), Some("/home"));
+        assert_eq!(parse_selector("load1").expect("ok").label, None);
+        let e = parse_selector("cpu_pct").expect_err("unknown").to_string();
+        assert!(e.contains("unknown metric 'cpu_pct'"), "{e}");
+        let e = parse_selector("disk_percent{/")
+            .expect_err("open")
+            .to_string();
+        assert!(e.contains("closing"), "{e}");
+        let e = parse_selector("load1{x}").expect_err("label").to_string();
+        assert!(e.contains("has no labels"), "{e}");
+    }
+
+    #[test]
+    fn clusters_and_their_pseudo_hosts() {
+        assert_eq!(cluster_of("lab:node1"), "lab");
+        assert_eq!(cluster_of("a:b:c"), "a");
+        assert_eq!(cluster_of("solo"), "solo");
+        assert_eq!(cluster_host("lab"), "@lab");
+    }
+}
