@@ -23,6 +23,9 @@ pub enum Error {
         "the history database cannot be opened (storage.dir; set storage.enabled to false to run without history)"
     )]
     History(#[source] smon_history::Error),
+    /// The login sessions could not be kept in the database.
+    #[error(transparent)]
+    Sessions(#[from] smon_web::security::sessions::SessionDbError),
     /// The HTTP server failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),

@@ -32,6 +32,7 @@ use smon_collect::{
 };
 use smon_proto::Parts;
 use smon_web::hub::{self, Web, now_ms};
+use smon_web::security::sessions::Sessions;
 use smon_web::security::{Bootstrap, HttpSecurity, Security};
 use smon_web::store::{ClusterStore, StoreConfig};
 use tokio::net::TcpListener;
@@ -228,6 +229,9 @@ pub async fn start(
         Some(opts) => {
             let h = history::open(opts, &web.telemetry).map_err(Error::History)?;
             web = web.with_history(h.reader.clone());
+            // Login sessions live in the same file: a restart logs nobody out.
+            let sessions = Sessions::open_database(&opts.db_path(), stop.clone()).await?;
+            web.security.keep_sessions(sessions);
             Some(h.writer)
         }
         None => None,

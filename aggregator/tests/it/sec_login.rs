@@ -421,3 +421,83 @@ async fn user_names_cannot_forge_log_lines_or_flood_the_log() {
         "{left_out} lines counted as left out:\n{log}"
     );
 }
+
+/// Who `/api/v1/me` says the client is: the user name, or `None` when not logged in.
+async fn me(client: &reqwest::Client, base: &str) -> Option<String> {
+    let v: serde_json::Value = client
+        .get(format!("{base}/api/v1/me"))
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("me json");
+    (v["authenticated"] == true).then(|| v["user"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Issue 16 item 13: login sessions live in the server's database (with history on, the
+/// default), so a restart logs nobody out; a password changed while the server was down (in
+/// the users file) still ends the sessions of the old one. Without the database they are
+/// kept in memory and a restart ends them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_sessions_survive_a_restart_but_not_a_new_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srv = Server::start(dir.path(), CONFIG).await;
+    let viewer = client_from("127.0.0.2");
+    let admin = client_from("127.0.0.3");
+    assert_eq!(
+        login_status(&viewer, &srv.base, "viewer", VIEWER_PASSWORD).await,
+        200
+    );
+    assert_eq!(
+        login_status(&admin, &srv.base, "admin", ADMIN_PASSWORD).await,
+        200
+    );
+    assert_eq!(me(&viewer, &srv.base).await.as_deref(), Some("viewer"));
+    srv.shutdown().await;
+
+    // The same cookies, a new server on the same files (its own port: cookies ignore ports).
+    let srv = Server::start(dir.path(), CONFIG).await;
+    assert_eq!(
+        me(&viewer, &srv.base).await.as_deref(),
+        Some("viewer"),
+        "the restart logged the viewer out"
+    );
+    assert_eq!(me(&admin, &srv.base).await.as_deref(), Some("admin"));
+    srv.shutdown().await;
+
+    // While it is down, the operator gives the viewer a new password in the users file.
+    let file = dir.path().join("smon-users.json");
+    let mut users: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("users")).expect("users json");
+    for u in users["users"].as_array_mut().expect("list") {
+        if u["name"] == "viewer" {
+            u["password_hash"] = serde_json::json!(
+                smon_web::security::users::hash_password("a-new-password-456").expect("hash")
+            );
+        }
+    }
+    std::fs::write(&file, users.to_string()).expect("users");
+    let srv = Server::start(dir.path(), CONFIG).await;
+    assert_eq!(
+        me(&viewer, &srv.base).await,
+        None,
+        "the old password's session"
+    );
+    assert_eq!(me(&admin, &srv.base).await.as_deref(), Some("admin"));
+    srv.shutdown().await;
+
+    // History (and so the database) off: sessions are in memory, and a restart ends them.
+    let off = CONFIG.replace(r#""monitor":"#, r#""storage":{"enabled":false},"monitor":"#);
+    let srv = Server::start(dir.path(), &off).await;
+    let c = client_from("127.0.0.4");
+    assert_eq!(
+        login_status(&c, &srv.base, "admin", ADMIN_PASSWORD).await,
+        200
+    );
+    assert_eq!(me(&c, &srv.base).await.as_deref(), Some("admin"));
+    srv.shutdown().await;
+    let srv = Server::start(dir.path(), &off).await;
+    assert_eq!(me(&c, &srv.base).await, None);
+    srv.shutdown().await;
+}
