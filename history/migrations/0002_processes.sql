@@ -34,6 +34,33 @@ CREATE TABLE gpu_processes (
     PRIMARY KEY (minute_ms, host, gpu, pid)
 ) WITHOUT ROWID;
 
+-- GPU usage per hour, kept up to date as GPU rows are written, so that a usage query over
+-- days reads a row per (hour, host, GPU, user) instead of one per process and minute.
+-- `user_id` -1: any user (minutes in which the GPU held at least one process). `minutes`:
+-- minutes held; `memory`: the GPU memory of those processes summed over those minutes (bytes).
+CREATE TABLE gpu_usage_hour (
+    hour_ms INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    gpu INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    minutes INTEGER NOT NULL,
+    memory INTEGER NOT NULL,
+    PRIMARY KEY (hour_ms, host, gpu, user_id)
+) WITHOUT ROWID;
+
+-- Each GPU process once, with the first and last minute it was seen (a pid reused by the same
+-- user on the same GPU counts once): the distinct processes of a usage query.
+CREATE TABLE gpu_pids (
+    host TEXT NOT NULL,
+    gpu INTEGER NOT NULL,
+    pid INTEGER NOT NULL,
+    user_id INTEGER NOT NULL,
+    first_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    PRIMARY KEY (host, gpu, pid, user_id)
+) WITHOUT ROWID;
+CREATE INDEX gpu_pids_last ON gpu_pids (last_ms);
+
 -- The sessions of each host at its last sample (survives a restart, so that a logout during
 -- the restart is still seen): a JSON array of [user, terminal, from, login_ms].
 CREATE TABLE session_state (

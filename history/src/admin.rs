@@ -50,6 +50,19 @@ fn temp_path(out: &Path) -> PathBuf {
 /// `overwrite`. The copy is a plain SQLite database: to restore it, stop the server and put it
 /// in place of `smon.sqlite3` (removing any `smon.sqlite3-wal` and `-shm` left beside it).
 pub fn backup(src: &Path, out: &Path, overwrite: bool) -> Result<(), Error> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same(src, out) {
+        return Err(Error::File {
+            path: out.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "is the database itself; write the copy elsewhere",
+            ),
+        });
+    }
     if !overwrite && out.exists() {
         return Err(Error::File {
             path: out.to_owned(),

@@ -4,19 +4,22 @@
 //!
 //! Storage (`migrations/0002_processes.sql`):
 //! - `top_processes`: one row per host and minute, keyed `(minute_ms, host)`, whose body is a
-//!   compact binary list (see [`Body`]): the union of the top [`TOP_N`] by CPU and by memory,
+//!   compact binary list (see `Body`): the union of the top [`TOP_N`] by CPU and by memory,
 //!   and both rankings as indexes into it. Strings (names, users, command lines, GPU UUIDs) are
 //!   stored once in `proc_text` and referred to by id, so a process that stays on top for a
-//!   month costs its command line once. About 150-250 bytes per host and minute.
-//! - `gpu_processes`: one row per GPU process, host and minute, which SQL sums for usage.
+//!   month costs its command line once. About 250 bytes per host and minute (measured with
+//!   `examples/procs_backfill`: 720 bytes per host-minute in all with 8 busy GPUs).
+//! - `gpu_processes`: one row per GPU process, host and minute; `gpu_usage_hour` sums them
+//!   per hour, host, GPU and user as they are written (so a usage query over weeks reads the
+//!   hours), and `gpu_pids` keeps each GPU process once with its first and last minute.
 //! - `session_state` (each host's sessions at its last sample) and `login_events`.
 //!
-//! Every key starts with the time, so retention deletes a key range and new rows are appended
-//! at the end of each tree. Visibility (command lines, users) is applied when reading
+//! The per-minute and per-hour tables' keys start with the time, so retention deletes a key
+//! range and new rows are appended at the end of each tree (`login_events` and `gpu_pids` have
+//! an index on the time for retention). Visibility (command lines, users) is applied when reading
 //! ([`Shown`]): what is stored is what the agent sent (command lines already redacted there).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
@@ -42,7 +45,13 @@ pub const NEAREST_MS: u64 = 5 * MINUTE_MS;
 const TEXT_REFRESH_MS: u64 = 86_400_000;
 
 /// The tables of the `processes` tier and of the `events` tier (for [`tiers`]).
-pub const PROCESS_TABLES: &[&str] = &["top_processes", "gpu_processes", "proc_text"];
+pub const PROCESS_TABLES: &[&str] = &[
+    "top_processes",
+    "gpu_processes",
+    "gpu_usage_hour",
+    "gpu_pids",
+    "proc_text",
+];
 /// The tables of the `events` tier.
 pub const EVENT_TABLES: &[&str] = &["login_events", "session_state"];
 
@@ -389,6 +398,8 @@ pub fn write(tx: &Transaction, host: &str, at_ms: u64, snap: &Snapshot) -> Resul
     .execute(params![minute, host, body.encode()])
     .map_err(&e)?;
 
+    // A host-minute written again: take its old GPU rows out of the hourly usage first.
+    roll_up(conn, host, minute, -1)?;
     conn.prepare_cached("DELETE FROM gpu_processes WHERE minute_ms = ?1 AND host = ?2")
         .map_err(&e)?
         .execute(params![minute, host])
@@ -429,6 +440,45 @@ pub fn write(tx: &Transaction, host: &str, at_ms: u64, snap: &Snapshot) -> Resul
                 ])
                 .map_err(&e)?;
         }
+    }
+    roll_up(conn, host, minute, 1)?;
+    conn.prepare_cached(
+        "INSERT INTO gpu_pids (host, gpu, pid, user_id, first_ms, last_ms) \
+         SELECT host, gpu, pid, user_id, minute_ms, minute_ms FROM gpu_processes \
+         WHERE minute_ms = ?1 AND host = ?2 \
+         ON CONFLICT DO UPDATE SET first_ms = min(first_ms, excluded.first_ms), \
+         last_ms = max(last_ms, excluded.last_ms)",
+    )
+    .map_err(&e)?
+    .execute(params![minute, host])
+    .map_err(&e)?;
+    Ok(())
+}
+
+/// One hour in ms: the resolution of the GPU usage rollup.
+const HOUR_MS: u64 = 3_600_000;
+
+/// Adds (`sign` 1) or takes away (-1) the GPU rows of one host-minute to or from the hourly
+/// usage: per GPU and user, and per GPU for any user (`user_id` -1).
+fn roll_up(conn: &Connection, host: &str, minute: i64, sign: i64) -> Result<(), Error> {
+    let e = sql(conn);
+    let hour = minute - minute.rem_euclid(ms(HOUR_MS));
+    for q in [
+        "INSERT INTO gpu_usage_hour (hour_ms, host, gpu, user_id, minutes, memory) \
+         SELECT ?1, host, gpu, user_id, ?4, ?4 * COALESCE(SUM(memory_bytes), 0) FROM gpu_processes \
+         WHERE minute_ms = ?2 AND host = ?3 GROUP BY gpu, user_id \
+         ON CONFLICT DO UPDATE SET minutes = minutes + excluded.minutes, \
+         memory = memory + excluded.memory",
+        "INSERT INTO gpu_usage_hour (hour_ms, host, gpu, user_id, minutes, memory) \
+         SELECT ?1, host, gpu, -1, ?4, ?4 * COALESCE(SUM(memory_bytes), 0) FROM gpu_processes \
+         WHERE minute_ms = ?2 AND host = ?3 GROUP BY gpu \
+         ON CONFLICT DO UPDATE SET minutes = minutes + excluded.minutes, \
+         memory = memory + excluded.memory",
+    ] {
+        conn.prepare_cached(q)
+            .map_err(&e)?
+            .execute(params![hour, minute, host, sign])
+            .map_err(&e)?;
     }
     Ok(())
 }
@@ -553,8 +603,12 @@ pub fn processes_at(
 /// Each stored minute (a minute counts when its start is in `[minute_of(from_ms), to_ms)`) in
 /// which a GPU holds at least one process of a group adds 1/60 GPU-hour to the group, however
 /// many of its processes share that GPU; the GPU memory of the group's processes on it adds
-/// GiB/60 GiB-hours. `processes` counts distinct (host, pid). Processes whose owner the agent
-/// could not see are grouped under the empty user. Cost: one scan of the range's GPU rows.
+/// GiB/60 GiB-hours. `processes` counts distinct (host, pid) seen in the range (a pid reused
+/// by the same user on the same GPU counts once). Processes whose owner the agent could not
+/// see are grouped under the empty user.
+///
+/// Cost: the whole hours of the range are read from the hourly rollup (a row per hour, host,
+/// GPU and user); only the partial hours at either end scan the per-minute GPU rows.
 pub fn gpu_usage(
     conn: &Connection,
     from_ms: u64,
@@ -574,24 +628,43 @@ pub fn gpu_usage(
         UsageBy::Host => "0",
         UsageBy::Gpu => "gpu",
     };
-    // Inner: one row per (group, GPU, minute) held; outer: minutes and memory per group.
-    let held = format!(
+    // Minutes and memory per (host, k): from the per-minute rows (inner: one row per group,
+    // GPU and minute held) ...
+    let raw = format!(
         "SELECT host, k, COUNT(*), TOTAL(mem) FROM ( \
              SELECT host, {k} AS k, SUM(memory_bytes) AS mem FROM gpu_processes \
              WHERE minute_ms >= ?1 AND minute_ms < ?2 GROUP BY host, k, gpu, minute_ms) \
          GROUP BY host, k"
     );
-    let pids = format!(
-        "SELECT host, {k} AS k, COUNT(DISTINCT pid) FROM gpu_processes \
-         WHERE minute_ms >= ?1 AND minute_ms < ?2 GROUP BY host, k"
+    // ... and from the hourly rollup (per user, or for any user).
+    let users = if by == UsageBy::User {
+        "user_id >= 0"
+    } else {
+        "user_id = -1"
+    };
+    let hourly = format!(
+        "SELECT host, {k} AS k, SUM(minutes), TOTAL(memory) FROM gpu_usage_hour \
+         WHERE hour_ms >= ?1 AND hour_ms < ?2 AND {users} GROUP BY host, k"
     );
-    let range = params![ms(minute_of(from_ms)), ms(to_ms)];
+    let pids = format!("SELECT host, {k}, pid FROM gpu_pids WHERE last_ms >= ?1 AND first_ms < ?2");
+    let lo = minute_of(from_ms);
+    // The whole hours inside [lo, to_ms).
+    let h_lo = lo.div_ceil(HOUR_MS) * HOUR_MS;
+    let h_hi = to_ms - to_ms % HOUR_MS;
+    let mut parts: Vec<(&str, u64, u64)> = Vec::new();
+    if h_lo < h_hi {
+        parts.push((&raw, lo, h_lo));
+        parts.push((&hourly, h_lo, h_hi));
+        parts.push((&raw, h_hi, to_ms));
+    } else {
+        parts.push((&raw, lo, to_ms));
+    }
 
     #[derive(Default)]
     struct Acc {
         minutes: u64,
         memory_byte_minutes: f64,
-        processes: u64,
+        processes: std::collections::HashSet<(String, u32)>,
     }
     let mut texts = TextReader::new(conn);
     let mut key = |host: &str, second: i64| -> Result<String, Error> {
@@ -602,39 +675,51 @@ pub fn gpu_usage(
         })
     };
     let mut groups: HashMap<String, Acc> = HashMap::new();
-    let mut stmt = conn.prepare(&held).map_err(&e)?;
-    let rows: Vec<(String, i64, i64, f64)> = stmt
-        .query_map(range, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .map_err(&e)?
-        .collect::<Result<_, _>>()
-        .map_err(&e)?;
-    for (host, second, minutes, memory) in rows {
-        if !host_ok(&host) {
+    for (q, a, b) in parts {
+        if a >= b {
             continue;
         }
-        let acc = groups.entry(key(&host, second)?).or_default();
-        acc.minutes += unsigned(minutes);
-        acc.memory_byte_minutes += memory;
+        let mut stmt = conn.prepare_cached(q).map_err(&e)?;
+        let rows: Vec<(String, i64, i64, f64)> = stmt
+            .query_map(params![ms(a), ms(b)], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .map_err(&e)?
+            .collect::<Result<_, _>>()
+            .map_err(&e)?;
+        for (host, second, minutes, memory) in rows {
+            if !host_ok(&host) {
+                continue;
+            }
+            let acc = groups.entry(key(&host, second)?).or_default();
+            acc.minutes += unsigned(minutes);
+            acc.memory_byte_minutes += memory;
+        }
     }
-    let mut stmt = conn.prepare(&pids).map_err(&e)?;
-    let rows: Vec<(String, i64, i64)> = stmt
-        .query_map(range, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    let mut stmt = conn.prepare_cached(&pids).map_err(&e)?;
+    let rows: Vec<(String, i64, u32)> = stmt
+        .query_map(params![ms(lo), ms(to_ms)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .map_err(&e)?
         .collect::<Result<_, _>>()
         .map_err(&e)?;
-    for (host, second, n) in rows {
+    for (host, second, pid) in rows {
         if !host_ok(&host) {
             continue;
         }
-        groups.entry(key(&host, second)?).or_default().processes += unsigned(n);
+        let k = key(&host, second)?;
+        groups.entry(k).or_default().processes.insert((host, pid));
     }
     let mut rows: Vec<GpuUsageRow> = groups
         .into_iter()
+        // A group seen only in a rolled-up hour written again with nothing left in it.
+        .filter(|(_, a)| a.minutes > 0 || !a.processes.is_empty())
         .map(|(key, a)| GpuUsageRow {
             key,
             gpu_hours: a.minutes as f64 / 60.0,
             gpu_memory_gib_hours: a.memory_byte_minutes / GIB / 60.0,
-            processes: a.processes,
+            processes: a.processes.len() as u64,
         })
         .collect();
     rows.sort_by(|a, b| {
@@ -701,9 +786,15 @@ type SessionKey = (String, String, String, u64);
 /// Compares the sessions of `snap` with the last set stored for `host` (kept in the database,
 /// so a restart in between still sees what changed) and stores a login event for each new
 /// session and a logout event for each one gone. The first sample of a host records a login
-/// for each of its sessions (at their login times). Cheap when nothing changed: one primary-key
-/// lookup and a string comparison, so it can run on every sample.
+/// for each of its sessions (at their login times). A sample whose sessions could not be read
+/// in full (an error starting `sessions:`) is skipped. Cheap when nothing changed: one
+/// primary-key lookup and a string comparison, so it can run on every sample.
 pub fn sessions(tx: &Transaction, host: &str, at_ms: u64, snap: &Snapshot) -> Result<(), Error> {
+    // The agent could not read its utmp in full: the list may lack sessions that are still
+    // there, so it decides nothing (no false logouts); the next complete list does.
+    if snap.errors.iter().any(|e| e.starts_with("sessions:")) {
+        return Ok(());
+    }
     let conn: &Connection = tx;
     let e = sql(conn);
     let mut now: Vec<SessionKey> = snap
@@ -827,7 +918,9 @@ pub fn logins(
 // Retention and sizes
 
 /// Deletes the process history, GPU process rows and login events older than
-/// `retention.processes` before `now_ms`, and the strings no kept row uses. Returns the number
+/// `retention.processes` before `now_ms`, the hourly GPU usage of the hours that ended by then
+/// (the hour holding the cutoff is kept whole, so a usage query over it may count up to an
+/// hour more than the minute rows still kept), and the strings no kept row uses. Returns the number
 /// of rows deleted. Every delete is a key range (or an index range), so running it every
 /// minute costs a minute's worth of rows.
 pub fn retain(tx: &Transaction, now_ms: u64, retention: &Retention) -> Result<u64, Error> {
@@ -840,6 +933,9 @@ pub fn retain(tx: &Transaction, now_ms: u64, retention: &Retention) -> Result<u6
         "DELETE FROM top_processes WHERE minute_ms < ?1",
         "DELETE FROM gpu_processes WHERE minute_ms < ?1",
         "DELETE FROM login_events WHERE at_ms < ?1",
+        "DELETE FROM gpu_pids WHERE last_ms < ?1",
+        // Hours that end by the cutoff (the hour holding it is kept whole).
+        "DELETE FROM gpu_usage_hour WHERE hour_ms + 3600000 <= ?1",
     ] {
         n += conn
             .prepare_cached(q)
@@ -848,11 +944,12 @@ pub fn retain(tx: &Transaction, now_ms: u64, retention: &Retention) -> Result<u6
             .map_err(&e)?;
     }
     // A kept row at minute m >= cutoff uses only strings with last_ms >= m - TEXT_REFRESH_MS
-    // (refreshed on write when older than that), hence >= cutoff - TEXT_REFRESH_MS.
+    // (refreshed on write when older than that), hence >= cutoff - TEXT_REFRESH_MS; a kept
+    // hourly row may hold minutes up to an hour before the cutoff.
     n += conn
         .prepare_cached("DELETE FROM proc_text WHERE last_ms < ?1")
         .map_err(&e)?
-        .execute([cutoff.saturating_sub(ms(TEXT_REFRESH_MS))])
+        .execute([cutoff.saturating_sub(ms(TEXT_REFRESH_MS + HOUR_MS))])
         .map_err(&e)?;
     Ok(n as u64)
 }
@@ -876,7 +973,7 @@ pub fn tiers(
         let v: Option<i64> = conn.query_row(q, [], |r| r.get(0)).map_err(&e)?;
         Ok(v.map(unsigned))
     };
-    let retention_s = secs(retention.processes);
+    let retention_s = retention.processes.as_secs();
     Ok(vec![
         TierStats {
             name: "processes".into(),
@@ -893,8 +990,112 @@ pub fn tiers(
     ])
 }
 
-fn secs(d: Duration) -> u64 {
-    d.as_secs()
+// ---------------------------------------------------------------------------------------------
+// Synthetic history for the benchmarks
+
+/// What [`backfill`] writes: a busy fleet's process and GPU history, one host-minute at a time
+/// through [`write()`] (so the strings, the rollup and the indexes are those of real use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcsBackfill {
+    /// Hosts, named `c{k}:node{i}` over `clusters` clusters (as `metrics::Backfill` names them).
+    pub hosts: usize,
+    /// Clusters the hosts are spread over (at least 1).
+    pub clusters: usize,
+    /// First minute (ms since the epoch).
+    pub from_ms: u64,
+    /// End of the range (exclusive).
+    pub to_ms: u64,
+    /// GPUs per host (each busy most of the time with one or two processes).
+    pub gpus: u32,
+    /// Seed (the same seed writes the same history).
+    pub seed: u64,
+}
+
+/// A host's synthetic process table at one minute: 60 processes whose CPU and memory wander
+/// (so the top lists change from minute to minute), and `gpus` GPUs each holding one or two
+/// processes of one of eight users, or none.
+pub fn synthetic_processes(seed: u64, minute: u64, gpus: u32) -> Snapshot {
+    let mut x = seed ^ minute.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    const NAMES: [&str; 12] = [
+        "python3",
+        "postgres",
+        "java",
+        "node",
+        "nginx",
+        "sshd",
+        "bash",
+        "rsync",
+        "gcc",
+        "cc1plus",
+        "redis-server",
+        "slurmstepd",
+    ];
+    let processes = (0..60u32)
+        .map(|i| {
+            let name = NAMES[(i as usize) % NAMES.len()];
+            smon_proto::Process {
+                pid: 1000 + i,
+                user: format!("user{}", i % 8),
+                name: name.to_owned(),
+                cmdline: format!("/usr/bin/{name} --job {} --config /etc/{name}.conf", i % 20),
+                cpu_percent: next(40_000) as f32 / 100.0 * if i % 7 == 0 { 1.0 } else { 0.05 },
+                memory_bytes: (next(4096) + 1) << (20 + i % 3),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let gpus = (0..gpus)
+        .map(|g| smon_proto::Gpu {
+            index: g,
+            uuid: format!("GPU-{seed:08x}-{g}"),
+            processes: (0..next(3))
+                .map(|k| GpuProcess {
+                    pid: 5000 + g * 10 + k as u32,
+                    name: "python3".into(),
+                    user: format!("user{}", (u64::from(g) + k + minute / 240) % 8),
+                    memory_used_bytes: Some((next(80) + 1) << 30),
+                    kind: "compute".into(),
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    Snapshot {
+        processes,
+        gpus,
+        ..Default::default()
+    }
+}
+
+/// Writes [`ProcsBackfill`] into the database at `path` (one transaction per minute of the
+/// whole fleet) and returns the host-minutes written.
+pub fn backfill(path: &std::path::Path, b: &ProcsBackfill) -> Result<u64, Error> {
+    let mut conn = crate::db::open_writer(path)?;
+    let e = |source| Error::Sqlite {
+        path: path.to_owned(),
+        source,
+    };
+    let clusters = b.clusters.max(1);
+    let mut n = 0;
+    let mut minute = minute_of(b.from_ms);
+    while minute < b.to_ms {
+        let tx = conn.transaction().map_err(e)?;
+        for h in 0..b.hosts {
+            let host = format!("c{}:node{h}", h % clusters);
+            let snap = synthetic_processes(b.seed ^ h as u64, minute / MINUTE_MS, b.gpus);
+            write(&tx, &host, minute, &snap)?;
+            n += 1;
+        }
+        tx.commit().map_err(e)?;
+        minute += MINUTE_MS;
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -398,6 +398,17 @@ fn logins_and_logouts_are_kept_across_a_reopen() {
     sessions(&path, "c:h", T0, vec![alice.clone()]);
     sessions(&path, "c:h", T0 + 1_000, vec![alice.clone()]);
     sessions(&path, "c:h", T0 + 31_000, vec![bob.clone(), alice.clone()]);
+    // A sample whose utmp could not be read says nothing about who logged out.
+    {
+        let mut conn = db::open_writer(&path).expect("open");
+        let tx = conn.transaction().expect("tx");
+        let unread = Snapshot {
+            errors: vec!["sessions: /var/run/utmp: permission denied".into()],
+            ..Default::default()
+        };
+        procs::sessions(&tx, "c:h", T0 + 40_000, &unread).expect("unread");
+        tx.commit().expect("commit");
+    }
     // Another host's sessions are its own.
     sessions(&path, "c:other", T0, vec![]);
     // `sessions` opens a fresh connection each time; the last set survives on disk, so a
@@ -528,6 +539,11 @@ fn retention_deletes_what_is_past_its_age_and_nothing_else() {
     );
     assert_eq!(count(&path, "top_processes"), 2);
     assert_eq!(count(&path, "gpu_processes"), 2);
+    assert_eq!(count(&path, "gpu_pids"), 2, "pids 4 and 5");
+    // Per user and for any user: the hour holding the cutoff (kept whole) and now - 1 d.
+    assert_eq!(count(&path, "gpu_usage_hour"), 4);
+    let usage = procs::gpu_usage(&reader, cutoff, now, UsageBy::User, &|_| true).expect("usage");
+    assert_eq!(rows(&usage), vec![row("alice", 2.0, 2.0, 2)]);
     let texts: Vec<String> = reader
         .prepare("SELECT text FROM proc_text ORDER BY text")
         .expect("prepare")
@@ -629,6 +645,12 @@ fn backup_copies_a_database_being_written_and_refuses_to_overwrite() {
         .expect("count");
     assert!(m >= n, "{m} >= {n}");
 
+    let itself = admin::backup(&path, &path, true).expect_err("onto itself");
+    assert!(
+        itself.to_string().contains("the database itself"),
+        "{itself}"
+    );
+
     let missing = admin::backup(
         &dir.path().join("absent.sqlite3"),
         &dir.path().join("x"),
@@ -637,4 +659,196 @@ fn backup_copies_a_database_being_written_and_refuses_to_overwrite() {
     assert!(missing.is_err());
     assert!(!dir.path().join("x").exists());
     assert!(admin::file_bytes(&path) > 0);
+}
+
+/// A small deterministic generator (no dependency needed for a fixed pattern).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// (gpu, pid, user, memory) of one host-minute.
+type Held = Vec<(u32, u32, String, Option<u64>)>;
+
+fn random_minute(rng: &mut Lcg) -> Held {
+    let mut held: Held = Vec::new();
+    for _ in 0..rng.next(5) {
+        let (gpu, pid) = (rng.next(3) as u32, 1 + rng.next(6) as u32);
+        if held.iter().any(|h| (h.0, h.1) == (gpu, pid)) {
+            continue;
+        }
+        let memory = (rng.next(4) > 0).then(|| (1 + rng.next(8)) * GIB / 2);
+        held.push((gpu, pid, format!("u{}", pid % 3), memory));
+    }
+    held
+}
+
+fn snapshot_of(held: &Held) -> Snapshot {
+    Snapshot {
+        gpus: (0..3)
+            .map(|g| {
+                gpu(
+                    g,
+                    held.iter()
+                        .filter(|h| h.0 == g)
+                        .map(|h| gpu_proc(h.1, &h.2, h.3))
+                        .collect(),
+                )
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// Minutes and GiB-minutes per key, summed by brute force over the model.
+fn expected(
+    model: &std::collections::BTreeMap<(String, u64), Held>,
+    from: u64,
+    to: u64,
+    by: UsageBy,
+) -> Vec<(String, f64, f64)> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let lo = procs::minute_of(from);
+    // (key, host, gpu, minute) held, and memory per key.
+    let mut held: BTreeSet<(String, String, u32, u64)> = BTreeSet::new();
+    let mut memory: BTreeMap<String, u64> = BTreeMap::new();
+    for ((host, minute), rows) in model {
+        if *minute < lo || *minute >= to {
+            continue;
+        }
+        for (gpu, _, user, mem) in rows {
+            let key = match by {
+                UsageBy::User => user.clone(),
+                UsageBy::Host => host.clone(),
+                UsageBy::Gpu => format!("{host}/#{gpu}"),
+            };
+            held.insert((key.clone(), host.clone(), *gpu, *minute));
+            *memory.entry(key).or_default() += mem.unwrap_or(0);
+        }
+    }
+    let mut minutes: BTreeMap<String, u64> = BTreeMap::new();
+    for (key, ..) in held {
+        *minutes.entry(key).or_default() += 1;
+    }
+    let mut out: Vec<(String, f64, f64)> = minutes
+        .into_iter()
+        .map(|(k, m)| {
+            let gib = memory[&k] as f64 / GIB as f64;
+            (k, m as f64, (gib * 1e6).round() / 1e6)
+        })
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    out
+}
+
+#[test]
+fn gpu_usage_over_whole_hours_matches_the_minutes_it_rolls_up() {
+    let (_dir, path) = db_file();
+    let start = 1_700_002_800_000 + 17 * MINUTE_MS; // an hour boundary, then 17 minutes
+    let minutes = 200;
+    let mut rng = Lcg(7);
+    let mut model = std::collections::BTreeMap::new();
+    let mut conn = db::open_writer(&path).expect("open");
+    for m in 0..minutes {
+        for host in ["a:1", "b:2"] {
+            if rng.next(6) == 0 {
+                continue; // no sample this minute
+            }
+            let at = start + m * MINUTE_MS + rng.next(60_000);
+            let tx = conn.transaction().expect("tx");
+            if rng.next(5) == 0 {
+                // Written twice in one minute: the second replaces the first everywhere.
+                procs::write(&tx, host, at, &snapshot_of(&random_minute(&mut rng)))
+                    .expect("first write");
+            }
+            let held = random_minute(&mut rng);
+            procs::write(&tx, host, at, &snapshot_of(&held)).expect("write");
+            tx.commit().expect("commit");
+            model.insert((host.to_string(), procs::minute_of(at)), held);
+        }
+    }
+    drop(conn);
+    let reader = db::open_reader(&path).expect("reader");
+    let end = start + minutes * MINUTE_MS;
+    let hour = 3_600_000;
+    let h1 = start - start % hour + hour;
+    let ranges = [
+        (start, end),
+        (start + 7 * MINUTE_MS + 13_000, end - 23 * MINUTE_MS - 1),
+        (h1, h1 + 2 * hour),
+        (h1 - 1, h1 + 2 * hour + 1),
+        (h1 + 5 * MINUTE_MS, h1 + 50 * MINUTE_MS),
+        (start - hour, end + hour),
+    ];
+    let all = |_: &str| true;
+    for (from, to) in ranges {
+        for by in [UsageBy::User, UsageBy::Host, UsageBy::Gpu] {
+            let got: Vec<(String, f64, f64)> = procs::gpu_usage(&reader, from, to, by, &all)
+                .expect("usage")
+                .rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.key.clone(),
+                        (r.gpu_hours * 60.0 * 1e6).round() / 1e6,
+                        (r.gpu_memory_gib_hours * 60.0 * 1e6).round() / 1e6,
+                    )
+                })
+                .collect();
+            assert_eq!(got, expected(&model, from, to, by), "{by:?} {from}..{to}");
+        }
+    }
+    // Over the whole range every process was seen: distinct (host, pid) per user.
+    let by_user = procs::gpu_usage(&reader, start, end, UsageBy::User, &all).expect("usage");
+    for row in &by_user.rows {
+        let pids: std::collections::BTreeSet<(&str, u32)> = model
+            .iter()
+            .flat_map(|((host, _), rows)| rows.iter().map(move |r| (host.as_str(), r)))
+            .filter(|(_, r)| r.2 == row.key)
+            .map(|(host, r)| (host, r.1))
+            .collect();
+        assert_eq!(row.processes, pids.len() as u64, "{}", row.key);
+    }
+    assert!(by_user.rows.len() == 3, "{:?}", by_user.rows);
+}
+
+#[test]
+fn the_benchmark_backfill_writes_every_host_minute() {
+    let (_dir, path) = db_file();
+    let b = procs::ProcsBackfill {
+        hosts: 3,
+        clusters: 2,
+        from_ms: T0 + 30_000,
+        to_ms: T0 + 5 * MINUTE_MS,
+        gpus: 2,
+        seed: 9,
+    };
+    assert_eq!(procs::backfill(&path, &b).expect("backfill"), 15);
+    let conn = db::open_reader(&path).expect("reader");
+    for host in ["c0:node0", "c1:node1", "c0:node2"] {
+        for m in 0..5 {
+            let a = procs::processes_at(&conn, host, T0 + m * MINUTE_MS, ALL).expect("read");
+            assert_eq!(a.at, Some(T0 + m * MINUTE_MS), "{host} {m}");
+            assert_eq!((a.top_cpu.len(), a.top_memory.len()), (10, 10));
+            assert!(
+                a.top_cpu
+                    .windows(2)
+                    .all(|w| w[0].cpu_percent >= w[1].cpu_percent)
+            );
+        }
+    }
+    // The same seed writes the same history.
+    let (_dir2, path2) = db_file();
+    procs::backfill(&path2, &b).expect("again");
+    let again = db::open_reader(&path2).expect("reader");
+    let one = procs::processes_at(&conn, "c1:node1", T0, ALL).expect("one");
+    let two = procs::processes_at(&again, "c1:node1", T0, ALL).expect("two");
+    assert_eq!(one, two);
 }
