@@ -1,7 +1,7 @@
 //! Writes synthetic history (`metrics::backfill`) and times the series queries on it.
 //!
-//! `cargo run --release -p smon-history --example backfill -- DIR HOSTS HOURS [CLUSTERS]`
-//! writes HOSTS hosts x HOURS hours of 1-second samples ending now into `DIR/smon.sqlite3`,
+//! `cargo run --release -p smon-history --example backfill -- DIR HOSTS HOURS [CLUSTERS [MS]]`
+//! writes HOSTS hosts x HOURS hours of samples every MS ms (default 1000) ending now into `DIR/smon.sqlite3`,
 //! then prints the raw tier's bytes per value and the time of: one host's last 24 h at 1,000
 //! points, its last 30 days, and the first cluster's last 7 days.
 
@@ -17,9 +17,10 @@ use smon_history::{History, Retention, SeriesQuery, StorageOptions};
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [dir, hosts, hours, rest @ ..] = args.as_slice() else {
-        return Err("usage: backfill DIR HOSTS HOURS [CLUSTERS]".into());
+        return Err("usage: backfill DIR HOSTS HOURS [CLUSTERS [INTERVAL_MS]]".into());
     };
     let clusters: usize = rest.first().map_or(Ok(1), |c| c.parse())?;
+    let interval_ms: u64 = rest.get(1).map_or(Ok(1000), |c| c.parse())?;
     let (hosts, hours): (usize, u64) = (hosts.parse()?, hours.parse()?);
     let now = u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis())?;
     let opts = StorageOptions {
@@ -31,7 +32,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         clusters,
         from_ms: now - hours * HOUR as u64,
         to_ms: now,
-        interval_ms: 1000,
+        interval_ms,
         seed: 1,
     };
     let t = Instant::now();

@@ -8,8 +8,9 @@
 //!   came or went inside the block; then the positions it has, as a pco chunk) and its
 //!   quantised values as a pco chunk. The timestamps are shared by every series of the host,
 //!   and each column is found without decoding the others.
-//! - A **rollup block** (one series, an hour of 1-minute rows or a day of 1-hour rows): five
-//!   pco chunks: start of each interval, min, avg, max (quantised) and the sample count.
+//! - A **rollup block** (one series, an hour of 1-minute rows or a day of 1-hour rows): the
+//!   start of each interval (delta) and its sample count as varints, then min, avg and max
+//!   (quantised) as one pco chunk, so reading a block costs one decompression.
 //!
 //! Every integer is an `i64`; values are quantised by [`crate::series::quantise`].
 
@@ -19,7 +20,7 @@ use pco::standalone::{simple_compress, simple_decompress};
 use crate::Error;
 
 const RAW_VERSION: u8 = 1;
-const ROLLUP_VERSION: u8 = 1;
+const ROLLUP_VERSION: u8 = 2;
 
 fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -241,12 +242,19 @@ pub struct Rollup {
 pub fn encode_rollups(rows: &[Rollup]) -> Result<Vec<u8>, Error> {
     let mut out = vec![ROLLUP_VERSION];
     put_uvarint(&mut out, rows.len() as u64);
-    type Field = fn(&Rollup) -> i64;
-    let fields: [Field; 5] = [|r| r.t, |r| r.min, |r| r.avg, |r| r.max, |r| r.n];
-    for f in fields {
-        let col: Vec<i64> = rows.iter().map(f).collect();
-        put_bytes(&mut out, &compress(&col)?);
+    // Times and counts as varints (regular: a few bytes a block); min, avg and max as one pco
+    // chunk, so a block costs one decompression (a 30-day query reads 720 blocks a series).
+    let mut prev = 0i64;
+    for r in rows {
+        put_uvarint(&mut out, zigzag(r.t.wrapping_sub(prev)));
+        put_uvarint(&mut out, zigzag(r.n));
+        prev = r.t;
     }
+    let mut vals = Vec::with_capacity(rows.len() * 3);
+    vals.extend(rows.iter().map(|r| r.min));
+    vals.extend(rows.iter().map(|r| r.avg));
+    vals.extend(rows.iter().map(|r| r.max));
+    put_bytes(&mut out, &compress(&vals)?);
     Ok(out)
 }
 
@@ -258,21 +266,29 @@ pub fn decode_rollups(bytes: &[u8]) -> Result<Vec<Rollup>, Error> {
         return Err(Error::Codec(format!("rollup block version {v} is unknown")));
     }
     let n = usize::try_from(c.uvarint()?).map_err(|_| Error::Codec("count".into()))?;
-    let mut cols = Vec::with_capacity(5);
-    for _ in 0..5 {
-        let col = decompress(c.bytes()?)?;
-        if col.len() != n {
-            return Err(Error::Codec("rollup block: column length mismatch".into()));
-        }
-        cols.push(col);
+    if n > bytes.len() {
+        return Err(Error::Codec("rollup block: count past its end".into()));
     }
-    Ok((0..n)
-        .map(|i| Rollup {
-            t: cols[0][i],
-            min: cols[1][i],
-            avg: cols[2][i],
-            max: cols[3][i],
-            n: cols[4][i],
+    let mut tn = Vec::with_capacity(n);
+    let mut prev = 0i64;
+    for _ in 0..n {
+        let t = prev.wrapping_add(unzigzag(c.uvarint()?));
+        tn.push((t, unzigzag(c.uvarint()?)));
+        prev = t;
+    }
+    let vals = decompress(c.bytes()?)?;
+    if vals.len() != 3 * n {
+        return Err(Error::Codec("rollup block: column length mismatch".into()));
+    }
+    Ok(tn
+        .into_iter()
+        .enumerate()
+        .map(|(i, (t, count))| Rollup {
+            t,
+            min: vals[i],
+            avg: vals[n + i],
+            max: vals[2 * n + i],
+            n: count,
         })
         .collect())
 }
