@@ -73,8 +73,7 @@ fn metrics_of(s: &WriterStats) -> HistoryStats {
         queued: s.queued(),
         dropped_total: s.dropped(),
         write_errors_total: s.failed(),
-        // SQLite's SQLITE_FULL reads "database or disk is full".
-        disk_full: s.last_error().is_some_and(|e| e.contains("is full")),
+        disk_full: s.disk_full(),
     }
 }
 

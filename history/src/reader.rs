@@ -22,7 +22,12 @@ pub struct SqliteHistory {
     clock: Clock,
     writer: Option<WriterStats>,
     idle: Mutex<Vec<Connection>>,
+    /// The tiers' sizes, measured at most once a minute (measuring reads every page).
+    tiers: Mutex<Option<(u64, Vec<smon_api::history::TierStats>)>>,
 }
+
+/// How long measured tier sizes are shown before they are measured again.
+const TIER_SIZES_FOR_MS: u64 = 60_000;
 
 impl SqliteHistory {
     /// Reads the database of `opts` (the writer made it: start the [`crate::writer::Writer`]
@@ -46,6 +51,7 @@ impl SqliteHistory {
             clock,
             writer,
             idle: Mutex::new(vec![conn]),
+            tiers: Mutex::new(None),
         })
     }
 
@@ -115,13 +121,24 @@ impl History for SqliteHistory {
     }
 
     fn storage(&self) -> Result<StorageAnswer, Error> {
-        let tiers = self.with_conn(|c| {
-            // One pass over the pages for every tier (dbstat reads them all).
-            let sizes = crate::admin::sizes(c)?;
-            let mut tiers = metrics::tier_stats(c, &self.path, &self.retention, &sizes)?;
-            tiers.extend(crate::procs::tiers(c, &self.retention, &sizes)?);
-            Ok(tiers)
-        })?;
+        let now = (self.clock)();
+        let mut cached = self.tiers.lock().unwrap_or_else(|p| p.into_inner());
+        let tiers = match &*cached {
+            Some((at, t)) if now.saturating_sub(*at) < TIER_SIZES_FOR_MS => t.clone(),
+            _ => {
+                let t = self.with_conn(|c| {
+                    // One pass over the pages for every tier (dbstat reads them all: on a
+                    // large file that takes seconds, hence the cache).
+                    let sizes = crate::admin::sizes(c)?;
+                    let mut tiers = metrics::tier_stats(c, &self.path, &self.retention, &sizes)?;
+                    tiers.extend(crate::procs::tiers(c, &self.retention, &sizes)?);
+                    Ok(tiers)
+                })?;
+                *cached = Some((now, t.clone()));
+                t
+            }
+        };
+        drop(cached);
         Ok(StorageAnswer {
             path: self.path.display().to_string(),
             bytes: crate::admin::file_bytes(&self.path),

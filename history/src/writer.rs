@@ -78,6 +78,7 @@ struct StatsInner {
     dropped: AtomicU64,
     written: AtomicU64,
     failed: AtomicU64,
+    disk_full: std::sync::atomic::AtomicBool,
     last_error: Mutex<Option<String>>,
 }
 
@@ -97,6 +98,10 @@ impl WriterStats {
     /// Writes lost because their batch could not be committed (a full disk, ...).
     pub fn failed(&self) -> u64 {
         self.inner.failed.load(Ordering::Relaxed)
+    }
+    /// Whether the last commit failed because the disk (or the quota) is full.
+    pub fn disk_full(&self) -> bool {
+        self.inner.disk_full.load(Ordering::Relaxed)
     }
     /// The last write error, while it lasts (cleared by the next successful commit).
     pub fn last_error(&self) -> Option<String> {
@@ -302,8 +307,13 @@ impl Thread {
                     tracing::info!(path = %self.path.display(), "History writes work again.");
                 }
                 self.stats.set_error(None);
+                self.stats.inner.disk_full.store(false, Ordering::Relaxed);
             }
             Err(e) => {
+                self.stats
+                    .inner
+                    .disk_full
+                    .store(e.is_disk_full(), Ordering::Relaxed);
                 self.stats.inner.failed.fetch_add(n, Ordering::Relaxed);
                 if !self.failing {
                     self.failing = true;
