@@ -481,8 +481,10 @@ async fn top_processes_are_stored_every_period() {
         if !a.top_cpu.is_empty() && !o.top_cpu.is_empty() {
             break (a, o);
         }
+        // On a loaded machine an agent's first answers may wait (up to 5 s each) for a fresh
+        // process list.
         assert!(
-            start.elapsed() < Duration::from_secs(15),
+            start.elapsed() < Duration::from_secs(40),
             "no top processes stored: {a:?} {o:?}"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
