@@ -1,6 +1,6 @@
 //! The process table on Linux, read as narrowly as possible: per sample one positional read
 //! of each process's `/proc/<pid>/stat` (state, parent, CPU ticks, start time, resident pages;
-//! parsed by the `procfs` crate) into a reused buffer; the owner and the command line once per
+//! only those fields parsed, in place) into a reused buffer; the owner and the command line once per
 //! process, the command line redacted then and cached.
 //! `status`, `statm`, `environ` and the thread list are never read. This is what keeps the
 //! agent's own CPU use low at 1 Hz (see `BENCHMARKS.md`): sysinfo's process refresh also reads
@@ -119,22 +119,17 @@ fn fd_budget() -> usize {
     usize::try_from(soft / 2).map_or(MAX_KEPT_FDS, |half| half.min(MAX_KEPT_FDS))
 }
 
-/// Whether a `stat` record has the frame `procfs` slices without checking: `pid (comm) rest`,
-/// with a space before the first `(` and after the last `)`. The kernel always writes that
-/// frame; anything else (a truncated read, a foreign or fake /proc) would make
-/// `procfs::process::Stat::from_read` panic on an out-of-range or mid-character slice
-/// (procfs-core 0.18), so such a record is skipped like a vanished process.
-fn stat_frame_ok(buf: &[u8]) -> bool {
-    // The same view of the bytes procfs takes.
-    let text = String::from_utf8_lossy(buf);
-    let line = text.trim().as_bytes();
-    let (Some(open), Some(close)) = (
-        line.iter().position(|&b| b == b'('),
-        line.iter().rposition(|&b| b == b')'),
-    ) else {
-        return false;
-    };
-    open >= 1 && line[open - 1] == b' ' && close > open && line.get(close + 1) == Some(&b' ')
+/// The frame of a `stat` record, `pid (comm) rest`, with a space before the first `(` and
+/// after the last `)` (a name may hold parentheses and spaces): the trimmed line and the
+/// positions of those two parentheses. The kernel always writes that frame; anything else (a
+/// truncated read, a foreign or fake /proc) is skipped like a vanished process.
+fn stat_frame(buf: &[u8]) -> Option<(&[u8], usize, usize)> {
+    let line = buf.trim_ascii();
+    let open = line.iter().position(|&b| b == b'(')?;
+    let close = line.iter().rposition(|&b| b == b')')?;
+    let ok =
+        open >= 1 && line[open - 1] == b' ' && close > open && line.get(close + 1) == Some(&b' ');
+    ok.then_some((line, open, close))
 }
 
 /// Counts the processes (numeric entries of `root`) without reading any of them.
@@ -339,13 +334,57 @@ impl ProcTable {
     }
 }
 
+/// The fields of a `/proc/<pid>/stat` record the table uses.
+#[derive(Debug, Clone, PartialEq)]
+struct Stat {
+    comm: String,
+    state: char,
+    ppid: i32,
+    flags: u32,
+    utime: u64,
+    stime: u64,
+    starttime: u64,
+    rss: u64,
+}
+
 /// Parses a `stat` record read into `buf` (when `read` is true), skipping a malformed one.
-fn parse_stat(buf: &[u8], read: bool) -> Option<procfs::process::Stat> {
-    use procfs::FromRead as _;
-    if !read || !stat_frame_ok(buf) {
+/// Only the fields used are parsed, in place, with one allocation (the name): the record is
+/// read for every process every second, and a general parser (procfs's, which builds all 52
+/// fields from an owned copy of the line) cost more than the kernel's rendering of it.
+fn parse_stat(buf: &[u8], read: bool) -> Option<Stat> {
+    if !read {
         return None;
     }
-    procfs::process::Stat::from_read(buf).ok()
+    let (line, open, close) = stat_frame(buf)?;
+    let comm = line.get(open + 1..close)?;
+    // Fields after the name, from field 3 (state) on, as proc_pid_stat(5) numbers them.
+    let mut rest = line.get(close + 2..)?.split(|&b| b == b' ');
+    let state = String::from_utf8_lossy(rest.next()?).chars().next()?;
+    let mut at = 4;
+    let mut field = |n: usize| -> Option<&[u8]> {
+        let skip = n.checked_sub(at)?;
+        at = n + 1;
+        rest.nth(skip)
+    };
+    fn num<T: std::str::FromStr>(tok: &[u8]) -> Option<T> {
+        std::str::from_utf8(tok).ok()?.parse().ok()
+    }
+    let ppid = num(field(4)?)?;
+    let flags = num(field(9)?)?;
+    let utime = num(field(14)?)?;
+    let stime = num(field(15)?)?;
+    let starttime = num(field(22)?)?;
+    let rss = num(field(24)?)?;
+    Some(Stat {
+        comm: String::from_utf8_lossy(comm).into_owned(),
+        state,
+        ppid,
+        flags,
+        utime,
+        stime,
+        starttime,
+        rss,
+    })
 }
 
 #[cfg(test)]
@@ -479,7 +518,8 @@ mod tests {
 
     #[test]
     fn malformed_stat_records_are_skipped_not_a_panic() {
-        // Found by the property tests: each of these made procfs-core 0.18 panic on a slice.
+        // Found by the property tests: each of these made procfs-core 0.18 panic on a slice
+        // (its parser was used before this one).
         for stat in [
             "(x) S 1\n",            // nothing before the '('
             "7 (x)\n",              // nothing after the ')'
@@ -487,7 +527,7 @@ mod tests {
             "7\u{e9}(x) S 1\n",     // a multi-byte character before the '('
             "7 (x)\u{e9}S 1 1 1\n", // a multi-byte character after the ')'
         ] {
-            assert!(!stat_frame_ok(stat.as_bytes()), "{stat:?}");
+            assert!(stat_frame(stat.as_bytes()).is_none(), "{stat:?}");
             let dir = tempfile::tempdir().expect("tempdir");
             std::fs::create_dir(dir.path().join("7")).expect("mkdir");
             std::fs::write(dir.path().join("7/stat"), stat).expect("stat");
@@ -495,7 +535,49 @@ mod tests {
             let rows = t.sample(Instant::now(), &Redactor::default(), &mut Vec::new());
             assert!(rows.is_empty(), "{stat:?}");
         }
-        assert!(stat_frame_ok(b"7 (a) b) S 1"));
+        assert!(stat_frame(b"7 (a) b) S 1").is_some());
+    }
+
+    #[test]
+    fn the_lean_parser_reads_what_procfs_reads() {
+        use procfs::FromRead as _;
+        let mut compared = 0;
+        for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Ok(buf) = std::fs::read(e.path().join("stat")) else {
+                continue;
+            };
+            let Ok(want) = procfs::process::Stat::from_read(&buf[..]) else {
+                continue;
+            };
+            let got = parse_stat(&buf, true).expect("parsed");
+            assert_eq!(
+                got,
+                Stat {
+                    comm: want.comm,
+                    state: want.state,
+                    ppid: want.ppid,
+                    flags: want.flags,
+                    utime: want.utime,
+                    stime: want.stime,
+                    starttime: want.starttime,
+                    rss: want.rss,
+                }
+            );
+            compared += 1;
+        }
+        assert!(compared > 1, "{compared}");
+        let odd = b"9 (a) b (c)) R 1 9 9 0 -1 4194560 1 0 0 0 7 3 0 0 20 0 1 0 77 1 5 18446744073709551615\n";
+        let st = parse_stat(odd, true).expect("parsed");
+        assert_eq!((st.comm.as_str(), st.state), ("a) b (c)", 'R'));
+        assert_eq!((st.utime, st.stime, st.starttime, st.rss), (7, 3, 77, 5));
+        assert!(
+            parse_stat(b"9 (a) R 1 9 9 0 -1 x\n", true).is_none(),
+            "flags not a number"
+        );
+        assert!(
+            parse_stat(b"9 (a) R 1 9 9 0 -1 0 1 0 0 0 7\n", true).is_none(),
+            "cut short"
+        );
     }
 
     #[test]
