@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::redact::Redactor;
 use crate::CollectError;
@@ -77,10 +77,39 @@ struct Known {
     /// The round in which `stat` was opened (for tests: a kept file is not reopened).
     #[cfg_attr(not(test), allow(dead_code))]
     opened: u64,
+    /// Its `schedstat` file, kept open while the process has one thread (see [`ProcTable`]).
+    sched: Option<File>,
+    /// The CPU time `schedstat` gave at the last sample, in ns (`None`: not read then).
+    sched_ns: Option<u64>,
+    /// Threads at the last full read.
+    threads: i64,
+    /// When `stat` was last read in full.
+    full_at: Option<Instant>,
+    /// The row of the last full read (its CPU figure aside).
+    row: Option<ProcRow>,
 }
 
-/// Reads the process table; keeps what is needed between samples (CPU ticks, command lines,
-/// open `stat` files).
+/// How often a single-threaded process's `stat` is read in full; between, its CPU time comes
+/// from `schedstat` and the rest of its row is the last full read's.
+pub const FULL_EVERY: Duration = Duration::from_secs(5);
+
+/// Slack on [`FULL_EVERY`], so that a sample a few ms early does not wait one more interval.
+const FULL_SLACK: Duration = Duration::from_millis(250);
+
+/// Reads the process table; keeps what is needed between samples (CPU times, command lines,
+/// the last full rows, open `stat` and `schedstat` files).
+///
+/// Every sample lists `/proc` (so a new process is in the very next sample and an ended one
+/// is gone from it) and reads every process's CPU time, but only multi-threaded, new and due
+/// processes have their `stat` read in full. A process that had one thread at its last full
+/// read has its CPU time read from `/proc/<pid>/schedstat` (three numbers, the first its run
+/// time in ns; about a third of the kernel's cost of rendering `stat`), and its `stat` again
+/// every [`FULL_EVERY`], staggered by pid so that the full reads spread over the samples.
+/// `schedstat` counts the main thread alone, hence only for single-threaded processes; one
+/// that starts threads is seen at its next full read, and until then only its main thread's
+/// CPU counts. Memory (RSS), state, parent and name of a single-threaded process may so be up
+/// to [`FULL_EVERY`] old. A `schedstat` file is tied to its process like `stat`: a read of an
+/// ended one fails, and the pid is read afresh in full.
 pub struct ProcTable {
     root: PathBuf,
     known: HashMap<i32, Known>,
@@ -91,6 +120,13 @@ pub struct ProcTable {
     round: u64,
     buf: Vec<u8>,
     max_kept: usize,
+    full_every: Duration,
+}
+
+/// The run time (ns) of a `schedstat` record: its first number.
+fn parse_schedstat(buf: &[u8]) -> Option<u64> {
+    let first = buf.trim_ascii().split(|&b| b == b' ').next()?;
+    std::str::from_utf8(first).ok()?.parse().ok()
 }
 
 /// Reads a whole small /proc record with one positional read at offset 0: a stat line fits a
@@ -175,18 +211,29 @@ impl ProcTable {
             round: 0,
             buf: Vec::with_capacity(1024),
             max_kept: fd_budget(),
+            full_every: FULL_EVERY,
         }
     }
 
-    /// Keeps at most `n` `stat` files open between samples (0: open and close every time).
+    /// Reads single-threaded processes' `stat` in full this often (zero: every sample).
+    pub fn with_full_every(mut self, every: Duration) -> Self {
+        self.full_every = every;
+        self
+    }
+
+    /// Keeps at most `n` `stat` and `schedstat` files open between samples (0: open and close
+    /// every time, and every read in full).
     pub fn with_fd_limit(mut self, n: usize) -> Self {
         self.max_kept = n;
         self
     }
 
-    /// How many `stat` files are kept open now.
+    /// How many `stat` and `schedstat` files are kept open now.
     pub fn kept_fds(&self) -> usize {
-        self.known.values().filter(|k| k.stat.is_some()).count()
+        self.known
+            .values()
+            .map(|k| usize::from(k.stat.is_some()) + usize::from(k.sched.is_some()))
+            .sum()
     }
 
     /// Reads every process at `now`. Processes that vanish while being read are skipped.
@@ -230,7 +277,40 @@ impl ProcTable {
                 seen: 0,
                 stat: None,
                 opened: 0,
+                sched: None,
+                sched_ns: None,
+                threads: 0,
+                full_at: None,
+                row: None,
             });
+            // A single-threaded process between full reads: its CPU time from `schedstat`.
+            let due = known
+                .full_at
+                .is_none_or(|t| now.saturating_duration_since(t) + FULL_SLACK >= self.full_every);
+            if !due
+                && known.threads == 1
+                && let (Some(f), Some(prev), Some(row)) = (&known.sched, known.sched_ns, &known.row)
+            {
+                let ns = read_record(f, &mut self.buf)
+                    .ok()
+                    .and_then(|()| parse_schedstat(&self.buf));
+                if let Some(ns) = ns {
+                    known.sched_ns = Some(ns);
+                    known.seen = self.round;
+                    let cpu_percent = elapsed.map_or(0.0, |secs| {
+                        (ns.saturating_sub(prev) as f64 / 1e9 / secs * 100.0) as f32
+                    });
+                    rows.push(ProcRow {
+                        cpu_percent,
+                        ..row.clone()
+                    });
+                    path.pop();
+                    continue;
+                }
+                // Ended (or unreadable): read the pid afresh in full.
+                known.sched = None;
+                kept -= 1;
+            }
             // A kept file is read in place; one whose process has ended fails (ESRCH) and is
             // dropped, and the pid (perhaps a new process by now) is opened by path below.
             let mut through_kept = false;
@@ -280,12 +360,56 @@ impl ProcTable {
             };
             // Saturating: the values come from a file (a panic in debug builds otherwise).
             let ticks = st.utime.saturating_add(st.stime);
-            let prev_ticks = if known.start == st.starttime {
-                Some(known.ticks)
+            let same = known.start == st.starttime;
+            let prev_ticks = if same { Some(known.ticks) } else { None };
+            if !same {
+                // A new process (or a reused pid): nothing of the old one's is kept.
+                if known.sched.take().is_some() {
+                    kept -= 1;
+                }
+                known.sched_ns = None;
+                known.threads = 0;
+                // Stagger the full reads of processes first seen together.
+                known.full_at = now.checked_sub(Duration::from_secs(
+                    u64::from(pid.unsigned_abs()) % self.full_every.as_secs().max(1),
+                ));
             } else {
-                None
+                known.full_at = Some(now);
+            }
+            if known.full_at.is_none() {
+                known.full_at = Some(now);
+            }
+            // A process single-threaded before or now has its CPU time from `schedstat` (one
+            // source while it stays so: the tick counts of `stat` are rounded down, and mixing
+            // the two would show idle processes as busy).
+            let was_single = same && known.sched_ns.is_some();
+            let single = st.num_threads == 1 && self.max_kept > 0;
+            let mut sched_ns = None;
+            if was_single || single {
+                if known.sched.is_none() && kept < self.max_kept {
+                    path.push("schedstat");
+                    if let Ok(f) = File::open(&path) {
+                        known.sched = Some(f);
+                        kept += 1;
+                    }
+                    path.pop();
+                }
+                if let Some(f) = &known.sched {
+                    sched_ns = read_record(f, &mut self.buf)
+                        .ok()
+                        .and_then(|()| parse_schedstat(&self.buf));
+                }
+            }
+            let sched_delta = match (was_single, known.sched_ns, sched_ns) {
+                (true, Some(prev), Some(ns)) => Some(ns.saturating_sub(prev)),
+                _ => None,
             };
-            if known.start != st.starttime {
+            known.sched_ns = if single { sched_ns } else { None };
+            if !single && known.sched.take().is_some() {
+                kept -= 1;
+            }
+            known.threads = st.num_threads;
+            if !same {
                 // New process (or a reused pid): what does not change is read once.
                 known.start = st.starttime;
                 match procfs::process::Process::new_with_root(path.clone()) {
@@ -305,14 +429,15 @@ impl ProcTable {
             path.pop();
             known.ticks = ticks;
             known.seen = self.round;
-            let cpu_percent = match (prev_ticks, elapsed) {
-                (Some(prev), Some(secs)) => {
+            let cpu_percent = match (sched_delta, prev_ticks, elapsed) {
+                (Some(ns), _, Some(secs)) => (ns as f64 / 1e9 / secs * 100.0) as f32,
+                (None, Some(prev), Some(secs)) if !was_single => {
                     (ticks.saturating_sub(prev) as f64 / self.ticks_per_s / secs * 100.0) as f32
                 }
                 _ => 0.0,
             };
             let ppid = st.ppid.max(0) as u32;
-            rows.push(ProcRow {
+            let row = ProcRow {
                 pid: pid as u32,
                 ppid,
                 kernel_thread: is_kernel_thread(st.flags),
@@ -325,7 +450,13 @@ impl ProcTable {
                     .boot_unix_ms
                     .saturating_add((st.starttime as f64 * 1000.0 / self.ticks_per_s) as u64),
                 state: state_name(st.state),
-            });
+            };
+            if single && known.sched.is_some() && known.sched_ns.is_some() {
+                known.row = Some(row.clone());
+            } else {
+                known.row = None;
+            }
+            rows.push(row);
         }
         // Pids no longer listed (or unreadable this round) go, and their files are closed.
         let round = self.round;
@@ -343,6 +474,7 @@ struct Stat {
     flags: u32,
     utime: u64,
     stime: u64,
+    num_threads: i64,
     starttime: u64,
     rss: u64,
 }
@@ -373,6 +505,7 @@ fn parse_stat(buf: &[u8], read: bool) -> Option<Stat> {
     let flags = num(field(9)?)?;
     let utime = num(field(14)?)?;
     let stime = num(field(15)?)?;
+    let num_threads = num(field(20)?)?;
     let starttime = num(field(22)?)?;
     let rss = num(field(24)?)?;
     Some(Stat {
@@ -382,6 +515,7 @@ fn parse_stat(buf: &[u8], read: bool) -> Option<Stat> {
         flags,
         utime,
         stime,
+        num_threads,
         starttime,
         rss,
     })
@@ -480,6 +614,111 @@ mod tests {
     }
 
     #[test]
+    fn between_full_reads_cpu_comes_from_schedstat_and_the_rest_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        // pid 10: single-threaded, with schedstat; its full reads are staggered by pid % 5 = 0.
+        write_proc(root, 10, "one", 'S', 100, 5000, 256, &["one"]);
+        std::fs::write(root.join("10/schedstat"), "1000000000 5 7\n").expect("schedstat");
+        // pid 11: four threads (field 20), read in full every sample.
+        write_proc(root, 11, "many", 'S', 100, 5000, 256, &["many"]);
+        let stat = std::fs::read_to_string(root.join("11/stat")).expect("stat");
+        std::fs::write(
+            root.join("11/stat"),
+            stat.replacen(" 20 0 1 0 ", " 20 0 4 0 ", 1),
+        )
+        .expect("threads");
+        let mut t = ProcTable::new(root.to_path_buf(), 0);
+        let red = Redactor::default();
+        let t0 = Instant::now();
+        let first = t.sample(t0, &red, &mut Vec::new());
+        assert_eq!(first.len(), 2);
+        assert_eq!(t.kept_fds(), 3, "two stat files and one schedstat");
+
+        // One second on: 0.5 s more run time in schedstat; stat changes too (state, memory,
+        // ticks), but only the multi-threaded process's stat is read again.
+        std::fs::write(root.join("10/schedstat"), "1500000000 5 9\n").expect("schedstat");
+        write_proc(root, 10, "one", 'R', 900, 5000, 512, &["one"]);
+        let tps = procfs::ticks_per_second();
+        let many = |state: char, utime: u64, rss: u64| {
+            write_proc(root, 11, "many", state, utime, 5000, rss, &["many"]);
+            let stat = std::fs::read_to_string(root.join("11/stat")).expect("stat");
+            std::fs::write(
+                root.join("11/stat"),
+                stat.replacen(" 20 0 1 0 ", " 20 0 4 0 ", 1),
+            )
+            .expect("threads");
+        };
+        many('R', 100 + tps, 512);
+        let second = t.sample(t0 + Duration::from_secs(1), &red, &mut Vec::new());
+        let row = |rows: &[ProcRow], pid: u32| {
+            rows.iter().find(|r| r.pid == pid).cloned().expect("listed")
+        };
+        let one = row(&second, 10);
+        assert!((one.cpu_percent - 50.0).abs() < 0.01, "{}", one.cpu_percent);
+        assert_eq!(one.state, "sleeping", "kept from the last full read");
+        assert_eq!(one.rss_bytes, 256 * t.page);
+        let m = row(&second, 11);
+        assert!((m.cpu_percent - 100.0).abs() < 0.01, "{}", m.cpu_percent);
+        assert_eq!(
+            (m.state, m.rss_bytes),
+            ("running", 512 * t.page),
+            "read in full"
+        );
+
+        // Five seconds after its first read, pid 10 is read in full again; its CPU still comes
+        // from schedstat (one source: stat's ticks are rounded down).
+        std::fs::write(root.join("10/schedstat"), "1600000000 5 9\n").expect("schedstat");
+        let later = t.sample(t0 + Duration::from_secs(5), &red, &mut Vec::new());
+        let one = row(&later, 10);
+        assert_eq!((one.state, one.rss_bytes), ("running", 512 * t.page));
+        assert!((one.cpu_percent - 2.5).abs() < 0.01, "{}", one.cpu_percent);
+
+        // It starts threads: from its next full read its CPU comes from stat's ticks, every
+        // sample, and its schedstat file is closed.
+        let stat = std::fs::read_to_string(root.join("10/stat")).expect("stat");
+        std::fs::write(
+            root.join("10/stat"),
+            stat.replacen(" 20 0 1 0 ", " 20 0 2 0 ", 1),
+        )
+        .expect("threads");
+        t.sample(t0 + Duration::from_secs(10), &red, &mut Vec::new());
+        assert!(t.known[&10].sched.is_none() && t.known[&10].threads == 2);
+        assert_eq!(t.kept_fds(), 2);
+    }
+
+    #[test]
+    fn a_new_process_is_in_the_next_sample_and_an_ended_one_is_gone() {
+        // The default table: single-threaded processes between full reads.
+        let mut t = ProcTable::new(PathBuf::from("/proc"), 0);
+        let red = Redactor::default();
+        let before = Child::sleep();
+        for _ in 0..3 {
+            t.sample(Instant::now(), &red, &mut Vec::new());
+        }
+        assert!(
+            t.known[&before.pid()].sched.is_some(),
+            "read through schedstat"
+        );
+        let mut child = Child::sleep();
+        let rows = t.sample(Instant::now(), &red, &mut Vec::new());
+        let row = rows
+            .iter()
+            .find(|r| r.pid == child.pid() as u32)
+            .expect("a new process is listed at once");
+        assert_eq!(row.cmdline, "sleep 30");
+        assert!(rows.iter().any(|r| r.pid == before.pid() as u32));
+        child.end();
+        let rows = t.sample(Instant::now(), &red, &mut Vec::new());
+        assert!(
+            rows.iter().all(|r| r.pid != child.pid() as u32),
+            "an ended process is gone at once"
+        );
+        assert!(rows.iter().any(|r| r.pid == before.pid() as u32));
+        assert!(!t.known.contains_key(&child.pid()));
+    }
+
+    #[test]
     fn kernel_threads_are_flagged_by_pf_kthread_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
@@ -559,6 +798,7 @@ mod tests {
                     flags: want.flags,
                     utime: want.utime,
                     stime: want.stime,
+                    num_threads: want.num_threads,
                     starttime: want.starttime,
                     rss: want.rss,
                 }
@@ -627,8 +867,11 @@ mod tests {
         }
     }
 
+    /// A table of the real /proc that reads every process in full every sample.
     fn real_table() -> ProcTable {
-        ProcTable::new(PathBuf::from("/proc"), 0).with_fd_limit(MAX_KEPT_FDS)
+        ProcTable::new(PathBuf::from("/proc"), 0)
+            .with_fd_limit(MAX_KEPT_FDS)
+            .with_full_every(Duration::ZERO)
     }
 
     /// Samples until `pid` is in the wanted state (a signal is delivered asynchronously).
