@@ -1,21 +1,25 @@
-//! The process table on Linux, read as narrowly as possible: per sample one positional read
-//! of each process's `/proc/<pid>/stat` (state, parent, CPU ticks, start time, resident pages;
-//! only those fields parsed, in place) into a reused buffer; the owner and the command line once per
-//! process, the command line redacted then and cached.
+//! The process table on Linux, read as narrowly as possible: per sample `/proc` is listed
+//! and each process's CPU time read with one positional read into a reused buffer, from
+//! `/proc/<pid>/schedstat` for a single-threaded process between full reads, else from
+//! `/proc/<pid>/stat` (state, parent, flags, CPU ticks, threads, start time, resident pages;
+//! only those fields parsed, in place), which a single-threaded process has read every
+//! [`FULL_EVERY`] (see [`ProcTable`] for what that means for its row). The owner and the
+//! command line are read once per process, the command line redacted then and cached.
 //! `status`, `statm`, `environ` and the thread list are never read. This is what keeps the
 //! agent's own CPU use low at 1 Hz (see `BENCHMARKS.md`): sysinfo's process refresh also reads
 //! `status` for every process, which the kernel formats at some cost.
 //!
-//! Each process's `stat` file stays open between samples and is re-read with `pread` at offset
-//! 0 (as Netdata's apps.plugin does): most of the kernel's cost of a fresh open+read+close is
-//! the path lookup and the open, and a 1 Hz full listing of ~300 processes paid it 300 times a
-//! second. A procfs file is tied to the process it was opened for, not to its number: once that
-//! process is gone, the read fails (`ESRCH`) even if the pid has been given to a new process,
-//! so a failed read drops the file and the pid is opened afresh by path. A pid no longer listed
-//! in `/proc` drops its file with the rest of its entry, and a start time that differs from the
-//! one recorded (a reused pid on a `/proc` that does not behave so) drops it too. At most
-//! [`MAX_KEPT_FDS`] files (and at most half the soft `RLIMIT_NOFILE`) are kept; processes past
-//! that are opened and closed per sample as before.
+//! Each process's `stat` (and `schedstat`) file stays open between samples and is re-read with
+//! `pread` at offset 0 (as Netdata's apps.plugin does): most of the kernel's cost of a fresh
+//! open+read+close is the path lookup and the open, and a 1 Hz full listing of ~300 processes
+//! paid it 300 times a second. A procfs file is tied to the process it was opened for, not to
+//! its number: once that process is gone, the read fails (`ESRCH`) even if the pid has been
+//! given to a new process, so a failed read drops the file and the pid is opened afresh by
+//! path. A pid no longer listed in `/proc` drops its files with the rest of its entry, and a
+//! start time that differs from the one recorded (a reused pid on a `/proc` that does not
+//! behave so) drops them too. At most [`MAX_KEPT_FDS`] files (and at most half the soft
+//! `RLIMIT_NOFILE`) are kept; processes past that are opened and closed per sample as before,
+//! and read in full.
 
 use std::collections::HashMap;
 use std::fs::File;
