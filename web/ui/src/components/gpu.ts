@@ -101,9 +101,10 @@ export class GpuCard {
     setTitle(this.stats.remap, "After correctable / uncorrectable errors");
     const held = g.throttle_reasons ?? [];
     setText(this.stats.throttle, held.length ? held.join(", ").replace(/_/g, " ") : DASH);
-    const lastXid = g.last_xid == null ? "" : ` (last ${g.last_xid}${g.last_xid_unix_ms == null ? "" : ` at ${new Date(g.last_xid_unix_ms).toLocaleString()}`})`;
-    setText(this.stats.xid, g.xid_errors == null ? DASH : `${num(g.xid_errors)}${lastXid}`);
-    setTitle(this.stats.xid, g.xid_errors == null ? "Xid events are not watched on this GPU" : "Critical Xid errors since the agent began watching (79: fallen off the bus, 48: double-bit ECC)");
+    // Short enough for one line on a phone; the time of the last one is in the tooltip.
+    setText(this.stats.xid, g.xid_errors == null ? DASH : `${num(g.xid_errors)}${g.last_xid == null ? "" : ` (last ${g.last_xid})`}`);
+    const lastAt = g.last_xid_unix_ms == null ? "" : `; the last one at ${new Date(g.last_xid_unix_ms).toLocaleString()}`;
+    setTitle(this.stats.xid, g.xid_errors == null ? "Xid events are not watched on this GPU" : `Critical Xid errors since the agent began watching (79: fallen off the bus, 48: double-bit ECC)${lastAt}`);
     this.setMig(g.mig_instances ?? []);
     const procs = g.processes ?? [];
     setText(this.procCount, g.processes_error ? `(left out: ${g.processes_error})` : withProcesses ? `(${procs.length})` : "(not collected)");
