@@ -113,6 +113,8 @@ nvidia-smi --query-gpu=index,memory.total,memory.reserved,memory.used,memory.fre
     --format=csv,noheader,nounits >"$work/mem.csv"
 nvidia-smi --query-gpu=index,power.draw,enforced.power.limit,temperature.gpu,pstate,fan.speed \
     --format=csv,noheader,nounits >"$work/power.csv"
+nvidia-smi --query-gpu=index,clocks.sm,temperature.memory,ecc.errors.corrected.volatile.total,ecc.errors.uncorrected.volatile.total \
+    --format=csv,noheader,nounits >"$work/health.csv"
 cpu_off=$(run_agent off "$work/off.json")
 cpu_idle=$(run_agent auto "$work/idle.json")
 
@@ -199,6 +201,26 @@ for i, draw, limit, temp, pstate, fan in rows("power.csv"):
         line(f is None, f"GPU {i}: fan {fan} must be absent (agent: {f})")
     else:
         line(f is not None and abs(f - float(fan)) <= 5, f"GPU {i}: fan {f} % vs {fan}")
+
+# Health signals (an [N/A] of nvidia-smi must be absent in the agent's sample).
+def same_or_absent(i, what, mine, theirs, tol):
+    t = num(theirs)
+    if t is None:
+        line(mine is None, f"GPU {i}: {what} {theirs} must be absent (agent: {mine})")
+    else:
+        line(mine is not None and abs(mine - t) <= tol(t), f"GPU {i}: {what} {mine} vs {theirs}")
+
+for i, sm, memtemp, ecc_c, ecc_u in rows("health.csv"):
+    g = gpus.get(int(i), {})
+    same_or_absent(i, "SM clock (MHz, ±15 %)", g.get("sm_clock_mhz"), sm, lambda t: max(0.15 * t, 50))
+    same_or_absent(i, "memory temperature", g.get("memory_temperature_celsius"), memtemp, lambda t: 3)
+    same_or_absent(i, "ECC corrected (volatile)", g.get("ecc_corrected_errors"), ecc_c, lambda t: 0)
+    same_or_absent(i, "ECC uncorrected (volatile)", g.get("ecc_uncorrected_errors"), ecc_u, lambda t: 0)
+    # The Xid watch comes up on its own thread, perhaps after a --once run's only reading.
+    x = g.get("xid_errors")
+    line(None if x is None else True,
+         f"GPU {i}: Xid events watched ({x} since the agent started; last {g.get('last_xid')})"
+         if x is not None else f"GPU {i}: Xid watch not up in a one-shot run (xid_errors absent)")
 
 if loaded == "yes":
     load = snap("load.json")

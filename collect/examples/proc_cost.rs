@@ -1,5 +1,6 @@
-//! What one full read of the process table costs, with the `stat` files kept open between
-//! samples (as the agent runs) and with a fresh open per process per sample (as before):
+//! What one read of the process table costs: with a fresh open per process per sample, with
+//! the `stat` files kept open and every process read in full, and as the agent runs (kept
+//! files, single-threaded processes through `schedstat` between full reads every 5 s):
 //! `cargo run --release -p smon-collect --example proc_cost -- [PROCESSES] [SAMPLES]`.
 //!
 //! Idle `sleep` children make the table at least PROCESSES long (300 by default); each mode
@@ -9,10 +10,10 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use smon_collect::Redactor;
-use smon_collect::processes::{MAX_KEPT_FDS, ProcTable};
+use smon_collect::processes::{FULL_EVERY, MAX_KEPT_FDS, ProcTable};
 
 fn thread_cpu_ns() -> u64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -44,12 +45,21 @@ fn main() {
         }
     }
     let red = Redactor::default();
-    for (label, limit) in [("open per sample", 0), ("kept + pread", MAX_KEPT_FDS)] {
-        let mut t = ProcTable::new(PathBuf::from("/proc"), 0).with_fd_limit(limit);
-        let mut rows = t.sample(Instant::now(), &red, &mut Vec::new()).len();
+    for (label, limit, every) in [
+        ("open per sample", 0, Duration::ZERO),
+        ("kept + pread", MAX_KEPT_FDS, Duration::ZERO),
+        ("+ schedstat", MAX_KEPT_FDS, FULL_EVERY),
+    ] {
+        let mut t = ProcTable::new(PathBuf::from("/proc"), 0)
+            .with_fd_limit(limit)
+            .with_full_every(every);
+        // Samples as the agent takes them, one second apart (on the table's clock).
+        let t0 = Instant::now();
+        let mut rows = t.sample(t0, &red, &mut Vec::new()).len();
         let cpu0 = thread_cpu_ns();
-        for _ in 0..samples {
-            rows = t.sample(Instant::now(), &red, &mut Vec::new()).len();
+        for i in 1..=samples {
+            let now = t0 + Duration::from_secs(u64::from(i));
+            rows = t.sample(now, &red, &mut Vec::new()).len();
         }
         let per_sample_us = (thread_cpu_ns() - cpu0) as f64 / f64::from(samples) / 1000.0;
         println!(

@@ -1,27 +1,31 @@
-//! The process table on Linux, read as narrowly as possible: per sample one positional read
-//! of each process's `/proc/<pid>/stat` (state, parent, CPU ticks, start time, resident pages;
-//! parsed by the `procfs` crate) into a reused buffer; the owner and the command line once per
-//! process, the command line redacted then and cached.
+//! The process table on Linux, read as narrowly as possible: per sample `/proc` is listed
+//! and each process's CPU time read with one positional read into a reused buffer, from
+//! `/proc/<pid>/schedstat` for a single-threaded process between full reads, else from
+//! `/proc/<pid>/stat` (state, parent, flags, CPU ticks, threads, start time, resident pages;
+//! only those fields parsed, in place), which a single-threaded process has read every
+//! [`FULL_EVERY`] (see [`ProcTable`] for what that means for its row). The owner and the
+//! command line are read once per process, the command line redacted then and cached.
 //! `status`, `statm`, `environ` and the thread list are never read. This is what keeps the
 //! agent's own CPU use low at 1 Hz (see `BENCHMARKS.md`): sysinfo's process refresh also reads
 //! `status` for every process, which the kernel formats at some cost.
 //!
-//! Each process's `stat` file stays open between samples and is re-read with `pread` at offset
-//! 0 (as Netdata's apps.plugin does): most of the kernel's cost of a fresh open+read+close is
-//! the path lookup and the open, and a 1 Hz full listing of ~300 processes paid it 300 times a
-//! second. A procfs file is tied to the process it was opened for, not to its number: once that
-//! process is gone, the read fails (`ESRCH`) even if the pid has been given to a new process,
-//! so a failed read drops the file and the pid is opened afresh by path. A pid no longer listed
-//! in `/proc` drops its file with the rest of its entry, and a start time that differs from the
-//! one recorded (a reused pid on a `/proc` that does not behave so) drops it too. At most
-//! [`MAX_KEPT_FDS`] files (and at most half the soft `RLIMIT_NOFILE`) are kept; processes past
-//! that are opened and closed per sample as before.
+//! Each process's `stat` (and `schedstat`) file stays open between samples and is re-read with
+//! `pread` at offset 0 (as Netdata's apps.plugin does): most of the kernel's cost of a fresh
+//! open+read+close is the path lookup and the open, and a 1 Hz full listing of ~300 processes
+//! paid it 300 times a second. A procfs file is tied to the process it was opened for, not to
+//! its number: once that process is gone, the read fails (`ESRCH`) even if the pid has been
+//! given to a new process, so a failed read drops the file and the pid is opened afresh by
+//! path. A pid no longer listed in `/proc` drops its files with the rest of its entry, and a
+//! start time that differs from the one recorded (a reused pid on a `/proc` that does not
+//! behave so) drops them too. At most [`MAX_KEPT_FDS`] files (and at most half the soft
+//! `RLIMIT_NOFILE`) are kept; processes past that are opened and closed per sample as before,
+//! and read in full.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::redact::Redactor;
 use crate::CollectError;
@@ -77,10 +81,39 @@ struct Known {
     /// The round in which `stat` was opened (for tests: a kept file is not reopened).
     #[cfg_attr(not(test), allow(dead_code))]
     opened: u64,
+    /// Its `schedstat` file, kept open while the process has one thread (see [`ProcTable`]).
+    sched: Option<File>,
+    /// The CPU time `schedstat` gave at the last sample, in ns (`None`: not read then).
+    sched_ns: Option<u64>,
+    /// Threads at the last full read.
+    threads: i64,
+    /// When `stat` was last read in full.
+    full_at: Option<Instant>,
+    /// The row of the last full read (its CPU figure aside).
+    row: Option<ProcRow>,
 }
 
-/// Reads the process table; keeps what is needed between samples (CPU ticks, command lines,
-/// open `stat` files).
+/// How often a single-threaded process's `stat` is read in full; between, its CPU time comes
+/// from `schedstat` and the rest of its row is the last full read's.
+pub const FULL_EVERY: Duration = Duration::from_secs(5);
+
+/// Slack on [`FULL_EVERY`], so that a sample a few ms early does not wait one more interval.
+const FULL_SLACK: Duration = Duration::from_millis(250);
+
+/// Reads the process table; keeps what is needed between samples (CPU times, command lines,
+/// the last full rows, open `stat` and `schedstat` files).
+///
+/// Every sample lists `/proc` (so a new process is in the very next sample and an ended one
+/// is gone from it) and reads every process's CPU time, but only multi-threaded, new and due
+/// processes have their `stat` read in full. A process that had one thread at its last full
+/// read has its CPU time read from `/proc/<pid>/schedstat` (three numbers, the first its run
+/// time in ns; about a third of the kernel's cost of rendering `stat`), and its `stat` again
+/// every [`FULL_EVERY`], staggered by pid so that the full reads spread over the samples.
+/// `schedstat` counts the main thread alone, hence only for single-threaded processes; one
+/// that starts threads is seen at its next full read, and until then only its main thread's
+/// CPU counts. Memory (RSS), state, parent and name of a single-threaded process may so be up
+/// to [`FULL_EVERY`] old. A `schedstat` file is tied to its process like `stat`: a read of an
+/// ended one fails, and the pid is read afresh in full.
 pub struct ProcTable {
     root: PathBuf,
     known: HashMap<i32, Known>,
@@ -91,6 +124,13 @@ pub struct ProcTable {
     round: u64,
     buf: Vec<u8>,
     max_kept: usize,
+    full_every: Duration,
+}
+
+/// The run time (ns) of a `schedstat` record: its first number.
+fn parse_schedstat(buf: &[u8]) -> Option<u64> {
+    let first = buf.trim_ascii().split(|&b| b == b' ').next()?;
+    std::str::from_utf8(first).ok()?.parse().ok()
 }
 
 /// Reads a whole small /proc record with one positional read at offset 0: a stat line fits a
@@ -119,22 +159,17 @@ fn fd_budget() -> usize {
     usize::try_from(soft / 2).map_or(MAX_KEPT_FDS, |half| half.min(MAX_KEPT_FDS))
 }
 
-/// Whether a `stat` record has the frame `procfs` slices without checking: `pid (comm) rest`,
-/// with a space before the first `(` and after the last `)`. The kernel always writes that
-/// frame; anything else (a truncated read, a foreign or fake /proc) would make
-/// `procfs::process::Stat::from_read` panic on an out-of-range or mid-character slice
-/// (procfs-core 0.18), so such a record is skipped like a vanished process.
-fn stat_frame_ok(buf: &[u8]) -> bool {
-    // The same view of the bytes procfs takes.
-    let text = String::from_utf8_lossy(buf);
-    let line = text.trim().as_bytes();
-    let (Some(open), Some(close)) = (
-        line.iter().position(|&b| b == b'('),
-        line.iter().rposition(|&b| b == b')'),
-    ) else {
-        return false;
-    };
-    open >= 1 && line[open - 1] == b' ' && close > open && line.get(close + 1) == Some(&b' ')
+/// The frame of a `stat` record, `pid (comm) rest`, with a space before the first `(` and
+/// after the last `)` (a name may hold parentheses and spaces): the trimmed line and the
+/// positions of those two parentheses. The kernel always writes that frame; anything else (a
+/// truncated read, a foreign or fake /proc) is skipped like a vanished process.
+fn stat_frame(buf: &[u8]) -> Option<(&[u8], usize, usize)> {
+    let line = buf.trim_ascii();
+    let open = line.iter().position(|&b| b == b'(')?;
+    let close = line.iter().rposition(|&b| b == b')')?;
+    let ok =
+        open >= 1 && line[open - 1] == b' ' && close > open && line.get(close + 1) == Some(&b' ');
+    ok.then_some((line, open, close))
 }
 
 /// Counts the processes (numeric entries of `root`) without reading any of them.
@@ -180,18 +215,29 @@ impl ProcTable {
             round: 0,
             buf: Vec::with_capacity(1024),
             max_kept: fd_budget(),
+            full_every: FULL_EVERY,
         }
     }
 
-    /// Keeps at most `n` `stat` files open between samples (0: open and close every time).
+    /// Reads single-threaded processes' `stat` in full this often (zero: every sample).
+    pub fn with_full_every(mut self, every: Duration) -> Self {
+        self.full_every = every;
+        self
+    }
+
+    /// Keeps at most `n` `stat` and `schedstat` files open between samples (0: open and close
+    /// every time, and every read in full).
     pub fn with_fd_limit(mut self, n: usize) -> Self {
         self.max_kept = n;
         self
     }
 
-    /// How many `stat` files are kept open now.
+    /// How many `stat` and `schedstat` files are kept open now.
     pub fn kept_fds(&self) -> usize {
-        self.known.values().filter(|k| k.stat.is_some()).count()
+        self.known
+            .values()
+            .map(|k| usize::from(k.stat.is_some()) + usize::from(k.sched.is_some()))
+            .sum()
     }
 
     /// Reads every process at `now`. Processes that vanish while being read are skipped.
@@ -235,7 +281,40 @@ impl ProcTable {
                 seen: 0,
                 stat: None,
                 opened: 0,
+                sched: None,
+                sched_ns: None,
+                threads: 0,
+                full_at: None,
+                row: None,
             });
+            // A single-threaded process between full reads: its CPU time from `schedstat`.
+            let due = known
+                .full_at
+                .is_none_or(|t| now.saturating_duration_since(t) + FULL_SLACK >= self.full_every);
+            if !due
+                && known.threads == 1
+                && let (Some(f), Some(prev), Some(row)) = (&known.sched, known.sched_ns, &known.row)
+            {
+                let ns = read_record(f, &mut self.buf)
+                    .ok()
+                    .and_then(|()| parse_schedstat(&self.buf));
+                if let Some(ns) = ns {
+                    known.sched_ns = Some(ns);
+                    known.seen = self.round;
+                    let cpu_percent = elapsed.map_or(0.0, |secs| {
+                        (ns.saturating_sub(prev) as f64 / 1e9 / secs * 100.0) as f32
+                    });
+                    rows.push(ProcRow {
+                        cpu_percent,
+                        ..row.clone()
+                    });
+                    path.pop();
+                    continue;
+                }
+                // Ended (or unreadable): read the pid afresh in full.
+                known.sched = None;
+                kept -= 1;
+            }
             // A kept file is read in place; one whose process has ended fails (ESRCH) and is
             // dropped, and the pid (perhaps a new process by now) is opened by path below.
             let mut through_kept = false;
@@ -285,12 +364,56 @@ impl ProcTable {
             };
             // Saturating: the values come from a file (a panic in debug builds otherwise).
             let ticks = st.utime.saturating_add(st.stime);
-            let prev_ticks = if known.start == st.starttime {
-                Some(known.ticks)
+            let same = known.start == st.starttime;
+            let prev_ticks = if same { Some(known.ticks) } else { None };
+            if !same {
+                // A new process (or a reused pid): nothing of the old one's is kept.
+                if known.sched.take().is_some() {
+                    kept -= 1;
+                }
+                known.sched_ns = None;
+                known.threads = 0;
+                // Stagger the full reads of processes first seen together.
+                known.full_at = now.checked_sub(Duration::from_secs(
+                    u64::from(pid.unsigned_abs()) % self.full_every.as_secs().max(1),
+                ));
             } else {
-                None
+                known.full_at = Some(now);
+            }
+            if known.full_at.is_none() {
+                known.full_at = Some(now);
+            }
+            // A process single-threaded before or now has its CPU time from `schedstat` (one
+            // source while it stays so: the tick counts of `stat` are rounded down, and mixing
+            // the two would show idle processes as busy).
+            let was_single = same && known.sched_ns.is_some();
+            let single = st.num_threads == 1 && self.max_kept > 0;
+            let mut sched_ns = None;
+            if was_single || single {
+                if known.sched.is_none() && kept < self.max_kept {
+                    path.push("schedstat");
+                    if let Ok(f) = File::open(&path) {
+                        known.sched = Some(f);
+                        kept += 1;
+                    }
+                    path.pop();
+                }
+                if let Some(f) = &known.sched {
+                    sched_ns = read_record(f, &mut self.buf)
+                        .ok()
+                        .and_then(|()| parse_schedstat(&self.buf));
+                }
+            }
+            let sched_delta = match (was_single, known.sched_ns, sched_ns) {
+                (true, Some(prev), Some(ns)) => Some(ns.saturating_sub(prev)),
+                _ => None,
             };
-            if known.start != st.starttime {
+            known.sched_ns = if single { sched_ns } else { None };
+            if !single && known.sched.take().is_some() {
+                kept -= 1;
+            }
+            known.threads = st.num_threads;
+            if !same {
                 // New process (or a reused pid): what does not change is read once.
                 known.start = st.starttime;
                 match procfs::process::Process::new_with_root(path.clone()) {
@@ -310,14 +433,15 @@ impl ProcTable {
             path.pop();
             known.ticks = ticks;
             known.seen = self.round;
-            let cpu_percent = match (prev_ticks, elapsed) {
-                (Some(prev), Some(secs)) => {
+            let cpu_percent = match (sched_delta, prev_ticks, elapsed) {
+                (Some(ns), _, Some(secs)) => (ns as f64 / 1e9 / secs * 100.0) as f32,
+                (None, Some(prev), Some(secs)) if !was_single => {
                     (ticks.saturating_sub(prev) as f64 / self.ticks_per_s / secs * 100.0) as f32
                 }
                 _ => 0.0,
             };
             let ppid = st.ppid.max(0) as u32;
-            rows.push(ProcRow {
+            let row = ProcRow {
                 pid: pid as u32,
                 ppid,
                 kernel_thread: is_kernel_thread(st.flags),
@@ -330,7 +454,13 @@ impl ProcTable {
                     .boot_unix_ms
                     .saturating_add((st.starttime as f64 * 1000.0 / self.ticks_per_s) as u64),
                 state: state_name(st.state),
-            });
+            };
+            if single && known.sched.is_some() && known.sched_ns.is_some() {
+                known.row = Some(row.clone());
+            } else {
+                known.row = None;
+            }
+            rows.push(row);
         }
         // Pids no longer listed (or unreadable this round) go, and their files are closed.
         let round = self.round;
@@ -339,13 +469,60 @@ impl ProcTable {
     }
 }
 
+/// The fields of a `/proc/<pid>/stat` record the table uses.
+#[derive(Debug, Clone, PartialEq)]
+struct Stat {
+    comm: String,
+    state: char,
+    ppid: i32,
+    flags: u32,
+    utime: u64,
+    stime: u64,
+    num_threads: i64,
+    starttime: u64,
+    rss: u64,
+}
+
 /// Parses a `stat` record read into `buf` (when `read` is true), skipping a malformed one.
-fn parse_stat(buf: &[u8], read: bool) -> Option<procfs::process::Stat> {
-    use procfs::FromRead as _;
-    if !read || !stat_frame_ok(buf) {
+/// Only the fields used are parsed, in place, with one allocation (the name): the record is
+/// read for every process every second, and a general parser (procfs's, which builds all 52
+/// fields from an owned copy of the line) cost more than the kernel's rendering of it.
+fn parse_stat(buf: &[u8], read: bool) -> Option<Stat> {
+    if !read {
         return None;
     }
-    procfs::process::Stat::from_read(buf).ok()
+    let (line, open, close) = stat_frame(buf)?;
+    let comm = line.get(open + 1..close)?;
+    // Fields after the name, from field 3 (state) on, as proc_pid_stat(5) numbers them.
+    let mut rest = line.get(close + 2..)?.split(|&b| b == b' ');
+    let state = String::from_utf8_lossy(rest.next()?).chars().next()?;
+    let mut at = 4;
+    let mut field = |n: usize| -> Option<&[u8]> {
+        let skip = n.checked_sub(at)?;
+        at = n + 1;
+        rest.nth(skip)
+    };
+    fn num<T: std::str::FromStr>(tok: &[u8]) -> Option<T> {
+        std::str::from_utf8(tok).ok()?.parse().ok()
+    }
+    let ppid = num(field(4)?)?;
+    let flags = num(field(9)?)?;
+    let utime = num(field(14)?)?;
+    let stime = num(field(15)?)?;
+    let num_threads = num(field(20)?)?;
+    let starttime = num(field(22)?)?;
+    let rss = num(field(24)?)?;
+    Some(Stat {
+        comm: String::from_utf8_lossy(comm).into_owned(),
+        state,
+        ppid,
+        flags,
+        utime,
+        stime,
+        num_threads,
+        starttime,
+        rss,
+    })
 }
 
 #[cfg(test)]
@@ -441,6 +618,111 @@ mod tests {
     }
 
     #[test]
+    fn between_full_reads_cpu_comes_from_schedstat_and_the_rest_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        // pid 10: single-threaded, with schedstat; its full reads are staggered by pid % 5 = 0.
+        write_proc(root, 10, "one", 'S', 100, 5000, 256, &["one"]);
+        std::fs::write(root.join("10/schedstat"), "1000000000 5 7\n").expect("schedstat");
+        // pid 11: four threads (field 20), read in full every sample.
+        write_proc(root, 11, "many", 'S', 100, 5000, 256, &["many"]);
+        let stat = std::fs::read_to_string(root.join("11/stat")).expect("stat");
+        std::fs::write(
+            root.join("11/stat"),
+            stat.replacen(" 20 0 1 0 ", " 20 0 4 0 ", 1),
+        )
+        .expect("threads");
+        let mut t = ProcTable::new(root.to_path_buf(), 0);
+        let red = Redactor::default();
+        let t0 = Instant::now();
+        let first = t.sample(t0, &red, &mut Vec::new());
+        assert_eq!(first.len(), 2);
+        assert_eq!(t.kept_fds(), 3, "two stat files and one schedstat");
+
+        // One second on: 0.5 s more run time in schedstat; stat changes too (state, memory,
+        // ticks), but only the multi-threaded process's stat is read again.
+        std::fs::write(root.join("10/schedstat"), "1500000000 5 9\n").expect("schedstat");
+        write_proc(root, 10, "one", 'R', 900, 5000, 512, &["one"]);
+        let tps = procfs::ticks_per_second();
+        let many = |state: char, utime: u64, rss: u64| {
+            write_proc(root, 11, "many", state, utime, 5000, rss, &["many"]);
+            let stat = std::fs::read_to_string(root.join("11/stat")).expect("stat");
+            std::fs::write(
+                root.join("11/stat"),
+                stat.replacen(" 20 0 1 0 ", " 20 0 4 0 ", 1),
+            )
+            .expect("threads");
+        };
+        many('R', 100 + tps, 512);
+        let second = t.sample(t0 + Duration::from_secs(1), &red, &mut Vec::new());
+        let row = |rows: &[ProcRow], pid: u32| {
+            rows.iter().find(|r| r.pid == pid).cloned().expect("listed")
+        };
+        let one = row(&second, 10);
+        assert!((one.cpu_percent - 50.0).abs() < 0.01, "{}", one.cpu_percent);
+        assert_eq!(one.state, "sleeping", "kept from the last full read");
+        assert_eq!(one.rss_bytes, 256 * t.page);
+        let m = row(&second, 11);
+        assert!((m.cpu_percent - 100.0).abs() < 0.01, "{}", m.cpu_percent);
+        assert_eq!(
+            (m.state, m.rss_bytes),
+            ("running", 512 * t.page),
+            "read in full"
+        );
+
+        // Five seconds after its first read, pid 10 is read in full again; its CPU still comes
+        // from schedstat (one source: stat's ticks are rounded down).
+        std::fs::write(root.join("10/schedstat"), "1600000000 5 9\n").expect("schedstat");
+        let later = t.sample(t0 + Duration::from_secs(5), &red, &mut Vec::new());
+        let one = row(&later, 10);
+        assert_eq!((one.state, one.rss_bytes), ("running", 512 * t.page));
+        assert!((one.cpu_percent - 2.5).abs() < 0.01, "{}", one.cpu_percent);
+
+        // It starts threads: from its next full read its CPU comes from stat's ticks, every
+        // sample, and its schedstat file is closed.
+        let stat = std::fs::read_to_string(root.join("10/stat")).expect("stat");
+        std::fs::write(
+            root.join("10/stat"),
+            stat.replacen(" 20 0 1 0 ", " 20 0 2 0 ", 1),
+        )
+        .expect("threads");
+        t.sample(t0 + Duration::from_secs(10), &red, &mut Vec::new());
+        assert!(t.known[&10].sched.is_none() && t.known[&10].threads == 2);
+        assert_eq!(t.kept_fds(), 2);
+    }
+
+    #[test]
+    fn a_new_process_is_in_the_next_sample_and_an_ended_one_is_gone() {
+        // The default table: single-threaded processes between full reads.
+        let mut t = ProcTable::new(PathBuf::from("/proc"), 0);
+        let red = Redactor::default();
+        let before = Child::sleep();
+        for _ in 0..3 {
+            t.sample(Instant::now(), &red, &mut Vec::new());
+        }
+        assert!(
+            t.known[&before.pid()].sched.is_some(),
+            "read through schedstat"
+        );
+        let mut child = Child::sleep();
+        let rows = t.sample(Instant::now(), &red, &mut Vec::new());
+        let row = rows
+            .iter()
+            .find(|r| r.pid == child.pid() as u32)
+            .expect("a new process is listed at once");
+        assert_eq!(row.cmdline, "sleep 30");
+        assert!(rows.iter().any(|r| r.pid == before.pid() as u32));
+        child.end();
+        let rows = t.sample(Instant::now(), &red, &mut Vec::new());
+        assert!(
+            rows.iter().all(|r| r.pid != child.pid() as u32),
+            "an ended process is gone at once"
+        );
+        assert!(rows.iter().any(|r| r.pid == before.pid() as u32));
+        assert!(!t.known.contains_key(&child.pid()));
+    }
+
+    #[test]
     fn kernel_threads_are_flagged_by_pf_kthread_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path();
@@ -479,7 +761,8 @@ mod tests {
 
     #[test]
     fn malformed_stat_records_are_skipped_not_a_panic() {
-        // Found by the property tests: each of these made procfs-core 0.18 panic on a slice.
+        // Found by the property tests: each of these made procfs-core 0.18 panic on a slice
+        // (its parser was used before this one).
         for stat in [
             "(x) S 1\n",            // nothing before the '('
             "7 (x)\n",              // nothing after the ')'
@@ -487,7 +770,7 @@ mod tests {
             "7\u{e9}(x) S 1\n",     // a multi-byte character before the '('
             "7 (x)\u{e9}S 1 1 1\n", // a multi-byte character after the ')'
         ] {
-            assert!(!stat_frame_ok(stat.as_bytes()), "{stat:?}");
+            assert!(stat_frame(stat.as_bytes()).is_none(), "{stat:?}");
             let dir = tempfile::tempdir().expect("tempdir");
             std::fs::create_dir(dir.path().join("7")).expect("mkdir");
             std::fs::write(dir.path().join("7/stat"), stat).expect("stat");
@@ -495,7 +778,50 @@ mod tests {
             let rows = t.sample(Instant::now(), &Redactor::default(), &mut Vec::new());
             assert!(rows.is_empty(), "{stat:?}");
         }
-        assert!(stat_frame_ok(b"7 (a) b) S 1"));
+        assert!(stat_frame(b"7 (a) b) S 1").is_some());
+    }
+
+    #[test]
+    fn the_lean_parser_reads_what_procfs_reads() {
+        use procfs::FromRead as _;
+        let mut compared = 0;
+        for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Ok(buf) = std::fs::read(e.path().join("stat")) else {
+                continue;
+            };
+            let Ok(want) = procfs::process::Stat::from_read(&buf[..]) else {
+                continue;
+            };
+            let got = parse_stat(&buf, true).expect("parsed");
+            assert_eq!(
+                got,
+                Stat {
+                    comm: want.comm,
+                    state: want.state,
+                    ppid: want.ppid,
+                    flags: want.flags,
+                    utime: want.utime,
+                    stime: want.stime,
+                    num_threads: want.num_threads,
+                    starttime: want.starttime,
+                    rss: want.rss,
+                }
+            );
+            compared += 1;
+        }
+        assert!(compared > 1, "{compared}");
+        let odd = b"9 (a) b (c)) R 1 9 9 0 -1 4194560 1 0 0 0 7 3 0 0 20 0 1 0 77 1 5 18446744073709551615\n";
+        let st = parse_stat(odd, true).expect("parsed");
+        assert_eq!((st.comm.as_str(), st.state), ("a) b (c)", 'R'));
+        assert_eq!((st.utime, st.stime, st.starttime, st.rss), (7, 3, 77, 5));
+        assert!(
+            parse_stat(b"9 (a) R 1 9 9 0 -1 x\n", true).is_none(),
+            "flags not a number"
+        );
+        assert!(
+            parse_stat(b"9 (a) R 1 9 9 0 -1 0 1 0 0 0 7\n", true).is_none(),
+            "cut short"
+        );
     }
 
     #[test]
@@ -545,8 +871,11 @@ mod tests {
         }
     }
 
+    /// A table of the real /proc that reads every process in full every sample.
     fn real_table() -> ProcTable {
-        ProcTable::new(PathBuf::from("/proc"), 0).with_fd_limit(MAX_KEPT_FDS)
+        ProcTable::new(PathBuf::from("/proc"), 0)
+            .with_fd_limit(MAX_KEPT_FDS)
+            .with_full_every(Duration::ZERO)
     }
 
     /// Samples until `pid` is in the wanted state (a signal is delivered asynchronously).

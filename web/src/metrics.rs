@@ -482,6 +482,7 @@ fn summary(s: &Snapshot) -> Snapshot {
             .collect(),
         temperatures: s.temperatures.clone(),
         errors: s.errors.clone(),
+        gpus_unix_ms: s.gpus_unix_ms,
         ..Snapshot::default()
     }
 }
@@ -922,6 +923,145 @@ fn encode_gpus(hosts: &[HostCopy], enc: &mut DescriptorEncoder) -> fmt::Result {
         "smon_gpu_performance_state",
         "Performance state: 0 (P0, highest) to 15 (P15, lowest).",
         gpus().filter_map(|(l, g)| Some((l, g.performance_state?))),
+    )?;
+    encode_gpu_health(hosts, enc)
+}
+
+/// The throttle reasons a GPU can report (`Gpu.throttle_reasons`): the `reason` label takes
+/// only these values.
+const THROTTLE_REASONS: [&str; 9] = [
+    "gpu_idle",
+    "applications_clocks",
+    "sw_power_cap",
+    "hw_slowdown",
+    "sync_boost",
+    "sw_thermal",
+    "hw_thermal",
+    "hw_power_brake",
+    "display_clocks",
+];
+
+/// Whether a GPU's throttle reasons were read: not when the GPU could not be opened, is lost
+/// or the query failed (its `error` names the field), so that no 0 stands for "unknown".
+fn throttle_read(g: &Gpu) -> bool {
+    !g.error.contains("device: ")
+        && !g.error.contains("throttle_reasons: ")
+        && !g.error.starts_with("NVML not answering")
+}
+
+/// GPU health: SM clock, memory temperature, ECC errors, row remapping, throttle reasons,
+/// critical Xid errors, whether the GPU was read in full, and the age of the GPU reading.
+/// Labels stay bounded: the GPU's own (`gpu`, `gpu_name`, `uuid`) and `reason` from
+/// [`THROTTLE_REASONS`].
+fn encode_gpu_health(hosts: &[HostCopy], enc: &mut DescriptorEncoder) -> fmt::Result {
+    let gpus = || {
+        hosts.iter().flat_map(|h| {
+            h.live().into_iter().flat_map(move |s| {
+                s.gpus.iter().map(move |g| {
+                    let labels = (
+                        [("gpu", g.index.to_string())],
+                        [("gpu_name", g.name.as_str()), ("uuid", g.uuid.as_str())],
+                    );
+                    ((h.labels(), labels), g)
+                })
+            })
+        })
+    };
+    gauge(
+        enc,
+        "smon_gpu_sm_clock_hertz",
+        "Current SM clock.",
+        gpus().filter_map(|(l, g)| Some((l, u64::from(g.sm_clock_mhz?) * 1_000_000))),
+    )?;
+    gauge(
+        enc,
+        "smon_gpu_memory_temperature_celsius",
+        "Memory (HBM) temperature.",
+        gpus().filter_map(|(l, g)| Some((l, g.memory_temperature_celsius?))),
+    )?;
+    counter(
+        enc,
+        "smon_gpu_ecc_corrected_errors",
+        "Corrected ECC errors since the driver loaded (volatile count; resets with the driver).",
+        gpus().filter_map(|(l, g)| Some((l, g.ecc_corrected_errors?))),
+    )?;
+    counter(
+        enc,
+        "smon_gpu_ecc_uncorrected_errors",
+        "Uncorrected ECC errors since the driver loaded (volatile count; resets with the driver).",
+        gpus().filter_map(|(l, g)| Some((l, g.ecc_uncorrected_errors?))),
+    )?;
+    gauge(
+        enc,
+        "smon_gpu_remapped_rows_correctable",
+        "Memory rows remapped after correctable errors.",
+        gpus().filter_map(|(l, g)| Some((l, g.remapped_rows_correctable?))),
+    )?;
+    gauge(
+        enc,
+        "smon_gpu_remapped_rows_uncorrectable",
+        "Memory rows remapped after uncorrectable errors.",
+        gpus().filter_map(|(l, g)| Some((l, g.remapped_rows_uncorrectable?))),
+    )?;
+    gauge(
+        enc,
+        "smon_gpu_remapping_pending",
+        "1 when a row remapping waits for a GPU reset.",
+        gpus().filter_map(|(l, g)| Some((l, flag(g.remapping_pending?)))),
+    )?;
+    gauge(
+        enc,
+        "smon_gpu_remapping_failed",
+        "1 when a row remapping failed (the GPU needs service).",
+        gpus().filter_map(|(l, g)| Some((l, flag(g.remapping_failed?)))),
+    )?;
+    gauge(
+        enc,
+        "smon_gpu_throttle_reason",
+        "1 while the clocks are held down for this reason, 0 otherwise (only for GPUs whose reasons were read).",
+        gpus().filter(|(_, g)| throttle_read(g)).flat_map(|(l, g)| {
+            THROTTLE_REASONS.into_iter().map(move |r| {
+                let held = g.throttle_reasons.iter().any(|x| x == r);
+                ((l.clone(), [("reason", r)]), flag(held))
+            })
+        }),
+    )?;
+    counter(
+        enc,
+        "smon_gpu_xid_errors",
+        "Critical Xid errors the driver reported since the agent began watching (absent when not watched).",
+        gpus().filter_map(|(l, g)| Some((l, g.xid_errors?))),
+    )?;
+    gauge(
+        enc,
+        "smon_gpu_last_xid",
+        "Code of the last critical Xid error (79: fallen off the bus, 48: double-bit ECC; 999: not said).",
+        gpus().filter_map(|(l, g)| Some((l, g.last_xid?))),
+    )?;
+    gauge(
+        enc,
+        "smon_gpu_last_xid_timestamp_seconds",
+        "When the agent saw the last critical Xid error, seconds since the epoch.",
+        gpus().filter_map(|(l, g)| Some((l, g.last_xid_unix_ms? as f64 / 1000.0))),
+    )?;
+    gauge(
+        enc,
+        "smon_gpu_read_error",
+        "1 when the GPU could not be read in full (its error is in the snapshot), 0 otherwise.",
+        gpus().map(|(l, g)| (l, flag(!g.error.is_empty()))),
+    )?;
+    gauge(
+        enc,
+        "smon_gpu_reading_age_seconds",
+        "Age of the GPU reading in the host's sample (GPUs are read on their own thread; a stuck NVML shows as a growing age).",
+        hosts.iter().filter_map(|h| {
+            let s = h.live()?;
+            if s.gpus.is_empty() || s.gpus_unix_ms == 0 {
+                return None;
+            }
+            let age = s.sample_unix_ms.saturating_sub(s.gpus_unix_ms);
+            Some((h.labels(), age as f64 / 1000.0))
+        }),
     )
 }
 
@@ -1202,6 +1342,108 @@ mod tests {
     }
 
     #[test]
+    fn gpu_health_is_exported_with_bounded_labels() {
+        let mut snap = snapshot();
+        snap.gpus_unix_ms = 400;
+        snap.gpus = vec![
+            Gpu {
+                error: "device: GPU is lost (fallen off the bus?): it needs a reset or a reboot"
+                    .into(),
+                ..gpu(0, None)
+            },
+            Gpu {
+                sm_clock_mhz: Some(1_980),
+                memory_temperature_celsius: Some(71),
+                ecc_corrected_errors: Some(12),
+                ecc_uncorrected_errors: Some(0),
+                remapped_rows_correctable: Some(3),
+                remapped_rows_uncorrectable: Some(1),
+                remapping_pending: Some(true),
+                remapping_failed: Some(false),
+                throttle_reasons: vec!["sw_power_cap".into(), "hw_thermal".into()],
+                xid_errors: Some(2),
+                last_xid: Some(79),
+                last_xid_unix_ms: Some(1_700_000_000_500),
+                ..gpu(1, Some(40))
+            },
+        ];
+        let mut st = ClusterStore::new(vec![spec("lab", "n1")], StoreConfig::for_interval(1000), 0);
+        assert!(st.apply("lab:n1", snap, 1_000));
+        let t = Metrics::with_clock(
+            Arc::new(Mutex::new(st)),
+            &Telemetry::default(),
+            "app",
+            || 1_500,
+        )
+        .render()
+        .expect("render");
+        let v = |s: &str| value(&t, s).unwrap_or_else(|| panic!("no sample {s} in\n{t}"));
+        let g0 = r#"gpu="0",gpu_name="NVIDIA H100",uuid="GPU-0""#;
+        let g1 = r#"gpu="1",gpu_name="NVIDIA H100",uuid="GPU-1""#;
+        assert_eq!(v(&format!("smon_gpu_sm_clock_hertz{{{N1},{g1}}}")), 1.98e9);
+        assert_eq!(
+            v(&format!("smon_gpu_memory_temperature_celsius{{{N1},{g1}}}")),
+            71.0
+        );
+        assert_eq!(
+            v(&format!("smon_gpu_ecc_corrected_errors_total{{{N1},{g1}}}")),
+            12.0
+        );
+        assert_eq!(
+            v(&format!(
+                "smon_gpu_ecc_uncorrected_errors_total{{{N1},{g1}}}"
+            )),
+            0.0
+        );
+        assert!(t.contains("# TYPE smon_gpu_ecc_corrected_errors counter\n"));
+        assert_eq!(
+            v(&format!("smon_gpu_remapped_rows_correctable{{{N1},{g1}}}")),
+            3.0
+        );
+        assert_eq!(
+            v(&format!(
+                "smon_gpu_remapped_rows_uncorrectable{{{N1},{g1}}}"
+            )),
+            1.0
+        );
+        assert_eq!(v(&format!("smon_gpu_remapping_pending{{{N1},{g1}}}")), 1.0);
+        assert_eq!(v(&format!("smon_gpu_remapping_failed{{{N1},{g1}}}")), 0.0);
+        // Every known reason, 1 for those held; none for a GPU whose reasons were not read.
+        let reason = |g: &str, r: &str| {
+            value(
+                &t,
+                &format!(r#"smon_gpu_throttle_reason{{{N1},{g},reason="{r}"}}"#),
+            )
+        };
+        assert_eq!(reason(g1, "sw_power_cap"), Some(1.0));
+        assert_eq!(reason(g1, "hw_thermal"), Some(1.0));
+        assert_eq!(reason(g1, "gpu_idle"), Some(0.0));
+        assert_eq!(
+            t.matches(&format!("smon_gpu_throttle_reason{{{N1},{g1},"))
+                .count(),
+            THROTTLE_REASONS.len()
+        );
+        assert_eq!(
+            reason(g0, "gpu_idle"),
+            None,
+            "a lost GPU's reasons are unknown"
+        );
+        assert_eq!(v(&format!("smon_gpu_xid_errors_total{{{N1},{g1}}}")), 2.0);
+        assert_eq!(v(&format!("smon_gpu_last_xid{{{N1},{g1}}}")), 79.0);
+        assert_eq!(
+            v(&format!("smon_gpu_last_xid_timestamp_seconds{{{N1},{g1}}}")),
+            1_700_000_000.5
+        );
+        assert!(
+            !t.contains(&format!("smon_gpu_xid_errors_total{{{N1},{g0}}}")),
+            "not watched: no sample"
+        );
+        assert_eq!(v(&format!("smon_gpu_read_error{{{N1},{g0}}}")), 1.0);
+        assert_eq!(v(&format!("smon_gpu_read_error{{{N1},{g1}}}")), 0.0);
+        assert_eq!(v(&format!("smon_gpu_reading_age_seconds{{{N1}}}")), 0.5);
+    }
+
+    #[test]
     fn absent_values_have_no_sample() {
         let t = render(&Telemetry::default());
         let g0 = r#"gpu="0",gpu_name="NVIDIA H100",uuid="GPU-0""#;
@@ -1411,6 +1653,22 @@ mod tests {
             let mut s = st.lock().expect("lock");
             let mut snap = snapshot();
             snap.temperatures[0].critical_celsius = Some(100.0);
+            // And a GPU with every health reading.
+            snap.gpus_unix_ms = snap.sample_unix_ms;
+            snap.gpus[1] = Gpu {
+                sm_clock_mhz: Some(1_980),
+                memory_temperature_celsius: Some(71),
+                ecc_corrected_errors: Some(1),
+                ecc_uncorrected_errors: Some(0),
+                remapped_rows_correctable: Some(0),
+                remapped_rows_uncorrectable: Some(0),
+                remapping_pending: Some(false),
+                remapping_failed: Some(false),
+                xid_errors: Some(1),
+                last_xid: Some(79),
+                last_xid_unix_ms: Some(800),
+                ..snap.gpus[1].clone()
+            };
             s.apply("lab:n1", snap, 1_000);
         }
         let text = Metrics::with_clock(st, &tel, "app", || 3_500)

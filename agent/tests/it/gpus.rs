@@ -342,3 +342,46 @@ async fn r535_drivers_leave_processes_out_and_say_why() {
     );
     agent.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_xid_event_reaches_the_snapshot_with_its_gpu_code_and_time() {
+    let agent = start(FakeGpus::with_faults(
+        2,
+        vec![FakeFault::Xid {
+            index: 1,
+            code: 79,
+            at: 4,
+        }],
+    ))
+    .await;
+    let mut c = client(agent.addr, Some(TOKEN)).await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let s = until(&mut c, GetSnapshotRequest::default(), |s| {
+        s.gpus.len() == 2 && s.gpus[1].xid_errors == Some(1)
+    })
+    .await;
+    assert_eq!(s.gpus[1].last_xid, Some(79));
+    assert!(
+        s.gpus[1]
+            .last_xid_unix_ms
+            .is_some_and(|t| t + 5_000 >= before)
+    );
+    assert_eq!(
+        (s.gpus[0].xid_errors, s.gpus[0].last_xid),
+        (Some(0), None),
+        "watched, none"
+    );
+    assert!(s.cpu.is_some() && s.memory.is_some());
+    // Counted once: later samples keep it at 1.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let later = c
+        .get_snapshot(GetSnapshotRequest::default())
+        .await
+        .expect("snapshot")
+        .into_inner();
+    assert_eq!(later.gpus[1].xid_errors, Some(1));
+    agent.shutdown().await;
+}

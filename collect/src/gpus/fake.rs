@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::{
     CallError, DriverFacts, GpuDevice, GpuSource, HealthFields, ProcessAbi, ProcessKind,
-    ProcessList, Symbols,
+    ProcessList, Symbols, XidEvent, XidNews,
 };
 
 /// A fault the fake source can be told to show.
@@ -78,6 +78,15 @@ pub enum FakeFault {
         /// The GPU.
         index: u32,
     },
+    /// GPU `index` reports critical Xid error `code` at reading number `at` (once).
+    Xid {
+        /// The GPU.
+        index: u32,
+        /// The Xid code, e.g. 79.
+        code: u32,
+        /// The reading at which the event arrives.
+        at: u64,
+    },
     /// GPU `index` lists a process `pid` that is not in /proc (garbage from a broken layout).
     GhostProcess {
         /// The GPU.
@@ -115,7 +124,7 @@ pub const FAKE_FIELDS: &[&str] = &[
 /// A fault written as text that is not one of the forms [`FakeFault`] parses.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "is not a fake GPU fault ({0}); forms: no_permission:GPU, gpu_lost:GPU@READING, not_supported:GPU:FIELD, missing_symbol:FIELD, hang:READING@MS, late_driver:ATTEMPTS, mig:GPUxINSTANCES, r535, mps:GPU, ghost_process:GPU:PID"
+    "is not a fake GPU fault ({0}); forms: no_permission:GPU, gpu_lost:GPU@READING, not_supported:GPU:FIELD, missing_symbol:FIELD, hang:READING@MS, late_driver:ATTEMPTS, mig:GPUxINSTANCES, r535, mps:GPU, ghost_process:GPU:PID, xid:GPU:CODE@READING"
 )]
 pub struct FakeFaultError(String);
 
@@ -189,6 +198,17 @@ impl std::str::FromStr for FakeFault {
                     pid: u32::try_from(n(pid)?).map_err(|_| err("not a pid"))?,
                 }
             }
+            "xid" => {
+                let (i, rest) = two(':')?;
+                let (code, at) = rest
+                    .split_once('@')
+                    .ok_or_else(|| err(&format!("'{rest}' lacks '@'")))?;
+                FakeFault::Xid {
+                    index: gpu(i)?,
+                    code: u32::try_from(n(code)?).map_err(|_| err("not an Xid code"))?,
+                    at: n(at)?,
+                }
+            }
             _ => return Err(err(&format!("unknown kind '{kind}'"))),
         })
     }
@@ -203,6 +223,10 @@ pub struct FakeGpus {
     own_pid: u32,
     faults: Vec<FakeFault>,
     calls: Arc<AtomicU64>,
+    /// Xid faults already delivered (by position in `faults`), and whether the watched GPUs
+    /// were announced.
+    xids_sent: Vec<usize>,
+    watch_announced: bool,
 }
 
 /// Memory of each fake GPU.
@@ -223,6 +247,8 @@ impl FakeGpus {
             own_pid: std::process::id(),
             faults,
             calls: Arc::new(AtomicU64::new(0)),
+            xids_sent: Vec::new(),
+            watch_announced: false,
         }
     }
 
@@ -256,6 +282,8 @@ impl GpuSource for FakeGpus {
         if late.is_some_and(|a| self.inits <= a) {
             return Err(CallError::DriverNotLoaded);
         }
+        // A reopened driver announces its watched GPUs again.
+        self.watch_announced = false;
         let r535 = self.has(|f| *f == FakeFault::R535);
         let symbols = Symbols {
             compute_processes_v3: true,
@@ -296,6 +324,33 @@ impl GpuSource for FakeGpus {
             mig: None,
         });
         Ok(())
+    }
+
+    /// Every GPU the agent may open is watched; each Xid fault arrives once, at its reading.
+    fn xid_events(&mut self) -> XidNews {
+        let watched = (!self.watch_announced).then(|| {
+            (0..self.count)
+                .filter(|&index| !self.has(|f| *f == FakeFault::NoPermission { index }))
+                .collect()
+        });
+        self.watch_announced = true;
+        let mut events = Vec::new();
+        for (i, f) in self.faults.iter().enumerate() {
+            if let FakeFault::Xid { index, code, at } = *f
+                && self.tick >= at
+                && !self.xids_sent.contains(&i)
+            {
+                events.push(XidEvent {
+                    index,
+                    xid: code,
+                    unix_ms: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64),
+                });
+                self.xids_sent.push(i);
+            }
+        }
+        XidNews { watched, events }
     }
 }
 
@@ -577,7 +632,17 @@ mod tests {
             ok("ghost_process:2:99"),
             FakeFault::GhostProcess { index: 2, pid: 99 }
         );
+        assert_eq!(
+            ok("xid:1:79@4"),
+            FakeFault::Xid {
+                index: 1,
+                code: 79,
+                at: 4
+            }
+        );
         for bad in [
+            "xid:1:79",
+            "xid:1",
             "",
             "boom",
             "gpu_lost:2",

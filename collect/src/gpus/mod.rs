@@ -16,6 +16,7 @@ pub mod fake;
 pub mod nvml;
 pub mod read;
 pub mod worker;
+pub mod xid;
 
 use smon_proto::GpuProcess;
 
@@ -185,6 +186,27 @@ pub struct HealthFields {
     pub remapping_failed: Option<bool>,
 }
 
+/// One critical Xid error as the driver reported it (an NVML event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XidEvent {
+    /// NVML index of the GPU.
+    pub index: u32,
+    /// The Xid code; 999 when the driver did not say.
+    pub xid: u32,
+    /// When the agent saw it, ms since the epoch.
+    pub unix_ms: u64,
+}
+
+/// What a source's Xid watch has seen since it was last asked ([`GpuSource::xid_events`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct XidNews {
+    /// The GPUs (NVML indices) whose events are watched now; `None`: unchanged since the last
+    /// call.
+    pub watched: Option<Vec<u32>>,
+    /// Events since the last call, oldest first.
+    pub events: Vec<XidEvent>,
+}
+
 /// One GPU (or MIG instance) as a source shows it: one method per driver query.
 pub trait GpuDevice {
     /// UUID.
@@ -244,6 +266,12 @@ pub trait GpuSource: Send {
         index: u32,
         f: &mut dyn FnMut(&dyn GpuDevice),
     ) -> Result<(), CallError>;
+    /// The critical Xid errors reported since the last call. It never blocks: a source waits
+    /// for events on a thread of its own and this only takes what has come. A source that
+    /// cannot watch events answers nothing.
+    fn xid_events(&mut self) -> XidNews {
+        XidNews::default()
+    }
 }
 
 /// Opens the source the config asks for. `auto` always gives the NVML source: it is opened on

@@ -2,12 +2,19 @@
 //! it), maps every NVML error to a [`CallError`], and tells from the library's exported
 //! symbols whether its process lists can be trusted ([`ProcessAbi`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use nvml_wrapper::Nvml;
 use nvml_wrapper::bitmasks::device::ThrottleReasons;
+use nvml_wrapper::bitmasks::event::EventTypes;
 use nvml_wrapper::device::Device;
 use nvml_wrapper::enum_wrappers::device::{Clock, EccCounter, MemoryError, TemperatureSensor};
 use nvml_wrapper::enums::device::{SampleValue, UsedGpuMemory};
+use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
+use nvml_wrapper::event::EventSet;
 use nvml_wrapper::struct_wrappers::device::ProcessInfo;
 use nvml_wrapper::structs::device::FieldId;
 use nvml_wrapper::sys_exports::field_id::{
@@ -17,14 +24,153 @@ use nvml_wrapper::sys_exports::field_id::{
 
 use super::{
     CallError, DriverFacts, GpuDevice, GpuSource, HealthFields, ProcessAbi, ProcessKind,
-    ProcessList, Symbols,
+    ProcessList, Symbols, XidEvent, XidNews,
 };
 
 /// Real GPUs through NVML. The library is opened by [`GpuSource::init`] on the GPU thread;
-/// devices are looked up per reading (a `Device` borrows `Nvml`).
+/// devices are looked up per reading (a `Device` borrows `Nvml`). Critical Xid errors are
+/// waited for on a thread of their own ([`XidWatch`]).
 #[derive(Default)]
 pub struct NvmlGpus {
     nvml: Option<Nvml>,
+    xids: Option<XidWatch>,
+}
+
+/// How long the Xid thread waits for an event before it looks whether it should stop.
+const XID_WAIT_MS: u32 = 1000;
+
+/// What the Xid thread sends.
+enum XidMsg {
+    Watched(Vec<u32>),
+    Event(XidEvent),
+}
+
+/// The Xid thread: it opens NVML once more (NVML counts its users), registers every GPU that
+/// offers critical Xid events in one event set and waits on it with a timeout. An event set
+/// borrows its `Nvml`, so set and handle live together on that thread's stack; the GPU thread
+/// only drains a channel and so never waits on the driver for events. Dropping the watch asks
+/// the thread to stop (within [`XID_WAIT_MS`]); one stuck in the driver is left behind.
+struct XidWatch {
+    rx: mpsc::Receiver<XidMsg>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for XidWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl XidWatch {
+    fn start() -> Option<Self> {
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = Arc::clone(&stop);
+        match std::thread::Builder::new()
+            .name("smon-gpu-xid".into())
+            .spawn(move || watch_xids(&tx, &st))
+        {
+            Ok(_) => Some(Self { rx, stop }),
+            Err(error) => {
+                tracing::warn!(%error, "Cannot start the GPU Xid thread; Xid errors are not watched.");
+                None
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Registers the GPUs that offer critical Xid events; those that do not (or refuse) are left
+/// out. A refused registration frees the set (nvml-wrapper 0.13), so the set is then built
+/// again without that GPU.
+fn register<'n>(nvml: &'n Nvml) -> Result<(EventSet<'n>, Vec<u32>), NvmlError> {
+    let count = nvml.device_count()?;
+    let mut skip: Vec<u32> = Vec::new();
+    'build: loop {
+        let mut set = nvml.create_event_set()?;
+        let mut watched = Vec::new();
+        for index in 0..count {
+            if skip.contains(&index) {
+                continue;
+            }
+            let Ok(d) = nvml.device_by_index(index) else {
+                skip.push(index);
+                continue;
+            };
+            let offered = d
+                .supported_event_types()
+                .is_ok_and(|t| t.contains(EventTypes::CRITICAL_XID_ERROR));
+            if !offered {
+                skip.push(index);
+                continue;
+            }
+            match d.register_events(EventTypes::CRITICAL_XID_ERROR, set) {
+                Ok(s) => {
+                    set = s;
+                    watched.push(index);
+                }
+                Err(e) => {
+                    tracing::info!(gpu = index, error = ?e.error, "GPU refuses Xid events; not watched.");
+                    skip.push(index);
+                    continue 'build;
+                }
+            }
+        }
+        return Ok((set, watched));
+    }
+}
+
+fn watch_xids(tx: &mpsc::Sender<XidMsg>, stop: &AtomicBool) {
+    let nvml = match Nvml::init() {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::info!(error = ?e, "NVML did not open for Xid events; they are not watched.");
+            return;
+        }
+    };
+    let (set, watched) = match register(&nvml) {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::info!(error = ?e, "No NVML event set; Xid errors are not watched.");
+            return;
+        }
+    };
+    if tx.send(XidMsg::Watched(watched)).is_err() {
+        return;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        match set.wait(XID_WAIT_MS) {
+            Ok(ev) => {
+                let xid = match ev.event_data {
+                    Some(XidError::Value(v)) => u32::try_from(v).unwrap_or(u32::MAX),
+                    Some(XidError::Unknown) => 999,
+                    None => continue,
+                };
+                let Ok(index) = ev.device.index() else {
+                    continue;
+                };
+                let e = XidEvent {
+                    index,
+                    xid,
+                    unix_ms: now_ms(),
+                };
+                if tx.send(XidMsg::Event(e)).is_err() {
+                    return;
+                }
+            }
+            Err(NvmlError::Timeout) => {}
+            Err(e) => {
+                // A lost GPU or a driver in trouble: do not spin on the error.
+                tracing::debug!(error = ?e, "Waiting for Xid events failed.");
+                std::thread::sleep(Duration::from_millis(u64::from(XID_WAIT_MS)));
+            }
+        }
+    }
 }
 
 impl NvmlGpus {
@@ -67,6 +213,7 @@ impl GpuSource for NvmlGpus {
     fn init(&mut self) -> Result<DriverFacts, CallError> {
         // Dropping an earlier handle shuts NVML down first (after a driver reload).
         self.nvml = None;
+        self.xids = None;
         let nvml = c(Nvml::init())?;
         let lib = nvml.lib();
         let symbols = Symbols {
@@ -79,7 +226,21 @@ impl GpuSource for NvmlGpus {
             process_abi: ProcessAbi::from_symbols(symbols),
         };
         self.nvml = Some(nvml);
+        self.xids = XidWatch::start();
         Ok(facts)
+    }
+
+    fn xid_events(&mut self) -> XidNews {
+        let mut news = XidNews::default();
+        if let Some(w) = &self.xids {
+            while let Ok(m) = w.rx.try_recv() {
+                match m {
+                    XidMsg::Watched(list) => news.watched = Some(list),
+                    XidMsg::Event(e) => news.events.push(e),
+                }
+            }
+        }
+        news
     }
 
     fn device_count(&mut self) -> Result<u32, CallError> {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use smon_proto::Gpu;
 
 use super::read::Reader;
+use super::xid::XidLog;
 use super::{CallError, GpuError, GpuSource};
 use crate::collector::{DETAIL_LINGER, DetailDemand, QUIET_SCAN_EVERY};
 use crate::error::CollectError;
@@ -185,6 +186,10 @@ impl GpuWorker {
                         memory_total_bytes: g.memory_total_bytes,
                         mig_mode: g.mig_mode,
                         persistence_mode: g.persistence_mode,
+                        // Events already seen stay true while the driver is stuck.
+                        xid_errors: g.xid_errors,
+                        last_xid: g.last_xid,
+                        last_xid_unix_ms: g.last_xid_unix_ms,
                         error: why.clone(),
                         ..Gpu::default()
                     })
@@ -219,6 +224,8 @@ fn run(
     // GPUs seen with persistence mode off (by UUID): warned once, until it changes.
     let mut last_persistence_off = BTreeSet::<String>::new();
     let mut last_scan: Option<Instant> = None;
+    // Kept across reopenings of the driver: counts never go back.
+    let mut xids = XidLog::default();
     let mut next = Instant::now();
     loop {
         let Some(r) = reader.as_mut() else {
@@ -280,6 +287,16 @@ fn run(
         match read {
             Ok(mut reading) => {
                 retry = retry_base;
+                let news = src.xid_events();
+                for e in &news.events {
+                    tracing::warn!(
+                        gpu = e.index,
+                        xid = e.xid,
+                        "GPU reported a critical Xid error (see NVIDIA's Xid table; 79: fallen off the bus, 48: double-bit ECC)."
+                    );
+                }
+                xids.record(news);
+                xids.apply(&mut reading.gpus);
                 if want {
                     last_scan = Some(now);
                 } else if let Some(prev) = st.latest.as_ref() {
@@ -473,6 +490,43 @@ mod tests {
         assert!(w.facts().open);
         let n = calls.load(std::sync::atomic::Ordering::Relaxed);
         assert!(n < 200, "{n} calls: a spin, not a backoff");
+    }
+
+    #[test]
+    fn an_xid_event_is_counted_on_its_gpu_with_its_code_and_time() {
+        let before = unix_ms();
+        let w = worker(FakeGpus::with_faults(
+            3,
+            vec![
+                FakeFault::Xid {
+                    index: 1,
+                    code: 79,
+                    at: 3,
+                },
+                FakeFault::NoPermission { index: 2 },
+            ],
+        ));
+        w.wait_first(Duration::from_secs(2));
+        let first = w.take(Instant::now());
+        assert_eq!(first.gpus[1].xid_errors, Some(0), "watched, none yet");
+        assert_eq!(first.gpus[2].xid_errors, None, "not watched");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let t = loop {
+            let t = w.take(Instant::now());
+            if t.gpus[1].xid_errors == Some(1) {
+                break t;
+            }
+            assert!(Instant::now() < deadline, "never counted: {:?}", t.gpus[1]);
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(t.gpus[1].last_xid, Some(79));
+        let at = t.gpus[1].last_xid_unix_ms.expect("time");
+        assert!(at >= before && at <= unix_ms(), "{at}");
+        assert_eq!(t.gpus[0].xid_errors, Some(0));
+        assert_eq!(t.gpus[0].last_xid, None);
+        // It arrives once: later readings keep the count at 1.
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(w.take(Instant::now()).gpus[1].xid_errors, Some(1));
     }
 
     #[test]

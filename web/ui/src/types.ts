@@ -242,6 +242,11 @@ export interface Gpu {
   /** Why `processes` is left out although asked for; empty otherwise. */
   processes_error: string;
   active_instances: number | null;
+  /** Critical Xid errors since the agent began watching; null when not watched. */
+  xid_errors: number | null;
+  /** The last Xid code, and when the agent saw it (ms since the epoch). */
+  last_xid: number | null;
+  last_xid_unix_ms: number | null;
 }
 
 export interface MigInstance {

@@ -20,7 +20,7 @@ export class GpuCard {
   private readonly pstate: HTMLElement;
   private readonly util = new Meter("meter meter-lg neutral");
   private readonly mem = new Meter("meter meter-lg");
-  private readonly stats: Record<"temp" | "fan" | "power" | "membus" | "sm" | "memtemp" | "ecc" | "remap" | "throttle", HTMLElement>;
+  private readonly stats: Record<"temp" | "fan" | "power" | "membus" | "sm" | "memtemp" | "ecc" | "remap" | "throttle" | "xid", HTMLElement>;
   private readonly error = h("div", { class: "alert warn gpu-error", hidden: true, role: "status" });
   private readonly mode = h("span", { class: "chip gpu-mode" });
   private readonly mig = h("ul", { class: "gpu-mig", hidden: true });
@@ -43,7 +43,8 @@ export class GpuCard {
     const ecc = stat("ECC errors");
     const remap = stat("Remapped rows");
     const throttle = stat("Clocks held by");
-    this.stats = { temp: temp.v, fan: fan.v, power: power.v, membus: membus.v, sm: sm.v, memtemp: memtemp.v, ecc: ecc.v, remap: remap.v, throttle: throttle.v };
+    const xid = stat("Xid errors");
+    this.stats = { temp: temp.v, fan: fan.v, power: power.v, membus: membus.v, sm: sm.v, memtemp: memtemp.v, ecc: ecc.v, remap: remap.v, throttle: throttle.v, xid: xid.v };
     this.procs = new DataTable<GpuProcess>(
       [
         { key: "pid", label: "PID", cls: "num", text: (p) => String(p.pid), sort: (p) => p.pid },
@@ -66,7 +67,7 @@ export class GpuCard {
       h("header", { class: "card-head" }, h("span", { class: "gpu-index" }, `GPU ${index}`), this.title, this.mode, this.pstate),
       this.error,
       h("div", { class: "gpu-meters" }, h("div", null, h("span", { class: "label" }, "Utilisation"), this.util.el), h("div", null, h("span", { class: "label" }, "Memory"), this.mem.el)),
-      h("dl", { class: "stats" }, temp.el, fan.el, power.el, membus.el, sm.el, memtemp.el, ecc.el, remap.el, throttle.el),
+      h("dl", { class: "stats" }, temp.el, fan.el, power.el, membus.el, sm.el, memtemp.el, ecc.el, remap.el, throttle.el, xid.el),
       this.mig,
       h("div", { class: "subhead" }, "Processes ", this.procCount),
       this.procs.el,
@@ -100,6 +101,10 @@ export class GpuCard {
     setTitle(this.stats.remap, "After correctable / uncorrectable errors");
     const held = g.throttle_reasons ?? [];
     setText(this.stats.throttle, held.length ? held.join(", ").replace(/_/g, " ") : DASH);
+    // Short enough for one line on a phone; the time of the last one is in the tooltip.
+    setText(this.stats.xid, g.xid_errors == null ? DASH : `${num(g.xid_errors)}${g.last_xid == null ? "" : ` (last ${g.last_xid})`}`);
+    const lastAt = g.last_xid_unix_ms == null ? "" : `; the last one at ${new Date(g.last_xid_unix_ms).toLocaleString()}`;
+    setTitle(this.stats.xid, g.xid_errors == null ? "Xid events are not watched on this GPU" : `Critical Xid errors since the agent began watching (79: fallen off the bus, 48: double-bit ECC)${lastAt}`);
     this.setMig(g.mig_instances ?? []);
     const procs = g.processes ?? [];
     setText(this.procCount, g.processes_error ? `(left out: ${g.processes_error})` : withProcesses ? `(${procs.length})` : "(not collected)");
