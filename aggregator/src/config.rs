@@ -43,6 +43,19 @@ pub struct AppConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// History: the embedded store and remote write.
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+/// The `storage` block.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Receivers every sample is also sent to, by Prometheus remote write
+    /// ([`crate::remote_write`]).
+    #[serde(default)]
+    pub remote_write: Vec<crate::remote_write::RemoteWriteConfig>,
 }
 
 /// The `monitor` block.
@@ -277,8 +290,11 @@ pub struct Settings {
     /// Agents to poll.
     pub targets: Vec<Target>,
     /// The per-host token files read, checked for group/world access at start and by
-    /// `--check-config` (the users file is `http.auth.users_file`).
+    /// `--check-config` (the users file is `http.auth.users_file`), and the remote-write
+    /// secret files.
     pub token_files: Vec<PathBuf>,
+    /// Remote-write receivers (`storage.remote_write`).
+    pub remote_write: Vec<crate::remote_write::Target>,
 }
 
 fn valid_name(s: &str) -> bool {
@@ -604,6 +620,13 @@ impl AppConfig {
         }
         let run_as = self.server.run_as(&mut errs);
         let limits = self.server.limits.check(&mut errs);
+        let remote_write = crate::remote_write::config::check(
+            &self.storage.remote_write,
+            "storage.remote_write",
+            base,
+            &mut token_files,
+            &mut errs,
+        );
 
         match (errs.is_empty(), http_listen, manager, gpu) {
             (true, Some(http_listen), Some((manager, manager_settings)), Some(gpu)) => {
@@ -634,6 +657,7 @@ impl AppConfig {
                     }),
                     targets,
                     token_files,
+                    remote_write,
                 })
             }
             _ => Err(errs),

@@ -18,6 +18,9 @@ pub enum Error {
     /// The own host's sampler (`monitor.include_self`) could not start.
     #[error("the own host's sampler cannot start")]
     Sampler(#[source] smon_collect::CollectError),
+    /// Remote write could not start.
+    #[error(transparent)]
+    RemoteWrite(crate::remote_write::StartError),
     /// The HTTP server failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),

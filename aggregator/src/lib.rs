@@ -19,6 +19,7 @@ pub mod link;
 pub mod poller;
 pub mod registry;
 pub mod reload;
+pub mod remote_write;
 pub mod start;
 
 pub use error::Error;
@@ -157,6 +158,7 @@ pub async fn run_secured(
 pub struct Running {
     registry: Registry,
     feed: Feed,
+    remote_write: remote_write::RemoteWrite,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
     tracker: TaskTracker,
     sampler: Option<Sampler>,
@@ -172,6 +174,11 @@ impl Running {
     /// The event feed: subscribe to samples, state changes and fleet changes.
     pub fn feed(&self) -> &Feed {
         &self.feed
+    }
+
+    /// The remote-write receivers' state (for the admin page).
+    pub fn remote_write(&self) -> &remote_write::RemoteWrite {
+        &self.remote_write
     }
 
     /// Waits until the server stops (its `stop` token, or a listener failure), then for its
@@ -237,6 +244,17 @@ pub async fn start(
         tracker: tracker.clone(),
         stop: stop.clone(),
     });
+    // Subscribed before the first poller starts: no sample is missed.
+    let remote_write = remote_write::start(
+        &settings.remote_write,
+        &feed,
+        registry.clone(),
+        &web.telemetry,
+        &tracker,
+        &stop,
+    )
+    .map_err(Error::RemoteWrite)
+    .inspect_err(|_| stop.cancel())?;
     registry.apply(settings.targets.clone());
 
     let mut sampler = None;
@@ -334,6 +352,7 @@ pub async fn start(
     Ok(Running {
         registry,
         feed,
+        remote_write,
         served,
         tracker,
         sampler,
