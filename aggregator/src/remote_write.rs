@@ -218,32 +218,41 @@ impl Collector for RemoteWrite {
             m.encode_family(&url(s))?
                 .encode_gauge(&i64::from(*failing))?;
         }
-        let counters: [(&str, &str, fn(&(RemoteWriteStats, bool, u64)) -> u64); 3] = [
-            (
-                "smon_remote_write_sent_samples",
-                "Samples a remote-write receiver accepted",
-                |r| r.0.sent,
-            ),
-            (
-                "smon_remote_write_dropped_samples",
-                "Samples never delivered to a remote-write receiver: its queue was full, it refused them for good (4xx), or they were out of order",
-                |r| r.0.dropped,
-            ),
-            (
-                "smon_remote_write_failed_requests",
-                "Requests to a remote-write receiver that failed (each retried or, on a 4xx, dropped)",
-                |r| r.2,
-            ),
-        ];
-        for (name, help, get) in counters {
-            let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
-            for r in &rows {
-                m.encode_family(&url(&r.0))?
-                    .encode_counter::<NoLabelSet, _, u64>(&get(r), None)?;
-            }
-        }
+        counter(
+            &mut enc,
+            "smon_remote_write_sent_samples",
+            "Samples a remote-write receiver accepted",
+            rows.iter().map(|r| (url(&r.0), r.0.sent)),
+        )?;
+        counter(
+            &mut enc,
+            "smon_remote_write_dropped_samples",
+            "Samples never delivered to a remote-write receiver: its queue was full, it refused them for good (4xx), or they were out of order",
+            rows.iter().map(|r| (url(&r.0), r.0.dropped)),
+        )?;
+        counter(
+            &mut enc,
+            "smon_remote_write_failed_requests",
+            "Requests to a remote-write receiver that failed (each retried or, on a 4xx, dropped)",
+            rows.iter().map(|r| (url(&r.0), r.2)),
+        )?;
         Ok(())
     }
+}
+
+/// Writes one counter family (`name` without the `_total` the encoder appends).
+fn counter(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    rows: impl Iterator<Item = ([(&'static str, String); 1], u64)>,
+) -> Result<(), fmt::Error> {
+    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    for (labels, v) in rows {
+        m.encode_family(&labels)?
+            .encode_counter::<NoLabelSet, _, u64>(&v, None)?;
+    }
+    Ok(())
 }
 
 /// Starts remote write to `targets`: the feed consumer and one sender per receiver, tracked by
