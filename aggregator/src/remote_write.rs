@@ -17,9 +17,10 @@
 //! [`RemoteWrite::stats`], on the admin page.
 //!
 //! Timestamps are the aggregator's clock when the sample arrived (as a Prometheus scrape
-//! stamps its samples), which per host only moves forward: a host sample not later than the
-//! previous one of the same host is left out (counted as dropped), because receivers refuse a
-//! whole request for one out-of-order sample.
+//! stamps its samples), made strictly increasing per host, because receivers refuse a whole
+//! request for one out-of-order or duplicate sample: samples a poller publishes back to back
+//! in the same millisecond move 1 ms apart; a sample a second or more behind the previous one
+//! of its host (the clock went back) is left out and counted as dropped.
 
 pub mod config;
 pub mod queue;
@@ -56,8 +57,12 @@ const FEED_QUEUE: usize = 65_536;
 /// Most feed events handled per wake-up.
 const FEED_BATCH: usize = 512;
 
-/// How long shutdown gives the queues to empty.
-const FLUSH_ON_STOP: Duration = Duration::from_millis(1000);
+/// How long shutdown gives the queues to empty (the whole shutdown has 1.5 s).
+const FLUSH_ON_STOP: Duration = Duration::from_millis(500);
+
+/// A host sample less than this behind the previous one is moved just after it rather than
+/// left out.
+const SAME_INSTANT_MS: i64 = 1000;
 
 /// Most characters of a receiver's answer kept in the last error.
 const ANSWER_CHARS: usize = 200;
@@ -332,7 +337,9 @@ pub struct Converter {
 
 impl Converter {
     /// The chunk of a sample of `host` at `at_ms`; `tags` gives the host's tags the first
-    /// time. `None` when the sample is not later than the host's previous one.
+    /// time. A sample not later than the host's previous one is stamped 1 ms after it when it
+    /// is less than a second behind (samples a poller publishes back to back); `None` (left
+    /// out) when it is further behind (the clock went back).
     pub fn chunk(
         &mut self,
         host: &str,
@@ -348,9 +355,16 @@ impl Converter {
                 series: HashMap::new(),
                 last_ms: i64::MIN,
             });
-        if at_ms <= h.last_ms {
+        // A poller that fell behind publishes the samples it had buffered back to back, in
+        // the same millisecond: those move 1 ms past the previous one. A clock that went back
+        // by a second or more leaves the host's samples out until it catches up.
+        let at_ms = if at_ms > h.last_ms {
+            at_ms
+        } else if h.last_ms - at_ms < SAME_INSTANT_MS {
+            h.last_ms + 1
+        } else {
             return None;
-        }
+        };
         h.last_ms = at_ms;
         let mut values = Vec::with_capacity(h.series.len().max(16));
         let mut key = String::with_capacity(64);

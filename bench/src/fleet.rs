@@ -385,6 +385,12 @@ impl Fleet {
         self.dir.path()
     }
 
+    /// Stops the aggregator now (SIGTERM, then SIGKILL after the grace period); the simulator
+    /// goes on until the fleet is dropped.
+    pub fn stop_aggregator(&mut self) {
+        self.kids.stop(self.aggregator_pid);
+    }
+
     /// Fails when the aggregator or the simulator has exited.
     pub fn ensure_running(&mut self) -> anyhow::Result<()> {
         self.kids.ensure_running(self.aggregator_pid)?;

@@ -207,6 +207,28 @@ struct Bytes {
     vm_bytes: u64,
     vm_du: u64,
     smon_db: Option<u64>,
+    /// Pages of the every-sample tier (tables and indexes named `raw_*`), from `dbstat`.
+    smon_raw: Option<u64>,
+}
+
+/// Bytes of the tables and indexes named `raw_*` (the every-sample tier) of the database
+/// `file`, read with Debian's `sqlite3` (its `dbstat` table); `None` without it.
+fn raw_tier_bytes(file: &Path) -> Option<u64> {
+    let out = Command::new("sqlite3")
+        .arg("-readonly")
+        .arg(file)
+        .arg("SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name LIKE 'raw\\_%' ESCAPE '\\'")
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "Warning: sqlite3 could not read {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 /// One query's timings.
@@ -364,6 +386,11 @@ pub async fn run(args: HistoryArgs) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
+    if known {
+        // Stopped first: the aggregator checkpoints its WAL into the file as it closes.
+        f.stop_aggregator();
+        b.smon_raw = raw_tier_bytes(&f.dir().join("smon-data").join("smon.sqlite3"));
+    }
     drop(f);
     drop(vm);
 
@@ -475,6 +502,13 @@ fn markdown(
         mib(b.vm_du),
         per_value(b.vm_du, b.sent)
     ));
+    if let Some(raw) = b.smon_raw {
+        s.push_str(&format!(
+            "| smon, every-sample tier (`raw_*` tables and indexes, `dbstat`) | | {} | {} |\n",
+            mib(raw),
+            per_value(raw, b.sent)
+        ));
+    }
     match b.smon_db {
         Some(db) => s.push_str(&format!(
             "| smon, whole database with WAL (every tier, processes, indexes: an upper bound of the raw tier) | | {} | {} |\n",

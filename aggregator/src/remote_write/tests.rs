@@ -242,7 +242,7 @@ fn a_full_queue_counts_what_it_drops() {
 }
 
 #[test]
-fn the_converter_keeps_each_hosts_series_and_skips_samples_out_of_order() {
+fn the_converter_keeps_each_hosts_series_and_orders_each_hosts_samples() {
     let mut conv = Converter::default();
     let a = conv.chunk("lab:n1", 1000, &snap(1.0), || vec!["x".into()]);
     let a = a.expect("chunk");
@@ -256,8 +256,22 @@ fn the_converter_keeps_each_hosts_series_and_skips_samples_out_of_order() {
             .all(|(x, y)| Arc::ptr_eq(&x.0, &y.0)),
         "label sets made once"
     );
-    assert!(conv.chunk("lab:n1", 2000, &snap(3.0), Vec::new).is_none());
-    assert!(conv.chunk("lab:n1", 1500, &snap(3.0), Vec::new).is_none());
+    // Published back to back (same or slightly earlier millisecond): moved just after.
+    let same = conv
+        .chunk("lab:n1", 2000, &snap(3.0), Vec::new)
+        .expect("chunk");
+    assert_eq!(same.at_ms, 2001);
+    let behind = conv
+        .chunk("lab:n1", 1500, &snap(3.0), Vec::new)
+        .expect("chunk");
+    assert_eq!(behind.at_ms, 2002);
+    // The clock went back a second or more: left out until it catches up.
+    assert!(conv.chunk("lab:n1", 1002, &snap(3.0), Vec::new).is_none());
+    assert_eq!(
+        conv.chunk("lab:n1", 2500, &snap(3.0), Vec::new)
+            .map(|c| c.at_ms),
+        Some(2500)
+    );
     // Retagged: forgotten, and the tags are asked again.
     conv.forget("lab:n1");
     let c = conv

@@ -269,10 +269,10 @@ impl Recorded {
                     );
                 }
             }
-            self.hosts
-                .entry(host.clone())
-                .or_default()
-                .insert(e.at_ms as i64, v);
+            // As documented: a host's samples published in the same millisecond go 1 ms apart.
+            let times = self.hosts.entry(host.clone()).or_default();
+            let last = times.keys().next_back().copied().unwrap_or(i64::MIN);
+            times.insert((e.at_ms as i64).max(last + 1), v);
         }
     }
 
