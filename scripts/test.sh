@@ -3,7 +3,7 @@
 # binaries (signals, running as `nobody`), several agent processes on 127.0.0.x, and the
 # dashboard in a real browser (Debian's chromium driven by playwright-core).
 # Installs what the tests need when it is missing (needs root for apt-get): chromium,
-# supervisor, prometheus, Node.js, nginx (the proxied deployment), openssl (test certificates).
+# supervisor, prometheus, victoria-metrics (remote write), Node.js, nginx (the proxied deployment), openssl (test certificates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,7 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/supervisord ] || missing+=(supervisor)
 command -v prometheus >/dev/null || missing+=(prometheus)
+command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
 command -v node >/dev/null || missing+=(nodejs npm)
 command -v setpriv >/dev/null || missing+=(util-linux)
 [ -x /usr/sbin/nginx ] || missing+=(nginx)

@@ -43,7 +43,7 @@ pub struct AppConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
-    /// The embedded history database.
+    /// History: the embedded store and remote write.
     #[serde(default)]
     pub storage: StorageConfig,
 }
@@ -63,7 +63,10 @@ pub struct StorageConfig {
     /// How long each tier keeps its data.
     #[serde(default)]
     pub retention: RetentionConfig,
-    // ---- storage.remote_write (helper H4, issue 12 item 5) goes here ----
+    /// Receivers every sample is also sent to, by Prometheus remote write
+    /// ([`crate::remote_write`]).
+    #[serde(default)]
+    pub remote_write: Vec<crate::remote_write::RemoteWriteConfig>,
 }
 
 impl Default for StorageConfig {
@@ -72,6 +75,7 @@ impl Default for StorageConfig {
             enabled: true,
             dir: None,
             retention: RetentionConfig::default(),
+            remote_write: Vec::new(),
         }
     }
 }
@@ -417,7 +421,8 @@ pub struct Settings {
     /// Agents to poll.
     pub targets: Vec<Target>,
     /// The per-host token files read, checked for group/world access at start and by
-    /// `--check-config` (the users file is `http.auth.users_file`).
+    /// `--check-config` (the users file is `http.auth.users_file`), and the remote-write
+    /// secret files.
     pub token_files: Vec<PathBuf>,
     /// The history database (`storage`), `None` when `storage.enabled` is false. Changes
     /// need a restart.
@@ -425,6 +430,8 @@ pub struct Settings {
     /// How often each host's top processes are fetched for the history (a minute; not a
     /// config key: tests shorten it).
     pub processes_every: Duration,
+    /// Remote-write receivers (`storage.remote_write`).
+    pub remote_write: Vec<crate::remote_write::Target>,
 }
 
 fn valid_name(s: &str) -> bool {
@@ -751,6 +758,13 @@ impl AppConfig {
         let run_as = self.server.run_as(&mut errs);
         let limits = self.server.limits.check(&mut errs);
         let storage = self.storage.check(base, &mut errs);
+        let remote_write = crate::remote_write::config::check(
+            &self.storage.remote_write,
+            "storage.remote_write",
+            base,
+            &mut token_files,
+            &mut errs,
+        );
 
         match (errs.is_empty(), http_listen, manager, gpu) {
             (true, Some(http_listen), Some((manager, manager_settings)), Some(gpu)) => {
@@ -783,6 +797,7 @@ impl AppConfig {
                     token_files,
                     storage,
                     processes_every: Duration::from_secs(60),
+                    remote_write,
                 })
             }
             _ => Err(errs),

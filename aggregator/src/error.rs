@@ -26,6 +26,9 @@ pub enum Error {
     /// The login sessions could not be kept in the database.
     #[error(transparent)]
     Sessions(#[from] smon_web::security::sessions::SessionDbError),
+    /// Remote write could not start.
+    #[error(transparent)]
+    RemoteWrite(crate::remote_write::StartError),
     /// The HTTP server failed.
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),

@@ -20,6 +20,7 @@ pub mod link;
 pub mod poller;
 pub mod registry;
 pub mod reload;
+pub mod remote_write;
 pub mod start;
 
 pub use error::Error;
@@ -159,6 +160,7 @@ pub async fn run_secured(
 pub struct Running {
     registry: Registry,
     feed: Feed,
+    remote_write: remote_write::RemoteWrite,
     served: tokio::task::JoinHandle<std::io::Result<()>>,
     tracker: TaskTracker,
     sampler: Option<Sampler>,
@@ -175,6 +177,11 @@ impl Running {
     /// The event feed: subscribe to samples, state changes and fleet changes.
     pub fn feed(&self) -> &Feed {
         &self.feed
+    }
+
+    /// The remote-write receivers' state (for the admin page).
+    pub fn remote_write(&self) -> &remote_write::RemoteWrite {
+        &self.remote_write
     }
 
     /// Waits until the server stops (its `stop` token, or a listener failure), then for its
@@ -236,6 +243,17 @@ pub async fn start(
         }
         None => None,
     };
+    // The admin storage page shows the remote-write receivers, which start below (they need
+    // the registry, which needs the shared `Web`).
+    let remote_stats: Arc<std::sync::OnceLock<remote_write::RemoteWrite>> = Arc::default();
+    if !settings.remote_write.is_empty() {
+        let rs = remote_stats.clone();
+        web = web.with_remote_write(Arc::new(move || {
+            rs.get()
+                .map(remote_write::RemoteWrite::stats)
+                .unwrap_or_default()
+        }));
+    }
     let web = Arc::new(web);
     let tracker = TaskTracker::new();
     let feed = Feed::with_telemetry(web.telemetry.clone());
@@ -263,6 +281,18 @@ pub async fn start(
         tracker: tracker.clone(),
         stop: stop.clone(),
     });
+    // Subscribed before the first poller starts: no sample is missed.
+    let remote_write = remote_write::start(
+        &settings.remote_write,
+        &feed,
+        registry.clone(),
+        &web.telemetry,
+        &tracker,
+        &stop,
+    )
+    .map_err(Error::RemoteWrite)
+    .inspect_err(|_| stop.cancel())?;
+    let _ = remote_stats.set(remote_write.clone());
     registry.apply(settings.targets.clone());
 
     let mut sampler = None;
@@ -367,6 +397,7 @@ pub async fn start(
     Ok(Running {
         registry,
         feed,
+        remote_write,
         served,
         tracker,
         sampler,

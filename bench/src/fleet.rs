@@ -90,6 +90,8 @@ pub struct FleetSpec {
     pub hosts_per_cluster: Option<u64>,
     /// How long the fleet may take until every host is up.
     pub up_timeout: Duration,
+    /// The aggregator's `storage` block (history, remote write); `None`: the binary's default.
+    pub storage: Option<Value>,
 }
 
 impl FleetSpec {
@@ -102,6 +104,7 @@ impl FleetSpec {
             first_addr: FIRST_ADDR.to_owned(),
             hosts_per_cluster: None,
             up_timeout: Duration::from_secs(60) + Duration::from_millis(agents * 10),
+            storage: None,
         }
     }
 }
@@ -310,7 +313,10 @@ impl Fleet {
         let config = dir.path().join("config_app.json");
         let mut public_read_only = supports_public_read_only(root);
         loop {
-            let adapted = adapt_config(cfg.clone(), port, public_read_only)?;
+            let mut adapted = adapt_config(cfg.clone(), port, public_read_only)?;
+            if let (Some(st), Some(o)) = (&spec.storage, adapted.as_object_mut()) {
+                o.insert("storage".into(), st.clone());
+            }
             std::fs::write(&config, serde_json::to_vec_pretty(&adapted)?)
                 .with_context(|| format!("cannot write {}", config.display()))?;
             // The sources may know the key while the binary (built earlier) does not yet.
@@ -372,6 +378,17 @@ impl Fleet {
         };
         fleet.wait_up().await?;
         Ok(fleet)
+    }
+
+    /// The fleet's directory: the aggregator's config (and so its default `smon-data/`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the aggregator now (SIGTERM, then SIGKILL after the grace period); the simulator
+    /// goes on until the fleet is dropped.
+    pub fn stop_aggregator(&mut self) {
+        self.kids.stop(self.aggregator_pid);
     }
 
     /// Fails when the aggregator or the simulator has exited.

@@ -15,6 +15,10 @@
 //! `smon-bench reconnect` kills real agents under a real aggregator and restarts them after an
 //! outage: how soon each host is up again, and what probing dead hosts costs meanwhile.
 //!
+//! `smon-bench history` feeds a simulated fleet into the embedded history and, by remote write,
+//! into VictoriaMetrics: bytes per stored value side by side, the aggregator's CPU with history
+//! off and on, and query times.
+//!
 //! `smon-bench scale | fanout | overview | soak` run a simulated fleet (smon-sim) under the
 //! aggregator: 1,000 to 10,000 agents, 100 and 1,000 Socket.IO clients, the overview page in
 //! chromium, an hour's soak. `smon-bench all` runs the agent benchmark and those four and
@@ -29,6 +33,7 @@ pub mod e2e;
 pub mod e2e_report;
 pub mod fleet;
 pub mod glances;
+pub mod history;
 pub mod machine;
 pub mod procfs;
 pub mod reconnect;

@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use smon_bench::history::{self, HistoryArgs};
 use smon_bench::reconnect::{self, ReconnectArgs};
 use smon_bench::{AgentArgs, E2eArgs, SuiteArgs, agent, e2e, suite};
 
@@ -28,6 +29,9 @@ enum Command {
     /// Real agents killed and restarted after an outage under a real aggregator with dead
     /// hosts: time from an agent's restart to its host up, and the dead hosts' probe cost.
     Reconnect(ReconnectArgs),
+    /// History: bytes per stored value next to VictoriaMetrics fed the same samples by remote
+    /// write, the aggregator's CPU with history off and on, query times.
+    History(HistoryArgs),
     /// (b) The aggregator under 1,000 / 5,000 / 10,000 simulated agents at 1 Hz: CPU, RSS,
     /// staleness p50/p99, overview bytes per second to one browser.
     Scale(SuiteArgs),
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
                 Command::Agent(args) => agent::run(args).await,
                 Command::E2e(args) => e2e::run(args).await,
                 Command::Reconnect(args) => reconnect::run(args).await,
+                Command::History(args) => history::run(args).await,
                 Command::Scale(args) => suite::run(suite::Which::Scale, args).await,
                 Command::Fanout(args) => suite::run(suite::Which::Fanout, args).await,
                 Command::Overview(args) => suite::run(suite::Which::Overview, args).await,

@@ -112,6 +112,8 @@ pub struct Telemetry {
     feed_delivered: Family<ConsumerLabel, Counter>,
     feed_dropped: Family<ConsumerLabel, Counter>,
     history: HistorySource,
+    /// Collectors other parts of the daemon add ([`Telemetry::add_collector`]).
+    extra: Arc<Mutex<Vec<Arc<dyn Collector>>>>,
 }
 
 /// The history writer's state as `/metrics` shows it (`smon_history_*`), read at each scrape
@@ -197,6 +199,7 @@ impl Default for Telemetry {
             feed_delivered: Family::default(),
             feed_dropped: Family::default(),
             history: HistorySource::default(),
+            extra: Arc::default(),
         }
     }
 }
@@ -275,7 +278,19 @@ impl Telemetry {
         self.browsers.get()
     }
 
+    /// Adds a collector read at each scrape of `/metrics` (the remote-write queues, ...). It
+    /// appears in the `/metrics` of servers whose router is built after this call.
+    pub fn add_collector(&self, collector: Arc<dyn Collector>) {
+        self.extra
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(collector);
+    }
+
     fn register(&self, reg: &mut Registry) {
+        for c in self.extra.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            reg.register_collector(Box::new(Shared(c.clone())));
+        }
         reg.register(
             "smon_poll_latency_seconds",
             "Time from an agent taking a sample to its arrival in the store, per cluster (agent \
@@ -315,6 +330,16 @@ impl Telemetry {
             self.feed_dropped.clone(),
         );
         reg.register_collector(Box::new(self.history.clone()));
+    }
+}
+
+/// A collector shared with whoever added it ([`Telemetry::add_collector`]).
+#[derive(Debug)]
+struct Shared(Arc<dyn Collector>);
+
+impl Collector for Shared {
+    fn encode(&self, enc: DescriptorEncoder) -> Result<(), fmt::Error> {
+        self.0.encode(enc)
     }
 }
 

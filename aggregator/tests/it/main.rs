@@ -12,6 +12,7 @@ mod nginx;
 mod prometheus;
 mod props;
 mod reconnect;
+mod remote_write;
 mod sec_accounts;
 mod sec_connections;
 mod sec_http;

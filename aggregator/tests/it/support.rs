@@ -423,6 +423,7 @@ pub struct InProcess {
     pub client: reqwest::Client,
     pub registry: Registry,
     pub feed: Feed,
+    pub remote_write: smon_aggregator::remote_write::RemoteWrite,
     pub stop: CancellationToken,
     pub task: tokio::task::JoinHandle<Result<(), smon_aggregator::Error>>,
     pub dir: tempfile::TempDir,
@@ -444,6 +445,7 @@ impl InProcess {
             .expect("started");
         let registry = running.registry().clone();
         let feed = running.feed().clone();
+        let remote_write = running.remote_write().clone();
         let task = tokio::spawn(running.wait());
         let client = login(&base, "admin", ADMIN_PASSWORD).await;
         Self {
@@ -451,6 +453,7 @@ impl InProcess {
             client,
             registry,
             feed,
+            remote_write,
             stop,
             task,
             dir,

@@ -1,0 +1,290 @@
+//! What a sample becomes on the remote side: Prometheus series named as the embedded history
+//! names its metrics, with an `smon_` prefix (`smon_cpu_percent`, `smon_disk_percent{mount}`,
+//! ...), labelled `cluster`, `host`, `tags` and, per metric, `mount`, `interface`, `sensor` or
+//! `gpu` (the GPU's index).
+//!
+//! Tags are a list of free-form strings (spaces allowed), so they travel as one label in the
+//! form Prometheus' own service discovery uses for lists: `tags=",gpu,rack 3,"`, sorted, with a
+//! comma at both ends, so that `{tags=~".*,gpu,.*"}` selects the hosts tagged `gpu`. A host
+//! without tags has no `tags` label.
+//!
+//! Pure logic: the consumer in [`super`] calls [`each_value`] per sample and keeps the encoded
+//! label sets ([`Series`]) per host.
+
+use smon_proto::Snapshot;
+
+use super::wire;
+
+/// The prefix of every series name.
+pub const PREFIX: &str = "smon_";
+
+/// A label of a per-item metric: its name and value.
+pub type ItemLabel<'a> = (&'static str, &'a str);
+
+/// One series: its labels, sorted by name and encoded once as protobuf `Label` fields.
+#[derive(Debug)]
+pub struct Series {
+    /// The encoded labels (repeated field 1 of `TimeSeries`).
+    pub labels: Box<[u8]>,
+}
+
+impl Series {
+    /// The series `smon_<metric>` of a host with `base` labels (`cluster`, `host`, `tags`)
+    /// and the metric's own label.
+    pub fn new(base: &[(&'static str, String)], metric: &str, item: Option<ItemLabel<'_>>) -> Self {
+        let name = format!("{PREFIX}{metric}");
+        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(base.len() + 2);
+        labels.push(("__name__", &name));
+        labels.extend(base.iter().map(|(n, v)| (*n, v.as_str())));
+        if let Some((n, v)) = item {
+            labels.push((n, v));
+        }
+        // Receivers expect the labels of a series sorted by name.
+        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut buf = Vec::with_capacity(128);
+        for (n, v) in labels {
+            wire::encode_label(n, v, &mut buf);
+        }
+        Self {
+            labels: buf.into_boxed_slice(),
+        }
+    }
+}
+
+/// The `tags` label value of a host: `",a,b,"` (sorted, deduplicated), or `None` without tags.
+pub fn tags_label(tags: &[String]) -> Option<String> {
+    if tags.is_empty() {
+        return None;
+    }
+    let mut t: Vec<&str> = tags.iter().map(String::as_str).collect();
+    t.sort_unstable();
+    t.dedup();
+    Some(format!(",{},", t.join(",")))
+}
+
+/// The base labels of host `id` (`cluster:name`) with `tags`.
+pub fn host_labels(id: &str, tags: &[String]) -> Vec<(&'static str, String)> {
+    let (cluster, name) = id.split_once(':').unwrap_or(("", id));
+    let mut v = vec![("cluster", cluster.to_owned()), ("host", name.to_owned())];
+    if let Some(t) = tags_label(tags) {
+        v.push(("tags", t));
+    }
+    v
+}
+
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+/// Calls `f(metric, item label, value)` for every value of `s`, in the history's metric names
+/// (without the prefix). Values a host does not measure are left out (never sent as 0).
+pub fn each_value(s: &Snapshot, f: &mut impl FnMut(&'static str, Option<ItemLabel<'_>>, f64)) {
+    if let Some(c) = &s.cpu {
+        f("cpu_percent", None, f64::from(c.total_percent));
+    }
+    if let Some(l) = &s.load {
+        f("load1", None, l.one);
+        f("load5", None, l.five);
+        f("load15", None, l.fifteen);
+    }
+    if let Some(m) = &s.memory {
+        f("mem_percent", None, f64::from(m.used_percent));
+        f("mem_used_bytes", None, m.used_bytes as f64);
+        f("swap_percent", None, f64::from(m.swap_used_percent));
+        f("swap_used_bytes", None, m.swap_used_bytes as f64);
+    }
+    for d in &s.disks {
+        let l = Some(("mount", d.mount_point.as_str()));
+        f("disk_percent", l, f64::from(d.used_percent));
+        f("disk_used_bytes", l, d.used_bytes as f64);
+        if let Some(r) = d.read_bytes_per_s {
+            f("disk_read_bytes_per_s", l, r as f64);
+        }
+        if let Some(w) = d.write_bytes_per_s {
+            f("disk_write_bytes_per_s", l, w as f64);
+        }
+    }
+    for n in &s.networks {
+        let l = Some(("interface", n.name.as_str()));
+        f("net_rx_bytes_per_s", l, n.rx_bytes_per_s as f64);
+        f("net_tx_bytes_per_s", l, n.tx_bytes_per_s as f64);
+    }
+    for t in &s.temperatures {
+        if let Some(c) = t.celsius.map(f64::from).and_then(finite) {
+            f("temperature_celsius", Some(("sensor", t.label.as_str())), c);
+        }
+    }
+    for g in &s.gpus {
+        let index = g.index.to_string();
+        let l = Some(("gpu", index.as_str()));
+        if let Some(u) = g.utilization_percent {
+            f("gpu_utilization_percent", l, f64::from(u));
+        }
+        if let Some(m) = g.memory_used_bytes {
+            f("gpu_memory_used_bytes", l, m as f64);
+            if let Some(t) = g.memory_total_bytes.filter(|t| *t > 0) {
+                f("gpu_memory_percent", l, m as f64 * 100.0 / t as f64);
+            }
+        }
+        if let Some(t) = g.temperature_celsius {
+            f("gpu_temperature_celsius", l, f64::from(t));
+        }
+        if let Some(p) = g.power_mw {
+            f("gpu_power_watts", l, f64::from(p) / 1000.0);
+            if let Some(lim) = g.power_limit_mw.filter(|l| *l > 0) {
+                f(
+                    "gpu_power_percent",
+                    l,
+                    f64::from(p) * 100.0 / f64::from(lim),
+                );
+            }
+        }
+        if let Some(fan) = g.fan_percent {
+            f("gpu_fan_percent", l, f64::from(fan));
+        }
+    }
+    f("processes", None, f64::from(s.process_count));
+    f("sessions", None, s.sessions.len() as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smon_proto::{Cpu, Disk, Gpu, LoadAverage, Memory, NetInterface, Session, Temperature};
+
+    fn snapshot() -> Snapshot {
+        Snapshot {
+            cpu: Some(Cpu {
+                total_percent: 12.5,
+                ..Cpu::default()
+            }),
+            load: Some(LoadAverage {
+                one: 0.5,
+                five: 0.25,
+                fifteen: 0.125,
+            }),
+            memory: Some(Memory {
+                used_bytes: 4 << 30,
+                used_percent: 50.0,
+                swap_used_percent: 0.0,
+                ..Memory::default()
+            }),
+            disks: vec![Disk {
+                mount_point: "/home".into(),
+                used_percent: 75.0,
+                used_bytes: 300,
+                read_bytes_per_s: Some(10),
+                write_bytes_per_s: None,
+                ..Disk::default()
+            }],
+            networks: vec![NetInterface {
+                name: "eth0".into(),
+                rx_bytes_per_s: 1000,
+                tx_bytes_per_s: 2000,
+                ..NetInterface::default()
+            }],
+            temperatures: vec![
+                Temperature {
+                    label: "cpu".into(),
+                    celsius: Some(40.0),
+                    ..Temperature::default()
+                },
+                Temperature {
+                    label: "none".into(),
+                    celsius: None,
+                    ..Temperature::default()
+                },
+            ],
+            gpus: vec![Gpu {
+                index: 1,
+                utilization_percent: Some(90),
+                memory_used_bytes: Some(1 << 30),
+                memory_total_bytes: Some(4 << 30),
+                power_mw: Some(150_000),
+                power_limit_mw: Some(300_000),
+                fan_percent: None,
+                temperature_celsius: Some(70),
+                ..Gpu::default()
+            }],
+            process_count: 321,
+            sessions: vec![Session::default(), Session::default()],
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn every_value_has_the_history_name_and_its_label() {
+        let mut got = Vec::new();
+        each_value(&snapshot(), &mut |m, l, v| {
+            got.push(format!(
+                "{m}{} {v}",
+                l.map(|(n, v)| format!("{{{n}={v}}}")).unwrap_or_default()
+            ));
+        });
+        assert_eq!(
+            got,
+            [
+                "cpu_percent 12.5",
+                "load1 0.5",
+                "load5 0.25",
+                "load15 0.125",
+                "mem_percent 50",
+                "mem_used_bytes 4294967296",
+                "swap_percent 0",
+                "swap_used_bytes 0",
+                "disk_percent{mount=/home} 75",
+                "disk_used_bytes{mount=/home} 300",
+                "disk_read_bytes_per_s{mount=/home} 10",
+                "net_rx_bytes_per_s{interface=eth0} 1000",
+                "net_tx_bytes_per_s{interface=eth0} 2000",
+                "temperature_celsius{sensor=cpu} 40",
+                "gpu_utilization_percent{gpu=1} 90",
+                "gpu_memory_used_bytes{gpu=1} 1073741824",
+                "gpu_memory_percent{gpu=1} 25",
+                "gpu_temperature_celsius{gpu=1} 70",
+                "gpu_power_watts{gpu=1} 150",
+                "gpu_power_percent{gpu=1} 50",
+                "processes 321",
+                "sessions 2",
+            ]
+        );
+    }
+
+    #[test]
+    fn tags_are_one_sorted_label_with_commas_at_both_ends() {
+        assert_eq!(tags_label(&[]), None);
+        assert_eq!(
+            tags_label(&["rack 3".into(), "gpu".into(), "gpu".into()]).as_deref(),
+            Some(",gpu,rack 3,")
+        );
+        assert_eq!(
+            host_labels("lab:n1", &["gpu".into()]),
+            [
+                ("cluster", "lab".to_owned()),
+                ("host", "n1".to_owned()),
+                ("tags", ",gpu,".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn labels_are_sorted_by_name_with_the_metric_name_first() {
+        let s = Series::new(
+            &host_labels("lab:n1", &["x".into()]),
+            "disk_percent",
+            Some(("mount", "/")),
+        );
+        let decoded = wire::tests::decode_labels(&s.labels);
+        assert_eq!(
+            decoded,
+            [
+                ("__name__", "smon_disk_percent"),
+                ("cluster", "lab"),
+                ("host", "n1"),
+                ("mount", "/"),
+                ("tags", ",x,"),
+            ]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+    }
+}
