@@ -54,10 +54,22 @@ pub(crate) fn ui_dir() -> PathBuf {
 
 /// A public read-only dashboard's security state (no users, no files written).
 pub(crate) fn public_security(dir: &Path, listen: std::net::SocketAddr) -> Arc<Security> {
-    let auth = AuthConfig {
-        public_read_only: true,
-        ..AuthConfig::default()
-    };
+    security_with(
+        dir,
+        listen,
+        AuthConfig {
+            public_read_only: true,
+            ..AuthConfig::default()
+        },
+    )
+}
+
+/// The security state of a plain-HTTP dashboard on `listen` with `auth` (its files in `dir`).
+pub(crate) fn security_with(
+    dir: &Path,
+    listen: std::net::SocketAddr,
+    auth: AuthConfig,
+) -> Arc<Security> {
     let mut problems = Vec::new();
     let http = check(
         Input {

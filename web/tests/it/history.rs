@@ -26,7 +26,6 @@ use smon_history::{History, SeriesQuery, Shown};
 use smon_proto::{Cpu, Memory, Snapshot};
 use smon_runtime::config::server::UserEntry;
 use smon_web::clock::now_ms;
-use smon_web::security::config::{Input, check};
 use smon_web::security::users::hash_password;
 use smon_web::security::{AuthConfig, Security};
 use smon_web::state::Web;
@@ -239,23 +238,7 @@ fn security(dir: &Path, listen: std::net::SocketAddr) -> Arc<Security> {
         ],
         ..AuthConfig::default()
     };
-    let mut problems = Vec::new();
-    let http = check(
-        Input {
-            behind_proxy: false,
-            allow_from: &[],
-            trusted_proxies: &[],
-            metrics_allow_from: &[],
-            allowed_hosts: None,
-            tls: None,
-            auth: &auth,
-        },
-        dir,
-        "users.json",
-        &mut problems,
-    );
-    assert!(problems.is_empty(), "{problems:?}");
-    Security::start(http, listen).expect("security").0
+    crate::fleet::security_with(dir, listen, auth)
 }
 
 struct Server {
