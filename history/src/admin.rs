@@ -86,6 +86,9 @@ pub fn backup(src: &Path, out: &Path, overwrite: bool) -> Result<(), Error> {
     }
     let source = db::open_reader(src)?;
     let mut dest = Connection::open(&tmp).map_err(sqlite(&tmp))?;
+    // The copy holds what the database holds (command lines, login sessions): owner only,
+    // before a byte is copied.
+    db::private(&tmp)?;
     {
         let copy = Backup::new(&source, &mut dest).map_err(sqlite(&tmp))?;
         let since = Instant::now();

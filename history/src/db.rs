@@ -3,6 +3,7 @@
 //! tables in its own migration file under `history/migrations/`; a new feature appends one,
 //! never edits one that has shipped.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -37,12 +38,24 @@ fn sqlite(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
 /// WAL mode, with the schema brought up to date. Only the writer holds such a connection.
 pub fn open_writer(path: &Path) -> Result<Connection, Error> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Dir {
-            dir: dir.to_owned(),
-            source,
-        })?;
+        // A directory made here is the owner's alone; one that exists keeps its mode (the
+        // Debian unit's StateDirectoryMode).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| Error::Dir {
+                dir: dir.to_owned(),
+                source,
+            })?;
     }
     let mut conn = Connection::open(path).map_err(sqlite(path))?;
+    // Command lines, user names and login sessions are in it: readable by the owner only
+    // (SQLite gives the -wal and -shm files the database's mode). A file of another owner
+    // keeps its mode, said once here.
+    if let Err(e) = private(path) {
+        tracing::warn!(error = %e, "Cannot make the history database readable by its owner only.");
+    }
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite(path))?;
     // WAL: readers never block the writer, and a crash loses at most the transactions not
     // yet committed. NORMAL: a commit is durable once the WAL is synced at a checkpoint; a
@@ -60,6 +73,17 @@ pub fn open_writer(path: &Path) -> Result<Connection, Error> {
             source,
         })?;
     Ok(conn)
+}
+
+/// Makes `path` readable and writable by its owner only.
+pub(crate) fn private(path: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        Error::File {
+            path: path.to_owned(),
+            source,
+        }
+    })
 }
 
 /// Opens the database at `path` read-only (it must exist: the writer made it).
@@ -97,5 +121,17 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("user_version");
         assert!(v >= 2, "schema version {v}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600, "the database");
+        assert_eq!(
+            mode(&dir.path().join("sub")),
+            0o700,
+            "a directory made for it"
+        );
+        assert_eq!(
+            mode(&dir.path().join("sub").join("smon.sqlite3-wal")),
+            0o600
+        );
     }
 }

@@ -631,6 +631,11 @@ fn backup_copies_a_database_being_written_and_refuses_to_overwrite() {
     assert_eq!(a.top_cpu.len(), 10);
     drop(copy);
     assert!(!dir.path().join("copy.sqlite3.tmp").exists());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the copy holds command lines and sessions");
+    }
 
     let err = admin::backup(&path, &out, false).expect_err("exists");
     assert!(
