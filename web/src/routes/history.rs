@@ -43,34 +43,8 @@ const MAX_LABEL: usize = 256;
 /// or microseconds given for milliseconds).
 const MAX_TIME_MS: u64 = 9_000_000_000_000;
 
-/// The metrics the history stores (`web/PROTOCOL.md`); those marked `true` have a label per
-/// host (a mount, an interface, a sensor, a GPU index).
-pub const METRICS: &[(&str, bool)] = &[
-    ("cpu_percent", false),
-    ("load1", false),
-    ("load5", false),
-    ("load15", false),
-    ("mem_percent", false),
-    ("mem_used_bytes", false),
-    ("swap_percent", false),
-    ("swap_used_bytes", false),
-    ("disk_percent", true),
-    ("disk_used_bytes", true),
-    ("disk_read_bytes_per_s", true),
-    ("disk_write_bytes_per_s", true),
-    ("net_rx_bytes_per_s", true),
-    ("net_tx_bytes_per_s", true),
-    ("temperature_celsius", true),
-    ("gpu_utilization_percent", true),
-    ("gpu_memory_used_bytes", true),
-    ("gpu_memory_percent", true),
-    ("gpu_temperature_celsius", true),
-    ("gpu_power_watts", true),
-    ("gpu_power_percent", true),
-    ("gpu_fan_percent", true),
-    ("processes", false),
-    ("sessions", false),
-];
+/// The metrics the history stores (`web/PROTOCOL.md`): one list, the store's own.
+pub use smon_history::series::METRICS;
 
 fn bad(why: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, why)
@@ -106,8 +80,8 @@ pub fn check_metric(m: &str) -> Result<(), String> {
             }
         },
     };
-    let Some((_, labelled)) = METRICS.iter().find(|(n, _)| *n == name) else {
-        let names: Vec<&str> = METRICS.iter().map(|(n, _)| *n).collect();
+    let Some(labelled) = METRICS.iter().find(|m| m.name == name).map(|m| m.labelled) else {
+        let names: Vec<&str> = METRICS.iter().map(|m| m.name).collect();
         return Err(format!(
             "metrics: '{}' is not a stored metric (one of {})",
             log_safe(name),
