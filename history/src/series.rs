@@ -101,6 +101,26 @@ impl Value {
     }
 }
 
+impl Metric {
+    /// What the label of a labelled metric names, as a Prometheus label (`mount`, `interface`,
+    /// `sensor`, `gpu`: the index); `None` for a metric without labels.
+    pub fn label_kind(&self) -> Option<&'static str> {
+        if !self.labelled {
+            return None;
+        }
+        let n = self.name;
+        Some(if n.starts_with("disk_") {
+            "mount"
+        } else if n.starts_with("net_") {
+            "interface"
+        } else if n.starts_with("gpu_") {
+            "gpu"
+        } else {
+            "sensor"
+        })
+    }
+}
+
 /// `value` as stored for `metric` (rounded; non-finite values become 0).
 pub fn quantise(metric: &Metric, value: f64) -> i64 {
     let q = (value * metric.scale).round();
@@ -112,99 +132,92 @@ pub fn dequantise(metric: &Metric, q: f64) -> f64 {
     q / metric.scale
 }
 
-fn push(out: &mut Vec<Value>, name: &str, label: &str, value: f64) {
-    if let Some(metric) = metric(name) {
-        out.push(Value {
-            metric,
-            label: label.to_owned(),
-            value,
-        });
-    }
-}
-
 /// The values a sample stores: every metric the snapshot carries (a GPU field the card does
 /// not report, a sensor without a reading or a disk without I/O counters is left out, not
 /// stored as 0).
 pub fn values(s: &Snapshot) -> Vec<Value> {
     let mut out = Vec::with_capacity(32);
+    each_value(s, &mut |metric, label, value| {
+        out.push(Value {
+            metric,
+            label: label.to_owned(),
+            value,
+        })
+    });
+    out
+}
+
+/// What a host reports over time, in one place: calls `f(metric, label, value)` for every
+/// value of `s` that it carries (finite ones; a field the host does not measure is left out,
+/// never 0). The history stores these; remote write sends them.
+pub fn each_value(s: &Snapshot, f: &mut impl FnMut(&'static Metric, &str, f64)) {
+    let mut push = |name: &str, label: &str, value: f64| {
+        if let Some(metric) = metric(name).filter(|_| value.is_finite()) {
+            f(metric, label, value);
+        }
+    };
     if let Some(cpu) = &s.cpu {
-        push(&mut out, "cpu_percent", "", f64::from(cpu.total_percent));
+        push("cpu_percent", "", f64::from(cpu.total_percent));
     }
     if let Some(load) = &s.load {
-        push(&mut out, "load1", "", load.one);
-        push(&mut out, "load5", "", load.five);
-        push(&mut out, "load15", "", load.fifteen);
+        push("load1", "", load.one);
+        push("load5", "", load.five);
+        push("load15", "", load.fifteen);
     }
     if let Some(mem) = &s.memory {
-        push(&mut out, "mem_percent", "", f64::from(mem.used_percent));
-        push(&mut out, "mem_used_bytes", "", mem.used_bytes as f64);
-        push(
-            &mut out,
-            "swap_percent",
-            "",
-            f64::from(mem.swap_used_percent),
-        );
-        push(&mut out, "swap_used_bytes", "", mem.swap_used_bytes as f64);
+        push("mem_percent", "", f64::from(mem.used_percent));
+        push("mem_used_bytes", "", mem.used_bytes as f64);
+        push("swap_percent", "", f64::from(mem.swap_used_percent));
+        push("swap_used_bytes", "", mem.swap_used_bytes as f64);
     }
     for d in &s.disks {
         let l = d.mount_point.as_str();
-        push(&mut out, "disk_percent", l, f64::from(d.used_percent));
-        push(&mut out, "disk_used_bytes", l, d.used_bytes as f64);
+        push("disk_percent", l, f64::from(d.used_percent));
+        push("disk_used_bytes", l, d.used_bytes as f64);
         if let Some(r) = d.read_bytes_per_s {
-            push(&mut out, "disk_read_bytes_per_s", l, r as f64);
+            push("disk_read_bytes_per_s", l, r as f64);
         }
         if let Some(w) = d.write_bytes_per_s {
-            push(&mut out, "disk_write_bytes_per_s", l, w as f64);
+            push("disk_write_bytes_per_s", l, w as f64);
         }
     }
     for n in &s.networks {
-        push(
-            &mut out,
-            "net_rx_bytes_per_s",
-            &n.name,
-            n.rx_bytes_per_s as f64,
-        );
-        push(
-            &mut out,
-            "net_tx_bytes_per_s",
-            &n.name,
-            n.tx_bytes_per_s as f64,
-        );
+        push("net_rx_bytes_per_s", &n.name, n.rx_bytes_per_s as f64);
+        push("net_tx_bytes_per_s", &n.name, n.tx_bytes_per_s as f64);
     }
     for t in &s.temperatures {
         if let Some(c) = t.celsius {
-            push(&mut out, "temperature_celsius", &t.label, f64::from(c));
+            push("temperature_celsius", &t.label, f64::from(c));
         }
     }
     for g in &s.gpus {
         let l = g.index.to_string();
         if let Some(u) = g.utilization_percent {
-            push(&mut out, "gpu_utilization_percent", &l, f64::from(u));
+            push("gpu_utilization_percent", &l, f64::from(u));
         }
         if let Some(used) = g.memory_used_bytes {
-            push(&mut out, "gpu_memory_used_bytes", &l, used as f64);
+            push("gpu_memory_used_bytes", &l, used as f64);
             if let Some(total) = g.memory_total_bytes.filter(|t| *t > 0) {
                 let p = used as f64 * 100.0 / total as f64;
-                push(&mut out, "gpu_memory_percent", &l, p);
+                push("gpu_memory_percent", &l, p);
             }
         }
         if let Some(t) = g.temperature_celsius {
-            push(&mut out, "gpu_temperature_celsius", &l, f64::from(t));
+            push("gpu_temperature_celsius", &l, f64::from(t));
         }
         if let Some(mw) = g.power_mw {
-            push(&mut out, "gpu_power_watts", &l, f64::from(mw) / 1000.0);
+            push("gpu_power_watts", &l, f64::from(mw) / 1000.0);
             if let Some(limit) = g.power_limit_mw.filter(|l| *l > 0) {
                 let p = f64::from(mw) * 100.0 / f64::from(limit);
-                push(&mut out, "gpu_power_percent", &l, p);
+                push("gpu_power_percent", &l, p);
             }
         }
         if let Some(f) = g.fan_percent {
-            push(&mut out, "gpu_fan_percent", &l, f64::from(f));
+            push("gpu_fan_percent", &l, f64::from(f));
         }
     }
-    push(&mut out, "processes", "", f64::from(s.process_count));
-    push(&mut out, "sessions", "", s.sessions.len() as f64);
-    out
+    push("processes", "", f64::from(s.process_count));
+    push("sessions", "", s.sessions.len() as f64);
 }
 
 /// A metric as a query names it: `name` (every label) or `name{label}`.
@@ -262,6 +275,22 @@ pub fn cluster_host(cluster: &str) -> String {
 mod tests {
     use super::*;
     use smon_proto::{Cpu, Disk, Gpu, LoadAverage, Memory, NetInterface, Session, Temperature};
+
+    #[test]
+    fn labelled_metrics_say_what_their_label_names() {
+        let kind = |n: &str| metric(n).and_then(Metric::label_kind);
+        assert_eq!(kind("cpu_percent"), None);
+        assert_eq!(kind("processes"), None);
+        assert_eq!(kind("disk_write_bytes_per_s"), Some("mount"));
+        assert_eq!(kind("net_rx_bytes_per_s"), Some("interface"));
+        assert_eq!(kind("temperature_celsius"), Some("sensor"));
+        assert_eq!(kind("gpu_fan_percent"), Some("gpu"));
+        assert!(
+            METRICS
+                .iter()
+                .all(|m| m.labelled == m.label_kind().is_some())
+        );
+    }
 
     fn sample() -> Snapshot {
         Snapshot {

@@ -72,79 +72,13 @@ pub fn host_labels(id: &str, tags: &[String]) -> Vec<(&'static str, String)> {
     v
 }
 
-fn finite(v: f64) -> Option<f64> {
-    v.is_finite().then_some(v)
-}
-
 /// Calls `f(metric, item label, value)` for every value of `s`, in the history's metric names
-/// (without the prefix). Values a host does not measure are left out (never sent as 0).
+/// (without the prefix; `smon_history::series::each_value`, the one definition of what a host
+/// reports over time). Values a host does not measure are left out (never sent as 0).
 pub fn each_value(s: &Snapshot, f: &mut impl FnMut(&'static str, Option<ItemLabel<'_>>, f64)) {
-    if let Some(c) = &s.cpu {
-        f("cpu_percent", None, f64::from(c.total_percent));
-    }
-    if let Some(l) = &s.load {
-        f("load1", None, l.one);
-        f("load5", None, l.five);
-        f("load15", None, l.fifteen);
-    }
-    if let Some(m) = &s.memory {
-        f("mem_percent", None, f64::from(m.used_percent));
-        f("mem_used_bytes", None, m.used_bytes as f64);
-        f("swap_percent", None, f64::from(m.swap_used_percent));
-        f("swap_used_bytes", None, m.swap_used_bytes as f64);
-    }
-    for d in &s.disks {
-        let l = Some(("mount", d.mount_point.as_str()));
-        f("disk_percent", l, f64::from(d.used_percent));
-        f("disk_used_bytes", l, d.used_bytes as f64);
-        if let Some(r) = d.read_bytes_per_s {
-            f("disk_read_bytes_per_s", l, r as f64);
-        }
-        if let Some(w) = d.write_bytes_per_s {
-            f("disk_write_bytes_per_s", l, w as f64);
-        }
-    }
-    for n in &s.networks {
-        let l = Some(("interface", n.name.as_str()));
-        f("net_rx_bytes_per_s", l, n.rx_bytes_per_s as f64);
-        f("net_tx_bytes_per_s", l, n.tx_bytes_per_s as f64);
-    }
-    for t in &s.temperatures {
-        if let Some(c) = t.celsius.map(f64::from).and_then(finite) {
-            f("temperature_celsius", Some(("sensor", t.label.as_str())), c);
-        }
-    }
-    for g in &s.gpus {
-        let index = g.index.to_string();
-        let l = Some(("gpu", index.as_str()));
-        if let Some(u) = g.utilization_percent {
-            f("gpu_utilization_percent", l, f64::from(u));
-        }
-        if let Some(m) = g.memory_used_bytes {
-            f("gpu_memory_used_bytes", l, m as f64);
-            if let Some(t) = g.memory_total_bytes.filter(|t| *t > 0) {
-                f("gpu_memory_percent", l, m as f64 * 100.0 / t as f64);
-            }
-        }
-        if let Some(t) = g.temperature_celsius {
-            f("gpu_temperature_celsius", l, f64::from(t));
-        }
-        if let Some(p) = g.power_mw {
-            f("gpu_power_watts", l, f64::from(p) / 1000.0);
-            if let Some(lim) = g.power_limit_mw.filter(|l| *l > 0) {
-                f(
-                    "gpu_power_percent",
-                    l,
-                    f64::from(p) * 100.0 / f64::from(lim),
-                );
-            }
-        }
-        if let Some(fan) = g.fan_percent {
-            f("gpu_fan_percent", l, f64::from(fan));
-        }
-    }
-    f("processes", None, f64::from(s.process_count));
-    f("sessions", None, s.sessions.len() as f64);
+    smon_history::series::each_value(s, &mut |metric, label, value| {
+        f(metric.name, metric.label_kind().map(|k| (k, label)), value)
+    });
 }
 
 #[cfg(test)]
