@@ -374,14 +374,6 @@ pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
         .route(&p("/api/v1/hosts"), get(api::hosts))
         .route(&p("/api/v1/hosts/{id}"), get(api::host))
         .route(&p("/api/v1/hosts/{id}/events"), get(api::events))
-        .route(&p("/api/v1/hosts/{id}/history"), get(history::host_series))
-        .route(&p("/api/v1/hosts/{id}/processes"), get(history::processes))
-        .route(
-            &p("/api/v1/clusters/{name}/history"),
-            get(history::cluster_series),
-        )
-        .route(&p("/api/v1/gpus/usage"), get(history::gpu_usage))
-        .route(&p("/api/v1/admin/storage"), get(history::storage))
         .route(
             &p("/api/{*rest}"),
             get(api::api_not_found).post(api::api_not_found),
@@ -396,6 +388,7 @@ pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
         )
         .route(&p("/healthz"), get(api::healthz))
         .route(&p("/readyz"), get(api::readyz));
+    app = history::routes(app, &base);
     if !base.is_empty() {
         // Relative asset URLs need the trailing slash.
         let to = format!("{base}/");

@@ -132,6 +132,7 @@ pub struct Web {
     pub security: Arc<Security>,
     /// The stored history behind the history routes (`web/PROTOCOL.md`, "History"); `None`
     /// when history is off (those routes answer 503). Set with [`Web::with_history`].
+    #[cfg(feature = "database")]
     pub history: Option<Arc<dyn smon_history::History>>,
     /// The remote-write targets' state for the admin storage page; set with
     /// [`Web::with_remote_write`].
@@ -155,6 +156,7 @@ impl Web {
             mode,
             hub_tick_ms: std::sync::atomic::AtomicU64::new(now_ms()),
             security,
+            #[cfg(feature = "database")]
             history: None,
             remote_write: None,
             io: OnceLock::new(),
@@ -163,6 +165,7 @@ impl Web {
 
     /// Serves `history` on the history routes (before the state is shared:
     /// `Arc::new(Web::new(..).with_history(h))`).
+    #[cfg(feature = "database")]
     pub fn with_history(mut self, history: Arc<dyn smon_history::History>) -> Self {
         self.history = Some(history);
         self

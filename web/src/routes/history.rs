@@ -46,6 +46,18 @@ const MAX_TIME_MS: u64 = 9_000_000_000_000;
 /// The metrics the history stores (`web/PROTOCOL.md`): one list, the store's own.
 pub use smon_history::series::METRICS;
 
+/// The history routes under `base` (paths in [`super::HISTORY_PATHS`], in that order).
+pub(crate) fn routes(app: axum::Router<Arc<Web>>, base: &str) -> axum::Router<Arc<Web>> {
+    use axum::routing::get;
+    let [host, procs, cluster, gpus, storage_path] = super::HISTORY_PATHS;
+    let p = |s: &str| format!("{base}{s}");
+    app.route(&p(host), get(host_series))
+        .route(&p(procs), get(processes))
+        .route(&p(cluster), get(cluster_series))
+        .route(&p(gpus), get(gpu_usage))
+        .route(&p(storage_path), get(storage))
+}
+
 fn bad(why: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, why)
 }

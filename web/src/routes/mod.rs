@@ -5,4 +5,42 @@
 pub mod accounts;
 pub mod api;
 pub mod auth;
+#[cfg(feature = "database")]
 pub mod history;
+
+/// Without the `database` feature (the agent's single-host view): the history routes exist and
+/// answer 503, as a server with history off does.
+#[cfg(not(feature = "database"))]
+pub mod history {
+    use std::sync::Arc;
+
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+
+    use crate::error::ApiError;
+    use crate::state::Web;
+
+    async fn off() -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "history is off on this server (it keeps none)".into(),
+        )
+    }
+
+    /// The history routes under `base`, each answering 503.
+    pub(crate) fn routes(app: Router<Arc<Web>>, base: &str) -> Router<Arc<Web>> {
+        super::HISTORY_PATHS.iter().fold(app, |app, path| {
+            app.route(&format!("{base}{path}"), get(off))
+        })
+    }
+}
+
+/// The paths of the history routes (`web/PROTOCOL.md`, "History"), under the base path.
+pub(crate) const HISTORY_PATHS: [&str; 5] = [
+    "/api/v1/hosts/{id}/history",
+    "/api/v1/hosts/{id}/processes",
+    "/api/v1/clusters/{name}/history",
+    "/api/v1/gpus/usage",
+    "/api/v1/admin/storage",
+];

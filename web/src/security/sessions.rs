@@ -3,20 +3,27 @@
 //! own table `sessions` in the SQLite file of the history). Expired sessions are deleted once
 //! a minute. What a session holds is server-side only (the cookie carries an id).
 
+#[cfg(feature = "database")]
 use std::path::Path;
+#[cfg(feature = "database")]
 use std::time::Duration;
 
+#[cfg(feature = "database")]
 use tokio_util::sync::CancellationToken;
 use tower_sessions::MemoryStore;
 use tower_sessions::session::{Id, Record};
-use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
-use tower_sessions_rusqlite_store::RusqliteStore;
-use tower_sessions_rusqlite_store::tokio_rusqlite;
+#[cfg(feature = "database")]
+use tower_sessions::session_store::ExpiredDeletion;
+use tower_sessions::session_store::{self, SessionStore};
+#[cfg(feature = "database")]
+use tower_sessions_rusqlite_store::{RusqliteStore, tokio_rusqlite};
 
 /// The table of the database that holds the sessions.
+#[cfg(feature = "database")]
 const TABLE: &str = "sessions";
 
 /// How often expired sessions are deleted from the database.
+#[cfg(feature = "database")]
 const DELETE_EXPIRED_EVERY: Duration = Duration::from_secs(60);
 
 /// A session store: one of the two kinds.
@@ -25,6 +32,7 @@ pub enum Sessions {
     /// In memory: lost on restart.
     Memory(MemoryStore),
     /// In the server's SQLite database.
+    #[cfg(feature = "database")]
     Database(RusqliteStore),
 }
 
@@ -35,6 +43,7 @@ impl Default for Sessions {
 }
 
 /// The session table could not be opened.
+#[cfg(feature = "database")]
 #[derive(Debug, thiserror::Error)]
 #[error("cannot keep login sessions in {path}: {source}")]
 pub struct SessionDbError {
@@ -45,6 +54,7 @@ pub struct SessionDbError {
     pub source: tokio_rusqlite::Error,
 }
 
+#[cfg(feature = "database")]
 impl Sessions {
     /// Sessions kept in the SQLite database at `path` (made by the history writer; WAL), in
     /// the table `sessions`, created when missing. Expired ones are deleted once a minute
@@ -92,6 +102,7 @@ impl SessionStore for Sessions {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         match self {
             Self::Memory(s) => s.create(record).await,
+            #[cfg(feature = "database")]
             Self::Database(s) => s.create(record).await,
         }
     }
@@ -99,6 +110,7 @@ impl SessionStore for Sessions {
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         match self {
             Self::Memory(s) => s.save(record).await,
+            #[cfg(feature = "database")]
             Self::Database(s) => s.save(record).await,
         }
     }
@@ -106,6 +118,7 @@ impl SessionStore for Sessions {
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         match self {
             Self::Memory(s) => s.load(id).await,
+            #[cfg(feature = "database")]
             Self::Database(s) => s.load(id).await,
         }
     }
@@ -113,6 +126,7 @@ impl SessionStore for Sessions {
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         match self {
             Self::Memory(s) => s.delete(id).await,
+            #[cfg(feature = "database")]
             Self::Database(s) => s.delete(id).await,
         }
     }
