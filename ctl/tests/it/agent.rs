@@ -98,23 +98,51 @@ fn a_wrong_token_a_closed_port_and_no_terminal_are_one_sentence_each() {
 }
 
 /// What a terminal received so far, read by a thread as it comes (a pipe left unread would
-/// fill and stall the view).
-#[derive(Clone, Default)]
-struct Screen(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+/// fill and stall the view): the bytes, and what they show on a 120 x 40 terminal. The view
+/// is checked on the emulated screen, not in the bytes: ratatui redraws only the cells that
+/// changed, so a line of text is in the bytes whole only when every cell of it changed.
+#[derive(Clone)]
+struct Screen(std::sync::Arc<std::sync::Mutex<(Vec<u8>, vt100::Parser)>>);
+
+impl Default for Screen {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new((
+            Vec::new(),
+            vt100::Parser::new(
+                std::num::NonZero::new(40).expect("rows"),
+                std::num::NonZero::new(120).expect("columns"),
+                0,
+            ),
+        ))))
+    }
+}
 
 impl Screen {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    fn feed(&self, bytes: &[u8]) {
+        let mut t = self.0.lock().expect("lock");
+        t.0.extend_from_slice(bytes);
+        t.1.process(bytes);
     }
 
-    /// Waits until `needle` has been drawn; panics after 20 s.
+    /// Everything written to the terminal, escape sequences included.
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock").0).into_owned()
+    }
+
+    /// What the terminal shows now, and whether that is the alternate screen.
+    fn shown(&self) -> (String, bool) {
+        let t = self.0.lock().expect("lock");
+        (t.1.screen().contents(), t.1.screen().alternate_screen())
+    }
+
+    /// Waits until the terminal shows `needle`; panics after 20 s.
     fn wait_for(&self, needle: &str) {
         let started = std::time::Instant::now();
-        while !self.text().contains(needle) {
+        while !self.shown().0.contains(needle) {
             assert!(
                 started.elapsed() < std::time::Duration::from_secs(20),
-                "{needle:?} never drawn: {:?}",
-                self.text()
+                "{needle:?} never shown; the screen:\n{}",
+                self.shown().0
             );
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
@@ -133,11 +161,11 @@ impl Drop for KillOnDrop {
 
 /// Runs the live view on a pseudo-terminal (util-linux `script`, 120 x 40) against `a`;
 /// `act` gets its stdin (the keyboard), smonctl's pid and the screen once the first frame is
-/// drawn. Returns the exit status and everything written to the terminal.
+/// drawn. Returns the exit status and the terminal.
 fn live(
     a: &crate::support::Daemon,
     act: impl FnOnce(&mut std::process::ChildStdin, u32, &Screen),
-) -> (std::process::ExitStatus, String) {
+) -> (std::process::ExitStatus, Screen) {
     use std::io::Read as _;
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
@@ -168,7 +196,7 @@ fn live(
             if n == 0 {
                 break;
             }
-            sink.0.lock().expect("lock").extend_from_slice(&chunk[..n]);
+            sink.feed(&chunk[..n]);
         }
     });
     screen.wait_for("Processes");
@@ -193,12 +221,13 @@ fn live(
         std::thread::sleep(Duration::from_millis(50));
     };
     reader.join().expect("reader");
-    (status, screen.text())
+    (status, screen)
 }
 
-/// The part of `out` drawn on the alternate screen; panics unless it was taken, then given
-/// back.
-fn on_alternate_screen(out: &str) -> &str {
+/// Panics unless the view took the alternate screen and gave it back: the terminal shows
+/// the normal screen again, as it was.
+fn gave_the_screen_back(screen: &Screen) {
+    let out = screen.text();
     let enter = out
         .find("\u{1b}[?1049h")
         .expect("the alternate screen was taken");
@@ -206,7 +235,8 @@ fn on_alternate_screen(out: &str) -> &str {
         .rfind("\u{1b}[?1049l")
         .expect("the alternate screen was given back");
     assert!(enter < leave, "{out:?}");
-    &out[enter..leave]
+    let (shown, alternate) = screen.shown();
+    assert!(!alternate && !shown.contains("Processes"), "{shown}");
 }
 
 /// The live view on a real terminal: it takes the alternate screen, draws the agent's data,
@@ -215,31 +245,34 @@ fn on_alternate_screen(out: &str) -> &str {
 fn the_live_view_draws_on_a_terminal_and_gives_it_back_on_q() {
     use std::io::Write as _;
     let a = agent();
-    let (status, out) = live(&a, |keys, _, screen| {
+    let (status, screen) = live(&a, |keys, _, screen| {
+        for want in ["CPU", "MEM", "Processes"] {
+            screen.wait_for(want);
+        }
+        assert!(screen.shown().1, "not on the alternate screen");
         keys.write_all(b"?").expect("key");
+        screen.wait_for("Help");
         screen.wait_for("sort by memory");
         keys.write_all(b"q").expect("key");
     });
-    assert!(status.success(), "{status:?}\n{out}");
-    let screen = on_alternate_screen(&out);
-    for want in ["CPU", "MEM", "Processes", "Help", "sort by memory"] {
-        assert!(screen.contains(want), "no {want:?} in {out:?}");
-    }
+    assert!(status.success(), "{status:?}\n{}", screen.text());
+    gave_the_screen_back(&screen);
 }
 
 /// SIGTERM (a closing terminal, `kill`) ends the live view the same way as `q`.
 #[test]
 fn sigterm_gives_the_terminal_back_too() {
     let a = agent();
-    let (status, out) = live(&a, |_, pid, _| {
+    let (status, screen) = live(&a, |_, pid, screen| {
+        screen.wait_for("CPU");
         let st = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status()
             .expect("kill");
         assert!(st.success());
     });
-    assert!(status.success(), "{status:?}\n{out}");
-    assert!(on_alternate_screen(&out).contains("CPU"), "{out:?}");
+    assert!(status.success(), "{status:?}\n{}", screen.text());
+    gave_the_screen_back(&screen);
 }
 
 /// `--once` into a reader that has gone (`| head -c 0`): status 0, nothing on stderr.
