@@ -18,7 +18,7 @@
 //! not show as flat lines.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -111,7 +111,6 @@ pub struct Telemetry {
     browsers: Gauge,
     feed_delivered: Family<ConsumerLabel, Counter>,
     feed_dropped: Family<ConsumerLabel, Counter>,
-    history: HistorySource,
     /// Collectors other parts of the daemon add ([`Telemetry::add_collector`]).
     extra: Arc<Mutex<Vec<Arc<dyn Collector>>>>,
 }
@@ -130,27 +129,19 @@ pub struct HistoryStats {
     pub disk_full: bool,
 }
 
-type HistoryStatsFn = Arc<dyn Fn() -> HistoryStats + Send + Sync>;
-
-/// Where the history's stats come from; unset (no `smon_history_*` series) when history is off
-/// or in the agent.
-#[derive(Clone, Default)]
-struct HistorySource(Arc<OnceLock<HistoryStatsFn>>);
+/// Where the history's stats come from (added with [`Telemetry::history_source`]; without
+/// it, when history is off or in the agent, no `smon_history_*` series).
+struct HistorySource(Box<dyn Fn() -> HistoryStats + Send + Sync>);
 
 impl fmt::Debug for HistorySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HistorySource")
-            .field("set", &self.0.get().is_some())
-            .finish()
+        f.debug_struct("HistorySource").finish_non_exhaustive()
     }
 }
 
 impl Collector for HistorySource {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let Some(source) = self.0.get() else {
-            return Ok(());
-        };
-        let s = source();
+        let s = (self.0)();
         let gauges = [
             (
                 "smon_history_queued",
@@ -198,7 +189,6 @@ impl Default for Telemetry {
             browsers: Gauge::default(),
             feed_delivered: Family::default(),
             feed_dropped: Family::default(),
-            history: HistorySource::default(),
             extra: Arc::default(),
         }
     }
@@ -257,10 +247,10 @@ impl Telemetry {
         }
     }
 
-    /// Shows the history writer's state in `/metrics`, read from `source` at each scrape. Set
-    /// once (a second call is ignored).
+    /// Shows the history writer's state in `/metrics`, read from `source` at each scrape (a
+    /// collector added like any other, [`Telemetry::add_collector`]).
     pub fn history_source(&self, source: impl Fn() -> HistoryStats + Send + Sync + 'static) {
-        let _ = self.history.0.set(Arc::new(source));
+        self.add_collector(Arc::new(HistorySource(Box::new(source))));
     }
 
     /// A browser opened a Socket.IO connection.
@@ -329,7 +319,6 @@ impl Telemetry {
              (it reads too slowly); the other consumers are not affected",
             self.feed_dropped.clone(),
         );
-        reg.register_collector(Box::new(self.history.clone()));
     }
 }
 
