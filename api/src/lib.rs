@@ -5,6 +5,7 @@
 //!   server (`smon-web`) serialises these very types, so a client built on this crate reads
 //!   exactly what is sent.
 //! - [`auth`]: the login, `me` and user-list bodies.
+//! - [`alerts`]: alerts and the notifications channels are sent.
 //! - [`history`]: the bodies of the history routes.
 //! - [`client`]: a small typed REST client (login with a session cookie, the read routes), for
 //!   the CLI and for tests.
@@ -12,6 +13,7 @@
 //! It must not depend on axum, socketioxide or the embedded UI: a CLI or a test pulls in serde,
 //! the generated protobuf messages and an HTTP client, nothing more.
 
+pub mod alerts;
 pub mod auth;
 pub mod client;
 pub mod history;
