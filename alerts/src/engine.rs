@@ -1,0 +1,1426 @@
+//! The rule engine: fed the fleet's events (registry changes, host state changes, samples) and
+//! a clock tick, it keeps one state per (rule, host, subject) — pending, firing, resolved —
+//! and makes the notifications: grouped per rule and status, held back by silences and
+//! flapping, repeated while firing, with ids that stay the same on retries and restarts.
+//!
+//! Pure logic: time is a parameter (`now_ms`, ms since the epoch, the aggregator's clock),
+//! nothing here does I/O, and the state can be exported and imported (serde) so that firing
+//! alerts survive a restart without notifying again.
+//!
+//! Cost: a sample evaluates only the rules whose scope holds the host (worked out when the
+//! host or the rules change), and allocates only when an alert changes state.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use smon_api::alerts::{Alert, AlertHost, AlertStatus, Notification, Severity};
+use smon_api::wire::Status;
+use smon_proto::Snapshot;
+use smon_runtime::config::FieldError;
+
+use crate::observe::{HostMeta, Observation, gpu_memory_percent};
+use crate::predict::DiskRing;
+use crate::rule::{Condition, Rule};
+use crate::silence::Silence;
+
+/// The engine's settings (`alerts.engine` in `config_app.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Alerts of one rule and status that start within this many seconds of the first go out
+    /// as one notification (a rule can set its own `group_wait_s`). 0: each tick sends what
+    /// came since the last.
+    #[serde(default = "default_group_wait_s")]
+    pub group_wait_s: u64,
+    /// The window over which an alert's changes (firing <-> resolved) are counted, seconds.
+    #[serde(default = "default_flap_window_s")]
+    pub flap_window_s: u64,
+    /// More changes than this within the window mark the alert flapping: it notifies once
+    /// then, and once when it has been steady for a whole window.
+    #[serde(default = "default_flap_changes")]
+    pub flap_changes: u32,
+    /// The agent version every host should run (`version_mismatch`); when absent, the version
+    /// most hosts run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_agent_version: Option<String>,
+    /// The dashboard's alerts page (`server.public_url` + `/alerts`), put in notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+fn default_group_wait_s() -> u64 {
+    10
+}
+fn default_flap_window_s() -> u64 {
+    600
+}
+fn default_flap_changes() -> u32 {
+    4
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            group_wait_s: default_group_wait_s(),
+            flap_window_s: default_flap_window_s(),
+            flap_changes: default_flap_changes(),
+            expected_agent_version: None,
+            link: None,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Checks the values (`at` is the block's field path, e.g. `alerts.engine`).
+    pub fn validate(&self, at: &str) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut e = |field: &str, v: String, problem: &str| {
+            errors.push(FieldError {
+                field: format!("{at}.{field}"),
+                value: v,
+                problem: problem.to_owned(),
+            })
+        };
+        if self.group_wait_s > 3600 {
+            e(
+                "group_wait_s",
+                self.group_wait_s.to_string(),
+                "is more than an hour (3600 s)",
+            );
+        }
+        if !(60..=86_400).contains(&self.flap_window_s) {
+            e(
+                "flap_window_s",
+                self.flap_window_s.to_string(),
+                "is not a window between 60 s and a day (86400 s)",
+            );
+        }
+        if !(2..=100).contains(&self.flap_changes) {
+            e(
+                "flap_changes",
+                self.flap_changes.to_string(),
+                "is not a number of changes between 2 and 100",
+            );
+        }
+        if self
+            .expected_agent_version
+            .as_deref()
+            .is_some_and(|v| v.trim().is_empty())
+        {
+            e(
+                "expected_agent_version",
+                String::new(),
+                "is empty; leave it out to compare with the version most hosts run",
+            );
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// Who acknowledged an alert, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The user.
+    pub by: String,
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+}
+
+/// An alert as the alerts page lists it: firing, or pending (its condition holds, waiting for
+/// the rule's `for_s`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveAlert {
+    /// The alert (`status` is `firing`; a pending one has `fired_ms` 0).
+    #[serde(flatten)]
+    pub alert: Alert,
+    /// Not firing yet: the condition holds, `for_s` has not passed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
+    /// A silence covers it: it is shown but notifies nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub silenced: bool,
+    /// Acknowledged, by whom and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<Ack>,
+}
+
+/// A notification to send, and to which channels (the rule's `notify`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dispatch {
+    /// The channel names.
+    pub channels: Vec<String>,
+    /// What to send.
+    pub notification: Notification,
+}
+
+/// What can go wrong when operating the engine.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EngineError {
+    /// No current alert has this id.
+    #[error("no current alert has the id '{0}'")]
+    UnknownAlert(String),
+}
+
+/// The engine's state for export (serde): current alerts, with their notification
+/// bookkeeping, and the notifications still being grouped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineState {
+    /// Alerts (pending, firing, and resolved ones still remembered for flapping).
+    pub alerts: Vec<StoredAlert>,
+    /// Notifications being grouped, not sent yet.
+    pub groups: Vec<StoredGroup>,
+}
+
+/// One alert in an [`EngineState`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredAlert {
+    /// Host id.
+    pub host: String,
+    /// The host's cluster.
+    pub cluster: String,
+    /// Its state.
+    #[serde(flatten)]
+    state: AlertState,
+}
+
+/// One notification being grouped in an [`EngineState`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredGroup {
+    /// The rule.
+    pub rule: String,
+    /// Its channels.
+    pub channels: Vec<String>,
+    /// Its severity.
+    pub severity: Severity,
+    /// Firing or resolved.
+    pub status: AlertStatus,
+    /// A repeat.
+    pub repeat: bool,
+    /// When it goes out (ms since the epoch).
+    pub due_ms: u64,
+    /// Its alerts so far.
+    pub alerts: Vec<Alert>,
+}
+
+/// One (rule, host, subject).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct AlertState {
+    rule: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    subject: String,
+    /// Firing now.
+    firing: bool,
+    /// The condition has held since then, not yet for the rule's `for_s` (not firing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_since: Option<u64>,
+    /// The current or last episode: when its condition began, fired, resolved.
+    started_ms: u64,
+    fired_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resolved_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value: Option<f64>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    detail: String,
+    /// The last status sent (or queued) to channels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_sent: Option<AlertStatus>,
+    #[serde(default)]
+    last_notified_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ack: Option<Ack>,
+    /// Times of the changes within the flap window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    changes: Vec<u64>,
+    #[serde(default)]
+    flapping: bool,
+    #[serde(skip)]
+    rule_idx: usize,
+    #[serde(skip)]
+    seen: u32,
+}
+
+impl AlertState {
+    fn id(&self, host: &str) -> String {
+        alert_id(&self.rule, host, &self.subject, self.started_ms)
+    }
+}
+
+/// The id of an alert: stable from firing to resolved, the same on every aggregator that saw
+/// it start at the same time.
+pub fn alert_id(rule: &str, host: &str, subject: &str, started_ms: u64) -> String {
+    let mut h = Sha256::new();
+    for part in [rule, host, subject] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    h.update(started_ms.to_be_bytes());
+    hex(&h.finalize()[..12])
+}
+
+fn hex(b: &[u8]) -> String {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(D[(x >> 4) as usize] as char);
+        s.push(D[(x & 15) as usize] as char);
+    }
+    s
+}
+
+struct Slot {
+    rule: Rule,
+    for_ms: u64,
+    group_wait_ms: u64,
+}
+
+struct HostEntry {
+    meta: HostMeta,
+    /// In the registry (an entry made by [`Engine::import`] is not until the registry says so).
+    registered: bool,
+    status: Status,
+    /// The rules whose scope holds the host.
+    scope: Vec<usize>,
+    alerts: Vec<AlertState>,
+    rings: Vec<DiskRing>,
+    wants_rings: bool,
+    generation: u32,
+}
+
+/// The engine. See the module doc.
+pub struct Engine {
+    cfg: EngineConfig,
+    slots: Vec<Slot>,
+    silences: Vec<Silence>,
+    hosts: HashMap<String, HostEntry>,
+    groups: Vec<StoredGroup>,
+    versions: HashMap<String, u32>,
+    majority: String,
+}
+
+/// A rule's verdict on one subject.
+struct Verdict<'a> {
+    /// The condition holds at the trigger threshold.
+    trigger: bool,
+    /// It holds at the clear threshold (what keeps a firing alert firing).
+    sustain: bool,
+    value: Option<f64>,
+    detail: &'a dyn Fn() -> String,
+}
+
+/// What the transition code needs besides the host's alerts.
+struct Ctx<'a> {
+    cfg: &'a EngineConfig,
+    silences: &'a [Silence],
+    groups: &'a mut Vec<StoredGroup>,
+    now: u64,
+}
+
+impl Engine {
+    /// An engine with no rules, hosts or silences.
+    pub fn new(cfg: EngineConfig) -> Engine {
+        Engine {
+            cfg,
+            slots: Vec::new(),
+            silences: Vec::new(),
+            hosts: HashMap::new(),
+            groups: Vec::new(),
+            versions: HashMap::new(),
+            majority: String::new(),
+        }
+    }
+
+    /// The rules.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.slots.iter().map(|s| &s.rule)
+    }
+
+    /// Replaces the rules (config reload, an admin's edit). A rule whose name, condition and
+    /// scope are unchanged keeps its alerts (a change of severity, `notify`, `repeat_s` or
+    /// grouping applies to them); the alerts of a rule removed or changed resolve (notified
+    /// when their firing was), and a changed rule starts afresh.
+    pub fn set_rules(&mut self, rules: Vec<Rule>, now_ms: u64) {
+        let old: Vec<Slot> = std::mem::take(&mut self.slots);
+        self.slots = rules
+            .into_iter()
+            .map(|rule| Slot {
+                for_ms: rule.for_ms(),
+                group_wait_ms: rule.config.group_wait_s.unwrap_or(self.cfg.group_wait_s) * 1000,
+                rule,
+            })
+            .collect();
+        // Old index -> new index, for the rules kept.
+        let map: Vec<Option<usize>> = old
+            .iter()
+            .map(|o| {
+                self.slots
+                    .iter()
+                    .position(|n| n.rule.same_condition(&o.rule))
+            })
+            .collect();
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            silences: &self.silences,
+            groups: &mut self.groups,
+            now: now_ms,
+        };
+        for h in self.hosts.values_mut() {
+            let mut i = 0;
+            while i < h.alerts.len() {
+                let a = &mut h.alerts[i];
+                match map.get(a.rule_idx).copied().flatten() {
+                    Some(n) => {
+                        a.rule_idx = n;
+                        i += 1;
+                    }
+                    None => {
+                        let slot = &old[a.rule_idx];
+                        let mut a = h.alerts.swap_remove(i);
+                        if a.firing {
+                            a.firing = false;
+                            a.resolved_ms = Some(now_ms);
+                            a.detail = "the rule was changed or removed".into();
+                        }
+                        final_resolve(&a, slot, &h.meta, &mut ctx);
+                    }
+                }
+            }
+        }
+        self.rescope_all();
+    }
+
+    /// Replaces the silences.
+    pub fn set_silences(&mut self, silences: Vec<Silence>) {
+        self.silences = silences;
+    }
+
+    /// The silences.
+    pub fn silences(&self) -> &[Silence] {
+        &self.silences
+    }
+
+    /// Replaces the fleet: hosts not listed leave it (their alerts resolve), listed ones are
+    /// added or updated.
+    pub fn set_hosts(&mut self, hosts: Vec<HostMeta>, now_ms: u64) {
+        let keep: std::collections::HashSet<&str> = hosts.iter().map(|h| h.id.as_str()).collect();
+        let gone: Vec<String> = self
+            .hosts
+            .keys()
+            .filter(|k| !keep.contains(k.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.remove_host(&id, now_ms);
+        }
+        for h in hosts {
+            self.upsert_host(h);
+        }
+    }
+
+    /// Adds a host to the fleet, or updates its cluster, tags or agent version.
+    pub fn upsert_host(&mut self, meta: HostMeta) {
+        let old_version = match self.hosts.get_mut(&meta.id) {
+            Some(h) => {
+                let was = h.registered.then(|| h.meta.agent_version.clone());
+                h.meta = meta.clone();
+                h.registered = true;
+                was
+            }
+            None => {
+                self.hosts.insert(
+                    meta.id.clone(),
+                    HostEntry {
+                        meta: meta.clone(),
+                        registered: true,
+                        status: Status::Pending,
+                        scope: Vec::new(),
+                        alerts: Vec::new(),
+                        rings: Vec::new(),
+                        wants_rings: false,
+                        generation: 0,
+                    },
+                );
+                None
+            }
+        };
+        if old_version.as_deref() != Some(meta.agent_version.as_str()) {
+            if let Some(v) = old_version {
+                self.count_version(&v, false);
+            }
+            self.count_version(&meta.agent_version, true);
+        }
+        if let Some(h) = self.hosts.get_mut(&meta.id) {
+            rescope(h, &self.slots);
+        }
+    }
+
+    /// Takes a host out of the fleet: its firing alerts resolve (notified when their firing
+    /// was) and it is forgotten.
+    pub fn remove_host(&mut self, id: &str, now_ms: u64) {
+        let Some(h) = self.hosts.remove(id) else {
+            return;
+        };
+        if h.registered {
+            self.count_version(&h.meta.agent_version, false);
+        }
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            silences: &self.silences,
+            groups: &mut self.groups,
+            now: now_ms,
+        };
+        for mut a in h.alerts {
+            if a.firing {
+                a.firing = false;
+                a.resolved_ms = Some(now_ms);
+                a.detail = "the host left the fleet".into();
+            }
+            final_resolve(&a, &self.slots[a.rule_idx], &h.meta, &mut ctx);
+        }
+    }
+
+    /// The host's state changed (`host_down` rules: fire on `down`, resolve on `up`).
+    pub fn host_status(&mut self, id: &str, status: Status, now_ms: u64) {
+        let Some(h) = self.hosts.get_mut(id) else {
+            return;
+        };
+        h.status = status;
+        h.generation = h.generation.wrapping_add(1);
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            silences: &self.silences,
+            groups: &mut self.groups,
+            now: now_ms,
+        };
+        let detail = || match status {
+            Status::Down => "the host is down".to_owned(),
+            _ => "the host is back up".to_owned(),
+        };
+        for &r in &h.scope {
+            let slot = &self.slots[r];
+            if slot.rule.condition.is_host_down() {
+                let v = Verdict {
+                    trigger: status == Status::Down,
+                    sustain: status != Status::Up,
+                    value: None,
+                    detail: &detail,
+                };
+                apply(
+                    &mut h.alerts,
+                    &h.meta,
+                    h.generation,
+                    r,
+                    slot,
+                    "",
+                    &v,
+                    &mut ctx,
+                );
+            }
+        }
+    }
+
+    /// A sample of the host arrived at `now_ms` (the aggregator's clock): evaluates the rules
+    /// in the host's scope.
+    pub fn observe(&mut self, id: &str, snap: &Snapshot, now_ms: u64) {
+        let Some(h) = self.hosts.get_mut(id) else {
+            return;
+        };
+        let obs = Observation::new(snap);
+        h.generation = h.generation.wrapping_add(1);
+        let generation = h.generation;
+        if h.wants_rings {
+            record_rings(&mut h.rings, &obs, now_ms);
+        }
+        let expected = self
+            .cfg
+            .expected_agent_version
+            .as_deref()
+            .unwrap_or(&self.majority);
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            silences: &self.silences,
+            groups: &mut self.groups,
+            now: now_ms,
+        };
+        for &r in &h.scope {
+            let slot = &self.slots[r];
+            let had_data = evaluate(
+                slot,
+                &obs,
+                &h.meta,
+                expected,
+                &h.rings,
+                now_ms,
+                &mut |subject: &str, v: &Verdict| {
+                    apply(
+                        &mut h.alerts,
+                        &h.meta,
+                        generation,
+                        r,
+                        slot,
+                        subject,
+                        v,
+                        &mut ctx,
+                    )
+                },
+            );
+            if had_data {
+                // Subjects the sample no longer has (an unmounted disk, a GPU gone) clear.
+                let stale = |a: &AlertState| a.rule_idx == r && a.seen != generation;
+                if h.alerts.iter().any(stale) {
+                    let subjects: Vec<String> = h
+                        .alerts
+                        .iter()
+                        .filter(|a| stale(a))
+                        .map(|a| a.subject.clone())
+                        .collect();
+                    let none = String::new;
+                    let v = Verdict {
+                        trigger: false,
+                        sustain: false,
+                        value: None,
+                        detail: &none,
+                    };
+                    for s in subjects {
+                        apply(
+                            &mut h.alerts,
+                            &h.meta,
+                            generation,
+                            r,
+                            slot,
+                            &s,
+                            &v,
+                            &mut ctx,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Seeds the disk-use points of `mount` on host `id` from history (`(ms, used percent)`,
+    /// oldest first), so that `disk_full_within` predicts at once after a restart.
+    pub fn seed_disk(&mut self, id: &str, mount: &str, points: &[(u64, f64)]) {
+        let Some(h) = self.hosts.get_mut(id) else {
+            return;
+        };
+        let i = match h.rings.iter().position(|r| r.mount == mount) {
+            Some(i) => i,
+            None => {
+                h.rings.push(DiskRing::new(mount));
+                h.rings.len() - 1
+            }
+        };
+        for &(t, p) in points {
+            h.rings[i].record(t, p);
+        }
+    }
+
+    /// Advances the clock: pending alerts whose `for_s` has passed fire, silences that ended
+    /// let their firing alerts notify, repeats fall due, flapping alerts that settled notify,
+    /// and the groups whose wait is over are returned as notifications.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<Dispatch> {
+        let flap_window = self.cfg.flap_window_s * 1000;
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            silences: &self.silences,
+            groups: &mut self.groups,
+            now: now_ms,
+        };
+        for h in self.hosts.values_mut() {
+            if h.alerts.is_empty() {
+                continue;
+            }
+            let mut i = 0;
+            while i < h.alerts.len() {
+                let a = &mut h.alerts[i];
+                let slot = &self.slots[a.rule_idx];
+                // for_s passed with no new sample (host_down, or a slow agent).
+                if !a.firing
+                    && let Some(since) = a.pending_since
+                    && now_ms.saturating_sub(since) >= slot.for_ms
+                {
+                    fire(a, slot, &h.meta, &mut ctx, None, &String::new);
+                }
+                let last_change = a.changes.last().copied().unwrap_or(0);
+                if a.flapping && now_ms.saturating_sub(last_change) >= flap_window {
+                    a.flapping = false;
+                    a.changes.clear();
+                    reconcile(a, slot, &h.meta, &mut ctx, true);
+                } else if a.firing && !a.flapping {
+                    let silenced = is_silenced(ctx.silences, slot, &h.meta, now_ms);
+                    if a.last_sent != Some(AlertStatus::Firing) {
+                        // A silence ended.
+                        if !silenced {
+                            reconcile(a, slot, &h.meta, &mut ctx, false);
+                        }
+                    } else if slot.rule.config.repeat_s > 0
+                        && !silenced
+                        && now_ms.saturating_sub(a.last_notified_ms)
+                            >= slot.rule.config.repeat_s * 1000
+                    {
+                        a.last_notified_ms = now_ms;
+                        let alert = to_alert(a, slot, &h.meta, AlertStatus::Firing);
+                        enqueue(&mut ctx, slot, alert, true);
+                    }
+                }
+                // A resolved alert is remembered for the flap window, then forgotten.
+                let a = &h.alerts[i];
+                let idle = !a.firing
+                    && a.pending_since.is_none()
+                    && !a.flapping
+                    && now_ms.saturating_sub(last_change) >= flap_window;
+                if idle {
+                    h.alerts.swap_remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        self.flush(now_ms)
+    }
+
+    fn flush(&mut self, now_ms: u64) -> Vec<Dispatch> {
+        let mut due: Vec<StoredGroup> = Vec::new();
+        let mut i = 0;
+        while i < self.groups.len() {
+            if self.groups[i].due_ms <= now_ms {
+                due.push(self.groups.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        due.into_iter()
+            .map(|mut g| {
+                g.alerts.sort_by(|a, b| {
+                    (&a.host.host, &a.host.subject).cmp(&(&b.host.host, &b.host.subject))
+                });
+                let id = notification_id(&g, now_ms);
+                Dispatch {
+                    channels: g.channels,
+                    notification: Notification {
+                        id,
+                        status: g.status,
+                        rule: g.rule,
+                        severity: g.severity,
+                        alerts: g.alerts,
+                        repeat: g.repeat,
+                        at_ms: now_ms,
+                        link: self.cfg.link.clone(),
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// The alerts firing or pending now, host by host (silence marks as of `now_ms`).
+    pub fn alerts(&self, now_ms: u64) -> Vec<ActiveAlert> {
+        let mut out = Vec::new();
+        for h in self.hosts.values() {
+            for a in &h.alerts {
+                if let Some(v) = self.view(h, a, now_ms) {
+                    out.push(v);
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.alert.host.host, &a.alert.rule, &a.alert.host.subject).cmp(&(
+                &b.alert.host.host,
+                &b.alert.rule,
+                &b.alert.host.subject,
+            ))
+        });
+        out
+    }
+
+    /// How many alerts fire on host `id` (the overview's badge).
+    pub fn firing_on(&self, id: &str) -> usize {
+        self.hosts
+            .get(id)
+            .map_or(0, |h| h.alerts.iter().filter(|a| a.firing).count())
+    }
+
+    fn view(&self, h: &HostEntry, a: &AlertState, now_ms: u64) -> Option<ActiveAlert> {
+        let slot = &self.slots[a.rule_idx];
+        let pending = !a.firing;
+        let alert = match (a.firing, a.pending_since) {
+            (true, _) => to_alert(a, slot, &h.meta, AlertStatus::Firing),
+            (false, Some(since)) => {
+                let mut p = a.clone();
+                p.started_ms = since;
+                p.fired_ms = 0;
+                p.resolved_ms = None;
+                to_alert(&p, slot, &h.meta, AlertStatus::Firing)
+            }
+            (false, None) => return None,
+        };
+        Some(ActiveAlert {
+            alert,
+            pending,
+            silenced: is_silenced(&self.silences, slot, &h.meta, now_ms),
+            ack: a.ack.clone().filter(|_| a.firing),
+        })
+    }
+
+    /// Acknowledges the firing alert `alert_id` (kept until it resolves).
+    pub fn acknowledge(
+        &mut self,
+        alert_id: &str,
+        by: &str,
+        now_ms: u64,
+    ) -> Result<ActiveAlert, EngineError> {
+        for h in self.hosts.values_mut() {
+            if let Some(a) = h
+                .alerts
+                .iter_mut()
+                .find(|a| a.firing && a.id(&h.meta.id) == alert_id)
+            {
+                a.ack = Some(Ack {
+                    by: by.to_owned(),
+                    at_ms: now_ms,
+                });
+                break;
+            }
+        }
+        self.alerts(now_ms)
+            .into_iter()
+            .find(|a| a.alert.id == alert_id && !a.pending && a.ack.is_some())
+            .ok_or_else(|| EngineError::UnknownAlert(alert_id.to_owned()))
+    }
+
+    /// Whether host `id` is in the scope of a rule that needs its full process list
+    /// (`process_missing`): the aggregator then asks its agent for processes.
+    pub fn needs_processes(&self, id: &str) -> bool {
+        self.hosts.get(id).is_some_and(|h| {
+            h.scope
+                .iter()
+                .any(|&r| self.slots[r].rule.needs_processes())
+        })
+    }
+
+    /// Whether host `id` is in the scope of a rule that needs the processes on its GPUs
+    /// (`gpu_idle_with_memory`, to name who holds the memory).
+    pub fn needs_gpu_processes(&self, id: &str) -> bool {
+        self.hosts.get(id).is_some_and(|h| {
+            h.scope
+                .iter()
+                .any(|&r| self.slots[r].rule.needs_gpu_processes())
+        })
+    }
+
+    /// The state to keep across a restart.
+    pub fn export(&self) -> EngineState {
+        let mut alerts: Vec<StoredAlert> = self
+            .hosts
+            .values()
+            .flat_map(|h| {
+                h.alerts.iter().map(|a| StoredAlert {
+                    host: h.meta.id.clone(),
+                    cluster: h.meta.cluster.clone(),
+                    state: a.clone(),
+                })
+            })
+            .collect();
+        alerts.sort_by(|a, b| {
+            (&a.host, &a.state.rule, &a.state.subject).cmp(&(
+                &b.host,
+                &b.state.rule,
+                &b.state.subject,
+            ))
+        });
+        EngineState {
+            alerts,
+            groups: self.groups.clone(),
+        }
+    }
+
+    /// Restores a state [`Self::export`]ed before (call after [`Self::set_rules`]; alerts of
+    /// rules that no longer exist are dropped). Hosts it names that the registry has not
+    /// added yet are kept until [`Self::set_hosts`] says whether they are in the fleet.
+    pub fn import(&mut self, state: EngineState) {
+        for s in state.alerts {
+            let Some(r) = self
+                .slots
+                .iter()
+                .position(|x| x.rule.name() == s.state.rule)
+            else {
+                continue;
+            };
+            let h = self
+                .hosts
+                .entry(s.host.clone())
+                .or_insert_with(|| HostEntry {
+                    meta: HostMeta {
+                        id: s.host.clone(),
+                        cluster: s.cluster.clone(),
+                        ..HostMeta::default()
+                    },
+                    registered: false,
+                    status: Status::Pending,
+                    scope: Vec::new(),
+                    alerts: Vec::new(),
+                    rings: Vec::new(),
+                    wants_rings: false,
+                    generation: 0,
+                });
+            let mut a = s.state;
+            a.rule_idx = r;
+            h.alerts
+                .retain(|x| !(x.rule == a.rule && x.subject == a.subject));
+            h.alerts.push(a);
+        }
+        let known: Vec<&str> = self.slots.iter().map(|s| s.rule.name()).collect();
+        self.groups.extend(
+            state
+                .groups
+                .into_iter()
+                .filter(|g| known.contains(&g.rule.as_str())),
+        );
+    }
+
+    fn count_version(&mut self, v: &str, add: bool) {
+        if v.is_empty() {
+            return;
+        }
+        if add {
+            *self.versions.entry(v.to_owned()).or_default() += 1;
+        } else if let Some(n) = self.versions.get_mut(v) {
+            *n -= 1;
+            if *n == 0 {
+                self.versions.remove(v);
+            }
+        }
+        // The most common version; a tie goes to the highest (the newest, usually).
+        self.majority = self
+            .versions
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then_with(|| a.0.cmp(b.0)))
+            .map(|(v, _)| v.clone())
+            .unwrap_or_default();
+    }
+
+    fn rescope_all(&mut self) {
+        for h in self.hosts.values_mut() {
+            rescope(h, &self.slots);
+        }
+    }
+}
+
+fn rescope(h: &mut HostEntry, slots: &[Slot]) {
+    h.scope.clear();
+    if !h.registered {
+        return;
+    }
+    for (i, s) in slots.iter().enumerate() {
+        if s.rule.in_scope(&h.meta.id, &h.meta.cluster, &h.meta.tags) {
+            h.scope.push(i);
+        }
+    }
+    h.wants_rings = h
+        .scope
+        .iter()
+        .any(|&i| matches!(slots[i].rule.condition, Condition::DiskFullWithin { .. }));
+    if !h.wants_rings {
+        h.rings = Vec::new();
+    }
+}
+
+fn is_silenced(silences: &[Silence], slot: &Slot, meta: &HostMeta, now: u64) -> bool {
+    silences
+        .iter()
+        .any(|s| s.matches(slot.rule.name(), &meta.id, &meta.cluster, &meta.tags) && s.active(now))
+}
+
+fn to_alert(a: &AlertState, slot: &Slot, meta: &HostMeta, status: AlertStatus) -> Alert {
+    Alert {
+        id: a.id(&meta.id),
+        rule: a.rule.clone(),
+        severity: slot.rule.config.severity,
+        status,
+        host: AlertHost {
+            host: meta.id.clone(),
+            cluster: meta.cluster.clone(),
+            subject: a.subject.clone(),
+            value: a.value,
+            detail: a.detail.clone(),
+        },
+        started_ms: a.started_ms,
+        fired_ms: a.fired_ms,
+        resolved_ms: a.resolved_ms,
+        flapping: a.flapping,
+    }
+}
+
+/// Puts an alert into its rule's open group for this status, or opens one.
+fn enqueue(ctx: &mut Ctx, slot: &Slot, alert: Alert, repeat: bool) {
+    let name = slot.rule.name();
+    if let Some(g) = ctx
+        .groups
+        .iter_mut()
+        .find(|g| g.rule == name && g.status == alert.status && g.repeat == repeat)
+    {
+        match g.alerts.iter_mut().find(|a| a.id == alert.id) {
+            Some(a) => *a = alert,
+            None => g.alerts.push(alert),
+        }
+        return;
+    }
+    ctx.groups.push(StoredGroup {
+        rule: name.to_owned(),
+        channels: slot.rule.config.notify.clone(),
+        severity: slot.rule.config.severity,
+        status: alert.status,
+        repeat,
+        due_ms: ctx.now + slot.group_wait_ms,
+        alerts: vec![alert],
+    });
+}
+
+/// The notification's id: the rule, status and alert ids (each names its host, subject and
+/// start), plus the time for a repeat; the same on a retry, after a restart, and on another
+/// aggregator that grouped the same alerts.
+fn notification_id(g: &StoredGroup, now_ms: u64) -> String {
+    let mut h = Sha256::new();
+    h.update(g.rule.as_bytes());
+    h.update([0]);
+    h.update(g.status.as_str().as_bytes());
+    h.update([0, u8::from(g.repeat)]);
+    if g.repeat {
+        h.update(now_ms.to_be_bytes());
+    }
+    let mut ids: Vec<&str> = g.alerts.iter().map(|a| a.id.as_str()).collect();
+    ids.sort_unstable();
+    for id in ids {
+        h.update(id.as_bytes());
+        h.update([0]);
+    }
+    hex(&h.finalize()[..16])
+}
+
+/// Records a firing <-> resolved change; true when it makes the alert flapping.
+fn record_change(a: &mut AlertState, cfg: &EngineConfig, now: u64) -> bool {
+    let window = cfg.flap_window_s * 1000;
+    a.changes.retain(|&t| now.saturating_sub(t) < window);
+    a.changes.push(now);
+    if !a.flapping && a.changes.len() > cfg.flap_changes as usize {
+        a.flapping = true;
+        return true;
+    }
+    false
+}
+
+/// Sends what the channels have not been told, when allowed: a firing alert notifies unless
+/// silenced; a resolved one notifies when its firing was notified (a silence does not hold a
+/// resolution back, so that no receiver keeps an alert open for ever). A flapping alert
+/// notifies only when `force`d (it just became flapping, or just settled).
+fn reconcile(a: &mut AlertState, slot: &Slot, meta: &HostMeta, ctx: &mut Ctx, force: bool) {
+    if a.flapping && !force {
+        return;
+    }
+    if a.firing {
+        if is_silenced(ctx.silences, slot, meta, ctx.now) {
+            return;
+        }
+        if a.last_sent != Some(AlertStatus::Firing) || force {
+            a.last_sent = Some(AlertStatus::Firing);
+            a.last_notified_ms = ctx.now;
+            let alert = to_alert(a, slot, meta, AlertStatus::Firing);
+            enqueue(ctx, slot, alert, false);
+        }
+    } else if a.last_sent == Some(AlertStatus::Firing) {
+        a.last_sent = Some(AlertStatus::Resolved);
+        a.last_notified_ms = ctx.now;
+        let alert = to_alert(a, slot, meta, AlertStatus::Resolved);
+        enqueue(ctx, slot, alert, false);
+    }
+}
+
+/// The last word on an alert that is going away (host or rule removed): its resolution, when
+/// its firing was notified, flapping or not.
+fn final_resolve(a: &AlertState, slot: &Slot, meta: &HostMeta, ctx: &mut Ctx) {
+    if a.last_sent == Some(AlertStatus::Firing) {
+        let alert = to_alert(a, slot, meta, AlertStatus::Resolved);
+        enqueue(ctx, slot, alert, false);
+    }
+}
+
+fn fire(
+    a: &mut AlertState,
+    slot: &Slot,
+    meta: &HostMeta,
+    ctx: &mut Ctx,
+    value: Option<f64>,
+    detail: &dyn Fn() -> String,
+) {
+    let since = a.pending_since.take().unwrap_or(ctx.now);
+    a.firing = true;
+    a.started_ms = since;
+    a.fired_ms = ctx.now;
+    a.resolved_ms = None;
+    a.ack = None;
+    if value.is_some() {
+        a.value = value;
+    }
+    let d = detail();
+    if !d.is_empty() {
+        a.detail = d;
+    }
+    let newly = record_change(a, ctx.cfg, ctx.now);
+    reconcile(a, slot, meta, ctx, newly);
+}
+
+/// One verdict on one (rule, host, subject): the state machine.
+#[allow(clippy::too_many_arguments)]
+fn apply(
+    alerts: &mut Vec<AlertState>,
+    meta: &HostMeta,
+    generation: u32,
+    rule_idx: usize,
+    slot: &Slot,
+    subject: &str,
+    v: &Verdict,
+    ctx: &mut Ctx,
+) {
+    let found = alerts
+        .iter()
+        .position(|a| a.rule_idx == rule_idx && a.subject == subject);
+    let i = match found {
+        Some(i) => i,
+        None if v.trigger => {
+            alerts.push(AlertState {
+                rule: slot.rule.name().to_owned(),
+                subject: subject.to_owned(),
+                firing: false,
+                pending_since: None,
+                started_ms: 0,
+                fired_ms: 0,
+                resolved_ms: None,
+                value: v.value,
+                detail: String::new(),
+                last_sent: None,
+                last_notified_ms: 0,
+                ack: None,
+                changes: Vec::new(),
+                flapping: false,
+                rule_idx,
+                seen: generation,
+            });
+            alerts.len() - 1
+        }
+        None => return,
+    };
+    let a = &mut alerts[i];
+    a.seen = generation;
+    let holds = if a.firing { v.sustain } else { v.trigger };
+    match (a.firing, holds) {
+        (true, true) => {
+            if v.value.is_some() {
+                a.value = v.value;
+            }
+        }
+        (true, false) => {
+            a.firing = false;
+            a.resolved_ms = Some(ctx.now);
+            if v.value.is_some() {
+                a.value = v.value;
+            }
+            let newly = record_change(a, ctx.cfg, ctx.now);
+            reconcile(a, slot, meta, ctx, newly);
+        }
+        (false, true) => {
+            let since = *a.pending_since.get_or_insert(ctx.now);
+            a.value = v.value.or(a.value);
+            if ctx.now.saturating_sub(since) >= slot.for_ms {
+                fire(a, slot, meta, ctx, v.value, v.detail);
+            }
+        }
+        (false, false) => {
+            a.pending_since = None;
+            // Never fired and nothing to remember: forget it now.
+            if a.fired_ms == 0 && a.last_sent.is_none() && a.changes.is_empty() {
+                alerts.swap_remove(i);
+            }
+        }
+    }
+}
+
+fn record_rings(rings: &mut Vec<DiskRing>, obs: &Observation, now_ms: u64) {
+    for d in obs.disks() {
+        if d.unresponsive {
+            continue;
+        }
+        match rings.iter_mut().find(|r| r.mount == d.mount) {
+            Some(r) => r.record(now_ms, d.percent),
+            None => {
+                let mut r = DiskRing::new(d.mount);
+                r.record(now_ms, d.percent);
+                rings.push(r);
+            }
+        }
+    }
+    if rings.len() > obs.snapshot().disks.len() {
+        rings.retain(|r| obs.disks().any(|d| d.mount == r.mount));
+    }
+}
+
+/// A GPU index as a subject, written without allocating.
+struct IndexBuf {
+    buf: [u8; 10],
+    len: usize,
+}
+
+impl IndexBuf {
+    fn new(mut n: u32) -> IndexBuf {
+        let mut buf = [0u8; 10];
+        let mut len = 0;
+        loop {
+            buf[len] = b'0' + (n % 10) as u8;
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        buf[..len].reverse();
+        IndexBuf { buf, len }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("0")
+    }
+}
+
+/// Evaluates one rule on one sample, calling `out` per subject; false when the sample says
+/// nothing about it (a metric the host does not report, no process list), so that the state
+/// stays as it is.
+fn evaluate(
+    slot: &Slot,
+    obs: &Observation,
+    meta: &HostMeta,
+    expected_version: &str,
+    rings: &[DiskRing],
+    now_ms: u64,
+    out: &mut dyn FnMut(&str, &Verdict),
+) -> bool {
+    let none = String::new;
+    match &slot.rule.condition {
+        Condition::HostDown => false,
+        Condition::Threshold {
+            metric,
+            label,
+            op,
+            value,
+            clear,
+        } => {
+            let verdict = |x: f64, subject: &str, out: &mut dyn FnMut(&str, &Verdict)| {
+                let detail = || {
+                    let what = if subject.is_empty() {
+                        metric.name().to_owned()
+                    } else if metric.label_kind() == Some("gpu") {
+                        format!("GPU {subject} {}", metric.name())
+                    } else {
+                        subject.to_owned()
+                    };
+                    format!("{what} is {x}{} ({} {value})", metric.unit(), op.as_str())
+                };
+                out(
+                    subject,
+                    &Verdict {
+                        trigger: op.holds(x, *value),
+                        sustain: op.holds(x, *clear),
+                        value: Some(x),
+                        detail: &detail,
+                    },
+                );
+            };
+            match metric.label_kind() {
+                None => match obs.metric(*metric) {
+                    Some(x) => {
+                        verdict(x, "", out);
+                        true
+                    }
+                    None => false,
+                },
+                Some("mount") => {
+                    if obs.snapshot().disks.is_empty() {
+                        return false;
+                    }
+                    for d in obs.disks() {
+                        if label.as_deref().is_none_or(|l| l == d.mount) {
+                            verdict(d.percent, d.mount, out);
+                        }
+                    }
+                    true
+                }
+                Some(_) => {
+                    let mut any = false;
+                    for g in obs.gpus() {
+                        let idx = IndexBuf::new(g.index);
+                        if label.as_deref().is_some_and(|l| l != idx.as_str()) {
+                            continue;
+                        }
+                        if let Some(x) = Observation::gpu_metric(g, *metric) {
+                            any = true;
+                            verdict(x, idx.as_str(), out);
+                        }
+                    }
+                    any
+                }
+            }
+        }
+        Condition::ProcessMissing { process } => match obs.process_running(process) {
+            Some(running) => {
+                let detail = || format!("no process '{process}' runs");
+                out(
+                    process,
+                    &Verdict {
+                        trigger: !running,
+                        sustain: !running,
+                        value: None,
+                        detail: &detail,
+                    },
+                );
+                true
+            }
+            None => false,
+        },
+        Condition::Unresponsive { mount } => {
+            if obs.snapshot().disks.is_empty() {
+                return false;
+            }
+            for d in obs.disks() {
+                if mount.as_deref().is_some_and(|m| m != d.mount) {
+                    continue;
+                }
+                let detail = || format!("{} does not answer (statvfs timed out)", d.mount);
+                out(
+                    d.mount,
+                    &Verdict {
+                        trigger: d.unresponsive,
+                        sustain: d.unresponsive,
+                        value: None,
+                        detail: &detail,
+                    },
+                );
+            }
+            true
+        }
+        Condition::VersionMismatch => {
+            let v = meta.agent_version.as_str();
+            if v.is_empty() || expected_version.is_empty() {
+                return false;
+            }
+            let differs = v != expected_version;
+            let detail = || format!("agent {v}, expected {expected_version}");
+            out(
+                "",
+                &Verdict {
+                    trigger: differs,
+                    sustain: differs,
+                    value: None,
+                    detail: &detail,
+                },
+            );
+            true
+        }
+        Condition::DiskFullWithin { mount, within_h } => {
+            let mut any = false;
+            for r in rings {
+                if mount.as_deref().is_some_and(|m| m != r.mount) {
+                    continue;
+                }
+                let Some(p) = r.predict(now_ms) else {
+                    continue;
+                };
+                any = true;
+                let hours = p.hours_to_full.map(|h| (h * 10.0).round() / 10.0);
+                let soon = hours.is_some_and(|h| h <= *within_h);
+                let detail = || match hours {
+                    Some(h) => format!(
+                        "{} is {:.1} % full, growing {:.2} %/h: full in about {h} h",
+                        r.mount, p.now_percent, p.percent_per_h
+                    ),
+                    None => format!("{} no longer fills up", r.mount),
+                };
+                out(
+                    &r.mount,
+                    &Verdict {
+                        trigger: soon,
+                        sustain: soon,
+                        value: hours,
+                        detail: &detail,
+                    },
+                );
+            }
+            any
+        }
+        Condition::GpuIdleWithMemory { .. } => {
+            let with_procs = obs.has_gpu_processes();
+            let mut any = false;
+            for g in obs.gpus() {
+                // MIG GPUs report no utilisation: they cannot be told idle.
+                let Some(util) = g.utilization_percent else {
+                    continue;
+                };
+                any = true;
+                let mem = gpu_memory_percent(g).unwrap_or(0.0);
+                let held = if with_procs {
+                    g.processes.iter().any(|p| p.memory_used_bytes != Some(0))
+                } else {
+                    mem >= 5.0
+                };
+                let idle = util <= 1 && held;
+                let idx = IndexBuf::new(g.index);
+                let detail = || gpu_holders(g, with_procs);
+                out(
+                    idx.as_str(),
+                    &Verdict {
+                        trigger: idle,
+                        sustain: idle,
+                        value: Some(mem),
+                        detail: &detail,
+                    },
+                );
+            }
+            let _ = none;
+            any
+        }
+    }
+}
+
+/// `GPU 0 (NVIDIA A100): 12.0 GiB held by alice (PID 4242 python, 11.5 GiB), ... while idle`.
+fn gpu_holders(g: &smon_proto::Gpu, with_procs: bool) -> String {
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let used = g
+        .memory_used_bytes
+        .map_or(String::new(), |b| format!(" {:.1} GiB", gib(b)));
+    let who = if with_procs {
+        let mut parts: Vec<String> = g
+            .processes
+            .iter()
+            .filter(|p| p.memory_used_bytes != Some(0))
+            .map(|p| {
+                let user = if p.user.is_empty() { "?" } else { &p.user };
+                let mem = p
+                    .memory_used_bytes
+                    .map_or(String::new(), |b| format!(", {:.1} GiB", gib(b)));
+                let name = if p.name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", p.name)
+                };
+                format!("{user} (PID {}{name}{mem})", p.pid)
+            })
+            .collect();
+        parts.sort();
+        parts.join(", ")
+    } else {
+        "unknown users (the sample carries no GPU process list)".to_owned()
+    };
+    format!("GPU {} ({}) idle with{used} held by {who}", g.index, g.name)
+}
