@@ -1424,3 +1424,7 @@ fn gpu_holders(g: &smon_proto::Gpu, with_procs: bool) -> String {
     };
     format!("GPU {} ({}) idle with{used} held by {who}", g.index, g.name)
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;
