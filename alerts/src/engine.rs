@@ -1129,10 +1129,18 @@ fn apply(
             if v.value.is_some() {
                 a.value = v.value;
             }
+            let d = (v.detail)();
+            if !d.is_empty() {
+                a.detail = d;
+            }
             let newly = record_change(a, ctx.cfg, ctx.now);
             reconcile(a, slot, meta, ctx, newly);
         }
         (false, true) => {
+            if a.pending_since.is_none() {
+                // What the alert says if it fires from a tick, with no sample (host_down).
+                a.detail = (v.detail)();
+            }
             let since = *a.pending_since.get_or_insert(ctx.now);
             a.value = v.value.or(a.value);
             if ctx.now.saturating_sub(since) >= slot.for_ms {

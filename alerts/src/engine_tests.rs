@@ -139,6 +139,7 @@ fn hysteresis_keeps_firing_until_the_clear_threshold() {
     let a = &d[0].notification.alerts[0];
     assert_eq!(a.resolved_ms, Some(T0 + 2 * S));
     assert_eq!(a.host.value, Some(80.0));
+    assert_eq!(a.host.detail, "cpu_percent is 80 % (> 90)");
     // Above 80 again but not above 90: not firing.
     e.observe("lab:n1", &cpu(85.0), T0 + 3 * S);
     assert!(e.tick(T0 + 3 * S).is_empty());
@@ -154,6 +155,7 @@ fn host_down_fires_after_for_s_without_samples_and_resolves_only_when_up() {
     let d = e.tick(T0 + 11 * S);
     assert_eq!(summary(&d), [fired(&["lab:n1"])]);
     assert_eq!(d[0].notification.alerts[0].started_ms, T0 + S);
+    assert_eq!(d[0].notification.alerts[0].host.detail, "the host is down");
     e.host_status("lab:n1", Status::Stale, T0 + 20 * S);
     assert!(e.tick(T0 + 20 * S).is_empty(), "stale is not up");
     e.host_status("lab:n1", Status::Up, T0 + 30 * S);
@@ -163,6 +165,10 @@ fn host_down_fires_after_for_s_without_samples_and_resolves_only_when_up() {
     assert_eq!(
         d[0].notification.alerts[0].id,
         alert_id("down", "lab:n1", "", T0 + S)
+    );
+    assert_eq!(
+        d[0].notification.alerts[0].host.detail,
+        "the host is back up"
     );
 }
 

@@ -23,5 +23,7 @@ pub use engine::{
     Ack, ActiveAlert, Dispatch, Engine, EngineConfig, EngineError, EngineState, alert_id,
 };
 pub use observe::{HostMeta, Observation};
-pub use rule::{Condition, Metric, Op, Rule, RuleConfig, compile_rule, compile_rules};
+pub use rule::{
+    Condition, Metric, Op, Rule, RuleConfig, check_notify, compile_rule, compile_rules,
+};
 pub use silence::{Silence, SilenceConfig, WindowConfig, compile_silences};

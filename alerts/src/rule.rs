@@ -346,6 +346,30 @@ pub fn compile_rules(configs: &[RuleConfig], path: &str) -> Result<Vec<Rule>, Ve
     }
 }
 
+/// Checks that every `notify` entry names one of `channels` (`alerts.channels[].name`):
+/// the problems, with their field paths (`path` as for [`compile_rules`]).
+pub fn check_notify(configs: &[RuleConfig], channels: &[&str], path: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    for (i, c) in configs.iter().enumerate() {
+        for (j, n) in c.notify.iter().enumerate() {
+            if !channels.contains(&n.as_str()) {
+                let known = if channels.is_empty() {
+                    "none is configured".to_owned()
+                } else {
+                    channels.join(", ")
+                };
+                errors.push(err(
+                    &format!("{path}[{i}]"),
+                    &format!("notify[{j}]"),
+                    n,
+                    &format!("is not a channel (alerts.channels[].name); channels: {known}"),
+                ));
+            }
+        }
+    }
+    errors
+}
+
 fn err(at: &str, field: &str, value: &str, problem: &str) -> FieldError {
     FieldError {
         field: format!("{at}.{field}"),
@@ -850,6 +874,22 @@ mod tests {
         assert_eq!(
             one_error(&cfg("x", "load1 >\u{1b}[2J")),
             "alerts.rules[0].when: 'load1 >\\u{1b}[2J' '\\u{1b}[2J' is not a number; write METRIC OP VALUE with OP one of > >= < <="
+        );
+    }
+
+    #[test]
+    fn notify_must_name_configured_channels() {
+        let mut a = cfg("a", "host_down");
+        a.notify = vec!["ops".into(), "opz".into()];
+        let e = check_notify(
+            &[cfg("b", "host_down"), a],
+            &["ops", "mail"],
+            "alerts.rules",
+        );
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            e[0].to_string(),
+            "alerts.rules[1].notify[1]: 'opz' is not a channel (alerts.channels[].name); channels: ops, mail"
         );
     }
 
