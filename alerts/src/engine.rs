@@ -640,8 +640,11 @@ impl Engine {
             while i < h.alerts.len() {
                 let a = &mut h.alerts[i];
                 let slot = &self.slots[a.rule_idx];
-                // for_s passed with no new sample (host_down, or a slow agent).
+                // host_down's for_s passes with no event: the clock fires it. Rules on
+                // samples fire on a sample (one that still shows the condition), as in
+                // Prometheus: a host that stops reporting does not fire them.
                 if !a.firing
+                    && slot.rule.condition.is_host_down()
                     && let Some(since) = a.pending_since
                     && now_ms.saturating_sub(since) >= slot.for_ms
                 {

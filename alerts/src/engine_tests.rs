@@ -111,6 +111,17 @@ fn a_threshold_fires_only_after_for_s_and_shows_pending_before() {
 }
 
 #[test]
+fn a_sample_rule_fires_on_a_sample_not_on_the_clock_alone() {
+    let r = rule("cpu", "cpu_percent > 90", |c| c.for_s = 30);
+    let mut e = engine(cfg0(), vec![r], &["lab:n1"]);
+    e.observe("lab:n1", &cpu(95.0), T0);
+    assert!(e.tick(T0 + 60 * S).is_empty(), "no sample since");
+    assert!(e.alerts(T0 + 60 * S)[0].pending);
+    e.observe("lab:n1", &cpu(95.0), T0 + 61 * S);
+    assert_eq!(summary(&e.tick(T0 + 61 * S)), [fired(&["lab:n1"])]);
+}
+
+#[test]
 fn a_condition_that_clears_before_for_s_never_notifies() {
     let r = rule("cpu", "cpu_percent > 90", |c| c.for_s = 30);
     let mut e = engine(cfg0(), vec![r], &["lab:n1"]);
