@@ -849,3 +849,35 @@ fn engine_settings_are_validated() {
     );
     assert_eq!(EngineConfig::default().validate("x"), Ok(()));
 }
+
+#[test]
+fn a_rule_may_group_on_its_own_window_and_notifications_carry_the_link() {
+    let now = rule("now", "host_down", |c| c.group_wait_s = Some(0));
+    let slow = rule("slow", "host_down", |c| {
+        c.group_wait_s = Some(30);
+        c.notify = vec!["mail".into()];
+    });
+    let cfg = EngineConfig {
+        link: Some("https://smon.example/alerts".into()),
+        ..EngineConfig::default()
+    };
+    let mut e = engine(cfg, vec![now, slow], &["lab:n1"]);
+    e.host_status("lab:n1", Status::Down, T0);
+    let d = e.tick(T0);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].notification.rule, "now");
+    assert_eq!(
+        d[0].notification.link.as_deref(),
+        Some("https://smon.example/alerts")
+    );
+    assert!(
+        e.tick(T0 + 29 * S).is_empty(),
+        "the engine's 10 s do not apply"
+    );
+    let d = e.tick(T0 + 30 * S);
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        (d[0].notification.rule.as_str(), d[0].channels.as_slice()),
+        ("slow", ["mail".to_string()].as_slice())
+    );
+}
