@@ -305,6 +305,9 @@ pub struct Engine {
 
 /// A rule's verdict on one subject.
 struct Verdict<'a> {
+    /// The subject is there but says nothing now (a GPU not reporting the value): the alert
+    /// keeps its state.
+    keep: bool,
     /// The condition holds at the trigger threshold.
     trigger: bool,
     /// It holds at the clear threshold (what keeps a firing alert firing).
@@ -505,6 +508,7 @@ impl Engine {
             let slot = &self.slots[r];
             if slot.rule.condition.is_host_down() {
                 let v = Verdict {
+                    keep: false,
                     trigger: status == Status::Down,
                     sustain: status != Status::Up,
                     value: None,
@@ -581,6 +585,7 @@ impl Engine {
                         .collect();
                     let none = String::new;
                     let v = Verdict {
+                        keep: false,
                         trigger: false,
                         sustain: false,
                         value: None,
@@ -1094,7 +1099,7 @@ fn apply(
         .position(|a| a.rule_idx == rule_idx && a.subject == subject);
     let i = match found {
         Some(i) => i,
-        None if v.trigger => {
+        None if v.trigger && !v.keep => {
             alerts.push(AlertState {
                 rule: slot.rule.name().to_owned(),
                 subject: subject.to_owned(),
@@ -1119,6 +1124,9 @@ fn apply(
     };
     let a = &mut alerts[i];
     a.seen = generation;
+    if v.keep {
+        return;
+    }
     let holds = if a.firing { v.sustain } else { v.trigger };
     match (a.firing, holds) {
         (true, true) => {
@@ -1179,6 +1187,19 @@ fn record_rings(rings: &mut Vec<DiskRing>, obs: &Observation, now_ms: u64) {
     }
 }
 
+fn no_detail() -> String {
+    String::new()
+}
+
+/// The verdict on a subject that says nothing now.
+const KEEP: Verdict<'static> = Verdict {
+    keep: true,
+    trigger: false,
+    sustain: false,
+    value: None,
+    detail: &no_detail,
+};
+
 /// A GPU index as a subject, written without allocating.
 struct IndexBuf {
     buf: [u8; 10],
@@ -1218,7 +1239,6 @@ fn evaluate(
     now_ms: u64,
     out: &mut dyn FnMut(&str, &Verdict),
 ) -> bool {
-    let none = String::new;
     match &slot.rule.condition {
         Condition::HostDown => false,
         Condition::Threshold {
@@ -1242,6 +1262,7 @@ fn evaluate(
                 out(
                     subject,
                     &Verdict {
+                        keep: false,
                         trigger: op.holds(x, *value),
                         sustain: op.holds(x, *clear),
                         value: Some(x),
@@ -1275,9 +1296,10 @@ fn evaluate(
                         if label.as_deref().is_some_and(|l| l != idx.as_str()) {
                             continue;
                         }
-                        if let Some(x) = Observation::gpu_metric(g, *metric) {
-                            any = true;
-                            verdict(x, idx.as_str(), out);
+                        any = true;
+                        match Observation::gpu_metric(g, *metric) {
+                            Some(x) => verdict(x, idx.as_str(), out),
+                            None => out(idx.as_str(), &KEEP),
                         }
                     }
                     any
@@ -1290,6 +1312,7 @@ fn evaluate(
                 out(
                     process,
                     &Verdict {
+                        keep: false,
                         trigger: !running,
                         sustain: !running,
                         value: None,
@@ -1312,6 +1335,7 @@ fn evaluate(
                 out(
                     d.mount,
                     &Verdict {
+                        keep: false,
                         trigger: d.unresponsive,
                         sustain: d.unresponsive,
                         value: None,
@@ -1331,6 +1355,7 @@ fn evaluate(
             out(
                 "",
                 &Verdict {
+                    keep: false,
                     trigger: differs,
                     sustain: differs,
                     value: None,
@@ -1361,6 +1386,7 @@ fn evaluate(
                 out(
                     &r.mount,
                     &Verdict {
+                        keep: false,
                         trigger: soon,
                         sustain: soon,
                         value: hours,
@@ -1374,11 +1400,13 @@ fn evaluate(
             let with_procs = obs.has_gpu_processes();
             let mut any = false;
             for g in obs.gpus() {
+                any = true;
+                let idx = IndexBuf::new(g.index);
                 // MIG GPUs report no utilisation: they cannot be told idle.
                 let Some(util) = g.utilization_percent else {
+                    out(idx.as_str(), &KEEP);
                     continue;
                 };
-                any = true;
                 let mem = gpu_memory_percent(g).unwrap_or(0.0);
                 let held = if with_procs {
                     g.processes.iter().any(|p| p.memory_used_bytes != Some(0))
@@ -1386,11 +1414,11 @@ fn evaluate(
                     mem >= 5.0
                 };
                 let idle = util <= 1 && held;
-                let idx = IndexBuf::new(g.index);
                 let detail = || gpu_holders(g, with_procs);
                 out(
                     idx.as_str(),
                     &Verdict {
+                        keep: false,
                         trigger: idle,
                         sustain: idle,
                         value: Some(mem),
@@ -1398,7 +1426,6 @@ fn evaluate(
                     },
                 );
             }
-            let _ = none;
             any
         }
     }

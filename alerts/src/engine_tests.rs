@@ -881,3 +881,30 @@ fn a_rule_may_group_on_its_own_window_and_notifications_carry_the_link() {
         ("slow", ["mail".to_string()].as_slice())
     );
 }
+
+#[test]
+fn a_gpu_that_stops_reporting_a_value_keeps_its_alert_and_a_gpu_gone_resolves() {
+    let r = rule("gpu-power", "gpu_power_percent > 90", |_| {});
+    let mut e = engine(cfg0(), vec![r], &["lab:g1"]);
+    let snap = |power: Option<u32>, gpus: u32| Snapshot {
+        gpus: (0..gpus)
+            .map(|index| Gpu {
+                index,
+                power_mw: power,
+                power_limit_mw: Some(100_000),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    e.observe("lab:g1", &snap(Some(95_000), 2), T0);
+    let d = e.tick(T0);
+    assert_eq!(d[0].notification.alerts.len(), 2);
+    e.observe("lab:g1", &snap(None, 2), T0 + S);
+    assert!(e.tick(T0 + S).is_empty(), "no reading: no change");
+    assert_eq!(e.firing_on("lab:g1"), 2);
+    e.observe("lab:g1", &snap(Some(95_000), 1), T0 + 2 * S);
+    let d = e.tick(T0 + 2 * S);
+    assert_eq!(summary(&d), [resolved(&["lab:g1"])]);
+    assert_eq!(d[0].notification.alerts[0].host.subject, "1");
+}
