@@ -822,6 +822,14 @@ fn acknowledging_needs_a_firing_alert_and_ends_with_it() {
     let id = e.alerts(T0)[0].alert.id.clone();
     let a = e.acknowledge(&id, "alice", T0 + S).expect("ack");
     assert_eq!(a.ack.as_ref().map(|a| a.by.as_str()), Some("alice"));
+    // The alerts page's JSON: the alert's fields, then the engine's marks.
+    let v = serde_json::to_value(&a).expect("json");
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["status"], "firing");
+    assert_eq!(v["host"]["host"], "lab:n1");
+    assert_eq!(v["ack"]["by"], "alice");
+    assert!(v.get("pending").is_none() && v.get("silenced").is_none());
+    assert_eq!(serde_json::from_value::<ActiveAlert>(v).expect("back"), a);
     e.observe("lab:n1", &cpu(10.0), T0 + 2 * S);
     e.observe("lab:n1", &cpu(95.0), T0 + 3 * S);
     let a = e.alerts(T0 + 3 * S);
