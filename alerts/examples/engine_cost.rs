@@ -3,7 +3,7 @@
 //! prediction; prints the time per host-evaluation (one sample through every rule in the host's
 //! scope) and the share of one core at 1 Hz, ticks included.
 //!
-//! `cargo run --release -p smon-alerts --example engine_cost [hosts] [seconds]`
+//! `cargo run --release -p smon-alerts --example engine_cost [hosts] [seconds] [steady|churn]`
 
 use std::time::Instant;
 
@@ -132,6 +132,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let hosts: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(60);
+    let churn = args.next().as_deref() == Some("churn");
     let rules = compile_rules(&rules(), "alerts.rules").expect("valid rules");
     let n_rules = rules.len();
     let t0: u64 = 1_800_000_000_000;
@@ -172,13 +173,24 @@ fn main() {
     let mut busy = std::time::Duration::ZERO;
     for s in 0..seconds {
         let now = t0 + s * 1000;
-        // New values (outside the timing): what the pollers would hand over.
+        // New values (outside the timing): what the pollers would hand over. `steady`: a
+        // random walk of CPU and memory (a few hosts cross thresholds now and then);
+        // `churn`: drawn afresh every second (10 % of the hosts cross the CPU threshold
+        // every second: alerts start, fire and resolve all the time).
         for snap in snaps.iter_mut() {
             if let Some(c) = snap.cpu.as_mut() {
-                c.total_percent = 100.0 * rng.next();
+                c.total_percent = if churn {
+                    100.0 * rng.next()
+                } else {
+                    (c.total_percent + 4.0 * (rng.next() - 0.5)).clamp(0.0, 100.0)
+                };
             }
             if let Some(m) = snap.memory.as_mut() {
-                m.used_percent = 40.0 + 60.0 * rng.next();
+                m.used_percent = if churn {
+                    40.0 + 60.0 * rng.next()
+                } else {
+                    (m.used_percent + 0.5 * (rng.next() - 0.5)).clamp(0.0, 100.0)
+                };
             }
             snap.sample_unix_ms = now;
         }
@@ -193,8 +205,10 @@ fn main() {
     let us = busy.as_secs_f64() * 1e6 / evaluations;
     let core = busy.as_secs_f64() / seconds as f64 * 100.0;
     println!(
-        "{hosts} hosts x {seconds} s at 1 Hz, {n_rules} rules: {us:.2} us per host-evaluation, \
-         {core:.2} % of one core; {} alerts active, {notifications} notifications",
+        "{hosts} hosts x {seconds} s at 1 Hz, {n_rules} rules, {}: {us:.2} us per \
+         host-evaluation, {core:.2} % of one core; {} alerts active, {notifications} \
+         notifications",
+        if churn { "churn" } else { "steady" },
         engine.alerts(t0 + seconds * 1000).len()
     );
 }

@@ -705,9 +705,23 @@ impl Engine {
         }
         due.into_iter()
             .map(|mut g| {
+                // Host order; of several states of one alert the last queued (a stable sort
+                // keeps queue order among equals).
                 g.alerts.sort_by(|a, b| {
-                    (&a.host.host, &a.host.subject).cmp(&(&b.host.host, &b.host.subject))
+                    (&a.host.host, &a.host.subject, &a.id).cmp(&(
+                        &b.host.host,
+                        &b.host.subject,
+                        &b.id,
+                    ))
                 });
+                let mut kept: Vec<Alert> = Vec::with_capacity(g.alerts.len());
+                for a in g.alerts.drain(..) {
+                    match kept.last_mut() {
+                        Some(last) if last.id == a.id => *last = a,
+                        _ => kept.push(a),
+                    }
+                }
+                g.alerts = kept;
                 let id = notification_id(&g, now_ms);
                 Dispatch {
                     channels: g.channels,
@@ -972,10 +986,9 @@ fn enqueue(ctx: &mut Ctx, slot: &Slot, alert: Alert, repeat: bool) {
         .iter_mut()
         .find(|g| g.rule == name && g.status == alert.status && g.repeat == repeat)
     {
-        match g.alerts.iter_mut().find(|a| a.id == alert.id) {
-            Some(a) => *a = alert,
-            None => g.alerts.push(alert),
-        }
+        // A second state of the same alert (it fired again after a silence, say) replaces the
+        // first at the flush; no search here, which would cost O(n) per alert in a big group.
+        g.alerts.push(alert);
         return;
     }
     ctx.groups.push(StoredGroup {

@@ -916,3 +916,50 @@ fn a_gpu_that_stops_reporting_a_value_keeps_its_alert_and_a_gpu_gone_resolves() 
     assert_eq!(summary(&d), [resolved(&["lab:g1"])]);
     assert_eq!(d[0].notification.alerts[0].host.subject, "1");
 }
+
+#[test]
+fn a_group_holding_an_alert_twice_sends_its_last_state_in_host_order() {
+    let r = rule("down", "host_down", |_| {});
+    let mut e = engine(cfg0(), vec![r], &[]);
+    let alert = |host: &str, detail: &str| Alert {
+        id: alert_id("down", host, "", T0),
+        rule: "down".into(),
+        severity: Severity::Warning,
+        status: AlertStatus::Firing,
+        host: AlertHost {
+            host: host.into(),
+            cluster: "lab".into(),
+            subject: String::new(),
+            value: None,
+            detail: detail.into(),
+        },
+        started_ms: T0,
+        fired_ms: T0,
+        resolved_ms: None,
+        flapping: false,
+    };
+    e.import(EngineState {
+        alerts: vec![],
+        groups: vec![StoredGroup {
+            rule: "down".into(),
+            channels: vec!["ops".into()],
+            severity: Severity::Warning,
+            status: AlertStatus::Firing,
+            repeat: false,
+            due_ms: T0,
+            alerts: vec![
+                alert("lab:n2", "first"),
+                alert("lab:n1", "only"),
+                alert("lab:n2", "second"),
+            ],
+        }],
+    });
+    let d = e.tick(T0);
+    let got: Vec<(&str, &str)> = d[0]
+        .notification
+        .alerts
+        .iter()
+        .map(|a| (a.host.host.as_str(), a.host.detail.as_str()))
+        .collect();
+    assert_eq!(got, [("lab:n1", "only"), ("lab:n2", "second")]);
+}
