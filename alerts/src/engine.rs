@@ -421,12 +421,13 @@ impl Engine {
             self.remove_host(&id, now_ms);
         }
         for h in hosts {
-            self.upsert_host(h);
+            self.upsert_host(h, now_ms);
         }
     }
 
-    /// Adds a host to the fleet, or updates its cluster, tags or agent version.
-    pub fn upsert_host(&mut self, meta: HostMeta) {
+    /// Adds a host to the fleet, or updates its cluster, tags or agent version. Alerts of
+    /// rules whose scope no longer holds the host (a tag taken off) resolve.
+    pub fn upsert_host(&mut self, meta: HostMeta, now_ms: u64) {
         let old_version = match self.hosts.get_mut(&meta.id) {
             Some(h) => {
                 let was = h.registered.then(|| h.meta.agent_version.clone());
@@ -457,8 +458,32 @@ impl Engine {
             }
             self.count_version(&meta.agent_version, true);
         }
-        if let Some(h) = self.hosts.get_mut(&meta.id) {
-            rescope(h, &self.slots);
+        let Some(h) = self.hosts.get_mut(&meta.id) else {
+            return;
+        };
+        rescope(h, &self.slots);
+        if h.alerts.iter().all(|a| h.scope.contains(&a.rule_idx)) {
+            return;
+        }
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            silences: &self.silences,
+            groups: &mut self.groups,
+            now: now_ms,
+        };
+        let mut i = 0;
+        while i < h.alerts.len() {
+            if h.scope.contains(&h.alerts[i].rule_idx) {
+                i += 1;
+                continue;
+            }
+            let mut a = h.alerts.swap_remove(i);
+            if a.firing {
+                a.firing = false;
+                a.resolved_ms = Some(now_ms);
+                a.detail = "the host left the rule's scope".into();
+            }
+            final_resolve(&a, &self.slots[a.rule_idx], &h.meta, &mut ctx);
         }
     }
 

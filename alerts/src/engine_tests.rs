@@ -630,7 +630,7 @@ fn version_mismatch_compares_with_the_majority_or_the_expected_version() {
     let mut e = engine(cfg0(), vec![r()], &["a:1", "a:2", "a:3"]);
     let mut old = meta("a:3");
     old.agent_version = "0.1.0".into();
-    e.upsert_host(old);
+    e.upsert_host(old, T0);
     for h in ["a:1", "a:2", "a:3"] {
         e.observe(h, &cpu(1.0), T0);
     }
@@ -788,8 +788,8 @@ fn scope_by_tag_and_cluster_limits_the_hosts_a_rule_sees() {
     let mut e = engine(cfg0(), vec![r], &["web:w1"]);
     let mut g = meta("lab:g1");
     g.tags = vec!["gpu".into()];
-    e.upsert_host(g);
-    e.upsert_host(meta("lab:n1"));
+    e.upsert_host(g.clone(), T0);
+    e.upsert_host(meta("lab:n1"), T0);
     let hot = Snapshot {
         gpus: vec![Gpu {
             index: 0,
@@ -808,6 +808,18 @@ fn scope_by_tag_and_cluster_limits_the_hosts_a_rule_sees() {
         d[0].notification.alerts[0].host.detail,
         "GPU 0 gpu_temperature_celsius is 85 °C (> 80)"
     );
+    // The tag taken off: the host leaves the rule's scope and its alert resolves.
+    g.tags.clear();
+    e.upsert_host(g, T0 + S);
+    let d = e.tick(T0 + S);
+    assert_eq!(summary(&d), [resolved(&["lab:g1"])]);
+    assert_eq!(
+        d[0].notification.alerts[0].host.detail,
+        "the host left the rule's scope"
+    );
+    e.observe("lab:g1", &hot, T0 + 2 * S);
+    assert!(e.tick(T0 + 2 * S).is_empty());
+    assert_eq!(e.firing_on("lab:g1"), 0);
 }
 
 #[test]
