@@ -301,6 +301,7 @@ pub struct Engine {
     groups: Vec<StoredGroup>,
     versions: HashMap<String, u32>,
     majority: String,
+    events: Vec<Alert>,
 }
 
 /// A rule's verdict on one subject.
@@ -321,6 +322,7 @@ struct Ctx<'a> {
     cfg: &'a EngineConfig,
     silences: &'a [Silence],
     groups: &'a mut Vec<StoredGroup>,
+    events: &'a mut Vec<Alert>,
     now: u64,
 }
 
@@ -335,6 +337,7 @@ impl Engine {
             groups: Vec::new(),
             versions: HashMap::new(),
             majority: String::new(),
+            events: Vec::new(),
         }
     }
 
@@ -370,6 +373,7 @@ impl Engine {
             cfg: &self.cfg,
             silences: &self.silences,
             groups: &mut self.groups,
+            events: &mut self.events,
             now: now_ms,
         };
         for h in self.hosts.values_mut() {
@@ -382,14 +386,14 @@ impl Engine {
                         i += 1;
                     }
                     None => {
-                        let slot = &old[a.rule_idx];
-                        let mut a = h.alerts.swap_remove(i);
-                        if a.firing {
-                            a.firing = false;
-                            a.resolved_ms = Some(now_ms);
-                            a.detail = "the rule was changed or removed".into();
-                        }
-                        final_resolve(&a, slot, &h.meta, &mut ctx);
+                        let a = h.alerts.swap_remove(i);
+                        retire(
+                            a,
+                            &old,
+                            &h.meta,
+                            &mut ctx,
+                            "the rule was changed or removed",
+                        );
                     }
                 }
             }
@@ -469,6 +473,7 @@ impl Engine {
             cfg: &self.cfg,
             silences: &self.silences,
             groups: &mut self.groups,
+            events: &mut self.events,
             now: now_ms,
         };
         let mut i = 0;
@@ -477,13 +482,14 @@ impl Engine {
                 i += 1;
                 continue;
             }
-            let mut a = h.alerts.swap_remove(i);
-            if a.firing {
-                a.firing = false;
-                a.resolved_ms = Some(now_ms);
-                a.detail = "the host left the rule's scope".into();
-            }
-            final_resolve(&a, &self.slots[a.rule_idx], &h.meta, &mut ctx);
+            let a = h.alerts.swap_remove(i);
+            retire(
+                a,
+                &self.slots,
+                &h.meta,
+                &mut ctx,
+                "the host left the rule's scope",
+            );
         }
     }
 
@@ -500,15 +506,11 @@ impl Engine {
             cfg: &self.cfg,
             silences: &self.silences,
             groups: &mut self.groups,
+            events: &mut self.events,
             now: now_ms,
         };
-        for mut a in h.alerts {
-            if a.firing {
-                a.firing = false;
-                a.resolved_ms = Some(now_ms);
-                a.detail = "the host left the fleet".into();
-            }
-            final_resolve(&a, &self.slots[a.rule_idx], &h.meta, &mut ctx);
+        for a in h.alerts {
+            retire(a, &self.slots, &h.meta, &mut ctx, "the host left the fleet");
         }
     }
 
@@ -523,6 +525,7 @@ impl Engine {
             cfg: &self.cfg,
             silences: &self.silences,
             groups: &mut self.groups,
+            events: &mut self.events,
             now: now_ms,
         };
         let detail = || match status {
@@ -574,6 +577,7 @@ impl Engine {
             cfg: &self.cfg,
             silences: &self.silences,
             groups: &mut self.groups,
+            events: &mut self.events,
             now: now_ms,
         };
         for &r in &h.scope {
@@ -660,6 +664,7 @@ impl Engine {
             cfg: &self.cfg,
             silences: &self.silences,
             groups: &mut self.groups,
+            events: &mut self.events,
             now: now_ms,
         };
         for h in self.hosts.values_mut() {
@@ -763,6 +768,14 @@ impl Engine {
                 }
             })
             .collect()
+    }
+
+    /// Every alert that fired or resolved since the last call, in order, silenced and
+    /// flapping ones included (notifications leave those out): what the alert history
+    /// stores and the alerts page's live feed shows. Call it after each batch of events or
+    /// tick; it is not part of the exported state.
+    pub fn drain_events(&mut self) -> Vec<Alert> {
+        std::mem::take(&mut self.events)
     }
 
     /// The alerts firing or pending now, host by host (silence marks as of `now_ms`).
@@ -1086,11 +1099,19 @@ fn reconcile(a: &mut AlertState, slot: &Slot, meta: &HostMeta, ctx: &mut Ctx, fo
     }
 }
 
-/// The last word on an alert that is going away (host or rule removed): its resolution, when
-/// its firing was notified, flapping or not.
-fn final_resolve(a: &AlertState, slot: &Slot, meta: &HostMeta, ctx: &mut Ctx) {
+/// The last word on an alert that is going away (host, rule or scope removed): it resolves
+/// (`why` says why), notified when its firing was, flapping or not.
+fn retire(mut a: AlertState, slots: &[Slot], meta: &HostMeta, ctx: &mut Ctx, why: &str) {
+    let slot = &slots[a.rule_idx];
+    if a.firing {
+        a.firing = false;
+        a.resolved_ms = Some(ctx.now);
+        a.detail = why.to_owned();
+        ctx.events
+            .push(to_alert(&a, slot, meta, AlertStatus::Resolved));
+    }
     if a.last_sent == Some(AlertStatus::Firing) {
-        let alert = to_alert(a, slot, meta, AlertStatus::Resolved);
+        let alert = to_alert(&a, slot, meta, AlertStatus::Resolved);
         enqueue(ctx, slot, alert, false);
     }
 }
@@ -1117,6 +1138,8 @@ fn fire(
         a.detail = d;
     }
     let newly = record_change(a, ctx.cfg, ctx.now);
+    ctx.events
+        .push(to_alert(a, slot, meta, AlertStatus::Firing));
     reconcile(a, slot, meta, ctx, newly);
 }
 
@@ -1183,6 +1206,8 @@ fn apply(
                 a.detail = d;
             }
             let newly = record_change(a, ctx.cfg, ctx.now);
+            ctx.events
+                .push(to_alert(a, slot, meta, AlertStatus::Resolved));
             reconcile(a, slot, meta, ctx, newly);
         }
         (false, true) => {

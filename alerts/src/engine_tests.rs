@@ -243,9 +243,27 @@ fn a_silenced_alert_shows_but_notifies_only_when_the_silence_ends() {
             .collect::<Vec<_>>(),
         [("lab:n1", true), ("lab:n2", false)]
     );
+    // The history hears of both, silenced or not.
+    let ev: Vec<(String, AlertStatus)> = e
+        .drain_events()
+        .into_iter()
+        .map(|a| (a.host.host, a.status))
+        .collect();
+    assert_eq!(
+        ev,
+        [
+            ("lab:n1".to_string(), AlertStatus::Firing),
+            ("lab:n2".to_string(), AlertStatus::Firing)
+        ]
+    );
+    assert!(e.drain_events().is_empty());
     assert!(e.tick(T0 + 99 * S).is_empty());
     let d = e.tick(T0 + 100 * S);
     assert_eq!(summary(&d), [fired(&["lab:n1"])]);
+    assert!(
+        e.drain_events().is_empty(),
+        "a notification is no new event"
+    );
     assert_eq!(d[0].notification.alerts[0].started_ms, T0 + 10 * S);
     assert!(!e.alerts(T0 + 100 * S)[0].silenced);
 }
@@ -772,6 +790,12 @@ fn a_host_leaving_the_fleet_resolves_its_alerts() {
     assert_eq!(
         d[0].notification.alerts[0].host.detail,
         "the host left the fleet"
+    );
+    let ev = e.drain_events();
+    assert_eq!(ev.len(), 2);
+    assert_eq!(
+        (ev[1].status, ev[1].host.detail.as_str()),
+        (AlertStatus::Resolved, "the host left the fleet")
     );
     assert!(e.alerts(T0 + S).is_empty());
     // Events for it are ignored now.
