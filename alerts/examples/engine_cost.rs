@@ -170,6 +170,7 @@ fn main() {
     let mut snaps: Vec<Snapshot> = (0..hosts).map(|i| host_snapshot(i, &mut rng)).collect();
 
     let mut notifications = 0usize;
+    let mut events = 0usize;
     let mut busy = std::time::Duration::ZERO;
     for s in 0..seconds {
         let now = t0 + s * 1000;
@@ -199,6 +200,7 @@ fn main() {
             engine.observe(&m.id, snap, now);
         }
         notifications += engine.tick(now).len();
+        events += engine.drain_events().len();
         busy += start.elapsed();
     }
     let evaluations = hosts as f64 * seconds as f64;
@@ -206,8 +208,8 @@ fn main() {
     let core = busy.as_secs_f64() / seconds as f64 * 100.0;
     println!(
         "{hosts} hosts x {seconds} s at 1 Hz, {n_rules} rules, {}: {us:.2} us per \
-         host-evaluation, {core:.2} % of one core; {} alerts active, {notifications} \
-         notifications",
+         host-evaluation, {core:.2} % of one core; {} alerts active, {events} firings and \
+         resolutions, {notifications} notifications",
         if churn { "churn" } else { "steady" },
         engine.alerts(t0 + seconds * 1000).len()
     );
