@@ -638,20 +638,24 @@ impl Engine {
     }
 
     /// Seeds the disk-use points of `mount` on host `id` from history (`(ms, used percent)`,
-    /// oldest first), so that `disk_full_within` predicts at once after a restart.
+    /// oldest first), so that `disk_full_within` predicts at once after a restart. Points
+    /// the engine already holds are kept (they are newer).
     pub fn seed_disk(&mut self, id: &str, mount: &str, points: &[(u64, f64)]) {
         let Some(h) = self.hosts.get_mut(id) else {
             return;
         };
-        let i = match h.rings.iter().position(|r| r.mount == mount) {
-            Some(i) => i,
-            None => {
-                h.rings.push(DiskRing::new(mount));
-                h.rings.len() - 1
-            }
-        };
+        let mut ring = DiskRing::new(mount);
         for &(t, p) in points {
-            h.rings[i].record(t, p);
+            ring.record(t, p);
+        }
+        match h.rings.iter_mut().find(|r| r.mount == mount) {
+            Some(old) => {
+                for (t, p) in old.points() {
+                    ring.record(t, p);
+                }
+                *old = ring;
+            }
+            None => h.rings.push(ring),
         }
     }
 

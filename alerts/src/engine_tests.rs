@@ -504,9 +504,19 @@ fn an_unresponsive_filesystem_fires_and_resolves_when_it_answers() {
 fn disk_full_within_predicts_from_seeded_history_and_live_points() {
     let r = rule("fill", "disk_full_within", |c| c.within_h = Some(12.0));
     let mut e = engine(cfg0(), vec![r], &["lab:n1"]);
-    // Two hours of history: 70 % growing 3 %/h -> at 76 % now, full in 8 h.
+    // Two hours of history: 70 % growing 3 %/h -> at 76 % now, full in 8 h. A live sample
+    // came before the seed (the history answered late): it is kept.
     let h = 3600 * S;
-    let pts: Vec<(u64, f64)> = (0..=24u64)
+    e.observe(
+        "lab:n1",
+        &disks(&[("/data", 75.75, false)]),
+        T0 + 2 * h - 300 * S,
+    );
+    assert!(
+        e.tick(T0 + 2 * h - 300 * S).is_empty(),
+        "one point predicts nothing"
+    );
+    let pts: Vec<(u64, f64)> = (0..23u64)
         .map(|k| (T0 + k * 300 * S, 70.0 + 3.0 * (k as f64) / 12.0))
         .collect();
     e.seed_disk("lab:n1", "/data", &pts);
@@ -518,7 +528,7 @@ fn disk_full_within_predicts_from_seeded_history_and_live_points() {
     assert_eq!(a.host.value, Some(8.0), "hours to full");
     assert_eq!(
         a.host.detail,
-        "/data is 76.0 % full, growing 3.00 %/h: full in about 8 h"
+        "/data is 76.0 % full, growing 3.01 %/h: full in about 8 h"
     );
     // A slower disk (full in ~30 h) does not fire at 12 h.
     let r = rule("fill", "disk_full_within", |c| c.within_h = Some(12.0));

@@ -61,6 +61,13 @@ impl DiskRing {
         }
     }
 
+    /// The points held, `(ms at the start of their step, percent)`, oldest first.
+    pub fn points(&self) -> impl Iterator<Item = (u64, f64)> + '_ {
+        self.points
+            .iter()
+            .map(|&(s, p)| (u64::from(s) * STEP_MS, f64::from(p)))
+    }
+
     /// The number of points held.
     pub fn len(&self) -> usize {
         self.points.len()
