@@ -239,6 +239,9 @@ struct AlertState {
     changes: Vec<u64>,
     #[serde(default)]
     flapping: bool,
+    /// The rule's [`Rule::fingerprint`] (written on export only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    rule_fingerprint: String,
     #[serde(skip)]
     rule_idx: usize,
     #[serde(skip)]
@@ -275,6 +278,7 @@ fn hex(b: &[u8]) -> String {
 
 struct Slot {
     rule: Rule,
+    fingerprint: String,
     for_ms: u64,
     group_wait_ms: u64,
 }
@@ -355,6 +359,7 @@ impl Engine {
         self.slots = rules
             .into_iter()
             .map(|rule| Slot {
+                fingerprint: rule.fingerprint(),
                 for_ms: rule.for_ms(),
                 group_wait_ms: rule.config.group_wait_s.unwrap_or(self.cfg.group_wait_s) * 1000,
                 rule,
@@ -886,7 +891,10 @@ impl Engine {
                 h.alerts.iter().map(|a| StoredAlert {
                     host: h.meta.id.clone(),
                     cluster: h.meta.cluster.clone(),
-                    state: a.clone(),
+                    state: AlertState {
+                        rule_fingerprint: self.slots[a.rule_idx].fingerprint.clone(),
+                        ..a.clone()
+                    },
                 })
             })
             .collect();
@@ -903,10 +911,12 @@ impl Engine {
         }
     }
 
-    /// Restores a state [`Self::export`]ed before (call after [`Self::set_rules`]; alerts of
-    /// rules that no longer exist are dropped). Hosts it names that the registry has not
-    /// added yet are kept until [`Self::set_hosts`] says whether they are in the fleet.
-    pub fn import(&mut self, state: EngineState) {
+    /// Restores a state [`Self::export`]ed before (call after [`Self::set_rules`]): alerts of
+    /// rules that no longer exist are dropped, those of rules whose condition or scope changed
+    /// in between resolve at `now_ms` (as [`Self::set_rules`] does). Hosts it names that the
+    /// registry has not added yet are kept until [`Self::set_hosts`] says whether they are in
+    /// the fleet.
+    pub fn import(&mut self, state: EngineState, now_ms: u64) {
         for s in state.alerts {
             let Some(r) = self
                 .slots
@@ -936,6 +946,24 @@ impl Engine {
             a.rule_idx = r;
             h.alerts
                 .retain(|x| !(x.rule == a.rule && x.subject == a.subject));
+            let fingerprint = std::mem::take(&mut a.rule_fingerprint);
+            if !fingerprint.is_empty() && fingerprint != self.slots[r].fingerprint {
+                let mut ctx = Ctx {
+                    cfg: &self.cfg,
+                    silences: &self.silences,
+                    groups: &mut self.groups,
+                    events: &mut self.events,
+                    now: now_ms,
+                };
+                retire(
+                    a,
+                    &self.slots,
+                    &h.meta,
+                    &mut ctx,
+                    "the rule was changed or removed",
+                );
+                continue;
+            }
             h.alerts.push(a);
         }
         let known: Vec<&str> = self.slots.iter().map(|s| s.rule.name()).collect();
@@ -1180,6 +1208,7 @@ fn apply(
                 ack: None,
                 changes: Vec::new(),
                 flapping: false,
+                rule_fingerprint: String::new(),
                 rule_idx,
                 seen: generation,
             });

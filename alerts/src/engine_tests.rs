@@ -701,7 +701,7 @@ fn the_state_survives_a_restart_without_notifying_again() {
 
     let mut e2 = Engine::new(cfg0());
     e2.set_rules(rules(), T0 + 20 * S);
-    e2.import(serde_json::from_str(&json).expect("state"));
+    e2.import(serde_json::from_str(&json).expect("state"), T0 + 20 * S);
     e2.set_hosts(vec![meta("lab:n1"), meta("lab:n2")], T0 + 20 * S);
     e2.observe("lab:n1", &cpu(96.0), T0 + 20 * S);
     assert!(e2.tick(T0 + 20 * S).is_empty(), "no second firing");
@@ -737,7 +737,7 @@ fn a_grouped_notification_survives_a_restart_with_its_id() {
     let want = e.tick(T0 + 10 * S);
     let mut e2 = Engine::new(EngineConfig::default());
     e2.set_rules(vec![r()], T0);
-    e2.import(state);
+    e2.import(state, T0);
     let got = e2.tick(T0 + 10 * S);
     assert_eq!(got, want);
     assert_eq!(got.len(), 1);
@@ -984,22 +984,25 @@ fn a_group_holding_an_alert_twice_sends_its_last_state_in_host_order() {
         resolved_ms: None,
         flapping: false,
     };
-    e.import(EngineState {
-        alerts: vec![],
-        groups: vec![StoredGroup {
-            rule: "down".into(),
-            channels: vec!["ops".into()],
-            severity: Severity::Warning,
-            status: AlertStatus::Firing,
-            repeat: false,
-            due_ms: T0,
-            alerts: vec![
-                alert("lab:n2", "first"),
-                alert("lab:n1", "only"),
-                alert("lab:n2", "second"),
-            ],
-        }],
-    });
+    e.import(
+        EngineState {
+            alerts: vec![],
+            groups: vec![StoredGroup {
+                rule: "down".into(),
+                channels: vec!["ops".into()],
+                severity: Severity::Warning,
+                status: AlertStatus::Firing,
+                repeat: false,
+                due_ms: T0,
+                alerts: vec![
+                    alert("lab:n2", "first"),
+                    alert("lab:n1", "only"),
+                    alert("lab:n2", "second"),
+                ],
+            }],
+        },
+        T0,
+    );
     let d = e.tick(T0);
     let got: Vec<(&str, &str)> = d[0]
         .notification
@@ -1008,4 +1011,40 @@ fn a_group_holding_an_alert_twice_sends_its_last_state_in_host_order() {
         .map(|a| (a.host.host.as_str(), a.host.detail.as_str()))
         .collect();
     assert_eq!(got, [("lab:n1", "only"), ("lab:n2", "second")]);
+}
+
+#[test]
+fn an_import_after_the_rule_changed_resolves_the_old_alerts() {
+    let mut e = engine(
+        cfg0(),
+        vec![rule("cpu", "cpu_percent > 90", |_| {})],
+        &["lab:n1"],
+    );
+    e.observe("lab:n1", &cpu(95.0), T0);
+    assert_eq!(e.tick(T0).len(), 1);
+    let state = e.export();
+    // The config was edited while the aggregator was stopped.
+    let mut e2 = Engine::new(cfg0());
+    e2.set_rules(vec![rule("cpu", "cpu_percent > 95", |_| {})], T0 + S);
+    e2.import(state.clone(), T0 + S);
+    e2.set_hosts(vec![meta("lab:n1")], T0 + S);
+    let d = e2.tick(T0 + S);
+    assert_eq!(summary(&d), [resolved(&["lab:n1"])]);
+    assert_eq!(
+        d[0].notification.alerts[0].host.detail,
+        "the rule was changed or removed"
+    );
+    assert!(e2.alerts(T0 + S).is_empty());
+    // Only the severity changed: the alert carries on, nothing is sent.
+    let mut e3 = Engine::new(cfg0());
+    e3.set_rules(
+        vec![rule("cpu", "cpu_percent > 90", |c| {
+            c.severity = Severity::Critical
+        })],
+        T0 + S,
+    );
+    e3.import(state, T0 + S);
+    e3.set_hosts(vec![meta("lab:n1")], T0 + S);
+    assert!(e3.tick(T0 + S).is_empty());
+    assert_eq!(e3.alerts(T0 + S)[0].alert.severity, Severity::Critical);
 }

@@ -304,6 +304,21 @@ impl Rule {
             && a.tag == b.tag
     }
 
+    /// A short digest of what [`Self::same_condition`] compares: saved with exported alerts,
+    /// so that an import after the rule changed (config edited while the aggregator was
+    /// stopped) knows their state belongs to another condition.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut c = self.config.clone();
+        c.severity = Severity::Warning;
+        c.notify.clear();
+        c.repeat_s = 0;
+        c.group_wait_s = None;
+        let json = serde_json::to_string(&c).unwrap_or_default();
+        let d = Sha256::digest(json.as_bytes());
+        d[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Whether the rule needs the full process list of the hosts in scope.
     pub fn needs_processes(&self) -> bool {
         matches!(self.condition, Condition::ProcessMissing { .. })
