@@ -12,6 +12,31 @@
 //!
 //! Its output is the wire types of [`smon_api::alerts`] ([`smon_api::alerts::Alert`],
 //! [`smon_api::alerts::Notification`]); the channels that deliver them live in `smon-notify`.
+//!
+//! How the aggregator drives it (one owner, e.g. the task that consumes the event feed):
+//!
+//! ```
+//! use smon_alerts::{Engine, EngineConfig, HostMeta, RuleConfig, compile_rules};
+//! use smon_api::wire::Status;
+//!
+//! let rules: Vec<RuleConfig> = serde_json::from_str(
+//!     r#"[{"name": "down", "when": "host_down", "for_s": 30, "notify": ["ops"]}]"#,
+//! ).unwrap();
+//! let rules = compile_rules(&rules, "alerts.rules").unwrap(); // Err: FieldErrors to print
+//! let mut engine = Engine::new(EngineConfig::default());
+//! engine.set_rules(rules, 0); // and again on every edit, with the time
+//! // engine.import(saved_state, now) here, after a restart.
+//! engine.set_hosts(vec![HostMeta { id: "lab:n1".into(), cluster: "lab".into(), ..Default::default() }], 0);
+//! engine.host_status("lab:n1", Status::Down, 1_000); // registry: upsert_host / remove_host
+//! // engine.observe("lab:n1", &snapshot, now) on every sample
+//! let sent = engine.tick(31_000); // once a second: notifications to deliver
+//! assert_eq!(sent.len(), 0); // still grouping (group_wait_s = 10)
+//! let sent = engine.tick(41_000);
+//! assert_eq!((sent[0].channels[0].as_str(), sent[0].notification.alerts.len()), ("ops", 1));
+//! let history = engine.drain_events(); // every firing and resolution, for the history
+//! assert_eq!(history.len(), 1);
+//! let _saved = engine.export(); // serde: keep it across restarts
+//! ```
 
 pub mod engine;
 pub mod observe;
