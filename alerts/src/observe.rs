@@ -5,7 +5,7 @@
 //!
 //! Pure and allocation-free: the view borrows the snapshot.
 
-use smon_proto::{Disk, Gpu, Snapshot};
+use smon_proto::{Disk, Gpu, HostInfo, Snapshot};
 
 use crate::rule::Metric;
 
@@ -20,6 +20,19 @@ pub struct HostMeta {
     pub tags: Vec<String>,
     /// Its agent's version (`HostInfo.agent_version`; empty until known).
     pub agent_version: String,
+}
+
+impl HostMeta {
+    /// The facts of host `id` in `cluster` with `tags`, and its agent's version from `info`
+    /// (`None` before the first `GetInfo` answer).
+    pub fn new(id: &str, cluster: &str, tags: &[String], info: Option<&HostInfo>) -> HostMeta {
+        HostMeta {
+            id: id.to_owned(),
+            cluster: cluster.to_owned(),
+            tags: tags.to_vec(),
+            agent_version: info.map(|i| i.agent_version.clone()).unwrap_or_default(),
+        }
+    }
 }
 
 /// A host's sample as rules see it.
@@ -230,6 +243,21 @@ mod tests {
             Observation::new(&Snapshot::default()).metric(Metric::CpuPercent),
             None
         );
+    }
+
+    #[test]
+    fn host_meta_takes_the_agent_version_from_host_info() {
+        let info = HostInfo {
+            agent_version: "0.3.1".into(),
+            ..Default::default()
+        };
+        let m = HostMeta::new("lab:n1", "lab", &["gpu".into()], Some(&info));
+        assert_eq!(
+            (m.id.as_str(), m.cluster.as_str(), m.agent_version.as_str()),
+            ("lab:n1", "lab", "0.3.1")
+        );
+        assert_eq!(m.tags, ["gpu"]);
+        assert_eq!(HostMeta::new("a:b", "a", &[], None).agent_version, "");
     }
 
     #[test]
