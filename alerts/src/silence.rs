@@ -246,6 +246,13 @@ pub fn compile_silences(
     let mut errors = Vec::new();
     let mut out = Vec::new();
     for (i, c) in configs.iter().enumerate() {
+        if let Some(j) = configs[..i].iter().position(|o| o.id == c.id) {
+            errors.push(FieldError {
+                field: format!("{path}[{i}].id"),
+                value: c.id.clone(),
+                problem: format!("is the id of {path}[{j}] already; silence ids must be unique"),
+            });
+        }
         match Silence::new(c.clone(), &format!("{path}[{i}]")) {
             Ok(s) => out.push(s),
             Err(e) => errors.extend(e),
@@ -372,7 +379,13 @@ mod tests {
                 "alerts.silences[3].window.timezone: 'Mars/Olympus' is not a known IANA time zone (e.g. UTC, Europe/Paris, America/New_York)",
             ]
         );
-        let mut c = window(&[], "02:00", "04:00", "UTC").config;
+        let w = window(&[], "02:00", "04:00", "UTC").config;
+        let e = compile_silences(&[w.clone(), w.clone()], "alerts.silences").expect_err("dup");
+        assert_eq!(
+            e[0].to_string(),
+            "alerts.silences[1].id: 'w' is the id of alerts.silences[0] already; silence ids must be unique"
+        );
+        let mut c = w;
         c.window = None;
         let e = Silence::new(c, "s").expect_err("no end");
         assert_eq!(
