@@ -38,6 +38,8 @@ pub use crate::error::Error;
 /// history writer (with the writer, closed once that task ends).
 struct WebTasks {
     feed: tokio::task::JoinHandle<()>,
+    #[cfg(feature = "web")]
+    info: tokio::task::JoinHandle<()>,
     serve: tokio::task::JoinHandle<Result<(), Error>>,
     #[cfg(feature = "history")]
     history: Option<(
@@ -198,6 +200,12 @@ pub async fn run_prepared(
                 None => (web, None),
             };
             let web = Arc::new(web);
+            let info = tokio::spawn(follow_info(
+                sampler.info_watch(),
+                id.clone(),
+                web.clone(),
+                stop.clone(),
+            ));
             let demand = demand.clone();
             let feed = tokio::spawn(hub::feed_local(
                 sampler.subscribe(),
@@ -236,6 +244,7 @@ pub async fn run_prepared(
             });
             Some(WebTasks {
                 feed,
+                info,
                 serve,
                 #[cfg(feature = "history")]
                 history,
@@ -255,6 +264,8 @@ pub async fn run_prepared(
     stop.cancel();
     if let Some(w) = web_task {
         let _ = w.feed.await;
+        #[cfg(feature = "web")]
+        let _ = w.info.await;
         if let Ok(Err(e)) = w.serve.await {
             tracing::warn!(error = %e, "The web view stopped with an error.");
         }
@@ -291,6 +302,25 @@ fn node_view(info: &HostInfo, interval: std::time::Duration, security: Arc<Secur
     );
     store.set_info(&id, info.clone());
     Web::new(Arc::new(Mutex::new(store)), "node", security)
+}
+
+/// Keeps the web view's host facts current: they change when GPUs appear or go (a driver
+/// loaded after the agent, a GPU fallen off the bus), as gRPC's `GetInfo` does.
+#[cfg(feature = "web")]
+async fn follow_info(
+    mut rx: tokio::sync::watch::Receiver<HostInfo>,
+    id: String,
+    web: Arc<Web>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = rx.changed() => if changed.is_err() { return },
+        }
+        let info = rx.borrow_and_update().clone();
+        web.store().set_info(&id, info);
+    }
 }
 
 /// Hands every sample of the own host (the summary parts) to the history writer, and every

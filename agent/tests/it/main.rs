@@ -16,3 +16,4 @@ mod sec_files;
 mod supervisor;
 mod support;
 mod systemd;
+mod webview;
