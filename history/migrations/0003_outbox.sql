@@ -27,3 +27,14 @@ CREATE TABLE outbox_dropped (
     last_error TEXT
 );
 CREATE INDEX outbox_dropped_by_channel ON outbox_dropped (channel, dropped_ms);
+
+-- Alerts an `alertmanager` channel delivered as firing: sent again every `resend_s` until
+-- they resolve, since Alertmanager resolves an alert that is not refreshed (as Prometheus
+-- does). Keyed by the alert's labels, its identity in Alertmanager.
+CREATE TABLE outbox_alertmanager_active (
+    channel TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    -- The postable alert (JSON); its endsAt is set anew on each send.
+    body TEXT NOT NULL,
+    PRIMARY KEY (channel, labels)
+) WITHOUT ROWID;

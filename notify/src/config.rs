@@ -175,6 +175,12 @@ struct CommandRaw {
 #[serde(deny_unknown_fields)]
 struct AlertmanagerRaw {
     urls: Vec<String>,
+    #[serde(default = "default_resend_s")]
+    resend_s: u64,
+}
+
+fn default_resend_s() -> u64 {
+    60
 }
 
 fn default_ntfy() -> String {
@@ -307,6 +313,10 @@ pub enum Kind {
     Alertmanager {
         /// Base URLs of the Alertmanagers (every one of a cluster).
         urls: Vec<Url>,
+        /// How often alerts still firing are sent again. Alertmanager resolves an alert
+        /// that is not refreshed by its `endsAt`, set to four times this, as Prometheus does:
+        /// if smon stops, its alerts resolve there after that long.
+        resend: Duration,
     },
 }
 
@@ -409,7 +419,7 @@ impl Channel {
                 password.is_some(),
             ),
             Kind::Command { program, .. } => (program.clone(), false),
-            Kind::Alertmanager { urls } => (
+            Kind::Alertmanager { urls, .. } => (
                 urls.iter()
                     .map(|u| u.as_str().to_owned())
                     .collect::<Vec<_>>()
@@ -543,8 +553,17 @@ pub fn check(
                     .enumerate()
                     .map(|(j, u)| cx.url(u, &format!("urls[{j}]")))
                     .collect();
+                if !(1..=3600).contains(&r.resend_s) {
+                    cx.errs.push(FieldError {
+                        field: format!("{f}.resend_s"),
+                        value: r.resend_s.to_string(),
+                        problem: "must be between 1 and 3600".into(),
+                    });
+                    return None;
+                }
                 Some(Kind::Alertmanager {
                     urls: urls.into_iter().collect::<Option<Vec<_>>>()?,
+                    resend: Duration::from_secs(r.resend_s),
                 })
             }),
             other => {

@@ -14,14 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use smon_api::alerts::Notification;
+use smon_api::alerts::{AlertStatus, Notification};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::Error;
-use crate::config::{Channel, ChannelView};
+use crate::config::{Channel, ChannelView, Kind};
 use crate::outbox::{Dropped, Outbox};
 use crate::send::{SendError, Sender};
 
@@ -65,6 +65,9 @@ struct Slot {
     channel: Channel,
     wake: Notify,
     stats: Mutex<ChannelStats>,
+    /// An `alertmanager` channel's posts, one at a time: a refresh of an alert must not
+    /// overtake the post that resolves it (Alertmanager would take it as firing again).
+    am: tokio::sync::Mutex<()>,
 }
 
 struct Inner {
@@ -125,6 +128,7 @@ impl Notifier {
                     channel,
                     wake: Notify::new(),
                     stats: Mutex::new(stats),
+                    am: tokio::sync::Mutex::new(()),
                 },
             );
         }
@@ -163,11 +167,15 @@ impl Notifier {
     /// Starts one delivery task per channel on `tracker`; they stop when `stop` is cancelled
     /// (an attempt in flight is abandoned: its notification stays queued).
     pub fn start(&self, tracker: &TaskTracker, stop: CancellationToken) {
-        for name in self.inner.slots.keys() {
+        for (name, slot) in &self.inner.slots {
             let inner = self.inner.clone();
-            let name = name.clone();
-            let stop = stop.clone();
-            tracker.spawn(async move { deliver(inner, name, stop).await });
+            let (n, s) = (name.clone(), stop.clone());
+            tracker.spawn(async move { deliver(inner, n, s).await });
+            if matches!(slot.channel.kind, Kind::Alertmanager { .. }) {
+                let inner = self.inner.clone();
+                let (n, s) = (name.clone(), stop.clone());
+                tracker.spawn(async move { refresh(inner, n, s).await });
+            }
         }
     }
 
@@ -308,10 +316,20 @@ async fn deliver(inner: Arc<Inner>, name: String, stop: CancellationToken) {
             continue;
         }
         recent.push_back(Instant::now());
+        let is_am = matches!(slot.channel.kind, Kind::Alertmanager { .. });
+        let am_guard = if is_am {
+            Some(slot.am.lock().await)
+        } else {
+            None
+        };
         let result = tokio::select! {
             _ = stop.cancelled() => break,
             r = inner.sender.send(&slot.channel, &entry.notification) => r,
         };
+        if is_am && result.is_ok() {
+            remember_alertmanager(&inner, slot, &name, &entry.notification).await;
+        }
+        drop(am_guard);
         let row = entry.row;
         let done = now_ms();
         match result {
@@ -348,6 +366,83 @@ async fn deliver(inner: Arc<Inner>, name: String, stop: CancellationToken) {
                 s.last_error_ms = Some(done);
             }
         }
+    }
+}
+
+/// Records what an `alertmanager` channel delivered, for [`refresh`].
+async fn remember_alertmanager(inner: &Arc<Inner>, slot: &Slot, name: &str, n: &Notification) {
+    let Ok(r) = slot.channel.templates.render(n) else {
+        return;
+    };
+    let body = crate::payload::alertmanager(n, &r, 0);
+    let alerts: Vec<(String, Option<serde_json::Value>)> = n
+        .alerts
+        .iter()
+        .zip(body.as_array().into_iter().flatten())
+        .map(|(a, v)| {
+            let firing = a.status == AlertStatus::Firing && n.status == AlertStatus::Firing;
+            (v["labels"].to_string(), firing.then(|| v.clone()))
+        })
+        .collect();
+    let ch = name.to_owned();
+    if let Err(e) = db(inner, move |o| o.alertmanager_delivered(&ch, &alerts)).await {
+        tracing::warn!(channel = %name, error = %e, "Cannot record the alerts sent to Alertmanager; they will not be refreshed.");
+    }
+}
+
+/// Sends an `alertmanager` channel's firing alerts again every `resend`, with `endsAt` four
+/// times that ahead (as Prometheus does): Alertmanager keeps them firing while smon runs, and
+/// resolves them by itself if smon stops. The first round runs at once (after a restart).
+async fn refresh(inner: Arc<Inner>, name: String, stop: CancellationToken) {
+    let Some(slot) = inner.slots.get(&name) else {
+        return;
+    };
+    let Kind::Alertmanager { urls, resend } = &slot.channel.kind else {
+        return;
+    };
+    let mut tick = tokio::time::interval(*resend);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let _guard = slot.am.lock().await;
+        let ch = name.clone();
+        let active = match db(&inner, move |o| o.alertmanager_active(&ch)).await {
+            Ok(a) if a.is_empty() => continue,
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(channel = %name, error = %e, "Cannot read the alerts to refresh in Alertmanager.");
+                continue;
+            }
+        };
+        let ends = crate::template::rfc3339(
+            now_ms() + u64::try_from(resend.as_millis() * 4).unwrap_or(u64::MAX),
+        );
+        let body = serde_json::Value::Array(
+            active
+                .into_iter()
+                .map(|mut a| {
+                    a["endsAt"] = serde_json::Value::from(ends.clone());
+                    a
+                })
+                .collect(),
+        );
+        let post = inner.sender.post_alertmanager(&name, urls, &body);
+        let result = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = tokio::time::timeout(slot.channel.delivery.timeout, post) => r,
+        };
+        let e = match result {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => SendError::Timeout(slot.channel.delivery.timeout).to_string(),
+        };
+        tracing::warn!(channel = %name, error = %e, "Cannot refresh the firing alerts in Alertmanager; trying again next round.");
+        let mut s = lock(&slot.stats);
+        s.last_error = Some(format!("refresh: {e}"));
+        s.last_error_ms = Some(now_ms());
     }
 }
 

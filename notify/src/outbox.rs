@@ -57,6 +57,9 @@ pub struct Outbox {
     path: PathBuf,
 }
 
+/// How long dropped notifications are listed.
+const DROPPED_KEPT_MS: u64 = 30 * 86_400_000;
+
 /// A row as `move_to_dropped` reads it.
 type Row = (i64, String, String, String, i64, i64, Option<String>);
 
@@ -255,6 +258,13 @@ impl Outbox {
                     last_error,
                 });
             }
+            if !out.is_empty() {
+                // The dropped list is for the UI: a month of it is kept.
+                tx.execute(
+                    "DELETE FROM outbox_dropped WHERE dropped_ms < ?1",
+                    params![sql(now_ms.saturating_sub(DROPPED_KEPT_MS))],
+                )?;
+            }
             tx.commit()?;
             Ok(out)
         })
@@ -267,6 +277,48 @@ impl Outbox {
                 .query_row(params![channel], |r| r.get::<_, i64>(0))
                 .map(ms)
         })
+    }
+
+    /// Records what an `alertmanager` channel delivered: each `(labels, Some(alert))` is
+    /// firing (sent again until it resolves), each `(labels, None)` resolved.
+    pub fn alertmanager_delivered(
+        &self,
+        channel: &str,
+        alerts: &[(String, Option<serde_json::Value>)],
+    ) -> Result<(), Error> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for (labels, alert) in alerts {
+                match alert {
+                    Some(a) => tx.execute(
+                        "INSERT OR REPLACE INTO outbox_alertmanager_active (channel, labels, body)
+                         VALUES (?1, ?2, ?3)",
+                        params![channel, labels, a.to_string()],
+                    )?,
+                    None => tx.execute(
+                        "DELETE FROM outbox_alertmanager_active WHERE channel = ?1 AND labels = ?2",
+                        params![channel, labels],
+                    )?,
+                };
+            }
+            tx.commit()
+        })
+    }
+
+    /// The alerts an `alertmanager` channel sends again (firing, not yet resolved).
+    pub fn alertmanager_active(&self, channel: &str) -> Result<Vec<serde_json::Value>, Error> {
+        let bodies: Vec<String> = self.with(|c| {
+            c.prepare_cached(
+                "SELECT body FROM outbox_alertmanager_active WHERE channel = ?1 ORDER BY labels",
+            )?
+            .query_map(params![channel], |r| r.get(0))?
+            .collect()
+        })?;
+        // A row that does not parse is skipped: the next firing notification rewrites it.
+        Ok(bodies
+            .iter()
+            .filter_map(|b| serde_json::from_str(b).ok())
+            .collect())
     }
 
     /// The latest `limit` notifications dropped for `channel`, newest first.
@@ -346,6 +398,24 @@ mod tests {
         assert!(o.head("x", 9_000).expect("head").is_none());
         assert_eq!(o.dropped("x", 10).expect("dropped"), d);
         assert_eq!(o.queued("y").expect("queued"), 1);
+    }
+
+    #[test]
+    fn alertmanager_active_alerts_are_kept_until_resolved() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let o = Outbox::open(&dir.path().join("db")).expect("open");
+        let a = serde_json::json!({"labels": {"host": "a"}});
+        let b = serde_json::json!({"labels": {"host": "b"}});
+        o.alertmanager_delivered(
+            "am",
+            &[("a".into(), Some(a.clone())), ("b".into(), Some(b.clone()))],
+        )
+        .expect("firing");
+        assert_eq!(o.alertmanager_active("am").expect("active"), [a.clone(), b]);
+        o.alertmanager_delivered("am", &[("b".into(), None)])
+            .expect("resolved");
+        assert_eq!(o.alertmanager_active("am").expect("active"), [a]);
+        assert!(o.alertmanager_active("other").expect("active").is_empty());
     }
 
     #[test]

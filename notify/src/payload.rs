@@ -117,9 +117,10 @@ pub fn telegram(r: &Rendered, chat_id: &str) -> Value {
 
 /// Alertmanager `POST /api/v2/alerts` (<https://github.com/prometheus/alertmanager/blob/main/api/v2/openapi.yaml>,
 /// `postableAlerts`): one alert per host and subject, labelled alertname (the rule), cluster,
-/// host, severity and subject when there is one. `endsAt` is set for resolved alerts; a firing
-/// alert without it is held for Alertmanager's `resolve_timeout` (and refreshed by repeats).
-pub fn alertmanager(n: &Notification, r: &Rendered) -> Value {
+/// host, severity and subject when there is one. `endsAt` is the resolve time for resolved
+/// alerts, and `firing_ends_ms` for firing ones: the notifier sends those again before then
+/// (as Prometheus does), so that Alertmanager resolves them by itself only when smon stops.
+pub fn alertmanager(n: &Notification, r: &Rendered, firing_ends_ms: u64) -> Value {
     let alerts: Vec<Value> = n
         .alerts
         .iter()
@@ -146,9 +147,12 @@ pub fn alertmanager(n: &Notification, r: &Rendered) -> Value {
                 "annotations": {"summary": r.title, "description": description},
                 "startsAt": rfc3339(a.started_ms),
             });
-            if a.status == AlertStatus::Resolved || n.status == AlertStatus::Resolved {
-                v["endsAt"] = json!(rfc3339(a.resolved_ms.unwrap_or(n.at_ms)));
-            }
+            v["endsAt"] = if a.status == AlertStatus::Resolved || n.status == AlertStatus::Resolved
+            {
+                json!(rfc3339(a.resolved_ms.unwrap_or(n.at_ms)))
+            } else {
+                json!(rfc3339(firing_ends_ms))
+            };
             if let Some(link) = &n.link {
                 v["generatorURL"] = json!(link);
             }
@@ -258,16 +262,16 @@ mod tests {
 
     #[test]
     fn alertmanager_labels_and_times() {
-        let v = alertmanager(&n(AlertStatus::Firing), &r());
+        let v = alertmanager(&n(AlertStatus::Firing), &r(), 9_000);
         assert_eq!(
             v[0]["labels"],
             json!({"alertname": "disk", "cluster": "lab", "host": "lab:n1", "severity": "critical", "subject": "/var"})
         );
         assert_eq!(v[0]["startsAt"], "1970-01-01T00:00:01Z");
-        assert!(v[0].get("endsAt").is_none());
+        assert_eq!(v[0]["endsAt"], "1970-01-01T00:00:09Z");
         assert_eq!(v[0]["generatorURL"], "https://smon.example/alerts");
         assert_eq!(v[0]["annotations"]["description"], "lab:n1 value 93.5");
-        let v = alertmanager(&n(AlertStatus::Resolved), &r());
+        let v = alertmanager(&n(AlertStatus::Resolved), &r(), 9_000);
         assert_eq!(v[0]["endsAt"], "1970-01-01T00:00:05Z");
     }
 }

@@ -30,6 +30,8 @@ pub enum SendError {
         status: u16,
         /// The start of its answer (printable).
         body: String,
+        /// How long it asked to wait (`Retry-After` in seconds, with 429 or 503).
+        retry_after: Option<Duration>,
     },
     /// Every Alertmanager refused or was unreachable.
     #[error("no Alertmanager accepted the alerts: {0}")]
@@ -70,6 +72,24 @@ pub struct Sender {
     http: reqwest::Client,
 }
 
+impl SendError {
+    /// The wait the service asked for (`Retry-After`), when it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SendError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A header value that reqwest and hyper keep out of their debug output.
+fn sensitive(v: &str) -> Result<HeaderValue, SendError> {
+    let mut h = HeaderValue::from_str(v)
+        .map_err(|_| SendError::Http("a secret is not a valid header value".into()))?;
+    h.set_sensitive(true);
+    Ok(h)
+}
+
 impl Sender {
     /// A sender with its own HTTP client.
     pub fn new() -> Result<Self, reqwest::Error> {
@@ -105,10 +125,10 @@ impl Sender {
                     .header("X-Smon-Notification-Id", &n.id)
                     .json(n);
                 for (name, value) in headers {
-                    req = req.header(name, value.expose());
+                    req = req.header(name, sensitive(value.expose())?);
                 }
                 if let Some(b) = bearer {
-                    req = req.header(AUTHORIZATION, format!("Bearer {}", b.expose()));
+                    req = req.header(AUTHORIZATION, sensitive(&format!("Bearer {}", b.expose()))?);
                 }
                 self.post(req).await
             }
@@ -131,7 +151,7 @@ impl Sender {
                     .post(server.clone())
                     .json(&payload::ntfy(n, &r, topic, tags));
                 if let Some(t) = token {
-                    req = req.header(AUTHORIZATION, format!("Bearer {}", t.expose()));
+                    req = req.header(AUTHORIZATION, sensitive(&format!("Bearer {}", t.expose()))?);
                 }
                 self.post(req).await
             }
@@ -141,12 +161,10 @@ impl Sender {
                 device_iden,
             } => {
                 let url = format!("{}/v2/pushes", api_url.as_str().trim_end_matches('/'));
-                let token = HeaderValue::from_str(token.expose())
-                    .map_err(|_| SendError::Http("the token is not a valid header value".into()))?;
                 let req = self
                     .http
                     .post(url)
-                    .header("Access-Token", token)
+                    .header("Access-Token", sensitive(token.expose())?)
                     .json(&payload::pushbullet(&r, device_iden.as_deref()));
                 self.post(req).await
             }
@@ -163,25 +181,11 @@ impl Sender {
                 self.post(self.http.post(url).json(&payload::telegram(&r, chat_id)))
                     .await
             }
-            Kind::Alertmanager { urls } => {
-                let body = payload::alertmanager(n, &r);
-                // Every Alertmanager of a cluster is sent the alerts (as Prometheus does);
-                // one that accepts is enough, they share notification state by gossip.
-                let mut errors = Vec::new();
-                for u in urls {
-                    let url = format!("{}/api/v2/alerts", u.as_str().trim_end_matches('/'));
-                    match self.post(self.http.post(url).json(&body)).await {
-                        Ok(()) => {}
-                        Err(e) => errors.push(format!("{}: {e}", u.as_str())),
-                    }
-                }
-                if errors.len() == urls.len() {
-                    return Err(SendError::Alertmanager(errors.join("; ")));
-                }
-                for e in errors {
-                    tracing::warn!(channel = %ch.name, error = %e, "An Alertmanager refused the alerts; another took them.");
-                }
-                Ok(())
+            Kind::Alertmanager { urls, resend } => {
+                let ends = crate::notifier::now_ms()
+                    + u64::try_from(resend.as_millis() * 4).unwrap_or(u64::MAX);
+                let body = payload::alertmanager(n, &r, ends);
+                self.post_alertmanager(&ch.name, urls, &body).await
             }
             Kind::Email {
                 host,
@@ -226,15 +230,46 @@ impl Sender {
         }
     }
 
+    /// Posts `alerts` to every Alertmanager of `urls` (as Prometheus does); one that accepts
+    /// is enough, they share their notification state by gossip.
+    pub(crate) async fn post_alertmanager(
+        &self,
+        channel: &str,
+        urls: &[reqwest::Url],
+        alerts: &serde_json::Value,
+    ) -> Result<(), SendError> {
+        let mut errors = Vec::new();
+        for u in urls {
+            let url = format!("{}/api/v2/alerts", u.as_str().trim_end_matches('/'));
+            if let Err(e) = self.post(self.http.post(url).json(alerts)).await {
+                errors.push(format!("{}: {e}", u.as_str()));
+            }
+        }
+        if errors.len() == urls.len() {
+            return Err(SendError::Alertmanager(errors.join("; ")));
+        }
+        for e in errors {
+            tracing::warn!(channel = %channel, error = %e, "An Alertmanager refused the alerts; another took them.");
+        }
+        Ok(())
+    }
+
     async fn post(&self, req: reqwest::RequestBuilder) -> Result<(), SendError> {
         let resp = req.send().await.map_err(http_error)?;
         let status = resp.status();
         if status.is_success() {
             return Ok(());
         }
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let body = resp.text().await.unwrap_or_default();
         Err(SendError::Status {
             status: status.as_u16(),
+            retry_after,
             body: smon_runtime::config::printable(&crate::payload::cut(body.trim(), 200))
                 .into_owned(),
         })

@@ -91,7 +91,8 @@ async fn alerts_reach_alertmanager_with_labels_and_two_senders_make_one_notifica
     let hook = Receiver::start().await;
     let am = Alertmanager::start(&hook.url("/am")).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let channels = json!([{"name": "am", "type": "alertmanager", "urls": [am.url],
+    // Refreshed every second: endsAt 4 s ahead.
+    let channels = json!([{"name": "am", "type": "alertmanager", "urls": [am.url], "resend_s": 1,
                            "backoff_min_ms": 100, "backoff_max_ms": 500}]);
     // Two aggregators: two outboxes on two database files.
     let one = Running::start(&dir.path().join("a.sqlite3"), dir.path(), channels.clone());
@@ -126,16 +127,20 @@ async fn alerts_reach_alertmanager_with_labels_and_two_senders_make_one_notifica
     assert_eq!(alerts[0]["status"]["state"], "active");
     assert_eq!(alerts[0]["startsAt"], "2025-12-04T10:06:27.000Z");
 
-    // One notification from Alertmanager for both senders and both hosts (one group).
+    // One notification from Alertmanager for both senders and both hosts (one group), while
+    // both keep refreshing the alerts: past their first endsAt (4 s) they are still firing.
     let got = hook.wait_for(1).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(hook.got().len(), 1, "deduplicated: {:#?}", hook.got());
     let v = got[0].json();
     assert_eq!(v["status"], "firing");
     assert_eq!(v["commonLabels"]["alertname"], "disk_full");
     assert_eq!(v["alerts"].as_array().map(Vec::len), Some(2));
+    let alerts = am.alerts().await;
+    assert_eq!(alerts.len(), 2, "still firing, refreshed: {alerts:#?}");
+    assert!(alerts.iter().all(|a| a["status"]["state"] == "active"));
 
-    // Resolved by one of them: Alertmanager sends the resolved notification.
+    // Resolved by both: Alertmanager sends the resolved notification, and the refreshes stop.
     let r = notification(
         "n-am-r",
         AlertStatus::Resolved,
@@ -143,11 +148,38 @@ async fn alerts_reach_alertmanager_with_labels_and_two_senders_make_one_notifica
         &["lab:n1", "lab:n2"],
     );
     one.notifier.enqueue(&r, &am_ch).await.expect("enqueue");
-    let got = hook.wait_for(2).await;
-    let v = got[1].json();
-    assert_eq!(v["status"], "resolved", "{v:#}");
-    assert_eq!(v["alerts"][0]["endsAt"], "2025-12-04T10:16:27Z");
-    assert!(am.alerts().await.is_empty(), "no active alert left");
+    two.notifier.enqueue(&r, &am_ch).await.expect("enqueue");
+    let deadline = Instant::now() + WAIT;
+    let resolved = loop {
+        if let Some(g) = hook
+            .got()
+            .into_iter()
+            .find(|g| g.json()["status"] == "resolved")
+        {
+            break g.json();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no resolved notification: {:#?}",
+            hook.got()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(resolved["alerts"][0]["endsAt"], "2025-12-04T10:16:27Z");
+    assert_eq!(resolved["alerts"].as_array().map(Vec::len), Some(2));
+    while !am.alerts().await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "alerts still active: {:#?}",
+            am.alerts().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        am.alerts().await.is_empty(),
+        "a refresh fired a resolved alert again"
+    );
     one.stop().await;
     two.stop().await;
 }

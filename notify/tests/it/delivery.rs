@@ -246,3 +246,80 @@ async fn the_command_channel_gets_the_json_on_stdin_and_its_status_is_checked() 
     );
     run.stop().await;
 }
+
+/// The child of [`nothing_is_lost_when_the_process_is_killed`]: this test binary run again
+/// with `SMON_NOTIFY_CHILD` set (the database path and the dead address); it queues three
+/// notifications on a channel that is down, says so, and keeps retrying until it is killed.
+#[tokio::test]
+#[ignore = "run by nothing_is_lost_when_the_process_is_killed"]
+async fn killed_child() {
+    let Some(arg) = std::env::var_os("SMON_NOTIFY_CHILD") else {
+        return;
+    };
+    let arg = arg.to_string_lossy().into_owned();
+    let (db, url) = arg.split_once('|').expect("db|url");
+    let db = std::path::Path::new(db);
+    let run = Running::start(db, db.parent().expect("dir"), json!([hook("ch", url)]));
+    for i in 1..=3 {
+        let n = notification(
+            &format!("k-{i}"),
+            AlertStatus::Firing,
+            "host_down",
+            &["lab:n1"],
+        );
+        run.notifier
+            .enqueue(&n, &["ch".to_owned()])
+            .await
+            .expect("enqueue");
+    }
+    run.wait_stats("ch", "retrying", |s| s.failed >= 2).await;
+    println!("QUEUED");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+}
+
+#[tokio::test]
+async fn nothing_is_lost_when_the_process_is_killed() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("smon.sqlite3");
+    let down = dead_addr();
+    let mut child = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .args([
+            "--ignored",
+            "--exact",
+            "delivery::killed_child",
+            "--nocapture",
+        ])
+        .env(
+            "SMON_NOTIFY_CHILD",
+            format!("{}|http://{down}/h", db.display()),
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the child");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("QUEUED") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let queued = rx.recv_timeout(crate::support::WAIT);
+    // SIGKILL: no shutdown, no flush.
+    child.kill().expect("kill -9");
+    child.wait().expect("wait");
+    queued.expect("the child queued its notifications");
+    let back = Receiver::start_on(down).await;
+    let run = Running::start(&db, dir.path(), json!([hook("ch", &back.url("/h"))]));
+    let got = back.wait_for(3).await;
+    let ids: Vec<_> = got.iter().map(|g| g.json()["id"].clone()).collect();
+    assert_eq!(ids, [json!("k-1"), json!("k-2"), json!("k-3")]);
+    run.wait_stats("ch", "drained", |s| s.queued == 0 && s.sent == 3)
+        .await;
+    run.stop().await;
+}
