@@ -160,7 +160,11 @@ async fn send_test_answers_ok_or_the_error() {
     assert_eq!(v["rule"], "smon test notification");
     assert_eq!(v["status"], "firing");
     let e = run.notifier.send_test("down").await.expect_err("down");
-    assert!(e.to_string().starts_with("request failed"), "{e}");
+    assert!(
+        e.to_string().starts_with("request failed: ")
+            && e.to_string().contains("Connection refused"),
+        "{e}"
+    );
     rx.answer(401, "{\"error\": \"bad token\"}");
     let e = run
         .notifier
