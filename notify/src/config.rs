@@ -20,9 +20,26 @@ use crate::template::Templates;
 /// One item of `alerts.channels[]` as written: a JSON object, checked by [`check`] (which
 /// reports every problem with its path, so the aggregator's config can hold these as they
 /// are and still reject a typo).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(transparent)]
 pub struct ChannelConfig(pub serde_json::Map<String, serde_json::Value>);
+
+/// The keys whose values are secrets when written inline.
+const SECRET_KEYS: &[&str] = &["url", "token", "bearer", "password", "headers"];
+
+impl std::fmt::Debug for ChannelConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut m = f.debug_map();
+        for (k, v) in &self.0 {
+            if SECRET_KEYS.contains(&k.as_str()) {
+                m.entry(k, &"<hidden>");
+            } else {
+                m.entry(k, v);
+            }
+        }
+        m.finish()
+    }
+}
 
 /// The fields every channel has, whatever its type.
 #[derive(Debug, Deserialize)]
@@ -97,84 +114,122 @@ fn default_backoff_max_ms() -> u64 {
     300_000
 }
 
-/// `webhook`: POSTs the notification's JSON.
-#[derive(Debug, Deserialize)]
+/// `webhook`: POSTs the notification's JSON. (No `Debug`: inline secrets.)
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WebhookRaw {
+    /// The URL (a secret: it may embed a token).
     url: Option<String>,
+    /// A file holding the URL.
     url_file: Option<PathBuf>,
+    /// More request headers (values are secrets).
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// Sent as `Authorization: Bearer ...`.
     bearer: Option<String>,
+    /// A file holding the bearer token.
     bearer_file: Option<PathBuf>,
 }
 
 /// `slack` and `discord`: an incoming-webhook URL (it embeds the token: a secret).
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HookRaw {
+    /// The webhook URL.
     url: Option<String>,
+    /// A file holding it.
     url_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `ntfy`.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NtfyRaw {
+    /// The server (`https://ntfy.sh`).
     #[serde(default = "default_ntfy")]
     server: String,
+    /// The topic.
     topic: String,
+    /// An access token.
     token: Option<String>,
+    /// A file holding it.
     token_file: Option<PathBuf>,
+    /// Tags (emoji short codes) added to every message.
     #[serde(default)]
     tags: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `pushbullet`.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PushbulletRaw {
+    /// The API (`https://api.pushbullet.com`).
     #[serde(default = "default_pushbullet")]
     api_url: String,
+    /// The access token.
     token: Option<String>,
+    /// A file holding it.
     token_file: Option<PathBuf>,
+    /// One device to push to (all by default).
     device_iden: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `telegram`.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TelegramRaw {
+    /// The Bot API (`https://api.telegram.org`).
     #[serde(default = "default_telegram")]
     api_url: String,
+    /// The bot token.
     token: Option<String>,
+    /// A file holding it.
     token_file: Option<PathBuf>,
+    /// A chat number or `@channelname`.
     chat_id: serde_json::Value,
 }
 
-#[derive(Debug, Deserialize)]
+/// `email`.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EmailRaw {
+    /// The SMTP server.
     host: String,
+    /// Its port (587, 465 or 25 by `tls`).
     port: Option<u16>,
+    /// `starttls`, `tls` or `none` (localhost only).
     #[serde(default)]
     tls: TlsMode,
+    /// Login.
     user: Option<String>,
+    /// Password for `user`.
     password: Option<String>,
+    /// A file holding it.
     password_file: Option<PathBuf>,
+    /// The sender (`name <address>` or `address`).
     from: String,
+    /// The recipients.
     to: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `command`.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CommandRaw {
+    /// The program.
     program: String,
+    /// Its arguments.
     #[serde(default)]
     args: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `alertmanager`.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AlertmanagerRaw {
+    /// Base URLs of every Alertmanager of the cluster.
     urls: Vec<String>,
+    /// Firing alerts are sent again this often, in seconds.
     #[serde(default = "default_resend_s")]
     resend_s: u64,
 }
@@ -337,6 +392,16 @@ impl Kind {
     }
 }
 
+/// `u` without its password (an Alertmanager behind a proxy may take basic auth in its URL),
+/// for messages and the API.
+pub(crate) fn masked(u: &Url) -> String {
+    let mut u = u.clone();
+    if u.password().is_some() {
+        let _ = u.set_password(None);
+    }
+    u.to_string()
+}
+
 /// The types [`check`] knows.
 pub const TYPES: &[&str] = &[
     "webhook",
@@ -390,8 +455,8 @@ impl Channel {
                 token,
                 ..
             } => (
-                format!("{}/{}", server.as_str().trim_end_matches('/'), topic),
-                token.is_some(),
+                format!("{}/{}", masked(server).trim_end_matches('/'), topic),
+                token.is_some() || server.password().is_some(),
             ),
             Kind::Pushbullet { api_url, .. } => {
                 (api_url.host_str().unwrap_or_default().to_owned(), true)
@@ -420,11 +485,8 @@ impl Channel {
             ),
             Kind::Command { program, .. } => (program.clone(), false),
             Kind::Alertmanager { urls, .. } => (
-                urls.iter()
-                    .map(|u| u.as_str().to_owned())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                false,
+                urls.iter().map(masked).collect::<Vec<_>>().join(", "),
+                urls.iter().any(|u| u.password().is_some()),
             ),
         };
         ChannelView {
@@ -689,24 +751,23 @@ impl Cx<'_> {
 
     /// An http(s) URL with a host; `value` quoted in the error unless `secret`.
     fn check_url(&mut self, value: &str, name: &str, secret: bool) -> Option<Url> {
-        let shown = |v: &str| {
-            if secret {
-                "<hidden>".to_owned()
-            } else {
-                v.to_owned()
-            }
-        };
-        let problem = match Url::parse(value) {
+        let parsed = Url::parse(value);
+        let problem = match &parsed {
             Ok(u) if !matches!(u.scheme(), "http" | "https") => {
                 "is not an http or https URL".to_owned()
             }
             Ok(u) if u.host_str().is_none_or(str::is_empty) => "has no host".to_owned(),
-            Ok(u) => return Some(u),
+            Ok(u) => return Some(u.clone()),
             Err(e) => format!("is not a URL: {e}"),
+        };
+        let shown = match &parsed {
+            _ if secret => "<hidden>".to_owned(),
+            Ok(u) => masked(u),
+            Err(_) => value.to_owned(),
         };
         self.errs.push(FieldError {
             field: self.field(name),
-            value: shown(value),
+            value: shown,
             problem,
         });
         None
@@ -1070,6 +1131,15 @@ mod tests {
         ]);
         let (got, files) = parse(&v, "alerts.channels", dir.path()).expect("valid");
         assert_eq!(files.len(), 2);
+        let raw: Vec<ChannelConfig> = serde_json::from_value(serde_json::json!([
+            {"name": "p", "type": "pushbullet", "token": "o.SECRETZ"}
+        ]))
+        .expect("raw");
+        let debug = format!("{raw:?}");
+        assert!(
+            !debug.contains("SECRETZ") && debug.contains("pushbullet"),
+            "{debug}"
+        );
         let debug = format!("{got:?}");
         assert!(
             !debug.contains("SECRETX") && !debug.contains("hunter2"),
@@ -1093,5 +1163,20 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("SECRETY"));
+        // Basic auth in an Alertmanager URL: used, never shown.
+        let v = serde_json::json!([
+            {"name": "am", "type": "alertmanager", "urls": ["https://smon:pa55@am.lab:9093"]},
+            {"name": "am2", "type": "alertmanager", "urls": ["ftp://smon:pa55@am.lab"]}
+        ]);
+        let errs = parse(&v, "alerts.channels", dir.path()).expect_err("ftp");
+        assert_eq!(
+            errs[0].to_string(),
+            "alerts.channels[1].urls[0]: 'ftp://smon@am.lab/' is not an http or https URL"
+        );
+        let (got, _) =
+            parse(&serde_json::json!([v[0]]), "alerts.channels", dir.path()).expect("valid");
+        let view = got[0].view();
+        assert_eq!(view.target, "https://smon@am.lab:9093/");
+        assert!(view.secret_set);
     }
 }

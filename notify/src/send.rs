@@ -242,7 +242,7 @@ impl Sender {
         for u in urls {
             let url = format!("{}/api/v2/alerts", u.as_str().trim_end_matches('/'));
             if let Err(e) = self.post(self.http.post(url).json(alerts)).await {
-                errors.push(format!("{}: {e}", u.as_str()));
+                errors.push(format!("{}: {e}", crate::config::masked(u)));
             }
         }
         if errors.len() == urls.len() {
