@@ -346,12 +346,15 @@ async fn deliver(inner: Arc<Inner>, name: String, stop: CancellationToken) {
             }
             Err(e) => {
                 let attempts = entry.attempts + 1;
+                // A service that says how long to wait (429 with Retry-After) is obeyed,
+                // within the backoff's cap.
                 let wait = backoff(
                     attempts,
                     d.backoff_min,
                     d.backoff_max,
                     rand::random::<f64>(),
-                );
+                )
+                .max(e.retry_after().unwrap_or_default().min(d.backoff_max));
                 let msg = e.to_string();
                 tracing::warn!(channel = %name, notification = %entry.notification.id, attempts,
                     retry_in_ms = wait.as_millis() as u64, error = %msg, "Notification not delivered; will retry.");

@@ -142,6 +142,32 @@ async fn the_rate_limit_delays_and_loses_nothing() {
 }
 
 #[tokio::test]
+async fn a_429_with_retry_after_is_obeyed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rx = Receiver::start().await;
+    // Without Retry-After the retry would come after 50-100 ms.
+    let mut ch = hook("ch", &rx.url("/h"));
+    ch["backoff_max_ms"] = json!(10_000);
+    let run = Running::start(&dir.path().join("db"), dir.path(), json!([ch]));
+    rx.answer_once(429, &[("retry-after", "2")], "slow down");
+    let n = notification("n-429", AlertStatus::Firing, "load", &["lab:n1"]);
+    run.notifier
+        .enqueue(&n, &["ch".to_owned()])
+        .await
+        .expect("enqueue");
+    let got = rx.wait_for(2).await;
+    let gap = got[1].at.duration_since(got[0].at);
+    assert!(gap >= Duration::from_millis(1900), "retried after {gap:?}");
+    let s = run.wait_stats("ch", "delivered", |s| s.sent == 1).await;
+    assert_eq!(s.failed, 1);
+    assert_eq!(
+        s.last_error.as_deref(),
+        Some("the service answered 429: slow down")
+    );
+    run.stop().await;
+}
+
+#[tokio::test]
 async fn send_test_answers_ok_or_the_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rx = Receiver::start().await;

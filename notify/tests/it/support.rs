@@ -46,6 +46,8 @@ impl Got {
 struct Shared {
     got: Arc<Mutex<Vec<Got>>>,
     answer: Arc<Mutex<(StatusCode, String)>>,
+    /// Answered once (then `answer`), e.g. a 429 with Retry-After.
+    once: Arc<Mutex<Option<(StatusCode, HeaderMap, String)>>>,
 }
 
 /// An HTTP server that records every request and answers with a set status (200 `ok`).
@@ -67,7 +69,7 @@ async fn record(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, String) {
+) -> (StatusCode, HeaderMap, String) {
     s.got.lock().expect("lock").push(Got {
         method,
         path: uri.to_string(),
@@ -75,7 +77,11 @@ async fn record(
         body,
         at: Instant::now(),
     });
-    s.answer.lock().expect("lock").clone()
+    if let Some(once) = s.once.lock().expect("lock").take() {
+        return once;
+    }
+    let (status, body) = s.answer.lock().expect("lock").clone();
+    (status, HeaderMap::new(), body)
 }
 
 impl Receiver {
@@ -91,6 +97,7 @@ impl Receiver {
         let shared = Shared {
             got: Arc::default(),
             answer: Arc::new(Mutex::new((StatusCode::OK, "ok".into()))),
+            once: Arc::default(),
         };
         let app = axum::Router::new()
             .fallback(record)
@@ -113,6 +120,19 @@ impl Receiver {
     pub fn answer(&self, status: u16, body: &str) {
         *self.shared.answer.lock().expect("lock") =
             (StatusCode::from_u16(status).expect("status"), body.into());
+    }
+
+    /// Answers the next request with `status`, `headers` and `body`, then as before.
+    pub fn answer_once(&self, status: u16, headers: &[(&'static str, &str)], body: &str) {
+        let mut h = HeaderMap::new();
+        for (k, v) in headers {
+            h.insert(*k, v.parse().expect("header value"));
+        }
+        *self.shared.once.lock().expect("lock") = Some((
+            StatusCode::from_u16(status).expect("status"),
+            h,
+            body.into(),
+        ));
     }
 
     pub fn got(&self) -> Vec<Got> {
