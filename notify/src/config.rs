@@ -210,6 +210,8 @@ struct EmailRaw {
     from: String,
     /// The recipients.
     to: Vec<String>,
+    /// A PEM file of CA certificates trusted besides the system's (a private mail server).
+    ca_file: Option<PathBuf>,
 }
 
 /// `command`.
@@ -356,6 +358,8 @@ pub enum Kind {
         from: Mailbox,
         /// The recipients.
         to: Vec<Mailbox>,
+        /// PEM of CA certificates trusted besides the system's (`ca_file`).
+        ca_pem: Option<Vec<u8>>,
     },
     /// A program run with the notification JSON on stdin.
     Command {
@@ -1025,10 +1029,48 @@ fn email(r: EmailRaw, cx: &mut Cx<'_>) -> Option<Kind> {
             }
         }
     }
+    let ca_pem = match &r.ca_file {
+        None => None,
+        Some(_) if r.tls == TlsMode::None => {
+            cx.errs.push(FieldError {
+                field: cx.field("ca_file"),
+                value: String::new(),
+                problem: "needs tls 'starttls' or 'tls'".into(),
+            });
+            ok = false;
+            None
+        }
+        Some(file) => {
+            let p = if file.is_absolute() {
+                file.clone()
+            } else {
+                cx.base.join(file)
+            };
+            let read = std::fs::read(&p).map_err(|e| format!("cannot be read: {e}"));
+            let checked = read.and_then(|pem| {
+                lettre::transport::smtp::client::Certificate::from_pem(&pem)
+                    .map(|_| pem)
+                    .map_err(|e| format!("is not a PEM certificate: {e}"))
+            });
+            match checked {
+                Ok(pem) => Some(pem),
+                Err(problem) => {
+                    cx.errs.push(FieldError {
+                        field: cx.field("ca_file"),
+                        value: p.display().to_string(),
+                        problem,
+                    });
+                    ok = false;
+                    None
+                }
+            }
+        }
+    };
     if !ok {
         return None;
     }
     Some(Kind::Email {
+        ca_pem,
         host: r.host,
         port,
         tls: r.tls,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
 use smon_api::alerts::Notification;
@@ -195,6 +196,7 @@ impl Sender {
                 password,
                 from,
                 to,
+                ca_pem,
             } => {
                 let mut m = Message::builder()
                     .from(from.clone())
@@ -206,14 +208,21 @@ impl Sender {
                     m = m.to(t.clone());
                 }
                 let msg = m.body(r.body).map_err(|e| SendError::Mail(e.to_string()))?;
-                let builder = match tls {
-                    TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
-                    TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
-                    TlsMode::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-                        host,
-                    )),
-                }
-                .map_err(|e| SendError::Mail(e.to_string()))?;
+                let mail_err = |e: lettre::transport::smtp::Error| SendError::Mail(chain(&e));
+                let params = || {
+                    let mut b = TlsParameters::builder(host.clone());
+                    if let Some(pem) = ca_pem {
+                        b = b.add_root_certificate(Certificate::from_pem(pem).map_err(mail_err)?);
+                    }
+                    b.build_rustls().map_err(mail_err)
+                };
+                let builder =
+                    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host).tls(match tls {
+                        // Required: no falling back to clear text when STARTTLS is missing.
+                        TlsMode::Starttls => Tls::Required(params()?),
+                        TlsMode::Tls => Tls::Wrapper(params()?),
+                        TlsMode::None => Tls::None,
+                    });
                 let mut builder = builder.port(*port).timeout(Some(ch.delivery.timeout));
                 if let (Some(u), Some(p)) = (user, password) {
                     builder =

@@ -12,6 +12,14 @@ use crate::support::{Child, Running, WAIT, bin, dead_addr, notification, wait_li
 
 /// aiosmtpd on a free port writing to `maildir`.
 async fn smtp_server(maildir: &std::path::Path) -> (Child, std::net::SocketAddr) {
+    smtp_server_with(maildir, &[]).await
+}
+
+/// aiosmtpd with more arguments (TLS certificates).
+async fn smtp_server_with(
+    maildir: &std::path::Path,
+    extra: &[&std::ffi::OsStr],
+) -> (Child, std::net::SocketAddr) {
     // Debian's python (the one on PATH may be another without Debian's modules).
     let python = bin("/usr/bin/python3", "python3-aiosmtpd");
     let ok = Command::new(&python)
@@ -24,18 +32,14 @@ async fn smtp_server(maildir: &std::path::Path) -> (Child, std::net::SocketAddr)
     );
     let addr = dead_addr();
     let child = Command::new(python)
-        .args([
-            "-m",
-            "aiosmtpd",
-            "-n",
-            "-l",
-            &addr.to_string(),
-            "-c",
-            "aiosmtpd.handlers.Mailbox",
-        ])
+        .args(["-m", "aiosmtpd", "-n", "-l", &addr.to_string()])
+        .args(extra)
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
         .arg(maildir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        // Its tracebacks for the handshakes refused on purpose are noise.
+        .stderr(Stdio::null())
         .spawn()
         .expect("start aiosmtpd");
     let child = Child(child);
@@ -45,6 +49,7 @@ async fn smtp_server(maildir: &std::path::Path) -> (Child, std::net::SocketAddr)
 
 #[tokio::test]
 async fn email_is_delivered_over_real_smtp() {
+    // Plain SMTP on loopback (`tls: none` is refused for any other host).
     let dir = tempfile::tempdir().expect("tempdir");
     let maildir = dir.path().join("mail");
     let (_smtp, addr) = smtp_server(&maildir).await;
@@ -134,4 +139,109 @@ async fn starttls_is_required_not_skipped_when_the_server_lacks_it() {
         "nothing sent in clear"
     );
     run.stop().await;
+}
+
+/// A private CA and a certificate for 127.0.0.1, made by the project's own
+/// `deploy/tls/make-certs.sh` (openssl).
+fn certs(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/tls/make-certs.sh");
+    for args in [vec!["ca"], vec!["server", "smtp", "127.0.0.1"]] {
+        let ok = Command::new("bash")
+            .arg(&script)
+            .arg("-d")
+            .arg(dir)
+            .args(&args)
+            .stdout(Stdio::null())
+            .status()
+            .expect("make-certs.sh (needs openssl)");
+        assert!(ok.success(), "make-certs.sh {args:?}");
+    }
+    (
+        dir.join("ca.pem"),
+        dir.join("smtp.pem"),
+        dir.join("smtp.key"),
+    )
+}
+
+/// Waits for one mail in `maildir` and returns it.
+async fn one_mail(maildir: &std::path::Path) -> String {
+    let new = maildir.join("new");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(f) = std::fs::read_dir(&new)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(Result::ok)
+        {
+            return std::fs::read_to_string(f.path()).expect("read the mail");
+        }
+        assert!(Instant::now() < deadline, "no mail in {}", new.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn email_over_starttls_and_tls_verifies_the_server_with_ca_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = certs(&dir.path().join("tls"));
+    for (mode, cert_flag, key_flag) in [
+        ("starttls", "--tlscert", "--tlskey"),
+        ("tls", "--smtpscert", "--smtpskey"),
+    ] {
+        let maildir = dir.path().join(format!("mail-{mode}"));
+        let (_smtp, addr) = smtp_server_with(
+            &maildir,
+            &[
+                cert_flag.as_ref(),
+                cert.as_os_str(),
+                key_flag.as_ref(),
+                key.as_os_str(),
+            ],
+        )
+        .await;
+        let channel = |name: &str, ca_file: Option<&std::path::Path>| {
+            let mut c = json!({"name": name, "type": "email", "host": "127.0.0.1", "port": addr.port(),
+                               "tls": mode, "from": "smon@lab.example", "to": ["ops@lab.example"],
+                               "timeout_s": 10});
+            if let Some(p) = ca_file {
+                c["ca_file"] = json!(p);
+            }
+            c
+        };
+        let run = Running::start(
+            &dir.path().join(format!("{mode}.sqlite3")),
+            dir.path(),
+            json!([channel("trusted", Some(&ca)), channel("untrusted", None)]),
+        );
+        // The private CA is not the system's: without ca_file the certificate is refused.
+        let e = run
+            .notifier
+            .send_test("untrusted")
+            .await
+            .expect_err("unknown issuer");
+        let text = e.to_string();
+        assert!(
+            text.starts_with("mail: ") && text.contains("UnknownIssuer"),
+            "{mode}: {text}"
+        );
+        let n = notification(
+            &format!("n-{mode}"),
+            AlertStatus::Firing,
+            "disk_full",
+            &["lab:n1"],
+        );
+        run.notifier
+            .enqueue(&n, &["trusted".to_owned()])
+            .await
+            .expect("enqueue");
+        run.wait_stats("trusted", "delivered", |s| s.sent == 1)
+            .await;
+        let msg = one_mail(&maildir).await;
+        assert!(
+            msg.contains("Subject: [FIRING] disk_full: lab:n1"),
+            "{mode}: {msg}"
+        );
+        run.stop().await;
+    }
 }
