@@ -245,3 +245,77 @@ async fn email_over_starttls_and_tls_verifies_the_server_with_ca_file() {
         run.stop().await;
     }
 }
+
+/// aiosmtpd with STARTTLS required and a login (`smon` and `password`), as a submission
+/// server runs; a small Python program around its `Controller`, since its command line has no
+/// authenticator.
+const AUTH_SERVER: &str = r#"
+import ssl, sys, threading
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import AuthResult
+host, port, cert, key, maildir, password = sys.argv[1:7]
+ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+ctx.load_cert_chain(cert, key)
+def check(server, session, envelope, mechanism, data):
+    ok = data.login == b"smon" and data.password == password.encode()
+    return AuthResult(success=ok, handled=False)
+c = Controller(Mailbox(maildir), hostname=host, port=int(port), tls_context=ctx,
+               require_starttls=True, authenticator=check, auth_required=True,
+               auth_require_tls=True)
+c.start()
+print("READY", flush=True)
+threading.Event().wait()
+"#;
+
+#[tokio::test]
+async fn email_logs_in_with_the_password_file_over_starttls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = certs(&dir.path().join("tls"));
+    let maildir = dir.path().join("mail");
+    let addr = dead_addr();
+    let python = bin("/usr/bin/python3", "python3-aiosmtpd");
+    let _server = Child(
+        Command::new(python)
+            .args(["-c", AUTH_SERVER, "127.0.0.1", &addr.port().to_string()])
+            .args([&cert, &key, &maildir])
+            .arg("pa55-w0rd")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the SMTP server"),
+    );
+    wait_listening(addr, "the SMTP server").await;
+    std::fs::write(dir.path().join("smtp.password"), "pa55-w0rd\n").expect("write");
+    std::fs::write(dir.path().join("wrong.password"), "guess\n").expect("write");
+    let channel = |name: &str, password_file: &str| {
+        json!({"name": name, "type": "email", "host": "127.0.0.1", "port": addr.port(),
+               "tls": "starttls", "ca_file": ca, "user": "smon", "password_file": password_file,
+               "from": "smon@lab.example", "to": ["ops@lab.example"]})
+    };
+    let run = Running::start(
+        &dir.path().join("db"),
+        dir.path(),
+        json!([
+            channel("good", "smtp.password"),
+            channel("bad", "wrong.password")
+        ]),
+    );
+    let e = run.notifier.send_test("bad").await.expect_err("refused");
+    assert!(
+        e.to_string().starts_with("mail: ") && e.to_string().contains("535"),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("guess"), "{e}");
+    run.notifier
+        .send_test("good")
+        .await
+        .expect("logged in and sent");
+    let msg = one_mail(&maildir).await;
+    assert!(
+        msg.contains("Subject: [FIRING] smon test notification: smon:test"),
+        "{msg}"
+    );
+    run.stop().await;
+}
