@@ -111,6 +111,12 @@ impl Notifier {
     /// Opens the outbox in the database at `path` (smon's database file) for `channels`. What
     /// was queued before (a restart) is delivered once [`Notifier::start`] runs. Rows of
     /// channels no longer configured stay in the outbox until a channel of that name returns.
+    ///
+    /// Blocking (SQLite). Open it after the history writer has opened the same file: both
+    /// bring the schema up to date, and two first openings at the same instant could both
+    /// try the same migration. To change the channels (a reload), stop this notifier's tasks
+    /// and open a new one on the same file: what is queued is keyed by channel name and
+    /// carries over.
     pub fn open(path: &Path, channels: Vec<Channel>) -> Result<Self, Error> {
         let outbox = Outbox::open(path)?;
         let mut slots = BTreeMap::new();
