@@ -75,7 +75,15 @@ impl Outbox {
     /// Opens (creating it when missing, with the schema brought up to date) the database at
     /// `path`: smon's database file (`storage.dir/smon.sqlite3`).
     pub fn open(path: &Path) -> Result<Self, Error> {
-        let conn = smon_history::db::open_writer(path)?;
+        let conn = match smon_history::db::open_writer(path) {
+            // The history writer opening the same new file at the same instant may have
+            // applied a migration this connection then tried too: once more finds it done.
+            Err(smon_history::Error::Migration { .. }) => {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                smon_history::db::open_writer(path)?
+            }
+            other => other?,
+        };
         Ok(Self {
             conn: Mutex::new(conn),
             path: path.to_owned(),
@@ -398,6 +406,28 @@ mod tests {
         assert!(o.head("x", 9_000).expect("head").is_none());
         assert_eq!(o.dropped("x", 10).expect("dropped"), d);
         assert_eq!(o.queued("y").expect("queued"), 1);
+    }
+
+    #[test]
+    fn another_writer_on_the_file_delays_an_enqueue_but_does_not_fail_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("smon.sqlite3");
+        let o = Outbox::open(&path).expect("open");
+        // The history writer's connection, in the middle of a write transaction.
+        let other = smon_history::db::open_writer(&path).expect("second writer");
+        other
+            .execute_batch("BEGIN IMMEDIATE; CREATE TABLE busy (x); INSERT INTO busy VALUES (1);")
+            .expect("hold the write lock");
+        let held = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            other.execute_batch("COMMIT").expect("commit");
+        });
+        let t0 = std::time::Instant::now();
+        o.enqueue(&n("a"), &["x"], 1)
+            .expect("enqueued once the lock is free");
+        assert!(t0.elapsed() >= std::time::Duration::from_millis(250));
+        held.join().expect("join");
+        assert_eq!(o.queued("x").expect("queued"), 1);
     }
 
     #[test]
