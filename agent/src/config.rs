@@ -64,7 +64,20 @@ pub struct NodeConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The single-host view's history (`smon.sqlite3` in `storage.dir`): off unless
+    /// `storage.enabled` is true, and then `server.web` must be on.
+    #[serde(default)]
+    pub storage: StorageBlock,
 }
+
+/// The `storage` block, the aggregator's keys less `remote_write`.
+#[cfg(feature = "history")]
+pub type StorageBlock = smon_history::config::StorageConfig;
+
+/// The `storage` block of an agent built without history: only read to refuse
+/// `storage.enabled: true`.
+#[cfg(not(feature = "history"))]
+pub type StorageBlock = serde_json::Value;
 
 /// The `monitor` block.
 #[derive(Debug, Deserialize)]
@@ -355,6 +368,12 @@ pub struct Settings {
     /// The single-host web view, when enabled.
     #[cfg(feature = "web")]
     pub web: Option<WebView>,
+    /// The web view's history (`storage`), `None` when off (the default).
+    #[cfg(feature = "history")]
+    pub storage: Option<smon_history::StorageOptions>,
+    /// How often the history takes the top processes (a minute; tests shorten it).
+    #[cfg(feature = "history")]
+    pub processes_every: Duration,
     /// Who keeps the process alive.
     pub manager: ManagerMode,
     /// How mode `self` supervises.
@@ -548,6 +567,24 @@ impl NodeConfig {
     /// Checks every field and returns the typed settings, or every problem found.
     pub fn validate(&self, base: &Path, env: &Env) -> Result<Settings, Vec<FieldError>> {
         let mut errs = Vec::new();
+        #[cfg(feature = "history")]
+        let storage = self.storage.check(base, false, &mut errs);
+        #[cfg(feature = "history")]
+        if storage.is_some() && self.server.web != Some(true) {
+            errs.push(FieldError {
+                field: "storage.enabled".into(),
+                value: "true".into(),
+                problem: "keeps the history of the single-host web view, which is off: set server.web to true too, or storage.enabled to false".into(),
+            });
+        }
+        #[cfg(not(feature = "history"))]
+        if self.storage.get("enabled") == Some(&serde_json::Value::Bool(true)) {
+            errs.push(FieldError {
+                field: "storage.enabled".into(),
+                value: "true".into(),
+                problem: "needs history, and this smon-agent was built without it (cargo feature `history`); set it to false".into(),
+            });
+        }
         let manager = self.manager.check(&mut errs);
         let log = self.log.check(&mut errs);
         // Checked in every build: a lean agent still refuses a bad address.
@@ -849,6 +886,10 @@ impl NodeConfig {
                         http,
                         limits: http_limits,
                     }),
+                    #[cfg(feature = "history")]
+                    storage,
+                    #[cfg(feature = "history")]
+                    processes_every: smon_history::procs::EVERY,
                     manager,
                     manager_settings,
                     log: log.unwrap_or_default(),
@@ -1027,6 +1068,41 @@ mod tests {
         let again =
             load_str(EMBEDDED_DEFAULT, EMBEDDED_NAME, dir.path(), &Env::default()).expect("valid");
         assert_eq!(again.auth, s.auth);
+    }
+
+    #[cfg(feature = "history")]
+    #[test]
+    fn history_is_off_by_default_and_needs_the_web_view() {
+        let s = load(
+            r#"{"server":{"web":true},"monitor":{"mode":"node","token":"0123456789abcdef0"}}"#,
+        )
+        .expect("valid");
+        assert!(s.storage.is_none(), "off unless asked for");
+        let s = load(r#"{"server":{"web":true},"monitor":{"mode":"node","token":"0123456789abcdef0"},"storage":{"enabled":true,"retention":{"raw":"48h"}}}"#)
+            .expect("valid");
+        let st = s.storage.expect("on");
+        assert_eq!(st.dir, Path::new("/nonexistent/smon-data"));
+        assert_eq!(st.retention.raw, Duration::from_secs(48 * 3600));
+        let e = load(
+            r#"{"monitor":{"mode":"node","token":"0123456789abcdef0"},"storage":{"enabled":true}}"#,
+        )
+        .expect_err("no web view")
+        .to_string();
+        assert!(
+            e.contains("test.json") && e.contains("storage.enabled") && e.contains("server.web"),
+            "{e}"
+        );
+        let e = load(r#"{"server":{"web":true},"monitor":{"mode":"node","token":"0123456789abcdef0"},"storage":{"retention":{"hour":"soon"}}}"#)
+            .expect_err("bad retention, even while off")
+            .to_string();
+        assert!(
+            e.contains("storage.retention.hour") && e.contains("'soon'"),
+            "{e}"
+        );
+        let e = load(r#"{"monitor":{"mode":"node","token":"0123456789abcdef0"},"storage":{"remote_write":[]}}"#)
+            .expect_err("the aggregator's key")
+            .to_string();
+        assert!(e.contains("remote_write"), "{e}");
     }
 
     #[test]

@@ -36,6 +36,18 @@ pub enum Error {
     /// The web view stopped with an error.
     #[error("the web view failed: {0}")]
     WebView(String),
+    /// The web view's history database (`storage.dir`) could not be opened.
+    #[cfg(feature = "history")]
+    #[error(
+        "{file}: the history database cannot be opened (storage.dir; set storage.enabled to false to run without history)"
+    )]
+    History {
+        /// The config file.
+        file: String,
+        /// Why.
+        #[source]
+        source: Box<smon_web::database::OpenError>,
+    },
     /// The sampler thread could not start.
     #[error("the sampler cannot start")]
     Sampler(#[source] smon_collect::CollectError),

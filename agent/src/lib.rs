@@ -15,9 +15,8 @@ pub mod query;
 pub mod service;
 pub mod start;
 
-use std::sync::Arc;
 #[cfg(feature = "web")]
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 #[cfg(feature = "web")]
 use smon_proto::{HostInfo, Parts};
@@ -35,12 +34,19 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Settings;
 pub use crate::error::Error;
 
-/// The web view's feed and server tasks.
-#[cfg(not(feature = "web"))]
-type WebTasks = (
-    tokio::task::JoinHandle<()>,
-    tokio::task::JoinHandle<Result<(), Error>>,
-);
+/// The web view's tasks: its feed, its server and, with history on, the task that feeds the
+/// history writer (with the writer, closed once that task ends).
+struct WebTasks {
+    feed: tokio::task::JoinHandle<()>,
+    #[cfg(feature = "web")]
+    info: tokio::task::JoinHandle<()>,
+    serve: tokio::task::JoinHandle<Result<(), Error>>,
+    #[cfg(feature = "history")]
+    history: Option<(
+        tokio::task::JoinHandle<()>,
+        Arc<smon_history::writer::Writer>,
+    )>,
+}
 
 /// The web view's listener.
 #[cfg(feature = "web")]
@@ -59,6 +65,8 @@ pub type PreparedWeb = (TcpListener, Arc<Security>);
 #[cfg(not(feature = "web"))]
 #[derive(Debug)]
 pub enum PreparedWeb {}
+#[cfg(feature = "history")]
+use smon_collect::sampler::{PeriodicScan, first_due};
 use smon_collect::{Collector, CollectorConfig, Sampler};
 
 /// Runs the agent until `stop` is cancelled: starts the sampler thread, serves gRPC on `grpc`
@@ -159,41 +167,90 @@ pub async fn run_prepared(
     #[cfg(not(feature = "web"))]
     let web_task: Option<WebTasks> = http.map(|never| match never {});
     #[cfg(feature = "web")]
-    let web_task = http.map(|(listener, security)| {
-        let web = node_view(&sampler.info(), interval, security);
-        let id = web.store().ids().remove(0);
-        let demand = demand.clone();
-        let feed = tokio::spawn(hub::feed_local(
-            sampler.subscribe(),
-            id,
-            web.clone(),
-            move |latest, detail| {
-                if detail {
-                    demand.mark();
+    let web_task = match http {
+        None => None,
+        Some((listener, security)) => {
+            let web = node_view(&sampler.info(), interval, security);
+            let id = web.store().ids().remove(0);
+            #[cfg(feature = "history")]
+            let (web, history) = match &settings.storage {
+                Some(opts) => {
+                    let (web, writer) = smon_web::database::open(web, opts, stop.clone())
+                        .await
+                        .map_err(|source| Error::History {
+                            file: settings.source.clone(),
+                            source: Box::new(source),
+                        })?;
+                    let scan = PeriodicScan::new(
+                        settings.processes_every,
+                        first_due(settings.processes_every, &mut rand::rng()),
+                        smon_history::procs::PARTS,
+                        demand.clone(),
+                        interval,
+                    );
+                    let feed = tokio::spawn(keep_history(
+                        sampler.subscribe(),
+                        id.clone(),
+                        writer.clone(),
+                        scan,
+                        stop.clone(),
+                    ));
+                    (web, Some((feed, writer)))
                 }
-                latest.as_ref().map(|s| s.view(if detail { Parts::DETAIL } else { Parts::SUMMARY }))
-            },
-            stop.clone(),
-        ));
-        let base = settings
-            .web
-            .as_ref()
-            .map(|w| w.base_path.clone())
-            .unwrap_or_default();
-        if let Ok(a) = listener.local_addr() {
-            let tls = settings.web.as_ref().is_some_and(|w| w.http.tls.is_some());
-            let scheme = if tls { "https" } else { "http" };
-            tracing::info!(url = %format!("{scheme}://{a}{base}/"), "Serving the single-host web view.");
+                None => (web, None),
+            };
+            let web = Arc::new(web);
+            let info = tokio::spawn(follow_info(
+                sampler.info_watch(),
+                id.clone(),
+                web.clone(),
+                stop.clone(),
+            ));
+            let demand = demand.clone();
+            let feed = tokio::spawn(hub::feed_local(
+                sampler.subscribe(),
+                id,
+                web.clone(),
+                move |latest, detail| {
+                    if detail {
+                        demand.mark();
+                    }
+                    latest.as_ref().map(|s| {
+                        s.view(if detail {
+                            Parts::DETAIL
+                        } else {
+                            Parts::SUMMARY
+                        })
+                    })
+                },
+                stop.clone(),
+            ));
+            let base = settings
+                .web
+                .as_ref()
+                .map(|w| w.base_path.clone())
+                .unwrap_or_default();
+            if let Ok(a) = listener.local_addr() {
+                let tls = settings.web.as_ref().is_some_and(|w| w.http.tls.is_some());
+                let scheme = if tls { "https" } else { "http" };
+                tracing::info!(url = %format!("{scheme}://{a}{base}/"), "Serving the single-host web view.");
+            }
+            let limits = settings.web.as_ref().map(|w| w.limits).unwrap_or_default();
+            let stop_web = stop.clone();
+            let serve = tokio::spawn(async move {
+                smon_web::serve::serve(web, &base, listener, limits, stop_web)
+                    .await
+                    .map_err(|e| Error::WebView(e.to_string()))
+            });
+            Some(WebTasks {
+                feed,
+                info,
+                serve,
+                #[cfg(feature = "history")]
+                history,
+            })
         }
-        let limits = settings.web.as_ref().map(|w| w.limits).unwrap_or_default();
-        let stop_web = stop.clone();
-        let serve = tokio::spawn(async move {
-            smon_web::serve::serve(web, &base, listener, limits, stop_web)
-                .await
-                .map_err(|e| Error::WebView(e.to_string()))
-        });
-        (feed, serve)
-    });
+    };
 
     let served = service::serve(
         &settings,
@@ -205,10 +262,18 @@ pub async fn run_prepared(
     )
     .await;
     stop.cancel();
-    if let Some((feed, serve)) = web_task {
-        let _ = feed.await;
-        if let Ok(Err(e)) = serve.await {
+    if let Some(w) = web_task {
+        let _ = w.feed.await;
+        #[cfg(feature = "web")]
+        let _ = w.info.await;
+        if let Ok(Err(e)) = w.serve.await {
             tracing::warn!(error = %e, "The web view stopped with an error.");
+        }
+        // The last samples committed before the process ends.
+        #[cfg(feature = "history")]
+        if let Some((feed, writer)) = w.history {
+            let _ = feed.await;
+            let _ = tokio::task::spawn_blocking(move || smon_web::database::close(writer)).await;
         }
     }
     sampler.stop().await;
@@ -217,7 +282,7 @@ pub async fn run_prepared(
 
 /// The store and hub state of the single-host view: one cluster `local` with this host.
 #[cfg(feature = "web")]
-fn node_view(info: &HostInfo, interval: std::time::Duration, security: Arc<Security>) -> Arc<Web> {
+fn node_view(info: &HostInfo, interval: std::time::Duration, security: Arc<Security>) -> Web {
     let name = smon_collect::host_slug(&info.hostname);
     let spec = HostSpec {
         cluster: "local".into(),
@@ -236,5 +301,60 @@ fn node_view(info: &HostInfo, interval: std::time::Duration, security: Arc<Secur
         now_ms(),
     );
     store.set_info(&id, info.clone());
-    Arc::new(Web::new(Arc::new(Mutex::new(store)), "node", security))
+    Web::new(Arc::new(Mutex::new(store)), "node", security)
+}
+
+/// Keeps the web view's host facts current: they change when GPUs appear or go (a driver
+/// loaded after the agent, a GPU fallen off the bus), as gRPC's `GetInfo` does.
+#[cfg(feature = "web")]
+async fn follow_info(
+    mut rx: tokio::sync::watch::Receiver<HostInfo>,
+    id: String,
+    web: Arc<Web>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = rx.changed() => if changed.is_err() { return },
+        }
+        let info = rx.borrow_and_update().clone();
+        web.store().set_info(&id, info);
+    }
+}
+
+/// Hands every sample of the own host (the summary parts) to the history writer, and every
+/// period its top processes (`scan`), until `stop` or the sampler ends.
+#[cfg(feature = "history")]
+async fn keep_history(
+    mut rx: smon_collect::sampler::Latest,
+    id: String,
+    writer: Arc<smon_history::writer::Writer>,
+    mut scan: PeriodicScan,
+    stop: CancellationToken,
+) {
+    use smon_history::writer::Write;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            changed = rx.changed() => if changed.is_err() { return },
+        }
+        let Some(sample) = rx.borrow_and_update().clone() else {
+            continue;
+        };
+        let at_ms = now_ms();
+        // A full queue (or disk) is counted by the writer (`smon_history_*` in /metrics).
+        let _ = writer.send(Write::Sample {
+            host: id.clone(),
+            at_ms,
+            snapshot: Arc::new(sample.summary.clone()),
+        });
+        if let Some(top) = scan.poll(&sample) {
+            let _ = writer.send(Write::Processes {
+                host: id.clone(),
+                at_ms,
+                snapshot: Arc::new(top),
+            });
+        }
+    }
 }

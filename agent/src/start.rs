@@ -81,12 +81,15 @@ impl Daemon for Agent {
     }
 
     fn secret_files(&self) -> Vec<std::path::PathBuf> {
-        let mut files: Vec<_> = self.settings.token_file.iter().cloned().collect();
+        let files = self.settings.token_file.iter().cloned();
         #[cfg(feature = "web")]
-        if let Some(web) = &self.settings.web {
-            files.push(web.http.auth.users_file.clone());
-        }
-        files
+        let files = files.chain(
+            self.settings
+                .web
+                .iter()
+                .map(|web| web.http.auth.users_file.clone()),
+        );
+        files.collect()
     }
 
     fn create_files(&mut self) -> Result<(), Error> {

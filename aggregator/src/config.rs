@@ -48,77 +48,27 @@ pub struct AppConfig {
     pub storage: StorageConfig,
 }
 
-/// The `storage` block: the embedded history database (issue 12). Every key needs a restart.
-#[derive(Debug, Deserialize)]
+/// The `storage` block: the embedded history database (issue 12; its keys are
+/// [`smon_history::config::StorageConfig`]'s, the agent's too) and remote write. Every key
+/// needs a restart.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     /// Keep history (default true). Off: no database is opened and the history routes answer
     /// 503 "history is off".
-    #[serde(default = "default_true")]
-    pub enabled: bool,
+    #[serde(default)]
+    pub enabled: Option<bool>,
     /// The database's directory (`smon.sqlite3` in it); relative to the config file's
     /// directory (the working directory for the embedded default). Default `smon-data`.
     #[serde(default)]
     pub dir: Option<PathBuf>,
     /// How long each tier keeps its data.
     #[serde(default)]
-    pub retention: RetentionConfig,
+    pub retention: smon_history::config::RetentionConfig,
     /// Receivers every sample is also sent to, by Prometheus remote write
     /// ([`crate::remote_write`]).
     #[serde(default)]
     pub remote_write: Vec<crate::remote_write::RemoteWriteConfig>,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            dir: None,
-            retention: RetentionConfig::default(),
-            remote_write: Vec::new(),
-        }
-    }
-}
-
-/// `storage.retention`: durations such as `"24h"`, `"90d"` or `"2y"` (units `s`, `m`, `h`,
-/// `d`, `w`, `y` = 365 days).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetentionConfig {
-    /// Every sample (default `24h`).
-    #[serde(default)]
-    pub raw: Option<String>,
-    /// 1-minute min/avg/max (default `90d`).
-    #[serde(default)]
-    pub minute: Option<String>,
-    /// 1-hour min/avg/max (default `2y`).
-    #[serde(default)]
-    pub hour: Option<String>,
-    /// Top processes and GPU processes (default `30d`).
-    #[serde(default)]
-    pub processes: Option<String>,
-}
-
-/// The storage directory when `storage.dir` is not set (relative to the config file).
-pub const DEFAULT_STORAGE_DIR: &str = "smon-data";
-
-/// Parses a duration such as `"90s"`, `"15m"`, `"24h"`, `"90d"`, `"2w"` or `"2y"` (a year
-/// is 365 days); `None` when it is not one.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let secs = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 7 * 86_400,
-        "y" => 365 * 86_400,
-        _ => return None,
-    };
-    n.checked_mul(secs).map(Duration::from_secs)
 }
 
 impl StorageConfig {
@@ -128,64 +78,12 @@ impl StorageConfig {
         base: &Path,
         errs: &mut Vec<FieldError>,
     ) -> Option<smon_history::StorageOptions> {
-        let defaults = smon_history::Retention::default();
-        let r = &self.retention;
-        let mut one = |name: &str, v: &Option<String>, default: Duration| match v {
-            None => default,
-            Some(text) => match parse_duration(text) {
-                Some(d)
-                    if d >= Duration::from_secs(3600)
-                        && d <= Duration::from_secs(100 * 365 * 86_400) =>
-                {
-                    d
-                }
-                Some(_) => {
-                    errs.push(FieldError {
-                        field: format!("storage.retention.{name}"),
-                        value: text.clone(),
-                        problem: "must be between 1h and 100y".into(),
-                    });
-                    default
-                }
-                None => {
-                    errs.push(FieldError {
-                        field: format!("storage.retention.{name}"),
-                        value: text.clone(),
-                        problem: "is not a duration like 24h, 90d or 2y (units s, m, h, d, w, y)"
-                            .into(),
-                    });
-                    default
-                }
-            },
-        };
-        let retention = smon_history::Retention {
-            raw: one("raw", &r.raw, defaults.raw),
-            minute: one("minute", &r.minute, defaults.minute),
-            hour: one("hour", &r.hour, defaults.hour),
-            processes: one("processes", &r.processes, defaults.processes),
-        };
-        let dir = match &self.dir {
-            Some(d) if d.as_os_str().is_empty() => {
-                errs.push(FieldError {
-                    field: "storage.dir".into(),
-                    value: String::new(),
-                    problem: "is empty: name a directory, or leave the key out for smon-data next to the config file".into(),
-                });
-                return None;
-            }
-            Some(d) if d.is_absolute() => d.clone(),
-            Some(d) => base.join(d),
-            None => base.join(DEFAULT_STORAGE_DIR),
-        };
-        if dir.is_file() {
-            errs.push(FieldError {
-                field: "storage.dir".into(),
-                value: dir.display().to_string(),
-                problem: "is a file, not a directory".into(),
-            });
+        smon_history::config::StorageConfig {
+            enabled: self.enabled,
+            dir: self.dir.clone(),
+            retention: self.retention.clone(),
         }
-        self.enabled
-            .then_some(smon_history::StorageOptions { dir, retention })
+        .check(base, true, errs)
     }
 }
 
@@ -869,7 +767,7 @@ mod tests {
     }
 
     #[test]
-    fn storage_defaults_next_to_the_config_and_parses_durations() {
+    fn storage_defaults_next_to_the_config_with_history_on() {
         let s = load(r#"{"monitor":{"mode":"app"}}"#).expect("valid");
         let st = s.storage.expect("history on by default");
         assert_eq!(st.dir, Path::new("/nonexistent/smon-data"));
@@ -890,18 +788,6 @@ mod tests {
         assert_eq!(st.retention.processes, Duration::from_secs(3600));
         let off = load(r#"{"monitor":{"mode":"app"},"storage":{"enabled":false}}"#).expect("valid");
         assert!(off.storage.is_none());
-        for bad in [
-            "",
-            "h",
-            "24",
-            "1.5d",
-            "-1d",
-            "24hours",
-            "99999999999999999999y",
-        ] {
-            assert_eq!(parse_duration(bad), None, "{bad:?}");
-        }
-        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
         let changed =
             load(r#"{"monitor":{"mode":"app"},"storage":{"enabled":false}}"#).expect("valid");
         let before = load(r#"{"monitor":{"mode":"app"}}"#).expect("valid");

@@ -36,3 +36,12 @@ pub enum Error {
     #[error("the HTTP server's task failed")]
     ServeTask(#[source] tokio::task::JoinError),
 }
+
+impl From<smon_web::database::OpenError> for Error {
+    fn from(e: smon_web::database::OpenError) -> Self {
+        match e {
+            smon_web::database::OpenError::History(e) => Self::History(e),
+            smon_web::database::OpenError::Sessions(e) => Self::Sessions(e),
+        }
+    }
+}

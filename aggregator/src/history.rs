@@ -10,10 +10,7 @@
 
 use std::sync::Arc;
 
-use smon_history::reader::SqliteHistory;
-use smon_history::writer::{Write, Writer, WriterStats};
-use smon_history::{History, StorageOptions};
-use smon_web::metrics::{HistoryStats, Telemetry};
+use smon_history::writer::{Write, Writer};
 use tokio_util::sync::CancellationToken;
 
 use crate::feed::{Body, Event, Kinds, Subscription};
@@ -40,55 +37,6 @@ impl Sink for Arc<Writer> {
     fn send(&self, w: Write) {
         // A full queue is counted by the writer (smon_history_dropped_total).
         let _ = Writer::send(self, w);
-    }
-}
-
-/// The history, opened: the writer thread (fed by [`run`]) and the reader the history routes
-/// serve.
-pub struct Opened {
-    /// The writer.
-    pub writer: Arc<Writer>,
-    /// The reader.
-    pub reader: Arc<dyn History>,
-}
-
-/// Opens the database of `opts` (creating it and its directory, migrating its schema),
-/// starts the writer thread, opens the reader, and shows the writer's state in `/metrics`
-/// through `telemetry`.
-pub fn open(opts: &StorageOptions, telemetry: &Telemetry) -> Result<Opened, smon_history::Error> {
-    let writer = Writer::start(opts.clone())?;
-    let stats = writer.stats();
-    let reader = SqliteHistory::open(opts, Some(stats.clone()))?;
-    telemetry.history_source(move || metrics_of(&stats));
-    tracing::info!(path = %writer.path().display(), "Keeping history.");
-    Ok(Opened {
-        writer: Arc::new(writer),
-        reader: Arc::new(reader),
-    })
-}
-
-/// The writer's counters as `/metrics` shows them.
-fn metrics_of(s: &WriterStats) -> HistoryStats {
-    HistoryStats {
-        queued: s.queued(),
-        dropped_total: s.dropped(),
-        write_errors_total: s.failed(),
-        disk_full: s.disk_full(),
-    }
-}
-
-/// Commits what the writer holds and stops its thread (at shutdown, once [`run`] has
-/// ended); blocks.
-pub fn close(writer: Arc<Writer>) {
-    match Arc::try_unwrap(writer) {
-        Ok(w) => {
-            if let Err(e) = w.stop() {
-                tracing::warn!(error = %e, "The history's last batch could not be written.");
-            }
-        }
-        // The consumer is still running (it did not stop in time): dropping the last
-        // handle ends the thread instead.
-        Err(w) => drop(w),
     }
 }
 

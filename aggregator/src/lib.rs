@@ -28,12 +28,12 @@ pub use error::Error;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use smon_collect::sampler::{PeriodicScan, first_due};
 use smon_collect::{
     Collector, CollectorConfig, DetailDemand, DiskFilter, NetworkFilter, Redactor, Roots, Sampler,
 };
 use smon_proto::Parts;
 use smon_web::hub::{self, Web, now_ms};
-use smon_web::security::sessions::Sessions;
 use smon_web::security::{Bootstrap, HttpSecurity, Security};
 use smon_web::store::{ClusterStore, StoreConfig};
 use tokio::net::TcpListener;
@@ -203,7 +203,7 @@ impl Running {
         }
         if let Some(w) = self.history {
             // Commits the last batch: a clean stop loses no sample.
-            let _ = tokio::task::spawn_blocking(move || history::close(w)).await;
+            let _ = tokio::task::spawn_blocking(move || smon_web::database::close(w)).await;
         }
         served?;
         Ok(())
@@ -234,12 +234,9 @@ pub async fn start(
     // be used stops the start with the reason.
     let history = match &settings.storage {
         Some(opts) => {
-            let h = history::open(opts, &web.telemetry).map_err(Error::History)?;
-            web = web.with_history(h.reader.clone());
-            // Login sessions live in the same file: a restart logs nobody out.
-            let sessions = Sessions::open_database(&opts.db_path(), stop.clone()).await?;
-            web.security.keep_sessions(sessions);
-            Some(h.writer)
+            let (w, writer) = smon_web::database::open(web, opts, stop.clone()).await?;
+            web = w;
+            Some(writer)
         }
         None => None,
     };
@@ -301,11 +298,14 @@ pub async fn start(
         let interval = settings.interval;
         let demand = DetailDemand::default();
         let collector_demand = demand.clone();
-        let processes = settings.storage.as_ref().map(|_| LocalProcesses {
-            every: settings.processes_every,
-            scan: demand.clone(),
-            // As the agent judges it: a list read with the sample, not carried over.
-            fresh_within_ms: (interval.as_millis() as u64 / 2).max(50),
+        let processes = settings.storage.as_ref().map(|_| {
+            PeriodicScan::new(
+                settings.processes_every,
+                first_due(settings.processes_every, &mut rand::rng()),
+                smon_history::procs::PARTS,
+                demand.clone(),
+                interval,
+            )
         });
         let s = Sampler::start(interval, move || {
             Collector::new(CollectorConfig {
@@ -406,15 +406,6 @@ pub async fn start(
     })
 }
 
-/// The own host's top processes for the history: the collector is asked for a full process
-/// scan (`scan`) every `every`, and the first sample with a fresh list is published as
-/// [`Body::Processes`].
-struct LocalProcesses {
-    every: Duration,
-    scan: DetailDemand,
-    fresh_within_ms: u64,
-}
-
 /// Publishes the own host's samples (in-process sampler) on the feed, with the detail parts
 /// while a browser watches it, until `stop` or the sampler ends. With the history on
 /// (`processes`), also its top processes every period, as the pollers fetch them from agents.
@@ -423,41 +414,25 @@ async fn publish_local(
     id: String,
     web: Arc<Web>,
     feed: Feed,
-    processes: Option<LocalProcesses>,
+    mut processes: Option<PeriodicScan>,
     stop: CancellationToken,
 ) {
-    let first = processes
-        .as_ref()
-        .map(|p| poller::first_processes_fetch(p.every, &mut rand::rng()))
-        .unwrap_or_default();
-    let mut processes_due = tokio::time::Instant::now() + first;
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             changed = rx.changed() => if changed.is_err() { return },
         }
-        if let Some(p) = &processes
-            && tokio::time::Instant::now() >= processes_due
-        {
-            // Keeps full scans going until a fresh list comes.
-            p.scan.mark();
-            let fresh = rx.borrow().as_ref().and_then(|s| {
-                let age = s
-                    .full
-                    .sample_unix_ms
-                    .saturating_sub(s.full.processes_unix_ms);
-                (age < p.fresh_within_ms).then(|| s.view(poller::PROCESSES_PARTS))
-            });
-            if let Some(top) = fresh {
-                feed.publish(
-                    now_ms(),
-                    Body::Processes {
-                        host: id.clone(),
-                        snapshot: Arc::new(top),
-                    },
-                );
-                processes_due += p.every;
-            }
+        let top = processes
+            .as_mut()
+            .and_then(|p| rx.borrow().as_ref().and_then(|s| p.poll(s)));
+        if let Some(top) = top {
+            feed.publish(
+                now_ms(),
+                Body::Processes {
+                    host: id.clone(),
+                    snapshot: Arc::new(top),
+                },
+            );
         }
         let parts = if web.demand.is_watched(&id) {
             Parts::DETAIL

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng as _;
+use smon_collect::sampler::first_due;
 use smon_proto::agent_client::AgentClient;
 use smon_proto::{GetSnapshotRequest, Parts, WatchRequest};
 use smon_web::hub::now_ms;
@@ -46,13 +47,9 @@ pub const PROBE_INTERVAL: Duration = Duration::from_millis(1500);
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Deadline of the TCP connect, of `GetInfo` and of opening `Watch`.
 const CALL_DEADLINE: Duration = Duration::from_secs(5);
-/// How often the top processes are fetched for the history (per host).
-pub const PROCESSES_EVERY: Duration = Duration::from_secs(60);
 /// Deadline of the top-processes call: an agent without recent demand for processes waits
 /// for a sample with a fresh process list (about one interval) before it answers.
 const PROCESSES_DEADLINE: Duration = Duration::from_secs(10);
-/// How many processes by CPU, and by memory, the history keeps per host and minute.
-pub const TOP_PROCESSES: u32 = 10;
 
 /// The wait before attempt `n` (0-based) after consecutive failures: exponential, capped, with
 /// "equal jitter" (half fixed, half random) so that many pollers do not retry in lockstep.
@@ -184,21 +181,6 @@ pub async fn run(p: Poll, stop: CancellationToken) {
     tokio::join!(poll(p, stop), processes);
 }
 
-/// The parts asked for the history: the top [`TOP_PROCESSES`] by CPU and by memory, and the
-/// processes on each GPU.
-pub const PROCESSES_PARTS: Parts = Parts {
-    top_processes: TOP_PROCESSES,
-    gpu_processes: true,
-    ..Parts::SUMMARY
-};
-
-/// The first fetch of a host's top processes: at a random point of the first period, so that
-/// the hosts of a fleet started together (or an aggregator restarted under 10,000 hosts) ask
-/// at different seconds; then one period apart.
-pub fn first_processes_fetch(every: Duration, rng: &mut impl rand::Rng) -> Duration {
-    every.mul_f64(rng.random::<f64>())
-}
-
 /// Every `every` (the first time at a random point of the first period), asks the agent for
 /// its top processes over the poller's channel (a unary `GetSnapshot`, which does not disturb
 /// the `Watch` stream) and publishes them as [`Body::Processes`]. A host not connected is
@@ -211,7 +193,7 @@ pub async fn fetch_processes(
     every: Duration,
     stop: CancellationToken,
 ) {
-    let first = first_processes_fetch(every, &mut rand::rng());
+    let first = first_due(every, &mut rand::rng());
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -224,7 +206,7 @@ pub async fn fetch_processes(
         };
         let call = agent.call(PROCESSES_DEADLINE, |mut c| async move {
             let mut req = tonic::Request::new(GetSnapshotRequest {
-                parts: Some(PROCESSES_PARTS),
+                parts: Some(smon_history::procs::PARTS),
             });
             req.set_timeout(PROCESSES_DEADLINE);
             c.get_snapshot(req).await
@@ -447,23 +429,6 @@ mod tests {
         }
         let a: Vec<_> = (0..8).map(|_| backoff(5, &mut rng)).collect();
         assert!(a.windows(2).any(|w| w[0] != w[1]), "jitter varies: {a:?}");
-    }
-
-    #[test]
-    fn processes_fetches_spread_over_the_first_minute() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
-        let firsts: Vec<_> = (0..10_000)
-            .map(|_| first_processes_fetch(PROCESSES_EVERY, &mut rng).as_secs())
-            .collect();
-        let mut per_second = [0u32; 60];
-        for s in &firsts {
-            per_second[*s as usize] += 1;
-        }
-        // 10,000 hosts: about 167 a second, none of the 60 seconds much above it.
-        assert!(
-            per_second.iter().all(|&n| (100..=250).contains(&n)),
-            "{per_second:?}"
-        );
     }
 
     #[test]

@@ -10,10 +10,12 @@
 //!    bound of its raw tier), each per value.
 //! 2. **CPU.** The aggregator at `--cpu-hosts` simulated hosts at 1 Hz with history off, on,
 //!    and on with remote write, over `--cpu-window-s` after `--warmup-s`.
-//! 3. **Query times** through the REST routes of the fleet of step 1 (`/api/v1/hosts/{id}/
-//!    history`, the cluster route, the processes at a minute), 20 times each, on what step 1
-//!    stored: the ranges of the targets (24 h, 30 days, 7 days) are asked for, but they hold
-//!    only `--duration-s` of data unless the database was backfilled.
+//! 3. **Query times** through the REST routes (`/api/v1/hosts/{id}/history`, the cluster
+//!    route, the processes at a minute), 20 times each: on what step 1 stored, and on a store
+//!    backfilled with `--backfill-h` hours of every sample of `--hosts` hosts (and their top
+//!    processes every minute, at most 6 hours of them), written with `smon-history`'s own
+//!    backfill and served by an aggregator whose hosts are those of the backfill (their agents
+//!    absent: the history routes read the store whatever the hosts' state).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -56,6 +58,9 @@ pub struct HistoryArgs {
     /// The VictoriaMetrics binary (Debian package `victoria-metrics`).
     #[arg(long, default_value = "/usr/bin/victoria-metrics")]
     pub victoria_metrics: PathBuf,
+    /// Hours of synthetic history backfilled for the query times (0: skip that step).
+    #[arg(long, default_value_t = 24)]
+    pub backfill_h: u64,
     /// Use the debug builds (a smoke run: CPU figures then say little).
     #[arg(long)]
     pub debug: bool,
@@ -251,14 +256,14 @@ struct Cpu {
     rss: Option<u64>,
 }
 
-async fn time_queries(f: &Fleet) -> anyhow::Result<Vec<Query>> {
+async fn time_queries(base: &str) -> anyhow::Result<Vec<Query>> {
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(60))
         .build()?;
     let hosts: Value = serde_json::from_str(
         &http
-            .get(format!("{}api/v1/hosts", f.base))
+            .get(format!("{base}api/v1/hosts"))
             .send()
             .await?
             .text()
@@ -306,7 +311,7 @@ async fn time_queries(f: &Fleet) -> anyhow::Result<Vec<Query>> {
     ];
     let mut out = Vec::new();
     for (what, path, target_ms) in cases {
-        let url = format!("{}{path}", f.base);
+        let url = format!("{base}{path}");
         let mut times = Vec::new();
         let mut status = 0;
         let mut points = 0;
@@ -334,6 +339,138 @@ async fn time_queries(f: &Fleet) -> anyhow::Result<Vec<Query>> {
         });
     }
     Ok(out)
+}
+
+/// Step 3's figures: on what step 1 stored, and on the backfilled store.
+#[derive(Debug)]
+struct Queries {
+    stored: Vec<Query>,
+    backfilled: Option<(Backfilled, Vec<Query>)>,
+}
+
+/// What step 3's backfill wrote, and how long it took.
+#[derive(Debug)]
+struct Backfilled {
+    hosts: u64,
+    hours: u64,
+    values: u64,
+    process_minutes: u64,
+    seconds: f64,
+    bytes: u64,
+}
+
+/// Step 3 on a backfilled store: `args.backfill_h` hours of `args.hosts` hosts written into a
+/// new database, then an aggregator serving it (its hosts named as the backfill names them,
+/// at an address where nothing listens) and the queries of [`time_queries`] through it.
+async fn backfilled_queries(
+    bins: &Bins,
+    args: &HistoryArgs,
+) -> anyhow::Result<(Backfilled, Vec<Query>)> {
+    use smon_history::metrics::{Backfill, backfill};
+    use smon_history::procs::{self, MINUTE_MS, ProcsBackfill};
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let data = dir.path().join("smon-data");
+    let db = data.join(smon_history::db::FILE_NAME);
+    let hosts = usize::try_from(args.hosts)?;
+    let clusters = hosts.div_ceil(100);
+    let now = fleet::now_ms();
+    let hour = 3_600_000u64;
+    eprintln!(
+        "== history: backfilling {hosts} hosts x {} h for the query times",
+        args.backfill_h
+    );
+    let t = Instant::now();
+    let metrics = Backfill {
+        hosts,
+        clusters,
+        from_ms: now - args.backfill_h * hour,
+        to_ms: now,
+        interval_ms: args.interval_ms,
+        seed: 1,
+    };
+    let to = procs::minute_of(now) + MINUTE_MS;
+    let processes = ProcsBackfill {
+        hosts,
+        clusters,
+        from_ms: to - args.backfill_h.min(6) * hour,
+        to_ms: to,
+        gpus: 2,
+        seed: 1,
+    };
+    let path = db.clone();
+    let (done, process_minutes) = tokio::task::spawn_blocking(move || {
+        let done = backfill(&path, &smon_history::Retention::default(), &metrics)?;
+        let n = procs::backfill(&path, &processes)?;
+        anyhow::Ok((done, n))
+    })
+    .await??;
+    let filled = Backfilled {
+        hosts: args.hosts,
+        hours: args.backfill_h,
+        values: done.values,
+        process_minutes,
+        seconds: t.elapsed().as_secs_f64(),
+        bytes: du(&data),
+    };
+    eprintln!(
+        "Backfilled {} values and {} host-minutes of processes in {:.0} s.",
+        filled.values, filled.process_minutes, filled.seconds
+    );
+    let dead = free_port("127.0.0.1")?;
+    let cluster_list: Vec<Value> = (0..clusters)
+        .map(|k| {
+            let hosts: Vec<Value> = (k..hosts)
+                .step_by(clusters)
+                .map(|h| {
+                    json!({"name": format!("node{h}"), "address": format!("127.0.0.1:{dead}"),
+                        "token": "backfilled-store-no-agent-0123"})
+                })
+                .collect();
+            json!({"name": format!("c{k}"), "hosts": hosts})
+        })
+        .collect();
+    let port = free_port("127.0.0.1")?;
+    let config = dir.path().join("config_app.json");
+    let cfg = json!({
+        "server": {"host": "127.0.0.1", "port": port, "auth": {"public_read_only": true}},
+        "monitor": {"mode": "app", "poll_interval_ms": args.interval_ms, "include_self": false,
+            "clusters": cluster_list},
+        "storage": {"dir": data},
+    });
+    std::fs::write(&config, serde_json::to_vec_pretty(&cfg)?)
+        .with_context(|| format!("cannot write {}", config.display()))?;
+    let log = dir.path().join("smon-aggregator.log");
+    let mut kids = Children::default();
+    let pid = kids.spawn(
+        "smon-aggregator",
+        Command::new(&bins.aggregator)
+            .arg("--no-supervise")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file(&log)?),
+        true,
+        Some(log),
+    )?;
+    let base = format!("http://127.0.0.1:{port}/");
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        kids.ensure_running(pid)?;
+        if let Ok(r) = reqwest::get(format!("{base}healthz")).await
+            && r.status().is_success()
+        {
+            break;
+        }
+        if Instant::now() > until {
+            bail!("the aggregator over the backfilled store did not answer within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let queries = time_queries(&base).await?;
+    kids.stop(pid);
+    Ok((filled, queries))
 }
 
 /// Runs the benchmark and prints (and with `--write`, writes) its section.
@@ -382,7 +519,7 @@ pub async fn run(args: HistoryArgs) -> anyhow::Result<()> {
         b.smon_db = Some(du(&db));
     }
     let queries = if known {
-        time_queries(&f).await?
+        time_queries(&f.base).await?
     } else {
         Vec::new()
     };
@@ -393,6 +530,11 @@ pub async fn run(args: HistoryArgs) -> anyhow::Result<()> {
     }
     drop(f);
     drop(vm);
+    let backfilled = if known && args.backfill_h > 0 {
+        Some(backfilled_queries(&bins, &args).await?)
+    } else {
+        None
+    };
 
     // 2. CPU with history off and on.
     let mut cpu = Vec::new();
@@ -440,7 +582,18 @@ pub async fn run(args: HistoryArgs) -> anyhow::Result<()> {
         }
     }
 
-    let text = markdown(&args, &machine, fed_s, &b, &queries, &cpu, known);
+    let text = markdown(
+        &args,
+        &machine,
+        fed_s,
+        &b,
+        &Queries {
+            stored: queries,
+            backfilled,
+        },
+        &cpu,
+        known,
+    );
     crate::print_report(&text)?;
     if let Some(path) = &args.write {
         workspace::write_section(path, &text, START, END)?;
@@ -462,7 +615,7 @@ fn markdown(
     m: &Machine,
     fed_s: u64,
     b: &Bytes,
-    queries: &[Query],
+    queries: &Queries,
     cpu: &[Cpu],
     known: bool,
 ) -> String {
@@ -539,16 +692,41 @@ fn markdown(
     if !known {
         s.push_str("Query times: not measured (no embedded history in this build).\n");
     } else {
-        s.push_str(&format!(
-            "### Query times through REST (20 each, on the {fed_s} s stored above)\n\n| query | HTTP | points / rows | p50 | max | target |\n|---|---|---|---|---|---|\n"
-        ));
-        for q in queries {
-            s.push_str(&format!(
-                "| {} | {} | {} | {:.1} ms | {:.1} ms | ≤ {} ms |\n",
-                q.what, q.status, q.points, q.p50_ms, q.max_ms, q.target_ms
-            ));
+        query_table(
+            &mut s,
+            &format!("### Query times through REST (20 each, on the {fed_s} s stored above)"),
+            &queries.stored,
+        );
+        if let Some((f, q)) = &queries.backfilled {
+            s.push('\n');
+            query_table(
+                &mut s,
+                &format!(
+                    "### Query times through REST on a backfilled store: {} hosts x {} h of every sample ({} values), top processes for {} host-minutes; {} on disk, written in {:.0} s",
+                    f.hosts,
+                    f.hours,
+                    f.values,
+                    f.process_minutes,
+                    mib(f.bytes),
+                    f.seconds
+                ),
+                q,
+            );
         }
     }
     s.push_str(&format!("{END}\n"));
     s
+}
+
+/// A table of query times under `title`.
+fn query_table(s: &mut String, title: &str, queries: &[Query]) {
+    s.push_str(&format!(
+        "{title}\n\n| query | HTTP | points / rows | p50 | max | target |\n|---|---|---|---|---|---|\n"
+    ));
+    for q in queries {
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.1} ms | {:.1} ms | ≤ {} ms |\n",
+            q.what, q.status, q.points, q.p50_ms, q.max_ms, q.target_ms
+        ));
+    }
 }

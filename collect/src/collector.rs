@@ -250,14 +250,21 @@ impl Collector {
         if let Some((_, f)) = &facts {
             self.info_generation = f.generation;
         }
-        let (gpu_names, gpu_source, gpu_status) = match facts {
-            Some((kind, f)) if f.open => {
-                caps.push("gpus");
-                (f.names, kind, f.status)
-            }
-            Some((_, f)) => (Vec::new(), "none", f.status),
-            None => (Vec::new(), "none", String::new()),
-        };
+        let (gpu_names, gpu_source, gpu_status, gpu_driver_version, cuda_driver_version) =
+            match facts {
+                Some((kind, f)) if f.open => {
+                    caps.push("gpus");
+                    (f.names, kind, f.status, f.driver_version, f.cuda_version)
+                }
+                Some((_, f)) => (Vec::new(), "none", f.status, String::new(), String::new()),
+                None => (
+                    Vec::new(),
+                    "none",
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ),
+            };
         let cpus = self.sys.cpus();
         HostInfo {
             hostname: System::host_name().unwrap_or_default(),
@@ -280,6 +287,8 @@ impl Collector {
             sample_interval_ms: self.cfg.interval.as_millis() as u32,
             gpu_source: gpu_source.to_owned(),
             gpu_status,
+            gpu_driver_version,
+            cuda_driver_version,
         }
     }
 

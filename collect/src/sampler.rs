@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use smon_proto::{HostInfo, Parts, Snapshot};
 use tokio::sync::{oneshot, watch};
 
-use crate::collector::{Collector, with_parts};
+use crate::collector::{Collector, DetailDemand, with_parts};
 use crate::error::CollectError;
 
 /// One sample, kept both whole and as the summary that most callers ask for (built once per
@@ -38,6 +38,68 @@ impl Sample {
 
 /// The latest sample (`None` until the first one).
 pub type Latest = watch::Receiver<Option<Arc<Sample>>>;
+
+/// A view of the samples with a fresh process list every period, for a history of the top
+/// processes kept beside the sampler (the aggregator's own host, the agent's single-host
+/// view): when one is due it asks the collector for a full scan and takes the first sample
+/// whose list was read with it. The first is at a random point of the first period
+/// ([`first_due`]), so that hosts started together scan at different seconds.
+#[derive(Debug)]
+pub struct PeriodicScan {
+    every: Duration,
+    parts: Parts,
+    scan: DetailDemand,
+    fresh_within_ms: u64,
+    due: tokio::time::Instant,
+}
+
+/// When the first of a periodic fetch or scan is due, after `every` at the latest: a random
+/// point of the first period, then one period apart (10,000 hosts asked each minute spread
+/// over its seconds).
+pub fn first_due(every: Duration, rng: &mut impl rand::Rng) -> Duration {
+    every.mul_f64(rng.random::<f64>())
+}
+
+impl PeriodicScan {
+    /// Every `every`, the view with `parts` of a sample with a fresh process list, scanned on
+    /// request through `scan` (the collector's [`DetailDemand`]) by a sampler taking a sample
+    /// every `interval`; the first after `first`.
+    pub fn new(
+        every: Duration,
+        first: Duration,
+        parts: Parts,
+        scan: DetailDemand,
+        interval: Duration,
+    ) -> Self {
+        Self {
+            every,
+            parts,
+            scan,
+            // As the agent judges it: a list read with the sample, not carried over.
+            fresh_within_ms: (interval.as_millis() as u64 / 2).max(50),
+            due: tokio::time::Instant::now() + first,
+        }
+    }
+
+    /// Called with each new sample: the view when one is due and `sample` has a fresh list
+    /// (until then every sample asks for a full scan).
+    pub fn poll(&mut self, sample: &Sample) -> Option<Snapshot> {
+        if tokio::time::Instant::now() < self.due {
+            return None;
+        }
+        // Keeps full scans going until a fresh list comes.
+        self.scan.mark();
+        let age = sample
+            .full
+            .sample_unix_ms
+            .saturating_sub(sample.full.processes_unix_ms);
+        if age >= self.fresh_within_ms {
+            return None;
+        }
+        self.due += self.every;
+        Some(sample.view(self.parts))
+    }
+}
 
 /// Handle on the sampler thread.
 pub struct Sampler {
@@ -167,6 +229,72 @@ fn sampler_loop<F>(
 mod tests {
     use super::*;
     use crate::collector::{CollectorConfig, DetailDemand, Roots};
+
+    /// A sample taken at `at_ms` whose process list was read at `list_ms`.
+    fn sample(at_ms: u64, list_ms: u64) -> Sample {
+        let full = Snapshot {
+            sample_unix_ms: at_ms,
+            processes_unix_ms: list_ms,
+            ..Snapshot::default()
+        };
+        Sample {
+            summary: full.clone(),
+            full,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_periodic_scan_asks_for_a_list_when_due_and_takes_the_first_fresh_one() {
+        let demand = DetailDemand::default();
+        let every = Duration::from_secs(60);
+        let parts = Parts {
+            top_processes: 10,
+            ..Parts::SUMMARY
+        };
+        let first = Duration::from_secs(20);
+        let mut scan =
+            PeriodicScan::new(every, first, parts, demand.clone(), Duration::from_secs(1));
+        assert!(scan.poll(&sample(1_000, 1_000)).is_none(), "not due yet");
+        assert!(
+            !demand.recent(Duration::from_secs(3600)),
+            "no scan asked for"
+        );
+        tokio::time::advance(first).await;
+        // Due: a stale list (read 2 s before the sample) is not taken, but a scan is asked.
+        assert!(scan.poll(&sample(10_000, 8_000)).is_none());
+        assert!(
+            demand.recent(Duration::from_secs(1)),
+            "a full scan was asked for"
+        );
+        let got = scan.poll(&sample(11_000, 10_900)).expect("fresh: taken");
+        assert_eq!(got.sample_unix_ms, 11_000);
+        // Taken once a period: not again until the next one.
+        assert!(scan.poll(&sample(12_000, 11_950)).is_none());
+        tokio::time::advance(every - Duration::from_secs(1)).await;
+        assert!(scan.poll(&sample(13_000, 12_950)).is_none(), "not yet due");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(scan.poll(&sample(14_000, 13_950)).is_some(), "due again");
+    }
+
+    #[test]
+    fn first_dues_spread_over_the_period() {
+        use rand::SeedableRng as _;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let every = Duration::from_secs(60);
+        let firsts: Vec<_> = (0..10_000)
+            .map(|_| first_due(every, &mut rng).as_secs())
+            .collect();
+        assert!(firsts.iter().all(|s| *s < 60));
+        let mut per_second = [0u32; 60];
+        for s in &firsts {
+            per_second[*s as usize] += 1;
+        }
+        // 10,000 hosts: about 167 a second, none of the 60 seconds much above it.
+        assert!(
+            per_second.iter().all(|n| (100..=250).contains(n)),
+            "{per_second:?}"
+        );
+    }
     use crate::filters::{DiskFilter, NetworkFilter};
     use crate::redact::Redactor;
 

@@ -21,6 +21,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
     Migrations::new(vec![
         M::up(include_str!("../migrations/0001_metrics.sql")),
         M::up(include_str!("../migrations/0002_processes.sql")),
+        M::up(include_str!("../migrations/0003_outbox.sql")),
     ])
 });
 

@@ -34,6 +34,17 @@ use crate::{Error, Retention, Shown};
 /// How many processes each ranking keeps (by CPU, by memory) per host and minute.
 pub const TOP_N: usize = 10;
 
+/// How often the top processes are taken for the history, per host.
+pub const EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The parts a host is asked for each [`EVERY`]: the top [`TOP_N`] by CPU and by memory, and
+/// the processes on each GPU.
+pub const PARTS: smon_proto::Parts = smon_proto::Parts {
+    top_processes: TOP_N as u32,
+    gpu_processes: true,
+    ..smon_proto::Parts::SUMMARY
+};
+
 /// One minute in ms: the resolution of process history.
 pub const MINUTE_MS: u64 = 60_000;
 

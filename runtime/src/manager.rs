@@ -416,13 +416,16 @@ mod tests {
             )
             .await
         });
-        let deadline = Instant::now() + Duration::from_secs(5);
+        // Generous: on a loaded machine (CI runs suites side by side) a shell may take
+        // seconds to start, or to run its trap.
+        let deadline = Instant::now() + Duration::from_secs(30);
         while !ready.exists() {
             assert!(Instant::now() < deadline, "the child did not start");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(!got.exists(), "no SIGHUP before one is sent");
         hangup.notify_one();
+        let deadline = Instant::now() + Duration::from_secs(30);
         while !got.exists() {
             assert!(Instant::now() < deadline, "the child never got SIGHUP");
             tokio::time::sleep(Duration::from_millis(20)).await;

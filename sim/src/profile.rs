@@ -401,6 +401,8 @@ fn build(
         sample_interval_ms: cfg.interval_ms() as u32,
         gpu_source: if gpu_count > 0 { "fake" } else { "none" }.into(),
         gpu_status: String::new(),
+        gpu_driver_version: if gpu_count > 0 { "550.54.15" } else { "" }.into(),
+        cuda_driver_version: if gpu_count > 0 { "12.4" } else { "" }.into(),
     };
     let base_load = match role {
         Role::Gpu | Role::Compute => 0.35 + 0.5 * r.unit(),

@@ -2,7 +2,8 @@
 //! the JSON wire types ([`wire`]), the cluster store ([`store`]), the Prometheus exposition
 //! ([`metrics`]), who may see what ([`security`]), the state the HTTP side shares ([`state`]),
 //! the routes ([`routes`]), the Socket.IO hub and the router ([`hub`]), the HTTP server
-//! loop ([`serve`]) and the embedded UI ([`assets`]). The protocol is described in `web/PROTOCOL.md`.
+//! loop ([`serve`]) and the embedded UI ([`assets`]); with the feature `database`, opening the
+//! server's database ([`database`]). The protocol is described in `web/PROTOCOL.md`.
 //!
 //! Modules depend one way, from the bottom: [`clock`], [`error`], [`wire`], [`assets`] ->
 //! [`store`] -> [`metrics`]; [`security`] (policy: it never sees [`state`]) -> [`state`] ->
@@ -10,6 +11,8 @@
 
 pub mod assets;
 pub mod clock;
+#[cfg(feature = "database")]
+pub mod database;
 pub mod error;
 pub mod hub;
 pub mod metrics;

@@ -623,6 +623,7 @@ fn encode_states(hosts: &[HostCopy], now_ms: u64, enc: &mut DescriptorEncoder) -
                     ("agent_version", i.agent_version.clone()),
                     ("cpu_brand", i.cpu_brand.clone()),
                     ("gpu_source", i.gpu_source.clone()),
+                    ("gpu_driver", i.gpu_driver_version.clone()),
                 ],
             ))
         })
@@ -1252,6 +1253,7 @@ mod tests {
             cpu_physical_cores: Some(4),
             agent_version: "0.1.0".into(),
             gpu_source: "fake".into(),
+            gpu_driver_version: "550.54.15".into(),
             ..Default::default()
         }
     }
@@ -1346,7 +1348,7 @@ mod tests {
             70.0
         );
         assert!(t.contains(&format!(
-            r#"smon_host_info{{{N1},os="Debian GNU/Linux 12",kernel="6.1.0-18-amd64",arch="x86_64",agent_version="0.1.0",cpu_brand="AMD EPYC 7B13",gpu_source="fake"}} 1"#
+            r#"smon_host_info{{{N1},os="Debian GNU/Linux 12",kernel="6.1.0-18-amd64",arch="x86_64",agent_version="0.1.0",cpu_brand="AMD EPYC 7B13",gpu_source="fake",gpu_driver="550.54.15"}} 1"#
         )), "{t}");
         assert!(t.contains("# TYPE smon_host info\n"), "{t}");
         assert!(

@@ -257,6 +257,17 @@ async fn a_late_driver_is_retried_and_host_info_changes_when_gpus_appear() {
     assert_eq!(after.gpu_names.len(), 2);
     assert!(after.gpu_status.is_empty() && after.capabilities.iter().any(|c| c == "gpus"));
     assert_eq!(after.gpu_source, "fake");
+    assert_eq!(
+        (
+            after.gpu_driver_version.as_str(),
+            after.cuda_driver_version.as_str()
+        ),
+        ("550.54.15", "12.4")
+    );
+    assert!(
+        before.gpu_driver_version.is_empty() && before.cuda_driver_version.is_empty(),
+        "no driver, no version: {before:?}"
+    );
     agent.shutdown().await;
 }
 

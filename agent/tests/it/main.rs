@@ -1,11 +1,14 @@
 //! Integration tests of the agent: the real gRPC server on loopback sockets, the real binary
-//! (signals, exit codes, `--once`, running as `nobody`) and config fixtures.
+//! (signals, exit codes, `--once`, running as `nobody`), config fixtures and the web view's
+//! history.
 
 mod binary;
 mod cli;
 mod config_fixtures;
 mod gpus;
 mod grpc;
+#[cfg(feature = "history")]
+mod history;
 mod manager;
 mod props;
 mod sec_connections;
@@ -13,3 +16,4 @@ mod sec_files;
 mod supervisor;
 mod support;
 mod systemd;
+mod webview;

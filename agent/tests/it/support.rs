@@ -124,3 +124,72 @@ pub fn current_user() -> String {
         .expect("id -un");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// Settings of a web view, public read-only, sampling every 200 ms with a fake GPU, with the
+/// blocks of `more` (`{"storage": {..}}`, `{"monitor": {..}}`) added key by key.
+pub fn web_settings(dir: &Path, more: serde_json::Value) -> Settings {
+    let mut cfg = serde_json::json!({
+        "server": {"host": "127.0.0.1", "web": true, "auth": {"public_read_only": true}},
+        "monitor": {"mode": "node", "interval_ms": 200, "auth": "none",
+            "gpu": "fake", "fake_gpu_count": 1},
+    });
+    if let serde_json::Value::Object(blocks) = more {
+        for (block, keys) in blocks {
+            match (cfg.get_mut(&block), keys) {
+                (Some(serde_json::Value::Object(have)), serde_json::Value::Object(add)) => {
+                    have.extend(add)
+                }
+                (_, keys) => cfg[block.as_str()] = keys,
+            }
+        }
+    }
+    config::load_str(&cfg.to_string(), "node.json", dir, &Env::default()).expect("valid")
+}
+
+/// An agent with its web view, running in this process.
+pub struct WebAgent {
+    pub client: smon_api::Client,
+    pub id: String,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), smon_agent::Error>>,
+}
+
+impl WebAgent {
+    pub async fn start(s: Settings) -> Self {
+        let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", http.local_addr().expect("addr"));
+        let stop = CancellationToken::new();
+        let cc = s.collector_config();
+        let task = tokio::spawn(smon_agent::run_with(cc, s, grpc, Some(http), stop.clone()));
+        let client = smon_api::Client::new(&base).expect("client");
+        let started = Instant::now();
+        let id = loop {
+            if let Ok(hosts) = client.hosts().await
+                && let Some(h) = hosts.first()
+            {
+                break h.id.clone();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the web view did not answer"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        Self {
+            client,
+            id,
+            stop,
+            task,
+        }
+    }
+
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let done = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+        assert!(
+            matches!(done, Ok(Ok(Ok(())))),
+            "agent did not stop cleanly: {done:?}"
+        );
+    }
+}

@@ -292,6 +292,7 @@ impl GpuSource for FakeGpus {
         };
         Ok(DriverFacts {
             driver_version: if r535 { "535.54.03" } else { "550.54.15" }.into(),
+            cuda_version: if r535 { "12.2" } else { "12.4" }.into(),
             process_abi: ProcessAbi::from_symbols(symbols),
         })
     }

@@ -167,6 +167,8 @@ impl ProcessAbi {
 pub struct DriverFacts {
     /// Driver version, e.g. "550.54.15" (empty when unknown).
     pub driver_version: String,
+    /// The newest CUDA version the driver supports, e.g. "12.4" (empty when unknown).
+    pub cuda_version: String,
     /// How process lists can be read.
     pub process_abi: ProcessAbi,
 }

@@ -223,6 +223,16 @@ impl GpuSource for NvmlGpus {
         };
         let facts = DriverFacts {
             driver_version: nvml.sys_driver_version().unwrap_or_default(),
+            cuda_version: nvml
+                .sys_cuda_driver_version()
+                .map(|v| {
+                    format!(
+                        "{}.{}",
+                        nvml_wrapper::cuda_driver_version_major(v),
+                        nvml_wrapper::cuda_driver_version_minor(v)
+                    )
+                })
+                .unwrap_or_default(),
             process_abi: ProcessAbi::from_symbols(symbols),
         };
         self.nvml = Some(nvml);

@@ -56,6 +56,10 @@ pub struct GpuFacts {
     /// Why GPUs are not reported (empty when open, and when there is no NVIDIA library at
     /// all: a host without GPUs is not an error).
     pub status: String,
+    /// The driver's version while open (empty otherwise).
+    pub driver_version: String,
+    /// The newest CUDA version the driver supports, while open (empty otherwise).
+    pub cuda_version: String,
     /// Bumps whenever the above changes.
     pub generation: u64,
 }
@@ -236,10 +240,18 @@ fn run(
                     if let Some(why) = facts.process_abi.problem() {
                         tracing::warn!(driver = %facts.driver_version, "GPU {why}.");
                     }
-                    reader = Some(Reader::new(facts));
                     let mut st = sh.lock();
                     st.busy_since = None;
+                    if st.facts.driver_version != facts.driver_version
+                        || st.facts.cuda_version != facts.cuda_version
+                    {
+                        st.facts.driver_version.clone_from(&facts.driver_version);
+                        st.facts.cuda_version.clone_from(&facts.cuda_version);
+                        st.facts.generation += 1;
+                    }
                     set_status(&mut st, true, String::new(), false);
+                    drop(st);
+                    reader = Some(Reader::new(facts));
                     continue;
                 }
                 Err(e) => {
@@ -383,6 +395,8 @@ fn set_status(st: &mut State, open: bool, status: String, is_error: bool) {
         st.facts.status = status;
         if !open {
             st.facts.names.clear();
+            st.facts.driver_version.clear();
+            st.facts.cuda_version.clear();
         }
         st.facts.generation += 1;
     }

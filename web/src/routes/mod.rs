@@ -8,7 +8,7 @@ pub mod auth;
 #[cfg(feature = "database")]
 pub mod history;
 
-/// Without the `database` feature (the agent's single-host view): the history routes exist and
+/// Without the `database` feature (a lean agent's single-host view): the history routes exist and
 /// answer 503, as a server with history off does.
 #[cfg(not(feature = "database"))]
 pub mod history {
@@ -24,7 +24,8 @@ pub mod history {
     async fn off() -> ApiError {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "history is off on this server (it keeps none)".into(),
+            "history is off on this server (built without its database: cargo feature history)"
+                .into(),
         )
     }
 

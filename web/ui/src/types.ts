@@ -125,6 +125,10 @@ export interface HostInfo {
   gpu_source: string;
   /** Why GPUs are not reported (empty when the source is open). */
   gpu_status: string;
+  /** The NVIDIA driver's version, e.g. "550.54.15" (empty without an open GPU source). */
+  gpu_driver_version: string;
+  /** The newest CUDA version the driver supports, e.g. "12.4" (empty when unknown). */
+  cuda_driver_version: string;
 }
 
 export interface LoadAverage {

@@ -265,6 +265,20 @@ async function host(browser, url, id, expectArg) {
   if (expect > 0) {
     await step(page, "waiting for a GPU card that lists a process", () => page.waitForSelector(".gpu-card [data-pid]", { state: "attached" }));
   }
+  await step(page, expect > 0 ? "the GPU driver's version shown" : "no GPU driver row without GPUs", async () => {
+    const deadline = Date.now() + STEP_MS;
+    let seen = null;
+    while (Date.now() < deadline) {
+      seen = await page.evaluate(() => {
+        const dt = [...document.querySelectorAll("dl.facts dt")].find((d) => d.textContent === "GPU driver");
+        const row = dt?.parentElement;
+        return row && !row.hidden ? (row.querySelector("dd")?.textContent ?? "") : null;
+      });
+      if (expect > 0 ? /^\d+\.\d+(\.\d+)? · CUDA \d+\.\d+$/.test(seen ?? "") : seen === null) return;
+      await page.waitForTimeout(200);
+    }
+    throw new CheckFailed(`the GPU driver row shows ${JSON.stringify(seen)}`);
+  });
   const n = await page.locator("#processes [data-pid]").count();
   const status = await page.getAttribute("#host-status", "data-status");
   console.log(`ok: host ${id}: status ${status}, ${n} process rows shown, #sessions present, ${expect} GPU card(s)`);

@@ -159,6 +159,13 @@ class Facts {
     setText(v, value);
     setTitle(v, title);
   }
+
+  /** Like `set`, with the row hidden while `value` is null. */
+  setIf(label: string, value: string | null, title = ""): void {
+    this.set(label, value ?? "", title);
+    const row = this.vals.get(label)?.parentElement;
+    if (row) row.hidden = value === null;
+  }
 }
 
 function card(title: string, ...body: (Node | string)[]): HTMLElement {
@@ -561,6 +568,8 @@ export class HostPage {
     this.sys.set("Processes", num(d?.process_count ?? r.processes));
     this.sys.set("Users", num(r.users));
     this.sys.set("Agent", i ? `${i.agent_version} · ${i.sample_interval_ms / 1000} s` : DASH, i ? `collects: ${i.capabilities.join(", ")}; GPU source: ${i.gpu_source}` : "");
+    const driver = i?.gpu_driver_version ? `${i.gpu_driver_version}${i.cuda_driver_version ? ` · CUDA ${i.cuda_driver_version}` : ""}` : null;
+    this.sys.setIf("GPU driver", driver, "The NVIDIA driver's version, and the newest CUDA version it supports");
 
     const cpu = d?.cpu ?? null;
     this.cpuMeter.set(cpu?.total_percent ?? r.cpu_percent, "", "All logical CPUs");
