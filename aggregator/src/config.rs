@@ -46,6 +46,141 @@ pub struct AppConfig {
     /// History: the embedded store and remote write.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Alerting: rules, channels, silences and the engine's settings.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+}
+
+/// The `alerts` block (README, "Alerts"). `rules` and `silences` are reloaded on SIGHUP;
+/// `channels`, `engine` and `history_retention_s` need a restart.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// The alert rules (read-only in the UI; admins add their own there).
+    #[serde(default)]
+    pub rules: Vec<smon_alerts::RuleConfig>,
+    /// The notification channels (secrets inline or as `*_file`).
+    #[serde(default)]
+    pub channels: Vec<smon_notify::ChannelConfig>,
+    /// Silences and maintenance windows (read-only in the UI).
+    #[serde(default)]
+    pub silences: Vec<smon_alerts::SilenceConfig>,
+    /// The engine's settings: grouping, flapping, the expected agent version.
+    #[serde(default)]
+    pub engine: Option<smon_alerts::EngineConfig>,
+    /// How long the alert history is kept, seconds (default 30 days; at least an hour).
+    #[serde(default)]
+    pub history_retention_s: Option<u64>,
+}
+
+/// Default of `alerts.history_retention_s`: 30 days.
+pub const DEFAULT_ALERT_RETENTION_S: u64 = 30 * 86_400;
+
+/// The checked `alerts` block.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// The config's rules (validated).
+    pub rules: Vec<smon_alerts::RuleConfig>,
+    /// The config's silences (validated).
+    pub silences: Vec<smon_alerts::SilenceConfig>,
+    /// The channels, secrets read.
+    pub channels: Vec<smon_notify::Channel>,
+    /// The engine's settings (`link` set from `server.public_url`).
+    pub engine: smon_alerts::EngineConfig,
+    /// How long the alert history is kept.
+    pub history_retention: Duration,
+}
+
+impl AlertsConfig {
+    /// Whether anything is configured.
+    fn is_set(&self) -> bool {
+        !self.rules.is_empty()
+            || !self.channels.is_empty()
+            || !self.silences.is_empty()
+            || self.engine.is_some()
+            || self.history_retention_s.is_some()
+    }
+
+    /// Checks the block; `public_url` is the checked `server.public_url`.
+    fn check(
+        &self,
+        base: &Path,
+        public_url: Option<&str>,
+        secret_files: &mut Vec<PathBuf>,
+        errs: &mut Vec<FieldError>,
+    ) -> AlertSettings {
+        let channels =
+            smon_notify::config::check(&self.channels, "alerts.channels", base, secret_files, errs);
+        let names: Vec<&str> = self
+            .channels
+            .iter()
+            .filter_map(|c| c.0.get("name").and_then(|n| n.as_str()))
+            .collect();
+        if let Err(e) = smon_alerts::compile_rules(&self.rules, "alerts.rules") {
+            errs.extend(e);
+        }
+        errs.extend(smon_alerts::check_notify(
+            &self.rules,
+            &names,
+            "alerts.rules",
+        ));
+        if let Err(e) = smon_alerts::compile_silences(&self.silences, "alerts.silences") {
+            errs.extend(e);
+        }
+        let mut engine = self.engine.clone().unwrap_or_default();
+        if let Err(e) = engine.validate("alerts.engine") {
+            errs.extend(e);
+        }
+        engine.link = public_url.map(|u| format!("{}/#/alerts", u.trim_end_matches('/')));
+        let retention_s = self
+            .history_retention_s
+            .unwrap_or(DEFAULT_ALERT_RETENTION_S);
+        if retention_s < 3600 {
+            errs.push(FieldError {
+                field: "alerts.history_retention_s".into(),
+                value: retention_s.to_string(),
+                problem: "must be at least 3600 (an hour)".into(),
+            });
+        }
+        AlertSettings {
+            rules: self.rules.clone(),
+            silences: self.silences.clone(),
+            channels,
+            engine,
+            history_retention: Duration::from_secs(retention_s),
+        }
+    }
+}
+
+/// Checks `server.public_url`: an absolute `http` or `https` URL without query or fragment.
+fn check_public_url(v: Option<&str>, errs: &mut Vec<FieldError>) -> Option<String> {
+    let v = v?;
+    match reqwest::Url::parse(v) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.query().is_none()
+                && u.fragment().is_none() =>
+        {
+            Some(v.trim_end_matches('/').to_owned())
+        }
+        Ok(_) => {
+            errs.push(FieldError {
+                field: "server.public_url".into(),
+                value: v.to_owned(),
+                problem: "must be an http:// or https:// URL with a host and no query or fragment (e.g. https://smon.example.org/)".into(),
+            });
+            None
+        }
+        Err(e) => {
+            errs.push(FieldError {
+                field: "server.public_url".into(),
+                value: v.to_owned(),
+                problem: format!("is not a URL ({e}); e.g. https://smon.example.org/"),
+            });
+            None
+        }
+    }
 }
 
 /// The `storage` block: the embedded history database (issue 12; its keys are
@@ -330,6 +465,11 @@ pub struct Settings {
     pub processes_every: Duration,
     /// Remote-write receivers (`storage.remote_write`).
     pub remote_write: Vec<crate::remote_write::Target>,
+    /// The dashboard's external URL (`server.public_url`, no trailing `/`).
+    pub public_url: Option<String>,
+    /// Alerting (`alerts`): on whenever the history database is (admins may add rules in
+    /// the UI); `None` when `storage.enabled` is false.
+    pub alerts: Option<AlertSettings>,
 }
 
 fn valid_name(s: &str) -> bool {
@@ -373,6 +513,14 @@ fn fixed_part(text: &str) -> serde_json::Value {
     let mut v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
     if let Some(m) = v.get_mut("monitor").and_then(|m| m.as_object_mut()) {
         m.remove("clusters");
+    }
+    // Reloaded on SIGHUP (crate::reload): the alert rules and silences.
+    if let Some(a) = v.get_mut("alerts").and_then(|a| a.as_object_mut()) {
+        a.remove("rules");
+        a.remove("silences");
+        if a.is_empty() {
+            v.as_object_mut().map(|o| o.remove("alerts"));
+        }
     }
     v
 }
@@ -664,6 +812,23 @@ impl AppConfig {
             &mut errs,
         );
 
+        let public_url = check_public_url(self.server.public_url.as_deref(), &mut errs);
+        let alerts = self
+            .alerts
+            .check(base, public_url.as_deref(), &mut token_files, &mut errs);
+        let alerts = match (&storage, self.alerts.is_set()) {
+            (Some(_), _) => Some(alerts),
+            (None, false) => None,
+            (None, true) => {
+                errs.push(FieldError {
+                    field: "alerts".into(),
+                    value: String::new(),
+                    problem: "needs the database, but storage.enabled is false: the outbox, the alert history and the engine's state live in it (enable storage, or remove the alerts block)".into(),
+                });
+                None
+            }
+        };
+
         match (errs.is_empty(), http_listen, manager, gpu) {
             (true, Some(http_listen), Some((manager, manager_settings)), Some(gpu)) => {
                 Ok(Settings {
@@ -696,6 +861,8 @@ impl AppConfig {
                     storage,
                     processes_every: Duration::from_secs(60),
                     remote_write,
+                    public_url,
+                    alerts,
                 })
             }
             _ => Err(errs),

@@ -26,6 +26,9 @@ pub enum Error {
     /// The login sessions could not be kept in the database.
     #[error(transparent)]
     Sessions(#[from] smon_web::security::sessions::SessionDbError),
+    /// Alerting could not start (its tables in the database, the outbox).
+    #[error(transparent)]
+    Alerts(#[from] crate::alerts::StartError),
     /// Remote write could not start.
     #[error(transparent)]
     RemoteWrite(crate::remote_write::StartError),

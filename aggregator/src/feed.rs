@@ -81,6 +81,13 @@ pub enum Body {
     },
     /// The fleet changed.
     Registry(RegistryChange),
+    /// An alert fired or resolved (published by the alerts consumer, [`crate::alerts`]; the
+    /// alert history's events). The alert's `id` names it; the event's time is when it
+    /// fired or resolved.
+    Alert {
+        /// The alert, with its status now.
+        alert: Arc<smon_api::alerts::Alert>,
+    },
 }
 
 /// A change of the fleet.
@@ -128,8 +135,10 @@ impl Kinds {
     pub const REGISTRY: Self = Self(4);
     /// [`Body::Processes`] (once a minute per host, for the history).
     pub const PROCESSES: Self = Self(8);
+    /// [`Body::Alert`].
+    pub const ALERT: Self = Self(16);
     /// Everything.
-    pub const ALL: Self = Self(15);
+    pub const ALL: Self = Self(31);
 
     /// Both sets.
     pub const fn with(self, other: Self) -> Self {
@@ -142,6 +151,7 @@ impl Kinds {
             Body::State { .. } => Self::STATE,
             Body::Registry(_) => Self::REGISTRY,
             Body::Processes { .. } => Self::PROCESSES,
+            Body::Alert { .. } => Self::ALERT,
         }
     }
 
@@ -377,7 +387,7 @@ fn apply(st: &mut ClusterStore, event: Arc<Event>) {
         }
         Body::Connected { host, info } => st.set_info(&host, Arc::unwrap_or_clone(info)),
         Body::Unreachable { host, error } => st.mark_down(&host, &error, at),
-        Body::State { .. } | Body::Registry(_) | Body::Processes { .. } => {}
+        Body::State { .. } | Body::Registry(_) | Body::Processes { .. } | Body::Alert { .. } => {}
     }
 }
 

@@ -91,7 +91,8 @@ pub fn to_write(event: &Event) -> Option<Write> {
         Body::Connected { .. }
         | Body::Unreachable { .. }
         | Body::State { .. }
-        | Body::Registry(_) => None,
+        | Body::Registry(_)
+        | Body::Alert { .. } => None,
     }
 }
 

@@ -11,6 +11,7 @@
 //! `main.rs` is thin; tests call [`run`] (or [`start`], to hold the registry and the feed) on
 //! `127.0.0.1:0`.
 
+pub mod alerts;
 pub mod config;
 pub mod endpoint;
 pub mod error;
@@ -251,9 +252,30 @@ pub async fn start(
                 .unwrap_or_default()
         }));
     }
+    let feed = Feed::with_telemetry(web.telemetry.clone());
+    // Alerting lives in the database too (config: alerts need storage).
+    let alerts = match (&settings.alerts, &settings.storage) {
+        (Some(a), Some(opts)) => {
+            let (path, a, st, f) = (opts.db_path(), a.clone(), store.clone(), feed.clone());
+            let al = tokio::task::spawn_blocking(move || alerts::Alerts::open(&path, &a, st, f))
+                .await
+                .map_err(alerts::StartError::from)
+                .inspect_err(|_| stop.cancel())?
+                .inspect_err(|_| stop.cancel())?;
+            web.telemetry.add_collector(Arc::new(al.clone()));
+            web = web.with_alerts(Arc::new(al.clone()));
+            Some(al)
+        }
+        _ => None,
+    };
     let web = Arc::new(web);
     let tracker = TaskTracker::new();
-    let feed = Feed::with_telemetry(web.telemetry.clone());
+    if let Some(al) = &alerts {
+        // Subscribed before the first poller starts: no state change is missed.
+        let sub = feed.subscribe("alerts", alerts::KINDS, alerts::QUEUE);
+        al.notifier().start(&tracker, stop.clone());
+        tracker.spawn(al.clone().run(sub, stop.clone()));
+    }
     if let Some(writer) = &history {
         let sub = feed.subscribe("history", history::KINDS, history::QUEUE);
         tracker.spawn(history::run(sub, writer.clone(), stop.clone()));
@@ -275,6 +297,9 @@ pub async fn start(
         interval: settings.interval,
         down_after: Duration::from_millis(store_cfg.down_after_ms),
         processes_every: settings.storage.as_ref().map(|_| settings.processes_every),
+        process_needs: alerts.clone().map(|al| {
+            Arc::new(move |id: &str| al.needs_processes(id)) as crate::poller::ProcessNeeds
+        }),
         tracker: tracker.clone(),
         stop: stop.clone(),
     });
@@ -291,6 +316,9 @@ pub async fn start(
     .inspect_err(|_| stop.cancel())?;
     let _ = remote_stats.set(remote_write.clone());
     registry.apply(settings.targets.clone());
+    if let Some(al) = &alerts {
+        al.sync_fleet();
+    }
 
     let mut sampler = None;
     if let Some(me) = &settings.self_host {
@@ -373,6 +401,7 @@ pub async fn start(
             path,
             settings.clone(),
             registry.clone(),
+            alerts.clone(),
             stop.clone(),
         ));
     }

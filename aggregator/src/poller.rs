@@ -158,7 +158,14 @@ pub struct Poll {
     pub metrics: PollMetrics,
     /// Fetch the top processes this often for the history (`None`: history is off).
     pub processes_every: Option<Duration>,
+    /// Whether the alert rules need this host's whole process list (then the periodic fetch
+    /// asks for it).
+    pub process_needs: Option<ProcessNeeds>,
 }
+
+/// Says whether the alert rules need a host's whole process list (`process_missing`):
+/// the periodic process fetch then asks for every process, not just the top ones.
+pub type ProcessNeeds = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Polls one agent until `stop`; meanwhile, when the history is on, fetches its top
 /// processes every [`Poll::processes_every`] ([`fetch_processes`]), in the same task but
@@ -170,6 +177,7 @@ pub async fn run(p: Poll, stop: CancellationToken) {
             p.link.clone(),
             p.feed.clone(),
             every,
+            p.process_needs.clone(),
             stop.clone(),
         )
     });
@@ -185,12 +193,14 @@ pub async fn run(p: Poll, stop: CancellationToken) {
 /// its top processes over the poller's channel (a unary `GetSnapshot`, which does not disturb
 /// the `Watch` stream) and publishes them as [`Body::Processes`]. A host not connected is
 /// skipped; a failed call is logged at debug level and never touches the live stream or the
-/// host's state. Until `stop`.
+/// host's state. When `needs` says the alert rules need the host's whole process list, the
+/// call asks for it too (the history keeps only the top ones of it). Until `stop`.
 pub async fn fetch_processes(
     id: String,
     link: LinkSlot,
     feed: Feed,
     every: Duration,
+    needs: Option<ProcessNeeds>,
     stop: CancellationToken,
 ) {
     let first = first_due(every, &mut rand::rng());
@@ -204,10 +214,12 @@ pub async fn fetch_processes(
         let Ok(agent) = link.borrow(&id) else {
             continue;
         };
+        let parts = smon_proto::Parts {
+            processes: needs.as_ref().is_some_and(|n| n(&id)),
+            ..smon_history::procs::PARTS
+        };
         let call = agent.call(PROCESSES_DEADLINE, |mut c| async move {
-            let mut req = tonic::Request::new(GetSnapshotRequest {
-                parts: Some(smon_history::procs::PARTS),
-            });
+            let mut req = tonic::Request::new(GetSnapshotRequest { parts: Some(parts) });
             req.set_timeout(PROCESSES_DEADLINE);
             c.get_snapshot(req).await
         });

@@ -43,6 +43,9 @@ pub struct Context {
     pub down_after: Duration,
     /// Fetch each host's top processes this often, for the history (`None`: history off).
     pub processes_every: Option<Duration>,
+    /// Whether the alert rules need a host's whole process list (`process_missing`): its
+    /// per-minute process fetch then asks for it ([`crate::poller::ProcessNeeds`]).
+    pub process_needs: Option<crate::poller::ProcessNeeds>,
     /// Tracks the poller tasks (shutdown waits for them).
     pub tracker: TaskTracker,
     /// The server's cancellation; each poller gets a child of it.
@@ -183,6 +186,7 @@ impl Registry {
                     .telemetry
                     .poller(&target.spec.cluster, &target.spec.name),
                 processes_every: ctx.processes_every,
+                process_needs: ctx.process_needs.clone(),
             },
             cancel.clone(),
         ));

@@ -2,10 +2,12 @@
 //! again, and the fleet (`monitor.clusters`) is changed to match it, only where it differs
 //! ([`crate::registry::Registry::apply`]). A config that fails the checks is refused with the
 //! usual message (file, field, value) and the running one stays. What cannot change while the
-//! server runs (the `server` block, `manager`, `log`, `storage` (the history database), and
-//! `monitor` apart from its clusters:
+//! server runs (the `server` block, `manager`, `log`, `storage` (the history database),
+//! `alerts` apart from its rules and silences (the channels, the engine's settings, the
+//! history's retention), and `monitor` apart from its clusters:
 //! the interval, the state thresholds, the own host) is named as needing a restart and
-//! ignored, never half-applied.
+//! ignored, never half-applied. The alert rules and silences of the config are replaced
+//! ([`crate::alerts::Alerts::reload`]); those made in the UI stay.
 
 use std::path::{Path, PathBuf};
 
@@ -40,11 +42,15 @@ pub async fn reload(
     path: &Path,
     running: &Settings,
     registry: &Registry,
+    alerts: Option<&crate::alerts::Alerts>,
 ) -> Result<Reloaded, ReloadError> {
     // Token and PEM files are read too: off the async threads.
     let p = path.to_path_buf();
     let new = tokio::task::spawn_blocking(move || config::load_file(&p)).await??;
     let needs_restart = config::fixed_changes(running, &new);
+    if let (Some(a), Some(set)) = (alerts, &new.alerts) {
+        a.reload(set.rules.clone(), set.silences.clone());
+    }
     let applied = registry.apply(new.targets);
     Ok(Reloaded {
         applied,
@@ -81,6 +87,7 @@ pub async fn on_sighup(
     path: PathBuf,
     running: Settings,
     registry: Registry,
+    alerts: Option<crate::alerts::Alerts>,
     stop: CancellationToken,
 ) {
     #[cfg(unix)]
@@ -99,13 +106,13 @@ pub async fn on_sighup(
                 got = hup.recv() => if got.is_none() { return },
             }
             tracing::info!(signal = "SIGHUP", file = %path.display(), "Reloading the configuration.");
-            let r = reload(&path, &running, &registry).await;
+            let r = reload(&path, &running, &registry, alerts.as_ref()).await;
             log_outcome(&running.source, &r);
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = (path, running, registry);
+        let _ = (path, running, registry, alerts);
         stop.cancelled().await;
     }
 }

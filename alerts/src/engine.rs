@@ -49,8 +49,11 @@ pub struct EngineConfig {
     pub link: Option<String>,
 }
 
+/// Short, so that a lone alert is notified within a few seconds of firing (the host-down
+/// target: `for_s` + 5 s), and long enough to gather a rack that fails at once (its hosts
+/// are seen down within about a second of each other).
 fn default_group_wait_s() -> u64 {
-    10
+    2
 }
 fn default_flap_window_s() -> u64 {
     600

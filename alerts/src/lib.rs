@@ -30,7 +30,7 @@
 //! engine.host_status("lab:n1", Status::Down, 1_000); // registry: upsert_host / remove_host
 //! // engine.observe("lab:n1", &snapshot, now) on every sample
 //! let sent = engine.tick(31_000); // once a second: notifications to deliver
-//! assert_eq!(sent.len(), 0); // still grouping (group_wait_s = 10)
+//! assert_eq!(sent.len(), 0); // still grouping (group_wait_s = 2)
 //! let sent = engine.tick(41_000);
 //! assert_eq!((sent[0].channels[0].as_str(), sent[0].notification.alerts.len()), ("ops", 1));
 //! let history = engine.drain_events(); // every firing and resolution, for the history

@@ -79,6 +79,32 @@ impl<'a> Observation<'a> {
             Metric::Load1 => s.load.map(|l| round_load(l.one)),
             Metric::Load5 => s.load.map(|l| round_load(l.five)),
             Metric::Load15 => s.load.map(|l| round_load(l.fifteen)),
+            Metric::TempMaxCelsius => s
+                .temperatures
+                .iter()
+                .filter_map(|t| t.celsius)
+                .filter(|c| c.is_finite())
+                .reduce(f32::max)
+                .map(|c| f64::from(c.round())),
+            // Summed as the overview sums them (a sample without interfaces says 0).
+            Metric::NetRxBytesPerS => {
+                Some(s.networks.iter().map(|n| n.rx_bytes_per_s as f64).sum())
+            }
+            Metric::NetTxBytesPerS => {
+                Some(s.networks.iter().map(|n| n.tx_bytes_per_s as f64).sum())
+            }
+            Metric::DiskReadBytesPerS => s
+                .disks
+                .iter()
+                .filter_map(|d| d.read_bytes_per_s)
+                .map(|b| b as f64)
+                .reduce(|a, b| a + b),
+            Metric::DiskWriteBytesPerS => s
+                .disks
+                .iter()
+                .filter_map(|d| d.write_bytes_per_s)
+                .map(|b| b as f64)
+                .reduce(|a, b| a + b),
             _ => None,
         }
     }
@@ -98,6 +124,7 @@ impl<'a> Observation<'a> {
         match m {
             Metric::GpuTemperatureCelsius => g.temperature_celsius.map(f64::from),
             Metric::GpuMemoryPercent => gpu_memory_percent(g),
+            Metric::GpuUtilPercent => g.utilization_percent.map(f64::from),
             Metric::GpuPowerPercent => match (g.power_mw, g.power_limit_mw) {
                 (Some(mw), Some(limit)) if limit > 0 => {
                     Some(round1f(f64::from(mw) * 100.0 / f64::from(limit)))
@@ -242,6 +269,73 @@ mod tests {
         assert_eq!(
             Observation::new(&Snapshot::default()).metric(Metric::CpuPercent),
             None
+        );
+    }
+
+    #[test]
+    fn temperatures_rates_and_gpu_use_are_the_overviews_too() {
+        let s = Snapshot {
+            temperatures: vec![
+                smon_proto::Temperature {
+                    celsius: Some(61.4),
+                    ..Default::default()
+                },
+                smon_proto::Temperature {
+                    celsius: Some(f32::NAN),
+                    ..Default::default()
+                },
+                smon_proto::Temperature {
+                    celsius: Some(83.6),
+                    ..Default::default()
+                },
+            ],
+            networks: vec![
+                smon_proto::NetInterface {
+                    rx_bytes_per_s: 1000,
+                    tx_bytes_per_s: 10,
+                    ..Default::default()
+                },
+                smon_proto::NetInterface {
+                    rx_bytes_per_s: 500,
+                    tx_bytes_per_s: 5,
+                    ..Default::default()
+                },
+            ],
+            disks: vec![
+                Disk {
+                    read_bytes_per_s: Some(4096),
+                    write_bytes_per_s: None,
+                    ..Default::default()
+                },
+                Disk {
+                    read_bytes_per_s: Some(4096),
+                    ..Default::default()
+                },
+            ],
+            gpus: vec![Gpu {
+                utilization_percent: Some(97),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let o = Observation::new(&s);
+        assert_eq!(o.metric(Metric::TempMaxCelsius), Some(84.0));
+        assert_eq!(o.metric(Metric::NetRxBytesPerS), Some(1500.0));
+        assert_eq!(o.metric(Metric::NetTxBytesPerS), Some(15.0));
+        assert_eq!(o.metric(Metric::DiskReadBytesPerS), Some(8192.0));
+        assert_eq!(
+            o.metric(Metric::DiskWriteBytesPerS),
+            None,
+            "no filesystem reports it"
+        );
+        assert_eq!(
+            Observation::gpu_metric(&o.gpus()[0], Metric::GpuUtilPercent),
+            Some(97.0)
+        );
+        assert_eq!(
+            Observation::new(&Snapshot::default()).metric(Metric::TempMaxCelsius),
+            None,
+            "no sensors"
         );
     }
 

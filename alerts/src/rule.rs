@@ -31,11 +31,23 @@ pub enum Metric {
     GpuMemoryPercent,
     /// A GPU's power draw in percent of its enforced limit (one per GPU).
     GpuPowerPercent,
+    /// A GPU's use, 0-100 (one per GPU).
+    GpuUtilPercent,
+    /// The hottest temperature sensor, °C, whole degrees.
+    TempMaxCelsius,
+    /// Bytes received per second, all interfaces.
+    NetRxBytesPerS,
+    /// Bytes sent per second, all interfaces.
+    NetTxBytesPerS,
+    /// Bytes read per second, all filesystems listed.
+    DiskReadBytesPerS,
+    /// Bytes written per second, all filesystems listed.
+    DiskWriteBytesPerS,
 }
 
 impl Metric {
     /// Every metric, in the order the docs list them.
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 16] = [
         Self::CpuPercent,
         Self::MemPercent,
         Self::SwapPercent,
@@ -46,6 +58,12 @@ impl Metric {
         Self::GpuTemperatureCelsius,
         Self::GpuMemoryPercent,
         Self::GpuPowerPercent,
+        Self::GpuUtilPercent,
+        Self::TempMaxCelsius,
+        Self::NetRxBytesPerS,
+        Self::NetTxBytesPerS,
+        Self::DiskReadBytesPerS,
+        Self::DiskWriteBytesPerS,
     ];
 
     /// The name in rules (and in the history).
@@ -61,6 +79,12 @@ impl Metric {
             Self::GpuTemperatureCelsius => "gpu_temperature_celsius",
             Self::GpuMemoryPercent => "gpu_memory_percent",
             Self::GpuPowerPercent => "gpu_power_percent",
+            Self::GpuUtilPercent => "gpu_util_percent",
+            Self::TempMaxCelsius => "temp_max_celsius",
+            Self::NetRxBytesPerS => "net_rx_bytes_per_s",
+            Self::NetTxBytesPerS => "net_tx_bytes_per_s",
+            Self::DiskReadBytesPerS => "disk_read_bytes_per_s",
+            Self::DiskWriteBytesPerS => "disk_write_bytes_per_s",
         }
     }
 
@@ -74,9 +98,10 @@ impl Metric {
     pub fn label_kind(self) -> Option<&'static str> {
         match self {
             Self::DiskPercent => Some("mount"),
-            Self::GpuTemperatureCelsius | Self::GpuMemoryPercent | Self::GpuPowerPercent => {
-                Some("gpu")
-            }
+            Self::GpuTemperatureCelsius
+            | Self::GpuMemoryPercent
+            | Self::GpuPowerPercent
+            | Self::GpuUtilPercent => Some("gpu"),
             _ => None,
         }
     }
@@ -85,7 +110,11 @@ impl Metric {
     pub fn unit(self) -> &'static str {
         match self {
             Self::Load1 | Self::Load5 | Self::Load15 => "",
-            Self::GpuTemperatureCelsius => " °C",
+            Self::GpuTemperatureCelsius | Self::TempMaxCelsius => " °C",
+            Self::NetRxBytesPerS
+            | Self::NetTxBytesPerS
+            | Self::DiskReadBytesPerS
+            | Self::DiskWriteBytesPerS => " B/s",
             _ => " %",
         }
     }

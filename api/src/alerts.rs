@@ -121,6 +121,284 @@ pub struct Notification {
     pub link: Option<String>,
 }
 
+/// Who acknowledged an alert, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckInfo {
+    /// The user.
+    pub by: String,
+    /// When (ms since the epoch).
+    pub at_ms: u64,
+}
+
+/// An alert firing or pending now, as `GET /api/v1/alerts` lists it: the alert's fields and
+/// these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveAlertView {
+    /// The alert (`status` is `firing`; a pending one has `fired_ms` 0).
+    #[serde(flatten)]
+    pub alert: Alert,
+    /// Not firing yet: the condition holds, the rule's `for_s` has not passed.
+    pub pending: bool,
+    /// A silence covers it: shown, but it notifies nothing.
+    pub silenced: bool,
+    /// Acknowledged: by whom and when (repeats stop; it still resolves as usual).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack: Option<AckInfo>,
+    /// Seconds since it fired (since its condition began, when pending).
+    pub duration_s: u64,
+}
+
+/// `GET /api/v1/alerts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertsAnswer {
+    /// The server's clock (ms since the epoch), for the durations.
+    pub server_time_ms: u64,
+    /// Firing alerts, then pending ones.
+    pub alerts: Vec<ActiveAlertView>,
+}
+
+/// One firing or resolution in the alert history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertEvent {
+    /// Its order in the history (increasing).
+    pub seq: i64,
+    /// When it fired or resolved (ms since the epoch).
+    pub at_ms: u64,
+    /// The alert, with its status then.
+    pub alert: Alert,
+}
+
+/// `GET /api/v1/alerts/history`: newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertHistoryAnswer {
+    /// The range asked (ms since the epoch).
+    pub from: u64,
+    /// The range asked (ms since the epoch).
+    pub to: u64,
+    /// The events, newest first.
+    pub events: Vec<AlertEvent>,
+    /// More events than `limit` matched: ask again with `to` before the last one.
+    pub truncated: bool,
+}
+
+/// A rule as `alerts.rules[]` items and the rule editor write it (the same keys and
+/// defaults as the config's; `smon_alerts::RuleConfig` checks it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// The rule's name, unique among the rules.
+    pub name: String,
+    /// The condition (README, "Alerts").
+    pub when: String,
+    /// How long the condition must hold before the alert fires, seconds.
+    #[serde(default)]
+    pub for_s: u64,
+    /// Only hosts of this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Only this host (id `cluster:name`, or its name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Only hosts with this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// The severity (default `warning`).
+    #[serde(default = "warning")]
+    pub severity: Severity,
+    /// The clear threshold (hysteresis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clear: Option<f64>,
+    /// Repeat a firing notification this often, seconds (0: never).
+    #[serde(default)]
+    pub repeat_s: u64,
+    /// The channels notified.
+    #[serde(default)]
+    pub notify: Vec<String>,
+    /// `disk_full_within`: the horizon, hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_h: Option<f64>,
+    /// `gpu_idle_with_memory`: minutes idle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_min: Option<f64>,
+    /// `process_missing`: the process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    /// Grouping window of this rule's notifications, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_wait_s: Option<u64>,
+}
+
+fn warning() -> Severity {
+    Severity::Warning
+}
+
+/// Where a rule or silence comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// `config_app.json`: read-only in the UI.
+    Config,
+    /// Made in the UI (stored in the database).
+    Ui,
+}
+
+/// An item of `GET /api/v1/alerts/rules`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleEntry {
+    /// Where it comes from.
+    pub source: Source,
+    /// The rule.
+    pub rule: RuleSpec,
+    /// Who last changed it (UI rules).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub updated_by: String,
+    /// When (UI rules; ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_ms: Option<u64>,
+    /// Its alerts firing now.
+    pub firing: u32,
+}
+
+/// A recurring maintenance window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    /// `mon` ... `sun` (every day when empty).
+    #[serde(default)]
+    pub days: Vec<String>,
+    /// Opens at `HH:MM`.
+    pub start: String,
+    /// Closes at `HH:MM` (before `start`: the next day).
+    pub end: String,
+    /// An IANA time zone (default `UTC`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+}
+
+/// `POST /api/v1/alerts/silences`: what to silence (at least one of `rule`, `host`,
+/// `cluster`, `tag`) and for how long (`duration_s` or `ends_ms`, and/or a `window`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSilence {
+    /// Only this rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Only this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Only this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Only hosts with this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// From (ms since the epoch; now when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_ms: Option<u64>,
+    /// For this many seconds from the start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<u64>,
+    /// Or until (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_ms: Option<u64>,
+    /// A recurring window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowSpec>,
+    /// Why (shown on the page).
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// An item of `GET /api/v1/alerts/silences`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SilenceEntry {
+    /// Its id (`DELETE /api/v1/alerts/silences/{id}`).
+    pub id: String,
+    /// Where it comes from.
+    pub source: Source,
+    /// Only this rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// Only this host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Only this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Only hosts with this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// From (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_ms: Option<u64>,
+    /// Until (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_ms: Option<u64>,
+    /// The recurring window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<WindowSpec>,
+    /// Who made it.
+    pub created_by: String,
+    /// Why.
+    pub comment: String,
+    /// In force now.
+    pub active: bool,
+}
+
+/// A channel's rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimitView {
+    /// Most notifications per window.
+    pub max: u32,
+    /// The window, seconds.
+    pub per_s: u64,
+}
+
+/// An item of `GET /api/v1/alerts/channels`: the channel without its secrets, and its
+/// delivery figures since the start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelEntry {
+    /// The name.
+    pub name: String,
+    /// The type (`webhook`, `email`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Where it sends, without secrets.
+    pub target: String,
+    /// A secret (token, password, webhook URL) is configured.
+    pub secret_set: bool,
+    /// The rate limit.
+    pub rate_limit: RateLimitView,
+    /// Notifications older than this are dropped, seconds.
+    pub max_age_s: u64,
+    /// Its own title or body template.
+    pub custom_templates: bool,
+    /// Delivered.
+    pub sent: u64,
+    /// Failed attempts.
+    pub failed: u64,
+    /// Dropped after `max_age_s`.
+    pub dropped: u64,
+    /// Waiting in the outbox.
+    pub queued: u64,
+    /// The last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_ms: Option<u64>,
+    /// The last delivery (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_ms: Option<u64>,
+}
+
+/// `POST /api/v1/alerts/channels/{name}/test` when it was delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestAnswer {
+    /// Delivered.
+    pub ok: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

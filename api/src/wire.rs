@@ -131,6 +131,13 @@ pub struct HostRow {
     pub processes: Option<u32>,
     /// The last CPU % values (at most 60, one decimal), oldest first.
     pub spark: Vec<f32>,
+    /// Alerts firing on this host now (the overview's badge; absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub alerts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Aggregates of one cluster.
@@ -392,6 +399,9 @@ pub struct RowPatch {
     /// Processes.
     #[serde(rename = "p", skip_serializing_if = "Option::is_none")]
     pub processes: Option<Option<u32>>,
+    /// Alerts firing on the host.
+    #[serde(rename = "al", skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<u32>,
     /// CPU % points to append to the sparkline, oldest first, when they are not just the new
     /// `cpu_percent` of a new sample (absent then): several samples in one interval, or a
     /// sample without CPU (`[]`).

@@ -137,6 +137,9 @@ pub struct Web {
     /// The remote-write targets' state for the admin storage page; set with
     /// [`Web::with_remote_write`].
     pub remote_write: Option<RemoteWriteStatsFn>,
+    /// The server's alerting behind the alert routes (`web/PROTOCOL.md`, "Alerts"); `None`
+    /// when it runs none (those routes answer 503). Set with [`Web::with_alerts`].
+    pub alerts: Option<Arc<dyn crate::alerting::AlertsService>>,
     /// The Socket.IO handle, once the router is built (to close a session's sockets).
     pub(crate) io: OnceLock<SocketIo>,
 }
@@ -159,8 +162,15 @@ impl Web {
             #[cfg(feature = "database")]
             history: None,
             remote_write: None,
+            alerts: None,
             io: OnceLock::new(),
         }
+    }
+
+    /// Serves `alerts` on the alert routes (before the state is shared).
+    pub fn with_alerts(mut self, alerts: Arc<dyn crate::alerting::AlertsService>) -> Self {
+        self.alerts = Some(alerts);
+        self
     }
 
     /// Serves `history` on the history routes (before the state is shared:

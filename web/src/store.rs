@@ -506,6 +506,17 @@ impl ClusterStore {
         h.texts_changed = true;
     }
 
+    /// Sets the number of alerts firing on a host (the overview's badge); unknown hosts are
+    /// ignored.
+    pub fn set_alerts(&mut self, id: &str, firing: u32) {
+        let Some(h) = self.host_mut(id) else { return };
+        if h.row.alerts != firing {
+            h.row.alerts = firing;
+            h.row_changed = true;
+            h.sample_changed = true; // the host page's row too
+        }
+    }
+
     /// Records a sample received at `now_ms` (server clock). Returns false for an unknown host.
     pub fn apply(&mut self, id: &str, snap: Snapshot, now_ms: u64) -> bool {
         let Some((h, mut log)) = self.host_and_log(id) else {

@@ -9,7 +9,7 @@
 //! - the per-minute top processes (shortened to a second, in-process) are stored.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -18,7 +18,7 @@ use smon_history::{History, SeriesQuery, Shown, StorageOptions};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Agent, TOKEN, free_port};
+use crate::support::{Agent, Binary, TOKEN, free_port};
 
 /// The most samples a `kill -9` may lose: the writer commits every second, and a sample
 /// waits at most that long in its batch (plus the feed's and the writer's queues, which are
@@ -31,72 +31,6 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// An aggregator binary (`--no-supervise`: the process that writes is the one killed).
-struct Binary {
-    child: Option<Child>,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Binary {
-    fn spawn(cfg: &Path, port: u16, log: PathBuf) -> Self {
-        let err = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_smon-aggregator"))
-            .args([
-                "--no-supervise".as_ref(),
-                "--config".as_ref(),
-                cfg.as_os_str(),
-            ])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .expect("aggregator");
-        Self {
-            child: Some(child),
-            port,
-            log,
-        }
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&mut self, sig: &str) {
-        let mut c = self.child.take().expect("running");
-        let st = Command::new("kill")
-            .args([sig, &c.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(st.success());
-        let _ = c.wait();
-    }
-
-    async fn get(&self, path: &str) -> Option<String> {
-        let r = reqwest::get(format!("{}{path}", self.base())).await.ok()?;
-        r.status().is_success().then_some(())?;
-        r.text().await.ok()
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// A config polling `agent` every 200 ms (no own host), public read-only, history in `data`.

@@ -520,3 +520,69 @@ impl InProcess {
         assert!(matches!(r, Ok(Ok(Ok(())))), "did not stop cleanly: {r:?}");
     }
 }
+
+/// An aggregator binary (`--no-supervise`: the process that writes is the one killed).
+pub struct Binary {
+    child: Option<Child>,
+    pub port: u16,
+    log: PathBuf,
+}
+
+impl Binary {
+    pub fn spawn(cfg: &Path, port: u16, log: PathBuf) -> Self {
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_smon-aggregator"))
+            .args([
+                "--no-supervise".as_ref(),
+                "--config".as_ref(),
+                cfg.as_os_str(),
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .expect("aggregator");
+        Self {
+            child: Some(child),
+            port,
+            log,
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&mut self, sig: &str) {
+        let mut c = self.child.take().expect("running");
+        let st = Command::new("kill")
+            .args([sig, &c.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success());
+        let _ = c.wait();
+    }
+
+    pub async fn get(&self, path: &str) -> Option<String> {
+        let r = reqwest::get(format!("{}{path}", self.base())).await.ok()?;
+        r.status().is_success().then_some(())?;
+        r.text().await.ok()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -63,6 +63,10 @@ pub struct ServerConfig {
     /// Connection limits and timeouts of the HTTP listener.
     #[serde(default)]
     pub limits: HttpLimitsConfig,
+    /// The dashboard's external URL (`https://smon.example.org/`), put in notifications as
+    /// a link to the alerts page (the aggregator; optional).
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +85,7 @@ impl Default for ServerConfig {
             run_as: None,
             auth: AuthConfig::default(),
             limits: HttpLimitsConfig::default(),
+            public_url: None,
         }
     }
 }

@@ -198,6 +198,7 @@ pub(super) fn diff(
         processes,
         moved_rel(sp, lp, 4) || minute && moved_rel(sp, lp, 20)
     );
+    field!(alerts);
     // A new sample appends its `cpu_percent` on the client; `s` only when that is not the
     // whole story (no point, or several).
     let implied = new_sample
@@ -268,7 +269,8 @@ pub(super) fn apply(row: &mut HostRow, p: &RowPatch, server_time_ms: u64) {
         temp_max_celsius,
         gpus,
         users,
-        processes
+        processes,
+        alerts
     );
     if let Some(u) = &p.gpu_util {
         for (g, v) in row.gpus.iter_mut().zip(u) {
@@ -362,6 +364,7 @@ mod tests {
             users: Some(1),
             processes: Some(300),
             spark: vec![10.0],
+            alerts: 0,
         }
     }
 
