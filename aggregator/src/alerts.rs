@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use prometheus_client::collector::Collector;
@@ -37,11 +37,13 @@ use smon_api::alerts::{
     AckInfo, ActiveAlertView, Alert, AlertEvent, AlertHistoryAnswer, AlertStatus, AlertsAnswer,
     ChannelEntry, NewSilence, RateLimitView, RuleEntry, RuleSpec, SilenceEntry, Source, WindowSpec,
 };
-use smon_notify::{Notifier, TestError};
+use smon_notify::config::ChannelConfig;
+use smon_notify::{Channel, Notifier, TestError};
 use smon_web::alerting::{AlertsError, AlertsService, HistoryQuery};
 use smon_web::hub::now_ms;
 use smon_web::store::ClusterStore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::AlertSettings;
 use crate::feed::{Body, Feed, Kinds, RegistryChange, Subscription};
@@ -96,16 +98,54 @@ struct UiRule {
     ms: u64,
 }
 
-/// The rules and silences: the config's (read-only) and the UI's (stored).
+/// A channel made in the UI: what was sent (secrets included: it is stored in the database,
+/// never shown) and the checked channel.
+#[derive(Debug, Clone)]
+struct UiChannel {
+    raw: serde_json::Map<String, serde_json::Value>,
+    channel: Channel,
+    by: String,
+    ms: u64,
+}
+
+/// The rules, silences and channels: the config's (read-only) and the UI's (stored).
 #[derive(Debug, Default)]
 struct Sets {
     config_rules: Vec<RuleConfig>,
     ui_rules: Vec<UiRule>,
     config_silences: Vec<SilenceConfig>,
     ui_silences: Vec<SilenceConfig>,
+    config_channels: Vec<Channel>,
+    ui_channels: Vec<UiChannel>,
 }
 
 impl Sets {
+    fn channel_names(&self) -> Vec<String> {
+        self.config_channels
+            .iter()
+            .map(|c| c.name.clone())
+            .chain(self.ui_channels.iter().map(|u| u.channel.name.clone()))
+            .collect()
+    }
+
+    fn all_channels(&self) -> Vec<Channel> {
+        self.config_channels
+            .iter()
+            .cloned()
+            .chain(self.ui_channels.iter().map(|u| u.channel.clone()))
+            .collect()
+    }
+
+    /// The rules (config and UI) that notify channel `name`.
+    fn rules_notifying(&self, name: &str) -> Vec<String> {
+        self.config_rules
+            .iter()
+            .chain(self.ui_rules.iter().map(|u| &u.rule))
+            .filter(|r| r.notify.iter().any(|n| n == name))
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
     fn all_rules(&self) -> Vec<RuleConfig> {
         self.config_rules
             .iter()
@@ -115,13 +155,22 @@ impl Sets {
     }
 }
 
+/// Where the notifier's delivery tasks run, so that a new notifier (channels changed in the
+/// UI) can replace the old one.
+struct Delivery {
+    tracker: TaskTracker,
+    stop: CancellationToken,
+    /// The running notifier's tasks (a child of `stop`).
+    current: CancellationToken,
+}
+
 struct Inner {
     engine: Mutex<Engine>,
-    notifier: Notifier,
+    notifier: RwLock<Notifier>,
+    delivery: Mutex<Option<Delivery>>,
     db: Mutex<Connection>,
     path: PathBuf,
     sets: Mutex<Sets>,
-    channel_names: Vec<String>,
     store: Arc<Mutex<ClusterStore>>,
     feed: Feed,
     retention_ms: u64,
@@ -251,29 +300,70 @@ fn joined(errs: &[smon_runtime::config::FieldError]) -> String {
 /// What the database holds for alerting at start.
 struct Saved {
     rules: Vec<UiRule>,
+    /// UI channels as stored: name, body, who, when (checked by [`Alerts::open`]).
+    channels: Vec<(String, String, String, u64)>,
     silences: Vec<SilenceConfig>,
     state: Option<EngineState>,
 }
 
-fn load(conn: &Connection) -> rusqlite::Result<Saved> {
-    let mut rules = Vec::new();
-    let mut st = conn.prepare("SELECT name, body, updated_by, updated_ms FROM alert_rules")?;
+/// The rows of a table of things made in the UI (`alert_rules`, `alert_channels`): name,
+/// body, who, when.
+fn named_rows(
+    conn: &Connection,
+    table: &str,
+) -> rusqlite::Result<Vec<(String, String, String, u64)>> {
+    let mut st = conn.prepare(&format!(
+        "SELECT name, body, updated_by, updated_ms FROM {table} ORDER BY name"
+    ))?;
     let rows = st.query_map([], |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, String>(1)?,
             r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)?,
+            u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
         ))
     })?;
-    for row in rows {
-        let (name, body, by, ms) = row?;
+    rows.collect()
+}
+
+/// Checks a channel sent by an admin: as `alerts.channels[]` items are checked, except that
+/// what would let a browser read the server's files (`*_file` keys) or run programs on it
+/// (`command`) is refused: those belong in `config_app.json`.
+fn ui_channel(raw: &serde_json::Map<String, serde_json::Value>) -> Result<Channel, String> {
+    if let Some(k) = raw.keys().find(|k| k.ends_with("_file")) {
+        return Err(format!(
+            "channel.{k}: files are read only for channels of config_app.json; give the value itself"
+        ));
+    }
+    if raw.get("type").and_then(|t| t.as_str()) == Some("command") {
+        return Err(
+            "channel.type: 'command' runs a program on the server: it can be set only in config_app.json"
+                .into(),
+        );
+    }
+    let mut errs = Vec::new();
+    let mut files = Vec::new();
+    let mut out = smon_notify::config::check(
+        &[ChannelConfig(raw.clone())],
+        "channel",
+        Path::new("/"),
+        &mut files,
+        &mut errs,
+    );
+    if errs.is_empty()
+        && let Some(c) = out.pop()
+    {
+        Ok(c)
+    } else {
+        Err(joined(&errs).replace("channel[0]", "channel"))
+    }
+}
+
+fn load(conn: &Connection) -> rusqlite::Result<Saved> {
+    let mut rules = Vec::new();
+    for (name, body, by, ms) in named_rows(conn, "alert_rules")? {
         match serde_json::from_str::<RuleConfig>(&body) {
-            Ok(rule) => rules.push(UiRule {
-                rule,
-                by,
-                ms: u64::try_from(ms).unwrap_or(0),
-            }),
+            Ok(rule) => rules.push(UiRule { rule, by, ms }),
             Err(e) => {
                 tracing::warn!(rule = %name, error = %e, "A stored alert rule cannot be read; it is ignored.")
             }
@@ -305,6 +395,7 @@ fn load(conn: &Connection) -> rusqlite::Result<Saved> {
     });
     Ok(Saved {
         rules,
+        channels: named_rows(conn, "alert_channels")?,
         silences,
         state,
     })
@@ -322,20 +413,41 @@ impl Alerts {
         store: Arc<Mutex<ClusterStore>>,
         feed: Feed,
     ) -> Result<Alerts, StartError> {
-        let notifier =
-            Notifier::open(path, settings.channels.clone()).map_err(StartError::Notify)?;
         let conn = smon_history::db::open_writer(path).map_err(StartError::Db)?;
         let saved = load(&conn).map_err(|source| StartError::Sqlite {
             path: path.to_owned(),
             source,
         })?;
-        let channel_names: Vec<String> = settings.channels.iter().map(|c| c.name.clone()).collect();
         let now = now_ms();
         let mut sets = Sets {
             config_rules: settings.rules.clone(),
             config_silences: settings.silences.clone(),
+            config_channels: settings.channels.clone(),
             ..Sets::default()
         };
+        for (name, body, by, ms) in saved.channels {
+            let checked = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&body)
+                .map_err(|e| e.to_string())
+                .and_then(|raw| {
+                    if sets.channel_names().contains(&name) {
+                        return Err("a channel of the config has its name now".into());
+                    }
+                    ui_channel(&raw).map(|channel| (raw, channel))
+                });
+            match checked {
+                Ok((raw, channel)) => sets.ui_channels.push(UiChannel {
+                    raw,
+                    channel,
+                    by,
+                    ms,
+                }),
+                Err(why) => {
+                    tracing::warn!(channel = %name, problem = %why, "A channel made in the UI cannot be used; it is ignored.")
+                }
+            }
+        }
+        let notifier = Notifier::open(path, sets.all_channels()).map_err(StartError::Notify)?;
+        let channel_names = sets.channel_names();
         let names: Vec<&str> = channel_names.iter().map(String::as_str).collect();
         for u in saved.rules {
             let clash = sets
@@ -375,11 +487,11 @@ impl Alerts {
         Ok(Alerts {
             inner: Arc::new(Inner {
                 engine: Mutex::new(engine),
-                notifier,
+                notifier: RwLock::new(notifier),
+                delivery: Mutex::new(None),
                 db: Mutex::new(conn),
                 path: path.to_owned(),
                 sets: Mutex::new(sets),
-                channel_names,
                 store,
                 feed,
                 retention_ms: u64::try_from(settings.history_retention.as_millis())
@@ -389,9 +501,44 @@ impl Alerts {
         })
     }
 
-    /// The notifier (its delivery tasks are started with [`Notifier::start`]).
-    pub fn notifier(&self) -> &Notifier {
-        &self.inner.notifier
+    /// The notifier now (a new one replaces it when channels are changed in the UI).
+    pub fn notifier(&self) -> Notifier {
+        self.inner
+            .notifier
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Starts the notifier's delivery tasks on `tracker`, until `stop`; a notifier that
+    /// replaces it later starts there too.
+    pub fn start_delivery(&self, tracker: &TaskTracker, stop: CancellationToken) {
+        let current = stop.child_token();
+        self.notifier().start(tracker, current.clone());
+        *lock(&self.inner.delivery) = Some(Delivery {
+            tracker: tracker.clone(),
+            stop,
+            current,
+        });
+    }
+
+    /// Replaces the notifier with one for the channels of `sets` (blocking: it opens the
+    /// outbox). What is queued is keyed by channel name and carries over; an attempt in flight
+    /// on the old one is abandoned and made again (receivers may see it twice, with the same
+    /// notification id).
+    fn renew_notifier(&self, sets: &Sets) -> Result<(), AlertsError> {
+        let n = Notifier::open(&self.inner.path, sets.all_channels()).map_err(internal)?;
+        if let Some(d) = lock(&self.inner.delivery).as_mut() {
+            d.current.cancel();
+            d.current = d.stop.child_token();
+            n.start(&d.tracker, d.current.clone());
+        }
+        *self
+            .inner
+            .notifier
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = n;
+        Ok(())
     }
 
     /// Whether the rules need host `id`'s whole process list (`process_missing`).
@@ -505,7 +652,7 @@ impl Alerts {
                             continue;
                         }
                         sent = true;
-                        if let Err(e) = self.inner.notifier.enqueue(&d.notification, &d.channels).await {
+                        if let Err(e) = self.notifier().enqueue(&d.notification, &d.channels).await {
                             tracing::error!(rule = %d.notification.rule, error = %e, "A notification could not be queued.");
                         }
                     }
@@ -667,13 +814,9 @@ impl Alerts {
         }
     }
 
-    fn rule_problems(&self, rule: &RuleConfig) -> Result<(), AlertsError> {
-        let names: Vec<&str> = self
-            .inner
-            .channel_names
-            .iter()
-            .map(String::as_str)
-            .collect();
+    fn rule_problems(sets: &Sets, rule: &RuleConfig) -> Result<(), AlertsError> {
+        let channel_names = sets.channel_names();
+        let names: Vec<&str> = channel_names.iter().map(String::as_str).collect();
         let mut errs: Vec<smon_runtime::config::FieldError> =
             compile_rule(rule, "rule").err().unwrap_or_default();
         errs.extend(check_notify(std::slice::from_ref(rule), &names, "rule"));
@@ -682,6 +825,14 @@ impl Alerts {
         } else {
             Err(AlertsError::Invalid(joined(&errs)))
         }
+    }
+
+    /// The entry of channel `name` (after a change).
+    fn channel_entry(&self, name: &str) -> Result<ChannelEntry, AlertsError> {
+        self.channels()
+            .into_iter()
+            .find(|c| c.name == name)
+            .ok_or_else(|| AlertsError::Internal(format!("channel '{name}' vanished")))
     }
 
     fn entry(&self, u: &UiRule, now: u64) -> RuleEntry {
@@ -814,7 +965,7 @@ impl AlertsService for Alerts {
                 rule.name
             )));
         }
-        self.rule_problems(&rule)?;
+        Self::rule_problems(&sets, &rule)?;
         let body = serde_json::to_string(&rule).map_err(internal)?;
         self.db(|c| {
             c.execute(
@@ -851,7 +1002,7 @@ impl AlertsService for Alerts {
                 rule.name
             )));
         }
-        self.rule_problems(&rule)?;
+        Self::rule_problems(&sets, &rule)?;
         let body = serde_json::to_string(&rule).map_err(internal)?;
         self.db(|c| {
             let tx = c.unchecked_transaction()?;
@@ -992,20 +1143,31 @@ impl AlertsService for Alerts {
     }
 
     fn channels(&self) -> Vec<ChannelEntry> {
-        let stats: HashMap<String, smon_notify::ChannelStats> = self
-            .inner
-            .notifier
+        let notifier = self.notifier();
+        let ui: HashMap<String, (String, u64)> = lock(&self.inner.sets)
+            .ui_channels
+            .iter()
+            .map(|u| (u.channel.name.clone(), (u.by.clone(), u.ms)))
+            .collect();
+        let stats: HashMap<String, smon_notify::ChannelStats> = notifier
             .stats()
             .into_iter()
             .map(|s| (s.name.clone(), s))
             .collect();
-        self.inner
-            .notifier
+        notifier
             .views()
             .into_iter()
             .map(|v| {
                 let s = stats.get(&v.name).cloned().unwrap_or_default();
+                let made = ui.get(&v.name);
                 ChannelEntry {
+                    source: if made.is_some() {
+                        Source::Ui
+                    } else {
+                        Source::Config
+                    },
+                    updated_by: made.map(|m| m.0.clone()).unwrap_or_default(),
+                    updated_ms: made.map(|m| m.1),
                     name: v.name,
                     kind: v.kind.to_owned(),
                     target: v.target,
@@ -1028,15 +1190,102 @@ impl AlertsService for Alerts {
             .collect()
     }
 
+    fn add_channel(
+        &self,
+        raw: serde_json::Map<String, serde_json::Value>,
+        by: &str,
+        now_ms: u64,
+    ) -> Result<ChannelEntry, AlertsError> {
+        let channel = ui_channel(&raw).map_err(AlertsError::Invalid)?;
+        let name = channel.name.clone();
+        let mut sets = lock(&self.inner.sets);
+        if sets.channel_names().contains(&name) {
+            return Err(AlertsError::Conflict(format!(
+                "a channel named '{name}' exists already"
+            )));
+        }
+        let body = serde_json::to_string(&raw).map_err(internal)?;
+        self.db(|c| {
+            c.execute(
+                "INSERT INTO alert_channels (name, body, updated_by, updated_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![name, body, by, sql(now_ms)],
+            )
+        })?;
+        sets.ui_channels.push(UiChannel {
+            raw,
+            channel,
+            by: by.to_owned(),
+            ms: now_ms,
+        });
+        self.renew_notifier(&sets)?;
+        drop(sets);
+        self.channel_entry(&name)
+    }
+
+    fn update_channel(
+        &self,
+        name: &str,
+        changes: serde_json::Map<String, serde_json::Value>,
+        by: &str,
+        now_ms: u64,
+    ) -> Result<ChannelEntry, AlertsError> {
+        let mut sets = lock(&self.inner.sets);
+        let ix = ui_channel_ix(&sets, name)?;
+        // Keys left out keep their value (secrets are never shown, so an edit need not
+        // repeat them); `null` removes one.
+        let mut raw = sets.ui_channels[ix].raw.clone();
+        for (k, v) in changes {
+            if v.is_null() {
+                raw.remove(&k);
+            } else {
+                raw.insert(k, v);
+            }
+        }
+        if raw.get("name").and_then(|n| n.as_str()) != Some(name) {
+            return Err(AlertsError::Invalid(format!(
+                "channel.name: a channel cannot be renamed (rules name it); add '{}' and remove '{name}' instead",
+                raw.get("name").and_then(|n| n.as_str()).unwrap_or("")
+            )));
+        }
+        let channel = ui_channel(&raw).map_err(AlertsError::Invalid)?;
+        let body = serde_json::to_string(&raw).map_err(internal)?;
+        self.db(|c| {
+            c.execute(
+                "UPDATE alert_channels SET body = ?2, updated_by = ?3, updated_ms = ?4 WHERE name = ?1",
+                params![name, body, by, sql(now_ms)],
+            )
+        })?;
+        sets.ui_channels[ix] = UiChannel {
+            raw,
+            channel,
+            by: by.to_owned(),
+            ms: now_ms,
+        };
+        self.renew_notifier(&sets)?;
+        drop(sets);
+        self.channel_entry(name)
+    }
+
+    fn remove_channel(&self, name: &str) -> Result<(), AlertsError> {
+        let mut sets = lock(&self.inner.sets);
+        let ix = ui_channel_ix(&sets, name)?;
+        let users = sets.rules_notifying(name);
+        if !users.is_empty() {
+            return Err(AlertsError::Conflict(format!(
+                "channel '{name}' is notified by the rules {}: change them first",
+                users.join(", ")
+            )));
+        }
+        self.db(|c| c.execute("DELETE FROM alert_channels WHERE name = ?1", [name]))?;
+        sets.ui_channels.remove(ix);
+        self.renew_notifier(&sets)
+    }
+
     async fn test_channel(&self, name: &str) -> Result<(), AlertsError> {
-        self.inner
-            .notifier
-            .send_test(name)
-            .await
-            .map_err(|e| match e {
-                TestError::UnknownChannel(_) => AlertsError::NotFound(e.to_string()),
-                TestError::Send(_) => AlertsError::Delivery(format!("the test failed: {e}")),
-            })
+        self.notifier().send_test(name).await.map_err(|e| match e {
+            TestError::UnknownChannel(_) => AlertsError::NotFound(e.to_string()),
+            TestError::Send(_) => AlertsError::Delivery(format!("the test failed: {e}")),
+        })
     }
 }
 
@@ -1049,6 +1298,19 @@ fn source_of(sets: &Sets, name: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// The index of the UI channel `name`: 403 for a config channel, 404 for none.
+fn ui_channel_ix(sets: &Sets, name: &str) -> Result<usize, AlertsError> {
+    if sets.config_channels.iter().any(|c| c.name == name) {
+        return Err(AlertsError::ReadOnly(format!(
+            "channel '{name}' comes from the config file (alerts.channels): it is read-only here; change it in config_app.json"
+        )));
+    }
+    sets.ui_channels
+        .iter()
+        .position(|u| u.channel.name == name)
+        .ok_or_else(|| AlertsError::NotFound(format!("no channel is named '{name}'")))
 }
 
 /// The index of the UI rule `name`: 403 for a config rule, 404 for none.
@@ -1102,7 +1364,7 @@ impl Collector for Alerts {
             m.encode_family(&[("rule", rule.as_str()), ("severity", sev)])?
                 .encode_gauge(n)?;
         }
-        let stats = self.inner.notifier.stats();
+        let stats = self.notifier().stats();
         let mut m = enc.encode_descriptor(
             "smon_notify_queued",
             "Notifications waiting in a channel's outbox",

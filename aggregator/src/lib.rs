@@ -273,7 +273,7 @@ pub async fn start(
     if let Some(al) = &alerts {
         // Subscribed before the first poller starts: no state change is missed.
         let sub = feed.subscribe("alerts", alerts::KINDS, alerts::QUEUE);
-        al.notifier().start(&tracker, stop.clone());
+        al.start_delivery(&tracker, stop.clone());
         tracker.spawn(al.clone().run(sub, stop.clone()));
     }
     if let Some(writer) = &history {

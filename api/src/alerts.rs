@@ -360,6 +360,14 @@ pub struct RateLimitView {
 pub struct ChannelEntry {
     /// The name.
     pub name: String,
+    /// Where it comes from.
+    pub source: Source,
+    /// Who last changed it (UI channels).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub updated_by: String,
+    /// When (UI channels; ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_ms: Option<u64>,
     /// The type (`webhook`, `email`, ...).
     #[serde(rename = "type")]
     pub kind: String,

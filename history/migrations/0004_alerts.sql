@@ -9,6 +9,16 @@ CREATE TABLE alert_rules (
     updated_ms INTEGER NOT NULL
 );
 
+-- Channels made in the UI (those of config_app.json are not stored). `body` is the channel's
+-- JSON as `alerts.channels[]` items are written, secrets included: the database file is the
+-- owner's alone (0600), and the API never returns them.
+CREATE TABLE alert_channels (
+    name TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    updated_by TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+
 -- Silences made in the UI. `body` is the silence's JSON (smon_alerts::SilenceConfig).
 CREATE TABLE alert_silences (
     id TEXT PRIMARY KEY,

@@ -82,6 +82,24 @@ pub trait AlertsService: Send + Sync {
     fn remove_silence(&self, id: &str) -> Result<(), AlertsError>;
     /// The channels and their delivery figures, without secrets.
     fn channels(&self) -> Vec<ChannelEntry>;
+    /// Adds a channel made in the UI (`alerts.channels[]` item as JSON, secrets inline).
+    fn add_channel(
+        &self,
+        channel: serde_json::Map<String, serde_json::Value>,
+        by: &str,
+        now_ms: u64,
+    ) -> Result<ChannelEntry, AlertsError>;
+    /// Changes the UI channel `name`: the keys given replace the stored ones (`null`
+    /// removes one); those left out, secrets included, stay.
+    fn update_channel(
+        &self,
+        name: &str,
+        changes: serde_json::Map<String, serde_json::Value>,
+        by: &str,
+        now_ms: u64,
+    ) -> Result<ChannelEntry, AlertsError>;
+    /// Removes the UI channel `name` (refused while a rule notifies it).
+    fn remove_channel(&self, name: &str) -> Result<(), AlertsError>;
     /// Sends a test notification on channel `name`.
     async fn test_channel(&self, name: &str) -> Result<(), AlertsError>;
 }

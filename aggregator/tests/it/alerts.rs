@@ -810,3 +810,168 @@ async fn viewers_read_admins_write_and_bad_input_gets_a_reason() {
     assert_eq!(sil, json!([]));
     agg.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_add_change_and_remove_channels_and_their_secrets_stay_inside() {
+    use reqwest::Method;
+    let agent = Agent::start("127.0.0.1");
+    let hook = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(
+        &json!([host("n1", agent.addr)]),
+        &dir.path().join("data"),
+        json!({
+            "channels": [{"name": "ops", "type": "webhook", "url": Receiver::url(free_port("127.0.0.1"))}],
+        }),
+    )
+    .to_string();
+    let agg = Aggregator::start(&cfg).await;
+    let (c, base) = (&agg.client, agg.base.clone());
+    let url = Receiver::url(hook.addr.port());
+
+    // What a browser may not make the server do is refused, with the reason.
+    for (body, names) in [
+        (
+            json!({"name": "sh", "type": "command", "program": "/bin/sh"}),
+            "config_app.json",
+        ),
+        (
+            json!({"name": "f", "type": "webhook", "url_file": "/etc/shadow"}),
+            "url_file",
+        ),
+        (json!({"name": "x", "type": "webhook"}), "url"),
+        (
+            json!({"name": "x y", "type": "webhook", "url": url}),
+            "name",
+        ),
+        (json!({"name": "x", "type": "pager", "url": url}), "pager"),
+        (json!({"name": "ops", "type": "webhook", "url": url}), "ops"),
+    ] {
+        let (st, v) = send(
+            c,
+            &base,
+            Method::POST,
+            "/api/v1/alerts/channels",
+            Some(body.clone()),
+        )
+        .await;
+        assert!(st == 400 || st == 409, "{body} -> {st} {v}");
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains(names)),
+            "{body}: the reason names {names}: {v}"
+        );
+        assert!(!v.to_string().contains(SECRET), "{v}");
+    }
+    let viewer = login(&base, "viewer", VIEWER_PASSWORD).await;
+    let new = json!({"name": "hook", "type": "webhook", "url": url});
+    let (st, _) = send(
+        &viewer,
+        &base,
+        Method::POST,
+        "/api/v1/alerts/channels",
+        Some(new.clone()),
+    )
+    .await;
+    assert_eq!(st, 403);
+
+    // Added: listed without its secret, used by a rule at once.
+    let (st, v) = send(c, &base, Method::POST, "/api/v1/alerts/channels", Some(new)).await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(
+        (v["source"].as_str(), v["updated_by"].as_str()),
+        (Some("ui"), Some("admin"))
+    );
+    assert!(!v.to_string().contains(SECRET), "{v}");
+    let rule = json!({"name": "busy", "when": "cpu_percent >= 0", "notify": ["hook"]});
+    let (st, v) = send(c, &base, Method::POST, "/api/v1/alerts/rules", Some(rule)).await;
+    assert_eq!(st, 201, "{v}");
+    hook.wait("firing", Duration::from_secs(20)).await;
+
+    // Changed without repeating the secret: the URL stays, the rate limit changes.
+    let (st, v) = send(
+        c,
+        &base,
+        Method::PUT,
+        "/api/v1/alerts/channels/hook",
+        Some(json!({"rate_limit": {"max": 5, "per_s": 60}})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["rate_limit"], json!({"max": 5, "per_s": 60}));
+    let before = hook.all().len();
+    let (st, v) = send(
+        c,
+        &base,
+        Method::POST,
+        "/api/v1/alerts/channels/hook/test",
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(hook.all().len(), before + 1, "the kept URL still delivers");
+    for (path, body, want) in [
+        ("/api/v1/alerts/channels/ops", json!({"max_age_s": 60}), 403),
+        (
+            "/api/v1/alerts/channels/nope",
+            json!({"max_age_s": 60}),
+            404,
+        ),
+        (
+            "/api/v1/alerts/channels/hook",
+            json!({"name": "other"}),
+            400,
+        ),
+        ("/api/v1/alerts/channels/hook", json!({"url": null}), 400),
+    ] {
+        let (st, v) = send(c, &base, Method::PUT, path, Some(body.clone())).await;
+        assert_eq!(st, want, "PUT {path} {body}: {v}");
+    }
+
+    // Kept across a restart; removed only once no rule notifies it.
+    agg.shutdown().await;
+    let agg = Aggregator::start(&cfg).await;
+    let (c, base) = (&agg.client, agg.base.clone());
+    let (_, ch) = agg.get("/api/v1/alerts/channels").await;
+    let names: Vec<(&str, &str)> = ch
+        .as_array()
+        .expect("channels")
+        .iter()
+        .filter_map(|c| Some((c["name"].as_str()?, c["source"].as_str()?)))
+        .collect();
+    assert_eq!(names, [("hook", "ui"), ("ops", "config")], "{ch}");
+    assert!(!ch.to_string().contains(SECRET), "{ch}");
+    let (st, v) = send(
+        c,
+        &base,
+        Method::DELETE,
+        "/api/v1/alerts/channels/hook",
+        None,
+    )
+    .await;
+    assert_eq!(st, 409, "{v}");
+    assert!(
+        v["error"].as_str().is_some_and(|e| e.contains("busy")),
+        "{v}"
+    );
+    let (st, _) = send(c, &base, Method::DELETE, "/api/v1/alerts/rules/busy", None).await;
+    assert_eq!(st, 204);
+    let (st, v) = send(
+        c,
+        &base,
+        Method::DELETE,
+        "/api/v1/alerts/channels/hook",
+        None,
+    )
+    .await;
+    assert_eq!(st, 204, "{v}");
+    let (st, _) = send(
+        c,
+        &base,
+        Method::DELETE,
+        "/api/v1/alerts/channels/ops",
+        None,
+    )
+    .await;
+    assert_eq!(st, 403);
+    agg.shutdown().await;
+}

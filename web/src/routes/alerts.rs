@@ -43,7 +43,11 @@ pub(crate) fn routes(app: axum::Router<Arc<Web>>, base: &str) -> axum::Router<Ar
         .route(&p("/rules/{name}"), put(update_rule).delete(remove_rule))
         .route(&p("/silences"), get(silences).post(add_silence))
         .route(&p("/silences/{id}"), delete(remove_silence))
-        .route(&p("/channels"), get(channels))
+        .route(&p("/channels"), get(channels).post(add_channel))
+        .route(
+            &p("/channels/{name}"),
+            put(update_channel).delete(remove_channel),
+        )
         .route(&p("/channels/{name}/test"), post(test_channel))
 }
 
@@ -264,6 +268,48 @@ async fn channels(State(w): Shared, Reader(p): Reader) -> Result<impl IntoRespon
     user(&p)?;
     let s = service(&w)?;
     Ok(Json(blocking(s, |s| Ok(s.channels())).await?))
+}
+
+/// A channel body: a JSON object.
+type ChannelBody = serde_json::Map<String, serde_json::Value>;
+
+async fn add_channel(
+    State(w): Shared,
+    Admin(p): Admin,
+    b: Result<Json<ChannelBody>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let by = user(&p)?;
+    let s = service(&w)?;
+    let channel = body(b)?;
+    let now = now_ms();
+    let e = blocking(s, move |s| s.add_channel(channel, &by, now)).await?;
+    Ok((StatusCode::CREATED, Json(e)))
+}
+
+async fn update_channel(
+    State(w): Shared,
+    Admin(p): Admin,
+    Path(name): Path<String>,
+    b: Result<Json<ChannelBody>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let by = user(&p)?;
+    let s = service(&w)?;
+    let changes = body(b)?;
+    let now = now_ms();
+    Ok(Json(
+        blocking(s, move |s| s.update_channel(&name, changes, &by, now)).await?,
+    ))
+}
+
+async fn remove_channel(
+    State(w): Shared,
+    Admin(p): Admin,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    user(&p)?;
+    let s = service(&w)?;
+    blocking(s, move |s| s.remove_channel(&name)).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn test_channel(
