@@ -585,6 +585,15 @@ impl NodeConfig {
                 problem: "needs history, and this smon-agent was built without it (cargo feature `history`); set it to false".into(),
             });
         }
+        if let Some(u) = &self.server.public_url {
+            errs.push(FieldError {
+                field: "server.public_url".into(),
+                value: u.clone(),
+                problem:
+                    "is used by smon-aggregator only (links in alert notifications); remove it here"
+                        .into(),
+            });
+        }
         let manager = self.manager.check(&mut errs);
         let log = self.log.check(&mut errs);
         // Checked in every build: a lean agent still refuses a bad address.

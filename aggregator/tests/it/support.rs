@@ -561,6 +561,17 @@ impl Binary {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Sends `sig` (e.g. `-HUP`) and leaves the process running.
+    pub fn nudge(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let st = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success());
+    }
+
+    /// Sends `sig` and waits for the process to end.
     pub fn signal(&mut self, sig: &str) {
         let mut c = self.child.take().expect("running");
         let st = Command::new("kill")
