@@ -204,46 +204,6 @@ fn internal(e: impl std::fmt::Display) -> AlertsError {
     AlertsError::Internal(format!("alerts database: {e}"))
 }
 
-/// The JSON of a rule as the API shows it (the same keys as the config's).
-fn spec_of(r: &RuleConfig) -> RuleSpec {
-    RuleSpec {
-        name: r.name.clone(),
-        when: r.when.clone(),
-        for_s: r.for_s,
-        cluster: r.cluster.clone(),
-        host: r.host.clone(),
-        tag: r.tag.clone(),
-        severity: r.severity,
-        clear: r.clear,
-        repeat_s: r.repeat_s,
-        notify: r.notify.clone(),
-        within_h: r.within_h,
-        idle_min: r.idle_min,
-        process: r.process.clone(),
-        group_wait_s: r.group_wait_s,
-    }
-}
-
-/// A rule sent by the editor, as the engine takes it.
-fn config_of(s: RuleSpec) -> RuleConfig {
-    RuleConfig {
-        name: s.name,
-        when: s.when,
-        for_s: s.for_s,
-        cluster: s.cluster,
-        host: s.host,
-        tag: s.tag,
-        severity: s.severity,
-        clear: s.clear,
-        repeat_s: s.repeat_s,
-        notify: s.notify,
-        within_h: s.within_h,
-        idle_min: s.idle_min,
-        process: s.process,
-        group_wait_s: s.group_wait_s,
-    }
-}
-
 fn view_of(a: ActiveAlert, now_ms: u64) -> ActiveAlertView {
     let since = if a.pending {
         a.alert.started_ms
@@ -838,7 +798,7 @@ impl Alerts {
     fn entry(&self, u: &UiRule, now: u64) -> RuleEntry {
         RuleEntry {
             source: Source::Ui,
-            rule: spec_of(&u.rule),
+            rule: u.rule.clone(),
             updated_by: u.by.clone(),
             updated_ms: Some(u.ms),
             firing: self.firing_of(&u.rule.name, now),
@@ -944,7 +904,7 @@ impl AlertsService for Alerts {
             .iter()
             .map(|r| RuleEntry {
                 source: Source::Config,
-                rule: spec_of(r),
+                rule: r.clone(),
                 updated_by: String::new(),
                 updated_ms: None,
                 firing: self.firing_of(&r.name, now),
@@ -957,7 +917,6 @@ impl AlertsService for Alerts {
     }
 
     fn add_rule(&self, rule: RuleSpec, by: &str, now_ms: u64) -> Result<RuleEntry, AlertsError> {
-        let rule = config_of(rule);
         let mut sets = lock(&self.inner.sets);
         if let Some(src) = source_of(&sets, &rule.name) {
             return Err(AlertsError::Conflict(format!(
@@ -991,7 +950,6 @@ impl AlertsService for Alerts {
         by: &str,
         now_ms: u64,
     ) -> Result<RuleEntry, AlertsError> {
-        let rule = config_of(rule);
         let mut sets = lock(&self.inner.sets);
         let ix = ui_rule_ix(&sets, name)?;
         if rule.name != name
@@ -1403,27 +1361,5 @@ impl Collector for Alerts {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_api_rule_and_the_config_rule_are_the_same_json() {
-        let text = r#"{"name":"cpu","when":"cpu_percent > 90","for_s":30,"cluster":"lab","host":"lab:n1","tag":"web","severity":"critical","clear":80,"repeat_s":60,"notify":["ops"],"within_h":2,"idle_min":5,"process":"nginx","group_wait_s":3}"#;
-        let api: RuleSpec = serde_json::from_str(text).expect("api");
-        let cfg: RuleConfig = serde_json::from_str(text).expect("config");
-        assert_eq!(config_of(api.clone()), cfg);
-        assert_eq!(spec_of(&cfg), api);
-        assert_eq!(
-            serde_json::to_value(&api).expect("json"),
-            serde_json::to_value(&cfg).expect("json")
-        );
-        // Unknown keys are refused by both.
-        let bad = r#"{"name":"x","when":"host_down","fro_s":3}"#;
-        assert!(serde_json::from_str::<RuleSpec>(bad).is_err());
-        assert!(serde_json::from_str::<RuleConfig>(bad).is_err());
     }
 }

@@ -3,7 +3,6 @@
 //! engine runs. Every problem names its field path (`alerts.rules[2].when`), quotes the bad
 //! value and says what is allowed.
 
-use serde::{Deserialize, Serialize};
 use smon_api::alerts::Severity;
 use smon_runtime::config::FieldError;
 
@@ -217,60 +216,10 @@ impl Condition {
     }
 }
 
-fn default_severity() -> Severity {
-    Severity::Warning
-}
-
 /// One item of `alerts.rules[]`, as written in `config_app.json` or sent by the rule editor
-/// (and stored as JSON).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleConfig {
-    /// The rule's name, unique among the rules (it names the alerts and notifications).
-    pub name: String,
-    /// The condition: `host_down`, `METRIC OP VALUE` (e.g. `cpu_percent > 90`,
-    /// `disk_percent{/var} >= 95`), `process_missing`, `unresponsive`, `version_mismatch`,
-    /// `disk_full_within` or `gpu_idle_with_memory`.
-    pub when: String,
-    /// How long the condition must hold before the alert fires, seconds (0: at once).
-    #[serde(default)]
-    pub for_s: u64,
-    /// Only hosts of this cluster (all clusters when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<String>,
-    /// Only this host: its id `cluster:name`, or its name (all hosts when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-    /// Only hosts with this tag (all hosts when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tag: Option<String>,
-    /// `info`, `warning` (the default) or `critical`.
-    #[serde(default = "default_severity")]
-    pub severity: Severity,
-    /// Threshold rules: the value past which a firing alert resolves (hysteresis); below the
-    /// trigger for `>`/`>=`, above it for `<`/`<=`. Default: the trigger threshold.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clear: Option<f64>,
-    /// Send the firing notification again every this many seconds while it fires (0: never).
-    #[serde(default)]
-    pub repeat_s: u64,
-    /// The channels (`alerts.channels[].name`) notified.
-    #[serde(default)]
-    pub notify: Vec<String>,
-    /// `disk_full_within`: the horizon, hours.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub within_h: Option<f64>,
-    /// `gpu_idle_with_memory`: how long the GPU must be idle, minutes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idle_min: Option<f64>,
-    /// `process_missing`: the process that must run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub process: Option<String>,
-    /// How long alerts of this rule are collected into one notification, seconds (default:
-    /// the engine's `group_wait_s`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_wait_s: Option<u64>,
-}
+/// (and stored as JSON): the API's [`RuleSpec`](smon_api::alerts::RuleSpec), one type for
+/// the config, the REST API and the database.
+pub use smon_api::alerts::RuleSpec as RuleConfig;
 
 /// A validated rule, ready for the engine.
 #[derive(Debug, Clone, PartialEq)]

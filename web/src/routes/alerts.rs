@@ -86,12 +86,17 @@ fn user(p: &Principal) -> Result<String, ApiError> {
     }
 }
 
-/// Runs `f` on the alerting off the async threads.
-async fn blocking<T: Send + 'static>(
-    s: Arc<dyn AlertsService>,
-    f: impl FnOnce(&dyn AlertsService) -> Result<T, AlertsError> + Send + 'static,
+/// Runs `f` on the server's alerting off the async threads, as the logged-in user (its name
+/// and the time are handed to `f`); anonymous visitors are refused.
+async fn on_alerts<T: Send + 'static>(
+    w: &Web,
+    p: &Principal,
+    f: impl FnOnce(&dyn AlertsService, &str, u64) -> Result<T, AlertsError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(move || f(s.as_ref()))
+    let by = user(p)?;
+    let s = service(w)?;
+    let now = now_ms();
+    tokio::task::spawn_blocking(move || f(s.as_ref(), &by, now))
         .await
         .map_err(|e| {
             ApiError::new(
@@ -112,10 +117,9 @@ fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 }
 
 async fn list(State(w): Shared, Reader(p): Reader) -> Result<impl IntoResponse, ApiError> {
-    user(&p)?;
-    let s = service(&w)?;
-    let now = now_ms();
-    Ok(Json(blocking(s, move |s| Ok(s.alerts(now))).await?))
+    Ok(Json(
+        on_alerts(&w, &p, |s, _, now| Ok(s.alerts(now))).await?,
+    ))
 }
 
 fn number<T: std::str::FromStr>(
@@ -142,8 +146,6 @@ async fn history(
     Reader(p): Reader,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    user(&p)?;
-    let s = service(&w)?;
     let q = q.map(|Query(m)| m).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -173,7 +175,9 @@ async fn history(
         to_ms,
         limit,
     };
-    Ok(Json(blocking(s, move |s| s.history(&query)).await?))
+    Ok(Json(
+        on_alerts(&w, &p, move |s, _, _| s.history(&query)).await?,
+    ))
 }
 
 async fn ack(
@@ -181,16 +185,13 @@ async fn ack(
     Admin(p): Admin,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let by = user(&p)?;
-    let s = service(&w)?;
-    let now = now_ms();
-    Ok(Json(blocking(s, move |s| s.ack(&id, &by, now)).await?))
+    Ok(Json(
+        on_alerts(&w, &p, move |s, by, now| s.ack(&id, by, now)).await?,
+    ))
 }
 
 async fn rules(State(w): Shared, Reader(p): Reader) -> Result<impl IntoResponse, ApiError> {
-    user(&p)?;
-    let s = service(&w)?;
-    Ok(Json(blocking(s, |s| Ok(s.rules())).await?))
+    Ok(Json(on_alerts(&w, &p, |s, _, _| Ok(s.rules())).await?))
 }
 
 async fn add_rule(
@@ -198,11 +199,8 @@ async fn add_rule(
     Admin(p): Admin,
     b: Result<Json<RuleSpec>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let by = user(&p)?;
-    let s = service(&w)?;
     let rule = body(b)?;
-    let now = now_ms();
-    let e = blocking(s, move |s| s.add_rule(rule, &by, now)).await?;
+    let e = on_alerts(&w, &p, move |s, by, now| s.add_rule(rule, by, now)).await?;
     Ok((StatusCode::CREATED, Json(e)))
 }
 
@@ -212,13 +210,9 @@ async fn update_rule(
     Path(name): Path<String>,
     b: Result<Json<RuleSpec>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let by = user(&p)?;
-    let s = service(&w)?;
     let rule = body(b)?;
-    let now = now_ms();
-    Ok(Json(
-        blocking(s, move |s| s.update_rule(&name, rule, &by, now)).await?,
-    ))
+    let f = move |s: &dyn AlertsService, by: &str, now| s.update_rule(&name, rule, by, now);
+    Ok(Json(on_alerts(&w, &p, f).await?))
 }
 
 async fn remove_rule(
@@ -226,18 +220,14 @@ async fn remove_rule(
     Admin(p): Admin,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    user(&p)?;
-    let s = service(&w)?;
-    let now = now_ms();
-    blocking(s, move |s| s.remove_rule(&name, now)).await?;
+    on_alerts(&w, &p, move |s, _, now| s.remove_rule(&name, now)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn silences(State(w): Shared, Reader(p): Reader) -> Result<impl IntoResponse, ApiError> {
-    user(&p)?;
-    let s = service(&w)?;
-    let now = now_ms();
-    Ok(Json(blocking(s, move |s| Ok(s.silences(now))).await?))
+    Ok(Json(
+        on_alerts(&w, &p, |s, _, now| Ok(s.silences(now))).await?,
+    ))
 }
 
 async fn add_silence(
@@ -245,11 +235,8 @@ async fn add_silence(
     Admin(p): Admin,
     b: Result<Json<NewSilence>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let by = user(&p)?;
-    let s = service(&w)?;
     let new = body(b)?;
-    let now = now_ms();
-    let e = blocking(s, move |s| s.add_silence(new, &by, now)).await?;
+    let e = on_alerts(&w, &p, move |s, by, now| s.add_silence(new, by, now)).await?;
     Ok((StatusCode::CREATED, Json(e)))
 }
 
@@ -258,16 +245,12 @@ async fn remove_silence(
     Admin(p): Admin,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    user(&p)?;
-    let s = service(&w)?;
-    blocking(s, move |s| s.remove_silence(&id)).await?;
+    on_alerts(&w, &p, move |s, _, _| s.remove_silence(&id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn channels(State(w): Shared, Reader(p): Reader) -> Result<impl IntoResponse, ApiError> {
-    user(&p)?;
-    let s = service(&w)?;
-    Ok(Json(blocking(s, |s| Ok(s.channels())).await?))
+    Ok(Json(on_alerts(&w, &p, |s, _, _| Ok(s.channels())).await?))
 }
 
 /// A channel body: a JSON object.
@@ -278,11 +261,8 @@ async fn add_channel(
     Admin(p): Admin,
     b: Result<Json<ChannelBody>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let by = user(&p)?;
-    let s = service(&w)?;
     let channel = body(b)?;
-    let now = now_ms();
-    let e = blocking(s, move |s| s.add_channel(channel, &by, now)).await?;
+    let e = on_alerts(&w, &p, move |s, by, now| s.add_channel(channel, by, now)).await?;
     Ok((StatusCode::CREATED, Json(e)))
 }
 
@@ -292,13 +272,9 @@ async fn update_channel(
     Path(name): Path<String>,
     b: Result<Json<ChannelBody>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let by = user(&p)?;
-    let s = service(&w)?;
     let changes = body(b)?;
-    let now = now_ms();
-    Ok(Json(
-        blocking(s, move |s| s.update_channel(&name, changes, &by, now)).await?,
-    ))
+    let f = move |s: &dyn AlertsService, by: &str, now| s.update_channel(&name, changes, by, now);
+    Ok(Json(on_alerts(&w, &p, f).await?))
 }
 
 async fn remove_channel(
@@ -306,9 +282,7 @@ async fn remove_channel(
     Admin(p): Admin,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    user(&p)?;
-    let s = service(&w)?;
-    blocking(s, move |s| s.remove_channel(&name)).await?;
+    on_alerts(&w, &p, move |s, _, _| s.remove_channel(&name)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
