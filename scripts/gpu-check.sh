@@ -29,7 +29,9 @@ command -v python3 >/dev/null 2>&1 || die "python3 is needed to compare the read
 agent_src=${1:-target/release/smon-agent}
 [ -x "$agent_src" ] || die "$agent_src is not an executable (cargo build --release -p smon-agent)"
 getent passwd smon >/dev/null \
-    || adduser --system --group --no-create-home --home /var/lib/smon smon >/dev/null \
+    || adduser --system --group --no-create-home --home /var/lib/smon smon >/dev/null 2>&1 \
+    || useradd --system --user-group --no-create-home --home-dir /var/lib/smon \
+        --shell /usr/sbin/nologin smon \
     || die "cannot create the user smon"
 
 work=$(mktemp -d /run/smon-gpu-check.XXXXXX)
@@ -117,6 +119,40 @@ nvidia-smi --query-gpu=index,clocks.sm,temperature.memory,ecc.errors.corrected.v
     --format=csv,noheader,nounits >"$work/health.csv"
 cpu_off=$(run_agent off "$work/off.json")
 cpu_idle=$(run_agent auto "$work/idle.json")
+
+# HostInfo (driver and CUDA versions, the GPU list) through the agent's single-host web view:
+# the agent runs for a few seconds, public read-only on loopback, and its REST API is read.
+nvidia-smi | sed -n 's/.*CUDA Version: *\([0-9.]*\).*/\1/p' | head -n 1 >"$work/cuda.txt"
+cat >"$work/config-web.json" <<EOF
+{ "monitor": { "mode": "node", "interval_ms": 500, "grpc_listen": "127.0.0.1:50052",
+  "auth": "none", "gpu": "auto" },
+  "server": { "web": true, "host": "127.0.0.1", "port": 18081, "auth": { "public_read_only": true } } }
+EOF
+chmod 0644 "$work/config-web.json"
+setpriv --reuid=smon --regid=smon --init-groups \
+    "$work/smon-agent" --no-supervise --config "$work/config-web.json" >/dev/null 2>"$work/web.log" &
+web_pid=$!
+loads+=("$web_pid")
+python3 - "$work" <<'EOF' || echo "note: the web view did not answer: $(tail -n 5 "$work/web.log")" >&2
+import json, sys, time, urllib.request
+work = sys.argv[1]
+base = "http://127.0.0.1:18081"
+hosts = []
+for _ in range(100):
+    try:
+        hosts = json.load(urllib.request.urlopen(base + "/api/v1/hosts", timeout=2))
+        if hosts and hosts[0].get("status") == "up":
+            break
+    except Exception:
+        pass
+    time.sleep(0.2)
+h = json.load(urllib.request.urlopen(base + "/api/v1/hosts/" + hosts[0]["id"], timeout=5))
+with open(f"{work}/info.json", "w") as f:
+    json.dump(h.get("info") or {}, f)
+with open(f"{work}/metrics.txt", "w") as f:
+    f.write(urllib.request.urlopen(base + "/metrics", timeout=5).read().decode())
+EOF
+kill "$web_pid" 2>/dev/null || true
 
 loaded=no
 if start_load 40 1024 && start_load 40 512 && start_load 40 256; then
@@ -250,6 +286,22 @@ if loaded == "yes":
     line(len(agent) >= 3, f"several processes on GPU 0 ({len(agent)})")
 else:
     line(None, "utilisation under load and process lists: no load generator (python3 with torch, or gpu-burn)")
+
+import os
+if os.path.exists(f"{work}/info.json"):
+    info = snap("info.json")
+    drv = rows("ident.csv")[0][6]
+    line(info.get("gpu_driver_version") == drv, f"HostInfo: GPU driver {info.get('gpu_driver_version')!r} vs {drv!r}")
+    with open(f"{work}/cuda.txt") as f:
+        cuda = f.read().strip()
+    line(None if not cuda else info.get("cuda_driver_version") == cuda,
+         f"HostInfo: CUDA driver version {info.get('cuda_driver_version')!r} vs nvidia-smi's {cuda!r}")
+    line(bool(info.get("gpu_names")), f"HostInfo: GPUs listed ({info.get('gpu_names')})")
+    with open(f"{work}/metrics.txt") as f:
+        metrics = f.read()
+    line(f'gpu_driver="{drv}"' in metrics, "/metrics: smon_host_info carries gpu_driver")
+else:
+    line(False, "HostInfo: the agent's web view did not answer (see the note above)")
 
 off = snap("off.json")
 print(f"cost: collect_us gpu=off {off['collect_us']}, gpu=auto {idle['collect_us']} (GPUs are read on their own thread, not in collect_us)")
