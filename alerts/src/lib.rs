@@ -38,6 +38,7 @@
 //! let _saved = engine.export(); // serde: keep it across restarts
 //! ```
 
+pub mod bench;
 pub mod engine;
 pub mod observe;
 pub mod predict;

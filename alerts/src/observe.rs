@@ -125,6 +125,17 @@ impl<'a> Observation<'a> {
             Metric::GpuTemperatureCelsius => g.temperature_celsius.map(f64::from),
             Metric::GpuMemoryPercent => gpu_memory_percent(g),
             Metric::GpuUtilPercent => g.utilization_percent.map(f64::from),
+            Metric::GpuMemoryTemperatureCelsius => g.memory_temperature_celsius.map(f64::from),
+            Metric::GpuEccUncorrectedErrors => g.ecc_uncorrected_errors.map(|n| n as f64),
+            Metric::GpuRemappedRowsUncorrectable => g.remapped_rows_uncorrectable.map(f64::from),
+            Metric::GpuXidErrors => g.xid_errors.map(|n| n as f64),
+            // Idle and the clocks an admin set are not trouble.
+            Metric::GpuThrottleReasons => Some(
+                g.throttle_reasons
+                    .iter()
+                    .filter(|r| !matches!(r.as_str(), "gpu_idle" | "applications_clocks"))
+                    .count() as f64,
+            ),
             Metric::GpuPowerPercent => match (g.power_mw, g.power_limit_mw) {
                 (Some(mw), Some(limit)) if limit > 0 => {
                     Some(round1f(f64::from(mw) * 100.0 / f64::from(limit)))
@@ -314,6 +325,11 @@ mod tests {
             ],
             gpus: vec![Gpu {
                 utilization_percent: Some(97),
+                memory_temperature_celsius: Some(88),
+                ecc_uncorrected_errors: Some(2),
+                remapped_rows_uncorrectable: Some(1),
+                xid_errors: Some(3),
+                throttle_reasons: vec!["gpu_idle".into(), "hw_thermal".into()],
                 ..Default::default()
             }],
             ..Default::default()
@@ -328,9 +344,21 @@ mod tests {
             None,
             "no filesystem reports it"
         );
+        let g = &o.gpus()[0];
+        for (m, want) in [
+            (Metric::GpuUtilPercent, 97.0),
+            (Metric::GpuMemoryTemperatureCelsius, 88.0),
+            (Metric::GpuEccUncorrectedErrors, 2.0),
+            (Metric::GpuRemappedRowsUncorrectable, 1.0),
+            (Metric::GpuXidErrors, 3.0),
+            (Metric::GpuThrottleReasons, 1.0),
+        ] {
+            assert_eq!(Observation::gpu_metric(g, m), Some(want), "{}", m.name());
+        }
         assert_eq!(
-            Observation::gpu_metric(&o.gpus()[0], Metric::GpuUtilPercent),
-            Some(97.0)
+            Observation::gpu_metric(&Gpu::default(), Metric::GpuXidErrors),
+            None,
+            "not watched"
         );
         assert_eq!(
             Observation::new(&Snapshot::default()).metric(Metric::TempMaxCelsius),

@@ -32,6 +32,17 @@ pub enum Metric {
     GpuPowerPercent,
     /// A GPU's use, 0-100 (one per GPU).
     GpuUtilPercent,
+    /// A GPU's memory (HBM) temperature, °C (one per GPU).
+    GpuMemoryTemperatureCelsius,
+    /// A GPU's uncorrected ECC errors since the driver loaded (volatile; one per GPU).
+    GpuEccUncorrectedErrors,
+    /// A GPU's rows remapped after uncorrectable errors (one per GPU).
+    GpuRemappedRowsUncorrectable,
+    /// Critical Xid errors of a GPU since the agent began watching (one per GPU).
+    GpuXidErrors,
+    /// How many throttle reasons a GPU reports now, idle and application clocks left out
+    /// (one per GPU; 0 when it runs free).
+    GpuThrottleReasons,
     /// The hottest temperature sensor, °C, whole degrees.
     TempMaxCelsius,
     /// Bytes received per second, all interfaces.
@@ -46,7 +57,7 @@ pub enum Metric {
 
 impl Metric {
     /// Every metric, in the order the docs list them.
-    pub const ALL: [Metric; 16] = [
+    pub const ALL: [Metric; 21] = [
         Self::CpuPercent,
         Self::MemPercent,
         Self::SwapPercent,
@@ -58,6 +69,11 @@ impl Metric {
         Self::GpuMemoryPercent,
         Self::GpuPowerPercent,
         Self::GpuUtilPercent,
+        Self::GpuMemoryTemperatureCelsius,
+        Self::GpuEccUncorrectedErrors,
+        Self::GpuRemappedRowsUncorrectable,
+        Self::GpuXidErrors,
+        Self::GpuThrottleReasons,
         Self::TempMaxCelsius,
         Self::NetRxBytesPerS,
         Self::NetTxBytesPerS,
@@ -79,6 +95,11 @@ impl Metric {
             Self::GpuMemoryPercent => "gpu_memory_percent",
             Self::GpuPowerPercent => "gpu_power_percent",
             Self::GpuUtilPercent => "gpu_util_percent",
+            Self::GpuMemoryTemperatureCelsius => "gpu_memory_temperature_celsius",
+            Self::GpuEccUncorrectedErrors => "gpu_ecc_uncorrected_errors",
+            Self::GpuRemappedRowsUncorrectable => "gpu_remapped_rows_uncorrectable",
+            Self::GpuXidErrors => "gpu_xid_errors",
+            Self::GpuThrottleReasons => "gpu_throttle_reasons",
             Self::TempMaxCelsius => "temp_max_celsius",
             Self::NetRxBytesPerS => "net_rx_bytes_per_s",
             Self::NetTxBytesPerS => "net_tx_bytes_per_s",
@@ -100,7 +121,12 @@ impl Metric {
             Self::GpuTemperatureCelsius
             | Self::GpuMemoryPercent
             | Self::GpuPowerPercent
-            | Self::GpuUtilPercent => Some("gpu"),
+            | Self::GpuUtilPercent
+            | Self::GpuMemoryTemperatureCelsius
+            | Self::GpuEccUncorrectedErrors
+            | Self::GpuRemappedRowsUncorrectable
+            | Self::GpuXidErrors
+            | Self::GpuThrottleReasons => Some("gpu"),
             _ => None,
         }
     }
@@ -109,7 +135,13 @@ impl Metric {
     pub fn unit(self) -> &'static str {
         match self {
             Self::Load1 | Self::Load5 | Self::Load15 => "",
-            Self::GpuTemperatureCelsius | Self::TempMaxCelsius => " °C",
+            Self::GpuTemperatureCelsius
+            | Self::TempMaxCelsius
+            | Self::GpuMemoryTemperatureCelsius => " °C",
+            Self::GpuEccUncorrectedErrors
+            | Self::GpuRemappedRowsUncorrectable
+            | Self::GpuXidErrors
+            | Self::GpuThrottleReasons => "",
             Self::NetRxBytesPerS
             | Self::NetTxBytesPerS
             | Self::DiskReadBytesPerS
