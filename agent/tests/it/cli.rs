@@ -398,3 +398,40 @@ fn query_help_points_to_smonctl_top() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("smonctl top --agent HOST:PORT"), "{text}");
 }
+
+/// A host without an NVIDIA driver (`gpu: auto`, no libnvidia-ml) says so once, not at every
+/// retry of the GPU thread's backoff (it retries every 200 ms at first here).
+#[test]
+fn a_host_without_nvml_says_so_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config_node.json");
+    std::fs::write(
+        &path,
+        format!(
+            r#"{{"monitor":{{"mode":"node","interval_ms":200,"grpc_listen":"127.0.0.1:{}","gpu":"auto","token":"{TOKEN}"}}}}"#,
+            support::free_port()
+        ),
+    )
+    .expect("config");
+    let log_path = dir.path().join("agent.log");
+    let mut child = Command::new(BIN)
+        .args(["--no-supervise", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).expect("log"))
+        .spawn()
+        .expect("spawn");
+    // 200, 400, 800, 1600 ms: four retries fit in 4 s.
+    std::thread::sleep(Duration::from_secs(4));
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    let said = log.matches("NVML is not available").count();
+    if log.contains("GPU source opened.") {
+        eprintln!("this machine has an NVIDIA driver: nothing to say");
+        assert_eq!(said, 0, "{log}");
+    } else {
+        assert_eq!(said, 1, "said {said} times:\n{log}");
+    }
+}

@@ -230,6 +230,8 @@ fn run(
     let mut last_scan: Option<Instant> = None;
     // Kept across reopenings of the driver: counts never go back.
     let mut xids = XidLog::default();
+    // The last reason the source did not open, logged once until it changes.
+    let mut last_init_failure = String::new();
     let mut next = Instant::now();
     loop {
         let Some(r) = reader.as_mut() else {
@@ -251,6 +253,7 @@ fn run(
                     }
                     set_status(&mut st, true, String::new(), false);
                     drop(st);
+                    last_init_failure.clear();
                     reader = Some(Reader::new(facts));
                     continue;
                 }
@@ -264,7 +267,8 @@ fn run(
                     );
                     let mut st = sh.lock();
                     st.busy_since = None;
-                    let changed = st.facts.status != text;
+                    let changed = last_init_failure != text;
+                    last_init_failure.clone_from(&text);
                     let status = if is_error {
                         text.clone()
                     } else {
