@@ -1,6 +1,8 @@
 //! Integration tests of the aggregator: real agents as separate processes on 127.0.0.x
 //! addresses, the aggregator in-process on 127.0.0.1:0, observed through its REST API.
 
+mod alerts;
+mod alerts_ui;
 mod api_client;
 mod browser;
 mod cli;

@@ -1,14 +1,18 @@
 /**
  * Entry point: applies the theme before the first paint, then builds the shell (top bar with the
- * connection indicator, the stale-data banner, the page), routes between the home and host
- * pages, and dispatches the server's frames to the page on screen.
+ * connection indicator, the Alerts link with its count, the stale-data banner, the page), routes
+ * between the home, host, cluster, accounts, storage and alerts pages, and dispatches the
+ * server's frames to the page on screen.
  */
 import "./styles/app.css";
 import "./styles/account.css";
+import "./styles/alerts.css";
 import { basePath, Connection } from "./connection";
 import { h, setAttr, setText, show } from "./dom";
 import { age, ago } from "./format";
 import { HomePage } from "./pages/home";
+import { AlertsPage } from "./pages/alerts";
+import { SEVERITY_ORDER, alertFeed } from "./components/alerts";
 import { AccountsPage } from "./pages/accounts";
 import { ClusterPage } from "./pages/cluster";
 import { StoragePage } from "./pages/storage";
@@ -36,11 +40,17 @@ function start(): void {
 
   let page: HomePage | HostPage | null = null;
   /** A page fed by REST only (no room). */
-  let accounts: AccountsPage | ClusterPage | StoragePage | null = null;
+  let accounts: AccountsPage | ClusterPage | StoragePage | AlertsPage | null = null;
   let route: Route | null = null;
 
   watchRoute((r) => {
     if (sameRoute(route, r) && (page || accounts)) return;
+    // Another tab or filter of the alerts page (a link, Back): the page follows in place.
+    if (r.page === "alerts" && accounts instanceof AlertsPage) {
+      route = r;
+      accounts.setRoute(r, false);
+      return;
+    }
     route = r;
     page?.destroy();
     accounts?.destroy();
@@ -48,8 +58,9 @@ function start(): void {
     accounts = null;
     viewEl.replaceChildren();
     window.scrollTo(0, 0);
-    if (r.page === "accounts" || r.page === "storage" || r.page === "cluster") {
-      const [p, title] = r.page === "accounts" ? [new AccountsPage(), "Accounts"] : r.page === "storage" ? [new StoragePage(), "Storage"] : [new ClusterPage(r.name), `Cluster ${r.name}`];
+    if (r.page === "accounts" || r.page === "storage" || r.page === "cluster" || r.page === "alerts") {
+      const [p, title] =
+        r.page === "accounts" ? [new AccountsPage(), "Accounts"] : r.page === "storage" ? [new StoragePage(), "Storage"] : r.page === "alerts" ? [new AlertsPage(r), "Alerts"] : [new ClusterPage(r.name), `Cluster ${r.name}`];
       accounts = p;
       setText(crumb, `/ ${title}`);
       document.title = `${title} · smon`;
@@ -159,9 +170,38 @@ async function showAccount(el: HTMLElement): Promise<void> {
     void fetch(`${basePath()}api/v1/logout`, { method: "POST", credentials: "same-origin" }).finally(() => location.replace(`${basePath()}login`));
   });
   const accountsLink = h("a", { href: "#/accounts", class: "text-btn", id: "accounts-link" }, "Accounts");
+  const alerts = alertsLink();
   // The history database's page: admins only (the server answers 403 to others).
   const storageLink = me.role === "admin" ? h("a", { href: "#/storage", class: "text-btn", id: "storage-link" }, "Storage") : null;
-  el.replaceChildren(h("span", { class: "who", id: "who", title: `Role: ${me.role}` }, `${me.user} (${me.role})`), accountsLink, ...(storageLink ? [storageLink] : []), out);
+  el.replaceChildren(h("span", { class: "who", id: "who", title: `Role: ${me.role}` }, `${me.user} (${me.role})`), alerts, accountsLink, ...(storageLink ? [storageLink] : []), out);
+}
+
+/**
+ * The top bar's Alerts link, for everyone logged in: the number of alerts firing (not pending,
+ * not silenced) as a badge (`data-count`, `data-severity`: the worst of them). Hidden when the
+ * server runs no alerting (503) or refuses the caller (401); plain while the feed has no answer.
+ */
+function alertsLink(): HTMLElement {
+  const count = h("span", { class: "alerts-count", hidden: true });
+  const link = h("a", { href: "#/alerts", class: "text-btn alerts-link", id: "alerts-link", title: "Alerts" }, "Alerts", count);
+  alertFeed.listen((s) => {
+    show(link, s.kind === "ready" || s.kind === "loading" || s.kind === "error");
+    setAttr(link, "data-state", s.kind);
+    if (s.kind !== "ready") {
+      setAttr(link, "data-count", null);
+      setAttr(link, "data-severity", null);
+      show(count, false);
+      return;
+    }
+    const now = s.answer.alerts.filter((a) => !a.pending && !a.silenced);
+    const worst = now.reduce<(typeof now)[number]["severity"] | null>((w, a) => (w === null || SEVERITY_ORDER[a.severity] < SEVERITY_ORDER[w] ? a.severity : w), null);
+    setAttr(link, "data-count", String(now.length));
+    setAttr(link, "data-severity", worst);
+    setText(count, String(now.length));
+    show(count, now.length > 0);
+    setAttr(link, "title", now.length ? `${now.length} alert${now.length === 1 ? "" : "s"} firing` : "No alert firing");
+  });
+  return link;
 }
 
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start, { once: true });

@@ -68,6 +68,8 @@ export interface HostRow {
   processes: number | null;
   /** Last 60 CPU % samples (one decimal), oldest first. */
   spark: number[] | null;
+  /** Alerts firing on this host now (the overview's badge; 0 or absent without alert rules). */
+  alerts?: number;
 }
 
 /** Totals of one cluster (PROTOCOL.md "Cluster"). */
@@ -364,6 +366,7 @@ export const PATCH_FIELDS = {
   g: "gpus",
   u: "users",
   p: "processes",
+  al: "alerts",
 } as const satisfies Record<string, keyof HostRow>;
 
 /**
@@ -532,4 +535,163 @@ export interface StorageAnswer {
   write_error: string | null;
   queued: number;
   remote_write: { url: string; queued: number; lag_s: number; sent: number; dropped: number; last_error: string | null }[];
+}
+
+// ---- Alerts (PROTOCOL.md "Alerts"; api/src/alerts.rs) ----
+
+export type Severity = "info" | "warning" | "critical";
+export type AlertStatus = "firing" | "resolved";
+
+/** The host an alert is about, and what on it. */
+export interface AlertHost {
+  /** Host id (`cluster:name`). */
+  host: string;
+  cluster: string;
+  /** A mount point, GPU index or process name; absent when the rule looked at the host. */
+  subject?: string;
+  /** The value that fired (or cleared) the rule; absent for `host_down`. */
+  value?: number;
+  /** A sentence about it. */
+  detail?: string;
+}
+
+/** An alert: one rule on one host and subject. */
+export interface Alert {
+  id: string;
+  rule: string;
+  severity: Severity;
+  status: AlertStatus;
+  host: AlertHost;
+  /** When the condition began to hold. */
+  started_ms: number;
+  /** When it fired (0 while pending). */
+  fired_ms: number;
+  resolved_ms?: number;
+  /** Only present when true. */
+  flapping?: boolean;
+}
+
+/** Who acknowledged an alert, and when. */
+export interface AckInfo {
+  by: string;
+  at_ms: number;
+}
+
+/** An alert firing or pending now (`GET /api/v1/alerts`). */
+export interface ActiveAlert extends Alert {
+  pending: boolean;
+  silenced: boolean;
+  ack?: AckInfo;
+  /** Since `fired_ms` (since `started_ms` when pending), seconds. */
+  duration_s: number;
+}
+
+/** `GET /api/v1/alerts`. */
+export interface AlertsAnswer {
+  server_time_ms: number;
+  alerts: ActiveAlert[];
+}
+
+/** One firing or resolution of the alert history. */
+export interface AlertEvent {
+  seq: number;
+  at_ms: number;
+  alert: Alert;
+}
+
+/** `GET /api/v1/alerts/history`. */
+export interface AlertHistoryAnswer {
+  from: number;
+  to: number;
+  events: AlertEvent[];
+  truncated: boolean;
+}
+
+/** A rule, as `alerts.rules[]` items and the rule editor write it. */
+export interface RuleSpec {
+  name: string;
+  when: string;
+  for_s?: number;
+  cluster?: string;
+  host?: string;
+  tag?: string;
+  severity?: Severity;
+  clear?: number;
+  repeat_s?: number;
+  notify?: string[];
+  within_h?: number;
+  idle_min?: number;
+  process?: string;
+  group_wait_s?: number;
+}
+
+/** Where a rule or silence comes from: the config (read-only) or the UI. */
+export type Source = "config" | "ui";
+
+/** `GET /api/v1/alerts/rules` item. */
+export interface RuleEntry {
+  source: Source;
+  rule: RuleSpec;
+  updated_by?: string;
+  updated_ms?: number;
+  /** Alerts of this rule firing now. */
+  firing: number;
+}
+
+/** A recurring maintenance window. */
+export interface WindowSpec {
+  /** `mon` ... `sun`; every day when empty. */
+  days: string[];
+  start: string;
+  end: string;
+  timezone?: string;
+}
+
+/** `POST /api/v1/alerts/silences` body. */
+export interface NewSilence {
+  rule?: string;
+  host?: string;
+  cluster?: string;
+  tag?: string;
+  starts_ms?: number;
+  duration_s?: number;
+  ends_ms?: number;
+  window?: WindowSpec;
+  comment: string;
+}
+
+/** `GET /api/v1/alerts/silences` item. */
+export interface SilenceEntry {
+  id: string;
+  source: Source;
+  rule?: string;
+  host?: string;
+  cluster?: string;
+  tag?: string;
+  starts_ms?: number;
+  ends_ms?: number;
+  window?: WindowSpec;
+  created_by: string;
+  comment: string;
+  /** In force now. */
+  active: boolean;
+}
+
+/** `GET /api/v1/alerts/channels` item: never a secret. */
+export interface ChannelEntry {
+  name: string;
+  type: string;
+  /** Where it sends, without secrets. */
+  target: string;
+  secret_set: boolean;
+  rate_limit: { max: number; per_s: number };
+  max_age_s: number;
+  custom_templates: boolean;
+  sent: number;
+  failed: number;
+  dropped: number;
+  queued: number;
+  last_error?: string;
+  last_error_ms?: number;
+  last_success_ms?: number;
 }

@@ -20,6 +20,10 @@
 //        (the agent's single-host view)
 //   node tests/browser.mjs history    <url> <host id> <cluster> <admin|viewer> <secret>
 //        (the stored history, on web/tests/it/history.rs's data: with SMON_LOGIN)
+//   node tests/browser.mjs alerts     <url> <host id> <admin|viewer> <secret>
+//        (the alerts page, on aggregator/tests/it/alerts_ui.rs's config: the rule `always`
+//        firing on <host id>, the webhook channel `hook` whose URL holds <secret>; with
+//        SMON_LOGIN of that role)
 //
 // Every scenario that says so runs at a desktop size (1280x800) and a phone size (375x812).
 //
@@ -56,7 +60,8 @@ usage:
   browser.mjs freeze     <url> <host id>
   browser.mjs details    <url> <busy id> <warm id>
   browser.mjs node       <url> <id> <yes|no>
-  browser.mjs history    <url> <host id> <cluster> <admin|viewer> <secret>`);
+  browser.mjs history    <url> <host id> <cluster> <admin|viewer> <secret>
+  browser.mjs alerts     <url> <host id> <admin|viewer> <secret>`);
   process.exit(2);
 }
 
@@ -954,9 +959,257 @@ async function history(browser, url, id, cluster, role, secret) {
   console.log(`ok: history: ${role}: ranges, zoom to ${Math.round((zoomed[1] - zoomed[0]) / 60000)} min, processes at ${new Date(at).toISOString()}, GPU use, cluster ${cluster}, storage`);
 }
 
+// ------------------------------------------------------------------ alerts
+
+/** Waits until `fn(arg)` in the page returns a truthy value (at most STEP_MS); returns it. */
+async function until(page, what, fn, arg) {
+  return step(page, what, async () => (await page.waitForFunction(fn, arg, { timeout: STEP_MS, polling: 200 })).jsonValue());
+}
+
+/** Fails when the page is wider than the screen, or `sels` stick out of it. */
+async function fitsPhone(page, what, sels) {
+  // The top bar is on every page: its last button must stay on screen.
+  sels = [...sels, "#alerts-link", "#logout", "#theme-toggle"];
+  await expectNone(
+    page,
+    what,
+    ([w, list]) => {
+      const out = [];
+      const doc = document.scrollingElement ?? document.documentElement;
+      if (doc.scrollWidth > w + 1) out.push(`the page is ${doc.scrollWidth} px wide in a ${w} px screen`);
+      for (const sel of list) {
+        const el = document.querySelector(sel);
+        const r = el?.getBoundingClientRect();
+        if (!el || !r || r.width === 0) out.push(`${sel} not shown`);
+        else if (r.left < -0.5 || r.right > w + 0.5) out.push(`${sel} off screen (${Math.round(r.left)}..${Math.round(r.right)} px)`);
+      }
+      // Nothing squeezed past the top bar's padding either.
+      const bar = document.querySelector(".topbar");
+      const last = document.querySelector("#theme-toggle")?.getBoundingClientRect();
+      if (bar && last) {
+        const edge = bar.getBoundingClientRect().right - parseFloat(getComputedStyle(bar).paddingRight);
+        if (last.right > edge + 0.5) out.push(`the top bar overflows: its last button ends at ${Math.round(last.right)} px, past ${Math.round(edge)} px`);
+      }
+      return out;
+    },
+    [PHONE.width, sels],
+  );
+}
+
+/** Opens a tab of the alerts page. */
+async function alertsTab(page, tab) {
+  await step(page, `opening the ${tab} tab`, async () => {
+    await page.click(`#alerts-tabs button[data-tab="${tab}"]`);
+    await page.waitForSelector(`#alerts-${tab}:not([hidden])`);
+  });
+}
+
+/**
+ * The alerts page and the badges (aggregator/tests/it/alerts_ui.rs): the overview's per-host
+ * badge links to the host's alerts, the top bar's Alerts link counts them in the worst
+ * severity, the firing list shows the config rule `always` on <host id>. An admin acknowledges
+ * it, makes a rule (first refused: the server's reason shows under Condition), edits and
+ * deletes it, finds no edit button on the config rule, silences the alert (the top bar's count
+ * drops) and deletes the silence, sees the channel without <secret> and tests it; the host
+ * page lists the alert. A viewer sees the same alerts and no button that changes anything.
+ * At a phone's width nothing scrolls sideways but the tables.
+ */
+async function alerts(browser, url, id, role, secret) {
+  if (!id || !["admin", "viewer"].includes(role) || !secret) usage("alerts: <host id> <admin|viewer> <secret>");
+  const admin = role === "admin";
+  const page = await open(browser);
+  page.on("dialog", (d) => void d.accept());
+  const q = JSON.stringify(id);
+  const row = `#firing-table tr[data-alert-id][data-rule="always"][data-host=${q}]`;
+
+  // The overview: the host's badge, live from the overview's deltas, links to its alerts.
+  await goto(page, url);
+  await waitConnected(page);
+  const badge = `${rowSel(id, "up")} .alert-badge[data-count]:not([hidden])`;
+  await step(page, `the alert badge of ${id} on the overview`, () => page.waitForSelector(badge));
+  const href = await page.getAttribute(badge, "href");
+  if (href !== `#/alerts?host=${id}`) throw new CheckFailed(`the badge links to ${href}, not to the host's alerts\n${await describe(page)}`);
+  const rowAttr = await page.getAttribute(rowSel(id), "data-alerts");
+  if (!(Number(rowAttr) >= 1)) throw new CheckFailed(`the row's data-alerts is ${rowAttr}`);
+  const cluster = id.slice(0, id.indexOf(":"));
+  await step(page, `the alert count in the header of cluster ${cluster}`, () => page.waitForSelector(`tbody.cluster-head[data-cluster=${JSON.stringify(cluster)}] .cluster-alerts[data-count="${rowAttr}"]:not([hidden])`));
+
+  // The top bar: the count of alerts firing, in the worst severity's colour.
+  await step(page, "the top bar's Alerts link with a count", () => page.waitForSelector('#alerts-link[data-count]:not([data-count="0"]):not([hidden])'));
+  const sev = await page.getAttribute("#alerts-link", "data-severity");
+  if (sev !== "critical") throw new CheckFailed(`the Alerts link is coloured '${sev}', not critical`);
+  const linkColour = await page.$eval("#alerts-link .alerts-count", (el) => getComputedStyle(el).backgroundColor);
+  const critColour = await page.evaluate(() => {
+    const probe = document.createElement("span");
+    probe.style.setProperty("color", "var(--crit)");
+    document.body.append(probe);
+    const c = getComputedStyle(probe).color;
+    probe.remove();
+    return c;
+  });
+  if (linkColour !== critColour) throw new CheckFailed(`the count's background is ${linkColour}, not the critical colour ${critColour}`);
+
+  // The badge leads to the alerts page, filtered on the host.
+  await step(page, "following the host's badge", () => page.click(badge));
+  await step(page, "the alerts page, ready", () => page.waitForSelector(`#alerts-page[data-state="ready"][data-role="${role}"]`));
+  const filter = await page.inputValue("#alerts-host-filter");
+  if (filter !== id) throw new CheckFailed(`the host filter holds '${filter}', not ${id}`);
+  await step(page, "the firing row of the rule `always`", () => page.waitForSelector(`${row}[data-pending="false"]`));
+  const cells = await page.$eval(row, (tr) => ({ sev: tr.querySelector(".sev")?.getAttribute("data-severity"), text: tr.textContent ?? "" }));
+  if (cells.sev !== "critical") throw new CheckFailed(`the row's severity badge says ${cells.sev}`);
+
+  if (admin) {
+    await step(page, "acknowledging the alert", async () => {
+      await page.click(`${row} .alert-ack`);
+      await page.waitForSelector(`${row}[data-acked="true"]`);
+      await page.waitForSelector('#firing-status[data-ok="true"]');
+    });
+    if (await page.locator(`${row} .alert-ack`).isVisible()) throw new CheckFailed("the Acknowledge button is still shown after acknowledging");
+    await shot(page, "alerts-firing");
+  } else {
+    await expectNone(page, "a viewer's firing list", () => {
+      const out = [];
+      for (const sel of [".alert-ack", ".alert-silence"]) if (document.querySelector(`#firing-table ${sel}`)) out.push(`a viewer has ${sel}`);
+      return out;
+    });
+  }
+
+  // Rules: the config rule is read-only.
+  await alertsTab(page, "rules");
+  await step(page, "the config rule in the rules table", () => page.waitForSelector('#rules-table tr[data-rule="always"][data-source="config"]'));
+  if (await page.locator('#rules-table tr[data-rule="always"] :is(.rule-edit, .rule-delete)').count()) throw new CheckFailed("the config rule has edit or delete buttons");
+  if (admin) {
+    // A second page stays on the overview: the badge must follow the rule live (deltas, `al`).
+    const watch = await open(browser);
+    await goto(watch, url);
+    await waitConnected(watch);
+    const count = `${rowSel(id)} .alert-badge`;
+    await step(watch, "the overview's badge at 1", () => watch.waitForSelector(`${count}[data-count="1"]`));
+    await step(page, "opening the rule editor", async () => {
+      await page.click("#rule-new");
+      await page.waitForSelector("#rule-form:not([hidden])");
+    });
+    await page.fill('#rule-form [name="name"]', "ui busy");
+    await page.fill('#rule-form [name="when"]', "cpu_prcent > 99");
+    await page.fill('#rule-form [name="for_s"]', "60");
+    await page.click("#rule-save");
+    const why = await until(page, "the server's reason under Condition", () => {
+      const t = document.querySelector('#rule-form .field-error[data-for="when"]')?.textContent ?? "";
+      return t.includes("cpu_prcent") ? t : "";
+    });
+    if (await page.locator('#rule-form [data-field="when"][data-invalid="true"]').count() !== 1) throw new CheckFailed(`the Condition field is not marked (reason: ${why})`);
+    if (!(await page.isVisible("#rule-form"))) throw new CheckFailed("the editor closed on a refused rule");
+    await shot(page, "alerts-rule-refused");
+    await page.fill('#rule-form [name="when"]', "cpu_percent >= 0");
+    await page.fill('#rule-form [name="for_s"]', "0");
+    await page.selectOption('#rule-form [name="severity"]', "info");
+    await page.click("#rule-save");
+    await step(page, "the new UI rule in the table", async () => {
+      await page.waitForSelector('#rules-table tr[data-rule="ui busy"][data-source="ui"] .rule-edit');
+      await page.waitForSelector('#rules-status[data-ok="true"]');
+      await page.waitForSelector("#rule-form", { state: "hidden" });
+    });
+    await step(watch, "the overview's badge going to 2 live as the new rule fires", () => watch.waitForSelector(`${count}[data-count="2"]`));
+    await step(page, "the top bar counting 2", () => page.waitForSelector('#alerts-link[data-count="2"][data-severity="critical"]'));
+    await step(page, "editing the UI rule", async () => {
+      await page.click('#rules-table tr[data-rule="ui busy"] .rule-edit');
+      await page.waitForSelector("#rule-form:not([hidden])");
+      const when = await page.inputValue('#rule-form [name="when"]');
+      if (when !== "cpu_percent >= 0") throw new CheckFailed(`the editor opened with when='${when}'`);
+      await page.fill('#rule-form [name="when"]', "mem_percent > 99");
+      await page.click("#rule-save");
+      await page.waitForFunction(() => (document.querySelector('#rules-table tr[data-rule="ui busy"]')?.textContent ?? "").includes("mem_percent > 99"), null, { timeout: STEP_MS, polling: 200 });
+    });
+    await step(watch, "the overview's badge back to 1 live once the edited rule resolves", () => watch.waitForSelector(`${count}[data-count="1"]`));
+    await step(page, "deleting the UI rule", async () => {
+      await page.click('#rules-table tr[data-rule="ui busy"] .rule-delete');
+      await page.waitForSelector('#rules-table tr[data-rule="ui busy"]', { state: "detached" });
+    });
+  } else {
+    if (await page.isVisible("#rule-new")) throw new CheckFailed("a viewer has a New rule button");
+    if (await page.locator("#rules-table :is(.rule-edit, .rule-delete)").count()) throw new CheckFailed("a viewer has rule buttons");
+  }
+
+  // Silences.
+  await alertsTab(page, "silences");
+  if (admin) {
+    await step(page, "making a silence of the rule on the host", async () => {
+      await page.fill('#silence-form [name="rule"]', "always");
+      await page.fill('#silence-form [name="host"]', id);
+      await page.fill('#silence-form [name="comment"]', "browser test");
+      await page.click("#silence-create");
+      await page.waitForSelector('#silences-status[data-ok="true"]');
+      await page.waitForSelector('#silences-table tr[data-silence][data-source="ui"][data-active="true"] .silence-delete');
+    });
+    await step(page, "the top bar no longer counting the silenced alert", () => page.waitForSelector('#alerts-link[data-count="0"]'));
+    await alertsTab(page, "firing");
+    await step(page, "the alert shown as silenced", () => page.waitForSelector(`${row}[data-silenced="true"]`));
+    await alertsTab(page, "silences");
+    await step(page, "deleting the silence", async () => {
+      await page.click('#silences-table tr[data-silence][data-source="ui"] .silence-delete');
+      await page.waitForSelector('#silences-table tr[data-silence][data-source="ui"]', { state: "detached" });
+    });
+    await step(page, "the top bar counting the alert again", () => page.waitForSelector('#alerts-link[data-count]:not([data-count="0"])'));
+  } else {
+    await step(page, "the silences table", () => page.waitForSelector("#silences-table tbody tr"));
+    if (await page.isVisible("#silence-form")) throw new CheckFailed("a viewer has the silence form");
+  }
+
+  // Channels: the target without the secret part of the URL.
+  await alertsTab(page, "channels");
+  await step(page, "the channel `hook`", () => page.waitForSelector('#channels-table tr[data-channel="hook"]'));
+  const html = await page.content();
+  if (html.includes(secret)) throw new CheckFailed("the page shows the channel's secret URL path");
+  if (admin) {
+    await step(page, "sending a test through the channel", async () => {
+      await page.click('#channels-table tr[data-channel="hook"] .channel-test');
+      await page.waitForSelector('#channels-table tr[data-channel="hook"] .test-result[data-ok="true"]');
+    });
+  } else if (await page.locator("#channels-table .channel-test").count()) throw new CheckFailed("a viewer has a Send test button");
+  await shot(page, `alerts-channels-${role}`);
+
+  // The host page's Alerts section, linking back to the filtered page.
+  await goto(page, withHash(url, `#/host/${id}`));
+  await step(page, "the host page's Alerts section", () => page.waitForSelector('#host-alerts:not([hidden]) li.host-alert[data-rule="always"][data-severity="critical"]'));
+  const hostLink = await page.getAttribute("#host-alerts-link", "href");
+  if (hostLink !== `#/alerts?host=${id}`) throw new CheckFailed(`the host page links to ${hostLink}`);
+  await shot(page, `alerts-host-${role}`);
+
+  // A phone: the overview's badge, the top bar and the alerts page fit the screen.
+  const phone = await open(browser, PHONE);
+  phone.on("dialog", (d) => void d.accept());
+  await goto(phone, url);
+  await waitConnected(phone);
+  await step(phone, "phone: the host's alert badge", () => phone.waitForSelector(badge, { state: "visible" }));
+  await step(phone, "phone: the Alerts link", () => phone.waitForSelector("#alerts-link[data-count]", { state: "visible" }));
+  await fitsPhone(phone, "phone overview", [`${rowSel(id)} .alert-badge`]);
+  await shot(phone, `alerts-phone-home-${role}`);
+  await goto(phone, withHash(url, "#/alerts"));
+  await step(phone, "phone: the firing row", () => phone.waitForSelector(row));
+  await fitsPhone(phone, "phone alerts page", ["#alerts-tabs", "#alerts-host-filter", "#firing-table"]);
+  await shot(phone, `alerts-phone-firing-${role}`);
+  for (const tab of ["history", "rules", "silences", "channels"]) {
+    await alertsTab(phone, tab);
+    if (tab === "rules" && admin) {
+      await phone.click("#rule-new");
+      await phone.waitForSelector("#rule-form:not([hidden])");
+    }
+    await phone.waitForTimeout(300);
+    await fitsPhone(phone, `phone ${tab} tab`, [`#alerts-${tab} .table-wrap`]);
+    await shot(phone, `alerts-phone-${tab}-${role}`);
+  }
+  // The dark theme keeps the severity colours apart from the page.
+  await phone.click("#theme-toggle");
+  await goto(phone, withHash(url, `#/host/${id}`));
+  await step(phone, "phone: the host page's Alerts section", () => phone.waitForSelector("#host-alerts li.host-alert", { state: "visible" }));
+  await fitsPhone(phone, "phone host page", ["#host-alerts li.host-alert"]);
+  await shot(phone, `alerts-phone-host-dark-${role}`);
+  console.log(`ok: alerts: ${role}: badge, top bar count, firing row${admin ? ", ack, rule refused/made/edited/deleted, silence made/deleted, channel tested" : ", no write buttons"}, host section, phone`);
+}
+
 // ------------------------------------------------------------------ main
 
-const COMMANDS = { home, host, status, transport, screenshot, login, large, fleet, freeze, details, node, history };
+const COMMANDS = { home, host, status, transport, screenshot, login, large, fleet, freeze, details, node, history, alerts };
 const [cmd, url, ...rest] = process.argv.slice(2);
 if (!cmd || !(cmd in COMMANDS)) usage(cmd ? `unknown subcommand '${cmd}'` : "no subcommand");
 if (!url) usage(`${cmd}: no url given`);
@@ -968,11 +1221,13 @@ try {
 
 let browser;
 let code = 0;
-// A hard stop, in case something hangs outside the per-step timeouts.
+// A hard stop, in case something hangs outside the per-step timeouts (the alerts scenario
+// has more steps than the others).
+const WATCHDOG_S = cmd === "alerts" ? 180 : 90;
 const watchdog = setTimeout(() => {
-  console.error(`FAIL ${cmd}: gave up after 90 s`);
+  console.error(`FAIL ${cmd}: gave up after ${WATCHDOG_S} s`);
   process.exit(1);
-}, 90_000);
+}, WATCHDOG_S * 1000);
 try {
   browser = await launch();
   await COMMANDS[cmd](browser, url, ...rest);

@@ -24,11 +24,15 @@
  * - On a narrow screen (a phone) the rows become two-line cards (app.css): status and name,
  *   then CPU, memory, disk and GPU with their labels, without sideways scrolling.
  * - Served by an agent (node mode, one host), the page opens that host's page instead.
+ * - With alerting, a host's row shows the alerts firing on it (`alerts`, patch key `al`) as a
+ *   badge linking to the alerts page filtered on the host (`.alert-badge[data-count]`; the row
+ *   keeps `data-alerts` current even off screen), and a cluster's header their sum
+ *   (`.cluster-alerts[data-count]`), visible while the cluster is folded in a large fleet.
  */
 import type { Connection } from "../connection";
 import { h, setAttr, setClass, setText, setTitle, show } from "../dom";
 import { DASH, age, bytesOf, celsius, duration, level, load, num, pct, rate } from "../format";
-import { clusterHref, hostHref } from "../router";
+import { alertsHref, clusterHref, hostHref } from "../router";
 import { GpuGlyphs } from "../components/gpu";
 import { Meter, setLevel } from "../components/meter";
 import { Sparkline } from "../components/sparkline";
@@ -162,7 +166,8 @@ const D_NET = 8192;
 const D_DIO = 16384;
 const D_TEMP = 32768;
 const D_PROCS = 65536;
-const D_ALL = 131071;
+const D_ALERTS = 131072;
+const D_ALL = 262143;
 
 const FIELD_DIRTY: Record<string, number> = {
   address: D_LINK,
@@ -192,6 +197,7 @@ const FIELD_DIRTY: Record<string, number> = {
   disk_max_mount: D_DISK,
   gpus: D_GPU,
   users: D_USERS,
+  alerts: D_ALERTS,
 };
 
 /** What each column's cells are rewritten for (D_* bits). */
@@ -233,6 +239,8 @@ class RowView {
   visible = false;
   /** Shown by the filter. */
   shown = true;
+  /** The alert count its cluster's header last summed (`HomePage.flush`). */
+  alertsCounted = 0;
   /** Cells to rewrite (D_* bits). */
   dirty = D_ALL;
   /** The filter's haystack, lowercase. */
@@ -244,6 +252,8 @@ class RowView {
   private readonly link = h("a", { class: "host-link" });
   private readonly tags = h("span", { class: "tags" });
   private readonly dataAge = h("span", { class: "data-age" });
+  /** Alerts firing on the host (`alerts`, patch key `al`): a link to them, hidden at 0. */
+  private readonly alertBadge = h("a", { class: "alert-badge", hidden: true });
   private readonly os: HTMLTableCellElement;
   private readonly uptime: HTMLTableCellElement;
   private readonly cpuText = h("span", { class: "cpu-value" });
@@ -272,7 +282,7 @@ class RowView {
       return td;
     };
     cell("status", h("span", { class: "status-cell" }, this.badge, this.since));
-    cell("name", h("span", { class: "name-line" }, this.link, this.tags), this.dataAge);
+    cell("name", h("span", { class: "name-line" }, this.link, this.alertBadge, this.tags), this.dataAge);
     this.os = cell("os");
     this.os.classList.add("ellipsis");
     this.uptime = cell("uptime");
@@ -290,6 +300,7 @@ class RowView {
     this.users = cell("users");
     this.tr = h("tr", { class: "host", "data-host-id": row.id }, ...COLS.map((c) => this.cells.get(c.key) as HTMLTableCellElement));
     this.link.href = hostHref(row.id);
+    this.alertBadge.href = alertsHref({ host: row.id });
     this.updateHay();
     // The first paint writes every cell; later ones only what changed, on screen.
     this.attrs();
@@ -375,6 +386,7 @@ class RowView {
       setAttr(this.tr, "data-gpus", String(r.gpus?.length ?? 0));
       setClass(this.tr, "dim", r.status === "stale" || r.status === "down");
     }
+    if (this.dirty & D_ALERTS) setAttr(this.tr, "data-alerts", r.alerts ? String(r.alerts) : null);
   }
 
   /** Writes the cells whose fields changed (the ages too, at `now`, when the status did). */
@@ -422,6 +434,14 @@ class RowView {
     if (d & D_DISK) this.disk.set(r.disk_max_percent, r.disk_max_mount ?? "", r.disk_max_mount ? `Fullest filesystem: ${r.disk_max_mount}` : "");
     if (d & D_GPU) this.gpus.set(r.gpus);
     if (d & D_USERS) setText(this.users, num(r.users));
+    if (d & D_ALERTS) {
+      const count = r.alerts ?? 0;
+      show(this.alertBadge, count > 0);
+      setAttr(this.alertBadge, "data-count", count > 0 ? String(count) : null);
+      setText(this.alertBadge, count > 0 ? String(count) : "");
+      setTitle(this.alertBadge, count > 0 ? `${count} alert${count === 1 ? "" : "s"} firing on this host` : "");
+      setAttr(this.alertBadge, "aria-label", count > 0 ? `${count} alert${count === 1 ? "" : "s"} firing` : null);
+    }
     if (d & D_TAGS) this.tags.replaceChildren(...(r.tags ?? []).map((t) => h("span", { class: "tag" }, t)));
   }
 
@@ -488,6 +508,8 @@ class ClusterView {
   private readonly chips: HTMLElement;
   private readonly chipEls: Record<"hosts" | "up" | "stale" | "down" | "pending" | "cpu" | "mem" | "gpu" | "users", HTMLElement>;
   private readonly shownCount = h("span", { class: "muted" });
+  /** Alerts firing on the cluster's hosts (the sum of the rows' badges): seen when folded too. */
+  private readonly alertChip = h("a", { class: "chip st-down cluster-alerts", href: alertsHref(), title: "Alerts firing on this cluster's hosts", hidden: true });
   dirty = true;
 
   constructor(
@@ -518,7 +540,7 @@ class ClusterView {
       gpu: chip("", "GPUs at 10 % use or more / all GPUs"),
       users: chip("", "Distinct users logged in"),
     };
-    this.chips = h("span", { class: "cluster-chips" }, ...Object.values(this.chipEls));
+    this.chips = h("span", { class: "cluster-chips" }, ...Object.values(this.chipEls), this.alertChip);
     this.head = h(
       "tbody",
       { class: "cluster-head", "data-cluster": name },
@@ -572,6 +594,15 @@ class ClusterView {
       if (!keep.has(i) || (at[i] as number) < 0) this.body.insertBefore(tr, next);
       next = tr;
     }
+  }
+
+  /** Sums the alerts of the rows again (a row's count changed, or a row came or went). */
+  countAlerts(): void {
+    let n = 0;
+    for (const rv of this.rows) n += rv.alertsCounted;
+    setAttr(this.alertChip, "data-count", n > 0 ? String(n) : null);
+    setText(this.alertChip, n > 0 ? `${n} alert${n === 1 ? "" : "s"}` : "");
+    show(this.alertChip, n > 0);
   }
 
   setShown(shown: number, filtering: boolean): void {
@@ -872,6 +903,7 @@ export class HomePage {
     if (cv) {
       cv.rows.delete(rv);
       cv.dirty = true;
+      if (rv.alertsCounted) cv.countAlerts();
     }
     this.refilter = true;
   }
@@ -914,6 +946,8 @@ export class HomePage {
     const cv = this.cluster(r.cluster);
     cv.rows.add(rv);
     cv.dirty = true;
+    rv.alertsCounted = r.alerts ?? 0;
+    if (rv.alertsCounted) cv.countAlerts();
     this.refilter = true;
     this.observer?.observe(rv.tr);
     return rv;
@@ -931,11 +965,19 @@ export class HomePage {
     this.dirtyClusters.clear();
     const visibility = this.observer !== null;
     const now = this.conn.serverNow();
+    const recount = new Set<ClusterView>();
     for (const rv of this.dirtyRows) {
       rv.attrs();
       if (rv.visible || !visibility) rv.render(now);
+      const alerts = rv.row.alerts ?? 0;
+      if (alerts !== rv.alertsCounted) {
+        rv.alertsCounted = alerts;
+        const cv = this.clusters.get(rv.row.cluster);
+        if (cv) recount.add(cv);
+      }
     }
     this.dirtyRows.clear();
+    for (const cv of recount) cv.countAlerts();
     this.resort(false);
     if (this.refilter) this.applyFilter();
   }

@@ -3,7 +3,8 @@
  * memory cards, live charts of the last 15 minutes (fed by `history`, then one sample per
  * `host_update`), the stored history (`components/history.ts`: ranges, zoom, the processes at
  * a clicked minute, GPU use), GPU cards, disks, network, processes and logged-in users. Every part is built
- * once and updated in place.
+ * once and updated in place. Above them, the host's firing and pending alerts (`HostAlerts`,
+ * from the shared alerts poll), when there are any.
  *
  * The process list hides kernel threads by default (a toggle shows them, as htop's `K`), and
  * shows the processes as a tree by parent pid on demand; both choices are remembered in
@@ -16,6 +17,7 @@ import { DASH, age, ago, bytes, bytesOf, celsius, dateTime, duration, freq, load
 import { LiveChart, type SeriesDef } from "../components/chart";
 import { GpuCard } from "../components/gpu";
 import { HistoryView } from "../components/history";
+import { HostAlerts } from "../components/alerts";
 import { Meter, setLevel, setVBar } from "../components/meter";
 import { setStatus, statusBadge } from "../components/status";
 import { DataTable } from "../components/table";
@@ -228,6 +230,8 @@ export class HostPage {
 
   /** The stored history (range picker, zoom, processes at a minute, GPU use). */
   private readonly history: HistoryView;
+  /** This host's alerts (hidden when none, or without alerting). */
+  private readonly alerts: HostAlerts;
 
   // GPUs
   private readonly gpuSection: HTMLElement;
@@ -392,6 +396,7 @@ export class HostPage {
 
     this.gpuSection = section("GPUs", null, this.gpuGrid);
     this.history = new HistoryView({ kind: "host", id });
+    this.alerts = new HostAlerts(id);
     this.tempSection = card("Temperatures", this.temps.el);
 
     const back = h("a", { href: "#/", class: "back" }, "← All hosts");
@@ -401,6 +406,7 @@ export class HostPage {
       "div",
       { class: "host-body" },
       this.errors,
+      this.alerts.el,
       h(
         "div",
         { class: "cards" },
@@ -702,6 +708,7 @@ export class HostPage {
   destroy(): void {
     this.destroyed = true;
     this.history.destroy();
+    this.alerts.destroy();
     this.procs.destroy();
     this.cpuChart.destroy();
     this.memChart.destroy();
