@@ -4,7 +4,9 @@
 //! by a listener started here. As admin: the overview's badge, the top bar's count, the firing
 //! list, acknowledging, a rule made, refused with the server's field error, edited and deleted
 //! in the UI, the config rule without edit buttons, a silence made and deleted, the channel
-//! shown without its secret and tested, the host page's Alerts section, at desktop and phone
+//! shown without its secret and tested, a UI channel to the same listener made (first refused
+//! with the server's field error), tested, edited without retyping its URL, tested again, kept
+//! while a rule notifies it and deleted, the host page's Alerts section, at desktop and phone
 //! sizes; as viewer: the same alerts without any button that changes something. Chromium and
 //! Node.js are required: the test fails, never skips, without them.
 
@@ -106,24 +108,25 @@ async fn the_alerts_page_in_a_real_browser() {
 
     let url = format!("{}/", agg.base);
     let viewer = format!("viewer:{VIEWER_PASSWORD}");
+    // The receiver's URL, for the channel the admin makes in the UI.
+    let hook_url = format!("http://127.0.0.1:{}/{SECRET}", hook.port);
     let before = hook.posts.load(Ordering::SeqCst);
     tokio::task::spawn_blocking(move || {
         crate::browser::browser_with(
             &[("SMON_LOGIN", BROWSER_LOGIN)],
-            &["alerts", &url, "lab:n1", "admin", SECRET],
+            &["alerts", &url, "lab:n1", "admin", SECRET, &hook_url],
         );
         crate::browser::browser_with(
             &[("SMON_LOGIN", &viewer)],
-            &["alerts", &url, "lab:n1", "viewer", SECRET],
+            &["alerts", &url, "lab:n1", "viewer", SECRET, &hook_url],
         );
     })
     .await
     .expect("alerts scenarios");
-    // The admin's "Send test" went out for real.
-    assert!(
-        hook.posts.load(Ordering::SeqCst) > before,
-        "the channel test sent nothing"
-    );
+    // The admin's tests went out for real: the config channel's, and the UI channel's before
+    // and after its edit (the edit kept the URL).
+    let sent = hook.posts.load(Ordering::SeqCst) - before;
+    assert!(sent >= 3, "the channel tests sent {sent} notifications, not 3");
 
     // What the page did, seen from the API: the alert acknowledged by the admin, the rule and
     // the silence made in the UI gone again.
@@ -144,6 +147,12 @@ async fn the_alerts_page_in_a_real_browser() {
         })
         .unwrap_or_default();
     assert_eq!(names, ["always"], "the UI rule was deleted: {rules}");
+    let (_, channels) = agg.get("/api/v1/alerts/channels").await;
+    let names: Vec<&str> = channels
+        .as_array()
+        .map(|l| l.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["hook"], "the UI channel was deleted: {channels}");
     let (_, silences) = agg.get("/api/v1/alerts/silences").await;
     assert_eq!(
         silences.as_array().map(Vec::len),

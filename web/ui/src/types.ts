@@ -681,6 +681,11 @@ export interface SilenceEntry {
 export interface ChannelEntry {
   name: string;
   type: string;
+  /** `config`: `alerts.channels` of config_app.json (read-only); `ui`: made by an admin here. */
+  source: Source;
+  /** Who made or last changed a UI channel (absent for config channels). */
+  updated_by?: string;
+  updated_ms?: number;
   /** Where it sends, without secrets. */
   target: string;
   secret_set: boolean;
@@ -695,3 +700,10 @@ export interface ChannelEntry {
   last_error_ms?: number;
   last_success_ms?: number;
 }
+
+/**
+ * `POST /api/v1/alerts/channels` body (a channel as an `alerts.channels[]` item, secrets
+ * inline), or `PUT /api/v1/alerts/channels/{name}` body (only the keys to change; `null`
+ * removes one).
+ */
+export type ChannelSpec = Record<string, unknown>;

@@ -20,10 +20,11 @@
 //        (the agent's single-host view)
 //   node tests/browser.mjs history    <url> <host id> <cluster> <admin|viewer> <secret>
 //        (the stored history, on web/tests/it/history.rs's data: with SMON_LOGIN)
-//   node tests/browser.mjs alerts     <url> <host id> <admin|viewer> <secret>
+//   node tests/browser.mjs alerts     <url> <host id> <admin|viewer> <secret> <hook url>
 //        (the alerts page, on aggregator/tests/it/alerts_ui.rs's config: the rule `always`
-//        firing on <host id>, the webhook channel `hook` whose URL holds <secret>; with
-//        SMON_LOGIN of that role)
+//        firing on <host id>, the webhook channel `hook` whose URL holds <secret>, <hook url>
+//        that URL (the admin makes a UI channel sending there too); with SMON_LOGIN of that
+//        role)
 //
 // Every scenario that says so runs at a desktop size (1280x800) and a phone size (375x812).
 //
@@ -61,7 +62,7 @@ usage:
   browser.mjs details    <url> <busy id> <warm id>
   browser.mjs node       <url> <id> <yes|no>
   browser.mjs history    <url> <host id> <cluster> <admin|viewer> <secret>
-  browser.mjs alerts     <url> <host id> <admin|viewer> <secret>`);
+  browser.mjs alerts     <url> <host id> <admin|viewer> <secret> <hook url>`);
   process.exit(2);
 }
 
@@ -1010,12 +1011,15 @@ async function alertsTab(page, tab) {
  * severity, the firing list shows the config rule `always` on <host id>. An admin acknowledges
  * it, makes a rule (first refused: the server's reason shows under Condition), edits and
  * deletes it, finds no edit button on the config rule, silences the alert (the top bar's count
- * drops) and deletes the silence, sees the channel without <secret> and tests it; the host
- * page lists the alert. A viewer sees the same alerts and no button that changes anything.
- * At a phone's width nothing scrolls sideways but the tables.
+ * drops) and deletes the silence, sees the channel without <secret> and tests it, makes a
+ * webhook channel to <hook url> (first refused: the server's reason shows under URL), tests
+ * it, edits its rate limit without retyping the URL, tests it again, is refused its deletion
+ * while a rule notifies it, deletes it; the host page lists the alert. A viewer sees the
+ * same alerts and no button that changes anything. At a phone's width nothing scrolls
+ * sideways but the tables.
  */
-async function alerts(browser, url, id, role, secret) {
-  if (!id || !["admin", "viewer"].includes(role) || !secret) usage("alerts: <host id> <admin|viewer> <secret>");
+async function alerts(browser, url, id, role, secret, hookUrl) {
+  if (!id || !["admin", "viewer"].includes(role) || !secret || !hookUrl?.includes(secret)) usage("alerts: <host id> <admin|viewer> <secret> <hook url holding secret>");
   const admin = role === "admin";
   const page = await open(browser);
   page.on("dialog", (d) => void d.accept());
@@ -1155,18 +1159,26 @@ async function alerts(browser, url, id, role, secret) {
     if (await page.isVisible("#silence-form")) throw new CheckFailed("a viewer has the silence form");
   }
 
-  // Channels: the target without the secret part of the URL.
+  // Channels: the target without the secret part of the URL; the config channel read-only.
   await alertsTab(page, "channels");
-  await step(page, "the channel `hook`", () => page.waitForSelector('#channels-table tr[data-channel="hook"]'));
+  await step(page, "the channel `hook`", () => page.waitForSelector('#channels-table tr[data-channel="hook"][data-source="config"]'));
   const html = await page.content();
   if (html.includes(secret)) throw new CheckFailed("the page shows the channel's secret URL path");
+  if (await page.locator('#channels-table tr[data-channel="hook"] :is(.channel-edit, .channel-delete)').count()) throw new CheckFailed("the config channel has edit or delete buttons");
   if (admin) {
     await step(page, "sending a test through the channel", async () => {
       await page.click('#channels-table tr[data-channel="hook"] .channel-test');
       await page.waitForSelector('#channels-table tr[data-channel="hook"] .test-result[data-ok="true"]');
     });
-  } else if (await page.locator("#channels-table .channel-test").count()) throw new CheckFailed("a viewer has a Send test button");
-  await shot(page, `alerts-channels-${role}`);
+    await shot(page, `alerts-channels-${role}`);
+    await uiChannel(page, secret, hookUrl);
+  } else {
+    if (await page.locator("#channels-table .channel-test").count()) throw new CheckFailed("a viewer has a Send test button");
+    if (await page.isVisible("#channel-new")) throw new CheckFailed("a viewer has a New channel button");
+    if (await page.isVisible("#channel-form")) throw new CheckFailed("a viewer has the channel form");
+    if (await page.locator("#channels-table :is(.channel-edit, .channel-delete)").count()) throw new CheckFailed("a viewer has channel buttons");
+    await shot(page, `alerts-channels-${role}`);
+  }
 
   // The host page's Alerts section, linking back to the filtered page.
   await goto(page, withHash(url, `#/host/${id}`));
@@ -1194,6 +1206,12 @@ async function alerts(browser, url, id, role, secret) {
       await phone.click("#rule-new");
       await phone.waitForSelector("#rule-form:not([hidden])");
     }
+    if (tab === "channels" && admin) {
+      // The editor with the most fields.
+      await phone.click("#channel-new");
+      await phone.waitForSelector("#channel-form:not([hidden])");
+      await phone.selectOption('#channel-form [name="type"]', "email");
+    }
     await phone.waitForTimeout(300);
     await fitsPhone(phone, `phone ${tab} tab`, [`#alerts-${tab} .table-wrap`]);
     await shot(phone, `alerts-phone-${tab}-${role}`);
@@ -1204,7 +1222,98 @@ async function alerts(browser, url, id, role, secret) {
   await step(phone, "phone: the host page's Alerts section", () => phone.waitForSelector("#host-alerts li.host-alert", { state: "visible" }));
   await fitsPhone(phone, "phone host page", ["#host-alerts li.host-alert"]);
   await shot(phone, `alerts-phone-host-dark-${role}`);
-  console.log(`ok: alerts: ${role}: badge, top bar count, firing row${admin ? ", ack, rule refused/made/edited/deleted, silence made/deleted, channel tested" : ", no write buttons"}, host section, phone`);
+  console.log(`ok: alerts: ${role}: badge, top bar count, firing row${admin ? ", ack, rule refused/made/edited/deleted, silence made/deleted, channel tested, UI channel refused/made/tested/edited/tested/kept while used/deleted" : ", no write buttons"}, host section, phone`);
+}
+
+/**
+ * An admin's UI channel on the channels tab: a webhook to <hook url> (whose path is <secret>),
+ * first refused for a bad URL (the reason under URL), then made (source `ui`, no secret shown),
+ * tested, its rate limit changed without retyping the URL, tested again (the URL was kept),
+ * refused deletion while a rule notifies it (the server's sentence names the rule), deleted.
+ */
+async function uiChannel(page, secret, hookUrl) {
+  const name = "ui-hook";
+  const tr = `#channels-table tr[data-channel="${name}"]`;
+  await step(page, "opening the channel editor", async () => {
+    await page.click("#channel-new");
+    await page.waitForSelector("#channel-form:not([hidden])");
+  });
+  for (const [sel, type] of [['[name="url"]', "password"], ['[name="bearer"]', "password"]]) {
+    const attrs = await page.$eval(`#channel-form ${sel}`, (el) => [el.getAttribute("type"), el.getAttribute("autocomplete")]);
+    if (attrs[0] !== type || attrs[1] !== "off") throw new CheckFailed(`the secret input ${sel} is type=${attrs[0]} autocomplete=${attrs[1]}`);
+  }
+  const types = await page.$$eval('#channel-form [name="type"] option', (l) => l.map((o) => o.value));
+  if (types.includes("command")) throw new CheckFailed(`the editor offers the type command: ${types}`);
+  await page.fill('#channel-form [name="name"]', name);
+  await page.selectOption('#channel-form [name="type"]', "webhook");
+  await page.fill('#channel-form [name="url"]', "not a url");
+  await page.click("#channel-save");
+  const why = await until(page, "the server's reason under URL", () => document.querySelector('#channel-form .field-error[data-for="url"]')?.textContent ?? "");
+  if (await page.locator('#channel-form [data-field="url"][data-invalid="true"]').count() !== 1) throw new CheckFailed(`the URL field is not marked (reason: ${why})`);
+  if (!(await page.isVisible("#channel-form"))) throw new CheckFailed("the editor closed on a refused channel");
+  await shot(page, "alerts-channel-refused");
+  await page.fill('#channel-form [name="url"]', hookUrl);
+  await page.click("#channel-save");
+  await step(page, "the new UI channel in the table", async () => {
+    await page.waitForSelector(`${tr}[data-source="ui"] .channel-edit`);
+    await page.waitForSelector('#channels-status[data-ok="true"]');
+    await page.waitForSelector("#channel-form", { state: "hidden" });
+  });
+  const text = await page.$eval(tr, (el) => el.textContent ?? "");
+  if (!/UI/.test(text) || !text.includes("admin")) throw new CheckFailed(`the UI channel's row does not say UI and who made it: ${text}`);
+  if ((await page.content()).includes(secret)) throw new CheckFailed("the page shows the new channel's secret URL path");
+  await step(page, "sending a test through the UI channel", async () => {
+    await page.click(`${tr} .channel-test`);
+    await page.waitForSelector(`${tr} .test-result[data-ok="true"]`);
+  });
+  await step(page, "editing the UI channel's rate limit", async () => {
+    await page.click(`${tr} .channel-edit`);
+    await page.waitForSelector("#channel-form:not([hidden])");
+    const url = await page.inputValue('#channel-form [name="url"]');
+    const ph = await page.getAttribute('#channel-form [name="url"]', "placeholder");
+    if (url !== "" || ph !== "unchanged") throw new CheckFailed(`the editor opened with url='${url}' placeholder='${ph}'`);
+    if (!(await page.isDisabled('#channel-form [name="name"]'))) throw new CheckFailed("the editor lets the channel be renamed");
+    await shot(page, "alerts-channel-edit");
+    await page.fill('#channel-form [name="max"]', "7");
+    await page.fill('#channel-form [name="per_s"]', "120");
+    await page.click("#channel-save");
+    await page.waitForSelector("#channel-form", { state: "hidden" });
+    await page.waitForFunction((sel) => (document.querySelector(sel)?.textContent ?? "").includes("7 per"), tr, { timeout: STEP_MS, polling: 200 });
+  });
+  await step(page, "testing the edited channel (its URL kept)", async () => {
+    await page.click(`${tr} .channel-test`);
+    await page.waitForSelector(`${tr} .test-result[data-ok="true"]`);
+  });
+  await shot(page, "alerts-channel-ui");
+  // A rule that notifies the channel (and never fires) keeps it.
+  await alertsTab(page, "rules");
+  await step(page, "a rule notifying the UI channel", async () => {
+    await page.click("#rule-new");
+    await page.waitForSelector("#rule-form:not([hidden])");
+    await page.fill('#rule-form [name="name"]', "uses ui-hook");
+    await page.fill('#rule-form [name="when"]', "mem_percent > 99");
+    await page.fill('#rule-form [name="notify"]', name);
+    await page.click("#rule-save");
+    await page.waitForSelector('#rules-table tr[data-rule="uses ui-hook"][data-source="ui"]');
+  });
+  await alertsTab(page, "channels");
+  await step(page, "deleting the channel a rule notifies", () => page.click(`${tr} .channel-delete`));
+  const refused = await until(page, "the server's refusal naming the rule", () => {
+    const st = document.querySelector('#channels-status[data-ok="false"]')?.textContent ?? "";
+    return st.includes("uses ui-hook") ? st : "";
+  });
+  if (!(await page.isVisible(tr))) throw new CheckFailed(`the channel is gone although refused: ${refused}`);
+  await alertsTab(page, "rules");
+  await step(page, "deleting the rule", async () => {
+    await page.click('#rules-table tr[data-rule="uses ui-hook"] .rule-delete');
+    await page.waitForSelector('#rules-table tr[data-rule="uses ui-hook"]', { state: "detached" });
+  });
+  await alertsTab(page, "channels");
+  await step(page, "deleting the UI channel", async () => {
+    await page.click(`${tr} .channel-delete`);
+    await page.waitForSelector(tr, { state: "detached" });
+    await page.waitForSelector('#channels-status[data-ok="true"]');
+  });
 }
 
 // ------------------------------------------------------------------ main

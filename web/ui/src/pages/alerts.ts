@@ -13,7 +13,14 @@
  * - **Silences**: what is silenced now or later, maintenance windows included; admins create
  *   and delete them.
  * - **Channels**: each channel's target (no secret), whether a secret is set, its figures
- *   (sent, failed, dropped, queued), last error and success; admins send a test.
+ *   (sent, failed, dropped, queued), last error and success, where it comes from; admins send
+ *   a test, and make, edit and delete UI channels (config channels are read-only). The
+ *   editor's fields follow the type (`CHANNEL_TYPES`: every type but `command`, no `*_file`
+ *   key); secrets are password inputs and never shown again, so an edit starts with the type's
+ *   fields empty ("unchanged") and sends only what was filled in (PUT keeps the rest), the
+ *   rate limit and age limit filled with the channel's. The server's reason for a refusal is
+ *   shown under the field it names (`channel.url: ...` under URL); its refusal to delete a
+ *   channel that rules notify (409, naming them) in the tab's status line.
  *
  * The host and rule filters (from the query: `#/alerts?host=lab:n1`, the overview's badge
  * links there) apply to the firing list and the history. Viewers see everything an admin
@@ -28,7 +35,11 @@
  * (`.rule-edit`, `.rule-delete`), `#rule-new`, `#rule-form` (inputs `[name=...]`,
  * `.field-error[data-for=...]`, `#rule-save`, `#rule-status`), `#silences-table
  * tr[data-silence]` (`data-active`, `.silence-delete`), `#silence-form`, `#silence-status`,
- * `#channels-table tr[data-channel]` (`.channel-test`, `.test-result[data-ok]`).
+ * `#channels-table tr[data-channel][data-source]` (`.channel-test`, `.test-result[data-ok]`,
+ * `.channel-edit`, `.channel-delete`), `#channels-status[data-ok]`, `#channel-new`,
+ * `#channel-form` (inputs `[name=...]`: `name`, `type`, the type's keys, `max` and `per_s`
+ * (`rate_limit`), `max_age_s`; `.field-error[data-for=...]`, `[data-field][data-invalid]`,
+ * `#channel-save`, `#channel-cancel`, `#channel-status`).
  */
 import "../styles/alerts.css";
 import { call, whoAmI } from "../api";
@@ -36,7 +47,7 @@ import { h, setAttr, setText, setTitle, show } from "../dom";
 import { DASH, ago, dateTime, duration, num } from "../format";
 import { alertsHref, hostHref, type AlertsRoute, type AlertsTab } from "../router";
 import { SEVERITY_ORDER, alertFeed, severityBadge, stateChips, type FeedState } from "../components/alerts";
-import type { ActiveAlert, Alert, AlertHistoryAnswer, ChannelEntry, NewSilence, RuleEntry, RuleSpec, SilenceEntry, WindowSpec } from "../types";
+import type { ActiveAlert, Alert, AlertHistoryAnswer, ChannelEntry, ChannelSpec, NewSilence, RuleEntry, RuleSpec, SilenceEntry, WindowSpec } from "../types";
 
 const TABS: { key: AlertsTab; label: string }[] = [
   { key: "firing", label: "Firing" },
@@ -192,6 +203,7 @@ export class AlertsPage {
   private readonly silencesStatus = h("p", { class: "acct-status", id: "silences-status", role: "status" });
   private readonly channelsBody = h("tbody");
   private readonly channelsStatus = h("p", { class: "acct-status", id: "channels-status", role: "status" });
+  private readonly channelForm: ChannelForm;
   private channelNames: string[] = [];
   private readonly adminOnly: HTMLElement[] = [];
   private readonly timer: number;
@@ -217,6 +229,10 @@ export class AlertsPage {
     this.ruleForm = new RuleForm(() => this.channelNames, async (r) => {
       this.say(this.rulesStatus, r, true);
       await this.loadRules();
+    });
+    this.channelForm = new ChannelForm(async (r) => {
+      this.say(this.channelsStatus, r, true);
+      await this.loadChannels();
     });
     this.buildPanels();
     this.el = h(
@@ -317,9 +333,15 @@ export class AlertsPage {
       silenceForm,
     );
 
+    const newChannel = h("button", { type: "button", class: "btn", id: "channel-new" }, "New channel");
+    newChannel.addEventListener("click", () => this.channelForm.open(null));
+    this.adminOnly.push(newChannel);
+    show(newChannel, false);
     tab("channels").append(
+      h("div", { class: "toolbar" }, newChannel, h("span", { class: "muted" }, "Channels from config_app.json are read-only; channels made here are stored in the database.")),
+      this.channelForm.el,
       this.channelsStatus,
-      h("div", { class: "table-wrap" }, h("table", { class: "data alerts-table", id: "channels-table" }, head(["Name"], ["Type"], ["Target"], ["Secret"], ["Rate limit"], ["Sent", "num"], ["Failed", "num"], ["Dropped", "num"], ["Queued", "num"], ["Last error"], ["Last success"], [""]), this.channelsBody)),
+      h("div", { class: "table-wrap" }, h("table", { class: "data alerts-table", id: "channels-table" }, head(["Name"], ["Type"], ["Target"], ["Secret"], ["Rate limit"], ["Sent", "num"], ["Failed", "num"], ["Dropped", "num"], ["Queued", "num"], ["Last error"], ["Last success"], ["Source"], [""]), this.channelsBody)),
     );
   }
 
@@ -479,7 +501,7 @@ export class AlertsPage {
       h("td", { class: "num" }, s.repeat_s ? duration(s.repeat_s) : "never"),
       h("td", null, (s.notify ?? []).join(", ") || DASH),
       firing,
-      h("td", null, e.source === "config" ? h("span", { class: "chip", title: "Defined in config_app.json: read-only here" }, "config") : h("span", { title: e.updated_ms ? `changed ${dateTime(e.updated_ms)}` : "" }, h("span", { class: "chip st-up" }, "UI"), e.updated_by ? ` ${e.updated_by}` : "", e.updated_ms ? h("span", { class: "muted" }, ` · ${ago(Date.now() - e.updated_ms)}`) : null)),
+      h("td", null, sourceCell(e)),
       actions,
     );
   }
@@ -587,7 +609,7 @@ export class AlertsPage {
     const r = await call<ChannelEntry[]>("GET", "api/v1/alerts/channels");
     if (this.destroyed) return;
     if (!r.ok) {
-      this.channelsBody.replaceChildren(h("tr", { class: "empty" }, h("td", { colspan: 12 }, r.why)));
+      this.channelsBody.replaceChildren(h("tr", { class: "empty" }, h("td", { colspan: 13 }, r.why)));
       return;
     }
     this.channelNames = r.data.map((c) => c.name);
@@ -597,7 +619,7 @@ export class AlertsPage {
       const res = tr.querySelector(".test-result");
       if (res?.textContent) results.set(tr.getAttribute("data-channel") ?? "", res);
     }
-    this.channelsBody.replaceChildren(...(r.data.length ? r.data.map((c) => this.channelRow(c, results.get(c.name))) : [h("tr", { class: "empty" }, h("td", { colspan: 12 }, "No channel is configured (alerts.channels in config_app.json)."))]));
+    this.channelsBody.replaceChildren(...(r.data.length ? r.data.map((c) => this.channelRow(c, results.get(c.name))) : [h("tr", { class: "empty" }, h("td", { colspan: 13 }, "No channel is configured (alerts.channels in config_app.json, or New channel)."))]));
   }
 
   private channelRow(c: ChannelEntry, result: Node | undefined): HTMLElement {
@@ -615,11 +637,27 @@ export class AlertsPage {
           res.dataset.ok = String(r.ok);
         });
       });
-      actions.append(test, " ", res);
+      actions.append(test);
+      if (c.source === "ui") {
+        const edit = h("button", { type: "button", class: "text-btn channel-edit" }, "Edit");
+        edit.addEventListener("click", () => this.channelForm.open(c));
+        const del = h("button", { type: "button", class: "text-btn channel-delete" }, "Delete");
+        del.addEventListener("click", () => {
+          if (!window.confirm(`Delete the channel ${c.name}?`)) return;
+          void call("DELETE", `api/v1/alerts/channels/${encodeURIComponent(c.name)}`).then(async (r) => {
+            // 409: rules notify it; the server's sentence names them.
+            this.say(this.channelsStatus, r.ok ? `Deleted ${c.name}.` : r.why, r.ok);
+            if (r.ok && this.channelForm.editingName() === c.name) this.channelForm.close();
+            await this.loadChannels();
+          });
+        });
+        actions.append(edit, del);
+      }
+      actions.append(res);
     }
     return h(
       "tr",
-      { "data-channel": c.name, "data-failing": String(!!c.last_error && (c.last_success_ms ?? 0) < (c.last_error_ms ?? 0)) },
+      { "data-channel": c.name, "data-source": c.source, "data-failing": String(!!c.last_error && (c.last_success_ms ?? 0) < (c.last_error_ms ?? 0)) },
       h("td", null, c.name),
       h("td", null, c.type, c.custom_templates ? h("span", { class: "muted", title: "This channel has its own templates" }, " · templates") : null),
       h("td", { class: "mono ellipsis target", title: c.target }, c.target || DASH),
@@ -631,6 +669,7 @@ export class AlertsPage {
       h("td", { class: "num" }, num(c.queued)),
       h("td", { class: `wrap ${c.last_error ? "lvl-crit" : ""}`.trim(), title: c.last_error_ms ? dateTime(c.last_error_ms) : null }, c.last_error ? `${c.last_error} (${ago(Date.now() - (c.last_error_ms ?? Date.now()))})` : DASH),
       h("td", null, c.last_success_ms ? ago(Date.now() - c.last_success_ms) : DASH),
+      h("td", { class: "source" }, sourceCell(c)),
       actions,
     );
   }
@@ -640,6 +679,13 @@ export class AlertsPage {
     this.unlisten();
     window.clearInterval(this.timer);
   }
+}
+
+/** Where a rule or a channel comes from: config (read-only), or the UI with who changed it last. */
+function sourceCell(e: { source: "config" | "ui"; updated_by?: string; updated_ms?: number }): HTMLElement {
+  return e.source === "config"
+    ? h("span", { class: "chip", title: "Defined in config_app.json: read-only here" }, "config")
+    : h("span", { title: e.updated_ms ? `changed ${dateTime(e.updated_ms)}` : "" }, h("span", { class: "chip st-up" }, "UI"), e.updated_by ? ` ${e.updated_by}` : "", e.updated_ms ? h("span", { class: "muted" }, ` · ${ago(Date.now() - e.updated_ms)}`) : null);
 }
 
 /** Shows `why` next to the field it names in `form` (or clears every field's error). */
@@ -747,6 +793,227 @@ class RuleForm {
     showFieldError(this.el, null, RULE_FIELDS);
     this.close();
     await this.saved(`Saved rule ${r.data.rule.name}.`);
+  }
+
+  private say(text: string, ok: boolean): void {
+    setText(this.status, text);
+    this.status.dataset.ok = ok ? "true" : "false";
+  }
+}
+
+/** How a channel field is typed in and sent. */
+type ChannelFieldKind = "text" | "secret" | "number" | "list" | "tls" | "chat";
+
+interface ChannelField {
+  key: string;
+  label: string;
+  kind: ChannelFieldKind;
+  /** The placeholder of a new channel (an edit says "unchanged"). */
+  ph?: string;
+}
+
+const URL_FIELD: ChannelField = { key: "url", label: "URL (secret)", kind: "secret", ph: "https://hooks.example.com/..." };
+
+/**
+ * The channel types an admin may make here and their fields (README "Notification channels");
+ * `command` (runs a program on the server) and the `*_file` keys are config_app.json's only.
+ */
+const CHANNEL_TYPES: Record<string, ChannelField[]> = {
+  webhook: [URL_FIELD, { key: "bearer", label: "Bearer token (secret)", kind: "secret", ph: "optional" }],
+  slack: [URL_FIELD],
+  discord: [URL_FIELD],
+  ntfy: [
+    { key: "topic", label: "Topic", kind: "text", ph: "lab-alerts-7f3k" },
+    { key: "server", label: "Server", kind: "text", ph: "https://ntfy.sh" },
+    { key: "token", label: "Token (secret)", kind: "secret", ph: "optional" },
+  ],
+  pushbullet: [
+    { key: "token", label: "Token (secret)", kind: "secret" },
+    { key: "device_iden", label: "Device", kind: "text", ph: "all devices" },
+  ],
+  telegram: [
+    { key: "token", label: "Token (secret)", kind: "secret", ph: "bot token" },
+    { key: "chat_id", label: "Chat", kind: "chat", ph: "-1001234567890 or @channel" },
+  ],
+  email: [
+    { key: "host", label: "SMTP server", kind: "text", ph: "smtp.example.com" },
+    { key: "port", label: "Port", kind: "number", ph: "by TLS" },
+    { key: "tls", label: "TLS", kind: "tls" },
+    { key: "user", label: "User", kind: "text", ph: "optional" },
+    { key: "password", label: "Password (secret)", kind: "secret", ph: "optional" },
+    { key: "from", label: "From", kind: "text", ph: "smon <smon@example.com>" },
+    { key: "to", label: "To (comma-separated)", kind: "list", ph: "ops@example.com" },
+  ],
+  alertmanager: [{ key: "urls", label: "URLs (comma-separated)", kind: "list", ph: "http://am1:9093, http://am2:9093" }],
+};
+
+/** Every type's fields once, by key (a key several types share is one input). */
+const CHANNEL_TYPE_FIELDS: ChannelField[] = [...new Map(Object.values(CHANNEL_TYPES).flat().map((f) => [f.key, f])).values()];
+
+/** The fields the server's reasons name (`channel.rate_limit.max: ...` names `max`). */
+const CHANNEL_FIELDS: readonly string[] = ["name", "type", ...CHANNEL_TYPE_FIELDS.map((f) => f.key), "max", "per_s", "max_age_s"];
+
+/** The channel editor (admins): a new channel, or a UI channel to change. */
+class ChannelForm {
+  readonly el: HTMLFormElement;
+  /** The channel being edited (null: a new one). */
+  private editing: ChannelEntry | null = null;
+  private readonly name = h("input", { type: "text", name: "name", placeholder: "ops-hook", autocomplete: "off", spellcheck: "false" });
+  private readonly type = h("select", { name: "type" }, ...Object.keys(CHANNEL_TYPES).map((t) => h("option", { value: t }, t)));
+  private readonly inputs = new Map<string, { f: ChannelField; input: HTMLInputElement | HTMLSelectElement; wrap: HTMLElement }>();
+  private readonly max = h("input", { type: "text", name: "max", inputmode: "numeric", placeholder: "20", autocomplete: "off" });
+  private readonly perS = h("input", { type: "text", name: "per_s", inputmode: "numeric", placeholder: "60", autocomplete: "off" });
+  private readonly maxAge = h("input", { type: "text", name: "max_age_s", inputmode: "numeric", placeholder: "86400", autocomplete: "off" });
+  private readonly title = h("h2");
+  private readonly note = h("p", { class: "muted", id: "channel-note" });
+  private readonly status = h("p", { class: "acct-status", id: "channel-status", role: "status" });
+  private readonly tlsDefault = h("option", { value: "" });
+
+  constructor(private readonly saved: (what: string) => Promise<void>) {
+    const typeFields = h("div", { class: "acct-add", id: "channel-type-fields" });
+    for (const f of CHANNEL_TYPE_FIELDS) {
+      let input: HTMLInputElement | HTMLSelectElement;
+      if (f.kind === "tls") {
+        input = h("select", { name: f.key }, this.tlsDefault, ...["starttls", "tls", "none"].map((m) => h("option", { value: m }, m)));
+      } else {
+        input = h("input", {
+          type: f.kind === "secret" ? "password" : "text",
+          name: f.key,
+          autocomplete: "off",
+          spellcheck: "false",
+          inputmode: f.kind === "number" ? "numeric" : null,
+        });
+      }
+      const wrap = field(f.label, input, f.key);
+      this.inputs.set(f.key, { f, input, wrap });
+      typeFields.append(wrap);
+    }
+    this.type.addEventListener("change", () => this.syncType());
+    const save = h("button", { type: "submit", class: "btn", id: "channel-save" }, "Save channel");
+    const cancel = h("button", { type: "button", class: "btn", id: "channel-cancel" }, "Cancel");
+    cancel.addEventListener("click", () => this.close());
+    this.el = h(
+      "form",
+      { class: "acct-card channel-form", id: "channel-form", novalidate: true, autocomplete: "off" },
+      this.title,
+      this.note,
+      h("div", { class: "acct-add" }, field("Name", this.name, "name", "letters, digits, - _ ."), field("Type", this.type, "type")),
+      typeFields,
+      h("div", { class: "acct-add" }, field("At most (notifications)", this.max, "max"), field("Per (s)", this.perS, "per_s"), field("Drop after (s)", this.maxAge, "max_age_s", "undelivered notifications")),
+      h("div", { class: "acct-add" }, save, cancel),
+      this.status,
+    );
+    this.el.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      void this.submit(save);
+    });
+    this.el.hidden = true;
+  }
+
+  /** Opens the form, empty or for the UI channel `c`. */
+  open(c: ChannelEntry | null): void {
+    this.editing = c;
+    this.el.reset();
+    setText(this.title, c ? `Edit channel ${c.name}` : "New channel");
+    setText(
+      this.note,
+      c
+        ? `Sends to ${c.target || DASH}. Stored fields are never shown: fill in only what changes; the rest, secrets included, stays as it is.`
+        : "Secrets are stored in smon's database and never shown again. Channels that read files or run programs belong in config_app.json.",
+    );
+    this.name.value = c?.name ?? "";
+    this.name.disabled = c !== null;
+    this.type.value = c && c.type in CHANNEL_TYPES ? c.type : "webhook";
+    // A channel keeps its type: another type's fields would not fit the stored ones.
+    this.type.disabled = c !== null;
+    for (const { f, input } of this.inputs.values()) {
+      input.value = "";
+      if (input instanceof HTMLInputElement) input.placeholder = c ? "unchanged" : (f.ph ?? "");
+    }
+    setText(this.tlsDefault, c ? "unchanged" : "starttls (default)");
+    this.max.value = c ? String(c.rate_limit.max) : "";
+    this.perS.value = c ? String(c.rate_limit.per_s) : "";
+    this.maxAge.value = c ? String(c.max_age_s) : "";
+    this.syncType();
+    showFieldError(this.el, null, CHANNEL_FIELDS);
+    setText(this.status, "");
+    this.el.hidden = false;
+    (c ? this.max : this.name).focus();
+  }
+
+  /** The name of the channel being edited, if any. */
+  editingName(): string | null {
+    return this.editing?.name ?? null;
+  }
+
+  close(): void {
+    this.el.reset();
+    for (const { input } of this.inputs.values()) input.value = "";
+    this.el.hidden = true;
+    this.editing = null;
+  }
+
+  /** Shows the selected type's fields only. */
+  private syncType(): void {
+    const keys = new Set((CHANNEL_TYPES[this.type.value] ?? []).map((f) => f.key));
+    for (const [k, { wrap }] of this.inputs) show(wrap, keys.has(k));
+  }
+
+  /** A whole number typed in `input`, undefined when empty; null (after saying why) when bad. */
+  private whole(key: string, input: HTMLInputElement): number | undefined | null {
+    const v = input.value.trim();
+    if (v === "") return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) {
+      this.refuse(`channel.${key}: '${v}' is not a whole number`);
+      return null;
+    }
+    return n;
+  }
+
+  private refuse(why: string): void {
+    const f = showFieldError(this.el, why, CHANNEL_FIELDS);
+    this.say(f ? "The channel was not saved: see the field marked." : why, false);
+  }
+
+  private async submit(save: HTMLButtonElement): Promise<void> {
+    const c = this.editing;
+    const spec: ChannelSpec = {};
+    if (!c) {
+      spec.name = this.name.value.trim();
+      spec.type = this.type.value;
+    }
+    for (const f of CHANNEL_TYPES[this.type.value] ?? []) {
+      const input = (this.inputs.get(f.key) as { input: HTMLInputElement }).input;
+      const v = input.value.trim();
+      if (v === "") continue;
+      if (f.kind === "list") spec[f.key] = v.split(",").map((s) => s.trim()).filter(Boolean);
+      else if (f.kind === "chat") spec[f.key] = /^-?\d+$/.test(v) ? Number(v) : v;
+      else if (f.kind === "number") {
+        const n = this.whole(f.key, input);
+        if (n === null) return;
+        spec[f.key] = n;
+      } else spec[f.key] = v;
+    }
+    const max = this.whole("rate_limit.max", this.max);
+    const perS = this.whole("rate_limit.per_s", this.perS);
+    const maxAge = this.whole("max_age_s", this.maxAge);
+    if (max === null || perS === null || maxAge === null) return;
+    // `rate_limit` is one key: both halves go together (the other one as it was, or its default).
+    const rate = { max: max ?? c?.rate_limit.max ?? 20, per_s: perS ?? c?.rate_limit.per_s ?? 60 };
+    if (c ? rate.max !== c.rate_limit.max || rate.per_s !== c.rate_limit.per_s : max !== undefined || perS !== undefined) spec.rate_limit = rate;
+    if (maxAge !== undefined && maxAge !== c?.max_age_s) spec.max_age_s = maxAge;
+    save.disabled = true;
+    const r = c ? await call<ChannelEntry>("PUT", `api/v1/alerts/channels/${encodeURIComponent(c.name)}`, spec) : await call<ChannelEntry>("POST", "api/v1/alerts/channels", spec);
+    save.disabled = false;
+    if (!r.ok) {
+      // A name already taken (409) is the name's problem, whatever the sentence says.
+      this.refuse(r.status === 409 && !c ? `channel.name: ${r.why}` : r.why);
+      return;
+    }
+    showFieldError(this.el, null, CHANNEL_FIELDS);
+    this.close();
+    await this.saved(`Saved channel ${r.data.name}.`);
   }
 
   private say(text: string, ok: boolean): void {
