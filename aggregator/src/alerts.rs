@@ -483,11 +483,13 @@ impl Alerts {
     }
 
     /// Replaces the notifier with one for the channels of `sets` (blocking: it opens the
-    /// outbox). What is queued is keyed by channel name and carries over; an attempt in flight
+    /// outbox). What is queued is keyed by channel name and carries over, and so do the
+    /// channels' figures (a rate limit's window starts afresh); an attempt in flight
     /// on the old one is abandoned and made again (receivers may see it twice, with the same
     /// notification id).
     fn renew_notifier(&self, sets: &Sets) -> Result<(), AlertsError> {
         let n = Notifier::open(&self.inner.path, sets.all_channels()).map_err(internal)?;
+        n.carry_stats_from(&self.notifier());
         if let Some(d) = lock(&self.inner.delivery).as_mut() {
             d.current.cancel();
             d.current = d.stop.child_token();

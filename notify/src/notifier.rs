@@ -185,6 +185,25 @@ impl Notifier {
         }
     }
 
+    /// Takes over the figures (sent, failed, dropped, the last error and success) of the
+    /// channels of `old`, a notifier this one replaces (channels changed at run time), for
+    /// the channels of the same name; `queued` stays this outbox's count.
+    pub fn carry_stats_from(&self, old: &Notifier) {
+        for (name, slot) in &self.inner.slots {
+            let Some(o) = old.inner.slots.get(name) else {
+                continue;
+            };
+            let prev = lock(&o.stats).clone();
+            let mut st = lock(&slot.stats);
+            st.sent = prev.sent;
+            st.failed = prev.failed;
+            st.dropped = prev.dropped;
+            st.last_error = prev.last_error;
+            st.last_error_ms = prev.last_error_ms;
+            st.last_success_ms = prev.last_success_ms;
+        }
+    }
+
     /// The figures of every channel, by name.
     pub fn stats(&self) -> Vec<ChannelStats> {
         self.inner

@@ -912,6 +912,14 @@ async fn admins_add_change_and_remove_channels_and_their_secrets_stay_inside() {
     .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(hook.all().len(), before + 1, "the kept URL still delivers");
+    // The figures of the other channels survived the change of the channel list.
+    let (_, ch) = agg.get("/api/v1/alerts/channels").await;
+    let hook_entry = ch
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == "hook"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(hook_entry["sent"].as_u64() >= Some(1), "{hook_entry}");
     for (path, body, want) in [
         ("/api/v1/alerts/channels/ops", json!({"max_age_s": 60}), 403),
         (
