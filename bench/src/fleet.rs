@@ -92,6 +92,8 @@ pub struct FleetSpec {
     pub up_timeout: Duration,
     /// The aggregator's `storage` block (history, remote write); `None`: the binary's default.
     pub storage: Option<Value>,
+    /// The aggregator's `alerts` block (rules, channels); `None`: none.
+    pub alerts: Option<Value>,
 }
 
 impl FleetSpec {
@@ -105,6 +107,7 @@ impl FleetSpec {
             hosts_per_cluster: None,
             up_timeout: Duration::from_secs(60) + Duration::from_millis(agents * 10),
             storage: None,
+            alerts: None,
         }
     }
 }
@@ -316,6 +319,9 @@ impl Fleet {
             let mut adapted = adapt_config(cfg.clone(), port, public_read_only)?;
             if let (Some(st), Some(o)) = (&spec.storage, adapted.as_object_mut()) {
                 o.insert("storage".into(), st.clone());
+            }
+            if let (Some(al), Some(o)) = (&spec.alerts, adapted.as_object_mut()) {
+                o.insert("alerts".into(), al.clone());
             }
             std::fs::write(&config, serde_json::to_vec_pretty(&adapted)?)
                 .with_context(|| format!("cannot write {}", config.display()))?;

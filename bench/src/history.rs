@@ -166,7 +166,7 @@ fn du(dir: &Path) -> u64 {
 }
 
 /// One counter or gauge of a `/metrics` text, summed over its series.
-fn metric_sum(text: &str, name: &str) -> Option<f64> {
+pub(crate) fn metric_sum(text: &str, name: &str) -> Option<f64> {
     let mut found = None;
     for l in text.lines().filter(|l| !l.starts_with('#')) {
         let Some(rest) = l.strip_prefix(name) else {

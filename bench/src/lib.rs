@@ -19,6 +19,10 @@
 //! into VictoriaMetrics: bytes per stored value side by side, the aggregator's CPU with history
 //! off and on, and query times.
 //!
+//! `smon-bench alerts` runs the alert rule engine alone (the workload of
+//! `alerts/examples/engine_cost.rs`) and a simulated fleet under the real aggregator without
+//! and with its 20 rules: the CPU the rules add, RSS, notifications received.
+//!
 //! `smon-bench scale | fanout | overview | soak` run a simulated fleet (smon-sim) under the
 //! aggregator: 1,000 to 10,000 agents, 100 and 1,000 Socket.IO clients, the overview page in
 //! chromium, an hour's soak. `smon-bench all` runs the agent benchmark and those four and
@@ -28,6 +32,7 @@
 //! binary or test, which only prints them, and none branches on a kind.
 
 pub mod agent;
+pub mod alerts;
 pub mod children;
 pub mod e2e;
 pub mod e2e_report;

@@ -5,6 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use smon_bench::alerts::{self, AlertsArgs};
 use smon_bench::history::{self, HistoryArgs};
 use smon_bench::reconnect::{self, ReconnectArgs};
 use smon_bench::{AgentArgs, E2eArgs, SuiteArgs, agent, e2e, suite};
@@ -32,6 +33,9 @@ enum Command {
     /// History: bytes per stored value next to VictoriaMetrics fed the same samples by remote
     /// write, the aggregator's CPU with history off and on, query times.
     History(HistoryArgs),
+    /// Alerts: the aggregator's CPU under a simulated fleet without and with 20 rules, RSS,
+    /// notifications received, and the rule engine alone.
+    Alerts(AlertsArgs),
     /// (b) The aggregator under 1,000 / 5,000 / 10,000 simulated agents at 1 Hz: CPU, RSS,
     /// staleness p50/p99, overview bytes per second to one browser.
     Scale(SuiteArgs),
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
                 Command::E2e(args) => e2e::run(args).await,
                 Command::Reconnect(args) => reconnect::run(args).await,
                 Command::History(args) => history::run(args).await,
+                Command::Alerts(args) => alerts::run(args).await,
                 Command::Scale(args) => suite::run(suite::Which::Scale, args).await,
                 Command::Fanout(args) => suite::run(suite::Which::Fanout, args).await,
                 Command::Overview(args) => suite::run(suite::Which::Overview, args).await,

@@ -126,7 +126,10 @@ async fn the_alerts_page_in_a_real_browser() {
     // The admin's tests went out for real: the config channel's, and the UI channel's before
     // and after its edit (the edit kept the URL).
     let sent = hook.posts.load(Ordering::SeqCst) - before;
-    assert!(sent >= 3, "the channel tests sent {sent} notifications, not 3");
+    assert!(
+        sent >= 3,
+        "the channel tests sent {sent} notifications, not 3"
+    );
 
     // What the page did, seen from the API: the alert acknowledged by the admin, the rule and
     // the silence made in the UI gone again.
