@@ -61,8 +61,10 @@ pub const QUEUE: usize = 65_536;
 /// Most events handled per wake-up.
 const BATCH: usize = 1024;
 
-/// How often the engine's state is saved (and at stop, and after a tick that notified).
-const SAVE_EVERY: Duration = Duration::from_secs(5);
+/// How often the engine's state is saved (and at stop, and right after a tick that notified,
+/// so that a restart never notifies twice; between saves a crash loses only the timers of
+/// alerts that notified nothing).
+const SAVE_EVERY: Duration = Duration::from_secs(30);
 
 /// How often old history events are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -175,6 +177,9 @@ struct Inner {
     feed: Feed,
     retention_ms: u64,
     silence_seq: AtomicU64,
+    /// The (rule, host, subject) of alerts whose flapping has been written to the history:
+    /// their further flips are not, until they settle.
+    flapping: Mutex<std::collections::HashSet<(String, String, String)>>,
 }
 
 /// Alerting: the engine, the notifier and the alert tables. Cheap to clone.
@@ -457,6 +462,7 @@ impl Alerts {
                 retention_ms: u64::try_from(settings.history_retention.as_millis())
                     .unwrap_or(u64::MAX),
                 silence_seq: AtomicU64::new(0),
+                flapping: Mutex::new(std::collections::HashSet::new()),
             }),
         })
     }
@@ -594,6 +600,7 @@ impl Alerts {
         let mut last_prune: Option<tokio::time::Instant> = None;
         loop {
             let mut sent = false;
+            let mut ticked = false;
             tokio::select! {
                 _ = stop.cancelled() => {
                     self.flush_events().await;
@@ -608,6 +615,7 @@ impl Alerts {
                     self.handle(&mut buf);
                 }
                 _ = tick.tick() => {
+                    ticked = true;
                     let dispatches = lock(&self.inner.engine).tick(now_ms());
                     for d in dispatches {
                         if d.channels.is_empty() {
@@ -619,6 +627,11 @@ impl Alerts {
                         }
                     }
                 }
+            }
+            // Once a second: the history's writes and the badges follow the ticks (one
+            // transaction a second), not each batch of samples.
+            if !ticked {
+                continue;
             }
             self.flush_events().await;
             if sent || last_save.elapsed() >= SAVE_EVERY {
@@ -697,7 +710,7 @@ impl Alerts {
     async fn flush_events(&self) {
         let (events, counts) = {
             let mut e = lock(&self.inner.engine);
-            let events = e.drain_events();
+            let mut events = e.drain_events();
             if events.is_empty() {
                 return;
             }
@@ -707,6 +720,20 @@ impl Alerts {
                     u32::try_from(e.firing_on(&a.host.host)).unwrap_or(u32::MAX)
                 });
             }
+            // A flapping alert's flips would fill the history (a load average around its
+            // threshold flips every few samples): the flip that made it flapping is kept,
+            // then nothing until it settles. The badges above count them all.
+            let mut flapping = lock(&self.inner.flapping);
+            events.retain(|a| {
+                let key = (a.rule.clone(), a.host.host.clone(), a.host.subject.clone());
+                if a.flapping {
+                    flapping.insert(key)
+                } else {
+                    flapping.remove(&key);
+                    true
+                }
+            });
+            drop(flapping);
             (events, counts)
         };
         {
