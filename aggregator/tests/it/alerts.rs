@@ -9,7 +9,7 @@
 //!   never come back, and the UI's rules and silences survive a restart.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::{
     ADMIN_PASSWORD, Agent, Aggregator, Binary, TOKEN, VIEWER_PASSWORD, free_port, login, origin_of,
-    write_users,
+    workspace_bin, write_users,
 };
 
 /// The secret part of the receivers' URL: it must never come back out of the API.
@@ -255,24 +255,6 @@ async fn a_killed_agent_is_notified_within_for_s_plus_5_s_and_resolved_after_its
     agg.shutdown().await;
 }
 
-/// `smon-sim`, built on demand when only this package's tests were asked for.
-fn sim_bin() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_smon-aggregator"))
-        .parent()
-        .expect("target dir")
-        .to_path_buf();
-    let bin = dir.join("smon-sim");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let st = Command::new(cargo)
-            .args(["build", "-p", "smon-sim"])
-            .status()
-            .expect("cargo build");
-        assert!(st.success(), "building smon-sim failed");
-    }
-    bin
-}
-
 /// `n` simulated agents on 127.4.0.1 and up, one port.
 struct Sim {
     child: Option<Child>,
@@ -300,7 +282,7 @@ impl Sim {
 
     fn spawn(&mut self) {
         use std::io::BufRead;
-        let mut child = Command::new(sim_bin())
+        let mut child = Command::new(workspace_bin("smon-sim"))
             .args([
                 "--agents",
                 &self.n.to_string(),

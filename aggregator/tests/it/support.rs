@@ -78,18 +78,24 @@ pub fn origin_of(url: &str) -> String {
 
 /// The agent binary, built on demand when only this package's tests were asked for.
 pub fn agent_bin() -> PathBuf {
+    workspace_bin("smon-agent")
+}
+
+/// The binary `name` of another package of the workspace (its package has the same name),
+/// beside this package's, built on demand when only this package's tests were asked for.
+pub fn workspace_bin(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_smon-aggregator"))
         .parent()
         .expect("target dir")
         .to_path_buf();
-    let bin = dir.join("smon-agent");
+    let bin = dir.join(name);
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let st = Command::new(cargo)
-            .args(["build", "-p", "smon-agent"])
+            .args(["build", "-p", name])
             .status()
             .expect("cargo build");
-        assert!(st.success(), "building smon-agent failed");
+        assert!(st.success(), "building {name} failed");
     }
     bin
 }
