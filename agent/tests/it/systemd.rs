@@ -220,6 +220,7 @@ fn the_packaged_configs_are_the_examples_run_by_systemd() {
             r#"manager.mode="systemd""#.to_owned(),
             r#"monitor.token_file="/var/lib/smon/agent.token""#.to_owned(),
             r#"server.auth.users_file="/var/lib/smon/smon-agent-users.json""#.to_owned(),
+            r#"storage.dir="/var/lib/smon/agent-history""#.to_owned(),
         ]
     );
     assert_eq!(

@@ -26,7 +26,7 @@ const FILE: &str = "fuzz/config_app.json";
 /// The aggregator's config, for the shared mutations and checks.
 const TARGET: Target = Target {
     file: FILE,
-    roots: &["server", "manager", "monitor", "log", "storage"],
+    roots: &["server", "manager", "monitor", "log", "storage", "alerts"],
     keys: &[
         "monitor",
         "server",
