@@ -25,7 +25,14 @@ const FILE: &str = "fuzz/config_node.json";
 /// The agent's config, for the shared mutations and checks.
 const TARGET: Target = Target {
     file: FILE,
-    roots: &["server", "manager", "monitor", "log", "storage", "SMON_TOKEN"],
+    roots: &[
+        "server",
+        "manager",
+        "monitor",
+        "log",
+        "storage",
+        "SMON_TOKEN",
+    ],
     keys: &[
         "monitor",
         "server",
