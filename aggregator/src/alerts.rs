@@ -174,7 +174,6 @@ struct Inner {
     path: PathBuf,
     sets: Mutex<Sets>,
     store: Arc<Mutex<ClusterStore>>,
-    feed: Feed,
     retention_ms: u64,
     silence_seq: AtomicU64,
     /// The (rule, host, subject) of alerts whose flapping has been written to the history:
@@ -376,7 +375,6 @@ impl Alerts {
         path: &Path,
         settings: &AlertSettings,
         store: Arc<Mutex<ClusterStore>>,
-        feed: Feed,
     ) -> Result<Alerts, StartError> {
         let conn = smon_history::db::open_writer(path).map_err(StartError::Db)?;
         let saved = load(&conn).map_err(|source| StartError::Sqlite {
@@ -458,7 +456,6 @@ impl Alerts {
                 path: path.to_owned(),
                 sets: Mutex::new(sets),
                 store,
-                feed,
                 retention_ms: u64::try_from(settings.history_retention.as_millis())
                     .unwrap_or(u64::MAX),
                 silence_seq: AtomicU64::new(0),
@@ -592,7 +589,9 @@ impl Alerts {
 
     /// Consumes `sub` until `stop`: see the module's documentation. At stop the state is
     /// saved.
-    pub async fn run(self, mut sub: Subscription, stop: CancellationToken) {
+    /// `feed` is where the alert events are published: held by this task only, so that the
+    /// feed closes once the server's tasks have stopped, whoever still holds the alerting.
+    pub async fn run(self, mut sub: Subscription, feed: Feed, stop: CancellationToken) {
         let mut buf = Vec::with_capacity(BATCH);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -603,7 +602,7 @@ impl Alerts {
             let mut ticked = false;
             tokio::select! {
                 _ = stop.cancelled() => {
-                    self.flush_events().await;
+                    self.flush_events(&feed).await;
                     self.save().await;
                     return;
                 }
@@ -633,7 +632,7 @@ impl Alerts {
             if !ticked {
                 continue;
             }
-            self.flush_events().await;
+            self.flush_events(&feed).await;
             if sent || last_save.elapsed() >= SAVE_EVERY {
                 self.save().await;
                 last_save = tokio::time::Instant::now();
@@ -707,7 +706,7 @@ impl Alerts {
 
     /// Writes the engine's new firings and resolutions to the history, publishes them on
     /// the feed and updates the badges of their hosts.
-    async fn flush_events(&self) {
+    async fn flush_events(&self, feed: &Feed) {
         let (events, counts) = {
             let mut e = lock(&self.inner.engine);
             let mut events = e.drain_events();
@@ -744,7 +743,7 @@ impl Alerts {
         }
         for a in &events {
             let at = a.resolved_ms.unwrap_or(a.fired_ms);
-            self.inner.feed.publish(
+            feed.publish(
                 at,
                 Body::Alert {
                     alert: Arc::new(a.clone()),

@@ -256,8 +256,8 @@ pub async fn start(
     // Alerting lives in the database too (config: alerts need storage).
     let alerts = match (&settings.alerts, &settings.storage) {
         (Some(a), Some(opts)) => {
-            let (path, a, st, f) = (opts.db_path(), a.clone(), store.clone(), feed.clone());
-            let al = tokio::task::spawn_blocking(move || alerts::Alerts::open(&path, &a, st, f))
+            let (path, a, st) = (opts.db_path(), a.clone(), store.clone());
+            let al = tokio::task::spawn_blocking(move || alerts::Alerts::open(&path, &a, st))
                 .await
                 .map_err(alerts::StartError::from)
                 .inspect_err(|_| stop.cancel())?
@@ -274,7 +274,7 @@ pub async fn start(
         // Subscribed before the first poller starts: no state change is missed.
         let sub = feed.subscribe("alerts", alerts::KINDS, alerts::QUEUE);
         al.start_delivery(&tracker, stop.clone());
-        tracker.spawn(al.clone().run(sub, stop.clone()));
+        tracker.spawn(al.clone().run(sub, feed.clone(), stop.clone()));
     }
     if let Some(writer) = &history {
         let sub = feed.subscribe("history", history::KINDS, history::QUEUE);
