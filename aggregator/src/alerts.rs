@@ -823,23 +823,25 @@ impl Alerts {
             .ok_or_else(|| AlertsError::Internal(format!("channel '{name}' vanished")))
     }
 
-    fn entry(&self, u: &UiRule, now: u64) -> RuleEntry {
+    fn entry(u: &UiRule, firing: &HashMap<String, u32>) -> RuleEntry {
         RuleEntry {
             source: Source::Ui,
             rule: u.rule.clone(),
             updated_by: u.by.clone(),
             updated_ms: Some(u.ms),
-            firing: self.firing_of(&u.rule.name, now),
+            firing: firing.get(&u.rule.name).copied().unwrap_or(0),
         }
     }
 
-    fn firing_of(&self, rule: &str, now: u64) -> u32 {
-        let n = lock(&self.inner.engine)
-            .alerts(now)
-            .iter()
-            .filter(|a| !a.pending && a.alert.rule == rule)
-            .count();
-        u32::try_from(n).unwrap_or(u32::MAX)
+    /// Alerts firing now, per rule: one pass over the engine's alerts for a whole list.
+    fn firing_counts(&self, now: u64) -> HashMap<String, u32> {
+        let mut by: HashMap<String, u32> = HashMap::new();
+        for a in lock(&self.inner.engine).alerts(now) {
+            if !a.pending {
+                *by.entry(a.alert.rule).or_default() += 1;
+            }
+        }
+        by
     }
 }
 
@@ -925,7 +927,7 @@ impl AlertsService for Alerts {
     }
 
     fn rules(&self) -> Vec<RuleEntry> {
-        let now = now_ms();
+        let firing = self.firing_counts(now_ms());
         let sets = lock(&self.inner.sets);
         let mut out: Vec<RuleEntry> = sets
             .config_rules
@@ -935,10 +937,14 @@ impl AlertsService for Alerts {
                 rule: r.clone(),
                 updated_by: String::new(),
                 updated_ms: None,
-                firing: self.firing_of(&r.name, now),
+                firing: firing.get(&r.name).copied().unwrap_or(0),
             })
             .collect();
-        let mut ui: Vec<RuleEntry> = sets.ui_rules.iter().map(|u| self.entry(u, now)).collect();
+        let mut ui: Vec<RuleEntry> = sets
+            .ui_rules
+            .iter()
+            .map(|u| Self::entry(u, &firing))
+            .collect();
         ui.sort_by(|a, b| a.rule.name.cmp(&b.rule.name));
         out.extend(ui);
         out
@@ -968,7 +974,7 @@ impl AlertsService for Alerts {
         sets.ui_rules.push(u.clone());
         self.apply(&sets, now_ms);
         drop(sets);
-        Ok(self.entry(&u, now_ms))
+        Ok(Self::entry(&u, &self.firing_counts(now_ms)))
     }
 
     fn update_rule(
@@ -1007,7 +1013,7 @@ impl AlertsService for Alerts {
         sets.ui_rules[ix] = u.clone();
         self.apply(&sets, now_ms);
         drop(sets);
-        Ok(self.entry(&u, now_ms))
+        Ok(Self::entry(&u, &self.firing_counts(now_ms)))
     }
 
     fn remove_rule(&self, name: &str, now_ms: u64) -> Result<(), AlertsError> {
