@@ -86,6 +86,29 @@ impl Alertmanager {
     }
 }
 
+/// The current time in milliseconds, rounded down to a whole second.
+fn whole_second_now() -> u64 {
+    u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).expect("after 1970") * 1000
+}
+
+/// `ms` as Alertmanager's webhook writes a whole-second time: `2025-12-04T10:06:27Z`.
+fn rfc3339(ms: u64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(i64::try_from(ms / 1000).expect("a valid time"))
+        .expect("a valid time")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("formatted")
+}
+
+/// Sets every alert of `n` as started at `started` (and fired then), resolved at `resolved`.
+fn set_times(n: &mut smon_api::alerts::Notification, started: u64, resolved: Option<u64>) {
+    n.at_ms = resolved.unwrap_or(started);
+    for a in &mut n.alerts {
+        a.started_ms = started;
+        a.fired_ms = started;
+        a.resolved_ms = resolved;
+    }
+}
+
 #[tokio::test]
 async fn alerts_reach_alertmanager_with_labels_and_two_senders_make_one_notification() {
     let hook = Receiver::start().await;
@@ -97,12 +120,17 @@ async fn alerts_reach_alertmanager_with_labels_and_two_senders_make_one_notifica
     // Two aggregators: two outboxes on two database files.
     let one = Running::start(&dir.path().join("a.sqlite3"), dir.path(), channels.clone());
     let two = Running::start(&dir.path().join("b.sqlite3"), dir.path(), channels);
-    let n = notification(
+    // Started now, not in the past: Alertmanager flushes a new group at once (without its
+    // group_wait) when its first alert started more than group_wait ago, and then the second
+    // host's alert, handled a moment later, would make a second notification.
+    let started = whole_second_now();
+    let mut n = notification(
         "n-am",
         AlertStatus::Firing,
         "disk_full",
         &["lab:n1", "lab:n2"],
     );
+    set_times(&mut n, started, None);
     let am_ch = ["am".to_owned()];
     one.notifier.enqueue(&n, &am_ch).await.expect("enqueue");
     two.notifier.enqueue(&n, &am_ch).await.expect("enqueue");
@@ -125,7 +153,10 @@ async fn alerts_reach_alertmanager_with_labels_and_two_senders_make_one_notifica
     assert_eq!(alerts[0]["annotations"]["description"], "/var is 90 % full");
     assert_eq!(alerts[0]["generatorURL"], "https://smon.example/alerts");
     assert_eq!(alerts[0]["status"]["state"], "active");
-    assert_eq!(alerts[0]["startsAt"], "2025-12-04T10:06:27.000Z");
+    assert_eq!(
+        alerts[0]["startsAt"],
+        rfc3339(started).replace('Z', ".000Z")
+    );
 
     // One notification from Alertmanager for both senders and both hosts (one group), while
     // both keep refreshing the alerts: past their first endsAt (4 s) they are still firing.
@@ -141,12 +172,14 @@ async fn alerts_reach_alertmanager_with_labels_and_two_senders_make_one_notifica
     assert!(alerts.iter().all(|a| a["status"]["state"] == "active"));
 
     // Resolved by both: Alertmanager sends the resolved notification, and the refreshes stop.
-    let r = notification(
+    let mut r = notification(
         "n-am-r",
         AlertStatus::Resolved,
         "disk_full",
         &["lab:n1", "lab:n2"],
     );
+    let resolved_at = whole_second_now();
+    set_times(&mut r, started, Some(resolved_at));
     one.notifier.enqueue(&r, &am_ch).await.expect("enqueue");
     two.notifier.enqueue(&r, &am_ch).await.expect("enqueue");
     let deadline = Instant::now() + WAIT;
@@ -165,7 +198,7 @@ async fn alerts_reach_alertmanager_with_labels_and_two_senders_make_one_notifica
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(resolved["alerts"][0]["endsAt"], "2025-12-04T10:16:27Z");
+    assert_eq!(resolved["alerts"][0]["endsAt"], rfc3339(resolved_at));
     assert_eq!(resolved["alerts"].as_array().map(Vec::len), Some(2));
     while !am.alerts().await.is_empty() {
         assert!(
