@@ -2,7 +2,11 @@
 //! prost messages and the tonic client and server.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["smon/v1/agent.proto", "smon/v1/snapshot.proto"];
+    let protos = [
+        "smon/v1/agent.proto",
+        "smon/v1/snapshot.proto",
+        "smon/v1/control.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }

@@ -355,7 +355,13 @@ pub fn confine_paths(v: &mut Value) {
             for (k, c) in o.iter_mut() {
                 let path_key = matches!(
                     k.as_str(),
-                    "token_file" | "users_file" | "cert" | "key" | "client_ca" | "ca"
+                    "token_file"
+                        | "control_token_file"
+                        | "users_file"
+                        | "cert"
+                        | "key"
+                        | "client_ca"
+                        | "ca"
                 );
                 match c {
                     Value::String(s) if path_key && (s.starts_with('/') || s.contains("..")) => {

@@ -379,6 +379,112 @@ pub struct HostConfig {
     /// TLS towards this agent (else the cluster's, else plaintext).
     #[serde(default)]
     pub tls: Option<ClientTlsConfig>,
+    /// The host's IP address or DNS name, for the reachability checks (default: the host
+    /// part of `address`).
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// The host's MAC address, for Wake-on-LAN (`aa:bb:cc:dd:ee:ff`).
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// How to send its Wake-on-LAN packet.
+    #[serde(default)]
+    pub wol: Option<WolConfig>,
+    /// Services whose reachability is checked: `[{"name", "port", "type": "tcp"|"icmp"}]`.
+    #[serde(default)]
+    pub services: Vec<ServiceConfig>,
+    /// The agent's control token, for its `Control` service (wake relay, power); prefer
+    /// `control_token_file`.
+    #[serde(default)]
+    pub control_token: Option<String>,
+    /// File holding the agent's control token; relative to the config file's directory.
+    #[serde(default)]
+    pub control_token_file: Option<PathBuf>,
+}
+
+/// How a host's Wake-on-LAN packet is sent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WolConfig {
+    /// The IPv4 broadcast (or unicast) address the packet goes to (default
+    /// `255.255.255.255`).
+    #[serde(default)]
+    pub broadcast: Option<String>,
+    /// The UDP port (default 9).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// A host (`name` in the same cluster, or `cluster:name`) whose agent sends the packet
+    /// on its LAN (its `Control.Wake`); absent: the aggregator sends it.
+    #[serde(default)]
+    pub via: Option<String>,
+}
+
+/// A service of a host whose reachability is checked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Its name, shown (1-63 printable characters, unique on the host).
+    pub name: String,
+    /// The TCP port (needed for `tcp`).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `tcp` (a connect to `port`, the default) or `icmp` (a ping).
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// How a service is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceKind {
+    /// A TCP connect.
+    Tcp,
+    /// An ICMP echo.
+    Icmp,
+}
+
+/// A service to check, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Its name.
+    pub name: String,
+    /// The TCP port (`Some` for `tcp`).
+    pub port: Option<u16>,
+    /// How it is checked.
+    pub kind: ServiceKind,
+}
+
+/// Where a host's Wake-on-LAN packet goes, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wol {
+    /// The destination address.
+    pub broadcast: std::net::Ipv4Addr,
+    /// The UDP port.
+    pub port: u16,
+    /// The id (`cluster:name`) of the host whose agent relays the packet.
+    pub via: Option<String>,
+}
+
+impl Default for Wol {
+    fn default() -> Self {
+        Self {
+            broadcast: smon_runtime::wol::DEFAULT_BROADCAST,
+            port: smon_runtime::wol::DEFAULT_PORT,
+            via: None,
+        }
+    }
+}
+
+/// A host's network identity beyond its agent: what reachability checks and Wake-on-LAN use.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostNet {
+    /// IP address or DNS name (absent: the host part of the agent's address).
+    pub ip: Option<String>,
+    /// MAC address (needed to wake the host).
+    pub mac: Option<smon_runtime::wol::Mac>,
+    /// Where its Wake-on-LAN packet goes.
+    pub wol: Wol,
+    /// Services checked.
+    pub services: Vec<Service>,
 }
 
 /// An agent to poll, checked.
@@ -392,6 +498,10 @@ pub struct Target {
     pub token: Option<String>,
     /// TLS towards the agent (plaintext when absent).
     pub tls: Option<ClientTls>,
+    /// The agent's control token (its `Control` service is not used without one).
+    pub control_token: Option<String>,
+    /// Its network identity: IP, MAC, Wake-on-LAN, services.
+    pub net: HostNet,
 }
 
 impl fmt::Debug for Target {
@@ -401,6 +511,11 @@ impl fmt::Debug for Target {
             .field("address", &self.address)
             .field("token", &self.token.as_ref().map(|_| "<hidden>"))
             .field("tls", &self.tls)
+            .field(
+                "control_token",
+                &self.control_token.as_ref().map(|_| "<hidden>"),
+            )
+            .field("net", &self.net)
             .finish()
     }
 }
@@ -492,6 +607,186 @@ fn valid_address(s: &str) -> bool {
         }
         None => false,
     }
+}
+
+/// The sink of field errors while validating.
+type Bad<'a> = dyn FnMut(String, &dyn fmt::Display, &str) + 'a;
+
+/// A token given inline or in a file (relative to `base`; the file is remembered in
+/// `files`, for reloads), checked: 16+ characters, no whitespace. Never shown in errors.
+fn read_token(
+    (inline, inline_key): (&Option<String>, &str),
+    (file, file_key): (&Option<PathBuf>, &str),
+    hf: &str,
+    base: &Path,
+    files: &mut Vec<PathBuf>,
+    bad: &mut Bad<'_>,
+) -> Option<String> {
+    let token = match (inline, file) {
+        (Some(_), Some(f)) => {
+            bad(
+                format!("{hf}.{file_key}"),
+                &f.display(),
+                &format!("cannot be combined with {inline_key}; set one"),
+            );
+            None
+        }
+        (Some(t), None) => Some(t.clone()),
+        (None, Some(f)) => {
+            let p = if f.is_absolute() {
+                f.clone()
+            } else {
+                base.join(f)
+            };
+            files.push(p.clone());
+            match std::fs::read_to_string(&p) {
+                Ok(t) => Some(t.trim().to_owned()),
+                Err(e) => {
+                    bad(
+                        format!("{hf}.{file_key}"),
+                        &p.display(),
+                        &format!("cannot be read: {e}"),
+                    );
+                    None
+                }
+            }
+        }
+        (None, None) => None,
+    };
+    if let Some(t) = &token
+        && (t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        let field = if inline.is_some() {
+            inline_key
+        } else {
+            file_key
+        };
+        bad(
+            format!("{hf}.{field}"),
+            &"<hidden>",
+            "is not a valid token (16+ characters, no whitespace)",
+        );
+    }
+    token
+}
+
+/// Whether `s` is an IP address or a DNS name.
+pub fn valid_ip_or_name(s: &str) -> bool {
+    s.parse::<std::net::IpAddr>().is_ok()
+        || (!s.is_empty()
+            && s.len() <= 253
+            && s.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && l.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+            }))
+}
+
+/// A host's network identity (`ip`, `mac`, `wol`, `services`), checked; `wol.via` becomes a
+/// host id (`cluster:name`, the cluster being `cluster` when not given), checked against the
+/// fleet by the caller.
+fn check_net(h: &HostConfig, cluster: &str, hf: &str, bad: &mut Bad<'_>) -> HostNet {
+    let mut net = HostNet::default();
+    if let Some(ip) = &h.ip {
+        if valid_ip_or_name(ip) {
+            net.ip = Some(ip.clone());
+        } else {
+            bad(format!("{hf}.ip"), ip, "is not an IP address or a DNS name");
+        }
+    }
+    if let Some(mac) = &h.mac {
+        match mac.parse::<smon_runtime::wol::Mac>() {
+            Ok(m) => net.mac = Some(m),
+            Err(_) => bad(
+                format!("{hf}.mac"),
+                mac,
+                "is not a MAC address (six hex pairs: aa:bb:cc:dd:ee:ff)",
+            ),
+        }
+    }
+    if let Some(w) = &h.wol {
+        if h.mac.is_none() {
+            bad(
+                format!("{hf}.wol"),
+                &"{..}",
+                "needs the host's mac: set mac too",
+            );
+        }
+        if let Some(b) = &w.broadcast {
+            match b.parse::<std::net::Ipv4Addr>() {
+                Ok(a) => net.wol.broadcast = a,
+                Err(_) => bad(
+                    format!("{hf}.wol.broadcast"),
+                    b,
+                    "is not an IPv4 address (a broadcast such as 192.168.1.255)",
+                ),
+            }
+        }
+        match w.port {
+            Some(0) => bad(format!("{hf}.wol.port"), &0, "must be 1-65535"),
+            Some(p) => net.wol.port = p,
+            None => {}
+        }
+        net.wol.via = w.via.as_ref().map(|v| {
+            if v.contains(':') {
+                v.clone()
+            } else {
+                format!("{cluster}:{v}")
+            }
+        });
+        if net.wol.via.as_deref() == Some(&format!("{cluster}:{}", h.name)) {
+            bad(
+                format!("{hf}.wol.via"),
+                &h.name,
+                "is the host itself: a host asleep cannot relay its own wake",
+            );
+            net.wol.via = None;
+        }
+    }
+    let mut names = HashSet::new();
+    for (si, sv) in h.services.iter().enumerate() {
+        let sf = format!("{hf}.services[{si}]");
+        if sv.name.is_empty() || sv.name.len() > 63 || sv.name.chars().any(char::is_control) {
+            bad(
+                format!("{sf}.name"),
+                &sv.name,
+                "must be 1-63 printable characters",
+            );
+        } else if !names.insert(sv.name.clone()) {
+            bad(
+                format!("{sf}.name"),
+                &sv.name,
+                "is used by another service of this host",
+            );
+        }
+        let kind = match sv.kind.as_deref() {
+            None | Some("tcp") => ServiceKind::Tcp,
+            Some("icmp") => ServiceKind::Icmp,
+            Some(other) => {
+                bad(format!("{sf}.type"), &other, "must be tcp or icmp");
+                continue;
+            }
+        };
+        match (kind, sv.port) {
+            (ServiceKind::Tcp, None) => {
+                bad(format!("{sf}.port"), &"(none)", "is needed for a tcp check");
+                continue;
+            }
+            (_, Some(0)) => {
+                bad(format!("{sf}.port"), &0, "must be 1-65535");
+                continue;
+            }
+            _ => {}
+        }
+        net.services.push(Service {
+            name: sv.name.clone(),
+            port: sv.port,
+            kind,
+        });
+    }
+    net
 }
 
 /// Loads and validates a config file.
@@ -667,6 +962,7 @@ impl AppConfig {
         let mut targets = Vec::new();
         let mut token_files = Vec::new();
         let mut tls_errs = Vec::new();
+        let mut wol_vias = Vec::new();
         for (ci, c) in m.clusters.iter().enumerate() {
             let cf = format!("monitor.clusters[{ci}]");
             let mut cluster_tls: Option<Option<ClientTls>> = None;
@@ -714,51 +1010,24 @@ impl AppConfig {
                         );
                     }
                 }
-                let token = match (&h.token, &h.token_file) {
-                    (Some(_), Some(f)) => {
-                        bad(
-                            format!("{hf}.token_file"),
-                            &f.display(),
-                            "cannot be combined with token; set one",
-                        );
-                        None
-                    }
-                    (Some(t), None) => Some(t.clone()),
-                    (None, Some(f)) => {
-                        let p = if f.is_absolute() {
-                            f.clone()
-                        } else {
-                            base.join(f)
-                        };
-                        token_files.push(p.clone());
-                        match std::fs::read_to_string(&p) {
-                            Ok(t) => Some(t.trim().to_owned()),
-                            Err(e) => {
-                                bad(
-                                    format!("{hf}.token_file"),
-                                    &p.display(),
-                                    &format!("cannot be read: {e}"),
-                                );
-                                None
-                            }
-                        }
-                    }
-                    (None, None) => None,
-                };
-                if let Some(t) = &token
-                    && (t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
-                {
-                    let field = if h.token.is_some() {
-                        "token"
-                    } else {
-                        "token_file"
-                    };
-                    bad(
-                        format!("{hf}.{field}"),
-                        &"<hidden>",
-                        "is not a valid token (16+ characters, no whitespace)",
-                    );
-                }
+                let token = read_token(
+                    (&h.token, "token"),
+                    (&h.token_file, "token_file"),
+                    &hf,
+                    base,
+                    &mut token_files,
+                    &mut bad,
+                );
+                let control_token = read_token(
+                    (&h.control_token, "control_token"),
+                    (&h.control_token_file, "control_token_file"),
+                    &hf,
+                    base,
+                    &mut token_files,
+                    &mut bad,
+                );
+                let net = check_net(h, &c.name, &hf, &mut bad);
+                wol_vias.push((format!("{hf}.wol.via"), net.wol.via.clone()));
                 let tls = match (&h.tls, &c.tls) {
                     (Some(t), _) => check_client_tls(t, &format!("{hf}.tls"), base, &mut tls_errs),
                     (None, Some(t)) => cluster_tls
@@ -778,7 +1047,16 @@ impl AppConfig {
                     address: h.address.clone(),
                     token,
                     tls,
+                    control_token,
+                    net,
                 });
+            }
+        }
+        for (field, via) in wol_vias {
+            if let Some(v) = via
+                && !ids.contains(&v)
+            {
+                bad(field, &v, "names no host of the fleet");
             }
         }
         if !m.include_self && targets.is_empty() {

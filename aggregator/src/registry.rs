@@ -259,6 +259,9 @@ impl Registry {
         } else if e.target.spec != target.spec {
             Update::Retagged
         } else {
+            // Its control token or network identity (MAC, services) may have changed: kept
+            // for the next action or check, with no poller change.
+            e.target = target;
             return Ok(Update::Unchanged);
         };
         self.store().update_spec(target.spec.clone());

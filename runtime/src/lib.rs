@@ -19,6 +19,7 @@ pub mod manager;
 pub mod net;
 pub mod secret_file;
 pub mod start;
+pub mod wol;
 
 use std::time::Duration;
 

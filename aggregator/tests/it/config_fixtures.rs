@@ -55,3 +55,46 @@ fn valid_fixtures_load() {
         }
     }
 }
+
+#[test]
+fn host_network_fields_are_read_and_wol_via_names_a_host_id() {
+    let s = config::load_file(&fixture("valid/host_net.json")).expect("valid");
+    let t = |id: &str| {
+        s.targets
+            .iter()
+            .find(|t| t.spec.id() == id)
+            .unwrap_or_else(|| panic!("{id} missing"))
+    };
+    let nas = &t("home:nas").net;
+    assert_eq!(nas.ip.as_deref(), Some("10.0.0.20"));
+    assert_eq!(
+        nas.mac.map(|m| m.to_string()).as_deref(),
+        Some("52:54:00:ab:cd:ef")
+    );
+    assert_eq!(nas.wol.broadcast.to_string(), "10.0.0.255");
+    assert_eq!(nas.wol.port, 7);
+    assert_eq!(nas.wol.via.as_deref(), Some("home:gateway"));
+    let kinds: Vec<_> = nas
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s.port, s.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("smb", Some(445), config::ServiceKind::Tcp),
+            ("ping", None, config::ServiceKind::Icmp)
+        ]
+    );
+    assert_eq!(t("lab:gpu1").net.wol.via.as_deref(), Some("home:gateway"));
+    assert_eq!(t("lab:gpu1").net.wol.port, 9);
+    assert_eq!(
+        t("lab:gpu1").net.wol.broadcast.to_string(),
+        "255.255.255.255"
+    );
+    assert_eq!(
+        t("home:gateway").control_token.as_deref(),
+        Some("0123456789abcdef0123")
+    );
+    assert!(!format!("{:?}", t("home:gateway")).contains("0123456789abcdef"));
+}
