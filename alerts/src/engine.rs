@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use smon_api::alerts::{Alert, AlertHost, AlertStatus, Notification, Severity};
+use smon_api::reach::ReachResult;
 use smon_api::wire::Status;
 use smon_proto::Snapshot;
 use smon_runtime::config::FieldError;
@@ -645,6 +646,107 @@ impl Engine {
         }
     }
 
+    /// A reachability check of the host ended (`service_down` rules): each service with a
+    /// known state, and the ping (subject `ping`), fires while down and resolves when it
+    /// answers again; a service no longer checked (removed from the config) resolves.
+    pub fn observe_reach(&mut self, id: &str, result: &ReachResult, now_ms: u64) {
+        let Some(h) = self.hosts.get_mut(id) else {
+            return;
+        };
+        h.generation = h.generation.wrapping_add(1);
+        let generation = h.generation;
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            silences: &self.silences,
+            groups: &mut self.groups,
+            events: &mut self.events,
+            now: now_ms,
+        };
+        // (subject, up, what the alert says)
+        let mut subjects: Vec<(&str, Option<bool>, String)> = Vec::new();
+        let why = |e: &Option<String>| e.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+        subjects.push((
+            "ping",
+            result.ping.up,
+            match result.ping.up {
+                Some(false) => format!("the host does not answer pings{}", why(&result.ping.error)),
+                _ => "the host answers pings".to_owned(),
+            },
+        ));
+        for s in &result.services {
+            let what = match s.port {
+                Some(p) => format!("service {} ({} {p})", s.name, s.kind),
+                None => format!("service {} ({})", s.name, s.kind),
+            };
+            let detail = match s.up {
+                Some(false) => format!("{what} is down{}", why(&s.error)),
+                _ => format!("{what} is up"),
+            };
+            subjects.push((&s.name, s.up, detail));
+        }
+        for &r in &h.scope {
+            let slot = &self.slots[r];
+            let Condition::ServiceDown { service } = &slot.rule.condition else {
+                continue;
+            };
+            for (subject, up, detail) in &subjects {
+                if service.as_deref().is_some_and(|want| want != *subject) {
+                    continue;
+                }
+                let detail = || detail.clone();
+                let v = match up {
+                    // Not checked this time (no ICMP socket): the alert keeps its state.
+                    None => KEEP,
+                    Some(up) => Verdict {
+                        keep: false,
+                        trigger: !up,
+                        sustain: !up,
+                        value: None,
+                        detail: &detail,
+                    },
+                };
+                apply(
+                    &mut h.alerts,
+                    &h.meta,
+                    generation,
+                    r,
+                    slot,
+                    subject,
+                    &v,
+                    &mut ctx,
+                );
+            }
+            // Subjects no longer checked clear.
+            let stale = |a: &AlertState| a.rule_idx == r && a.seen != generation;
+            let gone: Vec<String> = h
+                .alerts
+                .iter()
+                .filter(|a| stale(a))
+                .map(|a| a.subject.clone())
+                .collect();
+            let none = String::new;
+            let v = Verdict {
+                keep: false,
+                trigger: false,
+                sustain: false,
+                value: None,
+                detail: &none,
+            };
+            for s in gone {
+                apply(
+                    &mut h.alerts,
+                    &h.meta,
+                    generation,
+                    r,
+                    slot,
+                    &s,
+                    &v,
+                    &mut ctx,
+                );
+            }
+        }
+    }
+
     /// Seeds the disk-use points of `mount` on host `id` from history (`(ms, used percent)`,
     /// oldest first), so that `disk_full_within` predicts at once after a restart. Points
     /// the engine already holds are kept (they are newer).
@@ -687,11 +789,12 @@ impl Engine {
             while i < h.alerts.len() {
                 let a = &mut h.alerts[i];
                 let slot = &self.slots[a.rule_idx];
-                // host_down's for_s passes with no event: the clock fires it. Rules on
-                // samples fire on a sample (one that still shows the condition), as in
-                // Prometheus: a host that stops reporting does not fire them.
+                // host_down's and service_down's for_s pass with no event (the next check
+                // may be half a minute away): the clock fires them. Rules on samples fire on
+                // a sample (one that still shows the condition), as in Prometheus: a host
+                // that stops reporting does not fire them.
                 if !a.firing
-                    && slot.rule.condition.is_host_down()
+                    && slot.rule.condition.fires_on_clock()
                     && let Some(since) = a.pending_since
                     && now_ms.saturating_sub(since) >= slot.for_ms
                 {
@@ -1339,7 +1442,7 @@ fn evaluate(
     out: &mut dyn FnMut(&str, &Verdict),
 ) -> bool {
     match &slot.rule.condition {
-        Condition::HostDown => false,
+        Condition::HostDown | Condition::ServiceDown { .. } => false,
         Condition::Threshold {
             metric,
             label,

@@ -1048,3 +1048,119 @@ fn an_import_after_the_rule_changed_resolves_the_old_alerts() {
     assert!(e3.tick(T0 + S).is_empty());
     assert_eq!(e3.alerts(T0 + S)[0].alert.severity, Severity::Critical);
 }
+
+fn reach(ping: Option<bool>, services: &[(&str, Option<bool>)]) -> ReachResult {
+    use smon_api::reach::{PingResult, ServiceResult};
+    ReachResult {
+        checked_ms: 0,
+        ping: PingResult {
+            up: ping,
+            error: (ping == Some(false)).then(|| "no answer within 2 s".to_owned()),
+            ..Default::default()
+        },
+        services: services
+            .iter()
+            .map(|(n, up)| ServiceResult {
+                name: (*n).into(),
+                kind: "tcp".into(),
+                port: Some(22),
+                up: *up,
+                error: (*up == Some(false)).then(|| "connection refused".to_owned()),
+                ..Default::default()
+            })
+            .collect(),
+    }
+}
+
+/// (status, subject, detail) of each alert of each notification.
+fn subjects(d: &[Dispatch]) -> Vec<(AlertStatus, String, String)> {
+    d.iter()
+        .flat_map(|d| {
+            d.notification.alerts.iter().map(|a| {
+                (
+                    d.notification.status,
+                    a.host.subject.clone(),
+                    a.host.detail.clone(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn service_down_fires_per_service_and_ping_while_down() {
+    let r = rule("svc", "service_down", |_| {});
+    let mut e = engine(cfg0(), vec![r], &["lab:n1"]);
+    e.observe_reach(
+        "lab:n1",
+        &reach(Some(true), &[("ssh", Some(true)), ("web", Some(true))]),
+        T0,
+    );
+    assert!(e.tick(T0).is_empty());
+    e.observe_reach(
+        "lab:n1",
+        &reach(Some(false), &[("ssh", Some(false)), ("web", Some(true))]),
+        T0 + S,
+    );
+    let d = e.tick(T0 + S);
+    let mut got = subjects(&d);
+    got.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        got,
+        [
+            (
+                AlertStatus::Firing,
+                "ping".to_owned(),
+                "the host does not answer pings: no answer within 2 s".to_owned()
+            ),
+            (
+                AlertStatus::Firing,
+                "ssh".to_owned(),
+                "service ssh (tcp 22) is down: connection refused".to_owned()
+            ),
+        ]
+    );
+    // Still down: no new notification; a ping not sent keeps the ping's alert firing.
+    e.observe_reach(
+        "lab:n1",
+        &reach(None, &[("ssh", Some(false)), ("web", Some(true))]),
+        T0 + 2 * S,
+    );
+    assert!(e.tick(T0 + 2 * S).is_empty());
+    assert_eq!(e.firing_on("lab:n1"), 2);
+    e.observe_reach(
+        "lab:n1",
+        &reach(Some(true), &[("ssh", Some(true)), ("web", Some(true))]),
+        T0 + 3 * S,
+    );
+    let d = e.tick(T0 + 3 * S);
+    let got: Vec<AlertStatus> = subjects(&d).into_iter().map(|s| s.0).collect();
+    assert_eq!(got, [AlertStatus::Resolved, AlertStatus::Resolved]);
+    assert_eq!(e.firing_on("lab:n1"), 0);
+}
+
+#[test]
+fn service_down_with_a_label_watches_that_service_only_and_removed_ones_resolve() {
+    let r = rule("ssh", "service_down{ssh}", |c| c.for_s = 5);
+    let mut e = engine(cfg0(), vec![r], &["lab:n1"]);
+    e.observe_reach(
+        "lab:n1",
+        &reach(Some(false), &[("ssh", Some(false)), ("web", Some(false))]),
+        T0,
+    );
+    assert!(e.tick(T0 + 4 * S).is_empty(), "for_s holds it pending");
+    let d = e.tick(T0 + 5 * S);
+    let got: Vec<String> = subjects(&d).into_iter().map(|s| s.1).collect();
+    assert_eq!(got, ["ssh"]);
+    // The service leaves the host's config: its alert resolves.
+    e.observe_reach(
+        "lab:n1",
+        &reach(Some(false), &[("web", Some(false))]),
+        T0 + 6 * S,
+    );
+    let d = e.tick(T0 + 6 * S);
+    assert_eq!(summary(&d), [resolved(&["lab:n1"])]);
+    // Samples never touch a service_down rule's alerts.
+    e.observe("lab:n1", &cpu(10.0), T0 + 7 * S);
+    assert!(e.tick(T0 + 7 * S).is_empty());
+}

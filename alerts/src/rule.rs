@@ -239,12 +239,27 @@ pub enum Condition {
         /// The idle time, minutes (added to `for_s`).
         idle_min: f64,
     },
+    /// A service of the host (its configured `services`, checked by the aggregator's
+    /// reachability checker) does not answer, or the host does not answer pings (subject
+    /// `ping`): one alert per (host, service) while it is down. Every service and the ping,
+    /// or only the one named by the label (`service_down{ssh}`, `service_down{ping}`).
+    ServiceDown {
+        /// One service name (or `ping`), or every one when `None`.
+        service: Option<String>,
+    },
 }
 
 impl Condition {
     /// Whether this condition reads the host state rather than samples.
     pub fn is_host_down(&self) -> bool {
         matches!(self, Self::HostDown)
+    }
+
+    /// Whether a pending alert of this condition fires when its `for_s` has passed, with no
+    /// new observation (host state and reachability change rarely; samples come each
+    /// interval).
+    pub fn fires_on_clock(&self) -> bool {
+        matches!(self, Self::HostDown | Self::ServiceDown { .. })
     }
 }
 
@@ -341,8 +356,8 @@ impl Rule {
 }
 
 const CONDITIONS: &str = "host_down, METRIC OP VALUE (e.g. 'cpu_percent > 90', \
-'disk_percent{/var} >= 95'), process_missing, unresponsive, version_mismatch, disk_full_within \
-or gpu_idle_with_memory";
+'disk_percent{/var} >= 95'), process_missing, unresponsive, version_mismatch, disk_full_within, \
+gpu_idle_with_memory or service_down";
 
 /// Validates `alerts.rules[]` (`path` is the array's field path, e.g. `alerts.rules`): every
 /// problem of every rule, or the rules.
@@ -534,6 +549,7 @@ fn parse_when(c: &RuleConfig, at: &str, errors: &mut Vec<FieldError>) -> Option<
             Some(Condition::VersionMismatch)
         }
         "unresponsive" => Some(Condition::Unresponsive { mount: label }),
+        "service_down" => Some(Condition::ServiceDown { service: label }),
         "process_missing" => {
             no_label(errors);
             match c.process.as_deref().map(str::trim) {
@@ -756,6 +772,20 @@ mod tests {
         let e = compile_rules(std::slice::from_ref(c), "alerts.rules").expect_err("invalid");
         assert_eq!(e.len(), 1, "{e:?}");
         e[0].to_string()
+    }
+
+    #[test]
+    fn service_down_parses_with_or_without_a_service() {
+        let r = compile_rule(&cfg("s", "service_down"), "r").expect("ok");
+        assert_eq!(r.condition, Condition::ServiceDown { service: None });
+        let r = compile_rule(&cfg("s", "service_down{ssh}"), "r").expect("ok");
+        assert_eq!(
+            r.condition,
+            Condition::ServiceDown {
+                service: Some("ssh".into())
+            }
+        );
+        assert!(one_error(&cfg("s", "service_dwn")).contains("service_down"));
     }
 
     #[test]
