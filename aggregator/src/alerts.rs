@@ -5,7 +5,8 @@
 //!
 //! - Samples ([`Body::Sample`]) and whole process lists ([`Body::Processes`] when the rules
 //!   asked for them, see [`Alerts::needs_processes`]) go to [`Engine::observe`], state
-//!   changes ([`Body::State`]) to [`Engine::host_status`], fleet changes and host facts to
+//!   changes ([`Body::State`]) to [`Engine::host_status`], reachability checks
+//!   ([`Body::Reach`], `service_down` rules) to [`Engine::observe_reach`], fleet changes and host facts to
 //!   [`Engine::upsert_host`] / [`Engine::remove_host`].
 //! - Once a second [`Engine::tick`]: its notifications go to [`Notifier::enqueue`] (the
 //!   persistent outbox, delivered with retries by the notifier's tasks); its firings and
@@ -49,11 +50,12 @@ use crate::config::AlertSettings;
 use crate::feed::{Body, Feed, Kinds, RegistryChange, Subscription};
 
 /// The feed kinds the consumer wants: samples, host facts and failures, state changes, fleet
-/// changes, and the per-minute process lists.
+/// changes, the per-minute process lists and the reachability checks.
 pub const KINDS: Kinds = Kinds::POLL
     .with(Kinds::STATE)
     .with(Kinds::REGISTRY)
-    .with(Kinds::PROCESSES);
+    .with(Kinds::PROCESSES)
+    .with(Kinds::REACH);
 
 /// Queue length of the consumer on the feed.
 pub const QUEUE: usize = 65_536;
@@ -686,6 +688,7 @@ impl Alerts {
                     e.observe(host, snapshot, ev.at_ms);
                 }
                 Body::State { host, to, .. } => e.host_status(host, *to, ev.at_ms),
+                Body::Reach { host, result, .. } => e.observe_reach(host, result, ev.at_ms),
                 Body::Connected { host, info } => {
                     if let Some(mut m) = metas.get(host).cloned() {
                         m.agent_version.clone_from(&info.agent_version);

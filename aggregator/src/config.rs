@@ -249,6 +249,10 @@ pub struct MonitorConfig {
     /// GPU source for the own host: `auto`, `off` or `fake`.
     #[serde(default = "default_gpu")]
     pub self_gpu: String,
+    /// How often every host's reachability (its ping and its `services`) is checked, in
+    /// seconds (5-3600, default 30).
+    #[serde(default = "default_reach_interval")]
+    pub reach_interval_s: u64,
     /// The clusters and their agents.
     #[serde(default)]
     pub clusters: Vec<ClusterConfig>,
@@ -256,6 +260,9 @@ pub struct MonitorConfig {
 
 fn default_interval() -> u64 {
     1000
+}
+fn default_reach_interval() -> u64 {
+    30
 }
 fn default_stale() -> u32 {
     3
@@ -564,6 +571,8 @@ pub struct Settings {
     pub stale_after_intervals: u32,
     /// Down after this many intervals.
     pub down_after_intervals: u32,
+    /// How often every host's reachability is checked (`monitor.reach_interval_s`).
+    pub reach_interval: Duration,
     /// Own host, if watched.
     pub self_host: Option<SelfHost>,
     /// Agents to poll.
@@ -908,6 +917,13 @@ impl AppConfig {
                 "must be between 100 and 3600000",
             );
         }
+        if !(5..=3600).contains(&m.reach_interval_s) {
+            bad(
+                "monitor.reach_interval_s".into(),
+                &m.reach_interval_s,
+                "must be between 5 and 3600 (seconds)",
+            );
+        }
         if m.stale_after_intervals < 2 {
             bad(
                 "monitor.stale_after_intervals".into(),
@@ -1125,6 +1141,7 @@ impl AppConfig {
                     interval: Duration::from_millis(m.poll_interval_ms),
                     stale_after_intervals: m.stale_after_intervals,
                     down_after_intervals: m.down_after_intervals,
+                    reach_interval: Duration::from_secs(m.reach_interval_s),
                     self_host: m.include_self.then(|| SelfHost {
                         spec: HostSpec {
                             cluster: m.self_cluster.clone(),

@@ -29,6 +29,9 @@ pub enum Error {
     /// Alerting could not start (its tables in the database, the outbox).
     #[error(transparent)]
     Alerts(#[from] crate::alerts::StartError),
+    /// The reachability checker could not start (its table in the database).
+    #[error("reachability checks cannot start: {0}")]
+    Reach(String),
     /// Remote write could not start.
     #[error(transparent)]
     RemoteWrite(crate::remote_write::StartError),

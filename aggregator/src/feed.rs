@@ -4,7 +4,8 @@
 //! Pollers publish what they get from agents ([`Body::Connected`], [`Body::Sample`],
 //! [`Body::Unreachable`], and once a minute [`Body::Processes`]); the store consumer ([`run_store`]) applies those to the cluster
 //! store, which the hub reads, and publishes the host state changes that result
-//! ([`Body::State`]); the registry publishes fleet changes ([`Body::Registry`]).
+//! ([`Body::State`]); the registry publishes fleet changes ([`Body::Registry`]); the
+//! reachability checker its results and transitions ([`Body::Reach`]).
 //!
 //! Every consumer has its own bounded queue. Publishing never waits: an event that does not
 //! fit a consumer's queue is dropped for that consumer alone and counted
@@ -88,6 +89,19 @@ pub enum Body {
         /// The alert, with its status now.
         alert: Arc<smon_api::alerts::Alert>,
     },
+    /// A reachability check of a host ended (published by the checker, [`crate::reach`],
+    /// every `monitor.reach_interval_s` and on demand): its result, and the transitions it
+    /// saw against the host's previous result (a service or the ping going down or back up;
+    /// none for the host's first result). The alerts consumer evaluates `service_down`
+    /// rules on it.
+    Reach {
+        /// Host id.
+        host: String,
+        /// What the check found.
+        result: Arc<smon_api::reach::ReachResult>,
+        /// The transitions, ping first, then services in configuration order.
+        changes: Vec<smon_api::reach::ReachTransition>,
+    },
 }
 
 /// A change of the fleet.
@@ -137,8 +151,10 @@ impl Kinds {
     pub const PROCESSES: Self = Self(8);
     /// [`Body::Alert`].
     pub const ALERT: Self = Self(16);
+    /// [`Body::Reach`].
+    pub const REACH: Self = Self(32);
     /// Everything.
-    pub const ALL: Self = Self(31);
+    pub const ALL: Self = Self(63);
 
     /// Both sets.
     pub const fn with(self, other: Self) -> Self {
@@ -152,6 +168,7 @@ impl Kinds {
             Body::Registry(_) => Self::REGISTRY,
             Body::Processes { .. } => Self::PROCESSES,
             Body::Alert { .. } => Self::ALERT,
+            Body::Reach { .. } => Self::REACH,
         }
     }
 
@@ -387,7 +404,11 @@ fn apply(st: &mut ClusterStore, event: Arc<Event>) {
         }
         Body::Connected { host, info } => st.set_info(&host, Arc::unwrap_or_clone(info)),
         Body::Unreachable { host, error } => st.mark_down(&host, &error, at),
-        Body::State { .. } | Body::Registry(_) | Body::Processes { .. } | Body::Alert { .. } => {}
+        Body::State { .. }
+        | Body::Registry(_)
+        | Body::Processes { .. }
+        | Body::Alert { .. }
+        | Body::Reach { .. } => {}
     }
 }
 

@@ -92,7 +92,8 @@ pub fn to_write(event: &Event) -> Option<Write> {
         | Body::Unreachable { .. }
         | Body::State { .. }
         | Body::Registry(_)
-        | Body::Alert { .. } => None,
+        | Body::Alert { .. }
+        | Body::Reach { .. } => None,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod feed;
 pub mod history;
 pub mod link;
 pub mod poller;
+pub mod reach;
 pub mod registry;
 pub mod reload;
 pub mod remote_write;
@@ -166,10 +167,16 @@ pub struct Running {
     tracker: TaskTracker,
     sampler: Option<Sampler>,
     history: Option<Arc<smon_history::writer::Writer>>,
+    reach: reach::Reach,
     stop: CancellationToken,
 }
 
 impl Running {
+    /// The reachability checker: check a host now, read its last result.
+    pub fn reach(&self) -> &reach::Reach {
+        &self.reach
+    }
+
     /// The fleet: add, change and remove hosts, borrow a host's command link.
     pub fn registry(&self) -> &Registry {
         &self.registry
@@ -268,8 +275,38 @@ pub async fn start(
         }
         _ => None,
     };
-    let web = Arc::new(web);
     let tracker = TaskTracker::new();
+    let registry = Registry::new(Context {
+        store: store.clone(),
+        demand: web.demand.clone(),
+        telemetry: web.telemetry.clone(),
+        feed: feed.clone(),
+        interval: settings.interval,
+        down_after: Duration::from_millis(store_cfg.down_after_ms),
+        processes_every: settings.storage.as_ref().map(|_| settings.processes_every),
+        process_needs: alerts.clone().map(|al| {
+            Arc::new(move |id: &str| al.needs_processes(id)) as crate::poller::ProcessNeeds
+        }),
+        tracker: tracker.clone(),
+        stop: stop.clone(),
+    });
+    // The reachability checker (its transitions go to the database when history is on).
+    let reach = {
+        let (r, f, st, every) = (
+            registry.clone(),
+            feed.clone(),
+            store.clone(),
+            settings.reach_interval,
+        );
+        let path = settings.storage.as_ref().map(|o| o.db_path());
+        tokio::task::spawn_blocking(move || reach::Reach::new(r, f, st, every, path.as_deref()))
+            .await
+            .map_err(|e| Error::Reach(e.to_string()))
+            .and_then(|r| r.map_err(|e| Error::Reach(format!("{e}: {}", e.0))))
+            .inspect_err(|_| stop.cancel())?
+    };
+    web = web.with_reach(Arc::new(reach.clone()));
+    let web = Arc::new(web);
     if let Some(al) = &alerts {
         // Subscribed before the first poller starts: no state change is missed.
         let sub = feed.subscribe("alerts", alerts::KINDS, alerts::QUEUE);
@@ -289,20 +326,6 @@ pub async fn start(
         stop.clone(),
     ));
 
-    let registry = Registry::new(Context {
-        store: store.clone(),
-        demand: web.demand.clone(),
-        telemetry: web.telemetry.clone(),
-        feed: feed.clone(),
-        interval: settings.interval,
-        down_after: Duration::from_millis(store_cfg.down_after_ms),
-        processes_every: settings.storage.as_ref().map(|_| settings.processes_every),
-        process_needs: alerts.clone().map(|al| {
-            Arc::new(move |id: &str| al.needs_processes(id)) as crate::poller::ProcessNeeds
-        }),
-        tracker: tracker.clone(),
-        stop: stop.clone(),
-    });
     // Subscribed before the first poller starts: no sample is missed.
     let remote_write = remote_write::start(
         &settings.remote_write,
@@ -316,6 +339,7 @@ pub async fn start(
     .inspect_err(|_| stop.cancel())?;
     let _ = remote_stats.set(remote_write.clone());
     registry.apply(settings.targets.clone());
+    tracker.spawn(reach.clone().run(tracker.clone(), stop.clone()));
     if let Some(al) = &alerts {
         al.sync_fleet();
     }
@@ -431,6 +455,7 @@ pub async fn start(
         tracker,
         sampler,
         history,
+        reach,
         stop,
     })
 }

@@ -17,6 +17,7 @@ pub mod alerts;
 pub mod auth;
 pub mod client;
 pub mod history;
+pub mod reach;
 pub mod wire;
 
 pub use client::{Client, ClientError};

@@ -134,6 +134,10 @@ pub struct HostRow {
     /// Alerts firing on this host now (the overview's badge; absent when none).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub alerts: u32,
+    /// The last reachability check's digest (absent before the first, and for hosts not
+    /// checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach: Option<crate::reach::ReachBrief>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -402,6 +406,9 @@ pub struct RowPatch {
     /// Alerts firing on the host.
     #[serde(rename = "al", skip_serializing_if = "Option::is_none")]
     pub alerts: Option<u32>,
+    /// The last reachability check's digest.
+    #[serde(rename = "rc", skip_serializing_if = "Option::is_none")]
+    pub reach: Option<Option<crate::reach::ReachBrief>>,
     /// CPU % points to append to the sparkline, oldest first, when they are not just the new
     /// `cpu_percent` of a new sample (absent then): several samples in one interval, or a
     /// sample without CPU (`[]`).

@@ -17,6 +17,7 @@ pub mod database;
 pub mod error;
 pub mod hub;
 pub mod metrics;
+pub mod reachability;
 pub mod routes;
 pub mod security;
 pub mod serve;

@@ -140,6 +140,9 @@ pub struct Web {
     /// The server's alerting behind the alert routes (`web/PROTOCOL.md`, "Alerts"); `None`
     /// when it runs none (those routes answer 503). Set with [`Web::with_alerts`].
     pub alerts: Option<Arc<dyn crate::alerting::AlertsService>>,
+    /// The server's reachability checker behind the reachability routes (`web/PROTOCOL.md`,
+    /// "Reachability"); `None` when it runs none (503). Set with [`Web::with_reach`].
+    pub reach: Option<Arc<dyn crate::reachability::ReachService>>,
     /// The Socket.IO handle, once the router is built (to close a session's sockets).
     pub(crate) io: OnceLock<SocketIo>,
 }
@@ -163,6 +166,7 @@ impl Web {
             history: None,
             remote_write: None,
             alerts: None,
+            reach: None,
             io: OnceLock::new(),
         }
     }
@@ -170,6 +174,12 @@ impl Web {
     /// Serves `alerts` on the alert routes (before the state is shared).
     pub fn with_alerts(mut self, alerts: Arc<dyn crate::alerting::AlertsService>) -> Self {
         self.alerts = Some(alerts);
+        self
+    }
+
+    /// Serves `reach` on the reachability routes (before the state is shared).
+    pub fn with_reach(mut self, reach: Arc<dyn crate::reachability::ReachService>) -> Self {
+        self.reach = Some(reach);
         self
     }
 

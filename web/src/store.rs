@@ -517,6 +517,17 @@ impl ClusterStore {
         }
     }
 
+    /// Sets the digest of a host's last reachability check (the overview's mark); unknown
+    /// hosts are ignored.
+    pub fn set_reach(&mut self, id: &str, brief: Option<smon_api::reach::ReachBrief>) {
+        let Some(h) = self.host_mut(id) else { return };
+        if h.row.reach != brief {
+            h.row.reach = brief;
+            h.row_changed = true;
+            h.sample_changed = true; // the host page's row too
+        }
+    }
+
     /// Records a sample received at `now_ms` (server clock). Returns false for an unknown host.
     pub fn apply(&mut self, id: &str, snap: Snapshot, now_ms: u64) -> bool {
         let Some((h, mut log)) = self.host_and_log(id) else {

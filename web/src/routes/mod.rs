@@ -1,5 +1,5 @@
 //! The HTTP routes, apart from the security policy that guards them: [`auth`] (login, logout,
-//! `me`), [`accounts`] (passwords, users and roles), [`api`] (REST, health, metrics, the UI's
+//! `me`), [`reach`] (reachability checks), [`accounts`] (passwords, users and roles), [`api`] (REST, health, metrics, the UI's
 //! pages and assets) and [`history`] (the stored history's routes).
 
 pub mod accounts;
@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 #[cfg(feature = "database")]
 pub mod history;
+pub mod reach;
 
 /// Without the `database` feature (a lean agent's single-host view): the history routes exist and
 /// answer 503, as a server with history off does.

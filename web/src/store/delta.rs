@@ -199,6 +199,7 @@ pub(super) fn diff(
         moved_rel(sp, lp, 4) || minute && moved_rel(sp, lp, 20)
     );
     field!(alerts);
+    field!(reach);
     // A new sample appends its `cpu_percent` on the client; `s` only when that is not the
     // whole story (no point, or several).
     let implied = new_sample
@@ -270,7 +271,8 @@ pub(super) fn apply(row: &mut HostRow, p: &RowPatch, server_time_ms: u64) {
         gpus,
         users,
         processes,
-        alerts
+        alerts,
+        reach
     );
     if let Some(u) = &p.gpu_util {
         for (g, v) in row.gpus.iter_mut().zip(u) {
@@ -365,6 +367,7 @@ mod tests {
             processes: Some(300),
             spark: vec![10.0],
             alerts: 0,
+            reach: None,
         }
     }
 

@@ -1,0 +1,73 @@
+//! The reachability routes (`web/PROTOCOL.md`, "Reachability"): a host's last check and its
+//! last transitions (readers), and a check run now (`POST .../check`, admins only; the
+//! Origin/CSRF check of every write is the router's layer).
+//!
+//! They call [`Web::reach`] (503 when the server runs no checker).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+
+use crate::error::ApiError;
+use crate::reachability::{ReachError, ReachService};
+use crate::security::login::{Admin, Reader};
+use crate::state::Web;
+
+type Shared = State<Arc<Web>>;
+
+/// Transitions `GET .../reach` lists.
+pub const TRANSITIONS: u32 = 50;
+
+/// The reachability routes under `base`.
+pub(crate) fn routes(app: axum::Router<Arc<Web>>, base: &str) -> axum::Router<Arc<Web>> {
+    use axum::routing::{get, post};
+    app.route(&format!("{base}/api/v1/hosts/{{id}}/reach"), get(status))
+        .route(&format!("{base}/api/v1/hosts/{{id}}/check"), post(check))
+}
+
+impl From<ReachError> for ApiError {
+    fn from(e: ReachError) -> Self {
+        let status = match &e {
+            ReachError::NotFound(_) => StatusCode::NOT_FOUND,
+            ReachError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+fn service(w: &Web) -> Result<Arc<dyn ReachService>, ApiError> {
+    w.reach.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "reachability checks are off on this server (the aggregator runs them)".into(),
+        )
+    })
+}
+
+async fn status(
+    State(w): Shared,
+    Reader(_): Reader,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let s = service(&w)?;
+    let answer = tokio::task::spawn_blocking(move || s.status(&id, TRANSITIONS))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the reachability task failed: {e}"),
+            )
+        })??;
+    Ok(Json(answer))
+}
+
+async fn check(
+    State(w): Shared,
+    Admin(_): Admin,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(Json(service(&w)?.check(&id).await?))
+}
