@@ -539,8 +539,8 @@ async fn resolve(name: &str) -> Result<IpAddr, String> {
     }
 }
 
-/// A TCP connect to `addr` within [`TIMEOUT`]: the time it took, or why it failed.
-async fn connect(addr: std::net::SocketAddr) -> Result<f64, String> {
+/// A TCP connect to `addr` within [`TIMEOUT`]: the time it took (ms), or why it failed.
+pub async fn connect(addr: std::net::SocketAddr) -> Result<f64, String> {
     let started = Instant::now();
     match tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(_stream)) => Ok(ms(started.elapsed())),

@@ -13,6 +13,7 @@ mod live;
 mod nginx;
 mod prometheus;
 mod props;
+mod reach;
 mod reconnect;
 mod remote_write;
 mod sec_accounts;

@@ -1,0 +1,315 @@
+//! Reachability checks end to end: the aggregator in process with its history database and a
+//! `service_down` rule, a host whose services are listeners the test binds on loopback.
+//!
+//! - `POST /api/v1/hosts/{id}/check` as admin answers the result: a listening port is up with
+//!   a latency, a closed one down ("connection refused"), the ping of 127.0.0.1 up (when this
+//!   machine allows ICMP sockets); viewers get 403, an unknown host 404 with the reason;
+//! - a listener the test closes makes a transition on the feed, in the database
+//!   (`reach_events`, and `GET .../reach`), on the overview row, and fires the rule;
+//! - an address whose packets are dropped (a route into a veth nobody answers on, inside a
+//!   network namespace the test makes) is down with "no answer within 2 s" (skipped, saying
+//!   why, when namespaces cannot be made: not root, no `ip`).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use smon_aggregator::feed::{Body, Kinds};
+
+use crate::support::{InProcess, TOKEN, VIEWER_PASSWORD, free_port, login, origin_of};
+
+const ID: &str = "lab:a";
+
+async fn post_check(client: &reqwest::Client, base: &str, id: &str) -> (u16, Value) {
+    let r = client
+        .post(format!("{base}/api/v1/hosts/{id}/check"))
+        .header("origin", origin_of(base))
+        .send()
+        .await
+        .expect("check request");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn service<'a>(result: &'a Value, name: &str) -> &'a Value {
+    result["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == name))
+        .unwrap_or_else(|| panic!("no service {name} in {result}"))
+}
+
+/// The next reachability event of the feed (within 10 s).
+async fn next_reach(
+    sub: &mut smon_aggregator::feed::Subscription,
+) -> (String, Vec<smon_api::reach::ReachTransition>) {
+    let e = tokio::time::timeout(Duration::from_secs(10), sub.recv())
+        .await
+        .expect("a reachability event within 10 s")
+        .expect("the feed");
+    match &e.body {
+        Body::Reach { host, changes, .. } => (host.clone(), changes.clone()),
+        other => panic!("not a reachability event: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_answer_on_demand_and_a_closed_service_makes_a_transition_and_fires_service_down() {
+    let web = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the service");
+    let web_port = web.local_addr().expect("addr").port();
+    let closed_port = free_port("127.0.0.1");
+    let data = tempfile::tempdir().expect("tempdir");
+    let cfg = json!({
+        "monitor": {"mode": "app", "include_self": false, "reach_interval_s": 3600,
+            "clusters": [{"name": "lab", "hosts": [{
+                "name": "a", "address": format!("127.0.0.1:{}", free_port("127.0.0.1")),
+                "token": TOKEN,
+                "services": [
+                    {"name": "web", "port": web_port},
+                    {"name": "closed", "port": closed_port},
+                    {"name": "echo", "type": "icmp"}
+                ]}]}]},
+        "storage": {"dir": data.path()},
+        "alerts": {"rules": [{"name": "svc", "when": "service_down{web}"}]},
+    });
+    let agg = InProcess::start(&cfg).await;
+    let mut sub = agg.feed.subscribe("test", Kinds::REACH, 64);
+
+    // The first check: web up, closed down; not a transition.
+    let (status, r) = post_check(&agg.client, &agg.base, ID).await;
+    assert_eq!(status, 200, "{r}");
+    let web_r = service(&r, "web");
+    assert_eq!(web_r["up"], true, "{r}");
+    assert_eq!(web_r["kind"], "tcp");
+    assert!(
+        web_r["latency_ms"].as_f64().is_some_and(|l| l >= 0.0),
+        "{r}"
+    );
+    let closed = service(&r, "closed");
+    assert_eq!(closed["up"], false, "{r}");
+    assert_eq!(closed["error"], "connection refused", "{r}");
+    assert!(r["checked_ms"].as_u64().is_some_and(|t| t > 0), "{r}");
+    // The ping of 127.0.0.1, and the icmp service that is that ping.
+    let pinged = !r["ping"]["up"].is_null();
+    let icmp = service(&r, "echo");
+    assert_eq!(icmp["up"], r["ping"]["up"], "{r}");
+    if r["ping"]["up"].is_null() {
+        let why = r["ping"]["error"].as_str().unwrap_or_default();
+        assert!(
+            why.contains("ping_group_range") && why.contains("CAP_NET_RAW"),
+            "{r}"
+        );
+        eprintln!("skipping the ping check: ICMP sockets are not allowed here ({why})");
+    } else {
+        assert_eq!(r["ping"]["up"], true, "127.0.0.1 answers pings: {r}");
+        assert!(r["ping"]["latency_ms"].as_f64().is_some(), "{r}");
+        assert_eq!(r["ping"]["address"], "127.0.0.1");
+    }
+    let (host, changes) = next_reach(&mut sub).await;
+    assert_eq!(host, ID);
+    assert!(
+        changes.is_empty(),
+        "a first result is no transition: {changes:?}"
+    );
+
+    // Viewers may not check; unknown hosts are 404 with the reason.
+    let viewer = login(&agg.base, "viewer", VIEWER_PASSWORD).await;
+    let (status, _) = post_check(&viewer, &agg.base, ID).await;
+    assert_eq!(status, 403);
+    let (status, body) = post_check(&agg.client, &agg.base, "lab:nobody").await;
+    assert_eq!(status, 404);
+    assert!(
+        body.to_string().contains("unknown host 'lab:nobody'"),
+        "{body}"
+    );
+    let r = viewer
+        .get(format!("{}/api/v1/hosts/{ID}/reach", agg.base))
+        .send()
+        .await
+        .expect("reach");
+    assert_eq!(r.status(), 200, "viewers read the last result");
+
+    // The overview row's digest (the icmp service counts when the ping could be sent).
+    let row = agg.row(ID).await;
+    let icmp = u64::from(pinged);
+    assert_eq!(row["reach"]["total"], 2 + icmp, "{row}");
+    assert_eq!(row["reach"]["up"], 1 + icmp, "{row}");
+    assert_eq!(row["reach"]["down"], json!(["closed"]), "{row}");
+
+    // The service goes away: a transition.
+    drop(web);
+    let (status, r) = post_check(&agg.client, &agg.base, ID).await;
+    assert_eq!(status, 200);
+    assert_eq!(service(&r, "web")["up"], false, "{r}");
+    assert_eq!(service(&r, "web")["error"], "connection refused", "{r}");
+    let (_, changes) = next_reach(&mut sub).await;
+    let got: Vec<(&str, bool, Option<&str>)> = changes
+        .iter()
+        .map(|c| (c.subject.as_str(), c.up, c.error.as_deref()))
+        .collect();
+    assert_eq!(got, [("web", false, Some("connection refused"))]);
+
+    // Stored, and listed for the host page.
+    let r: Value = agg
+        .client
+        .get(format!("{}/api/v1/hosts/{ID}/reach", agg.base))
+        .send()
+        .await
+        .expect("reach")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(r["transitions"][0]["subject"], "web", "{r}");
+    assert_eq!(r["transitions"][0]["up"], false, "{r}");
+    assert_eq!(service(&r["result"], "web")["up"], false, "{r}");
+    let db = rusqlite::Connection::open(data.path().join("smon.sqlite3")).expect("db");
+    let rows: Vec<(String, String, bool)> = db
+        .prepare("SELECT host, subject, up FROM reach_events ORDER BY seq")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(rows, [(ID.to_owned(), "web".to_owned(), false)]);
+
+    // The rule fires for web (and only web: it names it).
+    let start = Instant::now();
+    loop {
+        let a: Value = agg
+            .client
+            .get(format!("{}/api/v1/alerts", agg.base))
+            .send()
+            .await
+            .expect("alerts")
+            .json()
+            .await
+            .expect("json");
+        let firing: Vec<(String, String, bool)> = a["alerts"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .map(|x| {
+                        (
+                            x["host"]["host"].as_str().unwrap_or_default().to_owned(),
+                            x["host"]["subject"].as_str().unwrap_or_default().to_owned(),
+                            x["pending"] == true,
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !firing.is_empty() {
+            assert_eq!(firing, [(ID.to_owned(), "web".to_owned(), false)], "{a}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "service_down did not fire: {a}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    agg.shutdown().await;
+}
+
+/// A network namespace made (and removed) by the test.
+struct Netns(String);
+
+impl Netns {
+    /// A namespace whose route to 192.0.2.0/24 leads into a veth nobody answers on: packets
+    /// to 192.0.2.1 are dropped without a word. `Err` says why it could not be made.
+    fn make() -> Result<Self, String> {
+        if !rustix::process::geteuid().is_root() {
+            return Err("not root".into());
+        }
+        let name = format!("smon-reach-{}", std::process::id());
+        let ip = |args: &[&str]| -> Result<(), String> {
+            let out = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| format!("ip: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ))
+            }
+        };
+        ip(&["netns", "add", &name])?;
+        let ns = Self(name.clone());
+        let inside = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", &name, "ip"];
+            all.extend_from_slice(args);
+            ip(&all)
+        };
+        inside(&["link", "set", "lo", "up"])?;
+        inside(&["link", "add", "v0", "type", "veth", "peer", "name", "v1"])?;
+        inside(&["link", "set", "v0", "up"])?;
+        inside(&["link", "set", "v1", "up"])?;
+        inside(&["addr", "add", "10.254.0.1/24", "dev", "v0"])?;
+        inside(&["route", "add", "192.0.2.0/24", "dev", "v0"])?;
+        // No ARP either: the packets go out and vanish.
+        inside(&[
+            "neigh",
+            "add",
+            "192.0.2.1",
+            "lladdr",
+            "02:00:00:00:00:01",
+            "dev",
+            "v0",
+        ])?;
+        Ok(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+#[test]
+fn an_address_that_drops_packets_is_down_with_no_answer_within_2_s() {
+    let ns = match Netns::make() {
+        Ok(ns) => ns,
+        Err(why) => {
+            eprintln!("skipping: cannot make a network namespace ({why})");
+            return;
+        }
+    };
+    let path = format!("/var/run/netns/{}", ns.0);
+    // This thread alone enters the namespace; its runtime's sockets are made there.
+    let got = std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).expect("namespace file");
+        rustix::thread::move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&f),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .expect("setns");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let start = Instant::now();
+            let r = smon_aggregator::reach::connect("192.0.2.1:80".parse().expect("addr")).await;
+            (r, start.elapsed())
+        })
+    })
+    .join()
+    .expect("the namespace thread");
+    let (r, took) = got;
+    assert_eq!(r, Err("no answer within 2 s".to_owned()));
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(4),
+        "took {took:?}"
+    );
+}
