@@ -1,5 +1,5 @@
 //! The reachability routes (`web/PROTOCOL.md`, "Reachability"): a host's last check and its
-//! last transitions (readers), and a check run now (`POST .../check`, admins only; the
+//! last transitions (logged-in users: anonymous visitors of a public dashboard get 401), and a check run now (`POST .../check`, admins only; the
 //! Origin/CSRF check of every write is the router's layer).
 //!
 //! They call [`Web::reach`] (503 when the server runs no checker).
@@ -13,6 +13,7 @@ use axum::response::IntoResponse;
 
 use crate::error::ApiError;
 use crate::reachability::{ReachError, ReachService};
+use crate::security::Principal;
 use crate::security::login::{Admin, Reader};
 use crate::state::Web;
 
@@ -49,9 +50,17 @@ fn service(w: &Web) -> Result<Arc<dyn ReachService>, ApiError> {
 
 async fn status(
     State(w): Shared,
-    Reader(_): Reader,
+    Reader(p): Reader,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    // The result names the address pinged, which a public dashboard hides from anonymous
+    // visitors (their rows keep the digest, without addresses).
+    if matches!(p, Principal::Anonymous) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "login required: reachability details are shown to logged-in users".into(),
+        ));
+    }
     let s = service(&w)?;
     let answer = tokio::task::spawn_blocking(move || s.status(&id, TRANSITIONS))
         .await
