@@ -70,6 +70,33 @@ export interface HostRow {
   spark: number[] | null;
   /** Alerts firing on this host now (the overview's badge; 0 or absent without alert rules). */
   alerts?: number;
+  /** The last reachability check's digest (PROTOCOL.md "Reachability"); absent before the first. */
+  reach?: ReachBrief | null;
+}
+
+/** The overview's digest of a host's last reachability check. */
+export interface ReachBrief {
+  /** Whether the host answers pings; null: no ping could be sent. */
+  ping_up: boolean | null;
+  ping_ms?: number;
+  /** Services up, of those checked. */
+  up: number;
+  total: number;
+  /** The names of the services down. */
+  down?: string[];
+}
+
+/** A check of a host (`POST /api/v1/hosts/{id}/check`, and `result` of `GET .../reach`). */
+export interface ReachResult {
+  checked_ms: number;
+  ping: { up: boolean | null; latency_ms?: number; error?: string; address?: string };
+  services: { name: string; kind: "tcp" | "icmp"; port?: number; up: boolean | null; latency_ms?: number; error?: string }[];
+}
+
+/** `GET /api/v1/hosts/{id}/reach`. */
+export interface ReachAnswer {
+  result: ReachResult | null;
+  transitions: { at_ms: number; host: string; subject: string; kind: string; up: boolean; error?: string }[];
 }
 
 /** Totals of one cluster (PROTOCOL.md "Cluster"). */
@@ -367,6 +394,7 @@ export const PATCH_FIELDS = {
   u: "users",
   p: "processes",
   al: "alerts",
+  rc: "reach",
 } as const satisfies Record<string, keyof HostRow>;
 
 /**

@@ -167,7 +167,8 @@ const D_DIO = 16384;
 const D_TEMP = 32768;
 const D_PROCS = 65536;
 const D_ALERTS = 131072;
-const D_ALL = 262143;
+const D_REACH = 262144;
+const D_ALL = 524287;
 
 const FIELD_DIRTY: Record<string, number> = {
   address: D_LINK,
@@ -198,6 +199,7 @@ const FIELD_DIRTY: Record<string, number> = {
   gpus: D_GPU,
   users: D_USERS,
   alerts: D_ALERTS,
+  reach: D_REACH,
 };
 
 /** What each column's cells are rewritten for (D_* bits). */
@@ -254,6 +256,9 @@ class RowView {
   private readonly dataAge = h("span", { class: "data-age" });
   /** Alerts firing on the host (`alerts`, patch key `al`): a link to them, hidden at 0. */
   private readonly alertBadge = h("a", { class: "alert-badge", hidden: true });
+  /** The last reachability check (`reach`, patch key `rc`): services down in red, the ping's time. */
+  private readonly reachDown = h("span", { class: "reach-mark", hidden: true });
+  private readonly pingTime = h("span", { class: "ping-time", hidden: true });
   private readonly os: HTMLTableCellElement;
   private readonly uptime: HTMLTableCellElement;
   private readonly cpuText = h("span", { class: "cpu-value" });
@@ -282,7 +287,7 @@ class RowView {
       return td;
     };
     cell("status", h("span", { class: "status-cell" }, this.badge, this.since));
-    cell("name", h("span", { class: "name-line" }, this.link, this.alertBadge, this.tags), this.dataAge);
+    cell("name", h("span", { class: "name-line" }, this.link, this.alertBadge, this.reachDown, this.pingTime, this.tags), this.dataAge);
     this.os = cell("os");
     this.os.classList.add("ellipsis");
     this.uptime = cell("uptime");
@@ -441,6 +446,19 @@ class RowView {
       setText(this.alertBadge, count > 0 ? String(count) : "");
       setTitle(this.alertBadge, count > 0 ? `${count} alert${count === 1 ? "" : "s"} firing on this host` : "");
       setAttr(this.alertBadge, "aria-label", count > 0 ? `${count} alert${count === 1 ? "" : "s"} firing` : null);
+    }
+    if (d & D_REACH) {
+      const rc = r.reach;
+      const down = rc?.down ?? [];
+      const noPing = rc?.ping_up === false;
+      show(this.reachDown, down.length > 0 || noPing);
+      const parts = [down.length > 0 ? `${down.length} of ${rc?.total ?? 0} services down` : "", noPing ? "no ping" : ""];
+      setText(this.reachDown, parts.filter(Boolean).join(", "));
+      setTitle(this.reachDown, down.length > 0 ? `Down: ${down.join(", ")}` : noPing ? "The host does not answer pings" : "");
+      const ms = rc?.ping_up ? rc.ping_ms : undefined;
+      show(this.pingTime, ms !== undefined);
+      setText(this.pingTime, ms !== undefined ? `${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms` : "");
+      setTitle(this.pingTime, ms !== undefined ? "Ping round trip" : "");
     }
     if (d & D_TAGS) this.tags.replaceChildren(...(r.tags ?? []).map((t) => h("span", { class: "tag" }, t)));
   }

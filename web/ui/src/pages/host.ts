@@ -4,7 +4,7 @@
  * `host_update`), the stored history (`components/history.ts`: ranges, zoom, the processes at
  * a clicked minute, GPU use), GPU cards, disks, network, processes and logged-in users. Every part is built
  * once and updated in place. Above them, the host's firing and pending alerts (`HostAlerts`,
- * from the shared alerts poll), when there are any.
+ * from the shared alerts poll), when there are any, and its reachability checks (`HostReach`).
  *
  * The process list hides kernel threads by default (a toggle shows them, as htop's `K`), and
  * shows the processes as a tree by parent pid on demand; both choices are remembered in
@@ -18,6 +18,7 @@ import { LiveChart, type SeriesDef } from "../components/chart";
 import { GpuCard } from "../components/gpu";
 import { HistoryView } from "../components/history";
 import { HostAlerts } from "../components/alerts";
+import { HostReach } from "../components/reach";
 import { Meter, setLevel, setVBar } from "../components/meter";
 import { setStatus, statusBadge } from "../components/status";
 import { DataTable } from "../components/table";
@@ -232,6 +233,8 @@ export class HostPage {
   private readonly history: HistoryView;
   /** This host's alerts (hidden when none, or without alerting). */
   private readonly alerts: HostAlerts;
+  /** Its reachability checks (hidden without a checker, or before the first check). */
+  private readonly reach: HostReach;
 
   // GPUs
   private readonly gpuSection: HTMLElement;
@@ -397,6 +400,7 @@ export class HostPage {
     this.gpuSection = section("GPUs", null, this.gpuGrid);
     this.history = new HistoryView({ kind: "host", id });
     this.alerts = new HostAlerts(id);
+    this.reach = new HostReach(id);
     this.tempSection = card("Temperatures", this.temps.el);
 
     const back = h("a", { href: "#/", class: "back" }, "← All hosts");
@@ -407,6 +411,7 @@ export class HostPage {
       { class: "host-body" },
       this.errors,
       this.alerts.el,
+      this.reach.el,
       h(
         "div",
         { class: "cards" },
@@ -709,6 +714,7 @@ export class HostPage {
     this.destroyed = true;
     this.history.destroy();
     this.alerts.destroy();
+    this.reach.destroy();
     this.procs.destroy();
     this.cpuChart.destroy();
     this.memChart.destroy();
