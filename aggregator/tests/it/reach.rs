@@ -6,6 +6,8 @@
 //!   machine allows ICMP sockets); viewers get 403, an unknown host 404 with the reason;
 //! - a listener the test closes makes a transition on the feed, in the database
 //!   (`reach_events`, and `GET .../reach`), on the overview row, and fires the rule;
+//! - nobody asking, every host is checked each `reach_interval_s`, hosts added at run time
+//!   too;
 //! - an address whose packets are dropped (a route into a veth nobody answers on, inside a
 //!   network namespace the test makes) is down with "no answer within 2 s" (skipped, saying
 //!   why, when namespaces cannot be made: not root, no `ip`).
@@ -212,6 +214,33 @@ async fn checks_answer_on_demand_and_a_closed_service_makes_a_transition_and_fir
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    agg.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_host_is_checked_each_interval_and_hosts_added_at_run_time_too() {
+    let web = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the service");
+    let port = web.local_addr().expect("addr").port();
+    let host = |name: &str| {
+        json!({"name": name, "address": format!("127.0.0.1:{}", free_port("127.0.0.1")),
+            "token": TOKEN, "services": [{"name": "web", "port": port}]})
+    };
+    let cfg = |hosts: Vec<Value>| {
+        json!({"monitor": {"mode": "app", "include_self": false, "reach_interval_s": 5,
+            "clusters": [{"name": "lab", "hosts": hosts}]}})
+    };
+    let agg = InProcess::start(&cfg(vec![host("a")])).await;
+    // Nobody asks: the first round checks it, within 90 % of the interval.
+    let up = |r: &Value| r["reach"]["up"] == 1 && r["reach"]["total"] == 1;
+    agg.wait_row(ID, Duration::from_secs(7), "checked", up)
+        .await;
+    // A host added at run time is checked at the next round.
+    let targets = agg.targets(&cfg(vec![host("a"), host("b")]));
+    assert_eq!(agg.registry.apply(targets).added, ["lab:b".to_owned()]);
+    agg.wait_row("lab:b", Duration::from_secs(12), "checked", up)
+        .await;
     agg.shutdown().await;
 }
 

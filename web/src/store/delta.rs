@@ -372,6 +372,28 @@ mod tests {
     }
 
     #[test]
+    fn a_new_reachability_digest_is_sent_whole_under_rc() {
+        let mut sent = row();
+        let mut live = row();
+        live.reach = Some(smon_api::reach::ReachBrief {
+            ping_up: Some(true),
+            ping_ms: Some(0.5),
+            up: 1,
+            total: 2,
+            down: vec!["ssh".into()],
+        });
+        let p = diff(&mut sent, &live, 0, true, 0, NOW).expect("a patch");
+        assert_eq!(
+            serde_json::to_string(&p).expect("json"),
+            r#"{"i":0,"rc":{"ping_up":true,"ping_ms":0.5,"up":1,"total":2,"down":["ssh"]}}"#
+        );
+        let mut client = row();
+        apply(&mut client, &p, NOW);
+        assert_eq!(client.reach, live.reach);
+        assert_eq!(diff(&mut sent, &live, 0, true, 0, NOW), None, "sent once");
+    }
+
+    #[test]
     fn an_unchanged_row_gives_no_patch() {
         let live = row();
         let mut sent = live.clone();
