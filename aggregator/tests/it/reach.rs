@@ -8,6 +8,7 @@
 //!   (`reach_events`, and `GET .../reach`), on the overview row, and fires the rule;
 //! - nobody asking, every host is checked each `reach_interval_s`, hosts added at run time
 //!   too;
+//! - in a real browser: the overview's mark, the host page's section, Check now for admins;
 //! - an address whose packets are dropped (a route into a veth nobody answers on, inside a
 //!   network namespace the test makes) is down with "no answer within 2 s" (skipped, saying
 //!   why, when namespaces cannot be made: not root, no `ip`).
@@ -17,7 +18,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use smon_aggregator::feed::{Body, Kinds};
 
-use crate::support::{InProcess, TOKEN, VIEWER_PASSWORD, free_port, login, origin_of};
+use crate::support::{
+    Agent, BROWSER_LOGIN, InProcess, TOKEN, VIEWER_PASSWORD, free_port, login, origin_of,
+};
 
 const ID: &str = "lab:a";
 
@@ -241,6 +244,48 @@ async fn every_host_is_checked_each_interval_and_hosts_added_at_run_time_too() {
     assert_eq!(agg.registry.apply(targets).added, ["lab:b".to_owned()]);
     agg.wait_row("lab:b", Duration::from_secs(12), "checked", up)
         .await;
+    agg.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reachability_in_a_real_browser() {
+    const IP: &str = "127.0.0.141";
+    let agent = Agent::start(IP);
+    let web = tokio::net::TcpListener::bind((IP, 0))
+        .await
+        .expect("bind the service");
+    let cfg = json!({
+        "monitor": {"mode": "app", "include_self": false, "reach_interval_s": 3600,
+            "clusters": [{"name": "lab", "hosts": [{
+                "name": "n1", "address": agent.addr.to_string(), "token": TOKEN, "ip": IP,
+                "services": [
+                    {"name": "web", "port": web.local_addr().expect("addr").port()},
+                    {"name": "db", "port": free_port(IP)}
+                ]}]}]},
+    });
+    let agg = InProcess::start(&cfg).await;
+    agg.wait_row("lab:n1", Duration::from_secs(20), "up", |r| {
+        r["status"] == "up"
+    })
+    .await;
+    // The first round may come late in the hour: ask.
+    let (status, r) = post_check(&agg.client, &agg.base, "lab:n1").await;
+    assert_eq!(status, 200, "{r}");
+    let url = format!("{}/", agg.base);
+    let viewer = format!("viewer:{VIEWER_PASSWORD}");
+    tokio::task::spawn_blocking(move || {
+        crate::browser::browser_with(
+            &[("SMON_LOGIN", BROWSER_LOGIN)],
+            &["reach", &url, "lab:n1", "admin", "db"],
+        );
+        crate::browser::browser_with(
+            &[("SMON_LOGIN", &viewer)],
+            &["reach", &url, "lab:n1", "viewer", "db"],
+        );
+    })
+    .await
+    .expect("reach scenarios");
+    drop(web);
     agg.shutdown().await;
 }
 

@@ -25,6 +25,9 @@
 //        firing on <host id>, the webhook channel `hook` whose URL holds <secret>, <hook url>
 //        that URL (the admin makes a UI channel sending there too); with SMON_LOGIN of that
 //        role)
+//   node tests/browser.mjs reach      <url> <host id> <admin|viewer> <down service>
+//        (reachability, on aggregator/tests/it/reach.rs's config: two services, <down
+//        service> down; with SMON_LOGIN of that role)
 //
 // Every scenario that says so runs at a desktop size (1280x800) and a phone size (375x812).
 //
@@ -62,7 +65,8 @@ usage:
   browser.mjs details    <url> <busy id> <warm id>
   browser.mjs node       <url> <id> <yes|no>
   browser.mjs history    <url> <host id> <cluster> <admin|viewer> <secret>
-  browser.mjs alerts     <url> <host id> <admin|viewer> <secret> <hook url>`);
+  browser.mjs alerts     <url> <host id> <admin|viewer> <secret> <hook url>
+  browser.mjs reach      <url> <host id> <admin|viewer> <down service>`);
   process.exit(2);
 }
 
@@ -1316,9 +1320,56 @@ async function uiChannel(page, secret, hookUrl) {
   });
 }
 
+// ------------------------------------------------------------------ reachability
+
+/**
+ * Reachability (aggregator/tests/it/reach.rs): the overview row of <host id> marks "1 of 2
+ * services down" naming <down service> in its tooltip, with the ping's time; the host page's
+ * Reachability section lists the ping and both services, <down service> down with its error.
+ * An admin's "Check now" runs a check (the section's check time moves); a viewer has no such
+ * button.
+ */
+async function reach(browser, url, id, role, down) {
+  if (!id || !["admin", "viewer"].includes(role) || !down) usage("reach: <host id> <admin|viewer> <down service>");
+  const page = await open(browser);
+  await goto(page, url);
+  await waitConnected(page);
+  const mark = `${rowSel(id)} .reach-mark:not([hidden])`;
+  await step(page, `the reachability mark of ${id}`, () => page.waitForSelector(mark));
+  const text = (await page.textContent(mark))?.trim();
+  if (text !== "1 of 2 services down") throw new CheckFailed(`the mark reads '${text}'\n${await describe(page)}`);
+  const title = await page.getAttribute(mark, "title");
+  if (!title?.includes(down)) throw new CheckFailed(`the mark's tooltip '${title}' does not name ${down}`);
+  await step(page, "the ping's time on the row", () => page.waitForSelector(`${rowSel(id)} .ping-time:not([hidden])`));
+
+  await goto(page, withHash(url, `#/host/${id}`));
+  await waitConnected(page);
+  const item = (subject, state) => `#host-reach:not([hidden]) li.reach-item[data-subject=${JSON.stringify(subject)}][data-up="${state}"]`;
+  await step(page, `${down} down in the Reachability section`, () => page.waitForSelector(item(down, "down")));
+  const error = (await page.textContent(`${item(down, "down")} .reach-error`))?.trim();
+  if (error !== "connection refused") throw new CheckFailed(`${down} shows '${error}', not 'connection refused'`);
+  await step(page, "the ping, up", () => page.waitForSelector(item("ping", "up")));
+  const n = await page.locator("#host-reach li.reach-item").count();
+  if (n !== 3) throw new CheckFailed(`the section lists ${n} items, not the ping and two services`);
+  if (role === "viewer") {
+    await page.waitForTimeout(500);
+    if (await page.isVisible("#reach-check")) throw new CheckFailed("a viewer sees the Check now button");
+    return;
+  }
+  await step(page, "the Check now button", () => page.waitForSelector("#reach-check:not([hidden])"));
+  const before = await page.getAttribute("#host-reach", "data-checked-ms");
+  await page.click("#reach-check");
+  await step(page, "a new check shown", () =>
+    page.waitForFunction((b) => {
+      const v = document.querySelector("#host-reach")?.getAttribute("data-checked-ms");
+      return v && v !== b;
+    }, before),
+  );
+}
+
 // ------------------------------------------------------------------ main
 
-const COMMANDS = { home, host, status, transport, screenshot, login, large, fleet, freeze, details, node, history, alerts };
+const COMMANDS = { home, host, status, transport, screenshot, login, large, fleet, freeze, details, node, history, alerts, reach };
 const [cmd, url, ...rest] = process.argv.slice(2);
 if (!cmd || !(cmd in COMMANDS)) usage(cmd ? `unknown subcommand '${cmd}'` : "no subcommand");
 if (!url) usage(`${cmd}: no url given`);
