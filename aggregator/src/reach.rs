@@ -68,10 +68,94 @@ struct HostState {
     busy: bool,
 }
 
-/// The ICMP sockets, opened at the first ping (a client's receive task needs the runtime).
-struct Pingers {
+/// The ICMP sockets, one per address family, shared by every ping: unprivileged (`SOCK_DGRAM`)
+/// when `net.ipv4.ping_group_range` allows the process's group, else raw (`CAP_NET_RAW`), else
+/// the reason, which every ping then answers.
+pub struct Pingers {
     v4: Result<surge_ping::Client, String>,
     v6: Result<surge_ping::Client, String>,
+}
+
+impl Pingers {
+    /// Opens the sockets (in a runtime: each has a receiving task), saying in the log which
+    /// kind, or once why there is none.
+    pub fn open() -> Self {
+        let open = |kind: surge_ping::ICMP, family: &str| {
+            let cfg = surge_ping::Config::builder().kind(kind).build();
+            match surge_ping::Client::new(&cfg) {
+                Ok(c) => {
+                    let how = if c.get_socket().get_type() == socket2::Type::DGRAM {
+                        "an unprivileged ICMP socket"
+                    } else {
+                        "a raw ICMP socket"
+                    };
+                    tracing::info!(family, socket = how, "Reachability pings ready.");
+                    Ok(c)
+                }
+                // Refused the unprivileged socket (ping_group_range), then the raw one.
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    let msg = no_ping_message(gid());
+                    tracing::warn!(family, "{msg}; only the TCP checks run.");
+                    Err(msg)
+                }
+                Err(e) => {
+                    let msg = format!("no {family} ICMP socket: {e}");
+                    tracing::warn!(family, "{msg}; only the TCP checks run.");
+                    Err(msg)
+                }
+            }
+        };
+        Pingers {
+            v4: open(surge_ping::ICMP::V4, "IPv4"),
+            v6: open(surge_ping::ICMP::V6, "IPv6"),
+        }
+    }
+
+    /// Whether IPv4 pings use an unprivileged socket (`None`: no socket).
+    pub fn unprivileged_v4(&self) -> Option<bool> {
+        self.v4
+            .as_ref()
+            .ok()
+            .map(|c| c.get_socket().get_type() == socket2::Type::DGRAM)
+    }
+
+    /// Pings `ip` once, within [`TIMEOUT`].
+    pub async fn ping(&self, ip: IpAddr) -> PingResult {
+        let client = match (ip, &self.v4, &self.v6) {
+            (IpAddr::V4(_), Ok(c), _) | (IpAddr::V6(_), _, Ok(c)) => c,
+            (IpAddr::V4(_), Err(e), _) | (IpAddr::V6(_), _, Err(e)) => {
+                return PingResult {
+                    up: None,
+                    error: Some(e.clone()),
+                    address: Some(ip.to_string()),
+                    ..Default::default()
+                };
+            }
+        };
+        // A random identifier and sequence: two checks of one host at once (a scheduled one
+        // and one asked for) are two requests, not one answered twice.
+        let mut pinger = client
+            .pinger(ip, surge_ping::PingIdentifier(rand::random()))
+            .await;
+        pinger.timeout(TIMEOUT);
+        let outcome = pinger
+            .ping(surge_ping::PingSequence(rand::random()), &[0u8; 16])
+            .await;
+        match outcome {
+            Ok((_, rtt)) => PingResult {
+                up: Some(true),
+                latency_ms: Some(ms(rtt)),
+                error: None,
+                address: Some(ip.to_string()),
+            },
+            Err(e) => PingResult {
+                up: Some(false),
+                latency_ms: None,
+                error: Some(ping_error(&e)),
+                address: Some(ip.to_string()),
+            },
+        }
+    }
 }
 
 struct Inner {
@@ -205,74 +289,13 @@ impl Reach {
         lock(&self.inner.hosts).get(id).and_then(|h| h.last.clone())
     }
 
-    async fn pingers(&self) -> &Pingers {
-        self.inner
-            .pingers
-            .get_or_init(|| async {
-                let open = |kind: surge_ping::ICMP, family: &str| {
-                    let cfg = surge_ping::Config::builder().kind(kind).build();
-                    match surge_ping::Client::new(&cfg) {
-                        Ok(c) => {
-                            let how = if c.get_socket().get_type() == socket2::Type::DGRAM {
-                                "an unprivileged ICMP socket"
-                            } else {
-                                "a raw ICMP socket"
-                            };
-                            tracing::info!(family, socket = how, "Reachability pings ready.");
-                            Ok(c)
-                        }
-                        Err(e) => {
-                            let msg = no_ping_message(gid());
-                            tracing::warn!(family, error = %e, "{msg}; only the TCP checks run.");
-                            Err(msg)
-                        }
-                    }
-                };
-                Pingers {
-                    v4: open(surge_ping::ICMP::V4, "IPv4"),
-                    v6: open(surge_ping::ICMP::V6, "IPv6"),
-                }
-            })
-            .await
-    }
-
-    /// Pings `ip` once.
     async fn ping(&self, ip: IpAddr) -> PingResult {
-        let p = self.pingers().await;
-        let client = match (ip, &p.v4, &p.v6) {
-            (IpAddr::V4(_), Ok(c), _) | (IpAddr::V6(_), _, Ok(c)) => c,
-            (IpAddr::V4(_), Err(e), _) | (IpAddr::V6(_), _, Err(e)) => {
-                return PingResult {
-                    up: None,
-                    error: Some(e.clone()),
-                    address: Some(ip.to_string()),
-                    ..Default::default()
-                };
-            }
-        };
-        // A random identifier and sequence: two checks of one host at once (a scheduled one
-        // and one asked for) are two requests, not one answered twice.
-        let mut pinger = client
-            .pinger(ip, surge_ping::PingIdentifier(rand::random()))
+        let pingers = self
+            .inner
+            .pingers
+            .get_or_init(|| async { Pingers::open() })
             .await;
-        pinger.timeout(TIMEOUT);
-        let outcome = pinger
-            .ping(surge_ping::PingSequence(rand::random()), &[0u8; 16])
-            .await;
-        match outcome {
-            Ok((_, rtt)) => PingResult {
-                up: Some(true),
-                latency_ms: Some(ms(rtt)),
-                error: None,
-                address: Some(ip.to_string()),
-            },
-            Err(e) => PingResult {
-                up: Some(false),
-                latency_ms: None,
-                error: Some(ping_error(&e)),
-                address: Some(ip.to_string()),
-            },
-        }
+        pingers.ping(ip).await
     }
 
     /// Checks `target`: the ping and every service at once, each within [`TIMEOUT`].

@@ -11,7 +11,10 @@
 //! - in a real browser: the overview's mark, the host page's section, Check now for admins;
 //! - an address whose packets are dropped (a route into a veth nobody answers on, inside a
 //!   network namespace the test makes) is down with "no answer within 2 s" (skipped, saying
-//!   why, when namespaces cannot be made: not root, no `ip`).
+//!   why, when namespaces cannot be made: not root, no `ip`);
+//! - pings use a raw socket where the namespace's `ping_group_range` leaves the group out, none
+//!   without `CAP_NET_RAW` either (every ping then says why), an unprivileged one once the group
+//!   is in (also in a namespace of the test's, where the sysctl is the namespace's own).
 
 use std::time::{Duration, Instant};
 
@@ -299,7 +302,10 @@ impl Netns {
         if !rustix::process::geteuid().is_root() {
             return Err("not root".into());
         }
-        let name = format!("smon-reach-{}", std::process::id());
+        // Tests run in parallel in one process: a name per namespace.
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("smon-reach-{}-{n}", std::process::id());
         let ip = |args: &[&str]| -> Result<(), String> {
             let out = std::process::Command::new("ip")
                 .args(args)
@@ -350,6 +356,94 @@ impl Drop for Netns {
     }
 }
 
+/// Runs `f` on a thread of its own inside the namespace, on a runtime made there (the sockets
+/// it makes are the namespace's).
+fn inside<T: Send + 'static>(
+    ns: &Netns,
+    f: impl FnOnce() -> std::pin::Pin<Box<dyn std::future::Future<Output = T>>> + Send + 'static,
+) -> T {
+    let path = format!("/var/run/netns/{}", ns.0);
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("namespace file");
+        rustix::thread::move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&file),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .expect("setns");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(f())
+    })
+    .join()
+    .expect("the namespace thread")
+}
+
+#[test]
+fn pings_use_unprivileged_sockets_else_raw_else_say_why() {
+    use smon_aggregator::reach::{Pingers, no_ping_message};
+    let ns = match Netns::make() {
+        Ok(ns) => ns,
+        Err(why) => {
+            eprintln!("skipping: cannot make a network namespace ({why})");
+            return;
+        }
+    };
+    let name = ns.0.clone();
+    let (raw, none, dgram) = inside(&ns, move || {
+        Box::pin(async move {
+            let lo: std::net::IpAddr = "127.0.0.1".parse().expect("ip");
+            // A new namespace lets no group ping unprivileged ("1 0"): root pings raw.
+            let p = Pingers::open();
+            let raw = (
+                p.unprivileged_v4(),
+                p.ping(lo).await.up,
+                p.ping("192.0.2.1".parse().expect("ip")).await,
+            );
+            // Without CAP_NET_RAW (this thread only), no socket at all: every ping says why.
+            let mut caps = rustix::thread::capabilities(None).expect("capget");
+            caps.effective -= rustix::thread::CapabilitySet::NET_RAW;
+            rustix::thread::set_capabilities(None, caps).expect("capset");
+            let p = Pingers::open();
+            let none = (p.unprivileged_v4(), p.ping(lo).await);
+            // The group allowed: unprivileged sockets, still without the capability.
+            let out = std::process::Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &name,
+                    "sysctl",
+                    "-qw",
+                    "net.ipv4.ping_group_range=0 2147483647",
+                ])
+                .output()
+                .expect("sysctl");
+            assert!(out.status.success(), "{out:?}");
+            let p = Pingers::open();
+            let dgram = (p.unprivileged_v4(), p.ping(lo).await.up);
+            (raw, none, dgram)
+        })
+    });
+    let (kind, up, dropped) = raw;
+    assert_eq!(
+        (kind, up),
+        (Some(false), Some(true)),
+        "raw socket, 127.0.0.1 answers"
+    );
+    assert_eq!(dropped.up, Some(false));
+    assert_eq!(dropped.error.as_deref(), Some("no answer within 2 s"));
+    let (kind, r) = none;
+    assert_eq!(kind, None);
+    assert_eq!(r.up, None, "not pinged: {r:?}");
+    assert_eq!(r.error, Some(no_ping_message(Some(0))));
+    assert_eq!(
+        dgram,
+        (Some(true), Some(true)),
+        "unprivileged socket, 127.0.0.1 answers"
+    );
+}
+
 #[test]
 fn an_address_that_drops_packets_is_down_with_no_answer_within_2_s() {
     let ns = match Netns::make() {
@@ -359,28 +453,13 @@ fn an_address_that_drops_packets_is_down_with_no_answer_within_2_s() {
             return;
         }
     };
-    let path = format!("/var/run/netns/{}", ns.0);
-    // This thread alone enters the namespace; its runtime's sockets are made there.
-    let got = std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).expect("namespace file");
-        rustix::thread::move_into_link_name_space(
-            std::os::fd::AsFd::as_fd(&f),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .expect("setns");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
+    let (r, took) = inside(&ns, || {
+        Box::pin(async {
             let start = Instant::now();
             let r = smon_aggregator::reach::connect("192.0.2.1:80".parse().expect("addr")).await;
             (r, start.elapsed())
         })
-    })
-    .join()
-    .expect("the namespace thread");
-    let (r, took) = got;
+    });
     assert_eq!(r, Err("no answer within 2 s".to_owned()));
     assert!(
         took >= Duration::from_millis(1900) && took < Duration::from_secs(4),
