@@ -11,6 +11,7 @@
 //! `main.rs` is thin; tests call [`run`] (or [`start`], to hold the registry and the feed) on
 //! `127.0.0.1:0`.
 
+pub mod actions;
 pub mod alerts;
 pub mod config;
 pub mod endpoint;
@@ -268,6 +269,8 @@ pub async fn start(
         }
         _ => None,
     };
+    let acting = actions::Actions::new();
+    web = web.with_actions(Arc::new(acting.clone()));
     let web = Arc::new(web);
     let tracker = TaskTracker::new();
     if let Some(al) = &alerts {
@@ -303,6 +306,7 @@ pub async fn start(
         tracker: tracker.clone(),
         stop: stop.clone(),
     });
+    acting.attach(registry.clone());
     // Subscribed before the first poller starts: no sample is missed.
     let remote_write = remote_write::start(
         &settings.remote_write,

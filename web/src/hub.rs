@@ -390,6 +390,7 @@ pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
         .route(&p("/readyz"), get(api::readyz));
     app = history::routes(app, &base);
     app = crate::routes::alerts::routes(app, &base);
+    app = crate::routes::actions::routes(app, &base);
     if !base.is_empty() {
         // Relative asset URLs need the trailing slash.
         let to = format!("{base}/");

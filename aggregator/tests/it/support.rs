@@ -70,6 +70,25 @@ pub async fn post_login(
         .expect("login request")
 }
 
+/// Sends `method path` with a JSON body as `client`; the status and the JSON answer.
+pub async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = client
+        .request(method, format!("{base}{path}"))
+        .header("origin", origin_of(base));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.expect("request");
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
 /// `http://host:port` of a URL.
 pub fn origin_of(url: &str) -> String {
     let u = reqwest::Url::parse(url).expect("url");
