@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Aggregator, VIEWER_PASSWORD, login, send};
+use crate::support::{Agent, Aggregator, BROWSER_LOGIN, TOKEN, VIEWER_PASSWORD, login, send};
 
 /// A UDP listener on 127.0.0.1 standing for a sleeping machine's LAN.
 fn lan() -> (UdpSocket, u16) {
@@ -198,5 +198,47 @@ async fn the_aggregator_sends_the_magic_packet_and_says_why_when_it_cannot() {
     .await;
     assert_eq!(st, 401);
     assert!(received(&rx).is_empty(), "nothing sent for refused callers");
+    agg.shutdown().await;
+}
+
+/// The host page's Wake (confirmed, then the host followed until it answers) and Reboot
+/// (refused with what to set), and the overview's group action on a tag, in Chromium as
+/// admin; a viewer sees no action. The packets are counted on the UDP listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_in_a_real_browser() {
+    let agent = Agent::start("127.0.0.52");
+    let (rx, port) = lan();
+    let cfg = json!({"monitor": {"mode": "app", "poll_interval_ms": 500, "include_self": false,
+    "clusters": [{"name": "lab", "hosts": [
+        {"name": "n1", "address": agent.addr.to_string(), "token": TOKEN,
+         "mac": "52:54:00:00:00:0a", "wol": {"broadcast": "127.0.0.1", "port": port},
+         "tags": ["desk"]},
+        {"name": "off", "address": "127.0.0.1:9", "tags": ["desk"]},
+    ]}]}});
+    let agg = Aggregator::start(&cfg.to_string()).await;
+    agg.wait_row("lab:n1", Duration::from_secs(20), "up", |r| {
+        r["status"] == "up"
+    })
+    .await;
+    let url = format!("{}/", agg.base);
+    let viewer = format!("viewer:{VIEWER_PASSWORD}");
+    tokio::task::spawn_blocking(move || {
+        crate::browser::browser_with(
+            &[("SMON_LOGIN", BROWSER_LOGIN)],
+            &["actions", &url, "lab:n1", "admin", "desk", "lab:off"],
+        );
+        crate::browser::browser_with(
+            &[("SMON_LOGIN", &viewer)],
+            &["actions", &url, "lab:n1", "viewer", "desk", "lab:off"],
+        );
+    })
+    .await
+    .expect("actions scenarios");
+    let mac = [0x52, 0x54, 0, 0, 0, 0x0a];
+    assert_eq!(
+        received(&rx),
+        [magic(mac), magic(mac)],
+        "one packet from the host page, one from the group action"
+    );
     agg.shutdown().await;
 }

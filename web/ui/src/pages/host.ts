@@ -17,6 +17,7 @@ import { DASH, age, ago, bytes, bytesOf, celsius, dateTime, duration, freq, load
 import { LiveChart, type SeriesDef } from "../components/chart";
 import { GpuCard } from "../components/gpu";
 import { HistoryView } from "../components/history";
+import { HostActions } from "../components/actions";
 import { HostAlerts } from "../components/alerts";
 import { Meter, setLevel, setVBar } from "../components/meter";
 import { setStatus, statusBadge } from "../components/status";
@@ -232,6 +233,8 @@ export class HostPage {
   private readonly history: HistoryView;
   /** This host's alerts (hidden when none, or without alerting). */
   private readonly alerts: HostAlerts;
+  /** Wake, reboot and shut down, for admins of the aggregator (none on the agent's view). */
+  private readonly actions: HostActions | null;
 
   // GPUs
   private readonly gpuSection: HTMLElement;
@@ -397,6 +400,7 @@ export class HostPage {
     this.gpuSection = section("GPUs", null, this.gpuGrid);
     this.history = new HistoryView({ kind: "host", id });
     this.alerts = new HostAlerts(id);
+    this.actions = conn.hello?.mode === "node" ? null : new HostActions(id);
     this.tempSection = card("Temperatures", this.temps.el);
 
     const back = h("a", { href: "#/", class: "back" }, "← All hosts");
@@ -425,7 +429,7 @@ export class HostPage {
     this.el = h(
       "div",
       { class: "page host-page" },
-      h("div", { class: "host-head" }, back, h("div", { class: "host-title" }, this.title, this.status, this.since), h("div", { class: "host-sub" }, this.lastSeen, this.meta, this.tags)),
+      h("div", { class: "host-head" }, back, h("div", { class: "host-title" }, this.title, this.status, this.since), h("div", { class: "host-sub" }, this.lastSeen, this.meta, this.tags), this.actions?.el),
       this.alert,
       this.notFound,
       this.body,
@@ -709,6 +713,7 @@ export class HostPage {
     this.destroyed = true;
     this.history.destroy();
     this.alerts.destroy();
+    this.actions?.destroy();
     this.procs.destroy();
     this.cpuChart.destroy();
     this.memChart.destroy();
