@@ -895,7 +895,9 @@ async function history(browser, url, id, cluster, role, secret) {
   await waitRange(page, "6 hours shown after a click on 6 h", { span: 21_600_000 });
   const six = await chartRange(page, "cpu");
 
-  // Drag across the middle of the CPU chart: zoom to that span.
+  // Drag across the middle of the CPU chart: zoom to that span (in view first: the mouse
+  // only reaches what is on screen).
+  await page.locator('#history .hchart[data-metric="cpu"] .u-over').scrollIntoViewIfNeeded();
   const over = await page.locator('#history .hchart[data-metric="cpu"] .u-over').boundingBox();
   if (!over) throw new CheckFailed("the CPU history chart has no plot area");
   const y = over.y + over.height / 2;
