@@ -31,6 +31,7 @@ const TARGET: Target = Target {
         "monitor",
         "log",
         "storage",
+        "control",
         "SMON_TOKEN",
     ],
     keys: &[
@@ -43,6 +44,9 @@ const TARGET: Target = Target {
         "users",
         "tls",
         "interval_ms",
+        "control",
+        "power",
+        "reboot",
     ],
     words: &[
         "\"monitor\"",
