@@ -478,3 +478,86 @@ async fn the_binary_logs_every_control_call_with_its_peer_and_no_token() {
     );
     assert!(log.contains(&format!("pid {}", started.pid)), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_is_served_over_mutual_tls_as_agent_is() {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let pki = tempfile::tempdir().expect("tempdir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/tls/make-certs.sh");
+    for args in [
+        &["ca"][..],
+        &["agent", "node", "127.0.0.1"][..],
+        &["client", "aggregator"][..],
+    ] {
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg("-d")
+            .arg(pki.path())
+            .args(args)
+            .output()
+            .expect("make-certs.sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let p = |f: &str| pki.path().join(f).display().to_string();
+    let read = |f: &str| std::fs::read(pki.path().join(f)).expect(f);
+    let cfg = serde_json::json!({
+        "monitor": {"mode": "node", "interval_ms": 100, "token": TOKEN, "gpu": "off",
+            "tls": {"cert": p("node.pem"), "key": p("node.key"), "client_ca": p("ca.pem")}},
+        "control": {"token": CONTROL},
+    });
+    let s = smon_agent::config::load_str(
+        &cfg.to_string(),
+        "tls.json",
+        Path::new("."),
+        &smon_agent::config::Env::default(),
+    )
+    .expect("valid");
+    let agent = support::start_with(s).await;
+    let rx = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let tls = |with_cert: bool| {
+        let cfg = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read("ca.pem")));
+        if with_cert {
+            cfg.identity(Identity::from_pem(
+                read("aggregator.pem"),
+                read("aggregator.key"),
+            ))
+        } else {
+            cfg
+        }
+    };
+    let endpoint = |with_cert: bool| {
+        Endpoint::from_shared(format!("https://{}", agent.addr))
+            .expect("uri")
+            .tls_config(tls(with_cert))
+            .expect("tls")
+    };
+    let started = Instant::now();
+    let ch = loop {
+        match endpoint(true).connect().await {
+            Ok(ch) => break ch,
+            Err(e) if started.elapsed() > Duration::from_secs(10) => panic!("mTLS: {e:?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let mut c = ControlClient::with_interceptor(ch, Bearer(Some(CONTROL.into())));
+    c.wake(wake_to(&rx)).await.expect("woken over mutual TLS");
+    assert_eq!(
+        datagram(&rx, Duration::from_secs(5)).await,
+        Some(expected_packet())
+    );
+    // Without a client certificate: no call at all.
+    let refused = match endpoint(false).connect().await {
+        Err(_) => true,
+        Ok(ch) => ControlClient::with_interceptor(ch, Bearer(Some(CONTROL.into())))
+            .wake(wake_to(&rx))
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a client without a certificate was served");
+    assert_eq!(datagram(&rx, Duration::from_millis(300)).await, None);
+    agent.shutdown().await;
+}
