@@ -561,3 +561,63 @@ async fn control_is_served_over_mutual_tls_as_agent_is() {
     assert_eq!(datagram(&rx, Duration::from_millis(300)).await, None);
     agent.shutdown().await;
 }
+
+/// `--check-config` with a control block: it reads the control token file and writes nothing;
+/// a missing one is an error naming file, field and path (not created, unlike the read
+/// token's); one others can read gets the secret-file warning.
+#[test]
+fn check_config_reads_the_control_token_file_and_creates_none() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("config_node.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"monitor":{{"mode":"node","grpc_listen":"127.0.0.1:1","gpu":"off","token":"{TOKEN}"}},"control":{{"token_file":"smon-control.token"}}}}"#
+        ),
+    )
+    .expect("config");
+    let check = || {
+        Command::new(env!("CARGO_BIN_EXE_smon-agent"))
+            .args([
+                "--check-config".as_ref(),
+                "--config".as_ref(),
+                cfg.as_os_str(),
+            ])
+            .env_remove("SMON_TOKEN")
+            .output()
+            .expect("run")
+    };
+    let token = dir.path().join("smon-control.token");
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: control.token_file: '{}' does not exist, and the agent does not create the control token",
+            cfg.display(),
+            token.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        !token.exists(),
+        "--check-config created the control token file"
+    );
+
+    std::fs::write(&token, format!("{CONTROL}\n")).expect("token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("smon-control.token: mode 0644 lets group and others read"),
+        "{err}"
+    );
+    assert!(!err.contains(CONTROL), "{err}");
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(files.len(), 2, "wrote something: {files:?}");
+}
