@@ -242,3 +242,126 @@ async fn actions_in_a_real_browser() {
     );
     agg.shutdown().await;
 }
+
+/// The control token of the test agents (not the read token).
+const CONTROL: &str = "control-token-for-the-tests-0123";
+
+/// The relay path and power through real agents: the magic packet leaves the relay agent
+/// (`wol.via`, with its control token), a reboot and a shutdown run the agent's harmless
+/// commands (files touched), and the refusals come back as what to fix: a wrong control
+/// token, an agent with power off, an agent with no control service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wake_through_a_relay_agent_and_power_through_the_hosts_agent() {
+    let (rx, port) = lan();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (rebooted, halted) = (dir.path().join("rebooted"), dir.path().join("halted"));
+    let touch = |f: &std::path::Path| json!(["/usr/bin/touch", f]);
+    let control = json!({"control": {"token": CONTROL, "power": {"enabled": true,
+        "reboot": touch(&rebooted), "shutdown": touch(&halted)}}});
+    let top = format!(
+        ",{}",
+        &control.to_string()[1..control.to_string().len() - 1]
+    );
+    let relay = Agent::start_full("127.0.0.53", "", &top);
+    let off = json!({"control": {"token": CONTROL}});
+    let power_off = Agent::start_full(
+        "127.0.0.54",
+        "",
+        &format!(",{}", &off.to_string()[1..off.to_string().len() - 1]),
+    );
+    let plain = Agent::start("127.0.0.55");
+    let host = |name: &str, a: &Agent, control: Option<&str>| {
+        let mut h = json!({"name": name, "address": a.addr.to_string(), "token": TOKEN});
+        if let Some(c) = control {
+            h["control_token"] = json!(c);
+        }
+        h
+    };
+    let mut sleeper = json!({"name": "sleeper", "address": "127.0.0.1:9",
+        "mac": "52:54:00:00:00:0b", "wol": {"broadcast": "127.0.0.1", "port": port, "via": "gw"}});
+    let cfg = json!({"monitor": {"mode": "app", "poll_interval_ms": 500, "include_self": false,
+    "clusters": [{"name": "lab", "hosts": [
+        host("gw", &relay, Some(CONTROL)),
+        host("nopower", &power_off, Some(CONTROL)),
+        host("nocontrol", &plain, Some(CONTROL)),
+        host("wrongtoken", &relay, Some("not-the-control-token-0000")),
+        sleeper.take(),
+    ]}]}});
+    let agg = Aggregator::start(&cfg.to_string()).await;
+    for id in ["lab:gw", "lab:nopower", "lab:nocontrol", "lab:wrongtoken"] {
+        agg.wait_row(id, Duration::from_secs(20), "up", |r| r["status"] == "up")
+            .await;
+    }
+    let post = |path: &str| {
+        let (c, b, p) = (agg.client.clone(), agg.base.clone(), path.to_owned());
+        async move { send(&c, &b, Method::POST, &p, Some(json!({}))).await }
+    };
+
+    // Relayed: the packet comes from the relay agent's process.
+    let (st, v) = post("/api/v1/hosts/lab:sleeper/wake").await;
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("by lab:gw's agent")),
+        "{v}"
+    );
+    assert_eq!(received(&rx), [magic([0x52, 0x54, 0, 0, 0, 0x0b])]);
+
+    // Power through the host's own agent: its configured command runs.
+    let (st, v) = post("/api/v1/hosts/lab:gw/reboot").await;
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("reboot started on lab:gw") && m.contains("touch")),
+        "{v}"
+    );
+    wait_file(&rebooted).await;
+    // A second power call within 10 s is refused by the agent (502: try again later).
+    let (st, v) = post("/api/v1/hosts/lab:gw/shutdown").await;
+    assert_eq!(st, 502, "{v}");
+    assert!(!halted.exists(), "refused, nothing run");
+
+    // Refusals, as what to fix (409), nothing run.
+    let (st, v) = post("/api/v1/hosts/lab:wrongtoken/reboot").await;
+    assert_eq!(st, 409, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("refused the control token")),
+        "{v}"
+    );
+    let (st, v) = post("/api/v1/hosts/lab:nopower/reboot").await;
+    assert_eq!(st, 409, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("control.power.enabled")),
+        "{v}"
+    );
+    let (st, v) = post("/api/v1/hosts/lab:nocontrol/shutdown").await;
+    assert_eq!(st, 409, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("takes no control calls")),
+        "{v}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!halted.exists(), "no shutdown ran");
+    assert!(received(&rx).is_empty());
+    agg.shutdown().await;
+}
+
+async fn wait_file(f: &std::path::Path) {
+    let start = std::time::Instant::now();
+    while !f.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{} was not made by the agent's command",
+            f.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

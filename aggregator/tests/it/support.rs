@@ -167,6 +167,8 @@ pub struct Agent {
     dir: tempfile::TempDir,
     /// More `monitor` fields, e.g. `,"tls":{...}`.
     extra: String,
+    /// More top-level blocks, e.g. `,"control":{...}`.
+    top: String,
 }
 
 impl Agent {
@@ -177,6 +179,11 @@ impl Agent {
 
     /// Like [`Agent::start`], with more `monitor` fields (`extra` starts with a comma).
     pub fn start_with(ip: &str, extra: &str) -> Self {
+        Self::start_full(ip, extra, "")
+    }
+
+    /// Like [`Agent::start_with`], with more top-level blocks (`top` starts with a comma).
+    pub fn start_full(ip: &str, extra: &str, top: &str) -> Self {
         let port = free_port(ip);
         let addr: SocketAddr = format!("{ip}:{port}").parse().expect("addr");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -185,6 +192,7 @@ impl Agent {
             child: None,
             dir,
             extra: extra.to_owned(),
+            top: top.to_owned(),
         };
         a.spawn();
         a
@@ -195,8 +203,8 @@ impl Agent {
         std::fs::write(
             &cfg,
             format!(
-                r#"{{"monitor":{{"mode":"node","interval_ms":200,"grpc_listen":"{}","token":"{TOKEN}","gpu":"fake","fake_gpu_count":1{}}}}}"#,
-                self.addr, self.extra
+                r#"{{"monitor":{{"mode":"node","interval_ms":200,"grpc_listen":"{}","token":"{TOKEN}","gpu":"fake","fake_gpu_count":1{}}}{}}}"#,
+                self.addr, self.extra, self.top
             ),
         )
         .expect("config");
