@@ -68,6 +68,113 @@ pub struct NodeConfig {
     /// `storage.enabled` is true, and then `server.web` must be on.
     #[serde(default)]
     pub storage: StorageBlock,
+    /// The `smon.v1.Control` service (Wake-on-LAN relay, reboot and shutdown): not served
+    /// unless a control token is set here.
+    #[serde(default)]
+    pub control: ControlConfig,
+}
+
+/// The `control` block: who may act on the host, and which actions are on.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// The control token inline (16+ characters, no whitespace, different from the read
+    /// token). Prefer `token_file`.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// File holding the control token; relative paths are relative to the config file's
+    /// directory. Never created by the agent: a missing file is a config error.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Whether `Control.Wake` sends magic packets (on by default once a token is set).
+    #[serde(default = "default_true")]
+    pub wake: bool,
+    /// Reboot and shutdown.
+    #[serde(default)]
+    pub power: PowerConfig,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            token_file: None,
+            wake: true,
+            power: PowerConfig::default(),
+        }
+    }
+}
+
+/// `control.power`: the commands `Control.Power` starts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerConfig {
+    /// Off by default: `Control.Power` then answers FAILED_PRECONDITION.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The reboot command, an argv list (no shell): an absolute path or a program name
+    /// looked up in `PATH` first. `null` turns reboot off alone.
+    #[serde(default = "default_reboot")]
+    pub reboot: Option<Vec<String>>,
+    /// The shutdown command, as `reboot`.
+    #[serde(default = "default_shutdown")]
+    pub shutdown: Option<Vec<String>>,
+}
+
+impl Default for PowerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            reboot: default_reboot(),
+            shutdown: default_shutdown(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_reboot() -> Option<Vec<String>> {
+    Some(vec!["systemctl".into(), "reboot".into()])
+}
+
+fn default_shutdown() -> Option<Vec<String>> {
+    Some(vec!["systemctl".into(), "poweroff".into()])
+}
+
+/// The `control` block, checked: present only when a control token is configured.
+#[derive(Clone)]
+pub struct ControlSettings {
+    /// The control token.
+    pub token: String,
+    /// `control.token_file`, resolved: a secret file, checked for group/world access.
+    pub token_file: Option<PathBuf>,
+    /// `control.wake`.
+    pub wake: bool,
+    /// The power commands, `None` when `control.power.enabled` is false.
+    pub power: Option<PowerCommands>,
+}
+
+impl fmt::Debug for ControlSettings {
+    // Never print the token, even in debug output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ControlSettings")
+            .field("token", &"<hidden>")
+            .field("token_file", &self.token_file)
+            .field("wake", &self.wake)
+            .field("power", &self.power)
+            .finish()
+    }
+}
+
+/// `control.power` when enabled: each action's argv, `None` for an action set to `null`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerCommands {
+    /// `control.power.reboot`.
+    pub reboot: Option<Vec<String>>,
+    /// `control.power.shutdown`.
+    pub shutdown: Option<Vec<String>>,
 }
 
 /// The `storage` block, the aggregator's keys less `remote_write`.
@@ -409,6 +516,8 @@ pub struct Settings {
     pub grpc_allow: CidrList,
     /// Connection limits of the gRPC listener.
     pub grpc_limits: GrpcLimits,
+    /// The Control service, `None` (not served) without a control token.
+    pub control: Option<ControlSettings>,
 }
 
 impl Settings {
@@ -866,6 +975,7 @@ impl NodeConfig {
         };
 
         let grpc_limits = m.limits.check(&mut errs);
+        let control = self.control.check(base, auth.as_ref(), &mut errs);
 
         match (
             errs.is_empty(),
@@ -930,11 +1040,130 @@ impl NodeConfig {
                     grpc_tls,
                     grpc_allow,
                     grpc_limits,
+                    control,
                 })
             }
             _ => Err(errs),
         }
     }
+}
+
+impl ControlConfig {
+    /// The checked block, `None` without a token; problems are recorded as `control.<field>`
+    /// errors. `read` is the read token, which the control token must not equal.
+    fn check(
+        &self,
+        base: &Path,
+        read: Option<&Auth>,
+        errs: &mut Vec<FieldError>,
+    ) -> Option<ControlSettings> {
+        let mut bad = |field: &str, value: &dyn fmt::Display, problem: &str| {
+            errs.push(FieldError {
+                field: field.to_owned(),
+                value: value.to_string(),
+                problem: problem.to_owned(),
+            });
+        };
+        // The commands are checked while power is off too: turning it on later must not
+        // surprise.
+        let reboot = check_argv(&self.power.reboot, "control.power.reboot", &mut bad);
+        let shutdown = check_argv(&self.power.shutdown, "control.power.shutdown", &mut bad);
+        let token_file = self.token_file.as_ref().map(|rel| base.join(rel));
+        let (token, field) = match (&self.token, &token_file) {
+            (Some(_), Some(_)) => {
+                bad(
+                    "control.token_file",
+                    &display_path(self.token_file.as_deref()),
+                    "cannot be combined with control.token; set one",
+                );
+                return None;
+            }
+            (None, None) => return None,
+            (Some(t), None) => (t.clone(), "control.token"),
+            (None, Some(f)) => match std::fs::read_to_string(f) {
+                Ok(t) => (t.trim().to_owned(), "control.token_file"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    bad(
+                        "control.token_file",
+                        &f.display(),
+                        "does not exist, and the agent does not create the control token: write one there (e.g. `openssl rand -hex 32`, mode 0600) or remove control.token_file",
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    bad(
+                        "control.token_file",
+                        &f.display(),
+                        &format!("cannot be read: {e}"),
+                    );
+                    return None;
+                }
+            },
+        };
+        if token.len() < MIN_TOKEN_LEN {
+            bad(field, &"<hidden>", "is shorter than 16 characters");
+            return None;
+        }
+        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            bad(
+                field,
+                &"<hidden>",
+                "contains whitespace or control characters",
+            );
+            return None;
+        }
+        if let Some(Auth::Token(read)) = read
+            && bool::from(subtle::ConstantTimeEq::ct_eq(
+                token.as_bytes(),
+                read.as_bytes(),
+            ))
+        {
+            bad(
+                field,
+                &"<hidden>",
+                "is the read token (monitor.token, monitor.token_file or SMON_TOKEN); the control token must differ: make a new one",
+            );
+            return None;
+        }
+        Some(ControlSettings {
+            token,
+            token_file,
+            wake: self.wake,
+            power: self
+                .power
+                .enabled
+                .then_some(PowerCommands { reboot, shutdown }),
+        })
+    }
+}
+
+/// Checks a power command (`None`: that action is off): a non-empty argv whose program is an
+/// absolute path or a plain name looked up in `PATH`.
+fn check_argv(
+    argv: &Option<Vec<String>>,
+    field: &str,
+    bad: &mut impl FnMut(&str, &dyn fmt::Display, &str),
+) -> Option<Vec<String>> {
+    let argv = argv.as_ref()?;
+    let Some(program) = argv.first() else {
+        bad(
+            field,
+            &"[]",
+            "is empty: give the command as an argv list, e.g. [\"systemctl\", \"reboot\"], or null to turn this action off",
+        );
+        return None;
+    };
+    let plain = !program.is_empty() && !program.contains('/');
+    let absolute = program.starts_with('/') && program.len() > 1;
+    if !(plain || absolute) || program.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bad(
+            &format!("{field}[0]"),
+            program,
+            "is not a program: give an absolute path (/usr/bin/systemctl) or a plain name found in PATH (systemctl), without spaces; arguments go in the next items",
+        );
+        return None;
+    }
+    Some(argv.clone())
 }
 
 fn display_path(p: Option<&Path>) -> String {
@@ -1182,6 +1411,46 @@ mod tests {
         assert!(
             !text.contains("short\n") && !text.contains("'short'"),
             "token leaked: {text}"
+        );
+    }
+
+    #[test]
+    fn control_is_off_without_its_token_and_must_not_be_the_read_token() {
+        let s =
+            load(r#"{"monitor":{"mode":"node","token":"read-token-0123456789"}}"#).expect("valid");
+        assert!(s.control.is_none(), "off by default");
+        let s = load(r#"{"monitor":{"mode":"node","token":"read-token-0123456789"},"control":{"token":"control-token-0123456789"}}"#)
+            .expect("valid");
+        let c = s.control.expect("on");
+        assert!(c.wake && c.power.is_none(), "wake on, power off by default");
+        assert!(
+            !format!("{c:?}").contains("control-token"),
+            "token in Debug"
+        );
+        let s = load(r#"{"monitor":{"mode":"node","auth":"none"},"control":{"token":"control-token-0123456789","power":{"enabled":true,"shutdown":null}}}"#)
+            .expect("valid");
+        let p = s.control.and_then(|c| c.power).expect("power on");
+        assert_eq!(
+            p.reboot,
+            Some(vec!["systemctl".to_owned(), "reboot".to_owned()])
+        );
+        assert_eq!(p.shutdown, None);
+        // The read token from the environment counts too.
+        let env = Env {
+            smon_token: Some("control-token-0123456789".into()),
+        };
+        let e = load_str(
+            r#"{"monitor":{"mode":"node"},"control":{"token":"control-token-0123456789"}}"#,
+            "t.json",
+            Path::new("/nonexistent"),
+            &env,
+        )
+        .expect_err("same token")
+        .to_string();
+        assert!(
+            e.contains("t.json: control.token: '<hidden>' is the read token")
+                && !e.contains("control-token-0123456789"),
+            "{e}"
         );
     }
 

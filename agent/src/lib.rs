@@ -10,6 +10,7 @@
 //! `server.web: true`.
 
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod query;
 pub mod service;
@@ -163,6 +164,16 @@ pub async fn run_prepared(
         "token"
     };
     tracing::info!(%addr, interval_ms = interval.as_millis() as u64, auth, "Serving gRPC.");
+    match &settings.control {
+        None => tracing::info!(
+            "The Control service (Wake-on-LAN relay, reboot, shutdown) is off: no control.token_file or control.token is set."
+        ),
+        Some(c) => tracing::info!(
+            wake = c.wake,
+            power = c.power.is_some(),
+            "Serving the Control service too (calls need the control token)."
+        ),
+    }
 
     #[cfg(not(feature = "web"))]
     let web_task: Option<WebTasks> = http.map(|never| match never {});

@@ -1,5 +1,6 @@
 //! The gRPC side: the `smon.v1.Agent` service over the sampler's latest sample, the bearer-token
-//! check in front of it, and the server setup.
+//! check in front of it, and the server setup (with `smon.v1.Control`, [`crate::control`],
+//! when a control token is configured).
 //!
 //! The server is built in one place ([`serve`]) so that TLS and mutual TLS can be added to the
 //! same builder next to the token check, without touching the handlers.
@@ -29,7 +30,9 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
 use crate::config::{Auth, Settings};
+use crate::control::ControlService;
 use smon_collect::{DetailDemand, Latest};
+use smon_proto::control_server::ControlServer;
 
 /// How long `GetSnapshot` waits for the very first sample after start-up.
 const FIRST_SAMPLE_WAIT: Duration = Duration::from_secs(5);
@@ -181,10 +184,48 @@ pub struct TokenCheck {
     log: Arc<RefusalLog>,
 }
 
-struct RefusalLog {
+/// At most one log line per second about refused calls, with a count of the ones left out.
+pub(crate) struct RefusalLog {
     started: Instant,
     last_ms: AtomicU64,
     suppressed: AtomicU64,
+}
+
+impl RefusalLog {
+    pub(crate) fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(refusals not logged since the last line)` when a line is due now; `None` (and
+    /// this refusal counted) otherwise.
+    pub(crate) fn due(&self) -> Option<u64> {
+        let now = self.started.elapsed().as_millis() as u64 + 1000;
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1000
+            && self
+                .last_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            Some(self.suppressed.swap(0, Ordering::Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+/// Whether an `authorization` value is exactly `expected` (`Bearer <token>` bytes), compared
+/// in constant time.
+pub(crate) fn bearer_is(
+    value: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    expected: &[u8],
+) -> bool {
+    bool::from(value.as_bytes().ct_eq(expected))
 }
 
 impl TokenCheck {
@@ -197,11 +238,7 @@ impl TokenCheck {
         Self {
             expected,
             allow: Arc::new(allow),
-            log: Arc::new(RefusalLog {
-                started: Instant::now(),
-                last_ms: AtomicU64::new(0),
-                suppressed: AtomicU64::new(0),
-            }),
+            log: Arc::new(RefusalLog::new()),
         }
     }
 
@@ -212,23 +249,12 @@ impl TokenCheck {
     }
 
     fn log_refusal(&self, req: &Request<()>, reason: &'static str) {
-        let now = self.log.started.elapsed().as_millis() as u64 + 1000;
-        let last = self.log.last_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= 1000
-            && self
-                .log
-                .last_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            let suppressed = self.log.suppressed.swap(0, Ordering::Relaxed);
+        if let Some(suppressed) = self.log.due() {
             let peer = req
                 .remote_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_else(|| "unknown".into());
             tracing::warn!(%peer, reason, suppressed, "Refused a gRPC call.");
-        } else {
-            self.log.suppressed.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -263,7 +289,7 @@ impl Interceptor for TokenCheck {
         }
         match req.metadata().get("authorization") {
             None => Err(self.refuse(&req, "missing bearer token")),
-            Some(v) if bool::from(v.as_bytes().ct_eq(expected.as_slice())) => Ok(req),
+            Some(v) if bearer_is(v, expected) => Ok(req),
             Some(_) => Err(self.refuse(&req, "wrong bearer token")),
         }
     }
@@ -290,6 +316,15 @@ pub async fn serve(
         server,
         TokenCheck::with_allow(&settings.auth, settings.grpc_allow.clone()),
     );
+    // Without a control token the Control service is not routed: its calls get UNIMPLEMENTED.
+    let control = settings.control.as_ref().map(|c| {
+        ControlServer::new(ControlService::new(
+            c,
+            &settings.auth,
+            settings.grpc_allow.clone(),
+        ))
+        .max_decoding_message_size(64 * 1024)
+    });
     let limits = settings.grpc_limits;
     let streams = limits.max_concurrent_streams;
     let mut builder = tonic::transport::Server::builder()
@@ -333,6 +368,7 @@ pub async fn serve(
     let incoming = guarded_incoming(guard, listener);
     builder
         .add_service(svc)
+        .add_optional_service(control)
         .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
         .await
         .map_err(crate::Error::Grpc)?;

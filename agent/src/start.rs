@@ -81,7 +81,12 @@ impl Daemon for Agent {
     }
 
     fn secret_files(&self) -> Vec<std::path::PathBuf> {
-        let files = self.settings.token_file.iter().cloned();
+        let files = self.settings.token_file.iter().cloned().chain(
+            self.settings
+                .control
+                .iter()
+                .filter_map(|c| c.token_file.clone()),
+        );
         #[cfg(feature = "web")]
         let files = files.chain(
             self.settings

@@ -11,6 +11,7 @@
 //! `main.rs` is thin; tests call [`run`] (or [`start`], to hold the registry and the feed) on
 //! `127.0.0.1:0`.
 
+pub mod actions;
 pub mod alerts;
 pub mod config;
 pub mod endpoint;
@@ -275,6 +276,8 @@ pub async fn start(
         }
         _ => None,
     };
+    let acting = actions::Actions::new();
+    web = web.with_actions(Arc::new(acting.clone()));
     let tracker = TaskTracker::new();
     let registry = Registry::new(Context {
         store: store.clone(),
@@ -326,6 +329,7 @@ pub async fn start(
         stop.clone(),
     ));
 
+    acting.attach(registry.clone());
     // Subscribed before the first poller starts: no sample is missed.
     let remote_write = remote_write::start(
         &settings.remote_write,

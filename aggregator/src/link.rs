@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use smon_proto::agent_client::AgentClient;
-use smon_proto::{GetInfoRequest, HostInfo};
+use smon_proto::control_client::ControlClient;
+use smon_proto::{
+    GetInfoRequest, HostInfo, PowerAction, PowerReply, PowerRequest, WakeReply, WakeRequest,
+};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -54,14 +57,17 @@ impl Interceptor for Auth {
 /// The gRPC client of one agent, over the poller's channel (cheap to clone).
 pub type Client = AgentClient<InterceptedService<Channel, Auth>>;
 
+/// The client of one agent's `Control` service, with its control token.
+pub type Control = ControlClient<InterceptedService<Channel, Auth>>;
+
 /// Where a poller's link stands.
 #[derive(Clone, Debug, Default)]
 enum LinkState {
     /// Not connected yet.
     #[default]
     Pending,
-    /// Connected: the agent answered `GetInfo` over this client.
-    Up(Client),
+    /// Connected: the agent answered `GetInfo` over this client (and its channel).
+    Up(Box<(Client, Channel)>),
     /// The last connection failed (the reason as in the host row); the poller backs off and
     /// retries.
     Down(String),
@@ -78,9 +84,9 @@ impl LinkSlot {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The poller connected: lend `client`.
-    pub fn up(&self, client: Client) {
-        *self.lock() = LinkState::Up(client);
+    /// The poller connected: lend `client` and its `channel`.
+    pub fn up(&self, client: Client, channel: Channel) {
+        *self.lock() = LinkState::Up(Box::new((client, channel)));
     }
 
     /// The poller lost (or could not make) its connection, for `reason`.
@@ -91,9 +97,10 @@ impl LinkSlot {
     /// The link to `host`, if its poller is connected.
     pub fn borrow(&self, host: &str) -> Result<AgentLink, LinkError> {
         match &*self.lock() {
-            LinkState::Up(c) => Ok(AgentLink {
+            LinkState::Up(up) => Ok(AgentLink {
                 host: host.to_owned(),
-                client: c.clone(),
+                client: up.0.clone(),
+                channel: up.1.clone(),
             }),
             LinkState::Pending => Err(LinkError::NotConnected {
                 host: host.to_owned(),
@@ -150,12 +157,18 @@ pub enum LinkError {
 pub struct AgentLink {
     host: String,
     client: Client,
+    channel: Channel,
 }
 
 impl AgentLink {
-    /// A link over `client` to `host` (the poller makes it; others get it from the registry).
-    pub fn new(host: String, client: Client) -> Self {
-        Self { host, client }
+    /// A link over `client` (on `channel`) to `host` (the poller makes it; others get it
+    /// from the registry).
+    pub fn new(host: String, client: Client, channel: Channel) -> Self {
+        Self {
+            host,
+            client,
+            channel,
+        }
     }
 
     /// The host id.
@@ -170,7 +183,16 @@ impl AgentLink {
         F: FnOnce(Client) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
-        match tokio::time::timeout(deadline, f(self.client.clone())).await {
+        self.answer(deadline, f(self.client.clone())).await
+    }
+
+    /// The answer of the call `fut`, within `deadline`.
+    async fn answer<T>(
+        &self,
+        deadline: Duration,
+        fut: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, LinkError> {
+        match tokio::time::timeout(deadline, fut).await {
             Ok(Ok(r)) => Ok(r.into_inner()),
             Ok(Err(status)) if status.code() == tonic::Code::Cancelled && is_timeout(&status) => {
                 Err(LinkError::Timeout {
@@ -197,6 +219,51 @@ impl AgentLink {
             c.get_info(req).await
         })
         .await
+    }
+}
+
+impl AgentLink {
+    /// The agent's `Control` service over the same connection, with `control_token`.
+    fn control(&self, control_token: &str) -> Result<Control, LinkError> {
+        let auth = Auth::new(Some(control_token)).map_err(|e| LinkError::Call {
+            host: self.host.clone(),
+            status: tonic::Status::invalid_argument(e.to_string()),
+        })?;
+        Ok(ControlClient::with_interceptor(self.channel.clone(), auth))
+    }
+
+    /// Asks the agent to send a Wake-on-LAN packet for `mac` to `to` on its LAN
+    /// (`Control.Wake`), within `deadline`.
+    pub async fn wake(
+        &self,
+        control_token: &str,
+        mac: smon_runtime::wol::Mac,
+        to: std::net::SocketAddrV4,
+        deadline: Duration,
+    ) -> Result<WakeReply, LinkError> {
+        let mut c = self.control(control_token)?;
+        let mut req = tonic::Request::new(WakeRequest {
+            mac: mac.to_string(),
+            broadcast: to.ip().to_string(),
+            port: u32::from(to.port()),
+        });
+        req.set_timeout(deadline);
+        self.answer(deadline, c.wake(req)).await
+    }
+
+    /// Asks the agent to reboot or shut down its host (`Control.Power`), within `deadline`.
+    pub async fn power(
+        &self,
+        control_token: &str,
+        action: PowerAction,
+        deadline: Duration,
+    ) -> Result<PowerReply, LinkError> {
+        let mut c = self.control(control_token)?;
+        let mut req = tonic::Request::new(PowerRequest {
+            action: action.into(),
+        });
+        req.set_timeout(deadline);
+        self.answer(deadline, c.power(req)).await
     }
 }
 

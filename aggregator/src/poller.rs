@@ -317,10 +317,10 @@ async fn session(
             raw: chain(&e),
         })?;
     let auth = Auth::new(target.token.as_deref()).map_err(|e| settings(&e))?;
-    let mut client = AgentClient::with_interceptor(channel, auth);
+    let mut client = AgentClient::with_interceptor(channel.clone(), auth);
 
     // The first call goes through the command link, as every borrowed call does.
-    let link = AgentLink::new(id.to_owned(), client.clone());
+    let link = AgentLink::new(id.to_owned(), client.clone(), channel.clone());
     let info = link.get_info(CALL_DEADLINE).await.map_err(|e| match e {
         LinkError::Call { status, .. } => PollError::status(&status, Stage::Connect, target),
         LinkError::Timeout { deadline, .. } => PollError::bare(AgentError::NoAnswer {
@@ -333,7 +333,7 @@ async fn session(
         },
     })?;
     p.metrics.connected(started.elapsed());
-    p.link.up(client.clone());
+    p.link.up(client.clone(), channel);
     p.feed.publish(
         now_ms(),
         Body::Connected {

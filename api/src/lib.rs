@@ -13,6 +13,7 @@
 //! It must not depend on axum, socketioxide or the embedded UI: a CLI or a test pulls in serde,
 //! the generated protobuf messages and an HTTP client, nothing more.
 
+pub mod actions;
 pub mod alerts;
 pub mod auth;
 pub mod client;

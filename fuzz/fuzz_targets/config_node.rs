@@ -13,7 +13,15 @@ use smon_fuzz::props_common::Target;
 const FILE: &str = "fuzz/config_node.json";
 const TARGET: Target = Target {
     file: FILE,
-    roots: &["server", "manager", "monitor", "log", "SMON_TOKEN"],
+    roots: &[
+        "server",
+        "manager",
+        "monitor",
+        "log",
+        "storage",
+        "control",
+        "SMON_TOKEN",
+    ],
     keys: &[],
     words: &[],
 };

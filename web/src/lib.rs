@@ -9,6 +9,7 @@
 //! [`store`] -> [`metrics`]; [`security`] (policy: it never sees [`state`]) -> [`state`] ->
 //! [`routes`] -> [`hub`] -> [`serve`].
 
+pub mod acting;
 pub mod alerting;
 pub mod assets;
 pub mod clock;

@@ -143,6 +143,10 @@ pub struct Web {
     /// The server's reachability checker behind the reachability routes (`web/PROTOCOL.md`,
     /// "Reachability"); `None` when it runs none (503). Set with [`Web::with_reach`].
     pub reach: Option<Arc<dyn crate::reachability::ReachService>>,
+    /// The server's actions on hosts behind the action routes (`web/PROTOCOL.md`,
+    /// "Actions"); `None` when it has none (the agent's own view: those routes answer 503).
+    /// Set with [`Web::with_actions`].
+    pub actions: Option<Arc<dyn crate::acting::ActionsService>>,
     /// The Socket.IO handle, once the router is built (to close a session's sockets).
     pub(crate) io: OnceLock<SocketIo>,
 }
@@ -167,8 +171,15 @@ impl Web {
             remote_write: None,
             alerts: None,
             reach: None,
+            actions: None,
             io: OnceLock::new(),
         }
+    }
+
+    /// Serves `actions` on the action routes (before the state is shared).
+    pub fn with_actions(mut self, actions: Arc<dyn crate::acting::ActionsService>) -> Self {
+        self.actions = Some(actions);
+        self
     }
 
     /// Serves `alerts` on the alert routes (before the state is shared).

@@ -31,6 +31,7 @@ const TARGET: Target = Target {
         "monitor",
         "log",
         "storage",
+        "control",
         "SMON_TOKEN",
     ],
     keys: &[
@@ -43,6 +44,9 @@ const TARGET: Target = Target {
         "users",
         "tls",
         "interval_ms",
+        "control",
+        "power",
+        "reboot",
     ],
     words: &[
         "\"monitor\"",
@@ -137,6 +141,8 @@ proptest! {
         inline_token in proptest::option::of(secret(0..30)),
         hash in proptest::option::of(secret(0..40)),
         env_token in proptest::option::weighted(0.2, secret(10..30)),
+        control_token in proptest::option::weighted(0.3, secret(0..30)),
+        control_is_read in proptest::bool::weighted(0.2),
         file_token in secret(0..40),
         muts in proptest::collection::vec(TARGET.mutation(), 0..6),
     ) {
@@ -147,6 +153,20 @@ proptest! {
         {
             m.remove("token_file");
             m.insert("token".into(), Value::String(t.clone()));
+        }
+        // A control token, now and then the read token again (refused, and not shown).
+        if let Some(t) = &control_token
+            && let Some(o) = v.as_object_mut()
+        {
+            let control = o.entry("control").or_insert_with(|| Value::Object(Map::new()));
+            if let Some(c) = control.as_object_mut() {
+                let t = match (&inline_token, control_is_read) {
+                    (Some(read), true) => read.clone(),
+                    _ => t.clone(),
+                };
+                c.remove("token_file");
+                c.insert("token".into(), Value::String(t));
+            }
         }
         if let Some(h) = &hash
             && let Some(o) = v.as_object_mut()

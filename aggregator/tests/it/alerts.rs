@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::support::{
-    ADMIN_PASSWORD, Agent, Aggregator, Binary, TOKEN, VIEWER_PASSWORD, free_port, login, origin_of,
+    ADMIN_PASSWORD, Agent, Aggregator, Binary, TOKEN, VIEWER_PASSWORD, free_port, login, send,
     workspace_bin, write_users,
 };
 
@@ -498,25 +498,6 @@ async fn a_channel_down_loses_nothing_across_a_kill_9_of_the_aggregator() {
     let (_, ch) = get(&client, &b.base(), "/api/v1/alerts/channels").await;
     assert_eq!(ch[0]["queued"], 0, "{ch}");
     assert!(ch[0]["sent"].as_u64() >= Some(2), "{ch}");
-}
-
-/// Sends `method path` with a JSON body as `client`; the status and the JSON answer.
-async fn send(
-    client: &reqwest::Client,
-    base: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = client
-        .request(method, format!("{base}{path}"))
-        .header("origin", origin_of(base));
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.expect("request");
-    let st = r.status().as_u16();
-    (st, r.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

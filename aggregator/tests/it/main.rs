@@ -1,6 +1,7 @@
 //! Integration tests of the aggregator: real agents as separate processes on 127.0.0.x
 //! addresses, the aggregator in-process on 127.0.0.1:0, observed through its REST API.
 
+mod actions;
 mod alerts;
 mod alerts_ui;
 mod api_client;

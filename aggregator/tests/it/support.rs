@@ -70,6 +70,25 @@ pub async fn post_login(
         .expect("login request")
 }
 
+/// Sends `method path` with a JSON body as `client`; the status and the JSON answer.
+pub async fn send(
+    client: &reqwest::Client,
+    base: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = client
+        .request(method, format!("{base}{path}"))
+        .header("origin", origin_of(base));
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.expect("request");
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
 /// `http://host:port` of a URL.
 pub fn origin_of(url: &str) -> String {
     let u = reqwest::Url::parse(url).expect("url");
@@ -148,6 +167,8 @@ pub struct Agent {
     dir: tempfile::TempDir,
     /// More `monitor` fields, e.g. `,"tls":{...}`.
     extra: String,
+    /// More top-level blocks, e.g. `,"control":{...}`.
+    top: String,
 }
 
 impl Agent {
@@ -158,6 +179,11 @@ impl Agent {
 
     /// Like [`Agent::start`], with more `monitor` fields (`extra` starts with a comma).
     pub fn start_with(ip: &str, extra: &str) -> Self {
+        Self::start_full(ip, extra, "")
+    }
+
+    /// Like [`Agent::start_with`], with more top-level blocks (`top` starts with a comma).
+    pub fn start_full(ip: &str, extra: &str, top: &str) -> Self {
         let port = free_port(ip);
         let addr: SocketAddr = format!("{ip}:{port}").parse().expect("addr");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -166,6 +192,7 @@ impl Agent {
             child: None,
             dir,
             extra: extra.to_owned(),
+            top: top.to_owned(),
         };
         a.spawn();
         a
@@ -176,8 +203,8 @@ impl Agent {
         std::fs::write(
             &cfg,
             format!(
-                r#"{{"monitor":{{"mode":"node","interval_ms":200,"grpc_listen":"{}","token":"{TOKEN}","gpu":"fake","fake_gpu_count":1{}}}}}"#,
-                self.addr, self.extra
+                r#"{{"monitor":{{"mode":"node","interval_ms":200,"grpc_listen":"{}","token":"{TOKEN}","gpu":"fake","fake_gpu_count":1{}}}{}}}"#,
+                self.addr, self.extra, self.top
             ),
         )
         .expect("config");

@@ -3,6 +3,7 @@
 //! pages and assets) and [`history`] (the stored history's routes).
 
 pub mod accounts;
+pub mod actions;
 pub mod alerts;
 pub mod api;
 pub mod auth;

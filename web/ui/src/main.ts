@@ -6,6 +6,7 @@
  */
 import "./styles/app.css";
 import "./styles/account.css";
+import "./styles/actions.css";
 import "./styles/alerts.css";
 import { basePath, Connection } from "./connection";
 import { h, setAttr, setText, show } from "./dom";

@@ -899,7 +899,9 @@ async function history(browser, url, id, cluster, role, secret) {
   await waitRange(page, "6 hours shown after a click on 6 h", { span: 21_600_000 });
   const six = await chartRange(page, "cpu");
 
-  // Drag across the middle of the CPU chart: zoom to that span.
+  // Drag across the middle of the CPU chart: zoom to that span (in view first: the mouse
+  // only reaches what is on screen).
+  await page.locator('#history .hchart[data-metric="cpu"] .u-over').scrollIntoViewIfNeeded();
   const over = await page.locator('#history .hchart[data-metric="cpu"] .u-over').boundingBox();
   if (!over) throw new CheckFailed("the CPU history chart has no plot area");
   const y = over.y + over.height / 2;
@@ -1369,7 +1371,54 @@ async function reach(browser, url, id, role, down) {
 
 // ------------------------------------------------------------------ main
 
-const COMMANDS = { home, host, status, transport, screenshot, login, large, fleet, freeze, details, node, history, alerts, reach };
+async function actions(browser, url, id, role, tag, failing) {
+  if (!id || !["admin", "viewer"].includes(role) || !tag || !failing) usage("actions: <host id> <admin|viewer> <tag> <failing host id>");
+  const page = await open(browser);
+  const dialogs = [];
+  page.on("dialog", (d) => {
+    dialogs.push(d.message());
+    void d.accept();
+  });
+  // The host page: Wake (confirmed), the packet sent, then the host followed until it answers.
+  await goto(page, withHash(url, `#/host/${id}`));
+  await waitConnected(page);
+  if (role === "viewer") {
+    await page.waitForTimeout(1000);
+    if (await page.isVisible(".host-actions")) throw new CheckFailed(`a viewer sees the action buttons\n${await describe(page)}`);
+    await goto(page, url);
+    await waitConnected(page);
+    await page.waitForTimeout(500);
+    if (await page.isVisible(".group-actions")) throw new CheckFailed(`a viewer sees the group actions\n${await describe(page)}`);
+    return;
+  }
+  await step(page, "the host's action buttons", () => page.waitForSelector(".host-actions:not([hidden]) .action-wake"));
+  await page.click(".action-wake");
+  await step(page, "the wake's outcome", () => page.waitForSelector('.action-out[data-state="ok"]'));
+  if (!dialogs.some((m) => m.includes(id))) throw new CheckFailed(`the confirmation did not name ${id}: ${JSON.stringify(dialogs)}`);
+  await step(page, "the woken host followed until it answers", () =>
+    page.waitForFunction((h) => document.querySelector(".action-out")?.textContent?.includes(`${h} is up`), id, { timeout: 15000 }),
+  );
+  // Reboot without a control token: the server's reason is shown, as an error.
+  await page.click(".action-reboot");
+  await step(page, "the reboot's refusal", () => page.waitForSelector('.action-out[data-state="error"]'));
+  const why = await page.textContent(".action-out");
+  if (!why?.includes("control_token")) throw new CheckFailed(`the refusal says '${why}', not what to set`);
+
+  // The overview: wake every host of a tag, confirmed with the list, one result per host.
+  await goto(page, url);
+  await waitConnected(page);
+  await step(page, "the overview's Actions menu", () => page.waitForSelector(".group-actions:not([hidden]) .group-open"));
+  await page.click(".group-open");
+  await page.selectOption(".group-action", "wake");
+  await page.selectOption(".group-target", `tag:${tag}`);
+  dialogs.length = 0;
+  await page.click(".group-go");
+  await step(page, "the group's result lines", () => page.waitForSelector(`.group-results li[data-host=${JSON.stringify(id)}][data-state="ok"]`));
+  await step(page, "the failing host's line", () => page.waitForSelector(`.group-results li[data-host=${JSON.stringify(failing)}][data-state="error"]`));
+  if (!dialogs.some((m) => m.includes(id) && m.includes(failing))) throw new CheckFailed(`the confirmation did not list the hosts: ${JSON.stringify(dialogs)}`);
+}
+
+const COMMANDS = { home, host, status, transport, screenshot, login, large, fleet, freeze, details, node, history, alerts, actions, reach };
 const [cmd, url, ...rest] = process.argv.slice(2);
 if (!cmd || !(cmd in COMMANDS)) usage(cmd ? `unknown subcommand '${cmd}'` : "no subcommand");
 if (!url) usage(`${cmd}: no url given`);

@@ -29,6 +29,7 @@
  *   keeps `data-alerts` current even off screen), and a cluster's header their sum
  *   (`.cluster-alerts[data-count]`), visible while the cluster is folded in a large fleet.
  */
+import { GroupActions } from "../components/actions";
 import type { Connection } from "../connection";
 import { h, setAttr, setClass, setText, setTitle, show } from "../dom";
 import { DASH, age, bytesOf, celsius, duration, level, load, num, pct, rate } from "../format";
@@ -723,10 +724,15 @@ export class HomePage {
     this.empty = h("p", { class: "empty-state", hidden: true });
     this.foldHint = h("p", { class: "fold-hint muted", hidden: true });
     this.loading = h("p", { class: "empty-state" }, "Waiting for the server…");
+    // Wake, reboot or shut down a cluster or a tag: admins of the aggregator only.
+    const group =
+      conn.hello?.mode === "node"
+        ? null
+        : new GroupActions(() => [...this.rows.values()].map((v) => ({ id: v.row.id, cluster: v.row.cluster, tags: v.row.tags ?? [] })));
     this.el = h(
       "div",
       { class: "page home" },
-      h("div", { class: "toolbar" }, search, seg, picker),
+      h("div", { class: "toolbar" }, search, seg, picker, group?.el),
       this.foldHint,
       h("div", { class: "table-wrap hosts-wrap" }, this.table),
       this.empty,

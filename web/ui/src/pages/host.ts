@@ -17,6 +17,7 @@ import { DASH, age, ago, bytes, bytesOf, celsius, dateTime, duration, freq, load
 import { LiveChart, type SeriesDef } from "../components/chart";
 import { GpuCard } from "../components/gpu";
 import { HistoryView } from "../components/history";
+import { HostActions } from "../components/actions";
 import { HostAlerts } from "../components/alerts";
 import { HostReach } from "../components/reach";
 import { Meter, setLevel, setVBar } from "../components/meter";
@@ -235,6 +236,8 @@ export class HostPage {
   private readonly alerts: HostAlerts;
   /** Its reachability checks (hidden without a checker, or before the first check). */
   private readonly reach: HostReach;
+  /** Wake, reboot and shut down, for admins of the aggregator (none on the agent's view). */
+  private readonly actions: HostActions | null;
 
   // GPUs
   private readonly gpuSection: HTMLElement;
@@ -401,6 +404,7 @@ export class HostPage {
     this.history = new HistoryView({ kind: "host", id });
     this.alerts = new HostAlerts(id);
     this.reach = new HostReach(id);
+    this.actions = conn.hello?.mode === "node" ? null : new HostActions(id);
     this.tempSection = card("Temperatures", this.temps.el);
 
     const back = h("a", { href: "#/", class: "back" }, "← All hosts");
@@ -430,7 +434,7 @@ export class HostPage {
     this.el = h(
       "div",
       { class: "page host-page" },
-      h("div", { class: "host-head" }, back, h("div", { class: "host-title" }, this.title, this.status, this.since), h("div", { class: "host-sub" }, this.lastSeen, this.meta, this.tags)),
+      h("div", { class: "host-head" }, back, h("div", { class: "host-title" }, this.title, this.status, this.since), h("div", { class: "host-sub" }, this.lastSeen, this.meta, this.tags), this.actions?.el),
       this.alert,
       this.notFound,
       this.body,
@@ -715,6 +719,7 @@ export class HostPage {
     this.history.destroy();
     this.alerts.destroy();
     this.reach.destroy();
+    this.actions?.destroy();
     this.procs.destroy();
     this.cpuChart.destroy();
     this.memChart.destroy();

@@ -1,0 +1,238 @@
+//! Actions on hosts (`web/PROTOCOL.md`, "Actions"): the [`smon_web::acting::ActionsService`]
+//! over the registry and the agents' command links.
+//!
+//! - **Wake**: the host's magic packet goes to its `wol.broadcast:port`, sent by the
+//!   aggregator, or, with `wol.via`, by the agent of that host (its `Control.Wake`, with its
+//!   control token), which sits on the target's LAN: across subnets, VPNs and container
+//!   bridges, with no port forwarding.
+//! - **Reboot / shutdown**: the host's own agent runs its configured command
+//!   (`Control.Power`, with the host's control token).
+//!
+//! An agent's refusal is turned into what to fix (the token, the agent's control config).
+
+use std::net::SocketAddrV4;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use smon_api::actions::{Action, ActionResult, Selection};
+use smon_proto::PowerAction;
+use smon_web::acting::{ActionError, ActionsService};
+
+use crate::config::Target;
+use crate::link::LinkError;
+use crate::registry::Registry;
+
+/// How long an agent has to answer a control call.
+pub const CONTROL_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The actions of one server; the registry is attached once it exists (the web state, which
+/// holds this, is made before it).
+#[derive(Clone, Default)]
+pub struct Actions {
+    registry: Arc<OnceLock<Registry>>,
+}
+
+impl Actions {
+    /// Actions with no registry yet: each answers 503-like errors until [`Actions::attach`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Acts on `registry`'s hosts from now on.
+    pub fn attach(&self, registry: Registry) {
+        let _ = self.registry.set(registry);
+    }
+
+    fn registry(&self) -> Result<&Registry, ActionError> {
+        self.registry
+            .get()
+            .ok_or_else(|| ActionError::Internal("the server is still starting".into()))
+    }
+
+    fn target(&self, id: &str) -> Result<Target, ActionError> {
+        self.registry()?.target(id).ok_or_else(|| {
+            ActionError::NotFound(format!(
+                "no host '{id}' with an agent in the fleet (ids are cluster:name)"
+            ))
+        })
+    }
+
+    async fn wake(&self, t: &Target) -> Result<ActionResult, ActionError> {
+        let id = t.spec.id();
+        let mac = t.net.mac.ok_or_else(|| {
+            ActionError::NotSetUp(format!(
+                "{id} has no MAC address: set mac in its host entry to wake it"
+            ))
+        })?;
+        let to = SocketAddrV4::new(t.net.wol.broadcast, t.net.wol.port);
+        let message = match &t.net.wol.via {
+            None => {
+                let sent = tokio::task::spawn_blocking(move || smon_runtime::wol::send(mac, to))
+                    .await
+                    .map_err(|e| ActionError::Internal(format!("the sending task failed: {e}")))?;
+                sent.map_err(|e| {
+                    ActionError::Internal(format!(
+                        "cannot send the magic packet to {to}: {e} (is {} an address of a network this machine is on?)",
+                        to.ip()
+                    ))
+                })?;
+                format!("magic packet for {mac} sent to {to}")
+            }
+            Some(via) => {
+                let relay = self.registry()?.target(via).ok_or_else(|| {
+                    ActionError::NotSetUp(format!(
+                        "{id}'s wol.via names {via}, which is not in the fleet"
+                    ))
+                })?;
+                let token = relay.control_token.as_deref().ok_or_else(|| {
+                    ActionError::NotSetUp(format!(
+                        "the relay {via} has no control_token: set it in its host entry (the \
+                         agent's control.token) to wake hosts through it"
+                    ))
+                })?;
+                let link = self.registry()?.link(via).map_err(|e| {
+                    ActionError::Agent(format!("cannot wake {id} through {via}: {e}"))
+                })?;
+                let r = link
+                    .wake(token, mac, to, CONTROL_DEADLINE)
+                    .await
+                    .map_err(|e| refusal(e, via))?;
+                format!(
+                    "magic packet for {mac} sent to {} by {via}'s agent",
+                    r.sent_to
+                )
+            }
+        };
+        Ok(ActionResult {
+            host: id,
+            ok: true,
+            message,
+        })
+    }
+
+    async fn power(&self, t: &Target, action: PowerAction) -> Result<ActionResult, ActionError> {
+        let id = t.spec.id();
+        let what = match action {
+            PowerAction::Shutdown => "shutdown",
+            _ => "reboot",
+        };
+        let token = t.control_token.as_deref().ok_or_else(|| {
+            ActionError::NotSetUp(format!(
+                "{id} has no control_token: set it in its host entry (the agent's control.token) \
+                 to {what} it"
+            ))
+        })?;
+        let link = self
+            .registry()?
+            .link(&id)
+            .map_err(|e| ActionError::Agent(format!("cannot {what} {id}: {e}")))?;
+        let r = link
+            .power(token, action, CONTROL_DEADLINE)
+            .await
+            .map_err(|e| refusal(e, &id))?;
+        Ok(ActionResult {
+            host: id.clone(),
+            ok: true,
+            message: format!("{what} started on {id}: {} (pid {})", r.command, r.pid),
+        })
+    }
+}
+
+/// An agent's answer to a control call, as what to fix.
+fn refusal(e: LinkError, host: &str) -> ActionError {
+    let LinkError::Call { status, .. } = &e else {
+        return ActionError::Agent(e.to_string());
+    };
+    let why = status.message();
+    match status.code() {
+        tonic::Code::Unimplemented => ActionError::NotSetUp(format!(
+            "{host}'s agent takes no control calls: give it a control token (control.token_file \
+             in its config_node.json) and set the same as control_token here"
+        )),
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+            ActionError::NotSetUp(format!(
+                "{host}'s agent refused the control token: control_token here must be the \
+                 agent's control.token ({why})"
+            ))
+        }
+        tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument => {
+            ActionError::NotSetUp(format!("{host}'s agent refused: {why}"))
+        }
+        tonic::Code::ResourceExhausted => {
+            ActionError::Agent(format!("{host}'s agent refused: {why}"))
+        }
+        _ => ActionError::Agent(e.to_string()),
+    }
+}
+
+#[async_trait::async_trait]
+impl ActionsService for Actions {
+    async fn act(&self, action: Action, id: &str) -> Result<ActionResult, ActionError> {
+        let t = self.target(id)?;
+        match action {
+            Action::Wake => self.wake(&t).await,
+            Action::Reboot => self.power(&t, PowerAction::Reboot).await,
+            Action::Shutdown => self.power(&t, PowerAction::Shutdown).await,
+            Action::Check => Err(ActionError::NotSetUp(
+                "checks run on POST /api/v1/hosts/{id}/check".into(),
+            )),
+        }
+    }
+
+    fn select(&self, sel: &Selection) -> Result<Vec<String>, ActionError> {
+        let r = self.registry()?;
+        let targets = || r.ids().into_iter().filter_map(|id| r.target(&id));
+        let mut ids: Vec<String> = match (&sel.hosts, &sel.tag, &sel.cluster) {
+            (Some(hosts), None, None) => {
+                let unknown: Vec<&str> = hosts
+                    .iter()
+                    .filter(|h| r.target(h).is_none())
+                    .map(String::as_str)
+                    .collect();
+                if !unknown.is_empty() {
+                    return Err(ActionError::NotFound(format!(
+                        "not in the fleet: {} (ids are cluster:name)",
+                        unknown.join(", ")
+                    )));
+                }
+                let mut seen = std::collections::HashSet::new();
+                return nonempty(
+                    hosts
+                        .iter()
+                        .filter(|h| seen.insert(h.as_str()))
+                        .cloned()
+                        .collect(),
+                    "hosts",
+                );
+            }
+            (None, Some(tag), None) => targets()
+                .filter(|t| t.spec.tags.iter().any(|x| x == tag))
+                .map(|t| t.spec.id())
+                .collect(),
+            (None, None, Some(c)) => targets()
+                .filter(|t| &t.spec.cluster == c)
+                .map(|t| t.spec.id())
+                .collect(),
+            _ => {
+                return Err(ActionError::Invalid(
+                    "select hosts with exactly one of hosts, tag or cluster".into(),
+                ));
+            }
+        };
+        ids.sort();
+        let what = match (&sel.tag, &sel.cluster) {
+            (Some(t), _) => format!("tag '{}'", smon_web::security::login::log_safe(t)),
+            (_, Some(c)) => format!("cluster '{}'", smon_web::security::login::log_safe(c)),
+            _ => "selection".into(),
+        };
+        nonempty(ids, &what)
+    }
+}
+
+fn nonempty(ids: Vec<String>, what: &str) -> Result<Vec<String>, ActionError> {
+    if ids.is_empty() {
+        Err(ActionError::NotFound(format!("the {what} names no host")))
+    } else {
+        Ok(ids)
+    }
+}
