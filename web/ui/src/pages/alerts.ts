@@ -730,7 +730,7 @@ class RuleForm {
       "form",
       { class: "acct-card rule-form", id: "rule-form", novalidate: true },
       this.title,
-      h("div", { class: "acct-add" }, field("Name", text("name", "cpu busy"), "name"), field("Condition", text("when", "cpu_percent > 90"), "when", "host_down, METRIC OP VALUE, process_missing, unresponsive, version_mismatch, disk_full_within, gpu_idle_with_memory"), field("Severity", sev, "severity")),
+      h("div", { class: "acct-add" }, field("Name", text("name", "cpu busy"), "name"), field("Condition", text("when", "cpu_percent > 90"), "when", "host_down, METRIC OP VALUE, process_missing, unresponsive, version_mismatch, disk_full_within, gpu_idle_with_memory, service_down"), field("Severity", sev, "severity")),
       h("div", { class: "acct-add" }, field("For (s)", text("for_s", "0"), "for_s"), field("Clear at", text("clear", "threshold"), "clear"), field("Repeat every (s)", text("repeat_s", "0: never"), "repeat_s"), field("Group wait (s)", text("group_wait_s", "engine's"), "group_wait_s")),
       h("div", { class: "acct-add" }, field("Cluster", text("cluster", "all"), "cluster"), field("Host", text("host", "all"), "host"), field("Tag", text("tag", "all"), "tag")),
       h("div", { class: "acct-add" }, field("Notify (channels, comma-separated)", text("notify", "ops, mail"), "notify"), this.channelsHint),
