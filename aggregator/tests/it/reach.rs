@@ -462,7 +462,7 @@ fn an_address_that_drops_packets_is_down_with_no_answer_within_2_s() {
     });
     assert_eq!(r, Err("no answer within 2 s".to_owned()));
     assert!(
-        took >= Duration::from_millis(1900) && took < Duration::from_secs(4),
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
         "took {took:?}"
     );
 }
