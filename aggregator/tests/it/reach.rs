@@ -240,7 +240,7 @@ async fn every_host_is_checked_each_interval_and_hosts_added_at_run_time_too() {
     let agg = InProcess::start(&cfg(vec![host("a")])).await;
     // Nobody asks: the first round checks it, within 90 % of the interval.
     let up = |r: &Value| r["reach"]["up"] == 1 && r["reach"]["total"] == 1;
-    agg.wait_row(ID, Duration::from_secs(7), "checked", up)
+    agg.wait_row(ID, Duration::from_secs(8), "checked", up)
         .await;
     // A host added at run time is checked at the next round.
     let targets = agg.targets(&cfg(vec![host("a"), host("b")]));
