@@ -7,11 +7,12 @@
 //!   bridges, with no port forwarding.
 //! - **Reboot / shutdown**: the host's own agent runs its configured command
 //!   (`Control.Power`, with the host's control token).
+//! - **Check**: the reachability checker's ping and service checks, now ([`crate::reach`]);
+//!   `ok` when nothing checked is down.
 //!
 //! An agent's refusal is turned into what to fix (the token, the agent's control config).
 
 use std::net::SocketAddrV4;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use smon_api::actions::{Action, ActionResult, Selection};
@@ -20,37 +21,73 @@ use smon_web::acting::{ActionError, ActionsService};
 
 use crate::config::Target;
 use crate::link::LinkError;
+use crate::reach::Reach;
 use crate::registry::Registry;
 
 /// How long an agent has to answer a control call.
 pub const CONTROL_DEADLINE: Duration = Duration::from_secs(10);
 
-/// The actions of one server; the registry is attached once it exists (the web state, which
-/// holds this, is made before it).
-#[derive(Clone, Default)]
+/// The actions of one server, over its registry and its reachability checker.
+#[derive(Clone)]
 pub struct Actions {
-    registry: Arc<OnceLock<Registry>>,
+    registry: Registry,
+    reach: Reach,
 }
 
 impl Actions {
-    /// Actions with no registry yet: each answers 503-like errors until [`Actions::attach`].
-    pub fn new() -> Self {
-        Self::default()
+    /// Actions on `registry`'s hosts; checks through `reach`.
+    pub fn new(registry: Registry, reach: Reach) -> Self {
+        Self { registry, reach }
     }
 
-    /// Acts on `registry`'s hosts from now on.
-    pub fn attach(&self, registry: Registry) {
-        let _ = self.registry.set(registry);
-    }
-
-    fn registry(&self) -> Result<&Registry, ActionError> {
-        self.registry
-            .get()
-            .ok_or_else(|| ActionError::Internal("the server is still starting".into()))
+    async fn check(&self, id: &str) -> Result<ActionResult, ActionError> {
+        let r = self.reach.check_now(id).await.ok_or_else(|| {
+            ActionError::NotFound(format!(
+                "no host '{id}' in the fleet (ids are cluster:name)"
+            ))
+        })?;
+        let mut parts = Vec::new();
+        let mut down = false;
+        match (r.ping.up, r.ping.latency_ms, &r.ping.error) {
+            (Some(true), Some(ms), _) => parts.push(format!("ping {ms:.1} ms")),
+            (Some(false), _, e) => {
+                down = true;
+                parts.push(format!(
+                    "ping down: {}",
+                    e.as_deref().unwrap_or("no answer")
+                ));
+            }
+            (_, _, Some(e)) => parts.push(format!("ping unknown: {e}")),
+            _ => parts.push("ping unknown".into()),
+        }
+        for s in &r.services {
+            match (s.up, s.latency_ms, &s.error) {
+                (Some(true), Some(ms), _) => parts.push(format!("{} up ({ms:.1} ms)", s.name)),
+                (Some(true), None, _) => parts.push(format!("{} up", s.name)),
+                (Some(false), _, e) => {
+                    down = true;
+                    parts.push(format!(
+                        "{} down: {}",
+                        s.name,
+                        e.as_deref().unwrap_or("no answer")
+                    ));
+                }
+                (None, _, e) => parts.push(format!(
+                    "{} unknown{}",
+                    s.name,
+                    e.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                )),
+            }
+        }
+        Ok(ActionResult {
+            host: id.to_owned(),
+            ok: !down,
+            message: parts.join("; "),
+        })
     }
 
     fn target(&self, id: &str) -> Result<Target, ActionError> {
-        self.registry()?.target(id).ok_or_else(|| {
+        self.registry.target(id).ok_or_else(|| {
             ActionError::NotFound(format!(
                 "no host '{id}' with an agent in the fleet (ids are cluster:name)"
             ))
@@ -79,7 +116,7 @@ impl Actions {
                 format!("magic packet for {mac} sent to {to}")
             }
             Some(via) => {
-                let relay = self.registry()?.target(via).ok_or_else(|| {
+                let relay = self.registry.target(via).ok_or_else(|| {
                     ActionError::NotSetUp(format!(
                         "{id}'s wol.via names {via}, which is not in the fleet"
                     ))
@@ -90,7 +127,7 @@ impl Actions {
                          agent's control.token) to wake hosts through it"
                     ))
                 })?;
-                let link = self.registry()?.link(via).map_err(|e| {
+                let link = self.registry.link(via).map_err(|e| {
                     ActionError::Agent(format!("cannot wake {id} through {via}: {e}"))
                 })?;
                 let r = link
@@ -123,7 +160,7 @@ impl Actions {
             ))
         })?;
         let link = self
-            .registry()?
+            .registry
             .link(&id)
             .map_err(|e| ActionError::Agent(format!("cannot {what} {id}: {e}")))?;
         let r = link
@@ -173,14 +210,12 @@ impl ActionsService for Actions {
             Action::Wake => self.wake(&t).await,
             Action::Reboot => self.power(&t, PowerAction::Reboot).await,
             Action::Shutdown => self.power(&t, PowerAction::Shutdown).await,
-            Action::Check => Err(ActionError::NotSetUp(
-                "checks run on POST /api/v1/hosts/{id}/check".into(),
-            )),
+            Action::Check => self.check(id).await,
         }
     }
 
     fn select(&self, sel: &Selection) -> Result<Vec<String>, ActionError> {
-        let r = self.registry()?;
+        let r = &self.registry;
         let targets = || r.ids().into_iter().filter_map(|id| r.target(&id));
         let mut ids: Vec<String> = match (&sel.hosts, &sel.tag, &sel.cluster) {
             (Some(hosts), None, None) => {

@@ -276,8 +276,6 @@ pub async fn start(
         }
         _ => None,
     };
-    let acting = actions::Actions::new();
-    web = web.with_actions(Arc::new(acting.clone()));
     let tracker = TaskTracker::new();
     let registry = Registry::new(Context {
         store: store.clone(),
@@ -309,6 +307,10 @@ pub async fn start(
             .inspect_err(|_| stop.cancel())?
     };
     web = web.with_reach(Arc::new(reach.clone()));
+    web = web.with_actions(Arc::new(actions::Actions::new(
+        registry.clone(),
+        reach.clone(),
+    )));
     let web = Arc::new(web);
     if let Some(al) = &alerts {
         // Subscribed before the first poller starts: no state change is missed.
@@ -329,7 +331,6 @@ pub async fn start(
         stop.clone(),
     ));
 
-    acting.attach(registry.clone());
     // Subscribed before the first poller starts: no sample is missed.
     let remote_write = remote_write::start(
         &settings.remote_write,

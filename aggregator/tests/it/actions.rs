@@ -9,7 +9,9 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Agent, Aggregator, BROWSER_LOGIN, TOKEN, VIEWER_PASSWORD, login, send};
+use crate::support::{
+    Agent, Aggregator, BROWSER_LOGIN, TOKEN, VIEWER_PASSWORD, free_port, login, send,
+};
 
 /// A UDP listener on 127.0.0.1 standing for a sleeping machine's LAN.
 fn lan() -> (UdpSocket, u16) {
@@ -40,12 +42,12 @@ fn magic(mac: [u8; 6]) -> Vec<u8> {
 
 /// A fleet of hosts whose agents are never reached (nothing listens on port 9 of
 /// 127.0.0.1): waking needs no agent.
-fn config(port: u16) -> String {
+fn config(port: u16, closed: u16) -> String {
     let wol = json!({"broadcast": "127.0.0.1", "port": port});
     json!({"monitor": {"mode": "app", "include_self": false, "clusters": [
         {"name": "lab", "hosts": [
             {"name": "pc1", "address": "127.0.0.1:9", "mac": "52:54:00:00:00:01", "wol": wol,
-             "tags": ["desk"]},
+             "tags": ["desk"], "services": [{"name": "web", "port": closed}]},
             {"name": "pc2", "address": "127.0.0.1:9", "mac": "52-54-00-00-00-02", "wol": wol,
              "tags": ["desk"]},
             {"name": "nomac", "address": "127.0.0.1:9", "tags": ["desk"]},
@@ -61,7 +63,8 @@ fn config(port: u16) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_aggregator_sends_the_magic_packet_and_says_why_when_it_cannot() {
     let (rx, port) = lan();
-    let agg = Aggregator::start(&config(port)).await;
+    let closed = free_port("127.0.0.1");
+    let agg = Aggregator::start(&config(port, closed)).await;
     let post = |path: &str, body: Value| {
         let (c, b, p) = (agg.client.clone(), agg.base.clone(), path.to_owned());
         async move { send(&c, &b, Method::POST, &p, Some(body)).await }
@@ -155,6 +158,21 @@ async fn the_aggregator_sends_the_magic_packet_and_says_why_when_it_cannot() {
         assert_eq!(st, want, "{body} -> {v}");
         assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
     }
+    // Check as a group action: ok where nothing is down, the service down named.
+    let (st, v) = post(
+        "/api/v1/actions/check",
+        json!({"hosts": ["lab:pc1", "lab:pc2"]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["results"][0]["ok"], false, "{v}");
+    assert!(
+        v["results"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("web down: connection refused")),
+        "{v}"
+    );
+    assert_eq!(v["results"][1]["ok"], true, "{v}");
     let (st, _) = post("/api/v1/actions/explode", json!({"tag": "desk"})).await;
     assert_eq!(st, 404);
     assert!(received(&rx).is_empty(), "nothing sent on refusals");
