@@ -23,6 +23,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../migrations/0002_processes.sql")),
         M::up(include_str!("../migrations/0003_outbox.sql")),
         M::up(include_str!("../migrations/0004_alerts.sql")),
+        M::up(include_str!("../migrations/0005_tokens_audit.sql")),
     ])
 });
 

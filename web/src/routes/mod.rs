@@ -1,10 +1,11 @@
 //! The HTTP routes, apart from the security policy that guards them: [`auth`] (login, logout,
-//! `me`), [`accounts`] (passwords, users and roles), [`api`] (REST, health, metrics, the UI's
+//! `me`), [`accounts`] (passwords, users and roles), [`audit`] (the audit log), [`api`] (REST, health, metrics, the UI's
 //! pages and assets) and [`history`] (the stored history's routes).
 
 pub mod accounts;
 pub mod alerts;
 pub mod api;
+pub mod audit;
 pub mod auth;
 #[cfg(feature = "database")]
 pub mod history;
