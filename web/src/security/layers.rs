@@ -285,7 +285,7 @@ pub async fn principal(
 }
 
 /// The principal of a bearer `token` ([`crate::security::tokens`]): a user named
-/// `token:<name>` with the token's role, who never expires with a session. A wrong or
+/// `token:<name>` with the token's role. A wrong or
 /// revoked token is 401 and counts as a failed login of the client's address; past the
 /// throttle's limit, 429. The token itself is never logged.
 async fn by_token(
@@ -309,7 +309,8 @@ async fn by_token(
         Ok(Some(t)) => Ok(Principal::User {
             name: t.actor(),
             role: t.role,
-            expires_ms: u64::MAX,
+            // A socket opened with a token lives no longer than a login session would.
+            expires_ms: now.saturating_add(sec.http.auth.absolute.as_millis() as u64),
             session: String::new(),
         }),
         Ok(None) => {
