@@ -399,7 +399,7 @@ mod tests {
             host: Some("lab:n2".into()),
             ..AuditQuery::default()
         };
-        assert_eq!(q(by_host), [wake.clone()]);
+        assert_eq!(q(by_host), std::slice::from_ref(&wake));
         let not_a_host = AuditQuery {
             host: Some("lab:n".into()),
             ..AuditQuery::default()
