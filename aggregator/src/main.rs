@@ -98,28 +98,6 @@ fn settings_of(
     })
 }
 
-/// A time in ms since the epoch as `YYYY-MM-DD HH:MM:SS UTC`.
-fn utc(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
 /// `token ...`: exit 0 done, 64 for a bad config, 1 when it failed.
 fn token(daemon: &daemon::DaemonArgs, t: &TokenCommand) -> ExitCode {
     use smon_aggregator::access::Access;
@@ -166,6 +144,7 @@ fn token(daemon: &daemon::DaemonArgs, t: &TokenCommand) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Ok(rows) => {
+                let utc = |ms| format!("{} UTC", smon_runtime::cli::utc_time(ms));
                 println!("{:<24} {:<7} {:<24} LAST USED", "NAME", "ROLE", "CREATED");
                 for r in rows {
                     println!(

@@ -303,58 +303,52 @@ fn json<T: serde::Serialize>(v: &T) -> String {
     format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default())
 }
 
-/// Runs a REST command; `Ok` holds the exit status of a command that ran (1 when some hosts
-/// failed).
-async fn rest(cmd: Command) -> Result<Exit, Failure> {
-    let plain = match &cmd {
-        Command::Top(_) => unreachable!("top is not a REST command"),
-        Command::Hosts(p) | Command::Status { plain: p, .. } | Command::Audit { plain: p, .. } => p,
-        Command::Wake(a) | Command::Reboot(a) | Command::Shutdown(a) | Command::Check(a) => {
-            &a.plain
-        }
-    };
-    let (c, url, with_token) = rest_client(plain)?;
+/// `smonctl hosts`.
+async fn hosts(p: Plain) -> Result<Exit, Failure> {
+    let (c, url, with_token) = rest_client(&p)?;
+    let rows = rest::hosts(&c)
+        .await
+        .map_err(|e| rest::failure(&e, &url, with_token))?;
+    out(&if p.json {
+        json(&rows)
+    } else {
+        rest::hosts_table(&rows)
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// `smonctl status HOST`.
+async fn status(host: String, p: Plain) -> Result<Exit, Failure> {
+    let (c, url, with_token) = rest_client(&p)?;
     let fail = |e: smon_api::ClientError| rest::failure(&e, &url, with_token);
-    match cmd {
-        Command::Top(_) => unreachable!("top is not a REST command"),
-        Command::Hosts(p) => {
-            let rows = rest::hosts(&c).await.map_err(fail)?;
-            out(&if p.json {
-                json(&rows)
-            } else {
-                rest::hosts_table(&rows)
-            })?;
-        }
-        Command::Status { host, plain } => {
-            let rows = rest::hosts(&c).await.map_err(fail)?;
-            let id = rest::resolve(&[host], &rows)?.remove(0);
-            let d = rest::status(&c, &id).await.map_err(fail)?;
-            out(&if plain.json {
-                json(&d)
-            } else {
-                rest::status_text(&d)
-            })?;
-        }
-        Command::Audit {
-            limit,
-            action,
-            host,
-            plain,
-        } => {
-            let entries = c
-                .audit(limit, None, action.as_deref(), host.as_deref())
-                .await
-                .map_err(fail)?;
-            out(&if plain.json {
-                json(&entries)
-            } else {
-                rest::audit_table(&entries)
-            })?;
-        }
-        Command::Wake(_) | Command::Reboot(_) | Command::Shutdown(_) | Command::Check(_) => {
-            unreachable!("the host actions are run by `act`")
-        }
-    }
+    let rows = rest::hosts(&c).await.map_err(fail)?;
+    let id = rest::resolve(&[host], &rows)?.remove(0);
+    let d = rest::status(&c, &id).await.map_err(fail)?;
+    out(&if p.json {
+        json(&d)
+    } else {
+        rest::status_text(&d)
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// `smonctl audit`.
+async fn audit(
+    limit: u32,
+    action: Option<String>,
+    host: Option<String>,
+    p: Plain,
+) -> Result<Exit, Failure> {
+    let (c, url, with_token) = rest_client(&p)?;
+    let entries = c
+        .audit(limit, None, action.as_deref(), host.as_deref())
+        .await
+        .map_err(|e| rest::failure(&e, &url, with_token))?;
+    out(&if p.json {
+        json(&entries)
+    } else {
+        rest::audit_table(&entries)
+    })?;
     Ok(Exit::Ok)
 }
 
@@ -376,6 +370,17 @@ async fn act(action: &str, a: Act) -> Result<Exit, Failure> {
     Ok(exit)
 }
 
+/// The exit status of a REST command; a failure is one line on stderr.
+fn finish(r: Result<Exit, Failure>) -> ExitCode {
+    match r {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(f) => {
+            eprintln!("smonctl: {}", f.message);
+            ExitCode::from(f.exit as u8)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -390,24 +395,18 @@ fn main() -> ExitCode {
     };
     let r = match cli.command {
         Command::Top(t) => rt.block_on(top(t)),
-        cmd => {
-            let r = rt.block_on(async move {
-                match cmd {
-                    Command::Wake(a) => act("wake", a).await,
-                    Command::Reboot(a) => act("reboot", a).await,
-                    Command::Shutdown(a) => act("shutdown", a).await,
-                    Command::Check(a) => act("check", a).await,
-                    other => rest(other).await,
-                }
-            });
-            return match r {
-                Ok(exit) => ExitCode::from(exit as u8),
-                Err(f) => {
-                    eprintln!("smonctl: {}", f.message);
-                    ExitCode::from(f.exit as u8)
-                }
-            };
-        }
+        Command::Hosts(p) => return finish(rt.block_on(hosts(p))),
+        Command::Status { host, plain } => return finish(rt.block_on(status(host, plain))),
+        Command::Audit {
+            limit,
+            action,
+            host,
+            plain,
+        } => return finish(rt.block_on(audit(limit, action, host, plain))),
+        Command::Wake(a) => return finish(rt.block_on(act("wake", a))),
+        Command::Reboot(a) => return finish(rt.block_on(act("reboot", a))),
+        Command::Shutdown(a) => return finish(rt.block_on(act("shutdown", a))),
+        Command::Check(a) => return finish(rt.block_on(act("check", a))),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

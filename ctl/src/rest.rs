@@ -16,6 +16,7 @@ use smon_api::client::ClientError;
 use smon_api::wire::{HostDetail, HostRow};
 
 use crate::fmt::{human_bytes, pct, terminal_safe, uptime};
+use smon_runtime::cli::utc_time;
 
 /// The exit statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,28 +285,6 @@ pub fn action_lines(a: &GroupAnswer) -> (String, Exit) {
     (out, exit)
 }
 
-/// `YYYY-MM-DD HH:MM:SS` (UTC) of a time in ms since the epoch.
-pub fn utc(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
 /// The audit records as a table, newest first: time (UTC), actor, action, what, outcome.
 pub fn audit_table(entries: &[AuditEntry]) -> String {
     let mut out = format!(
@@ -321,7 +300,7 @@ pub fn audit_table(entries: &[AuditEntry]) -> String {
         };
         out.push_str(&format!(
             "{:<19}  {:<16}  {:<20}  {:<24}  {}\n",
-            utc(ev.at_ms),
+            utc_time(ev.at_ms),
             terminal_safe(&ev.actor),
             terminal_safe(&ev.action),
             terminal_safe(&what),
@@ -412,8 +391,6 @@ mod tests {
         let (text, exit) = action_lines(&a);
         assert_eq!(exit, Exit::Failed);
         assert_eq!(text, "lab:n1  ok      sent\nlab:n2  FAILED  no mac\n");
-        assert_eq!(utc(0), "1970-01-01 00:00:00");
-        assert_eq!(utc(1_764_806_400_000), "2025-12-04 00:00:00");
     }
 
     #[test]
