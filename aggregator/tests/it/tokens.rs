@@ -199,8 +199,27 @@ async fn tokens_made_on_the_command_line_work_at_once_by_role_and_are_audited() 
     assert_eq!(st, 403, "viewers do not read the audit");
     let (st, _) = call(&b, Method::GET, "/api/v1/audit", None, None).await;
     assert_eq!(st, 401, "nor does anybody without a login");
-    let (st, e) = call(&b, Method::GET, "/api/v1/audit?limit=0", Some(&admin), None).await;
-    assert_eq!(st, 400, "{e}");
+    for bad in [
+        "limit=0",
+        "limit=1001",
+        "limit=x",
+        "before=-1",
+        "hots=lab:n1",
+    ] {
+        let path = format!("/api/v1/audit?{bad}");
+        let (st, e) = call(&b, Method::GET, &path, Some(&admin), None).await;
+        assert_eq!(st, 400, "{bad}: {e}");
+        assert!(e["error"].is_string(), "{bad}: {e}");
+    }
+    let (st, none) = call(
+        &b,
+        Method::GET,
+        "/api/v1/audit?host=lab:n1",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!((st, none), (200, json!([])), "no host action was audited");
 
     // The list shows names and roles, never a token.
     let (code, list, err) = token_cli(&cfg, &["list"]);
