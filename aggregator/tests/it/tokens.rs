@@ -268,6 +268,20 @@ async fn tokens_made_on_the_command_line_work_at_once_by_role_and_are_audited() 
         statuses.iter().all(|s| [401, 429].contains(s)),
         "{statuses:?}"
     );
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/hosts", b.base()))
+        .bearer_auth("smon_wrong_again")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), 429);
+    let retry = r.headers().get("retry-after").and_then(|v| v.to_str().ok());
+    assert!(
+        retry
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|s| s >= 1),
+        "{retry:?}"
+    );
     // A valid token still works from that address (the throttle counts wrong tokens only).
     let (st, _) = call(&b, Method::GET, "/api/v1/hosts", Some(&admin), None).await;
     assert_eq!(st, 200);

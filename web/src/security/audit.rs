@@ -5,7 +5,8 @@
 //! append-only JSON-lines file readable by its owner only, next to the users file. Admins
 //! read it through `GET /api/v1/audit` ([`AuditLog::query`]).
 //!
-//! Other code records an event with [`crate::security::Security::audit`] (blocking) or
+//! Other code makes an event with [`event_by`] and records it with
+//! [`crate::security::Security::audit`] (blocking) or
 //! [`crate::security::Security::audit_later`] (from async code).
 
 use std::path::{Path, PathBuf};
@@ -123,6 +124,24 @@ impl AuditLog for FileAudit {
     }
 }
 
+/// An event of `action` done now by `p` from `client`, with the outcome `ok`: the actor is
+/// the user's name (`token:<name>` for an API token). Set `hosts`, `outcome` and `results`
+/// with struct update syntax, then record it ([`crate::security::Security::audit_later`]).
+pub fn event_by(
+    p: &crate::security::Principal,
+    client: std::net::IpAddr,
+    action: &str,
+) -> AuditEvent {
+    let actor = match p {
+        crate::security::Principal::User { name, .. } => name.as_str(),
+        crate::security::Principal::Anonymous => "anonymous",
+    };
+    AuditEvent {
+        client: Some(client),
+        ..AuditEvent::new(crate::clock::now_ms(), actor, action)
+    }
+}
+
 /// Logs `e` (target `smon::audit`) and appends it to `log`; a failed append is logged too.
 pub fn audit(log: &dyn AuditLog, e: &AuditEvent) {
     use crate::security::login::log_safe;
@@ -182,6 +201,29 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn events_name_their_actor() {
+        let p = crate::security::Principal::User {
+            name: "token:ci".into(),
+            role: crate::security::Role::Admin,
+            expires_ms: 0,
+            session: String::new(),
+        };
+        let ip = IpAddr::from([10, 0, 0, 7]);
+        let e = AuditEvent {
+            hosts: vec!["lab:n1".into()],
+            ..event_by(&p, ip, "wake")
+        };
+        assert_eq!(
+            (e.actor.as_str(), e.client, e.action.as_str()),
+            ("token:ci", Some(ip), "wake")
+        );
+        assert_eq!(e.outcome, "ok");
+        assert!(e.at_ms > 0);
+        let anon = event_by(&crate::security::Principal::Anonymous, ip, "check");
+        assert_eq!(anon.actor, "anonymous");
     }
 
     #[test]

@@ -254,7 +254,7 @@ pub async fn principal(
                 req.extensions_mut().insert(BearerAuth);
                 next.run(req).await
             }
-            Err(e) => e.into_response(),
+            Err(refused) => refused,
         };
     }
     let auth = &sec.http.auth;
@@ -293,12 +293,13 @@ async fn by_token(
     client: std::net::IpAddr,
     path: &str,
     token: String,
-) -> Result<Principal, ApiError> {
+) -> Result<Principal, Response> {
     let Some(store) = sec.tokens() else {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "API tokens need the server's database (storage), which is off here".into(),
-        ));
+        )
+        .into_response());
     };
     let now = now_ms();
     let found = tokio::task::spawn_blocking(move || store.find(&tokens::hash(&token), now))
@@ -332,15 +333,20 @@ async fn by_token(
                         "invalid or revoked API token (make one with `smon-aggregator token \
                          create --name NAME --role viewer|admin`)"
                             .into(),
-                    ))
+                    )
+                    .into_response())
                 }
-                Err(r) => Err(ApiError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    format!(
-                        "too many wrong API tokens from {client}; try again in {} s",
-                        r.wait.as_secs().max(1)
-                    ),
-                )),
+                Err(r) => {
+                    let wait = r.wait.as_secs().max(1);
+                    let mut res = ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!("too many wrong API tokens from {client}; try again in {wait} s"),
+                    )
+                    .into_response();
+                    res.headers_mut()
+                        .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+                    Err(res)
+                }
             }
         }
         Err(e) => {
@@ -348,7 +354,8 @@ async fn by_token(
             Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "API tokens cannot be checked now (the database failed); try again".into(),
-            ))
+            )
+            .into_response())
         }
     }
 }
