@@ -251,6 +251,17 @@ async fn tokens_made_on_the_command_line_work_at_once_by_role_and_are_audited() 
     assert_eq!(code, 1, "{err}");
 
     // A wrong token: 401 with a reason; a burst of them: 429, and the server goes on.
+    // A bearer token that is not smon's (an OAuth proxy's) is left to the session.
+    let (st, e) = call(
+        &b,
+        Method::GET,
+        "/api/v1/hosts",
+        Some("eyJhbGciOi.x.y"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 401, "{e}");
+    assert_eq!(e["error"], "login required", "{e}");
     let wrong = "smon_0000000000000000000000000000000000000000000000000000000000000000";
     let (st, e) = call(&b, Method::GET, "/api/v1/hosts", Some(wrong), None).await;
     assert_eq!(st, 401, "{e}");

@@ -229,7 +229,7 @@ pub async fn engine_gate(
 }
 
 /// Puts the [`Principal`] of the request in its extensions: the token's of a request with
-/// `Authorization: Bearer` (a wrong token is refused here), the logged-in user of a live
+/// `Authorization: Bearer smon_...` (a wrong token is refused here), the logged-in user of a live
 /// session, or, on a public dashboard, [`Principal::Anonymous`]. A session past its absolute
 /// lifetime, or of a user who no longer exists, is ended here.
 pub async fn principal(
@@ -238,8 +238,14 @@ pub async fn principal(
     mut req: Request,
     next: Next,
 ) -> Response {
+    // Only `smon_` tokens are ours: a bearer token a proxy in front passes on (an OAuth
+    // proxy's ID token) is left alone, and the session decides.
     if let Some(value) = req.headers().get(header::AUTHORIZATION)
-        && let Some(token) = value.to_str().ok().and_then(tokens::bearer)
+        && let Some(token) = value
+            .to_str()
+            .ok()
+            .and_then(tokens::bearer)
+            .filter(|t| t.starts_with(tokens::PREFIX))
     {
         let token = token.to_owned();
         let client = req

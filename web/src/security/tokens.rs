@@ -3,6 +3,9 @@
 //! kept (a token is 32 random bytes, so no slow hash is needed to make guessing hopeless); the
 //! token itself is shown once, when `smon-aggregator token create` makes it.
 //!
+//! Only bearer tokens that start with [`PREFIX`] are looked at: one that a proxy in front
+//! passes on (an OAuth proxy's ID token) is left to the session.
+//!
 //! The store is a [`TokenStore`]: the aggregator's database (its `api_tokens` table), asked on
 //! every bearer request so that a token made or revoked from the command line counts at once,
 //! without a restart. Requests with a valid token need no session, no CSRF token and no
