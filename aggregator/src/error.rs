@@ -26,6 +26,9 @@ pub enum Error {
     /// The login sessions could not be kept in the database.
     #[error(transparent)]
     Sessions(#[from] smon_web::security::sessions::SessionDbError),
+    /// The API tokens' and the audit's tables could not be opened.
+    #[error("the API tokens and the audit log cannot be kept in the database")]
+    Access(#[source] crate::access::TokenError),
     /// Alerting could not start (its tables in the database, the outbox).
     #[error(transparent)]
     Alerts(#[from] crate::alerts::StartError),

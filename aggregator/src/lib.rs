@@ -11,6 +11,7 @@
 //! `main.rs` is thin; tests call [`run`] (or [`start`], to hold the registry and the feed) on
 //! `127.0.0.1:0`.
 
+pub mod access;
 pub mod actions;
 pub mod alerts;
 pub mod config;
@@ -245,6 +246,16 @@ pub async fn start(
         Some(opts) => {
             let (w, writer) = smon_web::database::open(web, opts, stop.clone()).await?;
             web = w;
+            // API tokens and the audit log are kept in the same file.
+            let path = opts.db_path();
+            let access = tokio::task::spawn_blocking(move || access::Access::open(&path))
+                .await
+                .unwrap_or_else(|e| Err(access::TokenError::Task(e.to_string())))
+                .map_err(Error::Access)
+                .inspect_err(|_| stop.cancel())?;
+            let access = Arc::new(access);
+            web.security.keep_tokens(access.clone());
+            web.security.keep_audit(access);
             Some(writer)
         }
         None => None,

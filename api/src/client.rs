@@ -1,4 +1,5 @@
-//! A small typed client of the REST API (`web/PROTOCOL.md`): it logs in with a session cookie,
+//! A small typed client of the REST API (`web/PROTOCOL.md`): it logs in with a session cookie
+//! (or sends an API token, [`Client::with_token`]),
 //! sends the `Origin` the server's CSRF check expects on every POST, and returns the wire
 //! types of [`crate::wire`] and [`crate::auth`]. Every refusal comes back as
 //! [`ClientError::Refused`] with the server's reason.
@@ -8,6 +9,7 @@ use std::time::Duration;
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 
+use crate::audit::AuditEntry;
 use crate::auth::{
     ChangePassword, ErrorBody, LoggedIn, LoginRequest, Me, NewUser, ResetPassword, Role, SetRole,
     UserEntry,
@@ -113,6 +115,18 @@ pub struct Client {
     base: Url,
     /// `scheme://host:port` of the base, sent as `Origin` on POSTs.
     origin: String,
+    /// An API token sent as `Authorization: Bearer` on every request, instead of a login.
+    bearer: Option<Token>,
+}
+
+/// A token, never shown by `Debug`.
+#[derive(Clone)]
+struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(..)")
+    }
 }
 
 impl Client {
@@ -153,7 +167,15 @@ impl Client {
             http,
             base: url,
             origin,
+            bearer: None,
         })
+    }
+
+    /// This client with the API token `token` (`smon-aggregator token create`) sent as
+    /// `Authorization: Bearer` on every request: no login is needed.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.bearer = Some(Token(token.into()));
+        self
     }
 
     /// The base URL (with a trailing slash).
@@ -342,6 +364,38 @@ impl Client {
         self.get(&["api", "v1", "admin", "storage"]).await
     }
 
+    /// `GET /api/v1/audit` (admins): the audit log, newest first. `before`: only records
+    /// with a smaller id (the next page).
+    pub async fn audit(
+        &self,
+        limit: u32,
+        before: Option<u64>,
+        action: Option<&str>,
+        host: Option<&str>,
+    ) -> Result<Vec<AuditEntry>, ClientError> {
+        let mut q = vec![("limit", limit.to_string())];
+        if let Some(b) = before {
+            q.push(("before", b.to_string()));
+        }
+        if let Some(a) = action {
+            q.push(("action", a.to_owned()));
+        }
+        if let Some(h) = host {
+            q.push(("host", h.to_owned()));
+        }
+        self.get_query(&["api", "v1", "audit"], &q).await
+    }
+
+    /// `POST` of `body` to the route `segments` below the base, its answer as JSON: for
+    /// routes this client has no method for yet.
+    pub async fn post<T: DeserializeOwned, B: serde::Serialize>(
+        &self,
+        segments: &[&str],
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.json(Method::POST, segments, Some(body)).await
+    }
+
     /// `GET /healthz`: `Ok` while the live view works.
     pub async fn healthz(&self) -> Result<(), ClientError> {
         self.send(Method::GET, &["healthz"], None::<&()>)
@@ -404,6 +458,9 @@ impl Client {
     ) -> Result<(String, Vec<u8>), ClientError> {
         let shown = url.to_string();
         let mut req = self.http.request(method.clone(), url);
+        if let Some(Token(t)) = &self.bearer {
+            req = req.bearer_auth(t);
+        }
         if method != Method::GET {
             // The server refuses state-changing requests whose Origin is not itself (CSRF).
             req = req.header(reqwest::header::ORIGIN, &self.origin);

@@ -6,6 +6,7 @@
 //!   exactly what is sent.
 //! - [`auth`]: the login, `me` and user-list bodies.
 //! - [`alerts`]: alerts and the notifications channels are sent.
+//! - [`audit`]: the audit log's records (`GET /api/v1/audit`).
 //! - [`history`]: the bodies of the history routes.
 //! - [`client`]: a small typed REST client (login with a session cookie, the read routes), for
 //!   the CLI and for tests.
@@ -15,6 +16,7 @@
 
 pub mod actions;
 pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod history;

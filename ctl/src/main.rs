@@ -1,6 +1,9 @@
 //! The `smonctl` binary: parses arguments, reads the secret files, fetches the first answer
 //! (so that a wrong address, token or password is one sentence on stderr, exit status 1), then
-//! either prints one frame as text (`--once`) or runs the live view on the terminal.
+//! either prints one frame as text (`--once`) or runs the live view on the terminal; or runs
+//! one of the REST commands ([`smonctl::rest`]: `hosts`, `status`, `wake`, `reboot`,
+//! `shutdown`, `check`, `audit`), which exit 0 ok, 1 some hosts failed, 2 usage, 3 auth,
+//! 4 unreachable.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -10,10 +13,12 @@ use anyhow::Context as _;
 use clap::Parser;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
+use smon_api::Client;
 use smon_runtime::cli::{self, Output};
 use smonctl::agent::{Agent, Target, Tls};
 use smonctl::app::{App, Mode, Sort, Update};
 use smonctl::fleet::{Fleet, Login};
+use smonctl::rest::{self, Exit, Failure, Targets};
 use smonctl::term::{self, Source};
 use smonctl::view;
 
@@ -31,6 +36,74 @@ enum Command {
     /// an aggregator's REST API (--server). Keys: q quit, ? help, c/m sort by CPU/memory,
     /// arrows and Enter to open a host, Esc back.
     Top(Top),
+    /// The hosts: id, status, CPU, memory, address.
+    Hosts(Plain),
+    /// One host in detail.
+    Status {
+        /// The host: `cluster:name`, or a name one cluster has.
+        host: String,
+        #[command(flatten)]
+        plain: Plain,
+    },
+    /// Wake hosts with a Wake-on-LAN magic packet (admin token).
+    Wake(Act),
+    /// Reboot hosts (admin token).
+    Reboot(Act),
+    /// Shut hosts down (admin token).
+    Shutdown(Act),
+    /// Check hosts now: reach their agents and report (admin token).
+    Check(Act),
+    /// The audit log, newest first (admin token).
+    Audit {
+        /// At most this many records.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Only this action (e.g. wake, add_user, token.create).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only records naming this host id.
+        #[arg(long)]
+        host: Option<String>,
+        #[command(flatten)]
+        plain: Plain,
+    },
+}
+
+/// Where the aggregator is and the token to use; the output format.
+#[derive(Debug, clap::Args)]
+struct Plain {
+    /// The aggregator's dashboard URL (default: $SMON_URL, else http://127.0.0.1:8080/).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// An API token (default: $SMON_TOKEN). Prefer --token-file or SMON_TOKEN: a command
+    /// line is visible to other users of the machine.
+    #[arg(long, value_name = "TOKEN", conflicts_with = "token_file")]
+    token: Option<String>,
+    /// A file holding the API token (first line).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// CA certificate (PEM) of the dashboard's HTTPS.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Print the server's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The hosts an action is for.
+#[derive(Debug, clap::Args)]
+struct Act {
+    /// Hosts: `cluster:name`, or names one cluster has.
+    #[arg(required_unless_present_any = ["tag", "cluster"], conflicts_with_all = ["tag", "cluster"])]
+    hosts: Vec<String>,
+    /// Every host with this tag instead.
+    #[arg(long, conflicts_with = "cluster")]
+    tag: Option<String>,
+    /// Every host of this cluster instead.
+    #[arg(long)]
+    cluster: Option<String>,
+    #[command(flatten)]
+    plain: Plain,
 }
 
 #[derive(Debug, clap::Args)]
@@ -184,6 +257,130 @@ async fn top(t: Top) -> anyhow::Result<()> {
     term::run(app, source).await.context("the terminal failed")
 }
 
+/// The client of `p` and whether it sends a token.
+fn rest_client(p: &Plain) -> Result<(Client, String, bool), Failure> {
+    let usage = |m: String| Failure {
+        exit: Exit::Usage,
+        message: m,
+    };
+    let url = p
+        .url
+        .clone()
+        .or_else(|| std::env::var("SMON_URL").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "http://127.0.0.1:8080/".to_owned());
+    let token = match (&p.token, &p.token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(f)) => Some(first_line(f, "token file").map_err(|e| usage(format!("{e:#}")))?),
+        (None, None) => std::env::var("SMON_TOKEN").ok().filter(|t| !t.is_empty()),
+    };
+    let ca_pem = p
+        .tls_ca
+        .as_deref()
+        .map(|f| read(f, "CA file"))
+        .transpose()
+        .map_err(|e| usage(format!("{e:#}")))?;
+    let opts = smon_api::client::Options {
+        ca_pem,
+        ..Default::default()
+    };
+    let mut c = Client::with_options(&url, opts).map_err(|e| usage(e.to_string()))?;
+    let with_token = token.is_some();
+    if let Some(t) = token {
+        c = c.with_token(t);
+    }
+    Ok((c, url, with_token))
+}
+
+/// Prints `text` (a reader that leaves ends it quietly).
+fn out(text: &str) -> Result<(), Failure> {
+    cli::print(text).map(drop).map_err(|e| Failure {
+        exit: Exit::Failed,
+        message: format!("cannot write to stdout: {e}"),
+    })
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    format!("{}\n", serde_json::to_string_pretty(v).unwrap_or_default())
+}
+
+/// `smonctl hosts`.
+async fn hosts(p: Plain) -> Result<Exit, Failure> {
+    let (c, url, with_token) = rest_client(&p)?;
+    let rows = rest::hosts(&c)
+        .await
+        .map_err(|e| rest::failure(&e, &url, with_token))?;
+    out(&if p.json {
+        json(&rows)
+    } else {
+        rest::hosts_table(&rows)
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// `smonctl status HOST`.
+async fn status(host: String, p: Plain) -> Result<Exit, Failure> {
+    let (c, url, with_token) = rest_client(&p)?;
+    let fail = |e: smon_api::ClientError| rest::failure(&e, &url, with_token);
+    let rows = rest::hosts(&c).await.map_err(fail)?;
+    let id = rest::resolve(&[host], &rows)?.remove(0);
+    let d = rest::status(&c, &id).await.map_err(fail)?;
+    out(&if p.json {
+        json(&d)
+    } else {
+        rest::status_text(&d)
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// `smonctl audit`.
+async fn audit(
+    limit: u32,
+    action: Option<String>,
+    host: Option<String>,
+    p: Plain,
+) -> Result<Exit, Failure> {
+    let (c, url, with_token) = rest_client(&p)?;
+    let entries = c
+        .audit(limit, None, action.as_deref(), host.as_deref())
+        .await
+        .map_err(|e| rest::failure(&e, &url, with_token))?;
+    out(&if p.json {
+        json(&entries)
+    } else {
+        rest::audit_table(&entries)
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// Runs a host action (`wake`, `reboot`, `shutdown`, `check`).
+async fn act(action: &str, a: Act) -> Result<Exit, Failure> {
+    let (c, url, with_token) = rest_client(&a.plain)?;
+    let fail = |e: smon_api::ClientError| rest::failure(&e, &url, with_token);
+    let targets = match (a.tag, a.cluster) {
+        (Some(t), _) => Targets::Tag(t),
+        (None, Some(cl)) => Targets::Cluster(cl),
+        (None, None) => {
+            let rows = rest::hosts(&c).await.map_err(fail)?;
+            Targets::Hosts(rest::resolve(&a.hosts, &rows)?)
+        }
+    };
+    let answer = rest::act(&c, action, &targets).await.map_err(fail)?;
+    let (text, exit) = rest::action_lines(&answer);
+    out(&if a.plain.json { json(&answer) } else { text })?;
+    Ok(exit)
+}
+
+/// The exit status of a REST command; a failure is one line on stderr.
+fn finish(r: Result<Exit, Failure>) -> ExitCode {
+    match r {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(f) => {
+            eprintln!("smonctl: {}", f.message);
+            ExitCode::from(f.exit as u8)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -198,6 +395,18 @@ fn main() -> ExitCode {
     };
     let r = match cli.command {
         Command::Top(t) => rt.block_on(top(t)),
+        Command::Hosts(p) => return finish(rt.block_on(hosts(p))),
+        Command::Status { host, plain } => return finish(rt.block_on(status(host, plain))),
+        Command::Audit {
+            limit,
+            action,
+            host,
+            plain,
+        } => return finish(rt.block_on(audit(limit, action, host, plain))),
+        Command::Wake(a) => return finish(rt.block_on(act("wake", a))),
+        Command::Reboot(a) => return finish(rt.block_on(act("reboot", a))),
+        Command::Shutdown(a) => return finish(rt.block_on(act("shutdown", a))),
+        Command::Check(a) => return finish(rt.block_on(act("check", a))),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,7 +23,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../migrations/0002_processes.sql")),
         M::up(include_str!("../migrations/0003_outbox.sql")),
         M::up(include_str!("../migrations/0004_alerts.sql")),
-        // 0005 is another feature's (merged before this one).
+        M::up(include_str!("../migrations/0005_tokens_audit.sql")),
         M::up(include_str!("../migrations/0006_reach.sql")),
     ])
 });

@@ -9,8 +9,8 @@
 //! what it wanted, and `set -o pipefail` scripts do not fail on `smon-agent ... | head`.
 //!
 //! Also the text helpers every terminal output shares (`smon-agent query`, `smonctl top`):
-//! sizes for people ([`human_bytes`]) and remote strings made safe to print
-//! ([`terminal_safe`]).
+//! sizes for people ([`human_bytes`]), remote strings made safe to print
+//! ([`terminal_safe`]) and times as `YYYY-MM-DD HH:MM:SS` in UTC ([`utc_time`]).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -84,8 +84,38 @@ pub fn terminal_safe(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A time in ms since the epoch as `YYYY-MM-DD HH:MM:SS`, in UTC (tables of `smonctl audit`
+/// and `smon-aggregator token list`).
+pub fn utc_time(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // The civil date of a day count from 1970-01-01 (Howard Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn utc_times() {
+        assert_eq!(utc_time(0), "1970-01-01 00:00:00");
+        assert_eq!(utc_time(951_782_400_000), "2000-02-29 00:00:00");
+        assert_eq!(utc_time(1_764_806_461_999), "2025-12-04 00:01:01");
+    }
+
     use super::*;
 
     #[test]

@@ -370,6 +370,7 @@ pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
             &p("/api/v1/admin/users/{name}/password"),
             put(accounts::reset_password),
         )
+        .route(&p("/api/v1/audit"), get(crate::routes::audit::list))
         .route(&p("/api/v1/clusters"), get(api::clusters))
         .route(&p("/api/v1/hosts"), get(api::hosts))
         .route(&p("/api/v1/hosts/{id}"), get(api::host))

@@ -23,3 +23,4 @@ mod sec_http;
 mod sec_login;
 mod security;
 mod support;
+mod tokens;

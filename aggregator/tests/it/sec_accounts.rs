@@ -27,22 +27,39 @@ fn refused(e: &smon_api::client::ClientError) -> (u16, String) {
     }
 }
 
+/// The audit records of the server of `CONFIG` in `dir`: storage is on, so they are in its
+/// database (readable by its owner only), oldest first.
 fn audit_lines(dir: &Path) -> Vec<serde_json::Value> {
-    let p = dir.join("smon-users.audit.jsonl");
+    use smon_web::security::audit::{AuditLog, AuditQuery};
+    let settings =
+        smon_aggregator::config::load_str(CONFIG, "test.json", dir).expect("valid config");
+    let p = settings.storage.expect("storage on").db_path();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&p)
-            .expect("audit file")
+            .expect("database")
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    std::fs::read_to_string(p)
+    assert!(
+        !dir.join("smon-users.audit.jsonl").exists(),
+        "with storage on, the audit is not in the file"
+    );
+    let db = smon_aggregator::access::Access::open(&p).expect("database");
+    let q = AuditQuery {
+        limit: 1000,
+        ..AuditQuery::default()
+    };
+    let mut all: Vec<serde_json::Value> = db
+        .query(&q)
         .expect("audit")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
+        .iter()
+        .map(|e| serde_json::to_value(&e.event).expect("json"))
+        .collect();
+    all.reverse();
+    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +186,7 @@ async fn admins_manage_users_and_everyone_their_own_password() {
     client(&srv.base, "carol", "carol-pw-1").await;
     srv.shutdown().await;
 
-    // Every change, done or refused, is in the audit file, with who, what, whom and from where.
+    // Every change, done or refused, is in the audit log, with who, what, whom and from where.
     let audit = audit_lines(dir.path());
     let has = |action: &str, target: &str, outcome: &str| {
         audit.iter().any(|e| {
@@ -192,7 +209,7 @@ async fn admins_manage_users_and_everyone_their_own_password() {
             .iter()
             .all(|e| e["client"] == "127.0.0.1" && e["at_ms"].as_u64().is_some())
     );
-    let text = std::fs::read_to_string(dir.path().join("smon-users.audit.jsonl")).expect("audit");
+    let text = serde_json::Value::from(audit).to_string();
     assert!(
         !text.contains("carol-pw-1") && !text.contains("argon2"),
         "no secrets audited"

@@ -145,16 +145,14 @@ async fn change(
         let c = make(hash);
         let r = s.users.apply(&c);
         s.users.audit(&AuditEvent {
-            at_ms: now_ms(),
-            actor,
-            client: ip,
-            action: action.into(),
+            client: Some(ip),
             target: t,
             role: role.map(|r| r.as_str().to_owned()),
             outcome: match &r {
                 Ok(()) => "ok".into(),
                 Err(e) => e.to_string(),
             },
+            ..AuditEvent::new(now_ms(), actor, action)
         });
         r
     })

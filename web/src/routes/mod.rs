@@ -1,11 +1,13 @@
 //! The HTTP routes, apart from the security policy that guards them: [`auth`] (login, logout,
-//! `me`), [`reach`] (reachability checks), [`accounts`] (passwords, users and roles), [`api`] (REST, health, metrics, the UI's
+//! `me`), [`reach`] (reachability checks), [`accounts`] (passwords, users and roles), [`audit`]
+//! (the audit log), [`api`] (REST, health, metrics, the UI's
 //! pages and assets) and [`history`] (the stored history's routes).
 
 pub mod accounts;
 pub mod actions;
 pub mod alerts;
 pub mod api;
+pub mod audit;
 pub mod auth;
 #[cfg(feature = "database")]
 pub mod history;

@@ -1,6 +1,7 @@
 //! The HTTP middleware of both daemons, outermost first: security headers, the client's
 //! address and the allow-list ([`client_and_allow`]), the host name the request names
-//! ([`allowed_host`]), the session ([`session_layer`]) and who it belongs to ([`principal`]),
+//! ([`allowed_host`]), the session ([`session_layer`]) and who it belongs to ([`principal`]:
+//! the session's user, or an API token's),
 //! the Engine.IO handshake gate ([`engine_gate`]) in front of Socket.IO, and the CSRF check on
 //! every state-changing route ([`csrf`]).
 
@@ -22,6 +23,7 @@ use crate::error::ApiError;
 use crate::security::handshake::{Full, Handshakes};
 use crate::security::login::{LOGIN_KEY, Login};
 use crate::security::net::{self, Client};
+use crate::security::tokens::{self, BearerAuth};
 use crate::security::{Principal, Security};
 
 /// The Content-Security-Policy: scripts, styles and connections from this origin only; no
@@ -226,7 +228,8 @@ pub async fn engine_gate(
     }
 }
 
-/// Puts the [`Principal`] of the request in its extensions: the logged-in user of a live
+/// Puts the [`Principal`] of the request in its extensions: the token's of a request with
+/// `Authorization: Bearer smon_...` (a wrong token is refused here), the logged-in user of a live
 /// session, or, on a public dashboard, [`Principal::Anonymous`]. A session past its absolute
 /// lifetime, or of a user who no longer exists, is ended here.
 pub async fn principal(
@@ -235,6 +238,31 @@ pub async fn principal(
     mut req: Request,
     next: Next,
 ) -> Response {
+    // Only `smon_` tokens are ours: a bearer token a proxy in front passes on (an OAuth
+    // proxy's ID token) is left alone, and the session decides.
+    if let Some(value) = req.headers().get(header::AUTHORIZATION)
+        && let Some(token) = value
+            .to_str()
+            .ok()
+            .and_then(tokens::bearer)
+            .filter(|t| t.starts_with(tokens::PREFIX))
+    {
+        let token = token.to_owned();
+        let client = req
+            .extensions()
+            .get::<Client>()
+            .map(|c| c.ip)
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let path = crate::security::login::log_safe(req.uri().path());
+        return match by_token(&sec, client, &path, token).await {
+            Ok(p) => {
+                req.extensions_mut().insert(p);
+                req.extensions_mut().insert(BearerAuth);
+                next.run(req).await
+            }
+            Err(refused) => refused,
+        };
+    }
     let auth = &sec.http.auth;
     let mut who = None;
     if let Ok(Some(l)) = session.get::<Login>(LOGIN_KEY).await {
@@ -260,6 +288,82 @@ pub async fn principal(
         req.extensions_mut().insert(p);
     }
     next.run(req).await
+}
+
+/// The principal of a bearer `token` ([`crate::security::tokens`]): a user named
+/// `token:<name>` with the token's role. A wrong or
+/// revoked token is 401 and counts as a failed login of the client's address; past the
+/// throttle's limit, 429. The token itself is never logged.
+async fn by_token(
+    sec: &Arc<Security>,
+    client: std::net::IpAddr,
+    path: &str,
+    token: String,
+) -> Result<Principal, Response> {
+    let Some(store) = sec.tokens() else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "API tokens need the server's database (storage), which is off here".into(),
+        )
+        .into_response());
+    };
+    let now = now_ms();
+    let found = tokio::task::spawn_blocking(move || store.find(&tokens::hash(&token), now))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+    match found {
+        Ok(Some(t)) => Ok(Principal::User {
+            name: t.actor(),
+            role: t.role,
+            // A socket opened with a token lives no longer than a login session would.
+            expires_ms: now.saturating_add(sec.http.auth.absolute.as_millis() as u64),
+            session: String::new(),
+        }),
+        Ok(None) => {
+            let refused = sec.throttle.reserve(client, tokens::THROTTLE_NAME, now);
+            if let Some(skipped) = sec.throttle.log.admit(now) {
+                tracing::warn!(
+                    client = %client,
+                    path = %path,
+                    suppressed = skipped,
+                    "Refused a wrong or revoked API token."
+                );
+            }
+            match refused {
+                Ok(_) => {
+                    let s = sec.clone();
+                    tokio::task::spawn_blocking(move || s.throttle.persist_logged());
+                    Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "invalid or revoked API token (make one with `smon-aggregator token \
+                         create --name NAME --role viewer|admin`)"
+                            .into(),
+                    )
+                    .into_response())
+                }
+                Err(r) => {
+                    let wait = r.wait.as_secs().max(1);
+                    let mut res = ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!("too many wrong API tokens from {client}; try again in {wait} s"),
+                    )
+                    .into_response();
+                    res.headers_mut()
+                        .insert(header::RETRY_AFTER, header::HeaderValue::from(wait));
+                    Err(res)
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Cannot look API tokens up.");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "API tokens cannot be checked now (the database failed); try again".into(),
+            )
+            .into_response())
+        }
+    }
 }
 
 /// The authority (`host[:port]`) the browser used: `Host`, or a trusted proxy's
@@ -313,7 +417,10 @@ fn without_default_port(authority: &str, https: bool) -> &str {
 /// reverse); without `Origin`, `Sec-Fetch-Site` must say `same-origin`. Scripts must send an
 /// `Origin` header.
 pub async fn csrf(State(sec): State<Arc<Security>>, req: Request, next: Next) -> Response {
-    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    // A request with a valid bearer token is no browser's doing (see `tokens`).
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || req.extensions().get::<BearerAuth>().is_some()
+    {
         return next.run(req).await;
     }
     let h = req.headers();

@@ -7,7 +7,8 @@
 //! - [`login`]: what a session remembers of its login, and the extractors routes use to say
 //!   who may call them.
 //! - [`throttle`]: login attempts per address, per address and user, and per user name.
-//! - [`audit`]: the audit trail of account changes.
+//! - [`audit`]: the audit trail of account changes, host actions and API tokens.
+//! - [`tokens`]: API tokens (`Authorization: Bearer`), stored hashed, and their store.
 //! - [`layers`]: the middleware: allow-list, host names, session to [`Principal`], the
 //!   Engine.IO handshake gate, CSRF, security headers.
 //! - [`handshake`]: which Engine.IO handshakes may open a session, and the places of
@@ -26,6 +27,7 @@ pub mod login;
 pub mod net;
 pub mod sessions;
 pub mod throttle;
+pub mod tokens;
 pub mod users;
 pub mod visibility;
 
@@ -103,6 +105,9 @@ pub struct Security {
     /// Where login sessions are kept: the database once [`Security::keep_sessions`] was
     /// called, else memory.
     sessions: std::sync::OnceLock<sessions::Sessions>,
+    /// Where API tokens are looked up, once [`Security::keep_tokens`] was called (the
+    /// database); without one, bearer requests get 401.
+    tokens: std::sync::OnceLock<Arc<dyn tokens::TokenStore>>,
 }
 
 /// Why [`Security::start`] refused.
@@ -187,6 +192,7 @@ impl Security {
             host_refusals: layers::LogEvery::default(),
             dummy_hash: std::sync::OnceLock::new(),
             sessions: std::sync::OnceLock::new(),
+            tokens: std::sync::OnceLock::new(),
         };
         Ok((Arc::new(sec), bootstrap))
     }
@@ -209,6 +215,41 @@ impl Security {
         self.sessions
             .get_or_init(sessions::Sessions::default)
             .clone()
+    }
+
+    /// Looks API tokens up in `store` (the server's database). Call it before serving; a
+    /// second call changes nothing.
+    pub fn keep_tokens(&self, store: Arc<dyn tokens::TokenStore>) {
+        let _ = self.tokens.set(store);
+    }
+
+    /// The token store, if the server keeps tokens.
+    pub fn tokens(&self) -> Option<Arc<dyn tokens::TokenStore>> {
+        self.tokens.get().cloned()
+    }
+
+    /// Records audit events in `log` (the server's database) instead of the file beside the
+    /// users file.
+    pub fn keep_audit(&self, log: Arc<dyn audit::AuditLog>) {
+        self.users.set_audit_log(log);
+    }
+
+    /// The audit log (to query it).
+    pub fn audit_log(&self) -> Arc<dyn audit::AuditLog> {
+        self.users.audit_log()
+    }
+
+    /// Logs and records `e` in the audit log. Blocking (a database or file write): from async
+    /// code use [`Security::audit_later`].
+    pub fn audit(&self, e: &audit::AuditEvent) {
+        self.users.audit(e);
+    }
+
+    /// Logs and records `e` in the audit log off the async threads; resolves once it is
+    /// written (or its loss logged).
+    pub async fn audit_later(self: &Arc<Self>, e: audit::AuditEvent) {
+        let s = self.clone();
+        let _ = tokio::task::spawn_blocking(move || s.audit(&e)).await;
     }
 
     /// The idle expiry of a session.

@@ -352,8 +352,9 @@ pub struct UserStore {
     valid_from_ms: std::sync::Mutex<BTreeMap<String, u64>>,
     /// Serialises changes: each writes the file from the state the previous one left.
     changing: std::sync::Mutex<()>,
-    /// Where account changes are recorded.
-    audit: Box<dyn crate::security::audit::AuditLog>,
+    /// Where account changes (and every other audited action) are recorded: the file beside
+    /// the users file until [`UserStore::set_audit_log`] chooses another (the database).
+    audit: std::sync::RwLock<std::sync::Arc<dyn crate::security::audit::AuditLog>>,
 }
 
 impl UserStore {
@@ -365,14 +366,26 @@ impl UserStore {
             from_config: config.iter().map(|u| u.name.clone()).collect(),
             valid_from_ms: std::sync::Mutex::new(BTreeMap::new()),
             changing: std::sync::Mutex::new(()),
-            audit: Box::new(crate::security::audit::FileAudit::beside(&file)),
+            audit: std::sync::RwLock::new(std::sync::Arc::new(
+                crate::security::audit::FileAudit::beside(&file),
+            )),
             file,
         }
     }
 
     /// Logs and records the account change `e` (blocking: a file append).
     pub fn audit(&self, e: &crate::security::audit::AuditEvent) {
-        crate::security::audit::audit(self.audit.as_ref(), e);
+        crate::security::audit::audit(self.audit_log().as_ref(), e);
+    }
+
+    /// Where audit records go now.
+    pub fn audit_log(&self) -> std::sync::Arc<dyn crate::security::audit::AuditLog> {
+        self.audit.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Records audit events in `log` from now on (the server's database).
+    pub fn set_audit_log(&self, log: std::sync::Arc<dyn crate::security::audit::AuditLog>) {
+        *self.audit.write().unwrap_or_else(|p| p.into_inner()) = log;
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Users> {

@@ -735,3 +735,17 @@ export interface ChannelEntry {
  * removes one).
  */
 export type ChannelSpec = Record<string, unknown>;
+
+/** One record of `GET /api/v1/audit` (`smon_api::audit::AuditEntry`). */
+export interface AuditEntry {
+  id: number;
+  at_ms: number;
+  actor: string;
+  client?: string;
+  action: string;
+  target?: string;
+  role?: string;
+  hosts?: string[];
+  outcome: string;
+  results?: unknown;
+}

@@ -963,7 +963,18 @@ async function history(browser, url, id, cluster, role, secret) {
     await step(page, "the storage page refusing a viewer", () => page.waitForSelector('#storage-page[data-state="error"]'));
   }
   await shot(page, `history-${role}`);
-  console.log(`ok: history: ${role}: ranges, zoom to ${Math.round((zoomed[1] - zoomed[0]) / 60000)} min, processes at ${new Date(at).toISOString()}, GPU use, cluster ${cluster}, storage`);
+
+  // The Audit page: admins only.
+  if (role === "admin") {
+    await step(page, "the Audit link", () => page.click("#audit-link"));
+    await step(page, "the audit page", () => page.waitForSelector('#audit-page[data-state="ready"]'));
+  } else {
+    if (await page.locator("#audit-link").count()) throw new CheckFailed("a viewer has an Audit link");
+    await goto(page, withHash(url, "#/audit"));
+    await step(page, "the audit page refusing a viewer", () => page.waitForSelector('#audit-page[data-state="error"]'));
+  }
+  await shot(page, `audit-${role}`);
+  console.log(`ok: history: ${role}: ranges, zoom to ${Math.round((zoomed[1] - zoomed[0]) / 60000)} min, processes at ${new Date(at).toISOString()}, GPU use, cluster ${cluster}, storage, audit`);
 }
 
 // ------------------------------------------------------------------ alerts
