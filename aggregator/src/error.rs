@@ -29,6 +29,9 @@ pub enum Error {
     /// Alerting could not start (its tables in the database, the outbox).
     #[error(transparent)]
     Alerts(#[from] crate::alerts::StartError),
+    /// The inventory (the hosts made in the UI, in the database) could not be read.
+    #[error(transparent)]
+    Inventory(#[from] crate::inventory::StartError),
     /// Remote write could not start.
     #[error(transparent)]
     RemoteWrite(crate::remote_write::StartError),

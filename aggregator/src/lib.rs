@@ -18,6 +18,7 @@ pub mod endpoint;
 pub mod error;
 pub mod feed;
 pub mod history;
+pub mod inventory;
 pub mod link;
 pub mod poller;
 pub mod registry;
@@ -271,6 +272,19 @@ pub async fn start(
     };
     let acting = actions::Actions::new();
     web = web.with_actions(Arc::new(acting.clone()));
+    // The fleet: the config's hosts and those made in the UI (kept in the database).
+    let inventory = {
+        let (s, db) = (
+            settings.clone(),
+            settings.storage.as_ref().map(|o| o.db_path()),
+        );
+        tokio::task::spawn_blocking(move || inventory::Inventory::open(&s, db.as_deref()))
+            .await
+            .map_err(inventory::StartError::from)
+            .and_then(|r| r)
+            .inspect_err(|_| stop.cancel())?
+    };
+    web = web.with_inventory(Arc::new(inventory.clone()));
     let web = Arc::new(web);
     let tracker = TaskTracker::new();
     if let Some(al) = &alerts {
@@ -307,6 +321,7 @@ pub async fn start(
         stop: stop.clone(),
     });
     acting.attach(registry.clone());
+    inventory.attach(registry.clone());
     // Subscribed before the first poller starts: no sample is missed.
     let remote_write = remote_write::start(
         &settings.remote_write,
@@ -319,7 +334,7 @@ pub async fn start(
     .map_err(Error::RemoteWrite)
     .inspect_err(|_| stop.cancel())?;
     let _ = remote_stats.set(remote_write.clone());
-    registry.apply(settings.targets.clone());
+    registry.apply(inventory.fleet());
     if let Some(al) = &alerts {
         al.sync_fleet();
     }
@@ -405,6 +420,7 @@ pub async fn start(
             path,
             settings.clone(),
             registry.clone(),
+            inventory.clone(),
             alerts.clone(),
             stop.clone(),
         ));

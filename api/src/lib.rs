@@ -7,6 +7,7 @@
 //! - [`auth`]: the login, `me` and user-list bodies.
 //! - [`alerts`]: alerts and the notifications channels are sent.
 //! - [`history`]: the bodies of the history routes.
+//! - [`inventory`]: the hosts and clusters edited in the browser.
 //! - [`client`]: a small typed REST client (login with a session cookie, the read routes), for
 //!   the CLI and for tests.
 //!
@@ -18,6 +19,7 @@ pub mod alerts;
 pub mod auth;
 pub mod client;
 pub mod history;
+pub mod inventory;
 pub mod wire;
 
 pub use client::{Client, ClientError};

@@ -23,6 +23,9 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../migrations/0002_processes.sql")),
         M::up(include_str!("../migrations/0003_outbox.sql")),
         M::up(include_str!("../migrations/0004_alerts.sql")),
+        // 0005 and 0006 are reserved for work landing in parallel: when they land, they go
+        // before this one.
+        M::up(include_str!("../migrations/0007_inventory.sql")),
     ])
 });
 

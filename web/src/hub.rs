@@ -391,6 +391,7 @@ pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
     app = history::routes(app, &base);
     app = crate::routes::alerts::routes(app, &base);
     app = crate::routes::actions::routes(app, &base);
+    app = crate::routes::inventory::routes(app, &base);
     if !base.is_empty() {
         // Relative asset URLs need the trailing slash.
         let to = format!("{base}/");

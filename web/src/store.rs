@@ -441,9 +441,12 @@ impl ClusterStore {
         self.live().map(|h| h.row.id.clone()).collect()
     }
 
-    /// True once every host has been tried (none is `pending`).
+    /// True once every host with an agent has been tried (none is `pending`). A host without
+    /// an agent (its `address` empty: a printer, a switch) is never polled: it stays `pending`
+    /// and is not waited for.
     pub fn ready(&self) -> bool {
-        self.live().all(|h| h.row.status != Status::Pending)
+        self.live()
+            .all(|h| h.row.status != Status::Pending || h.row.address.is_empty())
     }
 
     fn host_mut(&mut self, id: &str) -> Option<&mut Host> {

@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 #[cfg(feature = "database")]
 pub mod history;
+pub mod inventory;
 
 /// Without the `database` feature (a lean agent's single-host view): the history routes exist and
 /// answer 503, as a server with history off does.
