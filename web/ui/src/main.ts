@@ -1,7 +1,7 @@
 /**
  * Entry point: applies the theme before the first paint, then builds the shell (top bar with the
  * connection indicator, the Alerts link with its count, the stale-data banner, the page), routes
- * between the home, host, cluster, accounts, storage and alerts pages, and dispatches the
+ * between the home, host, cluster, accounts, storage, inventory and alerts pages, and dispatches the
  * server's frames to the page on screen.
  */
 import "./styles/app.css";
@@ -16,6 +16,7 @@ import { SEVERITY_ORDER, alertFeed } from "./components/alerts";
 import { AccountsPage } from "./pages/accounts";
 import { ClusterPage } from "./pages/cluster";
 import { StoragePage } from "./pages/storage";
+import { InventoryPage } from "./pages/inventory";
 import { HostPage } from "./pages/host";
 import { sameRoute, watchRoute, type Route } from "./router";
 import { initTheme, toggleTheme } from "./theme";
@@ -40,7 +41,7 @@ function start(): void {
 
   let page: HomePage | HostPage | null = null;
   /** A page fed by REST only (no room). */
-  let accounts: AccountsPage | ClusterPage | StoragePage | AlertsPage | null = null;
+  let accounts: AccountsPage | ClusterPage | StoragePage | AlertsPage | InventoryPage | null = null;
   let route: Route | null = null;
 
   watchRoute((r) => {
@@ -58,9 +59,17 @@ function start(): void {
     accounts = null;
     viewEl.replaceChildren();
     window.scrollTo(0, 0);
-    if (r.page === "accounts" || r.page === "storage" || r.page === "cluster" || r.page === "alerts") {
+    if (r.page === "accounts" || r.page === "storage" || r.page === "cluster" || r.page === "alerts" || r.page === "inventory") {
       const [p, title] =
-        r.page === "accounts" ? [new AccountsPage(), "Accounts"] : r.page === "storage" ? [new StoragePage(), "Storage"] : r.page === "alerts" ? [new AlertsPage(r), "Alerts"] : [new ClusterPage(r.name), `Cluster ${r.name}`];
+        r.page === "accounts"
+          ? [new AccountsPage(), "Accounts"]
+          : r.page === "storage"
+            ? [new StoragePage(), "Storage"]
+            : r.page === "alerts"
+              ? [new AlertsPage(r), "Alerts"]
+              : r.page === "inventory"
+                ? [new InventoryPage(), "Inventory"]
+                : [new ClusterPage(r.name), `Cluster ${r.name}`];
       accounts = p;
       setText(crumb, `/ ${title}`);
       document.title = `${title} · smon`;
@@ -170,10 +179,12 @@ async function showAccount(el: HTMLElement): Promise<void> {
     void fetch(`${basePath()}api/v1/logout`, { method: "POST", credentials: "same-origin" }).finally(() => location.replace(`${basePath()}login`));
   });
   const accountsLink = h("a", { href: "#/accounts", class: "text-btn", id: "accounts-link" }, "Accounts");
+  // The fleet's hosts and clusters: everyone logged in reads, admins edit.
+  const inventoryLink = h("a", { href: "#/inventory", class: "text-btn", id: "inventory-link" }, "Inventory");
   const alerts = alertsLink();
   // The history database's page: admins only (the server answers 403 to others).
   const storageLink = me.role === "admin" ? h("a", { href: "#/storage", class: "text-btn", id: "storage-link" }, "Storage") : null;
-  el.replaceChildren(h("span", { class: "who", id: "who", title: `Role: ${me.role}` }, `${me.user} (${me.role})`), alerts, accountsLink, ...(storageLink ? [storageLink] : []), out);
+  el.replaceChildren(h("span", { class: "who", id: "who", title: `Role: ${me.role}` }, `${me.user} (${me.role})`), alerts, inventoryLink, accountsLink, ...(storageLink ? [storageLink] : []), out);
 }
 
 /**
