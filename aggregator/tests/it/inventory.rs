@@ -452,3 +452,51 @@ async fn a_sighup_reload_keeps_the_hosts_made_in_the_ui() {
         "the change is logged with its target: {log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inventory_page_in_a_real_browser() {
+    let a1 = Agent::start("127.0.0.1");
+    let a2 = Agent::start("127.0.0.1");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(
+        &json!([{"name": "n1", "address": a1.addr.to_string(), "token": TOKEN}]),
+        &dir.path().join("data"),
+    );
+    let agg = Aggregator::start(&cfg.to_string()).await;
+    agg.wait_row("lab:n1", Duration::from_secs(20), "up", |r| {
+        r["status"] == "up"
+    })
+    .await;
+    let args = [
+        format!("{}/", agg.base),
+        a2.addr.to_string(),
+        TOKEN.to_owned(),
+        format!("admin:{ADMIN_PASSWORD}"),
+        format!("viewer:{VIEWER_PASSWORD}"),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        let _turn = crate::browser::ONE_BROWSER
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::process::Command::new("node")
+            .arg(manifest.join("tests/it/inventory_ui.mjs"))
+            .args(&args)
+            .env("SMON_UI_DIR", manifest.join("../web/ui"))
+            .output()
+            .expect("node is installed")
+    })
+    .await
+    .expect("browser task");
+    assert!(
+        out.status.success(),
+        "inventory_ui.mjs failed:\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // What the browser did is what the server holds.
+    let (_, list) = agg.get("/api/v1/inventory/hosts").await;
+    assert!(host(&list, "office:n2").is_some(), "{list}");
+    assert!(host(&list, "office:printer").is_none(), "{list}");
+    agg.shutdown().await;
+}
