@@ -525,6 +525,7 @@ impl InventoryService for Inventory {
         by: &str,
         now_ms: u64,
     ) -> Result<InventoryHost, InventoryError> {
+        let registry = self.registry()?;
         let mut st = lock(&self.inner.state);
         let target = Inventory::check(&st, &host, None)?;
         let id = target.spec.id();
@@ -550,7 +551,7 @@ impl InventoryService for Inventory {
             let conn = self.conn()?;
             store_host(&conn, &u).map_err(internal)?;
         }
-        if let Err(e) = self.registry()?.add(target) {
+        if let Err(e) = registry.add(target) {
             // Taken in the store meanwhile (the own host): undo.
             let conn = self.conn()?;
             conn.execute("DELETE FROM inventory_hosts WHERE id = ?1", params![id])
@@ -570,6 +571,7 @@ impl InventoryService for Inventory {
         by: &str,
         now_ms: u64,
     ) -> Result<InventoryHost, InventoryError> {
+        let registry = self.registry()?;
         let mut st = lock(&self.inner.state);
         if st.config_ids().contains(id) {
             return Err(InventoryError::ReadOnly(format!(
@@ -606,7 +608,7 @@ impl InventoryService for Inventory {
             let conn = self.conn()?;
             store_host(&conn, &u).map_err(internal)?;
         }
-        match self.registry()?.update(target) {
+        match registry.update(target) {
             Ok(what) => {
                 tracing::info!(target: "smon::inventory", by = %by, host = %id, change = ?what, "Host of the inventory changed.")
             }
@@ -620,6 +622,7 @@ impl InventoryService for Inventory {
     }
 
     fn remove_host(&self, id: &str, by: &str) -> Result<(), InventoryError> {
+        let registry = self.registry()?;
         let mut st = lock(&self.inner.state);
         if st.config_ids().contains(id) {
             return Err(InventoryError::ReadOnly(format!(
@@ -646,7 +649,7 @@ impl InventoryService for Inventory {
             conn.execute("DELETE FROM inventory_hosts WHERE id = ?1", params![id])
                 .map_err(internal)?;
         }
-        match self.registry()?.remove(id) {
+        match registry.remove(id) {
             Ok(()) | Err(RegistryError::Unknown(_)) => {}
             Err(e) => {
                 tracing::warn!(target: "smon::inventory", host = %id, error = %e, "Host removed from the inventory, not from the fleet.")

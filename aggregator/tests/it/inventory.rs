@@ -443,6 +443,56 @@ async fn a_sighup_reload_keeps_the_hosts_made_in_the_ui() {
         .filter_map(|h| Some((h["id"].as_str()?, h["source"].as_str()?)))
         .collect();
     assert_eq!(sources, [("lab:n3", "config"), ("lab:mine", "ui")]);
+
+    // The config takes the UI host's id (a host without an agent there): the config's wins,
+    // its row starts afresh without a poller; the config lets it go: the UI's is back, polled.
+    let sources_now = |c: reqwest::Client, base: String| async move {
+        let (_, list) = send(&c, &base, Method::GET, "/api/v1/inventory/hosts", None).await;
+        list.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|h| format!("{}={}/{}", h["id"], h["source"], h["agent"]))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    write(json!([{"name": "n3", "ip": "127.0.0.1"}, {"name": "mine", "ip": "127.0.0.2"}]));
+    b.nudge("-HUP");
+    let start = Instant::now();
+    loop {
+        let got = sources_now(c.clone(), base.clone()).await;
+        let (_, rows) = send(&c, &base, Method::GET, "/api/v1/hosts", None).await;
+        let row = host(&rows, "lab:mine").cloned().unwrap_or_default();
+        if got == [r#""lab:n3"="config"/false"#, r#""lab:mine"="config"/false"#]
+            && row["address"] == ""
+            && row["status"] == "pending"
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "config over UI: {got:?} {row}\n{}",
+            b.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    write(json!([{"name": "n3", "ip": "127.0.0.1"}]));
+    b.nudge("-HUP");
+    let start = Instant::now();
+    loop {
+        let got = sources_now(c.clone(), base.clone()).await;
+        let (_, rows) = send(&c, &base, Method::GET, "/api/v1/hosts", None).await;
+        let up = host(&rows, "lab:mine").is_some_and(|r| r["status"] == "up");
+        if got == [r#""lab:n3"="config"/false"#, r#""lab:mine"="ui"/true"#] && up {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the UI's back: {got:?}\n{}",
+            b.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let log = b.log();
     assert!(
         log.lines()
