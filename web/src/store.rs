@@ -1061,6 +1061,15 @@ mod tests {
         assert!(!s.ready());
         s.mark_down("b:h3", "timeout", 100_000);
         assert!(s.ready());
+        // A host without an agent stays pending, never aged, and is not waited for.
+        let printer = HostSpec {
+            address: String::new(),
+            ..spec("b", "printer")
+        };
+        assert!(s.add_host(printer, 100_000));
+        s.tick(1_000_000);
+        assert_eq!(s.row("b:printer").expect("row").status, Status::Pending);
+        assert!(s.ready());
     }
 
     #[test]
