@@ -15,6 +15,7 @@
  * `#host-new`, `#host-form` (inputs `[name=...]`, `.field-error[data-for=...]`,
  * `[data-field][data-invalid]`, `#host-save`, `#host-cancel`, `#host-status`).
  */
+import "../styles/inventory.css";
 import { call, whoAmI } from "../api";
 import { h, setAttr, setText } from "../dom";
 import { DASH, ago, dateTime } from "../format";
