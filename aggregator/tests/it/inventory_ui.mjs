@@ -4,9 +4,10 @@
 // a cluster added, a host refused with the server's field error under MAC, fixed and added,
 // seen in the table and coming up on the overview; a host without an agent added and shown as
 // such on both pages, then deleted after the confirmation; no token anywhere on the page. As
-// viewer: the same table without any button that changes something. At a phone's width (375
-// px): the overview and the inventory as wide as the screen, the top bar on one line. Exits non-zero with what
-// the page showed when a step fails. SMON_UI_DIR names web/ui; CHROMIUM the browser.
+// viewer: the same table without any button that changes something. At phones' widths (375
+// and 480 px): the overview and the inventory as wide as the screen, the top bar on one
+// line. Exits non-zero with what the page showed when a step fails. SMON_UI_DIR names
+// web/ui; CHROMIUM the browser.
 import { createRequire } from "node:module";
 
 const require = createRequire(`${process.env.SMON_UI_DIR}/package.json`);
@@ -139,24 +140,26 @@ try {
   });
   // At a phone's width: the top bar stays on one line, the page as wide as the screen.
   const phone = await open(browser, adminLogin);
-  await phone.setViewportSize({ width: 375, height: 812 });
-  for (const hash of ["#/", "#/inventory"]) {
-    await step(phone, `phone: ${hash} fits the screen`, async () => {
-      await phone.goto(new URL(hash, base).toString());
-      await phone.waitForSelector(hash === "#/" ? row("office:n2") : sel("office:n2"));
-      if (hash === "#/inventory") await phone.click("#host-new");
-      const out = await phone.evaluate(() => {
-        const bad = [];
-        const doc = document.scrollingElement ?? document.documentElement;
-        if (doc.scrollWidth > 376) bad.push(`the page is ${doc.scrollWidth} px wide`);
-        const bar = document.querySelector(".topbar");
-        const last = document.querySelector("#theme-toggle")?.getBoundingClientRect();
-        const edge = bar.getBoundingClientRect().right - parseFloat(getComputedStyle(bar).paddingRight);
-        if (!last || last.right > edge + 0.5) bad.push(`the top bar overflows (${last?.right} > ${edge})`);
-        return bad;
+  for (const width of [375, 480]) {
+    await phone.setViewportSize({ width, height: 812 });
+    for (const hash of ["#/", "#/inventory"]) {
+      await step(phone, `${width} px: ${hash} fits the screen`, async () => {
+        await phone.goto(new URL(hash, base).toString());
+        await phone.waitForSelector(hash === "#/" ? row("office:n2") : sel("office:n2"));
+        if (hash === "#/inventory") await phone.click("#host-new");
+        const out = await phone.evaluate((w) => {
+          const bad = [];
+          const doc = document.scrollingElement ?? document.documentElement;
+          if (doc.scrollWidth > w + 1) bad.push(`the page is ${doc.scrollWidth} px wide`);
+          const bar = document.querySelector(".topbar");
+          const last = document.querySelector("#theme-toggle")?.getBoundingClientRect();
+          const edge = bar.getBoundingClientRect().right - parseFloat(getComputedStyle(bar).paddingRight);
+          if (!last || last.right > edge + 0.5) bad.push(`the top bar overflows (${last?.right} > ${edge})`);
+          return bad;
+        }, width);
+        if (out.length) throw new Error(out.join("; "));
       });
-      if (out.length) throw new Error(out.join("; "));
-    });
+    }
   }
   const errors = [...overview.smonErrors, ...viewer.smonErrors, ...phone.smonErrors];
   if (errors.length) {
