@@ -372,8 +372,10 @@ fn check_client_tls(
 pub struct HostConfig {
     /// Host name, unique in its cluster (`[A-Za-z0-9._-]`, 1-63 characters).
     pub name: String,
-    /// The agent's gRPC address, `host:port`.
-    pub address: String,
+    /// The agent's gRPC address, `host:port`; absent for a host without an agent (a printer,
+    /// a NAS, a switch: reachability checks and Wake-on-LAN only), which needs `ip` then.
+    #[serde(default)]
+    pub address: Option<String>,
     /// The agent's bearer token (prefer `token_file`).
     #[serde(default)]
     pub token: Option<String>,
@@ -494,12 +496,13 @@ pub struct HostNet {
     pub services: Vec<Service>,
 }
 
-/// An agent to poll, checked.
+/// A host of the fleet, checked: an agent to poll, or, with `address` empty, a host without
+/// an agent (reachability checks and Wake-on-LAN only; no poller).
 #[derive(Clone)]
 pub struct Target {
     /// Identity in the store.
     pub spec: HostSpec,
-    /// `host:port`.
+    /// `host:port`; empty for a host without an agent.
     pub address: String,
     /// Bearer token, if the agent needs one.
     pub token: Option<String>,
@@ -509,6 +512,13 @@ pub struct Target {
     pub control_token: Option<String>,
     /// Its network identity: IP, MAC, Wake-on-LAN, services.
     pub net: HostNet,
+}
+
+impl Target {
+    /// Whether the host has an agent to poll.
+    pub fn has_agent(&self) -> bool {
+        !self.address.is_empty()
+    }
 }
 
 impl fmt::Debug for Target {
@@ -525,6 +535,15 @@ impl fmt::Debug for Target {
             .field("net", &self.net)
             .finish()
     }
+}
+
+/// A cluster of the config, checked.
+#[derive(Debug, Clone)]
+pub struct ConfigCluster {
+    /// Its name.
+    pub name: String,
+    /// TLS towards its agents (`tls`), if set.
+    pub tls: Option<ClientTls>,
 }
 
 /// The aggregator's own host, collected in-process.
@@ -575,8 +594,11 @@ pub struct Settings {
     pub reach_interval: Duration,
     /// Own host, if watched.
     pub self_host: Option<SelfHost>,
-    /// Agents to poll.
+    /// Agents to poll (and hosts without an agent: `address` empty).
     pub targets: Vec<Target>,
+    /// The clusters of the config, in order, with their TLS towards agents (hosts added to
+    /// them in the UI use it).
+    pub clusters: Vec<ConfigCluster>,
     /// The per-host token files read, checked for group/world access at start and by
     /// `--check-config` (the users file is `http.auth.users_file`), and the remote-write
     /// secret files.
@@ -596,7 +618,7 @@ pub struct Settings {
     pub alerts: Option<AlertSettings>,
 }
 
-fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     (1..=63).contains(&s.len())
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -619,7 +641,7 @@ fn valid_address(s: &str) -> bool {
 }
 
 /// The sink of field errors while validating.
-type Bad<'a> = dyn FnMut(String, &dyn fmt::Display, &str) + 'a;
+pub(crate) type Bad<'a> = dyn FnMut(String, &dyn fmt::Display, &str) + 'a;
 
 /// A token given inline or in a file (relative to `base`; the file is remembered in
 /// `files`, for reloads), checked: 16+ characters, no whitespace. Never shown in errors.
@@ -691,6 +713,72 @@ pub fn valid_ip_or_name(s: &str) -> bool {
                     && l.chars()
                         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
             }))
+}
+
+/// One host of the fleet, checked (all but its name's uniqueness and its TLS, which the
+/// caller sets): its agent's `address` (optional when `ip` is given: a host without an
+/// agent), `tags`, tokens (files relative to `base`, remembered in `files`) and network
+/// identity. Field names in errors start with `hf`. The inventory edited in the UI checks its
+/// hosts here too, so that both say the same sentences.
+pub(crate) fn check_host(
+    h: &HostConfig,
+    cluster: &str,
+    hf: &str,
+    base: &Path,
+    files: &mut Vec<PathBuf>,
+    bad: &mut Bad<'_>,
+) -> Target {
+    match &h.address {
+        Some(a) if !valid_address(a) => {
+            bad(format!("{hf}.address"), a, "is not a host:port address");
+        }
+        None if h.ip.is_none() => bad(
+            format!("{hf}.address"),
+            &"(none)",
+            "is needed, or ip for a host without an agent (a printer, a NAS, a switch)",
+        ),
+        _ => {}
+    }
+    for (ti, t) in h.tags.iter().enumerate() {
+        if t.is_empty() || t.len() > 63 || t.chars().any(char::is_control) {
+            bad(
+                format!("{hf}.tags[{ti}]"),
+                t,
+                "must be 1-63 printable characters",
+            );
+        }
+    }
+    let token = read_token(
+        (&h.token, "token"),
+        (&h.token_file, "token_file"),
+        hf,
+        base,
+        files,
+        bad,
+    );
+    let control_token = read_token(
+        (&h.control_token, "control_token"),
+        (&h.control_token_file, "control_token_file"),
+        hf,
+        base,
+        files,
+        bad,
+    );
+    let net = check_net(h, cluster, hf, bad);
+    let address = h.address.clone().unwrap_or_default();
+    Target {
+        spec: HostSpec {
+            cluster: cluster.to_owned(),
+            name: h.name.clone(),
+            address: address.clone(),
+            tags: h.tags.clone(),
+        },
+        address,
+        token,
+        tls: None,
+        control_token,
+        net,
+    }
 }
 
 /// A host's network identity (`ip`, `mac`, `wol`, `services`), checked; `wol.via` becomes a
@@ -979,6 +1067,7 @@ impl AppConfig {
         let mut token_files = Vec::new();
         let mut tls_errs = Vec::new();
         let mut wol_vias = Vec::new();
+        let mut config_clusters = Vec::new();
         for (ci, c) in m.clusters.iter().enumerate() {
             let cf = format!("monitor.clusters[{ci}]");
             let mut cluster_tls: Option<Option<ClientTls>> = None;
@@ -1010,40 +1099,8 @@ impl AppConfig {
                         "is used by another host of this cluster",
                     );
                 }
-                if !valid_address(&h.address) {
-                    bad(
-                        format!("{hf}.address"),
-                        &h.address,
-                        "is not a host:port address",
-                    );
-                }
-                for (ti, t) in h.tags.iter().enumerate() {
-                    if t.is_empty() || t.len() > 63 || t.chars().any(char::is_control) {
-                        bad(
-                            format!("{hf}.tags[{ti}]"),
-                            t,
-                            "must be 1-63 printable characters",
-                        );
-                    }
-                }
-                let token = read_token(
-                    (&h.token, "token"),
-                    (&h.token_file, "token_file"),
-                    &hf,
-                    base,
-                    &mut token_files,
-                    &mut bad,
-                );
-                let control_token = read_token(
-                    (&h.control_token, "control_token"),
-                    (&h.control_token_file, "control_token_file"),
-                    &hf,
-                    base,
-                    &mut token_files,
-                    &mut bad,
-                );
-                let net = check_net(h, &c.name, &hf, &mut bad);
-                wol_vias.push((format!("{hf}.wol.via"), net.wol.via.clone()));
+                let mut target = check_host(h, &c.name, &hf, base, &mut token_files, &mut bad);
+                wol_vias.push((format!("{hf}.wol.via"), target.net.wol.via.clone()));
                 let tls = match (&h.tls, &c.tls) {
                     (Some(t), _) => check_client_tls(t, &format!("{hf}.tls"), base, &mut tls_errs),
                     (None, Some(t)) => cluster_tls
@@ -1053,20 +1110,21 @@ impl AppConfig {
                         .clone(),
                     (None, None) => None,
                 };
-                targets.push(Target {
-                    spec: HostSpec {
-                        cluster: c.name.clone(),
-                        name: h.name.clone(),
-                        address: h.address.clone(),
-                        tags: h.tags.clone(),
-                    },
-                    address: h.address.clone(),
-                    token,
-                    tls,
-                    control_token,
-                    net,
-                });
+                target.tls = tls;
+                targets.push(target);
             }
+            let tls = match &c.tls {
+                Some(t) => cluster_tls
+                    .get_or_insert_with(|| {
+                        check_client_tls(t, &format!("{cf}.tls"), base, &mut tls_errs)
+                    })
+                    .clone(),
+                None => None,
+            };
+            config_clusters.push(ConfigCluster {
+                name: c.name.clone(),
+                tls,
+            });
         }
         for (field, via) in wol_vias {
             if let Some(v) = via
@@ -1152,6 +1210,7 @@ impl AppConfig {
                         gpu,
                     }),
                     targets,
+                    clusters: config_clusters,
                     token_files,
                     storage,
                     processes_every: Duration::from_secs(60),

@@ -35,6 +35,9 @@ pub enum Error {
     /// The reachability checker could not start (its table in the database).
     #[error("reachability checks cannot start: {0}")]
     Reach(String),
+    /// The inventory (the hosts made in the UI, in the database) could not be read.
+    #[error(transparent)]
+    Inventory(#[from] crate::inventory::StartError),
     /// Remote write could not start.
     #[error(transparent)]
     RemoteWrite(crate::remote_write::StartError),

@@ -19,6 +19,7 @@ pub mod endpoint;
 pub mod error;
 pub mod feed;
 pub mod history;
+pub mod inventory;
 pub mod link;
 pub mod poller;
 pub mod reach;
@@ -287,6 +288,19 @@ pub async fn start(
         }
         _ => None,
     };
+    // The fleet: the config's hosts and those made in the UI (kept in the database).
+    let inventory = {
+        let (s, db) = (
+            settings.clone(),
+            settings.storage.as_ref().map(|o| o.db_path()),
+        );
+        tokio::task::spawn_blocking(move || inventory::Inventory::open(&s, db.as_deref()))
+            .await
+            .map_err(inventory::StartError::from)
+            .and_then(|r| r)
+            .inspect_err(|_| stop.cancel())?
+    };
+    web = web.with_inventory(Arc::new(inventory.clone()));
     let tracker = TaskTracker::new();
     let registry = Registry::new(Context {
         store: store.clone(),
@@ -342,6 +356,7 @@ pub async fn start(
         stop.clone(),
     ));
 
+    inventory.attach(registry.clone());
     // Subscribed before the first poller starts: no sample is missed.
     let remote_write = remote_write::start(
         &settings.remote_write,
@@ -354,7 +369,7 @@ pub async fn start(
     .map_err(Error::RemoteWrite)
     .inspect_err(|_| stop.cancel())?;
     let _ = remote_stats.set(remote_write.clone());
-    registry.apply(settings.targets.clone());
+    registry.apply(inventory.fleet());
     tracker.spawn(reach.clone().run(tracker.clone(), stop.clone()));
     if let Some(al) = &alerts {
         al.sync_fleet();
@@ -441,6 +456,7 @@ pub async fn start(
             path,
             settings.clone(),
             registry.clone(),
+            inventory.clone(),
             alerts.clone(),
             stop.clone(),
         ));

@@ -8,6 +8,10 @@
 //! host whose tags alone changed keeps its poller. Every change is published on the event
 //! feed ([`RegistryChange`]).
 //!
+//! A host without an agent (its `address` empty: a printer, a NAS, a switch) is in the
+//! registry too, so that reachability checks and Wake-on-LAN find it ([`Registry::ids`],
+//! [`Registry::target`]), with a `pending` store row and no poller: never aged to `down`.
+//!
 //! A `Registry` is a handle made by the server it belongs to (no process-wide state), so that
 //! a replicated registry can later feed the same operations.
 
@@ -168,11 +172,15 @@ impl Registry {
             .publish(now_ms(), Body::Registry(change));
     }
 
-    /// Starts the poller of `target`; returns its cancellation and link.
+    /// Starts the poller of `target`; returns its cancellation and link. A host without an
+    /// agent gets neither poller nor link (its row stays `pending`: never aged, never down).
     fn spawn(&self, target: &Target) -> (CancellationToken, LinkSlot) {
         let ctx = &self.inner.ctx;
         let cancel = ctx.stop.child_token();
         let link = LinkSlot::default();
+        if !target.has_agent() {
+            return (cancel, link);
+        }
         let id = target.spec.id();
         ctx.tracker.spawn(poller::run(
             Poll {
@@ -254,6 +262,14 @@ impl Registry {
             .iter_mut()
             .find(|e| e.target.spec.id() == id)
             .ok_or_else(|| RegistryError::Unknown(id.clone()))?;
+        if e.target.has_agent() != target.has_agent() {
+            // An agent added to a host or taken from it: its row starts afresh (a row aged
+            // by a poller must not stay `down` without one).
+            drop(hosts);
+            self.remove(&id)?;
+            self.add(target).map_err(|_| RegistryError::Unknown(id))?;
+            return Ok(Update::Reconnected);
+        }
         let what = if !same_connection(&e.target, &target) {
             Update::Reconnected
         } else if e.target.spec != target.spec {

@@ -7,13 +7,16 @@
 //! history's retention), and `monitor` apart from its clusters:
 //! the interval, the state thresholds, the own host) is named as needing a restart and
 //! ignored, never half-applied. The alert rules and silences of the config are replaced
-//! ([`crate::alerts::Alerts::reload`]); those made in the UI stay.
+//! ([`crate::alerts::Alerts::reload`]); those made in the UI stay. So do the hosts made in the
+//! UI: the fleet applied is the new config's hosts and the inventory's
+//! ([`crate::inventory::Inventory::set_config`]).
 
 use std::path::{Path, PathBuf};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Settings};
+use crate::inventory::Inventory;
 use crate::registry::{Applied, Registry};
 
 /// Why a reload did nothing.
@@ -42,6 +45,7 @@ pub async fn reload(
     path: &Path,
     running: &Settings,
     registry: &Registry,
+    inventory: &Inventory,
     alerts: Option<&crate::alerts::Alerts>,
 ) -> Result<Reloaded, ReloadError> {
     // Token and PEM files are read too: off the async threads.
@@ -51,7 +55,7 @@ pub async fn reload(
     if let (Some(a), Some(set)) = (alerts, &new.alerts) {
         a.reload(set.rules.clone(), set.silences.clone());
     }
-    let applied = registry.apply(new.targets);
+    let applied = registry.apply(inventory.set_config(new.targets, new.clusters));
     Ok(Reloaded {
         applied,
         needs_restart,
@@ -87,6 +91,7 @@ pub async fn on_sighup(
     path: PathBuf,
     running: Settings,
     registry: Registry,
+    inventory: Inventory,
     alerts: Option<crate::alerts::Alerts>,
     stop: CancellationToken,
 ) {
@@ -106,13 +111,13 @@ pub async fn on_sighup(
                 got = hup.recv() => if got.is_none() { return },
             }
             tracing::info!(signal = "SIGHUP", file = %path.display(), "Reloading the configuration.");
-            let r = reload(&path, &running, &registry, alerts.as_ref()).await;
+            let r = reload(&path, &running, &registry, &inventory, alerts.as_ref()).await;
             log_outcome(&running.source, &r);
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = (path, running, registry, alerts);
+        let _ = (path, running, registry, inventory, alerts);
         stop.cancelled().await;
     }
 }

@@ -8,6 +8,7 @@
 //! - [`alerts`]: alerts and the notifications channels are sent.
 //! - [`audit`]: the audit log's records (`GET /api/v1/audit`).
 //! - [`history`]: the bodies of the history routes.
+//! - [`inventory`]: the hosts and clusters edited in the browser.
 //! - [`client`]: a small typed REST client (login with a session cookie, the read routes), for
 //!   the CLI and for tests.
 //!
@@ -20,6 +21,7 @@ pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod history;
+pub mod inventory;
 pub mod reach;
 pub mod wire;
 

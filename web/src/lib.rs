@@ -17,6 +17,7 @@ pub mod clock;
 pub mod database;
 pub mod error;
 pub mod hub;
+pub mod inventory;
 pub mod metrics;
 pub mod reachability;
 pub mod routes;

@@ -147,6 +147,10 @@ pub struct Web {
     /// "Actions"); `None` when it has none (the agent's own view: those routes answer 503).
     /// Set with [`Web::with_actions`].
     pub actions: Option<Arc<dyn crate::acting::ActionsService>>,
+    /// The server's inventory behind the inventory routes (`docs/protocol-inventory.md`);
+    /// `None` when it has none (the agent's own view: those routes answer 503). Set with
+    /// [`Web::with_inventory`].
+    pub inventory: Option<Arc<dyn crate::inventory::InventoryService>>,
     /// The Socket.IO handle, once the router is built (to close a session's sockets).
     pub(crate) io: OnceLock<SocketIo>,
 }
@@ -172,6 +176,7 @@ impl Web {
             alerts: None,
             reach: None,
             actions: None,
+            inventory: None,
             io: OnceLock::new(),
         }
     }
@@ -179,6 +184,15 @@ impl Web {
     /// Serves `actions` on the action routes (before the state is shared).
     pub fn with_actions(mut self, actions: Arc<dyn crate::acting::ActionsService>) -> Self {
         self.actions = Some(actions);
+        self
+    }
+
+    /// Serves `inventory` on the inventory routes (before the state is shared).
+    pub fn with_inventory(
+        mut self,
+        inventory: Arc<dyn crate::inventory::InventoryService>,
+    ) -> Self {
+        self.inventory = Some(inventory);
         self
     }
 

@@ -441,9 +441,12 @@ impl ClusterStore {
         self.live().map(|h| h.row.id.clone()).collect()
     }
 
-    /// True once every host has been tried (none is `pending`).
+    /// True once every host with an agent has been tried (none is `pending`). A host without
+    /// an agent (its `address` empty: a printer, a switch) is never polled: it stays `pending`
+    /// and is not waited for.
     pub fn ready(&self) -> bool {
-        self.live().all(|h| h.row.status != Status::Pending)
+        self.live()
+            .all(|h| h.row.status != Status::Pending || h.row.address.is_empty())
     }
 
     fn host_mut(&mut self, id: &str) -> Option<&mut Host> {
@@ -1068,6 +1071,15 @@ mod tests {
         );
         assert!(!s.ready());
         s.mark_down("b:h3", "timeout", 100_000);
+        assert!(s.ready());
+        // A host without an agent stays pending, never aged, and is not waited for.
+        let printer = HostSpec {
+            address: String::new(),
+            ..spec("b", "printer")
+        };
+        assert!(s.add_host(printer, 100_000));
+        s.tick(1_000_000);
+        assert_eq!(s.row("b:printer").expect("row").status, Status::Pending);
         assert!(s.ready());
     }
 

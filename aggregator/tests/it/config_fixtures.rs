@@ -97,4 +97,9 @@ fn host_network_fields_are_read_and_wol_via_names_a_host_id() {
         Some("0123456789abcdef0123")
     );
     assert!(!format!("{:?}", t("home:gateway")).contains("0123456789abcdef"));
+    // A host without an agent: no address, no poller; its ip and services are kept.
+    let printer = t("home:printer");
+    assert!(!printer.has_agent() && printer.spec.address.is_empty());
+    assert_eq!(printer.net.ip.as_deref(), Some("10.0.0.30"));
+    assert!(t("home:nas").has_agent());
 }

@@ -10,6 +10,7 @@ mod cli;
 mod config_fixtures;
 mod fleet;
 mod history;
+mod inventory;
 mod live;
 mod nginx;
 mod prometheus;

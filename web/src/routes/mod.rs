@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 #[cfg(feature = "database")]
 pub mod history;
+pub mod inventory;
 pub mod reach;
 
 /// Without the `database` feature (a lean agent's single-host view): the history routes exist and

@@ -1,7 +1,7 @@
 /**
  * Entry point: applies the theme before the first paint, then builds the shell (top bar with the
  * connection indicator, the Alerts link with its count, the stale-data banner, the page), routes
- * between the home, host, cluster, accounts, storage, audit and alerts pages, and dispatches the
+ * between the home, host, cluster, accounts, storage, audit, inventory and alerts pages, and dispatches the
  * server's frames to the page on screen.
  */
 import "./styles/app.css";
@@ -18,6 +18,7 @@ import { AccountsPage } from "./pages/accounts";
 import { ClusterPage } from "./pages/cluster";
 import { StoragePage } from "./pages/storage";
 import { AuditPage } from "./pages/audit";
+import { InventoryPage } from "./pages/inventory";
 import { HostPage } from "./pages/host";
 import { sameRoute, watchRoute, type Route } from "./router";
 import { initTheme, toggleTheme } from "./theme";
@@ -42,7 +43,7 @@ function start(): void {
 
   let page: HomePage | HostPage | null = null;
   /** A page fed by REST only (no room). */
-  let accounts: AccountsPage | ClusterPage | StoragePage | AuditPage | AlertsPage | null = null;
+  let accounts: AccountsPage | ClusterPage | StoragePage | AuditPage | AlertsPage | InventoryPage | null = null;
   let route: Route | null = null;
 
   watchRoute((r) => {
@@ -60,7 +61,7 @@ function start(): void {
     accounts = null;
     viewEl.replaceChildren();
     window.scrollTo(0, 0);
-    if (r.page === "accounts" || r.page === "storage" || r.page === "audit" || r.page === "cluster" || r.page === "alerts") {
+    if (r.page === "accounts" || r.page === "storage" || r.page === "audit" || r.page === "cluster" || r.page === "alerts" || r.page === "inventory") {
       const [p, title] =
         r.page === "accounts"
           ? [new AccountsPage(), "Accounts"]
@@ -70,6 +71,8 @@ function start(): void {
               ? [new AuditPage(), "Audit"]
               : r.page === "alerts"
                 ? [new AlertsPage(r), "Alerts"]
+                : r.page === "inventory"
+                  ? [new InventoryPage(), "Inventory"]
                 : [new ClusterPage(r.name), `Cluster ${r.name}`];
       accounts = p;
       setText(crumb, `/ ${title}`);
@@ -180,11 +183,13 @@ async function showAccount(el: HTMLElement): Promise<void> {
     void fetch(`${basePath()}api/v1/logout`, { method: "POST", credentials: "same-origin" }).finally(() => location.replace(`${basePath()}login`));
   });
   const accountsLink = h("a", { href: "#/accounts", class: "text-btn", id: "accounts-link" }, "Accounts");
+  // The fleet's hosts and clusters: everyone logged in reads, admins edit.
+  const inventoryLink = h("a", { href: "#/inventory", class: "text-btn", id: "inventory-link" }, "Inventory");
   const alerts = alertsLink();
   // The history database's page: admins only (the server answers 403 to others).
   const storageLink = me.role === "admin" ? h("a", { href: "#/storage", class: "text-btn", id: "storage-link" }, "Storage") : null;
   const auditLink = me.role === "admin" ? h("a", { href: "#/audit", class: "text-btn", id: "audit-link" }, "Audit") : null;
-  el.replaceChildren(h("span", { class: "who", id: "who", title: `Role: ${me.role}` }, `${me.user} (${me.role})`), alerts, accountsLink, ...(storageLink ? [storageLink] : []), ...(auditLink ? [auditLink] : []), out);
+  el.replaceChildren(h("span", { class: "who", id: "who", title: `Role: ${me.role}` }, `${me.user} (${me.role})`), alerts, inventoryLink, accountsLink, ...(storageLink ? [storageLink] : []), ...(auditLink ? [auditLink] : []), out);
 }
 
 /**

@@ -1,12 +1,13 @@
 /**
  * Hash routing: `#/` (home), `#/host/<id>` (host page), `#/cluster/<name>` (a cluster's
- * history), `#/accounts` (passwords and users), `#/storage` (the history database, admins), `#/audit` (the audit log, admins) and
+ * history), `#/accounts` (passwords and users), `#/storage` (the history database, admins), `#/audit` (the audit log, admins),
+ * `#/inventory` (the fleet's hosts and clusters, edited by admins) and
  * `#/alerts` (alerts, their history, rules, silences and channels), which takes a query:
  * `#/alerts?host=lab:n1&rule=cpu%20busy&tab=history`.
  * The server only serves index.html and assets, so the page works at `/` and under any prefix.
  */
 
-export type Route = { page: "home" } | { page: "host"; id: string } | { page: "cluster"; name: string } | { page: "accounts" } | { page: "storage" } | { page: "audit" } | AlertsRoute;
+export type Route = { page: "home" } | { page: "host"; id: string } | { page: "cluster"; name: string } | { page: "accounts" } | { page: "storage" } | { page: "audit" } | { page: "inventory" } | AlertsRoute;
 
 /** The tabs of the alerts page. */
 export type AlertsTab = "firing" | "history" | "rules" | "silences" | "channels";
@@ -33,6 +34,7 @@ export function parseHash(hash: string): Route {
   if (hash === "#/accounts") return { page: "accounts" };
   if (hash === "#/storage") return { page: "storage" };
   if (hash === "#/audit") return { page: "audit" };
+  if (hash === "#/inventory") return { page: "inventory" };
   const a = /^#\/alerts(?:\?(.*))?$/.exec(hash);
   if (a) {
     const q = new URLSearchParams(a[1] ?? "");

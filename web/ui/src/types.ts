@@ -749,3 +749,61 @@ export interface AuditEntry {
   outcome: string;
   results?: unknown;
 }
+
+/** Wake-on-LAN settings of an inventory host (`wol` in `config_app.json`). */
+export interface WolSpec {
+  broadcast?: string;
+  port?: number;
+  via?: string;
+}
+
+/** A checked service of an inventory host. */
+export interface ServiceSpec {
+  name: string;
+  port?: number;
+  type?: "tcp" | "icmp";
+}
+
+/** `GET /api/v1/inventory/hosts` item (docs/protocol-inventory.md): never a token. */
+export interface InventoryHost {
+  id: string;
+  cluster: string;
+  name: string;
+  source: Source;
+  agent: boolean;
+  address: string | null;
+  has_token: boolean;
+  has_control_token: boolean;
+  ip: string | null;
+  mac: string | null;
+  wol: WolSpec | null;
+  tags: string[];
+  services: ServiceSpec[];
+  created_by?: string;
+  created_ms?: number;
+  updated_by?: string;
+  updated_ms?: number;
+}
+
+/** `POST /api/v1/inventory/hosts` and `PUT .../{id}` body. */
+export interface HostInput {
+  cluster: string;
+  name: string;
+  address?: string;
+  token?: string;
+  ip?: string;
+  mac?: string;
+  wol?: WolSpec;
+  tags: string[];
+  services: ServiceSpec[];
+  control_token?: string;
+}
+
+/** `GET /api/v1/inventory/clusters` item. */
+export interface InventoryCluster {
+  name: string;
+  source: Source;
+  hosts: number;
+  created_by?: string;
+  created_ms?: number;
+}

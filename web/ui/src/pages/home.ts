@@ -404,6 +404,9 @@ class RowView {
     const r = this.row;
     if (d & D_STATUS) {
       setStatus(this.badge, r.status);
+      // A host without an agent (a printer, a switch) is never polled: not "pending" forever.
+      if (r.status === "pending" && r.address === "") setText(this.badge, "no agent");
+      setAttr(this.tr, "data-agent", r.address === "" ? "false" : null);
       if (now !== undefined) this.tick(now);
     }
     if (d & D_LINK) {
