@@ -176,6 +176,8 @@ pub struct SupervisorSettings {
     pub endpoint: SupervisorEndpoint,
     /// `username` and password, when set.
     pub credentials: Option<(String, String)>,
+    /// `password_file`, resolved: a secret file, checked for group/world access.
+    pub password_file: Option<PathBuf>,
     /// How often the programs are read.
     pub interval: Duration,
 }
@@ -213,11 +215,18 @@ impl SupervisorConfig {
         };
         let endpoint = parse_supervisor_url(&self.url);
         if endpoint.is_none() {
-            bad(
-                "url",
-                &self.url,
-                "is not a supervisord address: give unix:///run/supervisor.sock (its [unix_http_server] file) or http://127.0.0.1:9001 (its [inet_http_server] port)",
-            );
+            // A password in the URL is not repeated in the message.
+            let (shown, problem) = match self.url.split_once('@') {
+                Some((_, host)) => (
+                    format!("<credentials>@{host}"),
+                    "holds credentials: give them as control.supervisor.username and password_file",
+                ),
+                None => (
+                    printable(&self.url).into_owned(),
+                    "is not a supervisord address: give unix:///run/supervisor.sock (its [unix_http_server] file) or http://127.0.0.1:9001 (its [inet_http_server] port)",
+                ),
+            };
+            bad("url", &shown, problem);
         }
         if !(1..=3600).contains(&self.interval_s) {
             bad("interval_s", &self.interval_s, "is not between 1 and 3600");
@@ -281,6 +290,7 @@ impl SupervisorConfig {
             url: self.url.clone(),
             endpoint,
             credentials,
+            password_file: self.password_file.as_ref().map(|f| base.join(f)),
             interval: Duration::from_secs(self.interval_s),
         })
     }
@@ -1651,6 +1661,61 @@ mod tests {
             !text.contains("short\n") && !text.contains("'short'"),
             "token leaked: {text}"
         );
+    }
+
+    #[test]
+    fn supervisor_urls_are_a_unix_socket_or_http() {
+        assert_eq!(
+            parse_supervisor_url("unix:///run/supervisor.sock"),
+            Some(SupervisorEndpoint::Unix("/run/supervisor.sock".into()))
+        );
+        let http = |a: &str, p: &str| {
+            Some(SupervisorEndpoint::Http {
+                authority: a.into(),
+                path: p.into(),
+            })
+        };
+        assert_eq!(
+            parse_supervisor_url("http://127.0.0.1:9001"),
+            http("127.0.0.1:9001", "/RPC2")
+        );
+        assert_eq!(
+            parse_supervisor_url("http://sup.lan:9001/"),
+            http("sup.lan:9001", "/RPC2")
+        );
+        assert_eq!(
+            parse_supervisor_url("http://[::1]:9001/rpc"),
+            http("[::1]:9001", "/rpc")
+        );
+        for bad in [
+            "",
+            "unix://",
+            "unix://run/s.sock",
+            "http://127.0.0.1",
+            "http://h:0",
+            "https://h:9001",
+            "http://u:p@h:9001",
+            "http://h:9001/a b",
+            "http://h:9001/?x",
+        ] {
+            assert_eq!(parse_supervisor_url(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn supervisor_and_signals_are_read_with_or_without_a_control_token() {
+        let s = load(r#"{"monitor":{"mode":"node","auth":"none"},"control":{"supervisor":{"url":"unix:///run/supervisor.sock","username":"smon","password":"pw"}}}"#)
+            .expect("valid");
+        assert!(s.control.is_none(), "no control token: no Control service");
+        let sup = s.supervisor.expect("read anyway");
+        assert_eq!(sup.interval, Duration::from_secs(5));
+        assert_eq!(sup.credentials, Some(("smon".into(), "pw".into())));
+        assert!(!format!("{sup:?}").contains("pw\""), "{sup:?}");
+        let s = load(r#"{"monitor":{"mode":"node","auth":"none"},"control":{"token":"control-token-0123456789","signals":{"enabled":true,"users":["alice"]}}}"#)
+            .expect("valid");
+        let c = s.control.expect("on");
+        assert_eq!(c.signals.expect("on").users, Some(vec!["alice".into()]));
+        assert!(s.supervisor.is_none());
     }
 
     #[test]

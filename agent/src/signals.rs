@@ -115,7 +115,7 @@ pub fn send(pid: u32, sig: Sig, users: Option<&[String]>) -> Result<Target, Stat
         .flatten()
         .map_or_else(|| st.uid.to_string(), |u| u.name);
     if let Some(users) = users
-        && !users.iter().any(|u| *u == user)
+        && !users.contains(&user)
     {
         return Err(Status::permission_denied(format!(
             "process {pid} belongs to {user}, who is not in control.signals.users"

@@ -548,6 +548,7 @@ mod tests {
             url: format!("unix://{}", sock.display()),
             endpoint: SupervisorEndpoint::Unix(sock),
             credentials: None,
+            password_file: None,
             interval: Duration::from_secs(1),
         });
         let e = client
