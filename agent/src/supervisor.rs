@@ -57,12 +57,12 @@ pub enum SupervisorError {
         url: String,
     },
     /// No answer in time.
-    #[error("supervisord at {url} did not answer within {secs} s")]
+    #[error("supervisord at {url} did not answer within {}", within(.timeout))]
     Timeout {
         /// `control.supervisor.url`.
         url: String,
         /// The deadline.
-        secs: u64,
+        timeout: Duration,
     },
     /// An HTTP answer other than 200 or 401, a broken connection, or not XML-RPC.
     #[error("supervisord at {url}: {reason}")]
@@ -80,6 +80,15 @@ pub enum SupervisorError {
         /// Its text, e.g. "BAD_NAME: foo".
         text: String,
     },
+}
+
+/// A deadline as the messages say it: "5 s", or "300 ms" under a second.
+fn within(d: &Duration) -> String {
+    if d.as_millis() >= 1000 && d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
 }
 
 impl From<SupervisorError> for tonic::Status {
@@ -154,7 +163,7 @@ impl Supervisor {
             Ok(r) => r,
             Err(_) => Err(SupervisorError::Timeout {
                 url: self.url.clone(),
-                secs: timeout.as_secs(),
+                timeout,
             }),
         }
     }
@@ -178,10 +187,10 @@ impl Supervisor {
         let req = req
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| self.protocol(format!("cannot build the request: {e}")))?;
-        let resp = match &self.endpoint {
+        let (status, bytes) = match &self.endpoint {
             SupervisorEndpoint::Unix(p) => {
                 let stream = tokio::net::UnixStream::connect(p).await.map_err(connect)?;
-                self.send(stream, req).await?
+                self.exchange(stream, req).await?
             }
             SupervisorEndpoint::Http { authority, .. } => {
                 let stream = tokio::net::TcpStream::connect(authority.as_str())
@@ -189,10 +198,9 @@ impl Supervisor {
                     .map_err(connect)?;
                 // Small requests: no waiting for delayed ACKs.
                 let _ = stream.set_nodelay(true);
-                self.send(stream, req).await?
+                self.exchange(stream, req).await?
             }
         };
-        let status = resp.status();
         if status == hyper::StatusCode::UNAUTHORIZED {
             return Err(SupervisorError::Credentials {
                 url: self.url.clone(),
@@ -201,11 +209,6 @@ impl Supervisor {
         if !status.is_success() {
             return Err(self.protocol(format!("HTTP {status}")));
         }
-        let bytes = Limited::new(resp.into_body(), MAX_REPLY)
-            .collect()
-            .await
-            .map_err(|e| self.protocol(format!("cannot read the reply: {e}")))?
-            .to_bytes();
         let text = String::from_utf8_lossy(&bytes);
         xmlrpc::decode_response(&text).map_err(|e| match e {
             DecodeError::Fault { code, text } => SupervisorError::Fault { code, text },
@@ -213,26 +216,40 @@ impl Supervisor {
         })
     }
 
-    /// One HTTP/1 exchange on `stream`.
-    async fn send<S>(
+    /// One HTTP/1 exchange on `stream`: the status, and the body when it is a success.
+    async fn exchange<S>(
         &self,
         stream: S,
         req: hyper::Request<Full<Bytes>>,
-    ) -> Result<hyper::Response<hyper::body::Incoming>, SupervisorError>
+    ) -> Result<(hyper::StatusCode, Bytes), SupervisorError>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
     {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| self.protocol(format!("HTTP handshake failed: {e}")))?;
-        // The connection is driven until the reply is read; it ends with the sender.
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        sender
-            .send_request(req)
-            .await
-            .map_err(|e| self.protocol(format!("the request failed: {e}")))
+        let work = async move {
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| format!("the request failed: {e}"))?;
+            let status = resp.status();
+            if !status.is_success() {
+                return Ok((status, Bytes::new()));
+            }
+            let body = Limited::new(resp.into_body(), MAX_REPLY)
+                .collect()
+                .await
+                .map_err(|e| format!("cannot read the reply: {e}"))?
+                .to_bytes();
+            // `sender` is dropped here: the connection then closes.
+            Ok::<_, String>((status, body))
+        };
+        // The connection is driven here, beside the exchange, not on a task of its own: when
+        // the caller's deadline drops this future, the socket closes with it (a spawned
+        // driver would stay behind as long as a hung supervisord keeps the socket open).
+        let (result, _) = tokio::join!(work, conn);
+        result.map_err(|reason| self.protocol(reason))
     }
 
     /// Every program, with its state (`supervisor.getAllProcessInfo`).
@@ -538,6 +555,109 @@ mod tests {
             st(SupervisorError::Credentials { url: "u".into() }),
             tonic::Code::Unavailable
         );
+    }
+
+    fn http_client(addr: std::net::SocketAddr) -> Supervisor {
+        Supervisor::new(&SupervisorSettings {
+            url: format!("http://{addr}"),
+            endpoint: SupervisorEndpoint::Http {
+                authority: addr.to_string(),
+                path: "/RPC2".into(),
+            },
+            credentials: Some(("smon".into(), "pw".into())),
+            password_file: None,
+            interval: Duration::from_secs(1),
+        })
+    }
+
+    /// A one-connection HTTP server answering `reply`; returns the request it read.
+    async fn serve_once(reply: String) -> (std::net::SocketAddr, tokio::task::JoinHandle<String>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.expect("accept");
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Headers and the (small) body.
+            while !String::from_utf8_lossy(&got).contains("</methodCall>") {
+                let n = s.read(&mut buf).await.expect("read");
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            s.write_all(reply.as_bytes()).await.expect("write");
+            String::from_utf8_lossy(&got).into_owned()
+        });
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn over_http_with_basic_auth() {
+        let body = "<?xml version='1.0'?><methodResponse><params><param><value><array><data>\
+            <value><struct><member><name>group</name><value><string>g</string></value></member>\
+            <member><name>name</name><value><string>n</string></value></member>\
+            <member><name>statename</name><value><string>STOPPED</string></value></member>\
+            </struct></value></data></array></value></param></params></methodResponse>";
+        let (addr, task) = serve_once(format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+        .await;
+        let programs = http_client(addr)
+            .programs(Duration::from_secs(5))
+            .await
+            .expect("read");
+        assert_eq!(programs.len(), 1);
+        assert_eq!(
+            (programs[0].group.as_str(), programs[0].state.as_str()),
+            ("g", "STOPPED")
+        );
+        let req = task.await.expect("server");
+        assert!(req.starts_with("POST /RPC2 HTTP/1.1\r\n"), "{req}");
+        // base64("smon:pw")
+        assert!(req.contains("authorization: Basic c21vbjpwdw=="), "{req}");
+        assert!(req.contains("<methodName>supervisor.getAllProcessInfo</methodName>"));
+
+        let (addr, _task) =
+            serve_once("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".into()).await;
+        let e = http_client(addr)
+            .programs(Duration::from_secs(5))
+            .await
+            .expect_err("401");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "supervisord at http://{addr} refused the credentials (401): check control.supervisor.username/password"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_supervisord_that_never_answers_times_out() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        // Accepts, then holds the connection without a word.
+        let held = tokio::spawn(async move {
+            let (s, _) = l.accept().await.expect("accept");
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(s);
+        });
+        let e = http_client(addr)
+            .programs(Duration::from_millis(300))
+            .await
+            .expect_err("timeout");
+        assert!(matches!(e, SupervisorError::Timeout { .. }), "{e}");
+        assert!(
+            e.to_string().ends_with("did not answer within 300 ms"),
+            "{e}"
+        );
+        held.abort();
     }
 
     #[tokio::test]

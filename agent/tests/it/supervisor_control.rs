@@ -332,6 +332,20 @@ async fn programs_are_read_and_started_stopped_restarted_and_tailed() {
     let out = status_says(&sup, "sleeper", "RUNNING");
     assert!(out.contains(&format!("pid {}", r[0].pid)), "{out}");
 
+    // RESTART of a stopped program starts it; of one that cannot start, supervisord's fault.
+    act(&mut c, ProgramAction::Stop, "sleeper").await;
+    let r = act(&mut c, ProgramAction::Restart, "sleeper").await;
+    assert_eq!(r[0].state, "RUNNING", "{r:?}");
+    let e = c
+        .program(ProgramRequest {
+            action: ProgramAction::Restart as i32,
+            name: "broken".into(),
+        })
+        .await
+        .expect_err("cannot start");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().starts_with("supervisord refused: "), "{e:?}");
+
     // A whole group.
     let r = act(&mut c, ProgramAction::Stop, "jobs:*").await;
     assert_eq!(r.len(), 2, "{r:?}");
