@@ -188,6 +188,8 @@ pub async fn run_prepared(
         Some(c) => tracing::info!(
             wake = c.wake,
             power = c.power.is_some(),
+            supervisor = settings.supervisor.is_some(),
+            signals = c.signals.is_some(),
             "Serving the Control service too (calls need the control token)."
         ),
     }
