@@ -26,6 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Fields appended after the first release: JSON written by an older agent or server
         // (without them) still reads back.
         .field_attribute(".smon.v1.Process.kernel_thread", "#[serde(default)]")
+        .field_attribute(".smon.v1.Process.program", "#[serde(default)]")
+        .field_attribute(".smon.v1.Snapshot.programs", "#[serde(default)]")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -20,7 +20,8 @@ use regex::Regex;
 
 use serde::Deserialize;
 use smon_runtime::config::{
-    FieldError, LogConfig, LogSettings, ManagerConfig, ManagerMode, ServerConfig, read_pem,
+    FieldError, LogConfig, LogSettings, ManagerConfig, ManagerMode, ServerConfig, printable,
+    read_pem,
 };
 use smon_runtime::manager::ManagerSettings;
 use smon_runtime::net::CidrList;
@@ -92,6 +93,13 @@ pub struct ControlConfig {
     /// Reboot and shutdown.
     #[serde(default)]
     pub power: PowerConfig,
+    /// The host's supervisord: its programs in every sample, and `Control.Program` /
+    /// `Control.TailLog`. Off when absent. Read also without a control token.
+    #[serde(default)]
+    pub supervisor: Option<SupervisorConfig>,
+    /// `Control.Signal`: off by default.
+    #[serde(default)]
+    pub signals: SignalsConfig,
 }
 
 impl Default for ControlConfig {
@@ -101,8 +109,220 @@ impl Default for ControlConfig {
             token_file: None,
             wake: true,
             power: PowerConfig::default(),
+            supervisor: None,
+            signals: SignalsConfig::default(),
         }
     }
+}
+
+/// `control.supervisor`: where supervisord's XML-RPC interface is.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupervisorConfig {
+    /// `unix:///run/supervisor.sock` (the `[unix_http_server]` file) or
+    /// `http://127.0.0.1:9001` (the `[inet_http_server]` port; a path, default `/RPC2`, may
+    /// follow).
+    pub url: String,
+    /// The `username` of supervisord's `[unix_http_server]` / `[inet_http_server]`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Its password inline. Prefer `password_file`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// File holding the password (relative to the config file's directory).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// How often the programs are read, in seconds (1-3600).
+    #[serde(default = "default_supervisor_interval")]
+    pub interval_s: u64,
+}
+
+fn default_supervisor_interval() -> u64 {
+    5
+}
+
+/// `control.signals`: whether `Control.Signal` may signal processes, and whose.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalsConfig {
+    /// Off by default: `Control.Signal` then answers FAILED_PRECONDITION.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Only processes of these users (names); absent: any user the agent may signal.
+    #[serde(default)]
+    pub users: Option<Vec<String>>,
+}
+
+/// Where supervisord listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SupervisorEndpoint {
+    /// A unix socket.
+    Unix(PathBuf),
+    /// HTTP over TCP: `authority` (`host:port`) and the request path.
+    Http {
+        /// `host:port`.
+        authority: String,
+        /// The XML-RPC path, `/RPC2` by default.
+        path: String,
+    },
+}
+
+/// `control.supervisor`, checked.
+#[derive(Clone)]
+pub struct SupervisorSettings {
+    /// The URL as configured (shown in messages; it holds no credentials).
+    pub url: String,
+    /// Where it is.
+    pub endpoint: SupervisorEndpoint,
+    /// `username` and password, when set.
+    pub credentials: Option<(String, String)>,
+    /// `password_file`, resolved: a secret file, checked for group/world access.
+    pub password_file: Option<PathBuf>,
+    /// How often the programs are read.
+    pub interval: Duration,
+}
+
+impl fmt::Debug for SupervisorSettings {
+    // Never print the password, even in debug output.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SupervisorSettings")
+            .field("url", &self.url)
+            .field("endpoint", &self.endpoint)
+            .field("username", &self.credentials.as_ref().map(|c| &c.0))
+            .field("interval", &self.interval)
+            .finish()
+    }
+}
+
+/// `control.signals` when enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalSettings {
+    /// Only processes of these users; `None`: any.
+    pub users: Option<Vec<String>>,
+}
+
+impl SupervisorConfig {
+    /// The checked block; problems are recorded as `control.supervisor.<field>` errors.
+    fn check(&self, base: &Path, errs: &mut Vec<FieldError>) -> Option<SupervisorSettings> {
+        let mut ok = true;
+        let mut bad = |field: &str, value: &dyn fmt::Display, problem: &str| {
+            ok = false;
+            errs.push(FieldError {
+                field: format!("control.supervisor.{field}"),
+                value: value.to_string(),
+                problem: problem.to_owned(),
+            });
+        };
+        let endpoint = parse_supervisor_url(&self.url);
+        if endpoint.is_none() {
+            // A password in the URL is not repeated in the message.
+            let (shown, problem) = match self.url.split_once('@') {
+                Some((_, host)) => (
+                    format!("<credentials>@{host}"),
+                    "holds credentials: give them as control.supervisor.username and password_file",
+                ),
+                None => (
+                    printable(&self.url).into_owned(),
+                    "is not a supervisord address: give unix:///run/supervisor.sock (its [unix_http_server] file) or http://127.0.0.1:9001 (its [inet_http_server] port)",
+                ),
+            };
+            bad("url", &shown, problem);
+        }
+        if !(1..=3600).contains(&self.interval_s) {
+            bad("interval_s", &self.interval_s, "is not between 1 and 3600");
+        }
+        let password = match (&self.password, &self.password_file) {
+            (Some(_), Some(f)) => {
+                bad(
+                    "password_file",
+                    &f.display(),
+                    "cannot be combined with control.supervisor.password; set one",
+                );
+                None
+            }
+            (Some(p), None) => Some(p.clone()),
+            (None, Some(f)) => match std::fs::read_to_string(base.join(f)) {
+                Ok(p) => Some(p.trim_end_matches(['\r', '\n']).to_owned()),
+                Err(e) => {
+                    bad(
+                        "password_file",
+                        &base.join(f).display(),
+                        &format!("cannot be read: {e}"),
+                    );
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        let credentials = match (&self.username, password) {
+            (Some(u), Some(p)) => {
+                if u.contains(':') || u.chars().any(char::is_control) {
+                    bad(
+                        "username",
+                        &printable(u),
+                        "contains ':' or control characters",
+                    );
+                }
+                Some((u.clone(), p))
+            }
+            (None, None) => None,
+            (Some(u), None) => {
+                if self.password_file.is_none() {
+                    bad(
+                        "username",
+                        &printable(u),
+                        "is set without a password: set control.supervisor.password_file (or password) too",
+                    );
+                }
+                None
+            }
+            (None, Some(_)) => {
+                bad(
+                    "password",
+                    &"<hidden>",
+                    "is set without control.supervisor.username",
+                );
+                None
+            }
+        };
+        let endpoint = endpoint?;
+        ok.then(|| SupervisorSettings {
+            url: self.url.clone(),
+            endpoint,
+            credentials,
+            password_file: self.password_file.as_ref().map(|f| base.join(f)),
+            interval: Duration::from_secs(self.interval_s),
+        })
+    }
+}
+
+/// `unix:///path` or `http://host:port[/path]`; `None` for anything else.
+fn parse_supervisor_url(url: &str) -> Option<SupervisorEndpoint> {
+    if let Some(path) = url.strip_prefix("unix://") {
+        return (path.starts_with('/') && path.len() > 1 && !path.chars().any(char::is_control))
+            .then(|| SupervisorEndpoint::Unix(PathBuf::from(path)));
+    }
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/RPC2"),
+    };
+    let path = if path == "/" { "/RPC2" } else { path };
+    let (host, port) = authority.rsplit_once(':')?;
+    let valid_host = !host.is_empty()
+        && !host.contains('@')
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+    let valid_path = path
+        .chars()
+        .all(|c| c.is_ascii_graphic() && !matches!(c, '?' | '#'));
+    (valid_host && valid_path && port.parse::<u16>().is_ok_and(|p| p > 0)).then(|| {
+        SupervisorEndpoint::Http {
+            authority: authority.to_owned(),
+            path: path.to_owned(),
+        }
+    })
 }
 
 /// `control.power`: the commands `Control.Power` starts.
@@ -154,6 +374,8 @@ pub struct ControlSettings {
     pub wake: bool,
     /// The power commands, `None` when `control.power.enabled` is false.
     pub power: Option<PowerCommands>,
+    /// `control.signals`, `None` when off.
+    pub signals: Option<SignalSettings>,
 }
 
 impl fmt::Debug for ControlSettings {
@@ -164,6 +386,7 @@ impl fmt::Debug for ControlSettings {
             .field("token_file", &self.token_file)
             .field("wake", &self.wake)
             .field("power", &self.power)
+            .field("signals", &self.signals)
             .finish()
     }
 }
@@ -518,6 +741,8 @@ pub struct Settings {
     pub grpc_limits: GrpcLimits,
     /// The Control service, `None` (not served) without a control token.
     pub control: Option<ControlSettings>,
+    /// `control.supervisor`: read into every sample, with or without a control token.
+    pub supervisor: Option<SupervisorSettings>,
 }
 
 impl Settings {
@@ -537,6 +762,10 @@ impl Settings {
             },
             interval: self.interval,
             demand: DetailDemand::default(),
+            programs: self
+                .supervisor
+                .as_ref()
+                .map(|s| smon_collect::ProgramsFeed::new(s.url.clone())),
         }
     }
 }
@@ -976,6 +1205,22 @@ impl NodeConfig {
 
         let grpc_limits = m.limits.check(&mut errs);
         let control = self.control.check(base, auth.as_ref(), &mut errs);
+        let supervisor = self
+            .control
+            .supervisor
+            .as_ref()
+            .and_then(|s| s.check(base, &mut errs));
+        if let Some(users) = &self.control.signals.users
+            && let Some((i, u)) = users.iter().enumerate().find(|(_, u)| {
+                u.is_empty() || u.chars().any(|c| c.is_whitespace() || c.is_control())
+            })
+        {
+            errs.push(FieldError {
+                field: format!("control.signals.users[{i}]"),
+                value: printable(u).into_owned(),
+                problem: "is not a user name".into(),
+            });
+        }
 
         match (
             errs.is_empty(),
@@ -1041,6 +1286,7 @@ impl NodeConfig {
                     grpc_allow,
                     grpc_limits,
                     control,
+                    supervisor,
                 })
             }
             _ => Err(errs),
@@ -1133,6 +1379,9 @@ impl ControlConfig {
                 .power
                 .enabled
                 .then_some(PowerCommands { reboot, shutdown }),
+            signals: self.signals.enabled.then(|| SignalSettings {
+                users: self.signals.users.clone(),
+            }),
         })
     }
 }
@@ -1412,6 +1661,61 @@ mod tests {
             !text.contains("short\n") && !text.contains("'short'"),
             "token leaked: {text}"
         );
+    }
+
+    #[test]
+    fn supervisor_urls_are_a_unix_socket_or_http() {
+        assert_eq!(
+            parse_supervisor_url("unix:///run/supervisor.sock"),
+            Some(SupervisorEndpoint::Unix("/run/supervisor.sock".into()))
+        );
+        let http = |a: &str, p: &str| {
+            Some(SupervisorEndpoint::Http {
+                authority: a.into(),
+                path: p.into(),
+            })
+        };
+        assert_eq!(
+            parse_supervisor_url("http://127.0.0.1:9001"),
+            http("127.0.0.1:9001", "/RPC2")
+        );
+        assert_eq!(
+            parse_supervisor_url("http://sup.lan:9001/"),
+            http("sup.lan:9001", "/RPC2")
+        );
+        assert_eq!(
+            parse_supervisor_url("http://[::1]:9001/rpc"),
+            http("[::1]:9001", "/rpc")
+        );
+        for bad in [
+            "",
+            "unix://",
+            "unix://run/s.sock",
+            "http://127.0.0.1",
+            "http://h:0",
+            "https://h:9001",
+            "http://u:p@h:9001",
+            "http://h:9001/a b",
+            "http://h:9001/?x",
+        ] {
+            assert_eq!(parse_supervisor_url(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn supervisor_and_signals_are_read_with_or_without_a_control_token() {
+        let s = load(r#"{"monitor":{"mode":"node","auth":"none"},"control":{"supervisor":{"url":"unix:///run/supervisor.sock","username":"smon","password":"pw"}}}"#)
+            .expect("valid");
+        assert!(s.control.is_none(), "no control token: no Control service");
+        let sup = s.supervisor.expect("read anyway");
+        assert_eq!(sup.interval, Duration::from_secs(5));
+        assert_eq!(sup.credentials, Some(("smon".into(), "pw".into())));
+        assert!(!format!("{sup:?}").contains("pw\""), "{sup:?}");
+        let s = load(r#"{"monitor":{"mode":"node","auth":"none"},"control":{"token":"control-token-0123456789","signals":{"enabled":true,"users":["alice"]}}}"#)
+            .expect("valid");
+        let c = s.control.expect("on");
+        assert_eq!(c.signals.expect("on").users, Some(vec!["alice".into()]));
+        assert!(s.supervisor.is_none());
     }
 
     #[test]

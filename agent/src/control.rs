@@ -1,6 +1,8 @@
 //! The `smon.v1.Control` service: acting on the host or its LAN, a separate privilege from
 //! reading it. `Wake` relays a Wake-on-LAN magic packet from this host; `Power` starts the
-//! configured reboot or shutdown command.
+//! configured reboot or shutdown command; `Program` and `TailLog` act on supervisord's
+//! programs (`control.supervisor`, through [`crate::supervisor`]); `Signal` signals a process
+//! (`control.signals`, checked in [`crate::signals`]).
 //!
 //! Served beside `Agent` on the same listener (the same TLS, mutual TLS, `allow_from` and
 //! limits), only when `control.token` / `control.token_file` is set. Every call needs
@@ -15,15 +17,19 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use smon_proto::control_server::Control;
-use smon_proto::{PowerAction, PowerReply, PowerRequest, WakeReply, WakeRequest};
+use smon_proto::{
+    LogStream, PowerAction, PowerReply, PowerRequest, ProgramAction, ProgramReply, ProgramRequest,
+    SignalName, SignalReply, SignalRequest, TailLogReply, TailLogRequest, WakeReply, WakeRequest,
+};
 use smon_runtime::config::printable;
 use smon_runtime::net::CidrList;
 use smon_runtime::wol::{self, BadMac, Mac};
 use tokio::io::AsyncReadExt as _;
 use tonic::{Code, Request, Response, Status};
 
-use crate::config::{Auth, ControlSettings, PowerCommands};
+use crate::config::{Auth, ControlSettings, PowerCommands, SignalSettings, SupervisorSettings};
 use crate::service::{RefusalLog, bearer_is};
+use crate::supervisor::{Name, POLL_TIMEOUT, Supervisor, faults};
 
 /// The log target of every control call.
 const TARGET: &str = "smon::control";
@@ -40,6 +46,10 @@ const STARTED_CHECK: Duration = Duration::from_millis(500);
 /// How much of a power command's standard error is kept (for the reply and the log).
 const STDERR_KEPT: usize = 2048;
 
+/// `TailLog`'s default and largest lengths.
+const TAIL_DEFAULT: u32 = 16 * 1024;
+const TAIL_MAX: u32 = 64 * 1024;
+
 /// The service. Cheap to share: the rate limit is the only state.
 pub struct ControlService {
     /// `Bearer <control token>`.
@@ -49,6 +59,10 @@ pub struct ControlService {
     allow: CidrList,
     wake: bool,
     power: Option<PowerCommands>,
+    /// `control.supervisor`, for `Program` and `TailLog`.
+    supervisor: Option<Supervisor>,
+    /// `control.signals`, `None` when off.
+    signals: Option<SignalSettings>,
     /// When the last power action was started.
     last_power: Mutex<Option<Instant>>,
     /// Unauthenticated calls (anyone who can connect) are logged at most once per second.
@@ -57,8 +71,14 @@ pub struct ControlService {
 
 impl ControlService {
     /// The service for `control`, telling `read` (the Agent service's auth) apart, refusing
-    /// callers outside `allow` (empty: anyone) as the Agent service does.
-    pub fn new(control: &ControlSettings, read: &Auth, allow: CidrList) -> Self {
+    /// callers outside `allow` (empty: anyone) as the Agent service does; `supervisor` is the
+    /// supervisord `Program` and `TailLog` act on.
+    pub fn new(
+        control: &ControlSettings,
+        supervisor: Option<&SupervisorSettings>,
+        read: &Auth,
+        allow: CidrList,
+    ) -> Self {
         Self {
             control: format!("Bearer {}", control.token).into_bytes(),
             read: match read {
@@ -68,6 +88,8 @@ impl ControlService {
             allow,
             wake: control.wake,
             power: control.power.clone(),
+            supervisor: supervisor.map(Supervisor::new),
+            signals: control.signals.clone(),
             last_power: Mutex::new(None),
             refusals: RefusalLog::new(),
         }
@@ -204,6 +226,119 @@ impl ControlService {
                 Err(e)
             }
         }
+    }
+
+    fn supervisor(&self) -> Result<&Supervisor, Status> {
+        self.supervisor.as_ref().ok_or_else(|| {
+            Status::failed_precondition(
+                "supervisord is not configured on this agent: set control.supervisor.url (and its username and password_file)",
+            )
+        })
+    }
+
+    async fn program(&self, r: &ProgramRequest) -> Result<ProgramReply, Status> {
+        let sup = self.supervisor()?;
+        let name = Name::parse(&r.name).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "name: '{}' is not a program: give group:name, group:* or name",
+                shown(&r.name)
+            ))
+        })?;
+        match ProgramAction::try_from(r.action) {
+            Ok(ProgramAction::Start) => sup.start(&name).await?,
+            Ok(ProgramAction::Stop) => sup.stop(&name).await?,
+            Ok(ProgramAction::Restart) => {
+                match sup.stop(&name).await {
+                    Ok(()) => {}
+                    // A stopped program is simply started.
+                    Err(crate::supervisor::SupervisorError::Fault {
+                        code: faults::NOT_RUNNING,
+                        ..
+                    }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                sup.start(&name).await?
+            }
+            Ok(ProgramAction::Unspecified) | Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "action: {} is not a program action (PROGRAM_ACTION_START, _STOP or _RESTART)",
+                    r.action
+                )));
+            }
+        }
+        let programs = sup
+            .programs(POLL_TIMEOUT)
+            .await?
+            .into_iter()
+            .filter(|p| name.covers(p))
+            .collect();
+        Ok(ProgramReply { programs })
+    }
+
+    async fn tail_log(&self, r: &TailLogRequest) -> Result<TailLogReply, Status> {
+        let sup = self.supervisor()?;
+        let Some(Name::Program(name)) = Name::parse(&r.name) else {
+            return Err(Status::invalid_argument(format!(
+                "name: '{}' is not a program: give group:name or name",
+                shown(&r.name)
+            )));
+        };
+        let stderr = match LogStream::try_from(r.stream) {
+            Ok(LogStream::Stdout) => false,
+            Ok(LogStream::Stderr) => true,
+            Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "stream: {} is not LOG_STREAM_STDOUT or LOG_STREAM_STDERR",
+                    r.stream
+                )));
+            }
+        };
+        let bytes = match r.bytes {
+            0 => TAIL_DEFAULT,
+            b if b <= TAIL_MAX => b,
+            b => {
+                return Err(Status::invalid_argument(format!(
+                    "bytes: {b} is more than {TAIL_MAX} (0 means {TAIL_DEFAULT})"
+                )));
+            }
+        };
+        let tail = sup.tail(&name, stderr, bytes).await?;
+        Ok(TailLogReply {
+            text: tail.text,
+            offset: tail.offset,
+            overflow: tail.overflow,
+        })
+    }
+
+    async fn signal(&self, r: &SignalRequest) -> Result<SignalReply, Status> {
+        let Some(signals) = &self.signals else {
+            return Err(Status::failed_precondition(
+                "signals are off on this agent: set control.signals.enabled to true (and, to limit them, control.signals.users)",
+            ));
+        };
+        let sig = match SignalName::try_from(r.signal) {
+            Ok(SignalName::Term) => crate::signals::Sig::Term,
+            Ok(SignalName::Int) => crate::signals::Sig::Int,
+            Ok(SignalName::Kill) => crate::signals::Sig::Kill,
+            Ok(SignalName::Hup) => crate::signals::Sig::Hup,
+            Ok(SignalName::Unspecified) | Err(_) => {
+                return Err(Status::invalid_argument(format!(
+                    "signal: {} is not SIGNAL_NAME_TERM, _INT, _KILL or _HUP",
+                    r.signal
+                )));
+            }
+        };
+        let users = signals.users.clone();
+        let pid = r.pid;
+        let target =
+            tokio::task::spawn_blocking(move || crate::signals::send(pid, sig, users.as_deref()))
+                .await
+                .map_err(|e| Status::internal(format!("the signalling task failed: {e}")))??;
+        Ok(SignalReply {
+            pid,
+            user: target.user,
+            name: target.name,
+        })
     }
 
     /// Takes the one power action allowed per [`POWER_GAP`]; returns the previous start time
@@ -428,6 +563,99 @@ impl Control for ControlService {
         }
         result.map(Response::new)
     }
+
+    async fn program(
+        &self,
+        req: Request<ProgramRequest>,
+    ) -> Result<Response<ProgramReply>, Status> {
+        let r = req.get_ref();
+        let action = match ProgramAction::try_from(r.action) {
+            Ok(a) => a
+                .as_str_name()
+                .trim_start_matches("PROGRAM_ACTION_")
+                .to_lowercase(),
+            Err(_) => format!("unknown({})", r.action),
+        };
+        let call = Call::new(
+            "program",
+            &req,
+            format!("action={action} name={}", shown(&r.name)),
+        );
+        let result = match self.authorize(&req) {
+            Ok(()) => self.program(req.get_ref()).await,
+            Err(e) => Err(e),
+        };
+        answer(self, &call, result, |reply| {
+            let states: Vec<String> = reply
+                .programs
+                .iter()
+                .map(|p| format!("{}:{} {}", p.group, p.name, p.state))
+                .collect();
+            format!("now {}", states.join(", "))
+        })
+    }
+
+    async fn tail_log(
+        &self,
+        req: Request<TailLogRequest>,
+    ) -> Result<Response<TailLogReply>, Status> {
+        let r = req.get_ref();
+        let stream = match LogStream::try_from(r.stream) {
+            Ok(LogStream::Stderr) => "stderr".to_owned(),
+            Ok(LogStream::Stdout) => "stdout".to_owned(),
+            Err(_) => format!("unknown({})", r.stream),
+        };
+        let call = Call::new(
+            "tail_log",
+            &req,
+            format!("name={} stream={stream} bytes={}", shown(&r.name), r.bytes),
+        );
+        let result = match self.authorize(&req) {
+            Ok(()) => self.tail_log(req.get_ref()).await,
+            Err(e) => Err(e),
+        };
+        answer(self, &call, result, |reply| {
+            format!("{} bytes, log size {}", reply.text.len(), reply.offset)
+        })
+    }
+
+    async fn signal(&self, req: Request<SignalRequest>) -> Result<Response<SignalReply>, Status> {
+        let r = req.get_ref();
+        let signal = match SignalName::try_from(r.signal) {
+            Ok(s) => s
+                .as_str_name()
+                .trim_start_matches("SIGNAL_NAME_")
+                .to_owned(),
+            Err(_) => format!("unknown({})", r.signal),
+        };
+        let call = Call::new("signal", &req, format!("pid={} signal={signal}", r.pid));
+        let result = match self.authorize(&req) {
+            Ok(()) => self.signal(req.get_ref()).await,
+            Err(e) => Err(e),
+        };
+        answer(self, &call, result, |reply| {
+            format!(
+                "sent SIG{signal} to {} ({}, user {})",
+                reply.pid,
+                shown(&reply.name),
+                shown(&reply.user)
+            )
+        })
+    }
+}
+
+/// Logs `call` with `result` (described by `what` when ok) and returns it as the answer.
+fn answer<T>(
+    s: &ControlService,
+    call: &Call,
+    result: Result<T, Status>,
+    what: impl FnOnce(&T) -> String,
+) -> Result<Response<T>, Status> {
+    match &result {
+        Ok(reply) => s.log(call, Ok(&what(reply))),
+        Err(e) => s.log(call, Err(e)),
+    }
+    result.map(Response::new)
 }
 
 #[cfg(test)]
@@ -474,7 +702,9 @@ mod tests {
                 token_file: None,
                 wake: true,
                 power,
+                signals: None,
             },
+            None,
             &Auth::Token("read-token-0123456789".into()),
             CidrList::default(),
         )

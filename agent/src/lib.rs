@@ -14,7 +14,10 @@ pub mod control;
 pub mod error;
 pub mod query;
 pub mod service;
+pub mod signals;
 pub mod start;
+pub mod supervisor;
+pub mod xmlrpc;
 
 #[cfg(feature = "web")]
 use std::sync::{Arc, Mutex};
@@ -127,9 +130,23 @@ pub async fn run_prepared(
 ) -> Result<(), Error> {
     let interval = settings.interval;
     let demand = collector.demand.clone();
+    let programs = collector.programs.clone();
     let sampler = Sampler::start(interval, move || Collector::new(collector))
         .await
         .map_err(Error::Sampler)?;
+    // supervisord is read on its own task: the sampler takes its latest reading as it is.
+    let supervisor_task = match (&settings.supervisor, programs) {
+        (Some(sup), Some(feed)) => {
+            tracing::info!(url = %sup.url, every_s = sup.interval.as_secs(), "Reading supervisord's programs.");
+            Some(tokio::spawn(supervisor::poll(
+                supervisor::Supervisor::new(sup),
+                feed,
+                sup.interval,
+                stop.clone(),
+            )))
+        }
+        _ => None,
+    };
     let info = sampler.info_watch();
     // Heartbeat files (a manager's, or systemd's watchdog with TLS): touched after each sample.
     let name = start::ABOUT.name;
@@ -171,6 +188,8 @@ pub async fn run_prepared(
         Some(c) => tracing::info!(
             wake = c.wake,
             power = c.power.is_some(),
+            supervisor = settings.supervisor.is_some(),
+            signals = c.signals.is_some(),
             "Serving the Control service too (calls need the control token)."
         ),
     }
@@ -286,6 +305,9 @@ pub async fn run_prepared(
             let _ = feed.await;
             let _ = tokio::task::spawn_blocking(move || smon_web::database::close(writer)).await;
         }
+    }
+    if let Some(t) = supervisor_task {
+        let _ = t.await;
     }
     sampler.stop().await;
     served

@@ -320,6 +320,7 @@ pub async fn serve(
     let control = settings.control.as_ref().map(|c| {
         ControlServer::new(ControlService::new(
             c,
+            settings.supervisor.as_ref(),
             &settings.auth,
             settings.grpc_allow.clone(),
         ))

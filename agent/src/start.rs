@@ -85,7 +85,13 @@ impl Daemon for Agent {
             self.settings
                 .control
                 .iter()
-                .filter_map(|c| c.token_file.clone()),
+                .filter_map(|c| c.token_file.clone())
+                .chain(
+                    self.settings
+                        .supervisor
+                        .iter()
+                        .filter_map(|s| s.password_file.clone()),
+                ),
         );
         #[cfg(feature = "web")]
         let files = files.chain(

@@ -401,6 +401,7 @@ pub async fn start(
                 gpus: smon_collect::gpus::open(gpu),
                 interval,
                 demand: collector_demand,
+                programs: None,
             })
         })
         .await

@@ -102,6 +102,9 @@ pub struct CollectorConfig {
     pub interval: Duration,
     /// Who wants the process list.
     pub demand: DetailDemand,
+    /// supervisord's programs, read elsewhere (the agent's `control.supervisor`); `None`:
+    /// the sample carries no `programs`.
+    pub programs: Option<crate::ProgramsFeed>,
 }
 
 #[cfg(target_os = "linux")]
@@ -346,6 +349,12 @@ impl Collector {
         let sessions = self.collect_sessions(&mut errors);
         let temperatures = temperatures::read(&self.components);
         let (gpus, gpu_errors, gpus_unix_ms) = self.collect_gpus_with(&processes);
+        let mut processes = processes;
+        let programs = self.cfg.programs.as_ref().map(|f| {
+            let programs = f.read();
+            crate::programs::mark(&mut processes, &programs.programs);
+            programs
+        });
 
         Snapshot {
             seq,
@@ -374,6 +383,7 @@ impl Collector {
                 .collect(),
             info_unix_ms: self.info_unix_ms,
             gpus_unix_ms,
+            programs,
         }
     }
 
@@ -484,6 +494,7 @@ impl Collector {
                 run_time_s: now_ms.saturating_sub(r.start_unix_ms) / 1000,
                 state: r.state.to_owned(),
                 kernel_thread: r.kernel_thread,
+                program: String::new(),
             })
             .collect();
         out.sort_by(|a, b| {
@@ -541,6 +552,7 @@ impl Collector {
                 run_time_s: now_s.saturating_sub(start),
                 state: format!("{:?}", p.status()).to_lowercase(),
                 kernel_thread: false,
+                program: String::new(),
             });
         }
         self.cmd_cache.retain(|_, c| c.seen == tick);
@@ -657,6 +669,7 @@ pub fn with_parts(full: &Snapshot, parts: Parts) -> Snapshot {
         errors: full.errors.clone(),
         info_unix_ms: full.info_unix_ms,
         gpus_unix_ms: full.gpus_unix_ms,
+        programs: full.programs.clone(),
     }
 }
 
@@ -673,6 +686,7 @@ mod tests {
             gpus,
             interval: Duration::from_secs(1),
             demand: DetailDemand::default(),
+            programs: None,
         })
         .expect("collector")
     }

@@ -2,7 +2,7 @@
 //! [`Snapshot`](smon_proto::Snapshot), and the sampler thread that takes one every interval.
 //!
 //! Data flows one way: the resource modules read the OS ([`cpu`], [`memory`], [`disks`],
-//! [`network`], [`processes`], [`sessions`], [`gpus`], [`temperatures`]); the [`Collector`]
+//! [`network`], [`processes`], [`sessions`], [`gpus`], [`temperatures`]; supervisord's [`programs`] come from the agent); the [`Collector`]
 //! puts their readings into a snapshot, with command lines passed through [`redact`] and
 //! mounts and interfaces through [`filters`]; the [`sampler`] thread owns the collector and
 //! publishes the latest sample on a `watch` channel for the agent's gRPC service, its web view
@@ -16,6 +16,7 @@ pub mod filters;
 pub mod gpus;
 pub mod memory;
 pub mod network;
+pub mod programs;
 pub mod redact;
 pub mod sampler;
 pub mod temperatures;
@@ -33,5 +34,6 @@ pub use collector::{
 pub use error::CollectError;
 pub use filters::{DiskFilter, NetworkFilter};
 pub use gpus::{GpuMode, GpuSource};
+pub use programs::ProgramsFeed;
 pub use redact::Redactor;
 pub use sampler::{Latest, Sample, Sampler};

@@ -307,6 +307,7 @@ mod tests {
             gpus: None,
             interval: Duration::from_millis(100),
             demand: DetailDemand::default(),
+            programs: None,
         }
     }
 

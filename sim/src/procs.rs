@@ -387,6 +387,7 @@ impl ProcTable {
                     state: if cpu >= 20.0 { "running" } else { p.state }.to_owned(),
                     // The simulated kernel threads are those without a command line.
                     kernel_thread: p.cmdline.is_empty(),
+                    program: String::new(),
                 }
             })
             .collect();

@@ -15,6 +15,7 @@ mod props;
 mod sec_connections;
 mod sec_files;
 mod supervisor;
+mod supervisor_control;
 mod support;
 mod systemd;
 mod webview;

@@ -1,0 +1,183 @@
+//! supervisord's programs in the sample: the agent's supervisor task (which talks to
+//! supervisord, and may wait on it) leaves its latest reading in a [`ProgramsFeed`]; the
+//! collector takes it as it is, with its age, and marks the processes of each program.
+//! The sampler never waits for supervisord.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use smon_proto::{Process, Program, Programs};
+
+/// The latest reading of supervisord, shared between the task that reads it and the
+/// collector. Cheap to clone.
+#[derive(Clone)]
+pub struct ProgramsFeed {
+    inner: Arc<Mutex<Reading>>,
+}
+
+/// What the feed holds.
+struct Reading {
+    url: String,
+    programs: Vec<Program>,
+    /// When `programs` was read (the feed's creation until then).
+    read_at: Instant,
+    error: Option<String>,
+}
+
+impl ProgramsFeed {
+    /// An empty feed for supervisord at `url` (shown in the sample; no credentials).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Reading {
+                url: url.into(),
+                programs: Vec::new(),
+                read_at: Instant::now(),
+                error: None,
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Reading> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fresh list of programs (sorted here by group and name); clears the error.
+    pub fn update(&self, mut programs: Vec<Program>) {
+        programs.sort_by(|a, b| (&a.group, &a.name).cmp(&(&b.group, &b.name)));
+        let mut r = self.lock();
+        r.programs = programs;
+        r.read_at = Instant::now();
+        r.error = None;
+    }
+
+    /// supervisord could not be read: the last list stays, with its age, and `error`.
+    pub fn fail(&self, error: String) {
+        self.lock().error = Some(error);
+    }
+
+    /// The sample's `Programs` as of now.
+    pub fn read(&self) -> Programs {
+        let r = self.lock();
+        Programs {
+            programs: r.programs.clone(),
+            error: r.error.clone(),
+            age_ms: r.read_at.elapsed().as_millis() as u64,
+            url: r.url.clone(),
+        }
+    }
+}
+
+/// Sets `Process.program` to `group:name` on each running program's process and on its
+/// descendants (through `ppid`); clears it elsewhere.
+pub fn mark(processes: &mut [Process], programs: &[Program]) {
+    let owner: HashMap<u32, String> = programs
+        .iter()
+        .filter(|p| p.pid != 0)
+        .map(|p| (p.pid, format!("{}:{}", p.group, p.name)))
+        .collect();
+    let parent: HashMap<u32, u32> = processes.iter().map(|p| (p.pid, p.ppid)).collect();
+    for p in processes.iter_mut() {
+        p.program.clear();
+        if owner.is_empty() {
+            continue;
+        }
+        // Walk up to a program's pid (or the root); the depth bound guards against a table
+        // read mid-change with a cycle in it.
+        let mut at = p.pid;
+        let mut found = None;
+        for _ in 0..64 {
+            if let Some(name) = owner.get(&at) {
+                found = Some(name.clone());
+                break;
+            }
+            match parent.get(&at) {
+                Some(&pp) if pp != 0 && pp != at => at = pp,
+                _ => break,
+            }
+        }
+        if let Some(name) = found {
+            p.program = name;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proc(pid: u32, ppid: u32) -> Process {
+        Process {
+            pid,
+            ppid,
+            ..Process::default()
+        }
+    }
+
+    fn program(group: &str, name: &str, pid: u32) -> Program {
+        Program {
+            group: group.into(),
+            name: name.into(),
+            pid,
+            state: if pid == 0 { "STOPPED" } else { "RUNNING" }.into(),
+            ..Program::default()
+        }
+    }
+
+    #[test]
+    fn a_programs_pid_and_its_descendants_are_marked() {
+        let mut procs = vec![
+            proc(1, 0),
+            proc(10, 1), // supervisord
+            proc(20, 10),
+            proc(21, 20),
+            proc(22, 21),
+            proc(30, 10),
+            proc(40, 1),
+        ];
+        procs[6].program = "stale:mark".into();
+        let programs = [
+            program("web", "web", 20),
+            program("jobs", "a", 30),
+            program("jobs", "b", 0),
+        ];
+        mark(&mut procs, &programs);
+        let marks: Vec<(u32, &str)> = procs.iter().map(|p| (p.pid, p.program.as_str())).collect();
+        assert_eq!(
+            marks,
+            [
+                (1, ""),
+                (10, ""),
+                (20, "web:web"),
+                (21, "web:web"),
+                (22, "web:web"),
+                (30, "jobs:a"),
+                (40, "")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_parent_cycle_does_not_hang() {
+        let mut procs = vec![proc(5, 6), proc(6, 5)];
+        mark(&mut procs, &[program("g", "n", 7)]);
+        assert!(procs.iter().all(|p| p.program.is_empty()));
+    }
+
+    #[test]
+    fn the_feed_keeps_the_last_list_with_its_age_and_the_error() {
+        let feed = ProgramsFeed::new("unix:///tmp/s.sock");
+        assert!(feed.read().programs.is_empty());
+        feed.update(vec![program("b", "x", 3), program("a", "y", 2)]);
+        let r = feed.read();
+        assert_eq!(r.programs[0].group, "a", "sorted");
+        assert!(r.error.is_none());
+        feed.fail("cannot connect".into());
+        let r = feed.read();
+        assert_eq!(r.programs.len(), 2, "the last list stays");
+        assert_eq!(r.error.as_deref(), Some("cannot connect"));
+        assert_eq!(r.url, "unix:///tmp/s.sock");
+        feed.update(Vec::new());
+        assert!(feed.read().error.is_none());
+    }
+}
