@@ -15,6 +15,11 @@ impl ApiError {
         Self(status, why)
     }
 
+    /// The reason given.
+    pub fn reason(&self) -> &str {
+        &self.1
+    }
+
     /// 404 with the reason `why`.
     pub fn not_found(why: String) -> Self {
         Self(StatusCode::NOT_FOUND, why)

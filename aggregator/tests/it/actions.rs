@@ -216,6 +216,39 @@ async fn the_aggregator_sends_the_magic_packet_and_says_why_when_it_cannot() {
     .await;
     assert_eq!(st, 401);
     assert!(received(&rx).is_empty(), "nothing sent for refused callers");
+
+    // Every action by the admin is in the audit log, refusals included, newest first.
+    let (st, log) = agg.get("/api/v1/audit?limit=100").await;
+    assert_eq!(st, 200, "{log}");
+    let entries = log.as_array().expect("a list");
+    let find = |action: &str, host: &str, ok: bool| {
+        entries.iter().any(|e| {
+            e["action"] == action
+                && e["actor"] == "admin"
+                && e["hosts"]
+                    .as_array()
+                    .is_some_and(|h| h.iter().any(|x| x == host))
+                && (e["outcome"] == "ok") == ok
+        })
+    };
+    assert!(find("wake", "lab:pc1", true), "{log}");
+    assert!(find("wake", "lab:nomac", false), "{log}");
+    assert!(find("reboot", "lab:pc1", false), "{log}");
+    assert!(find("check", "lab:pc1", false), "{log}");
+    let group = entries
+        .iter()
+        .find(|e| e["action"] == "wake" && e["hosts"].as_array().map(Vec::len) == Some(3))
+        .unwrap_or_else(|| panic!("the tag's group wake: {log}"));
+    assert_eq!(group["outcome"], "1 of 3 failed", "{group}");
+    assert_eq!(
+        group["results"].as_array().map(Vec::len),
+        Some(3),
+        "{group}"
+    );
+    assert!(
+        !entries.iter().any(|e| e["actor"] == "viewer"),
+        "a refused role is not an action: {log}"
+    );
     agg.shutdown().await;
 }
 

@@ -342,6 +342,28 @@ async fn admins_edit_the_inventory_live_and_it_survives_a_restart() {
     assert_eq!(st, 204, "{v}");
     agg.wait_row("office:n2", Duration::from_secs(5), "gone", Value::is_null)
         .await;
+    // Each change is in the audit log, the refused ones with their reason.
+    let (st, log) = agg.get("/api/v1/audit?limit=200").await;
+    assert_eq!(st, 200, "{log}");
+    let has = |action: &str, host: &str, ok: bool| {
+        log.as_array().is_some_and(|l| {
+            l.iter().any(|e| {
+                e["action"] == action
+                    && e["actor"] == "admin"
+                    && e["hosts"]
+                        .as_array()
+                        .is_some_and(|h| h.iter().any(|x| x == host))
+                    && (e["outcome"] == "ok") == ok
+            })
+        })
+    };
+    assert!(has("inventory.add_host", "office:n2", true), "{log}");
+    assert!(
+        has("inventory.add_host", "office:n2", false),
+        "the refused second add: {log}"
+    );
+    assert!(has("inventory.add_host", "office:printer", true), "{log}");
+    assert!(has("inventory.remove_host", "office:n2", true), "{log}");
 
     // A restart on the same storage: the UI's cluster and printer are back, polled rows too.
     agg.shutdown().await;

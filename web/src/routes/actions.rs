@@ -1,13 +1,14 @@
 //! The action routes (`web/PROTOCOL.md`, "Actions"): wake, reboot and shut down one host, or
 //! a selection of hosts (ids, a tag or a cluster) with one result per host. Admins only; the
 //! Origin/CSRF check of every write is the router's layer. Every action is logged (target
-//! `smon::actions`) with who asked, from where, and the result.
+//! `smon::actions`) and kept in the audit log (`GET /api/v1/audit`) with who asked, from
+//! where, which hosts and the results, refusals included.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use futures_util::StreamExt;
@@ -17,7 +18,9 @@ use smon_api::actions::{Action, ActionResult, GroupAnswer, Selection};
 use crate::acting::{ActionError, ActionsService};
 use crate::error::ApiError;
 use crate::security::Principal;
+use crate::security::audit::event_by;
 use crate::security::login::{Admin, log_safe};
+use crate::security::net::Client;
 use crate::state::Web;
 
 type Shared = State<Arc<Web>>;
@@ -34,15 +37,15 @@ pub(crate) fn routes(app: axum::Router<Arc<Web>>, base: &str) -> axum::Router<Ar
     let p = |s: &str| format!("{base}/api/v1{s}");
     app.route(
         &p("/hosts/{id}/wake"),
-        post(|w, a, id| one(w, a, id, Action::Wake)),
+        post(|w, c, a, id| one(w, c, a, id, Action::Wake)),
     )
     .route(
         &p("/hosts/{id}/reboot"),
-        post(|w, a, id| one(w, a, id, Action::Reboot)),
+        post(|w, c, a, id| one(w, c, a, id, Action::Reboot)),
     )
     .route(
         &p("/hosts/{id}/shutdown"),
-        post(|w, a, id| one(w, a, id, Action::Shutdown)),
+        post(|w, c, a, id| one(w, c, a, id, Action::Shutdown)),
     )
     .route(&p("/actions/{action}"), post(group))
 }
@@ -99,8 +102,27 @@ fn log_result(action: Action, who: &str, r: &Result<ActionResult, ActionError>, 
     }
 }
 
+/// Keeps `action` on `hosts` by `p` from `client` in the audit log: `outcome` (`ok`, or why
+/// not) and the per-host `results`.
+async fn audit(
+    w: &Web,
+    p: &Principal,
+    client: &Client,
+    action: Action,
+    hosts: Vec<String>,
+    outcome: String,
+    results: Option<&[ActionResult]>,
+) {
+    let mut e = event_by(p, client.ip, action.as_str());
+    e.hosts = hosts;
+    e.outcome = outcome;
+    e.results = results.and_then(|r| serde_json::to_value(r).ok());
+    w.security.audit_later(e).await;
+}
+
 async fn one(
     State(w): Shared,
+    Extension(client): Extension<Client>,
     Admin(p): Admin,
     Path(id): Path<String>,
     action: Action,
@@ -108,11 +130,17 @@ async fn one(
     let s = service(&w)?;
     let r = s.act(action, &id).await;
     log_result(action, &actor(&p), &r, &id);
+    let (outcome, results) = match &r {
+        Ok(x) => ("ok".to_owned(), Some(std::slice::from_ref(x))),
+        Err(e) => (e.to_string(), None),
+    };
+    audit(&w, &p, &client, action, vec![id], outcome, results).await;
     Ok(Json(r?))
 }
 
 async fn group(
     State(w): Shared,
+    Extension(client): Extension<Client>,
     Admin(p): Admin,
     Path(action): Path<String>,
     body: Result<Json<Selection>, JsonRejection>,
@@ -127,16 +155,25 @@ async fn group(
         )
     })?;
     let s = service(&w)?;
-    let ids = s.select(&sel)?;
-    if ids.len() > MAX_GROUP {
-        return Err(ApiError::new(
+    let ids = match s.select(&sel) {
+        Ok(ids) if ids.len() > MAX_GROUP => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             format!(
                 "the selection holds {} hosts; at most {MAX_GROUP} at once",
                 ids.len()
             ),
-        ));
-    }
+        )),
+        Ok(ids) => Ok(ids),
+        Err(e) => Err(ApiError::from(e)),
+    };
+    let ids = match ids {
+        Ok(ids) => ids,
+        Err(e) => {
+            let asked = sel.hosts.clone().unwrap_or_default();
+            audit(&w, &p, &client, action, asked, e.reason().to_owned(), None).await;
+            return Err(e);
+        }
+    };
     let who = actor(&p);
     let results: Vec<ActionResult> = futures_util::stream::iter(ids)
         .map(|id| {
@@ -157,5 +194,13 @@ async fn group(
         })
         .collect()
         .await;
+    let failed = results.iter().filter(|r| !r.ok).count();
+    let outcome = if failed == 0 {
+        "ok".to_owned()
+    } else {
+        format!("{failed} of {} failed", results.len())
+    };
+    let hosts = results.iter().map(|r| r.host.clone()).collect();
+    audit(&w, &p, &client, action, hosts, outcome, Some(&results)).await;
     Ok(Json(GroupAnswer { action, results }))
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
@@ -19,7 +19,9 @@ use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::inventory::{InventoryError, InventoryService};
 use crate::security::Principal;
-use crate::security::login::{Admin, Reader};
+use crate::security::audit::{Subject, audited};
+use crate::security::login::{Admin, Reader, log_safe};
+use crate::security::net::Client;
 use crate::state::Web;
 
 type Shared = State<Arc<Web>>;
@@ -97,31 +99,51 @@ async fn hosts(State(w): Shared, Reader(p): Reader) -> Result<impl IntoResponse,
 
 async fn add_host(
     State(w): Shared,
+    Extension(client): Extension<Client>,
     Admin(p): Admin,
     b: Result<Json<HostInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let h = body(b)?;
-    let e = on_inventory(&w, &p, move |s, by, now| s.add_host(h, by, now)).await?;
+    let id = format!("{}:{}", log_safe(&h.cluster), log_safe(&h.name));
+    let r = on_inventory(&w, &p, move |s, by, now| s.add_host(h, by, now)).await;
+    let e = audited(
+        &w,
+        &p,
+        client.ip,
+        "inventory.add_host",
+        Subject::Hosts(vec![id]),
+        r,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(e)))
 }
 
 async fn update_host(
     State(w): Shared,
+    Extension(client): Extension<Client>,
     Admin(p): Admin,
     Path(id): Path<String>,
     b: Result<Json<HostInput>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let h = body(b)?;
+    let host = log_safe(&id);
     let f = move |s: &dyn InventoryService, by: &str, now| s.update_host(&id, h, by, now);
-    Ok(Json(on_inventory(&w, &p, f).await?))
+    let r = on_inventory(&w, &p, f).await;
+    let what = Subject::Hosts(vec![host]);
+    Ok(Json(
+        audited(&w, &p, client.ip, "inventory.update_host", what, r).await?,
+    ))
 }
 
 async fn remove_host(
     State(w): Shared,
+    Extension(client): Extension<Client>,
     Admin(p): Admin,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    on_inventory(&w, &p, move |s, by, _| s.remove_host(&id, by)).await?;
+    let what = Subject::Hosts(vec![log_safe(&id)]);
+    let r = on_inventory(&w, &p, move |s, by, _| s.remove_host(&id, by)).await;
+    audited(&w, &p, client.ip, "inventory.remove_host", what, r).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -133,19 +155,25 @@ async fn clusters(State(w): Shared, Reader(p): Reader) -> Result<impl IntoRespon
 
 async fn add_cluster(
     State(w): Shared,
+    Extension(client): Extension<Client>,
     Admin(p): Admin,
     b: Result<Json<NewCluster>, JsonRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
     let c = body(b)?;
-    let e = on_inventory(&w, &p, move |s, by, now| s.add_cluster(c, by, now)).await?;
+    let what = Subject::Target(log_safe(&c.name));
+    let r = on_inventory(&w, &p, move |s, by, now| s.add_cluster(c, by, now)).await;
+    let e = audited(&w, &p, client.ip, "inventory.add_cluster", what, r).await?;
     Ok((StatusCode::CREATED, Json(e)))
 }
 
 async fn remove_cluster(
     State(w): Shared,
+    Extension(client): Extension<Client>,
     Admin(p): Admin,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    on_inventory(&w, &p, move |s, by, _| s.remove_cluster(&name, by)).await?;
+    let what = Subject::Target(log_safe(&name));
+    let r = on_inventory(&w, &p, move |s, by, _| s.remove_cluster(&name, by)).await;
+    audited(&w, &p, client.ip, "inventory.remove_cluster", what, r).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,14 +7,16 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 use crate::error::ApiError;
 use crate::reachability::{ReachError, ReachService};
 use crate::security::Principal;
-use crate::security::login::{Admin, Reader};
+use crate::security::audit::{Subject, audited};
+use crate::security::login::{Admin, Reader, log_safe};
+use crate::security::net::Client;
 use crate::state::Web;
 
 type Shared = State<Arc<Web>>;
@@ -75,8 +77,14 @@ async fn status(
 
 async fn check(
     State(w): Shared,
-    Admin(_): Admin,
+    Extension(client): Extension<Client>,
+    Admin(p): Admin,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    Ok(Json(service(&w)?.check(&id).await?))
+    let what = Subject::Hosts(vec![log_safe(&id)]);
+    let r = match service(&w) {
+        Ok(s) => s.check(&id).await.map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    Ok(Json(audited(&w, &p, client.ip, "check", what, r).await?))
 }

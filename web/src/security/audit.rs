@@ -142,6 +142,37 @@ pub fn event_by(
     }
 }
 
+/// What an audited request acted on: hosts (ids) or another target (a cluster, an account).
+pub enum Subject {
+    /// Host ids.
+    Hosts(Vec<String>),
+    /// Anything else, by name.
+    Target(String),
+}
+
+/// Keeps `action` on `subject` by `p` from `client` in the server's audit log, with the
+/// outcome of `r` (`ok`, or the refusal's reason), and hands `r` back.
+pub async fn audited<T>(
+    w: &crate::state::Web,
+    p: &crate::security::Principal,
+    client: std::net::IpAddr,
+    action: &str,
+    subject: Subject,
+    r: Result<T, crate::error::ApiError>,
+) -> Result<T, crate::error::ApiError> {
+    let mut e = event_by(p, client, action);
+    match subject {
+        Subject::Hosts(h) => e.hosts = h,
+        Subject::Target(t) => e.target = t,
+    }
+    e.outcome = match &r {
+        Ok(_) => "ok".to_owned(),
+        Err(er) => er.reason().to_owned(),
+    };
+    w.security.audit_later(e).await;
+    r
+}
+
 /// Logs `e` (target `smon::audit`) and appends it to `log`; a failed append is logged too.
 pub fn audit(log: &dyn AuditLog, e: &AuditEvent) {
     use crate::security::login::log_safe;
