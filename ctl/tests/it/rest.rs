@@ -2,13 +2,9 @@
 //! `smon-aggregator token create`: tables, `--json`, bare host names, and the exit statuses
 //! (2 usage, 3 auth, 4 unreachable) with their sentences.
 //!
-//! `smonctl wake | reboot | shutdown | check` are tested against a STUB server: the host
-//! action routes (`POST /api/v1/actions/{action}`) are written on another branch at the same
-//! time and are not in this one. The stub answers the agreed shapes; once the routes are
-//! merged, these tests are to be switched to the real aggregator.
+//! `smonctl wake | reboot | shutdown | check` go to the same real aggregator's action routes.
 
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
@@ -133,130 +129,107 @@ fn hosts_status_and_audit_with_tokens_on_a_real_aggregator() {
     assert!(!texts(&o).1.contains("smon_wrong_secret"));
 }
 
-/// What the stub saw: (path, authorization header, body).
-type Seen = Arc<Mutex<Vec<(String, String, Value)>>>;
-
-/// A stand-in for the aggregator's host list and action routes, on a thread of its own.
-fn stub() -> (String, Seen) {
-    use axum::extract::{Path, State};
-    use axum::http::HeaderMap;
-    use axum::routing::{get, post};
-    let seen: Seen = Arc::default();
-    let row = |cluster: &str, name: &str, tags: &[&str]| {
-        json!({
-            "id": format!("{cluster}:{name}"), "cluster": cluster, "name": name,
-            "address": "10.0.0.1:50051", "tags": tags, "status": "down", "status_since_ms": 0,
-            "last_seen_ms": null, "sample_unix_ms": null, "last_error": null, "hostname": null,
-            "os": null, "kernel": null, "cpu_cores": null, "uptime_s": null,
-            "cpu_percent": null, "load": null, "mem_percent": null, "mem_used_bytes": null,
-            "mem_total_bytes": null, "swap_percent": null, "disk_max_percent": null,
-            "disk_max_mount": null, "net_rx_bytes_per_s": null, "net_tx_bytes_per_s": null,
-            "gpus": [], "users": null, "processes": null, "spark": [],
-        })
-    };
-    let rows = json!([
-        row("lab", "n1", &[]),
-        row("lab", "n2", &["gpu"]),
-        row("gpu", "n2", &["gpu"])
-    ]);
-    let app = axum::Router::new()
-        .route(
-            "/api/v1/hosts",
-            get(move || {
-                let rows = rows.clone();
-                async move { axum::Json(rows) }
-            }),
-        )
-        .route(
-            "/api/v1/actions/{action}",
-            post(
-                |State(seen): State<Seen>,
-                 Path(action): Path<String>,
-                 h: HeaderMap,
-                 axum::Json(body): axum::Json<Value>| async move {
-                    let auth = h
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned();
-                    seen.lock()
-                        .expect("lock")
-                        .push((action.clone(), auth, body.clone()));
-                    let hosts: Vec<String> = match (&body["hosts"], &body["tag"]) {
-                        (Value::Array(h), _) => h
-                            .iter()
-                            .filter_map(|v| v.as_str().map(str::to_owned))
-                            .collect(),
-                        (_, Value::String(_)) => vec!["lab:n2".into(), "gpu:n2".into()],
-                        _ => Vec::new(),
-                    };
-                    let results: Vec<Value> = hosts
-                        .iter()
-                        .map(|h| {
-                            let ok = h == "lab:n1";
-                            json!({"host": h, "ok": ok,
-                                "message": if ok { "magic packet sent to 10.0.0.255:9" } else { "no MAC address configured" }})
-                        })
-                        .collect();
-                    axum::Json(json!({"action": action, "results": results}))
-                },
-            ),
-        )
-        .with_state(seen.clone());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let url = format!("http://{}/", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::from_std(listener).expect("listener");
-            let _ = axum::serve(l, app).await;
-        });
-    });
-    (url, seen)
-}
-
+/// `smonctl wake | reboot | shutdown | check` against a real aggregator: the magic packet
+/// arrives on a UDP listener standing for the LAN; a failed host makes exit 1 with its reason;
+/// an ambiguous bare name exits 2 before anything is sent; the actions are audited as the
+/// token's.
 #[test]
-fn host_actions_print_a_line_per_host_and_exit_1_when_one_failed_stubbed_routes() {
-    let (url, seen) = stub();
-    let tok = "smon_stubtoken";
+fn host_actions_print_a_line_per_host_and_exit_1_when_one_failed() {
+    let a = agent();
+    let lan = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    lan.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .expect("timeout");
+    let port = lan.local_addr().expect("addr").port();
+    let closed = free_port();
+    let clusters = json!([
+        {"name": "lab", "hosts": [
+            {"name": "n1", "address": format!("127.0.0.1:{}", a.port), "token": crate::support::TOKEN,
+             "mac": "52:54:00:00:00:21", "wol": {"broadcast": "127.0.0.1", "port": port},
+             "tags": ["gpu"]},
+            {"name": "n2", "address": "127.0.0.1:9", "tags": ["gpu"],
+             "services": [{"name": "web", "port": closed}]},
+        ]},
+        {"name": "gpu", "hosts": [{"name": "n2", "address": "127.0.0.1:9"}]},
+    ]);
+    let g = crate::support::aggregator_of(&clusters.to_string(), "");
+    let url = format!("http://127.0.0.1:{}/", g.port);
+    // The token file is made at the aggregator's first start, with its database.
+    let tok = until_token(g.dir.path());
 
-    let o = smonctl(&["wake", "n1", "--url", &url, "--token", tok]);
+    let o = smonctl(&["wake", "n1", "--url", &url, "--token", &tok]);
     let (out, err) = texts(&o);
     assert_eq!(o.status.code(), Some(0), "{out}\n{err}");
-    assert_eq!(out, "lab:n1  ok      magic packet sent to 10.0.0.255:9\n");
-    {
-        let s = seen.lock().expect("lock");
-        assert_eq!(s[0].0, "wake");
-        assert_eq!(s[0].1, format!("Bearer {tok}"));
-        assert_eq!(s[0].2, json!({"hosts": ["lab:n1"]}));
-    }
+    assert_eq!(
+        out,
+        format!("lab:n1  ok      magic packet for 52:54:00:00:00:21 sent to 127.0.0.1:{port}\n")
+    );
+    let mut buf = [0u8; 200];
+    let (n, _) = lan.recv_from(&mut buf).expect("the magic packet");
+    assert_eq!(n, 102);
+    assert_eq!(&buf[6..12], &[0x52, 0x54, 0, 0, 0, 0x21]);
 
-    let o = smonctl(&["reboot", "lab:n1", "gpu:n2", "--url", &url, "--token", tok]);
+    let o = smonctl(&["reboot", "lab:n1", "gpu:n2", "--url", &url, "--token", &tok]);
     let (out, err) = texts(&o);
     assert_eq!(o.status.code(), Some(1), "{out}\n{err}");
     assert!(
-        out.contains("lab:n1  ok") && out.contains("gpu:n2  FAILED  no MAC"),
+        out.contains("lab:n1  FAILED  lab:n1 has no control_token")
+            && out.contains("gpu:n2  FAILED"),
         "{out}"
     );
 
     // An ambiguous name: nothing is sent.
-    let o = smonctl(&["shutdown", "n2", "--url", &url, "--token", tok]);
+    let o = smonctl(&["shutdown", "n2", "--url", &url, "--token", &tok]);
     exits(&o, 2, "lab:n2, gpu:n2");
-    assert_eq!(seen.lock().expect("lock").len(), 2);
 
+    // A check by tag: lab:n2's service is down, so exit 1; the JSON is the server's answer.
     let o = smonctl(&[
-        "check", "--tag", "gpu", "--json", "--url", &url, "--token", tok,
+        "check", "--tag", "gpu", "--json", "--url", &url, "--token", &tok,
     ]);
-    assert_eq!(o.status.code(), Some(1));
     let answer: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(o.status.code(), Some(1), "{answer}");
     assert_eq!(answer["action"], "check");
-    assert_eq!(answer["results"].as_array().map(Vec::len), Some(2));
-    assert_eq!(
-        seen.lock().expect("lock").last().map(|s| s.2.clone()),
-        Some(json!({"tag": "gpu"}))
+    let results = answer["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2, "{answer}");
+    assert_eq!(results[1]["host"], "lab:n2");
+    assert!(
+        results[1]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("web down")),
+        "{answer}"
     );
+
+    // Audited as the token's.
+    let o = smonctl(&["audit", "--json", "--url", &url, "--token", &tok]);
+    let log: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(
+        log.as_array().is_some_and(|l| l
+            .iter()
+            .any(|e| e["action"] == "wake" && e["actor"] == "token:ops")),
+        "{log}"
+    );
+    let o = smonctl(&["audit", "--url", &url, "--token", &tok]);
+    assert!(texts(&o).0.contains("reboot"), "{:?}", texts(&o));
+}
+
+/// An admin token for the aggregator in `dir`, once its database exists.
+fn until_token(dir: &std::path::Path) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let o = Command::new(bin("smon-aggregator"))
+            .args([
+                "token", "create", "--name", "ops", "--role", "admin", "--config",
+            ])
+            .arg(dir.join("config.json"))
+            .output()
+            .expect("token create");
+        if o.status.success() {
+            return texts(&o).0.trim().to_owned();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "token create: {:?}",
+            texts(&o)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

@@ -119,11 +119,20 @@ pub fn aggregator(agent: &Daemon) -> Daemon {
 /// Like [`aggregator`] with `server_extra` in the `server` block (starting with a comma), and
 /// no wait for a password file.
 pub fn aggregator_with(agent: &Daemon, server_extra: &str) -> Daemon {
+    let clusters = format!(
+        r#"[{{"name":"lab","hosts":[{{"name":"n1","address":"127.0.0.1:{}","token":"{TOKEN}"}}]}}]"#,
+        agent.port
+    );
+    aggregator_of(&clusters, server_extra)
+}
+
+/// An aggregator watching `clusters` (the JSON of `monitor.clusters`), with `server_extra` in
+/// the `server` block; no wait for a password file.
+pub fn aggregator_of(clusters: &str, server_extra: &str) -> Daemon {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let config = format!(
-        r#"{{"server":{{"host":"127.0.0.1","port":{port}{server_extra}}},"monitor":{{"mode":"app","poll_interval_ms":200,"self_gpu":"off","clusters":[{{"name":"lab","hosts":[{{"name":"n1","address":"127.0.0.1:{}","token":"{TOKEN}"}}]}}]}}}}"#,
-        agent.port
+        r#"{{"server":{{"host":"127.0.0.1","port":{port}{server_extra}}},"monitor":{{"mode":"app","poll_interval_ms":200,"self_gpu":"off","clusters":{clusters}}}}}"#
     );
     spawn("smon-aggregator", dir, &config, port)
 }
