@@ -9,8 +9,8 @@
 //! The formatting and the choice of exit status are pure functions, unit-tested; the I/O is
 //! [`smon_api::Client`].
 
-use serde::{Deserialize, Serialize};
 use smon_api::Client;
+use smon_api::actions::Selection;
 use smon_api::audit::AuditEntry;
 use smon_api::client::ClientError;
 use smon_api::wire::{HostDetail, HostRow};
@@ -232,30 +232,11 @@ pub fn status_text(d: &HostDetail) -> String {
         .collect()
 }
 
-/// One host's result of an action, as the action routes answer it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActionResult {
-    /// The host id.
-    pub host: String,
-    /// Whether it was done.
-    pub ok: bool,
-    /// What was done, or why not.
-    #[serde(default)]
-    pub message: String,
-}
+pub use smon_api::actions::{ActionResult, GroupAnswer};
 
-/// `POST /api/v1/actions/{action}`'s answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupAnswer {
-    /// The action.
-    pub action: String,
-    /// One per host.
-    pub results: Vec<ActionResult>,
-}
-
-/// The body of `POST /api/v1/actions/{action}`: hosts by id, or a tag, or a cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// The hosts of `POST /api/v1/actions/{action}`, as the command line names them (sent as a
+/// [`Selection`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Targets {
     /// These host ids.
     Hosts(Vec<String>),
@@ -323,9 +304,18 @@ pub async fn status(c: &Client, id: &str) -> Result<HostDetail, ClientError> {
 /// `POST /api/v1/actions/{action}` for `targets`.
 pub async fn act(c: &Client, action: &str, targets: &Targets) -> Result<GroupAnswer, ClientError> {
     let body = match targets {
-        Targets::Hosts(h) => serde_json::json!({ "hosts": h }),
-        Targets::Tag(t) => serde_json::json!({ "tag": t }),
-        Targets::Cluster(c) => serde_json::json!({ "cluster": c }),
+        Targets::Hosts(h) => Selection {
+            hosts: Some(h.clone()),
+            ..Selection::default()
+        },
+        Targets::Tag(t) => Selection {
+            tag: Some(t.clone()),
+            ..Selection::default()
+        },
+        Targets::Cluster(c) => Selection {
+            cluster: Some(c.clone()),
+            ..Selection::default()
+        },
     };
     c.post(&["api", "v1", "actions", action], &body).await
 }
@@ -374,7 +364,7 @@ mod tests {
             "{t}"
         );
         let a = GroupAnswer {
-            action: "wake".into(),
+            action: smon_api::actions::Action::Wake,
             results: vec![
                 ActionResult {
                     host: "lab:n1".into(),
