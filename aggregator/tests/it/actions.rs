@@ -288,8 +288,8 @@ async fn actions_in_a_real_browser() {
     let mac = [0x52, 0x54, 0, 0, 0, 0x0a];
     assert_eq!(
         received(&rx),
-        [magic(mac), magic(mac)],
-        "one packet from the host page, one from the group action"
+        [magic(mac), magic(mac), magic(mac)],
+        "one packet from the host page, one from the tag's group action, one from the filter's"
     );
     agg.shutdown().await;
 }

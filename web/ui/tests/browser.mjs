@@ -1427,6 +1427,15 @@ async function actions(browser, url, id, role, tag, failing) {
   await step(page, "the group's result lines", () => page.waitForSelector(`.group-results li[data-host=${JSON.stringify(id)}][data-state="ok"]`));
   await step(page, "the failing host's line", () => page.waitForSelector(`.group-results li[data-host=${JSON.stringify(failing)}][data-state="error"]`));
   if (!dialogs.some((m) => m.includes(id) && m.includes(failing))) throw new CheckFailed(`the confirmation did not list the hosts: ${JSON.stringify(dialogs)}`);
+
+  // A selection by the filter: only the hosts it shows.
+  await page.fill("input.search", id.slice(id.indexOf(":") + 1));
+  await page.selectOption(".group-target", "shown:");
+  dialogs.length = 0;
+  await page.click(".group-go");
+  await step(page, "the shown host's line", () => page.waitForSelector(`.group-results li[data-host=${JSON.stringify(id)}][data-state="ok"]`));
+  const lines = await page.locator(".group-results li").count();
+  if (lines !== 1) throw new CheckFailed(`the filter's selection acted on ${lines} hosts, not 1: ${JSON.stringify(dialogs)}`);
 }
 
 const COMMANDS = { home, host, status, transport, screenshot, login, large, fleet, freeze, details, node, history, alerts, actions, reach };

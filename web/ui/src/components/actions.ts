@@ -75,16 +75,25 @@ export class HostActions {
     if (action === "wake") this.follow(r.data.message);
   }
 
-  /** Follows the woken host until its agent answers (status up) or FOLLOW_MS pass. */
+  /** Follows the woken host until its agent answers (status up), or for a host without an
+   * agent its ping, or FOLLOW_MS pass. */
   private follow(sent: string): void {
     const start = Date.now();
     const tick = async (): Promise<void> => {
       this.timer = null;
-      const r = await call<{ host: { status: string } }>("GET", `api/v1/hosts/${encodeURIComponent(this.id)}`);
+      const r = await call<{ host: { status: string; address: string; reach?: { ping_up: boolean | null } | null } }>(
+        "GET",
+        `api/v1/hosts/${encodeURIComponent(this.id)}`,
+      );
       if (this.destroyed) return;
       const s = Math.round((Date.now() - start) / 1000);
       if (r.ok && r.data.host.status === "up") {
         this.say("ok", `${this.id} is up, ${s} s after the wake.`);
+        return;
+      }
+      // A host without an agent answers pings only (the checker's, every interval).
+      if (r.ok && !r.data.host.address && r.data.host.reach?.ping_up === true) {
+        this.say("ok", `${this.id} answers pings, ${s} s after the wake.`);
         return;
       }
       if (Date.now() - start >= FOLLOW_MS) {
@@ -117,8 +126,8 @@ export class HostActions {
 }
 
 /**
- * Group actions from an overview, for admins: pick the action and the hosts (a cluster, or a
- * tag), confirm with the list, and see one line per host.
+ * Group actions from an overview, for admins: pick the action and the hosts (those the filter
+ * shows, a cluster, or a tag; the first is a selection by any text the filter matches),  * tag), confirm with the list, and see one line per host.
  */
 export class GroupActions {
   readonly el: HTMLElement;
@@ -130,8 +139,9 @@ export class GroupActions {
   private readonly target = h("select", { class: "group-target", "aria-label": "Hosts" });
   private readonly results = h("ul", { class: "group-results", "aria-live": "polite" });
 
-  /** `hosts` gives the current rows (id, cluster, tags) each time the menu opens. */
-  constructor(private readonly hosts: () => { id: string; cluster: string; tags: string[] }[]) {
+  /** `hosts` gives the current rows (id, cluster, tags, whether the filter shows them) each
+   * time the menu opens. */
+  constructor(private readonly hosts: () => { id: string; cluster: string; tags: string[]; shown: boolean }[]) {
     const go = h("button", { type: "button", class: "text-btn group-go" }, "Go…");
     go.addEventListener("click", () => void this.run());
     const open = h("button", { type: "button", class: "text-btn group-open" }, "Actions");
@@ -144,16 +154,18 @@ export class GroupActions {
     void isAdmin().then((yes) => show(this.el, yes));
   }
 
-  /** The choices: each cluster and each tag, with their host counts. */
+  /** The choices: the hosts the filter shows, each cluster and each tag, with their counts. */
   private fill(): void {
     const rows = this.hosts();
     const count = new Map<string, number>();
+    const shown = rows.filter((r) => r.shown).length;
     for (const r of rows) {
       count.set(`cluster:${r.cluster}`, (count.get(`cluster:${r.cluster}`) ?? 0) + 1);
       for (const t of r.tags) count.set(`tag:${t}`, (count.get(`tag:${t}`) ?? 0) + 1);
     }
     const keep = this.target.value;
     this.target.replaceChildren(
+      h("option", { value: "shown:" }, `hosts shown (${shown})`),
       ...[...count.entries()]
         .sort(([a], [b]) => a.localeCompare(b))
         .map(([k, n]) => {
@@ -170,11 +182,12 @@ export class GroupActions {
     if (!k) return;
     const [kind, name] = [k.slice(0, k.indexOf(":")), k.slice(k.indexOf(":") + 1)];
     const ids = this.hosts()
-      .filter((r) => (kind === "tag" ? r.tags.includes(name) : r.cluster === name))
+      .filter((r) => (kind === "shown" ? r.shown : kind === "tag" ? r.tags.includes(name) : r.cluster === name))
       .map((r) => r.id);
-    if (!confirmed(action, ids)) return;
+    if (ids.length === 0 || !confirmed(action, ids)) return;
     this.results.replaceChildren(h("li", { "data-state": "pending" }, `${VERB[action]}: asking…`));
-    const r = await call<GroupAnswer>("POST", `api/v1/actions/${action}`, kind === "tag" ? { tag: name } : { cluster: name });
+    const body = kind === "shown" ? { hosts: ids } : kind === "tag" ? { tag: name } : { cluster: name };
+    const r = await call<GroupAnswer>("POST", `api/v1/actions/${action}`, body);
     if (!r.ok) {
       this.results.replaceChildren(h("li", { "data-state": "error" }, r.why));
       return;

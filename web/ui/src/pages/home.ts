@@ -731,7 +731,7 @@ export class HomePage {
     const group =
       conn.hello?.mode === "node"
         ? null
-        : new GroupActions(() => [...this.rows.values()].map((v) => ({ id: v.row.id, cluster: v.row.cluster, tags: v.row.tags ?? [] })));
+        : new GroupActions(() => [...this.rows.values()].map((v) => ({ id: v.row.id, cluster: v.row.cluster, tags: v.row.tags ?? [], shown: v.shown })));
     this.el = h(
       "div",
       { class: "page home" },
