@@ -56,8 +56,10 @@ fn hierarchies(layout: &Layout) -> Vec<PathBuf> {
     }
 }
 
-/// Makes `rel` in every hierarchy and moves the children in; `Err` says why it cannot.
-fn make(layout: &Layout, rel: &str, cg: &mut TestCgroup) -> Result<(), String> {
+/// Makes `rel` in every hierarchy and moves the children in; `Err` says why it cannot. The
+/// `cgroup.procs` files of the new cgroup come back.
+fn make(layout: &Layout, rel: &str, cg: &mut TestCgroup) -> Result<Vec<PathBuf>, String> {
+    let mut procs = Vec::new();
     for h in hierarchies(layout) {
         let mut dir = h.clone();
         for part in rel.split('/') {
@@ -71,9 +73,16 @@ fn make(layout: &Layout, rel: &str, cg: &mut TestCgroup) -> Result<(), String> {
             std::fs::write(dir.join("cgroup.procs"), c.id().to_string())
                 .map_err(|e| format!("move {} into {}: {e}", c.id(), dir.display()))?;
         }
+        procs.push(dir.join("cgroup.procs"));
     }
-    Ok(())
+    Ok(procs)
 }
+
+/// A shell that moves itself into the cgroup (`procs` files as arguments), then holds 32 MiB
+/// in a variable (charged to the cgroup: v1 charges memory where it is allocated) and spins.
+const BUSY: &str = r#"for f in "$@"; do echo $$ > "$f"; done
+x=$(head -c 33554432 /dev/zero | tr '\0' a)
+while :; do :; done"#;
 
 #[tokio::test]
 async fn a_real_cgroup_is_listed_with_its_tasks_and_its_processes_tagged() {
@@ -85,18 +94,22 @@ async fn a_real_cgroup_is_listed_with_its_tasks_and_its_processes_tagged() {
     let rel = format!("system.slice/{unit}");
     let mut cg = TestCgroup {
         made: Vec::new(),
-        children: vec![
-            Command::new("sleep").arg("60").spawn().expect("sleep"),
-            Command::new("sh")
-                .args(["-c", "while :; do :; done"])
-                .spawn()
-                .expect("busy loop"),
-        ],
+        children: vec![Command::new("sleep").arg("60").spawn().expect("sleep")],
     };
-    if let Err(why) = make(&layout, &rel, &mut cg) {
-        eprintln!("SKIPPED: cgroups not writable here ({why})");
-        return;
-    }
+    let procs = match make(&layout, &rel, &mut cg) {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("SKIPPED: cgroups not writable here ({why})");
+            return;
+        }
+    };
+    cg.children.push(
+        Command::new("sh")
+            .args(["-c", BUSY, "sh"])
+            .args(&procs)
+            .spawn()
+            .expect("busy shell"),
+    );
     let pids: Vec<u32> = cg.children.iter().map(Child::id).collect();
 
     let agent = support::start(0).await;
@@ -120,9 +133,12 @@ async fn a_real_cgroup_is_listed_with_its_tasks_and_its_processes_tagged() {
                 .iter()
                 .any(|pr| pr.pid == *p && pr.container == unit)
         });
-        // Past its first sample (a CPU delta) and with a fresh process list.
+        // Past its first sample (a CPU delta), the shell's 32 MiB made (its helpers gone),
+        // and with a fresh process list.
         if let Some(i) = item
             && i.cpu_percent > 0.0
+            && i.pids == 2
+            && i.memory_bytes + i.memory_cache_bytes >= 32 << 20
             && tagged
         {
             break (i, snap);
@@ -147,6 +163,10 @@ async fn a_real_cgroup_is_listed_with_its_tasks_and_its_processes_tagged() {
         "{item:?}"
     );
     assert!(item.memory_limit_bytes.is_none(), "no limit set: {item:?}");
+    assert!(
+        item.memory_bytes >= 30 << 20 && item.memory_bytes < 1 << 30,
+        "the shell's 32 MiB, the page cache apart: {item:?}"
+    );
     assert_eq!(
         item.net_rx_bytes_per_s, None,
         "the host's network namespace"
