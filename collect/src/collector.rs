@@ -262,6 +262,9 @@ impl Collector {
         if cfg!(target_os = "linux") {
             caps.push("users");
         }
+        if self.containers.is_some() {
+            caps.push("containers");
+        }
         let facts = self.gpus.as_ref().map(|w| (w.kind(), w.facts()));
         if let Some((_, f)) = &facts {
             self.info_generation = f.generation;
