@@ -666,6 +666,11 @@ pub struct ContainersBlock {
     /// At most this many are read each sample (1 to 10000).
     #[serde(default = "default_containers_max")]
     pub max: usize,
+    /// API sockets of Docker (Engine API) or Podman (its compatible API), asked read-only
+    /// every 10 s for names, images and states when readable; `[]`: names from the cgroup
+    /// paths only. Relative paths are relative to the config file's directory.
+    #[serde(default = "default_runtime_sockets")]
+    pub runtime_sockets: Vec<PathBuf>,
 }
 
 impl Default for ContainersBlock {
@@ -673,8 +678,13 @@ impl Default for ContainersBlock {
         Self {
             enabled: true,
             max: default_containers_max(),
+            runtime_sockets: default_runtime_sockets(),
         }
     }
+}
+
+fn default_runtime_sockets() -> Vec<PathBuf> {
+    ContainersConfig::default().runtime_sockets
 }
 
 fn default_containers_max() -> usize {
@@ -1324,6 +1334,12 @@ impl NodeConfig {
                     },
                     containers: m.containers.enabled.then(|| ContainersConfig {
                         max: m.containers.max,
+                        runtime_sockets: m
+                            .containers
+                            .runtime_sockets
+                            .iter()
+                            .map(|p| base.join(p))
+                            .collect(),
                         ..ContainersConfig::default()
                     }),
                     run_as,

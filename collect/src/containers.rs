@@ -13,14 +13,18 @@
 //! `blkio` controllers, each its own hierarchy; the `memory` one is walked). The root is a
 //! parameter, so tests build fake trees with the kernel's file formats.
 //!
-//! Names come from the cgroup path (a short id, or the unit name); a runtime's API (Docker's
-//! socket, for names, images and states) is a later step.
+//! Names come from the cgroup path (a short id, or the unit name). Where Docker's or Podman's
+//! API socket is readable, [`runtime::RuntimeNames`] reads their names, images and states on a
+//! thread of its own, and the sampler only looks them up.
 
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use smon_proto::{Container, Containers};
+
+#[cfg(unix)]
+pub mod runtime;
 
 /// At most this many containers by default.
 pub const DEFAULT_MAX: usize = 500;
@@ -38,6 +42,9 @@ pub struct ContainersConfig {
     pub proc_root: PathBuf,
     /// At most this many containers are read and reported.
     pub max: usize,
+    /// API sockets of container runtimes (Docker's Engine API or Podman's compatible one)
+    /// asked for names, images and states; empty: none asked.
+    pub runtime_sockets: Vec<PathBuf>,
 }
 
 impl Default for ContainersConfig {
@@ -46,6 +53,10 @@ impl Default for ContainersConfig {
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             proc_root: PathBuf::from("/proc"),
             max: DEFAULT_MAX,
+            runtime_sockets: vec![
+                PathBuf::from("/var/run/docker.sock"),
+                PathBuf::from("/run/podman/podman.sock"),
+            ],
         }
     }
 }
@@ -391,6 +402,9 @@ pub struct ContainerCollector {
     buf: String,
     /// Which container each process is in, from the last sample.
     pids: HashMap<u32, String>,
+    /// Names, images and states from the runtimes' sockets.
+    #[cfg(unix)]
+    names: Option<runtime::RuntimeNames>,
 }
 
 /// One sample's containers, and which container each process is in.
@@ -406,7 +420,12 @@ impl ContainerCollector {
     pub fn new(cfg: ContainersConfig) -> Self {
         let layout = Layout::detect(&cfg.cgroup_root);
         let own_netns = fs::read_link(cfg.proc_root.join("self/ns/net")).ok();
+        #[cfg(unix)]
+        let names = (!cfg.runtime_sockets.is_empty())
+            .then(|| runtime::RuntimeNames::start(cfg.runtime_sockets.clone()));
         Self {
+            #[cfg(unix)]
+            names,
             cfg,
             layout,
             previous: HashMap::new(),
@@ -483,7 +502,7 @@ impl ContainerCollector {
                     seen: self.ticks,
                 },
             );
-            items.push(Container {
+            let mut item = Container {
                 id: c.id,
                 name: c.name,
                 kind: c.kind.as_str().to_owned(),
@@ -499,7 +518,9 @@ impl ContainerCollector {
                 net_tx_bytes_per_s: net_tx,
                 image: None,
                 state: None,
-            });
+            };
+            self.name_from_runtime(&mut item);
+            items.push(item);
         }
         let ticks = self.ticks;
         self.previous.retain(|_, p| p.seen == ticks);
@@ -514,6 +535,22 @@ impl ContainerCollector {
             items,
             error: None,
         }
+    }
+
+    /// The name, image and state a runtime gave for a container (not for services and LXC).
+    fn name_from_runtime(&self, item: &mut Container) {
+        #[cfg(unix)]
+        if !matches!(item.kind.as_str(), "systemd" | "lxc")
+            && let Some(m) = self.names.as_ref().and_then(|n| n.get(&item.id))
+        {
+            if !m.name.is_empty() {
+                item.name = m.name;
+            }
+            item.image = (!m.image.is_empty()).then_some(m.image);
+            item.state = (!m.state.is_empty()).then_some(m.state);
+        }
+        #[cfg(not(unix))]
+        let _ = item;
     }
 
     /// Received and sent bytes of `pid`'s network namespace (lo left out), when it is not the
@@ -708,7 +745,56 @@ mod tests {
             cgroup_root: root.to_owned(),
             proc_root: PathBuf::from("/proc"),
             max,
+            runtime_sockets: Vec::new(),
         })
+    }
+
+    /// Docker's name, image and state replace the short id where its socket answers.
+    #[cfg(unix)]
+    #[test]
+    fn a_runtime_socket_names_the_containers() {
+        use std::io::{Read as _, Write as _};
+        let dir = tempfile::tempdir().expect("tempdir");
+        v2_tree(dir.path(), 1, (0, 0));
+        let sock = dir.path().join("docker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().expect("accept");
+            let mut req = [0u8; 512];
+            let _ = s.read(&mut req).expect("read");
+            let body = format!(
+                r#"[{{"Id":"{A}","Names":["/web"],"Image":"nginx:1.27","State":"running"}}]"#
+            );
+            let head = format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            s.write_all(head.as_bytes()).expect("write");
+            s.write_all(body.as_bytes()).expect("write");
+        });
+        let mut c = ContainerCollector::new(ContainersConfig {
+            cgroup_root: dir.path().to_owned(),
+            proc_root: PathBuf::from("/proc"),
+            max: DEFAULT_MAX,
+            runtime_sockets: vec![sock],
+        });
+        server.join().expect("server");
+        let started = std::time::Instant::now();
+        while c.names.as_ref().and_then(|n| n.get(A)).is_none() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "never read"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let s = c.sample(1.0);
+        let d = s.items.iter().find(|i| i.kind == "docker").expect("docker");
+        assert_eq!(d.name, "web");
+        assert_eq!(d.image.as_deref(), Some("nginx:1.27"));
+        assert_eq!(d.state.as_deref(), Some("running"));
+        let svc = s
+            .items
+            .iter()
+            .find(|i| i.kind == "systemd")
+            .expect("service");
+        assert_eq!((svc.image.as_ref(), svc.state.as_ref()), (None, None));
     }
 
     #[test]
@@ -894,7 +980,10 @@ mod tests {
     /// figures. Prints the cost of one sample (no timed assertion).
     #[test]
     fn the_real_tree_reads_sanely() {
-        let mut c = ContainerCollector::new(ContainersConfig::default());
+        let mut c = ContainerCollector::new(ContainersConfig {
+            runtime_sockets: Vec::new(),
+            ..ContainersConfig::default()
+        });
         c.sample(1.0);
         std::thread::sleep(std::time::Duration::from_millis(200));
         let started = std::time::Instant::now();
