@@ -28,6 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .field_attribute(".smon.v1.Process.kernel_thread", "#[serde(default)]")
         .field_attribute(".smon.v1.Process.program", "#[serde(default)]")
         .field_attribute(".smon.v1.Snapshot.programs", "#[serde(default)]")
+        .field_attribute(".smon.v1.Snapshot.containers", "#[serde(default)]")
+        .field_attribute(".smon.v1.Process.container", "#[serde(default)]")
         .compile_fds(fds)?;
     Ok(())
 }

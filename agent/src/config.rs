@@ -31,7 +31,8 @@ pub use smon_runtime::config::{ConfigError, parse_json, parse_json_all};
 /// The web view's port when `server.port` is not set.
 pub const DEFAULT_HTTP_PORT: u16 = 8081;
 use smon_collect::{
-    CollectorConfig, DetailDemand, DiskFilter, GpuMode, NetworkFilter, Redactor, Roots,
+    CollectorConfig, ContainersConfig, DetailDemand, DiskFilter, GpuMode, NetworkFilter, Redactor,
+    Roots,
     gpus::{FakeFault, FakeGpus},
 };
 
@@ -451,6 +452,9 @@ pub struct MonitorConfig {
     /// Which network interfaces to report.
     #[serde(default)]
     pub network: NetworkFilterConfig,
+    /// Containers and services found by their cgroups (on by default).
+    #[serde(default)]
+    pub containers: ContainersBlock,
     /// TLS on the gRPC listener; with `client_ca`, mutual TLS (clients need a certificate
     /// signed by that CA). The token still applies.
     #[serde(default)]
@@ -650,6 +654,43 @@ pub struct DiskFilterConfig {
     pub exclude_mounts: Vec<String>,
 }
 
+/// The `monitor.containers` block: containers (Docker, Podman, containerd, CRI-O, Kubernetes,
+/// LXC) and systemd services found by their cgroups under `/sys/fs/cgroup`, no runtime daemon
+/// asked. Reading cgroup files needs no privileges.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainersBlock {
+    /// Report them (`Snapshot.containers`) and tag each process with its container.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// At most this many are read each sample (1 to 10000).
+    #[serde(default = "default_containers_max")]
+    pub max: usize,
+    /// API sockets of Docker (Engine API) or Podman (its compatible API), asked read-only
+    /// every 10 s for names, images and states when readable; `[]`: names from the cgroup
+    /// paths only. Relative paths are relative to the config file's directory.
+    #[serde(default = "default_runtime_sockets")]
+    pub runtime_sockets: Vec<PathBuf>,
+}
+
+impl Default for ContainersBlock {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max: default_containers_max(),
+            runtime_sockets: default_runtime_sockets(),
+        }
+    }
+}
+
+fn default_runtime_sockets() -> Vec<PathBuf> {
+    ContainersConfig::default().runtime_sockets
+}
+
+fn default_containers_max() -> usize {
+    smon_collect::containers::DEFAULT_MAX
+}
+
 /// The `monitor.network` block.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -731,6 +772,8 @@ pub struct Settings {
     pub disks: DiskFilter,
     /// Network filters.
     pub network: NetworkFilter,
+    /// `monitor.containers`, `None` when off.
+    pub containers: Option<ContainersConfig>,
     /// Switch to this user after binding.
     pub run_as: Option<String>,
     /// TLS of the gRPC listener.
@@ -766,6 +809,7 @@ impl Settings {
                 .supervisor
                 .as_ref()
                 .map(|s| smon_collect::ProgramsFeed::new(s.url.clone())),
+            containers: self.containers.clone(),
         }
     }
 }
@@ -1148,6 +1192,13 @@ impl NodeConfig {
                 }
             }
         }
+        if !(1..=10_000).contains(&m.containers.max) {
+            bad(
+                "monitor.containers.max",
+                &m.containers.max,
+                "is not between 1 and 10000",
+            );
+        }
         for (i, n) in m.network.exclude_interfaces.iter().enumerate() {
             if n.is_empty() || n == "*" || n.contains(char::is_whitespace) {
                 bad(
@@ -1281,6 +1332,16 @@ impl NodeConfig {
                     network: NetworkFilter {
                         exclude_interfaces: m.network.exclude_interfaces.clone(),
                     },
+                    containers: m.containers.enabled.then(|| ContainersConfig {
+                        max: m.containers.max,
+                        runtime_sockets: m
+                            .containers
+                            .runtime_sockets
+                            .iter()
+                            .map(|p| base.join(p))
+                            .collect(),
+                        ..ContainersConfig::default()
+                    }),
                     run_as,
                     grpc_tls,
                     grpc_allow,

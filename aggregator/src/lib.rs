@@ -402,6 +402,7 @@ pub async fn start(
                 interval,
                 demand: collector_demand,
                 programs: None,
+                containers: None,
             })
         })
         .await

@@ -105,6 +105,9 @@ pub struct CollectorConfig {
     /// supervisord's programs, read elsewhere (the agent's `control.supervisor`); `None`:
     /// the sample carries no `programs`.
     pub programs: Option<crate::ProgramsFeed>,
+    /// Containers and services from the cgroups; `None`: the sample carries no `containers`
+    /// and processes are not tagged.
+    pub containers: Option<crate::ContainersConfig>,
 }
 
 #[cfg(target_os = "linux")]
@@ -145,6 +148,7 @@ pub struct Collector {
     /// The GPU facts generation the last `info()` saw, and when `HostInfo` last changed.
     info_generation: u64,
     info_unix_ms: u64,
+    containers: Option<crate::containers::ContainerCollector>,
 }
 
 /// How long start-up waits for the GPU thread's first reading (so the first `HostInfo` names
@@ -198,6 +202,14 @@ impl Collector {
             .map(|u| (uid_of(u.id()), u.name().to_owned()))
             .collect();
         let mut cfg = cfg;
+        let mut containers = cfg
+            .containers
+            .clone()
+            .map(crate::containers::ContainerCollector::new);
+        if let Some(c) = containers.as_mut() {
+            // The counters' baseline: the first sample's rates are over the time since.
+            c.sample(1.0);
+        }
         let gpus = match cfg.gpus.take() {
             Some(src) => {
                 let w = GpuWorker::start(src, cfg.interval, cfg.demand.clone())?;
@@ -210,6 +222,7 @@ impl Collector {
             gpus,
             info_generation: 0,
             info_unix_ms: 0,
+            containers,
             #[cfg(target_os = "linux")]
             procs: processes::ProcTable::new(cfg.roots.proc.clone(), boot_unix_ms),
             #[cfg(not(target_os = "linux"))]
@@ -248,6 +261,9 @@ impl Collector {
         ];
         if cfg!(target_os = "linux") {
             caps.push("users");
+        }
+        if self.containers.is_some() {
+            caps.push("containers");
         }
         let facts = self.gpus.as_ref().map(|w| (w.kind(), w.facts()));
         if let Some((_, f)) = &facts {
@@ -350,6 +366,14 @@ impl Collector {
         let temperatures = temperatures::read(&self.components);
         let (gpus, gpu_errors, gpus_unix_ms) = self.collect_gpus_with(&processes);
         let mut processes = processes;
+        let containers = self.containers.as_mut().map(|c| {
+            let found = c.sample(elapsed);
+            let pids = c.pids();
+            for p in &mut processes {
+                p.container = pids.get(&p.pid).cloned().unwrap_or_default();
+            }
+            found
+        });
         let programs = self.cfg.programs.as_ref().map(|f| {
             let programs = f.read();
             crate::programs::mark(&mut processes, &programs.programs);
@@ -384,6 +408,7 @@ impl Collector {
             info_unix_ms: self.info_unix_ms,
             gpus_unix_ms,
             programs,
+            containers,
         }
     }
 
@@ -495,6 +520,7 @@ impl Collector {
                 state: r.state.to_owned(),
                 kernel_thread: r.kernel_thread,
                 program: String::new(),
+                container: String::new(),
             })
             .collect();
         out.sort_by(|a, b| {
@@ -553,6 +579,7 @@ impl Collector {
                 state: format!("{:?}", p.status()).to_lowercase(),
                 kernel_thread: false,
                 program: String::new(),
+                container: String::new(),
             });
         }
         self.cmd_cache.retain(|_, c| c.seen == tick);
@@ -670,6 +697,7 @@ pub fn with_parts(full: &Snapshot, parts: Parts) -> Snapshot {
         info_unix_ms: full.info_unix_ms,
         gpus_unix_ms: full.gpus_unix_ms,
         programs: full.programs.clone(),
+        containers: full.containers.as_ref().map(|c| c.for_parts(&parts)),
     }
 }
 
@@ -687,6 +715,7 @@ mod tests {
             interval: Duration::from_secs(1),
             demand: DetailDemand::default(),
             programs: None,
+            containers: Some(crate::ContainersConfig::default()),
         })
         .expect("collector")
     }

@@ -2,7 +2,7 @@
 //! [`Snapshot`](smon_proto::Snapshot), and the sampler thread that takes one every interval.
 //!
 //! Data flows one way: the resource modules read the OS ([`cpu`], [`memory`], [`disks`],
-//! [`network`], [`processes`], [`sessions`], [`gpus`], [`temperatures`]; supervisord's [`programs`] come from the agent); the [`Collector`]
+//! [`network`], [`processes`], [`sessions`], [`gpus`], [`temperatures`], [`containers`]; supervisord's [`programs`] come from the agent); the [`Collector`]
 //! puts their readings into a snapshot, with command lines passed through [`redact`] and
 //! mounts and interfaces through [`filters`]; the [`sampler`] thread owns the collector and
 //! publishes the latest sample on a `watch` channel for the agent's gRPC service, its web view
@@ -10,6 +10,7 @@
 //! [`CollectorConfig`] from theirs. Nothing here is async apart from the sampler's handle.
 
 pub mod collector;
+pub mod containers;
 pub mod cpu;
 pub mod error;
 pub mod filters;
@@ -31,6 +32,7 @@ pub mod sessions;
 pub use collector::{
     Collector, CollectorConfig, DetailDemand, Roots, host_slug, hostname, with_parts,
 };
+pub use containers::ContainersConfig;
 pub use error::CollectError;
 pub use filters::{DiskFilter, NetworkFilter};
 pub use gpus::{GpuMode, GpuSource};

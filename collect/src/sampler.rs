@@ -308,6 +308,7 @@ mod tests {
             interval: Duration::from_millis(100),
             demand: DetailDemand::default(),
             programs: None,
+            containers: None,
         }
     }
 

@@ -10,6 +10,28 @@ pub mod v1 {
 
 pub use v1::*;
 
+impl Containers {
+    /// How many containers a summary carries (the top by CPU).
+    pub const SUMMARY_TOP: usize = 5;
+
+    /// This part as a snapshot with `parts` carries it: every item in the detail
+    /// (`Parts.processes`), else the top [`Containers::SUMMARY_TOP`] by CPU. The count and the
+    /// error are kept either way.
+    pub fn for_parts(&self, parts: &Parts) -> Containers {
+        if parts.processes {
+            return self.clone();
+        }
+        let mut items = self.items.clone();
+        items.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent));
+        items.truncate(Self::SUMMARY_TOP);
+        Containers {
+            count: self.count,
+            items,
+            error: self.error.clone(),
+        }
+    }
+}
+
 impl Parts {
     /// Everything: the process list, per-core usage and the processes on each GPU.
     pub const DETAIL: Parts = Parts {

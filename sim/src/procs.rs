@@ -388,6 +388,7 @@ impl ProcTable {
                     // The simulated kernel threads are those without a command line.
                     kernel_thread: p.cmdline.is_empty(),
                     program: String::new(),
+                    container: String::new(),
                 }
             })
             .collect();

@@ -5,6 +5,7 @@
 mod binary;
 mod cli;
 mod config_fixtures;
+mod containers;
 mod control;
 mod gpus;
 mod grpc;

@@ -1,0 +1,1011 @@
+//! Containers and services, found by their cgroups: no runtime daemon is asked.
+//!
+//! Every container runtime and systemd put what they run in a cgroup whose path says what it
+//! is (`/system.slice/docker-<id>.scope`, `/kubepods/burstable/pod<uid>/<id>`,
+//! `/system.slice/cron.service`, `/lxc/web`, ...). [`ContainerCollector`] walks one cgroup
+//! hierarchy each sample, classifies the directories ([`classify`]), stops at the first one
+//! that is a container, and reads only those: CPU, memory (page cache apart), block I/O,
+//! task count, and the network of the container's own namespace through `/proc/<pid>/net/dev`
+//! of one of its processes. Rates and CPU percent are deltas over the sample interval.
+//!
+//! Layouts ([`Layout::detect`]): cgroup v2 (unified at the root, or under `unified/` in the
+//! hybrid layout when it holds the controllers) and v1 (the `cpuacct`, `memory`, `pids` and
+//! `blkio` controllers, each its own hierarchy; the `memory` one is walked). The root is a
+//! parameter, so tests build fake trees with the kernel's file formats.
+//!
+//! Names come from the cgroup path (a short id, or the unit name). Where Docker's or Podman's
+//! API socket is readable, [`runtime::RuntimeNames`] reads their names, images and states on a
+//! thread of its own, and the sampler only looks them up.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use smon_proto::{Container, Containers};
+
+#[cfg(unix)]
+pub mod runtime;
+
+/// At most this many containers by default.
+pub const DEFAULT_MAX: usize = 500;
+
+/// How deep the walk goes below the hierarchy's root (kubepods with the systemd driver are 4
+/// levels deep; the container under them one more).
+const MAX_DEPTH: usize = 6;
+
+/// What the collector is built from.
+#[derive(Debug, Clone)]
+pub struct ContainersConfig {
+    /// The cgroup filesystem's mount point (`/sys/fs/cgroup`).
+    pub cgroup_root: PathBuf,
+    /// The proc filesystem, for network namespaces (`/proc`).
+    pub proc_root: PathBuf,
+    /// At most this many containers are read and reported.
+    pub max: usize,
+    /// API sockets of container runtimes (Docker's Engine API or Podman's compatible one)
+    /// asked for names, images and states; empty: none asked.
+    pub runtime_sockets: Vec<PathBuf>,
+}
+
+impl Default for ContainersConfig {
+    fn default() -> Self {
+        Self {
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            proc_root: PathBuf::from("/proc"),
+            max: DEFAULT_MAX,
+            runtime_sockets: vec![
+                PathBuf::from("/var/run/docker.sock"),
+                PathBuf::from("/run/podman/podman.sock"),
+            ],
+        }
+    }
+}
+
+/// What runs a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Docker (`/docker/<id>`, `docker-<id>.scope`).
+    Docker,
+    /// Podman (`libpod-<id>.scope`).
+    Podman,
+    /// containerd without Kubernetes (`cri-containerd-<id>.scope`).
+    Containerd,
+    /// CRI-O without Kubernetes (`crio-<id>.scope`).
+    Crio,
+    /// A container of a Kubernetes pod (under `kubepods`).
+    Kubernetes,
+    /// A systemd service (`system.slice/<name>.service`).
+    Systemd,
+    /// LXC (`/lxc/<name>`, `/lxc.payload.<name>`).
+    Lxc,
+}
+
+impl Kind {
+    /// The name on the wire (`Container.kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Docker => "docker",
+            Kind::Podman => "podman",
+            Kind::Containerd => "containerd",
+            Kind::Crio => "crio",
+            Kind::Kubernetes => "kubernetes",
+            Kind::Systemd => "systemd",
+            Kind::Lxc => "lxc",
+        }
+    }
+}
+
+/// A cgroup path recognised as a container or service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classified {
+    /// What runs it.
+    pub kind: Kind,
+    /// The full id (64 hex digits), the unit name or the LXC name.
+    pub id: String,
+    /// The short name: 12 hex digits, the unit or the LXC name.
+    pub name: String,
+}
+
+fn is_hex_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The id inside `<prefix><id>.scope` when it is 64 hex digits.
+fn scope_id<'a>(last: &'a str, prefix: &str) -> Option<&'a str> {
+    let id = last.strip_prefix(prefix)?.strip_suffix(".scope")?;
+    is_hex_id(id).then_some(id)
+}
+
+fn container(kind: Kind, id: &str) -> Classified {
+    Classified {
+        kind,
+        id: id.to_owned(),
+        name: id.chars().take(12).collect(),
+    }
+}
+
+/// A pod's directory: `pod<uid>` (cgroupfs driver) or `kubepods-<qos>-pod<uid>.slice`.
+fn is_pod_dir(c: &str) -> bool {
+    c.starts_with("pod")
+        || (c.starts_with("kubepods") && c.contains("-pod") && c.ends_with(".slice"))
+}
+
+/// What the cgroup at `path` (from the hierarchy's root, `/`-separated) is, if it is a
+/// container or a service; `None` for slices, the root, and anything else.
+pub fn classify(path: &str) -> Option<Classified> {
+    let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let (&last, ancestors) = parts.split_last()?;
+    let parent = ancestors.last().copied().unwrap_or("");
+    let in_kube = ancestors.iter().any(|c| c.starts_with("kubepods"));
+    if in_kube {
+        if !is_pod_dir(parent) {
+            return None;
+        }
+        let id = ["cri-containerd-", "crio-", "docker-", "libpod-"]
+            .iter()
+            .find_map(|p| scope_id(last, p))
+            .or_else(|| is_hex_id(last).then_some(last))?;
+        return Some(container(Kind::Kubernetes, id));
+    }
+    for (prefix, kind) in [
+        ("docker-", Kind::Docker),
+        ("libpod-", Kind::Podman),
+        ("cri-containerd-", Kind::Containerd),
+        ("crio-", Kind::Crio),
+    ] {
+        if let Some(id) = scope_id(last, prefix) {
+            return Some(container(kind, id));
+        }
+    }
+    if parent == "docker" && is_hex_id(last) {
+        return Some(container(Kind::Docker, last));
+    }
+    if parent == "lxc" {
+        return Some(Classified {
+            kind: Kind::Lxc,
+            id: last.to_owned(),
+            name: last.to_owned(),
+        });
+    }
+    if let Some(name) = last.strip_prefix("lxc.payload.") {
+        return Some(Classified {
+            kind: Kind::Lxc,
+            id: name.to_owned(),
+            name: name.to_owned(),
+        });
+    }
+    if parent == "system.slice" && last.len() > ".service".len() && last.ends_with(".service") {
+        return Some(Classified {
+            kind: Kind::Systemd,
+            id: last.to_owned(),
+            name: last.to_owned(),
+        });
+    }
+    None
+}
+
+/// Where each figure is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// cgroup v2: every controller's files in one directory per cgroup.
+    V2(PathBuf),
+    /// cgroup v1: one hierarchy per controller (a missing one gives zeros).
+    V1 {
+        /// `cpuacct` (or `cpu,cpuacct`).
+        cpuacct: Option<PathBuf>,
+        /// `memory`.
+        memory: Option<PathBuf>,
+        /// `pids`.
+        pids: Option<PathBuf>,
+        /// `blkio`.
+        blkio: Option<PathBuf>,
+    },
+}
+
+fn dir_of(root: &Path, names: &[&str]) -> Option<PathBuf> {
+    names.iter().map(|n| root.join(n)).find(|p| p.is_dir())
+}
+
+impl Layout {
+    /// The layout under the cgroup mount point `root`: v2 when `root` itself is the unified
+    /// hierarchy; v1 when the controllers have their own hierarchies (the hybrid layout too:
+    /// its `unified/` carries no memory or I/O figures); v2 under `unified/` when it is the only
+    /// hierarchy with controllers. `None` when there is no cgroup filesystem.
+    pub fn detect(root: &Path) -> Option<Layout> {
+        if root.join("cgroup.controllers").is_file() {
+            return Some(Layout::V2(root.to_owned()));
+        }
+        let cpuacct = dir_of(root, &["cpuacct", "cpu,cpuacct", "cpuacct,cpu"]);
+        let memory = dir_of(root, &["memory"]);
+        let pids = dir_of(root, &["pids"]);
+        let blkio = dir_of(root, &["blkio"]);
+        if cpuacct.is_some() || memory.is_some() || pids.is_some() {
+            return Some(Layout::V1 {
+                cpuacct,
+                memory,
+                pids,
+                blkio,
+            });
+        }
+        let unified = root.join("unified");
+        unified
+            .join("cgroup.controllers")
+            .is_file()
+            .then_some(Layout::V2(unified))
+    }
+
+    /// The hierarchy that is walked to find the containers.
+    fn walked(&self) -> Option<&Path> {
+        match self {
+            Layout::V2(p) => Some(p),
+            Layout::V1 {
+                memory,
+                pids,
+                cpuacct,
+                ..
+            } => memory.as_deref().or(pids.as_deref()).or(cpuacct.as_deref()),
+        }
+    }
+}
+
+/// The raw counters of one container at one time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reading {
+    /// CPU time used, nanoseconds.
+    pub cpu_ns: u64,
+    /// Memory charged, page cache included.
+    pub memory_bytes: u64,
+    /// The limit, `None` when unlimited.
+    pub memory_limit_bytes: Option<u64>,
+    /// Page cache.
+    pub cache_bytes: u64,
+    /// Block bytes read since the cgroup was made.
+    pub io_read_bytes: u64,
+    /// Block bytes written since the cgroup was made.
+    pub io_write_bytes: u64,
+    /// Tasks (pids.current), `None` without the pids controller.
+    pub tasks: Option<u32>,
+}
+
+/// Limits at or above this are "unlimited" (v1 writes `PAGE_COUNTER_MAX` pages in bytes).
+const UNLIMITED: u64 = 1 << 60;
+
+/// The number in a file of one number (`None` when missing or not a number).
+fn read_u64(path: &Path, buf: &mut String) -> Option<u64> {
+    buf.clear();
+    let text = fs::read_to_string(path).ok()?;
+    buf.push_str(text.trim());
+    buf.parse().ok()
+}
+
+/// The value of `key` in a `key value` file (cpu.stat, memory.stat).
+fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// Read and written bytes summed over the devices of a v2 `io.stat`
+/// (`8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0`).
+pub fn parse_io_stat(text: &str) -> (u64, u64) {
+    let (mut r, mut w) = (0u64, 0u64);
+    for field in text.split_ascii_whitespace() {
+        if let Some(v) = field.strip_prefix("rbytes=") {
+            r = r.saturating_add(v.parse().unwrap_or(0));
+        } else if let Some(v) = field.strip_prefix("wbytes=") {
+            w = w.saturating_add(v.parse().unwrap_or(0));
+        }
+    }
+    (r, w)
+}
+
+/// Read and written bytes summed over the devices of a v1 `blkio.throttle.io_service_bytes`
+/// (`8:0 Read 1`, `8:0 Write 2`, ..., `Total 3`).
+pub fn parse_blkio(text: &str) -> (u64, u64) {
+    let (mut r, mut w) = (0u64, 0u64);
+    for line in text.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let (Some(_dev), Some(op), Some(v)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let v: u64 = v.parse().unwrap_or(0);
+        match op {
+            "Read" => r = r.saturating_add(v),
+            "Write" => w = w.saturating_add(v),
+            _ => {}
+        }
+    }
+    (r, w)
+}
+
+impl Layout {
+    /// The counters of the cgroup at `rel` (relative to each hierarchy's root).
+    pub fn read(&self, rel: &str, buf: &mut String) -> Reading {
+        let mut r = Reading::default();
+        match self {
+            Layout::V2(root) => {
+                let d = root.join(rel);
+                if let Ok(t) = fs::read_to_string(d.join("cpu.stat")) {
+                    r.cpu_ns = keyed(&t, "usage_usec").unwrap_or(0).saturating_mul(1000);
+                }
+                r.memory_bytes = read_u64(&d.join("memory.current"), buf).unwrap_or(0);
+                r.memory_limit_bytes =
+                    read_u64(&d.join("memory.max"), buf).filter(|&l| l < UNLIMITED);
+                if let Ok(t) = fs::read_to_string(d.join("memory.stat")) {
+                    r.cache_bytes = keyed(&t, "file").unwrap_or(0);
+                }
+                if let Ok(t) = fs::read_to_string(d.join("io.stat")) {
+                    (r.io_read_bytes, r.io_write_bytes) = parse_io_stat(&t);
+                }
+                r.tasks = read_u64(&d.join("pids.current"), buf).map(|n| n as u32);
+            }
+            Layout::V1 {
+                cpuacct,
+                memory,
+                pids,
+                blkio,
+            } => {
+                if let Some(c) = cpuacct {
+                    r.cpu_ns = read_u64(&c.join(rel).join("cpuacct.usage"), buf).unwrap_or(0);
+                }
+                if let Some(m) = memory {
+                    let d = m.join(rel);
+                    r.memory_bytes = read_u64(&d.join("memory.usage_in_bytes"), buf).unwrap_or(0);
+                    r.memory_limit_bytes =
+                        read_u64(&d.join("memory.limit_in_bytes"), buf).filter(|&l| l < UNLIMITED);
+                    if let Ok(t) = fs::read_to_string(d.join("memory.stat")) {
+                        r.cache_bytes = keyed(&t, "total_cache")
+                            .or_else(|| keyed(&t, "cache"))
+                            .unwrap_or(0);
+                    }
+                }
+                if let Some(p) = pids {
+                    r.tasks = read_u64(&p.join(rel).join("pids.current"), buf).map(|n| n as u32);
+                }
+                if let Some(b) = blkio {
+                    let d = b.join(rel);
+                    // The recursive file counts the cgroups below too (kernels since 4.x).
+                    let text =
+                        fs::read_to_string(d.join("blkio.throttle.io_service_bytes_recursive"))
+                            .or_else(|_| {
+                                fs::read_to_string(d.join("blkio.throttle.io_service_bytes"))
+                            });
+                    if let Ok(t) = text {
+                        (r.io_read_bytes, r.io_write_bytes) = parse_blkio(&t);
+                    }
+                }
+            }
+        }
+        r
+    }
+}
+
+/// The counters kept from the last sample, for rates.
+#[derive(Debug, Clone, Copy)]
+struct Previous {
+    cpu_ns: u64,
+    io_read: u64,
+    io_write: u64,
+    net: Option<(u64, u64)>,
+    seen: u64,
+}
+
+/// Reads the containers every sample; keep one for the life of the agent.
+pub struct ContainerCollector {
+    cfg: ContainersConfig,
+    layout: Option<Layout>,
+    previous: HashMap<String, Previous>,
+    /// The agent's own network namespace (`net:[inode]`), to skip shared namespaces.
+    own_netns: Option<PathBuf>,
+    ticks: u64,
+    buf: String,
+    /// Which container each process is in, from the last sample.
+    pids: HashMap<u32, String>,
+    /// Names, images and states from the runtimes' sockets.
+    #[cfg(unix)]
+    names: Option<runtime::RuntimeNames>,
+}
+
+/// One sample's containers, and which container each process is in.
+pub struct Found {
+    /// The `containers` part of the snapshot.
+    pub containers: Containers,
+    /// Process id to `Container.id`.
+    pub pids: HashMap<u32, String>,
+}
+
+impl ContainerCollector {
+    /// A collector over `cfg`'s roots; the layout is detected here.
+    pub fn new(cfg: ContainersConfig) -> Self {
+        let layout = Layout::detect(&cfg.cgroup_root);
+        let own_netns = fs::read_link(cfg.proc_root.join("self/ns/net")).ok();
+        #[cfg(unix)]
+        let names = (!cfg.runtime_sockets.is_empty())
+            .then(|| runtime::RuntimeNames::start(cfg.runtime_sockets.clone()));
+        Self {
+            #[cfg(unix)]
+            names,
+            cfg,
+            layout,
+            previous: HashMap::new(),
+            own_netns,
+            ticks: 0,
+            buf: String::with_capacity(64),
+            pids: HashMap::new(),
+        }
+    }
+
+    /// The layout found at start-up.
+    pub fn layout(&self) -> Option<&Layout> {
+        self.layout.as_ref()
+    }
+
+    /// Which container each process was in at the last [`ContainerCollector::sample`].
+    pub fn pids(&self) -> &HashMap<u32, String> {
+        &self.pids
+    }
+
+    /// The containers now; `elapsed` seconds since the last call give the rates.
+    pub fn sample(&mut self, elapsed: f64) -> Containers {
+        self.ticks += 1;
+        let elapsed = elapsed.max(1e-3);
+        let Some(layout) = self.layout.clone() else {
+            self.pids.clear();
+            return Containers {
+                count: 0,
+                items: Vec::new(),
+                error: Some(format!(
+                    "containers: no cgroup hierarchy under {}",
+                    self.cfg.cgroup_root.display()
+                )),
+            };
+        };
+        let Some(walked) = layout.walked().map(Path::to_owned) else {
+            return Containers::default();
+        };
+        let mut found = Vec::new();
+        walk(&walked, String::new(), 0, self.cfg.max, &mut found);
+        let mut items = Vec::with_capacity(found.len());
+        let mut pids = HashMap::new();
+        for (rel, c) in found {
+            let r = layout.read(&rel, &mut self.buf);
+            let procs = procs_of(&walked.join(&rel));
+            for &p in &procs {
+                pids.insert(p, c.id.clone());
+            }
+            let net = procs.first().and_then(|&p| self.net_counters(p));
+            let prev = self.previous.get(&rel).copied();
+            let rate = |now: u64, before: u64| -> u64 {
+                (now.saturating_sub(before) as f64 / elapsed).round() as u64
+            };
+            let (cpu_percent, io_r, io_w) = match prev {
+                Some(p) => (
+                    (r.cpu_ns.saturating_sub(p.cpu_ns) as f64 / (elapsed * 1e9) * 100.0) as f32,
+                    rate(r.io_read_bytes, p.io_read),
+                    rate(r.io_write_bytes, p.io_write),
+                ),
+                None => (0.0, 0, 0),
+            };
+            let (net_rx, net_tx) = match (net, prev.and_then(|p| p.net)) {
+                (Some((rx, tx)), Some((prx, ptx))) => (Some(rate(rx, prx)), Some(rate(tx, ptx))),
+                (Some(_), None) => (Some(0), Some(0)),
+                _ => (None, None),
+            };
+            self.previous.insert(
+                rel.clone(),
+                Previous {
+                    cpu_ns: r.cpu_ns,
+                    io_read: r.io_read_bytes,
+                    io_write: r.io_write_bytes,
+                    net,
+                    seen: self.ticks,
+                },
+            );
+            let mut item = Container {
+                id: c.id,
+                name: c.name,
+                kind: c.kind.as_str().to_owned(),
+                cgroup: format!("/{rel}"),
+                cpu_percent,
+                memory_bytes: r.memory_bytes.saturating_sub(r.cache_bytes),
+                memory_limit_bytes: r.memory_limit_bytes,
+                memory_cache_bytes: r.cache_bytes,
+                io_read_bytes_per_s: io_r,
+                io_write_bytes_per_s: io_w,
+                pids: r.tasks.unwrap_or(procs.len() as u32),
+                net_rx_bytes_per_s: net_rx,
+                net_tx_bytes_per_s: net_tx,
+                image: None,
+                state: None,
+            };
+            self.name_from_runtime(&mut item);
+            items.push(item);
+        }
+        let ticks = self.ticks;
+        self.previous.retain(|_, p| p.seen == ticks);
+        items.sort_by(|a, b| {
+            b.cpu_percent
+                .total_cmp(&a.cpu_percent)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        self.pids = pids;
+        Containers {
+            count: items.len() as u32,
+            items,
+            error: None,
+        }
+    }
+
+    /// The name, image and state a runtime gave for a container (not for services and LXC).
+    fn name_from_runtime(&self, item: &mut Container) {
+        #[cfg(unix)]
+        if !matches!(item.kind.as_str(), "systemd" | "lxc")
+            && let Some(m) = self.names.as_ref().and_then(|n| n.get(&item.id))
+        {
+            if !m.name.is_empty() {
+                item.name = m.name;
+            }
+            item.image = (!m.image.is_empty()).then_some(m.image);
+            item.state = (!m.state.is_empty()).then_some(m.state);
+        }
+        #[cfg(not(unix))]
+        let _ = item;
+    }
+
+    /// Received and sent bytes of `pid`'s network namespace (lo left out), when it is not the
+    /// agent's own.
+    fn net_counters(&self, pid: u32) -> Option<(u64, u64)> {
+        let dir = self.cfg.proc_root.join(pid.to_string());
+        let ns = fs::read_link(dir.join("ns/net")).ok()?;
+        if self.own_netns.as_ref() == Some(&ns) {
+            return None;
+        }
+        let text = fs::read_to_string(dir.join("net/dev")).ok()?;
+        let (rx, tx) = crate::network::parse_proc_net_dev(&text)
+            .into_iter()
+            .filter(|(n, ..)| n != "lo")
+            .fold((0u64, 0u64), |(r, t), (_, rx, tx)| {
+                (r.saturating_add(rx), t.saturating_add(tx))
+            });
+        Some((rx, tx))
+    }
+}
+
+/// The containers below `dir` (whose path from the root is `rel`), depth first, at most `max`.
+fn walk(dir: &Path, rel: String, depth: usize, max: usize, out: &mut Vec<(String, Classified)>) {
+    if out.len() >= max || depth > MAX_DEPTH {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let mut subdirs: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    subdirs.sort_unstable();
+    for name in subdirs {
+        if out.len() >= max {
+            return;
+        }
+        let child_rel = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        match classify(&child_rel) {
+            Some(c) => out.push((child_rel, c)),
+            None => walk(&dir.join(&name), child_rel, depth + 1, max, out),
+        }
+    }
+}
+
+/// The processes in the cgroup `dir` and the cgroups below it (bounded depth).
+fn procs_of(dir: &Path) -> Vec<u32> {
+    let mut out = Vec::new();
+    procs_into(dir, 0, &mut out);
+    out
+}
+
+fn procs_into(dir: &Path, depth: usize, out: &mut Vec<u32>) {
+    if let Ok(t) = fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(t.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+    }
+    if depth >= 3 {
+        return;
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.filter_map(Result::ok) {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                procs_into(&e.path(), depth + 1, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const B: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+
+    #[test]
+    fn paths_are_classified_by_runtime() {
+        let k = |p: &str| classify(p).map(|c| (c.kind, c.name));
+        let short = A[..12].to_owned();
+        assert_eq!(
+            k(&format!("/docker/{A}")),
+            Some((Kind::Docker, short.clone()))
+        );
+        assert_eq!(
+            k(&format!("/system.slice/docker-{A}.scope")),
+            Some((Kind::Docker, short.clone()))
+        );
+        assert_eq!(
+            k(&format!("/machine.slice/libpod-{A}.scope")),
+            Some((Kind::Podman, short.clone()))
+        );
+        assert_eq!(k(&format!("/machine.slice/libpod-conmon-{A}.scope")), None);
+        assert_eq!(
+            k(&format!("/system.slice/cri-containerd-{A}.scope")),
+            Some((Kind::Containerd, short.clone()))
+        );
+        assert_eq!(
+            k(&format!("/system.slice/crio-{A}.scope")),
+            Some((Kind::Crio, short.clone()))
+        );
+        assert_eq!(
+            k(&format!("/kubepods/burstable/pod1234-56/{A}")),
+            Some((Kind::Kubernetes, short.clone()))
+        );
+        assert_eq!(
+            k(&format!(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod12_34.slice/cri-containerd-{A}.scope"
+            )),
+            Some((Kind::Kubernetes, short.clone()))
+        );
+        assert_eq!(k("/kubepods/burstable/pod1234-56"), None, "the pod itself");
+        assert_eq!(
+            k("/system.slice/cron.service"),
+            Some((Kind::Systemd, "cron.service".to_owned()))
+        );
+        assert_eq!(k("/user.slice/user-1000.slice/user@1000.service"), None);
+        assert_eq!(k("/lxc/web"), Some((Kind::Lxc, "web".to_owned())));
+        assert_eq!(k("/lxc.payload.db"), Some((Kind::Lxc, "db".to_owned())));
+        assert_eq!(k("/system.slice"), None);
+        assert_eq!(k("/"), None);
+        assert_eq!(k("/docker/notanid"), None);
+        assert_eq!(classify(&format!("/docker/{A}")).expect("docker").id, A);
+    }
+
+    #[test]
+    fn io_files_are_summed_over_devices() {
+        assert_eq!(
+            parse_io_stat(
+                "8:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n\
+                 8:16 rbytes=1 wbytes=2 rios=1 wios=1 dbytes=0 dios=0\n"
+            ),
+            (101, 202)
+        );
+        assert_eq!(
+            parse_blkio(
+                "8:0 Read 100\n8:0 Write 200\n8:0 Sync 300\n8:0 Async 0\n8:0 Total 300\n\
+                 8:16 Read 1\n8:16 Write 2\nTotal 303\n"
+            ),
+            (101, 202)
+        );
+    }
+
+    fn put(dir: &Path, file: &str, text: &str) {
+        fs::create_dir_all(dir).expect("mkdir");
+        fs::write(dir.join(file), text).expect("write");
+    }
+
+    /// A v2 tree: a Docker scope with a limit, a service without one, a slice between.
+    fn v2_tree(root: &Path, cpu_usec: u64, io: (u64, u64)) {
+        put(root, "cgroup.controllers", "cpu io memory pids\n");
+        let d = root.join(format!("system.slice/docker-{A}.scope"));
+        put(
+            &d,
+            "cpu.stat",
+            &format!("usage_usec {cpu_usec}\nuser_usec 1\nsystem_usec 2\n"),
+        );
+        put(&d, "memory.current", "300000000\n");
+        put(&d, "memory.max", "536870912\n");
+        put(
+            &d,
+            "memory.stat",
+            "anon 200000000\nfile 100000000\nkernel 0\n",
+        );
+        put(
+            &d,
+            "io.stat",
+            &format!(
+                "8:0 rbytes={} wbytes={} rios=1 wios=1 dbytes=0 dios=0\n",
+                io.0, io.1
+            ),
+        );
+        put(&d, "pids.current", "7\n");
+        put(&d, "cgroup.procs", &format!("{}\n", std::process::id()));
+        let s = root.join("system.slice/cron.service");
+        put(&s, "cpu.stat", "usage_usec 5\n");
+        put(&s, "memory.current", "1000\n");
+        put(&s, "memory.max", "max\n");
+        put(&s, "memory.stat", "file 0\n");
+        put(&s, "pids.current", "1\n");
+        put(&s, "cgroup.procs", "");
+        put(&root.join("user.slice"), "cgroup.procs", "");
+    }
+
+    fn collector(root: &Path, max: usize) -> ContainerCollector {
+        ContainerCollector::new(ContainersConfig {
+            cgroup_root: root.to_owned(),
+            proc_root: PathBuf::from("/proc"),
+            max,
+            runtime_sockets: Vec::new(),
+        })
+    }
+
+    /// Docker's name, image and state replace the short id where its socket answers.
+    #[cfg(unix)]
+    #[test]
+    fn a_runtime_socket_names_the_containers() {
+        use std::io::{Read as _, Write as _};
+        let dir = tempfile::tempdir().expect("tempdir");
+        v2_tree(dir.path(), 1, (0, 0));
+        let sock = dir.path().join("docker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().expect("accept");
+            let mut req = [0u8; 512];
+            let _ = s.read(&mut req).expect("read");
+            let body = format!(
+                r#"[{{"Id":"{A}","Names":["/web"],"Image":"nginx:1.27","State":"running"}}]"#
+            );
+            let head = format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+            s.write_all(head.as_bytes()).expect("write");
+            s.write_all(body.as_bytes()).expect("write");
+        });
+        let mut c = ContainerCollector::new(ContainersConfig {
+            cgroup_root: dir.path().to_owned(),
+            proc_root: PathBuf::from("/proc"),
+            max: DEFAULT_MAX,
+            runtime_sockets: vec![sock],
+        });
+        server.join().expect("server");
+        let started = std::time::Instant::now();
+        while c.names.as_ref().and_then(|n| n.get(A)).is_none() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "never read"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let s = c.sample(1.0);
+        let d = s.items.iter().find(|i| i.kind == "docker").expect("docker");
+        assert_eq!(d.name, "web");
+        assert_eq!(d.image.as_deref(), Some("nginx:1.27"));
+        assert_eq!(d.state.as_deref(), Some("running"));
+        let svc = s
+            .items
+            .iter()
+            .find(|i| i.kind == "systemd")
+            .expect("service");
+        assert_eq!((svc.image.as_ref(), svc.state.as_ref()), (None, None));
+    }
+
+    #[test]
+    fn v2_tree_gives_percent_rates_limits_and_cache_apart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        v2_tree(dir.path(), 1_000_000, (0, 0));
+        let mut c = collector(dir.path(), DEFAULT_MAX);
+        assert_eq!(c.layout(), Some(&Layout::V2(dir.path().to_owned())));
+        let first = c.sample(1.0);
+        assert_eq!(first.count, 2);
+        assert!(
+            first.items.iter().all(|i| i.cpu_percent == 0.0),
+            "no delta yet"
+        );
+        // 1.5 s of CPU over 2 s: 75 % of a core; 4 MB read and 2 MB written over 2 s.
+        v2_tree(dir.path(), 2_500_000, (4_000_000, 2_000_000));
+        let s = c.sample(2.0);
+        let d = s.items.iter().find(|i| i.kind == "docker").expect("docker");
+        assert!((d.cpu_percent - 75.0).abs() < 0.01, "{}", d.cpu_percent);
+        assert_eq!(d.name, &A[..12]);
+        assert_eq!(d.id, A);
+        assert_eq!(d.cgroup, format!("/system.slice/docker-{A}.scope"));
+        assert_eq!(d.memory_bytes, 200_000_000, "the page cache apart");
+        assert_eq!(d.memory_cache_bytes, 100_000_000);
+        assert_eq!(d.memory_limit_bytes, Some(536_870_912));
+        assert_eq!(
+            (d.io_read_bytes_per_s, d.io_write_bytes_per_s),
+            (2_000_000, 1_000_000)
+        );
+        assert_eq!(d.pids, 7);
+        assert_eq!(
+            d.net_rx_bytes_per_s, None,
+            "its process (this test) shares the agent's network namespace"
+        );
+        assert_eq!(
+            c.pids().get(&std::process::id()),
+            Some(&A.to_owned()),
+            "tagged"
+        );
+        let svc = s
+            .items
+            .iter()
+            .find(|i| i.kind == "systemd")
+            .expect("service");
+        assert_eq!(svc.name, "cron.service");
+        assert_eq!(svc.memory_limit_bytes, None, "max: unlimited");
+        assert_eq!(s.items[0].kind, "docker", "sorted by CPU");
+    }
+
+    /// A hybrid v1 tree: one hierarchy per controller, and `unified/` without controllers.
+    fn v1_tree(root: &Path, cpu_ns: u64, io: (u64, u64)) {
+        put(&root.join("unified"), "cgroup.controllers", "");
+        let rel = format!("docker/{B}");
+        put(
+            &root.join("cpuacct").join(&rel),
+            "cpuacct.usage",
+            &format!("{cpu_ns}\n"),
+        );
+        let m = root.join("memory").join(&rel);
+        put(&m, "memory.usage_in_bytes", "50000000\n");
+        put(&m, "memory.limit_in_bytes", "9223372036854771712\n");
+        put(
+            &m,
+            "memory.stat",
+            "cache 20000000\nrss 30000000\ntotal_cache 20000000\ntotal_rss 30000000\n",
+        );
+        put(&m, "cgroup.procs", "");
+        put(&root.join("pids").join(&rel), "pids.current", "3\n");
+        put(
+            &root.join("blkio").join(&rel),
+            "blkio.throttle.io_service_bytes",
+            &format!(
+                "8:0 Read {}\n8:0 Write {}\n8:0 Sync 0\n8:0 Async 0\n8:0 Total 0\nTotal 0\n",
+                io.0, io.1
+            ),
+        );
+        let s = root.join("memory/system.slice/ssh.service");
+        put(&s, "memory.usage_in_bytes", "4096\n");
+        put(&s, "memory.limit_in_bytes", "1048576\n");
+        put(&s, "cgroup.procs", "");
+    }
+
+    #[test]
+    fn v1_tree_reads_each_controller() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        v1_tree(dir.path(), 10_000_000_000, (0, 0));
+        let mut c = collector(dir.path(), DEFAULT_MAX);
+        assert!(
+            matches!(c.layout(), Some(Layout::V1 { .. })),
+            "{:?}",
+            c.layout()
+        );
+        c.sample(1.0);
+        // Half a second of CPU in one second: 50 %.
+        v1_tree(dir.path(), 10_500_000_000, (1_000, 3_000));
+        let s = c.sample(1.0);
+        assert_eq!(s.count, 2);
+        let d = s.items.iter().find(|i| i.kind == "docker").expect("docker");
+        assert!((d.cpu_percent - 50.0).abs() < 0.01, "{}", d.cpu_percent);
+        assert_eq!(d.memory_bytes, 30_000_000);
+        assert_eq!(d.memory_cache_bytes, 20_000_000);
+        assert_eq!(d.memory_limit_bytes, None, "the v1 'unlimited' value");
+        assert_eq!(
+            (d.io_read_bytes_per_s, d.io_write_bytes_per_s),
+            (1_000, 3_000)
+        );
+        assert_eq!(d.pids, 3);
+        let svc = s
+            .items
+            .iter()
+            .find(|i| i.kind == "systemd")
+            .expect("service");
+        assert_eq!(svc.memory_limit_bytes, Some(1_048_576));
+        assert_eq!(svc.cpu_percent, 0.0, "no cpuacct directory: zero");
+        assert_eq!(svc.pids, 0, "no pids directory, no process: zero");
+    }
+
+    #[test]
+    fn the_count_is_bounded_and_gone_containers_are_forgotten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        put(dir.path(), "cgroup.controllers", "");
+        for i in 0..20 {
+            put(
+                &dir.path().join(format!("system.slice/s{i:02}.service")),
+                "cpu.stat",
+                "usage_usec 1\n",
+            );
+        }
+        let mut c = collector(dir.path(), 8);
+        assert_eq!(c.sample(1.0).count, 8);
+        assert_eq!(c.previous.len(), 8);
+        let mut c = collector(dir.path(), DEFAULT_MAX);
+        assert_eq!(c.sample(1.0).count, 20);
+        fs::remove_dir_all(dir.path().join("system.slice/s00.service")).expect("rm");
+        assert_eq!(c.sample(1.0).count, 19);
+        assert_eq!(c.previous.len(), 19);
+    }
+
+    #[test]
+    fn no_cgroup_filesystem_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = collector(dir.path(), DEFAULT_MAX).sample(1.0);
+        assert_eq!(s.count, 0);
+        assert!(s.error.expect("error").contains("no cgroup hierarchy"));
+    }
+
+    /// The cost of a sample with 50 containers (v2 files on the test's disk, not cgroupfs):
+    /// printed, not asserted.
+    #[test]
+    fn fifty_containers_cost() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        put(dir.path(), "cgroup.controllers", "");
+        for i in 0..50 {
+            let d = dir
+                .path()
+                .join(format!("system.slice/docker-{i:02}{}.scope", &A[2..]));
+            put(&d, "cpu.stat", "usage_usec 1\n");
+            put(&d, "memory.current", "1000\n");
+            put(&d, "memory.max", "max\n");
+            put(&d, "memory.stat", "anon 1\nfile 2\n");
+            put(
+                &d,
+                "io.stat",
+                "8:0 rbytes=1 wbytes=2 rios=1 wios=1 dbytes=0 dios=0\n",
+            );
+            put(&d, "pids.current", "1\n");
+            put(&d, "cgroup.procs", "");
+        }
+        let mut c = collector(dir.path(), DEFAULT_MAX);
+        c.sample(1.0);
+        let started = std::time::Instant::now();
+        let n = 20;
+        for _ in 0..n {
+            assert_eq!(c.sample(1.0).count, 50);
+        }
+        eprintln!(
+            "containers: 50 containers, {:?} per sample",
+            started.elapsed() / n
+        );
+    }
+
+    /// This machine's own cgroups: whatever is there reads without a panic and with sane
+    /// figures. Prints the cost of one sample (no timed assertion).
+    #[test]
+    fn the_real_tree_reads_sanely() {
+        let mut c = ContainerCollector::new(ContainersConfig {
+            runtime_sockets: Vec::new(),
+            ..ContainersConfig::default()
+        });
+        c.sample(1.0);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let n = 20;
+        let mut s = Containers::default();
+        for _ in 0..n {
+            s = c.sample(0.2);
+        }
+        let each = started.elapsed() / n;
+        eprintln!(
+            "containers: layout {:?}, {} found, {:?} per sample",
+            c.layout(),
+            s.count,
+            each
+        );
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f32;
+        for i in &s.items {
+            assert!(
+                i.cpu_percent >= 0.0 && i.cpu_percent <= 100.0 * cores * 5.0,
+                "{i:?}"
+            );
+            assert!(!i.id.is_empty() && !i.name.is_empty() && i.cgroup.starts_with('/'));
+        }
+    }
+}
