@@ -14,7 +14,9 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
-use crate::acting::{ActionError, ProgramState, ProgramVerb, ProgramsService, SignalKind};
+use crate::acting::{
+    ActionError, ProgramState, ProgramVerb, ProgramsAnswer, ProgramsService, SignalKind,
+};
 use crate::error::ApiError;
 use crate::security::Principal;
 use crate::security::audit::event_by;
@@ -35,28 +37,6 @@ pub(crate) fn routes(app: axum::Router<Arc<Web>>, base: &str) -> axum::Router<Ar
         .route(&p("/hosts/{id}/programs/{name}/log"), get(log))
         .route(&p("/hosts/{id}/programs/{name}/{verb}"), post(act))
         .route(&p("/hosts/{id}/signal"), post(signal))
-}
-
-/// `GET /api/v1/hosts/{id}/programs`'s answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ProgramsAnswer {
-    /// The host id.
-    pub host: String,
-    /// Whether the host's agent reads a supervisord (`control.supervisor`).
-    pub supervisor: bool,
-    /// Where that supervisord is reached (no credentials).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub url: String,
-    /// Why supervisord could not be read, if it could not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// How old the list is (ms).
-    pub age_ms: u64,
-    /// Whether the process figures (`cpu_percent`, `memory_bytes`) are given: the host's
-    /// latest sample holds its process list.
-    pub processes: bool,
-    /// The programs, by group then name.
-    pub programs: Vec<ProgramState>,
 }
 
 fn service(w: &Web) -> Result<Arc<dyn ProgramsService>, ApiError> {
