@@ -14,8 +14,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::{
-    ADMIN_PASSWORD, Agent, Binary, TOKEN, VIEWER_PASSWORD, free_port, login, send, workspace_bin,
-    write_users,
+    ADMIN_PASSWORD, Agent, BROWSER_LOGIN, Binary, TOKEN, VIEWER_PASSWORD, free_port, login, send,
+    workspace_bin, write_users,
 };
 
 const SUPERVISORD: &str = "/usr/bin/supervisord";
@@ -569,4 +569,46 @@ async fn programs_and_signals_over_rest_audited() {
     assert_eq!(o.status.code(), Some(1), "{:?}", texts(&o));
     let o = ctl(&["signal", "n1", "1", "STOP"], &tok);
     assert_eq!(o.status.code(), Some(2), "{:?}", texts(&o));
+}
+
+/// The host page's Programs section in Chromium: listed; an admin stops a program (the
+/// confirmation accepted) and sees it STOPPED, then opens a log and sees its tail; a viewer
+/// sees no buttons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn programs_in_a_real_browser() {
+    let f = Fleet::start().await;
+    let admin = login(&f.agg.base(), "admin", ADMIN_PASSWORD).await;
+    f.running(&admin, "lab:n1").await;
+    let url = format!("{}/", f.agg.base());
+    let viewer = format!("viewer:{VIEWER_PASSWORD}");
+    let u = url.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::browser::browser_with(
+            &[("SMON_LOGIN", &viewer)],
+            &[
+                "programs",
+                &u,
+                "lab:n1",
+                "viewer",
+                "sleeper:sleeper",
+                "marker:marker",
+                MARKER,
+            ],
+        );
+        crate::browser::browser_with(
+            &[("SMON_LOGIN", BROWSER_LOGIN)],
+            &[
+                "programs",
+                &u,
+                "lab:n1",
+                "admin",
+                "sleeper:sleeper",
+                "marker:marker",
+                MARKER,
+            ],
+        );
+    })
+    .await
+    .expect("programs scenarios");
+    f.sup().says("sleeper", "STOPPED");
 }

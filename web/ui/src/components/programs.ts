@@ -72,7 +72,7 @@ export class HostPrograms {
   readonly el: HTMLElement;
   private readonly error = h("div", { class: "programs-error", role: "alert", hidden: true });
   private readonly body = h("tbody");
-  private readonly out = h("div", { class: "action-out", role: "status", "aria-live": "polite" });
+  private readonly out = h("div", { class: "program-out", role: "status", "aria-live": "polite" });
   private readonly logTitle = h("span", { class: "program-log-title" });
   private readonly logText = h("pre", { class: "program-log-text" });
   private readonly logStream = h("select", { class: "program-log-stream", "aria-label": "Log stream" }, h("option", { value: "stdout" }, "stdout"), h("option", { value: "stderr" }, "stderr"));
@@ -229,7 +229,7 @@ export class SignalMenu {
   readonly el: HTMLElement;
   private readonly pidEl = h("span", { class: "signal-pid" });
   private readonly sig = h("select", { class: "signal-name", "aria-label": "Signal" }, ...["TERM", "INT", "KILL", "HUP"].map((s) => h("option", { value: s }, s)));
-  private readonly out = h("span", { class: "action-out", role: "status", "aria-live": "polite" });
+  private readonly out = h("span", { class: "signal-out", role: "status", "aria-live": "polite" });
   private pid = 0;
   private name = "";
 
