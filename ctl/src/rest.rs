@@ -553,4 +553,53 @@ mod tests {
         assert_eq!(failure(&refused(403), "u", true).exit, Exit::Auth);
         assert_eq!(failure(&refused(500), "u", true).exit, Exit::Failed);
     }
+
+    #[test]
+    fn signal_names_are_taken_in_any_case_with_or_without_sig() {
+        assert_eq!(signal_kind("TERM"), Ok(SignalKind::Term));
+        assert_eq!(signal_kind("sigkill"), Ok(SignalKind::Kill));
+        assert_eq!(signal_kind("hup"), Ok(SignalKind::Hup));
+        let e = signal_kind("STOP").expect_err("not offered");
+        assert_eq!(e.exit, Exit::Usage);
+        assert!(
+            e.message.contains("TERM, INT, KILL or HUP"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn the_programs_table_shows_states_figures_and_the_supervisor_error() {
+        let a: ProgramsAnswer = serde_json::from_value(serde_json::json!({
+            "host": "lab:n1", "supervisor": true, "error": "supervisord not answering",
+            "age_ms": 10, "processes": true, "programs": [
+                {"group": "jobs", "name": "a", "state": "RUNNING", "pid": 42, "uptime_s": 61,
+                 "description": "pid 42, uptime 0:01:01", "exit_status": 0,
+                 "cpu_percent": 1.5, "memory_bytes": 2048},
+                {"group": "broken", "name": "broken", "state": "FATAL", "pid": 0,
+                 "uptime_s": 0, "description": "Exited too quickly",
+                 "spawnerr": "can't find command 'foo'", "exit_status": 0}]
+        }))
+        .expect("an answer");
+        let t = programs_table(&a);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "supervisor error: supervisord not answering");
+        assert!(lines[1].starts_with("NAME"), "{t}");
+        assert!(
+            lines[2].starts_with("jobs:a") && lines[2].contains("RUNNING"),
+            "{t}"
+        );
+        assert!(lines[2].contains(" 42 "), "{t}");
+        assert!(
+            lines[3].contains("FATAL") && lines[3].ends_with("can't find command 'foo'"),
+            "{t}"
+        );
+        let none = ProgramsAnswer {
+            supervisor: false,
+            programs: Vec::new(),
+            error: None,
+            ..a
+        };
+        assert!(programs_table(&none).contains("control.supervisor"));
+    }
 }
