@@ -10,14 +10,22 @@
 //! - **Check**: the reachability checker's ping and service checks, now ([`crate::reach`]);
 //!   `ok` when nothing checked is down.
 //!
+//! - **Programs and signals** (`docs/protocol-programs.md`): supervisord programs started,
+//!   stopped, restarted and their logs tailed (`Control.Program`, `Control.TailLog`), a
+//!   signal sent to a process (`Control.Signal`), all through the host's own agent with its
+//!   control token.
+//!
 //! An agent's refusal is turned into what to fix (the token, the agent's control config).
 
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use smon_api::actions::{Action, ActionResult, Selection};
-use smon_proto::PowerAction;
-use smon_web::acting::{ActionError, ActionsService};
+use smon_proto::{LogStream, PowerAction, ProgramAction, SignalName};
+use smon_web::acting::{
+    ActionError, ActionsService, LogTail, ProgramResult, ProgramState, ProgramVerb,
+    ProgramsService, SignalKind, SignalResult,
+};
 
 use crate::config::Target;
 use crate::link::LinkError;
@@ -26,6 +34,10 @@ use crate::registry::Registry;
 
 /// How long an agent has to answer a control call.
 pub const CONTROL_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long an agent has to answer a program action: supervisord waits for a program's
+/// `startsecs` (or `stopwaitsecs`) before answering.
+pub const PROGRAM_DEADLINE: Duration = Duration::from_secs(60);
 
 /// The actions of one server, over its registry and its reachability checker.
 #[derive(Clone)]
@@ -147,6 +159,26 @@ impl Actions {
         })
     }
 
+    /// The control token and link of host `id`, to `what` (for the reasons).
+    fn control(
+        &self,
+        id: &str,
+        what: &str,
+    ) -> Result<(String, crate::link::AgentLink), ActionError> {
+        let t = self.target(id)?;
+        let token = t.control_token.clone().ok_or_else(|| {
+            ActionError::NotSetUp(format!(
+                "{id} has no control_token: set it in its host entry (the agent's control.token) \
+                 to {what}"
+            ))
+        })?;
+        let link = self
+            .registry
+            .link(id)
+            .map_err(|e| ActionError::Agent(format!("cannot {what} on {id}: {e}")))?;
+        Ok((token, link))
+    }
+
     async fn power(&self, t: &Target, action: PowerAction) -> Result<ActionResult, ActionError> {
         let id = t.spec.id();
         let what = match action {
@@ -171,6 +203,118 @@ impl Actions {
             host: id.clone(),
             ok: true,
             message: format!("{what} started on {id}: {} (pid {})", r.command, r.pid),
+        })
+    }
+}
+
+/// A program or signal call's refusal: as [`refusal`], with an unknown program or process
+/// (NOT_FOUND) a 404 and a refused signal (PERMISSION_DENIED from a served call) a 409 with
+/// the agent's reason.
+fn control_refusal(e: LinkError, host: &str) -> ActionError {
+    if let LinkError::Call { status, .. } = &e {
+        let why = status.message();
+        match status.code() {
+            tonic::Code::NotFound => {
+                return ActionError::NotFound(format!("{host}'s agent: {why}"));
+            }
+            // A bad token is reported by the agent as such; anything else is its refusal of
+            // this process (pid 1, itself, a user outside control.signals.users).
+            tonic::Code::PermissionDenied if !why.contains("token") => {
+                return ActionError::NotSetUp(format!("{host}'s agent refused: {why}"));
+            }
+            _ => {}
+        }
+    }
+    refusal(e, host)
+}
+
+#[async_trait::async_trait]
+impl ProgramsService for Actions {
+    async fn program(
+        &self,
+        id: &str,
+        verb: ProgramVerb,
+        name: &str,
+    ) -> Result<ProgramResult, ActionError> {
+        let what = format!("{} programs", verb.as_str());
+        let (token, link) = self.control(id, &what)?;
+        let action = match verb {
+            ProgramVerb::Start => ProgramAction::Start,
+            ProgramVerb::Stop => ProgramAction::Stop,
+            ProgramVerb::Restart => ProgramAction::Restart,
+        };
+        let r = link
+            .program(&token, action, name, PROGRAM_DEADLINE)
+            .await
+            .map_err(|e| control_refusal(e, id))?;
+        let programs: Vec<ProgramState> = r.programs.iter().map(ProgramState::from_proto).collect();
+        let states = programs
+            .iter()
+            .map(|p| format!("{}:{} {}", p.group, p.name, p.state))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(ProgramResult {
+            host: id.to_owned(),
+            ok: true,
+            message: format!("{} {name} on {id}: {states}", verb.as_str()),
+            programs,
+        })
+    }
+
+    async fn tail_log(
+        &self,
+        id: &str,
+        name: &str,
+        stderr: bool,
+        bytes: u32,
+    ) -> Result<LogTail, ActionError> {
+        let (token, link) = self.control(id, "read program logs")?;
+        let stream = if stderr {
+            LogStream::Stderr
+        } else {
+            LogStream::Stdout
+        };
+        let r = link
+            .tail_log(&token, name, stream, bytes, CONTROL_DEADLINE)
+            .await
+            .map_err(|e| control_refusal(e, id))?;
+        Ok(LogTail {
+            text: r.text,
+            offset: r.offset,
+            overflow: r.overflow,
+        })
+    }
+
+    async fn signal(
+        &self,
+        id: &str,
+        pid: u32,
+        signal: SignalKind,
+    ) -> Result<SignalResult, ActionError> {
+        let (token, link) = self.control(id, "send signals")?;
+        let sig = match signal {
+            SignalKind::Term => SignalName::Term,
+            SignalKind::Int => SignalName::Int,
+            SignalKind::Kill => SignalName::Kill,
+            SignalKind::Hup => SignalName::Hup,
+        };
+        let r = link
+            .signal(&token, pid, sig, CONTROL_DEADLINE)
+            .await
+            .map_err(|e| control_refusal(e, id))?;
+        Ok(SignalResult {
+            host: id.to_owned(),
+            ok: true,
+            message: format!(
+                "{} sent to {} ({}, of {}) on {id}",
+                signal.as_str(),
+                r.pid,
+                r.name,
+                r.user
+            ),
+            pid: r.pid,
+            user: r.user,
+            name: r.name,
         })
     }
 }

@@ -332,10 +332,9 @@ pub async fn start(
             .inspect_err(|_| stop.cancel())?
     };
     web = web.with_reach(Arc::new(reach.clone()));
-    web = web.with_actions(Arc::new(actions::Actions::new(
-        registry.clone(),
-        reach.clone(),
-    )));
+    let acts = actions::Actions::new(registry.clone(), reach.clone());
+    web = web.with_actions(Arc::new(acts.clone()));
+    web = web.with_programs(Arc::new(acts));
     let web = Arc::new(web);
     if let Some(al) = &alerts {
         // Subscribed before the first poller starts: no state change is missed.

@@ -14,7 +14,9 @@ use std::time::Duration;
 use smon_proto::agent_client::AgentClient;
 use smon_proto::control_client::ControlClient;
 use smon_proto::{
-    GetInfoRequest, HostInfo, PowerAction, PowerReply, PowerRequest, WakeReply, WakeRequest,
+    GetInfoRequest, HostInfo, LogStream, PowerAction, PowerReply, PowerRequest, ProgramAction,
+    ProgramReply, ProgramRequest, SignalName, SignalReply, SignalRequest, TailLogReply,
+    TailLogRequest, WakeReply, WakeRequest,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -264,6 +266,62 @@ impl AgentLink {
         });
         req.set_timeout(deadline);
         self.answer(deadline, c.power(req)).await
+    }
+
+    /// Asks the agent to start, stop or restart the supervisord program `name` (`group:name`
+    /// or `group:*`; `Control.Program`), within `deadline`: the programs' states afterwards.
+    pub async fn program(
+        &self,
+        control_token: &str,
+        action: ProgramAction,
+        name: &str,
+        deadline: Duration,
+    ) -> Result<ProgramReply, LinkError> {
+        let mut c = self.control(control_token)?;
+        let mut req = tonic::Request::new(ProgramRequest {
+            action: action.into(),
+            name: name.to_owned(),
+        });
+        req.set_timeout(deadline);
+        self.answer(deadline, c.program(req)).await
+    }
+
+    /// The last `bytes` (0: the agent's default) of the program `name`'s `stream` log
+    /// (`Control.TailLog`), within `deadline`.
+    pub async fn tail_log(
+        &self,
+        control_token: &str,
+        name: &str,
+        stream: LogStream,
+        bytes: u32,
+        deadline: Duration,
+    ) -> Result<TailLogReply, LinkError> {
+        let mut c = self.control(control_token)?;
+        let mut req = tonic::Request::new(TailLogRequest {
+            name: name.to_owned(),
+            stream: stream.into(),
+            bytes,
+        });
+        req.set_timeout(deadline);
+        self.answer(deadline, c.tail_log(req)).await
+    }
+
+    /// Asks the agent to send `signal` to the process `pid` of its host (`Control.Signal`),
+    /// within `deadline`.
+    pub async fn signal(
+        &self,
+        control_token: &str,
+        pid: u32,
+        signal: SignalName,
+        deadline: Duration,
+    ) -> Result<SignalReply, LinkError> {
+        let mut c = self.control(control_token)?;
+        let mut req = tonic::Request::new(SignalRequest {
+            pid,
+            signal: signal.into(),
+        });
+        req.set_timeout(deadline);
+        self.answer(deadline, c.signal(req)).await
     }
 }
 

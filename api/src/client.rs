@@ -396,6 +396,32 @@ impl Client {
         self.json(Method::POST, segments, Some(body)).await
     }
 
+    /// `GET` of the route `segments` below the base with the query `pairs`, its answer as
+    /// JSON: for routes this client has no method for yet.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        pairs: &[(&str, String)],
+    ) -> Result<T, ClientError> {
+        self.get_query(segments, pairs).await
+    }
+
+    /// `GET` of the route `segments` below the base with the query `pairs`, its answer as
+    /// text (invalid UTF-8 replaced).
+    pub async fn get_text(
+        &self,
+        segments: &[&str],
+        pairs: &[(&str, String)],
+    ) -> Result<String, ClientError> {
+        let mut url = self.url(segments);
+        if !pairs.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        let (_, bytes) = self.send_to(Method::GET, url, None::<&()>).await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// `GET /healthz`: `Ok` while the live view works.
     pub async fn healthz(&self) -> Result<(), ClientError> {
         self.send(Method::GET, &["healthz"], None::<&()>)

@@ -22,6 +22,7 @@ pub mod auth;
 pub mod client;
 pub mod history;
 pub mod inventory;
+pub mod programs;
 pub mod reach;
 pub mod wire;
 

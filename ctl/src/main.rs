@@ -2,7 +2,7 @@
 //! (so that a wrong address, token or password is one sentence on stderr, exit status 1), then
 //! either prints one frame as text (`--once`) or runs the live view on the terminal; or runs
 //! one of the REST commands ([`smonctl::rest`]: `hosts`, `status`, `wake`, `reboot`,
-//! `shutdown`, `check`, `audit`), which exit 0 ok, 1 some hosts failed, 2 usage, 3 auth,
+//! `shutdown`, `check`, `audit`, `programs`, `start`, `stop`, `restart`, `tail`, `signal`), which exit 0 ok, 1 some hosts failed, 2 usage, 3 auth,
 //! 4 unreachable.
 
 use std::io::IsTerminal as _;
@@ -14,6 +14,7 @@ use clap::Parser;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use smon_api::Client;
+use smon_api::programs::ProgramVerb;
 use smon_runtime::cli::{self, Output};
 use smonctl::agent::{Agent, Target, Tls};
 use smonctl::app::{App, Mode, Sort, Update};
@@ -53,6 +54,45 @@ enum Command {
     Shutdown(Act),
     /// Check hosts now: reach their agents and report (admin token).
     Check(Act),
+    /// A host's supervisord programs: state, pid, uptime, CPU, memory.
+    Programs {
+        /// The host: `cluster:name`, or a name one cluster has.
+        host: String,
+        #[command(flatten)]
+        plain: Plain,
+    },
+    /// Start a supervisord program of a host (`group:name`, or `group:*`; admin token).
+    Start(ProgramArgs),
+    /// Stop a supervisord program of a host (admin token).
+    Stop(ProgramArgs),
+    /// Restart a supervisord program of a host (admin token).
+    Restart(ProgramArgs),
+    /// The end of a program's log (admin token).
+    Tail {
+        /// The host: `cluster:name`, or a name one cluster has.
+        host: String,
+        /// The program: `group:name` (or `name` outside any group).
+        program: String,
+        /// Its stderr log instead of its stdout.
+        #[arg(long)]
+        stderr: bool,
+        /// How many bytes of the end (default 16384, at most 65536).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
+        bytes: Option<u32>,
+        #[command(flatten)]
+        plain: Plain,
+    },
+    /// Send a signal (TERM, INT, KILL or HUP) to a process of a host (admin token).
+    Signal {
+        /// The host: `cluster:name`, or a name one cluster has.
+        host: String,
+        /// The process id.
+        pid: u32,
+        /// TERM, INT, KILL or HUP.
+        signal: String,
+        #[command(flatten)]
+        plain: Plain,
+    },
     /// The audit log, newest first (admin token).
     Audit {
         /// At most this many records.
@@ -102,6 +142,17 @@ struct Act {
     /// Every host of this cluster instead.
     #[arg(long)]
     cluster: Option<String>,
+    #[command(flatten)]
+    plain: Plain,
+}
+
+/// A program of a host.
+#[derive(Debug, clap::Args)]
+struct ProgramArgs {
+    /// The host: `cluster:name`, or a name one cluster has.
+    host: String,
+    /// The program: `group:name`, `group:*` for a whole group, or `name` outside any group.
+    program: String,
     #[command(flatten)]
     plain: Plain,
 }
@@ -370,6 +421,89 @@ async fn act(action: &str, a: Act) -> Result<Exit, Failure> {
     Ok(exit)
 }
 
+/// The id of the one host `host` names.
+async fn one_host(
+    c: &Client,
+    host: String,
+    url: &str,
+    with_token: bool,
+) -> Result<String, Failure> {
+    let rows = rest::hosts(c)
+        .await
+        .map_err(|e| rest::failure(&e, url, with_token))?;
+    Ok(rest::resolve(&[host], &rows)?.remove(0))
+}
+
+/// `smonctl programs HOST`.
+async fn programs(host: String, p: Plain) -> Result<Exit, Failure> {
+    let (c, url, with_token) = rest_client(&p)?;
+    let id = one_host(&c, host, &url, with_token).await?;
+    let a = rest::programs(&c, &id)
+        .await
+        .map_err(|e| rest::failure(&e, &url, with_token))?;
+    out(&if p.json {
+        json(&a)
+    } else {
+        rest::programs_table(&a)
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// `smonctl start | stop | restart HOST PROGRAM`.
+async fn program(verb: ProgramVerb, a: ProgramArgs) -> Result<Exit, Failure> {
+    let (c, url, with_token) = rest_client(&a.plain)?;
+    let id = one_host(&c, a.host, &url, with_token).await?;
+    let r = rest::program(&c, &id, &a.program, verb)
+        .await
+        .map_err(|e| rest::failure(&e, &url, with_token))?;
+    out(&if a.plain.json {
+        json(&r)
+    } else {
+        rest::program_lines(&r)
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// `smonctl tail HOST PROGRAM`.
+async fn tail(
+    host: String,
+    name: String,
+    stderr: bool,
+    bytes: Option<u32>,
+    p: Plain,
+) -> Result<Exit, Failure> {
+    let (c, url, with_token) = rest_client(&p)?;
+    let id = one_host(&c, host, &url, with_token).await?;
+    let text = rest::tail(&c, &id, &name, stderr, bytes)
+        .await
+        .map_err(|e| rest::failure(&e, &url, with_token))?;
+    out(&if p.json {
+        json(&serde_json::json!({
+            "host": id, "program": name,
+            "stream": if stderr { "stderr" } else { "stdout" }, "text": text,
+        }))
+    } else {
+        text
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// `smonctl signal HOST PID SIG`.
+async fn signal(host: String, pid: u32, sig: String, p: Plain) -> Result<Exit, Failure> {
+    let sig = rest::signal_kind(&sig)?;
+    let (c, url, with_token) = rest_client(&p)?;
+    let id = one_host(&c, host, &url, with_token).await?;
+    let r = rest::signal(&c, &id, pid, sig)
+        .await
+        .map_err(|e| rest::failure(&e, &url, with_token))?;
+    out(&if p.json {
+        json(&r)
+    } else {
+        format!("{}\n", smonctl::fmt::terminal_safe(&r.message))
+    })?;
+    Ok(Exit::Ok)
+}
+
 /// The exit status of a REST command; a failure is one line on stderr.
 fn finish(r: Result<Exit, Failure>) -> ExitCode {
     match r {
@@ -403,6 +537,23 @@ fn main() -> ExitCode {
             host,
             plain,
         } => return finish(rt.block_on(audit(limit, action, host, plain))),
+        Command::Programs { host, plain } => return finish(rt.block_on(programs(host, plain))),
+        Command::Start(a) => return finish(rt.block_on(program(ProgramVerb::Start, a))),
+        Command::Stop(a) => return finish(rt.block_on(program(ProgramVerb::Stop, a))),
+        Command::Restart(a) => return finish(rt.block_on(program(ProgramVerb::Restart, a))),
+        Command::Tail {
+            host,
+            program,
+            stderr,
+            bytes,
+            plain,
+        } => return finish(rt.block_on(tail(host, program, stderr, bytes, plain))),
+        Command::Signal {
+            host,
+            pid,
+            signal: sig,
+            plain,
+        } => return finish(rt.block_on(signal(host, pid, sig, plain))),
         Command::Wake(a) => return finish(rt.block_on(act("wake", a))),
         Command::Reboot(a) => return finish(rt.block_on(act("reboot", a))),
         Command::Shutdown(a) => return finish(rt.block_on(act("shutdown", a))),

@@ -1,4 +1,5 @@
-//! `smonctl hosts | status | wake | reboot | shutdown | check | audit`: one-shot commands
+//! `smonctl hosts | status | wake | reboot | shutdown | check | audit | programs | start |
+//! stop | restart | tail | signal`: one-shot commands
 //! over the aggregator's REST API with an API token (`Authorization: Bearer`), for people and
 //! scripts. Each prints a table or lines (or the server's JSON with `--json`) and exits with
 //! a status a script can branch on ([`Exit`]).
@@ -13,6 +14,7 @@ use smon_api::Client;
 use smon_api::actions::Selection;
 use smon_api::audit::AuditEntry;
 use smon_api::client::ClientError;
+use smon_api::programs::{ProgramResult, ProgramVerb, ProgramsAnswer, SignalKind, SignalResult};
 use smon_api::wire::{HostDetail, HostRow};
 
 use crate::fmt::{human_bytes, pct, terminal_safe, uptime};
@@ -291,6 +293,146 @@ pub fn audit_table(entries: &[AuditEntry]) -> String {
     out
 }
 
+/// A signal name as given on the command line (`TERM`, `term`, `SIGTERM`...), or a usage
+/// error naming the choices.
+pub fn signal_kind(s: &str) -> Result<SignalKind, Failure> {
+    let up = s.to_ascii_uppercase();
+    match up.strip_prefix("SIG").unwrap_or(&up) {
+        "TERM" => Ok(SignalKind::Term),
+        "INT" => Ok(SignalKind::Int),
+        "KILL" => Ok(SignalKind::Kill),
+        "HUP" => Ok(SignalKind::Hup),
+        _ => Err(Failure::new(
+            Exit::Usage,
+            format!("no signal '{}': TERM, INT, KILL or HUP", terminal_safe(s)),
+        )),
+    }
+}
+
+/// A host's programs as a table: name, state, pid, uptime, CPU, memory, description; the
+/// supervisor's error (or its absence) on a line of its own.
+pub fn programs_table(a: &ProgramsAnswer) -> String {
+    let mut out = String::new();
+    if !a.supervisor {
+        out.push_str(&format!(
+            "{}: its agent reads no supervisord (set control.supervisor in its config)\n",
+            terminal_safe(&a.host)
+        ));
+        return out;
+    }
+    if let Some(e) = &a.error {
+        out.push_str(&format!("supervisor error: {}\n", terminal_safe(e)));
+    }
+    let names: Vec<String> = a
+        .programs
+        .iter()
+        .map(|p| format!("{}:{}", p.group, p.name))
+        .collect();
+    let w = names.iter().map(String::len).max().unwrap_or(4).max(4);
+    out.push_str(&format!(
+        "{:<w$}  {:<8}  {:>7}  {:>10}  {:>6}  {:>8}  DESCRIPTION\n",
+        "NAME", "STATE", "PID", "UPTIME", "CPU", "MEM"
+    ));
+    for (p, n) in a.programs.iter().zip(&names) {
+        out.push_str(&format!(
+            "{:<w$}  {:<8}  {:>7}  {:>10}  {:>6}  {:>8}  {}\n",
+            terminal_safe(n),
+            terminal_safe(&p.state),
+            if p.pid > 0 {
+                p.pid.to_string()
+            } else {
+                "-".into()
+            },
+            if p.pid > 0 {
+                uptime(p.uptime_s)
+            } else {
+                "-".into()
+            },
+            p.cpu_percent.map(pct).unwrap_or_else(|| "-".into()),
+            p.memory_bytes
+                .map(human_bytes)
+                .unwrap_or_else(|| "-".into()),
+            terminal_safe(if p.spawnerr.is_empty() {
+                &p.description
+            } else {
+                &p.spawnerr
+            }),
+        ));
+    }
+    out
+}
+
+/// A program action's answer: one line per program acted on (`jobs:a  STOPPED  ...`).
+pub fn program_lines(r: &ProgramResult) -> String {
+    let mut out = String::new();
+    for p in &r.programs {
+        out.push_str(&format!(
+            "{}:{}  {}  {}\n",
+            terminal_safe(&p.group),
+            terminal_safe(&p.name),
+            terminal_safe(&p.state),
+            terminal_safe(&p.description)
+        ));
+    }
+    if out.is_empty() {
+        out = format!("{}\n", terminal_safe(&r.message));
+    }
+    out
+}
+
+/// `GET /api/v1/hosts/{id}/programs`.
+pub async fn programs(c: &Client, id: &str) -> Result<ProgramsAnswer, ClientError> {
+    c.get_json(&["api", "v1", "hosts", id, "programs"], &[])
+        .await
+}
+
+/// `POST /api/v1/hosts/{id}/programs/{name}/{verb}`.
+pub async fn program(
+    c: &Client,
+    id: &str,
+    name: &str,
+    verb: ProgramVerb,
+) -> Result<ProgramResult, ClientError> {
+    c.post(
+        &["api", "v1", "hosts", id, "programs", name, verb.as_str()],
+        &serde_json::json!({}),
+    )
+    .await
+}
+
+/// `GET /api/v1/hosts/{id}/programs/{name}/log`.
+pub async fn tail(
+    c: &Client,
+    id: &str,
+    name: &str,
+    stderr: bool,
+    bytes: Option<u32>,
+) -> Result<String, ClientError> {
+    let mut q = vec![(
+        "stream",
+        if stderr { "stderr" } else { "stdout" }.to_owned(),
+    )];
+    if let Some(b) = bytes {
+        q.push(("bytes", b.to_string()));
+    }
+    c.get_text(&["api", "v1", "hosts", id, "programs", name, "log"], &q)
+        .await
+}
+
+/// `POST /api/v1/hosts/{id}/signal`.
+pub async fn signal(
+    c: &Client,
+    id: &str,
+    pid: u32,
+    sig: SignalKind,
+) -> Result<SignalResult, ClientError> {
+    c.post(
+        &["api", "v1", "hosts", id, "signal"],
+        &serde_json::json!({"pid": pid, "signal": sig}),
+    )
+    .await
+}
+
 /// `GET /api/v1/hosts`.
 pub async fn hosts(c: &Client) -> Result<Vec<HostRow>, ClientError> {
     c.hosts().await
@@ -400,5 +542,54 @@ mod tests {
         assert!(f.message.contains("token create"), "{}", f.message);
         assert_eq!(failure(&refused(403), "u", true).exit, Exit::Auth);
         assert_eq!(failure(&refused(500), "u", true).exit, Exit::Failed);
+    }
+
+    #[test]
+    fn signal_names_are_taken_in_any_case_with_or_without_sig() {
+        assert_eq!(signal_kind("TERM"), Ok(SignalKind::Term));
+        assert_eq!(signal_kind("sigkill"), Ok(SignalKind::Kill));
+        assert_eq!(signal_kind("hup"), Ok(SignalKind::Hup));
+        let e = signal_kind("STOP").expect_err("not offered");
+        assert_eq!(e.exit, Exit::Usage);
+        assert!(
+            e.message.contains("TERM, INT, KILL or HUP"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn the_programs_table_shows_states_figures_and_the_supervisor_error() {
+        let a: ProgramsAnswer = serde_json::from_value(serde_json::json!({
+            "host": "lab:n1", "supervisor": true, "error": "supervisord not answering",
+            "age_ms": 10, "processes": true, "programs": [
+                {"group": "jobs", "name": "a", "state": "RUNNING", "pid": 42, "uptime_s": 61,
+                 "description": "pid 42, uptime 0:01:01", "exit_status": 0,
+                 "cpu_percent": 1.5, "memory_bytes": 2048},
+                {"group": "broken", "name": "broken", "state": "FATAL", "pid": 0,
+                 "uptime_s": 0, "description": "Exited too quickly",
+                 "spawnerr": "can't find command 'foo'", "exit_status": 0}]
+        }))
+        .expect("an answer");
+        let t = programs_table(&a);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "supervisor error: supervisord not answering");
+        assert!(lines[1].starts_with("NAME"), "{t}");
+        assert!(
+            lines[2].starts_with("jobs:a") && lines[2].contains("RUNNING"),
+            "{t}"
+        );
+        assert!(lines[2].contains(" 42 "), "{t}");
+        assert!(
+            lines[3].contains("FATAL") && lines[3].ends_with("can't find command 'foo'"),
+            "{t}"
+        );
+        let none = ProgramsAnswer {
+            supervisor: false,
+            programs: Vec::new(),
+            error: None,
+            ..a
+        };
+        assert!(programs_table(&none).contains("control.supervisor"));
     }
 }

@@ -3,6 +3,9 @@
 //! it over its registry and the agents' command links; smon-web never depends on those.
 
 use smon_api::actions::{Action, ActionResult, Selection};
+pub use smon_api::programs::{
+    LogTail, ProgramResult, ProgramState, ProgramVerb, ProgramsAnswer, SignalKind, SignalResult,
+};
 
 /// Why an action could not be done on a host; each becomes an HTTP status with the sentence
 /// (and `ok: false` with the sentence in a group's results).
@@ -32,4 +35,33 @@ pub trait ActionsService: Send + Sync {
     async fn act(&self, action: Action, id: &str) -> Result<ActionResult, ActionError>;
     /// The host ids `sel` names, in order (unknown ids, tags and clusters refused).
     fn select(&self, sel: &Selection) -> Result<Vec<String>, ActionError>;
+}
+
+/// The server's control of hosts' supervisord programs and processes, through their agents
+/// (`docs/protocol-programs.md`).
+#[async_trait::async_trait]
+pub trait ProgramsService: Send + Sync {
+    /// Starts, stops or restarts the program `name` (`group:name`, `group:*`) of host `id`.
+    async fn program(
+        &self,
+        id: &str,
+        verb: ProgramVerb,
+        name: &str,
+    ) -> Result<ProgramResult, ActionError>;
+    /// The last `bytes` (0: the agent's default, 16 KiB) of the program `name`'s stdout, or
+    /// with `stderr` its stderr.
+    async fn tail_log(
+        &self,
+        id: &str,
+        name: &str,
+        stderr: bool,
+        bytes: u32,
+    ) -> Result<LogTail, ActionError>;
+    /// Sends `signal` to the process `pid` of host `id`.
+    async fn signal(
+        &self,
+        id: &str,
+        pid: u32,
+        signal: SignalKind,
+    ) -> Result<SignalResult, ActionError>;
 }

@@ -147,6 +147,10 @@ pub struct Web {
     /// "Actions"); `None` when it has none (the agent's own view: those routes answer 503).
     /// Set with [`Web::with_actions`].
     pub actions: Option<Arc<dyn crate::acting::ActionsService>>,
+    /// The server's control of supervisord programs and processes behind the program routes
+    /// (`docs/protocol-programs.md`); `None` when it has none (503). Set with
+    /// [`Web::with_programs`].
+    pub programs: Option<Arc<dyn crate::acting::ProgramsService>>,
     /// The server's inventory behind the inventory routes (`docs/protocol-inventory.md`);
     /// `None` when it has none (the agent's own view: those routes answer 503). Set with
     /// [`Web::with_inventory`].
@@ -176,6 +180,7 @@ impl Web {
             alerts: None,
             reach: None,
             actions: None,
+            programs: None,
             inventory: None,
             io: OnceLock::new(),
         }
@@ -184,6 +189,12 @@ impl Web {
     /// Serves `actions` on the action routes (before the state is shared).
     pub fn with_actions(mut self, actions: Arc<dyn crate::acting::ActionsService>) -> Self {
         self.actions = Some(actions);
+        self
+    }
+
+    /// Serves `programs` on the program routes (before the state is shared).
+    pub fn with_programs(mut self, programs: Arc<dyn crate::acting::ProgramsService>) -> Self {
+        self.programs = Some(programs);
         self
     }
 

@@ -13,6 +13,7 @@ mod history;
 mod inventory;
 mod live;
 mod nginx;
+mod programs;
 mod prometheus;
 mod props;
 mod reach;

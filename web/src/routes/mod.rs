@@ -12,6 +12,7 @@ pub mod auth;
 #[cfg(feature = "database")]
 pub mod history;
 pub mod inventory;
+pub mod programs;
 pub mod reach;
 
 /// Without the `database` feature (a lean agent's single-host view): the history routes exist and

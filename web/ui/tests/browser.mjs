@@ -1438,7 +1438,39 @@ async function actions(browser, url, id, role, tag, failing) {
   if (lines !== 1) throw new CheckFailed(`the filter's selection acted on ${lines} hosts, not 1: ${JSON.stringify(dialogs)}`);
 }
 
-const COMMANDS = { home, host, status, transport, screenshot, login, large, fleet, freeze, details, node, history, alerts, actions, reach };
+async function programs(browser, url, id, role, name, logged, marker) {
+  if (!id || !["admin", "viewer"].includes(role) || !name || !logged || !marker) usage("programs: <host id> <admin|viewer> <program> <program with a log> <marker in its log>");
+  const page = await open(browser);
+  const dialogs = [];
+  page.on("dialog", (d) => {
+    dialogs.push(d.message());
+    void d.accept();
+  });
+  await goto(page, withHash(url, `#/host/${id}`));
+  await waitConnected(page);
+  const row = (p) => `.host-programs:not([hidden]) tr[data-program=${JSON.stringify(p)}]`;
+  await step(page, "the Programs section", () => page.waitForSelector(`${row(name)}[data-state="RUNNING"]`));
+  if (!(await page.isVisible(row(logged)))) throw new CheckFailed(`${logged} is not listed\n${await describe(page)}`);
+  if (role === "viewer") {
+    await page.waitForTimeout(1000);
+    if (await page.isVisible(".program-stop, .program-log-open")) throw new CheckFailed(`a viewer sees the program buttons\n${await describe(page)}`);
+    if (await page.isVisible(".proc-signal-open")) throw new CheckFailed(`a viewer sees Signal…\n${await describe(page)}`);
+    return;
+  }
+  // Stop, confirmed naming the program; the outcome, then the row says STOPPED.
+  await step(page, "the Stop button", () => page.waitForSelector(`${row(name)} .program-stop`));
+  await page.click(`${row(name)} .program-stop`);
+  await step(page, "the stop's outcome", () => page.waitForSelector('.program-out[data-state="ok"]'));
+  if (!dialogs.some((m) => m.includes(name))) throw new CheckFailed(`the confirmation did not name ${name}: ${JSON.stringify(dialogs)}`);
+  await step(page, "the program STOPPED", () => page.waitForSelector(`${row(name)}[data-state="STOPPED"]`));
+  // The log panel shows the tail.
+  await page.click(`${row(logged)} .program-log-open`);
+  await step(page, "the log's tail", () => page.waitForFunction((m) => document.querySelector(".program-log-text")?.textContent?.includes(m), marker, { timeout: 10000 }));
+  // Signal… is offered on process rows.
+  await step(page, "Signal… on the process list", () => page.waitForSelector(".proc-signal-open", { state: "attached" }));
+}
+
+const COMMANDS = { home, host, status, transport, screenshot, login, large, fleet, freeze, details, node, history, alerts, actions, reach, programs };
 const [cmd, url, ...rest] = process.argv.slice(2);
 if (!cmd || !(cmd in COMMANDS)) usage(cmd ? `unknown subcommand '${cmd}'` : "no subcommand");
 if (!url) usage(`${cmd}: no url given`);

@@ -18,6 +18,7 @@ import { LiveChart, type SeriesDef } from "../components/chart";
 import { GpuCard } from "../components/gpu";
 import { HistoryView } from "../components/history";
 import { HostActions } from "../components/actions";
+import { HostPrograms, SignalMenu } from "../components/programs";
 import { HostAlerts } from "../components/alerts";
 import { HostReach } from "../components/reach";
 import { Meter, setLevel, setVBar } from "../components/meter";
@@ -238,6 +239,10 @@ export class HostPage {
   private readonly reach: HostReach;
   /** Wake, reboot and shut down, for admins of the aggregator (none on the agent's view). */
   private readonly actions: HostActions | null;
+  /** supervisord's programs (not in the agent's own view). */
+  private readonly programs: HostPrograms | null;
+  /** The process list's Signal… menu (admins; not in the agent's own view). */
+  private readonly signals: SignalMenu | null;
 
   // GPUs
   private readonly gpuSection: HTMLElement;
@@ -326,6 +331,7 @@ export class HostPage {
         { key: "time", label: "Time", cls: "num", text: (p) => duration(p.run_time_s), title: (p) => `started ${dateTime(p.start_unix_ms)}`, sort: (p) => p.run_time_s, desc: true },
         { key: "state", label: "State", text: (p) => p.state, sort: (p) => p.state },
         { key: "cmd", label: "Command", cls: "cmd mono", text: (p) => p.cmdline || `[${p.name}]`, title: (p) => p.cmdline },
+        { key: "sig", label: "", cls: "proc-signal", render: (td, p) => this.signalCell(td, p) },
       ],
       {
         id: "processes",
@@ -339,7 +345,7 @@ export class HostPage {
           setClass(tr, "kthread", p.kernel_thread);
         },
         onSort: () => this.renderProcCount(),
-        widths: { pid: "76px", user: "104px", name: "170px", cpu: "84px", mem: "88px", time: "76px", state: "84px", cmd: "auto" },
+        widths: { pid: "76px", user: "104px", name: "170px", cpu: "84px", mem: "88px", time: "76px", state: "84px", cmd: "auto", sig: "72px" },
         virtualAbove: 120,
       },
     );
@@ -405,6 +411,8 @@ export class HostPage {
     this.alerts = new HostAlerts(id);
     this.reach = new HostReach(id);
     this.actions = conn.hello?.mode === "node" ? null : new HostActions(id);
+    this.programs = conn.hello?.mode === "node" ? null : new HostPrograms(id);
+    this.signals = conn.hello?.mode === "node" ? null : new SignalMenu(id, () => this.renderTables());
     this.tempSection = card("Temperatures", this.temps.el);
 
     const back = h("a", { href: "#/", class: "back" }, "← All hosts");
@@ -428,7 +436,8 @@ export class HostPage {
       this.history.el,
       this.gpuSection,
       h("div", { class: "two-col" }, section("Disks", null, this.disks.el), section("Network", null, this.nets.el)),
-      section("Processes", h("div", { class: "section-tools" }, this.procCount, kthreads, tree, procSearch, this.procMore), this.procs.el),
+      ...(this.programs ? [this.programs.el] : []),
+      section("Processes", h("div", { class: "section-tools" }, this.procCount, kthreads, tree, procSearch, this.procMore), ...(this.signals ? [this.signals.el] : []), this.procs.el),
       section("Logged-in users", null, this.sessions.el),
     );
     this.el = h(
@@ -444,6 +453,27 @@ export class HostPage {
     show(this.tempSection, false);
     this.applyProcTree();
     this.applyProcFilter();
+  }
+
+  /** The Signal… button of a process row, for admins (empty otherwise). */
+  private signalCell(td: HTMLTableCellElement, p: Process): void {
+    const menu = this.signals;
+    if (!menu?.admin || p.kernel_thread) {
+      if (td.firstChild) td.replaceChildren();
+      return;
+    }
+    let b = td.firstElementChild as HTMLButtonElement | null;
+    if (!b) {
+      b = h("button", { type: "button", class: "text-btn proc-signal-open", title: "Send a signal to this process" }, "Signal…");
+      const btn = b;
+      btn.addEventListener("click", (e) => {
+        e.stopPropagation();
+        menu.open(Number(btn.dataset.pid), btn.dataset.name ?? "");
+      });
+      td.append(b);
+    }
+    b.dataset.pid = String(p.pid);
+    b.dataset.name = p.name;
   }
 
   /** The process list's filter: kernel threads unless shown, and the search. */
@@ -720,6 +750,7 @@ export class HostPage {
     this.alerts.destroy();
     this.reach.destroy();
     this.actions?.destroy();
+    this.programs?.destroy();
     this.procs.destroy();
     this.cpuChart.destroy();
     this.memChart.destroy();

@@ -1,0 +1,256 @@
+//! The program routes (`docs/protocol-programs.md`): a host's supervisord programs as its
+//! latest sample shows them (viewers too), and, for admins, starting, stopping and restarting
+//! a program, tailing its log, and sending a signal to a process, through the host's agent
+//! ([`crate::acting::ProgramsService`]). Every action (not the log reads) is logged and
+//! recorded in the audit log with who asked, from where, and the outcome.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+
+use crate::acting::{
+    ActionError, ProgramState, ProgramVerb, ProgramsAnswer, ProgramsService, SignalKind,
+};
+use crate::error::ApiError;
+use crate::security::Principal;
+use crate::security::audit::event_by;
+use crate::security::login::{Admin, Reader, log_safe};
+use crate::security::net::Client;
+use crate::state::Web;
+
+type Shared = State<Arc<Web>>;
+
+/// Most bytes of a log one call may ask for (the agent's own limit).
+pub const MAX_LOG_BYTES: u32 = 65536;
+
+/// The program routes under `base`.
+pub(crate) fn routes(app: axum::Router<Arc<Web>>, base: &str) -> axum::Router<Arc<Web>> {
+    use axum::routing::{get, post};
+    let p = |s: &str| format!("{base}/api/v1{s}");
+    app.route(&p("/hosts/{id}/programs"), get(list))
+        .route(&p("/hosts/{id}/programs/{name}/log"), get(log))
+        .route(&p("/hosts/{id}/programs/{name}/{verb}"), post(act))
+        .route(&p("/hosts/{id}/signal"), post(signal))
+}
+
+fn service(w: &Web) -> Result<Arc<dyn ProgramsService>, ApiError> {
+    w.programs.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "program control is served by the aggregator only".into(),
+        )
+    })
+}
+
+/// Records `action` on `host` by `p` with the outcome of `r` in the audit log.
+async fn audit<T: Serialize>(
+    w: &Web,
+    p: &Principal,
+    client: &Client,
+    action: &str,
+    host: &str,
+    target: &str,
+    r: &Result<T, ActionError>,
+) {
+    let e = crate::security::audit::AuditEvent {
+        hosts: vec![host.to_owned()],
+        target: target.to_owned(),
+        outcome: match r {
+            Ok(_) => "ok".into(),
+            Err(e) => e.to_string(),
+        },
+        results: r.as_ref().ok().and_then(|v| serde_json::to_value(v).ok()),
+        ..event_by(p, client.ip, action)
+    };
+    w.security.audit_later(e).await;
+}
+
+async fn list(
+    State(w): Shared,
+    Reader(p): Reader,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let latest = {
+        let st = w.store();
+        if !st.contains(&id) {
+            return Err(ApiError::not_found(format!(
+                "unknown host '{}'",
+                log_safe(&id)
+            )));
+        }
+        st.info_and_latest(&id).and_then(|(_, l)| l)
+    };
+    let mut answer = ProgramsAnswer {
+        host: id,
+        supervisor: false,
+        url: String::new(),
+        error: None,
+        age_ms: 0,
+        processes: false,
+        programs: Vec::new(),
+    };
+    let Some(mut snap) = latest else {
+        return Ok(Json(answer));
+    };
+    w.security.http.auth.visibility(p.class()).apply(&mut snap);
+    let Some(progs) = snap.programs.as_ref() else {
+        return Ok(Json(answer));
+    };
+    answer.supervisor = true;
+    answer.url = progs.url.clone();
+    answer.error = progs.error.clone();
+    answer.age_ms = progs.age_ms;
+    answer.processes = !snap.processes.is_empty();
+    let mut sums: HashMap<&str, (f32, u64)> = HashMap::new();
+    for q in snap.processes.iter().filter(|q| !q.program.is_empty()) {
+        let s = sums.entry(q.program.as_str()).or_default();
+        s.0 += q.cpu_percent;
+        s.1 += q.memory_bytes;
+    }
+    answer.programs = progs
+        .programs
+        .iter()
+        .map(|pr| {
+            let mut v = ProgramState::from_proto(pr);
+            if answer.processes {
+                let (cpu, mem) = sums
+                    .get(format!("{}:{}", pr.group, pr.name).as_str())
+                    .copied()
+                    .unwrap_or_default();
+                v.cpu_percent = Some(cpu);
+                v.memory_bytes = Some(mem);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(answer))
+}
+
+async fn act(
+    State(w): Shared,
+    Extension(client): Extension<Client>,
+    Admin(p): Admin,
+    Path((id, name, verb)): Path<(String, String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let verb: ProgramVerb = verb
+        .parse()
+        .map_err(|e: String| ApiError::new(StatusCode::NOT_FOUND, log_safe(&e).to_string()))?;
+    let s = service(&w)?;
+    let r = s.program(&id, verb, &name).await;
+    let action = format!("program.{}", verb.as_str());
+    log_result(&action, &p, &id, &name, &r);
+    audit(&w, &p, &client, &action, &id, &name, &r).await;
+    Ok(Json(r?))
+}
+
+/// `GET .../log`'s query.
+#[derive(Debug, Deserialize)]
+struct LogQuery {
+    /// `stdout` (the default) or `stderr`.
+    #[serde(default)]
+    stream: Option<String>,
+    /// How many bytes of the end; default 16384, at most [`MAX_LOG_BYTES`].
+    #[serde(default)]
+    bytes: Option<u32>,
+}
+
+async fn log(
+    State(w): Shared,
+    Admin(_): Admin,
+    Path((id, name)): Path<(String, String)>,
+    q: Result<Query<LogQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let stderr = match q.stream.as_deref() {
+        None | Some("stdout") => false,
+        Some("stderr") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("stream: '{}' is not stdout or stderr", log_safe(other)),
+            ));
+        }
+    };
+    let bytes = q.bytes.unwrap_or(0);
+    if bytes > MAX_LOG_BYTES {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("bytes: at most {MAX_LOG_BYTES}"),
+        ));
+    }
+    let s = service(&w)?;
+    let t = s.tail_log(&id, &name, stderr, bytes).await?;
+    Ok((
+        [
+            ("content-type", "text/plain; charset=utf-8".to_owned()),
+            ("x-smon-log-offset", t.offset.to_string()),
+            ("x-smon-log-overflow", t.overflow.to_string()),
+        ],
+        t.text,
+    ))
+}
+
+/// `POST /api/v1/hosts/{id}/signal`'s body.
+#[derive(Debug, Deserialize)]
+struct SignalBody {
+    pid: u32,
+    signal: SignalKind,
+}
+
+async fn signal(
+    State(w): Shared,
+    Extension(client): Extension<Client>,
+    Admin(p): Admin,
+    Path(id): Path<String>,
+    body: Result<Json<SignalBody>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(b) = body.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "bad JSON body ({}): expected {{\"pid\": N, \"signal\": \"TERM|INT|KILL|HUP\"}}",
+                e.body_text()
+            ),
+        )
+    })?;
+    let s = service(&w)?;
+    let r = s.signal(&id, b.pid, b.signal).await;
+    let action = format!("signal.{}", b.signal.as_str());
+    let target = b.pid.to_string();
+    log_result(&action, &p, &id, &target, &r);
+    audit(&w, &p, &client, &action, &id, &target, &r).await;
+    Ok(Json(r?))
+}
+
+/// Logs one result (target `smon::actions`).
+fn log_result<T>(action: &str, p: &Principal, host: &str, on: &str, r: &Result<T, ActionError>) {
+    let who = match p {
+        Principal::User { name, .. } => name.as_str(),
+        Principal::Anonymous => "anonymous",
+    };
+    match r {
+        Ok(_) => tracing::info!(
+            target: "smon::actions",
+            action,
+            by = %log_safe(who),
+            host = %log_safe(host),
+            on = %log_safe(on),
+            "Action done."
+        ),
+        Err(e) => tracing::warn!(
+            target: "smon::actions",
+            action,
+            by = %log_safe(who),
+            host = %log_safe(host),
+            on = %log_safe(on),
+            error = %e,
+            "Action failed."
+        ),
+    }
+}
