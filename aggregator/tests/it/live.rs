@@ -330,9 +330,17 @@ async fn a_consumer_that_never_reads_does_not_delay_the_hub() {
 
     // A consumer that reads, alone.
     let mut reader = live.feed.subscribe("reader", Kinds::POLL, 10_000);
+    // It reads until the server stops (the feed may outlive it: the web state, which holds
+    // the registry and the checker, goes when its last connection does).
+    let stopped = live.stop.clone();
     let reading = tokio::spawn(async move {
         let mut lags = Vec::new();
-        while let Some(e) = reader.recv().await {
+        loop {
+            let e = tokio::select! {
+                e = reader.recv() => e,
+                () = stopped.cancelled() => None,
+            };
+            let Some(e) = e else { break };
             if matches!(e.body, Body::Sample { .. }) {
                 lags.push(smon_web::hub::now_ms().saturating_sub(e.at_ms));
             }
