@@ -532,14 +532,9 @@ impl Control for ControlService {
             Ok(()) => self.wake(req.get_ref()).await,
             Err(e) => Err(e),
         };
-        match &result {
-            Ok(reply) => self.log(
-                &call,
-                Ok(&format!("sent {} bytes to {}", reply.bytes, reply.sent_to)),
-            ),
-            Err(e) => self.log(&call, Err(e)),
-        }
-        result.map(Response::new)
+        answer(self, &call, result, |reply| {
+            format!("sent {} bytes to {}", reply.bytes, reply.sent_to)
+        })
     }
 
     async fn power(&self, req: Request<PowerRequest>) -> Result<Response<PowerReply>, Status> {
@@ -554,14 +549,9 @@ impl Control for ControlService {
             Ok(()) => self.power(req.get_ref()).await,
             Err(e) => Err(e),
         };
-        match &result {
-            Ok(reply) => self.log(
-                &call,
-                Ok(&format!("started '{}' (pid {})", reply.command, reply.pid)),
-            ),
-            Err(e) => self.log(&call, Err(e)),
-        }
-        result.map(Response::new)
+        answer(self, &call, result, |reply| {
+            format!("started '{}' (pid {})", reply.command, reply.pid)
+        })
     }
 
     async fn program(

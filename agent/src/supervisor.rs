@@ -265,32 +265,20 @@ impl Supervisor {
 
     /// Starts `name` (`group:name`), or every program of `group` when `name` is `group:*`.
     pub async fn start(&self, name: &Name) -> Result<(), SupervisorError> {
-        match name {
-            Name::Group(g) => self
-                .call(
-                    "supervisor.startProcessGroup",
-                    &[Param::Str(g), Param::Bool(true)],
-                    ACTION_TIMEOUT,
-                )
-                .await
-                .and_then(|v| self.group_result(&v)),
-            Name::Program(n) => self
-                .call(
-                    "supervisor.startProcess",
-                    &[Param::Str(n), Param::Bool(true)],
-                    ACTION_TIMEOUT,
-                )
-                .await
-                .map(drop),
-        }
+        self.start_or_stop(name, "start").await
     }
 
     /// Stops `name`, or every program of a group.
     pub async fn stop(&self, name: &Name) -> Result<(), SupervisorError> {
+        self.start_or_stop(name, "stop").await
+    }
+
+    /// `supervisor.{verb}Process(name, wait)`, or `{verb}ProcessGroup` for a group.
+    async fn start_or_stop(&self, name: &Name, verb: &str) -> Result<(), SupervisorError> {
         match name {
             Name::Group(g) => self
                 .call(
-                    "supervisor.stopProcessGroup",
+                    &format!("supervisor.{verb}ProcessGroup"),
                     &[Param::Str(g), Param::Bool(true)],
                     ACTION_TIMEOUT,
                 )
@@ -298,7 +286,7 @@ impl Supervisor {
                 .and_then(|v| self.group_result(&v)),
             Name::Program(n) => self
                 .call(
-                    "supervisor.stopProcess",
+                    &format!("supervisor.{verb}Process"),
                     &[Param::Str(n), Param::Bool(true)],
                     ACTION_TIMEOUT,
                 )
