@@ -6,8 +6,8 @@
 //! sample flows. `Control.Signal` on processes the test starts, with its refusals.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use smon_proto::control_client::ControlClient;
@@ -21,141 +21,47 @@ use tonic::transport::Channel;
 
 use crate::support::{self, Bearer, TOKEN};
 
-const SUPERVISORD: &str = "/usr/bin/supervisord";
-const SUPERVISORCTL: &str = "/usr/bin/supervisorctl";
+#[path = "../../../tests/supervisord_common.rs"]
+mod supervisord_common;
+use supervisord_common::{PASSWORD, Supervisord, USER};
 
 /// The control token of these tests (the read token is `support::TOKEN`).
 const CONTROL: &str = "control-test-token-supervisor-0123";
-
-/// supervisord's credentials.
-const USER: &str = "smon";
-const PASSWORD: &str = "supervisor-test-password";
 
 /// What the program `jobs:b` prints.
 const MARKER: &str = "smon-tail-marker-7f3a";
 
 type Client = ControlClient<InterceptedService<Channel, Bearer>>;
 
-/// A `supervisord` in the foreground with its config, socket and logs in a temp dir:
-/// `sleeper` and the group `jobs` (`a`, `b`) run `sleep`, `broken` exits at once (FATAL).
-/// Dropping it stops supervisord, which stops its programs.
-struct Supervisord {
-    child: Child,
-    conf: PathBuf,
-    sock: PathBuf,
-    dir: PathBuf,
-}
-
-impl Supervisord {
-    fn start(dir: &Path) -> Self {
-        assert!(
-            Path::new(SUPERVISORD).exists() && Path::new(SUPERVISORCTL).exists(),
-            "{SUPERVISORD} is missing: install the Debian package `supervisor`"
-        );
-        let d = dir.display();
-        let conf = dir.join("supervisord.conf");
-        let text = format!(
-            "[unix_http_server]\n\
-             file={d}/s.sock\n\
-             chmod=0700\n\
-             username={USER}\n\
-             password={PASSWORD}\n\
-             \n\
-             [supervisord]\n\
-             logfile={d}/supervisord.log\n\
-             pidfile={d}/supervisord.pid\n\
-             childlogdir={d}\n\
-             loglevel=info\n\
-             \n\
-             [rpcinterface:supervisor]\n\
-             supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\
-             \n\
-             [supervisorctl]\n\
-             serverurl=unix://{d}/s.sock\n\
-             username={USER}\n\
-             password={PASSWORD}\n\
-             \n\
-             [program:sleeper]\n\
-             command=sleep 1000\n\
-             startsecs=1\n\
-             stopwaitsecs=2\n\
-             \n\
-             [program:broken]\n\
-             command=/bin/false\n\
-             startsecs=1\n\
-             startretries=0\n\
-             autorestart=false\n\
-             \n\
-             [group:jobs]\n\
-             programs=a,b\n\
-             \n\
-             [program:a]\n\
-             command=sleep 1000\n\
-             startsecs=1\n\
-             stopwaitsecs=2\n\
-             \n\
-             [program:b]\n\
-             command=/bin/sh -c 'echo {MARKER}; exec sleep 1000'\n\
-             startsecs=1\n\
-             stopwaitsecs=2\n\
-             stdout_logfile={d}/b.out.log\n"
-        );
-        std::fs::write(&conf, text).expect("write supervisord.conf");
-        let child = Command::new(SUPERVISORD)
-            .arg("-n")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn supervisord");
-        Self {
-            child,
-            conf,
-            sock: dir.join("s.sock"),
-            dir: dir.to_owned(),
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("unix://{}", self.sock.display())
-    }
-
-    /// `supervisorctl status <name>`'s output.
-    fn status(&self, name: &str) -> String {
-        let out = Command::new(SUPERVISORCTL)
-            .arg("-c")
-            .arg(&self.conf)
-            .args(["status", name])
-            .output()
-            .expect("run supervisorctl");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("supervisord.log")).unwrap_or_default()
-    }
-
-    /// SIGTERM (supervisord stops its programs first), then waits for it to end.
-    fn stop(&mut self) {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Supervisord {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// The programs: `sleeper` and the group `jobs` (`a`, `b`) run `sleep`, `broken` exits at
+/// once (FATAL).
+fn programs() -> String {
+    format!(
+        "[program:sleeper]\n\
+         command=sleep 1000\n\
+         startsecs=1\n\
+         stopwaitsecs=2\n\
+         \n\
+         [program:broken]\n\
+         command=/bin/false\n\
+         startsecs=1\n\
+         startretries=0\n\
+         autorestart=false\n\
+         \n\
+         [group:jobs]\n\
+         programs=a,b\n\
+         \n\
+         [program:a]\n\
+         command=sleep 1000\n\
+         startsecs=1\n\
+         stopwaitsecs=2\n\
+         \n\
+         [program:b]\n\
+         command=/bin/sh -c 'echo {MARKER}; exec sleep 1000'\n\
+         startsecs=1\n\
+         stopwaitsecs=2\n\
+         stdout_logfile={{d}}/b.out.log\n"
+    )
 }
 
 /// Settings with the read token, no GPUs, and the `control` block `control` (JSON).
@@ -244,28 +150,10 @@ async fn act(c: &mut Client, action: ProgramAction, name: &str) -> Vec<Program> 
     .programs
 }
 
-/// Waits until `supervisorctl status <name>` says `word` on every line.
-fn status_says(sup: &Supervisord, name: &str, word: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let out = sup.status(name);
-        let lines: Vec<&str> = out.lines().filter(|l| !l.trim().is_empty()).collect();
-        if !lines.is_empty() && lines.iter().all(|l| l.contains(word)) {
-            return out;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "supervisorctl status {name} never said {word}: {out}\n{}",
-            sup.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn programs_are_read_and_started_stopped_restarted_and_tailed() {
     let dir = tempfile::tempdir().expect("tmp");
-    let mut sup = Supervisord::start(dir.path());
+    let mut sup = Supervisord::start(dir.path(), &programs());
     let agent = support::start_with(settings(serde_json::json!({
         "token": CONTROL,
         "supervisor": {"url": sup.url(), "username": USER, "password": PASSWORD, "interval_s": 1},
@@ -318,10 +206,10 @@ async fn programs_are_read_and_started_stopped_restarted_and_tailed() {
     let r = act(&mut c, ProgramAction::Stop, "sleeper:sleeper").await;
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0].state, "STOPPED", "{r:?}");
-    status_says(&sup, "sleeper", "STOPPED");
+    sup.says("sleeper", "STOPPED");
     let r = act(&mut c, ProgramAction::Start, "sleeper").await;
     assert_eq!(r[0].state, "RUNNING", "{r:?}");
-    status_says(&sup, "sleeper", "RUNNING");
+    sup.says("sleeper", "RUNNING");
     let before = r[0].pid;
     let r = act(&mut c, ProgramAction::Restart, "sleeper:sleeper").await;
     assert_eq!(r[0].state, "RUNNING", "{r:?}");
@@ -329,7 +217,7 @@ async fn programs_are_read_and_started_stopped_restarted_and_tailed() {
         r[0].pid > 0 && r[0].pid != before,
         "a new pid: {before} then {r:?}"
     );
-    let out = status_says(&sup, "sleeper", "RUNNING");
+    let out = sup.says("sleeper", "RUNNING");
     assert!(out.contains(&format!("pid {}", r[0].pid)), "{out}");
 
     // RESTART of a stopped program starts it; of one that cannot start, supervisord's fault.
@@ -350,10 +238,10 @@ async fn programs_are_read_and_started_stopped_restarted_and_tailed() {
     let r = act(&mut c, ProgramAction::Stop, "jobs:*").await;
     assert_eq!(r.len(), 2, "{r:?}");
     assert!(r.iter().all(|p| p.state == "STOPPED"), "{r:?}");
-    status_says(&sup, "jobs:*", "STOPPED");
+    sup.says("jobs:*", "STOPPED");
     let r = act(&mut c, ProgramAction::Start, "jobs:*").await;
     assert!(r.iter().all(|p| p.state == "RUNNING"), "{r:?}");
-    status_says(&sup, "jobs:*", "RUNNING");
+    sup.says("jobs:*", "RUNNING");
 
     // Refusals: unknown name, bad name, a stopped program stopped again, the read token.
     let e = c
@@ -389,7 +277,7 @@ async fn programs_are_read_and_started_stopped_restarted_and_tailed() {
         .await
         .expect_err("read token");
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
-    status_says(&sup, "sleeper", "RUNNING");
+    sup.says("sleeper", "RUNNING");
 
     // The tail of a program's output (b was restarted with its group: it printed again).
     let t = c

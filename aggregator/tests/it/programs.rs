@@ -6,8 +6,8 @@
 //! `supervisorctl`), a log tailed, a process signalled, the refusals as what to fix, and every
 //! action in the audit log; then `smonctl` with API tokens; then the host page in Chromium.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -18,126 +18,30 @@ use crate::support::{
     workspace_bin, write_users,
 };
 
-const SUPERVISORD: &str = "/usr/bin/supervisord";
-const SUPERVISORCTL: &str = "/usr/bin/supervisorctl";
+#[path = "../../../tests/supervisord_common.rs"]
+mod supervisord_common;
+use supervisord_common::{PASSWORD, Supervisord, USER};
 
 /// The agent's control token (set as `control_token` in the host's entry).
 const CONTROL: &str = "control-token-for-programs-0123";
 
-/// supervisord's credentials.
-const USER: &str = "smon";
-const PASSWORD: &str = "supervisor-test-password";
-
 /// What the program `marker` prints.
 const MARKER: &str = "smon-programs-marker-51c2";
 
-/// A `supervisord` in the foreground with its config, socket and logs in a temp dir: the
-/// programs `sleeper` (`sleep 1000`) and `marker` (prints [`MARKER`], then sleeps). Dropping
-/// it stops supervisord, which stops its programs.
-struct Supervisord {
-    child: Child,
-    conf: PathBuf,
-    sock: PathBuf,
-}
-
-impl Supervisord {
-    fn start(dir: &Path) -> Self {
-        assert!(
-            Path::new(SUPERVISORD).exists() && Path::new(SUPERVISORCTL).exists(),
-            "{SUPERVISORD} is missing: install the Debian package `supervisor`"
-        );
-        let d = dir.display();
-        let conf = dir.join("supervisord.conf");
-        let text = format!(
-            "[unix_http_server]\n\
-             file={d}/s.sock\n\
-             chmod=0700\n\
-             username={USER}\n\
-             password={PASSWORD}\n\
-             \n\
-             [supervisord]\n\
-             logfile={d}/supervisord.log\n\
-             pidfile={d}/supervisord.pid\n\
-             childlogdir={d}\n\
-             \n\
-             [rpcinterface:supervisor]\n\
-             supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\
-             \n\
-             [supervisorctl]\n\
-             serverurl=unix://{d}/s.sock\n\
-             username={USER}\n\
-             password={PASSWORD}\n\
-             \n\
-             [program:sleeper]\n\
-             command=sleep 1000\n\
-             startsecs=1\n\
-             stopwaitsecs=2\n\
-             \n\
-             [program:marker]\n\
-             command=/bin/sh -c 'echo {MARKER}; exec sleep 1000'\n\
-             startsecs=1\n\
-             stopwaitsecs=2\n\
-             stdout_logfile={d}/marker.out.log\n"
-        );
-        std::fs::write(&conf, text).expect("write supervisord.conf");
-        let child = Command::new(SUPERVISORD)
-            .arg("-n")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn supervisord");
-        Self {
-            child,
-            conf,
-            sock: dir.join("s.sock"),
-        }
-    }
-
-    /// `supervisorctl status <name>`'s output.
-    fn status(&self, name: &str) -> String {
-        let out = Command::new(SUPERVISORCTL)
-            .arg("-c")
-            .arg(&self.conf)
-            .args(["status", name])
-            .output()
-            .expect("run supervisorctl");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Waits until `supervisorctl status <name>` says `word`.
-    fn says(&self, name: &str, word: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let out = self.status(name);
-            if out.contains(word) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "supervisorctl status {name} never said {word}: {out}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Supervisord {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The programs: `sleeper` (`sleep 1000`) and `marker` (prints [`MARKER`], then sleeps).
+fn programs() -> String {
+    format!(
+        "[program:sleeper]\n\
+         command=sleep 1000\n\
+         startsecs=1\n\
+         stopwaitsecs=2\n\
+         \n\
+         [program:marker]\n\
+         command=/bin/sh -c 'echo {MARKER}; exec sleep 1000'\n\
+         startsecs=1\n\
+         stopwaitsecs=2\n\
+         stdout_logfile={{d}}/marker.out.log\n"
+    )
 }
 
 /// `sleep 1000` started through a shell that exits at once: not the agent's child.
@@ -183,9 +87,9 @@ struct Fleet {
 impl Fleet {
     async fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let sup = Supervisord::start(dir.path());
+        let sup = Supervisord::start(dir.path(), &programs());
         let control = json!({"token": CONTROL, "signals": {"enabled": true},
-            "supervisor": {"url": format!("unix://{}", sup.sock.display()),
+            "supervisor": {"url": sup.url(),
                 "username": USER, "password": PASSWORD, "interval_s": 1}});
         let agent = Agent::start_full("127.0.0.57", "", &format!(",\"control\":{control}"));
         write_users(dir.path(), "smon-users.json");
