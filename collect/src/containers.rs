@@ -272,10 +272,10 @@ const UNLIMITED: u64 = 1 << 60;
 
 /// The number in a file of one number (`None` when missing or not a number).
 fn read_u64(path: &Path, buf: &mut String) -> Option<u64> {
+    use std::io::Read;
     buf.clear();
-    let text = fs::read_to_string(path).ok()?;
-    buf.push_str(text.trim());
-    buf.parse().ok()
+    fs::File::open(path).ok()?.read_to_string(buf).ok()?;
+    buf.trim().parse().ok()
 }
 
 /// The value of `key` in a `key value` file (cpu.stat, memory.stat).
@@ -405,14 +405,6 @@ pub struct ContainerCollector {
     /// Names, images and states from the runtimes' sockets.
     #[cfg(unix)]
     names: Option<runtime::RuntimeNames>,
-}
-
-/// One sample's containers, and which container each process is in.
-pub struct Found {
-    /// The `containers` part of the snapshot.
-    pub containers: Containers,
-    /// Process id to `Container.id`.
-    pub pids: HashMap<u32, String>,
 }
 
 impl ContainerCollector {
