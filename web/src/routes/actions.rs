@@ -72,14 +72,6 @@ fn service(w: &Web) -> Result<Arc<dyn ActionsService>, ApiError> {
     })
 }
 
-/// Who asked, for the log.
-fn actor(p: &Principal) -> String {
-    match p {
-        Principal::User { name, .. } => name.clone(),
-        Principal::Anonymous => "anonymous".into(),
-    }
-}
-
 /// Logs one host's result of `action` asked by `who`.
 fn log_result(action: Action, who: &str, r: &Result<ActionResult, ActionError>, host: &str) {
     match r {
@@ -129,7 +121,7 @@ async fn one(
 ) -> Result<impl IntoResponse, ApiError> {
     let s = service(&w)?;
     let r = s.act(action, &id).await;
-    log_result(action, &actor(&p), &r, &id);
+    log_result(action, p.actor(), &r, &id);
     let (outcome, results) = match &r {
         Ok(x) => ("ok".to_owned(), Some(std::slice::from_ref(x))),
         Err(e) => (e.to_string(), None),
@@ -174,7 +166,7 @@ async fn group(
             return Err(e);
         }
     };
-    let who = actor(&p);
+    let who = p.actor().to_owned();
     let results: Vec<ActionResult> = futures_util::stream::iter(ids)
         .map(|id| {
             let s = s.clone();

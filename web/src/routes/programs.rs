@@ -230,10 +230,7 @@ async fn signal(
 
 /// Logs one result (target `smon::actions`).
 fn log_result<T>(action: &str, p: &Principal, host: &str, on: &str, r: &Result<T, ActionError>) {
-    let who = match p {
-        Principal::User { name, .. } => name.as_str(),
-        Principal::Anonymous => "anonymous",
-    };
+    let who = p.actor();
     match r {
         Ok(_) => tracing::info!(
             target: "smon::actions",

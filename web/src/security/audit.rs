@@ -132,10 +132,7 @@ pub fn event_by(
     client: std::net::IpAddr,
     action: &str,
 ) -> AuditEvent {
-    let actor = match p {
-        crate::security::Principal::User { name, .. } => name.as_str(),
-        crate::security::Principal::Anonymous => "anonymous",
-    };
+    let actor = p.actor();
     AuditEvent {
         client: Some(client),
         ..AuditEvent::new(crate::clock::now_ms(), actor, action)

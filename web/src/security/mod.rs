@@ -61,6 +61,14 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// Who it is in logs and the audit: the user's name, or `anonymous`.
+    pub fn actor(&self) -> &str {
+        match self {
+            Self::User { name, .. } => name,
+            Self::Anonymous => "anonymous",
+        }
+    }
+
     /// What this principal may see.
     pub fn class(&self) -> Class {
         match self {
