@@ -185,18 +185,9 @@ impl Actions {
             PowerAction::Shutdown => "shutdown",
             _ => "reboot",
         };
-        let token = t.control_token.as_deref().ok_or_else(|| {
-            ActionError::NotSetUp(format!(
-                "{id} has no control_token: set it in its host entry (the agent's control.token) \
-                 to {what} it"
-            ))
-        })?;
-        let link = self
-            .registry
-            .link(&id)
-            .map_err(|e| ActionError::Agent(format!("cannot {what} {id}: {e}")))?;
+        let (token, link) = self.control(&id, what)?;
         let r = link
-            .power(token, action, CONTROL_DEADLINE)
+            .power(&token, action, CONTROL_DEADLINE)
             .await
             .map_err(|e| refusal(e, &id))?;
         Ok(ActionResult {
