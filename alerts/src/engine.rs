@@ -613,35 +613,7 @@ impl Engine {
             );
             if had_data {
                 // Subjects the sample no longer has (an unmounted disk, a GPU gone) clear.
-                let stale = |a: &AlertState| a.rule_idx == r && a.seen != generation;
-                if h.alerts.iter().any(stale) {
-                    let subjects: Vec<String> = h
-                        .alerts
-                        .iter()
-                        .filter(|a| stale(a))
-                        .map(|a| a.subject.clone())
-                        .collect();
-                    let none = String::new;
-                    let v = Verdict {
-                        keep: false,
-                        trigger: false,
-                        sustain: false,
-                        value: None,
-                        detail: &none,
-                    };
-                    for s in subjects {
-                        apply(
-                            &mut h.alerts,
-                            &h.meta,
-                            generation,
-                            r,
-                            slot,
-                            &s,
-                            &v,
-                            &mut ctx,
-                        );
-                    }
-                }
+                clear_stale(&mut h.alerts, &h.meta, generation, r, slot, &mut ctx);
             }
         }
     }
@@ -717,33 +689,7 @@ impl Engine {
                 );
             }
             // Subjects no longer checked clear.
-            let stale = |a: &AlertState| a.rule_idx == r && a.seen != generation;
-            let gone: Vec<String> = h
-                .alerts
-                .iter()
-                .filter(|a| stale(a))
-                .map(|a| a.subject.clone())
-                .collect();
-            let none = String::new;
-            let v = Verdict {
-                keep: false,
-                trigger: false,
-                sustain: false,
-                value: None,
-                detail: &none,
-            };
-            for s in gone {
-                apply(
-                    &mut h.alerts,
-                    &h.meta,
-                    generation,
-                    r,
-                    slot,
-                    &s,
-                    &v,
-                    &mut ctx,
-                );
-            }
+            clear_stale(&mut h.alerts, &h.meta, generation, r, slot, &mut ctx);
         }
     }
 
@@ -1282,6 +1228,34 @@ fn fire(
 }
 
 /// One verdict on one (rule, host, subject): the state machine.
+/// Clears the alerts of rule `rule_idx` whose subject this pass did not see (`seen` is not
+/// `generation`): an unmounted disk, a GPU gone, a service no longer checked.
+fn clear_stale(
+    alerts: &mut Vec<AlertState>,
+    meta: &HostMeta,
+    generation: u32,
+    rule_idx: usize,
+    slot: &Slot,
+    ctx: &mut Ctx,
+) {
+    let gone: Vec<String> = alerts
+        .iter()
+        .filter(|a| a.rule_idx == rule_idx && a.seen != generation)
+        .map(|a| a.subject.clone())
+        .collect();
+    let none = String::new;
+    let v = Verdict {
+        keep: false,
+        trigger: false,
+        sustain: false,
+        value: None,
+        detail: &none,
+    };
+    for s in gone {
+        apply(alerts, meta, generation, rule_idx, slot, &s, &v, ctx);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn apply(
     alerts: &mut Vec<AlertState>,
