@@ -1070,7 +1070,10 @@ impl AppConfig {
         let mut config_clusters = Vec::new();
         for (ci, c) in m.clusters.iter().enumerate() {
             let cf = format!("monitor.clusters[{ci}]");
-            let mut cluster_tls: Option<Option<ClientTls>> = None;
+            let cluster_tls = c
+                .tls
+                .as_ref()
+                .and_then(|t| check_client_tls(t, &format!("{cf}.tls"), base, &mut tls_errs));
             if !valid_name(&c.name) {
                 bad(
                     format!("{cf}.name"),
@@ -1103,24 +1106,12 @@ impl AppConfig {
                 wol_vias.push((format!("{hf}.wol.via"), target.net.wol.via.clone()));
                 let tls = match (&h.tls, &c.tls) {
                     (Some(t), _) => check_client_tls(t, &format!("{hf}.tls"), base, &mut tls_errs),
-                    (None, Some(t)) => cluster_tls
-                        .get_or_insert_with(|| {
-                            check_client_tls(t, &format!("{cf}.tls"), base, &mut tls_errs)
-                        })
-                        .clone(),
-                    (None, None) => None,
+                    (None, _) => cluster_tls.clone(),
                 };
                 target.tls = tls;
                 targets.push(target);
             }
-            let tls = match &c.tls {
-                Some(t) => cluster_tls
-                    .get_or_insert_with(|| {
-                        check_client_tls(t, &format!("{cf}.tls"), base, &mut tls_errs)
-                    })
-                    .clone(),
-                None => None,
-            };
+            let tls = cluster_tls;
             config_clusters.push(ConfigCluster {
                 name: c.name.clone(),
                 tls,
