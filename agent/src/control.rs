@@ -97,17 +97,7 @@ impl ControlService {
 
     /// The control token check (and `monitor.allow_from`), before anything else is looked at.
     fn authorize<T>(&self, req: &Request<T>) -> Result<(), Status> {
-        if !self.allow.is_empty() {
-            match req.remote_addr() {
-                Some(a) if self.allow.contains(a.ip()) => {}
-                peer => {
-                    let who = peer.map(|a| a.ip().to_string()).unwrap_or("unknown".into());
-                    return Err(Status::permission_denied(format!(
-                        "{who} is not allowed by the agent's monitor.allow_from"
-                    )));
-                }
-            }
-        }
+        crate::service::check_allow(&self.allow, req.remote_addr())?;
         let mut values = req.metadata().get_all("authorization").iter();
         let (Some(v), None) = (values.next(), values.next()) else {
             return Err(match req.metadata().get("authorization") {

@@ -259,19 +259,29 @@ impl TokenCheck {
     }
 }
 
+/// `monitor.allow_from` for a call from `peer`: PERMISSION_DENIED outside it (an empty list
+/// allows everyone). Shared by the Agent and Control services.
+pub(crate) fn check_allow(
+    allow: &CidrList,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<(), Status> {
+    match peer {
+        _ if allow.is_empty() => Ok(()),
+        Some(a) if allow.contains(a.ip()) => Ok(()),
+        peer => {
+            let who = peer.map(|a| a.ip().to_string()).unwrap_or("unknown".into());
+            Err(Status::permission_denied(format!(
+                "{who} is not allowed by the agent's monitor.allow_from"
+            )))
+        }
+    }
+}
+
 impl Interceptor for TokenCheck {
     fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
-        if !self.allow.is_empty() {
-            match req.remote_addr() {
-                Some(a) if self.allow.contains(a.ip()) => {}
-                peer => {
-                    self.log_refusal(&req, "address not in monitor.allow_from");
-                    let who = peer.map(|a| a.ip().to_string()).unwrap_or("unknown".into());
-                    return Err(Status::permission_denied(format!(
-                        "{who} is not allowed by the agent's monitor.allow_from"
-                    )));
-                }
-            }
+        if let Err(e) = check_allow(&self.allow, req.remote_addr()) {
+            self.log_refusal(&req, "address not in monitor.allow_from");
+            return Err(e);
         }
         let Some(expected) = &self.expected else {
             return Ok(req);
