@@ -76,28 +76,28 @@ pub fn mark(processes: &mut [Process], programs: &[Program]) {
         .filter(|p| p.pid != 0)
         .map(|p| (p.pid, format!("{}:{}", p.group, p.name)))
         .collect();
+    if owner.is_empty() {
+        // No program running (or no supervisord): nothing to walk.
+        for p in processes.iter_mut() {
+            p.program.clear();
+        }
+        return;
+    }
     let parent: HashMap<u32, u32> = processes.iter().map(|p| (p.pid, p.ppid)).collect();
     for p in processes.iter_mut() {
         p.program.clear();
-        if owner.is_empty() {
-            continue;
-        }
         // Walk up to a program's pid (or the root); the depth bound guards against a table
         // read mid-change with a cycle in it.
         let mut at = p.pid;
-        let mut found = None;
         for _ in 0..64 {
             if let Some(name) = owner.get(&at) {
-                found = Some(name.clone());
+                p.program.clone_from(name);
                 break;
             }
             match parent.get(&at) {
                 Some(&pp) if pp != 0 && pp != at => at = pp,
                 _ => break,
             }
-        }
-        if let Some(name) = found {
-            p.program = name;
         }
     }
 }
