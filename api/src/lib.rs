@@ -8,6 +8,7 @@
 //! - [`alerts`]: alerts and the notifications channels are sent.
 //! - [`audit`]: the audit log's records (`GET /api/v1/audit`).
 //! - [`history`]: the bodies of the history routes.
+//! - [`applications`]: the fleet's programs and the declared applications.
 //! - [`inventory`]: the hosts and clusters edited in the browser.
 //! - [`client`]: a small typed REST client (login with a session cookie, the read routes), for
 //!   the CLI and for tests.
@@ -17,6 +18,7 @@
 
 pub mod actions;
 pub mod alerts;
+pub mod applications;
 pub mod audit;
 pub mod auth;
 pub mod client;

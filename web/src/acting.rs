@@ -3,6 +3,7 @@
 //! it over its registry and the agents' command links; smon-web never depends on those.
 
 use smon_api::actions::{Action, ActionResult, Selection};
+pub use smon_api::applications::{AppActionResult, AppVerb, DeclaredApp};
 pub use smon_api::programs::{
     LogTail, ProgramResult, ProgramState, ProgramVerb, ProgramsAnswer, SignalKind, SignalResult,
 };
@@ -64,4 +65,20 @@ pub trait ProgramsService: Send + Sync {
         pid: u32,
         signal: SignalKind,
     ) -> Result<SignalResult, ActionError>;
+}
+
+/// The server's declared applications (`applications[]` in `config_app.json`,
+/// `docs/protocol-applications.md`): what they are doing, and starting or stopping them.
+#[async_trait::async_trait]
+pub trait ApplicationsService: Send + Sync {
+    /// The declared applications now, in configuration order.
+    fn declared(&self) -> Vec<DeclaredApp>;
+    /// Does `verb` on the application `name`, or on every declared application with `None`
+    /// (starts in `start_after` order, stops in reverse); `by` names who asked, for the logs.
+    async fn act(
+        &self,
+        name: Option<&str>,
+        verb: AppVerb,
+        by: &str,
+    ) -> Result<AppActionResult, ActionError>;
 }

@@ -151,6 +151,10 @@ pub struct Web {
     /// (`docs/protocol-programs.md`); `None` when it has none (503). Set with
     /// [`Web::with_programs`].
     pub programs: Option<Arc<dyn crate::acting::ProgramsService>>,
+    /// The server's declared applications behind the applications routes
+    /// (`docs/protocol-applications.md`); `None` when it has none (the fleet's programs are
+    /// still listed). Set with [`Web::with_applications`].
+    pub applications: Option<Arc<dyn crate::acting::ApplicationsService>>,
     /// The server's inventory behind the inventory routes (`docs/protocol-inventory.md`);
     /// `None` when it has none (the agent's own view: those routes answer 503). Set with
     /// [`Web::with_inventory`].
@@ -181,6 +185,7 @@ impl Web {
             reach: None,
             actions: None,
             programs: None,
+            applications: None,
             inventory: None,
             io: OnceLock::new(),
         }
@@ -189,6 +194,15 @@ impl Web {
     /// Serves `actions` on the action routes (before the state is shared).
     pub fn with_actions(mut self, actions: Arc<dyn crate::acting::ActionsService>) -> Self {
         self.actions = Some(actions);
+        self
+    }
+
+    /// Serves `applications` on the applications routes (before the state is shared).
+    pub fn with_applications(
+        mut self,
+        applications: Arc<dyn crate::acting::ApplicationsService>,
+    ) -> Self {
+        self.applications = Some(applications);
         self
     }
 
