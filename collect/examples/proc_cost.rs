@@ -1,6 +1,7 @@
 //! What one read of the process table costs: with a fresh open per process per sample, with
 //! the `stat` files kept open and every process read in full, and as the agent runs (kept
-//! files, single-threaded processes through `schedstat` between full reads every 5 s):
+//! files, single-threaded processes through `schedstat` between full reads every 5 s, and
+//! `/proc` listed only when a pid was handed out since the last listing):
 //! `cargo run --release -p smon-collect --example proc_cost -- [PROCESSES] [SAMPLES]`.
 //!
 //! Idle `sleep` children make the table at least PROCESSES long (300 by default); each mode
@@ -13,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use smon_collect::Redactor;
-use smon_collect::processes::{FULL_EVERY, MAX_KEPT_FDS, ProcTable};
+use smon_collect::processes::{FULL_EVERY, MAX_KEPT_FDS, ProcTable, RELIST_EVERY};
 
 fn thread_cpu_ns() -> u64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -45,14 +46,16 @@ fn main() {
         }
     }
     let red = Redactor::default();
-    for (label, limit, every) in [
-        ("open per sample", 0, Duration::ZERO),
-        ("kept + pread", MAX_KEPT_FDS, Duration::ZERO),
-        ("+ schedstat", MAX_KEPT_FDS, FULL_EVERY),
+    for (label, limit, every, relist) in [
+        ("open per sample", 0, Duration::ZERO, Duration::ZERO),
+        ("kept + pread", MAX_KEPT_FDS, Duration::ZERO, Duration::ZERO),
+        ("+ schedstat", MAX_KEPT_FDS, FULL_EVERY, Duration::ZERO),
+        ("+ listing skip", MAX_KEPT_FDS, FULL_EVERY, RELIST_EVERY),
     ] {
         let mut t = ProcTable::new(PathBuf::from("/proc"), 0)
             .with_fd_limit(limit)
-            .with_full_every(every);
+            .with_full_every(every)
+            .with_relist_every(relist);
         // Samples as the agent takes them, one second apart (on the table's clock).
         let t0 = Instant::now();
         let mut rows = t.sample(t0, &red, &mut Vec::new()).len();

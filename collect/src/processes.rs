@@ -20,6 +20,15 @@
 //! behave so) drops them too. At most [`MAX_KEPT_FDS`] files (and at most half the soft
 //! `RLIMIT_NOFILE`) are kept; processes past that are opened and closed per sample as before,
 //! and read in full.
+//!
+//! Listing `/proc` (`getdents`) is itself about a tenth of the table's cost, so it is skipped
+//! when no pid was handed out since the last listing: the fifth field of `/proc/loadavg` is
+//! the last pid allocated (to a process or a thread) in the reader's pid namespace, read
+//! through a kept file before each listing. While it has not moved, the processes are those
+//! listed last time less those that ended (whose reads fail), and the table reads its known
+//! pids instead. It does so only where `<root>/self` names this process (a `/proc` of our own
+//! namespace, not a fixture tree or another namespace's procfs), and lists in full at least
+//! every [`RELIST_EVERY`] all the same.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -97,6 +106,9 @@ struct Known {
 /// from `schedstat` and the rest of its row is the last full read's.
 pub const FULL_EVERY: Duration = Duration::from_secs(5);
 
+/// The longest the table goes without listing `/proc`, even when no pid was handed out.
+pub const RELIST_EVERY: Duration = Duration::from_secs(10);
+
 /// Slack on [`FULL_EVERY`], so that a sample a few ms early does not wait one more interval.
 const FULL_SLACK: Duration = Duration::from_millis(250);
 
@@ -125,6 +137,31 @@ pub struct ProcTable {
     buf: Vec<u8>,
     max_kept: usize,
     full_every: Duration,
+    /// `<root>/loadavg`, kept open, where `<root>` is this process's own procfs.
+    loadavg: Option<File>,
+    /// The last pid allocated, as read before the last listing of `<root>`.
+    listed_mark: Option<u64>,
+    /// When `<root>` was last listed.
+    listed_at: Option<Instant>,
+    relist_every: Duration,
+    /// The pids to read this sample (reused).
+    pids: Vec<i32>,
+}
+
+/// The last pid allocated, the fifth field of a `/proc/loadavg` record
+/// (`0.00 0.01 0.05 1/123 4567`).
+fn parse_last_pid(buf: &[u8]) -> Option<u64> {
+    let last = buf.trim_ascii().rsplit(|&b| b == b' ').next()?;
+    std::str::from_utf8(last).ok()?.parse().ok()
+}
+
+/// `<root>/loadavg` opened when `<root>/self` names this process: a procfs of our own pid
+/// namespace, whose last pid counts every process it lists.
+fn own_loadavg(root: &std::path::Path) -> Option<File> {
+    let me = std::fs::read_link(root.join("self")).ok()?;
+    (me.to_str()?.parse::<u32>().ok()? == std::process::id())
+        .then(|| File::open(root.join("loadavg")).ok())
+        .flatten()
 }
 
 /// The run time (ns) of a `schedstat` record: its first number.
@@ -206,7 +243,6 @@ impl ProcTable {
     /// A table reading `<root>/<pid>/...`; `boot_unix_ms` turns start ticks into times.
     pub fn new(root: PathBuf, boot_unix_ms: u64) -> Self {
         Self {
-            root,
             known: HashMap::new(),
             last: None,
             ticks_per_s: procfs::ticks_per_second() as f64,
@@ -216,7 +252,57 @@ impl ProcTable {
             buf: Vec::with_capacity(1024),
             max_kept: fd_budget(),
             full_every: FULL_EVERY,
+            loadavg: own_loadavg(&root),
+            root,
+            listed_mark: None,
+            listed_at: None,
+            relist_every: RELIST_EVERY,
+            pids: Vec::new(),
         }
+    }
+
+    /// Lists `<root>` at least this often (zero: every sample, as where the last pid cannot
+    /// be read).
+    pub fn with_relist_every(mut self, every: Duration) -> Self {
+        self.relist_every = every;
+        self
+    }
+
+    /// Fills `self.pids` with the pids to read: those of a listing of `<root>`, or, when no
+    /// pid was handed out since the last listing (and it is recent), the known ones. False
+    /// when `<root>` cannot be listed (the error is in `errors`).
+    fn list(&mut self, now: Instant, errors: &mut Vec<CollectError>) -> bool {
+        self.pids.clear();
+        let mark = self.loadavg.as_ref().and_then(|f| {
+            read_record(f, &mut self.buf)
+                .ok()
+                .and_then(|()| parse_last_pid(&self.buf))
+        });
+        let recent = self
+            .listed_at
+            .is_some_and(|t| now.saturating_duration_since(t) < self.relist_every);
+        if mark.is_some() && mark == self.listed_mark && recent {
+            self.pids.extend(self.known.keys());
+            return true;
+        }
+        let dir = match std::fs::read_dir(&self.root) {
+            Ok(d) => d,
+            Err(error) => {
+                errors.push(CollectError::Read {
+                    area: "processes",
+                    path: self.root.clone(),
+                    error,
+                });
+                return false;
+            }
+        };
+        self.pids.extend(
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok())),
+        );
+        self.listed_mark = mark;
+        self.listed_at = Some(now);
+        true
     }
 
     /// Reads single-threaded processes' `stat` in full this often (zero: every sample).
@@ -253,25 +339,18 @@ impl ProcTable {
             .map(|t| now.duration_since(t).as_secs_f64())
             .filter(|e| *e > 0.0);
         self.last = Some(now);
-        let dir = match std::fs::read_dir(&self.root) {
-            Ok(d) => d,
-            Err(error) => {
-                errors.push(CollectError::Read {
-                    area: "processes",
-                    path: self.root.clone(),
-                    error,
-                });
-                return Vec::new();
-            }
-        };
+        if !self.list(now, errors) {
+            return Vec::new();
+        }
         let mut kept = self.kept_fds();
         let mut rows = Vec::with_capacity(self.known.len() + 16);
         let mut path = self.root.clone();
-        for entry in dir.flatten() {
-            let name = entry.file_name();
-            let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
-                continue;
-            };
+        let pids = std::mem::take(&mut self.pids);
+        let mut name = String::with_capacity(12);
+        for &pid in &pids {
+            use std::fmt::Write as _;
+            name.clear();
+            let _ = write!(name, "{pid}");
             path.push(&name);
             let known = self.known.entry(pid).or_insert_with(|| Known {
                 start: u64::MAX,
@@ -462,6 +541,7 @@ impl ProcTable {
             }
             rows.push(row);
         }
+        self.pids = pids;
         // Pids no longer listed (or unreadable this round) go, and their files are closed.
         let round = self.round;
         self.known.retain(|_, k| k.seen == round);
@@ -720,6 +800,77 @@ mod tests {
         );
         assert!(rows.iter().any(|r| r.pid == before.pid() as u32));
         assert!(!t.known.contains_key(&child.pid()));
+    }
+
+    #[test]
+    fn the_listing_is_skipped_while_no_pid_is_handed_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        // Our own procfs, as far as the table can tell: `self` names this process.
+        std::os::unix::fs::symlink(std::process::id().to_string(), root.join("self"))
+            .expect("self link");
+        std::fs::write(root.join("loadavg"), "0.00 0.01 0.05 1/3 100\n").expect("loadavg");
+        write_proc(root, 10, "one", 'S', 1, 5, 1, &["one"]);
+        let red = Redactor::default();
+        let mut t = ProcTable::new(root.to_path_buf(), 0).with_fd_limit(0);
+        assert!(t.loadavg.is_some(), "loadavg kept open");
+        let pids = |rows: Vec<ProcRow>| {
+            let mut v: Vec<u32> = rows.iter().map(|r| r.pid).collect();
+            v.sort_unstable();
+            v
+        };
+        let t0 = Instant::now();
+        assert_eq!(pids(t.sample(t0, &red, &mut Vec::new())), [10]);
+        // A new directory, but no pid handed out (the last pid unchanged): not listed.
+        write_proc(root, 11, "two", 'S', 1, 6, 1, &["two"]);
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(pids(t.sample(t1, &red, &mut Vec::new())), [10]);
+        // An ended process goes at once all the same (its read fails).
+        std::fs::remove_dir_all(root.join("10")).expect("rm");
+        let t2 = t1 + Duration::from_secs(1);
+        assert_eq!(pids(t.sample(t2, &red, &mut Vec::new())), Vec::<u32>::new());
+        // The last pid moved: listed again.
+        std::fs::write(root.join("loadavg"), "0.00 0.01 0.05 1/3 101\n").expect("loadavg");
+        let t3 = t2 + Duration::from_secs(1);
+        assert_eq!(pids(t.sample(t3, &red, &mut Vec::new())), [11]);
+        // And at least every RELIST_EVERY whatever the last pid.
+        write_proc(root, 12, "three", 'S', 1, 7, 1, &["three"]);
+        let t4 = t3 + Duration::from_secs(1);
+        assert_eq!(pids(t.sample(t4, &red, &mut Vec::new())), [11]);
+        let t5 = t3 + RELIST_EVERY;
+        assert_eq!(pids(t.sample(t5, &red, &mut Vec::new())), [11, 12]);
+    }
+
+    #[test]
+    fn a_foreign_proc_is_always_listed() {
+        // `self` names another process (another pid namespace's procfs): its last pid says
+        // nothing of the pids listed, so no listing is skipped.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::os::unix::fs::symlink("1", root.join("self")).expect("self link");
+        std::fs::write(root.join("loadavg"), "0.00 0.01 0.05 1/3 100\n").expect("loadavg");
+        write_proc(root, 10, "one", 'S', 1, 5, 1, &["one"]);
+        let red = Redactor::default();
+        let mut t = ProcTable::new(root.to_path_buf(), 0);
+        assert!(t.loadavg.is_none());
+        let t0 = Instant::now();
+        assert_eq!(t.sample(t0, &red, &mut Vec::new()).len(), 1);
+        write_proc(root, 11, "two", 'S', 1, 6, 1, &["two"]);
+        assert_eq!(
+            t.sample(t0 + Duration::from_secs(1), &red, &mut Vec::new())
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn the_last_pid_is_the_fifth_field_of_loadavg() {
+        assert_eq!(parse_last_pid(b"0.00 0.01 0.05 1/123 4567\n"), Some(4567));
+        assert_eq!(parse_last_pid(b"garbage"), None);
+        assert_eq!(parse_last_pid(b""), None);
+        let real = std::fs::read("/proc/loadavg").expect("/proc/loadavg");
+        assert!(parse_last_pid(&real).is_some());
+        assert!(own_loadavg(std::path::Path::new("/proc")).is_some());
     }
 
     #[test]
