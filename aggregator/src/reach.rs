@@ -46,7 +46,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(2);
 /// Most hosts checked at once.
 pub const CONCURRENCY: usize = 64;
 
-/// Transitions kept in memory per host (the host page's list without the database).
+/// Transitions kept in memory per host, the host page's list (filled from the database at
+/// start, so a restart keeps it).
 const RECENT: usize = 50;
 
 /// How long stored transitions are kept.
@@ -200,11 +201,23 @@ impl Reach {
         db: Option<&Path>,
     ) -> Result<Self, StartError> {
         let db = match db {
-            Some(p) => Some(Mutex::new(
-                smon_history::db::open_writer(p).map_err(StartError)?,
-            )),
+            Some(p) => Some(smon_history::db::open_writer(p).map_err(StartError)?),
             None => None,
         };
+        let mut hosts: HashMap<String, HostState> = HashMap::new();
+        if let Some(c) = &db {
+            match stored_recent(c) {
+                Ok(rows) => {
+                    for t in rows {
+                        hosts.entry(t.host.clone()).or_default().recent.push_back(t);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Stored reachability transitions not read; the host pages list new ones only.")
+                }
+            }
+        }
+        let db = db.map(Mutex::new);
         Ok(Self {
             inner: Arc::new(Inner {
                 registry,
@@ -213,7 +226,7 @@ impl Reach {
                 interval,
                 permits: Semaphore::new(CONCURRENCY),
                 pingers: tokio::sync::OnceCell::new(),
-                hosts: Mutex::new(HashMap::new()),
+                hosts: Mutex::new(hosts),
                 db,
             }),
         })
@@ -429,29 +442,23 @@ impl Reach {
         }
         tx.commit()
     }
+}
 
-    fn stored_transitions(
-        &self,
-        id: &str,
-        limit: u32,
-    ) -> Option<rusqlite::Result<Vec<ReachTransition>>> {
-        let db = self.inner.db.as_ref()?;
-        let c = lock(db);
-        let read = || {
-            let mut st = c.prepare_cached(
-                "SELECT body FROM reach_events WHERE host = ?1 ORDER BY at_ms DESC, seq DESC LIMIT ?2",
-            )?;
-            let rows = st.query_map(params![id, limit], |r| r.get::<_, String>(0))?;
-            let mut out = Vec::new();
-            for body in rows {
-                if let Ok(t) = serde_json::from_str(&body?) {
-                    out.push(t);
-                }
-            }
-            Ok(out)
-        };
-        Some(read())
+/// The last [`RECENT`] stored transitions of every host, newest first per host.
+fn stored_recent(c: &Connection) -> rusqlite::Result<Vec<ReachTransition>> {
+    let mut st = c.prepare(
+        "SELECT body FROM (SELECT body, at_ms, seq, host, row_number() OVER \
+         (PARTITION BY host ORDER BY at_ms DESC, seq DESC) AS n FROM reach_events) \
+         WHERE n <= ?1 ORDER BY host, at_ms DESC, seq DESC",
+    )?;
+    let rows = st.query_map([RECENT as i64], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for body in rows {
+        if let Ok(t) = serde_json::from_str(&body?) {
+            out.push(t);
+        }
     }
+    Ok(out)
 }
 
 fn sql(ms: u64) -> i64 {
@@ -467,24 +474,17 @@ impl ReachService for Reach {
     }
 
     fn status(&self, id: &str, limit: u32) -> Result<ReachAnswer, ReachError> {
-        let (last, recent) = {
+        let known = {
             let hosts = lock(&self.inner.hosts);
-            match hosts.get(id) {
-                Some(h) => (h.last.clone(), Some(h.recent.clone())),
-                None => (None, None),
-            }
+            hosts.get(id).map(|h| {
+                let recent = h.recent.iter().take(limit as usize).cloned().collect();
+                (h.last.clone(), recent)
+            })
         };
-        if recent.is_none() && self.inner.registry.target(id).is_none() {
+        if known.is_none() && self.inner.registry.target(id).is_none() {
             return Err(ReachError::NotFound(format!("unknown host '{id}'")));
         }
-        let transitions = match self.stored_transitions(id, limit) {
-            Some(r) => r.map_err(|e| ReachError::Internal(format!("the database failed: {e}")))?,
-            None => recent
-                .unwrap_or_default()
-                .into_iter()
-                .take(limit as usize)
-                .collect(),
-        };
+        let (last, transitions) = known.unwrap_or_default();
         Ok(ReachAnswer {
             result: last,
             transitions,
@@ -652,6 +652,55 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn the_host_page_list_is_read_from_the_database_once_newest_first_per_host() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("smon.db");
+        let c = smon_history::db::open_writer(&path).expect("db");
+        let row = |host: &str, at: u64, up: bool| ReachTransition {
+            at_ms: at,
+            host: host.into(),
+            subject: PING.into(),
+            kind: "icmp".into(),
+            up,
+            error: None,
+        };
+        let mut st = c
+            .prepare("INSERT INTO reach_events (at_ms, host, subject, up, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .expect("prepare");
+        for i in 0..60u64 {
+            let t = row("c:a", 1000 + i, i % 2 == 0);
+            st.execute(params![
+                sql(t.at_ms),
+                t.host,
+                t.subject,
+                t.up,
+                serde_json::to_string(&t).unwrap()
+            ])
+            .expect("insert");
+        }
+        let t = row("c:b", 5, false);
+        st.execute(params![
+            sql(t.at_ms),
+            t.host,
+            t.subject,
+            t.up,
+            serde_json::to_string(&t).unwrap()
+        ])
+        .expect("insert");
+        drop(st);
+        let got = stored_recent(&c).expect("read");
+        let a: Vec<u64> = got
+            .iter()
+            .filter(|t| t.host == "c:a")
+            .map(|t| t.at_ms)
+            .collect();
+        assert_eq!(a.len(), RECENT, "at most RECENT per host");
+        assert_eq!(a.first(), Some(&1059), "newest first");
+        assert_eq!(a.last(), Some(&(1060 - RECENT as u64)));
+        assert_eq!(got.iter().filter(|t| t.host == "c:b").count(), 1);
     }
 
     #[test]
