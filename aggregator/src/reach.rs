@@ -677,7 +677,7 @@ mod tests {
                 t.host,
                 t.subject,
                 t.up,
-                serde_json::to_string(&t).unwrap()
+                serde_json::to_string(&t).expect("json")
             ])
             .expect("insert");
         }
@@ -687,7 +687,7 @@ mod tests {
             t.host,
             t.subject,
             t.up,
-            serde_json::to_string(&t).unwrap()
+            serde_json::to_string(&t).expect("json")
         ])
         .expect("insert");
         drop(st);
