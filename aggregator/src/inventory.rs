@@ -89,17 +89,19 @@ impl State {
 
     /// The fleet: the config's hosts, then the UI's whose id no config host has.
     fn fleet(&self) -> Vec<Target> {
-        let taken = self.config_ids();
         self.config_hosts
             .iter()
             .cloned()
-            .chain(
-                self.ui_hosts
-                    .iter()
-                    .filter(|u| !taken.contains(&u.id()))
-                    .map(|u| u.target.clone()),
-            )
+            .chain(self.shown_ui_hosts().map(|u| u.target.clone()))
             .collect()
+    }
+
+    /// The hosts made in the UI that are in the fleet: those whose id no config host has.
+    fn shown_ui_hosts(&self) -> impl Iterator<Item = &UiHost> {
+        let taken = self.config_ids();
+        self.ui_hosts
+            .iter()
+            .filter(move |u| !taken.contains(&u.id()))
     }
 
     fn cluster_tls(&self, name: &str) -> Option<Option<config::ClientTls>> {
@@ -506,16 +508,10 @@ fn store_host(conn: &Connection, u: &UiHost) -> rusqlite::Result<()> {
 impl InventoryService for Inventory {
     fn hosts(&self) -> Vec<InventoryHost> {
         let st = lock(&self.inner.state);
-        let taken = st.config_ids();
         st.config_hosts
             .iter()
             .map(|t| view_target(t, Source::Config))
-            .chain(
-                st.ui_hosts
-                    .iter()
-                    .filter(|u| !taken.contains(&u.id()))
-                    .map(Inventory::view),
-            )
+            .chain(st.shown_ui_hosts().map(Inventory::view))
             .collect()
     }
 
