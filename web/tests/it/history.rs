@@ -5,7 +5,8 @@
 //! storage page for admins only), and in Chromium the host page's range picker, drag to zoom
 //! and the processes at a clicked point, the cluster page and the storage page.
 //!
-//! The store behind the routes here is [`Recorded`], a `History` that answers fixed data and
+//! The browser test reads a real history ([`Real`]: seven hours written by the history's
+//! writer, read by its reader). The route tests also use [`Recorded`], a `History` that answers fixed data and
 //! records what the routes asked, so that the tests see what the server passed on (ranges,
 //! what the caller may see, which hosts) and what it let through. It deliberately ignores
 //! `Shown`: the routes must strip what a caller may not see whatever the store answers.
@@ -587,12 +588,121 @@ async fn browse(base: &str, user: &str, password: &str) -> (bool, String) {
     )
 }
 
+/// The real history behind the browser test: series and storage from [`SqliteHistory`]
+/// (`smon_history::reader`), processes and GPU use from `smon_history::procs`, on one SQLite
+/// file; the series queries are recorded.
+struct Real {
+    series: smon_history::reader::SqliteHistory,
+    procs: StoredProcs,
+    asked: Mutex<Vec<(String, SeriesQuery)>>,
+}
+
+impl History for Real {
+    fn host_series(
+        &self,
+        host: &str,
+        q: &SeriesQuery,
+    ) -> Result<SeriesAnswer, smon_history::Error> {
+        self.asked
+            .lock()
+            .expect("lock")
+            .push((host.to_owned(), q.clone()));
+        self.series.host_series(host, q)
+    }
+
+    fn cluster_series(
+        &self,
+        cluster: &str,
+        q: &SeriesQuery,
+    ) -> Result<SeriesAnswer, smon_history::Error> {
+        self.asked
+            .lock()
+            .expect("lock")
+            .push((cluster.to_owned(), q.clone()));
+        self.series.cluster_series(cluster, q)
+    }
+
+    fn processes_at(
+        &self,
+        host: &str,
+        at_ms: u64,
+        shown: Shown,
+    ) -> Result<ProcessesAnswer, smon_history::Error> {
+        self.procs.processes_at(host, at_ms, shown)
+    }
+
+    fn gpu_usage(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+        by: UsageBy,
+        host_ok: &dyn Fn(&str) -> bool,
+    ) -> Result<GpuUsageAnswer, smon_history::Error> {
+        self.procs.gpu_usage(from_ms, to_ms, by, host_ok)
+    }
+
+    fn storage(&self) -> Result<StorageAnswer, smon_history::Error> {
+        self.series.storage()
+    }
+}
+
+/// Seven hours of history up to now in `dir`: lab:busy's CPU a slow wave and lab:idle's 10 %,
+/// every 10 s, and lab:busy's processes every minute (ann's trainer on GPU 0, its command line
+/// holding [`SECRET`]). Blocks.
+fn seven_hours(dir: &Path) -> (smon_history::writer::Writer, Real) {
+    use smon_history::writer::{Write, Writer};
+    use smon_history::{Retention, StorageOptions};
+    let opts = StorageOptions {
+        dir: dir.join("data"),
+        retention: Retention::default(),
+    };
+    let writer = Writer::start(opts.clone()).expect("writer");
+    let now = now_ms();
+    let start = now - 7 * 3_600_000;
+    for s in (0..7 * 3600u64).step_by(10) {
+        let busy = 50.0 + 40.0 * (s as f32 / 600.0).sin();
+        for (host, cpu) in [("lab:busy", busy), ("lab:idle", 10.0)] {
+            assert!(writer.send(Write::Sample {
+                host: host.into(),
+                at_ms: start + s * 1000,
+                snapshot: cpu_only(cpu),
+            }));
+        }
+    }
+    writer.sync(Some(now)).expect("sync");
+    let path = opts.db_path();
+    {
+        let mut conn = smon_history::db::open_writer(&path).expect("open");
+        let tx = conn.transaction().expect("tx");
+        for m in 0..7 * 60 {
+            let at = start + m * 60_000;
+            smon_history::procs::write(&tx, "lab:busy", at, &with_processes("ann")).expect("write");
+        }
+        tx.commit().expect("commit");
+    }
+    let series =
+        smon_history::reader::SqliteHistory::open(&opts, Some(writer.stats())).expect("reader");
+    let real = Real {
+        series,
+        procs: StoredProcs {
+            path,
+            rest: Recorded::default(),
+        },
+        asked: Mutex::new(Vec::new()),
+    };
+    (writer, real)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_host_page_picks_ranges_zooms_and_shows_processes_at_a_point() {
     let _turn = crate::ONE_BROWSER.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Recorded::default());
-    let srv = serve(dir.path(), Some(store.clone() as Arc<dyn History>)).await;
+    let data = dir.path().to_owned();
+    let (writer, real) = tokio::task::spawn_blocking(move || seven_hours(&data))
+        .await
+        .expect("history");
+    let real = Arc::new(real);
+    let srv = serve(dir.path(), Some(real.clone() as Arc<dyn History>)).await;
     let feeder = {
         let (web, stop) = (srv.web.clone(), srv.stop.clone());
         tokio::spawn(async move {
@@ -614,15 +724,17 @@ async fn the_host_page_picks_ranges_zooms_and_shows_processes_at_a_point() {
     srv.stop.cancel();
     let _ = feeder.await;
     let _ = srv.server.await;
+    tokio::task::spawn_blocking(move || writer.stop().expect("stop"))
+        .await
+        .expect("stop");
     assert!(admin_ok, "browser.mjs history (admin) failed:\n{admin_out}");
     assert!(
         viewer_ok,
         "browser.mjs history (viewer) failed:\n{viewer_out}"
     );
     // What the page asked: a 6-hour range, then a zoom inside it.
-    let asked = store.asked();
+    let asked = real.asked.lock().expect("lock");
     let spans: Vec<u64> = asked
-        .series
         .iter()
         .filter(|(of, _)| of == "lab:busy")
         .map(|(_, q)| q.to_ms - q.from_ms)
@@ -635,10 +747,7 @@ async fn the_host_page_picks_ranges_zooms_and_shows_processes_at_a_point() {
         spans.get(six + 1).is_some_and(|s| *s < 3 * 3_600_000),
         "no zoom after the 6 hours: {spans:?}"
     );
-    assert!(
-        asked.series.iter().any(|(of, _)| of == "lab"),
-        "the cluster page"
-    );
+    assert!(asked.iter().any(|(of, _)| of == "lab"), "the cluster page");
 }
 
 /// Processes and GPU use from a real database (`smon_history::procs` on a SQLite file in a

@@ -945,7 +945,7 @@ async function history(browser, url, id, cluster, role, secret) {
   // The cluster page, from the overview's cluster header.
   await goto(page, withHash(url, "#/"));
   await step(page, "the cluster's history link", () => page.click(`a.cluster-history[data-cluster="${cluster}"]`));
-  await step(page, "the cluster page's charts", () => page.waitForSelector(`#cluster-page[data-cluster="${cluster}"] #history[data-state="ready"] .hchart[data-metric="net"][data-points]`));
+  await step(page, "the cluster page's charts", () => page.waitForSelector(`#cluster-page[data-cluster="${cluster}"] #history[data-state="ready"] .hchart[data-metric="cpu"][data-points]:not([data-points="0"])`));
   await shot(page, `history-cluster-${role}`);
 
   // The Storage page: admins only.
@@ -953,7 +953,8 @@ async function history(browser, url, id, cluster, role, secret) {
     await step(page, "the Storage link", () => page.click("#storage-link"));
     await step(page, "the storage page", async () => {
       await page.waitForSelector('#storage-page[data-state="ready"] #storage-tiers tr[data-tier="raw"]');
-      await page.waitForSelector("#storage-error:not([hidden])");
+      const size = (await page.textContent("#storage-bytes")) ?? "";
+      if (!/\d/.test(size)) throw new CheckFailed(`the database size reads '${size}'`);
       await page.waitForSelector("#storage-remote tr[data-url]");
     });
   } else {

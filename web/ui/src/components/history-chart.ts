@@ -33,6 +33,29 @@ export interface HistoryChartEvents {
   onPick?: (tMs: number) => void;
 }
 
+/**
+ * The columns to draw: points where no series has a value are dropped where they only sit
+ * between samples (a host sampled every 10 s read at 1.5 s points), so the lines join; a gap
+ * longer than three times the usual spacing of the samples keeps one empty point, so an outage
+ * shows as a gap.
+ */
+export function drawnColumns(xs: readonly number[], cols: readonly (readonly (number | null)[])[]): number[] {
+  const full: number[] = [];
+  for (let i = 0; i < xs.length; i++) if (cols.some((c) => c[i] !== null && c[i] !== undefined)) full.push(i);
+  if (full.length < 2) return full;
+  const gaps = full.slice(1).map((k, j) => (xs[k] as number) - (xs[full[j] as number] as number));
+  const sorted = [...gaps].sort((a, b) => a - b);
+  const usual = sorted[Math.floor(sorted.length / 2)] as number;
+  const out: number[] = [full[0] as number];
+  for (let j = 1; j < full.length; j++) {
+    const prev = full[j - 1] as number;
+    const k = full[j] as number;
+    if ((gaps[j - 1] as number) > 3 * usual && k - prev > 1) out.push(prev + 1);
+    out.push(k);
+  }
+  return out;
+}
+
 /** Shortest drag (px) that zooms; anything shorter is a click. */
 const MIN_DRAG_PX = 4;
 
@@ -102,9 +125,12 @@ export class HistoryChart {
     }
     this.fromS = fromMs / 1000;
     this.toS = toMs / 1000;
-    const xs = tMs.map((t) => t / 1000);
-    const cols: (number | null)[][] = series.map((_, i) => (avg[i] ?? []).slice(0, xs.length));
-    if (this.minmax) cols.push((max ?? []).slice(0, xs.length), (min ?? []).slice(0, xs.length));
+    const all = tMs.map((t) => t / 1000);
+    const full: (number | null)[][] = series.map((_, i) => (avg[i] ?? []).slice(0, all.length));
+    if (this.minmax) full.push((max ?? []).slice(0, all.length), (min ?? []).slice(0, all.length));
+    const keep = drawnColumns(all, full);
+    const xs = keep.map((i) => all[i] as number);
+    const cols = full.map((c) => keep.map((i) => c[i] ?? null));
     this.data = [xs, ...cols];
     setAttr(this.el, "data-from", String(Math.round(fromMs)));
     setAttr(this.el, "data-to", String(Math.round(toMs)));
