@@ -1,7 +1,7 @@
 //! A small typed client of the REST API (`web/PROTOCOL.md`): it logs in with a session cookie
 //! (or sends an API token, [`Client::with_token`]),
 //! sends the `Origin` the server's CSRF check expects on every POST, and returns the wire
-//! types of [`crate::wire`] and [`crate::auth`]. Every refusal comes back as
+//! types of [`crate::wire`], [`crate::auth`] and [`crate::history`]. Every refusal comes back as
 //! [`ClientError::Refused`] with the server's reason.
 
 use std::time::Duration;
