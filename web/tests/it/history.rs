@@ -224,8 +224,9 @@ impl History for Recorded {
     }
 }
 
-/// A dashboard with users `admin` and `viewer`, open to anonymous visitors (read-only).
-fn security(dir: &Path, listen: std::net::SocketAddr) -> Arc<Security> {
+/// A dashboard with users `admin` and `viewer`, open to anonymous visitors (read-only);
+/// viewers see command lines when `viewer_cmdlines`.
+fn security(dir: &Path, listen: std::net::SocketAddr, viewer_cmdlines: bool) -> Arc<Security> {
     let user = |name: &str, password: &str, role: &str| UserEntry {
         name: name.into(),
         password_hash: hash_password(password).expect("hash"),
@@ -237,6 +238,7 @@ fn security(dir: &Path, listen: std::net::SocketAddr) -> Arc<Security> {
             user("admin", ADMIN_PASSWORD, "admin"),
             user("viewer", VIEWER_PASSWORD, "viewer"),
         ],
+        viewers_see_command_lines: viewer_cmdlines,
         ..AuthConfig::default()
     };
     crate::fleet::security_with(dir, listen, auth)
@@ -258,6 +260,15 @@ impl Server {
 
 /// Serves hosts `lab:busy`, `lab:idle` and `web:front` with `history` (or none: history off).
 async fn serve(dir: &Path, history: Option<Arc<dyn History>>) -> Server {
+    serve_with(dir, history, false).await
+}
+
+/// [`serve`], with command lines shown to viewers when `viewer_cmdlines`.
+async fn serve_with(
+    dir: &Path,
+    history: Option<Arc<dyn History>>,
+    viewer_cmdlines: bool,
+) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -271,7 +282,7 @@ async fn serve(dir: &Path, history: Option<Arc<dyn History>>) -> Server {
     let mut web = Web::new(
         Arc::new(std::sync::Mutex::new(store)),
         "app",
-        security(dir, addr),
+        security(dir, addr, viewer_cmdlines),
     );
     if let Some(h) = history {
         web = web.with_history(h).with_remote_write(Arc::new(|| {
@@ -514,6 +525,43 @@ async fn history_routes_check_input_roles_and_hosts() {
     assert_eq!(s.tiers.len(), 2);
     assert_eq!(s.write_error.as_deref(), Some("database or disk is full"));
     assert_eq!(s.remote_write[0].sent, 1000);
+    srv.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_get_command_lines_where_the_config_shows_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Recorded::default());
+    let srv = serve_with(dir.path(), Some(store.clone() as Arc<dyn History>), true).await;
+    let viewer = client(&srv.base, Some(("viewer", VIEWER_PASSWORD))).await;
+    let v = viewer
+        .processes_at("lab:busy", 60_000)
+        .await
+        .expect("viewer");
+    assert!(v.top_cpu[0].cmdline.contains(SECRET), "{v:?}");
+    // The public still gets none.
+    let public = client(&srv.base, None).await;
+    let p = public
+        .processes_at("lab:busy", 60_000)
+        .await
+        .expect("public");
+    assert!(
+        !serde_json::to_string(&p).expect("json").contains(SECRET),
+        "{p:?}"
+    );
+    assert_eq!(
+        store.asked().shown,
+        [
+            Shown {
+                command_lines: true,
+                process_users: true
+            },
+            Shown {
+                command_lines: false,
+                process_users: false
+            },
+        ]
+    );
     srv.close().await;
 }
 
