@@ -181,7 +181,7 @@ export class HostContainers {
   private renderCount(): void {
     const total = this.items.length;
     const m = this.table.matched;
-    setText(this.count, m === total ? `${total}` : `${m} of ${total} matching`);
+    setText(this.count, m === total ? `${total} found` : `${m} of ${total} matching`);
   }
 
   /** Rebuilds the filter's options when the containers (or the choice) changed. */
@@ -191,7 +191,7 @@ export class HostContainers {
     const key = [this.chosen, ...list.map((c) => `${c.id}\u0000${c.name}`)].join("\u0001");
     if (key === this.optionsKey) return;
     this.optionsKey = key;
-    const opts = [h("option", { value: ALL }, "All processes"), h("option", { value: NONE }, "In no container"), ...list.map((c) => h("option", { value: c.id }, `${c.name} (${c.kind})`))];
+    const opts = [h("option", { value: ALL }, "All processes"), h("option", { value: NONE }, "In no container"), ...list.map((c) => h("option", { value: c.id, title: `${c.kind}: ${c.cgroup}` }, c.name))];
     // A container that went away stays chosen (its processes are gone too) until changed.
     if (gone) opts.push(h("option", { value: this.chosen }, `${this.chosen} (gone)`));
     this.procFilter.replaceChildren(...opts);

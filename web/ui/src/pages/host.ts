@@ -470,6 +470,7 @@ export class HostPage {
       this.notFound,
       this.body,
     );
+    this.procSection.id = "processes-section";
     show(this.gpuSection, false);
     show(this.gpuChart.el, false);
     show(this.tempSection, false);
