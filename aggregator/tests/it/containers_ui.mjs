@@ -115,6 +115,11 @@ async function poll(page, check, what) {
 try {
   const page = await open({ width: 1280, height: 900 });
   if (mode === "app") {
+    // Columns picked before the Containers column existed: it is shown all the same.
+    await page.evaluate(() => {
+      localStorage.setItem("smon.home.cols", JSON.stringify(["status", "name", "cpu", "mem"]));
+      localStorage.removeItem("smon.home.cols.known");
+    });
     await step(page, "the overview row shows the containers count and the busiest", async () => {
       await page.goto(base);
       await page.waitForSelector(row(hostId, "[data-status=up]"));
@@ -136,6 +141,21 @@ try {
       );
       console.log(`  overview: ${seen.count} container(s), busiest ${seen.top} at ${seen.cpu}`);
       await shot(page, "overview");
+    });
+    await step(page, "the Containers column unpicked stays hidden after a reload, and comes back", async () => {
+      const shown = () => page.$$eval("#hosts thead th[data-col]", (ths) => ths.filter((th) => !th.hidden).map((th) => th.getAttribute("data-col")));
+      const before = await shown();
+      if (JSON.stringify(before) !== JSON.stringify(["status", "name", "cpu", "mem", "ctr"])) throw new Error(`columns shown: ${before.join(", ")}`);
+      await page.click("#col-picker > summary");
+      await page.uncheck('#col-picker input[data-col="ctr"]');
+      await page.reload();
+      await page.waitForSelector(row(hostId, "[data-status=up]"));
+      const after = await shown();
+      if (after.includes("ctr")) throw new Error(`still shown after unpicking: ${after.join(", ")}`);
+      await page.click("#col-picker > summary");
+      await page.check('#col-picker input[data-col="ctr"]');
+      await page.keyboard.press("Escape");
+      await page.waitForSelector(`${row(hostId)} td[data-col="ctr"][data-containers]:not([hidden])`);
     });
     await step(page, "the host link opens the host page", async () => {
       await page.click(`${row(hostId)} a.host-link`);

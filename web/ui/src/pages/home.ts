@@ -20,7 +20,9 @@
  *   out the whole table on every change.
  * - A column picker ("Columns") shows or hides the optional columns (network and disk I/O
  *   rates, the hottest sensor, the process count, and the default ones); the choice is kept in
- *   localStorage (`smon.home.cols`). Cells carry `data-col`; hidden ones the `hidden` attribute.
+ *   localStorage (`smon.home.cols`, with the columns that existed then in `smon.home.cols.known`,
+ *   so that a default column added later shows up for those who picked columns before). Cells
+ *   carry `data-col`; hidden ones the `hidden` attribute.
  * - On a narrow screen (a phone) the rows become two-line cards (app.css): status and name,
  *   then CPU, memory, disk and GPU with their labels, without sideways scrolling.
  * - Hosts whose agent reports containers show their count and the busiest one by CPU
@@ -116,13 +118,18 @@ try {
 }
 try {
   const c = JSON.parse(localStorage.getItem("smon.home.cols") ?? "null") as unknown;
-  if (Array.isArray(c)) view.cols = new Set([...FIXED_COLS, ...c.filter((k): k is string => typeof k === "string" && COLS.some((col) => col.key === k))]);
+  const k = JSON.parse(localStorage.getItem("smon.home.cols.known") ?? "null") as unknown;
+  // A choice saved before the known list was: every column but those added since ("ctr").
+  const known = Array.isArray(k) ? k : COLS.map((col) => col.key).filter((key) => key !== "ctr");
+  const added = COLS.filter((col) => col.byDefault && !known.includes(col.key)).map((col) => col.key);
+  if (Array.isArray(c)) view.cols = new Set([...FIXED_COLS, ...c.filter((key): key is string => typeof key === "string" && COLS.some((col) => col.key === key)), ...added]);
 } catch {
   /* defaults */
 }
 function saveCols(): void {
   try {
     localStorage.setItem("smon.home.cols", JSON.stringify(COLS.filter((c) => view.cols.has(c.key)).map((c) => c.key)));
+    localStorage.setItem("smon.home.cols.known", JSON.stringify(COLS.map((c) => c.key)));
   } catch {
     /* not remembered */
   }
