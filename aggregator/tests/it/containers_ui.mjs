@@ -1,14 +1,17 @@
 // Containers in Chromium (Debian's, driven by playwright-core from web/ui), for
 // containers_ui.rs: argv = mode (`app`: the aggregator's dashboard, `node`: the agent's own
 // single-host view), base URL, host id, the test's container (a systemd unit name), the pids
-// of the processes in it (comma-separated), `admin:password`.
+// of the processes in it (comma-separated), `admin:password`, and a host whose agent reports
+// no containers (`-`: none).
 //
 // app only: the overview row shows the containers count and the busiest one with its CPU.
 // Both: the host page's Containers section lists the test's container with CPU above 0, two
 // tasks, and its memory as a bar against its 256 MiB limit; its search hides it and finds it again; sorting by name orders the rows; its name
 // filters the process list down to exactly the test's processes, each showing the container;
 // the select shows all processes again, then only those in no container. At 390 px: nothing
-// sticks out of the screen (the overview's card leaves the containers out). Exits non-zero
+// sticks out of the screen (the overview's card leaves the containers out). The host without
+// containers: an empty cell on the overview, no Containers section, no container filter or
+// column on its page. Exits non-zero
 // with what the page showed when a step fails. SMON_UI_DIR names web/ui; CHROMIUM the browser;
 // SMON_SHOTS a folder to save screenshots in, for a person to look at.
 import { createRequire } from "node:module";
@@ -16,7 +19,7 @@ import { createRequire } from "node:module";
 const require = createRequire(`${process.env.SMON_UI_DIR}/package.json`);
 const { chromium } = require("playwright-core");
 
-const [mode, base, hostId, unit, pidsArg, login] = process.argv.slice(2);
+const [mode, base, hostId, unit, pidsArg, login, plainId] = process.argv.slice(2);
 const pids = pidsArg.split(",").sort();
 const STEP_MS = 20000;
 const row = (id, extra = "") => `tr[data-host-id=${JSON.stringify(id)}]${extra}`;
@@ -254,6 +257,21 @@ try {
     );
     await page.selectOption("#proc-container", "*");
   });
+
+  if (plainId !== "-") {
+    await step(page, `${plainId}, without containers, shows none of them`, async () => {
+      await page.goto(base);
+      await page.waitForSelector(row(plainId, "[data-status=up]"));
+      const td = await page.$eval(`${row(plainId)} td[data-col="ctr"]`, (td) => ({ attr: td.getAttribute("data-containers"), text: td.textContent.trim() }));
+      if (td.attr !== null || td.text !== "") throw new Error(`its Containers cell: ${JSON.stringify(td)}`);
+      await page.goto(new URL(`#/host/${plainId}`, base).toString());
+      await page.waitForSelector("#processes tbody tr[data-pid]");
+      await page.waitForSelector("#processes.no-ctr", { state: "attached" });
+      if (await page.isVisible("#containers-section")) throw new Error("a Containers section is shown");
+      if (await page.isVisible("#proc-container")) throw new Error("the container filter is shown");
+      if (await page.isVisible("#processes th.col-ctr")) throw new Error("the Container column is shown");
+    });
+  }
 
   // A phone: nothing wider than the screen.
   const W = 390;

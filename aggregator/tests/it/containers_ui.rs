@@ -7,8 +7,9 @@
 //! the test's service with CPU above 0 and its memory as a bar against the limit, its search
 //! filters it, its name filters the process list down to exactly the test's two processes,
 //! and the select shows all processes, or those in no container, again. Then the agent's own
-//! single-host view (`server.web`) on the same host does the same. At 390 px nothing sticks
-//! out of the screen. Needs root (or a delegated cgroup tree): skipped with a message
+//! single-host view (`server.web`) on the same host does the same. A second agent with
+//! containers off gives a row without them (REST and overview) and a host page without the
+//! section, the filter or the column. At 390 px nothing sticks out of the screen. Needs root (or a delegated cgroup tree): skipped with a message
 //! otherwise. The processes are killed and the cgroup removed even when the test fails.
 
 use std::path::{Path, PathBuf};
@@ -153,7 +154,9 @@ async fn containers_on_the_overview_and_the_host_page_in_a_real_browser() {
 
     // Through the aggregator.
     let agent = Agent::start("127.0.0.71");
-    let hosts = crate::support::hosts_json(&[&agent]);
+    // A host whose agent reports no containers: nothing of them on its row and page.
+    let plain = Agent::start_with("127.0.0.72", r#","containers":{"enabled":false}"#);
+    let hosts = crate::support::hosts_json(&[&agent, &plain]);
     let agg = Aggregator::start(&format!(
         r#"{{"monitor":{{"mode":"app","poll_interval_ms":500,"include_self":false,"clusters":[{{"name":"lab","hosts":[{hosts}]}}]}}}}"#
     ))
@@ -167,6 +170,18 @@ async fn containers_on_the_overview_and_the_host_page_in_a_real_browser() {
         )
         .await;
     assert!(row["container_top_name"].is_string(), "{row}");
+    let plain_row = agg
+        .wait_row("lab:n2", Duration::from_secs(20), "up", |r| {
+            r["status"] == "up"
+        })
+        .await;
+    for k in [
+        "containers",
+        "container_top_name",
+        "container_top_cpu_percent",
+    ] {
+        assert!(plain_row.get(k).is_none(), "{k} in {plain_row}");
+    }
     // The detail lists the test's service, busy, with both processes tagged.
     let start = Instant::now();
     loop {
@@ -193,12 +208,14 @@ async fn containers_on_the_overview_and_the_host_page_in_a_real_browser() {
         unit.clone(),
         pids.clone(),
         crate::support::BROWSER_LOGIN.to_owned(),
+        "lab:n2".to_owned(),
     ];
     tokio::task::spawn_blocking(move || scenario(args))
         .await
         .expect("aggregator scenario");
     agg.shutdown().await;
     drop(agent);
+    drop(plain);
 
     // The agent's own single-host view shares the page.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -246,6 +263,7 @@ async fn containers_on_the_overview_and_the_host_page_in_a_real_browser() {
         unit.clone(),
         pids,
         crate::support::BROWSER_LOGIN.to_owned(),
+        "-".to_owned(),
     ];
     let result = tokio::task::spawn_blocking(move || scenario(args)).await;
     let _ = child.kill();
