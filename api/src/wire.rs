@@ -138,6 +138,16 @@ pub struct HostRow {
     /// checked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reach: Option<crate::reach::ReachBrief>,
+    /// Containers and services the host reports (`Snapshot.containers.count`); absent when it
+    /// reports none: the agent's `monitor.containers` is off, or the agent predates them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containers: Option<u32>,
+    /// The busiest of them by CPU: its name (absent when there is none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_top_name: Option<String>,
+    /// Its CPU use in percent of one core (can pass 100), one decimal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_top_cpu_percent: Option<f32>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -409,6 +419,15 @@ pub struct RowPatch {
     /// The last reachability check's digest.
     #[serde(rename = "rc", skip_serializing_if = "Option::is_none")]
     pub reach: Option<Option<crate::reach::ReachBrief>>,
+    /// Containers and services the host reports.
+    #[serde(rename = "ct", skip_serializing_if = "Option::is_none")]
+    pub containers: Option<Option<u32>>,
+    /// The busiest container's name.
+    #[serde(rename = "ctn", skip_serializing_if = "Option::is_none")]
+    pub container_top_name: Option<Option<String>>,
+    /// The busiest container's CPU use.
+    #[serde(rename = "ctc", skip_serializing_if = "Option::is_none")]
+    pub container_top_cpu_percent: Option<Option<f32>>,
     /// CPU % points to append to the sparkline, oldest first, when they are not just the new
     /// `cpu_percent` of a new sample (absent then): several samples in one interval, or a
     /// sample without CPU (`[]`).

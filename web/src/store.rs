@@ -210,6 +210,23 @@ fn gpu_briefs(s: &Snapshot, out: &mut Vec<GpuBrief>) -> bool {
     !same
 }
 
+/// Sets the row's containers digest from a sample's containers part: the count and the
+/// busiest by CPU (the first listed among equals, so that idle containers do not take turns);
+/// all absent without the part. True when the busiest one's name changed.
+fn container_brief(c: Option<&smon_proto::Containers>, r: &mut HostRow) -> bool {
+    let top = c.and_then(|c| {
+        c.items
+            .iter()
+            .reduce(|a, b| if b.cpu_percent > a.cpu_percent { b } else { a })
+    });
+    r.containers = c.map(|c| c.count);
+    r.container_top_cpu_percent = top.map(|t| round1(t.cpu_percent));
+    match top {
+        Some(t) => set_str(&mut r.container_top_name, &t.name),
+        None => r.container_top_name.take().is_some(),
+    }
+}
+
 /// Whether a GPU counts as busy: 10 % use or more, or, when its use is not reported (a MIG
 /// GPU), an instance in use.
 fn gpu_busy(g: &GpuBrief) -> bool {
@@ -584,6 +601,7 @@ impl ClusterStore {
         texts |= gpu_briefs(&snap, &mut r.gpus);
         r.users = Some(snap.sessions.len() as u32);
         r.processes = Some(snap.process_count);
+        texts |= container_brief(snap.containers.as_ref(), r);
         if let Some(c) = r.cpu_percent {
             if r.spark.len() >= SPARK_LEN {
                 r.spark.remove(0);
@@ -1818,5 +1836,152 @@ mod tests {
         assert_eq!(spark.len(), SPARK_LEN);
         assert_eq!(spark[0], 10.0);
         assert_eq!(spark[59], 69.0);
+    }
+
+    fn container(name: &str, cpu: f32) -> smon_proto::Container {
+        smon_proto::Container {
+            id: name.into(),
+            name: name.into(),
+            kind: "systemd".into(),
+            cpu_percent: cpu,
+            ..Default::default()
+        }
+    }
+
+    fn with_containers(seq: u64, items: Vec<smon_proto::Container>, count: u32) -> Snapshot {
+        Snapshot {
+            containers: Some(smon_proto::Containers {
+                count,
+                items,
+                error: None,
+            }),
+            ..snap(seq, 10.0, None)
+        }
+    }
+
+    #[test]
+    fn the_row_carries_the_container_count_and_the_busiest() {
+        let mut s = store();
+        s.apply(
+            "a:h1",
+            with_containers(
+                1,
+                vec![
+                    container("web.service", 12.34),
+                    container("db.service", 50.06),
+                    container("cron.service", 50.06),
+                ],
+                7,
+            ),
+            1_000,
+        );
+        let r = s.row("a:h1").expect("row");
+        assert_eq!(r.containers, Some(7), "the count, not the items listed");
+        assert_eq!(
+            (r.container_top_name.as_deref(), r.container_top_cpu_percent),
+            (Some("db.service"), Some(50.1)),
+            "the busiest, the first listed among equals, to one decimal"
+        );
+
+        // All idle: the first listed stays the busiest, not the last.
+        s.apply(
+            "a:h1",
+            with_containers(2, vec![container("a", 0.0), container("b", 0.0)], 2),
+            2_000,
+        );
+        let r = s.row("a:h1").expect("row");
+        assert_eq!(r.container_top_name.as_deref(), Some("a"));
+
+        // Reported, none found: a count of 0 and no busiest.
+        s.apply("a:h1", with_containers(3, vec![], 0), 3_000);
+        let r = s.row("a:h1").expect("row");
+        assert_eq!(r.containers, Some(0));
+        assert_eq!(
+            (r.container_top_name, r.container_top_cpu_percent),
+            (None, None)
+        );
+
+        // Not reported (monitor.containers off): absent, and absent from the JSON.
+        s.apply("a:h1", snap(4, 10.0, None), 4_000);
+        let r = s.row("a:h1").expect("row");
+        assert_eq!(
+            (r.containers, r.container_top_name.as_deref()),
+            (None, None)
+        );
+        let json = serde_json::to_value(&r).expect("json");
+        for k in [
+            "containers",
+            "container_top_name",
+            "container_top_cpu_percent",
+        ] {
+            assert!(json.get(k).is_none(), "{k} in {json}");
+        }
+    }
+
+    #[test]
+    fn container_changes_reach_the_overview_under_short_keys() {
+        let mut s = store();
+        s.apply("a:h1", snap(1, 10.0, None), 1_000);
+        s.take_changes(1_000, |_| false);
+        let mut client = Client::subscribe(&s, 1_000);
+
+        s.apply(
+            "a:h1",
+            with_containers(2, vec![container("web.service", 3.0)], 1),
+            2_000,
+        );
+        let d = s.take_changes(2_000, |_| false).delta.expect("a delta");
+        let json = serde_json::to_value(&d.hosts[0]).expect("json");
+        assert_eq!(json["ct"], 1, "{json}");
+        assert_eq!(json["ctn"], "web.service", "{json}");
+        assert_eq!(json["ctc"], 3.0, "{json}");
+        client.apply(&d);
+        client.check(&s, "containers appeared");
+
+        // Only the CPU moved: the name is not resent.
+        s.apply(
+            "a:h1",
+            with_containers(3, vec![container("web.service", 4.0)], 1),
+            3_000,
+        );
+        let d = s.take_changes(3_000, |_| false).delta.expect("a delta");
+        let json = serde_json::to_value(&d.hosts[0]).expect("json");
+        assert_eq!(json["ctc"], 4.0, "{json}");
+        assert!(
+            json.get("ctn").is_none() && json.get("ct").is_none(),
+            "{json}"
+        );
+        client.apply(&d);
+        client.check(&s, "the busiest's CPU moved");
+
+        // Another one is busier.
+        s.apply(
+            "a:h1",
+            with_containers(
+                4,
+                vec![container("db.service", 9.0), container("web.service", 4.0)],
+                2,
+            ),
+            4_000,
+        );
+        let d = s.take_changes(4_000, |_| false).delta.expect("a delta");
+        let json = serde_json::to_value(&d.hosts[0]).expect("json");
+        assert_eq!(
+            (&json["ct"], &json["ctn"]),
+            (&2.into(), &"db.service".into()),
+            "{json}"
+        );
+        client.apply(&d);
+        client.check(&s, "a new busiest");
+
+        // The agent stops reporting them: null, so the page drops them.
+        s.apply("a:h1", snap(5, 10.0, None), 5_000);
+        let d = s.take_changes(5_000, |_| false).delta.expect("a delta");
+        let json = serde_json::to_value(&d.hosts[0]).expect("json");
+        for k in ["ct", "ctn", "ctc"] {
+            assert!(json[k].is_null() && json.get(k).is_some(), "{k} in {json}");
+        }
+        client.apply(&d);
+        client.check(&s, "containers gone");
     }
 }

@@ -150,6 +150,11 @@ impl Visibility {
                 n.mac.clear();
             }
         }
+        if !self.error_texts
+            && let Some(e) = snap.containers.as_mut().and_then(|c| c.error.as_mut())
+        {
+            *e = format!("containers: {HIDDEN_ERROR}");
+        }
         if !self.error_texts {
             // Keep which collector failed ("disks: ..."), not what it said.
             for e in &mut snap.errors {
@@ -250,6 +255,13 @@ mod tests {
                 processes_error: "NVML: not supported on this driver".into(),
                 ..Default::default()
             }],
+            containers: Some(smon_proto::Containers {
+                count: 0,
+                items: vec![],
+                error: Some(
+                    "containers: cannot read /sys/fs/cgroup/memory: permission denied".into(),
+                ),
+            }),
             ..Default::default()
         }
     }
@@ -293,6 +305,11 @@ mod tests {
         assert_eq!(s.gpus[0].mig_instances[0].processes[0].name, "train");
         assert_eq!(s.gpus[0].mig_instances[0].error, HIDDEN_ERROR);
         assert_eq!(s.gpus[0].processes_error, HIDDEN_ERROR);
+        assert_eq!(
+            s.containers.as_ref().and_then(|c| c.error.as_deref()),
+            Some(format!("containers: {HIDDEN_ERROR}").as_str()),
+            "which part failed, not the path"
+        );
         assert_eq!(s.gpus[0].error, "", "no error stays no error");
         assert_eq!(s.sessions[0].terminal, "pts/0");
         assert_eq!(s.networks[0].addresses, Vec::<String>::new());

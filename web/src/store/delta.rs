@@ -200,6 +200,9 @@ pub(super) fn diff(
     );
     field!(alerts);
     field!(reach);
+    field!(containers);
+    field!(container_top_name, texts);
+    field!(container_top_cpu_percent);
     // A new sample appends its `cpu_percent` on the client; `s` only when that is not the
     // whole story (no point, or several).
     let implied = new_sample
@@ -272,7 +275,10 @@ pub(super) fn apply(row: &mut HostRow, p: &RowPatch, server_time_ms: u64) {
         users,
         processes,
         alerts,
-        reach
+        reach,
+        containers,
+        container_top_name,
+        container_top_cpu_percent
     );
     if let Some(u) = &p.gpu_util {
         for (g, v) in row.gpus.iter_mut().zip(u) {
@@ -368,6 +374,9 @@ mod tests {
             spark: vec![10.0],
             alerts: 0,
             reach: None,
+            containers: None,
+            container_top_name: None,
+            container_top_cpu_percent: None,
         }
     }
 

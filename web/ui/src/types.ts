@@ -72,6 +72,12 @@ export interface HostRow {
   alerts?: number;
   /** The last reachability check's digest (PROTOCOL.md "Reachability"); absent before the first. */
   reach?: ReachBrief | null;
+  /** Containers and services the host reports; absent when it reports none (the agent's
+   * `monitor.containers` off, or an agent before containers). */
+  containers?: number | null;
+  /** The busiest of them by CPU: its name, and its CPU in percent of one core. */
+  container_top_name?: string | null;
+  container_top_cpu_percent?: number | null;
 }
 
 /** The overview's digest of a host's last reachability check. */
@@ -224,6 +230,44 @@ export interface Process {
   state: string;
   /** A kernel thread (PF_KTHREAD, kthreadd included); hidden by default. */
   kernel_thread: boolean;
+  /** The container or service it runs in (`Container.id`); "" or absent when none. */
+  container?: string;
+}
+
+/** One container or service, found by its cgroup (PROTOCOL.md "Containers"). */
+export interface Container {
+  /** Full container id, unit name ("cron.service") or LXC name. */
+  id: string;
+  /** Short name: the runtime's, else the id's first 12 hex digits, the unit or LXC name. */
+  name: string;
+  /** "docker", "podman", "containerd", "crio", "kubernetes", "systemd" or "lxc". */
+  kind: string;
+  cgroup: string;
+  /** Percent of ONE core: can exceed 100. */
+  cpu_percent: number;
+  /** In use, the page cache apart. */
+  memory_bytes: number;
+  /** Null when unlimited. */
+  memory_limit_bytes: number | null;
+  memory_cache_bytes: number;
+  io_read_bytes_per_s: number;
+  io_write_bytes_per_s: number;
+  /** Tasks (processes and threads). */
+  pids: number;
+  /** Null when it shares the host's network namespace. */
+  net_rx_bytes_per_s: number | null;
+  net_tx_bytes_per_s: number | null;
+  image: string | null;
+  state: string | null;
+}
+
+/** A host's containers and services: all of them in a detail, the top 5 in a summary. */
+export interface Containers {
+  count: number;
+  /** Busiest first. */
+  items: Container[];
+  /** Why the cgroups could not be read. */
+  error: string | null;
 }
 
 export interface Session {
@@ -329,6 +373,8 @@ export interface Snapshot {
   info_unix_ms: number;
   /** When the GPU readings were taken (0 without GPUs). */
   gpus_unix_ms: number;
+  /** Containers and services; absent when the agent does not report them. */
+  containers?: Containers | null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -395,6 +441,9 @@ export const PATCH_FIELDS = {
   p: "processes",
   al: "alerts",
   rc: "reach",
+  ct: "containers",
+  ctn: "container_top_name",
+  ctc: "container_top_cpu_percent",
 } as const satisfies Record<string, keyof HostRow>;
 
 /**

@@ -20,9 +20,15 @@
  *   out the whole table on every change.
  * - A column picker ("Columns") shows or hides the optional columns (network and disk I/O
  *   rates, the hottest sensor, the process count, and the default ones); the choice is kept in
- *   localStorage (`smon.home.cols`). Cells carry `data-col`; hidden ones the `hidden` attribute.
+ *   localStorage (`smon.home.cols`, with the columns that existed then in `smon.home.cols.known`,
+ *   so that a default column added later shows up for those who picked columns before). Cells
+ *   carry `data-col`; hidden ones the `hidden` attribute.
  * - On a narrow screen (a phone) the rows become two-line cards (app.css): status and name,
  *   then CPU, memory, disk and GPU with their labels, without sideways scrolling.
+ * - Hosts whose agent reports containers show their count and the busiest one by CPU
+ *   (`containers`, `container_top_name`, `container_top_cpu_percent`; patch keys `ct`, `ctn`,
+ *   `ctc`) in the Containers column (`td[data-col="ctr"]` with `data-containers` and
+ *   `data-top`), empty for a host that reports none; a phone's card leaves it out.
  * - Served by an agent (node mode, one host), the page opens that host's page instead.
  * - With alerting, a host's row shows the alerts firing on it (`alerts`, patch key `al`) as a
  *   badge linking to the alerts page filtered on the host (`.alert-badge[data-count]`; the row
@@ -77,6 +83,7 @@ const COLS: Col[] = [
   { key: "swap", label: "Swap", fields: ["swap_percent", "swap_total_bytes"], cls: "col-meter col-swap", sort: (r) => (r.swap_total_bytes === 0 ? -1 : n(r.swap_percent)), desc: true, byDefault: true },
   { key: "disk", label: "Disk", fields: ["disk_max_percent"], cls: "col-meter col-disk", sort: (r) => n(r.disk_max_percent), desc: true, title: "Fullest filesystem", byDefault: true, phone: "Disk" },
   { key: "gpu", label: "GPU", fields: ["gpus", "gpu_util"], cls: "col-gpu", sort: gpuAvg, desc: true, title: "Use and memory of each GPU; average use", byDefault: true, phone: "GPU" },
+  { key: "ctr", label: "Containers", fields: ["containers", "container_top_cpu_percent"], cls: "col-ctr", sort: (r) => n(r.containers), desc: true, title: "Containers and services; the busiest by CPU (percent of one core)", byDefault: true },
   { key: "net", label: "Network", fields: ["net_rx_bytes_per_s", "net_tx_bytes_per_s"], cls: "num col-io", sort: (r) => sum2(r.net_rx_bytes_per_s, r.net_tx_bytes_per_s), desc: true, title: "Received (↓) and sent (↑) per second, all interfaces", byDefault: false },
   { key: "dio", label: "Disk I/O", fields: ["disk_read_bytes_per_s", "disk_write_bytes_per_s"], cls: "num col-io", sort: (r) => sum2(r.disk_read_bytes_per_s, r.disk_write_bytes_per_s), desc: true, title: "Read (R) and written (W) per second, all filesystems", byDefault: false },
   { key: "temp", label: "Temp", fields: ["temp_max_celsius"], cls: "num col-temp", sort: (r) => n(r.temp_max_celsius), desc: true, title: "The hottest temperature sensor", byDefault: false },
@@ -111,13 +118,18 @@ try {
 }
 try {
   const c = JSON.parse(localStorage.getItem("smon.home.cols") ?? "null") as unknown;
-  if (Array.isArray(c)) view.cols = new Set([...FIXED_COLS, ...c.filter((k): k is string => typeof k === "string" && COLS.some((col) => col.key === k))]);
+  const k = JSON.parse(localStorage.getItem("smon.home.cols.known") ?? "null") as unknown;
+  // A choice saved before the known list was: every column but those added since ("ctr").
+  const known = Array.isArray(k) ? k : COLS.map((col) => col.key).filter((key) => key !== "ctr");
+  const added = COLS.filter((col) => col.byDefault && !known.includes(col.key)).map((col) => col.key);
+  if (Array.isArray(c)) view.cols = new Set([...FIXED_COLS, ...c.filter((key): key is string => typeof key === "string" && COLS.some((col) => col.key === key)), ...added]);
 } catch {
   /* defaults */
 }
 function saveCols(): void {
   try {
     localStorage.setItem("smon.home.cols", JSON.stringify(COLS.filter((c) => view.cols.has(c.key)).map((c) => c.key)));
+    localStorage.setItem("smon.home.cols.known", JSON.stringify(COLS.map((c) => c.key)));
   } catch {
     /* not remembered */
   }
@@ -169,7 +181,8 @@ const D_TEMP = 32768;
 const D_PROCS = 65536;
 const D_ALERTS = 131072;
 const D_REACH = 262144;
-const D_ALL = 524287;
+const D_CTR = 524288;
+const D_ALL = 1048575;
 
 const FIELD_DIRTY: Record<string, number> = {
   address: D_LINK,
@@ -201,6 +214,9 @@ const FIELD_DIRTY: Record<string, number> = {
   users: D_USERS,
   alerts: D_ALERTS,
   reach: D_REACH,
+  containers: D_CTR,
+  container_top_name: D_CTR,
+  container_top_cpu_percent: D_CTR,
 };
 
 /** What each column's cells are rewritten for (D_* bits). */
@@ -213,6 +229,7 @@ const COL_DIRTY: Record<string, number> = {
   swap: D_SWAP,
   disk: D_DISK,
   gpu: D_GPU,
+  ctr: D_CTR,
   net: D_NET,
   dio: D_DIO,
   temp: D_TEMP,
@@ -275,6 +292,11 @@ class RowView {
   private readonly dio = twoLines("R", "W");
   private readonly temp: HTMLTableCellElement;
   private readonly procs: HTMLTableCellElement;
+  /** Containers: the count over the busiest one's name and CPU. */
+  private readonly ctrCell: HTMLTableCellElement;
+  private readonly ctrCount = h("span", { class: "ctr-count" });
+  private readonly ctrName = h("span", { class: "ctr-name" });
+  private readonly ctrCpu = h("span", { class: "ctr-cpu" });
   /** The cells by column key, in the order of `COLS`. */
   readonly cells = new Map<string, HTMLTableCellElement>();
 
@@ -299,6 +321,7 @@ class RowView {
     cell("swap", this.swap.el);
     cell("disk", this.disk.el);
     cell("gpu", this.gpus.el);
+    this.ctrCell = cell("ctr", h("span", { class: "ctr2" }, this.ctrCount, h("span", { class: "ctr-top" }, this.ctrName, this.ctrCpu)));
     cell("net", this.net.el);
     cell("dio", this.dio.el);
     this.temp = cell("temp");
@@ -443,6 +466,18 @@ class RowView {
     if (d & D_DISK) this.disk.set(r.disk_max_percent, r.disk_max_mount ?? "", r.disk_max_mount ? `Fullest filesystem: ${r.disk_max_mount}` : "");
     if (d & D_GPU) this.gpus.set(r.gpus);
     if (d & D_USERS) setText(this.users, num(r.users));
+    if (d & D_CTR) {
+      const count = r.containers;
+      const has = count !== null && count !== undefined;
+      const top = has ? (r.container_top_name ?? null) : null;
+      const cpu = r.container_top_cpu_percent;
+      setText(this.ctrCount, has ? `${count}` : "");
+      setText(this.ctrName, top ?? "");
+      setText(this.ctrCpu, top !== null ? pct(cpu) : "");
+      setAttr(this.ctrCell, "data-containers", has ? String(count) : null);
+      setAttr(this.ctrCell, "data-top", top);
+      setTitle(this.ctrCell, has ? `${count} container${count === 1 ? "" : "s"} or service${count === 1 ? "" : "s"}${top !== null ? `; the busiest: ${top} at ${pct(cpu)} of one core` : ""}` : "");
+    }
     if (d & D_ALERTS) {
       const count = r.alerts ?? 0;
       show(this.alertBadge, count > 0);

@@ -6,6 +6,10 @@
  * once and updated in place. Above them, the host's firing and pending alerts (`HostAlerts`,
  * from the shared alerts poll), when there are any, and its reachability checks (`HostReach`).
  *
+ * The Containers section (`components/containers.ts`) lists the containers and services the
+ * agent found by their cgroups, when it reports them; the process list then shows each
+ * process's container and can be filtered by one (its select, or a container's name clicked).
+ *
  * The process list hides kernel threads by default (a toggle shows them, as htop's `K`), and
  * shows the processes as a tree by parent pid on demand; both choices are remembered in
  * localStorage (`smon.procs`).
@@ -20,6 +24,7 @@ import { HistoryView } from "../components/history";
 import { HostActions } from "../components/actions";
 import { HostPrograms, SignalMenu } from "../components/programs";
 import { HostAlerts } from "../components/alerts";
+import { HostContainers } from "../components/containers";
 import { HostReach } from "../components/reach";
 import { Meter, setLevel, setVBar } from "../components/meter";
 import { setStatus, statusBadge } from "../components/status";
@@ -243,6 +248,9 @@ export class HostPage {
   private readonly programs: HostPrograms | null;
   /** The process list's Signal… menu (admins; not in the agent's own view). */
   private readonly signals: SignalMenu | null;
+  /** Containers and services, and the process list's filter by container. */
+  private readonly containers: HostContainers;
+  private readonly procSection: HTMLElement;
 
   // GPUs
   private readonly gpuSection: HTMLElement;
@@ -269,6 +277,10 @@ export class HostPage {
     this.room = { room: "host", id };
     setText(this.title, id.replace(/^[^:]*:/, ""));
     setTitle(this.title, id);
+    this.containers = new HostContainers((scroll) => {
+      this.applyProcFilter();
+      if (scroll) this.procSection.scrollIntoView({ block: "start" });
+    });
 
     this.disks = new DataTable<Disk>(
       [
@@ -330,6 +342,14 @@ export class HostPage {
         { key: "mem", label: "Memory", cls: "num", text: (p) => bytes(p.memory_bytes), title: (p) => pct(p.memory_percent), sort: (p) => p.memory_bytes, desc: true },
         { key: "time", label: "Time", cls: "num", text: (p) => duration(p.run_time_s), title: (p) => `started ${dateTime(p.start_unix_ms)}`, sort: (p) => p.run_time_s, desc: true },
         { key: "state", label: "State", text: (p) => p.state, sort: (p) => p.state },
+        {
+          key: "ctr",
+          label: "Container",
+          cls: "ellipsis col-ctr",
+          text: (p) => (p.container ? this.containers.nameOf(p.container) : ""),
+          title: (p) => p.container ?? "",
+          sort: (p) => (p.container ? this.containers.nameOf(p.container).toLowerCase() : ""),
+        },
         { key: "cmd", label: "Command", cls: "cmd mono", text: (p) => p.cmdline || `[${p.name}]`, title: (p) => p.cmdline },
         { key: "sig", label: "", cls: "proc-signal", render: (td, p) => this.signalCell(td, p) },
       ],
@@ -341,11 +361,12 @@ export class HostPage {
         rowAttrs: (tr, p) => {
           setAttr(tr, "data-pid", String(p.pid));
           setAttr(tr, "data-kthread", p.kernel_thread ? "true" : null);
+          setAttr(tr, "data-container", p.container || null);
           setAttr(tr, "data-depth", procView.tree ? String(this.depth.get(p.pid) ?? 0) : null);
           setClass(tr, "kthread", p.kernel_thread);
         },
         onSort: () => this.renderProcCount(),
-        widths: { pid: "76px", user: "104px", name: "170px", cpu: "84px", mem: "88px", time: "76px", state: "84px", cmd: "auto", sig: "72px" },
+        widths: { pid: "76px", user: "104px", name: "170px", cpu: "84px", mem: "88px", time: "76px", state: "84px", ctr: "150px", cmd: "auto", sig: "72px" },
         virtualAbove: 120,
       },
     );
@@ -377,10 +398,10 @@ export class HostPage {
       { id: "temperatures", sortKey: "label", cls: "compact", empty: "No sensors" },
     );
 
-    const procSearch = h("input", { type: "search", class: "search", placeholder: "Search pid, user, name, command…", "aria-label": "Search processes", spellcheck: "false", autocomplete: "off" });
+    const procSearch = h("input", { type: "search", class: "search", placeholder: "Search pid, user, name, command, container…", "aria-label": "Search processes", spellcheck: "false", autocomplete: "off" });
     procSearch.addEventListener("input", () => {
       const q = procSearch.value.trim().toLowerCase();
-      this.procQuery = q ? (p) => String(p.pid) === q || p.name.toLowerCase().includes(q) || p.user.toLowerCase().includes(q) || p.cmdline.toLowerCase().includes(q) : null;
+      this.procQuery = q ? (p) => String(p.pid) === q || p.name.toLowerCase().includes(q) || p.user.toLowerCase().includes(q) || p.cmdline.toLowerCase().includes(q) || (!!p.container && this.containers.nameOf(p.container).toLowerCase().includes(q)) : null;
       this.applyProcFilter();
     });
     const toggle = (id: string, label: string, title: string, on: boolean, set: (v: boolean) => void) => {
@@ -436,8 +457,9 @@ export class HostPage {
       this.history.el,
       this.gpuSection,
       h("div", { class: "two-col" }, section("Disks", null, this.disks.el), section("Network", null, this.nets.el)),
+      this.containers.el,
       ...(this.programs ? [this.programs.el] : []),
-      section("Processes", h("div", { class: "section-tools" }, this.procCount, kthreads, tree, procSearch, this.procMore), ...(this.signals ? [this.signals.el] : []), this.procs.el),
+      (this.procSection = section("Processes", h("div", { class: "section-tools" }, this.procCount, kthreads, tree, this.containers.procFilter, procSearch, this.procMore), ...(this.signals ? [this.signals.el] : []), this.procs.el)),
       section("Logged-in users", null, this.sessions.el),
     );
     this.el = h(
@@ -448,6 +470,7 @@ export class HostPage {
       this.notFound,
       this.body,
     );
+    this.procSection.id = "processes-section";
     show(this.gpuSection, false);
     show(this.gpuChart.el, false);
     show(this.tempSection, false);
@@ -476,11 +499,12 @@ export class HostPage {
     b.dataset.name = p.name;
   }
 
-  /** The process list's filter: kernel threads unless shown, and the search. */
+  /** The process list's filter: kernel threads unless shown, the container, and the search. */
   private applyProcFilter(): void {
     const q = this.procQuery;
     const k = procView.kthreads;
-    this.procs.setFilter(k && !q ? null : (p) => (k || !p.kernel_thread) && (!q || q(p)));
+    const c = this.containers.filter();
+    this.procs.setFilter(k && !q && !c ? null : (p) => (k || !p.kernel_thread) && (!c || c(p)) && (!q || q(p)));
     this.renderProcCount();
   }
 
@@ -706,6 +730,10 @@ export class HostPage {
     const d = this.detail;
     this.disks.setData(d?.disks ?? []);
     this.nets.setData(d?.networks ?? []);
+    const had = this.containers.present;
+    this.containers.update(d?.containers);
+    setClass(this.procs.table, "no-ctr", !this.containers.present);
+    if (had !== this.containers.present) this.applyProcFilter();
     this.procs.setData(d?.processes ?? []);
     this.sessions.setData(d?.sessions ?? []);
     const temps = d?.temperatures ?? [];
@@ -752,6 +780,7 @@ export class HostPage {
     this.actions?.destroy();
     this.programs?.destroy();
     this.procs.destroy();
+    this.containers.destroy();
     this.cpuChart.destroy();
     this.memChart.destroy();
     this.netChart.destroy();
