@@ -299,7 +299,11 @@ async fn programs_are_read_and_started_stopped_restarted_and_tailed() {
         bytes: 0,
         from: Some(from),
     };
-    let n = c.tail_log(follow(t.offset)).await.expect("follow").into_inner();
+    let n = c
+        .tail_log(follow(t.offset))
+        .await
+        .expect("follow")
+        .into_inner();
     assert_eq!((n.text.as_str(), n.offset), ("", t.offset), "{n:?}");
     let n = c
         .tail_log(follow(t.offset - 4))

@@ -173,7 +173,9 @@ fn names(name: &str, p: &Program) -> bool {
 fn check_name(name: &str) -> Result<(), ApiError> {
     let bad = name.is_empty()
         || name.len() > MAX_NAME
-        || name.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/');
+        || name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/');
     if bad {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -336,7 +338,10 @@ mod tests {
     fn programs_are_merged_across_hosts_with_sums() {
         let a = Snapshot {
             programs: Some(Programs {
-                programs: vec![prog("web", "api", "RUNNING", 10), prog("db", "db", "RUNNING", 11)],
+                programs: vec![
+                    prog("web", "api", "RUNNING", 10),
+                    prog("db", "db", "RUNNING", 11),
+                ],
                 ..Programs::default()
             }),
             processes: vec![
@@ -360,15 +365,24 @@ mod tests {
             &managed,
         );
         assert_eq!(f.len(), 2);
-        assert_eq!((f[0].group.as_str(), f[0].application.as_deref()), ("db", None));
+        assert_eq!(
+            (f[0].group.as_str(), f[0].application.as_deref()),
+            ("db", None)
+        );
         let api = &f[1];
         assert_eq!(api.application.as_deref(), Some("shop"));
-        assert_eq!((api.running, api.cpu_percent, api.memory_bytes), (1, 15.0, 150));
+        assert_eq!(
+            (api.running, api.cpu_percent, api.memory_bytes),
+            (1, 15.0, 150)
+        );
         let hosts: Vec<_> = api.hosts.iter().map(|h| h.host.as_str()).collect();
         assert_eq!(hosts, ["lab:a", "lab:b"]);
         assert_eq!(api.hosts[0].cpu_percent, Some(15.0));
         assert_eq!(
-            (api.hosts[1].state.as_str(), api.hosts[1].host_status.as_str()),
+            (
+                api.hosts[1].state.as_str(),
+                api.hosts[1].host_status.as_str()
+            ),
             ("STOPPED", "down")
         );
         assert_eq!(api.hosts[1].memory_bytes, None);
@@ -382,7 +396,10 @@ mod tests {
         assert!(names("solo", &prog("solo", "solo", "RUNNING", 1)));
         assert!(check_name("web:api").is_ok());
         for bad in ["", "a b", "a/b", &"x".repeat(201)] {
-            assert_eq!(check_name(bad).expect_err(bad).reason().split(':').next(), Some("name"));
+            assert_eq!(
+                check_name(bad).expect_err(bad).reason().split(':').next(),
+                Some("name")
+            );
         }
     }
 }

@@ -6,8 +6,8 @@
 pub mod accounts;
 pub mod actions;
 pub mod alerts;
-pub mod applications;
 pub mod api;
+pub mod applications;
 pub mod audit;
 pub mod auth;
 #[cfg(feature = "database")]

@@ -19,8 +19,7 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 use crate::acting::{
-    ActionError, LogTail, ProgramState, ProgramVerb, ProgramsAnswer, ProgramsService,
-    SignalKind,
+    ActionError, LogTail, ProgramState, ProgramVerb, ProgramsAnswer, ProgramsService, SignalKind,
 };
 use crate::error::ApiError;
 use crate::security::Principal;
@@ -40,7 +39,10 @@ pub(crate) fn routes(app: axum::Router<Arc<Web>>, base: &str) -> axum::Router<Ar
     let p = |s: &str| format!("{base}/api/v1{s}");
     app.route(&p("/hosts/{id}/programs"), get(list))
         .route(&p("/hosts/{id}/programs/{name}/log"), get(log))
-        .route(&p("/hosts/{id}/programs/{name}/log/stream"), get(log_stream))
+        .route(
+            &p("/hosts/{id}/programs/{name}/log/stream"),
+            get(log_stream),
+        )
         .route(&p("/hosts/{id}/programs/{name}/{verb}"), post(act))
         .route(&p("/hosts/{id}/signal"), post(signal))
 }
@@ -225,6 +227,19 @@ struct Follow {
     first: Option<LogTail>,
     failing: bool,
     until: tokio::time::Instant,
+    /// Who watches, for the log lines.
+    by: String,
+    /// Reads done after the first.
+    reads: u64,
+}
+
+impl Drop for Follow {
+    /// The stream's end (the browser closed it, or [`STREAM_FOR`] passed): no more reads.
+    fn drop(&mut self) {
+        tracing::info!(target: "smon::actions", by = %log_safe(&self.by),
+            host = %log_safe(&self.id), on = %log_safe(&self.name), reads = self.reads,
+            "Log stream closed.");
+    }
 }
 
 /// A `chunk` event: `{"text", "offset", "overflow"}`.
@@ -248,8 +263,8 @@ async fn log_stream(
     let s = service(&w)?;
     // The first read answers the request: a refusal is an error status, not an event.
     let first = s.tail_log(&id, &name, stderr, bytes, None).await?;
-    tracing::debug!(by = %log_safe(p.actor()), host = %log_safe(&id), on = %log_safe(&name),
-        "Log stream opened.");
+    tracing::info!(target: "smon::actions", by = %log_safe(p.actor()), host = %log_safe(&id),
+        on = %log_safe(&name), "Log stream opened.");
     let st = Follow {
         s,
         id,
@@ -259,6 +274,8 @@ async fn log_stream(
         first: Some(first),
         failing: false,
         until: tokio::time::Instant::now() + STREAM_FOR,
+        by: p.actor().to_owned(),
+        reads: 0,
     };
     let events = futures_util::stream::unfold(st, |mut st| async move {
         if let Some(t) = st.first.take() {
@@ -269,10 +286,10 @@ async fn log_stream(
             if tokio::time::Instant::now() >= st.until {
                 return None;
             }
-            let r = st
-                .s
-                .tail_log(&st.id, &st.name, st.stderr, MAX_LOG_BYTES, Some(st.offset))
-                .await;
+            st.reads += 1;
+            let r =
+                st.s.tail_log(&st.id, &st.name, st.stderr, MAX_LOG_BYTES, Some(st.offset))
+                    .await;
             match r {
                 Ok(t) => {
                     let recovered = std::mem::take(&mut st.failing);

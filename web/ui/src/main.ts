@@ -190,7 +190,7 @@ async function showAccount(el: HTMLElement): Promise<void> {
   // The fleet's hosts and clusters: everyone logged in reads, admins edit.
   const inventoryLink = h("a", { href: "#/inventory", class: "text-btn", id: "inventory-link" }, "Inventory");
   // The fleet's supervisord programs: everyone logged in reads, admins act.
-  const appsLink = h("a", { href: "#/applications", class: "text-btn", id: "applications-link" }, "Applications");
+  const appsLink = h("a", { href: "#/applications", class: "text-btn", id: "applications-link", title: "Applications" }, h("span", { class: "label-long" }, "Applications"), h("span", { class: "label-short" }, "Apps"));
   const alerts = alertsLink();
   // The history database's page: admins only (the server answers 403 to others).
   const storageLink = me.role === "admin" ? h("a", { href: "#/storage", class: "text-btn", id: "storage-link" }, "Storage") : null;
