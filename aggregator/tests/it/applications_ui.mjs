@@ -6,8 +6,8 @@
 // and 2/2 running; the search box filters by host and hides what does not match; "Restart
 // all" of sleeper:sleeper is confirmed with both hosts named and shows a result per host;
 // the chip of lab:n2 in jobs:ticker opens its actions, Stop is confirmed naming that host
-// alone, and the chip turns STOPPED. At a phone's width (390 px) the page fits the screen and
-// its buttons are in reach. As viewer: the list without any action button. On the host page,
+// alone, and the chip turns STOPPED. At a phone's width (390 px), reached from a host's
+// Programs section, the page fits the screen and its buttons are in reach. As viewer: the list without any action button. On the host page,
 // the log panel of jobs:ticker follows the log live (new tick lines arrive) and Close ends
 // the stream (the caller checks the server logged it). Exits non-zero with what the page
 // showed when a step fails. SMON_UI_DIR names web/ui; CHROMIUM the browser.
@@ -131,7 +131,9 @@ try {
   const phone = await open(browser, adminLogin, { width: 390, height: 844 });
   phone.on("dialog", (d) => void d.dismiss());
   await step(phone, "390 px: the page fits, its buttons in reach", async () => {
-    await phone.goto(new URL("#/applications", base).toString());
+    // The top bar has no room for the link at this width: a host's Programs section leads there.
+    await phone.goto(new URL("#/host/lab:n1", base).toString());
+    await phone.click(".host-programs:not([hidden]) .programs-fleet");
     await phone.waitForSelector(row("sleeper:sleeper", "[data-total='2']"));
     const bad = await phone.evaluate(() => {
       const out = [];

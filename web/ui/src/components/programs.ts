@@ -103,7 +103,7 @@ export class HostPrograms {
       h("thead", {}, h("tr", {}, ...["Program", "State", "PID", "Uptime", "CPU", "Memory", "Description", ""].map((t) => h("th", {}, t)))),
       this.body,
     );
-    this.el = h("section", { class: "section host-programs", hidden: true }, h("div", { class: "section-head" }, h("h2", {}, "Programs")), this.error, h("div", { class: "table-wrap" }, table), this.out, this.logPanel);
+    this.el = h("section", { class: "section host-programs", hidden: true }, h("div", { class: "section-head" }, h("h2", {}, "Programs"), h("a", { href: "#/applications", class: "text-btn programs-fleet", title: "These programs across the fleet" }, "All hosts")), this.error, h("div", { class: "table-wrap" }, table), this.out, this.logPanel);
     void whoAmI().then((me) => {
       this.admin = me?.role === "admin";
       if (this.last) this.render(this.last);
