@@ -19,9 +19,7 @@ use crate::support::{
     ADMIN_PASSWORD, Agent, Binary, TOKEN, VIEWER_PASSWORD, free_port, login, send, write_users,
 };
 
-#[path = "../../../tests/supervisord_common.rs"]
-mod supervisord_common;
-use supervisord_common::{PASSWORD, Supervisord, USER};
+use crate::programs::supervisord_common::{PASSWORD, Supervisord, USER};
 
 /// The agents' control token (each host's `control_token`).
 const CONTROL: &str = "control-token-for-applications-0123";
