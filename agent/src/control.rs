@@ -292,7 +292,10 @@ impl ControlService {
                 )));
             }
         };
-        let tail = sup.tail(&name, stderr, bytes).await?;
+        let tail = match r.from {
+            None => sup.tail(&name, stderr, bytes).await?,
+            Some(from) => sup.tail_from(&name, stderr, bytes, from).await?,
+        };
         Ok(TailLogReply {
             text: tail.text,
             offset: tail.offset,
@@ -588,7 +591,14 @@ impl Control for ControlService {
         let call = Call::new(
             "tail_log",
             &req,
-            format!("name={} stream={stream} bytes={}", shown(&r.name), r.bytes),
+            match r.from {
+                None => format!("name={} stream={stream} bytes={}", shown(&r.name), r.bytes),
+                Some(from) => format!(
+                    "name={} stream={stream} bytes={} from={from}",
+                    shown(&r.name),
+                    r.bytes
+                ),
+            },
         );
         let result = match self.authorize(&req) {
             Ok(()) => self.tail_log(req.get_ref()).await,

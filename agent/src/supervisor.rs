@@ -328,16 +328,48 @@ impl Supervisor {
         stderr: bool,
         bytes: u32,
     ) -> Result<Tail, SupervisorError> {
+        self.tail_at(name, stderr, 0, bytes).await
+    }
+
+    /// What was written to a program's stdout (or stderr) log after `from` (a previous
+    /// [`Tail::offset`]): at most the last `bytes` of it, with `overflow` when more was
+    /// written. A log now shorter than `from` (rotated or cleared) is read from its start.
+    pub async fn tail_from(
+        &self,
+        name: &str,
+        stderr: bool,
+        bytes: u32,
+        from: u64,
+    ) -> Result<Tail, SupervisorError> {
+        let t = self.tail_at(name, stderr, from, bytes).await?;
+        if t.offset >= from {
+            return Ok(written_after(from, bytes, t));
+        }
+        // supervisord answers nothing for an offset past the end: read the new log's end.
+        let t = self.tail_at(name, stderr, 0, bytes).await?;
+        Ok(written_after(0, bytes, t))
+    }
+
+    /// `tailProcess*Log(name, offset, bytes)`: supervisord answers the last `bytes` of the
+    /// log (whatever `offset` is, unless it is past the end: then nothing) and its size.
+    async fn tail_at(
+        &self,
+        name: &str,
+        stderr: bool,
+        offset: u64,
+        bytes: u32,
+    ) -> Result<Tail, SupervisorError> {
         let method = if stderr {
             "supervisor.tailProcessStderrLog"
         } else {
             "supervisor.tailProcessStdoutLog"
         };
         let length = i32::try_from(bytes).unwrap_or(i32::MAX);
+        let offset = i32::try_from(offset).unwrap_or(i32::MAX);
         let v = self
             .call(
                 method,
-                &[Param::Str(name), Param::Int(0), Param::Int(length)],
+                &[Param::Str(name), Param::Int(offset), Param::Int(length)],
                 POLL_TIMEOUT,
             )
             .await?;
@@ -349,6 +381,31 @@ impl Supervisor {
             }),
             _ => Err(self.protocol(format!("{method} did not answer [text, offset, overflow]"))),
         }
+    }
+}
+
+/// What of `t`, supervisord's answer to `tailProcess*Log(name, from, bytes)` (the last `bytes`
+/// of the log at most, and the log's size), was written after `from`: its last
+/// `size - from` bytes, or all of it with `overflow` when more than `bytes` were written.
+pub fn written_after(from: u64, bytes: u32, t: Tail) -> Tail {
+    let size = t.offset;
+    let new = size.saturating_sub(from);
+    if new > u64::from(bytes) {
+        return Tail {
+            overflow: true,
+            ..t
+        };
+    }
+    let keep = usize::try_from(new).unwrap_or(usize::MAX).min(t.text.len());
+    let mut cut = t.text.len() - keep;
+    // Invalid UTF-8 replaced by supervisord may shift lengths: never cut inside a character.
+    while !t.text.is_char_boundary(cut) {
+        cut += 1;
+    }
+    Tail {
+        text: t.text[cut..].to_owned(),
+        offset: size,
+        overflow: false,
     }
 }
 
@@ -467,6 +524,32 @@ pub async fn poll(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tail(text: &str, size: u64) -> Tail {
+        Tail {
+            text: text.into(),
+            offset: size,
+            overflow: false,
+        }
+    }
+
+    #[test]
+    fn written_after_keeps_only_the_new_bytes() {
+        // 10 bytes logged, 4 of them new, supervisord answered the last 8.
+        let t = written_after(6, 8, tail("cdefghij", 10));
+        assert_eq!((t.text.as_str(), t.offset, t.overflow), ("ghij", 10, false));
+        // Nothing new.
+        let t = written_after(10, 8, tail("", 10));
+        assert_eq!((t.text.as_str(), t.offset, t.overflow), ("", 10, false));
+        // More new than asked for: the last `bytes`, marked.
+        let t = written_after(0, 8, tail("cdefghij", 10));
+        assert_eq!((t.text.as_str(), t.overflow), ("cdefghij", true));
+        // Never inside a character: "é" is 2 bytes, 1 new byte keeps none of it.
+        let t = written_after(2, 8, tail("aé", 3));
+        assert_eq!(t.text, "");
+        let t = written_after(1, 8, tail("aé", 3));
+        assert_eq!(t.text, "é");
+    }
 
     #[test]
     fn names_are_a_program_a_group_or_refused() {

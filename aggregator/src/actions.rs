@@ -258,6 +258,7 @@ impl ProgramsService for Actions {
         name: &str,
         stderr: bool,
         bytes: u32,
+        from: Option<u64>,
     ) -> Result<LogTail, ActionError> {
         let (token, link) = self.control(id, "read program logs")?;
         let stream = if stderr {
@@ -266,7 +267,7 @@ impl ProgramsService for Actions {
             LogStream::Stdout
         };
         let r = link
-            .tail_log(&token, name, stream, bytes, CONTROL_DEADLINE)
+            .tail_log(&token, name, stream, bytes, from, CONTROL_DEADLINE)
             .await
             .map_err(|e| control_refusal(e, id))?;
         Ok(LogTail {

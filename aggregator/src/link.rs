@@ -287,13 +287,15 @@ impl AgentLink {
     }
 
     /// The last `bytes` (0: the agent's default) of the program `name`'s `stream` log
-    /// (`Control.TailLog`), within `deadline`.
+    /// (`Control.TailLog`), or with `from` only what was written after that offset, within
+    /// `deadline`.
     pub async fn tail_log(
         &self,
         control_token: &str,
         name: &str,
         stream: LogStream,
         bytes: u32,
+        from: Option<u64>,
         deadline: Duration,
     ) -> Result<TailLogReply, LinkError> {
         let mut c = self.control(control_token)?;
@@ -301,6 +303,7 @@ impl AgentLink {
             name: name.to_owned(),
             stream: stream.into(),
             bytes,
+            from,
         });
         req.set_timeout(deadline);
         self.answer(deadline, c.tail_log(req)).await

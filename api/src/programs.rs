@@ -175,3 +175,16 @@ pub struct ProgramsAnswer {
     /// The programs, by group then name.
     pub programs: Vec<ProgramState>,
 }
+
+/// The answer of a fleet-wide program action (`POST /api/v1/programs/{name}/{verb}`): one
+/// result per host selected, in host order; a host where it failed has `ok: false`, the
+/// reason as `message` and no programs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgramGroupAnswer {
+    /// The program acted on (`group:name` or `group:*`).
+    pub program: String,
+    /// What was done.
+    pub verb: ProgramVerb,
+    /// One result per host.
+    pub results: Vec<ProgramResult>,
+}

@@ -6,7 +6,10 @@
 //! the tick asked for (several missed ticks in a few steps), so hosts nobody watches cost
 //! nothing, and a host watched by several streams is stepped once per tick.
 
-use smon_proto::{Cpu, Disk, Gpu, LoadAverage, Memory, NetInterface, Parts, Snapshot, Temperature};
+use smon_proto::{
+    Cpu, Disk, Gpu, LoadAverage, Memory, NetInterface, Parts, Program, Programs, Snapshot,
+    Temperature,
+};
 
 use crate::procs::RenderCtx;
 use crate::profile::Profile;
@@ -461,8 +464,89 @@ impl State {
             errors: Vec::new(),
             processes_unix_ms: now,
             gpus_unix_ms: now,
+            programs: Some(programs(p, now)),
             ..Snapshot::default()
         }
+    }
+}
+
+/// The simulated supervisord programs of every host: [`PROGRAMS`] `(group, names)`.
+pub const PROGRAMS: [(&str, &[&str]); 4] = [
+    (
+        "web",
+        &[
+            "api", "static", "worker-1", "worker-2", "worker-3", "worker-4",
+        ],
+    ),
+    (
+        "jobs",
+        &["cron", "mailer", "reports", "sync", "thumbnails", "queue"],
+    ),
+    ("db", &["pgbouncer", "backup", "replica-lag", "vacuum"]),
+    (
+        "infra",
+        &["node-exporter", "fluent-bit", "consul", "vector"],
+    ),
+];
+
+/// A host's supervisord programs: the 20 of [`PROGRAMS`], most `RUNNING` since boot; per host
+/// (by its seed) one of them `STOPPED` on one host in ten, and `FATAL` on one in fifty.
+fn programs(p: &Profile, now_ms: u64) -> Programs {
+    let stopped = hash2(p.seed, 0x5707).is_multiple_of(10);
+    let fatal = hash2(p.seed, 0xfa7a).is_multiple_of(50);
+    let odd = (hash2(p.seed, 0x0dd) % 20) as usize;
+    let uptime_s = now_ms.saturating_sub(p.info.boot_unix_ms) / 1000;
+    let mut out = Vec::with_capacity(20);
+    for (group, names) in PROGRAMS {
+        for name in names {
+            let i = out.len();
+            let state = if i == odd && fatal {
+                "FATAL"
+            } else if i == odd && stopped {
+                "STOPPED"
+            } else {
+                "RUNNING"
+            };
+            let running = state == "RUNNING";
+            let pid = if running {
+                p.pid_base + 500 + i as u32
+            } else {
+                0
+            };
+            out.push(Program {
+                group: group.to_string(),
+                name: name.to_string(),
+                state: state.into(),
+                pid,
+                uptime_s: if running { uptime_s } else { 0 },
+                exit_status: 0,
+                spawnerr: if state == "FATAL" {
+                    "Exited too quickly (process log may have details)".into()
+                } else {
+                    String::new()
+                },
+                description: if running {
+                    format!(
+                        "pid {pid}, uptime {}:{:02}:{:02}",
+                        uptime_s / 3600,
+                        uptime_s / 60 % 60,
+                        uptime_s % 60
+                    )
+                } else if state == "FATAL" {
+                    "Exited too quickly (process log may have details)".into()
+                } else {
+                    "Not started".into()
+                },
+                start_unix_ms: if running { p.info.boot_unix_ms } else { 0 },
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.group, &a.name).cmp(&(&b.group, &b.name)));
+    Programs {
+        programs: out,
+        error: None,
+        age_ms: 0,
+        url: "unix:///run/supervisor.sock (simulated)".into(),
     }
 }
 
@@ -532,6 +616,23 @@ mod tests {
                 }
                 prev = Some(snap);
             }
+        }
+    }
+
+    #[test]
+    fn every_host_has_twenty_programs_sorted() {
+        for p in fleet() {
+            let mut st = State::new(&p, T0);
+            let snap = st.snapshot(&p, Parts::default(), T0);
+            let progs = snap.programs.expect("programs").programs;
+            assert_eq!(progs.len(), 20);
+            assert!(
+                progs
+                    .windows(2)
+                    .all(|w| (&w[0].group, &w[0].name) < (&w[1].group, &w[1].name))
+            );
+            assert!(progs.iter().filter(|q| q.state != "RUNNING").count() <= 1);
+            assert!(progs.iter().all(|q| (q.state == "RUNNING") == (q.pid > 0)));
         }
     }
 

@@ -50,13 +50,15 @@ pub trait ProgramsService: Send + Sync {
         name: &str,
     ) -> Result<ProgramResult, ActionError>;
     /// The last `bytes` (0: the agent's default, 16 KiB) of the program `name`'s stdout, or
-    /// with `stderr` its stderr.
+    /// with `stderr` its stderr; with `from` (a previous [`LogTail::offset`]) only what was
+    /// written since, at most `bytes` of it (a live view follows the log this way).
     async fn tail_log(
         &self,
         id: &str,
         name: &str,
         stderr: bool,
         bytes: u32,
+        from: Option<u64>,
     ) -> Result<LogTail, ActionError>;
     /// Sends `signal` to the process `pid` of host `id`.
     async fn signal(

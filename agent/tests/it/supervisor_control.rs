@@ -285,17 +285,46 @@ async fn programs_are_read_and_started_stopped_restarted_and_tailed() {
             name: "jobs:b".into(),
             stream: LogStream::Stdout as i32,
             bytes: 0,
+            from: None,
         })
         .await
         .expect("tail")
         .into_inner();
     assert!(t.text.contains(MARKER), "{t:?}");
     assert!(t.offset >= t.text.len() as u64, "{t:?}");
+    // Following: from the end, nothing; from 4 bytes before it, those 4 bytes.
+    let follow = |from: u64| TailLogRequest {
+        name: "jobs:b".into(),
+        stream: LogStream::Stdout as i32,
+        bytes: 0,
+        from: Some(from),
+    };
+    let n = c
+        .tail_log(follow(t.offset))
+        .await
+        .expect("follow")
+        .into_inner();
+    assert_eq!((n.text.as_str(), n.offset), ("", t.offset), "{n:?}");
+    let n = c
+        .tail_log(follow(t.offset - 4))
+        .await
+        .expect("follow")
+        .into_inner();
+    assert_eq!(n.text, t.text[t.text.len() - 4..], "{n:?}");
+    assert!(!n.overflow, "{n:?}");
+    // Past the end (a rotated log): read from its start.
+    let n = c
+        .tail_log(follow(t.offset + 1000))
+        .await
+        .expect("follow")
+        .into_inner();
+    assert_eq!(n.text, t.text, "{n:?}");
     let e = c
         .tail_log(TailLogRequest {
             name: "jobs:b".into(),
             stream: LogStream::Stdout as i32,
             bytes: 64 * 1024 + 1,
+            from: None,
         })
         .await
         .expect_err("too much");

@@ -147,18 +147,7 @@ async fn group(
         )
     })?;
     let s = service(&w)?;
-    let ids = match s.select(&sel) {
-        Ok(ids) if ids.len() > MAX_GROUP => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "the selection holds {} hosts; at most {MAX_GROUP} at once",
-                ids.len()
-            ),
-        )),
-        Ok(ids) => Ok(ids),
-        Err(e) => Err(ApiError::from(e)),
-    };
-    let ids = match ids {
+    let ids = match selected(s.as_ref(), &sel) {
         Ok(ids) => ids,
         Err(e) => {
             let asked = sel.hosts.clone().unwrap_or_default();
@@ -167,25 +156,21 @@ async fn group(
         }
     };
     let who = p.actor().to_owned();
-    let results: Vec<ActionResult> = futures_util::stream::iter(ids)
-        .map(|id| {
-            let s = s.clone();
-            async move {
-                let r = s.act(action, &id).await;
-                (id, r)
-            }
+    let results: Vec<ActionResult> = on_each(ids, |id| {
+        let s = s.clone();
+        async move { s.act(action, &id).await }
+    })
+    .await
+    .into_iter()
+    .map(|(id, r)| {
+        log_result(action, &who, &r, &id);
+        r.unwrap_or_else(|e| ActionResult {
+            host: id,
+            ok: false,
+            message: e.to_string(),
         })
-        .buffered(PARALLEL)
-        .map(|(id, r)| {
-            log_result(action, &who, &r, &id);
-            r.unwrap_or_else(|e| ActionResult {
-                host: id,
-                ok: false,
-                message: e.to_string(),
-            })
-        })
-        .collect()
-        .await;
+    })
+    .collect();
     let failed = results.iter().filter(|r| !r.ok).count();
     let outcome = if failed == 0 {
         "ok".to_owned()
@@ -195,4 +180,39 @@ async fn group(
     let hosts = results.iter().map(|r| r.host.clone()).collect();
     audit(&w, &p, &client, action, hosts, outcome, Some(&results)).await;
     Ok(Json(GroupAnswer { action, results }))
+}
+
+/// The hosts `sel` names for a group action (at most [`MAX_GROUP`]), or the answer refusing it.
+pub(crate) fn selected(s: &dyn ActionsService, sel: &Selection) -> Result<Vec<String>, ApiError> {
+    match s.select(sel) {
+        Ok(ids) if ids.len() > MAX_GROUP => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the selection holds {} hosts; at most {MAX_GROUP} at once",
+                ids.len()
+            ),
+        )),
+        Ok(ids) => Ok(ids),
+        Err(e) => Err(ApiError::from(e)),
+    }
+}
+
+/// Runs `act` on every host of `ids`, [`PARALLEL`] at a time; the results in the order of
+/// `ids`, each with its host id.
+pub(crate) async fn on_each<T, F, Fut>(
+    ids: Vec<String>,
+    act: F,
+) -> Vec<(String, Result<T, ActionError>)>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, ActionError>>,
+{
+    futures_util::stream::iter(ids)
+        .map(|id| {
+            let run = act(id.clone());
+            async move { (id, run.await) }
+        })
+        .buffered(PARALLEL)
+        .collect()
+        .await
 }

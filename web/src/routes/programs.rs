@@ -1,21 +1,25 @@
 //! The program routes (`docs/protocol-programs.md`): a host's supervisord programs as its
 //! latest sample shows them (viewers too), and, for admins, starting, stopping and restarting
-//! a program, tailing its log, and sending a signal to a process, through the host's agent
+//! a program, tailing its log (once, or live as server-sent events), and sending a signal to
+//! a process, through the host's agent
 //! ([`crate::acting::ProgramsService`]). Every action (not the log reads) is logged and
 //! recorded in the audit log with who asked, from where, and the outcome.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 use crate::acting::{
-    ActionError, ProgramState, ProgramVerb, ProgramsAnswer, ProgramsService, SignalKind,
+    ActionError, LogTail, ProgramState, ProgramVerb, ProgramsAnswer, ProgramsService, SignalKind,
 };
 use crate::error::ApiError;
 use crate::security::Principal;
@@ -35,6 +39,10 @@ pub(crate) fn routes(app: axum::Router<Arc<Web>>, base: &str) -> axum::Router<Ar
     let p = |s: &str| format!("{base}/api/v1{s}");
     app.route(&p("/hosts/{id}/programs"), get(list))
         .route(&p("/hosts/{id}/programs/{name}/log"), get(log))
+        .route(
+            &p("/hosts/{id}/programs/{name}/log/stream"),
+            get(log_stream),
+        )
         .route(&p("/hosts/{id}/programs/{name}/{verb}"), post(act))
         .route(&p("/hosts/{id}/signal"), post(signal))
 }
@@ -160,12 +168,8 @@ struct LogQuery {
     bytes: Option<u32>,
 }
 
-async fn log(
-    State(w): Shared,
-    Admin(_): Admin,
-    Path((id, name)): Path<(String, String)>,
-    q: Result<Query<LogQuery>, QueryRejection>,
-) -> Result<impl IntoResponse, ApiError> {
+/// `stream` and `bytes` of a log query: (stderr, bytes), or the 400 naming the field.
+fn log_args(q: Result<Query<LogQuery>, QueryRejection>) -> Result<(bool, u32), ApiError> {
     let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let stderr = match q.stream.as_deref() {
         None | Some("stdout") => false,
@@ -184,8 +188,18 @@ async fn log(
             format!("bytes: at most {MAX_LOG_BYTES}"),
         ));
     }
+    Ok((stderr, bytes))
+}
+
+async fn log(
+    State(w): Shared,
+    Admin(_): Admin,
+    Path((id, name)): Path<(String, String)>,
+    q: Result<Query<LogQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (stderr, bytes) = log_args(q)?;
     let s = service(&w)?;
-    let t = s.tail_log(&id, &name, stderr, bytes).await?;
+    let t = s.tail_log(&id, &name, stderr, bytes, None).await?;
     Ok((
         [
             ("content-type", "text/plain; charset=utf-8".to_owned()),
@@ -193,6 +207,110 @@ async fn log(
             ("x-smon-log-overflow", t.overflow.to_string()),
         ],
         t.text,
+    ))
+}
+
+/// How often an open log stream asks the agent for what was written since.
+pub const FOLLOW_EVERY: Duration = Duration::from_secs(1);
+
+/// How long one log stream lasts: then it ends, and the browser's `EventSource` reconnects,
+/// which checks the session (still an admin?) again.
+pub const STREAM_FOR: Duration = Duration::from_secs(30 * 60);
+
+/// An open log stream: where it is in the log.
+struct Follow {
+    s: Arc<dyn ProgramsService>,
+    id: String,
+    name: String,
+    stderr: bool,
+    offset: u64,
+    first: Option<LogTail>,
+    failing: bool,
+    until: tokio::time::Instant,
+    /// Who watches, for the log lines.
+    by: String,
+    /// Reads done after the first.
+    reads: u64,
+}
+
+impl Drop for Follow {
+    /// The stream's end (the browser closed it, or [`STREAM_FOR`] passed): no more reads.
+    fn drop(&mut self) {
+        tracing::info!(target: "smon::actions", by = %log_safe(&self.by),
+            host = %log_safe(&self.id), on = %log_safe(&self.name), reads = self.reads,
+            "Log stream closed.");
+    }
+}
+
+/// A `chunk` event: `{"text", "offset", "overflow"}`.
+fn chunk(t: &LogTail) -> Event {
+    Event::default()
+        .event("chunk")
+        .data(serde_json::to_string(t).unwrap_or_default())
+}
+
+/// `GET .../log/stream`: the log's tail, then what is written to it, as server-sent events
+/// (`chunk` with a [`LogTail`]; `problem` with a sentence while the agent cannot be read, the
+/// stream going on). It follows the log every [`FOLLOW_EVERY`] until the browser closes it
+/// (the body is dropped, and with it the loop), or for [`STREAM_FOR`].
+async fn log_stream(
+    State(w): Shared,
+    Admin(p): Admin,
+    Path((id, name)): Path<(String, String)>,
+    q: Result<Query<LogQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (stderr, bytes) = log_args(q)?;
+    let s = service(&w)?;
+    // The first read answers the request: a refusal is an error status, not an event.
+    let first = s.tail_log(&id, &name, stderr, bytes, None).await?;
+    tracing::info!(target: "smon::actions", by = %log_safe(p.actor()), host = %log_safe(&id),
+        on = %log_safe(&name), "Log stream opened.");
+    let st = Follow {
+        s,
+        id,
+        name,
+        stderr,
+        offset: first.offset,
+        first: Some(first),
+        failing: false,
+        until: tokio::time::Instant::now() + STREAM_FOR,
+        by: p.actor().to_owned(),
+        reads: 0,
+    };
+    let events = futures_util::stream::unfold(st, |mut st| async move {
+        if let Some(t) = st.first.take() {
+            return Some((Ok::<_, Infallible>(chunk(&t)), st));
+        }
+        loop {
+            tokio::time::sleep(FOLLOW_EVERY).await;
+            if tokio::time::Instant::now() >= st.until {
+                return None;
+            }
+            st.reads += 1;
+            let r =
+                st.s.tail_log(&st.id, &st.name, st.stderr, MAX_LOG_BYTES, Some(st.offset))
+                    .await;
+            match r {
+                Ok(t) => {
+                    let recovered = std::mem::take(&mut st.failing);
+                    st.offset = t.offset;
+                    if recovered || t.overflow || !t.text.is_empty() {
+                        return Some((Ok(chunk(&t)), st));
+                    }
+                }
+                Err(e) if !st.failing => {
+                    st.failing = true;
+                    let e = Event::default().event("problem").data(e.to_string());
+                    return Some((Ok(e), st));
+                }
+                Err(_) => {}
+            }
+        }
+    });
+    Ok((
+        // No proxy buffering (nginx): each event goes out as it is written.
+        [("x-accel-buffering", "no"), ("cache-control", "no-store")],
+        Sse::new(events).keep_alive(KeepAlive::default()),
     ))
 }
 

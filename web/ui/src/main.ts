@@ -1,13 +1,14 @@
 /**
  * Entry point: applies the theme before the first paint, then builds the shell (top bar with the
  * connection indicator, the Alerts link with its count, the stale-data banner, the page), routes
- * between the home, host, cluster, accounts, storage, audit, inventory and alerts pages, and dispatches the
+ * between the home, host, cluster, accounts, storage, audit, inventory, applications and alerts pages, and dispatches the
  * server's frames to the page on screen.
  */
 import "./styles/app.css";
 import "./styles/account.css";
 import "./styles/actions.css";
 import "./styles/alerts.css";
+import "./styles/applications.css";
 import { basePath, Connection } from "./connection";
 import { h, setAttr, setText, show } from "./dom";
 import { age, ago } from "./format";
@@ -19,6 +20,7 @@ import { ClusterPage } from "./pages/cluster";
 import { StoragePage } from "./pages/storage";
 import { AuditPage } from "./pages/audit";
 import { InventoryPage } from "./pages/inventory";
+import { ApplicationsPage } from "./pages/applications";
 import { HostPage } from "./pages/host";
 import { sameRoute, watchRoute, type Route } from "./router";
 import { initTheme, toggleTheme } from "./theme";
@@ -43,7 +45,7 @@ function start(): void {
 
   let page: HomePage | HostPage | null = null;
   /** A page fed by REST only (no room). */
-  let accounts: AccountsPage | ClusterPage | StoragePage | AuditPage | AlertsPage | InventoryPage | null = null;
+  let accounts: AccountsPage | ClusterPage | StoragePage | AuditPage | AlertsPage | InventoryPage | ApplicationsPage | null = null;
   let route: Route | null = null;
 
   watchRoute((r) => {
@@ -61,7 +63,7 @@ function start(): void {
     accounts = null;
     viewEl.replaceChildren();
     window.scrollTo(0, 0);
-    if (r.page === "accounts" || r.page === "storage" || r.page === "audit" || r.page === "cluster" || r.page === "alerts" || r.page === "inventory") {
+    if (r.page === "accounts" || r.page === "storage" || r.page === "audit" || r.page === "cluster" || r.page === "alerts" || r.page === "inventory" || r.page === "applications") {
       const [p, title] =
         r.page === "accounts"
           ? [new AccountsPage(), "Accounts"]
@@ -73,6 +75,8 @@ function start(): void {
                 ? [new AlertsPage(r), "Alerts"]
                 : r.page === "inventory"
                   ? [new InventoryPage(), "Inventory"]
+                  : r.page === "applications"
+                    ? [new ApplicationsPage(), "Applications"]
                 : [new ClusterPage(r.name), `Cluster ${r.name}`];
       accounts = p;
       setText(crumb, `/ ${title}`);
@@ -185,11 +189,13 @@ async function showAccount(el: HTMLElement): Promise<void> {
   const accountsLink = h("a", { href: "#/accounts", class: "text-btn", id: "accounts-link" }, "Accounts");
   // The fleet's hosts and clusters: everyone logged in reads, admins edit.
   const inventoryLink = h("a", { href: "#/inventory", class: "text-btn", id: "inventory-link" }, "Inventory");
+  // The fleet's supervisord programs: everyone logged in reads, admins act.
+  const appsLink = h("a", { href: "#/applications", class: "text-btn", id: "applications-link", title: "Applications" }, h("span", { class: "label-long" }, "Applications"), h("span", { class: "label-short" }, "Apps"));
   const alerts = alertsLink();
   // The history database's page: admins only (the server answers 403 to others).
   const storageLink = me.role === "admin" ? h("a", { href: "#/storage", class: "text-btn", id: "storage-link" }, "Storage") : null;
   const auditLink = me.role === "admin" ? h("a", { href: "#/audit", class: "text-btn", id: "audit-link" }, "Audit") : null;
-  el.replaceChildren(h("span", { class: "who", id: "who", title: `Role: ${me.role}` }, `${me.user} (${me.role})`), alerts, inventoryLink, accountsLink, ...(storageLink ? [storageLink] : []), ...(auditLink ? [auditLink] : []), out);
+  el.replaceChildren(h("span", { class: "who", id: "who", title: `Role: ${me.role}` }, `${me.user} (${me.role})`), alerts, inventoryLink, appsLink, accountsLink, ...(storageLink ? [storageLink] : []), ...(auditLink ? [auditLink] : []), out);
 }
 
 /**

@@ -1,13 +1,14 @@
 /**
  * Hash routing: `#/` (home), `#/host/<id>` (host page), `#/cluster/<name>` (a cluster's
  * history), `#/accounts` (passwords and users), `#/storage` (the history database, admins), `#/audit` (the audit log, admins),
- * `#/inventory` (the fleet's hosts and clusters, edited by admins) and
+ * `#/inventory` (the fleet's hosts and clusters, edited by admins), `#/applications` (the
+ * fleet's supervisord programs and declared applications) and
  * `#/alerts` (alerts, their history, rules, silences and channels), which takes a query:
  * `#/alerts?host=lab:n1&rule=cpu%20busy&tab=history`.
  * The server only serves index.html and assets, so the page works at `/` and under any prefix.
  */
 
-export type Route = { page: "home" } | { page: "host"; id: string } | { page: "cluster"; name: string } | { page: "accounts" } | { page: "storage" } | { page: "audit" } | { page: "inventory" } | AlertsRoute;
+export type Route = { page: "home" } | { page: "host"; id: string } | { page: "cluster"; name: string } | { page: "accounts" } | { page: "storage" } | { page: "audit" } | { page: "inventory" } | { page: "applications" } | AlertsRoute;
 
 /** The tabs of the alerts page. */
 export type AlertsTab = "firing" | "history" | "rules" | "silences" | "channels";
@@ -35,6 +36,7 @@ export function parseHash(hash: string): Route {
   if (hash === "#/storage") return { page: "storage" };
   if (hash === "#/audit") return { page: "audit" };
   if (hash === "#/inventory") return { page: "inventory" };
+  if (hash === "#/applications") return { page: "applications" };
   const a = /^#\/alerts(?:\?(.*))?$/.exec(hash);
   if (a) {
     const q = new URLSearchParams(a[1] ?? "");

@@ -3,8 +3,9 @@
  * listing each program (group:name, coloured state, pid, uptime, CPU, memory, description),
  * read from `GET /api/v1/hosts/{id}/programs` every few seconds; hidden while the host has
  * no programs and no supervisor error. Admins get Start, Stop and Restart (confirmed, the
- * outcome shown) and Log: a panel with the end of the program's stdout or stderr, read again
- * every 2 s while the panel is open (polling the log route: the server does not push logs).
+ * outcome shown) and Log: a panel with the end of the program's stdout or stderr that follows
+ * the log live while it is open (`GET .../log/stream`, server-sent events through an
+ * `EventSource`; closing the panel closes the stream, which ends the server's reads).
  *
  * `SignalMenu` is the process list's "Signal…" action for admins: TERM, INT, KILL or HUP to
  * one pid, confirmed, through `POST /api/v1/hosts/{id}/signal`.
@@ -45,11 +46,18 @@ const LABEL: Record<Verb, string> = { start: "Start", stop: "Stop", restart: "Re
 
 /** How often the list is read again. */
 const LIST_EVERY_MS = 3000;
-/** How often an open log is read again. */
-const LOG_EVERY_MS = 2000;
+/** The most text an open log panel keeps (older text is dropped from the top). */
+const LOG_KEEP_CHARS = 256 * 1024;
+
+/** A `chunk` event of the log stream. */
+interface LogChunk {
+  text: string;
+  offset: number;
+  overflow: boolean;
+}
 
 /** The colour class of a supervisord state. */
-function stateLevel(s: string): string {
+export function stateLevel(s: string): string {
   switch (s) {
     case "RUNNING":
       return "ok";
@@ -80,14 +88,14 @@ export class HostPrograms {
   private logName: string | null = null;
   private admin = false;
   private timer: number | null = null;
-  private logTimer: number | null = null;
+  private source: EventSource | null = null;
   private destroyed = false;
   private last: ProgramsAnswer | null = null;
 
   constructor(private readonly id: string) {
     const close = h("button", { type: "button", class: "text-btn program-log-close" }, "Close");
     close.addEventListener("click", () => this.closeLog());
-    this.logStream.addEventListener("change", () => void this.readLog());
+    this.logStream.addEventListener("change", () => this.follow());
     this.logPanel = h("div", { class: "program-log", hidden: true }, h("div", { class: "program-log-head" }, this.logTitle, this.logStream, close), this.logText);
     const table = h(
       "table",
@@ -95,7 +103,7 @@ export class HostPrograms {
       h("thead", {}, h("tr", {}, ...["Program", "State", "PID", "Uptime", "CPU", "Memory", "Description", ""].map((t) => h("th", {}, t)))),
       this.body,
     );
-    this.el = h("section", { class: "section host-programs", hidden: true }, h("div", { class: "section-head" }, h("h2", {}, "Programs")), this.error, h("div", { class: "table-wrap" }, table), this.out, this.logPanel);
+    this.el = h("section", { class: "section host-programs", hidden: true }, h("div", { class: "section-head" }, h("h2", {}, "Programs"), h("a", { href: "#/applications", class: "text-btn programs-fleet", title: "These programs across the fleet" }, "All hosts")), this.error, h("div", { class: "table-wrap" }, table), this.out, this.logPanel);
     void whoAmI().then((me) => {
       this.admin = me?.role === "admin";
       if (this.last) this.render(this.last);
@@ -168,46 +176,67 @@ export class HostPrograms {
 
   private openLog(name: string): void {
     this.logName = name;
-    setText(this.logTitle, `Log of ${name} (refreshed every ${LOG_EVERY_MS / 1000} s)`);
-    setText(this.logText, "");
+    setText(this.logTitle, `Log of ${name} (live)`);
     show(this.logPanel, true);
-    void this.readLog();
+    this.follow();
   }
 
   private closeLog(): void {
     this.logName = null;
-    if (this.logTimer !== null) window.clearTimeout(this.logTimer);
-    this.logTimer = null;
+    this.source?.close();
+    this.source = null;
+    this.logText.removeAttribute("data-live");
     show(this.logPanel, false);
   }
 
-  private async readLog(): Promise<void> {
-    if (this.logTimer !== null) window.clearTimeout(this.logTimer);
-    this.logTimer = null;
+  /** Opens the stream of the log shown: its tail first, then what is written to it. */
+  private follow(): void {
+    this.source?.close();
+    this.source = null;
     const name = this.logName;
     if (name === null || this.destroyed) return;
-    let text: string;
+    const pre = this.logText;
+    setText(pre, "");
+    const url = `${basePath()}${hostPath(this.id)}/programs/${encodeURIComponent(name)}/log/stream?stream=${this.logStream.value}`;
+    const es = new EventSource(url, { withCredentials: true });
+    this.source = es;
+    // Each (re)connection starts with the log's tail: it replaces what is shown.
+    let fresh = true;
+    es.addEventListener("open", () => {
+      fresh = true;
+    });
+    es.addEventListener("chunk", (ev) => {
+      const t = JSON.parse((ev as MessageEvent<string>).data) as LogChunk;
+      const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      let text = fresh ? t.text : (pre.textContent ?? "") + (t.overflow ? "\n[… more was written than shown …]\n" : "") + t.text;
+      fresh = false;
+      if (text.length > LOG_KEEP_CHARS) text = text.slice(text.length - LOG_KEEP_CHARS);
+      setText(pre, text);
+      pre.setAttribute("data-live", "true");
+      pre.setAttribute("data-offset", String(t.offset));
+      if (atEnd) pre.scrollTop = pre.scrollHeight;
+    });
+    es.addEventListener("problem", (ev) => {
+      setText(this.logTitle, `Log of ${name} (${(ev as MessageEvent<string>).data}; retrying)`);
+    });
+    es.addEventListener("error", () => {
+      if (this.source !== es) return;
+      pre.removeAttribute("data-live");
+      if (es.readyState === EventSource.CLOSED) void this.whyClosed(name);
+    });
+  }
+
+  /** The stream was refused (the browser does not say why): ask the log route once. */
+  private async whyClosed(name: string): Promise<void> {
+    let why = "stream closed";
     try {
-      const r = await fetch(`${basePath()}${hostPath(this.id)}/programs/${encodeURIComponent(name)}/log?stream=${this.logStream.value}`, { credentials: "same-origin" });
-      if (r.ok) text = await r.text();
-      else {
-        let why = `${r.status} ${r.statusText}`;
-        try {
-          why = ((await r.json()) as { error?: string }).error ?? why;
-        } catch {
-          /* keep the status line */
-        }
-        text = `(${why})`;
-      }
+      const r = await fetch(`${basePath()}${hostPath(this.id)}/programs/${encodeURIComponent(name)}/log?stream=${this.logStream.value}&bytes=1`, { credentials: "same-origin" });
+      if (!r.ok) why = ((await r.json().catch(() => ({}))) as { error?: string }).error ?? `${r.status} ${r.statusText}`;
     } catch (e) {
-      text = `(Cannot reach the server: ${String(e)})`;
+      why = `Cannot reach the server: ${String(e)}`;
     }
     if (this.destroyed || this.logName !== name) return;
-    const pre = this.logText;
-    const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
-    setText(pre, text || "(empty)");
-    if (atEnd) pre.scrollTop = pre.scrollHeight;
-    this.logTimer = window.setTimeout(() => void this.readLog(), LOG_EVERY_MS);
+    setText(this.logTitle, `Log of ${name} (${why})`);
   }
 
   private say(state: "ok" | "error" | "pending", text: string): void {
