@@ -347,7 +347,12 @@ pub async fn start(
         tracker.spawn(history::run(sub, writer.clone(), stop.clone()));
     }
     // The store is the feed's first consumer; the hub reads the store.
-    let to_store = feed.subscribe("store", Kinds::POLL, feed::STORE_QUEUE);
+    // Fleet changes only to forget the programs of a host removed.
+    let to_store = feed.subscribe(
+        "store",
+        Kinds::POLL.with(Kinds::REGISTRY),
+        feed::STORE_QUEUE,
+    );
     tracker.spawn(feed::run_store(
         to_store,
         store.clone(),

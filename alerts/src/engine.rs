@@ -1417,6 +1417,52 @@ fn evaluate(
 ) -> bool {
     match &slot.rule.condition {
         Condition::HostDown | Condition::ServiceDown { .. } => false,
+        Condition::ProgramNotRunning { program } | Condition::ProgramFatal { program } => {
+            let fatal = matches!(slot.rule.condition, Condition::ProgramFatal { .. });
+            // No supervisord read by the agent, or its last read failed (the list is then
+            // old): the alerts keep their state.
+            let Some(p) = obs.snapshot().programs.as_ref() else {
+                return false;
+            };
+            if p.error.is_some() {
+                return false;
+            }
+            let mut name = String::new();
+            for prog in &p.programs {
+                name.clear();
+                name.push_str(&prog.group);
+                name.push(':');
+                name.push_str(&prog.name);
+                if program.as_deref().is_some_and(|want| want != name) {
+                    continue;
+                }
+                let bad = if fatal {
+                    prog.state == "FATAL"
+                } else {
+                    prog.state != "RUNNING"
+                };
+                let detail = || {
+                    let mut d = format!("program {}:{} is {}", prog.group, prog.name, prog.state);
+                    if !prog.spawnerr.is_empty() {
+                        d.push_str(&format!(": {}", prog.spawnerr));
+                    } else if !prog.description.is_empty() {
+                        d.push_str(&format!(" ({})", prog.description));
+                    }
+                    d
+                };
+                out(
+                    &name,
+                    &Verdict {
+                        keep: false,
+                        trigger: bad,
+                        sustain: bad,
+                        value: None,
+                        detail: &detail,
+                    },
+                );
+            }
+            true
+        }
         Condition::Threshold {
             metric,
             label,
