@@ -13,6 +13,7 @@ mod history;
 mod inventory;
 mod live;
 mod nginx;
+mod program_events;
 mod programs;
 mod prometheus;
 mod props;
