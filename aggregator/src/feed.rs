@@ -639,7 +639,10 @@ mod tests {
             "another host's first sample"
         );
         w.forget("c:h");
-        assert!(w.changes("c:h", &first).is_empty(), "forgotten: first again");
+        assert!(
+            w.changes("c:h", &first).is_empty(),
+            "forgotten: first again"
+        );
     }
 
     #[test]

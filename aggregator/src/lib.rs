@@ -14,6 +14,7 @@
 pub mod access;
 pub mod actions;
 pub mod alerts;
+pub mod applications;
 pub mod config;
 pub mod endpoint;
 pub mod error;
@@ -334,7 +335,20 @@ pub async fn start(
     web = web.with_reach(Arc::new(reach.clone()));
     let acts = actions::Actions::new(registry.clone(), reach.clone());
     web = web.with_actions(Arc::new(acts.clone()));
-    web = web.with_programs(Arc::new(acts));
+    web = web.with_programs(Arc::new(acts.clone()));
+    let apps = applications::Applications::new(
+        settings.applications.clone(),
+        Arc::new(acts),
+        registry.clone(),
+        feed.clone(),
+        Some(web.security.clone()),
+    );
+    if !apps.is_empty() {
+        web = web.with_applications(Arc::new(apps.clone()));
+        // Subscribed before the first poller starts: no sample is missed.
+        let sub = feed.subscribe("applications", applications::KINDS, applications::QUEUE);
+        tracker.spawn(apps.run(sub, stop.clone()));
+    }
     let web = Arc::new(web);
     if let Some(al) = &alerts {
         // Subscribed before the first poller starts: no state change is missed.

@@ -1193,10 +1193,16 @@ fn programs(list: &[(&str, &str, &str)], error: Option<&str>) -> Snapshot {
 fn program_not_running_fires_per_program_after_for_s_and_resolves_when_it_runs() {
     let r = rule("prog", "program_not_running", |c| c.for_s = 5);
     let mut e = engine(cfg0(), vec![r], &["lab:n1"]);
-    let up = programs(&[("web:api", "RUNNING", ""), ("web:worker", "RUNNING", "")], None);
+    let up = programs(
+        &[("web:api", "RUNNING", ""), ("web:worker", "RUNNING", "")],
+        None,
+    );
     e.observe("lab:n1", &up, T0);
     assert!(e.tick(T0).is_empty());
-    let down = programs(&[("web:api", "EXITED", ""), ("web:worker", "RUNNING", "")], None);
+    let down = programs(
+        &[("web:api", "EXITED", ""), ("web:worker", "RUNNING", "")],
+        None,
+    );
     e.observe("lab:n1", &down, T0 + S);
     e.observe("lab:n1", &down, T0 + 5 * S);
     assert!(e.tick(T0 + 5 * S).is_empty(), "for_s holds it pending");
@@ -1247,12 +1253,19 @@ fn program_fatal_with_a_label_watches_that_program_only_and_a_removed_one_resolv
         )]
     );
     // Not running but not FATAL does not hold program_fatal: it resolves.
-    let stopped = programs(&[("web:api", "STOPPED", ""), ("web:worker", "FATAL", "")], None);
+    let stopped = programs(
+        &[("web:api", "STOPPED", ""), ("web:worker", "FATAL", "")],
+        None,
+    );
     e.observe("lab:n1", &stopped, T0 + S);
     assert_eq!(summary(&e.tick(T0 + S)), [resolved(&["lab:n1"])]);
     e.observe("lab:n1", &both, T0 + 2 * S);
     assert_eq!(summary(&e.tick(T0 + 2 * S)), [fired(&["lab:n1"])]);
     // The program leaves supervisord's config: its alert resolves.
-    e.observe("lab:n1", &programs(&[("web:worker", "FATAL", "")], None), T0 + 3 * S);
+    e.observe(
+        "lab:n1",
+        &programs(&[("web:worker", "FATAL", "")], None),
+        T0 + 3 * S,
+    );
     assert_eq!(summary(&e.tick(T0 + 3 * S)), [resolved(&["lab:n1"])]);
 }

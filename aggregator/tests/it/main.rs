@@ -5,6 +5,7 @@ mod actions;
 mod alerts;
 mod alerts_ui;
 mod api_client;
+mod applications;
 mod browser;
 mod cli;
 mod config_fixtures;

@@ -98,7 +98,10 @@ async fn program_changes_reach_the_feed_and_fire_and_resolve_program_rules() {
     let mut sub = agg.feed.subscribe("test", Kinds::PROGRAM, 1000);
 
     // FATAL from the first sample on: the rule reads samples, not only changes.
-    let a = wait_alerts(&agg, "broken fatal", |a| firing(a, "fatal", "broken:broken")).await;
+    let a = wait_alerts(&agg, "broken fatal", |a| {
+        firing(a, "fatal", "broken:broken")
+    })
+    .await;
     assert!(
         !a.iter().any(|(r, _, _)| r == "sleeper down"),
         "the running sleeper fires nothing: {a:?}"
@@ -109,7 +112,10 @@ async fn program_changes_reach_the_feed_and_fire_and_resolve_program_rules() {
     // The feed: sleeper left RUNNING (STOPPING, then STOPPED, or STOPPED at once).
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !seen.iter().any(|(_, to): &(String, String)| to == "STOPPED") {
+    while !seen
+        .iter()
+        .any(|(_, to): &(String, String)| to == "STOPPED")
+    {
         let left = deadline.saturating_duration_since(Instant::now());
         let e = tokio::time::timeout(left, sub.recv())
             .await

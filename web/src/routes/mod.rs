@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod actions;
 pub mod alerts;
 pub mod api;
+pub mod applications_act;
 pub mod audit;
 pub mod auth;
 #[cfg(feature = "database")]
