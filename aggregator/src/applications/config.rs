@@ -127,11 +127,10 @@ pub fn check(
 ) -> Vec<App> {
     let mut out = Vec::with_capacity(list.len());
     let before = errs.len();
-    let names: HashMap<&str, usize> = list
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.name.as_str(), i))
-        .collect();
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (i, a) in list.iter().enumerate() {
+        names.entry(a.name.as_str()).or_insert(i);
+    }
     let mut programs: HashMap<&str, usize> = HashMap::new();
     for (i, a) in list.iter().enumerate() {
         let at = format!("{path}[{i}]");
