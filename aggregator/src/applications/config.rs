@@ -405,6 +405,10 @@ mod tests {
         );
         let bad = serde_json::from_value::<Vec<AppConfig>>(serde_json::json!([
             {"name": "a", "program": "g:a", "candidates": ["lab:a"], "strategy": "fastest"}]));
-        assert!(bad.unwrap_err().to_string().contains("fastest"));
+        assert!(
+            bad.expect_err("no such strategy")
+                .to_string()
+                .contains("fastest")
+        );
     }
 }

@@ -354,7 +354,7 @@ pub fn plan(
                 eligible.sort_by(|a, b| fact(a).cpu_percent.total_cmp(&fact(b).cpu_percent))
             }
             Strategy::MostMemoryFree => {
-                eligible.sort_by(|a, b| fact(b).mem_free.cmp(&fact(a).mem_free))
+                eligible.sort_by_key(|h| std::cmp::Reverse(fact(h).mem_free))
             }
         }
         let need = declared - have;

@@ -16,9 +16,7 @@ use smon_aggregator::feed::{Body, Kinds, Subscription};
 
 use crate::support::{Agent, InProcess, TOKEN, VIEWER_PASSWORD, login, send};
 
-#[path = "../../../tests/supervisord_common.rs"]
-mod supervisord_common;
-use supervisord_common::{PASSWORD, Supervisord, USER};
+use crate::programs::supervisord_common::{PASSWORD, Supervisord, USER};
 
 const CONTROL: &str = "control-token-for-applications-01";
 

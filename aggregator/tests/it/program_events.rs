@@ -12,9 +12,7 @@ use smon_aggregator::feed::{Body, Kinds};
 
 use crate::support::{Agent, InProcess, TOKEN};
 
-#[path = "../../../tests/supervisord_common.rs"]
-mod supervisord_common;
-use supervisord_common::{PASSWORD, Supervisord, USER};
+use crate::programs::supervisord_common::{PASSWORD, Supervisord, USER};
 
 const PROGRAMS: &str = "[program:sleeper]\n\
      command=sleep 1000\n\

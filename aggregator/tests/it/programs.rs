@@ -19,7 +19,7 @@ use crate::support::{
 };
 
 #[path = "../../../tests/supervisord_common.rs"]
-mod supervisord_common;
+pub(crate) mod supervisord_common;
 use supervisord_common::{PASSWORD, Supervisord, USER};
 
 /// The agent's control token (set as `control_token` in the host's entry).
