@@ -1269,3 +1269,33 @@ fn program_fatal_with_a_label_watches_that_program_only_and_a_removed_one_resolv
     );
     assert_eq!(summary(&e.tick(T0 + 3 * S)), [resolved(&["lab:n1"])]);
 }
+
+#[test]
+fn application_degraded_fires_on_its_pseudo_host_and_survives_fleet_changes() {
+    let all = rule("apps", "application_degraded", |c| c.for_s = 2);
+    let one = rule("db", "application_degraded{db}", |_| {});
+    let mut e = engine(cfg0(), vec![all, one], &["lab:n1"]);
+    e.observe_application("web", Some("no candidate left: lab:n1 down"), T0);
+    assert!(e.tick(T0 + S).is_empty(), "for_s holds it pending");
+    // The fleet's sync leaves the pseudo-host alone.
+    e.set_hosts(vec![meta("lab:n2")], T0 + S);
+    let d = e.tick(T0 + 2 * S);
+    assert_eq!(summary(&d), [fired(&["application/web"])]);
+    assert_eq!(
+        subjects(&d)[0].2,
+        "application web: no candidate left: lab:n1 down"
+    );
+    // A sample of a host never touches it; the rule on db alone ignores web.
+    e.observe("lab:n2", &cpu(1.0), T0 + 3 * S);
+    assert_eq!(e.firing_on("application/web"), 1);
+    // A rules edit keeps it (same condition), then it resolves.
+    let all = rule("apps", "application_degraded", |c| c.for_s = 2);
+    e.set_rules(vec![all], T0 + 4 * S);
+    assert_eq!(e.firing_on("application/web"), 1);
+    e.observe_application("web", None, T0 + 5 * S);
+    assert_eq!(
+        summary(&e.tick(T0 + 5 * S)),
+        [resolved(&["application/web"])]
+    );
+    assert!(e.alerts(T0 + 5 * S).is_empty());
+}

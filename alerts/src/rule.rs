@@ -263,6 +263,15 @@ pub enum Condition {
         /// One program, `group:name`, or every one when `None`.
         program: Option<String>,
     },
+    /// A declared application (`applications[]`) cannot run as declared: no candidate left,
+    /// a start failing, its lost host kept (`on_host_down: keep`). One alert per application,
+    /// on the pseudo-host `application/<name>`; every application or the one named
+    /// (`application_degraded{web}`). Host scope fields (`cluster`, `host`, `tag`) do not
+    /// apply to it.
+    ApplicationDegraded {
+        /// One application, or every one when `None`.
+        application: Option<String>,
+    },
 }
 
 impl Condition {
@@ -275,7 +284,10 @@ impl Condition {
     /// new observation (host state and reachability change rarely; samples come each
     /// interval).
     pub fn fires_on_clock(&self) -> bool {
-        matches!(self, Self::HostDown | Self::ServiceDown { .. })
+        matches!(
+            self,
+            Self::HostDown | Self::ServiceDown { .. } | Self::ApplicationDegraded { .. }
+        )
     }
 }
 
@@ -373,7 +385,8 @@ impl Rule {
 
 const CONDITIONS: &str = "host_down, METRIC OP VALUE (e.g. 'cpu_percent > 90', \
 'disk_percent{/var} >= 95'), process_missing, unresponsive, version_mismatch, disk_full_within, \
-gpu_idle_with_memory, service_down, program_not_running or program_fatal";
+gpu_idle_with_memory, service_down, program_not_running, program_fatal or \
+application_degraded";
 
 /// Validates `alerts.rules[]` (`path` is the array's field path, e.g. `alerts.rules`): every
 /// problem of every rule, or the rules.
@@ -566,6 +579,7 @@ fn parse_when(c: &RuleConfig, at: &str, errors: &mut Vec<FieldError>) -> Option<
         }
         "unresponsive" => Some(Condition::Unresponsive { mount: label }),
         "service_down" => Some(Condition::ServiceDown { service: label }),
+        "application_degraded" => Some(Condition::ApplicationDegraded { application: label }),
         "program_not_running" | "program_fatal" => {
             if let Some(l) = &label
                 && !l.contains(':')
@@ -815,6 +829,13 @@ mod tests {
             r.condition,
             Condition::ProgramFatal {
                 program: Some("web:api".into())
+            }
+        );
+        let r = compile_rule(&cfg("a", "application_degraded{web}"), "r").expect("ok");
+        assert_eq!(
+            r.condition,
+            Condition::ApplicationDegraded {
+                application: Some("web".into())
             }
         );
         let e = one_error(&cfg("p", "program_fatal{api}"));

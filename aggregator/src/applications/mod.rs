@@ -286,7 +286,10 @@ impl Applications {
                     reason: step.reason.clone(),
                     outcome,
                 };
-                self.record(app, mem, &d, by, problem.clone()).await;
+                let degraded = problem.clone().filter(|_| {
+                    (step.verb == Verb::Start && r.is_err()) || p.state == AppState::Degraded
+                });
+                self.record(app, mem, &d, by, degraded).await;
                 made.push((app.name.clone(), d));
             }
             let state = if problem.is_some() && p.state == AppState::Starting {
@@ -307,7 +310,8 @@ impl Applications {
                                 _ => "waiting".into(),
                             },
                         };
-                        self.record(app, mem, &d, by, problem.clone()).await;
+                        let degraded = problem.clone().filter(|_| state == AppState::Degraded);
+                        self.record(app, mem, &d, by, degraded).await;
                         made.push((app.name.clone(), d));
                     }
                     None => {
@@ -340,14 +344,16 @@ impl Applications {
         made
     }
 
-    /// Logs, keeps, audits and publishes decision `d` of `app`.
+    /// Logs, keeps, audits and publishes decision `d` of `app`; `degraded` is why the
+    /// application cannot run as declared (an `application_degraded` alert fires while the
+    /// feed says so), `None` when it can or merely waits.
     async fn record(
         &self,
         app: &App,
         mem: &mut Memory,
         d: &Decision,
         by: &str,
-        problem: Option<String>,
+        degraded: Option<String>,
     ) {
         if d.outcome == "ok" {
             tracing::info!(target: "smon::applications", app = %app.name, action = %d.action,
@@ -376,7 +382,7 @@ impl Applications {
             Body::Application {
                 name: app.name.clone(),
                 decision: d.clone(),
-                problem,
+                problem: degraded,
             },
         );
     }
@@ -466,6 +472,28 @@ impl ApplicationsService for Applications {
             decisions.extend(self.pass(&mut mems, false, by).await);
         }
         let names: Vec<&str> = which.iter().map(|&i| inner.apps[i].name.as_str()).collect();
+        // An application still unable to run says why, though nothing new was decided.
+        if verb != AppVerb::Stop {
+            for &i in &which {
+                let (app, m) = (&inner.apps[i], &mems[i]);
+                if m.state == AppState::Degraded
+                    && !decisions
+                        .iter()
+                        .any(|(n, d)| n == &app.name && d.outcome != "ok")
+                {
+                    decisions.push((
+                        app.name.clone(),
+                        Decision {
+                            at_ms: smon_web::clock::now_ms(),
+                            action: "none".into(),
+                            host: String::new(),
+                            reason: m.problem.clone().unwrap_or_default(),
+                            outcome: "cannot run as declared".into(),
+                        },
+                    ));
+                }
+            }
+        }
         let decisions: Vec<(String, Decision)> = decisions
             .into_iter()
             .filter(|(n, _)| names.contains(&n.as_str()))

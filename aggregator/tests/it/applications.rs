@@ -41,10 +41,11 @@ struct Host {
 fn host(ip: &str) -> Host {
     let dir = tempfile::tempdir().expect("tempdir");
     let sup = Supervisord::start(dir.path(), PROGRAMS);
+    // supervisord answers before the agent first reads it.
+    sup.says("db", "STOPPED");
     let control = json!({"token": CONTROL, "supervisor": {"url": sup.url(),
         "username": USER, "password": PASSWORD, "interval_s": 1}});
     let agent = Agent::start_full(ip, "", &format!(",\"control\":{control}"));
-    sup.says("db", "STOPPED");
     Host {
         sup,
         agent,
@@ -226,5 +227,86 @@ async fn placement_failover_conciliation_and_start_order_with_real_supervisords(
         .filter_map(|d| d["action"].as_str())
         .collect();
     assert_eq!(actions, ["stop", "stop", "start", "start"], "{v}");
+    agg.shutdown().await;
+}
+
+/// An application whose program no candidate has: its problem is on the feed, an
+/// `application_degraded` alert fires on `application/ghost`, and starting it by hand
+/// answers the same problem (not ok) and is in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_that_cannot_run_fires_application_degraded() {
+    let h = host("127.0.0.84");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = json!({
+        "monitor": {"mode": "app", "poll_interval_ms": 200, "include_self": false,
+            "clusters": [{"name": "lab", "hosts": [{"name": "n1",
+                "address": h.agent.addr.to_string(), "token": TOKEN,
+                "control_token": CONTROL}]}]},
+        "storage": {"dir": dir.path().join("data")},
+        "alerts": {"rules": [{"name": "apps", "when": "application_degraded"}]},
+        "applications": [
+            {"name": "ghost", "program": "ghost:ghost", "candidates": ["lab:n1"]},
+        ],
+    });
+    let agg = InProcess::start(&cfg).await;
+    let start = Instant::now();
+    let alert = loop {
+        let (_, v) = send(&agg.client, &agg.base, Method::GET, "/api/v1/alerts", None).await;
+        if let Some(a) = v["alerts"].as_array().and_then(|a| {
+            a.iter()
+                .find(|a| a["rule"] == "apps" && a["pending"] == false)
+        }) {
+            break a.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no application_degraded alert within 20 s: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(alert["host"]["host"], "application/ghost", "{alert}");
+    let detail = alert["host"]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("no candidate left")
+            && detail.contains("lab:n1 has no program ghost:ghost"),
+        "{alert}"
+    );
+    let (st, v) = send(
+        &agg.client,
+        &agg.base,
+        Method::POST,
+        "/api/v1/applications/ghost/start",
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(
+        v["decisions"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("has no program ghost:ghost")),
+        "{v}"
+    );
+    let (st, v) = send(
+        &agg.client,
+        &agg.base,
+        Method::POST,
+        "/api/v1/applications/ghost/launch",
+        None,
+    )
+    .await;
+    assert_eq!(st, 404, "{v}");
+    let (_, audit) = send(
+        &agg.client,
+        &agg.base,
+        Method::GET,
+        "/api/v1/audit?limit=20",
+        None,
+    )
+    .await;
+    assert!(
+        audit.to_string().contains("application.start") && audit.to_string().contains("ghost"),
+        "the action is audited: {audit}"
+    );
     agg.shutdown().await;
 }
