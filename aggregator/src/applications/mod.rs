@@ -338,7 +338,7 @@ impl Applications {
             mem.state = state;
             mem.running_on = p.running_on.clone();
             running.insert(app.name.as_str(), up);
-            let view = shown(app, mem, &resolve_shown(app, &facts));
+            let view = shown(app, mem, &plan::resolve(app, &facts));
             lock(&inner.shown)[i] = view;
         }
         made
@@ -391,10 +391,6 @@ impl Applications {
     pub fn view(&self) -> Vec<DeclaredApp> {
         lock(&self.inner.shown).clone()
     }
-}
-
-fn resolve_shown(app: &App, facts: &Facts) -> Vec<String> {
-    plan::resolve(app, facts)
 }
 
 fn shown(app: &App, mem: &Memory, candidates: &[String]) -> DeclaredApp {
@@ -472,11 +468,13 @@ impl ApplicationsService for Applications {
             decisions.extend(self.pass(&mut mems, false, by).await);
         }
         let names: Vec<&str> = which.iter().map(|&i| inner.apps[i].name.as_str()).collect();
-        // An application still unable to run says why, though nothing new was decided.
+        // An application still unable to run, or waiting for start_after, says why, though
+        // nothing new was decided.
         if verb != AppVerb::Stop {
             for &i in &which {
                 let (app, m) = (&inner.apps[i], &mems[i]);
-                if m.state == AppState::Degraded
+                let waits = m.wanted && m.state == AppState::Stopped && m.problem.is_some();
+                if (m.state == AppState::Degraded || waits)
                     && !decisions
                         .iter()
                         .any(|(n, d)| n == &app.name && d.outcome != "ok")
@@ -488,7 +486,11 @@ impl ApplicationsService for Applications {
                             action: "none".into(),
                             host: String::new(),
                             reason: m.problem.clone().unwrap_or_default(),
-                            outcome: "cannot run as declared".into(),
+                            outcome: if waits {
+                                "waiting".into()
+                            } else {
+                                "cannot run as declared".into()
+                            },
                         },
                     ));
                 }
@@ -510,9 +512,8 @@ impl ApplicationsService for Applications {
             }
         }
         let decisions: Vec<Decision> = decisions.into_iter().map(|(_, d)| d).collect();
-        let ok = decisions
-            .iter()
-            .all(|d| d.outcome == "ok" || (d.action == "none" && d.outcome == "waiting"));
+        // Waiting for start_after is not done either: the caller asked for it to run.
+        let ok = decisions.iter().all(|d| d.outcome == "ok");
         Ok(AppActionResult {
             applications,
             decisions,

@@ -15,6 +15,10 @@ pub const KEPT_DECISIONS: usize = 20;
 /// How long a start carried out counts as an instance before a sample shows it running.
 pub const PENDING_MS: u64 = 30_000;
 
+/// How long, at least, the reconciler waits at start-up for candidates that have not reported
+/// (`down_after` when longer) before placing without them.
+pub const STARTUP_GRACE_MS: u64 = 10_000;
+
 /// How long a host where a start failed is passed over.
 pub const FAILED_COOLDOWN_MS: u64 = 60_000;
 
@@ -268,7 +272,7 @@ pub fn plan(
         .collect();
     if !waiting_for.is_empty()
         && running.len() < app.instances as usize
-        && now.saturating_sub(facts.started_ms) < app.down_after_ms
+        && now.saturating_sub(facts.started_ms) < app.down_after_ms.max(STARTUP_GRACE_MS)
     {
         out.state = AppState::Starting;
         out.running = running.len() as u32;

@@ -211,6 +211,45 @@ async fn placement_failover_conciliation_and_start_order_with_real_supervisords(
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(running_on(&hosts, "db").len(), 1, "{v}");
     assert_eq!(running_on(&hosts, "api").len(), 2, "{v}");
+    // web alone waits while db is stopped.
+    let (st, v) = send(
+        &agg.client,
+        &agg.base,
+        Method::POST,
+        "/api/v1/applications/stop",
+        None,
+    )
+    .await;
+    assert_eq!((st, &v["ok"]), (200, &json!(true)), "{v}");
+    let (st, v) = send(
+        &agg.client,
+        &agg.base,
+        Method::POST,
+        "/api/v1/applications/web/start",
+        None,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["decisions"][0]["outcome"], "waiting", "{v}");
+    assert!(
+        v["decisions"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("waiting for start_after: db (0 of 1 running)")),
+        "{v}"
+    );
+    assert!(running_on(&hosts, "api").is_empty(), "web did not start");
+    let (st, v) = send(
+        &agg.client,
+        &agg.base,
+        Method::POST,
+        "/api/v1/applications/db/start",
+        None,
+    )
+    .await;
+    assert_eq!((st, &v["ok"]), (200, &json!(true)), "{v}");
+    // web (still wanted) follows on the next pass.
+    wait_running(&hosts, "api", &["n1", "n2"], Duration::from_secs(10)).await;
     let (st, v) = send(
         &agg.client,
         &agg.base,
