@@ -251,6 +251,7 @@ impl Applications {
             let p = plan::plan(app, mem, &facts, deps, now);
             let mut up = p.running;
             let mut problem = p.problem.clone();
+            let mut start_failed = false;
             for step in &p.steps {
                 let verb = match step.verb {
                     Verb::Start => ProgramVerb::Start,
@@ -271,6 +272,7 @@ impl Applications {
                     (Verb::Start, Err(e)) => {
                         mem.failed.insert(step.host.clone(), (at, e.to_string()));
                         up = up.saturating_sub(1);
+                        start_failed = true;
                         problem = Some(format!("start on {} failed: {e}", step.host));
                     }
                     (Verb::Stop, Ok(_)) => {
@@ -292,7 +294,7 @@ impl Applications {
                 self.record(app, mem, &d, by, degraded).await;
                 made.push((app.name.clone(), d));
             }
-            let state = if problem.is_some() && p.state == AppState::Starting {
+            let state = if start_failed && p.state == AppState::Starting {
                 AppState::Degraded
             } else {
                 p.state

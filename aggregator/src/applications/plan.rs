@@ -453,13 +453,16 @@ pub fn plan(
         out.state = AppState::Running;
     } else if waiting > 0 && running.len() < declared {
         let (h, down) = lost.first().cloned().unwrap_or_default();
+        // No running count of seconds in a problem: a new text is a new decision.
         out.problem = Some(
             if app.on_host_down == OnHostDown::Keep && down >= app.down_after_ms {
-                format!("{h} down for {} s: keep waits for it", secs(down))
+                format!(
+                    "{h} down longer than down_after ({} s): keep waits for it",
+                    secs(app.down_after_ms)
+                )
             } else {
                 format!(
-                    "{h} down for {} s: waiting down_after ({} s)",
-                    secs(down),
+                    "{h} down: waiting down_after ({} s) before acting",
                     secs(app.down_after_ms)
                 )
             },
@@ -703,7 +706,7 @@ mod tests {
         assert_eq!(p.state, AppState::Degraded);
         assert_eq!(
             p.problem.as_deref(),
-            Some("lab:a down for 60 s: keep waits for it")
+            Some("lab:a down longer than down_after (10 s): keep waits for it")
         );
 
         a.on_host_down = OnHostDown::StopAll;
