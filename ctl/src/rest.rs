@@ -1,5 +1,5 @@
 //! `smonctl hosts | status | wake | reboot | shutdown | check | audit | programs | start |
-//! stop | restart | tail | signal`: one-shot commands
+//! stop | restart | tail | signal | app`: one-shot commands
 //! over the aggregator's REST API with an API token (`Authorization: Bearer`), for people and
 //! scripts. Each prints a table or lines (or the server's JSON with `--json`) and exits with
 //! a status a script can branch on ([`Exit`]).
