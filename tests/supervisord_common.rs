@@ -138,3 +138,16 @@ impl Drop for Supervisord {
         self.stop();
     }
 }
+
+impl Supervisord {
+    /// Runs `supervisorctl <args>` (e.g. `["stop", "web:api"]`); returns its output.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let out = Command::new(SUPERVISORCTL)
+            .arg("-c")
+            .arg(&self.conf)
+            .args(args)
+            .output()
+            .expect("run supervisorctl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}

@@ -6,7 +6,9 @@
 //! - Samples ([`Body::Sample`]) and whole process lists ([`Body::Processes`] when the rules
 //!   asked for them, see [`Alerts::needs_processes`]) go to [`Engine::observe`], state
 //!   changes ([`Body::State`]) to [`Engine::host_status`], reachability checks
-//!   ([`Body::Reach`], `service_down` rules) to [`Engine::observe_reach`], fleet changes and host facts to
+//!   ([`Body::Reach`], `service_down` rules) to [`Engine::observe_reach`], declared
+//!   applications' decisions ([`Body::Application`], `application_degraded` rules) to
+//!   [`Engine::observe_application`], fleet changes and host facts to
 //!   [`Engine::upsert_host`] / [`Engine::remove_host`].
 //! - Once a second [`Engine::tick`]: its notifications go to [`Notifier::enqueue`] (the
 //!   persistent outbox, delivered with retries by the notifier's tasks); its firings and
@@ -55,7 +57,8 @@ pub const KINDS: Kinds = Kinds::POLL
     .with(Kinds::STATE)
     .with(Kinds::REGISTRY)
     .with(Kinds::PROCESSES)
-    .with(Kinds::REACH);
+    .with(Kinds::REACH)
+    .with(Kinds::APPLICATION);
 
 /// Queue length of the consumer on the feed.
 pub const QUEUE: usize = 65_536;
@@ -689,6 +692,9 @@ impl Alerts {
                 }
                 Body::State { host, to, .. } => e.host_status(host, *to, ev.at_ms),
                 Body::Reach { host, result, .. } => e.observe_reach(host, result, ev.at_ms),
+                Body::Application { name, problem, .. } => {
+                    e.observe_application(name, problem.as_deref(), ev.at_ms);
+                }
                 Body::Connected { host, info } => {
                     if let Some(mut m) = metas.get(host).cloned() {
                         m.agent_version.clone_from(&info.agent_version);

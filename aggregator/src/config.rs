@@ -49,6 +49,10 @@ pub struct AppConfig {
     /// Alerting: rules, channels, silences and the engine's settings.
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// Declared applications: supervisord programs the aggregator keeps running on
+    /// candidate hosts, with failover (README "Applications"). Needs a restart.
+    #[serde(default)]
+    pub applications: Vec<crate::applications::config::AppConfig>,
 }
 
 /// The `alerts` block (README, "Alerts"). `rules` and `silences` are reloaded on SIGHUP;
@@ -616,6 +620,8 @@ pub struct Settings {
     /// Alerting (`alerts`): on whenever the history database is (admins may add rules in
     /// the UI); `None` when `storage.enabled` is false.
     pub alerts: Option<AlertSettings>,
+    /// The declared applications (`applications[]`), checked, in configuration order.
+    pub applications: Vec<crate::applications::config::App>,
 }
 
 pub(crate) fn valid_name(s: &str) -> bool {
@@ -1155,6 +1161,8 @@ impl AppConfig {
             &mut errs,
         );
 
+        let applications =
+            crate::applications::config::check(&self.applications, "applications", &ids, &mut errs);
         let public_url = check_public_url(self.server.public_url.as_deref(), &mut errs);
         let alerts = self
             .alerts
@@ -1208,6 +1216,7 @@ impl AppConfig {
                     remote_write,
                     public_url,
                     alerts,
+                    applications,
                 })
             }
             _ => Err(errs),

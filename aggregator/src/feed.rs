@@ -4,8 +4,10 @@
 //! Pollers publish what they get from agents ([`Body::Connected`], [`Body::Sample`],
 //! [`Body::Unreachable`], and once a minute [`Body::Processes`]); the store consumer ([`run_store`]) applies those to the cluster
 //! store, which the hub reads, and publishes the host state changes that result
-//! ([`Body::State`]); the registry publishes fleet changes ([`Body::Registry`]); the
-//! reachability checker its results and transitions ([`Body::Reach`]).
+//! ([`Body::State`]) and the supervisord program state changes the samples show
+//! ([`Body::Program`], [`ProgramWatch`]); the registry publishes fleet changes
+//! ([`Body::Registry`]); the reachability checker its results and transitions
+//! ([`Body::Reach`]); the applications reconciler what it decided ([`Body::Application`]).
 //!
 //! Every consumer has its own bounded queue. Publishing never waits: an event that does not
 //! fit a consumer's queue is dropped for that consumer alone and counted
@@ -102,6 +104,36 @@ pub enum Body {
         /// The transitions, ping first, then services in configuration order.
         changes: Vec<smon_api::reach::ReachTransition>,
     },
+    /// A supervisord program of a host changed state, as a sample shows it against the
+    /// host's previous sample (published by the store consumer; none for a host's first
+    /// sample with programs, nor for a program that appears or disappears).
+    Program {
+        /// Host id.
+        host: String,
+        /// The program, `group:name`.
+        program: String,
+        /// supervisord's state before (`RUNNING`, `STOPPED`, `FATAL`...).
+        from: String,
+        /// Its state now.
+        to: String,
+        /// The exit status of its last run (0 when it has not exited).
+        exit_status: i32,
+        /// Why it could not be spawned (empty otherwise).
+        spawnerr: String,
+        /// supervisord's description, e.g. "Exited too quickly (process log may have details)".
+        description: String,
+    },
+    /// A declared application's decision (published by the reconciler,
+    /// [`crate::applications`]): an instance started or stopped, or nothing could be done.
+    Application {
+        /// The application's name.
+        name: String,
+        /// The decision and how it went.
+        decision: smon_api::applications::Decision,
+        /// Why the application cannot run as declared now; `None` when all is well (an
+        /// `application_degraded` alert fires while it is `Some`).
+        problem: Option<String>,
+    },
 }
 
 /// A change of the fleet.
@@ -153,8 +185,12 @@ impl Kinds {
     pub const ALERT: Self = Self(16);
     /// [`Body::Reach`].
     pub const REACH: Self = Self(32);
+    /// [`Body::Program`].
+    pub const PROGRAM: Self = Self(64);
+    /// [`Body::Application`].
+    pub const APPLICATION: Self = Self(128);
     /// Everything.
-    pub const ALL: Self = Self(63);
+    pub const ALL: Self = Self(255);
 
     /// Both sets.
     pub const fn with(self, other: Self) -> Self {
@@ -169,6 +205,8 @@ impl Kinds {
             Body::Processes { .. } => Self::PROCESSES,
             Body::Alert { .. } => Self::ALERT,
             Body::Reach { .. } => Self::REACH,
+            Body::Program { .. } => Self::PROGRAM,
+            Body::Application { .. } => Self::APPLICATION,
         }
     }
 
@@ -350,8 +388,68 @@ const TRANSITIONS_EVERY: Duration = Duration::from_millis(200);
 /// Most events applied under one lock of the store.
 const BATCH: usize = 512;
 
+/// The last program states seen per host, to turn samples into [`Body::Program`] changes.
+#[derive(Debug, Default)]
+pub struct ProgramWatch {
+    hosts: std::collections::HashMap<String, Vec<(String, String)>>,
+}
+
+impl ProgramWatch {
+    /// Records the programs of `snap` for `host` and returns the state changes against the
+    /// host's previous sample with programs: none for the first one, none for a sample
+    /// without programs (the agent reads no supervisord), none for a program that appears
+    /// or disappears (supervisord's config changed; the sample shows it).
+    pub fn changes(&mut self, host: &str, snap: &Snapshot) -> Vec<Body> {
+        let Some(p) = &snap.programs else {
+            return Vec::new();
+        };
+        let now: Vec<(String, String)> = p
+            .programs
+            .iter()
+            .map(|p| (format!("{}:{}", p.group, p.name), p.state.clone()))
+            .collect();
+        let Some(before) = self.hosts.get_mut(host) else {
+            self.hosts.insert(host.to_owned(), now);
+            return Vec::new();
+        };
+        if *before == now {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (i, (name, state)) in now.iter().enumerate() {
+            // Sorted by group then name on both sides: the same index is the usual match.
+            let was = match before.get(i) {
+                Some((n, s)) if n == name => Some(s),
+                _ => before.iter().find(|(n, _)| n == name).map(|(_, s)| s),
+            };
+            if let Some(was) = was
+                && was != state
+            {
+                let prog = &p.programs[i];
+                out.push(Body::Program {
+                    host: host.to_owned(),
+                    program: name.clone(),
+                    from: was.clone(),
+                    to: state.clone(),
+                    exit_status: prog.exit_status,
+                    spawnerr: prog.spawnerr.clone(),
+                    description: prog.description.clone(),
+                });
+            }
+        }
+        *before = now;
+        out
+    }
+
+    /// Forgets `host` (it left the fleet).
+    pub fn forget(&mut self, host: &str) {
+        self.hosts.remove(host);
+    }
+}
+
 /// The store consumer: applies poller events from `sub` to `store` (batched, one lock per
-/// batch), and publishes the host state changes that result on `feed`, until `stop`.
+/// batch), and publishes the host state changes and program state changes that result on
+/// `feed`, until `stop`.
 pub async fn run_store(
     mut sub: Subscription,
     store: Arc<Mutex<ClusterStore>>,
@@ -359,6 +457,8 @@ pub async fn run_store(
     stop: CancellationToken,
 ) {
     let mut buf = Vec::with_capacity(BATCH);
+    let mut programs = Vec::new();
+    let mut watch = ProgramWatch::default();
     let mut tick = tokio::time::interval(TRANSITIONS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stopped = stop.cancelled();
@@ -372,10 +472,22 @@ pub async fn run_store(
         let transitions = {
             let mut st = store.lock().unwrap_or_else(|p| p.into_inner());
             for event in buf.drain(..) {
+                match &event.body {
+                    Body::Sample { host, snapshot } => {
+                        for c in watch.changes(host, snapshot) {
+                            programs.push((event.at_ms, c));
+                        }
+                    }
+                    Body::Registry(RegistryChange::Removed { host }) => watch.forget(host),
+                    _ => {}
+                }
                 apply(&mut st, event);
             }
             st.take_transitions()
         };
+        for (at, body) in programs.drain(..) {
+            feed.publish(at, body);
+        }
         for t in transitions {
             feed.publish(
                 t.at_ms,
@@ -408,7 +520,9 @@ fn apply(st: &mut ClusterStore, event: Arc<Event>) {
         | Body::Registry(_)
         | Body::Processes { .. }
         | Body::Alert { .. }
-        | Body::Reach { .. } => {}
+        | Body::Reach { .. }
+        | Body::Program { .. }
+        | Body::Application { .. } => {}
     }
 }
 
@@ -469,6 +583,65 @@ mod tests {
             json,
             serde_json::json!({"seq": 2, "at_ms": 2, "kind": "state", "host": "c:h",
                 "from": "up", "to": "down", "reason": "no sample for 3 s"})
+        );
+    }
+
+    fn with_programs(states: &[(&str, &str)]) -> Snapshot {
+        Snapshot {
+            programs: Some(smon_proto::Programs {
+                programs: states
+                    .iter()
+                    .map(|(n, st)| {
+                        let (g, n) = n.split_once(':').unwrap_or((n, n));
+                        smon_proto::Program {
+                            group: g.into(),
+                            name: n.into(),
+                            state: (*st).into(),
+                            exit_status: if *st == "EXITED" { 3 } else { 0 },
+                            description: format!("{st} now"),
+                            ..Default::default()
+                        }
+                    })
+                    .collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn program_changes_skip_the_first_sample_and_report_each_change() {
+        let mut w = ProgramWatch::default();
+        let first = with_programs(&[("a:x", "RUNNING"), ("b:y", "STOPPED")]);
+        assert!(w.changes("c:h", &first).is_empty(), "first sample");
+        assert!(w.changes("c:h", &first).is_empty(), "nothing changed");
+        assert!(
+            w.changes("c:h", &Snapshot::default()).is_empty(),
+            "no programs in the sample"
+        );
+        let next = with_programs(&[("a:new", "RUNNING"), ("a:x", "EXITED"), ("b:y", "STOPPED")]);
+        let changes = w.changes("c:h", &next);
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        let json = serde_json::to_value(Event {
+            seq: 3,
+            at_ms: 4,
+            body: changes.into_iter().next().expect("one"),
+        })
+        .expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"seq": 3, "at_ms": 4, "kind": "program", "host": "c:h",
+                "program": "a:x", "from": "RUNNING", "to": "EXITED", "exit_status": 3,
+                "spawnerr": "", "description": "EXITED now"})
+        );
+        assert!(
+            w.changes("c:other", &next).is_empty(),
+            "another host's first sample"
+        );
+        w.forget("c:h");
+        assert!(
+            w.changes("c:h", &first).is_empty(),
+            "forgotten: first again"
         );
     }
 

@@ -93,7 +93,9 @@ pub fn to_write(event: &Event) -> Option<Write> {
         | Body::State { .. }
         | Body::Registry(_)
         | Body::Alert { .. }
-        | Body::Reach { .. } => None,
+        | Body::Reach { .. }
+        | Body::Program { .. }
+        | Body::Application { .. } => None,
     }
 }
 

@@ -14,6 +14,7 @@
 pub mod access;
 pub mod actions;
 pub mod alerts;
+pub mod applications;
 pub mod config;
 pub mod endpoint;
 pub mod error;
@@ -334,7 +335,20 @@ pub async fn start(
     web = web.with_reach(Arc::new(reach.clone()));
     let acts = actions::Actions::new(registry.clone(), reach.clone());
     web = web.with_actions(Arc::new(acts.clone()));
-    web = web.with_programs(Arc::new(acts));
+    web = web.with_programs(Arc::new(acts.clone()));
+    let apps = applications::Applications::new(
+        settings.applications.clone(),
+        Arc::new(acts),
+        registry.clone(),
+        feed.clone(),
+        Some(web.security.clone()),
+    );
+    if !apps.is_empty() {
+        web = web.with_applications(Arc::new(apps.clone()));
+        // Subscribed before the first poller starts: no sample is missed.
+        let sub = feed.subscribe("applications", applications::KINDS, applications::QUEUE);
+        tracker.spawn(apps.run(sub, stop.clone()));
+    }
     let web = Arc::new(web);
     if let Some(al) = &alerts {
         // Subscribed before the first poller starts: no state change is missed.
@@ -347,7 +361,12 @@ pub async fn start(
         tracker.spawn(history::run(sub, writer.clone(), stop.clone()));
     }
     // The store is the feed's first consumer; the hub reads the store.
-    let to_store = feed.subscribe("store", Kinds::POLL, feed::STORE_QUEUE);
+    // Fleet changes only to forget the programs of a host removed.
+    let to_store = feed.subscribe(
+        "store",
+        Kinds::POLL.with(Kinds::REGISTRY),
+        feed::STORE_QUEUE,
+    );
     tracker.spawn(feed::run_store(
         to_store,
         store.clone(),

@@ -280,6 +280,10 @@ fn hex(b: &[u8]) -> String {
     s
 }
 
+/// The id prefix of the pseudo-hosts that hold `application_degraded` alerts (`/` is in no
+/// host id).
+pub const APPLICATION_PREFIX: &str = "application/";
+
 struct Slot {
     rule: Rule,
     fingerprint: String,
@@ -427,7 +431,7 @@ impl Engine {
         let gone: Vec<String> = self
             .hosts
             .keys()
-            .filter(|k| !keep.contains(k.as_str()))
+            .filter(|k| !keep.contains(k.as_str()) && !k.starts_with(APPLICATION_PREFIX))
             .cloned()
             .collect();
         for id in gone {
@@ -690,6 +694,73 @@ impl Engine {
             }
             // Subjects no longer checked clear.
             clear_stale(&mut h.alerts, &h.meta, generation, r, slot, &mut ctx);
+        }
+    }
+
+    /// A declared application's state (`application_degraded` rules): `problem` is why it
+    /// cannot run as declared, `None` when it runs as declared again. Its alerts live on the
+    /// pseudo-host `application/<name>` (no cluster, no tags), which the fleet's changes
+    /// leave alone.
+    pub fn observe_application(&mut self, name: &str, problem: Option<&str>, now_ms: u64) {
+        let id = format!("{APPLICATION_PREFIX}{name}");
+        let h = self.hosts.entry(id.clone()).or_insert_with(|| HostEntry {
+            meta: HostMeta {
+                id,
+                cluster: String::new(),
+                tags: Vec::new(),
+                agent_version: String::new(),
+            },
+            registered: false,
+            status: Status::Up,
+            scope: Vec::new(),
+            alerts: Vec::new(),
+            rings: Vec::new(),
+            wants_rings: false,
+            generation: 0,
+        });
+        if !h.registered {
+            // Not counted among agent versions (upsert_host is for hosts).
+            h.registered = true;
+            h.scope = application_scope(&self.slots);
+        }
+        h.generation = h.generation.wrapping_add(1);
+        let generation = h.generation;
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            silences: &self.silences,
+            groups: &mut self.groups,
+            events: &mut self.events,
+            now: now_ms,
+        };
+        let detail = || match problem {
+            Some(p) => format!("application {name}: {p}"),
+            None => format!("application {name} runs as declared"),
+        };
+        for &r in &h.scope {
+            let slot = &self.slots[r];
+            let Condition::ApplicationDegraded { application } = &slot.rule.condition else {
+                continue;
+            };
+            if application.as_deref().is_some_and(|want| want != name) {
+                continue;
+            }
+            let v = Verdict {
+                keep: false,
+                trigger: problem.is_some(),
+                sustain: problem.is_some(),
+                value: None,
+                detail: &detail,
+            };
+            apply(
+                &mut h.alerts,
+                &h.meta,
+                generation,
+                r,
+                slot,
+                "",
+                &v,
+                &mut ctx,
+            );
         }
     }
 
@@ -1050,9 +1121,23 @@ impl Engine {
 
     fn rescope_all(&mut self) {
         for h in self.hosts.values_mut() {
-            rescope(h, &self.slots);
+            if h.meta.id.starts_with(APPLICATION_PREFIX) {
+                h.scope = application_scope(&self.slots);
+            } else {
+                rescope(h, &self.slots);
+            }
         }
     }
+}
+
+/// The `application_degraded` rules: an application pseudo-host's scope.
+fn application_scope(slots: &[Slot]) -> Vec<usize> {
+    slots
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s.rule.condition, Condition::ApplicationDegraded { .. }))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 fn rescope(h: &mut HostEntry, slots: &[Slot]) {
@@ -1416,7 +1501,55 @@ fn evaluate(
     out: &mut dyn FnMut(&str, &Verdict),
 ) -> bool {
     match &slot.rule.condition {
-        Condition::HostDown | Condition::ServiceDown { .. } => false,
+        Condition::HostDown
+        | Condition::ServiceDown { .. }
+        | Condition::ApplicationDegraded { .. } => false,
+        Condition::ProgramNotRunning { program } | Condition::ProgramFatal { program } => {
+            let fatal = matches!(slot.rule.condition, Condition::ProgramFatal { .. });
+            // No supervisord read by the agent, or its last read failed (the list is then
+            // old): the alerts keep their state.
+            let Some(p) = obs.snapshot().programs.as_ref() else {
+                return false;
+            };
+            if p.error.is_some() {
+                return false;
+            }
+            let mut name = String::new();
+            for prog in &p.programs {
+                name.clear();
+                name.push_str(&prog.group);
+                name.push(':');
+                name.push_str(&prog.name);
+                if program.as_deref().is_some_and(|want| want != name) {
+                    continue;
+                }
+                let bad = if fatal {
+                    prog.state == "FATAL"
+                } else {
+                    prog.state != "RUNNING"
+                };
+                let detail = || {
+                    let mut d = format!("program {}:{} is {}", prog.group, prog.name, prog.state);
+                    if !prog.spawnerr.is_empty() {
+                        d.push_str(&format!(": {}", prog.spawnerr));
+                    } else if !prog.description.is_empty() {
+                        d.push_str(&format!(" ({})", prog.description));
+                    }
+                    d
+                };
+                out(
+                    &name,
+                    &Verdict {
+                        keep: false,
+                        trigger: bad,
+                        sustain: bad,
+                        value: None,
+                        detail: &detail,
+                    },
+                );
+            }
+            true
+        }
         Condition::Threshold {
             metric,
             label,

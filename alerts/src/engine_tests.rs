@@ -1164,3 +1164,138 @@ fn service_down_with_a_label_watches_that_service_only_and_removed_ones_resolve(
     e.observe("lab:n1", &cpu(10.0), T0 + 7 * S);
     assert!(e.tick(T0 + 7 * S).is_empty());
 }
+
+fn programs(list: &[(&str, &str, &str)], error: Option<&str>) -> Snapshot {
+    Snapshot {
+        programs: Some(smon_proto::Programs {
+            programs: list
+                .iter()
+                .map(|(name, state, spawnerr)| {
+                    let (g, n) = name.split_once(':').expect("group:name");
+                    smon_proto::Program {
+                        group: g.into(),
+                        name: n.into(),
+                        state: (*state).into(),
+                        spawnerr: (*spawnerr).into(),
+                        description: "Exited too quickly (process log may have details)".into(),
+                        ..Default::default()
+                    }
+                })
+                .collect(),
+            error: error.map(str::to_owned),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn program_not_running_fires_per_program_after_for_s_and_resolves_when_it_runs() {
+    let r = rule("prog", "program_not_running", |c| c.for_s = 5);
+    let mut e = engine(cfg0(), vec![r], &["lab:n1"]);
+    let up = programs(
+        &[("web:api", "RUNNING", ""), ("web:worker", "RUNNING", "")],
+        None,
+    );
+    e.observe("lab:n1", &up, T0);
+    assert!(e.tick(T0).is_empty());
+    let down = programs(
+        &[("web:api", "EXITED", ""), ("web:worker", "RUNNING", "")],
+        None,
+    );
+    e.observe("lab:n1", &down, T0 + S);
+    e.observe("lab:n1", &down, T0 + 5 * S);
+    assert!(e.tick(T0 + 5 * S).is_empty(), "for_s holds it pending");
+    e.observe("lab:n1", &down, T0 + 6 * S);
+    let d = e.tick(T0 + 6 * S);
+    assert_eq!(
+        subjects(&d),
+        [(
+            AlertStatus::Firing,
+            "web:api".to_owned(),
+            "program web:api is EXITED (Exited too quickly (process log may have details))"
+                .to_owned()
+        )]
+    );
+    // supervisord unreadable: the list is old, the alert stays as it is.
+    let unread = programs(&[("web:api", "RUNNING", "")], Some("refused (401)"));
+    e.observe("lab:n1", &unread, T0 + 7 * S);
+    assert!(e.tick(T0 + 7 * S).is_empty());
+    assert_eq!(e.firing_on("lab:n1"), 1);
+    // A sample without programs (no supervisord read) says nothing either.
+    e.observe("lab:n1", &cpu(5.0), T0 + 8 * S);
+    assert_eq!(e.firing_on("lab:n1"), 1);
+    e.observe("lab:n1", &up, T0 + 9 * S);
+    let d = e.tick(T0 + 9 * S);
+    assert_eq!(summary(&d), [resolved(&["lab:n1"])]);
+    assert_eq!(e.firing_on("lab:n1"), 0);
+}
+
+#[test]
+fn program_fatal_with_a_label_watches_that_program_only_and_a_removed_one_resolves() {
+    let r = rule("fatal", "program_fatal{web:api}", |_| {});
+    let mut e = engine(cfg0(), vec![r], &["lab:n1"]);
+    let both = programs(
+        &[
+            ("web:api", "FATAL", "can't find command '/no/such'"),
+            ("web:worker", "FATAL", ""),
+        ],
+        None,
+    );
+    e.observe("lab:n1", &both, T0);
+    let d = e.tick(T0);
+    assert_eq!(
+        subjects(&d),
+        [(
+            AlertStatus::Firing,
+            "web:api".to_owned(),
+            "program web:api is FATAL: can't find command '/no/such'".to_owned()
+        )]
+    );
+    // Not running but not FATAL does not hold program_fatal: it resolves.
+    let stopped = programs(
+        &[("web:api", "STOPPED", ""), ("web:worker", "FATAL", "")],
+        None,
+    );
+    e.observe("lab:n1", &stopped, T0 + S);
+    assert_eq!(summary(&e.tick(T0 + S)), [resolved(&["lab:n1"])]);
+    e.observe("lab:n1", &both, T0 + 2 * S);
+    assert_eq!(summary(&e.tick(T0 + 2 * S)), [fired(&["lab:n1"])]);
+    // The program leaves supervisord's config: its alert resolves.
+    e.observe(
+        "lab:n1",
+        &programs(&[("web:worker", "FATAL", "")], None),
+        T0 + 3 * S,
+    );
+    assert_eq!(summary(&e.tick(T0 + 3 * S)), [resolved(&["lab:n1"])]);
+}
+
+#[test]
+fn application_degraded_fires_on_its_pseudo_host_and_survives_fleet_changes() {
+    let all = rule("apps", "application_degraded", |c| c.for_s = 2);
+    let one = rule("db", "application_degraded{db}", |_| {});
+    let mut e = engine(cfg0(), vec![all, one], &["lab:n1"]);
+    e.observe_application("web", Some("no candidate left: lab:n1 down"), T0);
+    assert!(e.tick(T0 + S).is_empty(), "for_s holds it pending");
+    // The fleet's sync leaves the pseudo-host alone.
+    e.set_hosts(vec![meta("lab:n2")], T0 + S);
+    let d = e.tick(T0 + 2 * S);
+    assert_eq!(summary(&d), [fired(&["application/web"])]);
+    assert_eq!(
+        subjects(&d)[0].2,
+        "application web: no candidate left: lab:n1 down"
+    );
+    // A sample of a host never touches it; the rule on db alone ignores web.
+    e.observe("lab:n2", &cpu(1.0), T0 + 3 * S);
+    assert_eq!(e.firing_on("application/web"), 1);
+    // A rules edit keeps it (same condition), then it resolves.
+    let all = rule("apps", "application_degraded", |c| c.for_s = 2);
+    e.set_rules(vec![all], T0 + 4 * S);
+    assert_eq!(e.firing_on("application/web"), 1);
+    e.observe_application("web", None, T0 + 5 * S);
+    assert_eq!(
+        summary(&e.tick(T0 + 5 * S)),
+        [resolved(&["application/web"])]
+    );
+    assert!(e.alerts(T0 + 5 * S).is_empty());
+}

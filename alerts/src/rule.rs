@@ -247,6 +247,31 @@ pub enum Condition {
         /// One service name (or `ping`), or every one when `None`.
         service: Option<String>,
     },
+    /// A supervisord program of the host is not `RUNNING` (stopped, exited, starting, in
+    /// backoff, fatal), from the programs each sample carries: one alert per (host,
+    /// `group:name`) while it is not running. Every program, or only the one named by the
+    /// label (`program_not_running{web:api}`). Samples whose supervisord could not be read
+    /// leave the alerts as they are.
+    ProgramNotRunning {
+        /// One program, `group:name`, or every one when `None`.
+        program: Option<String>,
+    },
+    /// A supervisord program of the host is `FATAL` (it could not be started: it exited too
+    /// quickly `startretries` times, or its command is missing); every program or the one
+    /// named (`program_fatal{web:api}`).
+    ProgramFatal {
+        /// One program, `group:name`, or every one when `None`.
+        program: Option<String>,
+    },
+    /// A declared application (`applications[]`) cannot run as declared: no candidate left,
+    /// a start failing, its lost host kept (`on_host_down: keep`). One alert per application,
+    /// on the pseudo-host `application/<name>`; every application or the one named
+    /// (`application_degraded{web}`). Host scope fields (`cluster`, `host`, `tag`) do not
+    /// apply to it.
+    ApplicationDegraded {
+        /// One application, or every one when `None`.
+        application: Option<String>,
+    },
 }
 
 impl Condition {
@@ -259,7 +284,10 @@ impl Condition {
     /// new observation (host state and reachability change rarely; samples come each
     /// interval).
     pub fn fires_on_clock(&self) -> bool {
-        matches!(self, Self::HostDown | Self::ServiceDown { .. })
+        matches!(
+            self,
+            Self::HostDown | Self::ServiceDown { .. } | Self::ApplicationDegraded { .. }
+        )
     }
 }
 
@@ -357,7 +385,8 @@ impl Rule {
 
 const CONDITIONS: &str = "host_down, METRIC OP VALUE (e.g. 'cpu_percent > 90', \
 'disk_percent{/var} >= 95'), process_missing, unresponsive, version_mismatch, disk_full_within, \
-gpu_idle_with_memory or service_down";
+gpu_idle_with_memory, service_down, program_not_running, program_fatal or \
+application_degraded";
 
 /// Validates `alerts.rules[]` (`path` is the array's field path, e.g. `alerts.rules`): every
 /// problem of every rule, or the rules.
@@ -550,6 +579,23 @@ fn parse_when(c: &RuleConfig, at: &str, errors: &mut Vec<FieldError>) -> Option<
         }
         "unresponsive" => Some(Condition::Unresponsive { mount: label }),
         "service_down" => Some(Condition::ServiceDown { service: label }),
+        "application_degraded" => Some(Condition::ApplicationDegraded { application: label }),
+        "program_not_running" | "program_fatal" => {
+            if let Some(l) = &label
+                && !l.contains(':')
+            {
+                errors.push(bad(format!(
+                    "names the program '{l}': write it as group:name (supervisorctl status \
+                     shows it, e.g. web:api; a program outside a group is name:name)"
+                )));
+                return None;
+            }
+            Some(if word == "program_fatal" {
+                Condition::ProgramFatal { program: label }
+            } else {
+                Condition::ProgramNotRunning { program: label }
+            })
+        }
         "process_missing" => {
             no_label(errors);
             match c.process.as_deref().map(str::trim) {
@@ -772,6 +818,29 @@ mod tests {
         let e = compile_rules(std::slice::from_ref(c), "alerts.rules").expect_err("invalid");
         assert_eq!(e.len(), 1, "{e:?}");
         e[0].to_string()
+    }
+
+    #[test]
+    fn program_conditions_parse_with_or_without_a_program() {
+        let r = compile_rule(&cfg("p", "program_not_running"), "r").expect("ok");
+        assert_eq!(r.condition, Condition::ProgramNotRunning { program: None });
+        let r = compile_rule(&cfg("p", "program_fatal{web:api}"), "r").expect("ok");
+        assert_eq!(
+            r.condition,
+            Condition::ProgramFatal {
+                program: Some("web:api".into())
+            }
+        );
+        let r = compile_rule(&cfg("a", "application_degraded{web}"), "r").expect("ok");
+        assert_eq!(
+            r.condition,
+            Condition::ApplicationDegraded {
+                application: Some("web".into())
+            }
+        );
+        let e = one_error(&cfg("p", "program_fatal{api}"));
+        assert!(e.contains("group:name") && e.contains("'api'"), "{e}");
+        assert!(one_error(&cfg("p", "program_dead")).contains("program_fatal"));
     }
 
     #[test]

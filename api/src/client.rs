@@ -386,6 +386,35 @@ impl Client {
         self.get_query(&["api", "v1", "audit"], &q).await
     }
 
+    /// `GET /api/v1/applications`: the fleet's supervisord programs and the declared
+    /// applications.
+    pub async fn applications(
+        &self,
+    ) -> Result<crate::applications::ApplicationsAnswer, ClientError> {
+        self.get(&["api", "v1", "applications"]).await
+    }
+
+    /// `POST /api/v1/applications/{name}/{verb}` (admins), or with `name` `None`
+    /// `POST /api/v1/applications/{verb}`: every declared application, started in
+    /// `start_after` order, stopped in reverse.
+    pub async fn application_action(
+        &self,
+        name: Option<&str>,
+        verb: crate::applications::AppVerb,
+    ) -> Result<crate::applications::AppActionResult, ClientError> {
+        let body = serde_json::json!({});
+        match name {
+            Some(n) => {
+                self.post(&["api", "v1", "applications", n, verb.as_str()], &body)
+                    .await
+            }
+            None => {
+                self.post(&["api", "v1", "applications", verb.as_str()], &body)
+                    .await
+            }
+        }
+    }
+
     /// `POST` of `body` to the route `segments` below the base, its answer as JSON: for
     /// routes this client has no method for yet.
     pub async fn post<T: DeserializeOwned, B: serde::Serialize>(

@@ -2,7 +2,7 @@
 //! (so that a wrong address, token or password is one sentence on stderr, exit status 1), then
 //! either prints one frame as text (`--once`) or runs the live view on the terminal; or runs
 //! one of the REST commands ([`smonctl::rest`]: `hosts`, `status`, `wake`, `reboot`,
-//! `shutdown`, `check`, `audit`, `programs`, `start`, `stop`, `restart`, `tail`, `signal`), which exit 0 ok, 1 some hosts failed, 2 usage, 3 auth,
+//! `shutdown`, `check`, `audit`, `programs`, `start`, `stop`, `restart`, `tail`, `signal`, `app`), which exit 0 ok, 1 some hosts failed, 2 usage, 3 auth,
 //! 4 unreachable.
 
 use std::io::IsTerminal as _;
@@ -93,6 +93,10 @@ enum Command {
         #[command(flatten)]
         plain: Plain,
     },
+    /// Declared applications (`applications[]` of the aggregator's config): list them,
+    /// or start, stop or restart one or all (admin token; all: in start_after order).
+    #[command(subcommand)]
+    App(AppCommand),
     /// The audit log, newest first (admin token).
     Audit {
         /// At most this many records.
@@ -142,6 +146,29 @@ struct Act {
     /// Every host of this cluster instead.
     #[arg(long)]
     cluster: Option<String>,
+    #[command(flatten)]
+    plain: Plain,
+}
+
+/// `smonctl app ...`.
+#[derive(Debug, clap::Subcommand)]
+enum AppCommand {
+    /// The declared applications: state, instances running, where, problem.
+    #[command(alias = "status")]
+    List(Plain),
+    /// Start one application, or every one in start_after order (admin token).
+    Start(AppArgs),
+    /// Stop one application, or every one in reverse order (admin token).
+    Stop(AppArgs),
+    /// Stop, then start, one application or every one (admin token).
+    Restart(AppArgs),
+}
+
+/// The application an action is for.
+#[derive(Debug, clap::Args)]
+struct AppArgs {
+    /// The application's name; every application when absent.
+    name: Option<String>,
     #[command(flatten)]
     plain: Plain,
 }
@@ -464,6 +491,36 @@ async fn program(verb: ProgramVerb, a: ProgramArgs) -> Result<Exit, Failure> {
     Ok(Exit::Ok)
 }
 
+/// `smonctl app list`.
+async fn app_list(p: Plain) -> Result<Exit, Failure> {
+    let (c, url, with_token) = rest_client(&p)?;
+    let a = c
+        .applications()
+        .await
+        .map_err(|e| rest::failure(&e, &url, with_token))?;
+    out(&if p.json {
+        json(&a.declared)
+    } else {
+        rest::apps_table(&a.declared)
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// `smonctl app start | stop | restart [NAME]`: exit 1 when a decision was not carried out.
+async fn app_act(verb: smon_api::applications::AppVerb, a: AppArgs) -> Result<Exit, Failure> {
+    let (c, url, with_token) = rest_client(&a.plain)?;
+    let r = c
+        .application_action(a.name.as_deref(), verb)
+        .await
+        .map_err(|e| rest::failure(&e, &url, with_token))?;
+    out(&if a.plain.json {
+        json(&r)
+    } else {
+        rest::app_action_lines(&r)
+    })?;
+    Ok(if r.ok { Exit::Ok } else { Exit::Failed })
+}
+
 /// `smonctl tail HOST PROGRAM`.
 async fn tail(
     host: String,
@@ -538,6 +595,17 @@ fn main() -> ExitCode {
             plain,
         } => return finish(rt.block_on(audit(limit, action, host, plain))),
         Command::Programs { host, plain } => return finish(rt.block_on(programs(host, plain))),
+        Command::App(cmd) => {
+            use smon_api::applications::AppVerb;
+            return finish(rt.block_on(async move {
+                match cmd {
+                    AppCommand::List(p) => app_list(p).await,
+                    AppCommand::Start(a) => app_act(AppVerb::Start, a).await,
+                    AppCommand::Stop(a) => app_act(AppVerb::Stop, a).await,
+                    AppCommand::Restart(a) => app_act(AppVerb::Restart, a).await,
+                }
+            }));
+        }
         Command::Start(a) => return finish(rt.block_on(program(ProgramVerb::Start, a))),
         Command::Stop(a) => return finish(rt.block_on(program(ProgramVerb::Stop, a))),
         Command::Restart(a) => return finish(rt.block_on(program(ProgramVerb::Restart, a))),

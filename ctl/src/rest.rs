@@ -1,5 +1,5 @@
 //! `smonctl hosts | status | wake | reboot | shutdown | check | audit | programs | start |
-//! stop | restart | tail | signal`: one-shot commands
+//! stop | restart | tail | signal | app`: one-shot commands
 //! over the aggregator's REST API with an API token (`Authorization: Bearer`), for people and
 //! scripts. Each prints a table or lines (or the server's JSON with `--json`) and exits with
 //! a status a script can branch on ([`Exit`]).
@@ -12,6 +12,7 @@
 
 use smon_api::Client;
 use smon_api::actions::Selection;
+use smon_api::applications::{AppActionResult, DeclaredApp};
 use smon_api::audit::AuditEntry;
 use smon_api::client::ClientError;
 use smon_api::programs::{ProgramResult, ProgramVerb, ProgramsAnswer, SignalKind, SignalResult};
@@ -380,6 +381,66 @@ pub fn program_lines(r: &ProgramResult) -> String {
     out
 }
 
+/// The declared applications as a table: name, state, running/declared, where, problem.
+pub fn apps_table(apps: &[DeclaredApp]) -> String {
+    if apps.is_empty() {
+        return "no application is declared (applications[] in config_app.json)\n".into();
+    }
+    let state = |a: &DeclaredApp| {
+        serde_json::to_value(a.state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let w = apps.iter().map(|a| a.name.len()).max().unwrap_or(0).max(4);
+    let p = apps
+        .iter()
+        .map(|a| a.program.len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let mut out = format!(
+        "{:<w$}  {:<p$}  {:<8}  {:<7}  {}\n",
+        "NAME", "PROGRAM", "STATE", "RUNNING", "ON"
+    );
+    for a in apps {
+        out.push_str(&format!(
+            "{:<w$}  {:<p$}  {:<8}  {:<7}  {}\n",
+            terminal_safe(&a.name),
+            terminal_safe(&a.program),
+            state(a),
+            format!("{}/{}", a.running_on.len(), a.instances),
+            terminal_safe(&a.running_on.join(","))
+        ));
+        if let Some(why) = &a.problem {
+            out.push_str(&format!("{:<w$}  problem: {}\n", "", terminal_safe(why)));
+        }
+    }
+    out
+}
+
+/// An application action's answer: one line per decision (`web  start  lab:n1  ok  why`).
+pub fn app_action_lines(r: &AppActionResult) -> String {
+    let mut out = String::new();
+    for d in &r.decisions {
+        let host = if d.host.is_empty() { "-" } else { &d.host };
+        out.push_str(&format!(
+            "{:<7}  {:<24}  {}  ({})\n",
+            terminal_safe(&d.action),
+            terminal_safe(host),
+            terminal_safe(&d.outcome),
+            terminal_safe(&d.reason)
+        ));
+    }
+    if out.is_empty() {
+        out = format!(
+            "{}: nothing to do\n",
+            terminal_safe(&r.applications.join(", "))
+        );
+    }
+    out
+}
+
 /// `GET /api/v1/hosts/{id}/programs`.
 pub async fn programs(c: &Client, id: &str) -> Result<ProgramsAnswer, ClientError> {
     c.get_json(&["api", "v1", "hosts", id, "programs"], &[])
@@ -465,6 +526,54 @@ pub async fn act(c: &Client, action: &str, targets: &Targets) -> Result<GroupAns
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn applications_table_and_action_lines() {
+        use smon_api::applications::{AppState, Decision};
+        let apps = vec![DeclaredApp {
+            name: "web".into(),
+            program: "api:api".into(),
+            instances: 2,
+            running_on: vec!["lab:n1".into()],
+            state: AppState::Degraded,
+            problem: Some("no candidate left: lab:n2 down".into()),
+            ..Default::default()
+        }];
+        let t = apps_table(&apps);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["NAME", "PROGRAM", "STATE", "RUNNING", "ON"]
+        );
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            ["web", "api:api", "degraded", "1/2", "lab:n1"]
+        );
+        assert_eq!(lines[2].trim(), "problem: no candidate left: lab:n2 down");
+        assert!(apps_table(&[]).starts_with("no application is declared"));
+        let r = AppActionResult {
+            applications: vec!["web".into()],
+            decisions: vec![Decision {
+                at_ms: 1,
+                action: "start".into(),
+                host: "lab:n2".into(),
+                reason: "1 of 2 running: start".into(),
+                outcome: "ok".into(),
+            }],
+            ok: true,
+        };
+        assert_eq!(
+            app_action_lines(&r).split_whitespace().collect::<Vec<_>>(),
+            [
+                "start", "lab:n2", "ok", "(1", "of", "2", "running:", "start)"
+            ]
+        );
+        let none = AppActionResult {
+            applications: vec!["web".into()],
+            ..Default::default()
+        };
+        assert_eq!(app_action_lines(&none), "web: nothing to do\n");
+    }
 
     fn row(cluster: &str, name: &str) -> HostRow {
         serde_json::from_value(serde_json::json!({

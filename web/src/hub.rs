@@ -395,6 +395,7 @@ pub fn router(web: Arc<Web>, base: &str) -> (Router, SocketIo) {
     app = crate::routes::actions::routes(app, &base);
     app = crate::routes::programs::routes(app, &base);
     app = crate::routes::applications::routes(app, &base);
+    app = crate::routes::applications_act::routes(app, &base);
     app = crate::routes::inventory::routes(app, &base);
     if !base.is_empty() {
         // Relative asset URLs need the trailing slash.

@@ -4,6 +4,7 @@
 //! (`hosts`, `status`, `audit`, and the host actions against a stub until their routes merge).
 
 mod agent;
+mod apps;
 mod fleet;
 mod rest;
 mod support;

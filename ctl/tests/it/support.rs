@@ -137,6 +137,15 @@ pub fn aggregator_of(clusters: &str, server_extra: &str) -> Daemon {
     spawn("smon-aggregator", dir, &config, port)
 }
 
+/// A daemon `name` (`smon-agent`, `smon-aggregator`) on 127.0.0.1 with the config
+/// `config(port, dir)` in a directory of its own.
+pub fn daemon_with(name: &str, config: impl FnOnce(u16, &std::path::Path) -> String) -> Daemon {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let text = config(port, dir.path());
+    spawn(name, dir, &text, port)
+}
+
 /// Runs `smonctl` with `args` (stdout and stderr captured: not a terminal).
 pub fn smonctl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_smonctl"))

@@ -8,6 +8,7 @@ pub mod actions;
 pub mod alerts;
 pub mod api;
 pub mod applications;
+pub mod applications_act;
 pub mod audit;
 pub mod auth;
 #[cfg(feature = "database")]
