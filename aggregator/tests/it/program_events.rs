@@ -79,9 +79,11 @@ async fn program_changes_reach_the_feed_and_fire_and_resolve_program_rules() {
     let sup = Supervisord::start(dir.path(), PROGRAMS);
     let control = json!({"supervisor": {"url": sup.url(), "username": USER,
         "password": PASSWORD, "interval_s": 1}});
-    let _agent = Agent::start_full("127.0.0.61", "", &format!(",\"control\":{control}"));
+    // Both settled before the agent reads them: a first read of sleeper STARTING would make
+    // its rule pending.
     sup.says("sleeper", "RUNNING");
     sup.says("broken", "FATAL");
+    let _agent = Agent::start_full("127.0.0.61", "", &format!(",\"control\":{control}"));
     let cfg = json!({
         "monitor": {"mode": "app", "poll_interval_ms": 200, "include_self": false,
             "clusters": [{"name": "lab", "hosts": [
