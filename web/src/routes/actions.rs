@@ -15,10 +15,9 @@ use futures_util::StreamExt;
 
 use smon_api::actions::{Action, ActionResult, GroupAnswer, Selection};
 
+use super::record::{audit, log_host};
 use crate::acting::{ActionError, ActionsService};
 use crate::error::ApiError;
-use crate::security::Principal;
-use crate::security::audit::event_by;
 use crate::security::login::{Admin, log_safe};
 use crate::security::net::Client;
 use crate::state::Web;
@@ -72,46 +71,6 @@ fn service(w: &Web) -> Result<Arc<dyn ActionsService>, ApiError> {
     })
 }
 
-/// Logs one host's result of `action` asked by `who`.
-fn log_result(action: Action, who: &str, r: &Result<ActionResult, ActionError>, host: &str) {
-    match r {
-        Ok(r) => tracing::info!(
-            target: "smon::actions",
-            action = action.as_str(),
-            by = %log_safe(who),
-            host = %log_safe(host),
-            message = %r.message,
-            "Action done."
-        ),
-        Err(e) => tracing::warn!(
-            target: "smon::actions",
-            action = action.as_str(),
-            by = %log_safe(who),
-            host = %log_safe(host),
-            error = %e,
-            "Action failed."
-        ),
-    }
-}
-
-/// Keeps `action` on `hosts` by `p` from `client` in the audit log: `outcome` (`ok`, or why
-/// not) and the per-host `results`.
-async fn audit(
-    w: &Web,
-    p: &Principal,
-    client: &Client,
-    action: Action,
-    hosts: Vec<String>,
-    outcome: String,
-    results: Option<&[ActionResult]>,
-) {
-    let mut e = event_by(p, client.ip, action.as_str());
-    e.hosts = hosts;
-    e.outcome = outcome;
-    e.results = results.and_then(|r| serde_json::to_value(r).ok());
-    w.security.audit_later(e).await;
-}
-
 async fn one(
     State(w): Shared,
     Extension(client): Extension<Client>,
@@ -121,12 +80,19 @@ async fn one(
 ) -> Result<impl IntoResponse, ApiError> {
     let s = service(&w)?;
     let r = s.act(action, &id).await;
-    log_result(action, p.actor(), &r, &id);
+    let a = action.as_str();
+    log_host(
+        a,
+        p.actor(),
+        &id,
+        "",
+        r.as_ref().map(|x| x.message.as_str()),
+    );
     let (outcome, results) = match &r {
         Ok(x) => ("ok".to_owned(), Some(std::slice::from_ref(x))),
         Err(e) => (e.to_string(), None),
     };
-    audit(&w, &p, &client, action, vec![id], outcome, results).await;
+    audit(&w, &p, &client, a, "", vec![id], outcome, results).await;
     Ok(Json(r?))
 }
 
@@ -151,7 +117,8 @@ async fn group(
         Ok(ids) => ids,
         Err(e) => {
             let asked = sel.hosts.clone().unwrap_or_default();
-            audit(&w, &p, &client, action, asked, e.reason().to_owned(), None).await;
+            let reason = e.reason().to_owned();
+            audit::<()>(&w, &p, &client, action.as_str(), "", asked, reason, None).await;
             return Err(e);
         }
     };
@@ -163,7 +130,13 @@ async fn group(
     .await
     .into_iter()
     .map(|(id, r)| {
-        log_result(action, &who, &r, &id);
+        log_host(
+            action.as_str(),
+            &who,
+            &id,
+            "",
+            r.as_ref().map(|x| x.message.as_str()),
+        );
         r.unwrap_or_else(|e| ActionResult {
             host: id,
             ok: false,
@@ -171,14 +144,19 @@ async fn group(
         })
     })
     .collect();
-    let failed = results.iter().filter(|r| !r.ok).count();
-    let outcome = if failed == 0 {
-        "ok".to_owned()
-    } else {
-        format!("{failed} of {} failed", results.len())
-    };
+    let outcome = super::record::group_outcome(results.iter().map(|r| r.ok));
     let hosts = results.iter().map(|r| r.host.clone()).collect();
-    audit(&w, &p, &client, action, hosts, outcome, Some(&results)).await;
+    audit(
+        &w,
+        &p,
+        &client,
+        action.as_str(),
+        "",
+        hosts,
+        outcome,
+        Some(&results),
+    )
+    .await;
     Ok(Json(GroupAnswer { action, results }))
 }
 

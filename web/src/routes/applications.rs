@@ -23,7 +23,7 @@ use smon_proto::{Program, Snapshot};
 use crate::acting::ProgramVerb;
 use crate::error::ApiError;
 use crate::routes::actions::{on_each, selected};
-use crate::security::audit::{AuditEvent, event_by};
+use crate::routes::record;
 use crate::security::login::{Admin, Reader, log_safe};
 use crate::security::net::Client;
 use crate::state::Web;
@@ -230,17 +230,6 @@ async fn act(
         )
     })?;
     let action = format!("program.{}", verb.as_str());
-    let audit = |hosts: Vec<String>, outcome: String, results: Option<&[ProgramResult]>| {
-        let e = AuditEvent {
-            hosts,
-            target: name.clone(),
-            outcome,
-            results: results.and_then(|r| serde_json::to_value(r).ok()),
-            ..event_by(&p, client.ip, &action)
-        };
-        let w = w.clone();
-        async move { w.security.audit_later(e).await }
-    };
     let everywhere = sel.hosts.is_none() && sel.tag.is_none() && sel.cluster.is_none();
     let ids = if everywhere {
         let ids = hosts_with(&w, &name);
@@ -249,7 +238,8 @@ async fn act(
                 "no host has the program '{}' (in its latest sample)",
                 log_safe(&name)
             ));
-            audit(Vec::new(), e.reason().to_owned(), None).await;
+            let reason = e.reason().to_owned();
+            record::audit::<()>(&w, &p, &client, &action, &name, Vec::new(), reason, None).await;
             return Err(e);
         }
         ids
@@ -264,7 +254,8 @@ async fn act(
             Ok(ids) => ids,
             Err(e) => {
                 let asked = sel.hosts.clone().unwrap_or_default();
-                audit(asked, e.reason().to_owned(), None).await;
+                let reason = e.reason().to_owned();
+                record::audit::<()>(&w, &p, &client, &action, &name, asked, reason, None).await;
                 return Err(e);
             }
         }
@@ -279,13 +270,11 @@ async fn act(
     .into_iter()
     .map(|(id, r)| match r {
         Ok(r) => {
-            tracing::info!(target: "smon::actions", action, by = %who, host = %log_safe(&id),
-                on = %log_safe(&name), "Action done.");
+            record::log_host(&action, &who, &id, &name, Ok(&r.message));
             r
         }
         Err(e) => {
-            tracing::warn!(target: "smon::actions", action, by = %who, host = %log_safe(&id),
-                on = %log_safe(&name), error = %e, "Action failed.");
+            record::log_host(&action, &who, &id, &name, Err(&e));
             ProgramResult {
                 host: id,
                 ok: false,
@@ -295,14 +284,19 @@ async fn act(
         }
     })
     .collect();
-    let failed = results.iter().filter(|r| !r.ok).count();
-    let outcome = if failed == 0 {
-        "ok".to_owned()
-    } else {
-        format!("{failed} of {} failed", results.len())
-    };
+    let outcome = record::group_outcome(results.iter().map(|r| r.ok));
     let hosts = results.iter().map(|r| r.host.clone()).collect();
-    audit(hosts, outcome, Some(&results)).await;
+    record::audit(
+        &w,
+        &p,
+        &client,
+        &action,
+        &name,
+        hosts,
+        outcome,
+        Some(&results),
+    )
+    .await;
     Ok(Json(ProgramGroupAnswer {
         program: name.clone(),
         verb,

@@ -13,7 +13,6 @@ use axum::{Extension, Json};
 
 use crate::acting::{ActionError, AppActionResult, AppVerb, ApplicationsService};
 use crate::error::ApiError;
-use crate::security::audit::event_by;
 use crate::security::login::{Admin, log_safe};
 use crate::security::net::Client;
 use crate::state::Web;
@@ -80,30 +79,35 @@ async fn run(
         Err(e) => tracing::warn!(target: "smon::actions", action, by = %log_safe(who),
             on = %log_safe(target), error = %e, "Application action refused."),
     }
-    let e = crate::security::audit::AuditEvent {
-        target: target.to_owned(),
-        hosts: r
-            .as_ref()
-            .map(|a| {
-                let mut h: Vec<String> = a
-                    .decisions
-                    .iter()
-                    .filter(|d| !d.host.is_empty())
-                    .map(|d| d.host.clone())
-                    .collect();
-                h.dedup();
-                h
-            })
-            .unwrap_or_default(),
-        outcome: match &r {
-            Ok(a) if a.ok => "ok".into(),
-            Ok(_) => "not every decision was carried out".into(),
-            Err(e) => e.to_string(),
-        },
-        results: r.as_ref().ok().and_then(|v| serde_json::to_value(v).ok()),
-        ..event_by(p, client.ip, &action)
+    let hosts = r
+        .as_ref()
+        .map(|a| {
+            let mut h: Vec<String> = a
+                .decisions
+                .iter()
+                .filter(|d| !d.host.is_empty())
+                .map(|d| d.host.clone())
+                .collect();
+            h.dedup();
+            h
+        })
+        .unwrap_or_default();
+    let outcome = match &r {
+        Ok(a) if a.ok => "ok".into(),
+        Ok(_) => "not every decision was carried out".into(),
+        Err(e) => e.to_string(),
     };
-    w.security.audit_later(e).await;
+    super::record::audit(
+        w,
+        p,
+        client,
+        &action,
+        target,
+        hosts,
+        outcome,
+        r.as_ref().ok(),
+    )
+    .await;
     let r: Result<AppActionResult, ActionError> = r;
     Ok(Json(r?))
 }

@@ -16,6 +16,7 @@ pub mod history;
 pub mod inventory;
 pub mod programs;
 pub mod reach;
+mod record;
 
 /// Without the `database` feature (a lean agent's single-host view): the history routes exist and
 /// answer 503, as a server with history off does.

@@ -18,12 +18,12 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
+use super::record::{audit, log_host};
 use crate::acting::{
     ActionError, LogTail, ProgramState, ProgramVerb, ProgramsAnswer, ProgramsService, SignalKind,
 };
 use crate::error::ApiError;
 use crate::security::Principal;
-use crate::security::audit::event_by;
 use crate::security::login::{Admin, Reader, log_safe};
 use crate::security::net::Client;
 use crate::state::Web;
@@ -54,29 +54,6 @@ fn service(w: &Web) -> Result<Arc<dyn ProgramsService>, ApiError> {
             "program control is served by the aggregator only".into(),
         )
     })
-}
-
-/// Records `action` on `host` by `p` with the outcome of `r` in the audit log.
-async fn audit<T: Serialize>(
-    w: &Web,
-    p: &Principal,
-    client: &Client,
-    action: &str,
-    host: &str,
-    target: &str,
-    r: &Result<T, ActionError>,
-) {
-    let e = crate::security::audit::AuditEvent {
-        hosts: vec![host.to_owned()],
-        target: target.to_owned(),
-        outcome: match r {
-            Ok(_) => "ok".into(),
-            Err(e) => e.to_string(),
-        },
-        results: r.as_ref().ok().and_then(|v| serde_json::to_value(v).ok()),
-        ..event_by(p, client.ip, action)
-    };
-    w.security.audit_later(e).await;
 }
 
 async fn list(
@@ -152,8 +129,7 @@ async fn act(
     let s = service(&w)?;
     let r = s.program(&id, verb, &name).await;
     let action = format!("program.{}", verb.as_str());
-    log_result(&action, &p, &id, &name, &r);
-    audit(&w, &p, &client, &action, &id, &name, &r).await;
+    recorded(&w, &p, &client, &action, &id, &name, &r).await;
     Ok(Json(r?))
 }
 
@@ -341,31 +317,25 @@ async fn signal(
     let r = s.signal(&id, b.pid, b.signal).await;
     let action = format!("signal.{}", b.signal.as_str());
     let target = b.pid.to_string();
-    log_result(&action, &p, &id, &target, &r);
-    audit(&w, &p, &client, &action, &id, &target, &r).await;
+    recorded(&w, &p, &client, &action, &id, &target, &r).await;
     Ok(Json(r?))
 }
 
-/// Logs one result (target `smon::actions`).
-fn log_result<T>(action: &str, p: &Principal, host: &str, on: &str, r: &Result<T, ActionError>) {
-    let who = p.actor();
-    match r {
-        Ok(_) => tracing::info!(
-            target: "smon::actions",
-            action,
-            by = %log_safe(who),
-            host = %log_safe(host),
-            on = %log_safe(on),
-            "Action done."
-        ),
-        Err(e) => tracing::warn!(
-            target: "smon::actions",
-            action,
-            by = %log_safe(who),
-            host = %log_safe(host),
-            on = %log_safe(on),
-            error = %e,
-            "Action failed."
-        ),
-    }
+/// Logs and audits one host's `action` on `on` (a program, a pid) with the outcome of `r`.
+async fn recorded<T: Serialize>(
+    w: &Web,
+    p: &Principal,
+    client: &Client,
+    action: &str,
+    host: &str,
+    on: &str,
+    r: &Result<T, ActionError>,
+) {
+    log_host(action, p.actor(), host, on, r.as_ref().map(|_| ""));
+    let outcome = match r {
+        Ok(_) => "ok".into(),
+        Err(e) => e.to_string(),
+    };
+    let hosts = vec![host.to_owned()];
+    audit(w, p, client, action, on, hosts, outcome, r.as_ref().ok()).await;
 }
