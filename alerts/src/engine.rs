@@ -22,7 +22,7 @@ use smon_runtime::config::FieldError;
 
 use crate::observe::{HostMeta, Observation, gpu_memory_percent};
 use crate::predict::DiskRing;
-use crate::rule::{Condition, Rule};
+use crate::rule::{CONTAINER_FORGET_MS, Condition, Rule};
 use crate::silence::Silence;
 
 /// The engine's settings (`alerts.engine` in `config_app.json`).
@@ -297,6 +297,10 @@ struct HostEntry {
     alerts: Vec<AlertState>,
     rings: Vec<DiskRing>,
     wants_rings: bool,
+    /// Containers (not systemd services) seen, by name, and when last
+    /// (unnamed `container_down`: a container gone from a later sample was seen before).
+    seen_containers: HashMap<String, u64>,
+    wants_containers: bool,
     generation: u32,
 }
 
@@ -459,6 +463,8 @@ impl Engine {
                         alerts: Vec::new(),
                         rings: Vec::new(),
                         wants_rings: false,
+                        seen_containers: HashMap::new(),
+                        wants_containers: false,
                         generation: 0,
                     },
                 );
@@ -577,6 +583,9 @@ impl Engine {
         if h.wants_rings {
             record_rings(&mut h.rings, &obs, now_ms);
         }
+        if h.wants_containers {
+            record_containers(&mut h.seen_containers, snap, now_ms);
+        }
         let expected = self
             .cfg
             .expected_agent_version
@@ -597,6 +606,7 @@ impl Engine {
                 &h.meta,
                 expected,
                 &h.rings,
+                &h.seen_containers,
                 now_ms,
                 &mut |subject: &str, v: &Verdict| {
                     apply(
@@ -924,6 +934,17 @@ impl Engine {
         })
     }
 
+    /// Whether host `id` is in the scope of a rule that needs every one of its containers
+    /// (`container_down`, `container_memory_percent`): the aggregator then asks its agent
+    /// for them (`Parts.containers`), not just the summary's top 5.
+    pub fn needs_containers(&self, id: &str) -> bool {
+        self.hosts.get(id).is_some_and(|h| {
+            h.scope
+                .iter()
+                .any(|&r| self.slots[r].rule.needs_containers())
+        })
+    }
+
     /// Whether host `id` is in the scope of a rule that needs the processes on its GPUs
     /// (`gpu_idle_with_memory`, to name who holds the memory).
     pub fn needs_gpu_processes(&self, id: &str) -> bool {
@@ -992,10 +1013,21 @@ impl Engine {
                     alerts: Vec::new(),
                     rings: Vec::new(),
                     wants_rings: false,
+                    seen_containers: HashMap::new(),
+                    wants_containers: false,
                     generation: 0,
                 });
             let mut a = s.state;
             a.rule_idx = r;
+            if matches!(
+                self.slots[r].rule.condition,
+                Condition::ContainerDown { name: None }
+            ) && (a.firing || a.pending_since.is_some())
+            {
+                // Still missing after the restart: remembered afresh, so that the first
+                // sample does not take it for a container never seen.
+                h.seen_containers.insert(a.subject.clone(), now_ms);
+            }
             h.alerts
                 .retain(|x| !(x.rule == a.rule && x.subject == a.subject));
             let fingerprint = std::mem::take(&mut a.rule_fingerprint);
@@ -1071,6 +1103,15 @@ fn rescope(h: &mut HostEntry, slots: &[Slot]) {
         .any(|&i| matches!(slots[i].rule.condition, Condition::DiskFullWithin { .. }));
     if !h.wants_rings {
         h.rings = Vec::new();
+    }
+    h.wants_containers = h.scope.iter().any(|&i| {
+        matches!(
+            slots[i].rule.condition,
+            Condition::ContainerDown { name: None }
+        )
+    });
+    if !h.wants_containers {
+        h.seen_containers = HashMap::new();
     }
 }
 
@@ -1363,6 +1404,40 @@ fn record_rings(rings: &mut Vec<DiskRing>, obs: &Observation, now_ms: u64) {
     }
 }
 
+/// Whether a sample's `containers` lists every container of the host (a summary lists the
+/// top 5 unless `Parts.containers` was asked).
+fn all_containers(c: &smon_proto::Containers) -> bool {
+    c.items.len() >= c.count as usize
+}
+
+/// Whether a listed container runs: its runtime says `running`, or no runtime says anything
+/// (a cgroup with tasks in it).
+fn container_runs(c: &smon_proto::Container) -> bool {
+    c.state.as_deref().is_none_or(|s| s == "running")
+}
+
+/// Remembers the containers (not services) a sample lists; on a sample that lists them all,
+/// forgets those gone for longer than [`CONTAINER_FORGET_MS`].
+fn record_containers(seen: &mut HashMap<String, u64>, snap: &Snapshot, now_ms: u64) {
+    let Some(c) = snap.containers.as_ref() else {
+        return;
+    };
+    for x in &c.items {
+        if x.kind == "systemd" || x.name.is_empty() {
+            continue;
+        }
+        match seen.get_mut(x.name.as_str()) {
+            Some(t) => *t = now_ms,
+            None => {
+                seen.insert(x.name.clone(), now_ms);
+            }
+        }
+    }
+    if all_containers(c) {
+        seen.retain(|_, t| now_ms.saturating_sub(*t) <= CONTAINER_FORGET_MS);
+    }
+}
+
 fn no_detail() -> String {
     String::new()
 }
@@ -1412,6 +1487,7 @@ fn evaluate(
     meta: &HostMeta,
     expected_version: &str,
     rings: &[DiskRing],
+    seen_containers: &HashMap<String, u64>,
     now_ms: u64,
     out: &mut dyn FnMut(&str, &Verdict),
 ) -> bool {
@@ -1430,6 +1506,8 @@ fn evaluate(
                         metric.name().to_owned()
                     } else if metric.label_kind() == Some("gpu") {
                         format!("GPU {subject} {}", metric.name())
+                    } else if metric.label_kind() == Some("container") {
+                        format!("container {subject} memory")
                     } else {
                         subject.to_owned()
                     };
@@ -1465,6 +1543,21 @@ fn evaluate(
                     }
                     true
                 }
+                Some("container") => {
+                    let Some(c) = obs.snapshot().containers.as_ref() else {
+                        return false;
+                    };
+                    for x in &c.items {
+                        if label.as_deref().is_some_and(|l| l != x.name && l != x.id) {
+                            continue;
+                        }
+                        if let Some(p) = container_memory_percent(x) {
+                            verdict(p, &x.name, out);
+                        }
+                    }
+                    // A container missing from a summary may only have left its top 5.
+                    all_containers(c)
+                }
                 Some(_) => {
                     let mut any = false;
                     for g in obs.gpus() {
@@ -1479,6 +1572,86 @@ fn evaluate(
                         }
                     }
                     any
+                }
+            }
+        }
+        Condition::ContainerDown { name } => {
+            let Some(c) = obs.snapshot().containers.as_ref() else {
+                return false;
+            };
+            let complete = all_containers(c);
+            let state_verdict =
+                |x: &smon_proto::Container, subject: &str, out: &mut dyn FnMut(&str, &Verdict)| {
+                    let runs = container_runs(x);
+                    let detail = || match (&x.state, runs) {
+                        (_, true) => format!("container {subject} ({}) runs", x.kind),
+                        (Some(st), false) => format!("container {subject} ({}) is {st}", x.kind),
+                        (None, false) => format!("container {subject} ({}) does not run", x.kind),
+                    };
+                    out(
+                        subject,
+                        &Verdict {
+                            keep: false,
+                            trigger: !runs,
+                            sustain: !runs,
+                            value: None,
+                            detail: &detail,
+                        },
+                    );
+                };
+            match name {
+                Some(want) => {
+                    let found = c
+                        .items
+                        .iter()
+                        .filter(|x| x.name == *want || x.id == *want)
+                        // Of several (a container being replaced), a running one counts.
+                        .max_by_key(|x| container_runs(x));
+                    match found {
+                        Some(x) => state_verdict(x, want, out),
+                        None if complete => {
+                            let detail = || format!("no container {want} runs on the host");
+                            out(
+                                want,
+                                &Verdict {
+                                    keep: false,
+                                    trigger: true,
+                                    sustain: true,
+                                    value: None,
+                                    detail: &detail,
+                                },
+                            );
+                        }
+                        None => {}
+                    }
+                    complete
+                }
+                None => {
+                    for x in &c.items {
+                        if x.kind != "systemd" && !x.name.is_empty() {
+                            state_verdict(x, &x.name, out);
+                        }
+                    }
+                    if !complete {
+                        return false;
+                    }
+                    for (n, &last) in seen_containers {
+                        if last >= now_ms {
+                            continue; // listed in this sample
+                        }
+                        let detail = || format!("container {n} is gone from the host");
+                        out(
+                            n,
+                            &Verdict {
+                                keep: false,
+                                trigger: true,
+                                sustain: true,
+                                value: None,
+                                detail: &detail,
+                            },
+                        );
+                    }
+                    true
                 }
             }
         }
@@ -1605,6 +1778,14 @@ fn evaluate(
             any
         }
     }
+}
+
+/// A container's memory in use against its limit, 0-100 rounded to 0.1; `None` without a
+/// limit.
+fn container_memory_percent(c: &smon_proto::Container) -> Option<f64> {
+    let limit = c.memory_limit_bytes.filter(|&l| l > 0)?;
+    let p = c.memory_bytes as f64 * 100.0 / limit as f64;
+    Some((p * 10.0).round() / 10.0)
 }
 
 /// `GPU 0 (NVIDIA A100): 12.0 GiB held by alice (PID 4242 python, 11.5 GiB), ... while idle`.

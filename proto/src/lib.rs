@@ -15,10 +15,10 @@ impl Containers {
     pub const SUMMARY_TOP: usize = 5;
 
     /// This part as a snapshot with `parts` carries it: every item in the detail
-    /// (`Parts.processes`), else the top [`Containers::SUMMARY_TOP`] by CPU. The count and the
-    /// error are kept either way.
+    /// (`Parts.processes`) or with `Parts.containers`, else the top
+    /// [`Containers::SUMMARY_TOP`] by CPU. The count and the error are kept either way.
     pub fn for_parts(&self, parts: &Parts) -> Containers {
-        if parts.processes {
+        if parts.processes || parts.containers {
             return self.clone();
         }
         let mut items = self.items.clone();
@@ -39,6 +39,7 @@ impl Parts {
         per_core: true,
         gpu_processes: true,
         top_processes: 0,
+        containers: true,
     };
     /// Nothing heavy: what a cluster overview polls.
     pub const SUMMARY: Parts = Parts {
@@ -46,6 +47,7 @@ impl Parts {
         per_core: false,
         gpu_processes: false,
         top_processes: 0,
+        containers: false,
     };
 
     /// The processes [`Parts::top_processes`] asks for out of a whole list: the top N by CPU
