@@ -423,7 +423,10 @@ mod tests {
             .map(|x| x.label.as_str())
             .collect();
         assert_eq!(kept.len(), CONTAINERS_TOP);
-        assert!(kept.iter().all(|l| ["c4", "c5", "c6", "c7", "c8"].contains(l)));
+        assert!(
+            kept.iter()
+                .all(|l| ["c4", "c5", "c6", "c7", "c8"].contains(l))
+        );
         assert_eq!(
             metric("container_memory_bytes").and_then(Metric::label_kind),
             Some("container")

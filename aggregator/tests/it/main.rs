@@ -8,6 +8,7 @@ mod api_client;
 mod browser;
 mod cli;
 mod config_fixtures;
+mod containers;
 mod fleet;
 mod history;
 mod inventory;
