@@ -106,4 +106,29 @@ mod tests {
         assert!(Parts::top_of(0, &procs).is_empty());
         assert_eq!(Parts::top_of(10, &procs).len(), 6);
     }
+
+    #[test]
+    fn a_summary_carries_the_top_containers_unless_parts_asks_for_all() {
+        let c = Containers {
+            count: 8,
+            items: (0..8)
+                .map(|i| Container {
+                    name: format!("c{i}"),
+                    cpu_percent: i as f32,
+                    ..Container::default()
+                })
+                .collect(),
+            error: None,
+        };
+        let s = c.for_parts(&Parts::SUMMARY);
+        assert_eq!(s.count, 8);
+        let names: Vec<&str> = s.items.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(names, ["c7", "c6", "c5", "c4", "c3"]);
+        let all = Parts {
+            containers: true,
+            ..Parts::SUMMARY
+        };
+        assert_eq!(c.for_parts(&all).items.len(), 8);
+        assert_eq!(c.for_parts(&Parts::DETAIL).items.len(), 8);
+    }
 }

@@ -26,14 +26,14 @@ impl TestCgroup {
     /// Makes `rel` in every hierarchy of `layout` and moves a fresh `sleep` into it; `Err`
     /// says why it cannot.
     fn make(layout: &Layout, rel: &str) -> Result<TestCgroup, String> {
+        Self::make_with(layout, rel, Command::new("sleep").arg("300"))
+    }
+
+    /// Like [`Self::make`], with the process `cmd`.
+    fn make_with(layout: &Layout, rel: &str, cmd: &mut Command) -> Result<TestCgroup, String> {
         let mut cg = TestCgroup {
             made: Vec::new(),
-            child: Some(
-                Command::new("sleep")
-                    .arg("300")
-                    .spawn()
-                    .map_err(|e| e.to_string())?,
-            ),
+            child: Some(cmd.spawn().map_err(|e| e.to_string())?),
         };
         let pid = cg.child.as_ref().map_or(0, Child::id);
         for h in hierarchies(layout) {
@@ -199,6 +199,33 @@ async fn a_real_container_is_exported_stored_and_alerted_on_when_it_goes() {
         "{text}"
     );
 
+    // Five busier containers push it out of the summary's top 5 (and out of /metrics): the
+    // rule still sees it, because the aggregator asks for every container while a
+    // container rule watches the host (`Parts.containers`).
+    let mut busy = Vec::new();
+    for i in 0..5 {
+        let rel = format!(
+            "docker/{:08x}{i:02x}{}",
+            std::process::id(),
+            "b7".repeat(27)
+        );
+        let mut spin = Command::new("sh");
+        spin.args(["-c", "while :; do sleep 0.02; done"]);
+        busy.push(TestCgroup::make_with(&layout, &rel, &mut spin).expect("a busy cgroup"));
+    }
+    wait_for(Duration::from_secs(15), "out of the top 5", || {
+        let (agg, name) = (&agg, name);
+        async move {
+            let t = metrics(agg).await;
+            let listed = t
+                .lines()
+                .filter(|l| l.starts_with("smon_container_cpu_percent{"))
+                .count();
+            (listed == 5 && !t.contains(&format!("container=\"{name}\""))).then_some(())
+        }
+    })
+    .await;
+
     // Gone: the process killed, the cgroup removed.
     let gone = Instant::now();
     cg.remove();
@@ -288,5 +315,6 @@ async fn a_real_container_is_exported_stored_and_alerted_on_when_it_goes() {
         .filter_map(|x| x["label"].as_str())
         .collect();
     assert_eq!(labels, [name], "only the container asked for: {answer}");
+    drop(busy);
     agg.shutdown().await;
 }
