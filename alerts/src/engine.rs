@@ -1481,6 +1481,7 @@ impl IndexBuf {
 /// Evaluates one rule on one sample, calling `out` per subject; false when the sample says
 /// nothing about it (a metric the host does not report, no process list), so that the state
 /// stays as it is.
+#[allow(clippy::too_many_arguments)]
 fn evaluate(
     slot: &Slot,
     obs: &Observation,
