@@ -318,3 +318,184 @@ async fn a_real_container_is_exported_stored_and_alerted_on_when_it_goes() {
     drop(busy);
     agg.shutdown().await;
 }
+
+/// Runs `podman` with `args`; its stdout, or why it failed.
+fn podman(args: &[&str]) -> Result<String, String> {
+    let out = Command::new("podman")
+        .args(args)
+        .output()
+        .map_err(|e| format!("podman: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(format!(
+            "podman {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// A Podman container and the API service the test started; dropping it removes both.
+struct Podman {
+    name: String,
+    service: Child,
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = podman(&["rm", "-f", "-t", "0", &self.name]);
+        let _ = self.service.kill();
+        let _ = self.service.wait();
+    }
+}
+
+/// The image the test runs: a rootfs holding Debian's busybox-static, imported locally
+/// (nothing is pulled from a registry).
+const IMAGE: &str = "localhost/smon-it-busybox:1";
+
+/// Imports [`IMAGE`] unless it is there, starts Podman's API service on `socket` and a
+/// container `name` sleeping in it; `Err` says why it cannot run here.
+fn start_podman(socket: &Path, name: &str) -> Result<Podman, String> {
+    podman(&["--version"])?;
+    if podman(&["image", "exists", IMAGE]).is_err() {
+        let busybox = Path::new("/bin/busybox");
+        if !busybox.exists() {
+            return Err("no /bin/busybox (apt-get install busybox-static)".into());
+        }
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let root = dir.path().join("rootfs");
+        std::fs::create_dir_all(root.join("bin")).map_err(|e| e.to_string())?;
+        std::fs::copy(busybox, root.join("bin/busybox")).map_err(|e| e.to_string())?;
+        std::os::unix::fs::symlink("busybox", root.join("bin/sleep")).map_err(|e| e.to_string())?;
+        let tar = dir.path().join("rootfs.tar");
+        let ok = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .map_err(|e| e.to_string())?;
+        if !ok.success() {
+            return Err("tar failed".into());
+        }
+        podman(&["import", &tar.to_string_lossy(), IMAGE])?;
+    }
+    let service = Command::new("podman")
+        .args(["system", "service", "--time=0"])
+        .arg(format!("unix://{}", socket.display()))
+        .spawn()
+        .map_err(|e| format!("podman system service: {e}"))?;
+    let p = Podman {
+        name: name.to_owned(),
+        service,
+    };
+    // Limits no higher than the test's own (a process without CAP_SYS_RESOURCE cannot raise
+    // them, and Podman's defaults would).
+    podman(&[
+        "run",
+        "-d",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "--name",
+        name,
+        IMAGE,
+        "/bin/sleep",
+        "600",
+    ])?;
+    Ok(p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_podman_container_is_named_from_its_api_and_alerted_on_when_paused_or_gone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("podman.sock");
+    let name = format!("smon-it-{}", std::process::id());
+    let pod = match start_podman(&socket, &name) {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("SKIPPED: Podman cannot run a container here ({why})");
+            return;
+        }
+    };
+    let id = podman(&["inspect", "--format", "{{.Id}}", &name]).expect("inspect");
+    let agent = Agent::start_with(
+        "127.0.0.1",
+        &format!(
+            r#","containers":{{"runtime_sockets":["{}"]}}"#,
+            socket.display()
+        ),
+    );
+    let cfg = json!({
+        "monitor": {"mode": "app", "poll_interval_ms": 200, "include_self": false,
+            "clusters": [{"name": "lab", "hosts": [
+                {"name": "n1", "address": agent.addr.to_string(), "token": TOKEN}]}]},
+        "storage": {"dir": dir.path().join("data")},
+        // By id: the rule holds from the first sample, before the API has named it.
+        "alerts": {"rules": [{"name": "pod down", "when": format!("container_down{{{id}}}")}]},
+    });
+    let agg = Aggregator::start(&cfg.to_string()).await;
+
+    // Named, with its kind, from Podman's API (asked every 10 s).
+    let series = format!(
+        r#"smon_container_pids{{cluster="lab",host="n1",container="{name}",kind="podman"}}"#
+    );
+    wait_for(Duration::from_secs(30), "named by Podman's API", || {
+        let (agg, series) = (&agg, series.clone());
+        async move { metrics(agg).await.contains(&series).then_some(()) }
+    })
+    .await;
+    assert!(alerts_of(&agg, "pod down", &id).await.is_empty());
+
+    // Paused: its state from the API says so.
+    podman(&["pause", &name]).expect("pause");
+    let fired = wait_for(Duration::from_secs(30), "firing on pause", || {
+        let (agg, id) = (&agg, id.as_str());
+        async move {
+            alerts_of(agg, "pod down", id)
+                .await
+                .into_iter()
+                .find(|a| a["pending"] != true)
+        }
+    })
+    .await;
+    assert_eq!(
+        fired["host"]["detail"],
+        format!("container {id} (podman) is paused"),
+        "{fired}"
+    );
+    podman(&["unpause", &name]).expect("unpause");
+    wait_for(Duration::from_secs(30), "resolved on unpause", || {
+        let (agg, id) = (&agg, id.as_str());
+        async move {
+            alerts_of(agg, "pod down", id)
+                .await
+                .is_empty()
+                .then_some(())
+        }
+    })
+    .await;
+
+    // Removed: gone from the cgroups.
+    podman(&["rm", "-f", "-t", "0", &name]).expect("rm");
+    let fired = wait_for(Duration::from_secs(20), "firing on removal", || {
+        let (agg, id) = (&agg, id.as_str());
+        async move {
+            alerts_of(agg, "pod down", id)
+                .await
+                .into_iter()
+                .find(|a| a["pending"] != true)
+        }
+    })
+    .await;
+    assert_eq!(
+        fired["host"]["detail"],
+        format!("no container {id} runs on the host"),
+        "{fired}"
+    );
+    drop(pod);
+    agg.shutdown().await;
+}
