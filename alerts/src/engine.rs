@@ -297,9 +297,9 @@ struct HostEntry {
     alerts: Vec<AlertState>,
     rings: Vec<DiskRing>,
     wants_rings: bool,
-    /// Containers (not systemd services) seen, by name, and when last
-    /// (unnamed `container_down`: a container gone from a later sample was seen before).
-    seen_containers: HashMap<String, u64>,
+    /// Containers (not systemd services) seen, by id (unnamed `container_down`: a container
+    /// gone from a later sample was seen before).
+    seen_containers: HashMap<String, SeenContainer>,
     wants_containers: bool,
     generation: u32,
 }
@@ -1026,7 +1026,13 @@ impl Engine {
             {
                 // Still missing after the restart: remembered afresh, so that the first
                 // sample does not take it for a container never seen.
-                h.seen_containers.insert(a.subject.clone(), now_ms);
+                h.seen_containers.insert(
+                    a.subject.clone(),
+                    SeenContainer {
+                        name: a.subject.clone(),
+                        last_ms: now_ms,
+                    },
+                );
             }
             h.alerts
                 .retain(|x| !(x.rule == a.rule && x.subject == a.subject));
@@ -1416,9 +1422,19 @@ fn container_runs(c: &smon_proto::Container) -> bool {
     c.state.as_deref().is_none_or(|s| s == "running")
 }
 
-/// Remembers the containers (not services) a sample lists; on a sample that lists them all,
-/// forgets those gone for longer than [`CONTAINER_FORGET_MS`].
-fn record_containers(seen: &mut HashMap<String, u64>, snap: &Snapshot, now_ms: u64) {
+/// A container an unnamed `container_down` has seen.
+#[derive(Debug, Clone)]
+struct SeenContainer {
+    /// Its last name (the alert's subject): the runtime's API names a container some seconds
+    /// after its cgroup appears, so the id, not the name, says it is the same one.
+    name: String,
+    /// When a sample last listed it.
+    last_ms: u64,
+}
+
+/// Remembers the containers (not services) a sample lists, by id; on a sample that lists them
+/// all, forgets those gone for longer than [`CONTAINER_FORGET_MS`].
+fn record_containers(seen: &mut HashMap<String, SeenContainer>, snap: &Snapshot, now_ms: u64) {
     let Some(c) = snap.containers.as_ref() else {
         return;
     };
@@ -1426,15 +1442,26 @@ fn record_containers(seen: &mut HashMap<String, u64>, snap: &Snapshot, now_ms: u
         if x.kind == "systemd" || x.name.is_empty() {
             continue;
         }
-        match seen.get_mut(x.name.as_str()) {
-            Some(t) => *t = now_ms,
+        match seen.get_mut(x.id.as_str()) {
+            Some(s) => {
+                s.last_ms = now_ms;
+                if s.name != x.name {
+                    s.name.clone_from(&x.name);
+                }
+            }
             None => {
-                seen.insert(x.name.clone(), now_ms);
+                seen.insert(
+                    x.id.clone(),
+                    SeenContainer {
+                        name: x.name.clone(),
+                        last_ms: now_ms,
+                    },
+                );
             }
         }
     }
     if all_containers(c) {
-        seen.retain(|_, t| now_ms.saturating_sub(*t) <= CONTAINER_FORGET_MS);
+        seen.retain(|_, s| now_ms.saturating_sub(s.last_ms) <= CONTAINER_FORGET_MS);
     }
 }
 
@@ -1488,7 +1515,7 @@ fn evaluate(
     meta: &HostMeta,
     expected_version: &str,
     rings: &[DiskRing],
-    seen_containers: &HashMap<String, u64>,
+    seen_containers: &HashMap<String, SeenContainer>,
     now_ms: u64,
     out: &mut dyn FnMut(&str, &Verdict),
 ) -> bool {
@@ -1636,9 +1663,12 @@ fn evaluate(
                     if !complete {
                         return false;
                     }
-                    for (n, &last) in seen_containers {
-                        if last >= now_ms {
-                            continue; // listed in this sample
+                    for s in seen_containers.values() {
+                        let n = &s.name;
+                        // Listed in this sample; or another container of its name is (one
+                        // recreated under the same name by `docker compose up`).
+                        if s.last_ms >= now_ms || c.items.iter().any(|x| x.name == *n) {
+                            continue;
                         }
                         let detail = || format!("container {n} is gone from the host");
                         out(

@@ -1393,3 +1393,39 @@ fn a_container_down_alert_survives_a_restart_and_resolves_when_back() {
     e2.observe("lab:n1", &all(&[WEB, DB]), T0 + 4 * S);
     assert_eq!(summary(&e2.tick(T0 + 4 * S)), [resolved(&["lab:n1"])]);
 }
+
+#[test]
+fn a_container_renamed_by_its_runtime_or_recreated_under_its_name_is_not_down() {
+    let r = rule("ctr", "container_down", |_| {});
+    let mut e = engine(cfg0(), vec![r], &["lab:n1"]);
+    let one = |id: &str, name: &str| {
+        let mut s = all(&[WEB]);
+        if let Some(c) = s.containers.as_mut() {
+            c.items[0].id = id.into();
+            c.items[0].name = name.into();
+        }
+        s
+    };
+    // First named by its id's 12 digits, then by the runtime's API: the same container.
+    e.observe("lab:n1", &one("5c35812f0817aa", "5c35812f0817"), T0);
+    e.observe("lab:n1", &one("5c35812f0817aa", "web"), T0 + S);
+    // Recreated under the same name (a new id): not down either.
+    e.observe("lab:n1", &one("77aa00bb11cc22", "web"), T0 + 2 * S);
+    assert!(e.tick(T0 + 2 * S).is_empty());
+    assert!(
+        e.alerts(T0 + 2 * S).is_empty(),
+        "{:?}",
+        e.alerts(T0 + 2 * S)
+    );
+    // Then gone: one alert, under its last name.
+    e.observe("lab:n1", &all(&[]), T0 + 3 * S);
+    let d = e.tick(T0 + 3 * S);
+    assert_eq!(
+        subjects(&d),
+        [(
+            AlertStatus::Firing,
+            "web".to_owned(),
+            "container web is gone from the host".to_owned()
+        )]
+    );
+}
