@@ -76,6 +76,30 @@ impl Drop for TestCgroup {
     }
 }
 
+/// The `docker` directories this test made (none was there): removed last, once every
+/// container cgroup below is gone.
+struct Parents(Vec<PathBuf>);
+
+impl Parents {
+    fn new(layout: &Layout) -> Parents {
+        Parents(
+            hierarchies(layout)
+                .into_iter()
+                .map(|h| h.join("docker"))
+                .filter(|d| !d.exists())
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Parents {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
 /// The hierarchies the collector reads on this machine.
 fn hierarchies(layout: &Layout) -> Vec<PathBuf> {
     match layout {
@@ -145,6 +169,8 @@ async fn a_real_container_is_exported_stored_and_alerted_on_when_it_goes() {
     let id = format!("{:08x}{}", std::process::id(), "5a".repeat(28));
     let name = &id[..12];
     let rel = format!("docker/{id}");
+    // Declared first, dropped last.
+    let _parents = Parents::new(&layout);
     let mut cg = match TestCgroup::make(&layout, &rel) {
         Ok(cg) => cg,
         Err(why) => {
