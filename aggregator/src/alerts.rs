@@ -511,6 +511,12 @@ impl Alerts {
         Ok(())
     }
 
+    /// Whether the rules need every container of host `id` (`container_down`,
+    /// `container_memory_percent`), not just a summary's top 5.
+    pub fn needs_containers(&self, id: &str) -> bool {
+        lock(&self.inner.engine).needs_containers(id)
+    }
+
     /// Whether the rules need host `id`'s whole process list (`process_missing`).
     pub fn needs_processes(&self, id: &str) -> bool {
         lock(&self.inner.engine).needs_processes(id)

@@ -314,6 +314,9 @@ pub async fn start(
         process_needs: alerts.clone().map(|al| {
             Arc::new(move |id: &str| al.needs_processes(id)) as crate::poller::ProcessNeeds
         }),
+        container_needs: alerts.clone().map(|al| {
+            Arc::new(move |id: &str| al.needs_containers(id)) as crate::poller::ProcessNeeds
+        }),
         tracker: tracker.clone(),
         stop: stop.clone(),
     });

@@ -161,7 +161,16 @@ pub struct Poll {
     /// Whether the alert rules need this host's whole process list (then the periodic fetch
     /// asks for it).
     pub process_needs: Option<ProcessNeeds>,
+    /// Whether the alert rules need every container of this host (then the summary stream
+    /// asks for them all, `Parts.containers`; checked when the stream opens and every
+    /// [`CONTAINER_NEEDS_EVERY`]).
+    pub container_needs: Option<ProcessNeeds>,
 }
+
+/// How often a live stream checks whether the alert rules' need for every container changed
+/// (a rule added or removed), reopening with the other parts if it did: a lock of the
+/// rule engine per host this often, not per sample.
+pub const CONTAINER_NEEDS_EVERY: Duration = Duration::from_secs(10);
 
 /// Says whether the alert rules need a host's whole process list (`process_missing`):
 /// the periodic process fetch then asks for every process, not just the top ones.
@@ -356,10 +365,14 @@ async fn session(
     tokio::pin!(silence);
     loop {
         let detail = *p.demand.borrow_and_update();
+        let all_containers = p.container_needs.as_ref().is_some_and(|n| n(id));
         let parts = if detail {
             Parts::DETAIL
         } else {
-            Parts::SUMMARY
+            Parts {
+                containers: all_containers,
+                ..Parts::SUMMARY
+            }
         };
         let req = WatchRequest {
             parts: Some(parts),
@@ -381,9 +394,18 @@ async fn session(
             .reset(tokio::time::Instant::now() + down_after);
         let changed = p.demand.changed();
         tokio::pin!(changed);
+        let mut needs_tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + CONTAINER_NEEDS_EVERY,
+            CONTAINER_NEEDS_EVERY,
+        );
         loop {
             tokio::select! {
                 _ = &mut stopped => return Ok(()),
+                _ = needs_tick.tick(), if p.container_needs.is_some() && !detail => {
+                    if p.container_needs.as_ref().is_some_and(|n| n(id)) != all_containers {
+                        break; // reopen with the other parts
+                    }
+                }
                 c = &mut changed => {
                     if c.is_err() {
                         return Ok(());

@@ -50,6 +50,9 @@ pub struct Context {
     /// Whether the alert rules need a host's whole process list (`process_missing`): its
     /// per-minute process fetch then asks for it ([`crate::poller::ProcessNeeds`]).
     pub process_needs: Option<crate::poller::ProcessNeeds>,
+    /// Whether the alert rules need every container of a host (`container_down`,
+    /// `container_memory_percent`): its live stream then asks for them (`Parts.containers`).
+    pub container_needs: Option<crate::poller::ProcessNeeds>,
     /// Tracks the poller tasks (shutdown waits for them).
     pub tracker: TaskTracker,
     /// The server's cancellation; each poller gets a child of it.
@@ -195,6 +198,7 @@ impl Registry {
                     .poller(&target.spec.cluster, &target.spec.name),
                 processes_every: ctx.processes_every,
                 process_needs: ctx.process_needs.clone(),
+                container_needs: ctx.container_needs.clone(),
             },
             cancel.clone(),
         ));

@@ -22,7 +22,7 @@ use smon_runtime::config::FieldError;
 
 use crate::observe::{HostMeta, Observation, gpu_memory_percent};
 use crate::predict::DiskRing;
-use crate::rule::{Condition, Rule};
+use crate::rule::{CONTAINER_FORGET_MS, Condition, Rule};
 use crate::silence::Silence;
 
 /// The engine's settings (`alerts.engine` in `config_app.json`).
@@ -301,6 +301,10 @@ struct HostEntry {
     alerts: Vec<AlertState>,
     rings: Vec<DiskRing>,
     wants_rings: bool,
+    /// Containers (not systemd services) seen, by id (unnamed `container_down`: a container
+    /// gone from a later sample was seen before).
+    seen_containers: HashMap<String, SeenContainer>,
+    wants_containers: bool,
     generation: u32,
 }
 
@@ -463,6 +467,8 @@ impl Engine {
                         alerts: Vec::new(),
                         rings: Vec::new(),
                         wants_rings: false,
+                        seen_containers: HashMap::new(),
+                        wants_containers: false,
                         generation: 0,
                     },
                 );
@@ -581,6 +587,9 @@ impl Engine {
         if h.wants_rings {
             record_rings(&mut h.rings, &obs, now_ms);
         }
+        if h.wants_containers {
+            record_containers(&mut h.seen_containers, snap, now_ms);
+        }
         let expected = self
             .cfg
             .expected_agent_version
@@ -601,6 +610,7 @@ impl Engine {
                 &h.meta,
                 expected,
                 &h.rings,
+                &h.seen_containers,
                 now_ms,
                 &mut |subject: &str, v: &Verdict| {
                     apply(
@@ -716,6 +726,8 @@ impl Engine {
             alerts: Vec::new(),
             rings: Vec::new(),
             wants_rings: false,
+            seen_containers: HashMap::new(),
+            wants_containers: false,
             generation: 0,
         });
         if !h.registered {
@@ -995,6 +1007,17 @@ impl Engine {
         })
     }
 
+    /// Whether host `id` is in the scope of a rule that needs every one of its containers
+    /// (`container_down`, `container_memory_percent`): the aggregator then asks its agent
+    /// for them (`Parts.containers`), not just the summary's top 5.
+    pub fn needs_containers(&self, id: &str) -> bool {
+        self.hosts.get(id).is_some_and(|h| {
+            h.scope
+                .iter()
+                .any(|&r| self.slots[r].rule.needs_containers())
+        })
+    }
+
     /// Whether host `id` is in the scope of a rule that needs the processes on its GPUs
     /// (`gpu_idle_with_memory`, to name who holds the memory).
     pub fn needs_gpu_processes(&self, id: &str) -> bool {
@@ -1063,10 +1086,27 @@ impl Engine {
                     alerts: Vec::new(),
                     rings: Vec::new(),
                     wants_rings: false,
+                    seen_containers: HashMap::new(),
+                    wants_containers: false,
                     generation: 0,
                 });
             let mut a = s.state;
             a.rule_idx = r;
+            if matches!(
+                self.slots[r].rule.condition,
+                Condition::ContainerDown { name: None }
+            ) && (a.firing || a.pending_since.is_some())
+            {
+                // Still missing after the restart: remembered afresh, so that the first
+                // sample does not take it for a container never seen.
+                h.seen_containers.insert(
+                    a.subject.clone(),
+                    SeenContainer {
+                        name: a.subject.clone(),
+                        last_ms: now_ms,
+                    },
+                );
+            }
             h.alerts
                 .retain(|x| !(x.rule == a.rule && x.subject == a.subject));
             let fingerprint = std::mem::take(&mut a.rule_fingerprint);
@@ -1156,6 +1196,15 @@ fn rescope(h: &mut HostEntry, slots: &[Slot]) {
         .any(|&i| matches!(slots[i].rule.condition, Condition::DiskFullWithin { .. }));
     if !h.wants_rings {
         h.rings = Vec::new();
+    }
+    h.wants_containers = h.scope.iter().any(|&i| {
+        matches!(
+            slots[i].rule.condition,
+            Condition::ContainerDown { name: None }
+        )
+    });
+    if !h.wants_containers {
+        h.seen_containers = HashMap::new();
     }
 }
 
@@ -1448,6 +1497,61 @@ fn record_rings(rings: &mut Vec<DiskRing>, obs: &Observation, now_ms: u64) {
     }
 }
 
+/// Whether a sample's `containers` lists every container of the host (a summary lists the
+/// top 5 unless `Parts.containers` was asked).
+fn all_containers(c: &smon_proto::Containers) -> bool {
+    c.items.len() >= c.count as usize
+}
+
+/// Whether a listed container runs: its runtime says `running`, or no runtime says anything
+/// (a cgroup with tasks in it).
+fn container_runs(c: &smon_proto::Container) -> bool {
+    c.state.as_deref().is_none_or(|s| s == "running")
+}
+
+/// A container an unnamed `container_down` has seen.
+#[derive(Debug, Clone)]
+struct SeenContainer {
+    /// Its last name (the alert's subject): the runtime's API names a container some seconds
+    /// after its cgroup appears, so the id, not the name, says it is the same one.
+    name: String,
+    /// When a sample last listed it.
+    last_ms: u64,
+}
+
+/// Remembers the containers (not services) a sample lists, by id; on a sample that lists them
+/// all, forgets those gone for longer than [`CONTAINER_FORGET_MS`].
+fn record_containers(seen: &mut HashMap<String, SeenContainer>, snap: &Snapshot, now_ms: u64) {
+    let Some(c) = snap.containers.as_ref() else {
+        return;
+    };
+    for x in &c.items {
+        if x.kind == "systemd" || x.name.is_empty() {
+            continue;
+        }
+        match seen.get_mut(x.id.as_str()) {
+            Some(s) => {
+                s.last_ms = now_ms;
+                if s.name != x.name {
+                    s.name.clone_from(&x.name);
+                }
+            }
+            None => {
+                seen.insert(
+                    x.id.clone(),
+                    SeenContainer {
+                        name: x.name.clone(),
+                        last_ms: now_ms,
+                    },
+                );
+            }
+        }
+    }
+    if all_containers(c) {
+        seen.retain(|_, s| now_ms.saturating_sub(s.last_ms) <= CONTAINER_FORGET_MS);
+    }
+}
+
 fn no_detail() -> String {
     String::new()
 }
@@ -1491,12 +1595,14 @@ impl IndexBuf {
 /// Evaluates one rule on one sample, calling `out` per subject; false when the sample says
 /// nothing about it (a metric the host does not report, no process list), so that the state
 /// stays as it is.
+#[allow(clippy::too_many_arguments)]
 fn evaluate(
     slot: &Slot,
     obs: &Observation,
     meta: &HostMeta,
     expected_version: &str,
     rings: &[DiskRing],
+    seen_containers: &HashMap<String, SeenContainer>,
     now_ms: u64,
     out: &mut dyn FnMut(&str, &Verdict),
 ) -> bool {
@@ -1563,6 +1669,8 @@ fn evaluate(
                         metric.name().to_owned()
                     } else if metric.label_kind() == Some("gpu") {
                         format!("GPU {subject} {}", metric.name())
+                    } else if metric.label_kind() == Some("container") {
+                        format!("container {subject} memory")
                     } else {
                         subject.to_owned()
                     };
@@ -1598,6 +1706,21 @@ fn evaluate(
                     }
                     true
                 }
+                Some("container") => {
+                    let Some(c) = obs.snapshot().containers.as_ref() else {
+                        return false;
+                    };
+                    for x in &c.items {
+                        if label.as_deref().is_some_and(|l| l != x.name && l != x.id) {
+                            continue;
+                        }
+                        if let Some(p) = container_memory_percent(x) {
+                            verdict(p, &x.name, out);
+                        }
+                    }
+                    // A container missing from a summary may only have left its top 5.
+                    all_containers(c)
+                }
                 Some(_) => {
                     let mut any = false;
                     for g in obs.gpus() {
@@ -1612,6 +1735,89 @@ fn evaluate(
                         }
                     }
                     any
+                }
+            }
+        }
+        Condition::ContainerDown { name } => {
+            let Some(c) = obs.snapshot().containers.as_ref() else {
+                return false;
+            };
+            let complete = all_containers(c);
+            let state_verdict =
+                |x: &smon_proto::Container, subject: &str, out: &mut dyn FnMut(&str, &Verdict)| {
+                    let runs = container_runs(x);
+                    let detail = || match (&x.state, runs) {
+                        (_, true) => format!("container {subject} ({}) runs", x.kind),
+                        (Some(st), false) => format!("container {subject} ({}) is {st}", x.kind),
+                        (None, false) => format!("container {subject} ({}) does not run", x.kind),
+                    };
+                    out(
+                        subject,
+                        &Verdict {
+                            keep: false,
+                            trigger: !runs,
+                            sustain: !runs,
+                            value: None,
+                            detail: &detail,
+                        },
+                    );
+                };
+            match name {
+                Some(want) => {
+                    let found = c
+                        .items
+                        .iter()
+                        .filter(|x| x.name == *want || x.id == *want)
+                        // Of several (a container being replaced), a running one counts.
+                        .max_by_key(|x| container_runs(x));
+                    match found {
+                        Some(x) => state_verdict(x, want, out),
+                        None if complete => {
+                            let detail = || format!("no container {want} runs on the host");
+                            out(
+                                want,
+                                &Verdict {
+                                    keep: false,
+                                    trigger: true,
+                                    sustain: true,
+                                    value: None,
+                                    detail: &detail,
+                                },
+                            );
+                        }
+                        None => {}
+                    }
+                    complete
+                }
+                None => {
+                    for x in &c.items {
+                        if x.kind != "systemd" && !x.name.is_empty() {
+                            state_verdict(x, &x.name, out);
+                        }
+                    }
+                    if !complete {
+                        return false;
+                    }
+                    for s in seen_containers.values() {
+                        let n = &s.name;
+                        // Listed in this sample; or another container of its name is (one
+                        // recreated under the same name by `docker compose up`).
+                        if s.last_ms >= now_ms || c.items.iter().any(|x| x.name == *n) {
+                            continue;
+                        }
+                        let detail = || format!("container {n} is gone from the host");
+                        out(
+                            n,
+                            &Verdict {
+                                keep: false,
+                                trigger: true,
+                                sustain: true,
+                                value: None,
+                                detail: &detail,
+                            },
+                        );
+                    }
+                    true
                 }
             }
         }
@@ -1738,6 +1944,14 @@ fn evaluate(
             any
         }
     }
+}
+
+/// A container's memory in use against its limit, 0-100 rounded to 0.1; `None` without a
+/// limit.
+fn container_memory_percent(c: &smon_proto::Container) -> Option<f64> {
+    let limit = c.memory_limit_bytes.filter(|&l| l > 0)?;
+    let p = c.memory_bytes as f64 * 100.0 / limit as f64;
+    Some((p * 10.0).round() / 10.0)
 }
 
 /// `GPU 0 (NVIDIA A100): 12.0 GiB held by alice (PID 4242 python, 11.5 GiB), ... while idle`.

@@ -1299,3 +1299,268 @@ fn application_degraded_fires_on_its_pseudo_host_and_survives_fleet_changes() {
     );
     assert!(e.alerts(T0 + 5 * S).is_empty());
 }
+
+/// A container `(name, kind, state, memory bytes, limit)`.
+type Ctr<'a> = (&'a str, &'a str, Option<&'a str>, u64, Option<u64>);
+
+/// A sample listing `items` out of `count` containers (a summary lists its top 5 only).
+fn containers(count: u32, items: &[Ctr]) -> Snapshot {
+    Snapshot {
+        containers: Some(smon_proto::Containers {
+            count,
+            items: items
+                .iter()
+                .map(|&(name, kind, state, mem, limit)| smon_proto::Container {
+                    id: format!("{name}-id"),
+                    name: name.into(),
+                    kind: kind.into(),
+                    memory_bytes: mem,
+                    memory_limit_bytes: limit,
+                    state: state.map(str::to_owned),
+                    ..Default::default()
+                })
+                .collect(),
+            error: None,
+        }),
+        ..Default::default()
+    }
+}
+
+fn all(items: &[Ctr]) -> Snapshot {
+    containers(items.len() as u32, items)
+}
+
+const WEB: Ctr = ("web", "docker", Some("running"), 100, None);
+const DB: Ctr = ("db", "docker", Some("running"), 100, None);
+const CRON: Ctr = ("cron.service", "systemd", None, 100, None);
+
+#[test]
+fn container_down_fires_for_a_container_gone_after_for_s_and_resolves_when_back() {
+    let r = rule("ctr", "container_down", |c| c.for_s = 30);
+    let mut e = engine(cfg0(), vec![r], &["lab:n1"]);
+    assert!(e.needs_containers("lab:n1"));
+    e.observe("lab:n1", &all(&[WEB, DB, CRON]), T0);
+    assert!(e.tick(T0).is_empty());
+    // db goes away; a systemd service going away is not watched by the unnamed form.
+    e.observe("lab:n1", &all(&[WEB]), T0 + S);
+    assert!(e.tick(T0 + S).is_empty(), "pending for 30 s");
+    let a = e.alerts(T0 + S);
+    assert_eq!(a.len(), 1, "{a:?}");
+    assert!(a[0].pending && a[0].alert.host.subject == "db");
+    e.observe("lab:n1", &all(&[WEB]), T0 + 31 * S);
+    let d = e.tick(T0 + 31 * S);
+    assert_eq!(
+        subjects(&d),
+        [(
+            AlertStatus::Firing,
+            "db".to_owned(),
+            "container db is gone from the host".to_owned()
+        )]
+    );
+    // A summary (top 5 of 9) that leaves db out says nothing about it: still firing.
+    e.observe("lab:n1", &containers(9, &[WEB]), T0 + 40 * S);
+    assert!(e.tick(T0 + 40 * S).is_empty());
+    assert_eq!(e.firing_on("lab:n1"), 1);
+    e.observe("lab:n1", &all(&[WEB, DB]), T0 + 50 * S);
+    let d = e.tick(T0 + 50 * S);
+    assert_eq!(
+        subjects(&d),
+        [(
+            AlertStatus::Resolved,
+            "db".to_owned(),
+            "container db (docker) runs".to_owned()
+        )]
+    );
+}
+
+#[test]
+fn container_down_fires_on_a_runtime_state_other_than_running() {
+    let r = rule("ctr", "container_down", |_| {});
+    let mut e = engine(cfg0(), vec![r], &["lab:n1"]);
+    e.observe("lab:n1", &all(&[WEB]), T0);
+    let paused = ("web", "docker", Some("paused"), 100, None);
+    e.observe("lab:n1", &all(&[paused]), T0 + S);
+    let d = e.tick(T0 + S);
+    assert_eq!(
+        subjects(&d),
+        [(
+            AlertStatus::Firing,
+            "web".to_owned(),
+            "container web (docker) is paused".to_owned()
+        )]
+    );
+    // No runtime socket (no state): a listed cgroup counts as running.
+    let bare = ("web", "docker", None, 100, None);
+    e.observe("lab:n1", &all(&[bare]), T0 + 2 * S);
+    assert_eq!(summary(&e.tick(T0 + 2 * S)), [resolved(&["lab:n1"])]);
+}
+
+#[test]
+fn an_unnamed_container_down_forgets_a_container_gone_for_an_hour() {
+    let r = rule("ctr", "container_down", |c| c.for_s = 10);
+    let mut e = engine(cfg0(), vec![r], &["lab:n1"]);
+    e.observe("lab:n1", &all(&[WEB, DB]), T0);
+    e.observe("lab:n1", &all(&[WEB]), T0 + S);
+    e.observe("lab:n1", &all(&[WEB]), T0 + 11 * S);
+    assert_eq!(summary(&e.tick(T0 + 11 * S)), [fired(&["lab:n1"])]);
+    // Still gone just before the hour since it was last seen: still firing.
+    let last = T0 + crate::rule::CONTAINER_FORGET_MS;
+    e.observe("lab:n1", &all(&[WEB]), last);
+    assert!(e.tick(last).is_empty());
+    // Then it is taken as removed on purpose: resolved, and forgotten.
+    e.observe("lab:n1", &all(&[WEB]), last + S);
+    assert_eq!(summary(&e.tick(last + S)), [resolved(&["lab:n1"])]);
+    e.observe("lab:n1", &all(&[WEB]), last + 60 * S);
+    assert!(e.tick(last + 60 * S).is_empty());
+    assert!(e.alerts(last + 60 * S).is_empty());
+}
+
+#[test]
+fn a_named_container_down_fires_while_it_is_missing_even_if_never_seen() {
+    let r = rule("ctr", "container_down{db}", |c| c.for_s = 5);
+    let svc = rule("svc", "container_down{cron.service}", |_| {});
+    let mut e = engine(cfg0(), vec![r, svc], &["lab:n1"]);
+    // A summary without db says nothing (db may only have left the top 5).
+    e.observe("lab:n1", &containers(9, &[WEB, CRON]), T0);
+    assert!(e.alerts(T0).is_empty());
+    e.observe("lab:n1", &all(&[WEB, CRON]), T0 + S);
+    e.observe("lab:n1", &all(&[WEB, CRON]), T0 + 6 * S);
+    let d = e.tick(T0 + 6 * S);
+    assert_eq!(
+        subjects(&d),
+        [(
+            AlertStatus::Firing,
+            "db".to_owned(),
+            "no container db runs on the host".to_owned()
+        )]
+    );
+    // A named systemd service is watched too; the name or the id match.
+    e.observe("lab:n1", &all(&[WEB]), T0 + 7 * S);
+    let d = e.tick(T0 + 7 * S);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].notification.rule, "svc");
+    // db back under another name but with the id "db" (the id matches too); cron back.
+    let mut s = all(&[WEB, CRON]);
+    if let Some(c) = s.containers.as_mut() {
+        c.items.push(smon_proto::Container {
+            id: "db".into(),
+            name: "db-2".into(),
+            kind: "docker".into(),
+            ..Default::default()
+        });
+        c.count += 1;
+    }
+    e.observe("lab:n1", &s, T0 + 8 * S);
+    let d = e.tick(T0 + 8 * S);
+    assert_eq!(summary(&d), [resolved(&["lab:n1"]), resolved(&["lab:n1"])]);
+    // A rule that needs no containers does not ask for them.
+    let e2 = engine(
+        cfg0(),
+        vec![rule("c", "cpu_percent > 5", |_| {})],
+        &["lab:n1"],
+    );
+    assert!(!e2.needs_containers("lab:n1"));
+}
+
+#[test]
+fn container_memory_percent_fires_per_container_with_a_limit() {
+    let r = rule("mem", "container_memory_percent > 90", |c| {
+        c.clear = Some(80.0)
+    });
+    let named = rule(
+        "memdb",
+        "container_memory_percent{container=\"db\"} > 50",
+        |_| {},
+    );
+    let mut e = engine(cfg0(), vec![r, named], &["lab:n1"]);
+    assert!(e.needs_containers("lab:n1"));
+    let web = |mem| ("web", "docker", Some("running"), mem, Some(1000));
+    let db = |mem| ("db", "docker", Some("running"), mem, Some(1000));
+    let nolimit = ("big", "docker", Some("running"), u64::MAX / 2, None);
+    e.observe("lab:n1", &all(&[web(950), db(600), nolimit]), T0);
+    let d = e.tick(T0);
+    let mut got = subjects(&d);
+    got.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        got,
+        [
+            (
+                AlertStatus::Firing,
+                "db".to_owned(),
+                "container db memory is 60 % (> 50)".to_owned()
+            ),
+            (
+                AlertStatus::Firing,
+                "web".to_owned(),
+                "container web memory is 95 % (> 90)".to_owned()
+            ),
+        ]
+    );
+    // Hysteresis: 85 % keeps web firing; a summary leaving db out keeps db's alert.
+    e.observe("lab:n1", &containers(9, &[web(850)]), T0 + S);
+    assert!(e.tick(T0 + S).is_empty());
+    assert_eq!(e.firing_on("lab:n1"), 2);
+    // Below the clear threshold web resolves; db gone from a full list resolves too.
+    e.observe("lab:n1", &all(&[web(700)]), T0 + 2 * S);
+    let d = e.tick(T0 + 2 * S);
+    let mut got: Vec<String> = subjects(&d).into_iter().map(|x| x.1).collect();
+    got.sort();
+    assert_eq!(got, ["db", "web"]);
+    assert_eq!(e.firing_on("lab:n1"), 0);
+}
+
+#[test]
+fn a_container_down_alert_survives_a_restart_and_resolves_when_back() {
+    let rules = || vec![rule("ctr", "container_down", |_| {})];
+    let mut e = engine(cfg0(), rules(), &["lab:n1"]);
+    e.observe("lab:n1", &all(&[WEB, DB]), T0);
+    e.observe("lab:n1", &all(&[WEB]), T0 + S);
+    assert_eq!(summary(&e.tick(T0 + S)), [fired(&["lab:n1"])]);
+    let json = serde_json::to_string(&e.export()).expect("json");
+    let mut e2 = Engine::new(cfg0());
+    e2.set_rules(rules(), T0 + 2 * S);
+    e2.import(serde_json::from_str(&json).expect("state"), T0 + 2 * S);
+    e2.set_hosts(vec![meta("lab:n1")], T0 + 2 * S);
+    // db is still gone after the restart: the alert keeps firing, nothing is sent again.
+    e2.observe("lab:n1", &all(&[WEB]), T0 + 3 * S);
+    assert!(e2.tick(T0 + 3 * S).is_empty());
+    assert_eq!(e2.firing_on("lab:n1"), 1);
+    e2.observe("lab:n1", &all(&[WEB, DB]), T0 + 4 * S);
+    assert_eq!(summary(&e2.tick(T0 + 4 * S)), [resolved(&["lab:n1"])]);
+}
+
+#[test]
+fn a_container_renamed_by_its_runtime_or_recreated_under_its_name_is_not_down() {
+    let r = rule("ctr", "container_down", |_| {});
+    let mut e = engine(cfg0(), vec![r], &["lab:n1"]);
+    let one = |id: &str, name: &str| {
+        let mut s = all(&[WEB]);
+        if let Some(c) = s.containers.as_mut() {
+            c.items[0].id = id.into();
+            c.items[0].name = name.into();
+        }
+        s
+    };
+    // First named by its id's 12 digits, then by the runtime's API: the same container.
+    e.observe("lab:n1", &one("5c35812f0817aa", "5c35812f0817"), T0);
+    e.observe("lab:n1", &one("5c35812f0817aa", "web"), T0 + S);
+    // Recreated under the same name (a new id): not down either.
+    e.observe("lab:n1", &one("77aa00bb11cc22", "web"), T0 + 2 * S);
+    assert!(e.tick(T0 + 2 * S).is_empty());
+    assert!(
+        e.alerts(T0 + 2 * S).is_empty(),
+        "{:?}",
+        e.alerts(T0 + 2 * S)
+    );
+    // Then gone: one alert, under its last name.
+    e.observe("lab:n1", &all(&[]), T0 + 3 * S);
+    let d = e.tick(T0 + 3 * S);
+    assert_eq!(
+        subjects(&d),
+        [(
+            AlertStatus::Firing,
+            "web".to_owned(),
+            "container web is gone from the host".to_owned()
+        )]
+    );
+}

@@ -53,11 +53,14 @@ pub enum Metric {
     DiskReadBytesPerS,
     /// Bytes written per second, all filesystems listed.
     DiskWriteBytesPerS,
+    /// A container's memory in use against its limit, 0-100 (one per container that has a
+    /// limit; `Container.memory_bytes / memory_limit_bytes`, the page cache left out).
+    ContainerMemoryPercent,
 }
 
 impl Metric {
     /// Every metric, in the order the docs list them.
-    pub const ALL: [Metric; 21] = [
+    pub const ALL: [Metric; 22] = [
         Self::CpuPercent,
         Self::MemPercent,
         Self::SwapPercent,
@@ -79,6 +82,7 @@ impl Metric {
         Self::NetTxBytesPerS,
         Self::DiskReadBytesPerS,
         Self::DiskWriteBytesPerS,
+        Self::ContainerMemoryPercent,
     ];
 
     /// The name in rules (and in the history).
@@ -105,6 +109,7 @@ impl Metric {
             Self::NetTxBytesPerS => "net_tx_bytes_per_s",
             Self::DiskReadBytesPerS => "disk_read_bytes_per_s",
             Self::DiskWriteBytesPerS => "disk_write_bytes_per_s",
+            Self::ContainerMemoryPercent => "container_memory_percent",
         }
     }
 
@@ -113,8 +118,8 @@ impl Metric {
         Self::ALL.into_iter().find(|m| m.name() == name)
     }
 
-    /// What the label of a per-mount or per-GPU metric names (`mount`, `gpu`), `None` for a
-    /// host-wide one.
+    /// What the label of a per-mount, per-GPU or per-container metric names (`mount`, `gpu`,
+    /// `container`: its name), `None` for a host-wide one.
     pub fn label_kind(self) -> Option<&'static str> {
         match self {
             Self::DiskPercent => Some("mount"),
@@ -127,6 +132,7 @@ impl Metric {
             | Self::GpuRemappedRowsUncorrectable
             | Self::GpuXidErrors
             | Self::GpuThrottleReasons => Some("gpu"),
+            Self::ContainerMemoryPercent => Some("container"),
             _ => None,
         }
     }
@@ -272,7 +278,22 @@ pub enum Condition {
         /// One application, or every one when `None`.
         application: Option<String>,
     },
+    /// A container stopped (checked on samples that carry every container of the host).
+    /// Named (`container_down{web}`): no running container of that name (or id) is on the
+    /// host, whether or not one was ever seen; it resolves when one runs. Unnamed: a
+    /// container (not a systemd service) seen running that is gone from the host's cgroups
+    /// or whose runtime state is no longer `running`; it resolves when it is back, or once
+    /// it has been gone for [`CONTAINER_FORGET_MS`] (taken as removed on purpose).
+    ContainerDown {
+        /// One container name or id, or every container seen when `None`.
+        name: Option<String>,
+    },
 }
+
+/// How long an unnamed `container_down` remembers a container that is gone: after this its
+/// alert resolves (the container is taken as removed on purpose) and it is forgotten. A
+/// container that must run is named in the rule (`container_down{web}`), which never forgets.
+pub const CONTAINER_FORGET_MS: u64 = 3_600_000;
 
 impl Condition {
     /// Whether this condition reads the host state rather than samples.
@@ -377,6 +398,19 @@ impl Rule {
         matches!(self.condition, Condition::ProcessMissing { .. })
     }
 
+    /// Whether the rule needs every container of the hosts in scope (a summary carries only
+    /// the top 5 by CPU).
+    pub fn needs_containers(&self) -> bool {
+        matches!(
+            self.condition,
+            Condition::ContainerDown { .. }
+                | Condition::Threshold {
+                    metric: Metric::ContainerMemoryPercent,
+                    ..
+                }
+        )
+    }
+
     /// Whether the rule needs the processes on each GPU of the hosts in scope.
     pub fn needs_gpu_processes(&self) -> bool {
         matches!(self.condition, Condition::GpuIdleWithMemory { .. })
@@ -385,8 +419,8 @@ impl Rule {
 
 const CONDITIONS: &str = "host_down, METRIC OP VALUE (e.g. 'cpu_percent > 90', \
 'disk_percent{/var} >= 95'), process_missing, unresponsive, version_mismatch, disk_full_within, \
-gpu_idle_with_memory, service_down, program_not_running, program_fatal or \
-application_degraded";
+gpu_idle_with_memory, service_down, program_not_running, program_fatal, \
+application_degraded or container_down";
 
 /// Validates `alerts.rules[]` (`path` is the array's field path, e.g. `alerts.rules`): every
 /// problem of every rule, or the rules.
@@ -596,6 +630,7 @@ fn parse_when(c: &RuleConfig, at: &str, errors: &mut Vec<FieldError>) -> Option<
                 Condition::ProgramNotRunning { program: label }
             })
         }
+        "container_down" => Some(Condition::ContainerDown { name: label }),
         "process_missing" => {
             no_label(errors);
             match c.process.as_deref().map(str::trim) {
@@ -692,11 +727,11 @@ fn split_label(s: &str) -> Result<(&str, Option<String>), String> {
     Ok((s[..open].trim(), Some(label)))
 }
 
-/// The inside of `{...}`: `/var`, `"/var"`, `mount="/var"` or `gpu="0"`.
+/// The inside of `{...}`: `/var`, `"/var"`, `mount="/var"`, `gpu="0"` or `container="web"`.
 fn parse_label(inner: &str) -> Result<String, String> {
     let mut v = inner.trim();
     if let Some((k, rest)) = v.split_once('=')
-        && matches!(k.trim(), "mount" | "gpu")
+        && matches!(k.trim(), "mount" | "gpu" | "container" | "name")
     {
         v = rest.trim();
     }
@@ -855,6 +890,38 @@ mod tests {
             }
         );
         assert!(one_error(&cfg("s", "service_dwn")).contains("service_down"));
+    }
+
+    #[test]
+    fn container_conditions_parse_with_or_without_a_name() {
+        let r = compile_rule(&cfg("c", "container_down"), "r").expect("ok");
+        assert_eq!(r.condition, Condition::ContainerDown { name: None });
+        assert!(r.needs_containers() && !r.needs_processes());
+        let r = compile_rule(&cfg("c", "container_down{container=\"web\"}"), "r").expect("ok");
+        assert_eq!(
+            r.condition,
+            Condition::ContainerDown {
+                name: Some("web".into())
+            }
+        );
+        let r = compile_rule(&cfg("m", "container_memory_percent{db} > 90"), "r").expect("ok");
+        assert!(r.needs_containers());
+        assert_eq!(
+            r.condition,
+            Condition::Threshold {
+                metric: Metric::ContainerMemoryPercent,
+                label: Some("db".into()),
+                op: Op::Gt,
+                value: 90.0,
+                clear: 90.0
+            }
+        );
+        assert!(
+            !compile_rule(&cfg("c", "cpu_percent > 9"), "r")
+                .expect("ok")
+                .needs_containers()
+        );
+        assert!(one_error(&cfg("c", "container_dwn")).contains("container_down"));
     }
 
     #[test]

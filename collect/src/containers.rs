@@ -66,7 +66,7 @@ impl Default for ContainersConfig {
 pub enum Kind {
     /// Docker (`/docker/<id>`, `docker-<id>.scope`).
     Docker,
-    /// Podman (`libpod-<id>.scope`).
+    /// Podman (`libpod-<id>.scope`; `/libpod_parent/libpod-<id>` with its cgroupfs manager).
     Podman,
     /// containerd without Kubernetes (`cri-containerd-<id>.scope`).
     Containerd,
@@ -159,6 +159,14 @@ pub fn classify(path: &str) -> Option<Classified> {
     }
     if parent == "docker" && is_hex_id(last) {
         return Some(container(Kind::Docker, last));
+    }
+    // Podman with its cgroupfs manager (no systemd): `/libpod_parent/libpod-<id>`, no
+    // `.scope` (seen with Podman 4.3 on Debian 12, hybrid cgroups).
+    if parent == "libpod_parent"
+        && let Some(id) = last.strip_prefix("libpod-")
+        && is_hex_id(id)
+    {
+        return Some(container(Kind::Podman, id));
     }
     if parent == "lxc" {
         return Some(Classified {
@@ -641,6 +649,11 @@ mod tests {
             Some((Kind::Podman, short.clone()))
         );
         assert_eq!(k(&format!("/machine.slice/libpod-conmon-{A}.scope")), None);
+        assert_eq!(
+            k(&format!("/libpod_parent/libpod-{A}")),
+            Some((Kind::Podman, short.clone()))
+        );
+        assert_eq!(k("/libpod_parent/conmon"), None);
         assert_eq!(
             k(&format!("/system.slice/cri-containerd-{A}.scope")),
             Some((Kind::Containerd, short.clone()))

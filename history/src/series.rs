@@ -68,7 +68,15 @@ pub const METRICS: &[Metric] = &[
     m("gpu_fan_percent", 100.0, true, Mean),
     m("processes", 1.0, false, Sum),
     m("sessions", 1.0, false, Sum),
+    m("container_cpu_percent", 100.0, true, Sum),
+    m("container_memory_bytes", 1.0, true, Sum),
+    m("container_memory_percent", 100.0, true, Mean),
 ];
+
+/// How many containers per host each sample stores (the busiest by CPU, as a summary lists
+/// them: `Containers.SUMMARY_TOP`), so that a host with hundreds of short-lived containers
+/// cannot grow its series without bound. A container outside them has no point that second.
+pub const CONTAINERS_TOP: usize = smon_proto::Containers::SUMMARY_TOP;
 
 /// The metric called `name`, if there is one.
 pub fn metric(name: &str) -> Option<&'static Metric> {
@@ -103,7 +111,8 @@ impl Value {
 
 impl Metric {
     /// What the label of a labelled metric names, as a Prometheus label (`mount`, `interface`,
-    /// `sensor`, `gpu`: the index); `None` for a metric without labels.
+    /// `sensor`, `gpu`: the index, `container`: its name); `None` for a metric without
+    /// labels.
     pub fn label_kind(&self) -> Option<&'static str> {
         if !self.labelled {
             return None;
@@ -115,6 +124,8 @@ impl Metric {
             "interface"
         } else if n.starts_with("gpu_") {
             "gpu"
+        } else if n.starts_with("container_") {
+            "container"
         } else {
             "sensor"
         })
@@ -218,6 +229,23 @@ pub fn each_value(s: &Snapshot, f: &mut impl FnMut(&'static Metric, &str, f64)) 
     }
     push("processes", "", f64::from(s.process_count));
     push("sessions", "", s.sessions.len() as f64);
+    if let Some(c) = &s.containers {
+        // The agent lists them by CPU, highest first; a detail lists them all.
+        let mut top: Vec<&smon_proto::Container> = c.items.iter().collect();
+        if top.len() > CONTAINERS_TOP {
+            top.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent));
+            top.truncate(CONTAINERS_TOP);
+        }
+        for x in top.into_iter().filter(|x| !x.name.is_empty()) {
+            let l = x.name.as_str();
+            push("container_cpu_percent", l, f64::from(x.cpu_percent));
+            push("container_memory_bytes", l, x.memory_bytes as f64);
+            if let Some(limit) = x.memory_limit_bytes.filter(|l| *l > 0) {
+                let p = x.memory_bytes as f64 * 100.0 / limit as f64;
+                push("container_memory_percent", l, p);
+            }
+        }
+    }
 }
 
 /// A metric as a query names it: `name` (every label) or `name{label}`.
@@ -365,6 +393,45 @@ mod tests {
         v.iter()
             .find(|x| x.metric.name == name && x.label == label)
             .map(|x| x.value)
+    }
+
+    #[test]
+    fn a_sample_stores_its_busiest_containers_only() {
+        let mut s = Snapshot::default();
+        let items = (0..9u32)
+            .map(|i| smon_proto::Container {
+                name: format!("c{i}"),
+                cpu_percent: i as f32,
+                memory_bytes: u64::from(i) * 100,
+                memory_limit_bytes: (i == 8).then_some(1_000),
+                ..Default::default()
+            })
+            .collect();
+        s.containers = Some(smon_proto::Containers {
+            count: 9,
+            items,
+            error: None,
+        });
+        let v = values(&s);
+        assert_eq!(get(&v, "container_cpu_percent", "c8"), Some(8.0));
+        assert_eq!(get(&v, "container_memory_bytes", "c8"), Some(800.0));
+        assert_eq!(get(&v, "container_memory_percent", "c8"), Some(80.0));
+        assert_eq!(get(&v, "container_memory_percent", "c7"), None, "no limit");
+        let kept: Vec<&str> = v
+            .iter()
+            .filter(|x| x.metric.name == "container_cpu_percent")
+            .map(|x| x.label.as_str())
+            .collect();
+        assert_eq!(kept.len(), CONTAINERS_TOP);
+        assert!(
+            kept.iter()
+                .all(|l| ["c4", "c5", "c6", "c7", "c8"].contains(l))
+        );
+        assert_eq!(
+            metric("container_memory_bytes").and_then(Metric::label_kind),
+            Some("container")
+        );
+        assert!(parse_selector("container_cpu_percent{c8}").is_ok());
     }
 
     #[test]

@@ -15,10 +15,10 @@ impl Containers {
     pub const SUMMARY_TOP: usize = 5;
 
     /// This part as a snapshot with `parts` carries it: every item in the detail
-    /// (`Parts.processes`), else the top [`Containers::SUMMARY_TOP`] by CPU. The count and the
-    /// error are kept either way.
+    /// (`Parts.processes`) or with `Parts.containers`, else the top
+    /// [`Containers::SUMMARY_TOP`] by CPU. The count and the error are kept either way.
     pub fn for_parts(&self, parts: &Parts) -> Containers {
-        if parts.processes {
+        if parts.processes || parts.containers {
             return self.clone();
         }
         let mut items = self.items.clone();
@@ -39,6 +39,7 @@ impl Parts {
         per_core: true,
         gpu_processes: true,
         top_processes: 0,
+        containers: true,
     };
     /// Nothing heavy: what a cluster overview polls.
     pub const SUMMARY: Parts = Parts {
@@ -46,6 +47,7 @@ impl Parts {
         per_core: false,
         gpu_processes: false,
         top_processes: 0,
+        containers: false,
     };
 
     /// The processes [`Parts::top_processes`] asks for out of a whole list: the top N by CPU
@@ -103,5 +105,30 @@ mod tests {
         assert_eq!(pids(Parts::top_of(3, &procs)), [2, 4, 3, 5, 1]);
         assert!(Parts::top_of(0, &procs).is_empty());
         assert_eq!(Parts::top_of(10, &procs).len(), 6);
+    }
+
+    #[test]
+    fn a_summary_carries_the_top_containers_unless_parts_asks_for_all() {
+        let c = Containers {
+            count: 8,
+            items: (0..8)
+                .map(|i| Container {
+                    name: format!("c{i}"),
+                    cpu_percent: i as f32,
+                    ..Container::default()
+                })
+                .collect(),
+            error: None,
+        };
+        let s = c.for_parts(&Parts::SUMMARY);
+        assert_eq!(s.count, 8);
+        let names: Vec<&str> = s.items.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(names, ["c7", "c6", "c5", "c4", "c3"]);
+        let all = Parts {
+            containers: true,
+            ..Parts::SUMMARY
+        };
+        assert_eq!(c.for_parts(&all).items.len(), 8);
+        assert_eq!(c.for_parts(&Parts::DETAIL).items.len(), 8);
     }
 }

@@ -11,7 +11,10 @@
 //! `_celsius`, `_watts`, `_hertz`, `_percent` for 0-100, `_bytes_per_second` for rates the
 //! agent measures); counters end in `_total`. Every host series has the labels `cluster` and
 //! `host`; GPU series add `gpu` (the index), `gpu_name` and `uuid`, disk series `device`,
-//! `mount` and `fs_type`, network series `interface`, temperature series `sensor`. A value the
+//! `mount` and `fs_type`, network series `interface`, temperature series `sensor`, container
+//! series `container` (its name) and `kind` (docker, podman, systemd, ...), for at most
+//! [`CONTAINERS_TOP`] containers per host, the busiest by CPU (`smon_host_containers` counts
+//! them all). A value the
 //! host cannot measure has no sample (never 0). Sample series are exported only while the host
 //! is `up`: a stale or down host keeps `smon_host_up`, `smon_host_state`,
 //! `smon_host_last_seen_age_seconds` and `smon_host_info`, so that a dead host's last values do
@@ -32,7 +35,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
-use smon_proto::{Cpu, Gpu, HostInfo, Snapshot};
+use smon_proto::{Container, Containers, Cpu, Gpu, HostInfo, Parts, Snapshot};
 
 use crate::store::ClusterStore;
 use crate::wire::{HostRow, Status};
@@ -497,9 +500,16 @@ fn summary(s: &Snapshot) -> Snapshot {
         temperatures: s.temperatures.clone(),
         errors: s.errors.clone(),
         gpus_unix_ms: s.gpus_unix_ms,
+        // The top by CPU, whatever the store holds (all of them while a browser watches):
+        // the label sets stay bounded per host.
+        containers: s.containers.as_ref().map(|c| c.for_parts(&Parts::SUMMARY)),
         ..Snapshot::default()
     }
 }
+
+/// How many containers per host have series (the busiest by CPU, as a summary carries them):
+/// a host running hundreds of short-lived containers must not flood the scraper with series.
+pub const CONTAINERS_TOP: usize = Containers::SUMMARY_TOP;
 
 /// Writes one gauge family: the descriptor, then a sample per item; nothing at all when no item
 /// has a value.
@@ -549,7 +559,102 @@ fn encode_hosts(hosts: &[HostCopy], now_ms: u64, enc: &mut DescriptorEncoder) ->
     encode_disks(hosts, enc)?;
     encode_networks(hosts, enc)?;
     encode_gpus(hosts, enc)?;
+    encode_containers(hosts, enc)?;
     encode_temperatures(hosts, enc)
+}
+
+/// Containers and services: their count, then the top [`CONTAINERS_TOP`] by CPU per host.
+fn encode_containers(hosts: &[HostCopy], enc: &mut DescriptorEncoder) -> fmt::Result {
+    gauge(
+        enc,
+        "smon_host_containers",
+        "Containers and systemd services found in the host's cgroups (all of them; the \
+         smon_container_* series cover the busiest few).",
+        hosts.iter().filter_map(|h| {
+            let c = h.live()?.containers.as_ref()?;
+            Some((h.labels(), c.count))
+        }),
+    )?;
+    let items = || {
+        hosts.iter().flat_map(|h| {
+            h.live()
+                .into_iter()
+                .flat_map(|s| s.containers.iter())
+                .flat_map(move |c| {
+                    c.items.iter().take(CONTAINERS_TOP).map(move |x| {
+                        let labels = [("container", x.name.as_str()), ("kind", x.kind.as_str())];
+                        ((h.labels(), labels), x)
+                    })
+                })
+        })
+    };
+    let g = |enc: &mut DescriptorEncoder,
+             name: &str,
+             help: &str,
+             f: &dyn Fn(&Container) -> Option<f64>| {
+        gauge(
+            enc,
+            name,
+            help,
+            items().filter_map(|(l, x)| Some((l, f(x)?))),
+        )
+    };
+    g(
+        enc,
+        "smon_container_cpu_percent",
+        "CPU use in percent of one core (100 = one core busy).",
+        &|x| Some(f64::from(x.cpu_percent)),
+    )?;
+    g(
+        enc,
+        "smon_container_memory_bytes",
+        "Memory in use, the page cache left out.",
+        &|x| Some(x.memory_bytes as f64),
+    )?;
+    g(
+        enc,
+        "smon_container_memory_limit_bytes",
+        "Its memory limit (absent when unlimited).",
+        &|x| x.memory_limit_bytes.map(|b| b as f64),
+    )?;
+    g(
+        enc,
+        "smon_container_memory_cache_bytes",
+        "Page cache charged to it.",
+        &|x| Some(x.memory_cache_bytes as f64),
+    )?;
+    g(
+        enc,
+        "smon_container_pids",
+        "Tasks in it (processes and threads).",
+        &|x| Some(f64::from(x.pids)),
+    )?;
+    g(
+        enc,
+        "smon_container_io_read_bytes_per_second",
+        "Block device bytes read per second.",
+        &|x| Some(x.io_read_bytes_per_s as f64),
+    )?;
+    g(
+        enc,
+        "smon_container_io_write_bytes_per_second",
+        "Block device bytes written per second.",
+        &|x| Some(x.io_write_bytes_per_s as f64),
+    )?;
+    g(
+        enc,
+        "smon_container_network_receive_bytes_per_second",
+        "Bytes received per second over its own network namespace (absent when it shares \
+         the host's).",
+        &|x| x.net_rx_bytes_per_s.map(|b| b as f64),
+    )?;
+    g(
+        enc,
+        "smon_container_network_transmit_bytes_per_second",
+        "Bytes sent per second over its own network namespace (absent when it shares the \
+         host's).",
+        &|x| x.net_tx_bytes_per_s.map(|b| b as f64),
+    )
 }
 
 /// Host states, hosts by state per cluster, last-seen age and host facts.
@@ -1457,6 +1562,79 @@ mod tests {
         assert_eq!(v(&format!("smon_gpu_read_error{{{N1},{g0}}}")), 1.0);
         assert_eq!(v(&format!("smon_gpu_read_error{{{N1},{g1}}}")), 0.0);
         assert_eq!(v(&format!("smon_gpu_reading_age_seconds{{{N1}}}")), 0.5);
+    }
+
+    #[test]
+    fn containers_are_exported_for_the_busiest_few_with_a_count() {
+        let mut snap = snapshot();
+        let items: Vec<Container> = (0..8u32)
+            .map(|i| Container {
+                id: format!("{i:064x}"),
+                name: format!("c{i}"),
+                kind: if i == 0 { "systemd" } else { "docker" }.into(),
+                cpu_percent: i as f32 * 10.0,
+                memory_bytes: u64::from(i) << 20,
+                memory_limit_bytes: (i == 7).then_some(1 << 30),
+                pids: i,
+                net_rx_bytes_per_s: (i == 6).then_some(1_500),
+                ..Default::default()
+            })
+            .collect();
+        // As a detail carries them (a browser watches): all 8, in no order.
+        snap.containers = Some(Containers {
+            count: 8,
+            items,
+            error: None,
+        });
+        let mut st = ClusterStore::new(vec![spec("lab", "n1")], StoreConfig::for_interval(1000), 0);
+        assert!(st.apply("lab:n1", snap, 1_000));
+        let t = Metrics::with_clock(
+            Arc::new(Mutex::new(st)),
+            &Telemetry::default(),
+            "app",
+            || 1_500,
+        )
+        .render()
+        .expect("render");
+        let v = |s: &str| value(&t, s).unwrap_or_else(|| panic!("no sample {s} in\n{t}"));
+        assert_eq!(v(&format!("smon_host_containers{{{N1}}}")), 8.0);
+        let c7 = r#"container="c7",kind="docker""#;
+        assert_eq!(v(&format!("smon_container_cpu_percent{{{N1},{c7}}}")), 70.0);
+        assert_eq!(
+            v(&format!("smon_container_memory_bytes{{{N1},{c7}}}")),
+            f64::from(7u32 << 20)
+        );
+        assert_eq!(
+            v(&format!("smon_container_memory_limit_bytes{{{N1},{c7}}}")),
+            f64::from(1u32 << 30)
+        );
+        assert_eq!(v(&format!("smon_container_pids{{{N1},{c7}}}")), 7.0);
+        let c6 = r#"container="c6",kind="docker""#;
+        assert_eq!(
+            v(&format!(
+                "smon_container_network_receive_bytes_per_second{{{N1},{c6}}}"
+            )),
+            1_500.0
+        );
+        // No limit, no namespace of its own: no sample.
+        assert_eq!(
+            value(
+                &t,
+                &format!("smon_container_memory_limit_bytes{{{N1},{c6}}}")
+            ),
+            None
+        );
+        // Only the top 5 by CPU (c3..c7) have series.
+        let names: std::collections::BTreeSet<&str> = t
+            .lines()
+            .filter(|l| l.starts_with("smon_container_cpu_percent{"))
+            .filter_map(|l| l.split("container=\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(
+            names.into_iter().collect::<Vec<_>>(),
+            ["c3", "c4", "c5", "c6", "c7"]
+        );
+        assert_eq!(CONTAINERS_TOP, 5);
     }
 
     #[test]

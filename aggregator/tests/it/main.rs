@@ -10,6 +10,7 @@ mod applications_declared;
 mod browser;
 mod cli;
 mod config_fixtures;
+mod containers;
 mod containers_ui;
 mod fleet;
 mod history;
