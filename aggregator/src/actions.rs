@@ -10,7 +10,7 @@
 //! - **Check**: the reachability checker's ping and service checks, now ([`crate::reach`]);
 //!   `ok` when nothing checked is down.
 //!
-//! - **Programs and signals** (`docs/protocol-programs.md`): supervisord programs started,
+//! - **Programs and signals** (`web/PROTOCOL.md`, "Programs and signals"): supervisord programs started,
 //!   stopped, restarted and their logs tailed (`Control.Program`, `Control.TailLog`), a
 //!   signal sent to a process (`Control.Signal`), all through the host's own agent with its
 //!   control token.

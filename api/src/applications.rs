@@ -1,4 +1,4 @@
-//! The wire types of the applications routes (`docs/protocol-applications.md`): the fleet's
+//! The wire types of the applications routes (`web/PROTOCOL.md`, "Applications"): the fleet's
 //! supervisord programs seen across hosts (the Applications page), the applications declared
 //! in `config_app.json` (`applications[]`) with where they run and what the aggregator decided,
 //! and the answers of the fleet-wide program and application actions; shared by the server

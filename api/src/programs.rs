@@ -1,10 +1,10 @@
-//! The wire types of the program routes (`docs/protocol-programs.md`): a host's supervisord
+//! The wire types of the program routes (`web/PROTOCOL.md`, "Programs and signals"): a host's supervisord
 //! programs, what a program action did, a log's tail, and what a signal did; shared by the
 //! server (`smon-web`) and its clients (`smonctl`).
 
 use serde::{Deserialize, Serialize};
 
-/// What may be done to a supervisord program (`docs/protocol-programs.md`).
+/// What may be done to a supervisord program (`web/PROTOCOL.md`, "Programs and signals").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProgramVerb {

@@ -39,7 +39,7 @@ pub trait ActionsService: Send + Sync {
 }
 
 /// The server's control of hosts' supervisord programs and processes, through their agents
-/// (`docs/protocol-programs.md`).
+/// (`web/PROTOCOL.md`, "Programs and signals").
 #[async_trait::async_trait]
 pub trait ProgramsService: Send + Sync {
     /// Starts, stops or restarts the program `name` (`group:name`, `group:*`) of host `id`.
@@ -70,7 +70,7 @@ pub trait ProgramsService: Send + Sync {
 }
 
 /// The server's declared applications (`applications[]` in `config_app.json`,
-/// `docs/protocol-applications.md`): what they are doing, and starting or stopping them.
+/// `web/PROTOCOL.md`, "Applications"): what they are doing, and starting or stopping them.
 #[async_trait::async_trait]
 pub trait ApplicationsService: Send + Sync {
     /// The declared applications now, in configuration order.

@@ -148,11 +148,11 @@ pub struct Web {
     /// Set with [`Web::with_actions`].
     pub actions: Option<Arc<dyn crate::acting::ActionsService>>,
     /// The server's control of supervisord programs and processes behind the program routes
-    /// (`docs/protocol-programs.md`); `None` when it has none (503). Set with
+    /// (`web/PROTOCOL.md`, "Programs and signals"); `None` when it has none (503). Set with
     /// [`Web::with_programs`].
     pub programs: Option<Arc<dyn crate::acting::ProgramsService>>,
     /// The server's declared applications behind the applications routes
-    /// (`docs/protocol-applications.md`); `None` when it has none (the fleet's programs are
+    /// (`web/PROTOCOL.md`, "Applications"); `None` when it has none (the fleet's programs are
     /// still listed). Set with [`Web::with_applications`].
     pub applications: Option<Arc<dyn crate::acting::ApplicationsService>>,
     /// The server's inventory behind the inventory routes (`docs/protocol-inventory.md`);

@@ -1,4 +1,4 @@
-//! The fleet's programs (`docs/protocol-applications.md`): `GET /api/v1/applications` lists
+//! The fleet's programs (`web/PROTOCOL.md`, "Applications"): `GET /api/v1/applications` lists
 //! every supervisord group and program seen on any host's latest sample, with its state on
 //! each host and its CPU and memory summed from the process lists, beside the declared
 //! applications of [`crate::acting::ApplicationsService`] (viewers too); and, for admins,

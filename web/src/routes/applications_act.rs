@@ -1,4 +1,4 @@
-//! The declared applications' action routes (`docs/protocol-applications.md`): start, stop
+//! The declared applications' action routes (`web/PROTOCOL.md`, "Applications"): start, stop
 //! or restart one application (`POST /api/v1/applications/{name}/{verb}`) or every one
 //! (`POST /api/v1/applications/{verb}`: starts in `start_after` order, stops in reverse),
 //! through the server's [`ApplicationsService`]. Admins only; every action is logged and

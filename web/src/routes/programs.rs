@@ -1,4 +1,4 @@
-//! The program routes (`docs/protocol-programs.md`): a host's supervisord programs as its
+//! The program routes (`web/PROTOCOL.md`, "Programs and signals"): a host's supervisord programs as its
 //! latest sample shows them (viewers too), and, for admins, starting, stopping and restarting
 //! a program, tailing its log (once, or live as server-sent events), and sending a signal to
 //! a process, through the host's agent
