@@ -5,7 +5,7 @@
 //! processes. Needs root (or a delegated cgroup tree); skipped with a message otherwise. The
 //! cgroup is removed and the processes killed even when the test fails.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -14,75 +14,9 @@ use smon_proto::{GetSnapshotRequest, Parts};
 
 use crate::support::{self, TOKEN};
 
-/// The cgroup made for the test, and the processes in it; dropping it cleans up.
-struct TestCgroup {
-    /// Directories made, deepest last (removed in reverse).
-    made: Vec<PathBuf>,
-    children: Vec<Child>,
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for d in self.made.iter().rev() {
-            // A cgroup is busy for a moment after its last task is reaped.
-            for _ in 0..50 {
-                if std::fs::remove_dir(d).is_ok() || !d.exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-}
-
-/// The hierarchies the collector reads on this machine.
-fn hierarchies(layout: &Layout) -> Vec<PathBuf> {
-    match layout {
-        Layout::V2(root) => vec![root.clone()],
-        Layout::V1 {
-            cpuacct,
-            memory,
-            pids,
-            blkio,
-        } => [cpuacct, memory, pids, blkio]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect(),
-    }
-}
-
-/// Makes `rel` in every hierarchy and moves the children in; `Err` says why it cannot. The
-/// `cgroup.procs` files of the new cgroup come back.
-fn make(layout: &Layout, rel: &str, cg: &mut TestCgroup) -> Result<Vec<PathBuf>, String> {
-    let mut procs = Vec::new();
-    for h in hierarchies(layout) {
-        let mut dir = h.clone();
-        for part in rel.split('/') {
-            dir.push(part);
-            if !dir.exists() {
-                std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-                cg.made.push(dir.clone());
-            }
-        }
-        for c in &cg.children {
-            std::fs::write(dir.join("cgroup.procs"), c.id().to_string())
-                .map_err(|e| format!("move {} into {}: {e}", c.id(), dir.display()))?;
-        }
-        procs.push(dir.join("cgroup.procs"));
-    }
-    Ok(procs)
-}
-
-/// A shell that moves itself into the cgroup (`procs` files as arguments), then holds 32 MiB
-/// in a variable (charged to the cgroup: v1 charges memory where it is allocated) and spins.
-const BUSY: &str = r#"for f in "$@"; do echo $$ > "$f"; done
-x=$(head -c 33554432 /dev/zero | tr '\0' a)
-while :; do :; done"#;
+#[path = "../../../tests/cgroup_common.rs"]
+mod cgroup_common;
+use cgroup_common::{BUSY, TestCgroup};
 
 #[tokio::test]
 async fn a_real_cgroup_is_listed_with_its_tasks_and_its_processes_tagged() {
@@ -92,11 +26,10 @@ async fn a_real_cgroup_is_listed_with_its_tasks_and_its_processes_tagged() {
     };
     let unit = format!("smon-test-{}.service", std::process::id());
     let rel = format!("system.slice/{unit}");
-    let mut cg = TestCgroup {
-        made: Vec::new(),
-        children: vec![Command::new("sleep").arg("60").spawn().expect("sleep")],
-    };
-    let procs = match make(&layout, &rel, &mut cg) {
+    let mut cg = TestCgroup::new(vec![
+        Command::new("sleep").arg("60").spawn().expect("sleep"),
+    ]);
+    let procs = match cg.make(&layout, &rel) {
         Ok(p) => p,
         Err(why) => {
             eprintln!("SKIPPED: cgroups not writable here ({why})");

@@ -15,65 +15,21 @@ use smon_collect::containers::Layout;
 
 use crate::support::{Agent, Aggregator, TOKEN};
 
-/// A cgroup made for the test, and the process in it; dropping it cleans up.
-struct TestCgroup {
-    /// Directories made, deepest last (removed in reverse).
-    made: Vec<PathBuf>,
-    child: Option<Child>,
+#[path = "../../../tests/cgroup_common.rs"]
+pub(crate) mod cgroup_common;
+use cgroup_common::{TestCgroup, hierarchies};
+
+/// Makes `rel` in every hierarchy of `layout` with a fresh `sleep` in it; `Err` says why it
+/// cannot.
+fn sleeping(layout: &Layout, rel: &str) -> Result<TestCgroup, String> {
+    busy_with(layout, rel, Command::new("sleep").arg("300"))
 }
 
-impl TestCgroup {
-    /// Makes `rel` in every hierarchy of `layout` and moves a fresh `sleep` into it; `Err`
-    /// says why it cannot.
-    fn make(layout: &Layout, rel: &str) -> Result<TestCgroup, String> {
-        Self::make_with(layout, rel, Command::new("sleep").arg("300"))
-    }
-
-    /// Like [`Self::make`], with the process `cmd`.
-    fn make_with(layout: &Layout, rel: &str, cmd: &mut Command) -> Result<TestCgroup, String> {
-        let mut cg = TestCgroup {
-            made: Vec::new(),
-            child: Some(cmd.spawn().map_err(|e| e.to_string())?),
-        };
-        let pid = cg.child.as_ref().map_or(0, Child::id);
-        for h in hierarchies(layout) {
-            let mut dir = h.clone();
-            for part in rel.split('/') {
-                dir.push(part);
-                if !dir.exists() {
-                    std::fs::create_dir(&dir)
-                        .map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-                    cg.made.push(dir.clone());
-                }
-            }
-            std::fs::write(dir.join("cgroup.procs"), pid.to_string())
-                .map_err(|e| format!("move {pid} into {}: {e}", dir.display()))?;
-        }
-        Ok(cg)
-    }
-
-    /// Kills the process and removes the directories made.
-    fn remove(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for d in self.made.drain(..).rev() {
-            // A cgroup is busy for a moment after its last task is reaped.
-            for _ in 0..50 {
-                if std::fs::remove_dir(&d).is_ok() || !d.exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        self.remove();
-    }
+/// Like [`sleeping`], with the process `cmd`.
+fn busy_with(layout: &Layout, rel: &str, cmd: &mut Command) -> Result<TestCgroup, String> {
+    let mut cg = TestCgroup::new(vec![cmd.spawn().map_err(|e| e.to_string())?]);
+    cg.make(layout, rel)?;
+    Ok(cg)
 }
 
 /// The `docker` directories this test made (none was there): removed last, once every
@@ -97,23 +53,6 @@ impl Drop for Parents {
         for d in &self.0 {
             let _ = std::fs::remove_dir(d);
         }
-    }
-}
-
-/// The hierarchies the collector reads on this machine.
-fn hierarchies(layout: &Layout) -> Vec<PathBuf> {
-    match layout {
-        Layout::V2(root) => vec![root.clone()],
-        Layout::V1 {
-            cpuacct,
-            memory,
-            pids,
-            blkio,
-        } => [cpuacct, memory, pids, blkio]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect(),
     }
 }
 
@@ -171,7 +110,7 @@ async fn a_real_container_is_exported_stored_and_alerted_on_when_it_goes() {
     let rel = format!("docker/{id}");
     // Declared first, dropped last.
     let _parents = Parents::new(&layout);
-    let mut cg = match TestCgroup::make(&layout, &rel) {
+    let mut cg = match sleeping(&layout, &rel) {
         Ok(cg) => cg,
         Err(why) => {
             eprintln!("SKIPPED: cgroups not writable here ({why})");
@@ -237,7 +176,7 @@ async fn a_real_container_is_exported_stored_and_alerted_on_when_it_goes() {
         );
         let mut spin = Command::new("sh");
         spin.args(["-c", "while :; do sleep 0.02; done"]);
-        busy.push(TestCgroup::make_with(&layout, &rel, &mut spin).expect("a busy cgroup"));
+        busy.push(busy_with(&layout, &rel, &mut spin).expect("a busy cgroup"));
     }
     wait_for(Duration::from_secs(15), "out of the top 5", || {
         let (agg, name) = (&agg, name);
@@ -279,7 +218,7 @@ async fn a_real_container_is_exported_stored_and_alerted_on_when_it_goes() {
     assert_eq!(fired["host"]["host"], "lab:n1");
 
     // Back (a new process in a cgroup of the same id): resolved, and the history has both.
-    let _back = TestCgroup::make(&layout, &rel).expect("the cgroup again");
+    let _back = sleeping(&layout, &rel).expect("the cgroup again");
     wait_for(Duration::from_secs(20), "resolved", || {
         let agg = &agg;
         async move {

@@ -13,54 +13,14 @@
 //! otherwise. The processes are killed and the cgroup removed even when the test fails.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use smon_collect::containers::Layout;
 
 use crate::support::{Agent, Aggregator, agent_bin, free_port};
 
-/// The cgroup made for the test, and the processes in it; dropping it cleans up.
-struct TestCgroup {
-    /// Directories made, deepest last (removed in reverse).
-    made: Vec<PathBuf>,
-    children: Vec<Child>,
-}
-
-impl Drop for TestCgroup {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for d in self.made.iter().rev() {
-            // A cgroup is busy for a moment after its last task is reaped.
-            for _ in 0..50 {
-                if std::fs::remove_dir(d).is_ok() || !d.exists() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
-}
-
-/// The hierarchies the collector reads on this machine.
-fn hierarchies(layout: &Layout) -> Vec<PathBuf> {
-    match layout {
-        Layout::V2(root) => vec![root.clone()],
-        Layout::V1 {
-            cpuacct,
-            memory,
-            pids,
-            blkio,
-        } => [cpuacct, memory, pids, blkio]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect(),
-    }
-}
+use crate::containers::cgroup_common::{BUSY, TestCgroup, hierarchies};
 
 /// The memory limit the test sets on its cgroup.
 const LIMIT: u64 = 256 << 20;
@@ -68,39 +28,18 @@ const LIMIT: u64 = 256 << 20;
 /// Makes `rel` in every hierarchy, limits its memory to [`LIMIT`] and moves the children in;
 /// `Err` says why it cannot. The `cgroup.procs` files of the new cgroup come back.
 fn make(layout: &Layout, rel: &str, cg: &mut TestCgroup) -> Result<Vec<PathBuf>, String> {
-    let mut procs = Vec::new();
+    let procs = cg.make(layout, rel)?;
     let limit_file = match layout {
         Layout::V2(root) => Some(root.join(rel).join("memory.max")),
         Layout::V1 { memory, .. } => memory
             .as_ref()
             .map(|m| m.join(rel).join("memory.limit_in_bytes")),
     };
-    for h in hierarchies(layout) {
-        let mut dir = h.clone();
-        for part in rel.split('/') {
-            dir.push(part);
-            if !dir.exists() {
-                std::fs::create_dir(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-                cg.made.push(dir.clone());
-            }
-        }
-        for c in &cg.children {
-            std::fs::write(dir.join("cgroup.procs"), c.id().to_string())
-                .map_err(|e| format!("move {} into {}: {e}", c.id(), dir.display()))?;
-        }
-        procs.push(dir.join("cgroup.procs"));
-    }
     if let Some(f) = limit_file {
         std::fs::write(&f, LIMIT.to_string()).map_err(|e| format!("limit {}: {e}", f.display()))?;
     }
     Ok(procs)
 }
-
-/// A shell that moves itself into the cgroup (`procs` files as arguments), holds 32 MiB in a
-/// variable (charged to the cgroup), then spins.
-const BUSY: &str = r#"for f in "$@"; do echo $$ > "$f"; done
-x=$(head -c 33554432 /dev/zero | tr '\0' a)
-while :; do :; done"#;
 
 /// Runs `containers_ui.mjs` with `args`; panics with its output when it fails.
 fn scenario(args: Vec<String>) {
