@@ -173,7 +173,7 @@ fn parse_schedstat(buf: &[u8]) -> Option<u64> {
 /// Reads a whole small /proc record with one positional read at offset 0: a stat line fits a
 /// 1 KiB buffer, and when it does not the buffer grows and the record is read again from the
 /// start (a record is generated whole per read, so a read from 0 is one consistent record).
-fn read_record(f: &File, buf: &mut Vec<u8>) -> std::io::Result<()> {
+pub(crate) fn read_record(f: &File, buf: &mut Vec<u8>) -> std::io::Result<()> {
     buf.clear();
     buf.resize(1024, 0);
     loop {
