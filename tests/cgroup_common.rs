@@ -85,17 +85,5 @@ impl Drop for TestCgroup {
 
 /// The hierarchies the collector reads on this machine.
 pub fn hierarchies(layout: &Layout) -> Vec<PathBuf> {
-    match layout {
-        Layout::V2(root) => vec![root.clone()],
-        Layout::V1 {
-            cpuacct,
-            memory,
-            pids,
-            blkio,
-        } => [cpuacct, memory, pids, blkio]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect(),
-    }
+    layout.hierarchies()
 }

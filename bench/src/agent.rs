@@ -229,23 +229,45 @@ pub async fn measure(args: &AgentArgs) -> anyhow::Result<Report> {
     // Declared before the guard so the guard, dropped first, stops the children before their
     // config and logs go.
     let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    // Declared before the children: removed after them (a cgroup with tasks cannot go).
+    let _containers: Option<crate::cgroups::TestContainers>;
     let mut kids = Children::default();
 
     if args.extra_procs > 0 {
         eprintln!("Starting {} idle `sleep 3600` processes.", args.extra_procs);
     }
-    for _ in 0..args.extra_procs {
-        kids.spawn(
-            "sleep",
-            Command::new("sleep")
-                .arg("3600")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-            false,
-            None,
-        )?;
+    if args.containers > args.extra_procs {
+        anyhow::bail!(
+            "--containers {} needs as many --extra-procs (each container holds one)",
+            args.containers
+        );
     }
+    let mut sleepers = Vec::new();
+    for _ in 0..args.extra_procs {
+        sleepers.push(
+            kids.spawn(
+                "sleep",
+                Command::new("sleep")
+                    .arg("3600")
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+                false,
+                None,
+            )?,
+        );
+    }
+    _containers = if args.containers > 0 {
+        eprintln!(
+            "Making {} Docker-shaped cgroups, one idle process in each.",
+            args.containers
+        );
+        Some(crate::cgroups::TestContainers::make(
+            &sleepers[..args.containers],
+        )?)
+    } else {
+        None
+    };
 
     let token: String = rand::random::<[u8; 16]>()
         .iter()

@@ -33,6 +33,7 @@
 
 pub mod agent;
 pub mod alerts;
+pub mod cgroups;
 pub mod children;
 pub mod e2e;
 pub mod e2e_report;
@@ -135,6 +136,11 @@ pub struct AgentArgs {
     /// Idle `sleep` processes started first, so the process list is the size of a real host's.
     #[arg(long, default_value_t = 200)]
     pub extra_procs: usize,
+    /// Of those idle processes, how many are each put in a Docker-shaped cgroup of their own
+    /// (`/docker/<id>`, every hierarchy the collector reads), so that the agent reads that many
+    /// containers; needs root. 0: none made.
+    #[arg(long, default_value_t = 0)]
+    pub containers: usize,
     /// Leave out the second pass, the agent alone with its web view off.
     #[arg(long)]
     pub no_web_off: bool,

@@ -106,6 +106,7 @@ pub async fn run(which: Which, args: SuiteArgs) -> anyhow::Result<()> {
             no_glances: false,
             no_web_off: false,
             extra_procs: 200,
+            containers: 0,
             burst: if args.quick { 200 } else { 2000 },
             write: None,
         };

@@ -253,6 +253,23 @@ impl Layout {
             .then_some(Layout::V2(unified))
     }
 
+    /// Every hierarchy read: the v2 tree, or the v1 controllers found.
+    pub fn hierarchies(&self) -> Vec<PathBuf> {
+        match self {
+            Layout::V2(root) => vec![root.clone()],
+            Layout::V1 {
+                cpuacct,
+                memory,
+                pids,
+                blkio,
+            } => [cpuacct, memory, pids, blkio]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+        }
+    }
+
     /// The hierarchy that is walked to find the containers.
     fn walked(&self) -> Option<&Path> {
         match self {
