@@ -308,6 +308,24 @@ struct HostEntry {
     generation: u32,
 }
 
+impl HostEntry {
+    /// A new entry for `meta`, with no alerts and nothing kept.
+    fn new(meta: HostMeta, registered: bool, status: Status) -> Self {
+        Self {
+            meta,
+            registered,
+            status,
+            scope: Vec::new(),
+            alerts: Vec::new(),
+            rings: Vec::new(),
+            wants_rings: false,
+            seen_containers: HashMap::new(),
+            wants_containers: false,
+            generation: 0,
+        }
+    }
+}
+
 /// The engine. See the module doc.
 pub struct Engine {
     cfg: EngineConfig,
@@ -459,18 +477,7 @@ impl Engine {
             None => {
                 self.hosts.insert(
                     meta.id.clone(),
-                    HostEntry {
-                        meta: meta.clone(),
-                        registered: true,
-                        status: Status::Pending,
-                        scope: Vec::new(),
-                        alerts: Vec::new(),
-                        rings: Vec::new(),
-                        wants_rings: false,
-                        seen_containers: HashMap::new(),
-                        wants_containers: false,
-                        generation: 0,
-                    },
+                    HostEntry::new(meta.clone(), true, Status::Pending),
                 );
                 None
             }
@@ -713,22 +720,12 @@ impl Engine {
     /// leave alone.
     pub fn observe_application(&mut self, name: &str, problem: Option<&str>, now_ms: u64) {
         let id = format!("{APPLICATION_PREFIX}{name}");
-        let h = self.hosts.entry(id.clone()).or_insert_with(|| HostEntry {
-            meta: HostMeta {
+        let h = self.hosts.entry(id.clone()).or_insert_with(|| {
+            let meta = HostMeta {
                 id,
-                cluster: String::new(),
-                tags: Vec::new(),
-                agent_version: String::new(),
-            },
-            registered: false,
-            status: Status::Up,
-            scope: Vec::new(),
-            alerts: Vec::new(),
-            rings: Vec::new(),
-            wants_rings: false,
-            seen_containers: HashMap::new(),
-            wants_containers: false,
-            generation: 0,
+                ..HostMeta::default()
+            };
+            HostEntry::new(meta, false, Status::Up)
         });
         if !h.registered {
             // Not counted among agent versions (upsert_host is for hosts).
@@ -1071,25 +1068,14 @@ impl Engine {
             else {
                 continue;
             };
-            let h = self
-                .hosts
-                .entry(s.host.clone())
-                .or_insert_with(|| HostEntry {
-                    meta: HostMeta {
-                        id: s.host.clone(),
-                        cluster: s.cluster.clone(),
-                        ..HostMeta::default()
-                    },
-                    registered: false,
-                    status: Status::Pending,
-                    scope: Vec::new(),
-                    alerts: Vec::new(),
-                    rings: Vec::new(),
-                    wants_rings: false,
-                    seen_containers: HashMap::new(),
-                    wants_containers: false,
-                    generation: 0,
-                });
+            let h = self.hosts.entry(s.host.clone()).or_insert_with(|| {
+                let meta = HostMeta {
+                    id: s.host.clone(),
+                    cluster: s.cluster.clone(),
+                    ..HostMeta::default()
+                };
+                HostEntry::new(meta, false, Status::Pending)
+            });
             let mut a = s.state;
             a.rule_idx = r;
             if matches!(
