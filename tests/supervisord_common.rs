@@ -1,7 +1,7 @@
 //! A real `supervisord` (Debian package `supervisor`) for the tests of two crates: the
-//! agent's `Control` RPCs (`agent/tests/it/supervisor_control.rs`) and the aggregator's program
-//! routes (`aggregator/tests/it/programs.rs`) each include this file with `#[path]` (it is not
-//! a crate). supervisord runs in the foreground with its config, unix socket (with
+//! agent's `Control` RPCs and its supervisor manager mode (`agent/tests/it/supervisor_control.rs`
+//! includes this file with `#[path]`, `supervisor.rs` uses it from there) and the aggregator's
+//! program, program event and application tests (`aggregator/tests/it/programs.rs` includes it). supervisord runs in the foreground with its config, unix socket (with
 //! [`USER`] / [`PASSWORD`]) and logs in a temp dir, and the programs the test gives; dropping
 //! it stops supervisord, which stops its programs.
 

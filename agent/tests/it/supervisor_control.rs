@@ -22,7 +22,7 @@ use tonic::transport::Channel;
 use crate::support::{self, Bearer, TOKEN};
 
 #[path = "../../../tests/supervisord_common.rs"]
-mod supervisord_common;
+pub(crate) mod supervisord_common;
 use supervisord_common::{PASSWORD, Supervisord, USER};
 
 /// The control token of these tests (the read token is `support::TOKEN`).
