@@ -391,53 +391,57 @@ const BATCH: usize = 512;
 /// The last program states seen per host, to turn samples into [`Body::Program`] changes.
 #[derive(Debug, Default)]
 pub struct ProgramWatch {
-    hosts: std::collections::HashMap<String, Vec<(String, String)>>,
+    /// Per host: (group, name, state) of each program, in the sample's order.
+    hosts: std::collections::HashMap<String, Vec<(String, String, String)>>,
 }
 
 impl ProgramWatch {
     /// Records the programs of `snap` for `host` and returns the state changes against the
     /// host's previous sample with programs: none for the first one, none for a sample
     /// without programs (the agent reads no supervisord), none for a program that appears
-    /// or disappears (supervisord's config changed; the sample shows it).
+    /// or disappears (supervisord's config changed; the sample shows it). A sample like the
+    /// last (the usual case, every second of every host) allocates nothing.
     pub fn changes(&mut self, host: &str, snap: &Snapshot) -> Vec<Body> {
         let Some(p) = &snap.programs else {
             return Vec::new();
         };
-        let now: Vec<(String, String)> = p
-            .programs
-            .iter()
-            .map(|p| (format!("{}:{}", p.group, p.name), p.state.clone()))
-            .collect();
+        let seen = |p: &smon_proto::Program| (p.group.clone(), p.name.clone(), p.state.clone());
         let Some(before) = self.hosts.get_mut(host) else {
-            self.hosts.insert(host.to_owned(), now);
+            self.hosts
+                .insert(host.to_owned(), p.programs.iter().map(seen).collect());
             return Vec::new();
         };
-        if *before == now {
+        let same = before.len() == p.programs.len()
+            && before
+                .iter()
+                .zip(&p.programs)
+                .all(|((g, n, s), q)| *g == q.group && *n == q.name && *s == q.state);
+        if same {
             return Vec::new();
         }
         let mut out = Vec::new();
-        for (i, (name, state)) in now.iter().enumerate() {
+        for (i, prog) in p.programs.iter().enumerate() {
             // Sorted by group then name on both sides: the same index is the usual match.
+            let is = |(g, n, _): &&(String, String, String)| *g == prog.group && *n == prog.name;
             let was = match before.get(i) {
-                Some((n, s)) if n == name => Some(s),
-                _ => before.iter().find(|(n, _)| n == name).map(|(_, s)| s),
+                Some(b) if is(&b) => Some(&b.2),
+                _ => before.iter().find(is).map(|b| &b.2),
             };
             if let Some(was) = was
-                && was != state
+                && *was != prog.state
             {
-                let prog = &p.programs[i];
                 out.push(Body::Program {
                     host: host.to_owned(),
-                    program: name.clone(),
+                    program: format!("{}:{}", prog.group, prog.name),
                     from: was.clone(),
-                    to: state.clone(),
+                    to: prog.state.clone(),
                     exit_status: prog.exit_status,
                     spawnerr: prog.spawnerr.clone(),
                     description: prog.description.clone(),
                 });
             }
         }
-        *before = now;
+        *before = p.programs.iter().map(seen).collect();
         out
     }
 
