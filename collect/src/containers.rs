@@ -317,15 +317,12 @@ pub struct FileCache {
 
 impl FileCache {
     /// The text of `path` now (`None` when it cannot be read: missing, or its cgroup gone).
-    pub fn text(&mut self, path: PathBuf) -> Option<&str> {
-        use std::collections::hash_map::Entry;
-        let f = match self.files.entry(path) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                let f = fs::File::open(e.key()).ok()?;
-                e.insert(f)
-            }
-        };
+    pub fn text(&mut self, path: &Path) -> Option<&str> {
+        if !self.files.contains_key(path) {
+            let f = fs::File::open(path).ok()?;
+            self.files.insert(path.to_owned(), f);
+        }
+        let f = self.files.get(path)?;
         if crate::processes::read_record(f, &mut self.buf).is_err() {
             return None;
         }
@@ -333,7 +330,7 @@ impl FileCache {
     }
 
     /// The number in the one-number file `path`.
-    fn number(&mut self, path: PathBuf) -> Option<u64> {
+    fn number(&mut self, path: &Path) -> Option<u64> {
         self.text(path)?.trim().parse().ok()
     }
 
@@ -392,20 +389,20 @@ impl Layout {
         match self {
             Layout::V2(root) => {
                 let d = root.join(rel);
-                if let Some(t) = files.text(d.join("cpu.stat")) {
+                if let Some(t) = files.text(&d.join("cpu.stat")) {
                     r.cpu_ns = keyed(t, "usage_usec").unwrap_or(0).saturating_mul(1000);
                 }
-                r.memory_bytes = files.number(d.join("memory.current")).unwrap_or(0);
+                r.memory_bytes = files.number(&d.join("memory.current")).unwrap_or(0);
                 r.memory_limit_bytes = files
-                    .number(d.join("memory.max"))
+                    .number(&d.join("memory.max"))
                     .filter(|&l| l < UNLIMITED);
-                if let Some(t) = files.text(d.join("memory.stat")) {
+                if let Some(t) = files.text(&d.join("memory.stat")) {
                     r.cache_bytes = keyed(t, "file").unwrap_or(0);
                 }
-                if let Some(t) = files.text(d.join("io.stat")) {
+                if let Some(t) = files.text(&d.join("io.stat")) {
                     (r.io_read_bytes, r.io_write_bytes) = parse_io_stat(t);
                 }
-                r.tasks = files.number(d.join("pids.current")).map(|n| n as u32);
+                r.tasks = files.number(&d.join("pids.current")).map(|n| n as u32);
             }
             Layout::V1 {
                 cpuacct,
@@ -414,15 +411,17 @@ impl Layout {
                 blkio,
             } => {
                 if let Some(c) = cpuacct {
-                    r.cpu_ns = files.number(c.join(rel).join("cpuacct.usage")).unwrap_or(0);
+                    r.cpu_ns = files
+                        .number(&c.join(rel).join("cpuacct.usage"))
+                        .unwrap_or(0);
                 }
                 if let Some(m) = memory {
                     let d = m.join(rel);
-                    r.memory_bytes = files.number(d.join("memory.usage_in_bytes")).unwrap_or(0);
+                    r.memory_bytes = files.number(&d.join("memory.usage_in_bytes")).unwrap_or(0);
                     r.memory_limit_bytes = files
-                        .number(d.join("memory.limit_in_bytes"))
+                        .number(&d.join("memory.limit_in_bytes"))
                         .filter(|&l| l < UNLIMITED);
-                    if let Some(t) = files.text(d.join("memory.stat")) {
+                    if let Some(t) = files.text(&d.join("memory.stat")) {
                         r.cache_bytes = keyed(t, "total_cache")
                             .or_else(|| keyed(t, "cache"))
                             .unwrap_or(0);
@@ -430,17 +429,17 @@ impl Layout {
                 }
                 if let Some(p) = pids {
                     r.tasks = files
-                        .number(p.join(rel).join("pids.current"))
+                        .number(&p.join(rel).join("pids.current"))
                         .map(|n| n as u32);
                 }
                 if let Some(b) = blkio {
                     let d = b.join(rel);
                     // The recursive file counts the cgroups below too (kernels since 4.x).
                     let recursive = d.join("blkio.throttle.io_service_bytes_recursive");
-                    let io = match files.text(recursive).map(parse_blkio) {
+                    let io = match files.text(&recursive).map(parse_blkio) {
                         Some(io) => Some(io),
                         None => files
-                            .text(d.join("blkio.throttle.io_service_bytes"))
+                            .text(&d.join("blkio.throttle.io_service_bytes"))
                             .map(parse_blkio),
                     };
                     if let Some(io) = io {
@@ -647,7 +646,7 @@ impl ContainerCollector {
     fn procs(&mut self, files: &[PathBuf]) -> Option<Vec<u32>> {
         let mut out = Vec::new();
         for (i, f) in files.iter().enumerate() {
-            match self.files.text(f.clone()) {
+            match self.files.text(f) {
                 Some(t) => out.extend(t.lines().filter_map(|l| l.trim().parse::<u32>().ok())),
                 // Its own file unreadable and its directory gone: removed since the walk.
                 None if i == 0 && f.parent().is_some_and(|d| !d.exists()) => return None,
