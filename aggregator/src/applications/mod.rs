@@ -57,6 +57,8 @@ pub struct Applications {
 
 struct Inner {
     apps: Vec<App>,
+    /// The programs the applications run, as (group, name): the only ones kept from samples.
+    managed: Vec<(String, String)>,
     /// Start order (indexes into `apps`).
     order: Vec<usize>,
     facts: Mutex<Facts>,
@@ -98,8 +100,14 @@ impl Applications {
             .iter()
             .map(|a| shown(a, &Memory::default(), &[]))
             .collect();
+        let managed = apps
+            .iter()
+            .filter_map(|a| a.program.split_once(':'))
+            .map(|(g, n)| (g.to_owned(), n.to_owned()))
+            .collect();
         Self {
             inner: Arc::new(Inner {
+                managed,
                 order,
                 facts: Mutex::new(Facts {
                     started_ms: now,
@@ -167,10 +175,15 @@ impl Applications {
                     h.known = true;
                     h.last_seen_ms = e.at_ms;
                     if let Some(p) = &snapshot.programs {
+                        // Only the managed programs: a host's others are never looked at.
+                        let managed = &self.inner.managed;
                         h.programs = Some(
                             p.programs
                                 .iter()
-                                .map(|p| (format!("{}:{}", p.group, p.name), p.state.clone()))
+                                .filter(|q| {
+                                    managed.iter().any(|(g, n)| *g == q.group && *n == q.name)
+                                })
+                                .map(|q| (format!("{}:{}", q.group, q.name), q.state.clone()))
                                 .collect(),
                         );
                         h.supervisor_error = p.error.clone();
