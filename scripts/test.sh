@@ -26,4 +26,6 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-exec cargo test --workspace --locked "$@"
+# The agent's optional single-host history (cargo feature `history`, off by default) is tested
+# too: the agent binary the tests run is built with it.
+exec cargo test --workspace --locked --features smon-agent/history "$@"

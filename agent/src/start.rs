@@ -49,6 +49,12 @@ impl Agent {
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
+
+    /// How old the latest sample may be for the server to count as healthy: three intervals,
+    /// at least 5 s.
+    fn max_sample_age(&self) -> Duration {
+        (self.settings.interval * 3).max(Duration::from_secs(5))
+    }
 }
 
 impl Daemon for Agent {
@@ -109,18 +115,13 @@ impl Daemon for Agent {
 
     fn probe(&self) -> Result<Probe, Error> {
         let s = &self.settings;
-        let max_age = (s.interval * 3).max(Duration::from_secs(5));
         if s.grpc_tls.is_some() {
-            // A local gRPC probe would need a client certificate: the sampler touches this
-            // process's heartbeat file instead (the child's, under the self manager), and that
-            // is what the probe checks. The file goes with the probe.
-            let hb = Heartbeat::create(ABOUT.name).map_err(Error::Heartbeat)?;
-            let path = hb.path().to_path_buf();
-            return Ok(health::probe(move || {
-                let _owned = &hb;
-                health::probe_heartbeat(path.clone(), max_age)
-            }));
+            // A local gRPC probe would need a client certificate: the server touches this
+            // process's heartbeat file after each sample instead, and that is what the probe
+            // checks.
+            return self.manager_probe();
         }
+        let max_age = self.max_sample_age();
         let addr = health::probe_address(s.grpc_listen);
         let token = match &s.auth {
             Auth::Token(t) => Some(t.clone()),
@@ -128,6 +129,20 @@ impl Daemon for Agent {
         };
         Ok(health::probe(move || {
             probe_agent(addr, token.clone(), max_age)
+        }))
+    }
+
+    /// The self manager watches the heartbeat file its server touches after each sample (a
+    /// tokio task woken by the sampler: a stuck sampler or a wedged runtime stops it), not a
+    /// `GetSnapshot` every 5 s: the manager then carries no gRPC client and the server answers
+    /// no probe calls. The file goes with the probe.
+    fn manager_probe(&self) -> Result<Probe, Error> {
+        let max_age = self.max_sample_age();
+        let hb = Heartbeat::create(ABOUT.name).map_err(Error::Heartbeat)?;
+        let path = hb.path().to_path_buf();
+        Ok(health::probe(move || {
+            let _owned = &hb;
+            health::probe_heartbeat(path.clone(), max_age)
         }))
     }
 

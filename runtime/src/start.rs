@@ -73,8 +73,17 @@ pub trait Daemon: Sized {
         Vec::new()
     }
 
-    /// The daemon's health probe, for the self manager and the systemd watchdog.
+    /// The daemon's health probe, for the systemd watchdog (and the self manager unless
+    /// [`Daemon::manager_probe`] says otherwise).
     fn probe(&self) -> Result<Probe, Self::Error>;
+
+    /// The probe the self manager runs against its server (default: [`Daemon::probe`]). The
+    /// agent's watches the heartbeat file its server touches after each sample, so that the
+    /// manager needs no gRPC client (its pages and memory) and the server answers no probe
+    /// calls.
+    fn manager_probe(&self) -> Result<Probe, Self::Error> {
+        self.probe()
+    }
 
     /// The async runtime the server runs on.
     fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime>;
@@ -148,10 +157,13 @@ pub fn run<D: Daemon>(
     let (mode, manager_settings) = d.manager();
     if mode == ManagerMode::SelfManaged && !args.no_supervise {
         // manager.mode = "self": this process supervises a child that serves.
-        let probe = match d.probe() {
+        let probe = match d.manager_probe() {
             Ok(p) => p,
             Err(e) => return exit(name, Err(e.into())),
         };
+        // The manager only supervises: what loading the config built (users, patterns, the
+        // settings) is freed before the long wait.
+        drop(d);
         return manager::run(manager_settings, probe);
     }
     exit(name, serve(d))
