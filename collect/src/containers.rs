@@ -19,7 +19,11 @@
 //! 4 ms a sample for 50 containers on cgroup v1, against well under 1 ms now; see
 //! `BENCHMARKS.md`). A container removed between walks is gone from the very next sample (the
 //! read of its kept `cgroup.procs` fails); a new one is found at the next walk, at most
-//! [`WALK_EVERY`] samples later. The kept files are closed and reopened at each walk.
+//! [`WALK_EVERY`] samples later. The kept files are closed and reopened at each walk. What
+//! changes slowly or costs the kernel most to render is read at the walks only (and for a
+//! container seen for the first time), its last value kept between them: `memory.stat` (the
+//! page cache; on v1 a walk over every counter of the cgroup and those below it), the memory
+//! limit, and which of a container's processes has a network namespace of its own.
 //!
 //! Names come from the cgroup path (a short id, or the unit name). Where Docker's or Podman's
 //! API socket is readable, [`runtime::RuntimeNames`] reads their names, images and states on a
@@ -383,8 +387,11 @@ pub fn parse_blkio(text: &str) -> (u64, u64) {
 
 impl Layout {
     /// The counters of the cgroup at `rel` (relative to each hierarchy's root), read through
-    /// `files`.
-    pub fn read(&self, rel: &str, files: &mut FileCache) -> Reading {
+    /// `files`. With `slow` false the files that change slowly or cost the kernel most to
+    /// render (`memory.stat`, a walk of every counter of the cgroup and those below it on v1,
+    /// and the memory limit) are not read: `cache_bytes` is 0 and `memory_limit_bytes` `None`,
+    /// and the caller keeps the last values read.
+    pub fn read(&self, rel: &str, files: &mut FileCache, slow: bool) -> Reading {
         let mut r = Reading::default();
         match self {
             Layout::V2(root) => {
@@ -393,11 +400,13 @@ impl Layout {
                     r.cpu_ns = keyed(t, "usage_usec").unwrap_or(0).saturating_mul(1000);
                 }
                 r.memory_bytes = files.number(&d.join("memory.current")).unwrap_or(0);
-                r.memory_limit_bytes = files
-                    .number(&d.join("memory.max"))
-                    .filter(|&l| l < UNLIMITED);
-                if let Some(t) = files.text(&d.join("memory.stat")) {
-                    r.cache_bytes = keyed(t, "file").unwrap_or(0);
+                if slow {
+                    r.memory_limit_bytes = files
+                        .number(&d.join("memory.max"))
+                        .filter(|&l| l < UNLIMITED);
+                    if let Some(t) = files.text(&d.join("memory.stat")) {
+                        r.cache_bytes = keyed(t, "file").unwrap_or(0);
+                    }
                 }
                 if let Some(t) = files.text(&d.join("io.stat")) {
                     (r.io_read_bytes, r.io_write_bytes) = parse_io_stat(t);
@@ -418,13 +427,15 @@ impl Layout {
                 if let Some(m) = memory {
                     let d = m.join(rel);
                     r.memory_bytes = files.number(&d.join("memory.usage_in_bytes")).unwrap_or(0);
-                    r.memory_limit_bytes = files
-                        .number(&d.join("memory.limit_in_bytes"))
-                        .filter(|&l| l < UNLIMITED);
-                    if let Some(t) = files.text(&d.join("memory.stat")) {
-                        r.cache_bytes = keyed(t, "total_cache")
-                            .or_else(|| keyed(t, "cache"))
-                            .unwrap_or(0);
+                    if slow {
+                        r.memory_limit_bytes = files
+                            .number(&d.join("memory.limit_in_bytes"))
+                            .filter(|&l| l < UNLIMITED);
+                        if let Some(t) = files.text(&d.join("memory.stat")) {
+                            r.cache_bytes = keyed(t, "total_cache")
+                                .or_else(|| keyed(t, "cache"))
+                                .unwrap_or(0);
+                        }
                     }
                 }
                 if let Some(p) = pids {
@@ -460,6 +471,12 @@ struct Previous {
     io_write: u64,
     net: Option<(u64, u64)>,
     seen: u64,
+    /// The slow values of the last slow read ([`Layout::read`]).
+    cache_bytes: u64,
+    limit: Option<u64>,
+    /// A process of the container that has a network namespace of its own (found at the
+    /// walks); `None`: it shares the agent's (or has no process), so no network is read.
+    net_pid: Option<u32>,
 }
 
 /// Reads the containers every sample; keep one for the life of the agent.
@@ -534,7 +551,8 @@ impl ContainerCollector {
         let Some(walked) = layout.walked().map(Path::to_owned) else {
             return Containers::default();
         };
-        if self.walked_tick == 0 || self.ticks - self.walked_tick >= WALK_EVERY {
+        let walk_now = self.walked_tick == 0 || self.ticks - self.walked_tick >= WALK_EVERY;
+        if walk_now {
             let mut found = Vec::new();
             walk(&walked, String::new(), 0, self.cfg.max, &mut found);
             self.found = found
@@ -557,12 +575,23 @@ impl ContainerCollector {
                 continue;
             };
             let (rel, c) = (rel.clone(), c.clone());
-            let r = layout.read(&rel, &mut self.files);
+            let prev = self.previous.get(&rel).copied();
+            // The slow files at each walk and for a container seen for the first time.
+            let slow = walk_now || prev.is_none();
+            let mut r = layout.read(&rel, &mut self.files, slow);
+            if let (false, Some(p)) = (slow, prev) {
+                (r.cache_bytes, r.memory_limit_bytes) = (p.cache_bytes, p.limit);
+            }
             for &p in &procs {
                 pids.insert(p, c.id.clone());
             }
-            let net = procs.first().and_then(|&p| self.net_counters(p));
-            let prev = self.previous.get(&rel).copied();
+            // Whose network namespace to read: looked for at the walks (a `readlink` per
+            // container), kept between them while that process lives.
+            let net_pid = match prev {
+                Some(p) if !slow => p.net_pid.filter(|pid| procs.contains(pid)),
+                _ => procs.iter().copied().find(|&p| self.own_namespace(p)),
+            };
+            let net = net_pid.and_then(|p| self.net_counters(p));
             let rate = |now: u64, before: u64| -> u64 {
                 (now.saturating_sub(before) as f64 / elapsed).round() as u64
             };
@@ -587,6 +616,9 @@ impl ContainerCollector {
                     io_write: r.io_write_bytes,
                     net,
                     seen: self.ticks,
+                    cache_bytes: r.cache_bytes,
+                    limit: r.memory_limit_bytes,
+                    net_pid,
                 },
             );
             let mut item = Container {
@@ -656,14 +688,16 @@ impl ContainerCollector {
         Some(out)
     }
 
-    /// Received and sent bytes of `pid`'s network namespace (lo left out), when it is not the
-    /// agent's own.
+    /// Whether `pid` is in a network namespace other than the agent's.
+    fn own_namespace(&self, pid: u32) -> bool {
+        let ns = self.cfg.proc_root.join(pid.to_string()).join("ns/net");
+        fs::read_link(ns).is_ok_and(|ns| self.own_netns.as_ref() != Some(&ns))
+    }
+
+    /// Received and sent bytes of `pid`'s network namespace (lo left out; `pid` is one
+    /// [`Self::own_namespace`] found).
     fn net_counters(&self, pid: u32) -> Option<(u64, u64)> {
         let dir = self.cfg.proc_root.join(pid.to_string());
-        let ns = fs::read_link(dir.join("ns/net")).ok()?;
-        if self.own_netns.as_ref() == Some(&ns) {
-            return None;
-        }
         let text = fs::read_to_string(dir.join("net/dev")).ok()?;
         let (rx, tx) = crate::network::parse_proc_net_dev(&text)
             .into_iter()
@@ -896,6 +930,36 @@ mod tests {
             .find(|i| i.kind == "systemd")
             .expect("service");
         assert_eq!((svc.image.as_ref(), svc.state.as_ref()), (None, None));
+    }
+
+    #[test]
+    fn the_cache_and_the_limit_are_read_at_the_walks_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        v2_tree(dir.path(), 1_000_000, (0, 0));
+        let d = dir.path().join(format!("system.slice/docker-{A}.scope"));
+        let mut c = collector(dir.path(), DEFAULT_MAX);
+        let docker = |s: &Containers| s.items.iter().find(|i| i.kind == "docker").cloned();
+        let first = docker(&c.sample(1.0)).expect("docker");
+        assert_eq!(first.memory_cache_bytes, 100_000_000);
+        // Between walks: the usage is read each sample, the cache and the limit kept.
+        put(&d, "memory.current", "400000000
+");
+        put(&d, "memory.stat", "anon 200000000
+file 150000000
+");
+        put(&d, "memory.max", "1073741824
+");
+        for _ in 1..WALK_EVERY {
+            let s = docker(&c.sample(1.0)).expect("docker");
+            assert_eq!(s.memory_cache_bytes, 100_000_000, "kept between walks");
+            assert_eq!(s.memory_limit_bytes, Some(536_870_912), "kept between walks");
+            assert_eq!(s.memory_bytes, 300_000_000, "usage read, kept cache apart");
+        }
+        // The next walk reads them again.
+        let s = docker(&c.sample(1.0)).expect("docker");
+        assert_eq!(s.memory_cache_bytes, 150_000_000);
+        assert_eq!(s.memory_limit_bytes, Some(1_073_741_824));
+        assert_eq!(s.memory_bytes, 250_000_000);
     }
 
     #[test]
