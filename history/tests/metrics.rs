@@ -573,21 +573,9 @@ fn kill_9_while_writing_leaves_a_readable_database() {
     );
 }
 
-#[test]
-fn raw_tier_stays_under_two_bytes_per_value() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let o = opts(dir.path(), Retention::default());
-    let b = Backfill {
-        hosts: 10,
-        clusters: 2,
-        from_ms: T0,
-        to_ms: T0 + HOUR as u64,
-        interval_ms: 1000,
-        seed: 1,
-    };
-    let done = metrics::backfill(&o.db_path(), &o.retention, &b).expect("backfill");
-    assert_eq!(done.samples, 10 * 3600);
-    assert_eq!(done.values, done.samples * 24, "24 series a host");
+/// Backfills `b` and measures the raw tier's blocks on disk (bytes).
+fn raw_bytes(o: &StorageOptions, b: &Backfill) -> (metrics::Backfilled, i64) {
+    let done = metrics::backfill(&o.db_path(), &o.retention, b).expect("backfill");
     let c = Connection::open(o.db_path()).expect("open");
     let staged: i64 = c
         .query_row("SELECT count(*) FROM raw_staging", [], |r| r.get(0))
@@ -601,6 +589,25 @@ fn raw_tier_stays_under_two_bytes_per_value() {
             |r| r.get(0),
         )
         .expect("dbstat");
+    (done, bytes)
+}
+
+#[test]
+fn raw_tier_stays_under_two_bytes_per_value() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = opts(dir.path(), Retention::default());
+    let b = Backfill {
+        hosts: 10,
+        clusters: 2,
+        from_ms: T0,
+        to_ms: T0 + HOUR as u64,
+        interval_ms: 1000,
+        seed: 1,
+        gpus: 0,
+    };
+    let (done, bytes) = raw_bytes(&o, &b);
+    assert_eq!(done.samples, 10 * 3600);
+    assert_eq!(done.values, done.samples * 24, "24 series a host");
     let per_value = bytes as f64 / done.values as f64;
     println!(
         "raw tier: {bytes} bytes for {} values = {per_value:.3} bytes/value",
@@ -635,6 +642,49 @@ fn raw_tier_stays_under_two_bytes_per_value() {
     // The start of the oldest block's window (windows are staggered by host).
     let oldest = raw.oldest_ms.expect("oldest");
     assert!((T0 - 600_000..=T0).contains(&oldest), "{oldest}");
+}
+
+#[test]
+fn gpu_hosts_with_health_signals_stay_under_two_bytes_per_value() {
+    // 8 GPUs a host, each with use, memory, power and the health signals: the counters and
+    // the throttle shares mostly hold still, and must cost next to nothing.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = opts(dir.path(), Retention::default());
+    let b = Backfill {
+        hosts: 3,
+        clusters: 1,
+        from_ms: T0,
+        to_ms: T0 + HOUR as u64,
+        interval_ms: 1000,
+        seed: 1,
+        gpus: 8,
+    };
+    let (done, bytes) = raw_bytes(&o, &b);
+    assert_eq!(done.samples, 3 * 3600);
+    // 24 host series, and per GPU 6 of use (no fan) and 10 of health.
+    assert_eq!(done.values, done.samples * (24 + 8 * 16), "values a sample");
+    let per_value = bytes as f64 / done.values as f64;
+    println!(
+        "raw tier with 8 GPUs a host: {bytes} bytes for {} values = {per_value:.3} bytes/value",
+        done.values
+    );
+    assert!(per_value <= 2.0, "{per_value} bytes per value");
+
+    // A counter reads back as it was written: every other GPU's corrected ECC count.
+    let (_, clk) = clock(T0 + HOUR as u64);
+    let h = SqliteHistory::open_with(&o, None, clk).expect("reader");
+    let a = h
+        .host_series(
+            "c0:node1",
+            &query("gpu_ecc_corrected_errors{1}", T0, T0 + HOUR as u64 - 1, 2),
+        )
+        .expect("host");
+    let want = |t: u64| (t / 1_800_000 % 1000) as f64;
+    assert_eq!(a.series.len(), 1);
+    assert_eq!(
+        a.series[0].max,
+        [Some(want(T0 + 1_799_000)), Some(want(T0 + HOUR as u64 - 1000))]
+    );
 }
 
 #[test]
