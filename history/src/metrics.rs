@@ -978,16 +978,19 @@ pub fn synthetic_gpus(seed: u64, t_ms: u64, n: u32) -> Vec<smon_proto::Gpu> {
     (0..n)
         .map(|i| {
             let k = u64::from(i);
-            let mut r = Rng(
-                (seed ^ k.wrapping_mul(0x9E37_79B9)).wrapping_mul(0x2545_F491_4F6C_DD1D)
-                    ^ t_ms.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                    | 1,
-            );
+            let mut r = Rng((seed ^ k.wrapping_mul(0x9E37_79B9))
+                .wrapping_mul(0x2545_F491_4F6C_DD1D)
+                ^ t_ms.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                | 1);
             let _ = r.next();
             // Busy or idle for 7-minute spells, different per GPU.
             let spell = (t_ms / 420_000).wrapping_add(seed).wrapping_add(k * 3);
             let busy = spell % 4 != 0;
-            let util = if busy { 88 + (r.unit() * 12.0) as u32 } else { 0 };
+            let util = if busy {
+                88 + (r.unit() * 12.0) as u32
+            } else {
+                0
+            };
             let capped = util >= 97;
             let temp = if busy { 62 } else { 34 } + (r.unit() * 2.0) as u32;
             let gib = 1u64 << 30;
@@ -1006,8 +1009,9 @@ pub fn synthetic_gpus(seed: u64, t_ms: u64, n: u32) -> Vec<smon_proto::Gpu> {
                 memory_used_bytes: Some(if busy { 61 * gib } else { gib / 2 }),
                 memory_total_bytes: Some(80 * gib),
                 temperature_celsius: Some(temp),
-                power_mw: Some(if busy { 520_000 + util * 1500 } else { 72_000 }
-                    + (r.unit() * 2000.0) as u32),
+                power_mw: Some(
+                    if busy { 520_000 + util * 1500 } else { 72_000 } + (r.unit() * 2000.0) as u32,
+                ),
                 power_limit_mw: Some(700_000),
                 sm_clock_mhz: Some(match (busy, capped) {
                     (false, _) => 345,
@@ -1015,7 +1019,11 @@ pub fn synthetic_gpus(seed: u64, t_ms: u64, n: u32) -> Vec<smon_proto::Gpu> {
                     (true, true) => 1980 - 15 * (1 + (r.unit() * 8.0) as u32),
                 }),
                 memory_temperature_celsius: Some(temp + 5),
-                ecc_corrected_errors: Some(if i % 2 == 1 { t_ms / 1_800_000 % 1000 } else { 0 }),
+                ecc_corrected_errors: Some(if i % 2 == 1 {
+                    t_ms / 1_800_000 % 1000
+                } else {
+                    0
+                }),
                 ecc_uncorrected_errors: Some(0),
                 remapped_rows_correctable: Some(if i == 1 { 2 } else { 0 }),
                 remapped_rows_uncorrectable: Some(0),

@@ -560,7 +560,11 @@ mod tests {
             remapped_rows_correctable: Some(2),
             remapped_rows_uncorrectable: Some(1),
             xid_errors: Some(0),
-            throttle_reasons: vec!["gpu_idle".into(), "sw_power_cap".into(), "hw_thermal".into()],
+            throttle_reasons: vec![
+                "gpu_idle".into(),
+                "sw_power_cap".into(),
+                "hw_thermal".into(),
+            ],
             ..Default::default()
         }
     }
