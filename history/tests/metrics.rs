@@ -289,7 +289,7 @@ fn tiers_roll_up_to_the_min_avg_max_of_the_raw_samples() {
 
 /// The corrected-ECC count of GPU 0 at second `i`: rises by 1-3 at irregular seconds.
 fn ecc_at(i: u64) -> u64 {
-    (0..=i).filter(|k| (k * 7919) % 251 == 0).count() as u64 * 2 + i / 1000
+    (0..=i).filter(|k| (k * 7919).is_multiple_of(251)).count() as u64 * 2 + i / 1000
 }
 
 fn gpu_sample(host: &str, at_ms: u64, i: u64) -> Write {
@@ -302,7 +302,7 @@ fn gpu_sample(host: &str, at_ms: u64, i: u64) -> Write {
                 uuid: "GPU-a".into(),
                 ecc_corrected_errors: Some(ecc_at(i)),
                 // Half the time under the power cap, in 10-minute spells.
-                throttle_reasons: if (i / 600) % 2 == 0 {
+                throttle_reasons: if (i / 600).is_multiple_of(2) {
                     vec!["sw_power_cap".into()]
                 } else {
                     Vec::new()
@@ -324,13 +324,13 @@ fn a_counter_rolls_up_to_its_last_value_and_a_throttle_share_to_its_time() {
     };
     let (now, clk) = clock(T0);
     let w = Writer::start_with(opts(dir.path(), retention), clk.clone(), QUEUE).expect("start");
-    let n = 3 * 3600;
+    let n: u64 = 3 * 3600;
     // A running count, so that the test does not sum from 0 at every second.
     let counts: Vec<u64> = {
-        let mut c = 0;
+        let mut c = 0u64;
         (0..n)
             .map(|i| {
-                if (i * 7919) % 251 == 0 {
+                if (i * 7919).is_multiple_of(251) {
                     c += 2;
                 }
                 c + i / 1000

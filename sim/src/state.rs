@@ -359,7 +359,7 @@ impl State {
                 let m = s.model;
                 let util = g.util.round() as u32;
                 let temp = g.temp.round() as u32;
-                let worn = hash2(p.seed, i as u64) % 8 == 0;
+                let worn = hash2(p.seed, i as u64).is_multiple_of(8);
                 let power =
                     m.idle_mw as f32 + (m.power_limit_mw - m.idle_mw) as f32 * g.util / 100.0 * 0.9;
                 Gpu {
@@ -411,7 +411,8 @@ impl State {
                         (temp >= 85, "sw_thermal"),
                     ]
                     .into_iter()
-                    .filter_map(|(on, r)| on.then(|| r.to_owned()))
+                    .filter(|(on, _)| *on)
+                    .map(|(_, r)| r.to_owned())
                     .collect(),
                     ..Gpu::default()
                 }
