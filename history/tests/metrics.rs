@@ -812,6 +812,21 @@ fn gpu_hosts_with_health_signals_stay_under_two_bytes_per_value() {
         done.values
     );
     assert!(per_value <= 2.0, "{per_value} bytes per value");
+    // The 1-minute tier: one block per series and hour; a series that holds still is small.
+    let c = Connection::open(o.db_path()).expect("open");
+    let (series, minute_bytes): (i64, i64) = c
+        .query_row(
+            "SELECT (SELECT count(*) FROM minute_blocks), \
+             (SELECT sum(pgsize) FROM dbstat WHERE name = 'minute_blocks')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("dbstat");
+    println!(
+        "minute tier: {minute_bytes} bytes for {series} series-hours = {:.0} bytes each",
+        minute_bytes as f64 / series as f64
+    );
+    assert!(series >= 3 * (24 + 8 * 16), "{series} minute blocks");
 
     // A counter reads back as it was written: every other GPU's corrected ECC count.
     let (_, clk) = clock(T0 + HOUR as u64);
