@@ -387,6 +387,7 @@ async fn backfilled_queries(
         to_ms: now,
         interval_ms: args.interval_ms,
         seed: 1,
+        gpus: 0,
     };
     let to = procs::minute_of(now) + MINUTE_MS;
     let processes = ProcsBackfill {

@@ -34,6 +34,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         to_ms: now,
         interval_ms,
         seed: 1,
+        gpus: 0,
     };
     let t = Instant::now();
     let done = backfill(&opts.db_path(), &opts.retention, &b)?;

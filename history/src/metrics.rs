@@ -10,7 +10,9 @@
 //!   integers per series ([`crate::series::quantise`]: percent x100, bytes as integers, ...).
 //!   Windows are staggered by host (`host id mod 10` minutes) so that each minute flushes a
 //!   tenth of the hosts, not all of them at once. Measured: 0.86-0.88 bytes per value
-//!   (`tests/metrics.rs`, `raw_tier_stays_under_two_bytes_per_value`).
+//!   (`tests/metrics.rs`, `raw_tier_stays_under_two_bytes_per_value`); 0.43 for hosts with 8
+//!   GPUs and their health series, most of which hold still
+//!   (`gpu_hosts_with_health_signals_stay_under_two_bytes_per_value`).
 //! - **1-minute tier.** The writer keeps each series' current minute (min, sum, max, count)
 //!   in memory, fed by the samples it stores. About once a minute, every minute that ended more
 //!   than [`GRACE_MS`] ago goes to `minute_staging` (and `minute_done_ms` moves on, in the same
@@ -869,6 +871,9 @@ pub struct Backfill {
     pub interval_ms: u64,
     /// Seed of the values (the same seed writes the same history).
     pub seed: u64,
+    /// GPUs per host ([`synthetic_gpus`]: use, memory, power and the health signals); 0 for
+    /// hosts without GPUs.
+    pub gpus: u32,
 }
 
 /// What [`backfill`] wrote.
@@ -877,7 +882,7 @@ pub struct Backfilled {
     /// Samples written.
     pub samples: u64,
     /// Values written (about 25 per sample: CPU, loads, memory, swap, two disks, two
-    /// interfaces, two sensors, processes, sessions).
+    /// interfaces, two sensors, processes, sessions; and 16 per GPU: 6 of use, 10 of health).
     pub values: u64,
 }
 
@@ -966,6 +971,72 @@ pub fn synthetic_snapshot(seed: u64, t_ms: u64) -> Snapshot {
     }
 }
 
+/// Plausible GPUs of a host sample: `n` GPUs (H100-like, no fan) that are busy or idle for
+/// minutes at a time, with the health signals as a lab's GPUs report them: the SM clock at
+/// its boost or idle value (a few steps lower while the power cap holds it), the HBM a few
+/// degrees above the core, a corrected-ECC count that rises now and then on every other GPU,
+/// no uncorrected errors, remapped rows or Xid errors, and the throttle reasons of the state.
+pub fn synthetic_gpus(seed: u64, t_ms: u64, n: u32) -> Vec<smon_proto::Gpu> {
+    (0..n)
+        .map(|i| {
+            let k = u64::from(i);
+            let mut r = Rng((seed ^ k.wrapping_mul(0x9E37_79B9))
+                .wrapping_mul(0x2545_F491_4F6C_DD1D)
+                ^ t_ms.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                | 1);
+            let _ = r.next();
+            // Busy or idle for 7-minute spells, different per GPU.
+            let spell = (t_ms / 420_000).wrapping_add(seed).wrapping_add(k * 3);
+            let busy = !spell.is_multiple_of(4);
+            let util = if busy {
+                88 + (r.unit() * 12.0) as u32
+            } else {
+                0
+            };
+            let capped = util >= 97;
+            let temp = if busy { 62 } else { 34 } + (r.unit() * 2.0) as u32;
+            let gib = 1u64 << 30;
+            let mut throttle = Vec::new();
+            if !busy {
+                throttle.push("gpu_idle".to_owned());
+            }
+            if capped {
+                throttle.push("sw_power_cap".to_owned());
+            }
+            smon_proto::Gpu {
+                index: i,
+                uuid: format!("GPU-{seed:08x}-{i}"),
+                name: "NVIDIA H100 80GB HBM3".into(),
+                utilization_percent: Some(util),
+                memory_used_bytes: Some(if busy { 61 * gib } else { gib / 2 }),
+                memory_total_bytes: Some(80 * gib),
+                temperature_celsius: Some(temp),
+                power_mw: Some(
+                    if busy { 520_000 + util * 1500 } else { 72_000 } + (r.unit() * 2000.0) as u32,
+                ),
+                power_limit_mw: Some(700_000),
+                sm_clock_mhz: Some(match (busy, capped) {
+                    (false, _) => 345,
+                    (true, false) => 1980,
+                    (true, true) => 1980 - 15 * (1 + (r.unit() * 8.0) as u32),
+                }),
+                memory_temperature_celsius: Some(temp + 5),
+                ecc_corrected_errors: Some(if i % 2 == 1 {
+                    t_ms / 1_800_000 % 1000
+                } else {
+                    0
+                }),
+                ecc_uncorrected_errors: Some(0),
+                remapped_rows_correctable: Some(if i == 1 { 2 } else { 0 }),
+                remapped_rows_uncorrectable: Some(0),
+                xid_errors: Some(0),
+                throttle_reasons: throttle,
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
 /// Writes synthetic history (see [`Backfill`]) into the database of `path`, straight to the
 /// raw blocks (no staging rows) and through the same rollups as live samples, one transaction
 /// per 10 minutes of data; the tiers are rolled up as of `b.to_ms` at the end. For the
@@ -996,7 +1067,11 @@ pub fn backfill(path: &Path, retention: &Retention, b: &Backfill) -> Result<Back
             let jitter = (h as u64 * 37) % interval.min(1000);
             let samples: Vec<(i64, Snapshot)> = (start..end)
                 .step_by(usize::try_from(interval).unwrap_or(usize::MAX))
-                .map(|t| (ms(t + jitter), synthetic_snapshot(seed, t)))
+                .map(|t| {
+                    let mut s = synthetic_snapshot(seed, t);
+                    s.gpus = synthetic_gpus(seed, t, b.gpus);
+                    (ms(t + jitter), s)
+                })
                 .filter(|(t, _)| *t < ms(end))
                 .collect();
             out.samples += samples.len() as u64;

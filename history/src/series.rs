@@ -29,6 +29,10 @@ pub struct Metric {
     pub labelled: bool,
     /// How a cluster aggregates it.
     pub aggregate: Aggregate,
+    /// A count that only rises (ECC errors, remapped rows, Xid errors; a driver reload resets
+    /// it): read it by the `max` of a point, which is its last value in the point's interval
+    /// at every tier (max of the maxes), never by the mean (fractions of an error).
+    pub counter: bool,
 }
 
 const fn m(name: &'static str, scale: f64, labelled: bool, aggregate: Aggregate) -> Metric {
@@ -37,6 +41,18 @@ const fn m(name: &'static str, scale: f64, labelled: bool, aggregate: Aggregate)
         scale,
         labelled,
         aggregate,
+        counter: false,
+    }
+}
+
+/// A per-GPU count that only rises: stored as an integer, summed over a cluster's hosts.
+const fn counter(name: &'static str) -> Metric {
+    Metric {
+        name,
+        scale: 1.0,
+        labelled: true,
+        aggregate: Sum,
+        counter: true,
     }
 }
 
@@ -66,6 +82,16 @@ pub const METRICS: &[Metric] = &[
     m("gpu_power_watts", 1000.0, true, Sum),
     m("gpu_power_percent", 100.0, true, Mean),
     m("gpu_fan_percent", 100.0, true, Mean),
+    m("gpu_sm_clock_mhz", 1.0, true, Mean),
+    m("gpu_memory_temperature_celsius", 10.0, true, Mean),
+    counter("gpu_ecc_corrected_errors"),
+    counter("gpu_ecc_uncorrected_errors"),
+    counter("gpu_remapped_rows_correctable"),
+    counter("gpu_remapped_rows_uncorrectable"),
+    counter("gpu_xid_errors"),
+    m("gpu_throttle_reasons", 1.0, true, Mean),
+    m("gpu_throttle_power_percent", 100.0, true, Mean),
+    m("gpu_throttle_thermal_percent", 100.0, true, Mean),
     m("processes", 1.0, false, Sum),
     m("sessions", 1.0, false, Sum),
     m("container_cpu_percent", 100.0, true, Sum),
@@ -226,6 +252,7 @@ pub fn each_value(s: &Snapshot, f: &mut impl FnMut(&'static Metric, &str, f64)) 
         if let Some(f) = g.fan_percent {
             push("gpu_fan_percent", &l, f64::from(f));
         }
+        gpu_health(g, &mut |name, value| push(name, &l, value));
     }
     push("processes", "", f64::from(s.process_count));
     push("sessions", "", s.sessions.len() as f64);
@@ -245,6 +272,66 @@ pub fn each_value(s: &Snapshot, f: &mut impl FnMut(&'static Metric, &str, f64)) 
                 push("container_memory_percent", l, p);
             }
         }
+    }
+}
+
+/// The throttle reasons of a held-down power budget (`Gpu.throttle_reasons`).
+pub const THROTTLE_POWER: [&str; 2] = ["sw_power_cap", "hw_power_brake"];
+/// The throttle reasons of a GPU too hot.
+pub const THROTTLE_THERMAL: [&str; 2] = ["sw_thermal", "hw_thermal"];
+/// The reasons that are no trouble: an idle GPU, and clocks an admin set. Left out of
+/// `gpu_throttle_reasons` as the alert rule of that name leaves them out.
+pub const THROTTLE_BENIGN: [&str; 2] = ["gpu_idle", "applications_clocks"];
+
+/// Whether a GPU's throttle reasons were read: an empty list means "not held down" only then.
+/// Not when the GPU could not be opened (`device: `), is lost, NVML hangs, or the query
+/// itself failed (its error names the field), so that no 0 stands for "unknown".
+pub fn throttle_read(g: &smon_proto::Gpu) -> bool {
+    !g.error.contains("device: ")
+        && !g.error.contains("throttle_reasons: ")
+        && !g.error.starts_with("NVML not answering")
+}
+
+/// The health series of one GPU (what it reports of them): SM clock, memory temperature, the
+/// ECC, remapped-row and Xid counts, and the throttle reasons as three bounded series:
+/// `gpu_throttle_reasons` (how many reasons hold the clocks down, idle and application clocks
+/// left out, as the alert rule counts them), and `gpu_throttle_power_percent` /
+/// `gpu_throttle_thermal_percent`, 100 while a power (`sw_power_cap`, `hw_power_brake`) or
+/// thermal (`sw_thermal`, `hw_thermal`) reason holds them and 0 otherwise, so that a minute's
+/// or an hour's mean is the share of the time the GPU was held down for that cause.
+fn gpu_health(g: &smon_proto::Gpu, push: &mut impl FnMut(&'static str, f64)) {
+    if let Some(c) = g.sm_clock_mhz {
+        push("gpu_sm_clock_mhz", f64::from(c));
+    }
+    if let Some(t) = g.memory_temperature_celsius {
+        push("gpu_memory_temperature_celsius", f64::from(t));
+    }
+    if let Some(n) = g.ecc_corrected_errors {
+        push("gpu_ecc_corrected_errors", n as f64);
+    }
+    if let Some(n) = g.ecc_uncorrected_errors {
+        push("gpu_ecc_uncorrected_errors", n as f64);
+    }
+    if let Some(n) = g.remapped_rows_correctable {
+        push("gpu_remapped_rows_correctable", f64::from(n));
+    }
+    if let Some(n) = g.remapped_rows_uncorrectable {
+        push("gpu_remapped_rows_uncorrectable", f64::from(n));
+    }
+    if let Some(n) = g.xid_errors {
+        push("gpu_xid_errors", n as f64);
+    }
+    if throttle_read(g) {
+        let held = |set: &[&str]| g.throttle_reasons.iter().any(|r| set.contains(&r.as_str()));
+        let trouble = g
+            .throttle_reasons
+            .iter()
+            .filter(|r| !THROTTLE_BENIGN.contains(&r.as_str()))
+            .count();
+        push("gpu_throttle_reasons", trouble as f64);
+        let pct = |on: bool| if on { 100.0 } else { 0.0 };
+        push("gpu_throttle_power_percent", pct(held(&THROTTLE_POWER)));
+        push("gpu_throttle_thermal_percent", pct(held(&THROTTLE_THERMAL)));
     }
 }
 
@@ -460,6 +547,134 @@ mod tests {
         assert_eq!(get(&v, "processes", ""), Some(321.0));
         assert_eq!(get(&v, "sessions", ""), Some(2.0));
         assert!(v.iter().all(|x| x.metric.labelled || x.label.is_empty()));
+    }
+
+    fn health_gpu() -> Gpu {
+        Gpu {
+            index: 3,
+            uuid: "GPU-3".into(),
+            sm_clock_mhz: Some(1980),
+            memory_temperature_celsius: Some(81),
+            ecc_corrected_errors: Some(12),
+            ecc_uncorrected_errors: Some(0),
+            remapped_rows_correctable: Some(2),
+            remapped_rows_uncorrectable: Some(1),
+            xid_errors: Some(0),
+            throttle_reasons: vec![
+                "gpu_idle".into(),
+                "sw_power_cap".into(),
+                "hw_thermal".into(),
+            ],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_gpu_stores_its_health_signals() {
+        let s = Snapshot {
+            gpus: vec![health_gpu()],
+            ..Default::default()
+        };
+        let v = values(&s);
+        for (name, want) in [
+            ("gpu_sm_clock_mhz", 1980.0),
+            ("gpu_memory_temperature_celsius", 81.0),
+            ("gpu_ecc_corrected_errors", 12.0),
+            ("gpu_ecc_uncorrected_errors", 0.0),
+            ("gpu_remapped_rows_correctable", 2.0),
+            ("gpu_remapped_rows_uncorrectable", 1.0),
+            ("gpu_xid_errors", 0.0),
+            // gpu_idle is no trouble: power cap and thermal are.
+            ("gpu_throttle_reasons", 2.0),
+            ("gpu_throttle_power_percent", 100.0),
+            ("gpu_throttle_thermal_percent", 100.0),
+        ] {
+            assert_eq!(get(&v, name, "3"), Some(want), "{name}");
+            let m = metric(name).expect("known");
+            assert_eq!(m.label_kind(), Some("gpu"), "{name}");
+            assert_eq!(quantise(m, want) as f64, want * m.scale, "{name}");
+        }
+        let counters: Vec<&str> = METRICS
+            .iter()
+            .filter(|m| m.counter)
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(
+            counters,
+            [
+                "gpu_ecc_corrected_errors",
+                "gpu_ecc_uncorrected_errors",
+                "gpu_remapped_rows_correctable",
+                "gpu_remapped_rows_uncorrectable",
+                "gpu_xid_errors"
+            ]
+        );
+        assert!(
+            METRICS
+                .iter()
+                .filter(|m| m.counter)
+                .all(|m| m.aggregate == Sum && m.scale == 1.0)
+        );
+
+        // Only an idle GPU, or clocks an admin set: nothing held down.
+        let mut g = health_gpu();
+        g.throttle_reasons = vec!["gpu_idle".into(), "applications_clocks".into()];
+        let v = values(&Snapshot {
+            gpus: vec![g],
+            ..Default::default()
+        });
+        assert_eq!(get(&v, "gpu_throttle_reasons", "3"), Some(0.0));
+        assert_eq!(get(&v, "gpu_throttle_power_percent", "3"), Some(0.0));
+        assert_eq!(get(&v, "gpu_throttle_thermal_percent", "3"), Some(0.0));
+    }
+
+    #[test]
+    fn health_signals_a_gpu_does_not_report_stay_absent() {
+        // A GPU that reports none of them (an older card, no ECC, no HBM sensor) stores none:
+        // no 0 is invented, except the throttle reasons of a GPU that was read (empty: none).
+        let v = values(&Snapshot {
+            gpus: vec![Gpu {
+                index: 0,
+                utilization_percent: Some(5),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let names: Vec<&str> = v
+            .iter()
+            .filter(|x| x.label == "0")
+            .map(|x| x.metric.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "gpu_utilization_percent",
+                "gpu_throttle_reasons",
+                "gpu_throttle_power_percent",
+                "gpu_throttle_thermal_percent"
+            ]
+        );
+        // A GPU whose throttle reasons could not be read (lost, no permission, the query
+        // failed, NVML hanging) has no throttle series at all: its empty list means "unknown".
+        for error in [
+            "device: GPU is lost (fallen off the bus?): it needs a reset or a reboot",
+            "device: NoPermission",
+            "throttle_reasons: Unknown",
+            "NVML not answering for 12 s; GPU values are withheld until it does",
+        ] {
+            let mut g = health_gpu();
+            g.error = error.into();
+            g.throttle_reasons.clear();
+            let v = values(&Snapshot {
+                gpus: vec![g],
+                ..Default::default()
+            });
+            assert!(
+                v.iter().all(|x| !x.metric.name.starts_with("gpu_throttle")),
+                "{error}"
+            );
+            assert_eq!(get(&v, "gpu_sm_clock_mhz", "3"), Some(1980.0), "{error}");
+        }
     }
 
     #[test]

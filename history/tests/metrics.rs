@@ -15,7 +15,7 @@ use smon_history::metrics::{self, Backfill, HOUR, MINUTE};
 use smon_history::reader::SqliteHistory;
 use smon_history::writer::{Clock, QUEUE, Write, Writer};
 use smon_history::{History, Retention, SeriesQuery, StorageOptions};
-use smon_proto::{Cpu, Snapshot};
+use smon_proto::{Cpu, Gpu, Snapshot};
 
 /// A day boundary (so hours and days roll at known places).
 const T0: u64 = 1_700_006_400_000;
@@ -284,6 +284,149 @@ fn tiers_roll_up_to_the_min_avg_max_of_the_raw_samples() {
         }
     }
     assert!(seen >= 1700, "{seen} raw points");
+    w.stop().expect("stop");
+}
+
+/// The corrected-ECC count of GPU 0 at second `i`: rises by 1-3 at irregular seconds.
+fn ecc_at(i: u64) -> u64 {
+    (0..=i).filter(|k| (k * 7919).is_multiple_of(251)).count() as u64 * 2 + i / 1000
+}
+
+fn gpu_sample(host: &str, at_ms: u64, i: u64) -> Write {
+    Write::Sample {
+        host: host.into(),
+        at_ms,
+        snapshot: Arc::new(Snapshot {
+            gpus: vec![Gpu {
+                index: 0,
+                uuid: "GPU-a".into(),
+                ecc_corrected_errors: Some(ecc_at(i)),
+                // Half the time under the power cap, in 10-minute spells.
+                throttle_reasons: if (i / 600).is_multiple_of(2) {
+                    vec!["sw_power_cap".into()]
+                } else {
+                    Vec::new()
+                },
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    }
+}
+
+#[test]
+fn a_counter_rolls_up_to_its_last_value_and_a_throttle_share_to_its_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let retention = Retention {
+        raw: Duration::from_secs(3600),
+        minute: Duration::from_secs(3 * 3600),
+        ..Retention::default()
+    };
+    let (now, clk) = clock(T0);
+    let w = Writer::start_with(opts(dir.path(), retention), clk.clone(), QUEUE).expect("start");
+    let n: u64 = 3 * 3600;
+    // A running count, so that the test does not sum from 0 at every second.
+    let counts: Vec<u64> = {
+        let mut c = 0u64;
+        (0..n)
+            .map(|i| {
+                if (i * 7919).is_multiple_of(251) {
+                    c += 2;
+                }
+                c + i / 1000
+            })
+            .collect()
+    };
+    assert_eq!(counts[4000], ecc_at(4000));
+    for i in 0..n {
+        let at = T0 + i * 1000 + 3;
+        assert!(w.send(gpu_sample("lab:g", at, i)));
+        if i % 60 == 59 {
+            now.store(at, Ordering::SeqCst);
+            w.sync(Some(at)).expect("sync");
+        }
+    }
+    let end = T0 + 3 * HOUR as u64 + 30_000;
+    now.store(end, Ordering::SeqCst);
+    w.sync(Some(end)).expect("sync");
+    assert_eq!(w.stats().last_error(), None);
+    let h = SqliteHistory::open_with(&opts(dir.path(), retention), Some(w.stats()), clk)
+        .expect("reader");
+
+    // The 1-minute tier (the third hour is past the raw tier's hour): each minute's max is
+    // the count at its last second, its min the count at its first.
+    let from = T0 + 2 * HOUR as u64;
+    let a = h
+        .host_series(
+            "lab:g",
+            &query(
+                "gpu_ecc_corrected_errors{0}",
+                from,
+                from + HOUR as u64 - 1,
+                60,
+            ),
+        )
+        .expect("minute query");
+    assert_eq!(a.tier, Tier::Minute);
+    let s = &a.series[0];
+    assert_eq!(s.label, "0");
+    for m in 0..60usize {
+        let first = 7200 + m * 60;
+        assert_eq!(s.max[m], Some(counts[first + 59] as f64), "minute {m}");
+        assert_eq!(s.min[m], Some(counts[first] as f64), "minute {m}");
+    }
+
+    // The 1-hour tier: the max of the maxes is the count at the hour's last second.
+    let a = h
+        .host_series(
+            "lab:g",
+            &query("gpu_ecc_corrected_errors", T0, T0 + 3 * HOUR as u64 - 1, 3),
+        )
+        .expect("hour query");
+    assert_eq!(a.tier, Tier::Hour);
+    for hr in 0..3usize {
+        assert_eq!(
+            a.series[0].max[hr],
+            Some(counts[hr * 3600 + 3599] as f64),
+            "hour {hr}"
+        );
+        assert_eq!(
+            a.series[0].min[hr],
+            Some(counts[hr * 3600] as f64),
+            "hour {hr}"
+        );
+    }
+
+    // The power-cap share: an hour's mean is the part of the hour under the cap (half), a
+    // 10-minute spell's is all or nothing.
+    let p = h
+        .host_series(
+            "lab:g",
+            &query(
+                "gpu_throttle_power_percent",
+                T0,
+                T0 + 3 * HOUR as u64 - 1,
+                3,
+            ),
+        )
+        .expect("hour query");
+    assert_eq!(p.series[0].avg, [Some(50.0); 3]);
+    let p = h
+        .host_series(
+            "lab:g",
+            &query(
+                "gpu_throttle_power_percent",
+                from,
+                from + HOUR as u64 - 1,
+                6,
+            ),
+        )
+        .expect("minute query");
+    assert_eq!(
+        p.series[0].avg,
+        [100.0, 0.0, 100.0, 0.0, 100.0, 0.0].map(Some)
+    );
+    assert_eq!(p.series[0].max[1], Some(0.0));
     w.stop().expect("stop");
 }
 
@@ -573,21 +716,9 @@ fn kill_9_while_writing_leaves_a_readable_database() {
     );
 }
 
-#[test]
-fn raw_tier_stays_under_two_bytes_per_value() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let o = opts(dir.path(), Retention::default());
-    let b = Backfill {
-        hosts: 10,
-        clusters: 2,
-        from_ms: T0,
-        to_ms: T0 + HOUR as u64,
-        interval_ms: 1000,
-        seed: 1,
-    };
-    let done = metrics::backfill(&o.db_path(), &o.retention, &b).expect("backfill");
-    assert_eq!(done.samples, 10 * 3600);
-    assert_eq!(done.values, done.samples * 24, "24 series a host");
+/// Backfills `b` and measures the raw tier's blocks on disk (bytes).
+fn raw_bytes(o: &StorageOptions, b: &Backfill) -> (metrics::Backfilled, i64) {
+    let done = metrics::backfill(&o.db_path(), &o.retention, b).expect("backfill");
     let c = Connection::open(o.db_path()).expect("open");
     let staged: i64 = c
         .query_row("SELECT count(*) FROM raw_staging", [], |r| r.get(0))
@@ -601,6 +732,25 @@ fn raw_tier_stays_under_two_bytes_per_value() {
             |r| r.get(0),
         )
         .expect("dbstat");
+    (done, bytes)
+}
+
+#[test]
+fn raw_tier_stays_under_two_bytes_per_value() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = opts(dir.path(), Retention::default());
+    let b = Backfill {
+        hosts: 10,
+        clusters: 2,
+        from_ms: T0,
+        to_ms: T0 + HOUR as u64,
+        interval_ms: 1000,
+        seed: 1,
+        gpus: 0,
+    };
+    let (done, bytes) = raw_bytes(&o, &b);
+    assert_eq!(done.samples, 10 * 3600);
+    assert_eq!(done.values, done.samples * 24, "24 series a host");
     let per_value = bytes as f64 / done.values as f64;
     println!(
         "raw tier: {bytes} bytes for {} values = {per_value:.3} bytes/value",
@@ -635,6 +785,67 @@ fn raw_tier_stays_under_two_bytes_per_value() {
     // The start of the oldest block's window (windows are staggered by host).
     let oldest = raw.oldest_ms.expect("oldest");
     assert!((T0 - 600_000..=T0).contains(&oldest), "{oldest}");
+}
+
+#[test]
+fn gpu_hosts_with_health_signals_stay_under_two_bytes_per_value() {
+    // 8 GPUs a host, each with use, memory, power and the health signals: the counters and
+    // the throttle shares mostly hold still, and must cost next to nothing.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = opts(dir.path(), Retention::default());
+    let b = Backfill {
+        hosts: 3,
+        clusters: 1,
+        from_ms: T0,
+        to_ms: T0 + HOUR as u64,
+        interval_ms: 1000,
+        seed: 1,
+        gpus: 8,
+    };
+    let (done, bytes) = raw_bytes(&o, &b);
+    assert_eq!(done.samples, 3 * 3600);
+    // 24 host series, and per GPU 6 of use (no fan) and 10 of health.
+    assert_eq!(done.values, done.samples * (24 + 8 * 16), "values a sample");
+    let per_value = bytes as f64 / done.values as f64;
+    println!(
+        "raw tier with 8 GPUs a host: {bytes} bytes for {} values = {per_value:.3} bytes/value",
+        done.values
+    );
+    assert!(per_value <= 2.0, "{per_value} bytes per value");
+    // The 1-minute tier: one block per series and hour; a series that holds still is small.
+    let c = Connection::open(o.db_path()).expect("open");
+    let (series, minute_bytes): (i64, i64) = c
+        .query_row(
+            "SELECT (SELECT count(*) FROM minute_blocks), \
+             (SELECT sum(pgsize) FROM dbstat WHERE name = 'minute_blocks')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("dbstat");
+    println!(
+        "minute tier: {minute_bytes} bytes for {series} series-hours = {:.0} bytes each",
+        minute_bytes as f64 / series as f64
+    );
+    assert!(series >= 3 * (24 + 8 * 16), "{series} minute blocks");
+
+    // A counter reads back as it was written: every other GPU's corrected ECC count.
+    let (_, clk) = clock(T0 + HOUR as u64);
+    let h = SqliteHistory::open_with(&o, None, clk).expect("reader");
+    let a = h
+        .host_series(
+            "c0:node1",
+            &query("gpu_ecc_corrected_errors{1}", T0, T0 + HOUR as u64 - 1, 2),
+        )
+        .expect("host");
+    let want = |t: u64| (t / 1_800_000 % 1000) as f64;
+    assert_eq!(a.series.len(), 1);
+    assert_eq!(
+        a.series[0].max,
+        [
+            Some(want(T0 + 1_799_000)),
+            Some(want(T0 + HOUR as u64 - 1000))
+        ]
+    );
 }
 
 #[test]

@@ -359,6 +359,7 @@ impl State {
                 let m = s.model;
                 let util = g.util.round() as u32;
                 let temp = g.temp.round() as u32;
+                let worn = hash2(p.seed, i as u64).is_multiple_of(8);
                 let power =
                     m.idle_mw as f32 + (m.power_limit_mw - m.idle_mw) as f32 * g.util / 100.0 * 0.9;
                 Gpu {
@@ -384,15 +385,35 @@ impl State {
                     pci_bus_id: format!("00000000:{:02X}:00.0", 0x18 + i * 0x10),
                     persistence_mode: Some(true),
                     mig_mode: Some(false),
-                    sm_clock_mhz: Some(if util > 5 { 1980 } else { 345 }),
+                    sm_clock_mhz: Some(match util {
+                        0..=5 => 345,
+                        6..=95 => 1980,
+                        // At the power cap the clock steps down.
+                        _ => 1980 - 15 * (util - 95),
+                    }),
                     memory_temperature_celsius: Some(temp + 4),
-                    ecc_corrected_errors: Some(0),
-                    ecc_uncorrected_errors: Some(0),
-                    throttle_reasons: if util > 5 {
-                        Vec::new()
+                    // One GPU in eight is "worn": a corrected ECC error an hour since boot
+                    // and a row remapped, so that the health history has something to show.
+                    ecc_corrected_errors: Some(if worn {
+                        now.saturating_sub(p.info.boot_unix_ms) / 3_600_000
                     } else {
-                        vec!["gpu_idle".into()]
-                    },
+                        0
+                    }),
+                    ecc_uncorrected_errors: Some(0),
+                    remapped_rows_correctable: Some(u32::from(worn)),
+                    remapped_rows_uncorrectable: Some(0),
+                    remapping_pending: Some(false),
+                    remapping_failed: Some(false),
+                    xid_errors: Some(0),
+                    throttle_reasons: [
+                        (util <= 5, "gpu_idle"),
+                        (util > 95, "sw_power_cap"),
+                        (temp >= 85, "sw_thermal"),
+                    ]
+                    .into_iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, r)| r.to_owned())
+                    .collect(),
                     ..Gpu::default()
                 }
             })
@@ -617,6 +638,45 @@ mod tests {
                 prev = Some(snap);
             }
         }
+    }
+
+    #[test]
+    fn simulated_gpus_carry_the_health_signals() {
+        let mut worn = 0;
+        let mut gpus = 0;
+        for p in fleet().iter().filter(|p| !p.gpus.is_empty()) {
+            let mut st = State::new(p, T0);
+            st.advance(
+                p,
+                Tick {
+                    seq: 1,
+                    unix_ms: T0,
+                },
+            );
+            for g in st.snapshot(p, Parts::SUMMARY, T0).gpus {
+                gpus += 1;
+                assert!(g.sm_clock_mhz.is_some_and(|c| (345..=1980).contains(&c)));
+                assert!(g.memory_temperature_celsius > g.temperature_celsius);
+                assert_eq!(g.ecc_uncorrected_errors, Some(0));
+                assert_eq!(g.remapped_rows_uncorrectable, Some(0));
+                assert_eq!(g.xid_errors, Some(0));
+                assert_eq!(g.remapping_failed, Some(false));
+                let idle = g.utilization_percent.is_some_and(|u| u <= 5);
+                assert_eq!(
+                    g.throttle_reasons.iter().any(|r| r == "gpu_idle"),
+                    idle,
+                    "{g:?}"
+                );
+                if g.remapped_rows_correctable == Some(1) {
+                    worn += 1;
+                    let up_h = T0.saturating_sub(p.info.boot_unix_ms) / 3_600_000;
+                    assert_eq!(g.ecc_corrected_errors, Some(up_h));
+                } else {
+                    assert_eq!(g.ecc_corrected_errors, Some(0));
+                }
+            }
+        }
+        assert!(gpus > 0 && worn > 0 && worn < gpus, "{worn} of {gpus}");
     }
 
     #[test]

@@ -138,6 +138,9 @@ mod tests {
                 power_limit_mw: Some(300_000),
                 fan_percent: None,
                 temperature_celsius: Some(70),
+                sm_clock_mhz: Some(1410),
+                ecc_uncorrected_errors: Some(1),
+                throttle_reasons: vec!["hw_thermal".into()],
                 ..Gpu::default()
             }],
             process_count: 321,
@@ -178,6 +181,12 @@ mod tests {
                 "gpu_temperature_celsius{gpu=1} 70",
                 "gpu_power_watts{gpu=1} 150",
                 "gpu_power_percent{gpu=1} 50",
+                // The health signals it reports (memory temperature, the other counts: not).
+                "gpu_sm_clock_mhz{gpu=1} 1410",
+                "gpu_ecc_uncorrected_errors{gpu=1} 1",
+                "gpu_throttle_reasons{gpu=1} 1",
+                "gpu_throttle_power_percent{gpu=1} 0",
+                "gpu_throttle_thermal_percent{gpu=1} 100",
                 "processes 321",
                 "sessions 2",
             ]

@@ -401,6 +401,7 @@ async fn top_processes_are_stored_every_period() {
     // A second instead of a minute: the first fetch at a random point of it, then every one.
     settings.processes_every = Duration::from_secs(1);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
     let security = smon_aggregator::prepare_security(&settings, &listener).expect("security");
     let stop = CancellationToken::new();
     let running = smon_aggregator::start(settings, listener, security, stop.clone())
@@ -409,6 +410,52 @@ async fn top_processes_are_stored_every_period() {
     let task = tokio::spawn(running.wait());
 
     let h = SqliteHistory::open(&options(&data), None).expect("reader");
+    // The fake GPU's health signals, stored and read back through the REST route: the SM
+    // clock, and counters that are 0 (reported, so stored as 0, not left out).
+    let q = format!(
+        "{base}/api/v1/hosts/lab:n1/history?metrics=gpu_sm_clock_mhz,\
+         gpu_ecc_corrected_errors{{0}},gpu_remapped_rows_correctable,gpu_throttle_reasons&from={}",
+        now_ms() - 60_000
+    );
+    let start = Instant::now();
+    let series = loop {
+        let r = reqwest::get(&q).await.expect("history route");
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.expect("json");
+        let series = v["series"].as_array().cloned().unwrap_or_default();
+        let newest = |m: &str| {
+            series
+                .iter()
+                .find(|s| s["metric"] == m && s["label"] == "0")
+                .and_then(|s| s["max"].as_array()?.iter().rev().find_map(Value::as_f64))
+        };
+        if let (Some(clock), Some(ecc), Some(rows), Some(throttle)) = (
+            newest("gpu_sm_clock_mhz"),
+            newest("gpu_ecc_corrected_errors"),
+            newest("gpu_remapped_rows_correctable"),
+            newest("gpu_throttle_reasons"),
+        ) {
+            break (clock, ecc, rows, throttle);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "no GPU health series stored: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    // The fake GPU 0: 345 MHz + 15 per point of use, index-many corrected errors and
+    // remapped rows, and only the benign "gpu_idle" or nothing as throttle reasons.
+    assert!((345.0..=1845.0).contains(&series.0), "{series:?}");
+    assert_eq!((series.1, series.2, series.3), (0.0, 0.0, 0.0));
+    let r = reqwest::get(format!(
+        "{base}/api/v1/hosts/lab:n1/history?metrics=gpu_sm_clock_ghz"
+    ))
+    .await
+    .expect("history route");
+    assert_eq!(r.status(), 400);
+    let why = r.text().await.expect("body");
+    assert!(why.contains("gpu_sm_clock_mhz"), "the known names: {why}");
+
     let all = Shown {
         command_lines: true,
         process_users: true,

@@ -695,7 +695,7 @@ impl History for Real {
 }
 
 /// Seven hours of history up to now in `dir`: lab:busy's CPU a slow wave and lab:idle's 10 %,
-/// every 10 s, and lab:busy's processes every minute (ann's trainer on GPU 0, its command line
+/// every 10 s (lab:busy with a GPU whose corrected ECC count rises by one an hour), and lab:busy's processes every minute (ann's trainer on GPU 0, its command line
 /// holding [`SECRET`]). Blocks.
 fn seven_hours(dir: &Path) -> (smon_history::writer::Writer, Real) {
     use smon_history::writer::{Write, Writer};
@@ -710,10 +710,21 @@ fn seven_hours(dir: &Path) -> (smon_history::writer::Writer, Real) {
     for s in (0..7 * 3600u64).step_by(10) {
         let busy = 50.0 + 40.0 * (s as f32 / 600.0).sin();
         for (host, cpu) in [("lab:busy", busy), ("lab:idle", 10.0)] {
+            let mut snapshot = cpu_only(cpu);
+            if host == "lab:busy" {
+                // GPU 0 gains a corrected ECC error an hour: 6 in the last hour.
+                Arc::make_mut(&mut snapshot).gpus = vec![smon_proto::Gpu {
+                    index: 0,
+                    uuid: "GPU-0".into(),
+                    utilization_percent: Some(90),
+                    ecc_corrected_errors: Some(s / 3600),
+                    ..Default::default()
+                }];
+            }
             assert!(writer.send(Write::Sample {
                 host: host.into(),
                 at_ms: start + s * 1000,
-                snapshot: cpu_only(cpu),
+                snapshot,
             }));
         }
     }

@@ -889,6 +889,19 @@ async function history(browser, url, id, cluster, role, secret) {
   await step(page, "1 h is the default range", () => page.waitForSelector('#range-picker button[data-range="1h"][aria-pressed="true"]'));
   await waitRange(page, "the default range is the last hour", { span: 3_600_000 });
 
+  // The GPU chart shows a health signal when picked: a counter, drawn by its last value.
+  await page.selectOption("#gpu-metric", "gpu_ecc_corrected_errors");
+  await step(page, "the GPU chart shows the corrected ECC errors", async () => {
+    const sel = '#history .hchart[data-metric="gpu"][data-gpu-metric="gpu_ecc_corrected_errors"]';
+    await page.waitForSelector(`${sel}[data-points]:not([data-points="0"])`);
+    const title = (await page.textContent(`${sel} .card-title`)) ?? "";
+    if (!title.includes("Corrected ECC errors (last value)")) throw new CheckFailed(`the GPU chart is titled '${title}'`);
+    const value = (await page.textContent(`${sel} .legend-item b`)) ?? "";
+    if (value !== "6") throw new CheckFailed(`GPU 0's corrected ECC count reads '${value}', not 6`);
+  });
+  await page.selectOption("#gpu-metric", "gpu_utilization_percent");
+  await step(page, "back to GPU use", () => page.waitForSelector('#history .hchart[data-gpu-metric="gpu_utilization_percent"][data-points]:not([data-points="0"])'));
+
   // A live range keeps moving: 15 minutes, fetched again every 5 s.
   await page.click('#range-picker button[data-range="15m"]');
   await waitRange(page, "15 minutes shown", { span: 900_000 });

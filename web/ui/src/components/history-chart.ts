@@ -23,6 +23,8 @@ export interface HistoryChartOptions {
   /** Width of the vertical axis in px (default 44). */
   axisSize?: number;
   height?: number;
+  /** Shown in the header after the title (e.g. a picker of what the chart shows). */
+  tools?: HTMLElement;
 }
 
 /** What the chart reports. */
@@ -86,7 +88,7 @@ export class HistoryChart {
     this.legend = h("span", { class: "chart-legend" });
     this.body = h("div", { class: "chart-body" });
     this.empty = h("div", { class: "chart-empty" }, "Nothing stored in this range");
-    this.el = h("section", { class: "card chart hchart", "data-metric": metric }, h("header", { class: "card-head" }, h("span", { class: "card-title" }, title), this.legend), this.body, this.empty);
+    this.el = h("section", { class: "card chart hchart", "data-metric": metric }, h("header", { class: "card-head" }, h("span", { class: "card-title" }, title), opts.tools, this.legend), this.body, this.empty);
     if (events.onPick) this.el.title = "Drag to zoom; click a point for the top processes at that minute";
     else this.el.title = "Drag to zoom";
     this.fillLegend();

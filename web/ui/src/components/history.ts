@@ -10,13 +10,15 @@
  * `#range-apply`, `#history-status`, `.hchart[data-metric]` (see `history-chart.ts`),
  * `#history-procs[data-at]` with `tr[data-pid]` (cells `td[data-col]`), the tabs
  * `#history-tabs button[data-tab=charts|gpus]`, `#gpu-usage-gpu`, `#gpu-usage-user` and
- * `#gpu-usage-sampled` (`#<gpu>/<user>`) with `tr[data-key]`.
+ * `#gpu-usage-sampled` (`#<gpu>/<user>`) with `tr[data-key]`; the GPU chart
+ * (`.hchart[data-metric="gpu"]`, `data-gpu-metric` the stored metric it shows) and its picker
+ * `#gpu-metric` (use, memory, temperatures, power, SM clock and the health signals).
  */
 import { basePath } from "../connection";
 import { h, setAttr, setText, show } from "../dom";
 import { DASH, bytes, dateTime, num, pct, rate } from "../format";
 import type { SeriesDef } from "./chart";
-import { HistoryChart } from "./history-chart";
+import { HistoryChart, type HistoryChartEvents } from "./history-chart";
 import type { GpuUsageAnswer, ProcessAt, ProcessesAnswer, SeriesAnswer, StoredSeries } from "../types";
 
 const MIN = 60_000;
@@ -38,8 +40,40 @@ export const RANGES: readonly (readonly [string, string, number])[] = [
 const GPU_SAMPLES = 24;
 /** Points asked for per chart. */
 const POINTS = 600;
-/** The metrics of the charts. */
-const METRICS = ["cpu_percent", "mem_percent", "load1", "net_rx_bytes_per_s", "net_tx_bytes_per_s", "gpu_utilization_percent"];
+/** The metrics of the charts (and the GPU chart's, `GPU_METRICS`). */
+const METRICS = ["cpu_percent", "mem_percent", "load1", "net_rx_bytes_per_s", "net_tx_bytes_per_s"];
+
+/** What the GPU chart can show: a stored per-GPU metric, its title and how its values read. */
+interface GpuMetric {
+  metric: string;
+  title: string;
+  fmt: (v: number | null) => string;
+  range?: [number, number];
+  /** A count that only rises: drawn by each point's max (its last value), not its mean. */
+  counter?: boolean;
+}
+
+const unit = (u: string, digits = 0) => (v: number | null) => (v === null ? DASH : `${num(v, digits)} ${u}`);
+const count = (v: number | null) => num(v, 0);
+const share = (v: number | null) => pct(v, 0);
+
+/** The GPU chart's choices (PROTOCOL.md "History" names them), GPU use first. */
+export const GPU_METRICS: readonly GpuMetric[] = [
+  { metric: "gpu_utilization_percent", title: "GPU use", fmt: share, range: [0, 100] },
+  { metric: "gpu_memory_percent", title: "GPU memory used", fmt: share, range: [0, 100] },
+  { metric: "gpu_temperature_celsius", title: "GPU temperature", fmt: unit("°C") },
+  { metric: "gpu_memory_temperature_celsius", title: "GPU memory temperature", fmt: unit("°C") },
+  { metric: "gpu_power_watts", title: "GPU power", fmt: unit("W") },
+  { metric: "gpu_sm_clock_mhz", title: "SM clock", fmt: unit("MHz") },
+  { metric: "gpu_throttle_power_percent", title: "Time held by the power cap", fmt: share, range: [0, 100] },
+  { metric: "gpu_throttle_thermal_percent", title: "Time held by heat", fmt: share, range: [0, 100] },
+  { metric: "gpu_throttle_reasons", title: "Throttle reasons", fmt: (v) => num(v, 1) },
+  { metric: "gpu_ecc_corrected_errors", title: "Corrected ECC errors", fmt: count, counter: true },
+  { metric: "gpu_ecc_uncorrected_errors", title: "Uncorrected ECC errors", fmt: count, counter: true },
+  { metric: "gpu_remapped_rows_correctable", title: "Rows remapped (correctable)", fmt: count, counter: true },
+  { metric: "gpu_remapped_rows_uncorrectable", title: "Rows remapped (uncorrectable)", fmt: count, counter: true },
+  { metric: "gpu_xid_errors", title: "Xid errors", fmt: count, counter: true },
+];
 
 /** A range: the last `ms` (live), or a fixed span. */
 type Range = { live: true; key: string; ms: number } | { live: false; from: number; to: number };
@@ -144,6 +178,10 @@ export class HistoryView {
   private readonly status = h("p", { class: "muted history-status", id: "history-status", role: "status" });
   private readonly chartsEl = h("div", { class: "charts" });
   private readonly charts: { cpu: HistoryChart; mem: HistoryChart; load: HistoryChart; net: HistoryChart; gpu: HistoryChart };
+  /** What the GPU chart shows (`#gpu-metric`). */
+  private gpuMetric: GpuMetric = GPU_METRICS[0] as GpuMetric;
+  private readonly gpuPick = h("select", { id: "gpu-metric", class: "gpu-metric", "aria-label": "GPU chart shows" }, ...GPU_METRICS.map((m) => h("option", { value: m.metric }, m.title)));
+  private readonly chartEvents: HistoryChartEvents;
   private readonly procs = h("section", { class: "card history-procs", id: "history-procs", hidden: true });
   private readonly gpuPane = h("div", { class: "gpu-usage", id: "gpu-usage", hidden: true });
   private readonly tabs = h("div", { class: "segmented", id: "history-tabs", role: "tablist" });
@@ -164,6 +202,7 @@ export class HistoryView {
     const zoom = (from: number, to: number) => this.setRange({ live: false, from, to });
     const pick = opts.kind === "host" ? (t: number) => void this.showProcesses(t) : undefined;
     const ev = { onZoom: zoom, onPick: pick };
+    this.chartEvents = ev;
     const pctFmt = (v: number | null) => pct(v, 0);
     this.charts = {
       cpu: new HistoryChart("CPU", "cpu", [{ label: "CPU", color: "--chart-1" }], { range: [0, 100], fmt: pctFmt }, ev),
@@ -179,10 +218,19 @@ export class HistoryView {
         { fmt: (v) => (v === null ? DASH : rate(v)), axisFmt: (v) => bytes(v), axisSize: 68 },
         ev,
       ),
-      gpu: new HistoryChart("GPU use", "gpu", [], { range: [0, 100], fmt: pctFmt }, ev),
+      gpu: this.gpuChart(),
     };
     for (const c of Object.values(this.charts)) this.chartsEl.append(c.el);
     show(this.charts.gpu.el, false);
+    this.gpuPick.addEventListener("change", () => {
+      this.gpuMetric = GPU_METRICS.find((m) => m.metric === this.gpuPick.value) ?? this.gpuMetric;
+      const old = this.charts.gpu;
+      this.charts.gpu = this.gpuChart();
+      show(this.charts.gpu.el, false);
+      old.el.replaceWith(this.charts.gpu.el);
+      old.destroy();
+      void this.load();
+    });
 
     const tools = h("div", { class: "section-tools" }, this.picker.el);
     if (opts.kind === "host") {
@@ -207,6 +255,15 @@ export class HistoryView {
       const every = Math.min(60_000, Math.max(5_000, this.range.ms / POINTS));
       if (Date.now() - this.fetchedAt >= every) void this.load();
     }, 1000);
+  }
+
+  /** The GPU chart for the chosen GPU metric, with the picker in its header. */
+  private gpuChart(): HistoryChart {
+    const m = this.gpuMetric;
+    const title = m.counter ? `${m.title} (last value)` : m.title;
+    const c = new HistoryChart(title, "gpu", [], { range: m.range, fmt: m.fmt, tools: this.gpuPick }, this.chartEvents);
+    setAttr(c.el, "data-gpu-metric", m.metric);
+    return c;
   }
 
   private bounds(): [number, number] {
@@ -245,7 +302,10 @@ export class HistoryView {
     this.fetchedAt = Date.now();
     const [from, to] = this.bounds();
     if (this.tab === "gpus") return this.loadGpus(seq, from, to);
-    const q = `metrics=${METRICS.join(",")}&from=${Math.round(from)}&to=${Math.round(to)}&points=${POINTS}`;
+    const gm = this.gpuMetric;
+    // GPU use says whether the host has GPUs at all, whatever the GPU chart shows.
+    const metrics = [...METRICS, "gpu_utilization_percent", gm.metric].filter((m, i, a) => a.indexOf(m) === i);
+    const q = `metrics=${metrics.join(",")}&from=${Math.round(from)}&to=${Math.round(to)}&points=${POINTS}`;
     const r = await getJson<SeriesAnswer>(`${this.base()}/history?${q}`);
     if (seq !== this.seq || this.destroyed) return;
     if (!r.ok) return this.fail(r.status, r.why);
@@ -271,18 +331,23 @@ export class HistoryView {
       ],
       [sum(of("net_rx_bytes_per_s"), n), sum(of("net_tx_bytes_per_s"), n)],
     );
-    const gpus = of("gpu_utilization_percent").sort((x, y) => Number(x.label ?? 0) - Number(y.label ?? 0));
-    show(this.charts.gpu.el, gpus.length > 0);
-    if (gpus.length > 0) {
+    const byGpu = (m: string) => of(m).sort((x, y) => Number(x.label ?? 0) - Number(y.label ?? 0));
+    const hasGpus = of("gpu_utilization_percent").length > 0 || of(gm.metric).length > 0;
+    show(this.charts.gpu.el, hasGpus);
+    if (hasGpus) {
+      const gpus = byGpu(gm.metric);
       const defs: SeriesDef[] = gpus.map((g, k) => ({ label: `GPU ${g.label ?? k}`, color: `--chart-${(k % 8) + 1}` }));
+      // A count's mean over a point is no count: draw its max, which is its last value.
+      const line = (g: StoredSeries) => (gm.counter ? g.max : g.avg);
+      const band = gpus.length === 1 && !gm.counter;
       this.charts.gpu.setData(
         a.from,
         a.to,
         a.t,
         defs,
-        gpus.map((g) => g.avg),
-        gpus.length === 1 ? gpus[0]?.max : undefined,
-        gpus.length === 1 ? gpus[0]?.min : undefined,
+        gpus.map(line),
+        band ? gpus[0]?.max : undefined,
+        band ? gpus[0]?.min : undefined,
       );
     }
     setAttr(this.el, "data-tier", a.tier);
