@@ -310,37 +310,133 @@ pub struct Reading {
 /// Limits at or above this are "unlimited" (v1 writes `PAGE_COUNTER_MAX` pages in bytes).
 const UNLIMITED: u64 = 1 << 60;
 
-/// The cgroup files read, kept open between samples and re-read with `pread` at offset 0
-/// (no path lookup, open or close each sample); cleared at each walk, so that files of
-/// cgroups gone are closed.
-#[derive(Default)]
-pub struct FileCache {
-    files: HashMap<PathBuf, fs::File>,
-    buf: Vec<u8>,
+/// One cgroup file kept open between samples and re-read with `pread` at offset 0 (no path
+/// lookup, open or close each sample). Opened at its first read; a file missing then stays
+/// unread until the next walk builds the container's files again.
+#[derive(Debug)]
+struct Kept {
+    path: PathBuf,
+    file: Option<fs::File>,
+    tried: bool,
 }
 
-impl FileCache {
-    /// The text of `path` now (`None` when it cannot be read: missing, or its cgroup gone).
-    pub fn text(&mut self, path: &Path) -> Option<&str> {
-        if !self.files.contains_key(path) {
-            let f = fs::File::open(path).ok()?;
-            self.files.insert(path.to_owned(), f);
+impl Kept {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            file: None,
+            tried: false,
         }
-        let f = self.files.get(path)?;
-        if crate::processes::read_record(f, &mut self.buf).is_err() {
-            return None;
-        }
-        std::str::from_utf8(&self.buf).ok()
     }
 
-    /// The number in the one-number file `path`.
-    fn number(&mut self, path: &Path) -> Option<u64> {
-        self.text(path)?.trim().parse().ok()
+    /// The text of the file now (`None` when it cannot be read: missing, or its cgroup gone).
+    fn text<'b>(&mut self, buf: &'b mut Vec<u8>) -> Option<&'b str> {
+        if !self.tried {
+            self.tried = true;
+            self.file = fs::File::open(&self.path).ok();
+        }
+        crate::processes::read_record(self.file.as_ref()?, buf).ok()?;
+        std::str::from_utf8(buf).ok()
     }
 
-    /// Closes every file.
-    pub fn clear(&mut self) {
-        self.files.clear();
+    /// The number in a one-number file.
+    fn number(&mut self, buf: &mut Vec<u8>) -> Option<u64> {
+        self.text(buf)?.trim().parse().ok()
+    }
+}
+
+/// The files of one container's cgroup, named once per walk from the layout (v2: one
+/// directory; v1: one per controller).
+#[derive(Debug)]
+struct CgroupFiles {
+    /// v2 `cpu.stat` (`usage_usec`), v1 `cpuacct.usage` (nanoseconds).
+    cpu: Option<Kept>,
+    v2: bool,
+    /// `memory.current` / `memory.usage_in_bytes`.
+    memory: Option<Kept>,
+    /// `memory.max` / `memory.limit_in_bytes`.
+    limit: Option<Kept>,
+    /// `memory.stat` (the page cache: `file` / `total_cache` or `cache`).
+    stat: Option<Kept>,
+    /// v2 `io.stat`; v1 `blkio.throttle.io_service_bytes_recursive` (it counts the cgroups
+    /// below too, kernels since 4.x), then the plain file where that one is missing.
+    io: Vec<Kept>,
+    /// `pids.current`.
+    pids: Option<Kept>,
+    /// The `cgroup.procs` files of the container's directory and those below it (its own
+    /// first).
+    procs: Vec<Kept>,
+}
+
+impl CgroupFiles {
+    /// The counters now. With `slow` false the files that change slowly or cost the kernel
+    /// most to render are not read (`memory.stat`, on v1 a walk over every counter of the
+    /// cgroup and those below it; the limit; block I/O; the task count): those fields are left
+    /// at their defaults and the caller keeps the last values read.
+    fn read(&mut self, buf: &mut Vec<u8>, slow: bool) -> Reading {
+        let mut r = Reading::default();
+        if let Some(f) = &mut self.cpu {
+            r.cpu_ns = if self.v2 {
+                f.text(buf)
+                    .and_then(|t| keyed(t, "usage_usec"))
+                    .unwrap_or(0)
+                    .saturating_mul(1000)
+            } else {
+                f.number(buf).unwrap_or(0)
+            };
+        }
+        if let Some(f) = &mut self.memory {
+            r.memory_bytes = f.number(buf).unwrap_or(0);
+        }
+        if !slow {
+            return r;
+        }
+        if let Some(f) = &mut self.limit {
+            r.memory_limit_bytes = f.number(buf).filter(|&l| l < UNLIMITED);
+        }
+        if let Some(f) = &mut self.stat {
+            let v2 = self.v2;
+            r.cache_bytes = f
+                .text(buf)
+                .and_then(|t| {
+                    if v2 {
+                        keyed(t, "file")
+                    } else {
+                        keyed(t, "total_cache").or_else(|| keyed(t, "cache"))
+                    }
+                })
+                .unwrap_or(0);
+        }
+        for f in &mut self.io {
+            if let Some(t) = f.text(buf) {
+                (r.io_read_bytes, r.io_write_bytes) = if self.v2 {
+                    parse_io_stat(t)
+                } else {
+                    parse_blkio(t)
+                };
+                break;
+            }
+        }
+        r.tasks = self
+            .pids
+            .as_mut()
+            .and_then(|f| f.number(buf))
+            .map(|n| n as u32);
+        r
+    }
+
+    /// The processes listed in the `cgroup.procs` files; `None` when the container's cgroup
+    /// is gone (its own file unreadable and its directory gone).
+    fn procs(&mut self, buf: &mut Vec<u8>) -> Option<Vec<u32>> {
+        let mut out = Vec::new();
+        for (i, f) in self.procs.iter_mut().enumerate() {
+            match f.text(buf) {
+                Some(t) => out.extend(t.lines().filter_map(|l| l.trim().parse::<u32>().ok())),
+                None if i == 0 && f.path.parent().is_some_and(|d| !d.exists()) => return None,
+                None => {}
+            }
+        }
+        Some(out)
     }
 }
 
@@ -386,80 +482,49 @@ pub fn parse_blkio(text: &str) -> (u64, u64) {
 }
 
 impl Layout {
-    /// The counters of the cgroup at `rel` (relative to each hierarchy's root), read through
-    /// `files`. With `slow` false the files that change slowly or cost the kernel most to
-    /// render (`memory.stat`, a walk of every counter of the cgroup and those below it on v1,
-    /// and the memory limit) are not read: `cache_bytes` is 0 and `memory_limit_bytes` `None`,
-    /// and the caller keeps the last values read.
-    pub fn read(&self, rel: &str, files: &mut FileCache, slow: bool) -> Reading {
-        let mut r = Reading::default();
+    /// The files of the cgroup at `rel` (relative to each hierarchy's root), whose processes
+    /// are listed in the `cgroup.procs` files `procs`.
+    fn files(&self, rel: &str, procs: &[PathBuf]) -> CgroupFiles {
+        let kept = |dir: &Option<PathBuf>, name: &str| {
+            dir.as_ref().map(|d| Kept::new(d.join(rel).join(name)))
+        };
+        let procs = procs.iter().map(|p| Kept::new(p.clone())).collect();
         match self {
             Layout::V2(root) => {
-                let d = root.join(rel);
-                if let Some(t) = files.text(&d.join("cpu.stat")) {
-                    r.cpu_ns = keyed(t, "usage_usec").unwrap_or(0).saturating_mul(1000);
+                let d = Some(root.clone());
+                CgroupFiles {
+                    cpu: kept(&d, "cpu.stat"),
+                    v2: true,
+                    memory: kept(&d, "memory.current"),
+                    limit: kept(&d, "memory.max"),
+                    stat: kept(&d, "memory.stat"),
+                    io: kept(&d, "io.stat").into_iter().collect(),
+                    pids: kept(&d, "pids.current"),
+                    procs,
                 }
-                r.memory_bytes = files.number(&d.join("memory.current")).unwrap_or(0);
-                if slow {
-                    r.memory_limit_bytes = files
-                        .number(&d.join("memory.max"))
-                        .filter(|&l| l < UNLIMITED);
-                    if let Some(t) = files.text(&d.join("memory.stat")) {
-                        r.cache_bytes = keyed(t, "file").unwrap_or(0);
-                    }
-                }
-                if let Some(t) = files.text(&d.join("io.stat")) {
-                    (r.io_read_bytes, r.io_write_bytes) = parse_io_stat(t);
-                }
-                r.tasks = files.number(&d.join("pids.current")).map(|n| n as u32);
             }
             Layout::V1 {
                 cpuacct,
                 memory,
                 pids,
                 blkio,
-            } => {
-                if let Some(c) = cpuacct {
-                    r.cpu_ns = files
-                        .number(&c.join(rel).join("cpuacct.usage"))
-                        .unwrap_or(0);
-                }
-                if let Some(m) = memory {
-                    let d = m.join(rel);
-                    r.memory_bytes = files.number(&d.join("memory.usage_in_bytes")).unwrap_or(0);
-                    if slow {
-                        r.memory_limit_bytes = files
-                            .number(&d.join("memory.limit_in_bytes"))
-                            .filter(|&l| l < UNLIMITED);
-                        if let Some(t) = files.text(&d.join("memory.stat")) {
-                            r.cache_bytes = keyed(t, "total_cache")
-                                .or_else(|| keyed(t, "cache"))
-                                .unwrap_or(0);
-                        }
-                    }
-                }
-                if let Some(p) = pids {
-                    r.tasks = files
-                        .number(&p.join(rel).join("pids.current"))
-                        .map(|n| n as u32);
-                }
-                if let Some(b) = blkio {
-                    let d = b.join(rel);
-                    // The recursive file counts the cgroups below too (kernels since 4.x).
-                    let recursive = d.join("blkio.throttle.io_service_bytes_recursive");
-                    let io = match files.text(&recursive).map(parse_blkio) {
-                        Some(io) => Some(io),
-                        None => files
-                            .text(&d.join("blkio.throttle.io_service_bytes"))
-                            .map(parse_blkio),
-                    };
-                    if let Some(io) = io {
-                        (r.io_read_bytes, r.io_write_bytes) = io;
-                    }
-                }
-            }
+            } => CgroupFiles {
+                cpu: kept(cpuacct, "cpuacct.usage"),
+                v2: false,
+                memory: kept(memory, "memory.usage_in_bytes"),
+                limit: kept(memory, "memory.limit_in_bytes"),
+                stat: kept(memory, "memory.stat"),
+                io: [
+                    kept(blkio, "blkio.throttle.io_service_bytes_recursive"),
+                    kept(blkio, "blkio.throttle.io_service_bytes"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+                pids: kept(pids, "pids.current"),
+                procs,
+            },
         }
-        r
     }
 }
 
@@ -471,9 +536,14 @@ struct Previous {
     io_write: u64,
     net: Option<(u64, u64)>,
     seen: u64,
-    /// The slow values of the last slow read ([`Layout::read`]).
+    /// The slow values of the last slow read ([`CgroupFiles::read`]), and the I/O rates
+    /// computed then.
     cache_bytes: u64,
     limit: Option<u64>,
+    tasks: Option<u32>,
+    io_rates: (u64, u64),
+    /// Seconds since that read.
+    since_slow: f64,
     /// A process of the container that has a network namespace of its own (found at the
     /// walks); `None`: it shares the agent's (or has no process), so no network is read.
     net_pid: Option<u32>,
@@ -487,10 +557,11 @@ pub struct ContainerCollector {
     /// The agent's own network namespace (`net:[inode]`), to skip shared namespaces.
     own_netns: Option<PathBuf>,
     ticks: u64,
-    files: FileCache,
-    /// The containers of the last walk, with the cgroup directories whose `cgroup.procs`
-    /// hold their processes (theirs and those below, bounded depth).
-    found: Vec<(String, Classified, Vec<PathBuf>)>,
+    /// The read buffer of the cgroup files.
+    buf: Vec<u8>,
+    /// The containers of the last walk, with their cgroup files kept open (and the
+    /// `cgroup.procs` of the directories below theirs, bounded depth).
+    found: Vec<(String, Classified, CgroupFiles)>,
     /// The sample of the last walk.
     walked_tick: u64,
     /// Which container each process is in, from the last sample.
@@ -516,7 +587,7 @@ impl ContainerCollector {
             previous: HashMap::new(),
             own_netns,
             ticks: 0,
-            files: FileCache::default(),
+            buf: Vec::new(),
             found: Vec::new(),
             walked_tick: 0,
             pids: HashMap::new(),
@@ -560,27 +631,29 @@ impl ContainerCollector {
                 .map(|(rel, c)| {
                     let mut dirs = Vec::new();
                     dirs_into(&walked.join(&rel), 0, &mut dirs);
-                    (rel, c, dirs)
+                    let files = layout.files(&rel, &dirs);
+                    (rel, c, files)
                 })
                 .collect();
             self.walked_tick = self.ticks;
-            self.files.clear();
         }
         let mut items = Vec::with_capacity(self.found.len());
         let mut pids = HashMap::new();
-        let found = std::mem::take(&mut self.found);
-        for (rel, c, dirs) in &found {
+        let mut found = std::mem::take(&mut self.found);
+        for (rel, c, files) in &mut found {
             // Gone since the walk: not listed (and forgotten at the next walk).
-            let Some(procs) = self.procs(dirs) else {
+            let Some(procs) = files.procs(&mut self.buf) else {
                 continue;
             };
             let (rel, c) = (rel.clone(), c.clone());
             let prev = self.previous.get(&rel).copied();
             // The slow files at each walk and for a container seen for the first time.
             let slow = walk_now || prev.is_none();
-            let mut r = layout.read(&rel, &mut self.files, slow);
+            let mut r = files.read(&mut self.buf, slow);
+            let since_slow = prev.map_or(0.0, |p| p.since_slow) + elapsed;
             if let (false, Some(p)) = (slow, prev) {
-                (r.cache_bytes, r.memory_limit_bytes) = (p.cache_bytes, p.limit);
+                (r.cache_bytes, r.memory_limit_bytes, r.tasks) = (p.cache_bytes, p.limit, p.tasks);
+                (r.io_read_bytes, r.io_write_bytes) = (p.io_read, p.io_write);
             }
             for &p in &procs {
                 pids.insert(p, c.id.clone());
@@ -595,13 +668,22 @@ impl ContainerCollector {
             let rate = |now: u64, before: u64| -> u64 {
                 (now.saturating_sub(before) as f64 / elapsed).round() as u64
             };
-            let (cpu_percent, io_r, io_w) = match prev {
-                Some(p) => (
-                    (r.cpu_ns.saturating_sub(p.cpu_ns) as f64 / (elapsed * 1e9) * 100.0) as f32,
-                    rate(r.io_read_bytes, p.io_read),
-                    rate(r.io_write_bytes, p.io_write),
-                ),
-                None => (0.0, 0, 0),
+            let cpu_percent = prev.map_or(0.0, |p| {
+                (r.cpu_ns.saturating_sub(p.cpu_ns) as f64 / (elapsed * 1e9) * 100.0) as f32
+            });
+            // Block I/O is read at the walks: its rates are over the seconds since the last.
+            let (io_r, io_w) = match prev {
+                Some(p) if slow => {
+                    let over = |now: u64, before: u64| -> u64 {
+                        (now.saturating_sub(before) as f64 / since_slow).round() as u64
+                    };
+                    (
+                        over(r.io_read_bytes, p.io_read),
+                        over(r.io_write_bytes, p.io_write),
+                    )
+                }
+                Some(p) => p.io_rates,
+                None => (0, 0),
             };
             let (net_rx, net_tx) = match (net, prev.and_then(|p| p.net)) {
                 (Some((rx, tx)), Some((prx, ptx))) => (Some(rate(rx, prx)), Some(rate(tx, ptx))),
@@ -618,6 +700,9 @@ impl ContainerCollector {
                     seen: self.ticks,
                     cache_bytes: r.cache_bytes,
                     limit: r.memory_limit_bytes,
+                    tasks: r.tasks,
+                    io_rates: (io_r, io_w),
+                    since_slow: if slow { 0.0 } else { since_slow },
                     net_pid,
                 },
             );
@@ -671,21 +756,6 @@ impl ContainerCollector {
         }
         #[cfg(not(unix))]
         let _ = item;
-    }
-
-    /// The processes listed in the `cgroup.procs` files `files` (the container's own first);
-    /// `None` when the container's cgroup is gone.
-    fn procs(&mut self, files: &[PathBuf]) -> Option<Vec<u32>> {
-        let mut out = Vec::new();
-        for (i, f) in files.iter().enumerate() {
-            match self.files.text(f) {
-                Some(t) => out.extend(t.lines().filter_map(|l| l.trim().parse::<u32>().ok())),
-                // Its own file unreadable and its directory gone: removed since the walk.
-                None if i == 0 && f.parent().is_some_and(|d| !d.exists()) => return None,
-                None => {}
-            }
-        }
-        Some(out)
     }
 
     /// Whether `pid` is in a network namespace other than the agent's.
@@ -974,7 +1044,7 @@ file 150000000
             first.items.iter().all(|i| i.cpu_percent == 0.0),
             "no delta yet"
         );
-        // 1.5 s of CPU over 2 s: 75 % of a core; 4 MB read and 2 MB written over 2 s.
+        // 1.5 s of CPU over 2 s: 75 % of a core; 4 MB read and 2 MB written.
         v2_tree(dir.path(), 2_500_000, (4_000_000, 2_000_000));
         let s = c.sample(2.0);
         let d = s.items.iter().find(|i| i.kind == "docker").expect("docker");
@@ -987,7 +1057,8 @@ file 150000000
         assert_eq!(d.memory_limit_bytes, Some(536_870_912));
         assert_eq!(
             (d.io_read_bytes_per_s, d.io_write_bytes_per_s),
-            (2_000_000, 1_000_000)
+            (0, 0),
+            "block I/O is read at the walks"
         );
         assert_eq!(d.pids, 7);
         assert_eq!(
@@ -1007,6 +1078,25 @@ file 150000000
         assert_eq!(svc.name, "cron.service");
         assert_eq!(svc.memory_limit_bytes, None, "max: unlimited");
         assert_eq!(s.items[0].kind, "docker", "sorted by CPU");
+        assert_eq!(WALK_EVERY, 5, "the figures below");
+        assert_eq!(
+            io_at_next_walk(&mut c),
+            (666_667, 333_333),
+            "4 MB and 2 MB over the 6 s since the last walk (2 + 4 x 1)"
+        );
+    }
+
+    /// The docker container's I/O rates at the next walk (the collector has taken two
+    /// samples), one second a sample from here.
+    fn io_at_next_walk(c: &mut ContainerCollector) -> (u64, u64) {
+        for _ in 2..WALK_EVERY {
+            let s = c.sample(1.0);
+            let d = s.items.iter().find(|i| i.kind == "docker").expect("docker");
+            assert_eq!((d.io_read_bytes_per_s, d.io_write_bytes_per_s), (0, 0));
+        }
+        let s = c.sample(1.0);
+        let d = s.items.iter().find(|i| i.kind == "docker").expect("docker");
+        (d.io_read_bytes_per_s, d.io_write_bytes_per_s)
     }
 
     /// A hybrid v1 tree: one hierarchy per controller, and `unified/` without controllers.
@@ -1062,10 +1152,6 @@ file 150000000
         assert_eq!(d.memory_bytes, 30_000_000);
         assert_eq!(d.memory_cache_bytes, 20_000_000);
         assert_eq!(d.memory_limit_bytes, None, "the v1 'unlimited' value");
-        assert_eq!(
-            (d.io_read_bytes_per_s, d.io_write_bytes_per_s),
-            (1_000, 3_000)
-        );
         assert_eq!(d.pids, 3);
         let svc = s
             .items
@@ -1075,6 +1161,11 @@ file 150000000
         assert_eq!(svc.memory_limit_bytes, Some(1_048_576));
         assert_eq!(svc.cpu_percent, 0.0, "no cpuacct directory: zero");
         assert_eq!(svc.pids, 0, "no pids directory, no process: zero");
+        assert_eq!(
+            io_at_next_walk(&mut c),
+            (200, 600),
+            "1,000 and 3,000 bytes over the 5 s since the last walk"
+        );
     }
 
     #[test]
