@@ -311,8 +311,9 @@ pub struct Reading {
 const UNLIMITED: u64 = 1 << 60;
 
 /// One cgroup file kept open between samples and re-read with `pread` at offset 0 (no path
-/// lookup, open or close each sample). Opened at its first read; a file missing then stays
-/// unread until the next walk builds the container's files again.
+/// lookup, open or close each sample). Opened at its first read; a file missing then is
+/// tried again at the next walk; a read that fails (its cgroup removed, perhaps made again
+/// under the same path, as a restarted container's is) closes it, to be opened afresh.
 #[derive(Debug)]
 struct Kept {
     path: PathBuf,
@@ -335,8 +336,19 @@ impl Kept {
             self.tried = true;
             self.file = fs::File::open(&self.path).ok();
         }
-        crate::processes::read_record(self.file.as_ref()?, buf).ok()?;
+        if crate::processes::read_record(self.file.as_ref()?, buf).is_err() {
+            self.file = None;
+            self.tried = false;
+            return None;
+        }
         std::str::from_utf8(buf).ok()
+    }
+
+    /// A file that could not be opened is tried again at its next read.
+    fn retry_if_missing(&mut self) {
+        if self.file.is_none() {
+            self.tried = false;
+        }
     }
 
     /// The number in a one-number file.
@@ -369,6 +381,23 @@ struct CgroupFiles {
 }
 
 impl CgroupFiles {
+    /// Files that could not be opened are tried again (called at each walk).
+    fn retry_missing(&mut self) {
+        let singles = [
+            &mut self.cpu,
+            &mut self.memory,
+            &mut self.limit,
+            &mut self.stat,
+            &mut self.pids,
+        ];
+        for f in singles.into_iter().flatten() {
+            f.retry_if_missing();
+        }
+        for f in self.io.iter_mut().chain(self.procs.iter_mut()) {
+            f.retry_if_missing();
+        }
+    }
+
     /// The counters now. With `slow` false the files that change slowly or cost the kernel
     /// most to render are not read (`memory.stat`, on v1 a walk over every counter of the
     /// cgroup and those below it; the limit; block I/O; the task count): those fields are left
@@ -560,8 +589,8 @@ pub struct ContainerCollector {
     /// The read buffer of the cgroup files.
     buf: Vec<u8>,
     /// The containers of the last walk, with their cgroup files kept open (and the
-    /// `cgroup.procs` of the directories below theirs, bounded depth).
-    found: Vec<(String, Classified, CgroupFiles)>,
+    /// `cgroup.procs` of the directories below theirs, bounded depth, listed here).
+    found: Vec<(String, Classified, Vec<PathBuf>, CgroupFiles)>,
     /// The sample of the last walk.
     walked_tick: u64,
     /// Which container each process is in, from the last sample.
@@ -626,13 +655,26 @@ impl ContainerCollector {
         if walk_now {
             let mut found = Vec::new();
             walk(&walked, String::new(), 0, self.cfg.max, &mut found);
+            // A container still there with the same directories keeps its open files (no
+            // open and close of each of its files every walk).
+            let mut before: HashMap<String, (Vec<PathBuf>, CgroupFiles)> = self
+                .found
+                .drain(..)
+                .map(|(rel, _, dirs, files)| (rel, (dirs, files)))
+                .collect();
             self.found = found
                 .into_iter()
                 .map(|(rel, c)| {
                     let mut dirs = Vec::new();
                     dirs_into(&walked.join(&rel), 0, &mut dirs);
-                    let files = layout.files(&rel, &dirs);
-                    (rel, c, files)
+                    let files = match before.remove(&rel) {
+                        Some((d, mut files)) if d == dirs => {
+                            files.retry_missing();
+                            files
+                        }
+                        _ => layout.files(&rel, &dirs),
+                    };
+                    (rel, c, dirs, files)
                 })
                 .collect();
             self.walked_tick = self.ticks;
@@ -640,7 +682,7 @@ impl ContainerCollector {
         let mut items = Vec::with_capacity(self.found.len());
         let mut pids = HashMap::new();
         let mut found = std::mem::take(&mut self.found);
-        for (rel, c, files) in &mut found {
+        for (rel, c, _, files) in &mut found {
             // Gone since the walk: not listed (and forgotten at the next walk).
             let Some(procs) = files.procs(&mut self.buf) else {
                 continue;
@@ -1012,17 +1054,33 @@ mod tests {
         let first = docker(&c.sample(1.0)).expect("docker");
         assert_eq!(first.memory_cache_bytes, 100_000_000);
         // Between walks: the usage is read each sample, the cache and the limit kept.
-        put(&d, "memory.current", "400000000
-");
-        put(&d, "memory.stat", "anon 200000000
+        put(
+            &d,
+            "memory.current",
+            "400000000
+",
+        );
+        put(
+            &d,
+            "memory.stat",
+            "anon 200000000
 file 150000000
-");
-        put(&d, "memory.max", "1073741824
-");
+",
+        );
+        put(
+            &d,
+            "memory.max",
+            "1073741824
+",
+        );
         for _ in 1..WALK_EVERY {
             let s = docker(&c.sample(1.0)).expect("docker");
             assert_eq!(s.memory_cache_bytes, 100_000_000, "kept between walks");
-            assert_eq!(s.memory_limit_bytes, Some(536_870_912), "kept between walks");
+            assert_eq!(
+                s.memory_limit_bytes,
+                Some(536_870_912),
+                "kept between walks"
+            );
             assert_eq!(s.memory_bytes, 300_000_000, "usage read, kept cache apart");
         }
         // The next walk reads them again.
