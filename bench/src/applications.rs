@@ -362,11 +362,7 @@ pub fn markdown(args: &ApplicationsArgs, c: &Context, s: &Summary) -> String {
         ));
     }
     o.push('\n');
-    let worst = s
-        .viewports
-        .iter()
-        .map(|v| v.median_ms)
-        .fold(0.0, f64::max);
+    let worst = s.viewports.iter().map(|v| v.median_ms).fold(0.0, f64::max);
     o.push_str(&format!(
         "Target (issue 15): the page at {} hosts x 20 programs drawn in under 1 s (the median \
          load of each viewport): **{}** (slowest median {}{}). Live updates: longest \
@@ -423,8 +419,8 @@ pub async fn run(args: ApplicationsArgs) -> anyhow::Result<()> {
     let base = fleet.base.clone();
     let t0 = crate::fleet::now_ms();
     // Start-up and loads: a generous 30 s per load on a loaded debug build.
-    let limit = Duration::from_secs(2 * (args.live_s + 30 * args.loads) + args.rest_calls)
-        + SCRIPT_SLACK;
+    let limit =
+        Duration::from_secs(2 * (args.live_s + 30 * args.loads) + args.rest_calls) + SCRIPT_SLACK;
     let run = fleet
         .run_script(
             &args.node,
@@ -500,7 +496,10 @@ mod tests {
     #[test]
     fn a_bad_summary_names_the_field() {
         let e = Summary::parse(&LINE.replace("\"chips\":59,", "\"chips\":\"x\",")).unwrap_err();
-        assert!(format!("{e:#}").contains("viewports[0]: chips is \"x\""), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("viewports[0]: chips is \"x\""),
+            "{e:#}"
+        );
         let e = Summary::parse(&LINE.replace("\"bytes\":1409024", "\"bytes\":-1")).unwrap_err();
         assert!(format!("{e:#}").contains("rest: bytes is -1"), "{e:#}");
         assert!(Summary::parse("Error: boom").is_err());
