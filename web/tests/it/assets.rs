@@ -160,3 +160,95 @@ async fn ui_files_are_sent_precompressed_to_browsers_that_accept_it() {
     assert_eq!(css, std::fs::read(dist.join("app.css")).expect("app.css"));
     s.stop.cancel();
 }
+
+/// `GET /api/v1/applications` (large, read every 3 s, no secret in it) is gzip-compressed for
+/// a client that accepts it; `GET /api/v1/me` and the other API routes are not.
+#[tokio::test]
+async fn the_applications_list_alone_of_the_api_is_compressed() {
+    use smon_proto::{Process, Program, Programs, Snapshot};
+    use smon_web::clock::now_ms;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hosts: Vec<_> = (0..20)
+        .map(|i| crate::fleet::spec("lab", &format!("n{i}")))
+        .collect();
+    let s = serve_public(dir.path(), hosts).await;
+    {
+        let mut st = s.web.store();
+        for i in 0..20 {
+            let programs: Vec<Program> = (0..20)
+                .map(|j| Program {
+                    group: "web".into(),
+                    name: format!("worker-{j}"),
+                    state: "RUNNING".into(),
+                    pid: 1000 + j,
+                    description: format!("pid {}, uptime 1:00:00", 1000 + j),
+                    ..Program::default()
+                })
+                .collect();
+            let processes = (0..20)
+                .map(|j| Process {
+                    pid: 1000 + j,
+                    cpu_percent: 1.5,
+                    memory_bytes: 1 << 20,
+                    program: format!("web:worker-{j}"),
+                    ..Process::default()
+                })
+                .collect();
+            let snap = Snapshot {
+                seq: 1,
+                sample_unix_ms: now_ms(),
+                programs: Some(Programs {
+                    programs,
+                    ..Programs::default()
+                }),
+                processes,
+                ..Snapshot::default()
+            };
+            st.apply(&format!("lab:n{i}"), snap, now_ms());
+        }
+    }
+    let c = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let url = format!("http://{}/api/v1/applications", s.addr);
+    let plain = get(&c, &url, None, None).await;
+    assert_eq!(plain.status(), StatusCode::OK);
+    assert_eq!(header(&plain, CONTENT_ENCODING), None);
+    let plain: serde_json::Value = plain.json().await.expect("json");
+    assert_eq!(plain["programs"].as_array().map(Vec::len), Some(20));
+    assert_eq!(
+        plain["programs"][0]["hosts"].as_array().map(Vec::len),
+        Some(20)
+    );
+    assert_eq!(plain["programs"][0]["memory_bytes"], 20 << 20);
+
+    let gz = get(&c, &url, Some("gzip, deflate, br"), None).await;
+    assert_eq!(gz.status(), StatusCode::OK);
+    assert_eq!(header(&gz, CONTENT_ENCODING).as_deref(), Some("gzip"));
+    assert!(header(&gz, VARY).is_some_and(|v| v.to_ascii_lowercase().contains("accept-encoding")));
+    let body = gz.bytes().await.expect("body");
+    let decoded = gunzip(&body);
+    assert!(
+        body.len() * 4 < decoded.len(),
+        "{} of {}",
+        body.len(),
+        decoded.len()
+    );
+    let v: serde_json::Value = serde_json::from_slice(&decoded).expect("json");
+    assert_eq!(v, plain);
+
+    for route in ["/api/v1/me", "/api/v1/hosts", "/api/v1/clusters"] {
+        let r = get(
+            &c,
+            &format!("http://{}{route}", s.addr),
+            Some("gzip, br"),
+            None,
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK, "{route}");
+        assert_eq!(header(&r, CONTENT_ENCODING), None, "{route} compressed");
+    }
+    s.stop.cancel();
+}
