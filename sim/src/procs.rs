@@ -353,6 +353,20 @@ impl ProcTable {
         self.procs.len() - (noise % (self.transient as u64 + 1)) as usize - gone
     }
 
+    /// CPU (percent of one core) and memory (bytes) of program `i`'s processes in a sample
+    /// with `c`: their shares of the host's use as [`ProcTable::render`] gives them, without
+    /// the per-process noise (what the agent sums from its latest process scan).
+    pub fn program_use(&self, i: usize, c: &RenderCtx) -> (f32, u64) {
+        let Some(&(at, n)) = self.programs.get(i) else {
+            return (0.0, 0);
+        };
+        let procs = &self.procs[at..at + n];
+        let cpu = c.core_percent.max(0.0) * procs.iter().map(|p| p.cpu).sum::<f32>() / self.cpu_sum;
+        let mem =
+            c.mem_used as f64 * f64::from(procs.iter().map(|p| p.mem).sum::<f32>() / self.mem_sum);
+        ((cpu * 10.0).round() / 10.0, mem as u64)
+    }
+
     /// The pid of program `i`'s own process on a host with this pid offset.
     pub fn program_pid(&self, i: usize, pid_base: u32) -> Option<u32> {
         let &(at, _) = self.programs.get(i)?;

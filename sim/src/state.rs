@@ -465,7 +465,7 @@ impl State {
             errors: Vec::new(),
             processes_unix_ms: now,
             gpus_unix_ms: now,
-            programs: Some(programs(p, now)),
+            programs: Some(programs(p, now, &ctx)),
             ..Snapshot::default()
         }
     }
@@ -499,9 +499,10 @@ fn program_down(p: &Profile) -> Option<usize> {
 }
 
 /// A host's supervisord programs: the 20 of [`PROGRAMS`], most `RUNNING` since boot (their
-/// pids those of their processes in the process table, which carry the program's name);
-/// one `STOPPED` or `FATAL` as [`program_down`] says.
-fn programs(p: &Profile, now_ms: u64) -> Programs {
+/// pids those of their processes in the process table, which carry the program's name, and
+/// their CPU and memory those processes' use, as the agent sums them); one `STOPPED` or
+/// `FATAL` as [`program_down`] says.
+fn programs(p: &Profile, now_ms: u64, ctx: &RenderCtx) -> Programs {
     let fatal = hash2(p.seed, 0xfa7a).is_multiple_of(50);
     let down = program_down(p);
     let uptime_s = now_ms.saturating_sub(p.info.boot_unix_ms) / 1000;
@@ -517,6 +518,11 @@ fn programs(p: &Profile, now_ms: u64) -> Programs {
                 "RUNNING"
             };
             let running = state == "RUNNING";
+            let (cpu, mem) = if running {
+                p.procs.program_use(i, ctx)
+            } else {
+                (0.0, 0)
+            };
             let pid = if running {
                 p.procs
                     .program_pid(i, p.pid_base)
@@ -549,6 +555,8 @@ fn programs(p: &Profile, now_ms: u64) -> Programs {
                     "Not started".into()
                 },
                 start_unix_ms: if running { p.info.boot_unix_ms } else { 0 },
+                cpu_percent: Some(cpu),
+                memory_bytes: Some(mem),
             });
         }
     }
@@ -669,6 +677,7 @@ mod tests {
                 } else {
                     seen_down = true;
                     assert!(mine.is_empty(), "{key} is {} but has processes", q.state);
+                    assert_eq!((q.cpu_percent, q.memory_bytes), (Some(0.0), Some(0)));
                 }
             }
             assert_eq!(snap.processes.len() as u32, snap.process_count);
