@@ -104,6 +104,9 @@ pub struct Rest {
     pub bytes: u64,
     /// The answer's `Content-Encoding` ("identity" when none).
     pub content_encoding: String,
+    /// Calls asking for no compression (`Accept-Encoding: identity`), and their median, ms;
+    /// `None` when the script did not make them.
+    pub identity: Option<(u64, f64)>,
 }
 
 /// One viewport's figures.
@@ -172,6 +175,14 @@ impl Summary {
                 .as_str()
                 .unwrap_or("identity")
                 .to_owned(),
+            identity: if r.get("identity_calls").is_some() {
+                Some((
+                    whole(r, "identity_calls").context("rest")?,
+                    num(r, "identity_median_ms").context("rest")?,
+                ))
+            } else {
+                None
+            },
         };
         let vps = v["viewports"]
             .as_array()
@@ -255,8 +266,21 @@ fn ms(x: f64) -> String {
     }
 }
 
+/// 10000 as "10,000".
+fn thousands(n: u64) -> String {
+    let d = n.to_string();
+    let mut out = String::new();
+    for (i, c) in d.chars().enumerate() {
+        if i > 0 && (d.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn kib(b: u64) -> String {
-    format!("{:.0} KiB", b as f64 / 1024.0)
+    format!("{} KiB", thousands((b as f64 / 1024.0).round() as u64))
 }
 
 /// The report as a markdown section between [`START`] and [`END`].
@@ -310,7 +334,7 @@ pub fn markdown(args: &ApplicationsArgs, c: &Context, s: &Summary) -> String {
     o.push_str(&format!(
         "| `GET /api/v1/applications` ({} programs, {} program-host entries, {} of JSON, sent {}) | median {}, p95 {}, max {} ({} sequential calls) |\n",
         r.programs,
-        r.entries,
+        thousands(r.entries),
         kib(r.bytes),
         r.content_encoding,
         ms(r.median_ms),
@@ -318,9 +342,17 @@ pub fn markdown(args: &ApplicationsArgs, c: &Context, s: &Summary) -> String {
         ms(r.max_ms),
         r.calls
     ));
+    if let Some((n, median)) = r.identity {
+        o.push_str(&format!(
+            "| the same uncompressed (`Accept-Encoding: identity`) | median {} ({n} calls) |\n",
+            ms(median)
+        ));
+    }
     o.push_str(&format!(
         "| entries with CPU and memory summed from the process list | {} of {} ({} programs with a sum above 0) |\n",
-        r.entries_with_sums, r.entries, r.programs_with_sums
+        thousands(r.entries_with_sums),
+        thousands(r.entries),
+        r.programs_with_sums
     ));
     for v in &s.viewports {
         o.push_str(&format!(
@@ -476,13 +508,14 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    const LINE: &str = r#"{"rest":{"calls":40,"median_ms":153.2,"p95_ms":271,"max_ms":315.5,"programs":20,"entries":10000,"entries_with_sums":0,"programs_with_sums":0,"bytes":1409024,"content_encoding":"gzip"},"viewports":[{"width":1280,"height":800,"loads_ms":[900,950,1000,800,850],"median_ms":900,"max_ms":1000,"rows":20,"chips":59,"live_s":15,"long_tasks":2,"longest_task_ms":81,"app_js":{"transfer_bytes":80000,"encoded_bytes":79000,"decoded_bytes":258000}},{"width":390,"height":844,"loads_ms":[700],"median_ms":700,"max_ms":700,"rows":20,"chips":59,"live_s":15,"long_tasks":0,"longest_task_ms":0,"app_js":null}]}"#;
+    const LINE: &str = r#"{"rest":{"calls":40,"median_ms":153.2,"p95_ms":271,"max_ms":315.5,"programs":20,"entries":10000,"entries_with_sums":0,"programs_with_sums":0,"bytes":1409024,"content_encoding":"gzip","identity_calls":10,"identity_median_ms":120.4},"viewports":[{"width":1280,"height":800,"loads_ms":[900,950,1000,800,850],"median_ms":900,"max_ms":1000,"rows":20,"chips":59,"live_s":15,"long_tasks":2,"longest_task_ms":81,"app_js":{"transfer_bytes":80000,"encoded_bytes":79000,"decoded_bytes":258000}},{"width":390,"height":844,"loads_ms":[700],"median_ms":700,"max_ms":700,"rows":20,"chips":59,"live_s":15,"long_tasks":0,"longest_task_ms":0,"app_js":null}]}"#;
 
     #[test]
     fn the_scripts_summary_is_read() {
         let s = Summary::parse(LINE).expect("parsed");
         assert_eq!(s.rest.entries, 10_000);
         assert_eq!(s.rest.content_encoding, "gzip");
+        assert_eq!(s.rest.identity, Some((10, 120.4)));
         assert_eq!(s.viewports.len(), 2);
         assert_eq!(s.viewports[0].app_js, Some((80_000, 79_000, 258_000)));
         assert_eq!(s.viewports[1].app_js, None);
@@ -549,5 +582,14 @@ mod tests {
         assert!(text.contains("median 900 ms, max 1000 ms (5 loads: 900, 950, 1000, 800, 850)"));
         assert!(text.contains("`smon-bench applications --debug`"));
         assert!(text.contains("sent gzip"));
+        assert!(
+            text.contains("10,000 program-host entries, 1,376 KiB of JSON"),
+            "{text}"
+        );
+        assert_eq!(
+            (thousands(0), thousands(999), thousands(1000)),
+            ("0".into(), "999".into(), "1,000".into())
+        );
+        assert!(text.contains("| median 120 ms (10 calls) |"), "{text}");
     }
 }

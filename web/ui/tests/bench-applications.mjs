@@ -7,7 +7,7 @@
 //
 // Progress goes to stderr; the last stdout line is the JSON summary:
 //   {"rest": {calls, median_ms, p95_ms, max_ms, programs, entries, entries_with_sums,
-//             programs_with_sums, bytes, content_encoding},
+//             programs_with_sums, bytes, content_encoding, identity_calls, identity_median_ms},
 //    "viewports": [{width, height, loads_ms: [...], median_ms, max_ms, rows, chips,
 //                   live_s, long_tasks, longest_task_ms, app_js: {transfer_bytes, decoded_bytes}}]}
 //
@@ -55,8 +55,18 @@ for (let i = 0; i < CALLS; i++) {
     };
   }
 }
-rest = { calls: CALLS, median_ms: r1(pct(times, 0.5)), p95_ms: r1(pct(times, 0.95)), max_ms: r1(Math.max(...times)), ...rest };
-console.error(`GET /api/v1/applications: ${rest.programs} programs, ${rest.entries} program-host entries (${rest.entries_with_sums} with CPU/memory), ${(rest.bytes / 1024).toFixed(0)} KiB (${rest.content_encoding}); median ${rest.median_ms} ms, p95 ${rest.p95_ms} ms, max ${rest.max_ms} ms (${CALLS} sequential calls)`);
+// The same without compression (Accept-Encoding: identity), a quarter as many: what
+// compressing costs or saves on this link.
+const plain = [];
+for (let i = 0; i < Math.max(5, Math.ceil(CALLS / 4)); i++) {
+  const t0 = performance.now();
+  const r = await fetch(new URL("api/v1/applications", base), { headers: { "accept-encoding": "identity" } });
+  await r.text();
+  plain.push(performance.now() - t0);
+  if (r.headers.get("content-encoding")) throw new Error(`identity asked, ${r.headers.get("content-encoding")} sent`);
+}
+rest = { calls: CALLS, median_ms: r1(pct(times, 0.5)), p95_ms: r1(pct(times, 0.95)), max_ms: r1(Math.max(...times)), ...rest, identity_calls: plain.length, identity_median_ms: r1(pct(plain, 0.5)) };
+console.error(`GET /api/v1/applications: ${rest.programs} programs, ${rest.entries} program-host entries (${rest.entries_with_sums} with CPU/memory), ${(rest.bytes / 1024).toFixed(0)} KiB (${rest.content_encoding}); median ${rest.median_ms} ms, p95 ${rest.p95_ms} ms, max ${rest.max_ms} ms (${CALLS} sequential calls); uncompressed: median ${rest.identity_median_ms} ms (${rest.identity_calls} calls)`);
 
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"] });
 const viewports = [];
