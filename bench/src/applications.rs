@@ -349,7 +349,7 @@ pub fn markdown(args: &ApplicationsArgs, c: &Context, s: &Summary) -> String {
         ));
     }
     o.push_str(&format!(
-        "| entries with CPU and memory summed from the process list | {} of {} ({} programs with a sum above 0) |\n",
+        "| entries with CPU and memory (as the agent sums them, or from the process list of a watched host) | {} of {} ({} programs with a sum above 0) |\n",
         thousands(r.entries_with_sums),
         thousands(r.entries),
         r.programs_with_sums
