@@ -271,7 +271,7 @@ fn thousands(n: u64) -> String {
     let d = n.to_string();
     let mut out = String::new();
     for (i, c) in d.chars().enumerate() {
-        if i > 0 && (d.len() - i) % 3 == 0 {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -528,12 +528,14 @@ mod tests {
 
     #[test]
     fn a_bad_summary_names_the_field() {
-        let e = Summary::parse(&LINE.replace("\"chips\":59,", "\"chips\":\"x\",")).unwrap_err();
+        let e = Summary::parse(&LINE.replace("\"chips\":59,", "\"chips\":\"x\","))
+            .expect_err("chips is a string");
         assert!(
             format!("{e:#}").contains("viewports[0]: chips is \"x\""),
             "{e:#}"
         );
-        let e = Summary::parse(&LINE.replace("\"bytes\":1409024", "\"bytes\":-1")).unwrap_err();
+        let e = Summary::parse(&LINE.replace("\"bytes\":1409024", "\"bytes\":-1"))
+            .expect_err("bytes is negative");
         assert!(format!("{e:#}").contains("rest: bytes is -1"), "{e:#}");
         assert!(Summary::parse("Error: boom").is_err());
         assert!(Summary::parse(r#"{"rest":{},"viewports":[]}"#).is_err());

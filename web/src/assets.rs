@@ -177,7 +177,10 @@ mod tests {
     fn ae(values: &[&str]) -> Vec<Coding> {
         let mut h = HeaderMap::new();
         for v in values {
-            h.append(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            h.append(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_str(v).expect("a header value"),
+            );
         }
         accepted(&h)
     }
