@@ -135,6 +135,8 @@ pub struct Viewport {
     /// `app.js` as the browser fetched it: (bytes on the wire with headers, body as sent,
     /// body decoded), from resource timing; `None` when not reported.
     pub app_js: Option<(u64, u64, u64)>,
+    /// The page's first `GET /api/v1/applications` likewise.
+    pub applications_json: Option<(u64, u64, u64)>,
 }
 
 /// What `bench-applications.mjs` printed.
@@ -198,16 +200,20 @@ impl Summary {
                 .map(|l| l.as_f64().filter(|f| f.is_finite()))
                 .collect::<Option<Vec<f64>>>()
                 .with_context(|| format!("{}.loads_ms holds a non-number", at()))?;
-            let js = &x["app_js"];
-            let app_js = if js.is_object() {
-                Some((
-                    whole(js, "transfer_bytes").with_context(at)?,
-                    whole(js, "encoded_bytes").with_context(at)?,
-                    whole(js, "decoded_bytes").with_context(at)?,
-                ))
-            } else {
-                None
+            let sizes = |key: &str| -> anyhow::Result<Option<(u64, u64, u64)>> {
+                let js = &x[key];
+                if !js.is_object() {
+                    return Ok(None);
+                }
+                let of = |k: &str| whole(js, k).with_context(|| format!("{}.{key}", at()));
+                Ok(Some((
+                    of("transfer_bytes")?,
+                    of("encoded_bytes")?,
+                    of("decoded_bytes")?,
+                )))
             };
+            let app_js = sizes("app_js")?;
+            let applications_json = sizes("applications_json")?;
             viewports.push(Viewport {
                 width: whole(x, "width").with_context(at)?,
                 height: whole(x, "height").with_context(at)?,
@@ -220,6 +226,7 @@ impl Summary {
                 long_tasks: whole(x, "long_tasks").with_context(at)?,
                 longest_task_ms: num(x, "longest_task_ms").with_context(at)?,
                 app_js,
+                applications_json,
             });
         }
         Ok(Self { rest, viewports })
@@ -385,6 +392,14 @@ pub fn markdown(args: &ApplicationsArgs, c: &Context, s: &Summary) -> String {
             v.chips
         ));
     }
+    if let Some((wire, sent, decoded)) = s.viewports.iter().find_map(|v| v.applications_json) {
+        o.push_str(&format!(
+            "| the route's JSON as the page fetched it | {} sent, {} decoded ({} on the wire with headers) |\n",
+            kib(sent),
+            kib(decoded),
+            kib(wire)
+        ));
+    }
     if let Some((wire, sent, decoded)) = s.viewports.iter().find_map(|v| v.app_js) {
         o.push_str(&format!(
             "| `app.js` as the browser fetched it | {} sent, {} decoded ({} on the wire with headers) |\n",
@@ -508,7 +523,7 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    const LINE: &str = r#"{"rest":{"calls":40,"median_ms":153.2,"p95_ms":271,"max_ms":315.5,"programs":20,"entries":10000,"entries_with_sums":0,"programs_with_sums":0,"bytes":1409024,"content_encoding":"gzip","identity_calls":10,"identity_median_ms":120.4},"viewports":[{"width":1280,"height":800,"loads_ms":[900,950,1000,800,850],"median_ms":900,"max_ms":1000,"rows":20,"chips":59,"live_s":15,"long_tasks":2,"longest_task_ms":81,"app_js":{"transfer_bytes":80000,"encoded_bytes":79000,"decoded_bytes":258000}},{"width":390,"height":844,"loads_ms":[700],"median_ms":700,"max_ms":700,"rows":20,"chips":59,"live_s":15,"long_tasks":0,"longest_task_ms":0,"app_js":null}]}"#;
+    const LINE: &str = r#"{"rest":{"calls":40,"median_ms":153.2,"p95_ms":271,"max_ms":315.5,"programs":20,"entries":10000,"entries_with_sums":0,"programs_with_sums":0,"bytes":1409024,"content_encoding":"gzip","identity_calls":10,"identity_median_ms":120.4},"viewports":[{"width":1280,"height":800,"loads_ms":[900,950,1000,800,850],"median_ms":900,"max_ms":1000,"rows":20,"chips":59,"live_s":15,"long_tasks":2,"longest_task_ms":81,"app_js":{"transfer_bytes":80000,"encoded_bytes":79000,"decoded_bytes":258000},"applications_json":{"transfer_bytes":150000,"encoded_bytes":149000,"decoded_bytes":1409024}},{"width":390,"height":844,"loads_ms":[700],"median_ms":700,"max_ms":700,"rows":20,"chips":59,"live_s":15,"long_tasks":0,"longest_task_ms":0,"app_js":null}]}"#;
 
     #[test]
     fn the_scripts_summary_is_read() {
@@ -519,6 +534,10 @@ mod tests {
         assert_eq!(s.viewports.len(), 2);
         assert_eq!(s.viewports[0].app_js, Some((80_000, 79_000, 258_000)));
         assert_eq!(s.viewports[1].app_js, None);
+        assert_eq!(
+            s.viewports[0].applications_json,
+            Some((150_000, 149_000, 1_409_024))
+        );
         assert_eq!(s.viewports[0].loads_ms.len(), 5);
         assert!(s.target_met());
         assert_eq!(s.longest_task_ms(), 81.0);
@@ -584,6 +603,7 @@ mod tests {
         assert!(text.contains("median 900 ms, max 1000 ms (5 loads: 900, 950, 1000, 800, 850)"));
         assert!(text.contains("`smon-bench applications --debug`"));
         assert!(text.contains("sent gzip"));
+        assert!(text.contains("| 146 KiB sent, 1,376 KiB decoded"), "{text}");
         assert!(
             text.contains("10,000 program-host entries, 1,376 KiB of JSON"),
             "{text}"

@@ -9,7 +9,8 @@
 //   {"rest": {calls, median_ms, p95_ms, max_ms, programs, entries, entries_with_sums,
 //             programs_with_sums, bytes, content_encoding, identity_calls, identity_median_ms},
 //    "viewports": [{width, height, loads_ms: [...], median_ms, max_ms, rows, chips,
-//                   live_s, long_tasks, longest_task_ms, app_js: {transfer_bytes, decoded_bytes}}]}
+//                   live_s, long_tasks, longest_task_ms,
+//                   app_js and applications_json: {transfer_bytes, encoded_bytes, decoded_bytes}}]}
 //
 // CHROMIUM overrides /usr/bin/chromium.
 import { createRequire } from "node:module";
@@ -87,9 +88,12 @@ for (const vp of [{ width: 1280, height: 800 }, { width: 390, height: 844 }]) {
         new PerformanceObserver((l) => { for (const e of l.getEntries()) { max = Math.max(max, e.duration); n++; } }).observe({ type: "longtask" });
         setTimeout(() => done({ max, n }), ms);
       }), LIVE_S * 1000);
-      const js = await page.evaluate(() => {
-        const e = performance.getEntriesByType("resource").find((r) => r.name.endsWith("/assets/app.js"));
-        return e ? { transfer_bytes: e.transferSize, encoded_bytes: e.encodedBodySize, decoded_bytes: e.decodedBodySize } : null;
+      const [js, json] = await page.evaluate(() => {
+        const of = (suffix) => {
+          const e = performance.getEntriesByType("resource").find((r) => r.name.endsWith(suffix));
+          return e ? { transfer_bytes: e.transferSize, encoded_bytes: e.encodedBodySize, decoded_bytes: e.decodedBodySize } : null;
+        };
+        return [of("/assets/app.js"), of("/api/v1/applications")];
       });
       out = {
         rows: await page.locator("tr.app-row").count(),
@@ -98,12 +102,13 @@ for (const vp of [{ width: 1280, height: 800 }, { width: 390, height: 844 }]) {
         long_tasks: longest.n,
         longest_task_ms: Math.round(longest.max),
         app_js: js,
+        applications_json: json,
       };
     }
     await page.context().close();
   }
   const v = { width: vp.width, height: vp.height, loads_ms: loads, median_ms: pct(loads, 0.5), max_ms: Math.max(...loads), ...out };
-  console.error(`Chromium ${v.width}x${v.height}: navigation to rows drawn median ${v.median_ms} ms, max ${v.max_ms} ms (${LOADS} loads); ${v.rows} rows, ${v.chips} chips; ${LIVE_S} s of live updates: ${v.long_tasks} long tasks, longest ${v.longest_task_ms} ms; app.js ${JSON.stringify(v.app_js)}`);
+  console.error(`Chromium ${v.width}x${v.height}: navigation to rows drawn median ${v.median_ms} ms, max ${v.max_ms} ms (${LOADS} loads); ${v.rows} rows, ${v.chips} chips; ${LIVE_S} s of live updates: ${v.long_tasks} long tasks, longest ${v.longest_task_ms} ms; app.js ${JSON.stringify(v.app_js)}; the route's JSON ${JSON.stringify(v.applications_json)}`);
   viewports.push(v);
 }
 await browser.close();
