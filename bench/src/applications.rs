@@ -137,6 +137,9 @@ pub struct Viewport {
     pub app_js: Option<(u64, u64, u64)>,
     /// The page's first `GET /api/v1/applications` likewise.
     pub applications_json: Option<(u64, u64, u64)>,
+    /// The last load's timeline: (step, ms from the navigation's start), earliest first; steps
+    /// the script could not time left out.
+    pub timeline: Vec<(String, f64)>,
 }
 
 /// What `bench-applications.mjs` printed.
@@ -212,6 +215,15 @@ impl Summary {
                     of("decoded_bytes")?,
                 )))
             };
+            let mut timeline: Vec<(String, f64)> = x["timeline"]
+                .as_object()
+                .map(|t| {
+                    t.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            timeline.sort_by(|a, b| a.1.total_cmp(&b.1));
             let app_js = sizes("app_js")?;
             let applications_json = sizes("applications_json")?;
             viewports.push(Viewport {
@@ -227,6 +239,7 @@ impl Summary {
                 longest_task_ms: num(x, "longest_task_ms").with_context(at)?,
                 app_js,
                 applications_json,
+                timeline,
             });
         }
         Ok(Self { rest, viewports })
@@ -392,6 +405,18 @@ pub fn markdown(args: &ApplicationsArgs, c: &Context, s: &Summary) -> String {
             v.chips
         ));
     }
+    for v in s.viewports.iter().filter(|v| !v.timeline.is_empty()) {
+        o.push_str(&format!(
+            "| the last load at {}x{}, ms from the navigation's start | {} |\n",
+            v.width,
+            v.height,
+            v.timeline
+                .iter()
+                .map(|(k, x)| format!("{} {x:.0}", k.trim_end_matches("_ms").replace('_', " ")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     if let Some((wire, sent, decoded)) = s.viewports.iter().find_map(|v| v.applications_json) {
         o.push_str(&format!(
             "| the route's JSON as the page fetched it | {} sent, {} decoded ({} on the wire with headers) |\n",
@@ -523,7 +548,7 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    const LINE: &str = r#"{"rest":{"calls":40,"median_ms":153.2,"p95_ms":271,"max_ms":315.5,"programs":20,"entries":10000,"entries_with_sums":0,"programs_with_sums":0,"bytes":1409024,"content_encoding":"gzip","identity_calls":10,"identity_median_ms":120.4},"viewports":[{"width":1280,"height":800,"loads_ms":[900,950,1000,800,850],"median_ms":900,"max_ms":1000,"rows":20,"chips":59,"live_s":15,"long_tasks":2,"longest_task_ms":81,"app_js":{"transfer_bytes":80000,"encoded_bytes":79000,"decoded_bytes":258000},"applications_json":{"transfer_bytes":150000,"encoded_bytes":149000,"decoded_bytes":1409024}},{"width":390,"height":844,"loads_ms":[700],"median_ms":700,"max_ms":700,"rows":20,"chips":59,"live_s":15,"long_tasks":0,"longest_task_ms":0,"app_js":null}]}"#;
+    const LINE: &str = r#"{"rest":{"calls":40,"median_ms":153.2,"p95_ms":271,"max_ms":315.5,"programs":20,"entries":10000,"entries_with_sums":0,"programs_with_sums":0,"bytes":1409024,"content_encoding":"gzip","identity_calls":10,"identity_median_ms":120.4},"viewports":[{"width":1280,"height":800,"loads_ms":[900,950,1000,800,850],"median_ms":900,"max_ms":1000,"rows":20,"chips":59,"live_s":15,"long_tasks":2,"longest_task_ms":81,"app_js":{"transfer_bytes":80000,"encoded_bytes":79000,"decoded_bytes":258000},"applications_json":{"transfer_bytes":150000,"encoded_bytes":149000,"decoded_bytes":1409024},"timeline":{"html_ms":20,"app_js_ms":90,"me_ms":null,"drawn_ms":700}},{"width":390,"height":844,"loads_ms":[700],"median_ms":700,"max_ms":700,"rows":20,"chips":59,"live_s":15,"long_tasks":0,"longest_task_ms":0,"app_js":null}]}"#;
 
     #[test]
     fn the_scripts_summary_is_read() {
@@ -604,6 +629,10 @@ mod tests {
         assert!(text.contains("`smon-bench applications --debug`"));
         assert!(text.contains("sent gzip"));
         assert!(text.contains("| 146 KiB sent, 1,376 KiB decoded"), "{text}");
+        assert!(
+            text.contains("| the last load at 1280x800, ms from the navigation's start | html 20, app js 90, drawn 700 |"),
+            "{text}"
+        );
         assert!(
             text.contains("10,000 program-host entries, 1,376 KiB of JSON"),
             "{text}"
