@@ -30,6 +30,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .field_attribute(".smon.v1.Snapshot.programs", "#[serde(default)]")
         .field_attribute(".smon.v1.Snapshot.containers", "#[serde(default)]")
         .field_attribute(".smon.v1.Process.container", "#[serde(default)]")
+        .field_attribute(".smon.v1.Program.cpu_percent", "#[serde(default)]")
+        .field_attribute(".smon.v1.Program.memory_bytes", "#[serde(default)]")
         .compile_fds(fds)?;
     Ok(())
 }

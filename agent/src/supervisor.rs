@@ -479,6 +479,9 @@ fn program(v: &Value) -> Program {
         spawnerr: s("spawnerr"),
         description: s("description"),
         start_unix_ms: start * 1000,
+        // Summed by the collector from the process list at each sample.
+        cpu_percent: None,
+        memory_bytes: None,
     }
 }
 

@@ -23,6 +23,10 @@
 //! `alerts/examples/engine_cost.rs`) and a simulated fleet under the real aggregator without
 //! and with its 20 rules: the CPU the rules add, RSS, notifications received.
 //!
+//! `smon-bench applications` runs a simulated fleet of 500 hosts with 20 supervisord programs
+//! each under the real aggregator: `GET /api/v1/applications` and the Applications page in
+//! chromium (load time at two viewports, the longest task during live updates).
+//!
 //! `smon-bench scale | fanout | overview | soak` run a simulated fleet (smon-sim) under the
 //! aggregator: 1,000 to 10,000 agents, 100 and 1,000 Socket.IO clients, the overview page in
 //! chromium, an hour's soak. `smon-bench all` runs the agent benchmark and those four and
@@ -33,6 +37,7 @@
 
 pub mod agent;
 pub mod alerts;
+pub mod applications;
 pub mod cgroups;
 pub mod children;
 pub mod e2e;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use smon_bench::alerts::{self, AlertsArgs};
+use smon_bench::applications::{self, ApplicationsArgs};
 use smon_bench::history::{self, HistoryArgs};
 use smon_bench::reconnect::{self, ReconnectArgs};
 use smon_bench::{AgentArgs, E2eArgs, SuiteArgs, agent, e2e, suite};
@@ -36,6 +37,10 @@ enum Command {
     /// Alerts: the aggregator's CPU under a simulated fleet without and with 20 rules, RSS,
     /// notifications received, and the rule engine alone.
     Alerts(AlertsArgs),
+    /// The Applications page at 500 simulated hosts x 20 supervisord programs: the route's
+    /// latency, the page's load in chromium at two viewports, the longest task while it
+    /// updates live.
+    Applications(ApplicationsArgs),
     /// (b) The aggregator under 1,000 / 5,000 / 10,000 simulated agents at 1 Hz: CPU, RSS,
     /// staleness p50/p99, overview bytes per second to one browser.
     Scale(SuiteArgs),
@@ -75,6 +80,7 @@ fn main() -> ExitCode {
                 Command::Reconnect(args) => reconnect::run(args).await,
                 Command::History(args) => history::run(args).await,
                 Command::Alerts(args) => alerts::run(args).await,
+                Command::Applications(args) => applications::run(args).await,
                 Command::Scale(args) => suite::run(suite::Which::Scale, args).await,
                 Command::Fanout(args) => suite::run(suite::Which::Fanout, args).await,
                 Command::Overview(args) => suite::run(suite::Which::Overview, args).await,

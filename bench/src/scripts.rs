@@ -14,6 +14,8 @@ pub const FANOUT: &str = "web/ui/tests/bench-fanout.mjs";
 pub const OVERVIEW: &str = "web/ui/tests/bench-overview.mjs";
 /// The end-to-end latency script (playwright-core, chromium).
 pub const E2E: &str = "web/ui/tests/e2e-latency.mjs";
+/// The Applications page script (fetch, playwright-core, chromium).
+pub const APPLICATIONS: &str = "web/ui/tests/bench-applications.mjs";
 
 /// The npm packages the scripts import, under `web/ui/node_modules`.
 const MODULES: [&str; 3] = ["socket.io-client", "socket.io-parser", "playwright-core"];

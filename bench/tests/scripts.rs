@@ -1,5 +1,5 @@
 //! CI smoke test of the benchmark's Node.js scripts: `web/ui/tests/bench-fanout.mjs`,
-//! `bench-overview.mjs` and `e2e-latency.mjs` read the dashboard's Socket.IO wire
+//! `bench-overview.mjs`, `e2e-latency.mjs` and `bench-applications.mjs` read the dashboard's Socket.IO wire
 //! (web/PROTOCOL.md) themselves, so a wire change could break the benchmarks with every other
 //! test green. Here a small simulated fleet (smon-sim on 127.3.0.x, more hosts than one part
 //! of the full `overview` holds) runs under a debug aggregator, each script runs for a few
@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 use serde_json::Value;
+use smon_bench::applications;
 use smon_bench::e2e_report::Summary;
 use smon_bench::fleet::{Bins, Fleet, FleetSpec, ScriptRun};
-use smon_bench::scripts::{self, E2E, FANOUT, OVERVIEW, num};
+use smon_bench::scripts::{self, APPLICATIONS, E2E, FANOUT, OVERVIEW, num};
 use smon_bench::workspace::{self, Build};
 
 /// Simulated hosts: more than the 128 rows of one `overview` part (api/src/wire.rs), so the
@@ -43,7 +44,7 @@ const UP_TIMEOUT: Duration = Duration::from_secs(60);
 /// read at its top bucket (120 s).
 const SANE_LATENCY_MS: f64 = 30_000.0;
 
-/// One fleet, the three scripts one after another (about 30 s); every failing script is
+/// One fleet, the four scripts one after another (about a minute); every failing script is
 /// reported, not only the first.
 #[tokio::test]
 async fn benchmark_scripts_read_the_current_wire() {
@@ -100,6 +101,13 @@ async fn benchmark_scripts_read_the_current_wire() {
         .await
         .and_then(|run| check_e2e(&run));
     failures.extend(r.err().map(|e| format!("{E2E}: {e:#}")));
+
+    let args = applications::script_args(&base, 1, 2, 3);
+    let r = fleet
+        .run_script(&node, &root, APPLICATIONS, &args, limit(30), false)
+        .await
+        .and_then(|run| check_applications(&run));
+    failures.extend(r.err().map(|e| format!("{APPLICATIONS}: {e:#}")));
 
     if let Err(e) = fleet.ensure_running() {
         failures.push(format!("{e:#}"));
@@ -206,6 +214,38 @@ fn check_e2e(run: &ScriptRun) -> anyhow::Result<()> {
             ms.is_finite() && ms.abs() < SANE_LATENCY_MS,
             "{k} = {ms}: not a latency (sample time misread?)"
         );
+    }
+    Ok(())
+}
+
+/// `bench-applications.mjs`: the route lists every simulated program on every host, with the
+/// agents' CPU and memory sums; the page drew its rows at both viewports.
+fn check_applications(run: &ScriptRun) -> anyhow::Result<()> {
+    eprintln!("  summary: {}", run.summary);
+    let s = applications::Summary::parse(&run.summary)?;
+    ensure!(s.rest.programs == 20, "programs {} != 20", s.rest.programs);
+    ensure!(
+        s.rest.entries == AGENTS * 20,
+        "entries {} != {}",
+        s.rest.entries,
+        AGENTS * 20
+    );
+    ensure!(
+        s.rest.entries_with_sums == s.rest.entries && s.rest.programs_with_sums == 20,
+        "CPU and memory missing: {:?}",
+        s.rest
+    );
+    ensure!(s.viewports.len() == 2, "{} viewports", s.viewports.len());
+    for v in &s.viewports {
+        ensure!(
+            v.rows == 20,
+            "{}x{}: {} rows drawn",
+            v.width,
+            v.height,
+            v.rows
+        );
+        ensure!(v.chips > 0, "{}x{}: no host chip drawn", v.width, v.height);
+        ensure!(v.median_ms > 0.0, "{}x{}: no load time", v.width, v.height);
     }
     Ok(())
 }

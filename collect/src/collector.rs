@@ -375,8 +375,9 @@ impl Collector {
             found
         });
         let programs = self.cfg.programs.as_ref().map(|f| {
-            let programs = f.read();
+            let mut programs = f.read();
             crate::programs::mark(&mut processes, &programs.programs);
+            crate::programs::sum(&processes, &mut programs.programs);
             programs
         });
 

@@ -102,6 +102,28 @@ pub fn mark(processes: &mut [Process], programs: &[Program]) {
     }
 }
 
+/// Sets each program's `cpu_percent` and `memory_bytes` to the sums over the processes
+/// marked with it by [`mark`] (0 for a program without processes), so that a sample without
+/// its process list (a summary) still carries them.
+pub fn sum(processes: &[Process], programs: &mut [Program]) {
+    let mut sums: HashMap<(&str, &str), (f32, u64)> = HashMap::new();
+    for p in processes {
+        if let Some(key) = p.program.split_once(':') {
+            let s = sums.entry(key).or_default();
+            s.0 += p.cpu_percent;
+            s.1 += p.memory_bytes;
+        }
+    }
+    for pr in programs {
+        let (cpu, mem) = sums
+            .get(&(pr.group.as_str(), pr.name.as_str()))
+            .copied()
+            .unwrap_or_default();
+        pr.cpu_percent = Some(cpu);
+        pr.memory_bytes = Some(mem);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +175,26 @@ mod tests {
                 (22, "web:web"),
                 (30, "jobs:a"),
                 (40, "")
+            ]
+        );
+        for (i, p) in procs.iter_mut().enumerate() {
+            p.cpu_percent = i as f32;
+            p.memory_bytes = 100 * i as u64;
+        }
+        let mut programs = programs;
+        sum(&procs, &mut programs);
+        let sums: Vec<(Option<f32>, Option<u64>)> = programs
+            .iter()
+            .map(|p| (p.cpu_percent, p.memory_bytes))
+            .collect();
+        // web:web is pids 20, 21, 22 (indexes 2, 3, 4); jobs:a pid 30 (index 5); jobs:b
+        // does not run.
+        assert_eq!(
+            sums,
+            [
+                (Some(9.0), Some(900)),
+                (Some(5.0), Some(500)),
+                (Some(0.0), Some(0))
             ]
         );
     }

@@ -131,4 +131,20 @@ mod tests {
         assert_eq!(c.for_parts(&all).items.len(), 8);
         assert_eq!(c.for_parts(&Parts::DETAIL).items.len(), 8);
     }
+
+    #[test]
+    fn a_program_from_an_agent_without_sums_reads_back() {
+        let old = r#"{"group":"web","name":"api","state":"RUNNING","pid":7,"uptime_s":3,
+            "exit_status":0,"spawnerr":"","description":"pid 7, uptime 0:00:03","start_unix_ms":1}"#;
+        let p: crate::Program = serde_json::from_str(old).expect("read back");
+        assert_eq!((p.pid, p.cpu_percent, p.memory_bytes), (7, None, None));
+        let with = crate::Program {
+            cpu_percent: Some(2.5),
+            memory_bytes: Some(4096),
+            ..p
+        };
+        let text = serde_json::to_string(&with).expect("json");
+        let back: crate::Program = serde_json::from_str(&text).expect("read back");
+        assert_eq!(back, with);
+    }
 }

@@ -48,6 +48,9 @@ pub struct ProcSpec {
     pub state: &'static str,
     /// The GPU it runs on and how ("compute", "graphics", "compute+graphics").
     pub gpu: Option<(u32, &'static str)>,
+    /// The supervisord program it belongs to (the program's own process or a child of it),
+    /// as an index into the flattened [`crate::state::PROGRAMS`]; `None`: none.
+    pub program: Option<usize>,
 }
 
 /// The process list of one kind of host.
@@ -57,6 +60,9 @@ pub struct ProcTable {
     pub procs: Vec<ProcSpec>,
     /// Short-lived processes at the end of `procs`.
     pub transient: usize,
+    /// Per supervisord program (flattened [`crate::state::PROGRAMS`] order): the index in
+    /// `procs` of its own process, and how many processes it has (itself and its children).
+    pub programs: Vec<(usize, usize)>,
     cpu_sum: f32,
     mem_sum: f32,
 }
@@ -80,6 +86,9 @@ pub struct RenderCtx {
     pub mem_total: u64,
     /// Per-sample noise seed.
     pub noise: u64,
+    /// The supervisord program (flattened [`crate::state::PROGRAMS`] index) that is not
+    /// running on this host: its processes are left out.
+    pub program_down: Option<usize>,
 }
 
 type Pid = (u32, bool);
@@ -125,6 +134,7 @@ impl Builder {
             start,
             state,
             gpu: None,
+            program: None,
         });
         pid
     }
@@ -314,6 +324,7 @@ impl ProcTable {
             Role::Storage => storage(&mut b, key),
             Role::Login => login(&mut b, key, sshd),
         }
+        let programs = supervised(&mut b);
         let transient = [
             ("sh", "/bin/sh -c /usr/lib/sysstat/debian-sa1 1 1"),
             ("sleep", "sleep 60"),
@@ -328,13 +339,39 @@ impl ProcTable {
             cpu_sum: procs.iter().map(|p| p.cpu).sum::<f32>().max(1e-6),
             mem_sum: procs.iter().map(|p| p.mem).sum::<f32>().max(1e-6),
             transient: transient.len(),
+            programs,
             procs,
         }
     }
 
-    /// How many processes the host has in the sample with this noise seed.
-    pub fn count(&self, noise: u64) -> usize {
-        self.procs.len() - (noise % (self.transient as u64 + 1)) as usize
+    /// How many processes the host has in the sample with this noise seed, the program
+    /// `down` (not running) left out.
+    pub fn count(&self, noise: u64, down: Option<usize>) -> usize {
+        let gone = down
+            .and_then(|i| self.programs.get(i))
+            .map_or(0, |&(_, n)| n);
+        self.procs.len() - (noise % (self.transient as u64 + 1)) as usize - gone
+    }
+
+    /// CPU (percent of one core) and memory (bytes) of program `i`'s processes in a sample
+    /// with `c`: their shares of the host's use as [`ProcTable::render`] gives them, without
+    /// the per-process noise (what the agent sums from its latest process scan).
+    pub fn program_use(&self, i: usize, c: &RenderCtx) -> (f32, u64) {
+        let Some(&(at, n)) = self.programs.get(i) else {
+            return (0.0, 0);
+        };
+        let procs = &self.procs[at..at + n];
+        let cpu = c.core_percent.max(0.0) * procs.iter().map(|p| p.cpu).sum::<f32>() / self.cpu_sum;
+        let mem =
+            c.mem_used as f64 * f64::from(procs.iter().map(|p| p.mem).sum::<f32>() / self.mem_sum);
+        ((cpu * 10.0).round() / 10.0, mem as u64)
+    }
+
+    /// The pid of program `i`'s own process on a host with this pid offset.
+    pub fn program_pid(&self, i: usize, pid_base: u32) -> Option<u32> {
+        let &(at, _) = self.programs.get(i)?;
+        let p = &self.procs[at];
+        Some(Self::pid(pid_base, p.pid, p.late))
     }
 
     fn pid(base: u32, pid: u32, late: bool) -> u32 {
@@ -343,11 +380,12 @@ impl ProcTable {
 
     /// The host's process list for one sample, sorted by CPU use, highest first.
     pub fn render(&self, c: &RenderCtx) -> Vec<Process> {
-        let n = self.count(c.noise);
+        let n = self.procs.len() - (c.noise % (self.transient as u64 + 1)) as usize;
         let core_pct = c.core_percent.max(0.0);
         let mut out: Vec<Process> = self.procs[..n]
             .iter()
             .enumerate()
+            .filter(|(_, p)| p.program.is_none() || p.program != c.program_down)
             .map(|(i, p)| {
                 let h = hash2(c.noise, i as u64);
                 let wobble = 0.6 + 0.8 * unit_of(h);
@@ -387,7 +425,7 @@ impl ProcTable {
                     state: if cpu >= 20.0 { "running" } else { p.state }.to_owned(),
                     // The simulated kernel threads are those without a command line.
                     kernel_thread: p.cmdline.is_empty(),
-                    program: String::new(),
+                    program: p.program.map_or_else(String::new, program_name),
                     container: String::new(),
                 }
             })
@@ -414,6 +452,62 @@ impl ProcTable {
             })
             .collect()
     }
+}
+
+/// `group:name` of program `i` of the flattened [`crate::state::PROGRAMS`].
+pub fn program_name(i: usize) -> String {
+    crate::state::PROGRAMS
+        .iter()
+        .flat_map(|(g, names)| names.iter().map(move |n| format!("{g}:{n}")))
+        .nth(i)
+        .unwrap_or_default()
+}
+
+/// supervisord and the processes of its 20 programs ([`crate::state::PROGRAMS`]), started
+/// after boot: one process each, and two children of the `web:api` program (a pre-forking
+/// server) and of each `web:worker-*`, marked with the program as the agent marks them (a
+/// program's pid and its descendants). Returns (index of the program's process, number of its
+/// processes) per program.
+fn supervised(b: &mut Builder) -> Vec<(usize, usize)> {
+    let sup = b.add(
+        INIT,
+        "root",
+        "supervisord",
+        "/usr/bin/python3 /usr/bin/supervisord -n -c /etc/supervisor/supervisord.conf",
+        0.01,
+        0.3,
+        false,
+    );
+    let mut out = Vec::new();
+    let mut i = 0;
+    for (group, names) in crate::state::PROGRAMS {
+        for name in names {
+            let user = if group == "infra" { "root" } else { "app" };
+            let (cpu, mem) = match group {
+                "web" => (0.6, 1.5),
+                "db" => (0.2, 1.0),
+                "jobs" => (0.1, 0.5),
+                _ => (0.05, 0.2),
+            };
+            let cmd = format!("/srv/{group}/bin/{name} --config /etc/{group}/{name}.toml");
+            let at = b.procs.len();
+            let leader = b.add(sup, user, name, cmd.clone(), cpu, mem, true);
+            let children = if group == "web" && (*name == "api" || name.starts_with("worker")) {
+                2
+            } else {
+                0
+            };
+            for _ in 0..children {
+                b.add(leader, user, name, format!("{cmd} --child"), cpu, mem, true);
+            }
+            for p in &mut b.procs[at..] {
+                p.program = Some(i);
+            }
+            out.push((at, 1 + children));
+            i += 1;
+        }
+    }
+    out
 }
 
 fn user_for(b: &mut Builder) -> &'static str {
@@ -738,6 +832,7 @@ mod tests {
             mem_used: 64 << 30,
             mem_total: 128 << 30,
             noise,
+            program_down: None,
         }
     }
 
@@ -764,7 +859,13 @@ mod tests {
                     t.procs.len()
                 );
                 let list = t.render(&ctx(3));
-                assert_eq!(list.len(), t.count(3));
+                assert_eq!(list.len(), t.count(3, None));
+                let down = t.render(&RenderCtx {
+                    program_down: Some(0),
+                    ..ctx(3)
+                });
+                assert_eq!(down.len(), t.count(3, Some(0)));
+                assert_eq!(down.len() + 3, list.len(), "web:api has 3 processes");
                 assert!(
                     list.windows(2)
                         .all(|w| w[0].cpu_percent >= w[1].cpu_percent)

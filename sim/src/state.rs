@@ -291,6 +291,7 @@ impl State {
             mem_used,
             mem_total,
             noise,
+            program_down: program_down(p),
         };
         let cpu = Cpu {
             total_percent: total,
@@ -470,7 +471,7 @@ impl State {
             }),
             disks,
             networks,
-            process_count: p.procs.count(noise) as u32,
+            process_count: p.procs.count(noise, ctx.program_down) as u32,
             processes: if parts.processes {
                 p.procs.render(&ctx)
             } else if parts.top_processes > 0 {
@@ -485,7 +486,7 @@ impl State {
             errors: Vec::new(),
             processes_unix_ms: now,
             gpus_unix_ms: now,
-            programs: Some(programs(p, now)),
+            programs: Some(programs(p, now, &ctx)),
             ..Snapshot::default()
         }
     }
@@ -510,27 +511,43 @@ pub const PROGRAMS: [(&str, &[&str]); 4] = [
     ),
 ];
 
-/// A host's supervisord programs: the 20 of [`PROGRAMS`], most `RUNNING` since boot; per host
-/// (by its seed) one of them `STOPPED` on one host in ten, and `FATAL` on one in fifty.
-fn programs(p: &Profile, now_ms: u64) -> Programs {
+/// The program (index in the flattened [`PROGRAMS`]) not running on this host, if any: per
+/// host (by its seed) one is `STOPPED` on one host in ten, or `FATAL` on one in fifty.
+fn program_down(p: &Profile) -> Option<usize> {
     let stopped = hash2(p.seed, 0x5707).is_multiple_of(10);
     let fatal = hash2(p.seed, 0xfa7a).is_multiple_of(50);
-    let odd = (hash2(p.seed, 0x0dd) % 20) as usize;
+    (stopped || fatal).then(|| (hash2(p.seed, 0x0dd) % 20) as usize)
+}
+
+/// A host's supervisord programs: the 20 of [`PROGRAMS`], most `RUNNING` since boot (their
+/// pids those of their processes in the process table, which carry the program's name, and
+/// their CPU and memory those processes' use, as the agent sums them); one `STOPPED` or
+/// `FATAL` as [`program_down`] says.
+fn programs(p: &Profile, now_ms: u64, ctx: &RenderCtx) -> Programs {
+    let fatal = hash2(p.seed, 0xfa7a).is_multiple_of(50);
+    let down = program_down(p);
     let uptime_s = now_ms.saturating_sub(p.info.boot_unix_ms) / 1000;
     let mut out = Vec::with_capacity(20);
     for (group, names) in PROGRAMS {
         for name in names {
             let i = out.len();
-            let state = if i == odd && fatal {
+            let state = if down == Some(i) && fatal {
                 "FATAL"
-            } else if i == odd && stopped {
+            } else if down == Some(i) {
                 "STOPPED"
             } else {
                 "RUNNING"
             };
             let running = state == "RUNNING";
+            let (cpu, mem) = if running {
+                p.procs.program_use(i, ctx)
+            } else {
+                (0.0, 0)
+            };
             let pid = if running {
-                p.pid_base + 500 + i as u32
+                p.procs
+                    .program_pid(i, p.pid_base)
+                    .unwrap_or(p.pid_base + 500 + i as u32)
             } else {
                 0
             };
@@ -559,6 +576,8 @@ fn programs(p: &Profile, now_ms: u64) -> Programs {
                     "Not started".into()
                 },
                 start_unix_ms: if running { p.info.boot_unix_ms } else { 0 },
+                cpu_percent: Some(cpu),
+                memory_bytes: Some(mem),
             });
         }
     }
@@ -694,6 +713,36 @@ mod tests {
             assert!(progs.iter().filter(|q| q.state != "RUNNING").count() <= 1);
             assert!(progs.iter().all(|q| (q.state == "RUNNING") == (q.pid > 0)));
         }
+    }
+
+    #[test]
+    fn the_processes_of_running_programs_carry_their_name() {
+        let mut seen_down = false;
+        for p in fleet() {
+            let mut st = State::new(&p, T0);
+            let snap = st.snapshot(&p, Parts::DETAIL, T0);
+            let progs = &snap.programs.as_ref().expect("programs").programs;
+            for q in progs {
+                let key = format!("{}:{}", q.group, q.name);
+                let mine: Vec<_> = snap.processes.iter().filter(|x| x.program == key).collect();
+                if q.state == "RUNNING" {
+                    // Its own process (the program's pid) and, for some, children of it.
+                    let own = mine.iter().find(|x| x.pid == q.pid).expect("its process");
+                    assert_eq!(own.name, q.name);
+                    assert!(mine.iter().all(|x| x.pid == q.pid || x.ppid == q.pid));
+                    assert!(
+                        mine.iter().map(|x| x.memory_bytes).sum::<u64>() > 0,
+                        "{key}"
+                    );
+                } else {
+                    seen_down = true;
+                    assert!(mine.is_empty(), "{key} is {} but has processes", q.state);
+                    assert_eq!((q.cpu_percent, q.memory_bytes), (Some(0.0), Some(0)));
+                }
+            }
+            assert_eq!(snap.processes.len() as u32, snap.process_count);
+        }
+        assert!(seen_down, "no host of the sample fleet has a program down");
     }
 
     #[test]

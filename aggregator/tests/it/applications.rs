@@ -224,6 +224,28 @@ async fn fleet_programs_listed_acted_on_and_followed_over_rest() {
             "{v}"
         );
     }
+    // CPU and memory for every host although nobody watches one (the samples are summaries,
+    // without process lists): the agents' own sums over the processes they mark.
+    let v = f
+        .apps_until(&viewer, "the sleeper's memory on both hosts", |v| {
+            program(v, "sleeper", "sleeper").is_some_and(|p| {
+                let hosts = p["hosts"].as_array().cloned().unwrap_or_default();
+                hosts.len() == 2
+                    && hosts.iter().all(|h| {
+                        h["memory_bytes"].as_u64().is_some_and(|m| m > 0)
+                            && h["cpu_percent"].as_f64().is_some()
+                    })
+            })
+        })
+        .await;
+    let s = program(&v, "sleeper", "sleeper").expect("sleeper");
+    let per_host: u64 = s["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .filter_map(|h| h["memory_bytes"].as_u64())
+        .sum();
+    assert_eq!(s["memory_bytes"].as_u64(), Some(per_host), "{v}");
     let names: Vec<String> = v["programs"]
         .as_array()
         .expect("programs")
