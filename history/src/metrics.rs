@@ -468,7 +468,7 @@ impl Store {
                     .entry((
                         series::cluster_of(host).to_owned(),
                         info.metric.name,
-                        info.label.clone(),
+                        series::cluster_label(info.metric, &info.label).to_owned(),
                         key.1,
                     ))
                     .or_default()
