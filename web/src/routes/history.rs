@@ -444,6 +444,7 @@ mod tests {
             gpu: vec![GpuProcessAt {
                 gpu: 0,
                 gpu_uuid: "GPU-0".into(),
+                parent_uuid: "GPU-0".into(),
                 pid: 1,
                 name: "python3".into(),
                 user: "ann".into(),

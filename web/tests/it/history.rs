@@ -149,6 +149,7 @@ impl History for Recorded {
             gpu: vec![GpuProcessAt {
                 gpu: 0,
                 gpu_uuid: "GPU-0".into(),
+                parent_uuid: "GPU-0".into(),
                 pid: 4242,
                 name: "trainer".into(),
                 user: "ann".into(),
@@ -956,7 +957,8 @@ async fn stored_processes_and_gpu_use_keep_the_role_rules() {
         .await
         .expect("by gpu");
     assert_eq!(g.rows.len(), 1, "{g:?}");
-    assert_eq!(g.rows[0].key, "lab:busy/#0");
+    // Keyed by the GPU's UUID, not its index.
+    assert_eq!(g.rows[0].key, "lab:busy/GPU-0");
     let e = public
         .gpu_usage(T0, to, UsageBy::User, None)
         .await
