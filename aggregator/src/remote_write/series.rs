@@ -1,16 +1,16 @@
 //! What a sample becomes on the remote side: Prometheus series named as the embedded history
 //! names its metrics, with an `smon_` prefix (`smon_cpu_percent`, `smon_disk_percent{mount}`,
 //! ...), labelled `cluster`, `host`, `tags` and, per metric, `mount`, `interface`, `sensor`,
-//! `container`, or for a GPU `UUID` (its UUID, which identifies the series) and `gpu` (its
+//! `container`, or for a GPU `uuid` (its UUID, which identifies the series) and `gpu` (its
 //! index, for reading).
 //!
 //! A GPU's series is identified by its UUID, as in the history: when GPU 2 of 8 falls off the
-//! bus and the driver numbers the rest anew, GPU 3 becomes `gpu="2"` but keeps its `UUID`, so
-//! its series goes on (with a new `gpu` label value, hence a new Prometheus series, joined
-//! `on(UUID)`) rather than continuing another card's. The label is spelled `UUID`, as NVIDIA's
-//! DCGM exporter spells it next to `gpu`, so that dashboards and joins written for DCGM series
-//! (`... * on(UUID) group_left DCGM_FI_DEV_...`) work on smon's series unchanged. A GPU the
-//! agent reported without a UUID has `gpu` only.
+//! bus and the driver numbers the rest anew, GPU 3 becomes `gpu="2"` but keeps its `uuid`, so
+//! its data stays under its card (select or join by `uuid`) rather than continuing another
+//! card's. The label is spelled `uuid` (lower case) as smon's own `/metrics` spells it on every
+//! `smon_gpu_*` series, so that one query reads both, and Prometheus' convention of lower-case
+//! label names holds; NVIDIA's DCGM exporter spells it `UUID` (a join with DCGM series needs a
+//! `label_replace`). A GPU the agent reported without a UUID has `gpu` only.
 //!
 //! Tags are a list of free-form strings (spaces allowed), so they travel as one label in the
 //! form Prometheus' own service discovery uses for lists: `tags=",gpu,rack 3,"`, sorted, with a
@@ -30,8 +30,8 @@ pub const PREFIX: &str = "smon_";
 /// A label of a per-item metric: its name and value.
 pub type ItemLabel<'a> = (&'static str, &'a str);
 
-/// The label of a GPU's UUID (DCGM's spelling).
-pub const UUID_LABEL: &str = "UUID";
+/// The label of a GPU's UUID (as `/metrics` spells it).
+pub const UUID_LABEL: &str = "uuid";
 
 /// One series: its labels, sorted by name and encoded once as protobuf `Label` fields.
 #[derive(Debug)]
@@ -42,7 +42,7 @@ pub struct Series {
 
 impl Series {
     /// The series `smon_<metric>` of a host with `base` labels (`cluster`, `host`, `tags`)
-    /// and the metric's own labels (none, one, or a GPU's `UUID` and `gpu`).
+    /// and the metric's own labels (none, one, or a GPU's `uuid` and `gpu`).
     pub fn new(base: &[(&'static str, String)], metric: &str, items: &[ItemLabel<'_>]) -> Self {
         let name = format!("{PREFIX}{metric}");
         let mut labels: Vec<(&str, &str)> = Vec::with_capacity(base.len() + 1 + items.len());
@@ -86,7 +86,7 @@ pub fn host_labels(id: &str, tags: &[String]) -> Vec<(&'static str, String)> {
 /// (without the prefix; `smon_history::series::each_value`, the one definition of what a host
 /// reports over time). Values a host does not measure are left out (never sent as 0). The item
 /// labels: none for a host-wide metric, the mount, interface, sensor or container, or for a
-/// GPU its `UUID` and its index `gpu` (`gpu` alone when it has no UUID).
+/// GPU its `uuid` and its index `gpu` (`gpu` alone when it has no UUID).
 pub fn each_value(s: &Snapshot, f: &mut impl FnMut(&'static str, &[ItemLabel<'_>], f64)) {
     // The history labels a GPU's series by UUID (or its index without one): find the GPU
     // back for its index. A host has a handful of GPUs: a scan is cheaper than a map.
@@ -219,18 +219,18 @@ mod tests {
                 "net_rx_bytes_per_s{interface=eth0} 1000",
                 "net_tx_bytes_per_s{interface=eth0} 2000",
                 "temperature_celsius{sensor=cpu} 40",
-                "gpu_utilization_percent{UUID=GPU-5e1f,gpu=1} 90",
-                "gpu_memory_used_bytes{UUID=GPU-5e1f,gpu=1} 1073741824",
-                "gpu_memory_percent{UUID=GPU-5e1f,gpu=1} 25",
-                "gpu_temperature_celsius{UUID=GPU-5e1f,gpu=1} 70",
-                "gpu_power_watts{UUID=GPU-5e1f,gpu=1} 150",
-                "gpu_power_percent{UUID=GPU-5e1f,gpu=1} 50",
+                "gpu_utilization_percent{uuid=GPU-5e1f,gpu=1} 90",
+                "gpu_memory_used_bytes{uuid=GPU-5e1f,gpu=1} 1073741824",
+                "gpu_memory_percent{uuid=GPU-5e1f,gpu=1} 25",
+                "gpu_temperature_celsius{uuid=GPU-5e1f,gpu=1} 70",
+                "gpu_power_watts{uuid=GPU-5e1f,gpu=1} 150",
+                "gpu_power_percent{uuid=GPU-5e1f,gpu=1} 50",
                 // The health signals it reports (memory temperature, the other counts: not).
-                "gpu_sm_clock_mhz{UUID=GPU-5e1f,gpu=1} 1410",
-                "gpu_ecc_uncorrected_errors{UUID=GPU-5e1f,gpu=1} 1",
-                "gpu_throttle_reasons{UUID=GPU-5e1f,gpu=1} 1",
-                "gpu_throttle_power_percent{UUID=GPU-5e1f,gpu=1} 0",
-                "gpu_throttle_thermal_percent{UUID=GPU-5e1f,gpu=1} 100",
+                "gpu_sm_clock_mhz{uuid=GPU-5e1f,gpu=1} 1410",
+                "gpu_ecc_uncorrected_errors{uuid=GPU-5e1f,gpu=1} 1",
+                "gpu_throttle_reasons{uuid=GPU-5e1f,gpu=1} 1",
+                "gpu_throttle_power_percent{uuid=GPU-5e1f,gpu=1} 0",
+                "gpu_throttle_thermal_percent{uuid=GPU-5e1f,gpu=1} 100",
                 "gpu_utilization_percent{gpu=2} 5",
                 "gpu_throttle_reasons{gpu=2} 0",
                 "gpu_throttle_power_percent{gpu=2} 0",
@@ -277,8 +277,7 @@ mod tests {
             ]
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
         );
-        // A GPU's: `UUID` sorts before `__name__` (upper case first, as receivers compare
-        // bytes).
+        // A GPU's: its `uuid` and its index `gpu`.
         let s = Series::new(
             &host_labels("lab:n1", &[]),
             "gpu_power_watts",
@@ -288,11 +287,11 @@ mod tests {
         assert_eq!(
             decoded,
             [
-                ("UUID", "GPU-5e1f"),
                 ("__name__", "smon_gpu_power_watts"),
                 ("cluster", "lab"),
                 ("gpu", "1"),
                 ("host", "n1"),
+                ("uuid", "GPU-5e1f"),
             ]
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
         );

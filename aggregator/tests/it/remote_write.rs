@@ -264,7 +264,7 @@ impl Recorded {
             for g in &s.gpus {
                 if let Some(m) = g.memory_used_bytes {
                     v.insert(
-                        format!("gpu_memory_used_bytes{{UUID={},gpu={}}}", g.uuid, g.index),
+                        format!("gpu_memory_used_bytes{{uuid={},gpu={}}}", g.uuid, g.index),
                         m as f64,
                     );
                 }
@@ -290,8 +290,8 @@ fn key_of(metric: &Value) -> (String, String, String) {
         metric["cluster"].as_str().expect("cluster"),
         metric["host"].as_str().expect("host")
     );
-    // A GPU's series has two: its `UUID` and its index `gpu`.
-    let item: Vec<String> = ["mount", "interface", "sensor", "UUID", "gpu"]
+    // A GPU's series has two: its `uuid` and its index `gpu`.
+    let item: Vec<String> = ["mount", "interface", "sensor", "uuid", "gpu"]
         .into_iter()
         .filter_map(|l| metric[l].as_str().map(|v| format!("{l}={v}")))
         .collect();
