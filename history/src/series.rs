@@ -705,7 +705,11 @@ mod tests {
                 v.iter().all(|x| !x.metric.name.starts_with("gpu_throttle")),
                 "{error}"
             );
-            assert_eq!(get(&v, "gpu_sm_clock_mhz", "GPU-3"), Some(1980.0), "{error}");
+            assert_eq!(
+                get(&v, "gpu_sm_clock_mhz", "GPU-3"),
+                Some(1980.0),
+                "{error}"
+            );
         }
     }
 

@@ -379,13 +379,24 @@ fn a_gpu_keeps_its_series_when_another_falls_off_the_bus() {
         .expect("query");
     assert_eq!(a.tier, Tier::Raw);
     let labels: Vec<&str> = a.series.iter().map(|s| s.label.as_str()).collect();
-    assert_eq!(labels, ["GPU-A", "GPU-B", "GPU-C"], "one series per UUID, none per index");
+    assert_eq!(
+        labels,
+        ["GPU-A", "GPU-B", "GPU-C"],
+        "one series per UUID, none per index"
+    );
     let of = |l: &str| &a.series.iter().find(|s| s.label == l).expect(l).avg;
     assert_eq!(of("GPU-A"), &vec![Some(10.0); 40]);
-    assert_eq!(of("GPU-C"), &vec![Some(40.0); 40], "C goes on under its UUID");
+    assert_eq!(
+        of("GPU-C"),
+        &vec![Some(40.0); 40],
+        "C goes on under its UUID"
+    );
     let b = of("GPU-B");
     assert!(b[..20].iter().all(|v| *v == Some(20.0)), "{b:?}");
-    assert!(b[20..].iter().all(Option::is_none), "nothing lands under B: {b:?}");
+    assert!(
+        b[20..].iter().all(Option::is_none),
+        "nothing lands under B: {b:?}"
+    );
     // One GPU by its UUID.
     let c = h
         .host_series("lab:g", &query("gpu_utilization_percent{GPU-C}", T0, to, 4))

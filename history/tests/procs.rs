@@ -333,8 +333,7 @@ fn gpu_usage_stored_before_uuids_keeps_its_index_keys() {
     let all = |_: &str| true;
     let hour = T0 - T0 % 3_600_000 - 3_600_000;
     // The old hour from the hourly rollup, T0's minute from the minutes.
-    let by_gpu =
-        procs::gpu_usage(&conn, hour, T0 + MINUTE_MS, UsageBy::Gpu, &all).expect("by gpu");
+    let by_gpu = procs::gpu_usage(&conn, hour, T0 + MINUTE_MS, UsageBy::Gpu, &all).expect("by gpu");
     assert_eq!(
         rows(&by_gpu),
         vec![row("a:1/#1", 60.0, 60.0, 1), row("a:1/GPU-1", 1.0, 1.0, 1)]

@@ -164,26 +164,29 @@ mod tests {
                     ..Temperature::default()
                 },
             ],
-            gpus: vec![Gpu {
-                index: 1,
-                uuid: "GPU-5e1f".into(),
-                utilization_percent: Some(90),
-                memory_used_bytes: Some(1 << 30),
-                memory_total_bytes: Some(4 << 30),
-                power_mw: Some(150_000),
-                power_limit_mw: Some(300_000),
-                fan_percent: None,
-                temperature_celsius: Some(70),
-                sm_clock_mhz: Some(1410),
-                ecc_uncorrected_errors: Some(1),
-                throttle_reasons: vec!["hw_thermal".into()],
-                ..Gpu::default()
-            }, Gpu {
-                // An agent that reported no UUID: the index alone.
-                index: 2,
-                utilization_percent: Some(5),
-                ..Gpu::default()
-            }],
+            gpus: vec![
+                Gpu {
+                    index: 1,
+                    uuid: "GPU-5e1f".into(),
+                    utilization_percent: Some(90),
+                    memory_used_bytes: Some(1 << 30),
+                    memory_total_bytes: Some(4 << 30),
+                    power_mw: Some(150_000),
+                    power_limit_mw: Some(300_000),
+                    fan_percent: None,
+                    temperature_celsius: Some(70),
+                    sm_clock_mhz: Some(1410),
+                    ecc_uncorrected_errors: Some(1),
+                    throttle_reasons: vec!["hw_thermal".into()],
+                    ..Gpu::default()
+                },
+                Gpu {
+                    // An agent that reported no UUID: the index alone.
+                    index: 2,
+                    utilization_percent: Some(5),
+                    ..Gpu::default()
+                },
+            ],
             process_count: 321,
             sessions: vec![Session::default(), Session::default()],
             ..Snapshot::default()
