@@ -968,6 +968,13 @@ async function history(browser, url, id, cluster, role, secret) {
   await goto(page, withHash(url, "#/"));
   await step(page, "the cluster's history link", () => page.click(`a.cluster-history[data-cluster="${cluster}"]`));
   await step(page, "the cluster page's charts", () => page.waitForSelector(`#cluster-page[data-cluster="${cluster}"] #history[data-state="ready"] .hchart[data-metric="cpu"][data-points]:not([data-points="0"])`));
+  // A cluster's GPU series: one over every GPU of its hosts, not one per UUID.
+  await step(page, "the cluster's GPU chart, all GPUs in one series", () =>
+    page.waitForFunction((c) => {
+      const items = Array.from(document.querySelectorAll(`#cluster-page[data-cluster="${c}"] #history .hchart[data-metric="gpu"] .legend-item`)).map((e) => e.textContent ?? "");
+      return items.length === 1 && items[0].startsWith("All GPUs");
+    }, cluster),
+  );
   await shot(page, `history-cluster-${role}`);
 
   // The Storage page: admins only.
