@@ -371,7 +371,8 @@ impl Converter {
         series::each_value(snap, &mut |metric, item, v| {
             key.clear();
             key.push_str(metric);
-            if let Some((_, lv)) = item {
+            // A GPU's UUID and index both: the same card under a new index is a new series.
+            for (_, lv) in item {
                 key.push('\0');
                 key.push_str(lv);
             }

@@ -75,8 +75,14 @@ pub struct ProcessAt {
 pub struct GpuProcessAt {
     /// GPU index on its host.
     pub gpu: u32,
-    /// GPU UUID.
+    /// GPU UUID (a MIG instance's, for a process on one).
     pub gpu_uuid: String,
+    /// The UUID of the physical GPU: `gpu_uuid` itself, or the parent GPU's when the process
+    /// runs on a MIG instance. What GPU history is keyed by (the index can change when another
+    /// GPU falls off the bus). Empty for a process stored before GPUs were keyed by UUID, or
+    /// of a GPU without one.
+    #[serde(default)]
+    pub parent_uuid: String,
     /// Process id.
     pub pid: u32,
     /// Short name.
@@ -111,14 +117,15 @@ pub enum UsageBy {
     User,
     /// Per host.
     Host,
-    /// Per GPU (`host/#index`).
+    /// Per GPU (`host/<uuid>`; `host/#index` for a GPU stored without a UUID).
     Gpu,
 }
 
 /// One group of [`GpuUsageAnswer`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GpuUsageRow {
-    /// The user, host id or GPU (`host/#index`).
+    /// The user, host id or GPU (`host/<uuid>`, the GPU's UUID whatever index it had;
+    /// `host/#index` for a GPU stored without a UUID, as every row stored before UUIDs was).
     pub key: String,
     /// Hours of GPU held by at least one process of the group (a GPU held by one process for
     /// an hour is 1).

@@ -26,6 +26,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up(include_str!("../migrations/0005_tokens_audit.sql")),
         M::up(include_str!("../migrations/0006_reach.sql")),
         M::up(include_str!("../migrations/0007_inventory.sql")),
+        M::up(include_str!("../migrations/0008_gpu_uuid.sql")),
     ])
 });
 

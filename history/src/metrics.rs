@@ -28,7 +28,9 @@
 //!   (the mean over its hosts for percentages, loads and temperatures, the sum for bytes,
 //!   rates, counts and watts; applied to the hosts' min, avg and max alike) and stores it as
 //!   the series of the pseudo host `@cluster`. A cluster's history therefore starts at the
-//!   1-minute tier, and a 7-day query reads one series' blocks, not a thousand hosts'.
+//!   1-minute tier, and a 7-day query reads one series' blocks, not a thousand hosts'. A
+//!   per-GPU metric is aggregated over every GPU of the cluster into one series labelled
+//!   `all` ([`series::cluster_label`]): GPU series are keyed by UUID, which no two hosts share.
 //! - **Retention.** A block is deleted once its newest row is past its tier's age (an index on
 //!   `end_ms` finds them); rows past the age inside a block still kept are hidden by the
 //!   reader, so what a query returns follows the retention exactly.
@@ -468,7 +470,7 @@ impl Store {
                     .entry((
                         series::cluster_of(host).to_owned(),
                         info.metric.name,
-                        info.label.clone(),
+                        series::cluster_label(info.metric, &info.label).to_owned(),
                         key.1,
                     ))
                     .or_default()

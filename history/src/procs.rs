@@ -11,7 +11,10 @@
 //!   `examples/procs_backfill`: 720 bytes per host-minute in all with 8 busy GPUs).
 //! - `gpu_processes`: one row per GPU process, host and minute; `gpu_usage_hour` sums them
 //!   per hour, host, GPU and user as they are written (so a usage query over weeks reads the
-//!   hours), and `gpu_pids` keeps each GPU process once with its first and last minute.
+//!   hours), and `gpu_pids` keeps each GPU process once with its first and last minute. A GPU
+//!   is keyed by its UUID (`gpu_key`, `migrations/0008_gpu_uuid.sql`), not by its index, so
+//!   that its usage stays with the card when another GPU falls off the bus and the rest are
+//!   numbered anew; rows stored before, or of a GPU without a UUID, keep the index.
 //! - `session_state` (each host's sessions at its last sample) and `login_events`.
 //!
 //! The per-minute and per-hour tables' keys start with the time, so retention deletes a key
@@ -418,11 +421,17 @@ pub fn write(tx: &Transaction, host: &str, at_ms: u64, snap: &Snapshot) -> Resul
     let mut insert = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO gpu_processes \
-             (minute_ms, host, gpu, pid, uuid_id, name_id, user_id, memory_bytes) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             (minute_ms, host, gpu, pid, uuid_id, name_id, user_id, memory_bytes, gpu_key) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )
         .map_err(&e)?;
     for g in &snap.gpus {
+        // The GPU's key: its UUID (as a string id, >= 1), or -1 - index without one.
+        let gpu_key = if g.uuid.is_empty() {
+            -1 - i64::from(g.index)
+        } else {
+            texts.id(&g.uuid)?
+        };
         // MIG instances first: their UUID is the more precise one; the same process on the
         // GPU's own list is then ignored (same primary key).
         let on_instances = g
@@ -448,14 +457,15 @@ pub fn write(tx: &Transaction, host: &str, at_ms: u64, snap: &Snapshot) -> Resul
                     texts.id(name)?,
                     texts.id(user)?,
                     memory_used_bytes.map(ms),
+                    gpu_key,
                 ])
                 .map_err(&e)?;
         }
     }
     roll_up(conn, host, minute, 1)?;
     conn.prepare_cached(
-        "INSERT INTO gpu_pids (host, gpu, pid, user_id, first_ms, last_ms) \
-         SELECT host, gpu, pid, user_id, minute_ms, minute_ms FROM gpu_processes \
+        "INSERT INTO gpu_pids (host, gpu_key, pid, user_id, first_ms, last_ms) \
+         SELECT host, gpu_key, pid, user_id, minute_ms, minute_ms FROM gpu_processes \
          WHERE minute_ms = ?1 AND host = ?2 \
          ON CONFLICT DO UPDATE SET first_ms = min(first_ms, excluded.first_ms), \
          last_ms = max(last_ms, excluded.last_ms)",
@@ -475,14 +485,14 @@ fn roll_up(conn: &Connection, host: &str, minute: i64, sign: i64) -> Result<(), 
     let e = sql(conn);
     let hour = minute - minute.rem_euclid(ms(HOUR_MS));
     for q in [
-        "INSERT INTO gpu_usage_hour (hour_ms, host, gpu, user_id, minutes, memory) \
-         SELECT ?1, host, gpu, user_id, ?4, ?4 * COALESCE(SUM(memory_bytes), 0) FROM gpu_processes \
-         WHERE minute_ms = ?2 AND host = ?3 GROUP BY gpu, user_id \
+        "INSERT INTO gpu_usage_hour (hour_ms, host, gpu_key, user_id, minutes, memory) \
+         SELECT ?1, host, gpu_key, user_id, ?4, ?4 * COALESCE(SUM(memory_bytes), 0) \
+         FROM gpu_processes WHERE minute_ms = ?2 AND host = ?3 GROUP BY gpu_key, user_id \
          ON CONFLICT DO UPDATE SET minutes = minutes + excluded.minutes, \
          memory = memory + excluded.memory",
-        "INSERT INTO gpu_usage_hour (hour_ms, host, gpu, user_id, minutes, memory) \
-         SELECT ?1, host, gpu, -1, ?4, ?4 * COALESCE(SUM(memory_bytes), 0) FROM gpu_processes \
-         WHERE minute_ms = ?2 AND host = ?3 GROUP BY gpu \
+        "INSERT INTO gpu_usage_hour (hour_ms, host, gpu_key, user_id, minutes, memory) \
+         SELECT ?1, host, gpu_key, -1, ?4, ?4 * COALESCE(SUM(memory_bytes), 0) \
+         FROM gpu_processes WHERE minute_ms = ?2 AND host = ?3 GROUP BY gpu_key \
          ON CONFLICT DO UPDATE SET minutes = minutes + excluded.minutes, \
          memory = memory + excluded.memory",
     ] {
@@ -573,11 +583,12 @@ pub fn processes_at(
 
     let mut rows = conn
         .prepare_cached(
-            "SELECT gpu, pid, uuid_id, name_id, user_id, memory_bytes FROM gpu_processes \
-             WHERE minute_ms = ?1 AND host = ?2 ORDER BY gpu, pid",
+            "SELECT gpu, pid, uuid_id, name_id, user_id, memory_bytes, gpu_key \
+             FROM gpu_processes WHERE minute_ms = ?1 AND host = ?2 ORDER BY gpu, pid",
         )
         .map_err(&e)?;
-    let raw: Vec<(u32, u32, i64, i64, i64, Option<i64>)> = rows
+    type Row = (u32, u32, i64, i64, i64, Option<i64>, i64);
+    let raw: Vec<Row> = rows
         .query_map(params![ms(minute), host], |r| {
             Ok((
                 r.get(0)?,
@@ -586,15 +597,21 @@ pub fn processes_at(
                 r.get(3)?,
                 r.get(4)?,
                 r.get(5)?,
+                r.get(6)?,
             ))
         })
         .map_err(&e)?
         .collect::<Result<_, _>>()
         .map_err(&e)?;
-    for (gpu, pid, uuid, name, user, memory) in raw {
+    for (gpu, pid, uuid, name, user, memory, gpu_key) in raw {
         answer.gpu.push(GpuProcessAt {
             gpu,
             gpu_uuid: texts.get(uuid)?,
+            parent_uuid: if gpu_key >= 1 {
+                texts.get(gpu_key)?
+            } else {
+                String::new()
+            },
             pid,
             name: texts.get(name)?,
             user: if shown.process_users {
@@ -609,7 +626,9 @@ pub fn processes_at(
 }
 
 /// GPU-hours and GPU memory-hours from `from_ms` to `to_ms`, grouped `by` user, host or GPU
-/// (`host/#index`), over the hosts `host_ok` accepts; most GPU-hours first (then by key).
+/// (`host/<uuid>`: the GPU's UUID, whatever index it had; `host/#index` for a GPU stored
+/// without a UUID, as every row stored before UUIDs was), over the hosts `host_ok` accepts;
+/// most GPU-hours first (then by key).
 ///
 /// Each stored minute (a minute counts when its start is in `[minute_of(from_ms), to_ms)`) in
 /// which a GPU holds at least one process of a group adds 1/60 GPU-hour to the group, however
@@ -637,14 +656,14 @@ pub fn gpu_usage(
     let k = match by {
         UsageBy::User => "user_id",
         UsageBy::Host => "0",
-        UsageBy::Gpu => "gpu",
+        UsageBy::Gpu => "gpu_key",
     };
     // Minutes and memory per (host, k): from the per-minute rows (inner: one row per group,
     // GPU and minute held) ...
     let raw = format!(
         "SELECT host, k, COUNT(*), TOTAL(mem) FROM ( \
              SELECT host, {k} AS k, SUM(memory_bytes) AS mem FROM gpu_processes \
-             WHERE minute_ms >= ?1 AND minute_ms < ?2 GROUP BY host, k, gpu, minute_ms) \
+             WHERE minute_ms >= ?1 AND minute_ms < ?2 GROUP BY host, k, gpu_key, minute_ms) \
          GROUP BY host, k"
     );
     // ... and from the hourly rollup (per user, or for any user).
@@ -682,7 +701,7 @@ pub fn gpu_usage(
         Ok(match by {
             UsageBy::User => texts.get(second)?,
             UsageBy::Host => host.to_owned(),
-            UsageBy::Gpu => format!("{host}/#{second}"),
+            UsageBy::Gpu => gpu_key_name(host, second, &mut texts)?,
         })
     };
     let mut groups: HashMap<String, Acc> = HashMap::new();
@@ -743,6 +762,16 @@ pub fn gpu_usage(
         to: to_ms,
         by,
         rows,
+    })
+}
+
+/// The key of a GPU in a usage answer: `host/<uuid>` for a `gpu_key` >= 1 (a string id),
+/// `host/#index` for -1 - index.
+fn gpu_key_name(host: &str, gpu_key: i64, texts: &mut TextReader<'_>) -> Result<String, Error> {
+    Ok(if gpu_key >= 1 {
+        format!("{host}/{}", texts.get(gpu_key)?)
+    } else {
+        format!("{host}/#{}", -1 - gpu_key)
     })
 }
 

@@ -25,7 +25,7 @@ pub struct Metric {
     /// Stored as `round(value * scale)` in an `i64` (percent x100 keeps 0.01 %, temperatures
     /// x10 keep 0.1 degree, watts x1000 keep the milliwatt the card reports).
     pub scale: f64,
-    /// Whether it has one series per label (mount, interface, sensor, GPU index).
+    /// Whether it has one series per label (mount, interface, sensor, GPU UUID, container).
     pub labelled: bool,
     /// How a cluster aggregates it.
     pub aggregate: Aggregate,
@@ -137,8 +137,8 @@ impl Value {
 
 impl Metric {
     /// What the label of a labelled metric names, as a Prometheus label (`mount`, `interface`,
-    /// `sensor`, `gpu`: the index, `container`: its name); `None` for a metric without
-    /// labels.
+    /// `sensor`, `gpu`: the GPU (its UUID, see [`gpu_label`]), `container`: its name); `None`
+    /// for a metric without labels.
     pub fn label_kind(&self) -> Option<&'static str> {
         if !self.labelled {
             return None;
@@ -228,31 +228,32 @@ pub fn each_value(s: &Snapshot, f: &mut impl FnMut(&'static Metric, &str, f64)) 
         }
     }
     for g in &s.gpus {
-        let l = g.index.to_string();
+        let l = gpu_label(g);
+        let l = l.as_ref();
         if let Some(u) = g.utilization_percent {
-            push("gpu_utilization_percent", &l, f64::from(u));
+            push("gpu_utilization_percent", l, f64::from(u));
         }
         if let Some(used) = g.memory_used_bytes {
-            push("gpu_memory_used_bytes", &l, used as f64);
+            push("gpu_memory_used_bytes", l, used as f64);
             if let Some(total) = g.memory_total_bytes.filter(|t| *t > 0) {
                 let p = used as f64 * 100.0 / total as f64;
-                push("gpu_memory_percent", &l, p);
+                push("gpu_memory_percent", l, p);
             }
         }
         if let Some(t) = g.temperature_celsius {
-            push("gpu_temperature_celsius", &l, f64::from(t));
+            push("gpu_temperature_celsius", l, f64::from(t));
         }
         if let Some(mw) = g.power_mw {
-            push("gpu_power_watts", &l, f64::from(mw) / 1000.0);
+            push("gpu_power_watts", l, f64::from(mw) / 1000.0);
             if let Some(limit) = g.power_limit_mw.filter(|l| *l > 0) {
                 let p = f64::from(mw) * 100.0 / f64::from(limit);
-                push("gpu_power_percent", &l, p);
+                push("gpu_power_percent", l, p);
             }
         }
         if let Some(f) = g.fan_percent {
-            push("gpu_fan_percent", &l, f64::from(f));
+            push("gpu_fan_percent", l, f64::from(f));
         }
-        gpu_health(g, &mut |name, value| push(name, &l, value));
+        gpu_health(g, &mut |name, value| push(name, l, value));
     }
     push("processes", "", f64::from(s.process_count));
     push("sessions", "", s.sessions.len() as f64);
@@ -272,6 +273,37 @@ pub fn each_value(s: &Snapshot, f: &mut impl FnMut(&'static Metric, &str, f64)) 
                 push("container_memory_percent", l, p);
             }
         }
+    }
+}
+
+/// The label of a GPU's series: its UUID (`GPU-8f2c...`), which stays with the card when
+/// another GPU falls off the bus and the driver numbers the rest anew, so that a missing GPU
+/// never shifts every later GPU's history onto its neighbour's series. The index (`"2"`) only
+/// when the host reported no UUID (an agent before UUIDs, a GPU that could not be opened):
+/// the one case where the position is all there is. A UUID never looks like an index, so the
+/// two never meet. Rows stored before UUIDs keep their index labels.
+pub fn gpu_label(g: &smon_proto::Gpu) -> std::borrow::Cow<'_, str> {
+    if g.uuid.is_empty() {
+        g.index.to_string().into()
+    } else {
+        g.uuid.as_str().into()
+    }
+}
+
+/// The label of a cluster's aggregate of a per-GPU metric: every GPU of the cluster's hosts in
+/// one series (`gpu_utilization_percent{all}`: the mean over the GPUs; `gpu_power_watts{all}`:
+/// their sum). A per-UUID aggregate would only copy one host's series, since a UUID belongs
+/// to one card.
+pub const CLUSTER_GPUS: &str = "all";
+
+/// The label under which a host's series `label` of `metric` joins its cluster's aggregate:
+/// [`CLUSTER_GPUS`] for a per-GPU metric, the label itself otherwise (a mount, an interface or
+/// a sensor of the same name on several hosts).
+pub fn cluster_label<'a>(metric: &Metric, label: &'a str) -> &'a str {
+    if metric.label_kind() == Some("gpu") {
+        CLUSTER_GPUS
+    } else {
+        label
     }
 }
 
@@ -589,7 +621,7 @@ mod tests {
             ("gpu_throttle_power_percent", 100.0),
             ("gpu_throttle_thermal_percent", 100.0),
         ] {
-            assert_eq!(get(&v, name, "3"), Some(want), "{name}");
+            assert_eq!(get(&v, name, "GPU-3"), Some(want), "{name}");
             let m = metric(name).expect("known");
             assert_eq!(m.label_kind(), Some("gpu"), "{name}");
             assert_eq!(quantise(m, want) as f64, want * m.scale, "{name}");
@@ -623,9 +655,9 @@ mod tests {
             gpus: vec![g],
             ..Default::default()
         });
-        assert_eq!(get(&v, "gpu_throttle_reasons", "3"), Some(0.0));
-        assert_eq!(get(&v, "gpu_throttle_power_percent", "3"), Some(0.0));
-        assert_eq!(get(&v, "gpu_throttle_thermal_percent", "3"), Some(0.0));
+        assert_eq!(get(&v, "gpu_throttle_reasons", "GPU-3"), Some(0.0));
+        assert_eq!(get(&v, "gpu_throttle_power_percent", "GPU-3"), Some(0.0));
+        assert_eq!(get(&v, "gpu_throttle_thermal_percent", "GPU-3"), Some(0.0));
     }
 
     #[test]
@@ -673,7 +705,11 @@ mod tests {
                 v.iter().all(|x| !x.metric.name.starts_with("gpu_throttle")),
                 "{error}"
             );
-            assert_eq!(get(&v, "gpu_sm_clock_mhz", "3"), Some(1980.0), "{error}");
+            assert_eq!(
+                get(&v, "gpu_sm_clock_mhz", "GPU-3"),
+                Some(1980.0),
+                "{error}"
+            );
         }
     }
 

@@ -314,6 +314,112 @@ fn gpu_sample(host: &str, at_ms: u64, i: u64) -> Write {
     }
 }
 
+/// A GPU of a host with GPU use `util` (its UUID `GPU-<name>`, or none when `name` is empty).
+fn gpu(index: u32, name: &str, util: u32) -> Gpu {
+    Gpu {
+        index,
+        uuid: if name.is_empty() {
+            String::new()
+        } else {
+            format!("GPU-{name}")
+        },
+        utilization_percent: Some(util),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_gpu_keeps_its_series_when_another_falls_off_the_bus() {
+    // GPUs A (index 0), B (1) and C (2) for 20 minutes; then B falls off the bus and the
+    // driver numbers the rest anew: A (0), C (1). C's history goes on under C's UUID, and no
+    // value of C lands under B's (or under an index).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (now, clk) = clock(T0);
+    let o = opts(dir.path(), Retention::default());
+    let w = Writer::start_with(o.clone(), clk.clone(), QUEUE).expect("start");
+    let n = 40 * 60u64;
+    for i in 0..n {
+        let gpus = if i < n / 2 {
+            vec![gpu(0, "A", 10), gpu(1, "B", 20), gpu(2, "C", 40)]
+        } else {
+            vec![gpu(0, "A", 10), gpu(1, "C", 40)]
+        };
+        let at = T0 + i * 1000;
+        w.send(Write::Sample {
+            host: "lab:g".into(),
+            at_ms: at,
+            snapshot: Arc::new(Snapshot {
+                gpus,
+                ..Default::default()
+            }),
+        });
+        if i % 60 == 59 {
+            now.store(at, Ordering::SeqCst);
+            w.sync(Some(at)).expect("sync");
+        }
+    }
+    // A host without UUIDs (an older agent): its GPU keeps its index label.
+    w.send(Write::Sample {
+        host: "lab:old".into(),
+        at_ms: T0 + 5_000,
+        snapshot: Arc::new(Snapshot {
+            gpus: vec![gpu(2, "", 50)],
+            ..Default::default()
+        }),
+    });
+    let end = T0 + n * 1000 + 30_000;
+    now.store(end, Ordering::SeqCst);
+    w.sync(Some(end)).expect("sync");
+    assert_eq!(w.stats().last_error(), None);
+    let h = SqliteHistory::open_with(&o, Some(w.stats()), clk).expect("reader");
+    let to = T0 + n * 1000 - 1;
+
+    let a = h
+        .host_series("lab:g", &query("gpu_utilization_percent", T0, to, 40))
+        .expect("query");
+    assert_eq!(a.tier, Tier::Raw);
+    let labels: Vec<&str> = a.series.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["GPU-A", "GPU-B", "GPU-C"],
+        "one series per UUID, none per index"
+    );
+    let of = |l: &str| &a.series.iter().find(|s| s.label == l).expect(l).avg;
+    assert_eq!(of("GPU-A"), &vec![Some(10.0); 40]);
+    assert_eq!(
+        of("GPU-C"),
+        &vec![Some(40.0); 40],
+        "C goes on under its UUID"
+    );
+    let b = of("GPU-B");
+    assert!(b[..20].iter().all(|v| *v == Some(20.0)), "{b:?}");
+    assert!(
+        b[20..].iter().all(Option::is_none),
+        "nothing lands under B: {b:?}"
+    );
+    // One GPU by its UUID.
+    let c = h
+        .host_series("lab:g", &query("gpu_utilization_percent{GPU-C}", T0, to, 4))
+        .expect("query");
+    assert_eq!(c.series.len(), 1);
+    assert_eq!(c.series[0].avg, [Some(40.0); 4]);
+
+    let old = h
+        .host_series("lab:old", &query("gpu_utilization_percent", T0, to, 1))
+        .expect("query");
+    assert_eq!(old.series[0].label, "2");
+
+    // The cluster: every GPU of its hosts in one series, `all` (the mean of A, B and C, then
+    // of A and C; lab:old's one second is in the first minute only).
+    let cl = h
+        .cluster_series("lab", &query("gpu_utilization_percent", T0 + 60_000, to, 2))
+        .expect("cluster");
+    let labels: Vec<&str> = cl.series.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(labels, ["all"]);
+    assert_eq!(cl.series[0].avg, [Some(23.33), Some(25.0)]);
+    w.stop().expect("stop");
+}
+
 #[test]
 fn a_counter_rolls_up_to_its_last_value_and_a_throttle_share_to_its_time() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -360,7 +466,7 @@ fn a_counter_rolls_up_to_its_last_value_and_a_throttle_share_to_its_time() {
         .host_series(
             "lab:g",
             &query(
-                "gpu_ecc_corrected_errors{0}",
+                "gpu_ecc_corrected_errors{GPU-a}",
                 from,
                 from + HOUR as u64 - 1,
                 60,
@@ -369,7 +475,7 @@ fn a_counter_rolls_up_to_its_last_value_and_a_throttle_share_to_its_time() {
         .expect("minute query");
     assert_eq!(a.tier, Tier::Minute);
     let s = &a.series[0];
-    assert_eq!(s.label, "0");
+    assert_eq!(s.label, "GPU-a");
     for m in 0..60usize {
         let first = 7200 + m * 60;
         assert_eq!(s.max[m], Some(counts[first + 59] as f64), "minute {m}");
@@ -834,7 +940,13 @@ fn gpu_hosts_with_health_signals_stay_under_two_bytes_per_value() {
     let a = h
         .host_series(
             "c0:node1",
-            &query("gpu_ecc_corrected_errors{1}", T0, T0 + HOUR as u64 - 1, 2),
+            // GPU 1 of host 1, by its UUID (the backfill's seed of host 1 is 1 + 7919).
+            &query(
+                &format!("gpu_ecc_corrected_errors{{GPU-{:08x}-1}}", 1u64 + 7919),
+                T0,
+                T0 + HOUR as u64 - 1,
+                2,
+            ),
         )
         .expect("host");
     let want = |t: u64| (t / 1_800_000 % 1000) as f64;

@@ -240,6 +240,119 @@ fn gpu_history(path: &Path) {
     write(path, "a:1", T0 + 2 * MINUTE_MS + 1_000, &m2);
 }
 
+#[test]
+fn gpu_usage_stays_with_the_card_when_another_falls_off_the_bus() {
+    // GPUs A (index 0), B (1) and C (2), each held by one process, for 3 minutes; then B
+    // falls off the bus and C becomes index 1 for 2 more minutes. C's usage is all under C.
+    let (_dir, path) = db_file();
+    let card = |index: u32, name: &str, pid: u32| Gpu {
+        index,
+        uuid: format!("GPU-{name}"),
+        processes: vec![gpu_proc(pid, "ann", Some(GIB))],
+        ..Default::default()
+    };
+    for m in 0..5u64 {
+        let gpus = if m < 3 {
+            vec![card(0, "A", 10), card(1, "B", 11), card(2, "C", 12)]
+        } else {
+            vec![card(0, "A", 10), card(1, "C", 12)]
+        };
+        let snap = Snapshot {
+            gpus,
+            ..Default::default()
+        };
+        write(&path, "a:1", T0 + m * MINUTE_MS + 1_000, &snap);
+    }
+    let conn = db::open_reader(&path).expect("reader");
+    let all = |_: &str| true;
+    let by_gpu =
+        procs::gpu_usage(&conn, T0, T0 + 5 * MINUTE_MS, UsageBy::Gpu, &all).expect("by gpu");
+    assert_eq!(
+        rows(&by_gpu),
+        vec![
+            row("a:1/GPU-A", 5.0, 5.0, 1),
+            row("a:1/GPU-C", 5.0, 5.0, 1),
+            row("a:1/GPU-B", 3.0, 3.0, 1),
+        ]
+    );
+    // The minute after: C's process at index 1, with its GPU's UUID.
+    let at = procs::processes_at(&conn, "a:1", T0 + 4 * MINUTE_MS, ALL).expect("m4");
+    let c: Vec<_> = at
+        .gpu
+        .iter()
+        .map(|g| (g.gpu, g.parent_uuid.as_str(), g.pid))
+        .collect();
+    assert_eq!(c, [(0, "GPU-A", 10), (1, "GPU-C", 12)]);
+}
+
+#[test]
+fn gpu_usage_stored_before_uuids_keeps_its_index_keys() {
+    // A database of the schema before GPUs were keyed by UUID (migrations 1 to 7), with an
+    // hour of usage and a minute of GPU processes by index; opened by this version, which
+    // migrates it. Its rows read back under `host/#index`; new rows under the UUID.
+    let (_dir, path) = db_file();
+    {
+        let c = rusqlite::Connection::open(&path).expect("open");
+        for sql in [
+            include_str!("../migrations/0001_metrics.sql"),
+            include_str!("../migrations/0002_processes.sql"),
+            include_str!("../migrations/0003_outbox.sql"),
+            include_str!("../migrations/0004_alerts.sql"),
+            include_str!("../migrations/0005_tokens_audit.sql"),
+            include_str!("../migrations/0006_reach.sql"),
+            include_str!("../migrations/0007_inventory.sql"),
+        ] {
+            c.execute_batch(sql).expect("old schema");
+        }
+        c.pragma_update(None, "user_version", 7).expect("version");
+        // The hour before T0's.
+        let hour = T0 - T0 % 3_600_000 - 3_600_000;
+        c.execute_batch(&format!(
+            "INSERT INTO proc_text (id, text, last_ms) VALUES (1, 'GPU-old', {T0}), \
+                 (2, 'trainer', {T0}), (3, 'ann', {T0}); \
+             INSERT INTO gpu_processes VALUES ({m}, 'a:1', 1, 77, 1, 2, 3, {GIB}); \
+             INSERT INTO gpu_usage_hour VALUES ({hour}, 'a:1', 1, 3, 60, {mem}), \
+                 ({hour}, 'a:1', 1, -1, 60, {mem}); \
+             INSERT INTO gpu_pids VALUES ('a:1', 1, 77, 3, {hour}, {m});",
+            m = hour + 10 * MINUTE_MS,
+            mem = 60 * GIB,
+        ))
+        .expect("old rows");
+    }
+    // Opening it for writing brings the schema up to date; a new minute, by UUID.
+    write(
+        &path,
+        "a:1",
+        T0 + 1_000,
+        &Snapshot {
+            gpus: vec![gpu(1, vec![gpu_proc(78, "ann", Some(GIB))])],
+            ..Default::default()
+        },
+    );
+    let conn = db::open_reader(&path).expect("reader");
+    let all = |_: &str| true;
+    let hour = T0 - T0 % 3_600_000 - 3_600_000;
+    // The old hour from the hourly rollup, T0's minute from the minutes.
+    let by_gpu = procs::gpu_usage(&conn, hour, T0 + MINUTE_MS, UsageBy::Gpu, &all).expect("by gpu");
+    assert_eq!(
+        rows(&by_gpu),
+        vec![row("a:1/#1", 60.0, 60.0, 1), row("a:1/GPU-1", 1.0, 1.0, 1)]
+    );
+    let by_user =
+        procs::gpu_usage(&conn, hour, T0 + MINUTE_MS, UsageBy::User, &all).expect("by user");
+    assert_eq!(rows(&by_user), vec![row("ann", 61.0, 61.0, 2)]);
+    // The old GPU rows got the key of their index (-1 - index).
+    let keys: Vec<(i64, i64)> = conn
+        .prepare("SELECT pid, gpu_key FROM gpu_processes ORDER BY pid")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(keys[0], (77, -2));
+    assert!(keys[1].1 >= 1, "a UUID's string id: {keys:?}");
+}
+
 fn rows(a: &smon_api::history::GpuUsageAnswer) -> Vec<(String, f64, f64, u64)> {
     a.rows
         .iter()
@@ -292,9 +405,10 @@ fn gpu_usage_matches_the_sums_done_by_hand() {
     assert_eq!(
         rows(&by_gpu),
         vec![
-            row("a:1/#0", 3.0, 8.0, 4),
-            row("a:1/#1", 1.0, 4.0, 1),
-            row("b:1/#0", 1.0, 1.0, 1),
+            // Keyed by UUID (the index can change), the host's GPU-0 and GPU-1.
+            row("a:1/GPU-0", 3.0, 8.0, 4),
+            row("a:1/GPU-1", 1.0, 4.0, 1),
+            row("b:1/GPU-0", 1.0, 1.0, 1),
         ]
     );
 
@@ -327,6 +441,7 @@ fn gpu_usage_matches_the_sums_done_by_hand() {
         (at.gpu[0].gpu, at.gpu[0].gpu_uuid.as_str(), at.gpu[0].pid),
         (0, "MIG-1", 30)
     );
+    assert_eq!(at.gpu[0].parent_uuid, "GPU-0", "the MIG instance's GPU");
     let at = procs::processes_at(&conn, "a:1", T0, ALL).expect("m0");
     let got: Vec<_> = at
         .gpu
@@ -732,7 +847,7 @@ fn expected(
             let key = match by {
                 UsageBy::User => user.clone(),
                 UsageBy::Host => host.clone(),
-                UsageBy::Gpu => format!("{host}/#{gpu}"),
+                UsageBy::Gpu => format!("{host}/GPU-{gpu}"),
             };
             held.insert((key.clone(), host.clone(), *gpu, *minute));
             *memory.entry(key).or_default() += mem.unwrap_or(0);

@@ -146,7 +146,7 @@ mod tests {
                 Arc::new(Series::new(
                     &[("host", "n1".to_owned())],
                     &format!("m{i}"),
-                    None,
+                    &[],
                 ))
             })
             .collect()

@@ -1,7 +1,16 @@
 //! What a sample becomes on the remote side: Prometheus series named as the embedded history
 //! names its metrics, with an `smon_` prefix (`smon_cpu_percent`, `smon_disk_percent{mount}`,
-//! ...), labelled `cluster`, `host`, `tags` and, per metric, `mount`, `interface`, `sensor` or
-//! `gpu` (the GPU's index).
+//! ...), labelled `cluster`, `host`, `tags` and, per metric, `mount`, `interface`, `sensor`,
+//! `container`, or for a GPU `uuid` (its UUID, which identifies the series) and `gpu` (its
+//! index, for reading).
+//!
+//! A GPU's series is identified by its UUID, as in the history: when GPU 2 of 8 falls off the
+//! bus and the driver numbers the rest anew, GPU 3 becomes `gpu="2"` but keeps its `uuid`, so
+//! its data stays under its card (select or join by `uuid`) rather than continuing another
+//! card's. The label is spelled `uuid` (lower case) as smon's own `/metrics` spells it on every
+//! `smon_gpu_*` series, so that one query reads both, and Prometheus' convention of lower-case
+//! label names holds; NVIDIA's DCGM exporter spells it `UUID` (a join with DCGM series needs a
+//! `label_replace`). A GPU the agent reported without a UUID has `gpu` only.
 //!
 //! Tags are a list of free-form strings (spaces allowed), so they travel as one label in the
 //! form Prometheus' own service discovery uses for lists: `tags=",gpu,rack 3,"`, sorted, with a
@@ -21,6 +30,9 @@ pub const PREFIX: &str = "smon_";
 /// A label of a per-item metric: its name and value.
 pub type ItemLabel<'a> = (&'static str, &'a str);
 
+/// The label of a GPU's UUID (as `/metrics` spells it).
+pub const UUID_LABEL: &str = "uuid";
+
 /// One series: its labels, sorted by name and encoded once as protobuf `Label` fields.
 #[derive(Debug)]
 pub struct Series {
@@ -30,15 +42,13 @@ pub struct Series {
 
 impl Series {
     /// The series `smon_<metric>` of a host with `base` labels (`cluster`, `host`, `tags`)
-    /// and the metric's own label.
-    pub fn new(base: &[(&'static str, String)], metric: &str, item: Option<ItemLabel<'_>>) -> Self {
+    /// and the metric's own labels (none, one, or a GPU's `uuid` and `gpu`).
+    pub fn new(base: &[(&'static str, String)], metric: &str, items: &[ItemLabel<'_>]) -> Self {
         let name = format!("{PREFIX}{metric}");
-        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(base.len() + 2);
+        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(base.len() + 1 + items.len());
         labels.push(("__name__", &name));
         labels.extend(base.iter().map(|(n, v)| (*n, v.as_str())));
-        if let Some((n, v)) = item {
-            labels.push((n, v));
-        }
+        labels.extend(items.iter().copied());
         // Receivers expect the labels of a series sorted by name.
         labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut buf = Vec::with_capacity(128);
@@ -72,12 +82,37 @@ pub fn host_labels(id: &str, tags: &[String]) -> Vec<(&'static str, String)> {
     v
 }
 
-/// Calls `f(metric, item label, value)` for every value of `s`, in the history's metric names
+/// Calls `f(metric, item labels, value)` for every value of `s`, in the history's metric names
 /// (without the prefix; `smon_history::series::each_value`, the one definition of what a host
-/// reports over time). Values a host does not measure are left out (never sent as 0).
-pub fn each_value(s: &Snapshot, f: &mut impl FnMut(&'static str, Option<ItemLabel<'_>>, f64)) {
-    smon_history::series::each_value(s, &mut |metric, label, value| {
-        f(metric.name, metric.label_kind().map(|k| (k, label)), value)
+/// reports over time). Values a host does not measure are left out (never sent as 0). The item
+/// labels: none for a host-wide metric, the mount, interface, sensor or container, or for a
+/// GPU its `uuid` and its index `gpu` (`gpu` alone when it has no UUID).
+pub fn each_value(s: &Snapshot, f: &mut impl FnMut(&'static str, &[ItemLabel<'_>], f64)) {
+    // The history labels a GPU's series by UUID (or its index without one): find the GPU
+    // back for its index. A host has a handful of GPUs: a scan is cheaper than a map.
+    let mut index = String::new();
+    smon_history::series::each_value(s, &mut |metric, label, value| match metric.label_kind() {
+        None => f(metric.name, &[], value),
+        Some("gpu") => {
+            let g = s
+                .gpus
+                .iter()
+                .find(|g| smon_history::series::gpu_label(g) == label);
+            match g {
+                Some(g) if !g.uuid.is_empty() => {
+                    index.clear();
+                    index.push_str(&g.index.to_string());
+                    f(
+                        metric.name,
+                        &[(UUID_LABEL, g.uuid.as_str()), ("gpu", index.as_str())],
+                        value,
+                    )
+                }
+                // No UUID: the label is the index.
+                _ => f(metric.name, &[("gpu", label)], value),
+            }
+        }
+        Some(kind) => f(metric.name, &[(kind, label)], value),
     });
 }
 
@@ -129,20 +164,29 @@ mod tests {
                     ..Temperature::default()
                 },
             ],
-            gpus: vec![Gpu {
-                index: 1,
-                utilization_percent: Some(90),
-                memory_used_bytes: Some(1 << 30),
-                memory_total_bytes: Some(4 << 30),
-                power_mw: Some(150_000),
-                power_limit_mw: Some(300_000),
-                fan_percent: None,
-                temperature_celsius: Some(70),
-                sm_clock_mhz: Some(1410),
-                ecc_uncorrected_errors: Some(1),
-                throttle_reasons: vec!["hw_thermal".into()],
-                ..Gpu::default()
-            }],
+            gpus: vec![
+                Gpu {
+                    index: 1,
+                    uuid: "GPU-5e1f".into(),
+                    utilization_percent: Some(90),
+                    memory_used_bytes: Some(1 << 30),
+                    memory_total_bytes: Some(4 << 30),
+                    power_mw: Some(150_000),
+                    power_limit_mw: Some(300_000),
+                    fan_percent: None,
+                    temperature_celsius: Some(70),
+                    sm_clock_mhz: Some(1410),
+                    ecc_uncorrected_errors: Some(1),
+                    throttle_reasons: vec!["hw_thermal".into()],
+                    ..Gpu::default()
+                },
+                Gpu {
+                    // An agent that reported no UUID: the index alone.
+                    index: 2,
+                    utilization_percent: Some(5),
+                    ..Gpu::default()
+                },
+            ],
             process_count: 321,
             sessions: vec![Session::default(), Session::default()],
             ..Snapshot::default()
@@ -153,10 +197,13 @@ mod tests {
     fn every_value_has_the_history_name_and_its_label() {
         let mut got = Vec::new();
         each_value(&snapshot(), &mut |m, l, v| {
-            got.push(format!(
-                "{m}{} {v}",
-                l.map(|(n, v)| format!("{{{n}={v}}}")).unwrap_or_default()
-            ));
+            let l: Vec<String> = l.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            let l = if l.is_empty() {
+                String::new()
+            } else {
+                format!("{{{}}}", l.join(","))
+            };
+            got.push(format!("{m}{l} {v}"));
         });
         assert_eq!(
             got,
@@ -175,18 +222,22 @@ mod tests {
                 "net_rx_bytes_per_s{interface=eth0} 1000",
                 "net_tx_bytes_per_s{interface=eth0} 2000",
                 "temperature_celsius{sensor=cpu} 40",
-                "gpu_utilization_percent{gpu=1} 90",
-                "gpu_memory_used_bytes{gpu=1} 1073741824",
-                "gpu_memory_percent{gpu=1} 25",
-                "gpu_temperature_celsius{gpu=1} 70",
-                "gpu_power_watts{gpu=1} 150",
-                "gpu_power_percent{gpu=1} 50",
+                "gpu_utilization_percent{uuid=GPU-5e1f,gpu=1} 90",
+                "gpu_memory_used_bytes{uuid=GPU-5e1f,gpu=1} 1073741824",
+                "gpu_memory_percent{uuid=GPU-5e1f,gpu=1} 25",
+                "gpu_temperature_celsius{uuid=GPU-5e1f,gpu=1} 70",
+                "gpu_power_watts{uuid=GPU-5e1f,gpu=1} 150",
+                "gpu_power_percent{uuid=GPU-5e1f,gpu=1} 50",
                 // The health signals it reports (memory temperature, the other counts: not).
-                "gpu_sm_clock_mhz{gpu=1} 1410",
-                "gpu_ecc_uncorrected_errors{gpu=1} 1",
-                "gpu_throttle_reasons{gpu=1} 1",
-                "gpu_throttle_power_percent{gpu=1} 0",
-                "gpu_throttle_thermal_percent{gpu=1} 100",
+                "gpu_sm_clock_mhz{uuid=GPU-5e1f,gpu=1} 1410",
+                "gpu_ecc_uncorrected_errors{uuid=GPU-5e1f,gpu=1} 1",
+                "gpu_throttle_reasons{uuid=GPU-5e1f,gpu=1} 1",
+                "gpu_throttle_power_percent{uuid=GPU-5e1f,gpu=1} 0",
+                "gpu_throttle_thermal_percent{uuid=GPU-5e1f,gpu=1} 100",
+                "gpu_utilization_percent{gpu=2} 5",
+                "gpu_throttle_reasons{gpu=2} 0",
+                "gpu_throttle_power_percent{gpu=2} 0",
+                "gpu_throttle_thermal_percent{gpu=2} 0",
                 "processes 321",
                 "sessions 2",
             ]
@@ -215,7 +266,7 @@ mod tests {
         let s = Series::new(
             &host_labels("lab:n1", &["x".into()]),
             "disk_percent",
-            Some(("mount", "/")),
+            &[("mount", "/")],
         );
         let decoded = wire::tests::decode_labels(&s.labels);
         assert_eq!(
@@ -226,6 +277,24 @@ mod tests {
                 ("host", "n1"),
                 ("mount", "/"),
                 ("tags", ",x,"),
+            ]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+        // A GPU's: its `uuid` and its index `gpu`.
+        let s = Series::new(
+            &host_labels("lab:n1", &[]),
+            "gpu_power_watts",
+            &[(UUID_LABEL, "GPU-5e1f"), ("gpu", "1")],
+        );
+        let decoded = wire::tests::decode_labels(&s.labels);
+        assert_eq!(
+            decoded,
+            [
+                ("__name__", "smon_gpu_power_watts"),
+                ("cluster", "lab"),
+                ("gpu", "1"),
+                ("host", "n1"),
+                ("uuid", "GPU-5e1f"),
             ]
             .map(|(a, b)| (a.to_owned(), b.to_owned()))
         );

@@ -411,10 +411,13 @@ async fn top_processes_are_stored_every_period() {
 
     let h = SqliteHistory::open(&options(&data), None).expect("reader");
     // The fake GPU's health signals, stored and read back through the REST route: the SM
-    // clock, and counters that are 0 (reported, so stored as 0, not left out).
+    // clock, and counters that are 0 (reported, so stored as 0, not left out). GPU series
+    // are labelled by the GPU's UUID (the fake GPU 0's), not by its index.
+    let gpu0 = "GPU-fake0000-0000-0000-0000-000000000000";
     let q = format!(
         "{base}/api/v1/hosts/lab:n1/history?metrics=gpu_sm_clock_mhz,\
-         gpu_ecc_corrected_errors{{0}},gpu_remapped_rows_correctable,gpu_throttle_reasons&from={}",
+         gpu_ecc_corrected_errors{{{gpu0}}},gpu_remapped_rows_correctable,gpu_throttle_reasons\
+         &from={}",
         now_ms() - 60_000
     );
     let start = Instant::now();
@@ -426,7 +429,7 @@ async fn top_processes_are_stored_every_period() {
         let newest = |m: &str| {
             series
                 .iter()
-                .find(|s| s["metric"] == m && s["label"] == "0")
+                .find(|s| s["metric"] == m && s["label"] == gpu0)
                 .and_then(|s| s["max"].as_array()?.iter().rev().find_map(Value::as_f64))
         };
         if let (Some(clock), Some(ecc), Some(rows), Some(throttle)) = (

@@ -264,7 +264,7 @@ impl Recorded {
             for g in &s.gpus {
                 if let Some(m) = g.memory_used_bytes {
                     v.insert(
-                        format!("gpu_memory_used_bytes{{gpu={}}}", g.index),
+                        format!("gpu_memory_used_bytes{{uuid={},gpu={}}}", g.uuid, g.index),
                         m as f64,
                     );
                 }
@@ -290,10 +290,16 @@ fn key_of(metric: &Value) -> (String, String, String) {
         metric["cluster"].as_str().expect("cluster"),
         metric["host"].as_str().expect("host")
     );
-    let item = ["mount", "interface", "sensor", "gpu"]
+    // A GPU's series has two: its `uuid` and its index `gpu`.
+    let item: Vec<String> = ["mount", "interface", "sensor", "uuid", "gpu"]
         .into_iter()
-        .find_map(|l| metric[l].as_str().map(|v| format!("{{{l}={v}}}")))
-        .unwrap_or_default();
+        .filter_map(|l| metric[l].as_str().map(|v| format!("{l}={v}")))
+        .collect();
+    let item = if item.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", item.join(","))
+    };
     let tags = metric["tags"].as_str().unwrap_or_default().to_owned();
     (host, format!("{name}{item}"), tags)
 }

@@ -251,7 +251,10 @@ fn known_host(w: &Web, id: &str) -> Result<(), ApiError> {
     }
 }
 
-/// `GET /api/v1/hosts/{id}/history?metrics=&from=&to=&points=`.
+/// `GET /api/v1/hosts/{id}/history?metrics=&from=&to=&points=`. A GPU's series are labelled
+/// by its UUID (`gpu_temperature_celsius{GPU-8f2c...}`; the index only for a GPU reported
+/// without one, and in rows stored before): the client maps a UUID to the GPU's index and
+/// name with the host's GPUs in its live snapshot or `HostInfo`.
 pub(crate) async fn host_series(
     State(w): Shared,
     Reader(p): Reader,
@@ -265,7 +268,8 @@ pub(crate) async fn host_series(
     Ok(Json(a))
 }
 
-/// `GET /api/v1/clusters/{name}/history?metrics=&from=&to=&points=`.
+/// `GET /api/v1/clusters/{name}/history?metrics=&from=&to=&points=`. A per-GPU metric is one
+/// series over every GPU of the cluster, labelled `all`.
 pub(crate) async fn cluster_series(
     State(w): Shared,
     Reader(p): Reader,
@@ -301,7 +305,8 @@ pub(crate) async fn processes(
     Ok(Json(a))
 }
 
-/// `GET /api/v1/gpus/usage?from=&to=&by=user|host|gpu[&host=]`.
+/// `GET /api/v1/gpus/usage?from=&to=&by=user|host|gpu[&host=]`; `by=gpu` keys are
+/// `host/<uuid>` (`host/#index` for rows stored before UUIDs, or a GPU without one).
 pub(crate) async fn gpu_usage(
     State(w): Shared,
     Reader(p): Reader,
@@ -444,6 +449,7 @@ mod tests {
             gpu: vec![GpuProcessAt {
                 gpu: 0,
                 gpu_uuid: "GPU-0".into(),
+                parent_uuid: "GPU-0".into(),
                 pid: 1,
                 name: "python3".into(),
                 user: "ann".into(),

@@ -149,6 +149,7 @@ impl History for Recorded {
             gpu: vec![GpuProcessAt {
                 gpu: 0,
                 gpu_uuid: "GPU-0".into(),
+                parent_uuid: "GPU-0".into(),
                 pid: 4242,
                 name: "trainer".into(),
                 user: "ann".into(),
@@ -592,6 +593,14 @@ async fn history_off_answers_503_and_logins_still_apply() {
 
 fn sample(seq: u64) -> Snapshot {
     Snapshot {
+        // The GPU the stored history calls GPU-0, at index 1 now.
+        gpus: vec![smon_proto::Gpu {
+            index: 1,
+            uuid: "GPU-0".into(),
+            name: "NVIDIA H100 80GB HBM3".into(),
+            utilization_percent: Some(40),
+            ..Default::default()
+        }],
         seq,
         sample_unix_ms: now_ms(),
         hostname: "h".into(),
@@ -712,14 +721,24 @@ fn seven_hours(dir: &Path) -> (smon_history::writer::Writer, Real) {
         for (host, cpu) in [("lab:busy", busy), ("lab:idle", 10.0)] {
             let mut snapshot = cpu_only(cpu);
             if host == "lab:busy" {
-                // GPU 0 gains a corrected ECC error an hour: 6 in the last hour.
-                Arc::make_mut(&mut snapshot).gpus = vec![smon_proto::Gpu {
-                    index: 0,
-                    uuid: "GPU-0".into(),
-                    utilization_percent: Some(90),
-                    ecc_corrected_errors: Some(s / 3600),
-                    ..Default::default()
-                }];
+                // GPU 0 gains a corrected ECC error an hour: 6 in the last hour. GPU 1 has
+                // since fallen off the bus (the live samples have GPU-0 alone, at index 1).
+                Arc::make_mut(&mut snapshot).gpus = vec![
+                    smon_proto::Gpu {
+                        index: 0,
+                        uuid: "GPU-0".into(),
+                        utilization_percent: Some(90),
+                        ecc_corrected_errors: Some(s / 3600),
+                        ..Default::default()
+                    },
+                    smon_proto::Gpu {
+                        index: 1,
+                        uuid: "GPU-7f3a9c2e-0000-0000-0000-000000000001".into(),
+                        utilization_percent: Some(10),
+                        ecc_corrected_errors: Some(0),
+                        ..Default::default()
+                    },
+                ];
             }
             assert!(writer.send(Write::Sample {
                 host: host.into(),
@@ -956,7 +975,8 @@ async fn stored_processes_and_gpu_use_keep_the_role_rules() {
         .await
         .expect("by gpu");
     assert_eq!(g.rows.len(), 1, "{g:?}");
-    assert_eq!(g.rows[0].key, "lab:busy/#0");
+    // Keyed by the GPU's UUID, not its index.
+    assert_eq!(g.rows[0].key, "lab:busy/GPU-0");
     let e = public
         .gpu_usage(T0, to, UsageBy::User, None)
         .await

@@ -576,8 +576,12 @@ export interface ProcessAt {
 
 /** A stored process on a GPU. */
 export interface GpuProcessAt {
+  /** The GPU's index at that minute. */
   gpu: number;
+  /** The GPU's UUID (a MIG instance's, for a process on one). */
   gpu_uuid: string;
+  /** The physical GPU's UUID (the MIG instance's parent); empty for rows stored before UUIDs. */
+  parent_uuid: string;
   pid: number;
   name: string;
   user: string;

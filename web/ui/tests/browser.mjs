@@ -897,8 +897,16 @@ async function history(browser, url, id, cluster, role, secret) {
     const title = (await page.textContent(`${sel} .card-title`)) ?? "";
     if (!title.includes("Corrected ECC errors (last value)")) throw new CheckFailed(`the GPU chart is titled '${title}'`);
     const value = (await page.textContent(`${sel} .legend-item b`)) ?? "";
-    if (value !== "6") throw new CheckFailed(`GPU 0's corrected ECC count reads '${value}', not 6`);
+    if (value !== "6") throw new CheckFailed(`GPU-0's corrected ECC count reads '${value}', not 6`);
   });
+  // Series are per GPU UUID, named after the host's GPUs now: GPU-0 is index 1 today (another
+  // GPU fell off the bus), and GPU-7f3a9c2e is no longer there.
+  await step(page, "the GPU series named by UUID", () =>
+    page.waitForFunction(() => {
+      const items = Array.from(document.querySelectorAll('#history .hchart[data-metric="gpu"] .legend-item')).map((e) => e.textContent ?? "");
+      return items.length === 2 && items[0].startsWith("GPU 1 · NVIDIA H100 80GB HBM3") && items[1].startsWith("GPU-7f3a9c2e… (gone)");
+    }),
+  );
   await page.selectOption("#gpu-metric", "gpu_utilization_percent");
   await step(page, "back to GPU use", () => page.waitForSelector('#history .hchart[data-gpu-metric="gpu_utilization_percent"][data-points]:not([data-points="0"])'));
 
@@ -948,9 +956,10 @@ async function history(browser, url, id, cluster, role, secret) {
   // The GPU tab: who used each GPU over the range.
   await page.click('#history-tabs button[data-tab="gpus"]');
   await step(page, "GPU use per GPU and per user", async () => {
-    await page.waitForSelector(`#gpu-usage-gpu tr[data-key="${id}/#0"]`);
+    // Keyed by the GPU's UUID, named after its index and name now.
+    await page.waitForSelector(`#gpu-usage-gpu tr[data-key="${id}/GPU-0"] td[data-col="key"]:text-is("GPU 1 · NVIDIA H100 80GB HBM3")`);
     await page.waitForSelector('#gpu-usage-user tr[data-key="ann"]');
-    await page.waitForSelector('#gpu-usage-sampled tr[data-key="#0/ann"]');
+    await page.waitForSelector('#gpu-usage-sampled tr[data-key="GPU-0/ann"] td[data-col="gpu"]:text-is("GPU 1 · NVIDIA H100 80GB HBM3")');
   });
   await shot(page, `history-gpus-${role}`);
   await page.click('#history-tabs button[data-tab="charts"]');
@@ -959,6 +968,13 @@ async function history(browser, url, id, cluster, role, secret) {
   await goto(page, withHash(url, "#/"));
   await step(page, "the cluster's history link", () => page.click(`a.cluster-history[data-cluster="${cluster}"]`));
   await step(page, "the cluster page's charts", () => page.waitForSelector(`#cluster-page[data-cluster="${cluster}"] #history[data-state="ready"] .hchart[data-metric="cpu"][data-points]:not([data-points="0"])`));
+  // A cluster's GPU series: one over every GPU of its hosts, not one per UUID.
+  await step(page, "the cluster's GPU chart, all GPUs in one series", () =>
+    page.waitForFunction((c) => {
+      const items = Array.from(document.querySelectorAll(`#cluster-page[data-cluster="${c}"] #history .hchart[data-metric="gpu"] .legend-item`)).map((e) => e.textContent ?? "");
+      return items.length === 1 && items[0].startsWith("All GPUs");
+    }, cluster),
+  );
   await shot(page, `history-cluster-${role}`);
 
   // The Storage page: admins only.

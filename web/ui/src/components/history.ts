@@ -13,6 +13,10 @@
  * `#gpu-usage-sampled` (`#<gpu>/<user>`) with `tr[data-key]`; the GPU chart
  * (`.hchart[data-metric="gpu"]`, `data-gpu-metric` the stored metric it shows) and its picker
  * `#gpu-metric` (use, memory, temperatures, power, SM clock and the health signals).
+ *
+ * GPU series are stored per GPU UUID (an index moves when a GPU before it falls off the bus):
+ * they are named from the host's GPUs now (`setGpus`), "GPU <index> · <name>", and a UUID no
+ * longer present as "GPU-1a2b3c4d… (gone)" (`gpuLabel`).
  */
 import { basePath } from "../connection";
 import { h, setAttr, setText, show } from "../dom";
@@ -74,6 +78,37 @@ export const GPU_METRICS: readonly GpuMetric[] = [
   { metric: "gpu_remapped_rows_uncorrectable", title: "Rows remapped (uncorrectable)", fmt: count, counter: true },
   { metric: "gpu_xid_errors", title: "Xid errors", fmt: count, counter: true },
 ];
+
+/** A GPU of the host now (its live summary): what a stored UUID is named after. */
+export interface GpuId {
+  index: number;
+  uuid: string;
+  name: string;
+}
+
+/**
+ * How the GPU a stored label names reads: "GPU <index> · <name>" for a UUID among the host's
+ * GPUs now, "GPU-1a2b3c4d… (gone)" for one no longer there, "GPU <n>" for an index (rows
+ * stored before GPUs were keyed by UUID: `n` in series, `#n` in GPU use), and "All GPUs" for a
+ * cluster's series over every GPU (`all`).
+ */
+export function gpuLabel(label: string, gpus: readonly GpuId[]): string {
+  if (label === "all") return "All GPUs";
+  const g = gpus.find((x) => x.uuid !== "" && x.uuid === label);
+  if (g) return g.name ? `GPU ${g.index} · ${g.name}` : `GPU ${g.index}`;
+  const n = label.replace(/^#/, "");
+  if (/^\d+$/.test(n)) return `GPU ${n}`;
+  return `${label.slice(0, 12)}… (gone)`;
+}
+
+/** Orders stored GPU labels: the host's GPUs by their index now, then indexes, then the gone. */
+function gpuOrder(label: string, gpus: readonly GpuId[]): [number, string] {
+  const g = gpus.find((x) => x.uuid !== "" && x.uuid === label);
+  if (g) return [g.index, ""];
+  const n = label.replace(/^#/, "");
+  if (/^\d+$/.test(n)) return [100_000 + Number(n), ""];
+  return [200_000, label];
+}
 
 /** A range: the last `ms` (live), or a fixed span. */
 type Range = { live: true; key: string; ms: number } | { live: false; from: number; to: number };
@@ -196,6 +231,9 @@ export class HistoryView {
   private parts: HTMLElement[] = [];
   /** Numbers the picks: only the last one's answer is shown. */
   private pickSeq = 0;
+  /** The host's GPUs now (`setGpus`), and what they were when last drawn. */
+  private gpus: GpuId[] = [];
+  private gpusKey = "";
 
   constructor(private readonly opts: HistoryViewOptions) {
     this.picker = new RangePicker((r) => this.setRange(r));
@@ -255,6 +293,18 @@ export class HistoryView {
       const every = Math.min(60_000, Math.max(5_000, this.range.ms / POINTS));
       if (Date.now() - this.fetchedAt >= every) void this.load();
     }, 1000);
+  }
+
+  /**
+   * The host's GPUs now (from its live summary), which name the stored GPU series; drawn again
+   * when they change (a GPU gone or back, a new index).
+   */
+  setGpus(gpus: readonly GpuId[]): void {
+    const key = gpus.map((g) => `${g.index}\u0000${g.uuid}\u0000${g.name}`).join("\u0001");
+    if (key === this.gpusKey) return;
+    this.gpusKey = key;
+    this.gpus = gpus.map((g) => ({ index: g.index, uuid: g.uuid, name: g.name }));
+    if (!this.off) void this.load();
   }
 
   /** The GPU chart for the chosen GPU metric, with the picker in its header. */
@@ -331,12 +381,17 @@ export class HistoryView {
       ],
       [sum(of("net_rx_bytes_per_s"), n), sum(of("net_tx_bytes_per_s"), n)],
     );
-    const byGpu = (m: string) => of(m).sort((x, y) => Number(x.label ?? 0) - Number(y.label ?? 0));
+    // One series per GPU UUID, named and ordered by the host's GPUs now.
+    const byGpu = (m: string) =>
+      of(m).sort((x, y) => {
+        const [a, b] = [gpuOrder(x.label ?? "", this.gpus), gpuOrder(y.label ?? "", this.gpus)];
+        return a[0] - b[0] || a[1].localeCompare(b[1]);
+      });
     const hasGpus = of("gpu_utilization_percent").length > 0 || of(gm.metric).length > 0;
     show(this.charts.gpu.el, hasGpus);
     if (hasGpus) {
       const gpus = byGpu(gm.metric);
-      const defs: SeriesDef[] = gpus.map((g, k) => ({ label: `GPU ${g.label ?? k}`, color: `--chart-${(k % 8) + 1}` }));
+      const defs: SeriesDef[] = gpus.map((g, k) => ({ label: gpuLabel(g.label ?? String(k), this.gpus), color: `--chart-${(k % 8) + 1}` }));
       // A count's mean over a point is no count: draw its max, which is its last value.
       const line = (g: StoredSeries) => (gm.counter ? g.max : g.avg);
       const band = gpus.length === 1 && !gm.counter;
@@ -382,6 +437,9 @@ export class HistoryView {
     if (seq !== this.seq || this.destroyed) return;
     if (!perGpu.ok) return this.fail(perGpu.status, perGpu.why);
     this.ok();
+    // A GPU's key is `host/<uuid>` (`host/#index` for rows stored before UUIDs).
+    const prefix = `${this.opts.id}/`;
+    const gpuOf = (key: string) => gpuLabel(key.startsWith(prefix) ? key.slice(prefix.length) : key, this.gpus);
     const table = (id: string, title: string, keyLabel: string, a: Answer<GpuUsageAnswer>) => {
       let body: HTMLElement;
       if (!a.ok) body = h("p", { class: "muted", "data-refused": String(a.status) }, a.why);
@@ -397,7 +455,7 @@ export class HistoryView {
             h(
               "tbody",
               null,
-              ...a.data.rows.map((r) => h("tr", { "data-key": r.key }, h("td", { class: "mono", "data-col": "key" }, keyLabel === "GPU" ? r.key.replace(/^.*\//, "") : r.key), h("td", { class: "num", "data-col": "hours" }, num(r.gpu_hours, 2)), h("td", { class: "num" }, num(r.gpu_memory_gib_hours, 1)), h("td", { class: "num" }, String(r.processes)))),
+              ...a.data.rows.map((r) => h("tr", { "data-key": r.key }, h("td", { class: keyLabel === "GPU" ? undefined : "mono", "data-col": "key", title: r.key }, keyLabel === "GPU" ? gpuOf(r.key) : r.key), h("td", { class: "num", "data-col": "hours" }, num(r.gpu_hours, 2)), h("td", { class: "num" }, num(r.gpu_memory_gib_hours, 1)), h("td", { class: "num" }, String(r.processes)))),
             ),
           ),
         );
@@ -421,21 +479,27 @@ export class HistoryView {
     const at = Array.from({ length: GPU_SAMPLES }, (_, i) => Math.round(from + ((i + 0.5) * (to - from)) / GPU_SAMPLES));
     const answers = await Promise.all(at.map((t) => getJson<ProcessesAnswer>(`${this.base()}/processes?at=${t}`)));
     const minutes = new Set<number>();
-    const held = new Map<string, { gpu: number; user: string; minutes: Set<number> }>();
+    // Per GPU (its UUID; its index for rows stored before UUIDs) and user.
+    const held = new Map<string, { gpu: string; index: number; user: string; minutes: Set<number> }>();
     for (const r of answers) {
       if (!r.ok || r.data.at === null || r.data.at < from - MIN || r.data.at > to) continue;
       const m = r.data.at;
       minutes.add(m);
       for (const g of r.data.gpu) {
-        const key = `#${g.gpu}/${g.user}`;
+        const gpu = g.parent_uuid || `#${g.gpu}`;
+        const key = `${gpu}/${g.user}`;
         let e = held.get(key);
-        if (!e) held.set(key, (e = { gpu: g.gpu, user: g.user, minutes: new Set() }));
+        if (!e) held.set(key, (e = { gpu, index: g.gpu, user: g.user, minutes: new Set() }));
         e.minutes.add(m);
       }
     }
     const title = h("header", { class: "card-head" }, h("span", { class: "card-title" }, "Per GPU and user (sampled)"));
     if (minutes.size === 0) return h("section", { class: "card", id: "gpu-usage-sampled" }, title, h("p", { class: "muted" }, "No process list is stored in this range."));
-    const rows = Array.from(held.entries()).sort(([, a], [, b]) => a.gpu - b.gpu || b.minutes.size - a.minutes.size);
+    const order = (e: { gpu: string }) => gpuOrder(e.gpu, this.gpus);
+    const rows = Array.from(held.entries()).sort(([, a], [, b]) => {
+      const [x, y] = [order(a), order(b)];
+      return x[0] - y[0] || x[1].localeCompare(y[1]) || b.minutes.size - a.minutes.size;
+    });
     const share = (n: number) => pct((100 * n) / minutes.size, 0);
     return h(
       "section",
@@ -451,7 +515,7 @@ export class HistoryView {
               "table",
               { class: "data compact" },
               h("thead", null, h("tr", null, h("th", null, "GPU"), h("th", null, "User"), h("th", { class: "num" }, "Minutes held"))),
-              h("tbody", null, ...rows.map(([key, e]) => h("tr", { "data-key": key }, h("td", null, `GPU ${e.gpu}`), h("td", { "data-col": "user" }, e.user || "(hidden)"), h("td", { class: "num", "data-col": "share" }, share(e.minutes.size))))),
+              h("tbody", null, ...rows.map(([key, e]) => h("tr", { "data-key": key }, h("td", { "data-col": "gpu", title: e.gpu }, gpuLabel(e.gpu, this.gpus)), h("td", { "data-col": "user" }, e.user || "(hidden)"), h("td", { class: "num", "data-col": "share" }, share(e.minutes.size))))),
             ),
           ),
     );
@@ -520,7 +584,7 @@ export class HistoryView {
             "table",
             { class: "data compact", id: "history-gpu-procs" },
             h("thead", null, h("tr", null, h("th", null, "GPU"), h("th", { class: "num" }, "PID"), h("th", null, "User"), h("th", null, "Name"), h("th", { class: "num" }, "GPU memory"))),
-            h("tbody", null, ...a.gpu.map((g) => h("tr", { "data-pid": g.pid }, h("td", null, `GPU ${g.gpu}`), h("td", { class: "num" }, String(g.pid)), h("td", { "data-col": "user" }, g.user || DASH), h("td", null, g.name), h("td", { class: "num" }, bytes(g.memory_bytes))))),
+            h("tbody", null, ...a.gpu.map((g) => h("tr", { "data-pid": g.pid }, h("td", { title: g.parent_uuid || g.gpu_uuid }, `GPU ${g.gpu}`), h("td", { class: "num" }, String(g.pid)), h("td", { "data-col": "user" }, g.user || DASH), h("td", null, g.name), h("td", { class: "num" }, bytes(g.memory_bytes))))),
           ),
         ),
       );

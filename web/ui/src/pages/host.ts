@@ -579,6 +579,8 @@ export class HostPage {
     this.renderGpus();
     this.renderTables();
     this.tick();
+    // The stored GPU series are per UUID: named after the host's GPUs now.
+    if (row.gpus) this.history.setGpus(row.gpus);
     if (!this.info && row.status === "up") this.fetchInfo();
   }
 
