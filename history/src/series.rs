@@ -249,8 +249,16 @@ pub fn each_value(s: &Snapshot, f: &mut impl FnMut(&'static Metric, &str, f64)) 
         }
     }
     for n in &s.networks {
-        push(known!("net_rx_bytes_per_s"), &n.name, n.rx_bytes_per_s as f64);
-        push(known!("net_tx_bytes_per_s"), &n.name, n.tx_bytes_per_s as f64);
+        push(
+            known!("net_rx_bytes_per_s"),
+            &n.name,
+            n.rx_bytes_per_s as f64,
+        );
+        push(
+            known!("net_tx_bytes_per_s"),
+            &n.name,
+            n.tx_bytes_per_s as f64,
+        );
     }
     for t in &s.temperatures {
         if let Some(c) = t.celsius {
@@ -392,8 +400,14 @@ fn gpu_health(g: &smon_proto::Gpu, push: &mut impl FnMut(&'static Metric, f64)) 
             .count();
         push(known!("gpu_throttle_reasons"), trouble as f64);
         let pct = |on: bool| if on { 100.0 } else { 0.0 };
-        push(known!("gpu_throttle_power_percent"), pct(held(&THROTTLE_POWER)));
-        push(known!("gpu_throttle_thermal_percent"), pct(held(&THROTTLE_THERMAL)));
+        push(
+            known!("gpu_throttle_power_percent"),
+            pct(held(&THROTTLE_POWER)),
+        );
+        push(
+            known!("gpu_throttle_thermal_percent"),
+            pct(held(&THROTTLE_THERMAL)),
+        );
     }
 }
 
