@@ -830,6 +830,38 @@ type SessionKey = (String, String, String, u64);
 /// in full (an error starting `sessions:`) is skipped. Cheap when nothing changed: one
 /// primary-key lookup and a string comparison, so it can run on every sample.
 pub fn sessions(tx: &Transaction, host: &str, at_ms: u64, snap: &Snapshot) -> Result<(), Error> {
+    sessions_with(tx, &mut SessionCache::default(), host, at_ms, snap)
+}
+
+/// The session sets [`sessions_with`] last stored or found stored, per host: a sample whose
+/// set is the one stored (almost every sample) then costs no query at all. The writer keeps
+/// one and empties it when a transaction rolls back, since the rows it names are then gone.
+#[derive(Debug, Default)]
+pub struct SessionCache(std::collections::HashMap<String, String>);
+
+impl SessionCache {
+    fn known(&self, host: &str, json: &str) -> bool {
+        self.0.get(host).is_some_and(|s| s == json)
+    }
+
+    fn remember(&mut self, host: &str, json: String) {
+        match self.0.get_mut(host) {
+            Some(s) => *s = json,
+            None => {
+                self.0.insert(host.to_owned(), json);
+            }
+        }
+    }
+}
+
+/// [`sessions`] with a [`SessionCache`] that lives as long as the writer's connection.
+pub fn sessions_with(
+    tx: &Transaction,
+    cache: &mut SessionCache,
+    host: &str,
+    at_ms: u64,
+    snap: &Snapshot,
+) -> Result<(), Error> {
     // The agent could not read its utmp in full: the list may lack sessions that are still
     // there, so it decides nothing (no false logouts); the next complete list does.
     if snap.errors.iter().any(|e| e.starts_with("sessions:")) {
@@ -853,6 +885,9 @@ pub fn sessions(tx: &Transaction, host: &str, at_ms: u64, snap: &Snapshot) -> Re
     now.dedup();
     let json = serde_json::to_string(&now)
         .map_err(|err| Error::Codec(format!("sessions of {host}: {err}")))?;
+    if cache.known(host, &json) {
+        return Ok(());
+    }
     let stored: Option<String> = conn
         .prepare_cached("SELECT sessions FROM session_state WHERE host = ?1")
         .map_err(&e)?
@@ -860,6 +895,7 @@ pub fn sessions(tx: &Transaction, host: &str, at_ms: u64, snap: &Snapshot) -> Re
         .optional()
         .map_err(&e)?;
     if stored.as_deref() == Some(json.as_str()) {
+        cache.remember(host, json);
         return Ok(());
     }
     let before: Vec<SessionKey> = match &stored {
@@ -908,6 +944,7 @@ pub fn sessions(tx: &Transaction, host: &str, at_ms: u64, snap: &Snapshot) -> Re
         .map_err(&e)?
         .execute(params![host, json])
         .map_err(&e)?;
+    cache.remember(host, json);
     Ok(())
 }
 
