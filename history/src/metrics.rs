@@ -318,7 +318,9 @@ impl Store {
             .execute([host])
             .map_err(&e)?;
         let id: i64 = conn
-            .query_row("SELECT id FROM hosts WHERE name = ?1", [host], |r| r.get(0))
+            .prepare_cached("SELECT id FROM hosts WHERE name = ?1")
+            .map_err(&e)?
+            .query_row([host], |r| r.get(0))
             .map_err(&e)?;
         self.hosts.insert(host.to_owned(), id);
         self.host_names.insert(id, host.to_owned());
@@ -347,11 +349,11 @@ impl Store {
         .execute(params![host_id, metric.name, label])
         .map_err(&e)?;
         let id: i64 = conn
-            .query_row(
+            .prepare_cached(
                 "SELECT id FROM series WHERE host_id = ?1 AND metric = ?2 AND label = ?3",
-                params![host_id, metric.name, label],
-                |r| r.get(0),
             )
+            .map_err(&e)?
+            .query_row(params![host_id, metric.name, label], |r| r.get(0))
             .map_err(&e)?;
         self.series
             .entry((host_id, metric.name))
@@ -397,7 +399,9 @@ impl Store {
             }
             let i = pairs.len();
             let sid = match seen.get(i) {
-                Some(s) if s.metric == metric.name && s.label == label => s.id,
+                // The same place of `each_value` gives the same name: its address is enough
+                // (a different address with the same name only takes the slow path).
+                Some(s) if std::ptr::eq(s.metric, metric.name) && s.label == label => s.id,
                 _ => match self.series_id(conn, host_id, metric, label) {
                     Ok(id) => {
                         seen.truncate(i);
