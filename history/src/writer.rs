@@ -65,7 +65,9 @@ pub const COMMIT_EVERY: Duration = Duration::from_secs(1);
 /// How often (by the writer's clock) the tiers are rolled up and retention applied.
 pub const MAINTAIN_EVERY_MS: u64 = 60_000;
 
-/// The writer connection's page cache: SQLite's `cache_size`, negative for KiB (128 MiB; at 10,000 hosts 64 MiB left a fifth of the writer's time in page reads, 256 MiB gained little more).
+/// The writer connection's page cache: SQLite's `cache_size`, negative for KiB (128 MiB;
+/// filled only as far as the fleet needs it). At 10,000 hosts 64 MiB left a fifth of the
+/// writer's time in page reads; 256 MiB gained little more.
 pub const WRITER_CACHE_KIB: i64 = -131_072;
 
 /// The writer's counters and state, cheap to clone and read (for `/metrics` and the admin
