@@ -92,7 +92,7 @@ fn window_start(host_id: i64, t: i64) -> i64 {
     floor_to(t - off, RAW_WINDOW) + off
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Acc {
     min: i64,
     max: i64,
@@ -177,6 +177,46 @@ impl std::hash::Hasher for IdHasher {
 /// A map keyed by an id of this crate's (see [`IdHasher`]).
 type IdMap<V> = HashMap<i64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
+/// The open accumulators of one minute, by series id: in a vector indexed by the id (ids are
+/// row ids handed out from 1, so at fleet scale nearly every slot is in use and a sample's
+/// series, made together, sit side by side), or, for an id far past the series this store
+/// knows (a database edited by hand), in a map. A slot with `n == 0` is empty.
+#[derive(Default)]
+struct OpenMinute {
+    dense: Vec<Acc>,
+    sparse: IdMap<Acc>,
+}
+
+impl OpenMinute {
+    fn add(&mut self, sid: i64, v: i64, known: usize) {
+        let acc = match usize::try_from(sid) {
+            Ok(i) if i < self.dense.len() => &mut self.dense[i],
+            Ok(i) if i <= 2 * known + 1024 => {
+                self.dense.resize(i + 1, Acc::default());
+                &mut self.dense[i]
+            }
+            _ => self.sparse.entry(sid).or_default(),
+        };
+        if acc.n == 0 {
+            *acc = Acc::new(v);
+        } else {
+            acc.add(v);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.dense.iter().filter(|a| a.n > 0).count() + self.sparse.len()
+    }
+
+    /// The accumulators, by series id.
+    fn into_accs(self) -> impl Iterator<Item = (i64, Acc)> {
+        let dense = self.dense.into_iter().enumerate().filter(|(_, a)| a.n > 0);
+        dense
+            .map(|(i, a)| (i64::try_from(i).unwrap_or(i64::MAX), a))
+            .chain(self.sparse)
+    }
+}
+
 /// A series of a host's last sample (see `Store::last_series`).
 struct Seen {
     metric: &'static str,
@@ -200,7 +240,7 @@ pub struct Store {
     /// Per host, the oldest sample still in `raw_staging`.
     first_staged: IdMap<i64>,
     /// Open minutes: minute start -> series -> accumulator.
-    accs: BTreeMap<i64, IdMap<Acc>>,
+    accs: BTreeMap<i64, OpenMinute>,
     minute_done: Option<i64>,
     hour_done: Option<i64>,
     day_done: Option<i64>,
@@ -375,11 +415,10 @@ impl Store {
         if self.minute_done.is_some_and(|d| minute < d) {
             return;
         }
+        let known = self.info.len();
         let accs = self.accs.entry(minute).or_default();
         for &(sid, v) in pairs {
-            accs.entry(sid)
-                .and_modify(|a| a.add(v))
-                .or_insert_with(|| Acc::new(v));
+            accs.add(sid, v, known);
         }
     }
 
@@ -525,7 +564,7 @@ impl Store {
         let mut clusters: BTreeMap<Key, Vec<Rollup>> = BTreeMap::new();
         for (sid, minute, acc) in closed
             .into_iter()
-            .flat_map(|(m, accs)| accs.into_iter().map(move |(sid, a)| (sid, m, a)))
+            .flat_map(|(m, accs)| accs.into_accs().map(move |(sid, a)| (sid, m, a)))
         {
             let key = (sid, minute);
             let r = acc.rollup(key.1);
