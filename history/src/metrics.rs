@@ -222,6 +222,8 @@ struct Seen {
     metric: &'static str,
     label: String,
     id: i64,
+    /// Whether `label` is the previous entry's label.
+    same_label: bool,
 }
 
 /// The writer's side of the metric tables: the caches and open rollups of the one connection
@@ -432,22 +434,36 @@ impl Store {
         let mut seen = self.last_series.remove(&host_id).unwrap_or_default();
         let mut pairs = Vec::with_capacity(seen.len().max(32));
         let mut failed = None;
+        // Where the previous value's label lies in the snapshot: a GPU's 16 values (a disk's
+        // 4) share one label string, which then needs no comparing again.
+        let mut prev_label = (std::ptr::null::<u8>(), 0);
         series::each_value(snapshot, &mut |metric, label, value| {
             if failed.is_some() {
                 return;
             }
             let i = pairs.len();
+            let here = (label.as_ptr(), label.len());
+            let same_as_prev = std::mem::replace(&mut prev_label, here) == here;
             let sid = match seen.get(i) {
                 // The same place of `each_value` gives the same name: its address is enough
-                // (a different address with the same name only takes the slow path).
-                Some(s) if std::ptr::eq(s.metric, metric.name) && s.label == label => s.id,
+                // (a different address with the same name only takes the slow path). The
+                // label is compared unless it is the previous value's string and was so
+                // last time too (`seen[i - 1]` always holds the previous value's label).
+                Some(s)
+                    if std::ptr::eq(s.metric, metric.name)
+                        && ((same_as_prev && s.same_label) || s.label == label) =>
+                {
+                    s.id
+                }
                 _ => match self.series_id(conn, host_id, metric, label) {
                     Ok(id) => {
                         seen.truncate(i);
+                        let same_label = seen.last().is_some_and(|p| p.label == label);
                         seen.push(Seen {
                             metric: metric.name,
                             label: label.to_owned(),
                             id,
+                            same_label,
                         });
                         id
                     }
