@@ -1609,6 +1609,56 @@ pub fn tier_stats(
 mod tests {
     use super::*;
 
+    /// The series ids a sample gets by position from the host's last sample are those the
+    /// names give, whatever changes between samples: disks swapped, a label renamed, a GPU
+    /// gone and back, a GPU's UUID changed, a value missing, and labels that repeat.
+    #[test]
+    fn series_found_by_position_are_the_ones_their_names_give() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.sqlite3");
+        let conn = crate::db::open_writer(&path).expect("open");
+        let mut store = Store::load(&conn, &path).expect("load");
+        let base = synthetic_snapshot(7, 1_700_000_000_000);
+        let mut variants = vec![base.clone()];
+        let mut s = base.clone();
+        s.gpus = synthetic_gpus(7, 1_700_000_000_000, 3);
+        variants.push(s.clone());
+        s.disks.swap(0, 1);
+        variants.push(s.clone());
+        s.disks[0].mount_point = "/scratch".into();
+        variants.push(s.clone());
+        s.gpus.remove(1);
+        variants.push(s.clone());
+        s.gpus[0].uuid = "GPU-renamed".into();
+        variants.push(s.clone());
+        s.disks[1].read_bytes_per_s = None;
+        s.cpu = None;
+        variants.push(s.clone());
+        // Two interfaces of the same name: the same series twice in one sample.
+        s.networks[1].name = s.networks[0].name.clone();
+        variants.push(s.clone());
+        let host = store.host_id(&conn, "lab:a").expect("host");
+        for round in 0..2 {
+            for (k, snap) in variants.iter().chain(variants.iter().rev()).enumerate() {
+                let pairs = store.pairs(&conn, host, snap).expect("pairs");
+                let mut want: Vec<(i64, i64)> = series::values(snap)
+                    .iter()
+                    .map(|v| {
+                        let id = store.series[&(host, v.metric.name)][&v.label];
+                        (id, v.quantised())
+                    })
+                    .collect();
+                want.sort_by_key(|p| p.0);
+                want.dedup_by_key(|p| p.0);
+                let ids = |p: &[(i64, i64)]| p.iter().map(|x| x.0).collect::<Vec<_>>();
+                assert_eq!(ids(&pairs), ids(&want), "round {round}, sample {k}");
+                for (sid, _) in &pairs {
+                    assert_eq!(store.info[sid].host_id, host);
+                }
+            }
+        }
+    }
+
     #[test]
     fn an_hour_pass_goes_chunk_by_chunk_and_finishes() {
         let dir = tempfile::tempdir().expect("tempdir");
