@@ -531,6 +531,8 @@ pub async fn run(args: HistoryArgs) -> anyhow::Result<()> {
     }
     drop(f);
     drop(vm);
+    // Said at once: an hour's figures must not be lost to a later step that fails.
+    eprintln!("== history: step 1 after {fed_s} s: {b:?}; queries: {queries:?}");
     let backfilled = if known && args.backfill_h > 0 {
         Some(backfilled_queries(&bins, &args).await?)
     } else {
@@ -539,6 +541,7 @@ pub async fn run(args: HistoryArgs) -> anyhow::Result<()> {
 
     // 2. CPU with history off and on.
     let mut cpu = Vec::new();
+    let mut cpu_failed = Vec::new();
     for &n in args.cpu_hosts.iter().filter(|n| **n > 0) {
         let mut modes: Vec<(&'static str, bool, bool)> = vec![("history off", false, false)];
         if known {
@@ -555,31 +558,17 @@ pub async fn run(args: HistoryArgs) -> anyhow::Result<()> {
         ));
         for (mode, history, remote) in modes {
             eprintln!("== history: CPU at {n} hosts, {mode}");
-            let vm = if remote {
-                Some(Victoria::start(&args.victoria_metrics).await?)
-            } else {
-                None
-            };
-            let mut spec = FleetSpec::new(n, args.interval_ms);
-            spec.storage = storage(
-                history,
-                vm.as_ref()
-                    .map(|v| format!("{}/api/v1/write", v.base))
-                    .as_deref(),
-                known,
-            );
-            let mut f = Fleet::start(&bins, &root, &spec).await?;
-            f.idle(Duration::from_secs(args.warmup_s)).await?;
-            let from = fleet::now_ms();
-            f.idle(Duration::from_secs(args.cpu_window_s)).await?;
-            let to = fleet::now_ms();
-            let r = f.readings();
-            cpu.push(Cpu {
-                hosts: n,
-                mode,
-                cpu: fleet::cpu_percent(&r.aggregator, from, to),
-                rss: fleet::rss_max(&r.aggregator, from, to),
-            });
+            match cpu_window(&bins, &root, &args, n, mode, history, remote, known).await {
+                Ok(c) => {
+                    eprintln!("== history: {c:?}");
+                    cpu.push(c);
+                }
+                // The figures of the other steps are still written; the row says why not.
+                Err(e) => {
+                    eprintln!("== history: CPU at {n} hosts, {mode}: {e:#}");
+                    cpu_failed.push(format!("- CPU at {n} hosts, {mode}: not measured: {e:#}"));
+                }
+            }
         }
     }
 
@@ -595,6 +584,11 @@ pub async fn run(args: HistoryArgs) -> anyhow::Result<()> {
         &cpu,
         known,
     );
+    let text = if cpu_failed.is_empty() {
+        text
+    } else {
+        format!("{text}\n{}\n", cpu_failed.join("\n"))
+    };
     crate::print_report(&text)?;
     if let Some(path) = &args.write {
         workspace::write_section(path, &text, START, END)?;
@@ -730,4 +724,43 @@ fn query_table(s: &mut String, title: &str, queries: &[Query]) {
             q.what, q.status, q.points, q.p50_ms, q.max_ms, q.target_ms
         ));
     }
+}
+
+/// Step 2 for one fleet size and mode: the aggregator's CPU and RSS over the window.
+#[allow(clippy::too_many_arguments)]
+async fn cpu_window(
+    bins: &Bins,
+    root: &Path,
+    args: &HistoryArgs,
+    n: u64,
+    mode: &'static str,
+    history: bool,
+    remote: bool,
+    known: bool,
+) -> anyhow::Result<Cpu> {
+    let vm = if remote {
+        Some(Victoria::start(&args.victoria_metrics).await?)
+    } else {
+        None
+    };
+    let mut spec = FleetSpec::new(n, args.interval_ms);
+    spec.storage = storage(
+        history,
+        vm.as_ref()
+            .map(|v| format!("{}/api/v1/write", v.base))
+            .as_deref(),
+        known,
+    );
+    let mut f = Fleet::start(bins, root, &spec).await?;
+    f.idle(Duration::from_secs(args.warmup_s)).await?;
+    let from = fleet::now_ms();
+    f.idle(Duration::from_secs(args.cpu_window_s)).await?;
+    let to = fleet::now_ms();
+    let r = f.readings();
+    Ok(Cpu {
+        hosts: n,
+        mode,
+        cpu: fleet::cpu_percent(&r.aggregator, from, to),
+        rss: fleet::rss_max(&r.aggregator, from, to),
+    })
 }
