@@ -366,11 +366,7 @@ async fn aggregator_run(
 /// Runs the benchmark and prints (and with `--write`, writes) its section.
 pub async fn run(args: AlertsArgs) -> anyhow::Result<()> {
     let root = workspace::workspace_root();
-    let build = if args.debug {
-        Build::Debug
-    } else {
-        Build::Release
-    };
+    let build = Build::with_debug(args.debug);
     let bins = Bins::get(&root, build)?;
     let machine = Machine::describe();
     let rev = workspace::git_rev(&root, &["bench", "alerts", "aggregator", "sim"]);

@@ -464,11 +464,7 @@ fn loadavg() -> f64 {
 /// Runs the benchmark and prints (and with `--write`, writes) its section.
 pub async fn run(args: ApplicationsArgs) -> anyhow::Result<()> {
     let root = workspace::workspace_root();
-    let build = if args.debug {
-        Build::Debug
-    } else {
-        Build::Release
-    };
+    let build = Build::with_debug(args.debug);
     let bins = Bins::get(&root, build)?;
     scripts::check_tools(&root, &args.node)?;
     let machine = Machine::describe();

@@ -477,11 +477,7 @@ async fn backfilled_queries(
 /// Runs the benchmark and prints (and with `--write`, writes) its section.
 pub async fn run(args: HistoryArgs) -> anyhow::Result<()> {
     let root = workspace::workspace_root();
-    let build = if args.debug {
-        Build::Debug
-    } else {
-        Build::Release
-    };
+    let build = Build::with_debug(args.debug);
     let bins = Bins::get(&root, build)?;
     let machine = Machine::describe();
     let known = has_history(&root);

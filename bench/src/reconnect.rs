@@ -112,11 +112,7 @@ fn spawn_agent(kids: &mut Children, bin: &Path, a: &mut Agent) -> anyhow::Result
 /// Runs the benchmark and prints (and with `--write`, writes) its report.
 pub async fn run(args: ReconnectArgs) -> anyhow::Result<()> {
     let root = workspace::workspace_root();
-    let build = if args.debug {
-        Build::Debug
-    } else {
-        Build::Release
-    };
+    let build = Build::with_debug(args.debug);
     let bins = workspace::binaries(
         &root,
         build,

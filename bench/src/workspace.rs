@@ -48,6 +48,11 @@ pub enum Build {
 }
 
 impl Build {
+    /// A benchmark's `--debug` flag: debug builds for a smoke run, else release.
+    pub fn with_debug(debug: bool) -> Self {
+        if debug { Self::Debug } else { Self::Release }
+    }
+
     fn dir(self) -> &'static str {
         match self {
             Self::Release => "release",
