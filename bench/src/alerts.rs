@@ -442,13 +442,8 @@ pub fn markdown(args: &AlertsArgs, m: &Machine, rev: &str, r: &Report) -> String
         "{START}\n## Alerts: what the rule engine costs the aggregator\n\n"
     ));
     s.push_str(&format!(
-        "Measured {} on {}, {} logical cores, {:.1} GiB memory, {}, kernel {}; {} builds{rev}.\n\n",
-        m.date,
-        m.cpu,
-        m.cores,
-        m.memory_bytes as f64 / 1_073_741_824.0,
-        m.os,
-        m.kernel,
+        "Measured {}; {} builds{rev}.\n\n",
+        m.summary(),
         if args.debug { "debug" } else { "release" }
     ));
     s.push_str(&format!("This run: `{}`.\n\n", command_line()));

@@ -319,14 +319,9 @@ pub fn markdown(args: &ApplicationsArgs, c: &Context, s: &Summary) -> String {
         );
     }
     o.push_str(&format!(
-        "Measured {} on {}, {} logical cores, {:.1} GiB memory, {}, kernel {}; {build} builds{}; \
+        "Measured {}; {build} builds{}; \
          load average {:.2} before, {:.2} after. {}.\n\n",
-        m.date,
-        m.cpu,
-        m.cores,
-        m.memory_bytes as f64 / 1_073_741_824.0,
-        m.os,
-        m.kernel,
+        m.summary(),
         c.rev,
         c.load.0,
         c.load.1,

@@ -211,14 +211,9 @@ impl E2eReport {
         let _ = writeln!(o, "## End to end: agent sample to browser DOM\n");
         let _ = writeln!(
             o,
-            "Measured {} on {}, {} logical cores, {:.1} GiB memory, {}, kernel {}; load average \
+            "Measured {}; load average \
              {} at the start, {} at the end.  ",
-            m.date,
-            m.cpu,
-            m.cores,
-            m.memory_bytes as f64 / (1u64 << 30) as f64,
-            m.os,
-            m.kernel,
+            m.summary(),
             load3(&self.load.0),
             load3(&self.load.1),
         );

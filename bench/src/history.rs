@@ -616,13 +616,8 @@ fn markdown(
         "{START}\n## History: bytes per value, CPU, query times\n\n"
     ));
     s.push_str(&format!(
-        "Measured {} on {}, {} logical cores, {:.1} GiB memory, {}, kernel {}; {} builds.\n\n",
-        m.date,
-        m.cpu,
-        m.cores,
-        m.memory_bytes as f64 / 1_073_741_824.0,
-        m.os,
-        m.kernel,
+        "Measured {}; {} builds.\n\n",
+        m.summary(),
         if args.debug { "debug" } else { "release" }
     ));
     s.push_str(&format!("This run: `{}`.\n\n", command_line()));

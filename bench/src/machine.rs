@@ -22,6 +22,20 @@ pub struct Machine {
 }
 
 impl Machine {
+    /// "DATE on CPU, N logical cores, X GiB memory, OS, kernel K": the machine line of every
+    /// benchmark's section.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} on {}, {} logical cores, {:.1} GiB memory, {}, kernel {}",
+            self.date,
+            self.cpu,
+            self.cores,
+            self.memory_bytes as f64 / 1_073_741_824.0,
+            self.os,
+            self.kernel
+        )
+    }
+
     /// Describes this machine; unknown values read "unknown".
     pub fn describe() -> Self {
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();

@@ -218,16 +218,7 @@ impl Report {
         let mut o = String::new();
         let _ = writeln!(o, "{START}");
         let _ = writeln!(o, "## smon-agent next to node_exporter and Glances\n");
-        let _ = writeln!(
-            o,
-            "Measured {} on {}, {} logical cores, {:.1} GiB memory, {}, kernel {}.  ",
-            m.date,
-            m.cpu,
-            m.cores,
-            m.memory_bytes as f64 / (1u64 << 30) as f64,
-            m.os,
-            m.kernel
-        );
+        let _ = writeln!(o, "Measured {}.  ", m.summary());
         let version = |p: &Result<Exporter, String>, name: &str| match p {
             Ok(n) => n.version.clone(),
             Err(why) => format!("{name} {why}"),

@@ -384,16 +384,7 @@ impl SuiteReport {
     fn header(&self, o: &mut String, title: &str) {
         let m = &self.machine;
         let _ = writeln!(o, "## {title}\n");
-        let _ = writeln!(
-            o,
-            "Measured {} on {}, {} logical cores, {:.1} GiB memory, {}, kernel {}.  ",
-            m.date,
-            m.cpu,
-            m.cores,
-            m.memory_bytes as f64 / (1u64 << 30) as f64,
-            m.os,
-            m.kernel
-        );
+        let _ = writeln!(o, "Measured {}.  ", m.summary());
         if !self.versions.is_empty() {
             let _ = writeln!(o, "{}.\n", self.versions.join("; "));
         }
