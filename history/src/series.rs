@@ -353,15 +353,6 @@ pub const THROTTLE_THERMAL: [&str; 2] = ["sw_thermal", "hw_thermal"];
 /// `gpu_throttle_reasons` as the alert rule of that name leaves them out.
 pub const THROTTLE_BENIGN: [&str; 2] = ["gpu_idle", "applications_clocks"];
 
-/// Whether a GPU's throttle reasons were read: an empty list means "not held down" only then.
-/// Not when the GPU could not be opened (`device: `), is lost, NVML hangs, or the query
-/// itself failed (its error names the field), so that no 0 stands for "unknown".
-pub fn throttle_read(g: &smon_proto::Gpu) -> bool {
-    !g.error.contains("device: ")
-        && !g.error.contains("throttle_reasons: ")
-        && !g.error.starts_with("NVML not answering")
-}
-
 /// The health series of one GPU (what it reports of them): SM clock, memory temperature, the
 /// ECC, remapped-row and Xid counts, and the throttle reasons as three bounded series:
 /// `gpu_throttle_reasons` (how many reasons hold the clocks down, idle and application clocks
@@ -391,7 +382,7 @@ fn gpu_health(g: &smon_proto::Gpu, push: &mut impl FnMut(&'static Metric, f64)) 
     if let Some(n) = g.xid_errors {
         push(known!("gpu_xid_errors"), n as f64);
     }
-    if throttle_read(g) {
+    if g.throttle_read() {
         let held = |set: &[&str]| g.throttle_reasons.iter().any(|r| set.contains(&r.as_str()));
         let trouble = g
             .throttle_reasons

@@ -32,6 +32,17 @@ impl Containers {
     }
 }
 
+impl Gpu {
+    /// Whether this GPU's throttle reasons were read: an empty list means "not held down" only
+    /// then. Not when the GPU could not be opened (`device: `), is lost, NVML hangs, or the
+    /// query itself failed (its error names the field), so that no 0 stands for "unknown".
+    pub fn throttle_read(&self) -> bool {
+        !self.error.contains("device: ")
+            && !self.error.contains("throttle_reasons: ")
+            && !self.error.starts_with("NVML not answering")
+    }
+}
+
 impl Parts {
     /// Everything: the process list, per-core usage and the processes on each GPU.
     pub const DETAIL: Parts = Parts {

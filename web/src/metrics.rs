@@ -1061,14 +1061,6 @@ const THROTTLE_REASONS: [&str; 9] = [
     "display_clocks",
 ];
 
-/// Whether a GPU's throttle reasons were read: not when the GPU could not be opened, is lost
-/// or the query failed (its `error` names the field), so that no 0 stands for "unknown".
-fn throttle_read(g: &Gpu) -> bool {
-    !g.error.contains("device: ")
-        && !g.error.contains("throttle_reasons: ")
-        && !g.error.starts_with("NVML not answering")
-}
-
 /// GPU health: SM clock, memory temperature, ECC errors, row remapping, throttle reasons,
 /// critical Xid errors, whether the GPU was read in full, and the age of the GPU reading.
 /// Labels stay bounded: the GPU's own (`gpu`, `gpu_name`, `uuid`) and `reason` from
@@ -1139,12 +1131,14 @@ fn encode_gpu_health(hosts: &[HostCopy], enc: &mut DescriptorEncoder) -> fmt::Re
         enc,
         "smon_gpu_throttle_reason",
         "1 while the clocks are held down for this reason, 0 otherwise (only for GPUs whose reasons were read).",
-        gpus().filter(|(_, g)| throttle_read(g)).flat_map(|(l, g)| {
-            THROTTLE_REASONS.into_iter().map(move |r| {
-                let held = g.throttle_reasons.iter().any(|x| x == r);
-                ((l.clone(), [("reason", r)]), flag(held))
-            })
-        }),
+        gpus()
+            .filter(|(_, g)| g.throttle_read())
+            .flat_map(|(l, g)| {
+                THROTTLE_REASONS.into_iter().map(move |r| {
+                    let held = g.throttle_reasons.iter().any(|x| x == r);
+                    ((l.clone(), [("reason", r)]), flag(held))
+                })
+            }),
     )?;
     counter(
         enc,
