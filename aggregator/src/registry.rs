@@ -12,12 +12,18 @@
 //! registry too, so that reachability checks and Wake-on-LAN find it ([`Registry::ids`],
 //! [`Registry::target`]), with a `pending` store row and no poller: never aged to `down`.
 //!
+//! Hosts are kept in configuration order and found by id through a hash index (an
+//! [`IndexMap`]): the reachability checks, the command link and the remote-write labels look a
+//! host up on every use, and a scan formatting every id was quadratic at fleet scale.
+//!
 //! A `Registry` is a handle made by the server it belongs to (no process-wide state), so that
 //! a replicated registry can later feed the same operations.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+use indexmap::IndexMap;
 
 use smon_web::hub::{Demand, now_ms};
 use smon_web::metrics::Telemetry;
@@ -117,8 +123,8 @@ struct Entry {
 
 struct Inner {
     ctx: Context,
-    /// In configuration order.
-    hosts: Mutex<Vec<Entry>>,
+    /// By host id (`cluster/name`), in configuration order.
+    hosts: Mutex<IndexMap<String, Entry>>,
     pollers_started: AtomicU64,
 }
 
@@ -148,14 +154,14 @@ impl Registry {
         Self {
             inner: Arc::new(Inner {
                 ctx,
-                hosts: Mutex::new(Vec::new()),
+                hosts: Mutex::new(IndexMap::new()),
                 pollers_started: AtomicU64::new(0),
             }),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Entry>> {
-        // Every change is made whole before the guard drops (the vector is only pushed to,
+    fn lock(&self) -> MutexGuard<'_, IndexMap<String, Entry>> {
+        // Every change is made whole before the guard drops (the map is only inserted into,
         // replaced in or removed from); a panic elsewhere leaves it consistent.
         self.inner.hosts.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -210,17 +216,20 @@ impl Registry {
     pub fn add(&self, target: Target) -> Result<(), RegistryError> {
         let id = target.spec.id();
         let mut hosts = self.lock();
-        if hosts.iter().any(|e| e.target.spec.id() == id) || !self.store_add(&target) {
+        if hosts.contains_key(&id) || !self.store_add(&target) {
             return Err(RegistryError::Exists(id));
         }
         let (cancel, link) = self.spawn(&target);
         let address = target.address.clone();
-        hosts.push(Entry {
-            target,
-            cancel,
-            link,
-            generation: 1,
-        });
+        hosts.insert(
+            id.clone(),
+            Entry {
+                target,
+                cancel,
+                link,
+                generation: 1,
+            },
+        );
         drop(hosts);
         tracing::info!(host = %id, address = %address, "Host added.");
         self.publish(RegistryChange::Added { host: id, address });
@@ -234,11 +243,10 @@ impl Registry {
     /// Removes a host: stops its poller and drops its row, state and history.
     pub fn remove(&self, id: &str) -> Result<(), RegistryError> {
         let mut hosts = self.lock();
-        let i = hosts
-            .iter()
-            .position(|e| e.target.spec.id() == id)
+        // `shift_remove` keeps the others in configuration order.
+        let e = hosts
+            .shift_remove(id)
             .ok_or_else(|| RegistryError::Unknown(id.to_owned()))?;
-        let e = hosts.remove(i);
         e.cancel.cancel();
         self.store().remove_host(id);
         self.inner.ctx.demand.forget(id);
@@ -246,7 +254,10 @@ impl Registry {
         let spec = &e.target.spec;
         let telemetry = &self.inner.ctx.telemetry;
         telemetry.forget_host(&spec.cluster, &spec.name);
-        if !hosts.iter().any(|o| o.target.spec.cluster == spec.cluster) {
+        if !hosts
+            .values()
+            .any(|o| o.target.spec.cluster == spec.cluster)
+        {
             telemetry.forget_cluster(&spec.cluster);
         }
         drop(hosts);
@@ -263,8 +274,7 @@ impl Registry {
         let id = target.spec.id();
         let mut hosts = self.lock();
         let e = hosts
-            .iter_mut()
-            .find(|e| e.target.spec.id() == id)
+            .get_mut(&id)
             .ok_or_else(|| RegistryError::Unknown(id.clone()))?;
         if e.target.has_agent() != target.has_agent() {
             // An agent added to a host or taken from it: its row starts afresh (a row aged
@@ -337,23 +347,17 @@ impl Registry {
 
     /// The ids of the polled hosts, in configuration order.
     pub fn ids(&self) -> Vec<String> {
-        self.lock().iter().map(|e| e.target.spec.id()).collect()
+        self.lock().keys().cloned().collect()
     }
 
     /// The target of host `id`.
     pub fn target(&self, id: &str) -> Option<Target> {
-        self.lock()
-            .iter()
-            .find(|e| e.target.spec.id() == id)
-            .map(|e| e.target.clone())
+        self.lock().get(id).map(|e| e.target.clone())
     }
 
     /// Which poller of host `id` runs now: 1 for the first, one more per restart.
     pub fn generation(&self, id: &str) -> Option<u64> {
-        self.lock()
-            .iter()
-            .find(|e| e.target.spec.id() == id)
-            .map(|e| e.generation)
+        self.lock().get(id).map(|e| e.generation)
     }
 
     /// Pollers started since the registry was made (restarts included).
@@ -365,8 +369,7 @@ impl Registry {
     pub fn link(&self, id: &str) -> Result<AgentLink, LinkError> {
         let slot = self
             .lock()
-            .iter()
-            .find(|e| e.target.spec.id() == id)
+            .get(id)
             .map(|e| e.link.clone())
             .ok_or_else(|| LinkError::UnknownHost(id.to_owned()))?;
         slot.borrow(id)
