@@ -3,7 +3,8 @@
 //! signals, privilege drop and systemd notifications ([`daemon`]); the self manager
 //! ([`manager`]) and health probes ([`health`]); Supervisor program files ([`deploy`]); the
 //! config kit ([`config`]: errors that name the field, JSON with paths, PEM files, and the
-//! `log`, `manager` and `server` blocks); CIDR allow-lists ([`net`]); the connection guard of the listeners ([`listen`]); and the start-up
+//! `log`, `manager` and `server` blocks); CIDR allow-lists ([`net`]); the connection guard of the listeners ([`listen`]); the binary's start-up pages
+//! given back once a daemon is up ([`pages`]); and the start-up
 //! sequence itself ([`start`]), so each daemon's `main` stays thin.
 //!
 //! It knows no daemon by name: each describes itself with an [`About`]. It depends on no
@@ -17,6 +18,7 @@ pub mod health;
 pub mod listen;
 pub mod manager;
 pub mod net;
+pub mod pages;
 pub mod secret_file;
 pub mod start;
 pub mod wol;

@@ -291,6 +291,7 @@ where
         tokio::spawn(crate::daemon::stop_on_signal(stop.clone()));
         let hangup = std::sync::Arc::new(Notify::new());
         tokio::spawn(forward_hangups(hangup.clone()));
+        tokio::spawn(crate::pages::release_after_startup(stop.clone()));
         match supervise(exe, args, settings, probe, &hangup, stop).await {
             Outcome::Stopped => std::process::ExitCode::SUCCESS,
             Outcome::CrashLoop => std::process::ExitCode::FAILURE,

@@ -11,8 +11,9 @@
 //! 5. `manager.mode = "self"`: this process becomes the manager of a child that serves, or
 //! 6. serve: build the async runtime, bind and prepare security while still privileged
 //!    (ports below 1024, a root-only users file), drop to `server.run_as`, stop on
-//!    SIGTERM/SIGINT, tell systemd READY/WATCHDOG while the daemon's own probe passes, and on
-//!    stop give the daemon a bounded grace before exiting anyway.
+//!    SIGTERM/SIGINT, tell systemd READY/WATCHDOG while the daemon's own probe passes, give
+//!    back the binary's start-up pages once it has run a while ([`crate::pages`]; the manager
+//!    too), and on stop give the daemon a bounded grace before exiting anyway.
 
 use std::error::Error;
 use std::future::Future;
@@ -191,6 +192,7 @@ fn serve<D: Daemon>(mut d: D) -> Result<(), BoxError> {
         if !D::ABOUT.reloads_on_sighup {
             tokio::spawn(daemon::ignore_hangups(D::ABOUT.name));
         }
+        tokio::spawn(crate::pages::release_after_startup(stop.clone()));
         // systemd (Type=notify): READY=1 once the daemon's own probe passes, then WATCHDOG=1
         // while it keeps passing. Nothing (not even the probe) without NOTIFY_SOCKET.
         let _notifier = if daemon::notify_socket_set() {
