@@ -506,8 +506,9 @@ pub async fn run_store(
     }
 }
 
-/// Applies one poller event to the store. The store takes samples by value: one is moved out
-/// when this consumer holds the last reference, else copied.
+/// Applies one poller event to the store. The store keeps the sample's `Arc` (shared with the
+/// history writer and the other consumers, never copied); other bodies are moved out when this
+/// consumer holds the last reference, else copied.
 fn apply(st: &mut ClusterStore, event: Arc<Event>) {
     let at = event.at_ms;
     let body = match Arc::try_unwrap(event) {
@@ -516,7 +517,7 @@ fn apply(st: &mut ClusterStore, event: Arc<Event>) {
     };
     match body {
         Body::Sample { host, snapshot } => {
-            st.apply(&host, Arc::unwrap_or_clone(snapshot), at);
+            st.apply(&host, snapshot, at);
         }
         Body::Connected { host, info } => st.set_info(&host, Arc::unwrap_or_clone(info)),
         Body::Unreachable { host, error } => st.mark_down(&host, &error, at),

@@ -17,6 +17,7 @@ mod history;
 mod scale;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use serde::Serialize;
 use smon_proto::{HostInfo, Snapshot};
@@ -109,7 +110,9 @@ struct Host {
     /// Sparkline points added since the last overview delta.
     spark_added: usize,
     info: Option<HostInfo>,
-    latest: Option<Snapshot>,
+    /// Shared with the event feed's other consumers (the history writer, alerting): kept as
+    /// received, not copied per sample.
+    latest: Option<Arc<Snapshot>>,
     history: HistoryRing,
     /// The GPU of each history series (UUID, or `#index`), in order of first appearance.
     gpu_series: Vec<String>,
@@ -549,7 +552,8 @@ impl ClusterStore {
     }
 
     /// Records a sample received at `now_ms` (server clock). Returns false for an unknown host.
-    pub fn apply(&mut self, id: &str, snap: Snapshot, now_ms: u64) -> bool {
+    pub fn apply(&mut self, id: &str, snap: impl Into<Arc<Snapshot>>, now_ms: u64) -> bool {
+        let snap = snap.into();
         let Some((h, mut log)) = self.host_and_log(id) else {
             return false;
         };
@@ -732,7 +736,8 @@ impl ClusterStore {
 
     /// Static facts and the latest sample of one host.
     pub fn info_and_latest(&self, id: &str) -> Option<(Option<HostInfo>, Option<Snapshot>)> {
-        self.host(id).map(|h| (h.info.clone(), h.latest.clone()))
+        self.host(id)
+            .map(|h| (h.info.clone(), h.latest.as_deref().cloned()))
     }
 
     /// Visits every host in order: its row, its static facts and its latest sample (with
@@ -740,7 +745,7 @@ impl ClusterStore {
     /// needs and encodes after the lock is released.
     pub fn for_each_host(&self, mut f: impl FnMut(&HostRow, Option<&HostInfo>, Option<&Snapshot>)) {
         for h in self.live() {
-            f(&h.row, h.info.as_ref(), h.latest.as_ref());
+            f(&h.row, h.info.as_ref(), h.latest.as_deref());
         }
     }
 
@@ -792,7 +797,7 @@ impl ClusterStore {
             server_time_ms: now_ms,
             host: h.row.clone(),
             info: h.info.clone(),
-            detail: h.latest.clone(),
+            detail: h.latest.as_deref().cloned(),
             history: hist,
         })
     }
@@ -847,7 +852,7 @@ impl ClusterStore {
                         HostUpdate {
                             server_time_ms: now_ms,
                             host: h.row.clone(),
-                            detail: h.latest.clone(),
+                            detail: h.latest.as_deref().cloned(),
                         },
                     ));
                 }
