@@ -202,14 +202,10 @@ impl Collector {
             .map(|u| (uid_of(u.id()), u.name().to_owned()))
             .collect();
         let mut cfg = cfg;
-        let mut containers = cfg
+        let containers = cfg
             .containers
             .clone()
             .map(crate::containers::ContainerCollector::new);
-        if let Some(c) = containers.as_mut() {
-            // The counters' baseline: the first sample's rates are over the time since.
-            c.sample(1.0);
-        }
         let gpus = match cfg.gpus.take() {
             Some(src) => {
                 let w = GpuWorker::start(src, cfg.interval, cfg.demand.clone())?;
@@ -246,6 +242,11 @@ impl Collector {
         c.collect_disks(&mut ignored);
         c.last_procs = c.collect_processes(0, &mut ignored);
         c.last_scan = Some((Instant::now(), unix_ms(SystemTime::now())));
+        if let Some(k) = c.containers.as_mut() {
+            // The counters' baseline (the first sample's rates are over the time since), and
+            // the processes' first tags (read from the walk's `cgroup.procs`).
+            k.sample_tagging(1.0, &mut c.last_procs);
+        }
         Ok(c)
     }
 
@@ -366,14 +367,12 @@ impl Collector {
         let temperatures = temperatures::read(&self.components);
         let (gpus, gpu_errors, gpus_unix_ms) = self.collect_gpus_with(&processes);
         let mut processes = processes;
-        let containers = self.containers.as_mut().map(|c| {
-            let found = c.sample(elapsed);
-            let pids = c.pids();
-            for p in &mut processes {
-                p.container = pids.get(&p.pid).cloned().unwrap_or_default();
-            }
-            found
-        });
+        // The process table is read before the containers: at a walk, their `cgroup.procs`
+        // files list every process of the table (see `sample_tagging`).
+        let containers = self
+            .containers
+            .as_mut()
+            .map(|c| c.sample_tagging(elapsed, &mut processes));
         let programs = self.cfg.programs.as_ref().map(|f| {
             let mut programs = f.read();
             crate::programs::mark(&mut processes, &programs.programs);
