@@ -607,6 +607,21 @@ struct Previous {
     /// A process of the container that has a network namespace of its own (found at the
     /// walks); `None`: it shares the agent's (or has no process), so no network is read.
     net_pid: Option<u32>,
+    /// [`procs_mark`] of the processes listed at the last walk.
+    procs_mark: Option<(usize, u64, u64)>,
+}
+
+/// Which processes a `cgroup.procs` list holds, in any order: their count, sum and a mixed
+/// xor (equal marks: the same processes, but for a pid reused by a process in the same cgroup).
+fn procs_mark(procs: &[u32]) -> (usize, u64, u64) {
+    procs.iter().fold((procs.len(), 0, 0), |(n, sum, x), &p| {
+        let p = u64::from(p);
+        (
+            n,
+            sum.wrapping_add(p),
+            x ^ p.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        )
+    })
 }
 
 /// The container a process was found in, kept while the process lives (see
@@ -648,6 +663,9 @@ pub struct ContainerCollector {
     /// The container of each process tagged, by pid.
     tags: HashMap<u32, Tag>,
     tag_round: u64,
+    /// How many processes' network namespaces were looked at (for tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    netns_looks: u64,
     /// Names, images and states from the runtimes' sockets.
     #[cfg(unix)]
     names: Option<runtime::RuntimeNames>,
@@ -689,6 +707,7 @@ impl ContainerCollector {
             controller,
             tags: HashMap::new(),
             tag_round: 0,
+            netns_looks: 0,
         }
     }
 
@@ -890,10 +909,23 @@ impl ContainerCollector {
                 }
             }
             // Whose network namespace to read: looked for at the walks (a `readlink` per
-            // container), kept between them while that process lives (and reads).
+            // process until one has a namespace of its own), kept between them while that
+            // process lives (and reads). A container whose processes all share the agent's
+            // namespace is not looked at again while they stay the same processes.
+            let procs_mark = procs.as_deref().map(procs_mark);
+            let shared_before = prev.is_some_and(|p| p.net_pid.is_none() && p.procs_mark == procs_mark);
             let net_pid = match (prev, &procs) {
                 (Some(p), _) if !slow => p.net_pid,
-                (_, Some(procs)) => procs.iter().copied().find(|&p| self.own_namespace(p)),
+                (_, Some(_)) if shared_before => None,
+                (_, Some(procs)) => {
+                    let mut looked = 0;
+                    let found = procs.iter().copied().find(|&p| {
+                        looked += 1;
+                        self.own_namespace(p)
+                    });
+                    self.netns_looks += looked;
+                    found
+                }
                 (_, None) => None,
             };
             let net = net_pid.and_then(|p| self.net_counters(p));
@@ -936,6 +968,7 @@ impl ContainerCollector {
                     io_rates: (io_r, io_w),
                     since_slow: if slow { 0.0 } else { since_slow },
                     net_pid,
+                    procs_mark: procs_mark.or(prev.and_then(|p| p.procs_mark)),
                 },
             );
             let mut item = Container {
@@ -1010,9 +1043,17 @@ impl ContainerCollector {
     }
 }
 
+/// Whether the directory `dir` surely has no subdirectory: its link count is 2 (the count is 2
+/// plus its subdirectories on cgroupfs, tmpfs and ext4), so it need not be listed. Where the
+/// count says nothing (btrfs gives 1) or cannot be read: false.
+fn no_subdirs(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    fs::metadata(dir).is_ok_and(|m| m.nlink() == 2)
+}
+
 /// The containers below `dir` (whose path from the root is `rel`), depth first, at most `max`.
 fn walk(dir: &Path, rel: String, depth: usize, max: usize, out: &mut Vec<(String, Classified)>) {
-    if out.len() >= max || depth > MAX_DEPTH {
+    if out.len() >= max || depth > MAX_DEPTH || (depth > 0 && no_subdirs(dir)) {
         return;
     }
     let Ok(entries) = fs::read_dir(dir) else {
@@ -1044,7 +1085,7 @@ fn walk(dir: &Path, rel: String, depth: usize, max: usize, out: &mut Vec<(String
 /// processes of the container at `dir`.
 fn dirs_into(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     out.push(dir.join("cgroup.procs"));
-    if depth >= 3 {
+    if depth >= 3 || no_subdirs(dir) {
         return;
     }
     if let Ok(entries) = fs::read_dir(dir) {
@@ -1493,6 +1534,46 @@ file 150000000
         procs.truncate(1);
         c.sample_tagging(1.0, &mut procs);
         assert_eq!(c.tags.len(), 1);
+    }
+
+    /// A container whose processes share the agent's network namespace is looked at again
+    /// only when its processes change.
+    #[test]
+    fn a_shared_network_namespace_is_looked_at_again_only_for_other_processes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        v2_tree(dir.path(), 1, (0, 0));
+        let d = dir.path().join(format!("system.slice/docker-{A}.scope"));
+        let mut c = collector(dir.path(), DEFAULT_MAX);
+        c.sample(1.0);
+        assert_eq!(c.netns_looks, 1, "this test's process, in the agent's namespace");
+        for _ in 0..2 * WALK_EVERY {
+            c.sample(1.0);
+        }
+        assert_eq!(c.netns_looks, 1, "the same process at the next two walks");
+        let other = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let _kill = KillOnDrop(other);
+        put(
+            &d,
+            "cgroup.procs",
+            &format!("{}\n{}\n", std::process::id(), _kill.0.id()),
+        );
+        for _ in 0..WALK_EVERY {
+            let s = c.sample(1.0);
+            let item = s.items.iter().find(|i| i.kind == "docker").expect("docker");
+            assert_eq!(item.net_rx_bytes_per_s, None, "shares the namespace");
+        }
+        assert_eq!(c.netns_looks, 3, "both processes at the walk");
+    }
+
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 
     /// On cgroup v2 the process's `0::` line names its cgroup.
