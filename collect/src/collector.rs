@@ -834,7 +834,10 @@ mod tests {
         c.cfg.demand.mark();
         let watched = c.sample(1);
         assert!(watched.sample_unix_ms - watched.processes_unix_ms < 100);
-        assert!(c.last_procs.is_none(), "a watched sample's list is not copied");
+        assert!(
+            c.last_procs.is_none(),
+            "a watched sample's list is not copied"
+        );
         std::thread::sleep(DETAIL_LINGER + Duration::from_millis(100));
         let first = c.sample(2);
         assert!(

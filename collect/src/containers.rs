@@ -349,6 +349,16 @@ impl Kept {
         std::str::from_utf8(buf).ok()
     }
 
+    /// The text of the file through a fresh open, not the kept file: a kept v1
+    /// `cgroup.procs` re-read within a second of its last read gives the pid list the kernel
+    /// built then (the list is cached per cgroup and dropped a second after its last use,
+    /// `CGROUP_PIDLIST_DESTROY_DELAY`; only the first read after an open builds a new one).
+    fn fresh_text<'b>(&self, buf: &'b mut Vec<u8>) -> Option<&'b str> {
+        let f = fs::File::open(&self.path).ok()?;
+        crate::processes::read_record(&f, buf).ok()?;
+        std::str::from_utf8(buf).ok()
+    }
+
     /// A file that could not be opened is tried again at its next read.
     fn retry_if_missing(&mut self) {
         if self.file.is_none() {
@@ -381,7 +391,7 @@ struct CgroupFiles {
     /// `pids.current`.
     pids: Option<Kept>,
     /// The `cgroup.procs` files of the container's directory and those below it (its own
-    /// first).
+    /// first), opened afresh at each read (see [`Kept::fresh_text`]).
     procs: Vec<Kept>,
 }
 
@@ -486,10 +496,10 @@ impl CgroupFiles {
 
     /// The processes listed in the `cgroup.procs` files; `None` when the container's cgroup
     /// is gone (its own file unreadable and its directory gone).
-    fn procs(&mut self, buf: &mut Vec<u8>) -> Option<Vec<u32>> {
+    fn procs(&self, buf: &mut Vec<u8>) -> Option<Vec<u32>> {
         let mut out = Vec::new();
-        for (i, f) in self.procs.iter_mut().enumerate() {
-            match f.text(buf) {
+        for (i, f) in self.procs.iter().enumerate() {
+            match f.fresh_text(buf) {
                 Some(t) => out.extend(t.lines().filter_map(|l| l.trim().parse::<u32>().ok())),
                 None if i == 0 && f.path.parent().is_some_and(|d| !d.exists()) => return None,
                 None => {}
@@ -913,7 +923,8 @@ impl ContainerCollector {
             // process lives (and reads). A container whose processes all share the agent's
             // namespace is not looked at again while they stay the same processes.
             let procs_mark = procs.as_deref().map(procs_mark);
-            let shared_before = prev.is_some_and(|p| p.net_pid.is_none() && p.procs_mark == procs_mark);
+            let shared_before =
+                prev.is_some_and(|p| p.net_pid.is_none() && p.procs_mark == procs_mark);
             let net_pid = match (prev, &procs) {
                 (Some(p), _) if !slow => p.net_pid,
                 (_, Some(_)) if shared_before => None,
@@ -1440,7 +1451,10 @@ file 150000000
     }
 
     fn tags(procs: &[Process]) -> Vec<(u32, &str)> {
-        procs.iter().map(|p| (p.pid, p.container.as_str())).collect()
+        procs
+            .iter()
+            .map(|p| (p.pid, p.container.as_str()))
+            .collect()
     }
 
     /// The containers' `cgroup.procs` are read at the walks only; a process first seen
@@ -1461,7 +1475,11 @@ file 150000000
         assert_eq!(c.controller.as_deref(), Some("memory"));
         let mut procs = vec![row(100, 1), row(200, 1)];
         c.sample_tagging(1.0, &mut procs);
-        assert_eq!(tags(&procs), [(100, B), (200, "")], "from the walk's cgroup.procs");
+        assert_eq!(
+            tags(&procs),
+            [(100, B), (200, "")],
+            "from the walk's cgroup.procs"
+        );
 
         // Between walks: new processes in the container's cgroup, in a cgroup below it, in a
         // service's, and in none; their /proc/<pid>/cgroup says where.
@@ -1545,7 +1563,10 @@ file 150000000
         let d = dir.path().join(format!("system.slice/docker-{A}.scope"));
         let mut c = collector(dir.path(), DEFAULT_MAX);
         c.sample(1.0);
-        assert_eq!(c.netns_looks, 1, "this test's process, in the agent's namespace");
+        assert_eq!(
+            c.netns_looks, 1,
+            "this test's process, in the agent's namespace"
+        );
         for _ in 0..2 * WALK_EVERY {
             c.sample(1.0);
         }
@@ -1591,13 +1612,20 @@ file 150000000
         assert_eq!(c.controller, None);
         let mut procs = vec![row(std::process::id(), 1)];
         c.sample_tagging(1.0, &mut procs);
-        assert_eq!(procs[0].container, A, "from the walk: the tree lists this process");
+        assert_eq!(
+            procs[0].container, A,
+            "from the walk: the tree lists this process"
+        );
         put(
             &proc.join("400"),
             "cgroup",
             &format!("0::/system.slice/docker-{A}.scope\n"),
         );
-        put(&proc.join("401"), "cgroup", "0::/system.slice/cron.service\n");
+        put(
+            &proc.join("401"),
+            "cgroup",
+            "0::/system.slice/cron.service\n",
+        );
         put(
             &proc.join("402"),
             "cgroup",
@@ -1665,7 +1693,7 @@ file 150000000
         assert_eq!(c.sample(1.0).count, 20);
         fs::remove_dir_all(dir.path().join("system.slice/s00.service")).expect("rm");
         // On cgroupfs the kept files of a removed cgroup fail to read and it is gone from the
-        // next sample (`a_removed_cgroup_is_gone_from_the_next_sample` in `tests/`); the
+        // next sample (`tests/containers_real.rs`); the
         // files of a plain directory still read once open, and it goes at the next walk.
         for _ in 1..WALK_EVERY {
             c.sample(1.0);

@@ -723,7 +723,10 @@ mod tests {
         }
         let mut guard = Some(Unmount(at.clone()));
         let listed = |d: &[Disk]| d.iter().any(|d| d.mount_point == at);
-        assert!(listed(&c.sample(&mut errors)), "a new mount at the next sample");
+        assert!(
+            listed(&c.sample(&mut errors)),
+            "a new mount at the next sample"
+        );
         assert_eq!(c.mounts_reads, 2);
         drop(guard.take());
         assert!(!listed(&c.sample(&mut errors)), "gone at the next sample");
