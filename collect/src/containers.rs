@@ -25,10 +25,13 @@
 //! container seen for the first time), its last value kept between them: `memory.stat` (the
 //! page cache; on v1 a walk over every counter of the cgroup and those below it), the memory
 //! limit, block I/O, the task count, which of a container's processes has a network namespace
-//! of its own, and `cgroup.procs` (on v1 the kernel builds and sorts the pid list at each
+//! of its own (not looked at again while the container's processes stay the same), and
+//! `cgroup.procs` (on v1 the kernel builds and sorts the pid list at each read; opened afresh
+//! each time, since a kept v1 file re-read within a second gets the list cached at the last
 //! read). Processes are tagged with their container from the `cgroup.procs` files at the
 //! walks and, when first seen between walks, from their own `/proc/<pid>/cgroup`, read once
-//! ([`ContainerCollector::sample_tagging`]).
+//! ([`ContainerCollector::sample_tagging`]). The walk lists no directory whose link count
+//! says it has no subdirectory.
 //!
 //! Names come from the cgroup path (a short id, or the unit name). Where Docker's or Podman's
 //! API socket is readable, [`runtime::RuntimeNames`] reads their names, images and states on a
