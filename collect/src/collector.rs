@@ -139,7 +139,10 @@ pub struct Collector {
     #[cfg(not(target_os = "linux"))]
     cmd_cache: HashMap<Pid, CachedCmd>,
     user_names: HashMap<u32, String>,
-    last_procs: Vec<Process>,
+    /// The process list of the last scan, carried by the quiet samples that follow it; `None`
+    /// after a watched sample (whose list is not copied: the next sample is most likely
+    /// watched too and scans again, and a quiet one after it scans once).
+    last_procs: Option<Vec<Process>>,
     last_scan: Option<(Instant, u64)>,
     last_refresh: Instant,
     ticks: u64,
@@ -202,14 +205,10 @@ impl Collector {
             .map(|u| (uid_of(u.id()), u.name().to_owned()))
             .collect();
         let mut cfg = cfg;
-        let mut containers = cfg
+        let containers = cfg
             .containers
             .clone()
             .map(crate::containers::ContainerCollector::new);
-        if let Some(c) = containers.as_mut() {
-            // The counters' baseline: the first sample's rates are over the time since.
-            c.sample(1.0);
-        }
         let gpus = match cfg.gpus.take() {
             Some(src) => {
                 let w = GpuWorker::start(src, cfg.interval, cfg.demand.clone())?;
@@ -228,7 +227,7 @@ impl Collector {
             #[cfg(not(target_os = "linux"))]
             cmd_cache: HashMap::new(),
             user_names,
-            last_procs: Vec::new(),
+            last_procs: None,
             last_scan: None,
             cfg,
             sys,
@@ -244,8 +243,14 @@ impl Collector {
         };
         let mut ignored = Vec::new();
         c.collect_disks(&mut ignored);
-        c.last_procs = c.collect_processes(0, &mut ignored);
+        let mut procs = c.collect_processes(0, &mut ignored);
         c.last_scan = Some((Instant::now(), unix_ms(SystemTime::now())));
+        if let Some(k) = c.containers.as_mut() {
+            // The counters' baseline (the first sample's rates are over the time since), and
+            // the processes' first tags (read from the walk's `cgroup.procs`).
+            k.sample_tagging(1.0, &mut procs);
+        }
+        c.last_procs = Some(procs);
         Ok(c)
     }
 
@@ -352,28 +357,32 @@ impl Collector {
         let due = self
             .last_scan
             .is_none_or(|(t, _)| t.elapsed() >= QUIET_SCAN_EVERY);
-        let (processes, process_count) = if wanted || due || !cfg!(target_os = "linux") {
-            let p = self.collect_processes(total, &mut errors);
-            self.last_scan = Some((Instant::now(), unix_ms(SystemTime::now())));
-            self.last_procs = p.clone();
-            let n = p.len() as u32;
-            (p, n)
-        } else {
-            (self.last_procs.clone(), self.count_processes())
+        let carried = match &self.last_procs {
+            Some(p) if !(wanted || due || !cfg!(target_os = "linux")) => Some(p.clone()),
+            _ => None,
+        };
+        let (processes, process_count) = match carried {
+            Some(p) => (p, self.count_processes()),
+            None => {
+                let p = self.collect_processes(total, &mut errors);
+                self.last_scan = Some((Instant::now(), unix_ms(SystemTime::now())));
+                // Kept for the quiet samples only (a watched sample's is not copied).
+                self.last_procs = (!wanted).then(|| p.clone());
+                let n = p.len() as u32;
+                (p, n)
+            }
         };
         let processes_unix_ms = self.last_scan.map_or(0, |(_, ms)| ms);
         let sessions = self.collect_sessions(&mut errors);
         let temperatures = temperatures::read(&self.components);
         let (gpus, gpu_errors, gpus_unix_ms) = self.collect_gpus_with(&processes);
         let mut processes = processes;
-        let containers = self.containers.as_mut().map(|c| {
-            let found = c.sample(elapsed);
-            let pids = c.pids();
-            for p in &mut processes {
-                p.container = pids.get(&p.pid).cloned().unwrap_or_default();
-            }
-            found
-        });
+        // The process table is read before the containers: at a walk, their `cgroup.procs`
+        // files list every process of the table (see `sample_tagging`).
+        let containers = self
+            .containers
+            .as_mut()
+            .map(|c| c.sample_tagging(elapsed, &mut processes));
         let programs = self.cfg.programs.as_ref().map(|f| {
             let mut programs = f.read();
             crate::programs::mark(&mut processes, &programs.programs);
@@ -487,12 +496,13 @@ impl Collector {
 
     #[cfg(target_os = "linux")]
     fn count_processes(&self) -> u32 {
-        processes::count(&self.cfg.roots.proc).unwrap_or(self.last_procs.len() as u32)
+        processes::count(&self.cfg.roots.proc)
+            .unwrap_or_else(|_| self.last_procs.as_ref().map_or(0, Vec::len) as u32)
     }
 
     #[cfg(not(target_os = "linux"))]
     fn count_processes(&self) -> u32 {
-        self.last_procs.len() as u32
+        self.last_procs.as_ref().map_or(0, Vec::len) as u32
     }
 
     #[cfg(target_os = "linux")]
@@ -814,6 +824,32 @@ mod tests {
             "scanned on demand"
         );
         assert_eq!(wanted.processes.len() as u32, wanted.process_count);
+    }
+
+    /// A watched sample's list is not copied for later; the first quiet sample after it scans
+    /// once, and the quiet samples after that one carry its list.
+    #[test]
+    fn a_quiet_sample_after_a_watched_one_scans_once_then_carries_its_list() {
+        let mut c = collector(None);
+        c.cfg.demand.mark();
+        let watched = c.sample(1);
+        assert!(watched.sample_unix_ms - watched.processes_unix_ms < 100);
+        assert!(
+            c.last_procs.is_none(),
+            "a watched sample's list is not copied"
+        );
+        std::thread::sleep(DETAIL_LINGER + Duration::from_millis(100));
+        let first = c.sample(2);
+        assert!(
+            first.sample_unix_ms - first.processes_unix_ms < 100,
+            "scanned: no list was kept"
+        );
+        assert!(c.last_procs.is_some(), "kept for the quiet samples");
+        std::thread::sleep(Duration::from_millis(300));
+        let next = c.sample(3);
+        assert_eq!(next.processes_unix_ms, first.processes_unix_ms, "carried");
+        let pids = |s: &Snapshot| s.processes.iter().map(|p| p.pid).collect::<Vec<_>>();
+        assert_eq!(pids(&next), pids(&first));
     }
 
     #[test]

@@ -18,12 +18,20 @@
 //! the open, the path lookup and the `getdents` of the walk were most of the cost (about
 //! 4 ms a sample for 50 containers on cgroup v1, against well under 1 ms now; see
 //! `BENCHMARKS.md`). A container removed between walks is gone from the very next sample (the
-//! read of its kept `cgroup.procs` fails); a new one is found at the next walk, at most
-//! [`WALK_EVERY`] samples later. The kept files are closed and reopened at each walk. What
+//! reads of its kept CPU and memory files fail, `ENODEV`, and its directory is gone); a new
+//! one is found at the next walk, at most [`WALK_EVERY`] samples later. A container still
+//! there at a walk keeps its open files. Read every sample: CPU usage and memory usage. What
 //! changes slowly or costs the kernel most to render is read at the walks only (and for a
 //! container seen for the first time), its last value kept between them: `memory.stat` (the
 //! page cache; on v1 a walk over every counter of the cgroup and those below it), the memory
-//! limit, and which of a container's processes has a network namespace of its own.
+//! limit, block I/O, the task count, which of a container's processes has a network namespace
+//! of its own (not looked at again while the container's processes stay the same), and
+//! `cgroup.procs` (on v1 the kernel builds and sorts the pid list at each read; opened afresh
+//! each time, since a kept v1 file re-read within a second gets the list cached at the last
+//! read). Processes are tagged with their container from the `cgroup.procs` files at the
+//! walks and, when first seen between walks, from their own `/proc/<pid>/cgroup`, read once
+//! ([`ContainerCollector::sample_tagging`]). The walk lists no directory whose link count
+//! says it has no subdirectory.
 //!
 //! Names come from the cgroup path (a short id, or the unit name). Where Docker's or Podman's
 //! API socket is readable, [`runtime::RuntimeNames`] reads their names, images and states on a
@@ -33,7 +41,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use smon_proto::{Container, Containers};
+use smon_proto::{Container, Containers, Process};
 
 #[cfg(unix)]
 pub mod runtime;
@@ -344,6 +352,16 @@ impl Kept {
         std::str::from_utf8(buf).ok()
     }
 
+    /// The text of the file through a fresh open, not the kept file: a kept v1
+    /// `cgroup.procs` re-read within a second of its last read gives the pid list the kernel
+    /// built then (the list is cached per cgroup and dropped a second after its last use,
+    /// `CGROUP_PIDLIST_DESTROY_DELAY`; only the first read after an open builds a new one).
+    fn fresh_text<'b>(&self, buf: &'b mut Vec<u8>) -> Option<&'b str> {
+        let f = fs::File::open(&self.path).ok()?;
+        crate::processes::read_record(&f, buf).ok()?;
+        std::str::from_utf8(buf).ok()
+    }
+
     /// A file that could not be opened is tried again at its next read.
     fn retry_if_missing(&mut self) {
         if self.file.is_none() {
@@ -376,7 +394,7 @@ struct CgroupFiles {
     /// `pids.current`.
     pids: Option<Kept>,
     /// The `cgroup.procs` files of the container's directory and those below it (its own
-    /// first).
+    /// first), opened afresh at each read (see [`Kept::fresh_text`]).
     procs: Vec<Kept>,
 }
 
@@ -402,23 +420,34 @@ impl CgroupFiles {
     /// most to render are not read (`memory.stat`, on v1 a walk over every counter of the
     /// cgroup and those below it; the limit; block I/O; the task count): those fields are left
     /// at their defaults and the caller keeps the last values read.
-    fn read(&mut self, buf: &mut Vec<u8>, slow: bool) -> Reading {
+    ///
+    /// `None` when the cgroup is gone: its CPU and memory files (those it has) both fail to
+    /// read (on cgroupfs a kept file of a removed cgroup fails, `ENODEV`) and its directory
+    /// in the walked hierarchy is gone.
+    fn read(&mut self, buf: &mut Vec<u8>, slow: bool) -> Option<Reading> {
         let mut r = Reading::default();
+        let mut failed = 0;
         if let Some(f) = &mut self.cpu {
-            r.cpu_ns = if self.v2 {
+            let cpu = if self.v2 {
                 f.text(buf)
-                    .and_then(|t| keyed(t, "usage_usec"))
-                    .unwrap_or(0)
-                    .saturating_mul(1000)
+                    .map(|t| keyed(t, "usage_usec").unwrap_or(0).saturating_mul(1000))
             } else {
-                f.number(buf).unwrap_or(0)
+                f.number(buf)
             };
+            failed += usize::from(cpu.is_none());
+            r.cpu_ns = cpu.unwrap_or(0);
         }
         if let Some(f) = &mut self.memory {
-            r.memory_bytes = f.number(buf).unwrap_or(0);
+            let memory = f.number(buf);
+            failed += usize::from(memory.is_none());
+            r.memory_bytes = memory.unwrap_or(0);
+        }
+        let counters = usize::from(self.cpu.is_some()) + usize::from(self.memory.is_some());
+        if counters > 0 && failed == counters && !self.dir_exists() {
+            return None;
         }
         if !slow {
-            return r;
+            return Some(r);
         }
         if let Some(f) = &mut self.limit {
             r.memory_limit_bytes = f.number(buf).filter(|&l| l < UNLIMITED);
@@ -451,15 +480,29 @@ impl CgroupFiles {
             .as_mut()
             .and_then(|f| f.number(buf))
             .map(|n| n as u32);
-        r
+        Some(r)
+    }
+
+    /// Whether the container's directory in the walked hierarchy is still there.
+    fn dir_exists(&self) -> bool {
+        self.procs
+            .first()
+            .and_then(|f| f.path.parent())
+            .is_some_and(Path::exists)
+    }
+
+    /// Whether the cgroup has a CPU or a memory file, whose failed reads tell that it is gone
+    /// (else its `cgroup.procs` is read every sample to tell).
+    fn has_counters(&self) -> bool {
+        self.cpu.is_some() || self.memory.is_some()
     }
 
     /// The processes listed in the `cgroup.procs` files; `None` when the container's cgroup
     /// is gone (its own file unreadable and its directory gone).
-    fn procs(&mut self, buf: &mut Vec<u8>) -> Option<Vec<u32>> {
+    fn procs(&self, buf: &mut Vec<u8>) -> Option<Vec<u32>> {
         let mut out = Vec::new();
-        for (i, f) in self.procs.iter_mut().enumerate() {
-            match f.text(buf) {
+        for (i, f) in self.procs.iter().enumerate() {
+            match f.fresh_text(buf) {
                 Some(t) => out.extend(t.lines().filter_map(|l| l.trim().parse::<u32>().ok())),
                 None if i == 0 && f.path.parent().is_some_and(|d| !d.exists()) => return None,
                 None => {}
@@ -569,13 +612,41 @@ struct Previous {
     /// computed then.
     cache_bytes: u64,
     limit: Option<u64>,
-    tasks: Option<u32>,
+    /// The task count (`pids.current`, else the processes listed in `cgroup.procs`).
+    pids: u32,
     io_rates: (u64, u64),
     /// Seconds since that read.
     since_slow: f64,
     /// A process of the container that has a network namespace of its own (found at the
     /// walks); `None`: it shares the agent's (or has no process), so no network is read.
     net_pid: Option<u32>,
+    /// [`procs_mark`] of the processes listed at the last walk.
+    procs_mark: Option<(usize, u64, u64)>,
+}
+
+/// Which processes a `cgroup.procs` list holds, in any order: their count, sum and a mixed
+/// xor (equal marks: the same processes, but for a pid reused by a process in the same cgroup).
+fn procs_mark(procs: &[u32]) -> (usize, u64, u64) {
+    procs.iter().fold((procs.len(), 0, 0), |(n, sum, x), &p| {
+        let p = u64::from(p);
+        (
+            n,
+            sum.wrapping_add(p),
+            x ^ p.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        )
+    })
+}
+
+/// The container a process was found in, kept while the process lives (see
+/// [`ContainerCollector::sample_tagging`]).
+#[derive(Debug)]
+struct Tag {
+    /// The process's start time: a pid given to a new process is looked up afresh.
+    start_unix_ms: u64,
+    /// The container's id; `None`: in none.
+    container: Option<String>,
+    /// The last tagging round that saw the process.
+    seen: u64,
 }
 
 /// Reads the containers every sample; keep one for the life of the agent.
@@ -593,8 +664,21 @@ pub struct ContainerCollector {
     found: Vec<(String, Classified, Vec<PathBuf>, CgroupFiles)>,
     /// The sample of the last walk.
     walked_tick: u64,
-    /// Which container each process is in, from the last sample.
+    /// Which container each process is in, from the `cgroup.procs` files read at the last
+    /// walk.
     pids: HashMap<u32, String>,
+    /// The container of each cgroup directory found at the last walk (path from the walked
+    /// hierarchy's root, no leading `/`).
+    by_dir: HashMap<String, String>,
+    /// The v1 controller whose line of `/proc/<pid>/cgroup` names the walked hierarchy;
+    /// `None`: the v2 line (`0::`).
+    controller: Option<String>,
+    /// The container of each process tagged, by pid.
+    tags: HashMap<u32, Tag>,
+    tag_round: u64,
+    /// How many processes' network namespaces were looked at (for tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    netns_looks: u64,
     /// Names, images and states from the runtimes' sockets.
     #[cfg(unix)]
     names: Option<runtime::RuntimeNames>,
@@ -604,6 +688,18 @@ impl ContainerCollector {
     /// A collector over `cfg`'s roots; the layout is detected here.
     pub fn new(cfg: ContainersConfig) -> Self {
         let layout = Layout::detect(&cfg.cgroup_root);
+        let controller = match &layout {
+            Some(l @ Layout::V1 { .. }) => l
+                .walked()
+                .and_then(Path::file_name)
+                .and_then(|n| n.to_str())
+                .and_then(|n| {
+                    n.split(',')
+                        .find(|c| matches!(*c, "memory" | "pids" | "cpuacct"))
+                        .map(str::to_owned)
+                }),
+            _ => None,
+        };
         let own_netns = fs::read_link(cfg.proc_root.join("self/ns/net")).ok();
         #[cfg(unix)]
         let names = (!cfg.runtime_sockets.is_empty())
@@ -620,6 +716,11 @@ impl ContainerCollector {
             found: Vec::new(),
             walked_tick: 0,
             pids: HashMap::new(),
+            by_dir: HashMap::new(),
+            controller,
+            tags: HashMap::new(),
+            tag_round: 0,
+            netns_looks: 0,
         }
     }
 
@@ -628,17 +729,117 @@ impl ContainerCollector {
         self.layout.as_ref()
     }
 
-    /// Which container each process was in at the last [`ContainerCollector::sample`].
+    /// Which container each process was in at the last walk (from the `cgroup.procs` files).
     pub fn pids(&self) -> &HashMap<u32, String> {
         &self.pids
     }
 
-    /// The containers now; `elapsed` seconds since the last call give the rates.
+    /// The containers now; `elapsed` seconds since the last call give the rates. No process
+    /// is tagged (see [`ContainerCollector::sample_tagging`]).
     pub fn sample(&mut self, elapsed: f64) -> Containers {
+        self.sample_tagging(elapsed, &mut [])
+    }
+
+    /// The containers now, as [`ContainerCollector::sample`], and each process of `procs` (the
+    /// process table, read just before) tagged with its container's id (`container`; empty:
+    /// in none).
+    ///
+    /// `cgroup.procs` is read at the walks only (every [`WALK_EVERY`] samples), not each
+    /// sample: at a walk every process is tagged from those files; between walks a process
+    /// keeps the tag it had, and one seen for the first time (a new pid, or a pid with
+    /// another start time) is tagged from its own `/proc/<pid>/cgroup`, read once (the path
+    /// of the walked hierarchy, matched against the containers' directories and those up to
+    /// three levels below, as the walk's `cgroup.procs` files are). So a process that starts
+    /// in a container is tagged at its first sample, and one moved into or out of a container
+    /// after its first sample is tagged anew at the next walk, at most [`WALK_EVERY`] samples
+    /// later.
+    pub fn sample_tagging(&mut self, elapsed: f64, procs: &mut [Process]) -> Containers {
+        let found = self.read_containers(elapsed);
+        self.tag(procs);
+        found
+    }
+
+    /// Tags `procs` (see [`ContainerCollector::sample_tagging`]).
+    fn tag(&mut self, procs: &mut [Process]) {
+        self.tag_round += 1;
+        let round = self.tag_round;
+        let walked = self.walked_tick == self.ticks;
+        fn set(p: &mut Process, container: &Option<String>) {
+            match container {
+                Some(c) if p.container != *c => p.container.clone_from(c),
+                Some(_) => {}
+                None => p.container.clear(),
+            }
+        }
+        for p in procs.iter_mut() {
+            // Known since: the tag it had.
+            if !walked
+                && let Some(t) = self.tags.get_mut(&p.pid)
+                && t.start_unix_ms == p.start_unix_ms
+            {
+                t.seen = round;
+                set(p, &t.container);
+                continue;
+            }
+            let container = if walked {
+                self.pids.get(&p.pid).cloned()
+            } else {
+                self.container_of(p.pid)
+            };
+            set(p, &container);
+            self.tags.insert(
+                p.pid,
+                Tag {
+                    start_unix_ms: p.start_unix_ms,
+                    container,
+                    seen: round,
+                },
+            );
+        }
+        self.tags.retain(|_, t| t.seen == round);
+    }
+
+    /// The container `pid` is in, from its `/proc/<pid>/cgroup`: the cgroup of the walked
+    /// hierarchy, a container's directory found at the last walk or one up to three levels
+    /// below it.
+    fn container_of(&mut self, pid: u32) -> Option<String> {
+        use std::fmt::Write as _;
+        if self.by_dir.is_empty() {
+            return None;
+        }
+        let mut path = self.cfg.proc_root.clone();
+        let mut name = String::with_capacity(24);
+        let _ = write!(name, "{pid}/cgroup");
+        path.push(&name);
+        let file = fs::File::open(&path).ok()?;
+        crate::processes::read_record(&file, &mut self.buf).ok()?;
+        let text = std::str::from_utf8(&self.buf).ok()?;
+        let cgroup = text.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (id, controllers, path) = (f.next()?, f.next()?, f.next()?);
+            let ours = match &self.controller {
+                Some(c) => controllers.split(',').any(|x| x == c),
+                None => id == "0" && controllers.is_empty(),
+            };
+            ours.then_some(path)
+        })?;
+        let mut dir = cgroup.trim_matches('/');
+        for _ in 0..=3 {
+            if let Some(id) = self.by_dir.get(dir) {
+                return Some(id.clone());
+            }
+            dir = dir.rsplit_once('/')?.0;
+        }
+        None
+    }
+
+    /// The containers now (see [`ContainerCollector::sample`]).
+    fn read_containers(&mut self, elapsed: f64) -> Containers {
         self.ticks += 1;
         let elapsed = elapsed.max(1e-3);
         let Some(layout) = self.layout.clone() else {
             self.pids.clear();
+            self.by_dir.clear();
             return Containers {
                 count: 0,
                 items: Vec::new(),
@@ -677,34 +878,69 @@ impl ContainerCollector {
                     (rel, c, dirs, files)
                 })
                 .collect();
+            self.by_dir = self
+                .found
+                .iter()
+                .map(|(rel, c, ..)| (rel.clone(), c.id.clone()))
+                .collect();
+            self.pids.clear();
             self.walked_tick = self.ticks;
         }
         let mut items = Vec::with_capacity(self.found.len());
-        let mut pids = HashMap::new();
         let mut found = std::mem::take(&mut self.found);
         for (rel, c, _, files) in &mut found {
-            // Gone since the walk: not listed (and forgotten at the next walk).
-            let Some(procs) = files.procs(&mut self.buf) else {
+            let prev = self.previous.get(rel.as_str()).copied();
+            // The slow files at each walk and for a container seen for the first time.
+            let slow = walk_now || prev.is_none();
+            // Its processes at the walks (and where no counter file tells whether it is
+            // gone); gone since the walk: not listed (and forgotten at the next walk).
+            let procs = if slow || !files.has_counters() {
+                let Some(procs) = files.procs(&mut self.buf) else {
+                    continue;
+                };
+                Some(procs)
+            } else {
+                None
+            };
+            let Some(mut r) = files.read(&mut self.buf, slow) else {
                 continue;
             };
             let (rel, c) = (rel.clone(), c.clone());
-            let prev = self.previous.get(&rel).copied();
-            // The slow files at each walk and for a container seen for the first time.
-            let slow = walk_now || prev.is_none();
-            let mut r = files.read(&mut self.buf, slow);
             let since_slow = prev.map_or(0.0, |p| p.since_slow) + elapsed;
             if let (false, Some(p)) = (slow, prev) {
-                (r.cache_bytes, r.memory_limit_bytes, r.tasks) = (p.cache_bytes, p.limit, p.tasks);
+                (r.cache_bytes, r.memory_limit_bytes) = (p.cache_bytes, p.limit);
                 (r.io_read_bytes, r.io_write_bytes) = (p.io_read, p.io_write);
             }
-            for &p in &procs {
-                pids.insert(p, c.id.clone());
+            let task_count = match (&procs, prev) {
+                (Some(procs), _) if slow => r.tasks.unwrap_or(procs.len() as u32),
+                (_, Some(p)) => p.pids,
+                _ => 0,
+            };
+            if let (Some(procs), true) = (&procs, walk_now) {
+                for &p in procs {
+                    self.pids.insert(p, c.id.clone());
+                }
             }
             // Whose network namespace to read: looked for at the walks (a `readlink` per
-            // container), kept between them while that process lives.
-            let net_pid = match prev {
-                Some(p) if !slow => p.net_pid.filter(|pid| procs.contains(pid)),
-                _ => procs.iter().copied().find(|&p| self.own_namespace(p)),
+            // process until one has a namespace of its own), kept between them while that
+            // process lives (and reads). A container whose processes all share the agent's
+            // namespace is not looked at again while they stay the same processes.
+            let procs_mark = procs.as_deref().map(procs_mark);
+            let shared_before =
+                prev.is_some_and(|p| p.net_pid.is_none() && p.procs_mark == procs_mark);
+            let net_pid = match (prev, &procs) {
+                (Some(p), _) if !slow => p.net_pid,
+                (_, Some(_)) if shared_before => None,
+                (_, Some(procs)) => {
+                    let mut looked = 0;
+                    let found = procs.iter().copied().find(|&p| {
+                        looked += 1;
+                        self.own_namespace(p)
+                    });
+                    self.netns_looks += looked;
+                    found
+                }
+                (_, None) => None,
             };
             let net = net_pid.and_then(|p| self.net_counters(p));
             let rate = |now: u64, before: u64| -> u64 {
@@ -742,10 +978,11 @@ impl ContainerCollector {
                     seen: self.ticks,
                     cache_bytes: r.cache_bytes,
                     limit: r.memory_limit_bytes,
-                    tasks: r.tasks,
+                    pids: task_count,
                     io_rates: (io_r, io_w),
                     since_slow: if slow { 0.0 } else { since_slow },
                     net_pid,
+                    procs_mark: procs_mark.or(prev.and_then(|p| p.procs_mark)),
                 },
             );
             let mut item = Container {
@@ -759,7 +996,7 @@ impl ContainerCollector {
                 memory_cache_bytes: r.cache_bytes,
                 io_read_bytes_per_s: io_r,
                 io_write_bytes_per_s: io_w,
-                pids: r.tasks.unwrap_or(procs.len() as u32),
+                pids: task_count,
                 net_rx_bytes_per_s: net_rx,
                 net_tx_bytes_per_s: net_tx,
                 image: None,
@@ -776,7 +1013,6 @@ impl ContainerCollector {
                 .total_cmp(&a.cpu_percent)
                 .then_with(|| a.id.cmp(&b.id))
         });
-        self.pids = pids;
         Containers {
             count: items.len() as u32,
             items,
@@ -821,9 +1057,17 @@ impl ContainerCollector {
     }
 }
 
+/// Whether the directory `dir` surely has no subdirectory: its link count is 2 (the count is 2
+/// plus its subdirectories on cgroupfs, tmpfs and ext4), so it need not be listed. Where the
+/// count says nothing (btrfs gives 1) or cannot be read: false.
+fn no_subdirs(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    fs::metadata(dir).is_ok_and(|m| m.nlink() == 2)
+}
+
 /// The containers below `dir` (whose path from the root is `rel`), depth first, at most `max`.
 fn walk(dir: &Path, rel: String, depth: usize, max: usize, out: &mut Vec<(String, Classified)>) {
-    if out.len() >= max || depth > MAX_DEPTH {
+    if out.len() >= max || depth > MAX_DEPTH || (depth > 0 && no_subdirs(dir)) {
         return;
     }
     let Ok(entries) = fs::read_dir(dir) else {
@@ -855,7 +1099,7 @@ fn walk(dir: &Path, rel: String, depth: usize, max: usize, out: &mut Vec<(String
 /// processes of the container at `dir`.
 fn dirs_into(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     out.push(dir.join("cgroup.procs"));
-    if depth >= 3 {
+    if depth >= 3 || no_subdirs(dir) {
         return;
     }
     if let Ok(entries) = fs::read_dir(dir) {
@@ -1190,6 +1434,214 @@ file 150000000
         put(&s, "cgroup.procs", "");
     }
 
+    /// A process row as the process table gives it: only the pid and the start time matter
+    /// here.
+    fn row(pid: u32, start_unix_ms: u64) -> Process {
+        Process {
+            pid,
+            start_unix_ms,
+            ..Process::default()
+        }
+    }
+
+    /// `<proc>/<pid>/cgroup` of a hybrid host, the memory hierarchy's cgroup `memory`.
+    fn proc_cgroup_v1(proc: &Path, pid: u32, memory: &str) {
+        put(
+            &proc.join(pid.to_string()),
+            "cgroup",
+            &format!("9:name=systemd:/\n7:blkio:/\n4:memory:{memory}\n2:cpuacct:/\n0::/\n"),
+        );
+    }
+
+    fn tags(procs: &[Process]) -> Vec<(u32, &str)> {
+        procs
+            .iter()
+            .map(|p| (p.pid, p.container.as_str()))
+            .collect()
+    }
+
+    /// The containers' `cgroup.procs` are read at the walks only; a process first seen
+    /// between walks is tagged from its own `/proc/<pid>/cgroup` at its first sample.
+    #[test]
+    fn a_process_started_in_a_container_between_walks_is_tagged_at_its_first_sample() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (root, proc) = (dir.path().join("cg"), dir.path().join("proc"));
+        v1_tree(&root, 1, (0, 0));
+        let docker = root.join(format!("memory/docker/{B}"));
+        put(&docker, "cgroup.procs", "100\n");
+        let mut c = ContainerCollector::new(ContainersConfig {
+            cgroup_root: root.clone(),
+            proc_root: proc.clone(),
+            max: DEFAULT_MAX,
+            runtime_sockets: Vec::new(),
+        });
+        assert_eq!(c.controller.as_deref(), Some("memory"));
+        let mut procs = vec![row(100, 1), row(200, 1)];
+        c.sample_tagging(1.0, &mut procs);
+        assert_eq!(
+            tags(&procs),
+            [(100, B), (200, "")],
+            "from the walk's cgroup.procs"
+        );
+
+        // Between walks: new processes in the container's cgroup, in a cgroup below it, in a
+        // service's, and in none; their /proc/<pid>/cgroup says where.
+        proc_cgroup_v1(&proc, 300, &format!("/docker/{B}"));
+        proc_cgroup_v1(&proc, 301, &format!("/docker/{B}/init/a"));
+        proc_cgroup_v1(&proc, 302, "/system.slice/ssh.service");
+        proc_cgroup_v1(&proc, 303, "/user.slice");
+        // Too deep below the container: the walk's cgroup.procs files stop 3 levels down.
+        proc_cgroup_v1(&proc, 304, &format!("/docker/{B}/a/b/c/d"));
+        procs.extend([300, 301, 302, 303, 304].map(|p| row(p, 2)));
+        let s = c.sample_tagging(1.0, &mut procs);
+        assert_eq!(s.count, 2);
+        assert_eq!(
+            tags(&procs),
+            [
+                (100, B),
+                (200, ""),
+                (300, B),
+                (301, B),
+                (302, "ssh.service"),
+                (303, ""),
+                (304, "")
+            ]
+        );
+        // A tag is kept: the file is read once per process (here: its change is not seen).
+        proc_cgroup_v1(&proc, 303, &format!("/docker/{B}"));
+        c.sample_tagging(1.0, &mut procs);
+        assert_eq!(procs[5].container, "", "303 kept its tag");
+        // A pid given to a new process (another start time) is looked up afresh.
+        procs[5].start_unix_ms = 3;
+        c.sample_tagging(1.0, &mut procs);
+        assert_eq!(procs[5].container, B, "the new 303");
+        // A process whose file cannot be read (ended meanwhile) is in none.
+        procs.push(row(305, 3));
+        c.sample_tagging(1.0, &mut procs);
+        assert_eq!(procs[7].container, "");
+    }
+
+    /// A process moved into or out of a container after its first sample is tagged anew at
+    /// the next walk, at most `WALK_EVERY` samples later.
+    #[test]
+    fn a_process_moved_out_of_a_container_is_untagged_at_the_next_walk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (root, proc) = (dir.path().join("cg"), dir.path().join("proc"));
+        v1_tree(&root, 1, (0, 0));
+        let docker = root.join(format!("memory/docker/{B}"));
+        put(&docker, "cgroup.procs", "100\n");
+        let mut c = ContainerCollector::new(ContainersConfig {
+            cgroup_root: root.clone(),
+            proc_root: proc.clone(),
+            max: DEFAULT_MAX,
+            runtime_sockets: Vec::new(),
+        });
+        let mut procs = vec![row(100, 1), row(200, 1)];
+        c.sample_tagging(1.0, &mut procs);
+        assert_eq!(tags(&procs), [(100, B), (200, "")]);
+        // 100 moves out, 200 in.
+        put(&docker, "cgroup.procs", "200\n");
+        proc_cgroup_v1(&proc, 100, "/");
+        proc_cgroup_v1(&proc, 200, &format!("/docker/{B}"));
+        for _ in 1..WALK_EVERY {
+            c.sample_tagging(1.0, &mut procs);
+            assert_eq!(tags(&procs), [(100, B), (200, "")], "until the walk");
+        }
+        c.sample_tagging(1.0, &mut procs);
+        assert_eq!(tags(&procs), [(100, ""), (200, B)], "at the walk");
+        assert_eq!(c.pids().get(&200), Some(&B.to_owned()));
+        assert_eq!(c.tags.len(), 2);
+        // Processes that ended are forgotten.
+        procs.truncate(1);
+        c.sample_tagging(1.0, &mut procs);
+        assert_eq!(c.tags.len(), 1);
+    }
+
+    /// A container whose processes share the agent's network namespace is looked at again
+    /// only when its processes change.
+    #[test]
+    fn a_shared_network_namespace_is_looked_at_again_only_for_other_processes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        v2_tree(dir.path(), 1, (0, 0));
+        let d = dir.path().join(format!("system.slice/docker-{A}.scope"));
+        let mut c = collector(dir.path(), DEFAULT_MAX);
+        c.sample(1.0);
+        assert_eq!(
+            c.netns_looks, 1,
+            "this test's process, in the agent's namespace"
+        );
+        for _ in 0..2 * WALK_EVERY {
+            c.sample(1.0);
+        }
+        assert_eq!(c.netns_looks, 1, "the same process at the next two walks");
+        let other = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let _kill = KillOnDrop(other);
+        put(
+            &d,
+            "cgroup.procs",
+            &format!("{}\n{}\n", std::process::id(), _kill.0.id()),
+        );
+        for _ in 0..WALK_EVERY {
+            let s = c.sample(1.0);
+            let item = s.items.iter().find(|i| i.kind == "docker").expect("docker");
+            assert_eq!(item.net_rx_bytes_per_s, None, "shares the namespace");
+        }
+        assert_eq!(c.netns_looks, 3, "both processes at the walk");
+    }
+
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// On cgroup v2 the process's `0::` line names its cgroup.
+    #[test]
+    fn a_new_process_is_tagged_from_the_v2_line_of_its_cgroup_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (root, proc) = (dir.path().join("cg"), dir.path().join("proc"));
+        v2_tree(&root, 1, (0, 0));
+        let mut c = ContainerCollector::new(ContainersConfig {
+            cgroup_root: root.clone(),
+            proc_root: proc.clone(),
+            max: DEFAULT_MAX,
+            runtime_sockets: Vec::new(),
+        });
+        assert_eq!(c.controller, None);
+        let mut procs = vec![row(std::process::id(), 1)];
+        c.sample_tagging(1.0, &mut procs);
+        assert_eq!(
+            procs[0].container, A,
+            "from the walk: the tree lists this process"
+        );
+        put(
+            &proc.join("400"),
+            "cgroup",
+            &format!("0::/system.slice/docker-{A}.scope\n"),
+        );
+        put(
+            &proc.join("401"),
+            "cgroup",
+            "0::/system.slice/cron.service\n",
+        );
+        put(
+            &proc.join("402"),
+            "cgroup",
+            &format!("1:name=systemd:/system.slice/docker-{A}.scope\n0::/init.scope\n"),
+        );
+        procs.extend([400, 401, 402].map(|p| row(p, 1)));
+        c.sample_tagging(1.0, &mut procs);
+        assert_eq!(
+            tags(&procs)[1..],
+            [(400, A), (401, "cron.service"), (402, "")]
+        );
+    }
+
     #[test]
     fn v1_tree_reads_each_controller() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1243,8 +1695,21 @@ file 150000000
         let mut c = collector(dir.path(), DEFAULT_MAX);
         assert_eq!(c.sample(1.0).count, 20);
         fs::remove_dir_all(dir.path().join("system.slice/s00.service")).expect("rm");
+        // On cgroupfs the kept files of a removed cgroup fail to read and it is gone from the
+        // next sample (`tests/containers_real.rs`); the
+        // files of a plain directory still read once open, and it goes at the next walk.
+        for _ in 1..WALK_EVERY {
+            c.sample(1.0);
+        }
         assert_eq!(c.sample(1.0).count, 19);
         assert_eq!(c.previous.len(), 19);
+        // A file that cannot be read, in a directory that is gone: gone at once.
+        fs::remove_dir_all(dir.path().join("system.slice/s01.service")).expect("rm");
+        c.found
+            .iter_mut()
+            .filter(|(rel, ..)| rel.ends_with("s01.service"))
+            .for_each(|(.., files)| files.cpu = Some(Kept::new(dir.path().join("gone"))));
+        assert_eq!(c.sample(1.0).count, 18);
     }
 
     #[test]

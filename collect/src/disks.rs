@@ -4,6 +4,11 @@
 //! `statvfs` on a hung network mount blocks forever, so it runs on a worker thread with a
 //! deadline: a mount that does not answer is reported `unresponsive` with its last known sizes,
 //! and is not asked again until the stuck call returns. The rest of the sample never waits on it.
+//!
+//! The mount table is read again only when it changed: where `<proc_root>` is this process's
+//! own procfs, `mountinfo` is kept open and `poll`ed (the kernel flags it `POLLPRI` after a
+//! mount or an unmount in the namespace), and read at least every [`MOUNTS_EVERY`] all the
+//! same; elsewhere (a fixture tree) it is read every sample.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -51,6 +56,10 @@ pub const PSEUDO_FS: &[&str] = &[
     "functionfs",
     "rootfs",
 ];
+
+/// The longest the mount table is kept without reading it again, even when `poll` says it has
+/// not changed.
+pub const MOUNTS_EVERY: Duration = Duration::from_secs(10);
 
 /// How long one `statvfs` may take before its mount is declared unresponsive.
 const STATVFS_DEADLINE: Duration = Duration::from_millis(250);
@@ -272,6 +281,22 @@ pub struct DiskCollector {
     last_io: Option<(Instant, IoTable)>,
     rdev_cache: HashMap<String, Option<(u32, u32)>>,
     stat: StatFn,
+    /// `<proc_root>/self/mountinfo` kept open to be polled for changes (our own procfs only).
+    mounts_watch: Option<std::fs::File>,
+    /// The mounts selected at the last read of the table, and when it was read.
+    mounts: Option<(Instant, Vec<Mount>)>,
+    /// How many times the mount table was read (for tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    mounts_reads: u64,
+}
+
+/// `<root>/self/mountinfo` opened when `<root>/self` names this process: a procfs of our own
+/// pid namespace, whose file the kernel flags when the mount table changes.
+fn own_mountinfo(root: &Path) -> Option<std::fs::File> {
+    let me = std::fs::read_link(root.join("self")).ok()?;
+    (me.to_str()?.parse::<u32>().ok()? == std::process::id())
+        .then(|| std::fs::File::open(root.join("self/mountinfo")).ok())
+        .flatten()
 }
 
 impl DiskCollector {
@@ -286,6 +311,36 @@ impl DiskCollector {
             last_io: None,
             rdev_cache: HashMap::new(),
             stat: statvfs,
+            mounts_watch: None,
+            mounts: None,
+            mounts_reads: 0,
+        }
+    }
+
+    /// Whether the mount table must be read again: never read, read [`MOUNTS_EVERY`] ago,
+    /// not watched, or flagged by the kernel as changed since the last `poll`.
+    fn mounts_changed(&mut self, now: Instant) -> bool {
+        let Some((at, _)) = &self.mounts else {
+            return true;
+        };
+        if now.saturating_duration_since(*at) >= MOUNTS_EVERY {
+            return true;
+        }
+        let Some(f) = &self.mounts_watch else {
+            return true;
+        };
+        // The kernel reports a change once per poll (and clears it): a read follows.
+        use rustix::event::{PollFd, PollFlags, Timespec};
+        let mut fds = [PollFd::new(f, PollFlags::PRI)];
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        match rustix::event::poll(&mut fds, Some(&zero)) {
+            Ok(_) => fds[0]
+                .revents()
+                .intersects(PollFlags::PRI | PollFlags::ERR | PollFlags::NVAL),
+            Err(_) => true,
         }
     }
 
@@ -314,21 +369,42 @@ impl DiskCollector {
 
     /// Takes one sample. Problems are appended to `errors`; what could be read is returned.
     pub fn sample(&mut self, errors: &mut Vec<CollectError>) -> Vec<Disk> {
-        let path = self.proc_root.join("self/mountinfo");
-        let mountinfo = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(error) => {
-                errors.push(CollectError::Read {
-                    area: "disks",
-                    path,
-                    error,
-                });
-                return Vec::new();
-            }
-        };
-        let mounts = select_mounts(parse_mountinfo(&mountinfo), &self.filter);
-
         let now = Instant::now();
+        if self.mounts_changed(now) {
+            // Opened before the read: a change after it is flagged at the next poll.
+            if self.mounts_watch.is_none() {
+                self.mounts_watch = own_mountinfo(&self.proc_root);
+            }
+            let path = self.proc_root.join("self/mountinfo");
+            self.mounts_reads += 1;
+            let mountinfo = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(error) => {
+                    self.mounts = None;
+                    errors.push(CollectError::Read {
+                        area: "disks",
+                        path,
+                        error,
+                    });
+                    return Vec::new();
+                }
+            };
+            let mounts = select_mounts(parse_mountinfo(&mountinfo), &self.filter);
+            self.mounts = Some((now, mounts));
+        }
+        let (read_at, mounts) = self.mounts.take().unwrap_or((now, Vec::new()));
+        let out = self.sample_mounts(now, &mounts, errors);
+        self.mounts = Some((read_at, mounts));
+        out
+    }
+
+    /// The disks of `mounts` now.
+    fn sample_mounts(
+        &mut self,
+        now: Instant,
+        mounts: &[Mount],
+        errors: &mut Vec<CollectError>,
+    ) -> Vec<Disk> {
         let io_now = std::fs::read_to_string(self.proc_root.join("diskstats"))
             .map(|t| parse_diskstats(&t))
             .unwrap_or_default();
@@ -339,7 +415,7 @@ impl DiskCollector {
             .retain(|(_, rx)| matches!(rx.try_recv(), Err(mpsc::TryRecvError::Empty)));
 
         let mut out = Vec::with_capacity(mounts.len());
-        for m in &mounts {
+        for m in mounts {
             let stuck = self.stuck.iter().any(|(p, _)| *p == m.mount_point);
             let size = if stuck {
                 None
@@ -608,6 +684,53 @@ mod tests {
             Some(0),
             "unchanged counters give a zero rate"
         );
+    }
+
+    /// On this process's own procfs the mount table is read once and then again only when a
+    /// mount comes or goes (the kernel flags `mountinfo` with `POLLPRI`). Mounting needs root:
+    /// without it, only the first half runs.
+    #[test]
+    fn the_mount_table_is_read_again_only_when_it_changes() {
+        let filter = DiskFilter {
+            include_fs_types: vec!["tmpfs".into()],
+            ..DiskFilter::default()
+        };
+        let mut c = DiskCollector::new(PathBuf::from("/proc"), filter);
+        let mut errors = Vec::new();
+        c.sample(&mut errors);
+        assert!(c.mounts_watch.is_some(), "our own procfs is watched");
+        assert_eq!(c.mounts_reads, 1);
+        // (Another mount made on this machine meanwhile would read it again.)
+        for _ in 0..3 {
+            c.sample(&mut errors);
+        }
+        assert_eq!(c.mounts_reads, 1, "unchanged: not read again");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let at = dir.path().to_str().expect("utf-8 path").to_owned();
+        let mount = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "smon-test", &at])
+            .stderr(std::process::Stdio::null())
+            .status();
+        if !mount.is_ok_and(|s| s.success()) {
+            eprintln!("SKIPPED the second half: cannot mount a tmpfs here (not root?)");
+            return;
+        }
+        struct Unmount(String);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(&self.0).status();
+            }
+        }
+        let mut guard = Some(Unmount(at.clone()));
+        let listed = |d: &[Disk]| d.iter().any(|d| d.mount_point == at);
+        assert!(
+            listed(&c.sample(&mut errors)),
+            "a new mount at the next sample"
+        );
+        assert_eq!(c.mounts_reads, 2);
+        drop(guard.take());
+        assert!(!listed(&c.sample(&mut errors)), "gone at the next sample");
+        assert_eq!(c.mounts_reads, 3);
     }
 
     #[test]

@@ -21,9 +21,18 @@ impl Containers {
         if parts.processes || parts.containers {
             return self.clone();
         }
-        let mut items = self.items.clone();
-        items.sort_by(|a, b| b.cpu_percent.total_cmp(&a.cpu_percent));
-        items.truncate(Self::SUMMARY_TOP);
+        // Only the top ones are copied (the order of a stable sort by CPU).
+        let mut order: Vec<usize> = (0..self.items.len()).collect();
+        order.sort_by(|&a, &b| {
+            self.items[b]
+                .cpu_percent
+                .total_cmp(&self.items[a].cpu_percent)
+        });
+        let items = order
+            .into_iter()
+            .take(Self::SUMMARY_TOP)
+            .map(|i| self.items[i].clone())
+            .collect();
         Containers {
             count: self.count,
             items,
