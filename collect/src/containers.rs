@@ -1460,21 +1460,28 @@ file 150000000
             .collect()
     }
 
+    /// A v1 tree with container `B` holding pid 100, and a collector over it: the collector,
+    /// the container's memory cgroup and the fake `/proc` (the directory is `dir`).
+    fn v1_with_pid_100(dir: &Path) -> (ContainerCollector, PathBuf, PathBuf) {
+        let (root, proc) = (dir.join("cg"), dir.join("proc"));
+        v1_tree(&root, 1, (0, 0));
+        let docker = root.join(format!("memory/docker/{B}"));
+        put(&docker, "cgroup.procs", "100\n");
+        let c = ContainerCollector::new(ContainersConfig {
+            cgroup_root: root,
+            proc_root: proc.clone(),
+            max: DEFAULT_MAX,
+            runtime_sockets: Vec::new(),
+        });
+        (c, docker, proc)
+    }
+
     /// The containers' `cgroup.procs` are read at the walks only; a process first seen
     /// between walks is tagged from its own `/proc/<pid>/cgroup` at its first sample.
     #[test]
     fn a_process_started_in_a_container_between_walks_is_tagged_at_its_first_sample() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (root, proc) = (dir.path().join("cg"), dir.path().join("proc"));
-        v1_tree(&root, 1, (0, 0));
-        let docker = root.join(format!("memory/docker/{B}"));
-        put(&docker, "cgroup.procs", "100\n");
-        let mut c = ContainerCollector::new(ContainersConfig {
-            cgroup_root: root.clone(),
-            proc_root: proc.clone(),
-            max: DEFAULT_MAX,
-            runtime_sockets: Vec::new(),
-        });
+        let (mut c, _, proc) = v1_with_pid_100(dir.path());
         assert_eq!(c.controller.as_deref(), Some("memory"));
         let mut procs = vec![row(100, 1), row(200, 1)];
         c.sample_tagging(1.0, &mut procs);
@@ -1526,16 +1533,7 @@ file 150000000
     #[test]
     fn a_process_moved_out_of_a_container_is_untagged_at_the_next_walk() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (root, proc) = (dir.path().join("cg"), dir.path().join("proc"));
-        v1_tree(&root, 1, (0, 0));
-        let docker = root.join(format!("memory/docker/{B}"));
-        put(&docker, "cgroup.procs", "100\n");
-        let mut c = ContainerCollector::new(ContainersConfig {
-            cgroup_root: root.clone(),
-            proc_root: proc.clone(),
-            max: DEFAULT_MAX,
-            runtime_sockets: Vec::new(),
-        });
+        let (mut c, docker, proc) = v1_with_pid_100(dir.path());
         let mut procs = vec![row(100, 1), row(200, 1)];
         c.sample_tagging(1.0, &mut procs);
         assert_eq!(tags(&procs), [(100, B), (200, "")]);
