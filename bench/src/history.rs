@@ -256,7 +256,10 @@ struct Cpu {
     rss: Option<u64>,
 }
 
-async fn time_queries(base: &str) -> anyhow::Result<Vec<Query>> {
+/// The queries' times through `base`'s REST API, each on the store's first host. The top
+/// processes are asked at `procs_at_ms`, a minute the store holds (the minute before now when
+/// `None`: what a live fleet has just stored).
+async fn time_queries(base: &str, procs_at_ms: Option<u64>) -> anyhow::Result<Vec<Query>> {
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(60))
@@ -305,7 +308,10 @@ async fn time_queries(base: &str) -> anyhow::Result<Vec<Query>> {
         ),
         (
             "top processes at a minute".to_owned(),
-            format!("api/v1/hosts/{id}/processes?at={}", now - 60_000),
+            format!(
+                "api/v1/hosts/{id}/processes?at={}",
+                procs_at_ms.unwrap_or(now - 60_000)
+            ),
             20,
         ),
     ];
@@ -329,6 +335,9 @@ async fn time_queries(base: &str) -> anyhow::Result<Vec<Query>> {
                 .unwrap_or(0);
         }
         times.sort_by(f64::total_cmp);
+        if points == 0 {
+            eprintln!("Warning: {what}: the answer held nothing ({url}).");
+        }
         out.push(Query {
             what,
             target_ms,
@@ -469,7 +478,9 @@ async fn backfilled_queries(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let queries = time_queries(&base).await?;
+    // The backfill's last minute of processes: the backfill took minutes, and "a minute ago"
+    // is past its end by now.
+    let queries = time_queries(&base, Some(to - 2 * MINUTE_MS)).await?;
     kids.stop(pid);
     Ok((filled, queries))
 }
@@ -516,7 +527,7 @@ pub async fn run(args: HistoryArgs) -> anyhow::Result<()> {
         b.smon_db = Some(du(&db));
     }
     let queries = if known {
-        time_queries(&f.base).await?
+        time_queries(&f.base, None).await?
     } else {
         Vec::new()
     };
