@@ -357,10 +357,8 @@ impl Collector {
         let due = self
             .last_scan
             .is_none_or(|(t, _)| t.elapsed() >= QUIET_SCAN_EVERY);
-        let carried = match &self.last_procs {
-            Some(p) if !(wanted || due || !cfg!(target_os = "linux")) => Some(p.clone()),
-            _ => None,
-        };
+        let scan = wanted || due || !cfg!(target_os = "linux");
+        let carried = if scan { None } else { self.last_procs.clone() };
         let (processes, process_count) = match carried {
             Some(p) => (p, self.count_processes()),
             None => {

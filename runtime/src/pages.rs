@@ -6,7 +6,8 @@
 //! config parsing, TLS and listener set-up, the first sample). So after start-up a daemon has
 //! most of its binary mapped, although it runs far less of it from then on: the agent's server
 //! had 8.4 of its 11.5 MiB of loadable pages mapped, 5.8 MiB once they were dropped and the
-//! steady state had faulted its own back (BENCHMARKS.md "Agent memory").
+//! steady state had faulted its own back (BENCHMARKS.md, "the binary's start-up pages given
+//! back").
 //!
 //! [`release_startup_pages`] drops the mappings of the binary's read-only pages with
 //! `madvise(MADV_DONTNEED)`. Nothing is lost: these pages are the file's own (the page cache

@@ -734,10 +734,10 @@ impl ClusterStore {
         self.host(id).map(|h| h.row.clone())
     }
 
-    /// Static facts and the latest sample of one host.
-    pub fn info_and_latest(&self, id: &str) -> Option<(Option<HostInfo>, Option<Snapshot>)> {
-        self.host(id)
-            .map(|h| (h.info.clone(), h.latest.as_deref().cloned()))
+    /// Static facts and the latest sample of one host. The sample is the shared one: a caller
+    /// that edits it copies it after the store's lock is released.
+    pub fn info_and_latest(&self, id: &str) -> Option<(Option<HostInfo>, Option<Arc<Snapshot>>)> {
+        self.host(id).map(|h| (h.info.clone(), h.latest.clone()))
     }
 
     /// Visits every host in order: its row, its static facts and its latest sample (with

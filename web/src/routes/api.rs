@@ -42,7 +42,7 @@ pub(crate) async fn host(
     Reader(p): Reader,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let (row, info, mut detail) = {
+    let (row, info, detail) = {
         let st = w.store();
         let row = st
             .row(&id)
@@ -50,6 +50,7 @@ pub(crate) async fn host(
         let (info, detail) = st.info_and_latest(&id).unwrap_or((None, None));
         (row, info, detail)
     };
+    let mut detail = detail.map(Arc::unwrap_or_clone);
     let vis = w.security.http.auth.visibility(p.class());
     if let Some(d) = detail.as_mut() {
         vis.apply(d);

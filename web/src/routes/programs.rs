@@ -80,7 +80,7 @@ async fn list(
         processes: false,
         programs: Vec::new(),
     };
-    let Some(mut snap) = latest else {
+    let Some(mut snap) = latest.map(Arc::unwrap_or_clone) else {
         return Ok(Json(answer));
     };
     w.security.http.auth.visibility(p.class()).apply(&mut snap);
